@@ -1,0 +1,188 @@
+//! The interface between the console and whatever runs containers.
+//!
+//! Requests and answers are plain serializable data, so the same interface can be served
+//! in-process (`wm serve`) or by a docker agent on another host over HTTP. Nothing in a
+//! [`ContainerSpec`] can ask for privileges: hardening is the backend's own policy, not a
+//! request field, so a compromised console cannot weaken it.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use wm_domain::{ContainerName, EnvVar, GuestPort, ImageRef, ShortName, UserName};
+
+/// Resource limits of one container. The backend refuses limits above its own ceilings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    /// CPU time in billionths of a CPU (Docker's `NanoCpus`): 1_000_000_000 is one core.
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+/// A guest port and the host port it is published on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    pub guest: GuestPort,
+    pub host: u16,
+}
+
+/// Everything needed to create and start one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: ContainerName,
+    pub owner: UserName,
+    pub short_name: ShortName,
+    pub image: ImageRef,
+    pub env: Vec<EnvVar>,
+    pub ports: Vec<PortBinding>,
+    pub limits: Limits,
+}
+
+/// What a container is doing, as the backend sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Dead,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Created => "created",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Restarting => "restarting",
+            RunState::Exited => "exited",
+            RunState::Dead => "dead",
+        }
+    }
+}
+
+/// A container of ours as found on a host: enough to reconcile the console's database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// The full name; `None` when the labels do not hold a valid one.
+    pub name: String,
+    pub owner: String,
+    pub image: String,
+    pub state: RunState,
+    pub ports: Vec<PortBinding>,
+    pub env: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An image as a host knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub id: String,
+    pub tags: Vec<String>,
+    /// The `wm.owner` label; `None` for a public image.
+    pub owner: Option<String>,
+    pub size: i64,
+    pub created_at: i64,
+}
+
+/// A command to run in a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub timeout_secs: u64,
+    /// Output beyond this many bytes per stream is dropped and `truncated` is set.
+    pub max_output_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// `None` when the command did not finish within the time limit.
+    pub exit_code: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+    pub truncated: bool,
+}
+
+/// What a host reports of itself for `/healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub version: String,
+    pub api_version: String,
+}
+
+/// Why a backend call failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum BackendError {
+    /// The engine cannot be reached or did not answer in time.
+    #[error("the container engine is unavailable: {0}")]
+    Unavailable(String),
+    #[error("no such container")]
+    NoSuchContainer,
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    /// A container of that name already exists on the host.
+    #[error("a container named {0} already exists on the host")]
+    NameTaken(String),
+    /// These host ports turned out to be held by something else; pick others and retry.
+    #[error("host ports already in use: {0:?}")]
+    PortsInUse(Vec<u16>),
+    /// The request breaks the backend's own policy (limits above its ceilings, ...).
+    #[error("refused by the host's policy: {0}")]
+    Policy(String),
+    /// The engine refused the request for a reason the user can act on.
+    #[error("{0}")]
+    Refused(String),
+    #[error("container engine error: {0}")]
+    Engine(String),
+}
+
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// The operations the console needs from a container host, and nothing more.
+///
+/// # Guarantees
+/// Every object created carries the labels `wm.managed`, `wm.owner`, `wm.name` and
+/// `wm.instance`; `remove` and `remove_network_if_unused` may be repeated.
+#[async_trait]
+pub trait ContainerBackend: Send + Sync {
+    /// Which host this is (`Container.host`).
+    fn host(&self) -> &str;
+    async fn info(&self) -> Result<HostInfo, BackendError>;
+    /// The image by reference or id, or `None` when the host does not have it.
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError>;
+    /// Creates the container in its owner's network (made on demand) and starts it.
+    ///
+    /// # Errors
+    /// [`BackendError::PortsInUse`] when a host port is taken: nothing is left behind, and
+    /// the caller may retry with other ports.
+    async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError>;
+    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;
+    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;
+    /// Removes the container; a container that is already gone is not an error.
+    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError>;
+    /// Removes the owner's network when no container is left in it.
+    async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError>;
+    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;
+    /// Every container of this installation on the host.
+    async fn list(&self) -> Result<Vec<ContainerState>, BackendError>;
+    async fn exec(
+        &self,
+        name: &ContainerName,
+        req: &ExecRequest,
+    ) -> Result<ExecOutput, BackendError>;
+    /// Extracts a tar archive into `dir`, which must exist in the container.
+    async fn upload(
+        &self,
+        name: &ContainerName,
+        dir: &str,
+        tar: ByteStream,
+    ) -> Result<(), BackendError>;
+    /// The last `tail` lines of the container's output, stdout and stderr interleaved.
+    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError>;
+}

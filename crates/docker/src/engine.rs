@@ -1,0 +1,766 @@
+//! [`DockerEngine`]: the Docker Engine API client behind [`ContainerBackend`].
+
+use crate::labels;
+use crate::settings::DockerSettings;
+use async_trait::async_trait;
+use bollard::container::{
+    Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+};
+use bollard::errors::Error as DockerError;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig, Mount,
+    MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
+use bollard::Docker;
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::RwLock;
+use wm_backend::{
+    BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecOutput,
+    ExecRequest, HostInfo, ImageInfo, PortBinding, RunState,
+};
+use wm_domain::{ContainerName, GuestPort, UserName};
+
+/// Most bytes of log output one call returns.
+const MAX_LOG_BYTES: usize = 4 << 20;
+/// Seconds `stop` gives a container before it is killed.
+const STOP_GRACE_SECS: i64 = 10;
+
+/// A Docker Engine, reached lazily: the engine may be down when we start, and every call
+/// answers [`BackendError::Unavailable`] quickly until it is back.
+pub struct DockerEngine {
+    settings: DockerSettings,
+    client: RwLock<Option<Docker>>,
+    timeout: Duration,
+}
+
+impl DockerEngine {
+    /// Does not contact the engine; the first call does.
+    pub fn new(settings: DockerSettings) -> Self {
+        let timeout = Duration::from_secs(settings.call_timeout_secs);
+        Self {
+            settings,
+            client: RwLock::new(None),
+            timeout,
+        }
+    }
+
+    pub fn settings(&self) -> &DockerSettings {
+        &self.settings
+    }
+
+    /// The client, connected and with its API version negotiated (Docker 20.10 speaks
+    /// 1.41, older than this library's default).
+    async fn docker(&self) -> Result<Docker, BackendError> {
+        if let Some(d) = self.client.read().await.as_ref() {
+            return Ok(d.clone());
+        }
+        let mut slot = self.client.write().await;
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let host = &self.settings.host;
+        // Long operations (exec, uploads) have their own limits; this one only guards
+        // against a wedged connection.
+        let transport_timeout = 600;
+        let client = if host.starts_with("unix://") {
+            Docker::connect_with_unix(host, transport_timeout, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(host, transport_timeout, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(unavailable)?;
+        let negotiated = tokio::time::timeout(self.timeout, client.negotiate_version())
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(unavailable)?;
+        *slot = Some(negotiated.clone());
+        Ok(negotiated)
+    }
+
+    fn timed_out(&self) -> BackendError {
+        BackendError::Unavailable(format!(
+            "the Docker engine did not answer within {} seconds",
+            self.timeout.as_secs()
+        ))
+    }
+
+    /// Runs one engine call under the call time-out. A connection failure forgets the
+    /// client, so that a restarted engine is negotiated with again.
+    async fn call<T, F>(&self, fut: F) -> Result<T, BackendError>
+    where
+        F: Future<Output = Result<T, DockerError>>,
+    {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let err = classify(e);
+                if matches!(err, BackendError::Unavailable(_)) {
+                    *self.client.write().await = None;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn network_name(&self, owner: &UserName) -> String {
+        format!("{}-{}", self.settings.instance, owner.as_str())
+    }
+
+    fn our_labels(&self, owner: &UserName) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::OWNER.to_string(), owner.to_string()),
+            (labels::INSTANCE.to_string(), self.settings.instance.clone()),
+        ])
+    }
+
+    fn is_ours(&self, labels: &HashMap<String, String>) -> bool {
+        labels.get(labels::MANAGED).map(String::as_str) == Some("true")
+            && labels.get(labels::INSTANCE) == Some(&self.settings.instance)
+    }
+
+    async fn ensure_network(&self, docker: &Docker, owner: &UserName) -> Result<(), BackendError> {
+        let name = self.network_name(owner);
+        match self
+            .call(docker.inspect_network(&name, None::<InspectNetworkOptions<String>>))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(BackendError::Refused(_)) | Err(BackendError::NoSuchContainer) => {}
+            Err(e) => return Err(e),
+        }
+        let created = self
+            .call(docker.create_network(CreateNetworkOptions {
+                name: name.clone(),
+                driver: "bridge".to_string(),
+                check_duplicate: true,
+                labels: self.our_labels(owner),
+                ..Default::default()
+            }))
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // Two creates for the same owner at once: the other one made it.
+            Err(BackendError::NameTaken(_)) => Ok(()),
+            Err(BackendError::Refused(m)) if m.contains("already exists") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The hardened host configuration: the whole security policy is here.
+    fn host_config(&self, spec: &ContainerSpec) -> HostConfig {
+        let s = &self.settings;
+        let port_bindings = spec
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    port_key(p.guest),
+                    Some(vec![bollard::models::PortBinding {
+                        host_ip: Some(s.publish_address.clone()),
+                        host_port: Some(p.host.to_string()),
+                    }]),
+                )
+            })
+            .collect();
+        let mounts = s
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                source: Some(m.source.replace("{owner}", spec.owner.as_str())),
+                target: Some(m.target.clone()),
+                typ: Some(MountTypeEnum::BIND),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            })
+            .collect();
+        HostConfig {
+            privileged: Some(false),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(s.cap_add.clone()),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            memory: Some(spec.limits.memory_bytes),
+            // Equal to memory: no swap on top of the limit.
+            memory_swap: Some(spec.limits.memory_bytes),
+            nano_cpus: Some(spec.limits.nano_cpus),
+            pids_limit: Some(spec.limits.pids),
+            network_mode: Some(self.network_name(&spec.owner)),
+            ipc_mode: Some("private".into()),
+            pid_mode: Some(String::new()),
+            port_bindings: Some(port_bindings),
+            mounts: Some(mounts),
+            binds: Some(Vec::new()),
+            devices: Some(Vec::new()),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), s.log_max_size.clone()),
+                    ("max-file".to_string(), "2".to_string()),
+                ])),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn check_policy(&self, spec: &ContainerSpec) -> Result<(), BackendError> {
+        let max = &self.settings.max_limits;
+        let l = &spec.limits;
+        if l.memory_bytes <= 0 || l.memory_bytes > max.memory_bytes {
+            return Err(BackendError::Policy(format!(
+                "memory limit must be between 1 byte and {} bytes",
+                max.memory_bytes
+            )));
+        }
+        if l.nano_cpus <= 0 || l.nano_cpus > max.nano_cpus {
+            return Err(BackendError::Policy(format!(
+                "CPU limit must be between 1 and {} nano-CPUs",
+                max.nano_cpus
+            )));
+        }
+        if l.pids <= 0 || l.pids > max.pids {
+            return Err(BackendError::Policy(format!(
+                "process limit must be between 1 and {}",
+                max.pids
+            )));
+        }
+        if spec.name.as_str() != format!("{}-{}", spec.owner, spec.short_name.as_str()) {
+            return Err(BackendError::Policy(
+                "the container name must be <owner>-<short name>".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// On a local engine, a host port that something already listens on is found before
+    /// Docker is asked; the engine's own refusal covers remote hosts and races.
+    async fn ports_held_locally(&self, ports: &[PortBinding]) -> Vec<u16> {
+        if !self.settings.host.starts_with("unix://") {
+            return Vec::new();
+        }
+        let mut held = Vec::new();
+        for p in ports {
+            let addr = format!("{}:{}", self.settings.publish_address, p.host);
+            if tokio::net::TcpListener::bind(&addr).await.is_err() {
+                held.push(p.host);
+            }
+        }
+        held
+    }
+
+    fn state_from_inspect(
+        &self,
+        r: ContainerInspectResponse,
+    ) -> Result<ContainerState, BackendError> {
+        let config = r.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
+        if !self.is_ours(&labels) {
+            return Err(BackendError::NoSuchContainer);
+        }
+        let state = r
+            .state
+            .and_then(|s| s.status)
+            .map_or(RunState::Dead, |s| match s {
+                ContainerStateStatusEnum::CREATED => RunState::Created,
+                ContainerStateStatusEnum::RUNNING => RunState::Running,
+                ContainerStateStatusEnum::PAUSED => RunState::Paused,
+                ContainerStateStatusEnum::RESTARTING => RunState::Restarting,
+                ContainerStateStatusEnum::EXITED => RunState::Exited,
+                _ => RunState::Dead,
+            });
+        let ports = r
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(key, bindings)| {
+                let guest = key.strip_suffix("/tcp")?.parse::<i64>().ok()?;
+                let host = bindings?.first()?.host_port.as_ref()?.parse::<u16>().ok()?;
+                Some(PortBinding {
+                    guest: GuestPort::new(guest).ok()?,
+                    host,
+                })
+            })
+            .collect();
+        let created_at = r
+            .created
+            .as_deref()
+            .and_then(|c| {
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .map_or(0, |t| t.unix_timestamp());
+        Ok(ContainerState {
+            id: r.id.unwrap_or_default(),
+            name: r
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+            image: config.image.unwrap_or_default(),
+            state,
+            ports,
+            env: config.env.unwrap_or_default(),
+            created_at,
+        })
+    }
+}
+
+fn port_key(p: GuestPort) -> String {
+    format!("{}/tcp", p.get())
+}
+
+fn unavailable(e: DockerError) -> BackendError {
+    BackendError::Unavailable(e.to_string())
+}
+
+/// Sorts an engine error into what the console can act on. Status-specific meanings
+/// (404 for a container versus an image) are refined by the callers.
+fn classify(e: DockerError) -> BackendError {
+    match e {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => match status_code {
+            404 if message.contains("No such container") => BackendError::NoSuchContainer,
+            404 if message.contains("No such image") => BackendError::NoSuchImage(message),
+            409 if message.contains("is already in use") => BackendError::NameTaken(message),
+            400..=499 => BackendError::Refused(message),
+            _ => BackendError::Engine(message),
+        },
+        DockerError::RequestTimeoutError
+        | DockerError::SocketNotFoundError(_)
+        | DockerError::IOError { .. }
+        | DockerError::HyperResponseError { .. }
+        | DockerError::HyperLegacyError { .. } => unavailable(e),
+        other => BackendError::Engine(other.to_string()),
+    }
+}
+
+/// Which of the requested host ports a failed start names as taken.
+fn ports_in_message(message: &str, ports: &[PortBinding]) -> Option<Vec<u16>> {
+    let taken = message.contains("port is already allocated")
+        || message.contains("address already in use");
+    if !taken {
+        return None;
+    }
+    let named: Vec<u16> = ports
+        .iter()
+        .map(|p| p.host)
+        .filter(|h| message.contains(&format!(":{h} ")) || message.contains(&format!(":{h}:")))
+        .collect();
+    Some(if named.is_empty() {
+        ports.iter().map(|p| p.host).collect()
+    } else {
+        named
+    })
+}
+
+#[async_trait]
+impl ContainerBackend for DockerEngine {
+    fn host(&self) -> &str {
+        &self.settings.host_name
+    }
+
+    async fn info(&self) -> Result<HostInfo, BackendError> {
+        let docker = self.docker().await?;
+        let v = self.call(docker.version()).await?;
+        Ok(HostInfo {
+            version: v.version.unwrap_or_default(),
+            api_version: v.api_version.unwrap_or_default(),
+        })
+    }
+
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {
+        let docker = self.docker().await?;
+        let img = match self.call(docker.inspect_image(reference)).await {
+            Ok(i) => i,
+            Err(BackendError::NoSuchImage(_)) | Err(BackendError::NoSuchContainer) => {
+                return Ok(None)
+            }
+            Err(BackendError::Refused(m)) if m.contains("No such image") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let labels = img.config.and_then(|c| c.labels).unwrap_or_default();
+        // An owner label counts only when it is ours: an image built elsewhere with a
+        // stray `wm.owner` label is not thereby anyone's private image.
+        let owner = if labels.get(labels::INSTANCE) == Some(&self.settings.instance) {
+            labels.get(labels::OWNER).cloned()
+        } else {
+            None
+        };
+        let created_at = img
+            .created
+            .as_deref()
+            .and_then(|c| {
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .map_or(0, |t| t.unix_timestamp());
+        Ok(Some(ImageInfo {
+            id: img.id.unwrap_or_default(),
+            tags: img.repo_tags.unwrap_or_default(),
+            owner,
+            size: img.size.unwrap_or_default(),
+            created_at,
+        }))
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
+        self.check_policy(spec)?;
+        let held = self.ports_held_locally(&spec.ports).await;
+        if !held.is_empty() {
+            return Err(BackendError::PortsInUse(held));
+        }
+        let docker = self.docker().await?;
+        self.ensure_network(&docker, &spec.owner).await?;
+        let mut labels = self.our_labels(&spec.owner);
+        labels.insert(labels::NAME.into(), spec.short_name.as_str().into());
+        let config = Config {
+            image: Some(spec.image.to_string()),
+            hostname: Some(spec.short_name.as_str().to_string()),
+            env: Some(spec.env.iter().map(ToString::to_string).collect()),
+            labels: Some(labels),
+            exposed_ports: Some(
+                spec.ports
+                    .iter()
+                    .map(|p| (port_key(p.guest), HashMap::new()))
+                    .collect(),
+            ),
+            host_config: Some(self.host_config(spec)),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: spec.name.to_string(),
+            platform: None,
+        };
+        match self.call(docker.create_container(Some(options), config)).await {
+            Ok(_) => {}
+            Err(BackendError::NoSuchImage(_)) => {
+                return Err(BackendError::NoSuchImage(spec.image.to_string()))
+            }
+            Err(e) => return Err(e),
+        }
+        if let Err(e) = self
+            .call(docker.start_container::<String>(spec.name.as_str(), None))
+            .await
+        {
+            // Leave nothing behind: the caller may retry with other ports.
+            let _ = self.remove(&spec.name).await;
+            let message = e.to_string();
+            return Err(match ports_in_message(&message, &spec.ports) {
+                Some(ports) => BackendError::PortsInUse(ports),
+                None => e,
+            });
+        }
+        self.inspect(&spec.name).await
+    }
+
+    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        let docker = self.docker().await?;
+        self.inspect(name).await?;
+        self.call(docker.start_container::<String>(name.as_str(), None))
+            .await?;
+        self.inspect(name).await
+    }
+
+    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        let docker = self.docker().await?;
+        self.inspect(name).await?;
+        let stop = docker.stop_container(
+            name.as_str(),
+            Some(StopContainerOptions {
+                t: STOP_GRACE_SECS,
+            }),
+        );
+        // Stopping may take the grace period on top of the usual answer time.
+        match tokio::time::timeout(
+            self.timeout + Duration::from_secs(STOP_GRACE_SECS as u64),
+            stop,
+        )
+        .await
+        {
+            Err(_) => return Err(self.timed_out()),
+            // 304: already stopped.
+            Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            })) => {}
+            Ok(r) => r.map_err(classify)?,
+        }
+        self.inspect(name).await
+    }
+
+    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        match self.inspect(name).await {
+            Ok(_) => {}
+            Err(BackendError::NoSuchContainer) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self
+            .call(docker.remove_container(name.as_str(), Some(opts)))
+            .await
+        {
+            Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
+            // "removal already in progress"
+            Err(BackendError::Refused(m)) if m.contains("already in progress") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}={}", labels::OWNER, owner),
+                format!("{}={}", labels::INSTANCE, self.settings.instance),
+            ],
+        )]);
+        let left = self
+            .call(docker.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters,
+                ..Default::default()
+            })))
+            .await?;
+        if !left.is_empty() {
+            return Ok(());
+        }
+        let name = self.network_name(owner);
+        match self.call(docker.remove_network(&name)).await {
+            Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
+            // Gone already, or a container joined it in the meantime: both fine.
+            Err(BackendError::Refused(_)) => Ok(()),
+            Err(BackendError::Engine(m)) if m.contains("active endpoints") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        let docker = self.docker().await?;
+        let r = self
+            .call(docker.inspect_container(name.as_str(), None))
+            .await?;
+        self.state_from_inspect(r)
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={}", labels::INSTANCE, self.settings.instance),
+            ],
+        )]);
+        let found = self
+            .call(docker.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters,
+                ..Default::default()
+            })))
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                ContainerState {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    state: match c.state.as_deref() {
+                        Some("created") => RunState::Created,
+                        Some("running") => RunState::Running,
+                        Some("paused") => RunState::Paused,
+                        Some("restarting") => RunState::Restarting,
+                        Some("exited") => RunState::Exited,
+                        _ => RunState::Dead,
+                    },
+                    ports: c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| {
+                            Some(PortBinding {
+                                guest: GuestPort::new(p.private_port.into()).ok()?,
+                                host: p.public_port?,
+                            })
+                        })
+                        .collect(),
+                    env: Vec::new(),
+                    created_at: c.created.unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    async fn exec(
+        &self,
+        name: &ContainerName,
+        req: &ExecRequest,
+    ) -> Result<ExecOutput, BackendError> {
+        let docker = self.docker().await?;
+        self.inspect(name).await?;
+        let created = self
+            .call(docker.create_exec(
+                name.as_str(),
+                CreateExecOptions {
+                    cmd: Some(req.cmd.clone()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    attach_stdin: Some(false),
+                    tty: Some(false),
+                    ..Default::default()
+                },
+            ))
+            .await?;
+        let started = self.call(docker.start_exec(&created.id, None)).await?;
+        let StartExecResults::Attached { mut output, .. } = started else {
+            return Err(BackendError::Engine("exec did not attach".into()));
+        };
+        let mut out = ExecOutput {
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            timed_out: false,
+            truncated: false,
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let collect = async {
+            while let Some(chunk) = output.next().await {
+                let (buf, message) = match chunk.map_err(classify)? {
+                    LogOutput::StdOut { message } => (&mut stdout, message),
+                    LogOutput::StdErr { message } => (&mut stderr, message),
+                    _ => continue,
+                };
+                let room = req.max_output_bytes.saturating_sub(buf.len());
+                if message.len() > room {
+                    out.truncated = true;
+                }
+                buf.extend_from_slice(&message[..message.len().min(room)]);
+            }
+            Ok::<(), BackendError>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(req.timeout_secs), collect).await {
+            Ok(r) => r?,
+            Err(_) => out.timed_out = true,
+        }
+        out.stdout = String::from_utf8_lossy(&stdout).into_owned();
+        out.stderr = String::from_utf8_lossy(&stderr).into_owned();
+        if !out.timed_out {
+            out.exit_code = self.call(docker.inspect_exec(&created.id)).await?.exit_code;
+        }
+        Ok(out)
+    }
+
+    async fn upload(
+        &self,
+        name: &ContainerName,
+        dir: &str,
+        tar: ByteStream,
+    ) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        self.inspect(name).await?;
+        // A read error ends the stream early; Docker then refuses the truncated archive.
+        let body = tar.take_while(|r| futures::future::ready(r.is_ok())).map(|r| {
+            r.unwrap_or_default()
+        });
+        let opts = UploadToContainerOptions {
+            path: dir.to_string(),
+            no_overwrite_dir_non_dir: "true".to_string(),
+        };
+        match docker
+            .upload_to_container_streaming(name.as_str(), Some(opts), body)
+            .await
+            .map_err(classify)
+        {
+            Ok(()) => Ok(()),
+            Err(BackendError::Refused(m)) | Err(BackendError::Engine(m))
+                if m.contains("Could not find the file") || m.contains("not a directory") =>
+            {
+                Err(BackendError::Refused(format!(
+                    "the directory {dir} does not exist in the container"
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
+        let docker = self.docker().await?;
+        self.inspect(name).await?;
+        let mut stream = docker.logs(
+            name.as_str(),
+            Some(LogsOptions::<String> {
+                stdout: true,
+                stderr: true,
+                tail: tail.to_string(),
+                ..Default::default()
+            }),
+        );
+        let mut buf = BytesMut::new();
+        let collect = async {
+            while let Some(chunk) = stream.try_next().await.map_err(classify)? {
+                let bytes = chunk.into_bytes();
+                let room = MAX_LOG_BYTES.saturating_sub(buf.len());
+                buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                if room <= bytes.len() {
+                    break;
+                }
+            }
+            Ok::<(), BackendError>(())
+        };
+        tokio::time::timeout(self.timeout, collect)
+            .await
+            .map_err(|_| self.timed_out())??;
+        Ok(buf.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_taken_ports_in_engine_messages() {
+        let ports = [
+            PortBinding {
+                guest: GuestPort::new(80).unwrap(),
+                host: 40001,
+            },
+            PortBinding {
+                guest: GuestPort::new(81).unwrap(),
+                host: 40002,
+            },
+        ];
+        let m = "driver failed programming external connectivity on endpoint x: \
+                 Bind for 0.0.0.0:40002 failed: port is already allocated";
+        assert_eq!(ports_in_message(m, &ports), Some(vec![40002]));
+        let m = "Error starting userland proxy: listen tcp4 0.0.0.0:40001: bind: address already in use";
+        assert_eq!(ports_in_message(m, &ports), Some(vec![40001]));
+        assert_eq!(ports_in_message("no such image", &ports), None);
+    }
+}

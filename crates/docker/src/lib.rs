@@ -1,0 +1,20 @@
+//! The docker backend: the only code that talks to a Docker Engine.
+//!
+//! It implements [`wm_backend::ContainerBackend`] with the operations the console needs and
+//! applies the hardening itself (no privileges, `CapDrop: ALL` plus a short allow-list,
+//! `no-new-privileges`, limits, private namespaces, only configured mounts), so no caller
+//! can start a container that breaks the host's policy.
+
+mod engine;
+mod settings;
+
+pub use engine::DockerEngine;
+pub use settings::{DockerSettings, MountRule, CAPABILITY_CEILING};
+
+/// Label keys on every object we create.
+pub mod labels {
+    pub const MANAGED: &str = "wm.managed";
+    pub const OWNER: &str = "wm.owner";
+    pub const NAME: &str = "wm.name";
+    pub const INSTANCE: &str = "wm.instance";
+}

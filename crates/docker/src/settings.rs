@@ -1,0 +1,226 @@
+//! The docker backend's own policy: where the engine is, which capabilities and mounts
+//! containers may have, and the ceilings on their limits.
+
+use serde::Deserialize;
+use wm_backend::Limits;
+
+/// Capabilities a container may ever be given: Docker's default set without `NET_RAW`
+/// (raw sockets allow spoofing on the shared bridge) and `MKNOD`. The configured
+/// `cap_add` must be a subset.
+pub const CAPABILITY_CEILING: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// Host paths that are never mounted, whatever the configuration says: the engine's
+/// socket and the host's system directories.
+const FORBIDDEN_MOUNT_SOURCES: &[&str] = &[
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys",
+    "/usr", "/var/lib/docker", "/var/run",
+];
+
+/// A host directory mounted into every container. `{owner}` in `source` is replaced by the
+/// container owner's name, e.g. `/srv/homes/{owner}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountRule {
+    pub source: String,
+    pub target: String,
+    #[serde(default = "yes")]
+    pub read_only: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerSettings {
+    /// `unix:///var/run/docker.sock` (default) or `tcp://host:port`.
+    pub host: String,
+    /// The name of this host as users see it: `Container.host`, and the host part of the
+    /// links to published ports. Default: this machine's host name.
+    pub host_name: String,
+    /// Labels every object as `wm.instance=<instance>`, so that two installations sharing
+    /// one engine never touch each other's containers. Also prefixes network names.
+    pub instance: String,
+    /// The address published ports listen on.
+    pub publish_address: String,
+    /// Capabilities added after `CapDrop: ALL`; a subset of [`CAPABILITY_CEILING`].
+    pub cap_add: Vec<String>,
+    pub mounts: Vec<MountRule>,
+    /// No container may ask for more than these.
+    pub max_limits: Limits,
+    /// Seconds to wait for the engine on ordinary calls.
+    pub call_timeout_secs: u64,
+    /// Rotation size of each container's log file (Docker's `max-size`), e.g. `10m`.
+    pub log_max_size: String,
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        Self {
+            host: "unix:///var/run/docker.sock".into(),
+            host_name: local_host_name(),
+            instance: "wm".into(),
+            publish_address: "0.0.0.0".into(),
+            cap_add: [
+                "CHOWN",
+                "DAC_OVERRIDE",
+                "FOWNER",
+                "FSETID",
+                "KILL",
+                "NET_BIND_SERVICE",
+                "SETGID",
+                "SETUID",
+            ]
+            .map(String::from)
+            .to_vec(),
+            mounts: Vec::new(),
+            max_limits: Limits {
+                memory_bytes: 8 << 30,
+                nano_cpus: 4_000_000_000,
+                pids: 4096,
+            },
+            call_timeout_secs: 30,
+            log_max_size: "10m".into(),
+        }
+    }
+}
+
+fn local_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl DockerSettings {
+    /// Checks the settings; the message names the setting and what is wrong with it.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.host.starts_with("unix://")
+            || self.host.starts_with("tcp://")
+            || self.host.starts_with("http://"))
+        {
+            return Err(format!(
+                "docker host {:?} must start with unix://, tcp:// or http://",
+                self.host
+            ));
+        }
+        let instance_ok = !self.instance.is_empty()
+            && self.instance.len() <= 16
+            && self.instance.starts_with(|c: char| c.is_ascii_lowercase())
+            && self
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !instance_ok {
+            return Err(format!(
+                "instance {:?} must be 1 to 16 lowercase letters, digits or '-', starting with a letter",
+                self.instance
+            ));
+        }
+        if self.publish_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!(
+                "publish address {:?} is not an IP address",
+                self.publish_address
+            ));
+        }
+        for cap in &self.cap_add {
+            if !CAPABILITY_CEILING.contains(&cap.as_str()) {
+                return Err(format!(
+                    "capability {cap:?} may not be added; allowed: {}",
+                    CAPABILITY_CEILING.join(", ")
+                ));
+            }
+        }
+        for m in &self.mounts {
+            validate_mount(m)?;
+        }
+        let l = &self.max_limits;
+        if l.memory_bytes < 4 << 20 || l.nano_cpus < 10_000_000 || l.pids < 8 {
+            return Err(
+                "max limits must allow at least 4 MiB of memory, 0.01 CPU and 8 processes".into(),
+            );
+        }
+        if self.call_timeout_secs == 0 {
+            return Err("the docker call timeout must be at least one second".into());
+        }
+        Ok(())
+    }
+}
+
+fn validate_mount(m: &MountRule) -> Result<(), String> {
+    let source = m.source.replace("{owner}", "owner");
+    if !source.starts_with('/') || !m.target.starts_with('/') {
+        return Err(format!(
+            "mount {} -> {}: both paths must be absolute",
+            m.source, m.target
+        ));
+    }
+    for p in [&source, &m.target] {
+        if p.split('/').any(|c| c == ".." || c == ".") {
+            return Err(format!("mount path {p:?} may not contain '.' or '..'"));
+        }
+    }
+    let trimmed = source.trim_end_matches('/');
+    let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+    if FORBIDDEN_MOUNT_SOURCES.contains(&trimmed) || source.contains("docker.sock") {
+        return Err(format!("mount source {:?} is never allowed", m.source));
+    }
+    if m.target == "/" {
+        return Err("a mount may not cover the container's root".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        DockerSettings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn refuses_dangerous_settings() {
+        let with = |f: &dyn Fn(&mut DockerSettings)| {
+            let mut s = DockerSettings::default();
+            f(&mut s);
+            s.validate()
+        };
+        assert!(with(&|s| s.cap_add.push("SYS_ADMIN".into())).is_err());
+        assert!(with(&|s| s.cap_add.push("NET_RAW".into())).is_err());
+        for source in ["/var/run/docker.sock", "/", "/etc", "/run/", "relative", "/srv/../etc"] {
+            let r = with(&|s| {
+                s.mounts.push(MountRule {
+                    source: source.into(),
+                    target: "/mnt".into(),
+                    read_only: true,
+                })
+            });
+            assert!(r.is_err(), "{source}");
+        }
+        assert!(with(&|s| s.mounts.push(MountRule {
+            source: "/srv/homes/{owner}".into(),
+            target: "/home/me".into(),
+            read_only: false,
+        }))
+        .is_ok());
+        assert!(with(&|s| s.host = "ssh://x".into()).is_err());
+        assert!(with(&|s| s.instance = "Bad_Name".into()).is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! Container names, environment variables and guest ports, in both of the report's forms
+//! (one space-separated string) and as JSON arrays.
+
+use crate::{excerpt, ParseError, UserName};
+use serde::Serialize;
+use std::fmt;
+
+/// The name a user gives a container: a DNS label (RFC 1123), so it can also name a
+/// Kubernetes object. 1 to 63 lowercase letters, digits and `-`, not starting or ending
+/// with `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ShortName(String);
+
+impl ShortName {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        check_dns_label(s, "name", "the container name")?;
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_dns_label(s: &str, field: &'static str, what: &str) -> Result<(), ParseError> {
+    let err = |m: String| ParseError::new(field, m);
+    if s.is_empty() {
+        return Err(err(format!("{what} is empty")));
+    }
+    if s.len() > ContainerName::MAX_LEN {
+        return Err(err(format!(
+            "{what} is longer than {} characters",
+            ContainerName::MAX_LEN
+        )));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(err(format!(
+            "{what} {:?} contains {:?}; use lowercase letters, digits and '-'",
+            excerpt(s),
+            c
+        )));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err(err(format!(
+            "{what} {:?} must start and end with a letter or digit",
+            excerpt(s)
+        )));
+    }
+    Ok(())
+}
+
+/// A container's full name, `<owner>-<short name>`: unique on every host because the
+/// owner's name is part of it, and at most 63 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ContainerName(String);
+
+impl ContainerName {
+    pub const MAX_LEN: usize = 63;
+
+    pub fn new(owner: &UserName, short: &ShortName) -> Result<Self, ParseError> {
+        let full = format!("{}-{}", owner.as_str(), short.as_str());
+        if full.len() > Self::MAX_LEN {
+            return Err(ParseError::new(
+                "name",
+                format!(
+                    "the full container name {:?} is longer than {} characters; \
+                     use a short name of at most {} characters",
+                    excerpt(&full),
+                    Self::MAX_LEN,
+                    Self::MAX_LEN - owner.as_str().len() - 1
+                ),
+            ));
+        }
+        Ok(Self(full))
+    }
+
+    /// Parses a full name as it appears in a path. Only the character set and length are
+    /// checked: whose it is, is the store's question.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.is_empty()
+            || s.len() > Self::MAX_LEN
+            || !s.starts_with(|c: char| c.is_ascii_lowercase())
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        {
+            return Err(ParseError::new(
+                "name",
+                format!("{:?} is not a container name", excerpt(s)),
+            ));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ContainerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One environment variable, `KEY=value`. The key is a POSIX shell name so that every
+/// image's shell can read it; the value may hold anything but NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    key: String,
+    value: String,
+}
+
+/// At most this many variables per container.
+pub const MAX_ENV_VARS: usize = 128;
+const MAX_ENV_KEY: usize = 256;
+const MAX_ENV_VALUE: usize = 32 * 1024;
+
+impl EnvVar {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let err = |m: String| ParseError::new("env", m);
+        let Some((key, value)) = s.split_once('=') else {
+            return Err(err(format!(
+                "{:?} is not KEY=value: it has no '='",
+                excerpt(s)
+            )));
+        };
+        if key.is_empty() {
+            return Err(err(format!(
+                "{:?} has no name before '='",
+                excerpt(s)
+            )));
+        }
+        if key.len() > MAX_ENV_KEY {
+            return Err(err(format!(
+                "the variable name {:?} is longer than {MAX_ENV_KEY} characters",
+                excerpt(key)
+            )));
+        }
+        let valid_key = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_key {
+            return Err(err(format!(
+                "{:?} is not a variable name: use letters, digits and '_', not starting with a digit",
+                excerpt(key)
+            )));
+        }
+        if value.len() > MAX_ENV_VALUE {
+            return Err(err(format!(
+                "the value of {key} is longer than {MAX_ENV_VALUE} bytes"
+            )));
+        }
+        if value.contains('\0') {
+            return Err(err(format!("the value of {key} contains a NUL character")));
+        }
+        Ok(Self {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl Serialize for EnvVar {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+crate::deserialize_by_parse!(EnvVar, String, |s: String| EnvVar::parse(&s));
+crate::deserialize_by_parse!(ShortName, String, |s: String| ShortName::parse(&s));
+crate::deserialize_by_parse!(ContainerName, String, |s: String| ContainerName::parse(&s));
+
+impl fmt::Display for EnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+/// Parses environment variables from either form; a key given twice is refused, because
+/// which of the two wins would be a guess.
+pub fn parse_env_list<'a>(
+    items: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<EnvVar>, ParseError> {
+    let mut out: Vec<EnvVar> = Vec::new();
+    for item in items {
+        let var = EnvVar::parse(item)?;
+        if out.iter().any(|v| v.key == var.key) {
+            return Err(ParseError::new(
+                "env",
+                format!("the variable {} is given twice", var.key),
+            ));
+        }
+        out.push(var);
+        if out.len() > MAX_ENV_VARS {
+            return Err(ParseError::new(
+                "env",
+                format!("more than {MAX_ENV_VARS} environment variables"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A port inside the container, 1 to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct GuestPort(u16);
+
+crate::deserialize_by_parse!(GuestPort, i64, GuestPort::new);
+
+impl GuestPort {
+    pub fn new(n: i64) -> Result<Self, ParseError> {
+        match u16::try_from(n) {
+            Ok(p) if p >= 1 => Ok(Self(p)),
+            _ => Err(ParseError::new(
+                "ports",
+                format!("port {n} is outside 1..65535"),
+            )),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        // Digits only: "+80", "0x50" and " 80" are not what anyone means by a port.
+        if s.is_empty() || s.len() > 6 || !s.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ParseError::new(
+                "ports",
+                format!("{:?} is not a port number", excerpt(s)),
+            ));
+        }
+        Self::new(s.parse::<i64>().expect("at most six digits"))
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+/// Checks a list of guest ports: no port twice, at most `max` ports.
+pub fn parse_port_list(
+    ports: impl IntoIterator<Item = GuestPort>,
+    max: usize,
+) -> Result<Vec<GuestPort>, ParseError> {
+    let mut out: Vec<GuestPort> = Vec::new();
+    for p in ports {
+        if out.contains(&p) {
+            return Err(ParseError::new(
+                "ports",
+                format!("port {} is given twice", p.0),
+            ));
+        }
+        out.push(p);
+        if out.len() > max {
+            return Err(ParseError::new(
+                "ports",
+                format!("more than {max} ports; ask an administrator if you need more"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(s: &str) -> UserName {
+        UserName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn short_names_are_dns_labels() {
+        for ok in ["web", "a", "my-app-2", &"a".repeat(63)] {
+            ShortName::parse(ok).unwrap();
+        }
+        for bad in ["", "-web", "web-", "Web", "we_b", "we.b", "a/b", &"a".repeat(64)] {
+            assert_eq!(ShortName::parse(bad).unwrap_err().field, "name", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn full_name_prefixes_owner_and_fits_63() {
+        let n = ContainerName::new(&user("alice"), &ShortName::parse("web").unwrap()).unwrap();
+        assert_eq!(n.as_str(), "alice-web");
+        let long = ShortName::parse(&"a".repeat(58)).unwrap();
+        assert!(ContainerName::new(&user("alice"), &long).is_err());
+        let fits = ShortName::parse(&"a".repeat(57)).unwrap();
+        assert_eq!(
+            ContainerName::new(&user("alice"), &fits)
+                .unwrap()
+                .as_str()
+                .len(),
+            63
+        );
+    }
+
+    #[test]
+    fn env_forms() {
+        let v = parse_env_list("A=1 B_2=x=y C=".split_whitespace()).unwrap();
+        assert_eq!(
+            v.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["A=1", "B_2=x=y", "C="]
+        );
+        assert_eq!(EnvVar::parse("MSG=hello world").unwrap().value(), "hello world");
+        for bad in ["=value", "KEY", "1A=x", "A-B=x", "A\0=x", "A=\0"] {
+            assert_eq!(EnvVar::parse(bad).unwrap_err().field, "env", "{bad:?}");
+        }
+        assert!(parse_env_list(["A=1", "A=2"]).is_err());
+        let many: Vec<String> = (0..=MAX_ENV_VARS).map(|i| format!("V{i}=1")).collect();
+        assert!(parse_env_list(many.iter().map(String::as_str)).is_err());
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(GuestPort::parse("80").unwrap().get(), 80);
+        assert_eq!(GuestPort::new(65535).unwrap().get(), 65535);
+        for bad in ["0", "65536", "-1", "+80", "http", "", "8 0", "99999999999"] {
+            assert!(GuestPort::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(GuestPort::new(0).is_err());
+        assert!(GuestPort::new(70000).is_err());
+        let p = |n| GuestPort::new(n).unwrap();
+        assert!(parse_port_list([p(80), p(80)], 8).is_err());
+        assert!(parse_port_list([p(1), p(2), p(3)], 2).is_err());
+        assert_eq!(parse_port_list([p(1), p(2)], 2).unwrap().len(), 2);
+    }
+}

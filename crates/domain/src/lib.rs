@@ -1,0 +1,59 @@
+//! The rules of whalemountain that hold whatever stores or runs the containers.
+//!
+//! Everything a user types reaches the rest of the system only through the `parse`
+//! constructors here: past this crate nobody re-validates strings. The crate does no I/O
+//! and knows nothing of HTTP, SQL, Docker or Kubernetes.
+
+mod container;
+mod image;
+mod user;
+
+pub use container::{
+    parse_env_list, parse_port_list, ContainerName, EnvVar, GuestPort, ShortName, MAX_ENV_VARS,
+};
+pub use image::ImageRef;
+pub use user::{Role, UserName};
+
+/// Why a piece of user input was refused. The message is a sentence meant for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// Which input was wrong (`name`, `env`, `ports`, `image`, ...), for forms that mark it.
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ParseError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Deserializes a newtype through its `parse`, so data from the wire (an agent's answer,
+/// a stored row) is held to the same rules as user input.
+macro_rules! deserialize_by_parse {
+    ($t:ty, $via:ty, $parse:expr) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <$via as serde::Deserialize>::deserialize(d)?;
+                $parse(raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_by_parse;
+
+/// Shows at most `max` characters of user input inside an error message, so an over-long
+/// value does not turn into an over-long answer.
+pub(crate) fn excerpt(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut}…")
+    }
+}
