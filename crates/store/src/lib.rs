@@ -1,1 +1,615 @@
+//! Persistence for the console: users, tokens, containers, port leases, audit log.
+//!
+//! One set of migrations and one set of queries serve SQLite (the embedded default) and
+//! PostgreSQL, through sqlx's `Any` driver: the SQL here sticks to what both accept, and
+//! every query uses `$n` placeholders, which both understand.
+//!
+//! Rows are parsed into domain types on the way out, so a corrupted row is an error
+//! here, not a surprise further up.
 
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use wm_domain::{ContainerName, GuestPort, Role, UserName};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with that key exists already.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A stored value does not parse: the database was changed behind our back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("migrating the database failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSource {
+    Local,
+    Ldap,
+}
+
+impl UserSource {
+    fn as_str(&self) -> &'static str {
+        match self {
+            UserSource::Local => "local",
+            UserSource::Ldap => "ldap",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: UserName,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub source: UserSource,
+    pub password_hash: Option<String>,
+    pub uid_number: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    Personal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// SHA-256 of the secret, hex.
+    pub hash: String,
+    /// Public identifier, safe to show and to revoke by.
+    pub id: String,
+    pub user: UserName,
+    pub kind: TokenKind,
+    pub name: Option<String>,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortLease {
+    pub guest: GuestPort,
+    pub host_port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerRecord {
+    pub name: ContainerName,
+    pub owner: UserName,
+    pub short_name: String,
+    pub image: String,
+    pub backend: String,
+    pub host: String,
+    pub status: String,
+    pub env: Vec<String>,
+    pub engine_id: Option<String>,
+    pub created_at: i64,
+    pub ports: Vec<PortLease>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub id: String,
+    /// Unix microseconds.
+    pub at: i64,
+    pub actor: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub result: i64,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    ///
+    /// `url` is `sqlite://path` (the file is created if missing) or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let url = if is_sqlite && !url.contains("mode=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL lets readers go on while one request writes; the busy
+                        // timeout queues writers instead of failing them.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection; waits for them to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // --- users -------------------------------------------------------------------------
+
+    pub async fn insert_user(&self, u: &User) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (name, display_name, role, source, password_hash, uid_number, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(u.name.as_str())
+        .bind(u.display_name.clone())
+        .bind(u.role.as_str())
+        .bind(u.source.as_str())
+        .bind(u.password_hash.clone())
+        .bind(u.uid_number)
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("user {}", u.name)))?;
+        Ok(())
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Sets a local account's password and role, creating the account if needed.
+    pub async fn upsert_local_user(
+        &self,
+        name: &UserName,
+        role: Role,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $1, role = $2 WHERE name = $3 AND source = 'local'",
+        )
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(name.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            self.insert_user(&User {
+                name: name.clone(),
+                display_name: None,
+                role,
+                source: UserSource::Local,
+                password_hash: Some(password_hash.to_string()),
+                uid_number: None,
+                created_at: now,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    // --- tokens ------------------------------------------------------------------------
+
+    pub async fn insert_token(&self, t: &Token) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (hash, id, user_name, kind, name, scope, created_at, expires_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&t.hash)
+        .bind(&t.id)
+        .bind(t.user.as_str())
+        .bind(match t.kind {
+            TokenKind::Session => "session",
+            TokenKind::Personal => "personal",
+        })
+        .bind(t.name.clone())
+        .bind(&t.scope)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .bind(t.last_used_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, "token".into()))?;
+        Ok(())
+    }
+
+    /// The unexpired token with this hash and its user.
+    pub async fn token(&self, hash: &str, now: i64) -> Result<Option<(Token, User)>> {
+        let row = sqlx::query(
+            "SELECT t.hash, t.id, t.user_name, t.kind, t.name AS token_name, t.scope, \
+                    t.created_at AS token_created_at, t.expires_at, t.last_used_at, u.* \
+             FROM tokens t JOIN users u ON u.name = t.user_name \
+             WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let token = Token {
+            hash: r.try_get("hash")?,
+            id: r.try_get("id")?,
+            user: parse_user_name(r.try_get("user_name")?)?,
+            kind: match r.try_get::<String, _>("kind")?.as_str() {
+                "session" => TokenKind::Session,
+                "personal" => TokenKind::Personal,
+                other => return Err(StoreError::Corrupt(format!("token kind {other:?}"))),
+            },
+            name: r.try_get("token_name")?,
+            scope: r.try_get("scope")?,
+            created_at: r.try_get("token_created_at")?,
+            expires_at: r.try_get("expires_at")?,
+            last_used_at: r.try_get("last_used_at")?,
+        };
+        Ok(Some((token, user_from_row(&r)?)))
+    }
+
+    /// Records use of a token, at most once a minute per token to spare the database.
+    pub async fn touch_token(&self, hash: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE tokens SET last_used_at = $1 \
+             WHERE hash = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(now)
+        .bind(hash)
+        .bind(now - 60)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_token(&self, hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes expired tokens; returns how many.
+    pub async fn purge_expired_tokens(&self, now: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    // --- containers ----------------------------------------------------------------------
+
+    /// Inserts the container; [`StoreError::Conflict`] when the name is taken. This is
+    /// what reserves a name against concurrent creates.
+    pub async fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(c.name.as_str())
+        .bind(c.owner.as_str())
+        .bind(&c.short_name)
+        .bind(&c.image)
+        .bind(&c.backend)
+        .bind(&c.host)
+        .bind(&c.status)
+        .bind(serde_json::to_string(&c.env).expect("strings serialize"))
+        .bind(c.engine_id.clone())
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("container {}", c.name)))?;
+        Ok(())
+    }
+
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerRecord>> {
+        let row = sqlx::query("SELECT * FROM containers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut c = container_from_row(&row)?;
+        c.ports = self.ports_of(name).await?;
+        Ok(Some(c))
+    }
+
+    /// Containers of one owner, or everyone's, ordered by name, with their ports.
+    pub async fn containers(&self, owner: Option<&str>) -> Result<Vec<ContainerRecord>> {
+        let rows = match owner {
+            Some(o) => {
+                sqlx::query("SELECT * FROM containers WHERE owner = $1 ORDER BY name")
+                    .bind(o)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM containers ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let leases = match owner {
+            Some(o) => {
+                sqlx::query(
+                    "SELECT l.container, l.guest_port, l.host_port FROM port_leases l \
+                     JOIN containers c ON c.name = l.container WHERE c.owner = $1",
+                )
+                .bind(o)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT container, guest_port, host_port FROM port_leases")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut by_container: BTreeMap<String, Vec<PortLease>> = BTreeMap::new();
+        for l in &leases {
+            by_container
+                .entry(l.try_get("container")?)
+                .or_default()
+                .push(lease_from_row(l)?);
+        }
+        rows.iter()
+            .map(|r| {
+                let mut c = container_from_row(r)?;
+                c.ports = by_container.remove(c.name.as_str()).unwrap_or_default();
+                c.ports.sort_by_key(|p| p.guest);
+                Ok(c)
+            })
+            .collect()
+    }
+
+    pub async fn set_container_status(
+        &self,
+        name: &str,
+        status: &str,
+        engine_id: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE containers SET status = $1, engine_id = COALESCE($2, engine_id) WHERE name = $3",
+        )
+        .bind(status)
+        .bind(engine_id)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the container and its port leases.
+    pub async fn delete_container(&self, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM port_leases WHERE container = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM containers WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many containers are in each status.
+    pub async fn count_containers_by_status(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM containers GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    // --- port leases ---------------------------------------------------------------------
+
+    /// Leases `host_port` on `host` to a container. `Ok(false)` when another container
+    /// holds it: the primary key decides, so two concurrent callers never both win.
+    pub async fn lease_port(
+        &self,
+        host: &str,
+        host_port: u16,
+        container: &str,
+        guest: GuestPort,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO port_leases (host, host_port, container, guest_port) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(host)
+        .bind(i64::from(host_port))
+        .bind(container)
+        .bind(i64::from(guest.get()))
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn release_port(&self, host: &str, host_port: u16) -> Result<()> {
+        sqlx::query("DELETE FROM port_leases WHERE host = $1 AND host_port = $2")
+            .bind(host)
+            .bind(i64::from(host_port))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn release_ports_of(&self, container: &str) -> Result<()> {
+        sqlx::query("DELETE FROM port_leases WHERE container = $1")
+            .bind(container)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Host ports leased on `host`, ascending.
+    pub async fn leased_ports(&self, host: &str) -> Result<Vec<u16>> {
+        let rows = sqlx::query(
+            "SELECT host_port FROM port_leases WHERE host = $1 ORDER BY host_port",
+        )
+        .bind(host)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let p: i64 = r.try_get("host_port")?;
+                u16::try_from(p).map_err(|_| StoreError::Corrupt(format!("host port {p}")))
+            })
+            .collect()
+    }
+
+    async fn ports_of(&self, container: &str) -> Result<Vec<PortLease>> {
+        let rows = sqlx::query(
+            "SELECT guest_port, host_port FROM port_leases WHERE container = $1 ORDER BY guest_port",
+        )
+        .bind(container)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(lease_from_row).collect()
+    }
+
+    // --- audit -----------------------------------------------------------------------------
+
+    pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor, action, target, result, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&e.id)
+        .bind(e.at)
+        .bind(e.actor.clone())
+        .bind(&e.action)
+        .bind(e.target.clone())
+        .bind(e.result)
+        .bind(e.detail.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries, newest first.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    result: r.try_get("result")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn conflict(e: sqlx::Error, what: String) -> StoreError {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+        other => other.into(),
+    }
+}
+
+fn parse_user_name(s: String) -> Result<UserName> {
+    UserName::parse(&s).map_err(|e| StoreError::Corrupt(format!("user name {s:?}: {e}")))
+}
+
+fn user_from_row(r: &AnyRow) -> Result<User> {
+    let role: String = r.try_get("role")?;
+    let source: String = r.try_get("source")?;
+    Ok(User {
+        name: parse_user_name(r.try_get("name")?)?,
+        display_name: r.try_get("display_name")?,
+        role: Role::parse(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        source: match source.as_str() {
+            "local" => UserSource::Local,
+            "ldap" => UserSource::Ldap,
+            other => return Err(StoreError::Corrupt(format!("user source {other:?}"))),
+        },
+        password_hash: r.try_get("password_hash")?,
+        uid_number: r.try_get("uid_number")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn container_from_row(r: &AnyRow) -> Result<ContainerRecord> {
+    let name: String = r.try_get("name")?;
+    let env: String = r.try_get("env")?;
+    Ok(ContainerRecord {
+        name: ContainerName::parse(&name)
+            .map_err(|e| StoreError::Corrupt(format!("container name: {e}")))?,
+        owner: parse_user_name(r.try_get("owner")?)?,
+        short_name: r.try_get("short_name")?,
+        image: r.try_get("image")?,
+        backend: r.try_get("backend")?,
+        host: r.try_get("host")?,
+        status: r.try_get("status")?,
+        env: serde_json::from_str(&env)
+            .map_err(|e| StoreError::Corrupt(format!("env of {name}: {e}")))?,
+        engine_id: r.try_get("engine_id")?,
+        created_at: r.try_get("created_at")?,
+        ports: Vec::new(),
+    })
+}
+
+fn lease_from_row(r: &AnyRow) -> Result<PortLease> {
+    let guest: i64 = r.try_get("guest_port")?;
+    let host: i64 = r.try_get("host_port")?;
+    Ok(PortLease {
+        guest: GuestPort::new(guest).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        host_port: u16::try_from(host)
+            .map_err(|_| StoreError::Corrupt(format!("host port {host}")))?,
+    })
+}

@@ -1,0 +1,299 @@
+//! The store suite, run against both databases: every case below runs once on a fresh
+//! SQLite file and once on a fresh PostgreSQL database.
+//!
+//! PostgreSQL is found through `WM_TEST_POSTGRES_URL` (the test command starts a server
+//! and sets it). Without it the PostgreSQL half fails, never skips.
+
+use std::future::Future;
+use wm_domain::{ContainerName, GuestPort, Role, ShortName, UserName};
+use wm_store::{
+    AuditEntry, ContainerRecord, Store, StoreError, Token, TokenKind, User, UserSource,
+};
+
+/// A fresh database; dropping the guard removes a PostgreSQL one.
+struct TestDb {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wm.db", dir.path().display());
+    TestDb {
+        store: Store::connect(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> (TestDb, String) {
+    let admin_url = std::env::var("WM_TEST_POSTGRES_URL").expect(
+        "WM_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts PostgreSQL",
+    );
+    let db = format!("wm_test_{}", uuid::Uuid::new_v4().simple());
+    raw(&admin_url, &format!("CREATE DATABASE {db}")).await;
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    let store = Store::connect(&format!("{base}/{db}")).await.unwrap();
+    (TestDb { store, _dir: None }, db)
+}
+
+/// Runs `case` on both databases.
+async fn both<F, Fut>(case: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let s = sqlite().await;
+    case(s.store.clone()).await;
+    let (p, db) = postgres().await;
+    case(p.store.clone()).await;
+    p.store.close().await;
+    raw(
+        &std::env::var("WM_TEST_POSTGRES_URL").unwrap(),
+        &format!("DROP DATABASE {db} WITH (FORCE)"),
+    )
+    .await;
+}
+
+/// A bare connection for creating and dropping test databases.
+async fn raw(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+fn user(name: &str, role: Role) -> User {
+    User {
+        name: UserName::parse(name).unwrap(),
+        display_name: Some(format!("{name} display")),
+        role,
+        source: UserSource::Local,
+        password_hash: Some("hash".into()),
+        uid_number: Some(1000),
+        created_at: 1_700_000_000,
+    }
+}
+
+fn container(owner: &str, short: &str) -> ContainerRecord {
+    let o = UserName::parse(owner).unwrap();
+    let s = ShortName::parse(short).unwrap();
+    ContainerRecord {
+        name: ContainerName::new(&o, &s).unwrap(),
+        owner: o,
+        short_name: short.into(),
+        image: "busybox:latest".into(),
+        backend: "docker".into(),
+        host: "h1".into(),
+        status: "creating".into(),
+        env: vec!["A=1".into(), "B=two words".into()],
+        engine_id: None,
+        created_at: 1_700_000_100,
+        ports: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn users_round_trip_and_names_are_unique() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        s.insert_user(&user("bob", Role::Teacher)).await.unwrap();
+        let a = s.user("alice").await.unwrap().unwrap();
+        assert_eq!(a.name.as_str(), "alice");
+        assert_eq!(a.role, Role::Student);
+        assert_eq!(a.source, UserSource::Local);
+        assert_eq!(a.display_name.as_deref(), Some("alice display"));
+        assert_eq!(a.uid_number, Some(1000));
+        assert!(s.user("carol").await.unwrap().is_none());
+        let dup = s.insert_user(&user("alice", Role::Admin)).await;
+        assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+        let names: Vec<String> = s
+            .users()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name.to_string())
+            .collect();
+        assert_eq!(names, ["alice", "bob"]);
+
+        let admin = UserName::parse("admin").unwrap();
+        s.upsert_local_user(&admin, Role::Admin, "h1", 5).await.unwrap();
+        s.upsert_local_user(&admin, Role::Admin, "h2", 6).await.unwrap();
+        let a = s.user("admin").await.unwrap().unwrap();
+        assert_eq!(a.password_hash.as_deref(), Some("h2"));
+        assert_eq!(a.created_at, 5);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_expire_and_are_revoked() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        let t = Token {
+            hash: "h-session".into(),
+            id: "id1".into(),
+            user: UserName::parse("alice").unwrap(),
+            kind: TokenKind::Session,
+            name: None,
+            scope: "all".into(),
+            created_at: 100,
+            expires_at: Some(200),
+            last_used_at: None,
+        };
+        s.insert_token(&t).await.unwrap();
+        let (found, u) = s.token("h-session", 150).await.unwrap().unwrap();
+        assert_eq!(found.id, "id1");
+        assert_eq!(found.kind, TokenKind::Session);
+        assert_eq!(u.name.as_str(), "alice");
+        assert!(s.token("h-session", 200).await.unwrap().is_none(), "expired");
+        assert!(s.token("nope", 150).await.unwrap().is_none());
+
+        s.touch_token("h-session", 160).await.unwrap();
+        let (found, _) = s.token("h-session", 170).await.unwrap().unwrap();
+        assert_eq!(found.last_used_at, Some(160));
+
+        let pat = Token {
+            hash: "h-pat".into(),
+            id: "id2".into(),
+            kind: TokenKind::Personal,
+            name: Some("ci".into()),
+            scope: "build".into(),
+            expires_at: None,
+            ..t.clone()
+        };
+        s.insert_token(&pat).await.unwrap();
+        let (found, _) = s.token("h-pat", i64::MAX - 1).await.unwrap().unwrap();
+        assert_eq!(found.scope, "build");
+        assert_eq!(found.name.as_deref(), Some("ci"));
+
+        assert_eq!(s.purge_expired_tokens(300).await.unwrap(), 1);
+        s.delete_token("h-pat").await.unwrap();
+        assert!(s.token("h-pat", 0).await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn containers_and_port_leases() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        s.insert_user(&user("bob", Role::Student)).await.unwrap();
+        let web = container("alice", "web");
+        s.insert_container(&web).await.unwrap();
+        assert!(matches!(
+            s.insert_container(&web).await,
+            Err(StoreError::Conflict(_))
+        ));
+        s.insert_container(&container("bob", "db")).await.unwrap();
+
+        let g = |n| GuestPort::new(n).unwrap();
+        assert!(s.lease_port("h1", 40000, "alice-web", g(80)).await.unwrap());
+        assert!(s.lease_port("h1", 40001, "alice-web", g(22)).await.unwrap());
+        // Taken on h1, free on h2.
+        assert!(!s.lease_port("h1", 40000, "bob-db", g(5432)).await.unwrap());
+        assert!(s.lease_port("h2", 40000, "bob-db", g(5432)).await.unwrap());
+        assert_eq!(s.leased_ports("h1").await.unwrap(), [40000, 40001]);
+
+        let got = s.container("alice-web").await.unwrap().unwrap();
+        assert_eq!(got.env, ["A=1", "B=two words"]);
+        let ports: Vec<(u16, u16)> = got
+            .ports
+            .iter()
+            .map(|p| (p.guest.get(), p.host_port))
+            .collect();
+        assert_eq!(ports, [(22, 40001), (80, 40000)]);
+
+        let mine = s.containers(Some("alice")).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].ports.len(), 2);
+        assert_eq!(s.containers(None).await.unwrap().len(), 2);
+
+        s.set_container_status("alice-web", "running", Some("abc"))
+            .await
+            .unwrap();
+        s.set_container_status("alice-web", "exited", None).await.unwrap();
+        let got = s.container("alice-web").await.unwrap().unwrap();
+        assert_eq!(got.status, "exited");
+        assert_eq!(got.engine_id.as_deref(), Some("abc"));
+        let counts = s.count_containers_by_status().await.unwrap();
+        assert_eq!(counts, [("creating".to_string(), 1), ("exited".to_string(), 1)]);
+
+        s.release_port("h1", 40001).await.unwrap();
+        assert_eq!(s.leased_ports("h1").await.unwrap(), [40000]);
+        s.delete_container("alice-web").await.unwrap();
+        assert!(s.container("alice-web").await.unwrap().is_none());
+        assert!(s.leased_ports("h1").await.unwrap().is_empty(), "leases go with it");
+        s.release_ports_of("bob-db").await.unwrap();
+        assert!(s.leased_ports("h2").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_leases_never_share_a_port() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        for i in 0..8 {
+            s.insert_container(&container("alice", &format!("c{i}")))
+                .await
+                .unwrap();
+        }
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.lease_port("h1", 45000, &format!("alice-c{i}"), GuestPort::new(80).unwrap())
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_log_newest_first() {
+    both(|s| async move {
+        for i in 0..5 {
+            s.record_audit(&AuditEntry {
+                id: format!("a{i}"),
+                at: 1000 + i,
+                actor: Some("alice".into()),
+                action: "POST /api/v1/containers".into(),
+                target: Some(format!("alice-c{i}")),
+                result: 201,
+                detail: None,
+            })
+            .await
+            .unwrap();
+        }
+        let log = s.audit_log(3).await.unwrap();
+        let ids: Vec<&str> = log.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a4", "a3", "a2"]);
+        assert_eq!(log[0].result, 201);
+        assert_eq!(log[0].actor.as_deref(), Some("alice"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    both(|s| async move {
+        s.ping().await.unwrap();
+    })
+    .await;
+    // Connecting twice to the same SQLite file runs the migrator twice.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wm.db", dir.path().display());
+    let a = Store::connect(&url).await.unwrap();
+    a.insert_user(&user("alice", Role::Student)).await.unwrap();
+    a.close().await;
+    let b = Store::connect(&url).await.unwrap();
+    assert!(b.user("alice").await.unwrap().is_some());
+}
