@@ -114,11 +114,13 @@ impl DockerEngine {
     }
 
     fn our_labels(&self, owner: &UserName) -> HashMap<String, String> {
-        HashMap::from([
+        let mut l: HashMap<String, String> = self.settings.labels.clone().into_iter().collect();
+        l.extend([
             (labels::MANAGED.to_string(), "true".to_string()),
             (labels::OWNER.to_string(), owner.to_string()),
             (labels::INSTANCE.to_string(), self.settings.instance.clone()),
-        ])
+        ]);
+        l
     }
 
     fn is_ours(&self, labels: &HashMap<String, String>) -> bool {

@@ -66,6 +66,9 @@ pub struct DockerSettings {
     pub call_timeout_secs: u64,
     /// Rotation size of each container's log file (Docker's `max-size`), e.g. `10m`.
     pub log_max_size: String,
+    /// Extra labels on every container and network, e.g. for the host's monitoring. The
+    /// `wm.*` keys are ours and may not be set here.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for DockerSettings {
@@ -95,6 +98,7 @@ impl Default for DockerSettings {
             },
             call_timeout_secs: 30,
             log_max_size: "10m".into(),
+            labels: Default::default(),
         }
     }
 }
@@ -154,6 +158,9 @@ impl DockerSettings {
             return Err(
                 "max limits must allow at least 4 MiB of memory, 0.01 CPU and 8 processes".into(),
             );
+        }
+        if let Some(k) = self.labels.keys().find(|k| k.starts_with("wm.")) {
+            return Err(format!("label {k:?}: the wm.* labels are set by whalemountain itself"));
         }
         if self.call_timeout_secs == 0 {
             return Err("the docker call timeout must be at least one second".into());

@@ -53,6 +53,12 @@ fn check_dns_label(s: &str, field: &'static str, what: &str) -> Result<(), Parse
     Ok(())
 }
 
+impl fmt::Display for ShortName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A container's full name, `<owner>-<short name>`: unique on every host because the
 /// owner's name is part of it, and at most 63 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

@@ -265,22 +265,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let token = Token {
-            hash: r.try_get("hash")?,
-            id: r.try_get("id")?,
-            user: parse_user_name(r.try_get("user_name")?)?,
-            kind: match r.try_get::<String, _>("kind")?.as_str() {
-                "session" => TokenKind::Session,
-                "personal" => TokenKind::Personal,
-                other => return Err(StoreError::Corrupt(format!("token kind {other:?}"))),
-            },
-            name: r.try_get("token_name")?,
-            scope: r.try_get("scope")?,
-            created_at: r.try_get("token_created_at")?,
-            expires_at: r.try_get("expires_at")?,
-            last_used_at: r.try_get("last_used_at")?,
-        };
-        Ok(Some((token, user_from_row(&r)?)))
+        Ok(Some((token_from_row(&r)?, user_from_row(&r)?)))
     }
 
     /// Records use of a token, at most once a minute per token to spare the database.
@@ -295,6 +280,29 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A user's personal access tokens, newest first.
+    pub async fn personal_tokens(&self, user: &str) -> Result<Vec<Token>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tokens WHERE user_name = $1 AND kind = 'personal' ORDER BY created_at DESC, id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes one of `user`'s personal tokens by its public id; `false` when they have
+    /// none with that id.
+    pub async fn delete_personal_token(&self, user: &str, id: &str) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM tokens WHERE user_name = $1 AND id = $2 AND kind = 'personal'")
+            .bind(user)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
     }
 
     pub async fn delete_token(&self, hash: &str) -> Result<()> {
@@ -581,6 +589,31 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         password_hash: r.try_get("password_hash")?,
         uid_number: r.try_get("uid_number")?,
         created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Reads a token from a row of `tokens`, or of the join in [`Store::token`], where the
+/// token's `name` and `created_at` are renamed to keep them apart from the user's.
+fn token_from_row(r: &AnyRow) -> Result<Token> {
+    let (name_col, created_col) = if r.try_column("token_name").is_ok() {
+        ("token_name", "token_created_at")
+    } else {
+        ("name", "created_at")
+    };
+    Ok(Token {
+        hash: r.try_get("hash")?,
+        id: r.try_get("id")?,
+        user: parse_user_name(r.try_get("user_name")?)?,
+        kind: match r.try_get::<String, _>("kind")?.as_str() {
+            "session" => TokenKind::Session,
+            "personal" => TokenKind::Personal,
+            other => return Err(StoreError::Corrupt(format!("token kind {other:?}"))),
+        },
+        name: r.try_get(name_col)?,
+        scope: r.try_get("scope")?,
+        created_at: r.try_get(created_col)?,
+        expires_at: r.try_get("expires_at")?,
+        last_used_at: r.try_get("last_used_at")?,
     })
 }
 

@@ -166,7 +166,15 @@ async fn tokens_expire_and_are_revoked() {
         assert_eq!(found.scope, "build");
         assert_eq!(found.name.as_deref(), Some("ci"));
 
+        let listed = s.personal_tokens("alice").await.unwrap();
+        assert_eq!(listed.len(), 1, "sessions are not listed");
+        assert_eq!(listed[0].id, "id2");
+        assert_eq!(listed[0].name.as_deref(), Some("ci"));
+        assert!(!s.delete_personal_token("bob", "id2").await.unwrap(), "not bob's");
+        assert!(!s.delete_personal_token("alice", "id1").await.unwrap(), "a session");
         assert_eq!(s.purge_expired_tokens(300).await.unwrap(), 1);
+        assert!(s.delete_personal_token("alice", "id2").await.unwrap());
+        s.insert_token(&pat).await.unwrap();
         s.delete_token("h-pat").await.unwrap();
         assert!(s.token("h-pat", 0).await.unwrap().is_none());
     })

@@ -1,0 +1,230 @@
+//! Building and running the console: database, first admin account, container host,
+//! router, background reconcile.
+
+use crate::api;
+use crate::audit::audit_mutations;
+use crate::auth;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::{InstrumentedBackend, Metrics, RequestLabels, RouteLabels};
+use crate::ports::PortAllocator;
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use wm_backend::ContainerBackend;
+use wm_docker::DockerEngine;
+use wm_domain::{Role, UserName};
+use wm_store::Store;
+
+/// Largest JSON body accepted.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database")]
+    Store(#[from] wm_store::StoreError),
+    #[error("cannot set up the admin account")]
+    Admin(#[source] ApiError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A console ready to serve, bound to its port.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+/// Builds the console with the Docker engine of the configuration.
+pub async fn build(config: Config) -> Result<Application, StartError> {
+    let engine = Arc::new(DockerEngine::new(config.docker.clone()));
+    build_with_backend(config, engine).await
+}
+
+/// Builds the console around any container backend.
+pub async fn build_with_backend(
+    config: Config,
+    backend: Arc<dyn ContainerBackend>,
+) -> Result<Application, StartError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    let store = Store::connect(&config.database_url()).await?;
+    ensure_admin(&store, &config).await.map_err(StartError::Admin)?;
+    let metrics = Arc::new(Metrics::default());
+    let backend: Arc<dyn ContainerBackend> =
+        Arc::new(InstrumentedBackend::new(backend, metrics.clone()));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let state = AppState {
+        store,
+        backend,
+        ports: Arc::new(PortAllocator::new(config.port_range())),
+        config: Arc::new(config),
+        metrics,
+    };
+    Ok(Application {
+        listener,
+        router: router(state.clone()),
+        state,
+    })
+}
+
+/// Creates the local `admin` account on first start, or sets its password when one is
+/// configured. A generated password is printed once, on standard error.
+async fn ensure_admin(store: &Store, config: &Config) -> Result<(), ApiError> {
+    let admin = UserName::parse("admin").expect("valid name");
+    match &config.admin_password {
+        Some(pw) => {
+            let hash = auth::hash_password(pw.expose().to_string()).await?;
+            store
+                .upsert_local_user(&admin, Role::Admin, &hash, crate::now())
+                .await?;
+        }
+        None if store.user("admin").await?.is_none() => {
+            let pw = auth::random_password();
+            let hash = auth::hash_password(pw.clone()).await?;
+            store
+                .upsert_local_user(&admin, Role::Admin, &hash, crate::now())
+                .await?;
+            eprintln!(
+                "\nCreated the local account 'admin' with the password\n\n    {pw}\n\n\
+                 It is shown only this once. Set WM_ADMIN_PASSWORD to choose another.\n"
+            );
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    let upload_limit = state.config.upload_max_bytes + 1024 * 1024;
+    let api = Router::new()
+        .route("/login", post(api::login))
+        .route("/logout", post(api::logout))
+        .route("/me", get(api::me))
+        .route("/tokens", post(api::create_token).get(api::list_tokens))
+        .route("/tokens/{id}", delete(api::delete_token))
+        .route("/admin/users", post(api::create_user).get(api::list_users))
+        .route("/admin/reconcile", post(api::admin_reconcile))
+        .route("/admin/audit", get(api::admin_audit))
+        .route(
+            "/containers",
+            post(api::create_container).get(api::list_containers),
+        )
+        .route(
+            "/containers/{name}",
+            get(api::get_container).delete(api::delete_container),
+        )
+        .route("/containers/{name}/start", post(api::start_container))
+        .route("/containers/{name}/stop", post(api::stop_container))
+        .route("/containers/{name}/exec", post(api::exec_container))
+        .route(
+            "/containers/{name}/files",
+            post(api::upload_files).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/containers/{name}/logs", get(api::container_logs))
+        .route("/openapi.json", get(api::openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), audit_mutations))
+        .layer(middleware::from_fn_with_state(state.clone(), track_requests))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; this")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this endpoint does not take that method".into())
+}
+
+/// Counts and times every request by its route (not its path, which would make one
+/// series per container).
+async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    state
+        .metrics
+        .request_seconds
+        .get_or_create(&RouteLabels { method, route })
+        .observe(start.elapsed().as_secs_f64());
+    tracing::debug!(status, elapsed_ms = start.elapsed().as_millis() as u64, "answered");
+    resp
+}
+
+impl Application {
+    /// The port actually bound (the configured one, or the one chosen for port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes. Reconciles with the host at once and then
+    /// every configured interval.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let interval = Duration::from_secs(self.state.config.reconcile_interval_secs);
+        let reconciler = tokio::spawn(crate::reconcile::run_periodically(
+            self.state.clone(),
+            interval,
+        ));
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        reconciler.abort();
+        served
+    }
+}

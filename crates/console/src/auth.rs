@@ -1,0 +1,231 @@
+//! Who is calling: passwords, session and personal tokens, and the [`Caller`] extractor.
+//!
+//! A token is 32 random bytes; the database keeps only its SHA-256, so a leaked database
+//! does not log anyone in. The same token works as the session cookie and as a bearer
+//! token.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use axum::http::request::Parts;
+use axum::http::Method;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use wm_domain::{Role, UserName};
+use wm_store::{Token, TokenKind};
+
+pub const SESSION_COOKIE: &str = "wm_session";
+
+/// Hashes a password with Argon2id (on a blocking thread: it is slow on purpose).
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Unexpected(e.into()))?
+    .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("hashing a password: {e}")))
+}
+
+/// Checks a password against a stored hash. With no hash (unknown user), a dummy hash is
+/// checked instead, so the answer takes as long as for a known user.
+pub async fn verify_password(password: String, hash: Option<String>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| {
+        DUMMY
+            .get_or_init(|| {
+                let salt = SaltString::generate(&mut rand::rngs::OsRng);
+                Argon2::default()
+                    .hash_password(b"dummy password", &salt)
+                    .expect("hashing works")
+                    .to_string()
+            })
+            .clone()
+    });
+    tokio::task::spawn_blocking(move || {
+        let ok = PasswordHash::new(&hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        ok && known
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A new random secret: the token itself, its stored hash, and a public id.
+pub fn new_token() -> (String, String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = format!(
+        "wm_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let mut id = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    (token.clone(), token_hash(&token), hex::encode(id))
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A random password for the first admin account.
+pub fn random_password() -> String {
+    let mut bytes = [0u8; 15];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the user may do.
+    All,
+    /// Only image builds (for CI jobs).
+    Build,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all" => Some(Scope::All),
+            "build" => Some(Scope::Build),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::Build => "build",
+        }
+    }
+}
+
+/// An authenticated caller. Extracting it answers 401 when there is no valid token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: UserName,
+    pub role: Role,
+    pub scope: Scope,
+    pub token_hash: String,
+    pub token_kind: TokenKind,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Refuses tokens limited to builds.
+    pub fn require_full_scope(&self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::All => Ok(()),
+            Scope::Build => Err(ApiError::Forbidden(
+                "this token may only be used for image builds".into(),
+            )),
+        }
+    }
+}
+
+/// Where the audit middleware learns who made a request.
+#[derive(Clone, Default)]
+pub struct AuditActor(pub Arc<Mutex<Option<String>>>);
+
+impl AuditActor {
+    pub fn set(&self, who: &str) {
+        *self.0.lock().expect("not poisoned") = Some(who.to_string());
+    }
+}
+
+/// The token sent with the request: bearer first, then the session cookie.
+pub fn presented_token(parts: &Parts) -> Option<(String, bool)> {
+    if let Some(v) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some((t.trim().to_string(), false));
+        }
+    }
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| (v.to_string(), true))
+}
+
+/// A cookie-authenticated request that changes something must come from our own pages:
+/// when the browser names an origin, its host must be ours.
+fn same_origin(parts: &Parts) -> bool {
+    let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = parts.headers.get(HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, h)| h);
+    matches!((origin_host, host), (Some(o), Some(h)) if o == h)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (token, from_cookie) = presented_token(parts).ok_or(ApiError::Unauthenticated)?;
+        if token.is_empty() || token.len() > 256 {
+            return Err(ApiError::Unauthenticated);
+        }
+        let hash = token_hash(&token);
+        let now = crate::now();
+        let (t, user): (Token, _) = state
+            .store
+            .token(&hash, now)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if from_cookie && unsafe_method && !same_origin(parts) {
+            return Err(ApiError::Forbidden(
+                "cross-origin request refused".into(),
+            ));
+        }
+        state.store.touch_token(&hash, now).await?;
+        if let Some(actor) = parts.extensions.get::<AuditActor>() {
+            actor.set(user.name.as_str());
+        }
+        Ok(Caller {
+            name: user.name,
+            role: user.role,
+            scope: Scope::parse(&t.scope).unwrap_or(Scope::Build),
+            token_hash: hash,
+            token_kind: t.kind,
+        })
+    }
+}
+
+/// An administrator: the only way to reach admin handlers. Others get 403.
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_full_scope()?;
+        if !caller.is_admin() {
+            return Err(ApiError::Forbidden("only administrators may do this".into()));
+        }
+        Ok(Admin(caller))
+    }
+}

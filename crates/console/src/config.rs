@@ -1,0 +1,464 @@
+//! Typed, layered configuration: defaults, then a TOML file, then `WM_*` variables.
+//!
+//! Every variable maps to one key of the file (the table in [`ENV_KEYS`]), so both layers
+//! go through the same deserialisation and the same validation, and an error names the
+//! setting in the form the user gave it.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use wm_backend::Limits;
+use wm_docker::DockerSettings;
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Inclusive range of host ports lent to containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("port range {s:?} must look like 40000-40999"))?;
+        let num = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("port range {s:?}: {x:?} is not a port number"))
+        };
+        let (first, last) = (num(a)?, num(b)?);
+        if first == 0 || first > last {
+            return Err(format!(
+                "port range {s:?} must go from a lower to a higher port, both 1..65535"
+            ));
+        }
+        Ok(Self { first, last })
+    }
+
+    /// The kernel's ephemeral range, as in the report; 32768-60999 where it cannot be read.
+    pub fn ephemeral() -> Self {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| {
+                let mut it = s.split_whitespace().map(|n| n.parse::<u16>().ok());
+                Some(Self {
+                    first: it.next()??,
+                    last: it.next()??,
+                })
+            })
+            .filter(|r| r.first > 0 && r.first <= r.last)
+            .unwrap_or(Self {
+                first: 32768,
+                last: 60999,
+            })
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PortRange::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Default limits of every container.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Memory, e.g. `512m`, `2g` or a number of bytes.
+    pub memory: String,
+    /// CPUs, e.g. `1` or `0.5`.
+    pub cpus: f64,
+    /// Processes and threads.
+    pub pids: i64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            memory: "1g".into(),
+            cpus: 1.0,
+            pids: 512,
+        }
+    }
+}
+
+impl LimitSettings {
+    pub fn to_limits(&self) -> Result<Limits, String> {
+        let memory_bytes = parse_size(&self.memory)
+            .ok_or_else(|| format!("memory limit {:?} is not a size like 512m or 2g", self.memory))?;
+        if !(self.cpus.is_finite() && self.cpus > 0.0) {
+            return Err(format!("cpu limit {} must be above 0", self.cpus));
+        }
+        if self.pids < 1 {
+            return Err(format!("pids limit {} must be at least 1", self.pids));
+        }
+        Ok(Limits {
+            memory_bytes,
+            nano_cpus: (self.cpus * 1e9).round() as i64,
+            pids: self.pids,
+        })
+    }
+}
+
+/// `512m`, `2g`, `64k`, or plain bytes (binary units).
+fn parse_size(s: &str) -> Option<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, shift) = match s.char_indices().last()? {
+        (i, 'k') => (&s[..i], 10),
+        (i, 'm') => (&s[..i], 20),
+        (i, 'g') => (&s[..i], 30),
+        (i, 't') => (&s[..i], 40),
+        _ => (s, 0),
+    };
+    let n: i64 = num.parse().ok()?;
+    (n > 0).then_some(n)?.checked_mul(1 << shift)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port of the console (`WM_LISTEN`).
+    pub listen: SocketAddr,
+    /// Where the SQLite database and other state live (`WM_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; default: `wm.db` in the data directory
+    /// (`WM_DATABASE_URL`).
+    pub database_url: Option<Secret>,
+    /// Sets the local `admin` account's password at every start (`WM_ADMIN_PASSWORD`, or
+    /// `WM_ADMIN_PASSWORD_FILE` naming a file that holds it).
+    pub admin_password: Option<Secret>,
+    pub admin_password_file: Option<PathBuf>,
+    /// Host ports lent to containers (`WM_PORT_RANGE`, e.g. `40000-40999`); default: the
+    /// kernel's ephemeral range.
+    pub port_range: Option<PortRange>,
+    /// Most guest ports one container may publish (`WM_MAX_PORTS`).
+    pub max_ports: usize,
+    /// Default limits of each container (`WM_MEMORY_LIMIT`, `WM_CPU_LIMIT`, `WM_PIDS_LIMIT`).
+    pub limits: LimitSettings,
+    /// How long a login lasts, in hours (`WM_SESSION_HOURS`).
+    pub session_hours: u64,
+    /// Mark the session cookie `Secure` (`WM_SECURE_COOKIES`); set it when a TLS proxy
+    /// is in front.
+    pub secure_cookies: bool,
+    /// Longest an exec may run, in seconds (`WM_EXEC_TIMEOUT_SECS`).
+    pub exec_timeout_secs: u64,
+    /// Most bytes of stdout and of stderr an exec returns (`WM_EXEC_MAX_OUTPUT`).
+    pub exec_max_output: usize,
+    /// Largest file upload, in bytes (`WM_UPLOAD_MAX_BYTES`).
+    pub upload_max_bytes: usize,
+    /// Seconds between reconciles of the database with the hosts
+    /// (`WM_RECONCILE_INTERVAL_SECS`).
+    pub reconcile_interval_secs: u64,
+    /// The Docker host (`WM_DOCKER_HOST`, `WM_HOST_NAME`, `WM_INSTANCE`,
+    /// `WM_PUBLISH_ADDRESS`).
+    pub docker: DockerSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            admin_password: None,
+            admin_password_file: None,
+            port_range: None,
+            max_ports: 8,
+            limits: LimitSettings::default(),
+            session_hours: 24 * 7,
+            secure_cookies: false,
+            exec_timeout_secs: 60,
+            exec_max_output: 1 << 20,
+            upload_max_bytes: 256 << 20,
+            reconcile_interval_secs: 30,
+            docker: DockerSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    Float,
+    Bool,
+}
+
+/// Each variable and the key of the file it sets.
+const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
+    ("WM_LISTEN", &["listen"], Kind::Str),
+    ("WM_DATA_DIR", &["data_dir"], Kind::Str),
+    ("WM_DATABASE_URL", &["database_url"], Kind::Str),
+    ("WM_ADMIN_PASSWORD", &["admin_password"], Kind::Str),
+    ("WM_ADMIN_PASSWORD_FILE", &["admin_password_file"], Kind::Str),
+    ("WM_PORT_RANGE", &["port_range"], Kind::Str),
+    ("WM_MAX_PORTS", &["max_ports"], Kind::Int),
+    ("WM_MEMORY_LIMIT", &["limits", "memory"], Kind::Str),
+    ("WM_CPU_LIMIT", &["limits", "cpus"], Kind::Float),
+    ("WM_PIDS_LIMIT", &["limits", "pids"], Kind::Int),
+    ("WM_SESSION_HOURS", &["session_hours"], Kind::Int),
+    ("WM_SECURE_COOKIES", &["secure_cookies"], Kind::Bool),
+    ("WM_EXEC_TIMEOUT_SECS", &["exec_timeout_secs"], Kind::Int),
+    ("WM_EXEC_MAX_OUTPUT", &["exec_max_output"], Kind::Int),
+    ("WM_UPLOAD_MAX_BYTES", &["upload_max_bytes"], Kind::Int),
+    ("WM_RECONCILE_INTERVAL_SECS", &["reconcile_interval_secs"], Kind::Int),
+    ("WM_DOCKER_HOST", &["docker", "host"], Kind::Str),
+    ("WM_HOST_NAME", &["docker", "host_name"], Kind::Str),
+    ("WM_INSTANCE", &["docker", "instance"], Kind::Str),
+    ("WM_PUBLISH_ADDRESS", &["docker", "publish_address"], Kind::Str),
+];
+
+/// A configuration that cannot be used; the message says which setting and why.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads the file (if any), applies `env`, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError(format!("{}: {e}", p.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, value) in env {
+            let Some((_, path, kind)) = ENV_KEYS.iter().find(|(name, _, _)| *name == var) else {
+                continue;
+            };
+            let parsed = match kind {
+                Kind::Str => toml::Value::String(value.clone()),
+                Kind::Int => toml::Value::Integer(value.trim().parse().map_err(|_| {
+                    ConfigError(format!("{var}={value:?} is not a whole number"))
+                })?),
+                Kind::Float => toml::Value::Float(value.trim().parse().map_err(|_| {
+                    ConfigError(format!("{var}={value:?} is not a number"))
+                })?),
+                Kind::Bool => toml::Value::Boolean(match value.trim() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" | "" => false,
+                    _ => return Err(ConfigError(format!("{var}={value:?} is not true or false"))),
+                }),
+            };
+            set_path(&mut table, path, parsed);
+        }
+        let mut config: Config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError(e.to_string().trim().to_string()))?;
+        if config.admin_password.is_none() {
+            if let Some(p) = &config.admin_password_file {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    ConfigError(format!("admin password file {}: {e}", p.display()))
+                })?;
+                config.admin_password = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let e = |m: String| Err(ConfigError(m));
+        self.limits.to_limits().map_err(ConfigError)?;
+        self.docker.validate().map_err(|m| ConfigError(format!("docker: {m}")))?;
+        let limits = self.limits.to_limits().map_err(ConfigError)?;
+        let max = &self.docker.max_limits;
+        if limits.memory_bytes > max.memory_bytes
+            || limits.nano_cpus > max.nano_cpus
+            || limits.pids > max.pids
+        {
+            return e("the default limits are above the docker host's max_limits".into());
+        }
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return e("database_url must start with sqlite: or postgres://".into());
+            }
+        }
+        if let Some(p) = &self.admin_password {
+            if p.expose().chars().count() < 8 {
+                return e("the admin password must have at least 8 characters".into());
+            }
+        }
+        if self.max_ports == 0 || self.max_ports > 64 {
+            return e(format!("max_ports {} must be 1..64", self.max_ports));
+        }
+        if self.session_hours == 0 {
+            return e("session_hours must be at least 1".into());
+        }
+        if self.exec_timeout_secs == 0 || self.exec_timeout_secs > 3600 {
+            return e("exec_timeout_secs must be 1..3600".into());
+        }
+        if self.exec_max_output == 0 || self.upload_max_bytes == 0 {
+            return e("exec_max_output and upload_max_bytes must be above 0".into());
+        }
+        if self.reconcile_interval_secs == 0 {
+            return e("reconcile_interval_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.expose().to_string(),
+            None => format!("sqlite://{}", self.data_dir.join("wm.db").display()),
+        }
+    }
+
+    pub fn port_range(&self) -> PortRange {
+        self.port_range.unwrap_or_else(PortRange::ephemeral)
+    }
+
+    pub fn default_limits(&self) -> Limits {
+        self.limits.to_limits().expect("validated at load")
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut t = table;
+    for p in parents {
+        t = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("config sections are tables");
+    }
+    t.insert(last.to_string(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert!(c.database_url().starts_with("sqlite://"));
+        assert!(c.port_range().len() > 1000);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wm.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nmax_ports = 4\n[limits]\nmemory = \"256m\"\n[docker]\ninstance = \"dept\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("WM_MAX_PORTS", "6"),
+                ("WM_PORT_RANGE", "40000-40999"),
+                ("WM_CPU_LIMIT", "0.5"),
+                ("WM_ADMIN_PASSWORD", "correct horse"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_ports, 6, "the environment wins over the file");
+        assert_eq!(c.port_range(), PortRange { first: 40000, last: 40999 });
+        assert_eq!(c.default_limits().memory_bytes, 256 << 20);
+        assert_eq!(c.default_limits().nano_cpus, 500_000_000);
+        assert_eq!(c.docker.instance, "dept");
+        assert_eq!(format!("{:?}", c.admin_password), "Some([redacted])");
+    }
+
+    #[test]
+    fn clear_messages_for_bad_settings() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("WM_LISTEN", "nowhere")], "listen"),
+            (&[("WM_PORT_RANGE", "50000-40000")], "port range"),
+            (&[("WM_PORT_RANGE", "abc")], "port range"),
+            (&[("WM_MAX_PORTS", "many")], "WM_MAX_PORTS"),
+            (&[("WM_MEMORY_LIMIT", "lots")], "memory limit"),
+            (&[("WM_DOCKER_HOST", "ssh://x")], "docker host"),
+            (&[("WM_ADMIN_PASSWORD", "short")], "at least 8"),
+            (&[("WM_DATABASE_URL", "mysql://x")], "database_url"),
+            (&[("WM_SECURE_COOKIES", "maybe")], "true or false"),
+        ];
+        for (vars, expect) in cases {
+            let err = Config::load(None, env(vars)).unwrap_err().to_string();
+            assert!(err.contains(expect), "{vars:?}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wm.toml");
+        std::fs::write(&file, "lisen = \"x\"").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("unknown field `lisen`"), "{err}");
+    }
+
+    #[test]
+    fn admin_password_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from a file\n").unwrap();
+        let c = Config::load(
+            None,
+            env(&[("WM_ADMIN_PASSWORD_FILE", file.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_password.unwrap().expose(), "from a file");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("1gb"), Some(1 << 30));
+        assert_eq!(parse_size("-1m"), None);
+        assert_eq!(parse_size("m"), None);
+    }
+}

@@ -1,0 +1,553 @@
+//! Lending containers: the rules between an API call and the container host.
+//!
+//! Ownership is a value: the operations on an existing container take an
+//! [`OwnedContainer`], which only [`load`] makes, and only for the container's owner or an
+//! administrator. Another user's container cannot be acted on because it cannot be
+//! loaded: it answers exactly as a missing one (404).
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use wm_backend::{BackendError, ByteStream, ContainerSpec, ContainerState, ExecOutput, ExecRequest, PortBinding};
+use wm_domain::{
+    parse_env_list, parse_port_list, ContainerName, EnvVar, GuestPort, ImageRef, ParseError,
+    ShortName,
+};
+use wm_store::{ContainerRecord, PortLease};
+
+/// How many times a create retries with other host ports when the host says a port is
+/// taken by something outside our leases.
+const PORT_ATTEMPTS: usize = 10;
+
+/// A container as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Container {
+    /// The full name, `<owner>-<short name>`.
+    pub name: String,
+    pub owner: String,
+    pub image: String,
+    /// `docker` or `kubernetes`.
+    pub backend: String,
+    /// The host it runs on; links to its ports are `http://<host>:<port>/`.
+    pub host: String,
+    /// `creating`, `created`, `running`, `paused`, `restarting`, `exited`, `dead`, or
+    /// `gone` (removed from the host behind our back).
+    pub status: String,
+    pub ports: Vec<Port>,
+    /// `KEY=value` strings.
+    pub env: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Port {
+    pub guest: u16,
+    pub host: u16,
+}
+
+impl From<&ContainerRecord> for Container {
+    fn from(c: &ContainerRecord) -> Self {
+        Container {
+            name: c.name.to_string(),
+            owner: c.owner.to_string(),
+            image: c.image.clone(),
+            backend: c.backend.clone(),
+            host: c.host.clone(),
+            status: c.status.clone(),
+            ports: c
+                .ports
+                .iter()
+                .map(|p| Port {
+                    guest: p.guest.get(),
+                    host: p.host_port,
+                })
+                .collect(),
+            env: c.env.clone(),
+            created_at: crate::rfc3339(c.created_at),
+        }
+    }
+}
+
+/// `POST /api/v1/containers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateContainer {
+    /// Short name: a DNS label; the full name is `<owner>-<name>`, at most 63 characters.
+    pub name: String,
+    /// Image reference (`busybox`, `registry:5000/alice/web:1`).
+    pub image: String,
+    /// `"KEY=value KEY2=value2"` or `["KEY=value", ...]`.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub env: Option<Value>,
+    /// `"80 8080"` or `[80, 8080]`.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub ports: Option<Value>,
+    /// `docker` (default) or `kubernetes`.
+    #[serde(default)]
+    pub backend: Option<String>,
+}
+
+/// `POST /api/v1/containers/{name}/exec`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCommand {
+    /// An array of strings (program and arguments), or one string run by `/bin/sh -c`.
+    #[schema(value_type = Object)]
+    pub cmd: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecResult {
+    /// `null` when the command did not finish within the time limit.
+    pub exit_code: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The command was still running at the time limit; its output so far is returned.
+    pub timed_out: bool,
+    /// Output beyond the size limit was dropped.
+    pub truncated: bool,
+}
+
+impl From<ExecOutput> for ExecResult {
+    fn from(o: ExecOutput) -> Self {
+        Self {
+            exit_code: o.exit_code,
+            stdout: o.stdout,
+            stderr: o.stderr,
+            timed_out: o.timed_out,
+            truncated: o.truncated,
+        }
+    }
+}
+
+fn parse_env(v: Option<Value>) -> Result<Vec<EnvVar>, ParseError> {
+    let bad = || {
+        ParseError::new(
+            "env",
+            "env must be a string of space-separated KEY=value pairs or an array of \"KEY=value\" strings",
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => parse_env_list(s.split_whitespace()),
+        Some(Value::Array(items)) => {
+            let strings = items
+                .iter()
+                .map(|i| i.as_str().ok_or_else(bad))
+                .collect::<Result<Vec<_>, _>>()?;
+            parse_env_list(strings)
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>, ParseError> {
+    let bad = |what: &str| {
+        ParseError::new(
+            "ports",
+            format!("{what}: ports must be a string of space-separated port numbers or an array of integers"),
+        )
+    };
+    let ports = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s
+            .split_whitespace()
+            .map(GuestPort::parse)
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| bad(&format!("{n} is not a whole number")))
+                    .and_then(GuestPort::new),
+                other => Err(bad(&format!("{other} is not a number"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(bad(&format!("{other} is neither"))),
+    };
+    parse_port_list(ports, max)
+}
+
+fn parse_cmd(v: Value) -> Result<Vec<String>, ApiError> {
+    let field = |m: &str| ApiError::Invalid {
+        code: "invalid_input",
+        message: m.to_string(),
+        field: Some("cmd"),
+    };
+    let cmd = match v {
+        Value::String(s) if s.trim().is_empty() => return Err(field("the command is empty")),
+        Value::String(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s],
+        Value::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s),
+                _ => Err(field("cmd must be an array of strings or one string")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(field("cmd must be an array of strings or one string")),
+    };
+    if cmd.is_empty() || cmd[0].is_empty() {
+        return Err(field("the command is empty"));
+    }
+    if cmd.len() > 1024 || cmd.iter().map(String::len).sum::<usize>() > 128 * 1024 {
+        return Err(field("the command is longer than 128 KiB or 1024 arguments"));
+    }
+    if cmd.iter().any(|a| a.contains('\0')) {
+        return Err(field("the command contains a NUL character"));
+    }
+    Ok(cmd)
+}
+
+fn image_not_found(image: &ImageRef) -> ApiError {
+    ApiError::NotFound {
+        code: "image_not_found",
+        what: format!("image {image}"),
+    }
+}
+
+/// A container the caller may act on.
+pub struct OwnedContainer {
+    record: ContainerRecord,
+}
+
+impl OwnedContainer {
+    pub fn record(&self) -> &ContainerRecord {
+        &self.record
+    }
+
+    pub fn name(&self) -> &ContainerName {
+        &self.record.name
+    }
+}
+
+/// Loads a container for `caller`: theirs, or anyone's for an admin. Anything else is
+/// the same 404 as a name that does not exist.
+pub async fn load(state: &AppState, caller: &Caller, name: &str) -> Result<OwnedContainer, ApiError> {
+    caller.require_full_scope()?;
+    let not_found = || ApiError::not_found(format!("container {name}"));
+    let Ok(parsed) = ContainerName::parse(name) else {
+        return Err(not_found());
+    };
+    let record = state
+        .store
+        .container(parsed.as_str())
+        .await?
+        .filter(|c| c.owner == caller.name || caller.is_admin())
+        .ok_or_else(not_found)?;
+    Ok(OwnedContainer { record })
+}
+
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateContainer,
+) -> Result<Container, ApiError> {
+    caller.require_full_scope()?;
+    let short = ShortName::parse(&req.name)?;
+    let name = ContainerName::new(&caller.name, &short)?;
+    let image = ImageRef::parse(&req.image)?;
+    let env = parse_env(req.env)?;
+    let guests = parse_ports(req.ports, state.config.max_ports)?;
+    match req.backend.as_deref() {
+        None | Some("docker") => {}
+        Some("kubernetes") => {
+            return Err(ApiError::Invalid {
+                code: "backend_unavailable",
+                message: "the kubernetes backend is not enabled on this installation".into(),
+                field: Some("backend"),
+            })
+        }
+        Some(other) => {
+            return Err(ApiError::Invalid {
+                code: "invalid_input",
+                message: format!("unknown backend {other:?}; use docker or kubernetes"),
+                field: Some("backend"),
+            })
+        }
+    }
+
+    // Public images (no owner), the caller's own, or any for an admin. Sharing comes
+    // with the images issue; until then another user's image is not found.
+    let found = state
+        .backend
+        .image(image.as_str())
+        .await?
+        .ok_or_else(|| image_not_found(&image))?;
+    if let Some(owner) = &found.owner {
+        if owner != caller.name.as_str() && !caller.is_admin() {
+            return Err(image_not_found(&image));
+        }
+    }
+
+    let host = state.backend.host().to_string();
+    let mut record = ContainerRecord {
+        name: name.clone(),
+        owner: caller.name.clone(),
+        short_name: short.as_str().to_string(),
+        image: image.to_string(),
+        backend: "docker".into(),
+        host: host.clone(),
+        status: "creating".into(),
+        env: env.iter().map(ToString::to_string).collect(),
+        engine_id: None,
+        created_at: crate::now(),
+        ports: Vec::new(),
+    };
+    // Inserting reserves the name: of two concurrent creates, one gets a conflict here.
+    state.store.insert_container(&record).await.map_err(|e| match e {
+        wm_store::StoreError::Conflict(_) => {
+            ApiError::Conflict(format!("you already have a container named {short}"))
+        }
+        other => other.into(),
+    })?;
+
+    let spec = ContainerSpec {
+        name: name.clone(),
+        owner: caller.name.clone(),
+        short_name: short,
+        image: image.clone(),
+        env,
+        ports: Vec::new(),
+        limits: state.config.default_limits(),
+    };
+    match create_on_host(state, &host, spec, &guests).await {
+        Ok((st, bindings)) => {
+            state
+                .store
+                .set_container_status(name.as_str(), st.state.as_str(), Some(&st.id))
+                .await?;
+            record.status = st.state.as_str().to_string();
+            record.engine_id = Some(st.id);
+            record.ports = bindings
+                .iter()
+                .map(|b| PortLease {
+                    guest: b.guest,
+                    host_port: b.host,
+                })
+                .collect();
+            record.ports.sort_by_key(|p| p.guest);
+            Ok(Container::from(&record))
+        }
+        Err(e) => {
+            if let Err(cleanup) = state.store.delete_container(name.as_str()).await {
+                tracing::error!(container = %name, error = ?cleanup, "could not remove the record of a failed create");
+            }
+            let _ = state.backend.remove_network_if_unused(&caller.name).await;
+            Err(match e {
+                ApiError::NotFound { code: "image_not_found", .. } => image_not_found(&image),
+                other => other,
+            })
+        }
+    }
+}
+
+/// Leases host ports and creates the container, trying other ports while the host
+/// reports some as taken.
+async fn create_on_host(
+    state: &AppState,
+    host: &str,
+    mut spec: ContainerSpec,
+    guests: &[GuestPort],
+) -> Result<(ContainerState, Vec<PortBinding>), ApiError> {
+    let name = spec.name.to_string();
+    let mut bindings = state
+        .ports
+        .allocate(&state.store, host, &name, guests)
+        .await?;
+    for _ in 0..PORT_ATTEMPTS {
+        spec.ports = bindings.clone();
+        match state.backend.create(&spec).await {
+            Ok(st) => return Ok((st, bindings)),
+            Err(BackendError::PortsInUse(taken)) => {
+                tracing::info!(container = %name, ?taken, "host ports held outside our leases; trying others");
+                state.ports.mark_busy(&taken).await;
+                let (bad, good): (Vec<PortBinding>, Vec<PortBinding>) =
+                    bindings.into_iter().partition(|b| taken.contains(&b.host));
+                for b in &bad {
+                    state.store.release_port(host, b.host).await?;
+                }
+                let again: Vec<GuestPort> = bad.iter().map(|b| b.guest).collect();
+                let fresh = state
+                    .ports
+                    .allocate(&state.store, host, &name, &again)
+                    .await?;
+                bindings = good.into_iter().chain(fresh).collect();
+            }
+            Err(e) => {
+                state.store.release_ports_of(&name).await?;
+                return Err(e.into());
+            }
+        }
+    }
+    state.store.release_ports_of(&name).await?;
+    Err(ApiError::Unavailable(
+        "could not find free host ports; try again".into(),
+    ))
+}
+
+/// The caller's containers (an admin's `all` gives everyone's), with their current
+/// status from the host.
+pub async fn list(state: &AppState, caller: &Caller, all: bool) -> Result<Vec<Container>, ApiError> {
+    caller.require_full_scope()?;
+    let owner = if all && caller.is_admin() {
+        None
+    } else {
+        Some(caller.name.as_str())
+    };
+    let on_host = state.backend.list().await?;
+    let mut records = state.store.containers(owner).await?;
+    for r in &mut records {
+        if r.backend != "docker" || r.host != state.backend.host() || r.status == "creating" {
+            continue;
+        }
+        let now = on_host
+            .iter()
+            .find(|s| s.name == r.name.as_str())
+            .map_or("gone", |s| s.state.as_str());
+        if now != r.status {
+            state.store.set_container_status(r.name.as_str(), now, None).await?;
+            r.status = now.to_string();
+        }
+    }
+    Ok(records.iter().map(Container::from).collect())
+}
+
+/// The container with its status as the host reports it now.
+pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
+    let mut record = c.record;
+    if record.status == "creating" {
+        return Ok(Container::from(&record));
+    }
+    let now = match state.backend.inspect(&record.name).await {
+        Ok(st) => st.state.as_str(),
+        Err(BackendError::NoSuchContainer) => "gone",
+        Err(e) => return Err(e.into()),
+    };
+    if now != record.status {
+        state
+            .store
+            .set_container_status(record.name.as_str(), now, None)
+            .await?;
+        record.status = now.to_string();
+    }
+    Ok(Container::from(&record))
+}
+
+async fn settle(
+    state: &AppState,
+    c: OwnedContainer,
+    result: Result<ContainerState, BackendError>,
+) -> Result<Container, ApiError> {
+    let st = result.map_err(|e| match e {
+        BackendError::NoSuchContainer => ApiError::Conflict(format!(
+            "container {} is gone from its host; delete it",
+            c.name()
+        )),
+        other => other.into(),
+    })?;
+    let mut record = c.record;
+    state
+        .store
+        .set_container_status(record.name.as_str(), st.state.as_str(), None)
+        .await?;
+    record.status = st.state.as_str().to_string();
+    Ok(Container::from(&record))
+}
+
+pub async fn start(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
+    let r = state.backend.start(c.name()).await;
+    settle(state, c, r).await
+}
+
+pub async fn stop(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
+    let r = state.backend.stop(c.name()).await;
+    settle(state, c, r).await
+}
+
+/// Removes the container from its host, then its record and port leases, then the
+/// owner's network if this was their last container.
+pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError> {
+    state.backend.remove(c.name()).await?;
+    state.store.delete_container(c.name().as_str()).await?;
+    if let Err(e) = state.backend.remove_network_if_unused(&c.record.owner).await {
+        tracing::warn!(owner = %c.record.owner, error = %e, "could not remove the owner's network");
+    }
+    Ok(())
+}
+
+pub async fn exec(state: &AppState, c: &OwnedContainer, cmd: Value) -> Result<ExecResult, ApiError> {
+    let req = ExecRequest {
+        cmd: parse_cmd(cmd)?,
+        timeout_secs: state.config.exec_timeout_secs,
+        max_output_bytes: state.config.exec_max_output,
+    };
+    Ok(state.backend.exec(c.name(), &req).await?.into())
+}
+
+pub async fn upload(
+    state: &AppState,
+    c: &OwnedContainer,
+    dir: &str,
+    tar: ByteStream,
+) -> Result<(), ApiError> {
+    state.backend.upload(c.name(), dir, tar).await?;
+    Ok(())
+}
+
+pub async fn logs(state: &AppState, c: &OwnedContainer, tail: u32) -> Result<bytes::Bytes, ApiError> {
+    Ok(state.backend.logs(c.name(), tail).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn env_in_both_forms() {
+        let s = parse_env(Some(json!("A=1 B=2"))).unwrap();
+        let a = parse_env(Some(json!(["A=1", "B=2"]))).unwrap();
+        assert_eq!(s, a);
+        assert!(parse_env(None).unwrap().is_empty());
+        assert_eq!(parse_env(Some(json!(["MSG=hello world"]))).unwrap()[0].value(), "hello world");
+        for bad in [json!("=x"), json!("KEY"), json!([1]), json!({"A": "1"}), json!(true)] {
+            assert_eq!(parse_env(Some(bad.clone())).unwrap_err().field, "env", "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports_in_both_forms() {
+        let s = parse_ports(Some(json!("80 8080")), 8).unwrap();
+        let a = parse_ports(Some(json!([80, 8080])), 8).unwrap();
+        assert_eq!(s, a);
+        for bad in [
+            json!("0"),
+            json!("65536"),
+            json!("http"),
+            json!([70000]),
+            json!([1.5]),
+            json!(["80"]),
+            json!([-1]),
+            json!({"80": 1}),
+            json!("1 2 3 4 5 6 7 8 9"),
+        ] {
+            assert_eq!(parse_ports(Some(bad.clone()), 8).unwrap_err().field, "ports", "{bad}");
+        }
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(parse_cmd(json!("echo hi")).unwrap(), ["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(parse_cmd(json!(["ls", "-l"])).unwrap(), ["ls", "-l"]);
+        for bad in [json!(""), json!([]), json!([""]), json!([1]), json!(null), json!(["a\u{0}"])] {
+            assert!(parse_cmd(bad.clone()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The one place where errors become HTTP answers.
+//!
+//! Every answer that is not a success has the shape
+//! `{"error": {"code": "<machine_code>", "message": "<human sentence>"}}` (plus `field` when
+//! one input was wrong). A 5xx says nothing internal; the cause chain goes to the log, once.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use wm_backend::BackendError;
+use wm_domain::ParseError;
+use wm_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input that does not parse; `field` names it where one field is at fault.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
+    #[error("authentication required: log in or send a bearer token")]
+    Unauthenticated,
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    /// Also what another user's resource looks like.
+    #[error("{what} not found")]
+    NotFound { code: &'static str, what: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A dependency (the container engine) cannot be used right now.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the container engine failed; the administrators can find the details in the log")]
+    Engine(String),
+    #[error("an internal error occurred; the administrators can find the details in the log")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code: "invalid_input",
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound {
+            code: "not_found",
+            what: what.into(),
+        }
+    }
+
+    pub fn http_status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Engine(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid { code, .. } => code,
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { code, .. } => code,
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Engine(_) => "engine_error",
+            ApiError::Unexpected(_) => "internal",
+        }
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> Self {
+        Self::Invalid {
+            code: "invalid_input",
+            message: e.message,
+            field: Some(e.field),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} exists already")),
+            other => ApiError::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Unavailable(why) => ApiError::Unavailable(format!(
+                "the Docker engine is unavailable ({why}); try again later"
+            )),
+            BackendError::NoSuchContainer => ApiError::not_found("container"),
+            BackendError::NoSuchImage(r) => ApiError::NotFound {
+                code: "image_not_found",
+                what: format!("image {r}"),
+            },
+            BackendError::NameTaken(_) => ApiError::Conflict(
+                "a container of that name already exists on the host".into(),
+            ),
+            BackendError::Policy(m) => ApiError::Invalid {
+                code: "policy",
+                message: m,
+                field: None,
+            },
+            BackendError::Refused(m) => ApiError::Conflict(m),
+            BackendError::PortsInUse(p) => {
+                ApiError::Unavailable(format!("host ports {p:?} are in use; try again"))
+            }
+            BackendError::Engine(m) => ApiError::Engine(m),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.http_status_code();
+        match &self {
+            ApiError::Unexpected(e) => tracing::error!(error = ?e, "request failed"),
+            ApiError::Engine(m) => tracing::error!(engine_error = %m, "container engine error"),
+            ApiError::Unavailable(m) => tracing::warn!(%m, "dependency unavailable"),
+            _ => {}
+        }
+        let field = match &self {
+            ApiError::Invalid { field, .. } => *field,
+            _ => None,
+        };
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+                field,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}

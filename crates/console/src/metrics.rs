@@ -1,0 +1,209 @@
+//! Prometheus metrics: request counts and latencies, containers by status, and the
+//! latency of every call to a container host (through [`InstrumentedBackend`]).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use wm_backend::{
+    BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecOutput,
+    ExecRequest, HostInfo, ImageInfo,
+};
+use wm_domain::{ContainerName, UserName};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub op: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub engine_call_seconds: Family<CallLabels, Histogram, fn() -> Histogram>,
+    pub containers: Family<StatusLabels, Gauge>,
+    pub engine_up: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("wm");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        let request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests, by route",
+            request_seconds.clone(),
+        );
+        let engine_call_seconds: Family<CallLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "docker_call_duration_seconds",
+            "Time of calls to the Docker host, by operation and outcome",
+            engine_call_seconds.clone(),
+        );
+        let containers = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "containers",
+            "Containers in the database, by status",
+            containers.clone(),
+        );
+        let engine_up = Gauge::default();
+        registry.register(
+            "docker_up",
+            "1 when the Docker host answered the last check",
+            engine_up.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            engine_call_seconds,
+            containers,
+            engine_up,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn set_container_counts(&self, counts: &[(String, i64)]) {
+        self.containers.clear();
+        for (status, n) in counts {
+            self.containers
+                .get_or_create(&StatusLabels {
+                    status: status.clone(),
+                })
+                .set(*n);
+        }
+    }
+}
+
+/// A backend that times every call into `wm_docker_call_duration_seconds`.
+pub struct InstrumentedBackend {
+    inner: Arc<dyn ContainerBackend>,
+    metrics: Arc<Metrics>,
+}
+
+impl InstrumentedBackend {
+    pub fn new(inner: Arc<dyn ContainerBackend>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let start = Instant::now();
+        let r = fut.await;
+        let outcome = match &r {
+            Ok(_) => "ok",
+            Err(BackendError::Unavailable(_)) => "unavailable",
+            Err(_) => "error",
+        };
+        self.metrics
+            .engine_call_seconds
+            .get_or_create(&CallLabels { op, outcome })
+            .observe(start.elapsed().as_secs_f64());
+        r
+    }
+}
+
+#[async_trait]
+impl ContainerBackend for InstrumentedBackend {
+    fn host(&self) -> &str {
+        self.inner.host()
+    }
+    async fn info(&self) -> Result<HostInfo, BackendError> {
+        let r = self.timed("info", self.inner.info()).await;
+        self.metrics.engine_up.set(i64::from(r.is_ok()));
+        r
+    }
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {
+        self.timed("image", self.inner.image(reference)).await
+    }
+    async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
+        self.timed("create", self.inner.create(spec)).await
+    }
+    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        self.timed("start", self.inner.start(name)).await
+    }
+    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        self.timed("stop", self.inner.stop(name)).await
+    }
+    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+        self.timed("remove", self.inner.remove(name)).await
+    }
+    async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError> {
+        self.timed("remove_network", self.inner.remove_network_if_unused(owner))
+            .await
+    }
+    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        self.timed("inspect", self.inner.inspect(name)).await
+    }
+    async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
+        self.timed("list", self.inner.list()).await
+    }
+    async fn exec(
+        &self,
+        name: &ContainerName,
+        req: &ExecRequest,
+    ) -> Result<ExecOutput, BackendError> {
+        self.timed("exec", self.inner.exec(name, req)).await
+    }
+    async fn upload(
+        &self,
+        name: &ContainerName,
+        dir: &str,
+        tar: ByteStream,
+    ) -> Result<(), BackendError> {
+        self.timed("upload", self.inner.upload(name, dir, tar)).await
+    }
+    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
+        self.timed("logs", self.inner.logs(name, tail)).await
+    }
+}

@@ -1,0 +1,177 @@
+//! Keeps the database true to the host, at start and periodically.
+//!
+//! - A container in the database that the host no longer has is marked `gone` and its
+//!   ports are released (the record stays until its owner deletes it).
+//! - A container of ours on the host that the database does not know (a crash between
+//!   creating it and recording it, or a restored database) is adopted when its labels
+//!   name a known user and a valid name, and reported otherwise; it is never duplicated.
+//! - Statuses are brought up to date.
+
+use crate::state::AppState;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use utoipa::ToSchema;
+use wm_backend::BackendError;
+use wm_domain::{ContainerName, ShortName, UserName};
+use wm_store::ContainerRecord;
+
+/// A `creating` record older than this without a container on the host is left over
+/// from a crash in the middle of a create.
+const STALE_CREATE_SECS: i64 = 300;
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ReconcileReport {
+    /// Full names marked `gone`.
+    pub gone: Vec<String>,
+    /// Full names adopted into the database.
+    pub adopted: Vec<String>,
+    /// Containers with our labels that could not be adopted, and why.
+    pub unknown: Vec<String>,
+    /// How many statuses changed.
+    pub updated: usize,
+}
+
+/// Names already reported, so the log says it once, not every interval.
+static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error::ApiError> {
+    let mut report = ReconcileReport::default();
+    let host = state.backend.host().to_string();
+    let on_host = state.backend.list().await?;
+    let records: Vec<ContainerRecord> = state
+        .store
+        .containers(None)
+        .await?
+        .into_iter()
+        .filter(|r| r.backend == "docker" && r.host == host)
+        .collect();
+    let now = crate::now();
+
+    for r in &records {
+        match on_host.iter().find(|s| s.name == r.name.as_str()) {
+            Some(s) => {
+                if r.status != "creating" && r.status != s.state.as_str() {
+                    state
+                        .store
+                        .set_container_status(r.name.as_str(), s.state.as_str(), None)
+                        .await?;
+                    report.updated += 1;
+                }
+            }
+            None if r.status == "gone" => {}
+            None if r.status == "creating" && now - r.created_at < STALE_CREATE_SECS => {}
+            None => {
+                state
+                    .store
+                    .set_container_status(r.name.as_str(), "gone", None)
+                    .await?;
+                state.store.release_ports_of(r.name.as_str()).await?;
+                tracing::warn!(container = %r.name, "container is gone from its host");
+                report.gone.push(r.name.to_string());
+            }
+        }
+    }
+
+    for s in &on_host {
+        if records.iter().any(|r| r.name.as_str() == s.name) {
+            continue;
+        }
+        match adopt(state, &host, &s.name).await {
+            Ok(()) => {
+                tracing::info!(container = %s.name, "adopted a container the database did not know");
+                crate::audit::record(state, None, "reconcile: adopt".into(), Some(s.name.clone()), 200, None).await;
+                report.adopted.push(s.name.clone());
+            }
+            Err(why) => {
+                let first_time = REPORTED
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert_with(HashSet::new)
+                    .insert(s.name.clone());
+                if first_time {
+                    tracing::warn!(container = %s.name, %why, "container with our labels cannot be adopted");
+                    crate::audit::record(state, None, "reconcile: unknown container".into(), Some(s.name.clone()), 409, Some(why.clone())).await;
+                }
+                report.unknown.push(format!("{}: {why}", s.name));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Records a container found on the host, if its labels make sense.
+async fn adopt(state: &AppState, host: &str, name: &str) -> Result<(), String> {
+    let name = ContainerName::parse(name).map_err(|e| e.to_string())?;
+    let st = match state.backend.inspect(&name).await {
+        Ok(st) => st,
+        Err(BackendError::NoSuchContainer) => return Err("removed meanwhile".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let owner = UserName::parse(&st.owner).map_err(|e| format!("owner label: {e}"))?;
+    let short_str = name
+        .as_str()
+        .strip_prefix(&format!("{owner}-"))
+        .ok_or("the name does not start with its owner's")?;
+    let short = ShortName::parse(short_str).map_err(|e| e.to_string())?;
+    if state
+        .store
+        .user(owner.as_str())
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("its owner {owner} has no account here"));
+    }
+    let record = ContainerRecord {
+        name: name.clone(),
+        owner,
+        short_name: short.as_str().to_string(),
+        image: st.image.clone(),
+        backend: "docker".into(),
+        host: host.to_string(),
+        status: st.state.as_str().to_string(),
+        // The image's own variables (PATH, ...) are in the list too; they are what the
+        // container runs with.
+        env: st.env.clone(),
+        engine_id: Some(st.id.clone()),
+        created_at: st.created_at,
+        ports: Vec::new(),
+    };
+    state
+        .store
+        .insert_container(&record)
+        .await
+        .map_err(|e| e.to_string())?;
+    for p in &st.ports {
+        let leased = state
+            .store
+            .lease_port(host, p.host, name.as_str(), p.guest)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !leased {
+            tracing::warn!(container = %name, port = p.host, "adopted container publishes a port leased to another container");
+        }
+    }
+    Ok(())
+}
+
+/// Reconciles every `interval` until the process ends. An unreachable host is logged
+/// and tried again next time.
+pub async fn run_periodically(state: AppState, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match reconcile(&state).await {
+            Ok(r) if !r.gone.is_empty() || !r.adopted.is_empty() => {
+                tracing::info!(gone = ?r.gone, adopted = ?r.adopted, updated = r.updated, "reconciled")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
+        }
+        if let Err(e) = state.store.purge_expired_tokens(crate::now()).await {
+            tracing::warn!(error = ?e, "could not purge expired tokens");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! What every request handler shares.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::ports::PortAllocator;
+use std::sync::Arc;
+use wm_backend::ContainerBackend;
+use wm_store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub backend: Arc<dyn ContainerBackend>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub ports: Arc<PortAllocator>,
+}
