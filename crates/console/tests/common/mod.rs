@@ -1,0 +1,333 @@
+//! Shared by the console's integration tests: a console per test on port 0 with its own
+//! SQLite file and its own `wm.instance` label, the real Docker engine, and a busybox test
+//! image built locally (no registry is needed).
+//!
+//! Everything a test creates on the engine carries `whalemountain.test=1` and the test's
+//! instance label; dropping the [`TestApp`] removes it, also when the test fails.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use wm_console::config::{Config, PortRange, Secret};
+
+pub const TEST_IMAGE: &str = "wm-test-busybox:1";
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// Builds the test image once per test process: busybox with `sh` and `httpd`, serving
+/// a page on port 80 by default. Built from a prepared root, so the build runs nothing.
+pub async fn test_image() -> &'static str {
+    static BUILT: OnceCell<()> = OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(build_test_image).await.unwrap();
+        })
+        .await;
+    TEST_IMAGE
+}
+
+fn build_test_image() {
+    let exists = Command::new("docker")
+        .args(["image", "inspect", TEST_IMAGE])
+        .output()
+        .expect("the docker CLI runs");
+    if exists.status.success() {
+        return;
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: install busybox-static (scripts/test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    for d in ["bin", "tmp", "www", "etc"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(root.join("www/index.html"), "hello from whalemountain\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\n\
+         COPY rootfs /\n\
+         LABEL whalemountain.test=1\n\
+         ENV PATH=/bin\n\
+         CMD [\"/bin/httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", TEST_IMAGE])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build runs");
+    assert!(
+        out.status.success(),
+        "building the test image failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds an image FROM the test image with extra labels, tagged `tag`.
+pub fn build_labelled_image(tag: &str, labels: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = format!("FROM {TEST_IMAGE}\nLABEL whalemountain.test=1\n");
+    for (k, v) in labels {
+        df.push_str(&format!("LABEL {k}={v}\n"));
+    }
+    std::fs::write(dir.path().join("Dockerfile"), df).unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker").args(args).output().expect("the docker CLI runs")
+}
+
+/// `docker inspect` of one object, as JSON.
+pub fn inspect(kind: &str, name: &str) -> Option<Value> {
+    let out = docker(&[kind, "inspect", name]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.get(0).cloned()
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub instance: String,
+    pub config: Config,
+    pub data: tempfile::TempDir,
+    pub admin: String,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A fresh configuration: its own data directory, instance label and a random window of
+/// 200 host ports, so tests running side by side rarely want the same port.
+pub fn test_config(data: &Path) -> Config {
+    let instance = unique("t");
+    let first = 40000 + (rand_u16() % 90) * 200;
+    let mut c = Config::load(
+        None,
+        [
+            ("WM_LISTEN", "127.0.0.1:0".to_string()),
+            ("WM_DATA_DIR", data.display().to_string()),
+            ("WM_INSTANCE", instance),
+            ("WM_PORT_RANGE", format!("{first}-{}", first + 199)),
+            ("WM_PUBLISH_ADDRESS", "127.0.0.1".to_string()),
+            ("WM_MEMORY_LIMIT", "64m".to_string()),
+            ("WM_CPU_LIMIT", "0.5".to_string()),
+            ("WM_PIDS_LIMIT", "64".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    )
+    .unwrap();
+    c.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    c.docker
+        .labels
+        .insert("whalemountain.test".into(), "1".into());
+    c
+}
+
+fn rand_u16() -> u16 {
+    let b = uuid::Uuid::new_v4();
+    u16::from_le_bytes([b.as_bytes()[0], b.as_bytes()[1]])
+}
+
+pub async fn spawn_app() -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let config = test_config(data.path());
+    spawn_with(config, data).await
+}
+
+pub async fn spawn_with(config: Config, data: tempfile::TempDir) -> TestApp {
+    test_image().await;
+    let instance = config.docker.instance.clone();
+    let app = wm_console::build(config.clone()).await.expect("the console starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let client = Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let mut t = TestApp {
+        base,
+        client,
+        instance,
+        config,
+        data,
+        admin: String::new(),
+        server,
+        shutdown: Some(tx),
+    };
+    t.admin = t.login("admin", ADMIN_PASSWORD).await;
+    t
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Any request with a bearer token (or none) and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("the console answers");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/login",
+                None,
+                Some(json!({"username": user, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login as {user}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// A new student (or other role) with a unique name; returns (name, token).
+    pub async fn user(&self, prefix: &str, role: &str) -> (String, String) {
+        let name = unique(prefix);
+        let (status, body) = self
+            .post(
+                "/api/v1/admin/users",
+                &self.admin,
+                json!({"name": name, "password": "password-123", "role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = self.login(&name, "password-123").await;
+        (name, token)
+    }
+
+    pub async fn student(&self) -> (String, String) {
+        self.user("s", "student").await
+    }
+
+    /// Creates a container from the test image; panics unless it is created.
+    pub async fn create(&self, token: &str, body: Value) -> Value {
+        let (status, c) = self.post("/api/v1/containers", token, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{c}");
+        c
+    }
+
+    /// Containers of this test's instance on the engine.
+    pub fn engine_containers(&self) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=wm.instance={}", self.instance),
+        ]);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    pub async fn stop_server(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+        let filter = format!("label=wm.instance={}", self.instance);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            docker(&["rm", "-f", id]);
+        }
+        let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
+        for id in String::from_utf8_lossy(&nets.stdout).lines() {
+            docker(&["network", "rm", id]);
+        }
+    }
+}
+
+/// Waits for `f` to hold, up to `secs` seconds; panics with `what` otherwise.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {secs} s waiting for: {what}");
+}
+
+pub fn port_range(c: &Config) -> PortRange {
+    c.port_range()
+}
