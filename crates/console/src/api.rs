@@ -46,7 +46,9 @@ struct SecuritySchemes;
 
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let c = openapi.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
@@ -97,7 +99,11 @@ pub struct LoginResponse {
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
@@ -372,7 +378,9 @@ pub async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    Ok(Json(state.store.users().await?.iter().map(user_info).collect()))
+    Ok(Json(
+        state.store.users().await?.iter().map(user_info).collect(),
+    ))
 }
 
 /// Reconcile the database with the host now (admins only); the same runs periodically.
@@ -416,7 +424,10 @@ pub async fn admin_audit(
             .map(|e| AuditEntryView {
                 at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at) * 1000)
                     .ok()
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
                     .unwrap_or_default(),
                 actor: e.actor,
                 action: e.action,
@@ -532,7 +543,9 @@ fn parse_target_dir(s: &str) -> Result<String, ApiError> {
         field: Some("path"),
     };
     if !s.starts_with('/') {
-        return Err(bad("path must be an absolute directory in the container, e.g. /tmp"));
+        return Err(bad(
+            "path must be an absolute directory in the container, e.g. /tmp",
+        ));
     }
     if s.len() > 4096 || s.contains('\0') {
         return Err(bad("path is too long or contains a NUL character"));
@@ -552,21 +565,28 @@ fn parse_target_dir(s: &str) -> Result<String, ApiError> {
 fn parse_upload_name(s: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::Invalid {
         code: "invalid_file_name",
-        message: format!("file name {:?} {why}", s.chars().take(80).collect::<String>()),
+        message: format!(
+            "file name {:?} {why}",
+            s.chars().take(80).collect::<String>()
+        ),
         field: Some("file"),
     };
     if s.is_empty() {
         return Err(bad("is empty"));
     }
     if s.starts_with('/') || s.starts_with('\\') {
-        return Err(bad("is absolute; names must stay inside the target directory"));
+        return Err(bad(
+            "is absolute; names must stay inside the target directory",
+        ));
     }
     if s.len() > 1024 || s.contains('\0') || s.contains('\\') || s.chars().any(char::is_control) {
         return Err(bad("is too long or contains a control character or '\\'"));
     }
     for c in s.split('/') {
         if c.is_empty() || c == "." || c == ".." {
-            return Err(bad("has an empty, '.' or '..' part; names must stay inside the target directory"));
+            return Err(bad(
+                "has an empty, '.' or '..' part; names must stay inside the target directory",
+            ));
         }
         if c.len() > 255 {
             return Err(bad("has a part longer than 255 bytes"));
@@ -579,7 +599,10 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) ->
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge(limit)
     } else {
-        ApiError::invalid(format!("the upload is not valid multipart/form-data: {}", e.body_text()))
+        ApiError::invalid(format!(
+            "the upload is not valid multipart/form-data: {}",
+            e.body_text()
+        ))
     }
 }
 
@@ -590,7 +613,8 @@ async fn spool(
     limit: usize,
 ) -> Result<(tempfile::NamedTempFile, u64), ApiError> {
     let tmp = tempfile::NamedTempFile::new().map_err(|e| ApiError::Unexpected(e.into()))?;
-    let mut out = tokio::fs::File::from_std(tmp.reopen().map_err(|e| ApiError::Unexpected(e.into()))?);
+    let mut out =
+        tokio::fs::File::from_std(tmp.reopen().map_err(|e| ApiError::Unexpected(e.into()))?);
     let mut size = 0u64;
     while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
         *total += chunk.len();
@@ -602,7 +626,9 @@ async fn spool(
             .await
             .map_err(|e| ApiError::Unexpected(e.into()))?;
     }
-    out.flush().await.map_err(|e| ApiError::Unexpected(e.into()))?;
+    out.flush()
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
     Ok((tmp, size))
 }
 
@@ -627,7 +653,11 @@ pub async fn upload_files(
     let mut dir = None;
     let mut files: Vec<(String, tempfile::NamedTempFile, u64)> = Vec::new();
     let mut total = 0usize;
-    while let Some(mut field) = form.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
         match field.name() {
             Some("path") => {
                 let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
@@ -672,24 +702,25 @@ pub async fn upload_files(
 
     // The archive holds regular files only, with the names checked above: nothing in it
     // can point or climb out of the target directory.
-    let archive = tokio::task::spawn_blocking(move || -> std::io::Result<tempfile::NamedTempFile> {
-        let out = tempfile::NamedTempFile::new()?;
-        let mut builder = tar::Builder::new(out.reopen()?);
-        let mtime = crate::now().max(0) as u64;
-        for (fname, tmp, size) in &files {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(*size);
-            header.set_mode(0o644);
-            header.set_mtime(mtime);
-            builder.append_data(&mut header, fname, tmp.reopen()?)?;
-        }
-        builder.into_inner()?.flush()?;
-        Ok(out)
-    })
-    .await
-    .map_err(|e| ApiError::Unexpected(e.into()))?
-    .map_err(|e| ApiError::Unexpected(e.into()))?;
+    let archive =
+        tokio::task::spawn_blocking(move || -> std::io::Result<tempfile::NamedTempFile> {
+            let out = tempfile::NamedTempFile::new()?;
+            let mut builder = tar::Builder::new(out.reopen()?);
+            let mtime = crate::now().max(0) as u64;
+            for (fname, tmp, size) in &files {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(*size);
+                header.set_mode(0o644);
+                header.set_mtime(mtime);
+                builder.append_data(&mut header, fname, tmp.reopen()?)?;
+            }
+            builder.into_inner()?.flush()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
     let file = tokio::fs::File::open(archive.path())
         .await
         .map_err(|e| ApiError::Unexpected(e.into()))?;
@@ -717,7 +748,10 @@ pub async fn container_logs(
     let tail = q.tail.unwrap_or(100).min(10_000);
     let body = containers::logs(&state, &c, tail).await?;
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     Ok((headers, body).into_response())
 }
 
@@ -766,12 +800,20 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
         },
     };
     let db_ok = db.is_ok();
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Health {
             status: if db_ok { "ok" } else { "degraded" }.into(),
-            database: if db_ok { "ok".into() } else { "unreachable".into() },
+            database: if db_ok {
+                "ok".into()
+            } else {
+                "unreachable".into()
+            },
             docker,
         }),
     )
@@ -815,7 +857,18 @@ mod tests {
         for ok in ["a.txt", "sub/b.txt", ".hidden", "日本語.txt"] {
             assert_eq!(parse_upload_name(ok).unwrap(), ok);
         }
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a\\b", "a\0", "a\nb", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a\0",
+            "a\nb",
+            &"x".repeat(256),
+        ] {
             assert!(parse_upload_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -71,7 +71,9 @@ pub async fn build_with_backend(
         })?;
     }
     let store = Store::connect(&config.database_url()).await?;
-    ensure_admin(&store, &config).await.map_err(StartError::Admin)?;
+    ensure_admin(&store, &config)
+        .await
+        .map_err(StartError::Admin)?;
     let metrics = Arc::new(Metrics::default());
     let backend: Arc<dyn ContainerBackend> =
         Arc::new(InstrumentedBackend::new(backend, metrics.clone()));
@@ -158,8 +160,14 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), audit_mutations))
-        .layer(middleware::from_fn_with_state(state.clone(), track_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit_mutations,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            track_requests,
+        ))
         .with_state(state)
 }
 
@@ -196,7 +204,11 @@ async fn track_requests(State(state): State<AppState>, req: Request, next: Next)
         .request_seconds
         .get_or_create(&RouteLabels { method, route })
         .observe(start.elapsed().as_secs_f64());
-    tracing::debug!(status, elapsed_ms = start.elapsed().as_millis() as u64, "answered");
+    tracing::debug!(
+        status,
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        "answered"
+    );
     resp
 }
 
@@ -215,7 +227,10 @@ impl Application {
 
     /// Serves until `shutdown` completes. Reconciles with the host at once and then
     /// every configured interval.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let interval = Duration::from_secs(self.state.config.reconcile_interval_secs);
         let reconciler = tokio::spawn(crate::reconcile::run_periodically(
             self.state.clone(),

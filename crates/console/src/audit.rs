@@ -33,7 +33,11 @@ pub async fn record(
 }
 
 /// Middleware: records every request whose method changes state.
-pub async fn audit_mutations(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn audit_mutations(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }

@@ -152,7 +152,11 @@ impl AuditActor {
 
 /// The token sent with the request: bearer first, then the session cookie.
 pub fn presented_token(parts: &Parts) -> Option<(String, bool)> {
-    if let Some(v) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(t) = v.strip_prefix("Bearer ") {
             return Some((t.trim().to_string(), false));
         }
@@ -196,9 +200,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthenticated)?;
         let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if from_cookie && unsafe_method && !same_origin(parts) {
-            return Err(ApiError::Forbidden(
-                "cross-origin request refused".into(),
-            ));
+            return Err(ApiError::Forbidden("cross-origin request refused".into()));
         }
         state.store.touch_token(&hash, now).await?;
         if let Some(actor) = parts.extensions.get::<AuditActor>() {
@@ -224,7 +226,9 @@ impl FromRequestParts<AppState> for Admin {
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require_full_scope()?;
         if !caller.is_admin() {
-            return Err(ApiError::Forbidden("only administrators may do this".into()));
+            return Err(ApiError::Forbidden(
+                "only administrators may do this".into(),
+            ));
         }
         Ok(Admin(caller))
     }

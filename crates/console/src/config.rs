@@ -117,8 +117,12 @@ impl Default for LimitSettings {
 
 impl LimitSettings {
     pub fn to_limits(&self) -> Result<Limits, String> {
-        let memory_bytes = parse_size(&self.memory)
-            .ok_or_else(|| format!("memory limit {:?} is not a size like 512m or 2g", self.memory))?;
+        let memory_bytes = parse_size(&self.memory).ok_or_else(|| {
+            format!(
+                "memory limit {:?} is not a size like 512m or 2g",
+                self.memory
+            )
+        })?;
         if !(self.cpus.is_finite() && self.cpus > 0.0) {
             return Err(format!("cpu limit {} must be above 0", self.cpus));
         }
@@ -224,7 +228,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_DATA_DIR", &["data_dir"], Kind::Str),
     ("WM_DATABASE_URL", &["database_url"], Kind::Str),
     ("WM_ADMIN_PASSWORD", &["admin_password"], Kind::Str),
-    ("WM_ADMIN_PASSWORD_FILE", &["admin_password_file"], Kind::Str),
+    (
+        "WM_ADMIN_PASSWORD_FILE",
+        &["admin_password_file"],
+        Kind::Str,
+    ),
     ("WM_PORT_RANGE", &["port_range"], Kind::Str),
     ("WM_MAX_PORTS", &["max_ports"], Kind::Int),
     ("WM_MEMORY_LIMIT", &["limits", "memory"], Kind::Str),
@@ -235,11 +243,19 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_EXEC_TIMEOUT_SECS", &["exec_timeout_secs"], Kind::Int),
     ("WM_EXEC_MAX_OUTPUT", &["exec_max_output"], Kind::Int),
     ("WM_UPLOAD_MAX_BYTES", &["upload_max_bytes"], Kind::Int),
-    ("WM_RECONCILE_INTERVAL_SECS", &["reconcile_interval_secs"], Kind::Int),
+    (
+        "WM_RECONCILE_INTERVAL_SECS",
+        &["reconcile_interval_secs"],
+        Kind::Int,
+    ),
     ("WM_DOCKER_HOST", &["docker", "host"], Kind::Str),
     ("WM_HOST_NAME", &["docker", "host_name"], Kind::Str),
     ("WM_INSTANCE", &["docker", "instance"], Kind::Str),
-    ("WM_PUBLISH_ADDRESS", &["docker", "publish_address"], Kind::Str),
+    (
+        "WM_PUBLISH_ADDRESS",
+        &["docker", "publish_address"],
+        Kind::Str,
+    ),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.
@@ -268,12 +284,17 @@ impl Config {
             };
             let parsed = match kind {
                 Kind::Str => toml::Value::String(value.clone()),
-                Kind::Int => toml::Value::Integer(value.trim().parse().map_err(|_| {
-                    ConfigError(format!("{var}={value:?} is not a whole number"))
-                })?),
-                Kind::Float => toml::Value::Float(value.trim().parse().map_err(|_| {
-                    ConfigError(format!("{var}={value:?} is not a number"))
-                })?),
+                Kind::Int => {
+                    toml::Value::Integer(value.trim().parse().map_err(|_| {
+                        ConfigError(format!("{var}={value:?} is not a whole number"))
+                    })?)
+                }
+                Kind::Float => toml::Value::Float(
+                    value
+                        .trim()
+                        .parse()
+                        .map_err(|_| ConfigError(format!("{var}={value:?} is not a number")))?,
+                ),
                 Kind::Bool => toml::Value::Boolean(match value.trim() {
                     "1" | "true" | "yes" | "on" => true,
                     "0" | "false" | "no" | "off" | "" => false,
@@ -299,7 +320,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let e = |m: String| Err(ConfigError(m));
         self.limits.to_limits().map_err(ConfigError)?;
-        self.docker.validate().map_err(|m| ConfigError(format!("docker: {m}")))?;
+        self.docker
+            .validate()
+            .map_err(|m| ConfigError(format!("docker: {m}")))?;
         let limits = self.limits.to_limits().map_err(ConfigError)?;
         let max = &self.docker.max_limits;
         if limits.memory_bytes > max.memory_bytes
@@ -310,7 +333,10 @@ impl Config {
         }
         if let Some(url) = &self.database_url {
             let u = url.expose();
-            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
                 return e("database_url must start with sqlite: or postgres://".into());
             }
         }
@@ -408,7 +434,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.max_ports, 6, "the environment wins over the file");
-        assert_eq!(c.port_range(), PortRange { first: 40000, last: 40999 });
+        assert_eq!(
+            c.port_range(),
+            PortRange {
+                first: 40000,
+                last: 40999
+            }
+        );
         assert_eq!(c.default_limits().memory_bytes, 256 << 20);
         assert_eq!(c.default_limits().nano_cpus, 500_000_000);
         assert_eq!(c.docker.instance, "dept");

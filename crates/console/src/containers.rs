@@ -11,7 +11,9 @@ use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use wm_backend::{BackendError, ByteStream, ContainerSpec, ContainerState, ExecOutput, ExecRequest, PortBinding};
+use wm_backend::{
+    BackendError, ByteStream, ContainerSpec, ContainerState, ExecOutput, ExecRequest, PortBinding,
+};
 use wm_domain::{
     parse_env_list, parse_port_list, ContainerName, EnvVar, GuestPort, ImageRef, ParseError,
     ShortName,
@@ -197,7 +199,9 @@ fn parse_cmd(v: Value) -> Result<Vec<String>, ApiError> {
         return Err(field("the command is empty"));
     }
     if cmd.len() > 1024 || cmd.iter().map(String::len).sum::<usize>() > 128 * 1024 {
-        return Err(field("the command is longer than 128 KiB or 1024 arguments"));
+        return Err(field(
+            "the command is longer than 128 KiB or 1024 arguments",
+        ));
     }
     if cmd.iter().any(|a| a.contains('\0')) {
         return Err(field("the command contains a NUL character"));
@@ -229,7 +233,11 @@ impl OwnedContainer {
 
 /// Loads a container for `caller`: theirs, or anyone's for an admin. Anything else is
 /// the same 404 as a name that does not exist.
-pub async fn load(state: &AppState, caller: &Caller, name: &str) -> Result<OwnedContainer, ApiError> {
+pub async fn load(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<OwnedContainer, ApiError> {
     caller.require_full_scope()?;
     let not_found = || ApiError::not_found(format!("container {name}"));
     let Ok(parsed) = ContainerName::parse(name) else {
@@ -301,12 +309,16 @@ pub async fn create(
         ports: Vec::new(),
     };
     // Inserting reserves the name: of two concurrent creates, one gets a conflict here.
-    state.store.insert_container(&record).await.map_err(|e| match e {
-        wm_store::StoreError::Conflict(_) => {
-            ApiError::Conflict(format!("you already have a container named {short}"))
-        }
-        other => other.into(),
-    })?;
+    state
+        .store
+        .insert_container(&record)
+        .await
+        .map_err(|e| match e {
+            wm_store::StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("you already have a container named {short}"))
+            }
+            other => other.into(),
+        })?;
 
     let spec = ContainerSpec {
         name: name.clone(),
@@ -341,7 +353,10 @@ pub async fn create(
             }
             let _ = state.backend.remove_network_if_unused(&caller.name).await;
             Err(match e {
-                ApiError::NotFound { code: "image_not_found", .. } => image_not_found(&image),
+                ApiError::NotFound {
+                    code: "image_not_found",
+                    ..
+                } => image_not_found(&image),
                 other => other,
             })
         }
@@ -394,7 +409,11 @@ async fn create_on_host(
 
 /// The caller's containers (an admin's `all` gives everyone's), with their current
 /// status from the host.
-pub async fn list(state: &AppState, caller: &Caller, all: bool) -> Result<Vec<Container>, ApiError> {
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    all: bool,
+) -> Result<Vec<Container>, ApiError> {
     caller.require_full_scope()?;
     let owner = if all && caller.is_admin() {
         None
@@ -412,7 +431,10 @@ pub async fn list(state: &AppState, caller: &Caller, all: bool) -> Result<Vec<Co
             .find(|s| s.name == r.name.as_str())
             .map_or("gone", |s| s.state.as_str());
         if now != r.status {
-            state.store.set_container_status(r.name.as_str(), now, None).await?;
+            state
+                .store
+                .set_container_status(r.name.as_str(), now, None)
+                .await?;
             r.status = now.to_string();
         }
     }
@@ -476,13 +498,21 @@ pub async fn stop(state: &AppState, c: OwnedContainer) -> Result<Container, ApiE
 pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError> {
     state.backend.remove(c.name()).await?;
     state.store.delete_container(c.name().as_str()).await?;
-    if let Err(e) = state.backend.remove_network_if_unused(&c.record.owner).await {
+    if let Err(e) = state
+        .backend
+        .remove_network_if_unused(&c.record.owner)
+        .await
+    {
         tracing::warn!(owner = %c.record.owner, error = %e, "could not remove the owner's network");
     }
     Ok(())
 }
 
-pub async fn exec(state: &AppState, c: &OwnedContainer, cmd: Value) -> Result<ExecResult, ApiError> {
+pub async fn exec(
+    state: &AppState,
+    c: &OwnedContainer,
+    cmd: Value,
+) -> Result<ExecResult, ApiError> {
     let req = ExecRequest {
         cmd: parse_cmd(cmd)?,
         timeout_secs: state.config.exec_timeout_secs,
@@ -501,7 +531,11 @@ pub async fn upload(
     Ok(())
 }
 
-pub async fn logs(state: &AppState, c: &OwnedContainer, tail: u32) -> Result<bytes::Bytes, ApiError> {
+pub async fn logs(
+    state: &AppState,
+    c: &OwnedContainer,
+    tail: u32,
+) -> Result<bytes::Bytes, ApiError> {
     Ok(state.backend.logs(c.name(), tail).await?)
 }
 
@@ -516,9 +550,22 @@ mod tests {
         let a = parse_env(Some(json!(["A=1", "B=2"]))).unwrap();
         assert_eq!(s, a);
         assert!(parse_env(None).unwrap().is_empty());
-        assert_eq!(parse_env(Some(json!(["MSG=hello world"]))).unwrap()[0].value(), "hello world");
-        for bad in [json!("=x"), json!("KEY"), json!([1]), json!({"A": "1"}), json!(true)] {
-            assert_eq!(parse_env(Some(bad.clone())).unwrap_err().field, "env", "{bad}");
+        assert_eq!(
+            parse_env(Some(json!(["MSG=hello world"]))).unwrap()[0].value(),
+            "hello world"
+        );
+        for bad in [
+            json!("=x"),
+            json!("KEY"),
+            json!([1]),
+            json!({"A": "1"}),
+            json!(true),
+        ] {
+            assert_eq!(
+                parse_env(Some(bad.clone())).unwrap_err().field,
+                "env",
+                "{bad}"
+            );
         }
     }
 
@@ -538,15 +585,29 @@ mod tests {
             json!({"80": 1}),
             json!("1 2 3 4 5 6 7 8 9"),
         ] {
-            assert_eq!(parse_ports(Some(bad.clone()), 8).unwrap_err().field, "ports", "{bad}");
+            assert_eq!(
+                parse_ports(Some(bad.clone()), 8).unwrap_err().field,
+                "ports",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn commands() {
-        assert_eq!(parse_cmd(json!("echo hi")).unwrap(), ["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(
+            parse_cmd(json!("echo hi")).unwrap(),
+            ["/bin/sh", "-c", "echo hi"]
+        );
         assert_eq!(parse_cmd(json!(["ls", "-l"])).unwrap(), ["ls", "-l"]);
-        for bad in [json!(""), json!([]), json!([""]), json!([1]), json!(null), json!(["a\u{0}"])] {
+        for bad in [
+            json!(""),
+            json!([]),
+            json!([""]),
+            json!([1]),
+            json!(null),
+            json!(["a\u{0}"]),
+        ] {
             assert!(parse_cmd(bad.clone()).is_err(), "{bad}");
         }
     }

@@ -126,9 +126,9 @@ impl From<BackendError> for ApiError {
                 code: "image_not_found",
                 what: format!("image {r}"),
             },
-            BackendError::NameTaken(_) => ApiError::Conflict(
-                "a container of that name already exists on the host".into(),
-            ),
+            BackendError::NameTaken(_) => {
+                ApiError::Conflict("a container of that name already exists on the host".into())
+            }
             BackendError::Policy(m) => ApiError::Invalid {
                 code: "policy",
                 message: m,

@@ -36,7 +36,10 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         },
         JsonRejection::JsonSyntaxError(e) => ApiError::Invalid {
             code: "malformed_json",
-            message: format!("the body is not valid JSON: {}", inner_message(&e.body_text())),
+            message: format!(
+                "the body is not valid JSON: {}",
+                inner_message(&e.body_text())
+            ),
             field: None,
         },
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(

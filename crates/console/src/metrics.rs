@@ -201,7 +201,8 @@ impl ContainerBackend for InstrumentedBackend {
         dir: &str,
         tar: ByteStream,
     ) -> Result<(), BackendError> {
-        self.timed("upload", self.inner.upload(name, dir, tar)).await
+        self.timed("upload", self.inner.upload(name, dir, tar))
+            .await
     }
     async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
         self.timed("logs", self.inner.logs(name, tail)).await

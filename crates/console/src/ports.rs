@@ -57,7 +57,9 @@ impl PortAllocator {
     ) -> Result<Vec<PortBinding>, ApiError> {
         let mut inner = self.inner.lock().await;
         let now = Instant::now();
-        inner.busy.retain(|_, since| now.duration_since(*since) < BUSY_FOR);
+        inner
+            .busy
+            .retain(|_, since| now.duration_since(*since) < BUSY_FOR);
         let leased: HashSet<u16> = store.leased_ports(host).await?.into_iter().collect();
         let mut out = Vec::with_capacity(guests.len());
         let mut tried = 0usize;

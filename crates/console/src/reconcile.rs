@@ -80,7 +80,15 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
         match adopt(state, &host, &s.name).await {
             Ok(()) => {
                 tracing::info!(container = %s.name, "adopted a container the database did not know");
-                crate::audit::record(state, None, "reconcile: adopt".into(), Some(s.name.clone()), 200, None).await;
+                crate::audit::record(
+                    state,
+                    None,
+                    "reconcile: adopt".into(),
+                    Some(s.name.clone()),
+                    200,
+                    None,
+                )
+                .await;
                 report.adopted.push(s.name.clone());
             }
             Err(why) => {
@@ -91,7 +99,15 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
                     .insert(s.name.clone());
                 if first_time {
                     tracing::warn!(container = %s.name, %why, "container with our labels cannot be adopted");
-                    crate::audit::record(state, None, "reconcile: unknown container".into(), Some(s.name.clone()), 409, Some(why.clone())).await;
+                    crate::audit::record(
+                        state,
+                        None,
+                        "reconcile: unknown container".into(),
+                        Some(s.name.clone()),
+                        409,
+                        Some(why.clone()),
+                    )
+                    .await;
                 }
                 report.unknown.push(format!("{}: {why}", s.name));
             }

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 fn assert_error(body: &Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{body}"
     );
 }
@@ -28,7 +30,10 @@ async fn login_sets_an_http_only_cookie_and_me_answers() {
     assert_eq!(resp.status(), StatusCode::OK);
     let cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_string();
     assert!(cookie.starts_with("wm_session=wm_"), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["user"], json!({"name": "admin", "role": "admin"}));
 
@@ -107,8 +112,14 @@ async fn unauthenticated_calls_answer_401() {
         let (status, body) = app.call(method.clone(), path, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
         assert_error(&body, "unauthenticated");
-        let (status, _) = app.call(method.clone(), path, Some("wm_not-a-token"), None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with a bad token");
+        let (status, _) = app
+            .call(method.clone(), path, Some("wm_not-a-token"), None)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with a bad token"
+        );
     }
 }
 
@@ -117,9 +128,14 @@ async fn logout_ends_the_session() {
     let app = spawn_app().await;
     let (_, token) = app.student().await;
     assert_eq!(app.get("/api/v1/me", &token).await.0, StatusCode::OK);
-    let (status, _) = app.call(Method::POST, "/api/v1/logout", Some(&token), None).await;
+    let (status, _) = app
+        .call(Method::POST, "/api/v1/logout", Some(&token), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/api/v1/me", &token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/v1/me", &token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -150,12 +166,20 @@ async fn personal_tokens_and_their_scope() {
     assert_eq!(app.get("/api/v1/containers", pat).await.0, StatusCode::OK);
 
     let (status, build) = app
-        .post("/api/v1/tokens", &session, json!({"name": "ci", "scope": "build"}))
+        .post(
+            "/api/v1/tokens",
+            &session,
+            json!({"name": "ci", "scope": "build"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let build = build["token"].as_str().unwrap();
     let (status, body) = app.get("/api/v1/containers", build).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a build token cannot lend containers");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a build token cannot lend containers"
+    );
     assert_error(&body, "forbidden");
 
     let (_, list) = app.get("/api/v1/tokens", &session).await;
@@ -167,17 +191,32 @@ async fn personal_tokens_and_their_scope() {
         .collect();
     assert_eq!(names.len(), 2);
     assert!(names.contains(&"laptop") && names.contains(&"ci"));
-    assert!(list.to_string().find("wm_").is_none(), "secrets are never listed");
+    assert!(
+        list.to_string().find("wm_").is_none(),
+        "secrets are never listed"
+    );
 
-    for bad in [json!({"name": ""}), json!({"name": "x", "scope": "root"}), json!({"name": "x", "extra": 1})] {
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x", "scope": "root"}),
+        json!({"name": "x", "extra": 1}),
+    ] {
         let (status, body) = app.post("/api/v1/tokens", &session, bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
 
     let id = created["id"].as_str().unwrap();
     let (_, other) = app.student().await;
-    assert_eq!(app.delete(&format!("/api/v1/tokens/{id}"), &other).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.delete(&format!("/api/v1/tokens/{id}"), &session).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/api/v1/tokens/{id}"), &other).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/tokens/{id}"), &session)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.get("/api/v1/me", pat).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -194,18 +233,32 @@ async fn only_admins_manage_accounts() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_error(&body, "forbidden");
-    assert_eq!(app.get("/api/v1/admin/users", &student).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/api/v1/admin/users", &student).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     let (teacher, tt) = app.user("t", "teacher").await;
     let (_, me) = app.get("/api/v1/me", &tt).await;
     assert_eq!(me, json!({"name": teacher, "role": "teacher"}));
 
     for (bad, field) in [
-        (json!({"name": "Bad Name", "password": "password-123", "role": "student"}), "username"),
-        (json!({"name": "okname", "password": "short", "role": "student"}), "password"),
-        (json!({"name": "okname", "password": "password-123", "role": "root"}), "role"),
+        (
+            json!({"name": "Bad Name", "password": "password-123", "role": "student"}),
+            "username",
+        ),
+        (
+            json!({"name": "okname", "password": "short", "role": "student"}),
+            "password",
+        ),
+        (
+            json!({"name": "okname", "password": "password-123", "role": "root"}),
+            "role",
+        ),
     ] {
-        let (status, body) = app.post("/api/v1/admin/users", &app.admin, bad.clone()).await;
+        let (status, body) = app
+            .post("/api/v1/admin/users", &app.admin, bad.clone())
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(body["error"]["field"], field, "{body}");
     }
@@ -219,7 +272,12 @@ async fn only_admins_manage_accounts() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     let (_, users) = app.get("/api/v1/admin/users", &app.admin).await;
-    let names: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"admin") && names.contains(&teacher.as_str()));
 }
 
@@ -238,14 +296,17 @@ async fn malformed_requests_get_json_errors() {
     let r = send("{not json", "application/json").await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_error(&r.json().await.unwrap(), "malformed_json");
-    let r = send("{\"name\": 1, \"image\": \"x\"}", "application/json").await.unwrap();
+    let r = send("{\"name\": 1, \"image\": \"x\"}", "application/json")
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_error(&r.json().await.unwrap(), "invalid_input");
     let r = send("{\"name\": \"a\"}", "text/plain").await.unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_error(&r.json().await.unwrap(), "unsupported_media_type");
 
-    let huge = json!({"name": "x", "image": "busybox", "env": "A=".to_string() + &"x".repeat(200_000)});
+    let huge =
+        json!({"name": "x", "image": "busybox", "env": "A=".to_string() + &"x".repeat(200_000)});
     let (status, body) = app.post("/api/v1/containers", &token, huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error(&body, "payload_too_large");
@@ -253,7 +314,9 @@ async fn malformed_requests_get_json_errors() {
     let (status, body) = app.get("/api/v1/nothing-here", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, "not_found");
-    let (status, body) = app.call(Method::PUT, "/api/v1/me", Some(&token), None).await;
+    let (status, body) = app
+        .call(Method::PUT, "/api/v1/me", Some(&token), None)
+        .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_error(&body, "method_not_allowed");
     // And the server is still there.
@@ -263,7 +326,9 @@ async fn malformed_requests_get_json_errors() {
 #[tokio::test]
 async fn openapi_health_and_metrics() {
     let app = spawn_app().await;
-    let (status, doc) = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let (status, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
@@ -282,10 +347,23 @@ async fn openapi_health_and_metrics() {
         "/healthz",
         "/metrics",
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     let container = &doc["components"]["schemas"]["Container"]["properties"];
-    for field in ["name", "owner", "image", "backend", "host", "status", "ports", "env", "created_at"] {
+    for field in [
+        "name",
+        "owner",
+        "image",
+        "backend",
+        "host",
+        "status",
+        "ports",
+        "env",
+        "created_at",
+    ] {
         assert!(container[field].is_object(), "Container.{field}");
     }
 

@@ -19,8 +19,9 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
     BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecOutput,
     ExecRequest, HostInfo, ImageInfo, PortBinding, RunState,
@@ -38,6 +39,10 @@ pub struct DockerEngine {
     settings: DockerSettings,
     client: RwLock<Option<Docker>>,
     timeout: Duration,
+    /// One lock per owner around creating and removing their network, so concurrent
+    /// creates do not make several networks of one name (the engine does not prevent
+    /// it) and a removal does not pull the network from under a create.
+    network_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl DockerEngine {
@@ -48,6 +53,7 @@ impl DockerEngine {
             settings,
             client: RwLock::new(None),
             timeout,
+            network_locks: Default::default(),
         }
     }
 
@@ -128,6 +134,16 @@ impl DockerEngine {
             && labels.get(labels::INSTANCE) == Some(&self.settings.instance)
     }
 
+    fn network_lock(&self, owner: &UserName) -> Arc<Mutex<()>> {
+        self.network_locks
+            .lock()
+            .expect("not poisoned")
+            .entry(owner.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Creates the owner's network unless it exists. Call with the owner's network lock.
     async fn ensure_network(&self, docker: &Docker, owner: &UserName) -> Result<(), BackendError> {
         let name = self.network_name(owner);
         match self
@@ -298,8 +314,7 @@ impl DockerEngine {
             .created
             .as_deref()
             .and_then(|c| {
-                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339)
-                    .ok()
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
             })
             .map_or(0, |t| t.unix_timestamp());
         Ok(ContainerState {
@@ -352,8 +367,8 @@ fn classify(e: DockerError) -> BackendError {
 
 /// Which of the requested host ports a failed start names as taken.
 fn ports_in_message(message: &str, ports: &[PortBinding]) -> Option<Vec<u16>> {
-    let taken = message.contains("port is already allocated")
-        || message.contains("address already in use");
+    let taken =
+        message.contains("port is already allocated") || message.contains("address already in use");
     if !taken {
         return None;
     }
@@ -406,8 +421,7 @@ impl ContainerBackend for DockerEngine {
             .created
             .as_deref()
             .and_then(|c| {
-                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339)
-                    .ok()
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
             })
             .map_or(0, |t| t.unix_timestamp());
         Ok(Some(ImageInfo {
@@ -426,6 +440,8 @@ impl ContainerBackend for DockerEngine {
             return Err(BackendError::PortsInUse(held));
         }
         let docker = self.docker().await?;
+        let lock = self.network_lock(&spec.owner);
+        let network_guard = lock.lock().await;
         self.ensure_network(&docker, &spec.owner).await?;
         let mut labels = self.our_labels(&spec.owner);
         labels.insert(labels::NAME.into(), spec.short_name.as_str().into());
@@ -447,13 +463,17 @@ impl ContainerBackend for DockerEngine {
             name: spec.name.to_string(),
             platform: None,
         };
-        match self.call(docker.create_container(Some(options), config)).await {
+        match self
+            .call(docker.create_container(Some(options), config))
+            .await
+        {
             Ok(_) => {}
             Err(BackendError::NoSuchImage(_)) => {
                 return Err(BackendError::NoSuchImage(spec.image.to_string()))
             }
             Err(e) => return Err(e),
         }
+        drop(network_guard);
         if let Err(e) = self
             .call(docker.start_container::<String>(spec.name.as_str(), None))
             .await
@@ -482,9 +502,7 @@ impl ContainerBackend for DockerEngine {
         self.inspect(name).await?;
         let stop = docker.stop_container(
             name.as_str(),
-            Some(StopContainerOptions {
-                t: STOP_GRACE_SECS,
-            }),
+            Some(StopContainerOptions { t: STOP_GRACE_SECS }),
         );
         // Stopping may take the grace period on top of the usual answer time.
         match tokio::time::timeout(
@@ -528,6 +546,8 @@ impl ContainerBackend for DockerEngine {
 
     async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError> {
         let docker = self.docker().await?;
+        let lock = self.network_lock(owner);
+        let _guard = lock.lock().await;
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
@@ -687,9 +707,9 @@ impl ContainerBackend for DockerEngine {
         let docker = self.docker().await?;
         self.inspect(name).await?;
         // A read error ends the stream early; Docker then refuses the truncated archive.
-        let body = tar.take_while(|r| futures::future::ready(r.is_ok())).map(|r| {
-            r.unwrap_or_default()
-        });
+        let body = tar
+            .take_while(|r| futures::future::ready(r.is_ok()))
+            .map(|r| r.unwrap_or_default());
         let opts = UploadToContainerOptions {
             path: dir.to_string(),
             no_overwrite_dir_non_dir: "true".to_string(),

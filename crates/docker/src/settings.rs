@@ -25,8 +25,20 @@ pub const CAPABILITY_CEILING: &[&str] = &[
 /// Host paths that are never mounted, whatever the configuration says: the engine's
 /// socket and the host's system directories.
 const FORBIDDEN_MOUNT_SOURCES: &[&str] = &[
-    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys",
-    "/usr", "/var/lib/docker", "/var/run",
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/lib/docker",
+    "/var/run",
 ];
 
 /// A host directory mounted into every container. `{owner}` in `source` is replaced by the
@@ -160,7 +172,9 @@ impl DockerSettings {
             );
         }
         if let Some(k) = self.labels.keys().find(|k| k.starts_with("wm.")) {
-            return Err(format!("label {k:?}: the wm.* labels are set by whalemountain itself"));
+            return Err(format!(
+                "label {k:?}: the wm.* labels are set by whalemountain itself"
+            ));
         }
         if self.call_timeout_secs == 0 {
             return Err("the docker call timeout must be at least one second".into());
@@ -211,7 +225,14 @@ mod tests {
         };
         assert!(with(&|s| s.cap_add.push("SYS_ADMIN".into())).is_err());
         assert!(with(&|s| s.cap_add.push("NET_RAW".into())).is_err());
-        for source in ["/var/run/docker.sock", "/", "/etc", "/run/", "relative", "/srv/../etc"] {
+        for source in [
+            "/var/run/docker.sock",
+            "/",
+            "/etc",
+            "/run/",
+            "relative",
+            "/srv/../etc",
+        ] {
             let r = with(&|s| {
                 s.mounts.push(MountRule {
                     source: source.into(),

@@ -137,10 +137,7 @@ impl EnvVar {
             )));
         };
         if key.is_empty() {
-            return Err(err(format!(
-                "{:?} has no name before '='",
-                excerpt(s)
-            )));
+            return Err(err(format!("{:?} has no name before '='", excerpt(s))));
         }
         if key.len() > MAX_ENV_KEY {
             return Err(err(format!(
@@ -291,7 +288,16 @@ mod tests {
         for ok in ["web", "a", "my-app-2", &"a".repeat(63)] {
             ShortName::parse(ok).unwrap();
         }
-        for bad in ["", "-web", "web-", "Web", "we_b", "we.b", "a/b", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "-web",
+            "web-",
+            "Web",
+            "we_b",
+            "we.b",
+            "a/b",
+            &"a".repeat(64),
+        ] {
             assert_eq!(ShortName::parse(bad).unwrap_err().field, "name", "{bad:?}");
         }
     }
@@ -319,7 +325,10 @@ mod tests {
             v.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["A=1", "B_2=x=y", "C="]
         );
-        assert_eq!(EnvVar::parse("MSG=hello world").unwrap().value(), "hello world");
+        assert_eq!(
+            EnvVar::parse("MSG=hello world").unwrap().value(),
+            "hello world"
+        );
         for bad in ["=value", "KEY", "1A=x", "A-B=x", "A\0=x", "A=\0"] {
             assert_eq!(EnvVar::parse(bad).unwrap_err().field, "env", "{bad:?}");
         }

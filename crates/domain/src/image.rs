@@ -162,7 +162,10 @@ mod tests {
             ("busybox", "busybox:latest"),
             ("library/nginx:1.25", "library/nginx:1.25"),
             ("localhost:5000/a/b", "localhost:5000/a/b:latest"),
-            ("registry.ie.u-ryukyu.ac.jp/alice/web:v1", "registry.ie.u-ryukyu.ac.jp/alice/web:v1"),
+            (
+                "registry.ie.u-ryukyu.ac.jp/alice/web:v1",
+                "registry.ie.u-ryukyu.ac.jp/alice/web:v1",
+            ),
             ("a__b.c-d---e:T_1.x", "a__b.c-d---e:T_1.x"),
         ];
         for (input, want) in cases {

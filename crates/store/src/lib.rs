@@ -296,13 +296,17 @@ impl Store {
     /// Revokes one of `user`'s personal tokens by its public id; `false` when they have
     /// none with that id.
     pub async fn delete_personal_token(&self, user: &str, id: &str) -> Result<bool> {
-        Ok(sqlx::query("DELETE FROM tokens WHERE user_name = $1 AND id = $2 AND kind = 'personal'")
+        Ok(
+            sqlx::query(
+                "DELETE FROM tokens WHERE user_name = $1 AND id = $2 AND kind = 'personal'",
+            )
             .bind(user)
             .bind(id)
             .execute(&self.pool)
             .await?
             .rows_affected()
-            > 0)
+                > 0,
+        )
     }
 
     pub async fn delete_token(&self, hash: &str) -> Result<()> {
@@ -498,12 +502,11 @@ impl Store {
 
     /// Host ports leased on `host`, ascending.
     pub async fn leased_ports(&self, host: &str) -> Result<Vec<u16>> {
-        let rows = sqlx::query(
-            "SELECT host_port FROM port_leases WHERE host = $1 ORDER BY host_port",
-        )
-        .bind(host)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT host_port FROM port_leases WHERE host = $1 ORDER BY host_port")
+                .bind(host)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 let p: i64 = r.try_get("host_port")?;

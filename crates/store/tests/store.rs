@@ -116,8 +116,12 @@ async fn users_round_trip_and_names_are_unique() {
         assert_eq!(names, ["alice", "bob"]);
 
         let admin = UserName::parse("admin").unwrap();
-        s.upsert_local_user(&admin, Role::Admin, "h1", 5).await.unwrap();
-        s.upsert_local_user(&admin, Role::Admin, "h2", 6).await.unwrap();
+        s.upsert_local_user(&admin, Role::Admin, "h1", 5)
+            .await
+            .unwrap();
+        s.upsert_local_user(&admin, Role::Admin, "h2", 6)
+            .await
+            .unwrap();
         let a = s.user("admin").await.unwrap().unwrap();
         assert_eq!(a.password_hash.as_deref(), Some("h2"));
         assert_eq!(a.created_at, 5);
@@ -145,7 +149,10 @@ async fn tokens_expire_and_are_revoked() {
         assert_eq!(found.id, "id1");
         assert_eq!(found.kind, TokenKind::Session);
         assert_eq!(u.name.as_str(), "alice");
-        assert!(s.token("h-session", 200).await.unwrap().is_none(), "expired");
+        assert!(
+            s.token("h-session", 200).await.unwrap().is_none(),
+            "expired"
+        );
         assert!(s.token("nope", 150).await.unwrap().is_none());
 
         s.touch_token("h-session", 160).await.unwrap();
@@ -170,8 +177,14 @@ async fn tokens_expire_and_are_revoked() {
         assert_eq!(listed.len(), 1, "sessions are not listed");
         assert_eq!(listed[0].id, "id2");
         assert_eq!(listed[0].name.as_deref(), Some("ci"));
-        assert!(!s.delete_personal_token("bob", "id2").await.unwrap(), "not bob's");
-        assert!(!s.delete_personal_token("alice", "id1").await.unwrap(), "a session");
+        assert!(
+            !s.delete_personal_token("bob", "id2").await.unwrap(),
+            "not bob's"
+        );
+        assert!(
+            !s.delete_personal_token("alice", "id1").await.unwrap(),
+            "a session"
+        );
         assert_eq!(s.purge_expired_tokens(300).await.unwrap(), 1);
         assert!(s.delete_personal_token("alice", "id2").await.unwrap());
         s.insert_token(&pat).await.unwrap();
@@ -219,18 +232,26 @@ async fn containers_and_port_leases() {
         s.set_container_status("alice-web", "running", Some("abc"))
             .await
             .unwrap();
-        s.set_container_status("alice-web", "exited", None).await.unwrap();
+        s.set_container_status("alice-web", "exited", None)
+            .await
+            .unwrap();
         let got = s.container("alice-web").await.unwrap().unwrap();
         assert_eq!(got.status, "exited");
         assert_eq!(got.engine_id.as_deref(), Some("abc"));
         let counts = s.count_containers_by_status().await.unwrap();
-        assert_eq!(counts, [("creating".to_string(), 1), ("exited".to_string(), 1)]);
+        assert_eq!(
+            counts,
+            [("creating".to_string(), 1), ("exited".to_string(), 1)]
+        );
 
         s.release_port("h1", 40001).await.unwrap();
         assert_eq!(s.leased_ports("h1").await.unwrap(), [40000]);
         s.delete_container("alice-web").await.unwrap();
         assert!(s.container("alice-web").await.unwrap().is_none());
-        assert!(s.leased_ports("h1").await.unwrap().is_empty(), "leases go with it");
+        assert!(
+            s.leased_ports("h1").await.unwrap().is_empty(),
+            "leases go with it"
+        );
         s.release_ports_of("bob-db").await.unwrap();
         assert!(s.leased_ports("h2").await.unwrap().is_empty());
     })
@@ -250,9 +271,14 @@ async fn concurrent_leases_never_share_a_port() {
             .map(|i| {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    s.lease_port("h1", 45000, &format!("alice-c{i}"), GuestPort::new(80).unwrap())
-                        .await
-                        .unwrap()
+                    s.lease_port(
+                        "h1",
+                        45000,
+                        &format!("alice-c{i}"),
+                        GuestPort::new(80).unwrap(),
+                    )
+                    .await
+                    .unwrap()
                 })
             })
             .collect();

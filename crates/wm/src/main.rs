@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "wm", version, about = "whalemountain: containers lent to a department's students and teachers")]
+#[command(
+    name = "wm",
+    version,
+    about = "whalemountain: containers lent to a department's students and teachers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

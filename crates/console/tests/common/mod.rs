@@ -93,11 +93,18 @@ pub fn build_labelled_image(tag: &str, labels: &[(&str, &str)]) {
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker").args(args).output().expect("the docker CLI runs")
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
 }
 
 /// `docker inspect` of one object, as JSON.
@@ -111,7 +118,10 @@ pub fn inspect(kind: &str, name: &str) -> Option<Value> {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 pub struct TestApp {
@@ -166,7 +176,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(config: Config, data: tempfile::TempDir) -> TestApp {
     test_image().await;
     let instance = config.docker.instance.clone();
-    let app = wm_console::build(config.clone()).await.expect("the console starts");
+    let app = wm_console::build(config.clone())
+        .await
+        .expect("the console starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
