@@ -152,7 +152,7 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 #[async_trait]
 pub trait ContainerBackend: Send + Sync {
     /// Which host this is (`Container.host`).
-    fn host(&self) -> &str;
+    fn host_name(&self) -> &str;
     async fn info(&self) -> Result<HostInfo, BackendError>;
     /// The image by reference or id, or `None` when the host does not have it.
     async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError>;

@@ -782,19 +782,19 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
     let docker = match engine {
         Ok(Ok(info)) => EngineHealth {
             reachable: true,
-            host: state.backend.host().into(),
+            host: state.backend.host_name().into(),
             version: Some(info.version),
             error: None,
         },
         Ok(Err(e)) => EngineHealth {
             reachable: false,
-            host: state.backend.host().into(),
+            host: state.backend.host_name().into(),
             version: None,
             error: Some(e.to_string()),
         },
         Err(_) => EngineHealth {
             reachable: false,
-            host: state.backend.host().into(),
+            host: state.backend.host_name().into(),
             version: None,
             error: Some("no answer within 3 seconds".into()),
         },

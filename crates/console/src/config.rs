@@ -76,7 +76,7 @@ impl PortRange {
             })
     }
 
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         usize::from(self.last - self.first) + 1
     }
 }
@@ -409,7 +409,7 @@ mod tests {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.listen.port(), 8080);
         assert!(c.database_url().starts_with("sqlite://"));
-        assert!(c.port_range().len() > 1000);
+        assert!(c.port_range().size() > 1000);
     }
 
     #[test]

@@ -294,7 +294,7 @@ pub async fn create(
         }
     }
 
-    let host = state.backend.host().to_string();
+    let host = state.backend.host_name().to_string();
     let mut record = ContainerRecord {
         name: name.clone(),
         owner: caller.name.clone(),
@@ -423,7 +423,7 @@ pub async fn list(
     let on_host = state.backend.list().await?;
     let mut records = state.store.containers(owner).await?;
     for r in &mut records {
-        if r.backend != "docker" || r.host != state.backend.host() || r.status == "creating" {
+        if r.backend != "docker" || r.host != state.backend.host_name() || r.status == "creating" {
             continue;
         }
         let now = on_host

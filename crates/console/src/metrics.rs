@@ -155,8 +155,8 @@ impl InstrumentedBackend {
 
 #[async_trait]
 impl ContainerBackend for InstrumentedBackend {
-    fn host(&self) -> &str {
-        self.inner.host()
+    fn host_name(&self) -> &str {
+        self.inner.host_name()
     }
     async fn info(&self) -> Result<HostInfo, BackendError> {
         let r = self.timed("info", self.inner.info()).await;

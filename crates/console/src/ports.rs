@@ -65,7 +65,7 @@ impl PortAllocator {
         let mut tried = 0usize;
         for &guest in guests {
             loop {
-                if tried >= self.range.len() {
+                if tried >= self.range.size() {
                     for b in &out {
                         let b: &PortBinding = b;
                         store.release_port(host, b.host).await?;

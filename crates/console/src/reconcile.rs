@@ -37,7 +37,7 @@ static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error::ApiError> {
     let mut report = ReconcileReport::default();
-    let host = state.backend.host().to_string();
+    let host = state.backend.host_name().to_string();
     let on_host = state.backend.list().await?;
     let records: Vec<ContainerRecord> = state
         .store

@@ -386,7 +386,7 @@ fn ports_in_message(message: &str, ports: &[PortBinding]) -> Option<Vec<u16>> {
 
 #[async_trait]
 impl ContainerBackend for DockerEngine {
-    fn host(&self) -> &str {
+    fn host_name(&self) -> &str {
         &self.settings.host_name
     }
 

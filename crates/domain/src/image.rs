@@ -59,7 +59,7 @@ impl ImageRef {
         let mut parts: Vec<&str> = name.split('/').collect();
         if parts.len() > 1 && is_domain(parts[0]) {
             let domain = parts.remove(0);
-            check_domain(domain).map_err(|why| bad(why))?;
+            check_domain(domain).map_err(&bad)?;
         }
         for p in &parts {
             if !is_path_component(p) {
