@@ -7,6 +7,7 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use wm_testkit::{build_labelled_image, docker, inspect, unique};
 
 fn host_port(c: &Value, guest: u64) -> u16 {
     c["ports"]

@@ -10,118 +10,18 @@
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 use wm_console::config::{Config, PortRange, Secret};
 
-pub const TEST_IMAGE: &str = "wm-test-busybox:1";
+use wm_testkit::{docker, unique};
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
-/// Builds the test image once per test process: busybox with `sh` and `httpd`, serving
-/// a page on port 80 by default. Built from a prepared root, so the build runs nothing.
+/// The busybox test image, built once per test process.
 pub async fn test_image() -> &'static str {
-    static BUILT: OnceCell<()> = OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            tokio::task::spawn_blocking(build_test_image).await.unwrap();
-        })
-        .await;
-    TEST_IMAGE
-}
-
-fn build_test_image() {
-    let exists = Command::new("docker")
-        .args(["image", "inspect", TEST_IMAGE])
-        .output()
-        .expect("the docker CLI runs");
-    if exists.status.success() {
-        return;
-    }
-    let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.exists(),
-        "/bin/busybox is missing: install busybox-static (scripts/test does)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("rootfs");
-    for d in ["bin", "tmp", "www", "etc"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    let list = Command::new(busybox).arg("--list").output().unwrap();
-    for applet in String::from_utf8(list.stdout).unwrap().lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-    }
-    std::fs::write(root.join("www/index.html"), "hello from whalemountain\n").unwrap();
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\n\
-         COPY rootfs /\n\
-         LABEL whalemountain.test=1\n\
-         ENV PATH=/bin\n\
-         CMD [\"/bin/httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
-    )
-    .unwrap();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", TEST_IMAGE])
-        .arg(dir.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .expect("docker build runs");
-    assert!(
-        out.status.success(),
-        "building the test image failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Builds an image FROM the test image with extra labels, tagged `tag`.
-pub fn build_labelled_image(tag: &str, labels: &[(&str, &str)]) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut df = format!("FROM {TEST_IMAGE}\nLABEL whalemountain.test=1\n");
-    for (k, v) in labels {
-        df.push_str(&format!("LABEL {k}={v}\n"));
-    }
-    std::fs::write(dir.path().join("Dockerfile"), df).unwrap();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", tag])
-        .arg(dir.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-pub fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs")
-}
-
-/// `docker inspect` of one object, as JSON.
-pub fn inspect(kind: &str, name: &str) -> Option<Value> {
-    let out = docker(&[kind, "inspect", name]);
-    if !out.status.success() {
-        return None;
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.get(0).cloned()
-}
-
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
+    tokio::task::spawn_blocking(wm_testkit::ensure_test_image)
+        .await
+        .unwrap()
 }
 
 pub struct TestApp {
@@ -158,7 +58,7 @@ pub fn test_config(data: &Path) -> Config {
     c.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     c.docker
         .labels
-        .insert("whalemountain.test".into(), "1".into());
+        .insert(wm_testkit::TEST_LABEL.into(), "1".into());
     c
 }
 
@@ -312,15 +212,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
-        let filter = format!("label=wm.instance={}", self.instance);
-        let ids = docker(&["ps", "-aq", "--filter", &filter]);
-        for id in String::from_utf8_lossy(&ids.stdout).lines() {
-            docker(&["rm", "-f", id]);
-        }
-        let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
-        for id in String::from_utf8_lossy(&nets.stdout).lines() {
-            docker(&["network", "rm", id]);
-        }
+        wm_testkit::remove_labelled("wm.instance", &self.instance);
     }
 }
 

@@ -1,0 +1,126 @@
+//! Shared by the integration tests and the benchmark: the busybox test image (built
+//! locally, `FROM scratch`, since no registry can be reached) and small Docker CLI helpers.
+//!
+//! Everything built or created here carries the label `whalemountain.test=1`, which the
+//! test command removes at the end of a run.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Once;
+
+/// busybox with `sh` and `httpd`; serves `/www` on port 80 by default.
+pub const TEST_IMAGE: &str = "wm-test-busybox:1";
+pub const TEST_LABEL: &str = "whalemountain.test";
+
+/// Builds [`TEST_IMAGE`] unless the engine has it. Built from a prepared root, so the build
+/// runs no container.
+pub fn ensure_test_image() -> &'static str {
+    static BUILT: Once = Once::new();
+    BUILT.call_once(build_test_image);
+    TEST_IMAGE
+}
+
+fn build_test_image() {
+    if docker(&["image", "inspect", TEST_IMAGE]).status.success() {
+        return;
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: install busybox-static (scripts/test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    for d in ["bin", "tmp", "www", "etc"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(root.join("www/index.html"), "hello from whalemountain\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    build_image(
+        dir.path(),
+        TEST_IMAGE,
+        &format!(
+            "FROM scratch\nCOPY rootfs /\nLABEL {TEST_LABEL}=1\nENV PATH=/bin\n\
+             CMD [\"/bin/httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n"
+        ),
+    );
+}
+
+/// Builds an image FROM the test image with extra labels.
+pub fn build_labelled_image(tag: &str, labels: &[(&str, &str)]) {
+    ensure_test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let mut dockerfile = format!("FROM {TEST_IMAGE}\nLABEL {TEST_LABEL}=1\n");
+    for (k, v) in labels {
+        dockerfile.push_str(&format!("LABEL {k}={v}\n"));
+    }
+    build_image(dir.path(), tag, &dockerfile);
+}
+
+fn build_image(context: &Path, tag: &str, dockerfile: &str) {
+    std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(context)
+        // The classic builder needs nothing from a registry for these Dockerfiles.
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "building {tag} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+/// `docker <kind> inspect <name>` as JSON, or `None` when there is no such object.
+pub fn inspect(kind: &str, name: &str) -> Option<Value> {
+    let out = docker(&[kind, "inspect", name]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.get(0).cloned()
+}
+
+/// Removes every container and network labelled `label=value`.
+pub fn remove_labelled(label: &str, value: &str) {
+    let filter = format!("label={label}={value}");
+    let ids = docker(&["ps", "-aq", "--filter", &filter]);
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.iter().map(String::as_str));
+        docker(&args);
+    }
+    let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
+    for id in String::from_utf8_lossy(&nets.stdout).lines() {
+        docker(&["network", "rm", id]);
+    }
+}
+
+/// `prefix` and eight random hex digits.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
