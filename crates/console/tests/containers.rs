@@ -912,3 +912,48 @@ async fn without_docker_the_console_starts_and_answers_503() {
     let (_, metrics) = app.call(Method::GET, "/metrics", None, None).await;
     assert!(metrics.as_str().unwrap().contains("wm_docker_up 0"));
 }
+
+#[tokio::test]
+async fn only_configured_mounts_reach_a_container() {
+    let data = tempfile::tempdir().unwrap();
+    let homes = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.docker.mounts = vec![wm_docker::MountRule {
+        source: format!("{}/{{owner}}", homes.path().display()),
+        target: "/data".into(),
+        read_only: true,
+    }];
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    std::fs::create_dir(homes.path().join(&alice)).unwrap();
+    std::fs::write(homes.path().join(&alice).join("hello"), "alice's file\n").unwrap();
+    app.create(&token, json!({"name": "m", "image": test_image().await}))
+        .await;
+    let i = inspect("container", &format!("{alice}-m")).unwrap();
+    let mounts = i["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(
+        mounts[0]["Source"],
+        format!("{}/{alice}", homes.path().display())
+    );
+    assert_eq!(mounts[0]["Destination"], "/data");
+    assert_eq!(mounts[0]["RW"], false);
+    let path = format!("/api/v1/containers/{alice}-m/exec");
+    let (_, out) = app
+        .post(&path, &token, json!({"cmd": "cat /data/hello"}))
+        .await;
+    assert_eq!(out["stdout"], "alice's file\n");
+    let (_, out) = app
+        .post(&path, &token, json!({"cmd": "echo x > /data/new"}))
+        .await;
+    assert_ne!(out["exit_code"], 0, "read-only: {out}");
+
+    let (_, metrics) = app.call(Method::GET, "/metrics", None, None).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("wm_containers{status=\"running\"} 1"),
+        "{metrics}"
+    );
+}
