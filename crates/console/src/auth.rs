@@ -202,7 +202,10 @@ impl FromRequestParts<AppState> for Caller {
         if from_cookie && unsafe_method && !same_origin(parts) {
             return Err(ApiError::Forbidden("cross-origin request refused".into()));
         }
-        state.store.touch_token(&hash, now).await?;
+        // At most one write a minute per token, not one per request.
+        if t.last_used_at.is_none_or(|used| used < now - 60) {
+            state.store.touch_token(&hash, now).await?;
+        }
         if let Some(actor) = parts.extensions.get::<AuditActor>() {
             actor.set(user.name.as_str());
         }

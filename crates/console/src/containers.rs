@@ -453,13 +453,28 @@ pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiEr
         Err(e) => return Err(e.into()),
     };
     if now != record.status {
-        state
-            .store
-            .set_container_status(record.name.as_str(), now, None)
-            .await?;
-        record.status = now.to_string();
+        set_status(state, &mut record, now).await?;
     }
     Ok(Container::from(&record))
+}
+
+/// Records a status seen on the host; a container gone from it gives up its ports.
+async fn set_status(
+    state: &AppState,
+    r: &mut ContainerRecord,
+    status: &str,
+) -> Result<(), ApiError> {
+    if status == "gone" {
+        state.store.mark_container_gone(r.name.as_str()).await?;
+        r.ports.clear();
+    } else {
+        state
+            .store
+            .set_container_status(r.name.as_str(), status, None)
+            .await?;
+    }
+    r.status = status.to_string();
+    Ok(())
 }
 
 async fn settle(

@@ -49,9 +49,12 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
     let now = crate::now();
 
     for r in &records {
+        // A create in flight is left alone; one that stayed `creating` for long was cut
+        // short by a crash and is settled like any other.
+        let in_flight = r.status == "creating" && now - r.created_at < STALE_CREATE_SECS;
         match on_host.iter().find(|s| s.name == r.name.as_str()) {
             Some(s) => {
-                if r.status != "creating" && r.status != s.state.as_str() {
+                if !in_flight && r.status != s.state.as_str() {
                     state
                         .store
                         .set_container_status(r.name.as_str(), s.state.as_str(), None)
@@ -59,14 +62,9 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
                     report.updated += 1;
                 }
             }
-            None if r.status == "gone" => {}
-            None if r.status == "creating" && now - r.created_at < STALE_CREATE_SECS => {}
+            None if r.status == "gone" || in_flight => {}
             None => {
-                state
-                    .store
-                    .set_container_status(r.name.as_str(), "gone", None)
-                    .await?;
-                state.store.release_ports_of(r.name.as_str()).await?;
+                state.store.mark_container_gone(r.name.as_str()).await?;
                 tracing::warn!(container = %r.name, "container is gone from its host");
                 report.gone.push(r.name.to_string());
             }

@@ -268,17 +268,13 @@ impl Store {
         Ok(Some((token_from_row(&r)?, user_from_row(&r)?)))
     }
 
-    /// Records use of a token, at most once a minute per token to spare the database.
+    /// Records that a token was used at `now`.
     pub async fn touch_token(&self, hash: &str, now: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE tokens SET last_used_at = $1 \
-             WHERE hash = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
-        )
-        .bind(now)
-        .bind(hash)
-        .bind(now - 60)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE hash = $2")
+            .bind(now)
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -426,6 +422,21 @@ impl Store {
         .bind(name)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Marks a container as gone from its host and releases its ports, in one step.
+    pub async fn mark_container_gone(&self, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM port_leases WHERE container = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE containers SET status = 'gone' WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -244,6 +244,13 @@ async fn containers_and_port_leases() {
             [("creating".to_string(), 1), ("exited".to_string(), 1)]
         );
 
+        s.mark_container_gone("bob-db").await.unwrap();
+        let bob = s.container("bob-db").await.unwrap().unwrap();
+        assert_eq!(bob.status, "gone");
+        assert!(bob.ports.is_empty(), "a gone container holds no ports");
+        assert!(s.leased_ports("h2").await.unwrap().is_empty());
+        assert!(s.lease_port("h2", 40000, "bob-db", g(5432)).await.unwrap());
+
         s.release_port("h1", 40001).await.unwrap();
         assert_eq!(s.leased_ports("h1").await.unwrap(), [40000]);
         s.delete_container("alice-web").await.unwrap();
