@@ -124,3 +124,125 @@ pub fn unique(prefix: &str) -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
 }
+
+/// A real OpenLDAP `slapd` on a loopback port, with its own configuration and database
+/// in a temporary directory; killed when dropped. Starts in well under a second.
+pub struct Slapd {
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// The directory every test starts from: `dc=example,dc=org`, people under `ou=people`,
+/// groups under `ou=groups`.
+pub const LDAP_SUFFIX: &str = "dc=example,dc=org";
+pub const LDAP_ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+pub const LDAP_ADMIN_PASSWORD: &str = "directory-admin";
+
+impl Slapd {
+    /// Starts slapd with the base entries plus `ldif` (entries separated by blank lines).
+    pub fn start(ldif: &str) -> Slapd {
+        for tool in ["/usr/sbin/slapd", "/usr/sbin/slapadd"] {
+            assert!(
+                Path::new(tool).exists(),
+                "{tool} is missing: install slapd (scripts/test does)"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).unwrap();
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/nis.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             modulepath /usr/lib/ldap\n\
+             moduleload back_mdb\n\
+             pidfile {dir}/slapd.pid\n\
+             database mdb\n\
+             maxsize 104857600\n\
+             suffix \"{LDAP_SUFFIX}\"\n\
+             rootdn \"{LDAP_ADMIN_DN}\"\n\
+             rootpw {LDAP_ADMIN_PASSWORD}\n\
+             directory {db}\n\
+             access to attrs=userPassword by self write by anonymous auth by * none\n\
+             access to * by * read\n",
+            dir = dir.path().display(),
+            db = db.display(),
+        );
+        std::fs::write(dir.path().join("slapd.conf"), conf).unwrap();
+        let base = format!(
+            "dn: {LDAP_SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+             dn: ou=people,{LDAP_SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
+             dn: ou=groups,{LDAP_SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n{ldif}\n"
+        );
+        std::fs::write(dir.path().join("data.ldif"), base).unwrap();
+        let out = Command::new("/usr/sbin/slapadd")
+            .arg("-f")
+            .arg(dir.path().join("slapd.conf"))
+            .arg("-l")
+            .arg(dir.path().join("data.ldif"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "slapadd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = Slapd {
+            child: None,
+            dir,
+            port,
+        };
+        s.resume();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server, as an outage would.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn resume(&mut self) {
+        self.stop();
+        let child = Command::new("/usr/sbin/slapd")
+            .arg("-f")
+            .arg(self.dir.path().join("slapd.conf"))
+            .arg("-h")
+            .arg(self.url())
+            // In the foreground, so that killing the child stops the server.
+            .args(["-d", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("slapd runs");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "slapd did not listen within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
