@@ -4,6 +4,7 @@ use crate::auth::{self, Admin, Caller, Scope, SESSION_COOKIE};
 use crate::containers::{self, Container, CreateContainer, ExecCommand, ExecResult};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::metrics::OutcomeLabels;
 use crate::reconcile::{self, ReconcileReport};
 use crate::state::AppState;
 use axum::extract::multipart::{Field, MultipartRejection};
@@ -35,7 +36,7 @@ const MAX_PASSWORD_INPUT: usize = 1024;
     components(schemas(
         LoginRequest, LoginResponse, Me, NewToken, TokenCreated, TokenInfo, NewUser, UserInfo,
         Container, containers::Port, CreateContainer, ExecCommand, ExecResult, Written,
-        ReconcileReport, AuditEntryView, Health, EngineHealth, ErrorBody, ErrorDetail
+        ReconcileReport, AuditEntryView, Health, EngineHealth, DirectoryHealth, ErrorBody, ErrorDetail
     )),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = []))
@@ -110,7 +111,8 @@ fn session_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     .expect("cookie characters are ASCII")
 }
 
-/// Log in with a local account; answers a token and sets the session cookie.
+/// Log in with a department (LDAP) or local account; answers a token and sets the
+/// session cookie.
 #[utoipa::path(post, path = "/api/v1/login", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn login(
@@ -121,23 +123,31 @@ pub async fn login(
     if req.username.len() > MAX_USERNAME_INPUT || req.password.len() > MAX_PASSWORD_INPUT {
         return Err(ApiError::invalid("the user name or password is too long"));
     }
+    // A name outside the account-name pattern cannot exist: it fails like a wrong
+    // password, before any database or directory call.
     let name = UserName::parse(&req.username).ok();
     if let (Some(n), Some(a)) = (&name, &actor) {
         a.set(n.as_str());
     }
-    let user = match &name {
+    let known = match &name {
         Some(n) => state.store.user(n.as_str()).await?,
         None => None,
     };
-    let hash = user
-        .as_ref()
-        .filter(|u| u.source == UserSource::Local)
-        .and_then(|u| u.password_hash.clone());
-    // An empty password never counts, whatever the stored hash.
-    let ok = auth::verify_password(req.password.clone(), hash).await && !req.password.is_empty();
-    let (Some(user), true) = (user, ok) else {
-        return Err(ApiError::InvalidCredentials);
+    let user = match (name, known, &state.directory) {
+        // Local accounts (admins, installations without a directory) are checked here.
+        (_, Some(u), _) if u.source == UserSource::Local => {
+            let ok = !req.password.is_empty()
+                && auth::verify_password(req.password, u.password_hash.clone()).await;
+            ok.then_some(u)
+        }
+        (Some(n), _, Some(dir)) => Some(directory_login(&state, dir, &n, &req.password).await?),
+        _ => {
+            // Same work as for a known name, so timing does not tell names apart.
+            auth::verify_password(req.password, None).await;
+            None
+        }
     };
+    let user = user.ok_or(ApiError::InvalidCredentials)?;
     let (token, hash, id) = auth::new_token();
     let now = crate::now();
     let ttl = state.config.session_hours * 3600;
@@ -166,6 +176,57 @@ pub async fn login(
     resp.headers_mut()
         .insert(SET_COOKIE, session_cookie(&state, &token, ttl));
     Ok(resp)
+}
+
+/// Checks a login against the directory and records the person.
+async fn directory_login(
+    state: &AppState,
+    dir: &wm_ldap::Directory,
+    name: &UserName,
+    password: &str,
+) -> Result<User, ApiError> {
+    use wm_ldap::DirectoryError;
+    let outcome = dir.authenticate(name, password).await;
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(DirectoryError::InvalidCredentials) => "invalid",
+        Err(DirectoryError::Unavailable(_)) => "unavailable",
+        Err(DirectoryError::Refused(_)) => "refused",
+    };
+    state
+        .metrics
+        .directory_logins
+        .get_or_create(&OutcomeLabels { outcome: label })
+        .inc();
+    state.metrics.directory_up.set(i64::from(!matches!(
+        outcome,
+        Err(DirectoryError::Unavailable(_))
+    )));
+    match outcome {
+        Ok(du) => Ok(state
+            .store
+            .upsert_directory_user(
+                &du.name,
+                du.display_name.as_deref(),
+                du.uid_number,
+                du.role,
+                crate::now(),
+            )
+            .await?),
+        Err(DirectoryError::InvalidCredentials) => Err(ApiError::InvalidCredentials),
+        Err(DirectoryError::Unavailable(why)) => {
+            tracing::warn!(%why, "directory unavailable");
+            Err(ApiError::Unavailable(
+                "the department directory is unavailable; try again later (local accounts and existing sessions still work)".into(),
+            ))
+        }
+        Err(DirectoryError::Refused(why)) => {
+            tracing::error!(%why, "the directory refused a login search");
+            Err(ApiError::Unavailable(
+                "the department directory refused the request; the administrators can find the details in the log".into(),
+            ))
+        }
+    }
 }
 
 /// End the session (or revoke the bearer token used).
@@ -763,6 +824,27 @@ pub struct Health {
     pub status: String,
     pub database: String,
     pub docker: EngineHealth,
+    /// `null` when no directory is configured.
+    pub ldap: Option<DirectoryHealth>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DirectoryHealth {
+    pub reachable: bool,
+    pub url: String,
+    pub error: Option<String>,
+}
+
+/// Checks the directory (bounded by its time-out) and records the result in the metrics.
+async fn directory_health(state: &AppState) -> Option<DirectoryHealth> {
+    let dir = state.directory.as_ref()?;
+    let r = dir.check().await;
+    state.metrics.directory_up.set(i64::from(r.is_ok()));
+    Some(DirectoryHealth {
+        reachable: r.is_ok(),
+        url: dir.url().to_string(),
+        error: r.err().map(|e| e.to_string()),
+    })
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -776,9 +858,13 @@ pub struct EngineHealth {
 /// Liveness, with the state of the database and the Docker host.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (db, engine) = tokio::join!(state.store.ping(), async {
-        tokio::time::timeout(std::time::Duration::from_secs(3), state.backend.info()).await
-    });
+    let (db, engine, ldap) = tokio::join!(
+        state.store.ping(),
+        async {
+            tokio::time::timeout(std::time::Duration::from_secs(3), state.backend.info()).await
+        },
+        directory_health(&state)
+    );
     let docker = match engine {
         Ok(Ok(info)) => EngineHealth {
             reachable: true,
@@ -815,6 +901,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
                 "unreachable".into()
             },
             docker,
+            ldap,
         }),
     )
 }
@@ -825,7 +912,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(counts) = state.store.count_containers_by_status().await {
         state.metrics.set_container_counts(&counts);
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), state.backend.info()).await;
+    tokio::join!(
+        async {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(3), state.backend.info()).await;
+        },
+        directory_health(&state)
+    );
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,

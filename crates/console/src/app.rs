@@ -38,6 +38,8 @@ pub enum StartError {
     Store(#[from] wm_store::StoreError),
     #[error("cannot set up the admin account")]
     Admin(#[source] ApiError),
+    #[error("directory settings: {0}")]
+    Directory(String),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -83,9 +85,16 @@ pub async fn build_with_backend(
             addr: config.listen,
             source,
         })?;
+    let directory = match &config.ldap {
+        Some(settings) => Some(Arc::new(
+            wm_ldap::Directory::new(settings.clone()).map_err(StartError::Directory)?,
+        )),
+        None => None,
+    };
     let state = AppState {
         store,
         backend,
+        directory,
         ports: Arc::new(PortAllocator::new(config.port_range())),
         config: Arc::new(config),
         metrics,

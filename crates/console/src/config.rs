@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use wm_backend::Limits;
 use wm_docker::DockerSettings;
+use wm_ldap::LdapSettings;
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -190,6 +191,8 @@ pub struct Config {
     /// The Docker host (`WM_DOCKER_HOST`, `WM_HOST_NAME`, `WM_INSTANCE`,
     /// `WM_PUBLISH_ADDRESS`).
     pub docker: DockerSettings,
+    /// The department directory (`WM_LDAP_*`); local accounts only when unset.
+    pub ldap: Option<LdapSettings>,
 }
 
 impl Default for Config {
@@ -210,6 +213,7 @@ impl Default for Config {
             upload_max_bytes: 256 << 20,
             reconcile_interval_secs: 30,
             docker: DockerSettings::default(),
+            ldap: None,
         }
     }
 }
@@ -345,6 +349,9 @@ impl Config {
                 return e("the admin password must have at least 8 characters".into());
             }
         }
+        if let Some(ldap) = &self.ldap {
+            wm_ldap::Directory::new(ldap.clone()).map_err(ConfigError)?;
+        }
         if self.max_ports == 0 || self.max_ports > 64 {
             return e(format!("max_ports {} must be 1..64", self.max_ports));
         }
@@ -469,6 +476,36 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"").unwrap();
         let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
         assert!(err.contains("unknown field `lisen`"), "{err}");
+    }
+
+    #[test]
+    fn ldap_from_the_environment() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WM_LDAP_URL", "ldap://ldap.example.org"),
+                ("WM_LDAP_BASE_DN", "ou=people,dc=example,dc=org"),
+                ("WM_LDAP_TEACHER_GROUP", "teachers"),
+                ("WM_LDAP_BIND_DN", "cn=search,dc=example,dc=org"),
+                ("WM_LDAP_BIND_PASSWORD", "search-secret"),
+            ]),
+        )
+        .unwrap();
+        let l = c.ldap.expect("configured");
+        assert_eq!(l.user_filter, "(uid={username})", "the default filter");
+        assert_eq!(l.teacher_group.as_deref(), Some("teachers"));
+        assert!(!format!("{l:?}").contains("search-secret"));
+        let err = Config::load(None, env(&[("WM_LDAP_URL", "ldap://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("base_dn"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[("WM_LDAP_URL", "ftp://x"), ("WM_LDAP_BASE_DN", "dc=x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ldap://"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,13 @@ pub struct Metrics {
     pub engine_call_seconds: Family<CallLabels, Histogram, fn() -> Histogram>,
     pub containers: Family<StatusLabels, Gauge>,
     pub engine_up: Gauge,
+    pub directory_logins: Family<OutcomeLabels, Counter>,
+    pub directory_up: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -91,7 +98,21 @@ impl Default for Metrics {
             "1 when the Docker host answered the last check",
             engine_up.clone(),
         );
+        let directory_logins = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "ldap_logins",
+            "Logins checked against the directory, by outcome (ok, invalid, unavailable, refused)",
+            directory_logins.clone(),
+        );
+        let directory_up = Gauge::default();
+        registry.register(
+            "ldap_up",
+            "1 when the directory answered the last login or check; 0 without a directory",
+            directory_up.clone(),
+        );
         Self {
+            directory_logins,
+            directory_up,
             registry,
             requests,
             request_seconds,

@@ -14,4 +14,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub ports: Arc<PortAllocator>,
+    /// The department directory, when one is configured.
+    pub directory: Option<Arc<wm_ldap::Directory>>,
 }

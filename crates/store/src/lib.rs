@@ -227,6 +227,48 @@ impl Store {
         Ok(())
     }
 
+    /// Records a person the directory vouched for: created on first login, name, uid
+    /// number and role refreshed at every login.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a local account has that name: the two are never
+    /// merged.
+    pub async fn upsert_directory_user(
+        &self,
+        name: &UserName,
+        display_name: Option<&str>,
+        uid_number: Option<i64>,
+        role: Role,
+        now: i64,
+    ) -> Result<User> {
+        let updated = sqlx::query(
+            "UPDATE users SET display_name = $1, uid_number = $2, role = $3 \
+             WHERE name = $4 AND source = 'ldap'",
+        )
+        .bind(display_name)
+        .bind(uid_number)
+        .bind(role.as_str())
+        .bind(name.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            self.insert_user(&User {
+                name: name.clone(),
+                display_name: display_name.map(String::from),
+                role,
+                source: UserSource::Ldap,
+                password_hash: None,
+                uid_number,
+                created_at: now,
+            })
+            .await?;
+        }
+        self.user(name.as_str())
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("user {name} vanished")))
+    }
+
     // --- tokens ------------------------------------------------------------------------
 
     pub async fn insert_token(&self, t: &Token) -> Result<()> {

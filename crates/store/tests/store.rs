@@ -130,6 +130,47 @@ async fn users_round_trip_and_names_are_unique() {
 }
 
 #[tokio::test]
+async fn directory_users_are_created_then_refreshed() {
+    both(|s| async move {
+        let tina = UserName::parse("tina").unwrap();
+        let u = s
+            .upsert_directory_user(&tina, Some("Tina"), Some(2002), Role::Student, 10)
+            .await
+            .unwrap();
+        assert_eq!(u.source, UserSource::Ldap);
+        assert_eq!(u.role, Role::Student);
+        assert!(u.password_hash.is_none());
+        let u = s
+            .upsert_directory_user(&tina, Some("Tina T."), Some(2002), Role::Teacher, 20)
+            .await
+            .unwrap();
+        assert_eq!(
+            u.role,
+            Role::Teacher,
+            "roles follow the groups at each login"
+        );
+        assert_eq!(u.display_name.as_deref(), Some("Tina T."));
+        assert_eq!(u.created_at, 10);
+        s.insert_user(&user("admin", Role::Admin)).await.unwrap();
+        let clash = s
+            .upsert_directory_user(
+                &UserName::parse("admin").unwrap(),
+                None,
+                None,
+                Role::Admin,
+                30,
+            )
+            .await;
+        assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+        assert_eq!(
+            s.user("admin").await.unwrap().unwrap().source,
+            UserSource::Local
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn tokens_expire_and_are_revoked() {
     both(|s| async move {
         s.insert_user(&user("alice", Role::Student)).await.unwrap();
