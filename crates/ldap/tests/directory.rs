@@ -237,6 +237,37 @@ async fn a_directory_that_never_answers_times_out() {
     held.abort();
 }
 
+#[tokio::test]
+async fn ldaps_and_starttls_with_the_departments_ca() {
+    let slapd = Slapd::start_tls(&directory_ldif());
+    let ca = slapd.ca_file();
+    let mut ldaps = settings(&slapd.tls_url());
+    ldaps.ca_file = Some(ca.clone());
+    let dir = Directory::new(ldaps.clone()).unwrap();
+    assert_eq!(
+        dir.authenticate(&name("tina"), "tina-password")
+            .await
+            .unwrap()
+            .role,
+        Role::Teacher
+    );
+    let mut starttls = settings(&slapd.url());
+    starttls.starttls = true;
+    starttls.ca_file = Some(ca);
+    let dir = Directory::new(starttls).unwrap();
+    dir.authenticate(&name("alice"), "alice-password")
+        .await
+        .unwrap();
+    dir.check().await.unwrap();
+
+    // A certificate from another CA is not trusted.
+    let other = Slapd::start_tls("");
+    ldaps.ca_file = Some(other.ca_file());
+    let dir = Directory::new(ldaps).unwrap();
+    let r = dir.authenticate(&name("alice"), "alice-password").await;
+    assert!(matches!(r, Err(DirectoryError::Unavailable(_))), "{r:?}");
+}
+
 #[test]
 fn settings_are_checked() {
     let ok = settings("ldap://127.0.0.1:1");

@@ -131,6 +131,8 @@ pub struct Slapd {
     child: Option<std::process::Child>,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// With [`Slapd::start_tls`]: the `ldaps://` port.
+    pub tls_port: Option<u16>,
 }
 
 /// The directory every test starts from: `dc=example,dc=org`, people under `ou=people`,
@@ -142,6 +144,28 @@ pub const LDAP_ADMIN_PASSWORD: &str = "directory-admin";
 impl Slapd {
     /// Starts slapd with the base entries plus `ldif` (entries separated by blank lines).
     pub fn start(ldif: &str) -> Slapd {
+        Self::start_inner(ldif, false)
+    }
+
+    /// Like [`Slapd::start`], also serving `ldaps://` and StartTLS with a certificate for
+    /// 127.0.0.1 signed by a CA made for this server ([`Slapd::ca_file`]).
+    pub fn start_tls(ldif: &str) -> Slapd {
+        Self::start_inner(ldif, true)
+    }
+
+    /// The PEM file of the CA that signed the TLS certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn tls_url(&self) -> String {
+        format!(
+            "ldaps://127.0.0.1:{}",
+            self.tls_port.expect("started with TLS")
+        )
+    }
+
+    fn start_inner(ldif: &str, tls: bool) -> Slapd {
         for tool in ["/usr/sbin/slapd", "/usr/sbin/slapadd"] {
             assert!(
                 Path::new(tool).exists(),
@@ -151,8 +175,17 @@ impl Slapd {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         std::fs::create_dir(&db).unwrap();
+        let tls_conf = if tls {
+            make_certificates(dir.path());
+            format!(
+                "TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n",
+                d = dir.path().display()
+            )
+        } else {
+            String::new()
+        };
         let conf = format!(
-            "include /etc/ldap/schema/core.schema\n\
+            "{tls_conf}include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
              include /etc/ldap/schema/nis.schema\n\
              include /etc/ldap/schema/inetorgperson.schema\n\
@@ -189,15 +222,18 @@ impl Slapd {
             "slapadd: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
         let mut s = Slapd {
             child: None,
             dir,
-            port,
+            port: free_port(),
+            tls_port: tls.then(free_port),
         };
         s.resume();
         s
@@ -222,7 +258,10 @@ impl Slapd {
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(self.url())
+            .arg(match self.tls_port {
+                Some(_) => format!("{} {}", self.url(), self.tls_url()),
+                None => self.url(),
+            })
             // In the foreground, so that killing the child stops the server.
             .args(["-d", "0"])
             .stdout(std::process::Stdio::null())
@@ -239,6 +278,71 @@ impl Slapd {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1, with the openssl tool.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=whalemountain test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
 }
 
 impl Drop for Slapd {
