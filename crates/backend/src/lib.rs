@@ -109,6 +109,52 @@ pub struct ExecOutput {
     pub truncated: bool,
 }
 
+/// Credentials for one registry.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RegistryAuth {
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One step of a long operation (pull, build).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Progress {
+    /// A layer being downloaded or extracted.
+    Layer {
+        id: String,
+        status: String,
+        current: Option<i64>,
+        total: Option<i64>,
+    },
+    /// A status line without a layer ("Pulling from library/busybox", "Digest: ...").
+    Status { status: String },
+    /// Output of a build step.
+    Log { line: String },
+}
+
+pub type ProgressStream = BoxStream<'static, Result<Progress, BackendError>>;
+
+/// An image build: the whole policy (tag, labels, limits) is decided by the caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildRequest {
+    /// The full reference the result is tagged with.
+    pub tag: ImageRef,
+    pub owner: UserName,
+    pub build_args: Vec<(String, String)>,
+    pub limits: Limits,
+}
+
 /// What a host reports of itself for `/healthz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostInfo {
@@ -185,4 +231,29 @@ pub trait ContainerBackend: Send + Sync {
     ) -> Result<(), BackendError>;
     /// The last `tail` lines of the container's output, stdout and stderr interleaved.
     async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError>;
+    /// Every tagged image on the host.
+    async fn images(&self) -> Result<Vec<ImageInfo>, BackendError>;
+    /// Removes one reference (the image goes with its last reference). Never forced.
+    ///
+    /// # Errors
+    /// [`BackendError::Refused`] while a container uses it.
+    async fn remove_image(&self, reference: &ImageRef) -> Result<(), BackendError>;
+    /// Pulls an image; the stream ends with the pull, or with its error.
+    async fn pull(
+        &self,
+        image: &ImageRef,
+        auth: Option<RegistryAuth>,
+    ) -> Result<ProgressStream, BackendError>;
+    /// Builds from a context (a tar, optionally gzipped, with a `Dockerfile`). The result is
+    /// tagged only when the build succeeds; dropping the stream cancels the build.
+    async fn build(
+        &self,
+        req: &BuildRequest,
+        context: Bytes,
+    ) -> Result<ProgressStream, BackendError>;
+    /// A stream that yields whenever an image is pulled, built, tagged, untagged or removed
+    /// on the host.
+    async fn image_events(
+        &self,
+    ) -> Result<BoxStream<'static, Result<(), BackendError>>, BackendError>;
 }

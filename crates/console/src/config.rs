@@ -260,6 +260,34 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["docker", "publish_address"],
         Kind::Str,
     ),
+    ("WM_LDAP_URL", &["ldap", "url"], Kind::Str),
+    ("WM_LDAP_BASE_DN", &["ldap", "base_dn"], Kind::Str),
+    ("WM_LDAP_USER_FILTER", &["ldap", "user_filter"], Kind::Str),
+    ("WM_LDAP_BIND_DN", &["ldap", "bind_dn"], Kind::Str),
+    (
+        "WM_LDAP_BIND_PASSWORD",
+        &["ldap", "bind_password"],
+        Kind::Str,
+    ),
+    (
+        "WM_LDAP_BIND_PASSWORD_FILE",
+        &["ldap", "bind_password_file"],
+        Kind::Str,
+    ),
+    (
+        "WM_LDAP_GROUP_BASE_DN",
+        &["ldap", "group_base_dn"],
+        Kind::Str,
+    ),
+    (
+        "WM_LDAP_TEACHER_GROUP",
+        &["ldap", "teacher_group"],
+        Kind::Str,
+    ),
+    ("WM_LDAP_ADMIN_GROUP", &["ldap", "admin_group"], Kind::Str),
+    ("WM_LDAP_STARTTLS", &["ldap", "starttls"], Kind::Bool),
+    ("WM_LDAP_CA_FILE", &["ldap", "ca_file"], Kind::Str),
+    ("WM_LDAP_TIMEOUT_SECS", &["ldap", "timeout_secs"], Kind::Int),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,10 +14,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use wm_backend::{
-    BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecOutput,
-    ExecRequest, HostInfo, ImageInfo,
+    BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
+    ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
 };
-use wm_domain::{ContainerName, UserName};
+use wm_domain::{ContainerName, ImageRef, UserName};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -227,5 +228,32 @@ impl ContainerBackend for InstrumentedBackend {
     }
     async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
         self.timed("logs", self.inner.logs(name, tail)).await
+    }
+    async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {
+        self.timed("images", self.inner.images()).await
+    }
+    async fn remove_image(&self, reference: &ImageRef) -> Result<(), BackendError> {
+        self.timed("remove_image", self.inner.remove_image(reference))
+            .await
+    }
+    /// Times the start of the pull; the transfer itself is the registry's time.
+    async fn pull(
+        &self,
+        image: &ImageRef,
+        auth: Option<RegistryAuth>,
+    ) -> Result<ProgressStream, BackendError> {
+        self.timed("pull", self.inner.pull(image, auth)).await
+    }
+    async fn build(
+        &self,
+        req: &BuildRequest,
+        context: Bytes,
+    ) -> Result<ProgressStream, BackendError> {
+        self.timed("build", self.inner.build(req, context)).await
+    }
+    async fn image_events(
+        &self,
+    ) -> Result<BoxStream<'static, Result<(), BackendError>>, BackendError> {
+        self.inner.image_events().await
     }
 }

@@ -3,17 +3,22 @@
 use crate::labels;
 use crate::settings::DockerSettings;
 use async_trait::async_trait;
+use bollard::auth::DockerCredentials;
 use bollard::container::{
     Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
     RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::image::{
+    BuildImageOptions, CreateImageOptions, ListImagesOptions, RemoveImageOptions,
+};
 use bollard::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig, Mount,
     MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
+use bollard::system::EventsOptions;
 use bollard::Docker;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
@@ -23,10 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
-    BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecOutput,
-    ExecRequest, HostInfo, ImageInfo, PortBinding, RunState,
+    BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
+    ExecOutput, ExecRequest, HostInfo, ImageInfo, PortBinding, Progress, ProgressStream,
+    RegistryAuth, RunState,
 };
-use wm_domain::{ContainerName, GuestPort, UserName};
+use wm_domain::{ContainerName, GuestPort, ImageRef, UserName};
 
 /// Most bytes of log output one call returns.
 const MAX_LOG_BYTES: usize = 4 << 20;
@@ -127,6 +133,16 @@ impl DockerEngine {
             (labels::INSTANCE.to_string(), self.settings.instance.clone()),
         ]);
         l
+    }
+
+    /// An image's owner. The label counts only when it is ours: an image built elsewhere
+    /// with a stray `wm.owner` label is not thereby anyone's private image.
+    fn owner_of(&self, labels: &HashMap<String, String>) -> Option<String> {
+        if labels.get(labels::INSTANCE) == Some(&self.settings.instance) {
+            labels.get(labels::OWNER).cloned()
+        } else {
+            None
+        }
     }
 
     fn is_ours(&self, labels: &HashMap<String, String>) -> bool {
@@ -334,6 +350,22 @@ impl DockerEngine {
     }
 }
 
+fn unix_time(rfc3339: Option<&str>) -> i64 {
+    rfc3339
+        .and_then(|c| {
+            time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map_or(0, |t| t.unix_timestamp())
+}
+
+/// The last line of an error a pull or build reported in its stream.
+fn stream_error(
+    error: Option<String>,
+    detail: Option<bollard::models::ErrorDetail>,
+) -> Option<String> {
+    error.or_else(|| detail.and_then(|d| d.message))
+}
+
 fn port_key(p: GuestPort) -> String {
     format!("{}/tcp", p.get())
 }
@@ -410,26 +442,12 @@ impl ContainerBackend for DockerEngine {
             Err(e) => return Err(e),
         };
         let labels = img.config.and_then(|c| c.labels).unwrap_or_default();
-        // An owner label counts only when it is ours: an image built elsewhere with a
-        // stray `wm.owner` label is not thereby anyone's private image.
-        let owner = if labels.get(labels::INSTANCE) == Some(&self.settings.instance) {
-            labels.get(labels::OWNER).cloned()
-        } else {
-            None
-        };
-        let created_at = img
-            .created
-            .as_deref()
-            .and_then(|c| {
-                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .map_or(0, |t| t.unix_timestamp());
         Ok(Some(ImageInfo {
             id: img.id.unwrap_or_default(),
             tags: img.repo_tags.unwrap_or_default(),
-            owner,
+            owner: self.owner_of(&labels),
             size: img.size.unwrap_or_default(),
-            created_at,
+            created_at: unix_time(img.created.as_deref()),
         }))
     }
 
@@ -759,6 +777,161 @@ impl ContainerBackend for DockerEngine {
             .await
             .map_err(|_| self.timed_out())??;
         Ok(buf.freeze())
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {
+        let docker = self.docker().await?;
+        let found = self
+            .call(docker.list_images(Some(ListImagesOptions::<String> {
+                all: false,
+                ..Default::default()
+            })))
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|i| ImageInfo {
+                owner: self.owner_of(&i.labels),
+                tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                id: i.id,
+                size: i.size,
+                created_at: i.created,
+            })
+            .filter(|i| !i.tags.is_empty())
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &ImageRef) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let opts = RemoveImageOptions {
+            force: false,
+            noprune: false,
+        };
+        match self
+            .call(docker.remove_image(reference.as_str(), Some(opts), None))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(BackendError::NoSuchImage(_)) => {
+                Err(BackendError::NoSuchImage(reference.to_string()))
+            }
+            Err(BackendError::Refused(m)) if m.contains("No such image") => {
+                Err(BackendError::NoSuchImage(reference.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pull(
+        &self,
+        image: &ImageRef,
+        auth: Option<RegistryAuth>,
+    ) -> Result<ProgressStream, BackendError> {
+        let docker = self.docker().await?;
+        let credentials = auth.map(|a| DockerCredentials {
+            username: Some(a.username),
+            password: Some(a.password),
+            serveraddress: Some(a.server),
+            ..Default::default()
+        });
+        let opts = CreateImageOptions {
+            from_image: image.to_string(),
+            ..Default::default()
+        };
+        let stream = docker
+            .create_image(Some(opts), None, credentials)
+            .map(|item| {
+                let info = item.map_err(classify)?;
+                if let Some(message) = stream_error(info.error, info.error_detail) {
+                    return Err(BackendError::Refused(message));
+                }
+                let status = info.status.unwrap_or_default();
+                Ok(match info.id {
+                    Some(id) if !id.is_empty() => Progress::Layer {
+                        id,
+                        status,
+                        current: info.progress_detail.as_ref().and_then(|d| d.current),
+                        total: info.progress_detail.as_ref().and_then(|d| d.total),
+                    },
+                    _ => Progress::Status { status },
+                })
+            });
+        Ok(stream.boxed())
+    }
+
+    async fn build(
+        &self,
+        req: &BuildRequest,
+        context: Bytes,
+    ) -> Result<ProgressStream, BackendError> {
+        let docker = self.docker().await?;
+        let mut labels = self.our_labels(&req.owner);
+        labels.remove(labels::MANAGED);
+        let memory = u64::try_from(req.limits.memory_bytes).unwrap_or(u64::MAX);
+        let opts = BuildImageOptions {
+            t: req.tag.to_string(),
+            labels,
+            buildargs: req.build_args.iter().cloned().collect(),
+            // Intermediate containers go, also after a failure.
+            rm: true,
+            forcerm: true,
+            pull: false,
+            memory: Some(memory),
+            memswap: Some(req.limits.memory_bytes),
+            ..Default::default()
+        };
+        // The engine's stream borrows the client; a task owns both and forwards, so the
+        // caller gets a stream of its own. Dropping it ends the task and the connection,
+        // which cancels the build.
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut engine = docker.build_image(opts, None, Some(context));
+            while let Some(item) = engine.next().await {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .map(|item| {
+            let info = item.map_err(classify)?;
+            if let Some(message) = stream_error(info.error, info.error_detail) {
+                return Err(BackendError::Refused(message));
+            }
+            Ok(match (info.stream, info.status) {
+                (Some(line), _) => Progress::Log { line },
+                (None, Some(status)) => Progress::Status { status },
+                (None, None) => Progress::Status {
+                    status: String::new(),
+                },
+            })
+        })
+        // The engine sends empty keep-alive messages; they are noise to a reader.
+        .filter(|p| {
+            futures::future::ready(
+                !matches!(p, Ok(Progress::Status { status }) if status.is_empty()),
+            )
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn image_events(
+        &self,
+    ) -> Result<futures::stream::BoxStream<'static, Result<(), BackendError>>, BackendError> {
+        let docker = self.docker().await?;
+        let opts = EventsOptions::<String> {
+            filters: HashMap::from([("type".to_string(), vec!["image".to_string()])]),
+            ..Default::default()
+        };
+        Ok(docker
+            .events(Some(opts))
+            .map(|e| e.map(|_| ()).map_err(classify))
+            .boxed())
     }
 }
 

@@ -79,6 +79,33 @@ impl ImageRef {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name without tag or digest (`localhost:5000/alice/web`).
+    pub fn name(&self) -> &str {
+        let s = self.0.split('@').next().unwrap_or(&self.0);
+        let last_slash = s.rfind('/').map_or(0, |i| i + 1);
+        match s[last_slash..].rfind(':') {
+            Some(i) => &s[..last_slash + i],
+            None => s,
+        }
+    }
+
+    /// The registry the image comes from: its host, or `docker.io` when none is named.
+    pub fn registry(&self) -> &str {
+        match self.name().split_once('/') {
+            Some((first, _)) if is_domain(first) => first,
+            _ => "docker.io",
+        }
+    }
+
+    /// The repository path within its registry (`alice/web` for `localhost:5000/alice/web:1`).
+    pub fn path(&self) -> &str {
+        let name = self.name();
+        match name.split_once('/') {
+            Some((first, rest)) if is_domain(first) => rest,
+            _ => name,
+        }
+    }
 }
 
 crate::deserialize_by_parse!(ImageRef, String, |s: String| ImageRef::parse(&s));
@@ -173,6 +200,26 @@ mod tests {
         }
         let digest = format!("busybox@sha256:{}", "a".repeat(64));
         assert_eq!(ImageRef::parse(&digest).unwrap().as_str(), digest);
+    }
+
+    #[test]
+    fn parts() {
+        let r = ImageRef::parse("localhost:5000/alice/web:1").unwrap();
+        assert_eq!(
+            (r.name(), r.registry(), r.path()),
+            ("localhost:5000/alice/web", "localhost:5000", "alice/web")
+        );
+        let r = ImageRef::parse("busybox").unwrap();
+        assert_eq!(
+            (r.name(), r.registry(), r.path()),
+            ("busybox", "docker.io", "busybox")
+        );
+        let d = format!("wm/alice/web@sha256:{}", "b".repeat(64));
+        let r = ImageRef::parse(&d).unwrap();
+        assert_eq!(
+            (r.name(), r.registry(), r.path()),
+            ("wm/alice/web", "docker.io", "wm/alice/web")
+        );
     }
 
     #[test]
