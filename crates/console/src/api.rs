@@ -4,6 +4,7 @@ use crate::auth::{self, Admin, Caller, Scope, SESSION_COOKIE};
 use crate::containers::{self, Container, CreateContainer, ExecCommand, ExecResult};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::images;
 use crate::metrics::OutcomeLabels;
 use crate::reconcile::{self, ReconcileReport};
 use crate::state::AppState;
@@ -31,12 +32,13 @@ const MAX_PASSWORD_INPUT: usize = 1024;
         login, logout, me, create_token, list_tokens, delete_token, create_user, list_users,
         admin_reconcile, admin_audit, create_container, list_containers, get_container,
         delete_container, start_container, stop_container, exec_container, upload_files,
-        container_logs, healthz, metrics
+        container_logs, healthz, metrics, images::list_images, images::patch_image,
+        images::delete_image, images::pull_image, images::build_image
     ),
     components(schemas(
         LoginRequest, LoginResponse, Me, NewToken, TokenCreated, TokenInfo, NewUser, UserInfo,
         Container, containers::Port, CreateContainer, ExecCommand, ExecResult, Written,
-        ReconcileReport, AuditEntryView, Health, EngineHealth, DirectoryHealth, ErrorBody, ErrorDetail
+        ReconcileReport, AuditEntryView, images::Image, images::ImagePatch, images::PullRequest, Health, EngineHealth, DirectoryHealth, ErrorBody, ErrorDetail
     )),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = []))

@@ -6,6 +6,7 @@ use crate::audit::audit_mutations;
 use crate::auth;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::images;
 use crate::metrics::{InstrumentedBackend, Metrics, RequestLabels, RouteLabels};
 use crate::ports::PortAllocator;
 use crate::state::AppState;
@@ -95,6 +96,7 @@ pub async fn build_with_backend(
         store,
         backend,
         directory,
+        catalog: Default::default(),
         ports: Arc::new(PortAllocator::new(config.port_range())),
         config: Arc::new(config),
         metrics,
@@ -135,6 +137,7 @@ async fn ensure_admin(store: &Store, config: &Config) -> Result<(), ApiError> {
 
 fn router(state: AppState) -> Router {
     let upload_limit = state.config.upload_max_bytes + 1024 * 1024;
+    let build_limit = state.config.build_context_max_bytes + 1024 * 1024;
     let api = Router::new()
         .route("/login", post(api::login))
         .route("/logout", post(api::logout))
@@ -160,6 +163,16 @@ fn router(state: AppState) -> Router {
             post(api::upload_files).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/containers/{name}/logs", get(api::container_logs))
+        .route("/images", get(images::list_images))
+        .route("/images/pull", post(images::pull_image))
+        .route(
+            "/images/build",
+            post(images::build_image).layer(DefaultBodyLimit::max(build_limit)),
+        )
+        .route(
+            "/images/{ref}",
+            axum::routing::patch(images::patch_image).delete(images::delete_image),
+        )
         .route("/openapi.json", get(api::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
@@ -245,10 +258,12 @@ impl Application {
             self.state.clone(),
             interval,
         ));
+        let events = tokio::spawn(images::follow_events(self.state.clone()));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         reconciler.abort();
+        events.abort();
         served
     }
 }

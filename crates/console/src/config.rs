@@ -193,6 +193,27 @@ pub struct Config {
     pub docker: DockerSettings,
     /// The department directory (`WM_LDAP_*`); local accounts only when unset.
     pub ldap: Option<LdapSettings>,
+    /// Images built here are `<image_prefix>/<user>/<name>:<tag>` (`WM_IMAGE_PREFIX`).
+    pub image_prefix: String,
+    /// Registries pulls may come from, space-separated hosts (`docker.io`,
+    /// `registry.example.org:5000`); any when unset (`WM_REGISTRIES_ALLOWED`).
+    pub registries_allowed: Option<String>,
+    /// Credentials per registry (file only: `[[registries]]`).
+    pub registries: Vec<RegistryCredentials>,
+    /// Largest build context, in bytes (`WM_BUILD_CONTEXT_MAX_BYTES`).
+    pub build_context_max_bytes: usize,
+    /// Longest a build may run, in seconds (`WM_BUILD_TIMEOUT_SECS`).
+    pub build_timeout_secs: u64,
+}
+
+/// A registry login used for pulls from that registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryCredentials {
+    /// As in image references: `registry.example.org:5000`, or `docker.io`.
+    pub host: String,
+    pub username: String,
+    pub password: Secret,
 }
 
 impl Default for Config {
@@ -214,6 +235,11 @@ impl Default for Config {
             reconcile_interval_secs: 30,
             docker: DockerSettings::default(),
             ldap: None,
+            image_prefix: "wm".into(),
+            registries_allowed: None,
+            registries: Vec::new(),
+            build_context_max_bytes: 64 << 20,
+            build_timeout_secs: 1800,
         }
     }
 }
@@ -288,6 +314,14 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_LDAP_STARTTLS", &["ldap", "starttls"], Kind::Bool),
     ("WM_LDAP_CA_FILE", &["ldap", "ca_file"], Kind::Str),
     ("WM_LDAP_TIMEOUT_SECS", &["ldap", "timeout_secs"], Kind::Int),
+    ("WM_IMAGE_PREFIX", &["image_prefix"], Kind::Str),
+    ("WM_REGISTRIES_ALLOWED", &["registries_allowed"], Kind::Str),
+    (
+        "WM_BUILD_CONTEXT_MAX_BYTES",
+        &["build_context_max_bytes"],
+        Kind::Int,
+    ),
+    ("WM_BUILD_TIMEOUT_SECS", &["build_timeout_secs"], Kind::Int),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.
@@ -392,6 +426,22 @@ impl Config {
         if self.exec_max_output == 0 || self.upload_max_bytes == 0 {
             return e("exec_max_output and upload_max_bytes must be above 0".into());
         }
+        let prefix_ok = !self.image_prefix.is_empty()
+            && self.image_prefix.len() <= 32
+            && self
+                .image_prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && wm_domain::ImageRef::parse(&format!("{}/x", self.image_prefix)).is_ok();
+        if !prefix_ok {
+            return e(format!(
+                "image_prefix {:?} must be 1 to 32 lowercase letters and digits",
+                self.image_prefix
+            ));
+        }
+        if self.build_context_max_bytes == 0 || self.build_timeout_secs == 0 {
+            return e("build_context_max_bytes and build_timeout_secs must be above 0".into());
+        }
         if self.reconcile_interval_secs == 0 {
             return e("reconcile_interval_secs must be at least 1".into());
         }
@@ -408,6 +458,13 @@ impl Config {
 
     pub fn port_range(&self) -> PortRange {
         self.port_range.unwrap_or_else(PortRange::ephemeral)
+    }
+
+    /// The registries pulls may come from; `None` allows any.
+    pub fn allowed_registries(&self) -> Option<Vec<&str>> {
+        self.registries_allowed
+            .as_deref()
+            .map(|s| s.split_whitespace().collect())
     }
 
     pub fn default_limits(&self) -> Limits {

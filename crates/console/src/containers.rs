@@ -281,18 +281,7 @@ pub async fn create(
         }
     }
 
-    // Public images (no owner), the caller's own, or any for an admin. Sharing comes
-    // with the images issue; until then another user's image is not found.
-    let found = state
-        .backend
-        .image(image.as_str())
-        .await?
-        .ok_or_else(|| image_not_found(&image))?;
-    if let Some(owner) = &found.owner {
-        if owner != caller.name.as_str() && !caller.is_admin() {
-            return Err(image_not_found(&image));
-        }
-    }
+    crate::images::check_usable(state, caller, &image).await?;
 
     let host = state.backend.host_name().to_string();
     let mut record = ContainerRecord {

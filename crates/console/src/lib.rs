@@ -12,6 +12,7 @@ pub mod config;
 pub mod containers;
 pub mod error;
 mod extract;
+pub mod images;
 pub mod metrics;
 mod ports;
 pub mod reconcile;

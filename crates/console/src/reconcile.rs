@@ -184,6 +184,10 @@ pub async fn run_periodically(state: AppState, interval: std::time::Duration) {
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
         }
+        // The event stream keeps the catalog fresh; this catches what a lost event missed.
+        if let Err(e) = state.catalog.refresh(&state).await {
+            tracing::debug!(error = %e, "catalog refresh skipped");
+        }
         if let Err(e) = state.store.purge_expired_tokens(crate::now()).await {
             tracing::warn!(error = ?e, "could not purge expired tokens");
         }

@@ -16,4 +16,5 @@ pub struct AppState {
     pub ports: Arc<PortAllocator>,
     /// The department directory, when one is configured.
     pub directory: Option<Arc<wm_ldap::Directory>>,
+    pub catalog: Arc<crate::images::Catalog>,
 }

@@ -99,6 +99,16 @@ pub struct ContainerRecord {
     pub ports: Vec<PortLease>,
 }
 
+/// A description and a sharing flag, kept per image reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageMeta {
+    pub reference: String,
+    pub owner: UserName,
+    pub description: String,
+    pub shared: bool,
+    pub updated_at: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub id: String,
@@ -578,6 +588,61 @@ impl Store {
         rows.iter().map(lease_from_row).collect()
     }
 
+    // --- image metadata --------------------------------------------------------------------
+
+    pub async fn image_meta(&self, reference: &str) -> Result<Option<ImageMeta>> {
+        let row = sqlx::query("SELECT * FROM image_meta WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(image_meta_from_row).transpose()
+    }
+
+    pub async fn all_image_meta(&self) -> Result<Vec<ImageMeta>> {
+        let rows = sqlx::query("SELECT * FROM image_meta ORDER BY reference")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(image_meta_from_row).collect()
+    }
+
+    /// Creates or replaces the metadata of one reference.
+    pub async fn set_image_meta(&self, m: &ImageMeta) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO image_meta (reference, owner, description, shared, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (reference) DO UPDATE SET owner = excluded.owner, \
+             description = excluded.description, shared = excluded.shared, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&m.reference)
+        .bind(m.owner.as_str())
+        .bind(&m.description)
+        .bind(i64::from(m.shared))
+        .bind(m.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_image_meta(&self, reference: &str) -> Result<()> {
+        sqlx::query("DELETE FROM image_meta WHERE reference = $1")
+            .bind(reference)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a container that is not gone was made from `image`.
+    pub async fn image_in_use(&self, image: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM containers WHERE image = $1 AND status <> 'gone'",
+        )
+        .bind(image)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
     // --- audit -----------------------------------------------------------------------------
 
     pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
@@ -690,6 +755,16 @@ fn container_from_row(r: &AnyRow) -> Result<ContainerRecord> {
         engine_id: r.try_get("engine_id")?,
         created_at: r.try_get("created_at")?,
         ports: Vec::new(),
+    })
+}
+
+fn image_meta_from_row(r: &AnyRow) -> Result<ImageMeta> {
+    Ok(ImageMeta {
+        reference: r.try_get("reference")?,
+        owner: parse_user_name(r.try_get("owner")?)?,
+        description: r.try_get("description")?,
+        shared: r.try_get::<i64, _>("shared")? != 0,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 

@@ -7,7 +7,7 @@
 use std::future::Future;
 use wm_domain::{ContainerName, GuestPort, Role, ShortName, UserName};
 use wm_store::{
-    AuditEntry, ContainerRecord, Store, StoreError, Token, TokenKind, User, UserSource,
+    AuditEntry, ContainerRecord, ImageMeta, Store, StoreError, Token, TokenKind, User, UserSource,
 };
 
 /// A fresh database; dropping the guard removes a PostgreSQL one.
@@ -335,6 +335,45 @@ async fn concurrent_leases_never_share_a_port() {
             winners += usize::from(t.await.unwrap());
         }
         assert_eq!(winners, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn image_metadata_and_use() {
+    both(|s| async move {
+        let alice = UserName::parse("alice").unwrap();
+        assert!(s.image_meta("wm/alice/web:1").await.unwrap().is_none());
+        let mut m = ImageMeta {
+            reference: "wm/alice/web:1".into(),
+            owner: alice.clone(),
+            description: "a web server".into(),
+            shared: false,
+            updated_at: 5,
+        };
+        s.set_image_meta(&m).await.unwrap();
+        m.shared = true;
+        m.description = "shared now".into();
+        s.set_image_meta(&m).await.unwrap();
+        assert_eq!(
+            s.image_meta("wm/alice/web:1").await.unwrap(),
+            Some(m.clone())
+        );
+        assert_eq!(s.all_image_meta().await.unwrap(), [m]);
+        s.delete_image_meta("wm/alice/web:1").await.unwrap();
+        assert!(s.all_image_meta().await.unwrap().is_empty());
+
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        let mut c = container("alice", "web");
+        c.image = "wm/alice/web:1".into();
+        s.insert_container(&c).await.unwrap();
+        assert!(s.image_in_use("wm/alice/web:1").await.unwrap());
+        assert!(!s.image_in_use("busybox:latest").await.unwrap());
+        s.mark_container_gone("alice-web").await.unwrap();
+        assert!(
+            !s.image_in_use("wm/alice/web:1").await.unwrap(),
+            "gone containers use nothing"
+        );
     })
     .await;
 }

@@ -1,0 +1,660 @@
+//! Images: the catalog of what each user may use, sharing, pulls and builds.
+//!
+//! Docker is the truth about which images exist; the catalog is a copy kept fresh by the
+//! engine's event stream (an image built or removed on the host shows within seconds) and
+//! by the periodic reconcile. What Docker does not know, a description and whether the
+//! owner shares an image, is stored per reference.
+//!
+//! Who may use an image: anyone a public one (no owner label of ours), its owner their
+//! own, everyone else only while its owner shares it. An image built here is
+//! `<prefix>/<owner>/<name>:<tag>` and carries its owner in its labels; the API offers no
+//! way to build, tag or pull into that namespace for anyone else.
+
+use crate::api::ErrorBody;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::RwLock;
+use utoipa::ToSchema;
+use wm_backend::{BackendError, BuildRequest, ImageInfo, Progress, RegistryAuth};
+use wm_domain::{EnvVar, ImageRef};
+use wm_store::ImageMeta;
+
+/// An image as the API shows it: one entry per reference.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Image {
+    /// The reference (`wm/alice/web:1`, `busybox:latest`).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub id: String,
+    /// `null` for a public image.
+    pub owner: Option<String>,
+    pub shared: bool,
+    pub description: String,
+    /// Bytes.
+    pub size: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// `own`, `shared` (another user's, shared with everyone) or `public`.
+    pub kind: String,
+}
+
+/// The images on the host, as last seen.
+#[derive(Default)]
+pub struct Catalog {
+    images: RwLock<Option<Vec<ImageInfo>>>,
+}
+
+impl Catalog {
+    /// Reads the host's images again.
+    pub async fn refresh(&self, state: &AppState) -> Result<(), ApiError> {
+        let images = state.backend.images().await?;
+        *self.images.write().await = Some(images);
+        Ok(())
+    }
+
+    /// The images, read from the host first if they never were.
+    async fn snapshot(&self, state: &AppState) -> Result<Vec<ImageInfo>, ApiError> {
+        if let Some(images) = self.images.read().await.as_ref() {
+            return Ok(images.clone());
+        }
+        self.refresh(state).await?;
+        Ok(self.images.read().await.clone().unwrap_or_default())
+    }
+}
+
+/// Follows the engine's image events and refreshes the catalog on each, until the process
+/// ends; reconnects after the engine goes away.
+pub async fn follow_events(state: AppState) {
+    loop {
+        match state.backend.image_events().await {
+            Ok(mut events) => {
+                let _ = state.catalog.refresh(&state).await;
+                while let Some(event) = events.next().await {
+                    if event.is_err() {
+                        break;
+                    }
+                    // One build or pull sends a burst of events; gather it into one read.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    while let Some(Some(_)) = events.next().now_or_never() {}
+                    if let Err(e) = state.catalog.refresh(&state).await {
+                        tracing::debug!(error = %e, "catalog refresh failed");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "no image events; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// What `caller` may use of the host's images, one entry per reference.
+async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Image>, ApiError> {
+    let images = state.catalog.snapshot(state).await?;
+    let meta: HashMap<String, ImageMeta> = state
+        .store
+        .all_image_meta()
+        .await?
+        .into_iter()
+        .map(|m| (m.reference.clone(), m))
+        .collect();
+    let mut out = Vec::new();
+    for info in &images {
+        for tag in &info.tags {
+            let m = meta
+                .get(tag)
+                .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
+            let shared = m.is_some_and(|m| m.shared);
+            let kind = match &info.owner {
+                None => "public",
+                Some(o) if o == caller.name.as_str() => "own",
+                Some(_) if shared => "shared",
+                Some(_) if caller.is_admin() => "other",
+                Some(_) => continue,
+            };
+            out.push(Image {
+                reference: tag.clone(),
+                id: info.id.clone(),
+                owner: info.owner.clone(),
+                shared,
+                description: m.map(|m| m.description.clone()).unwrap_or_default(),
+                size: info.size,
+                created_at: crate::rfc3339(info.created_at),
+                kind: kind.into(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.reference.cmp(&b.reference));
+    Ok(out)
+}
+
+fn image_not_found(what: &str) -> ApiError {
+    ApiError::NotFound {
+        code: "image_not_found",
+        what: format!("image {what}"),
+    }
+}
+
+/// Checks that `caller` may start a container from `image`: public, their own, shared by
+/// its owner, or anything for an admin. Anything else is the same 404 as a missing image.
+pub async fn check_usable(
+    state: &AppState,
+    caller: &Caller,
+    image: &ImageRef,
+) -> Result<(), ApiError> {
+    let found = state
+        .backend
+        .image(image.as_str())
+        .await?
+        .ok_or_else(|| image_not_found(image.as_str()))?;
+    let Some(owner) = &found.owner else {
+        return Ok(());
+    };
+    if owner == caller.name.as_str() || caller.is_admin() {
+        return Ok(());
+    }
+    let shared = state
+        .store
+        .image_meta(image.as_str())
+        .await?
+        .is_some_and(|m| m.shared && m.owner.as_str() == owner);
+    if shared {
+        Ok(())
+    } else {
+        Err(image_not_found(image.as_str()))
+    }
+}
+
+/// The entries a path's `{ref}` names (a reference, or an image id), among those the
+/// caller may see.
+async fn resolve(state: &AppState, caller: &Caller, raw: &str) -> Result<Vec<Image>, ApiError> {
+    let visible = visible(state, caller).await?;
+    let found: Vec<Image> = if raw.starts_with("sha256:") {
+        visible.into_iter().filter(|i| i.id == raw).collect()
+    } else {
+        let r = ImageRef::parse(raw).map_err(|_| image_not_found(raw))?;
+        visible
+            .into_iter()
+            .filter(|i| i.reference == r.as_str())
+            .collect()
+    };
+    if found.is_empty() {
+        return Err(image_not_found(raw));
+    }
+    Ok(found)
+}
+
+#[utoipa::path(get, path = "/api/v1/images", responses((status = 200, body = [Image]), (status = 503, body = ErrorBody)))]
+/// The images the caller may use: own, shared by others, public.
+pub async fn list_images(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Image>>, ApiError> {
+    caller.require_full_scope()?;
+    Ok(Json(visible(&state, &caller).await?))
+}
+
+/// `PATCH /api/v1/images/{ref}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePatch {
+    /// How to use the image; at most 2000 characters.
+    pub description: Option<String>,
+    /// Whether every user may use it.
+    pub shared: Option<bool>,
+}
+
+/// Refuses changes to what the caller does not own: 404 for what they cannot see,
+/// 403 for what they see but is not theirs.
+fn own_only(images: &[Image], caller: &Caller, raw: &str) -> Result<(), ApiError> {
+    if images
+        .iter()
+        .all(|i| i.owner.as_deref() == Some(caller.name.as_str()))
+    {
+        return Ok(());
+    }
+    if images.iter().any(|i| i.kind == "other") {
+        return Err(ApiError::Forbidden(format!(
+            "image {raw} is not yours to change"
+        )));
+    }
+    Err(ApiError::Forbidden(format!(
+        "image {raw} belongs to {}; only its owner may change it",
+        images[0]
+            .owner
+            .as_deref()
+            .unwrap_or("nobody (it is public)")
+    )))
+}
+
+#[utoipa::path(patch, path = "/api/v1/images/{ref}", params(("ref" = String, Path, description = "percent-encoded reference or image id")),
+    request_body = ImagePatch, responses((status = 200, body = Image), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Set an image's description and sharing (owner only).
+pub async fn patch_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    ApiJson(patch): ApiJson<ImagePatch>,
+) -> Result<Json<Image>, ApiError> {
+    caller.require_full_scope()?;
+    if let Some(d) = &patch.description {
+        if d.chars().count() > 2000 || d.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(ApiError::Invalid {
+                code: "invalid_input",
+                message: "a description has at most 2000 characters and no control characters but line breaks".into(),
+                field: Some("description"),
+            });
+        }
+    }
+    let images = resolve(&state, &caller, &raw).await?;
+    own_only(&images, &caller, &raw)?;
+    for image in &images {
+        let current = state.store.image_meta(&image.reference).await?;
+        let owner = caller.name.clone();
+        state
+            .store
+            .set_image_meta(&ImageMeta {
+                reference: image.reference.clone(),
+                owner,
+                description: patch
+                    .description
+                    .clone()
+                    .or_else(|| current.as_ref().map(|m| m.description.clone()))
+                    .unwrap_or_default(),
+                shared: patch
+                    .shared
+                    .or(current.as_ref().map(|m| m.shared))
+                    .unwrap_or(false),
+                updated_at: crate::now(),
+            })
+            .await?;
+    }
+    let updated = resolve(&state, &caller, &raw).await?;
+    Ok(Json(updated.into_iter().next().expect("resolved before")))
+}
+
+#[utoipa::path(delete, path = "/api/v1/images/{ref}", params(("ref" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "a container uses it")))]
+/// Remove an image (its owner; public images only an admin).
+pub async fn delete_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_full_scope()?;
+    let images = resolve(&state, &caller, &raw).await?;
+    if !caller.is_admin() {
+        if images.iter().any(|i| i.owner.is_none()) {
+            return Err(ApiError::Forbidden(
+                "only an administrator may remove a public image".into(),
+            ));
+        }
+        own_only(&images, &caller, &raw)?;
+    }
+    for image in &images {
+        if state.store.image_in_use(&image.reference).await? {
+            return Err(ApiError::Conflict(format!(
+                "a container uses {}; delete the container first",
+                image.reference
+            )));
+        }
+    }
+    for image in &images {
+        let r = ImageRef::parse(&image.reference).map_err(|e| ApiError::Unexpected(e.into()))?;
+        match state.backend.remove_image(&r).await {
+            Ok(()) | Err(BackendError::NoSuchImage(_)) => {}
+            Err(BackendError::Refused(m)) => {
+                return Err(ApiError::Conflict(format!(
+                    "the host refused to remove {}: {m}",
+                    image.reference
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        state.store.delete_image_meta(&image.reference).await?;
+    }
+    state.catalog.refresh(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- long operations: NDJSON progress ------------------------------------------------------
+
+fn ndjson(lines: impl Stream<Item = Value> + Send + 'static) -> Response {
+    let body = Body::from_stream(lines.map(|v| {
+        let mut line = serde_json::to_vec(&v).expect("JSON values serialize");
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    }));
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    resp
+}
+
+fn progress_line(p: Progress, verb: &str) -> Value {
+    match p {
+        Progress::Layer {
+            id,
+            status,
+            current,
+            total,
+        } => {
+            json!({"status": verb, "layer": id, "detail": status, "current": current, "total": total})
+        }
+        Progress::Status { status } => json!({"status": verb, "detail": status}),
+        Progress::Log { line } => json!({"status": verb, "stream": line}),
+    }
+}
+
+fn error_line(code: &str, message: impl Into<String>) -> Value {
+    json!({"status": "error", "error": {"code": code, "message": message.into()}})
+}
+
+/// The last line of a successful pull or build: the image as the catalog shows it now.
+async fn done_line(state: &AppState, caller: &Caller, reference: &ImageRef) -> Value {
+    if let Err(e) = state.catalog.refresh(state).await {
+        return error_line("unavailable", e.to_string());
+    }
+    match resolve(state, caller, reference.as_str()).await {
+        Ok(images) => json!({"status": "done", "image": images[0]}),
+        Err(_) => error_line(
+            "image_not_found",
+            format!("{reference} finished but is not on the host"),
+        ),
+    }
+}
+
+/// `POST /api/v1/images/pull`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    pub image: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/images/pull", request_body = PullRequest,
+    responses((status = 200, content_type = "application/x-ndjson", description = "progress lines; the last is {status: done, image} or {status: error, error}"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody, description = "registry not allowed, or a namespace of built images")))]
+/// Pull an image from a registry, with live progress.
+pub async fn pull_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PullRequest>,
+) -> Result<Response, ApiError> {
+    caller.require_full_scope()?;
+    let image = ImageRef::parse(&req.image)?;
+    let registry = image.registry();
+    if let Some(allowed) = state.config.allowed_registries() {
+        if !allowed.contains(&registry) {
+            return Err(ApiError::Forbidden(format!(
+                "pulls from {registry} are not allowed here; allowed: {}",
+                allowed.join(", ")
+            )));
+        }
+    }
+    let prefix = format!("{}/", state.config.image_prefix);
+    if registry == "docker.io" && image.path().starts_with(&prefix) {
+        return Err(ApiError::Forbidden(format!(
+            "{prefix}... holds the images built here; pull into another name"
+        )));
+    }
+    let auth = state
+        .config
+        .registries
+        .iter()
+        .find(|r| r.host == registry)
+        .map(|r| RegistryAuth {
+            server: r.host.clone(),
+            username: r.username.clone(),
+            password: r.password.expose().to_string(),
+        });
+    let progress = state.backend.pull(&image, auth).await?;
+    let lines = async_lines(state, caller, image, progress, "pulling", None);
+    Ok(ndjson(lines))
+}
+
+/// The progress lines of a pull or build, then its last line, and an audit entry.
+fn async_lines(
+    state: AppState,
+    caller: Caller,
+    image: ImageRef,
+    progress: wm_backend::ProgressStream,
+    verb: &'static str,
+    timeout: Option<Duration>,
+) -> impl Stream<Item = Value> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
+    tokio::spawn(async move {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut progress = progress;
+        let mut failure: Option<Value> = None;
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, progress.next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        failure = Some(error_line(
+                            "timeout",
+                            format!(
+                                "stopped after {} seconds",
+                                timeout.unwrap_or_default().as_secs()
+                            ),
+                        ));
+                        break;
+                    }
+                },
+                None => progress.next().await,
+            };
+            match next {
+                None => break,
+                Some(Ok(p)) => {
+                    if tx.send(progress_line(p, verb)).await.is_err() {
+                        // The client went away: dropping the stream cancels the work.
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    let code = if verb == "building" {
+                        "build_failed"
+                    } else {
+                        "pull_failed"
+                    };
+                    failure = Some(error_line(code, e.to_string()));
+                    break;
+                }
+            }
+        }
+        drop(progress);
+        let last = match failure {
+            Some(f) => f,
+            None => done_line(&state, &caller, &image).await,
+        };
+        let ok = last["status"] == "done";
+        crate::audit::record(
+            &state,
+            Some(caller.name.to_string()),
+            format!("{verb} {image}"),
+            Some(image.to_string()),
+            if ok { 200 } else { 500 },
+            (!ok).then(|| {
+                last["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }),
+        )
+        .await;
+        let _ = tx.send(last).await;
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
+
+/// A build name, `name` or `name:tag`: one lowercase path component and a tag.
+fn build_reference(state: &AppState, caller: &Caller, name: &str) -> Result<ImageRef, ApiError> {
+    let bad = |m: String| ApiError::Invalid {
+        code: "invalid_input",
+        message: m,
+        field: Some("name"),
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(bad("the image needs a name, e.g. web or web:1".into()));
+    }
+    if name.contains('/') || name.contains('@') {
+        return Err(bad(format!(
+            "{name:?}: give only a name and tag; the image goes under {}/{}/",
+            state.config.image_prefix, caller.name
+        )));
+    }
+    let full = format!("{}/{}/{name}", state.config.image_prefix, caller.name);
+    ImageRef::parse(&full).map_err(|e| bad(e.message))
+}
+
+/// Whether bytes start a tar archive or a gzip stream.
+fn looks_like_tar(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b]) || (head.len() >= 262 && &head[257..262] == b"ustar")
+}
+
+fn dockerfile_context(text: &str) -> Result<Bytes, ApiError> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(text.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(crate::now().max(0) as u64);
+    builder
+        .append_data(&mut header, "Dockerfile", text.as_bytes())
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+    Ok(Bytes::from(
+        builder
+            .into_inner()
+            .map_err(|e| ApiError::Unexpected(e.into()))?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/images/build",
+    request_body(content_type = "multipart/form-data", description = "`name` (web or web:1); `dockerfile` (text) or `context` (tar or tar.gz file); any number of `buildarg` (KEY=value)"),
+    responses((status = 200, content_type = "application/x-ndjson", description = "build log lines; the last is {status: done, image} or {status: error, error}"),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+/// Build an image into the caller's namespace, with its live log.
+pub async fn build_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut form = multipart.map_err(|e| {
+        ApiError::UnsupportedMediaType(format!(
+            "send the build as multipart/form-data ({})",
+            e.body_text()
+        ))
+    })?;
+    let limit = state.config.build_context_max_bytes;
+    let too_big = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::invalid(format!(
+                "the form is not valid multipart/form-data: {}",
+                e.body_text()
+            ))
+        }
+    };
+    let (mut name, mut context, mut build_args) = (None, None, Vec::new());
+    while let Some(mut field) = form.next_field().await.map_err(too_big)? {
+        match field.name().unwrap_or("") {
+            "name" => name = Some(field.text().await.map_err(too_big)?),
+            "dockerfile" | "context" if context.is_some() => {
+                return Err(ApiError::invalid("send either dockerfile or context, once"))
+            }
+            "dockerfile" => {
+                let text = field.text().await.map_err(too_big)?;
+                if text.trim().is_empty() {
+                    return Err(ApiError::Invalid {
+                        code: "invalid_input",
+                        message: "the Dockerfile is empty".into(),
+                        field: Some("dockerfile"),
+                    });
+                }
+                context = Some(dockerfile_context(&text)?);
+            }
+            "context" => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(too_big)? {
+                    if buf.len() + chunk.len() > limit {
+                        return Err(ApiError::TooLarge(limit));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                if !looks_like_tar(&buf) {
+                    return Err(ApiError::Invalid {
+                        code: "invalid_input",
+                        message: "the context must be a tar archive, optionally gzipped".into(),
+                        field: Some("context"),
+                    });
+                }
+                context = Some(Bytes::from(buf));
+            }
+            "buildarg" => {
+                let text = field.text().await.map_err(too_big)?;
+                let arg = EnvVar::parse(text.trim()).map_err(|e| ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!("build argument: {}", e.message),
+                    field: Some("buildarg"),
+                })?;
+                build_args.push((arg.key().to_string(), arg.value().to_string()));
+            }
+            other => return Err(ApiError::invalid(format!(
+                "unexpected form field {other:?}; send name, dockerfile or context, and buildarg"
+            ))),
+        }
+    }
+    let tag = build_reference(&state, &caller, name.as_deref().unwrap_or(""))?;
+    let context = context.ok_or_else(|| ApiError::Invalid {
+        code: "invalid_input",
+        message: "send a dockerfile or a context".into(),
+        field: Some("dockerfile"),
+    })?;
+    let req = BuildRequest {
+        tag: tag.clone(),
+        owner: caller.name.clone(),
+        build_args,
+        limits: state.config.default_limits(),
+    };
+    let progress = state.backend.build(&req, context).await?;
+    let timeout = Duration::from_secs(state.config.build_timeout_secs);
+    Ok(ndjson(async_lines(
+        state,
+        caller,
+        tag,
+        progress,
+        "building",
+        Some(timeout),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_detection() {
+        let ctx = dockerfile_context("FROM scratch\n").unwrap();
+        assert!(looks_like_tar(&ctx));
+        assert!(looks_like_tar(&[0x1f, 0x8b, 8, 0]));
+        assert!(!looks_like_tar(b"FROM scratch\n"));
+        assert!(!looks_like_tar(b""));
+    }
+}
