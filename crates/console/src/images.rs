@@ -616,9 +616,11 @@ pub async fn build_image(
                 })?;
                 build_args.push((arg.key().to_string(), arg.value().to_string()));
             }
-            other => return Err(ApiError::invalid(format!(
+            other => {
+                return Err(ApiError::invalid(format!(
                 "unexpected form field {other:?}; send name, dockerfile or context, and buildarg"
-            ))),
+            )))
+            }
         }
     }
     let tag = build_reference(&state, &caller, name.as_deref().unwrap_or(""))?;

@@ -5,7 +5,7 @@
 //! - A container of ours on the host that the database does not know (a crash between
 //!   creating it and recording it, or a restored database) is adopted when its labels
 //!   name a known user and a valid name, and reported otherwise; it is never duplicated.
-//! - Statuses are brought up to date.
+//! - Statuses are brought up to date, and the image catalog is read again.
 
 use crate::state::AppState;
 use serde::Serialize;
@@ -111,6 +111,9 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
             }
         }
     }
+    // The event stream keeps the image catalog fresh; this catches what a lost event
+    // missed.
+    state.catalog.refresh(state).await?;
     Ok(report)
 }
 
@@ -183,10 +186,6 @@ pub async fn run_periodically(state: AppState, interval: std::time::Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
-        }
-        // The event stream keeps the catalog fresh; this catches what a lost event missed.
-        if let Err(e) = state.catalog.refresh(&state).await {
-            tracing::debug!(error = %e, "catalog refresh skipped");
         }
         if let Err(e) = state.store.purge_expired_tokens(crate::now()).await {
             tracing::warn!(error = ?e, "could not purge expired tokens");

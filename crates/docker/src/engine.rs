@@ -393,6 +393,9 @@ fn classify(e: DockerError) -> BackendError {
         | DockerError::IOError { .. }
         | DockerError::HyperResponseError { .. }
         | DockerError::HyperLegacyError { .. } => unavailable(e),
+        // A pull or build that failed mid-way: the message is the engine's reason (a
+        // failing RUN step, a missing manifest), for the user to read.
+        DockerError::DockerStreamError { error } => BackendError::Refused(error),
         other => BackendError::Engine(other.to_string()),
     }
 }

@@ -350,3 +350,82 @@ impl Drop for Slapd {
         self.stop();
     }
 }
+
+/// A real registry (Debian's `docker-registry`) on a loopback port, storing into a
+/// temporary directory; stopped when dropped. The engine trusts 127.0.0.0/8 without TLS.
+pub struct Registry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        assert!(
+            Path::new("/usr/bin/docker-registry").exists(),
+            "/usr/bin/docker-registry is missing: install docker-registry (scripts/test does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the registry did not listen within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Registry {
+            child,
+            _dir: dir,
+            port,
+        }
+    }
+
+    /// `127.0.0.1:<port>`, as it appears in image references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Pushes a local image under `name` (e.g. `team/tool:1`); returns the full reference.
+    /// The local tag made for the push is removed again.
+    pub fn push(&self, local: &str, name: &str) -> String {
+        let reference = format!("{}/{name}", self.host());
+        assert!(docker(&["tag", local, &reference]).status.success());
+        let out = docker(&["push", &reference]);
+        assert!(
+            out.status.success(),
+            "docker push: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        docker(&["rmi", &reference]);
+        reference
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

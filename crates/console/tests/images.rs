@@ -1,0 +1,507 @@
+//! Images against the real engine and a real local registry: the catalog, sharing from
+//! both sides, builds (also failing ones), pulls (also of a missing image), removal.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use wm_testkit::{docker, inspect, unique, Registry};
+
+/// Reads an NDJSON answer into its lines.
+async fn ndjson(resp: reqwest::Response) -> (StatusCode, Vec<Value>) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    if !status.is_success() {
+        return (
+            status,
+            vec![serde_json::from_str(&text).unwrap_or(Value::String(text))],
+        );
+    }
+    let ct_lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (status, ct_lines)
+}
+
+async fn build(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    dockerfile: &str,
+) -> (StatusCode, Vec<Value>) {
+    let form = reqwest::multipart::Form::new()
+        .text("name", name.to_string())
+        .text("dockerfile", dockerfile.to_string());
+    let resp = app
+        .client
+        .post(app.url("/api/v1/images/build"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    ndjson(resp).await
+}
+
+async fn pull(app: &TestApp, token: &str, image: &str) -> (StatusCode, Vec<Value>) {
+    let resp = app
+        .client
+        .post(app.url("/api/v1/images/pull"))
+        .bearer_auth(token)
+        .json(&json!({"image": image}))
+        .send()
+        .await
+        .unwrap();
+    ndjson(resp).await
+}
+
+fn encode(reference: &str) -> String {
+    reference.replace('/', "%2F").replace(':', "%3A")
+}
+
+async fn catalog(app: &TestApp, token: &str) -> Vec<Value> {
+    let (status, list) = app.get("/api/v1/images", token).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list.as_array().unwrap().clone()
+}
+
+fn find<'a>(list: &'a [Value], reference: &str) -> Option<&'a Value> {
+    list.iter().find(|i| i["ref"] == reference)
+}
+
+/// Removes the images a test built, also when it fails.
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for r in &self.0 {
+            docker(&["rmi", "-f", r]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn builds_are_private_until_shared() {
+    let app = spawn_app().await;
+    let (alice, alice_t) = app.student().await;
+    let (bob, bob_t) = app.student().await;
+    let image = test_image().await;
+    let reference = format!("wm/{alice}/web:1");
+    let _cleanup = Cleanup(vec![reference.clone()]);
+
+    let (status, lines) = build(
+        &app,
+        &alice_t,
+        "web:1",
+        &format!("FROM {image}\nRUN echo built by alice > /www/index.html\n"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        lines.iter().any(|l| l["stream"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Step 1/"))),
+        "the build log streams: {lines:?}"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "done", "{last}");
+    assert_eq!(last["image"]["ref"], reference.as_str());
+    assert_eq!(last["image"]["owner"], alice.as_str());
+    assert_eq!(last["image"]["kind"], "own");
+    assert_eq!(last["image"]["shared"], false);
+    let labels = &inspect("image", &reference).unwrap()["Config"]["Labels"];
+    assert_eq!(labels["wm.owner"], alice.as_str());
+
+    // Public images show for everyone; alice's only for alice.
+    let bobs = catalog(&app, &bob_t).await;
+    assert_eq!(find(&bobs, image).unwrap()["kind"], "public");
+    assert!(find(&bobs, image).unwrap()["owner"].is_null());
+    assert!(find(&bobs, &reference).is_none(), "private to alice");
+    assert!(find(&catalog(&app, &alice_t).await, &reference).is_some());
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &bob_t,
+            json!({"name": "borrow", "image": reference}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "image_not_found");
+    // Bob can neither change nor remove it: it does not exist for him.
+    let path = format!("/api/v1/images/{}", encode(&reference));
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&bob_t),
+            Some(json!({"shared": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(app.delete(&path, &bob_t).await.0, StatusCode::NOT_FOUND);
+
+    // Shared: bob sees it with its description, and may start containers from it.
+    let (status, patched) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&alice_t),
+            Some(json!({"shared": true, "description": "serves a page"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["shared"], true);
+    let bobs = catalog(&app, &bob_t).await;
+    let seen = find(&bobs, &reference).expect("shared with bob");
+    assert_eq!(seen["kind"], "shared");
+    assert_eq!(seen["description"], "serves a page");
+    assert_eq!(seen["owner"], alice.as_str());
+    app.create(&bob_t, json!({"name": "borrow", "image": reference}))
+        .await;
+    // Bob still may not change it.
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&bob_t),
+            Some(json!({"shared": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Un-sharing stops new containers, not running ones.
+    app.call(
+        Method::PATCH,
+        &path,
+        Some(&alice_t),
+        Some(json!({"shared": false})),
+    )
+    .await;
+    assert!(find(&catalog(&app, &bob_t).await, &reference).is_none());
+    let (status, _) = app
+        .post(
+            "/api/v1/containers",
+            &bob_t,
+            json!({"name": "again", "image": reference}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, c) = app
+        .get(&format!("/api/v1/containers/{bob}-borrow"), &bob_t)
+        .await;
+    assert_eq!(c["status"], "running");
+
+    // A container uses it: 409; after the container goes, the owner may remove it.
+    let (status, body) = app.delete(&path, &alice_t).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    app.delete(&format!("/api/v1/containers/{bob}-borrow"), &bob_t)
+        .await;
+    assert_eq!(app.delete(&path, &alice_t).await.0, StatusCode::NO_CONTENT);
+    assert!(inspect("image", &reference).is_none());
+    assert!(find(&catalog(&app, &alice_t).await, &reference).is_none());
+
+    // Public images are removed only by an admin.
+    let public = format!("wm-test-public-{}:1", unique(""));
+    let _public = Cleanup(vec![public.clone()]);
+    assert!(docker(&["tag", image, &public]).status.success());
+    app.call(
+        Method::POST,
+        "/api/v1/admin/reconcile",
+        Some(&app.admin),
+        None,
+    )
+    .await;
+    let public_path = format!("/api/v1/images/{}", encode(&public));
+    let (status, body) = app.delete(&public_path, &alice_t).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        app.delete(&public_path, &app.admin).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn a_failed_build_ends_with_its_error_and_registers_nothing() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let image = test_image().await;
+    let reference = format!("wm/{alice}/broken:latest");
+    let _cleanup = Cleanup(vec![reference.clone()]);
+    let (status, lines) = build(
+        &app,
+        &token,
+        "broken",
+        &format!("FROM {image}\nRUN echo about to fail && exit 7\n"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "error", "{lines:?}");
+    assert_eq!(last["error"]["code"], "build_failed");
+    assert!(
+        last["error"]["message"].as_str().unwrap().contains("7"),
+        "{last}"
+    );
+    assert!(lines.iter().any(|l| l["stream"]
+        .as_str()
+        .is_some_and(|s| s.contains("about to fail"))));
+    assert!(inspect("image", &reference).is_none());
+    assert!(find(&catalog(&app, &token).await, &reference).is_none());
+    // No intermediate container is left behind.
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "status=exited",
+        "--format",
+        "{{.Command}}",
+    ]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("about to fail"));
+}
+
+#[tokio::test]
+async fn builds_from_a_context_with_build_arguments() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let reference = format!("wm/{alice}/ctx:2");
+    let _cleanup = Cleanup(vec![reference.clone()]);
+    // A gzipped context with a Dockerfile and a file it copies.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nARG GREETING=unset\nCOPY page.html /www/index.html\nRUN echo $GREETING > /greeting\n",
+            test_image().await
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("page.html"), "from the context\n").unwrap();
+    let tgz = dir.path().join("ctx.tar.gz");
+    let ok = std::process::Command::new("tar")
+        .args(["-czf"])
+        .arg(&tgz)
+        .args(["-C"])
+        .arg(dir.path())
+        .args(["Dockerfile", "page.html"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let form = reqwest::multipart::Form::new()
+        .text("name", "ctx:2")
+        .text("buildarg", "GREETING=hello from an argument")
+        .part(
+            "context",
+            reqwest::multipart::Part::bytes(std::fs::read(&tgz).unwrap()).file_name("ctx.tar.gz"),
+        );
+    let resp = app
+        .client
+        .post(app.url("/api/v1/images/build"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (_, lines) = ndjson(resp).await;
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    let c = app
+        .create(&token, json!({"name": "ctx", "image": reference}))
+        .await;
+    let (_, out) = app
+        .post(
+            &format!("/api/v1/containers/{}/exec", c["name"].as_str().unwrap()),
+            &token,
+            json!({"cmd": "cat /www/index.html /greeting"}),
+        )
+        .await;
+    assert_eq!(out["stdout"], "from the context\nhello from an argument\n");
+
+    // A token of scope build may build, and nothing else.
+    let (_, created) = app
+        .post(
+            "/api/v1/tokens",
+            &token,
+            json!({"name": "ci", "scope": "build"}),
+        )
+        .await;
+    let ci = created["token"].as_str().unwrap();
+    let (status, lines) = build(&app, ci, "ctx:2", &format!("FROM {}\n", test_image().await)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines.last().unwrap()["status"], "done");
+    assert_eq!(app.get("/api/v1/images", ci).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn bad_builds_are_refused_before_anything_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.build_context_max_bytes = 64 * 1024;
+    let app = spawn_with(config, data).await;
+    let (_, token) = app.student().await;
+    let send = |form: reqwest::multipart::Form| {
+        app.client
+            .post(app.url("/api/v1/images/build"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+    };
+    let dockerfile = "FROM scratch\n";
+    let cases: Vec<(reqwest::multipart::Form, StatusCode, &str)> = vec![
+        (
+            reqwest::multipart::Form::new().text("dockerfile", dockerfile),
+            StatusCode::BAD_REQUEST,
+            "no name",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .text("name", "Web")
+                .text("dockerfile", dockerfile),
+            StatusCode::BAD_REQUEST,
+            "capitals",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .text("name", "bob/web")
+                .text("dockerfile", dockerfile),
+            StatusCode::BAD_REQUEST,
+            "another namespace",
+        ),
+        (
+            reqwest::multipart::Form::new().text("name", "web"),
+            StatusCode::BAD_REQUEST,
+            "no dockerfile",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .text("name", "web")
+                .text("dockerfile", "  "),
+            StatusCode::BAD_REQUEST,
+            "empty dockerfile",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .text("name", "web")
+                .text("dockerfile", dockerfile)
+                .text("buildarg", "=x"),
+            StatusCode::BAD_REQUEST,
+            "bad build arg",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .text("name", "web")
+                .text("dockerfile", dockerfile)
+                .text("extra", "x"),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            reqwest::multipart::Form::new().text("name", "web").part(
+                "context",
+                reqwest::multipart::Part::bytes(b"not a tar".to_vec()).file_name("x"),
+            ),
+            StatusCode::BAD_REQUEST,
+            "not a tar",
+        ),
+        (
+            reqwest::multipart::Form::new().text("name", "web").part(
+                "context",
+                reqwest::multipart::Part::bytes(vec![0u8; 100 * 1024]).file_name("big.tar"),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too large",
+        ),
+    ];
+    for (form, want, why) in cases {
+        let r = send(form).await.unwrap();
+        assert_eq!(r.status(), want, "{why}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().is_some(), "{why}: {body}");
+    }
+    let r = app
+        .client
+        .post(app.url("/api/v1/images/build"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "web"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn pulls_from_a_registry_with_progress() {
+    let registry = Registry::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.registries_allowed = Some(format!("{} docker.io", registry.host()));
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let remote = registry.push(test_image().await, &format!("course/tool-{}:1", unique("")));
+    let _cleanup = Cleanup(vec![remote.clone()]);
+
+    let (status, lines) = pull(&app, &token, &remote).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["layer"].is_string() && l["status"] == "pulling"),
+        "layer progress: {lines:?}"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "done", "{lines:?}");
+    assert_eq!(last["image"]["ref"], remote.as_str());
+    assert_eq!(last["image"]["kind"], "public", "pulled images are public");
+    let c = app
+        .create(&token, json!({"name": "pulled", "image": remote}))
+        .await;
+    assert_eq!(c["owner"], alice.as_str());
+
+    // A missing image ends with an error line.
+    let missing = format!("{}/course/missing:1", registry.host());
+    let (status, lines) = pull(&app, &token, &missing).await;
+    assert_eq!(status, StatusCode::OK);
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "error", "{lines:?}");
+    assert_eq!(last["error"]["code"], "pull_failed");
+    assert!(inspect("image", &missing).is_none());
+
+    // Refused before anything is pulled.
+    for (image, want) in [
+        ("registry.example.org/x:1", StatusCode::FORBIDDEN),
+        ("wm/someone/web:1", StatusCode::FORBIDDEN),
+        ("Not A Ref", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = pull(&app, &token, image).await;
+        assert_eq!(status, want, "{image}: {body:?}");
+    }
+    let (_, log) = app.get("/api/v1/admin/audit?limit=100", &app.admin).await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == format!("pulling {remote}") && e["result"] == 200),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn the_catalog_follows_the_engine() {
+    let app = spawn_app().await;
+    let (_, token) = app.student().await;
+    catalog(&app, &token).await;
+    // Tagged behind the console's back: shows within seconds, without a reconcile.
+    let tag = format!("wm-test-event-{}:1", unique(""));
+    let _cleanup = Cleanup(vec![tag.clone()]);
+    assert!(docker(&["tag", test_image().await, &tag]).status.success());
+    let (app_ref, token_ref, tag_ref) = (&app, &token, &tag);
+    eventually(10, "a new image shows in the catalog", || async move {
+        find(&catalog(app_ref, token_ref).await, tag_ref).is_some()
+    })
+    .await;
+    assert!(docker(&["rmi", &tag]).status.success());
+    eventually(10, "a removed image leaves the catalog", || async move {
+        find(&catalog(app_ref, token_ref).await, tag_ref).is_none()
+    })
+    .await;
+}
