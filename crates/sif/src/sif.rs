@@ -254,7 +254,7 @@ mod tests {
         let h = layout.header(&image);
         assert_eq!(h.len(), 128);
         assert_eq!(&h[32..42], b"SIF_MAGIC\0");
-        assert_eq!(&h[42..48], b"01\004\0");
+        assert_eq!(&h[42..48], &[b'0', b'1', 0, b'0', b'4', 0]);
         assert_eq!(i64_at(&h, 64), 1_700_000_000);
         assert_eq!(i64_at(&h, 80), 47);
         assert_eq!(i64_at(&h, 88), 48);
