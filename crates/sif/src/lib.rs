@@ -3,19 +3,19 @@
 //!
 //! The steps, each in its own module:
 //!
-//! 1. [`archive`]: spool the `docker save` stream into a private temporary directory (its
+//! 1. `archive`: spool the `docker save` stream into a private temporary directory (its
 //!    `manifest.json` comes last, so nothing can be decided before the end), then read the
 //!    manifest and the image config. Both the Docker 20.10 layout (`<id>/layer.tar`) and the
 //!    OCI layout of newer engines (`blobs/sha256/<digest>`) are described by `manifest.json`.
-//! 2. [`flatten`]: read the layers once to learn which entry of which layer survives at each
+//! 2. `flatten`: read the layers once to learn which entry of which layer survives at each
 //!    path (whiteouts, opaque directories, replaced directories), then read them again and
 //!    write the survivors as one flattened tar stream.
-//! 3. [`runtime`]: the Apptainer runtime layout (`/.singularity.d`, the runscript built from
+//! 3. `runtime`: the Apptainer runtime layout (`/.singularity.d`, the runscript built from
 //!    ENTRYPOINT and CMD, the environment from ENV, the mount points) joins that stream as a
 //!    last, synthetic layer.
-//! 4. [`squash`]: `mksquashfs -tar` turns the stream into a squashfs image in the temporary
+//! 4. `squash`: `mksquashfs -tar` turns the stream into a squashfs image in the temporary
 //!    directory.
-//! 5. [`sif`]: a SIF v1 global header and descriptor table, then the squashfs as the primary
+//! 5. `sif`: a SIF v1 global header and descriptor table, then the squashfs as the primary
 //!    system partition, are written to the caller's `impl Write`.
 //!
 //! # Why `mksquashfs -tar`

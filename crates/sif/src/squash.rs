@@ -60,9 +60,11 @@ pub(crate) fn mksquashfs(
     );
     let stdin = child.0.stdin.take().expect("stdin is piped");
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, stdin));
+    // On success the builder ends the archive and closes stdin; on error the closure owning it
+    // is dropped unrun, which closes stdin too. Either way mksquashfs sees the end of its
+    // input, so waiting for it below cannot hang.
     let streamed =
         flatten::emit(&plan, layers, synthetic, now, &mut tar, progress).and_then(|()| {
-            // Ends the stream and closes stdin, so mksquashfs sees the end.
             tar.into_inner()
                 .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
                 .map(drop)
