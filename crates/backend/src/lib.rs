@@ -251,6 +251,11 @@ pub trait ContainerBackend: Send + Sync {
         req: &BuildRequest,
         context: Bytes,
     ) -> Result<ProgressStream, BackendError>;
+    /// `docker save` of one image: a docker-archive tar, streamed.
+    ///
+    /// # Errors
+    /// [`BackendError::NoSuchImage`] when the host does not have it.
+    async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError>;
     /// A stream that yields whenever an image is pulled, built, tagged, untagged or removed
     /// on the host.
     async fn image_events(

@@ -33,7 +33,8 @@ const MAX_PASSWORD_INPUT: usize = 1024;
         admin_reconcile, admin_audit, create_container, list_containers, get_container,
         delete_container, start_container, stop_container, exec_container, upload_files,
         container_logs, healthz, metrics, images::list_images, images::patch_image,
-        images::delete_image, images::pull_image, images::build_image
+        images::delete_image, images::pull_image, images::build_image,
+        crate::export::export_image, crate::export::convert_to_sif
     ),
     components(schemas(
         LoginRequest, LoginResponse, Me, NewToken, TokenCreated, TokenInfo, NewUser, UserInfo,

@@ -67,12 +67,16 @@ pub async fn build_with_backend(
     config: Config,
     backend: Arc<dyn ContainerBackend>,
 ) -> Result<Application, StartError> {
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.display().to_string(),
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let sif_dir = config.data_dir.join("sif-cache");
+    let sif_cache = crate::export::SifCache::open(sif_dir.clone(), config.sif_cache_max_bytes)
+        .map_err(|source| StartError::DataDir {
+            path: sif_dir.display().to_string(),
             source,
         })?;
-    }
     let store = Store::connect(&config.database_url()).await?;
     ensure_admin(&store, &config)
         .await
@@ -97,6 +101,7 @@ pub async fn build_with_backend(
         backend,
         directory,
         catalog: Default::default(),
+        sif_cache: Arc::new(sif_cache),
         ports: Arc::new(PortAllocator::new(config.port_range())),
         config: Arc::new(config),
         metrics,
@@ -169,6 +174,8 @@ fn router(state: AppState) -> Router {
             "/images/build",
             post(images::build_image).layer(DefaultBodyLimit::max(build_limit)),
         )
+        .route("/images/{ref}/export", get(crate::export::export_image))
+        .route("/images/{ref}/sif", post(crate::export::convert_to_sif))
         .route(
             "/images/{ref}",
             axum::routing::patch(images::patch_image).delete(images::delete_image),

@@ -204,6 +204,8 @@ pub struct Config {
     pub build_context_max_bytes: usize,
     /// Longest a build may run, in seconds (`WM_BUILD_TIMEOUT_SECS`).
     pub build_timeout_secs: u64,
+    /// Size cap of the SIF cache in `<data_dir>/sif-cache` (`WM_SIF_CACHE_MAX_BYTES`).
+    pub sif_cache_max_bytes: u64,
 }
 
 /// A registry login used for pulls from that registry.
@@ -240,6 +242,7 @@ impl Default for Config {
             registries: Vec::new(),
             build_context_max_bytes: 64 << 20,
             build_timeout_secs: 1800,
+            sif_cache_max_bytes: 10 << 30,
         }
     }
 }
@@ -322,6 +325,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         Kind::Int,
     ),
     ("WM_BUILD_TIMEOUT_SECS", &["build_timeout_secs"], Kind::Int),
+    (
+        "WM_SIF_CACHE_MAX_BYTES",
+        &["sif_cache_max_bytes"],
+        Kind::Int,
+    ),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.

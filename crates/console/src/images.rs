@@ -181,7 +181,11 @@ pub async fn check_usable(
 
 /// The entries a path's `{ref}` names (a reference, or an image id), among those the
 /// caller may see.
-async fn resolve(state: &AppState, caller: &Caller, raw: &str) -> Result<Vec<Image>, ApiError> {
+pub(crate) async fn resolve(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<Vec<Image>, ApiError> {
     let visible = visible(state, caller).await?;
     let found: Vec<Image> = if raw.starts_with("sha256:") {
         visible.into_iter().filter(|i| i.id == raw).collect()
@@ -333,7 +337,7 @@ pub async fn delete_image(
 
 // --- long operations: NDJSON progress ------------------------------------------------------
 
-fn ndjson(lines: impl Stream<Item = Value> + Send + 'static) -> Response {
+pub(crate) fn ndjson(lines: impl Stream<Item = Value> + Send + 'static) -> Response {
     let body = Body::from_stream(lines.map(|v| {
         let mut line = serde_json::to_vec(&v).expect("JSON values serialize");
         line.push(b'\n');

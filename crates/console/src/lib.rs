@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod containers;
 pub mod error;
+pub mod export;
 mod extract;
 pub mod images;
 pub mod metrics;

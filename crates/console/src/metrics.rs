@@ -57,6 +57,7 @@ pub struct Metrics {
     pub engine_up: Gauge,
     pub directory_logins: Family<OutcomeLabels, Counter>,
     pub directory_up: Gauge,
+    pub sif_conversions: Family<OutcomeLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -111,7 +112,14 @@ impl Default for Metrics {
             "1 when the directory answered the last login or check; 0 without a directory",
             directory_up.clone(),
         );
+        let sif_conversions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sif_conversions",
+            "Images converted to SIF (cache misses), by outcome",
+            sif_conversions.clone(),
+        );
         Self {
+            sif_conversions,
             directory_logins,
             directory_up,
             registry,
@@ -250,6 +258,10 @@ impl ContainerBackend for InstrumentedBackend {
         context: Bytes,
     ) -> Result<ProgressStream, BackendError> {
         self.timed("build", self.inner.build(req, context)).await
+    }
+    async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError> {
+        self.timed("save_image", self.inner.save_image(reference))
+            .await
     }
     async fn image_events(
         &self,

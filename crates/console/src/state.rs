@@ -17,4 +17,5 @@ pub struct AppState {
     /// The department directory, when one is configured.
     pub directory: Option<Arc<wm_ldap::Directory>>,
     pub catalog: Arc<crate::images::Catalog>,
+    pub sif_cache: Arc<crate::export::SifCache>,
 }

@@ -923,6 +923,17 @@ impl ContainerBackend for DockerEngine {
         Ok(stream.boxed())
     }
 
+    async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError> {
+        if self.image(reference).await?.is_none() {
+            return Err(BackendError::NoSuchImage(reference.to_string()));
+        }
+        let docker = self.docker().await?;
+        Ok(docker
+            .export_image(reference)
+            .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())))
+            .boxed())
+    }
+
     async fn image_events(
         &self,
     ) -> Result<futures::stream::BoxStream<'static, Result<(), BackendError>>, BackendError> {

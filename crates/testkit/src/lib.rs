@@ -58,10 +58,16 @@ fn build_test_image() {
 pub fn build_labelled_image(tag: &str, labels: &[(&str, &str)]) {
     ensure_test_image();
     let dir = tempfile::tempdir().unwrap();
-    let mut dockerfile = format!("FROM {TEST_IMAGE}\nLABEL {TEST_LABEL}=1\n");
+    // One LABEL step with a nonce: no build-cache image is shared with another test's
+    // build, so removing one test's image never pulls a layer from under another.
+    let mut dockerfile = format!(
+        "FROM {TEST_IMAGE}\nLABEL {TEST_LABEL}=1 whalemountain.build={}",
+        unique("")
+    );
     for (k, v) in labels {
-        dockerfile.push_str(&format!("LABEL {k}={v}\n"));
+        dockerfile.push_str(&format!(" {k}={v}"));
     }
+    dockerfile.push('\n');
     build_image(dir.path(), tag, &dockerfile);
 }
 

@@ -1,0 +1,304 @@
+//! Images for Singularity/Apptainer: `docker save` archives, and SIF files written here
+//! (by `wm-sif`) without root and without Apptainer.
+//!
+//! A SIF is cached by image id in `<data_dir>/sif-cache`, under a size cap, evicted
+//! oldest-first. Concurrent requests for one image convert it once: the second waits for
+//! the first and is served from the cache. A conversion writes `<id>.<random>.partial` and
+//! renames it when complete; a failed one removes it, and leftovers of a crash are removed
+//! at start, so the cache never serves a partial file.
+
+use crate::api::ErrorBody;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::images::{self, Image};
+use crate::metrics::OutcomeLabels;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{Mutex, Semaphore};
+
+/// At most this many conversions run at once; more wait their turn.
+const PARALLEL_CONVERSIONS: usize = 2;
+
+pub struct SifCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    in_flight: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    slots: Semaphore,
+}
+
+impl SifCache {
+    /// Opens the cache directory, removing what an interrupted conversion left.
+    pub fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".partial") || name.starts_with(".tmp") {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
+        }
+        Ok(Self {
+            dir,
+            max_bytes,
+            in_flight: Default::default(),
+            slots: Semaphore::new(PARALLEL_CONVERSIONS),
+        })
+    }
+
+    fn path_of(&self, id: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}.sif", id.trim_start_matches("sha256:")))
+    }
+
+    /// The SIF of `image`, converting it unless cached. `progress` sees the conversion's
+    /// stages; it is not called for a cache hit.
+    pub async fn get(
+        &self,
+        state: &AppState,
+        image: &Image,
+        mut progress: impl FnMut(wm_sif::Progress) + Send + 'static,
+    ) -> Result<PathBuf, ApiError> {
+        let lock = self
+            .in_flight
+            .lock()
+            .expect("not poisoned")
+            .entry(image.id.clone())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
+        let path = self.path_of(&image.id);
+        if path.exists() {
+            // Used now: the eviction is oldest-first by last use.
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            return Ok(path);
+        }
+        let _slot = self.slots.acquire().await.expect("never closed");
+        let archive = state.backend.save_image(&image.id).await?;
+        let partial = self.dir.join(format!(
+            "{}.{}.partial",
+            image.id.trim_start_matches("sha256:"),
+            crate::new_id()
+        ));
+        let workdir = self.dir.clone();
+        let out_path = partial.clone();
+        let converted = tokio::task::spawn_blocking(move || {
+            let reader =
+                tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(archive));
+            let file = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
+            let mut out = std::io::BufWriter::new(file);
+            let summary = wm_sif::docker_archive_to_sif(reader, &workdir, &mut out, &mut |p| {
+                progress(p);
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| e.to_string())?;
+            use std::io::Write;
+            out.flush().map_err(|e| e.to_string())?;
+            Ok::<_, String>(summary)
+        })
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+        let outcome = if converted.is_ok() { "ok" } else { "error" };
+        state
+            .metrics
+            .sif_conversions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        match converted {
+            Ok(summary) => {
+                std::fs::rename(&partial, &path).map_err(|e| ApiError::Unexpected(e.into()))?;
+                tracing::info!(image = %image.reference, bytes = summary.sif_bytes, "converted to SIF");
+                self.evict(&path);
+                Ok(path)
+            }
+            Err(why) => {
+                let _ = std::fs::remove_file(&partial);
+                tracing::error!(image = %image.reference, %why, "SIF conversion failed");
+                Err(ApiError::Engine(format!(
+                    "converting {} to SIF: {why}",
+                    image.reference
+                )))
+            }
+        }
+    }
+
+    /// Removes the least recently used files until the cache fits its cap; `keep` (the
+    /// file just made) stays even if it alone is over the cap.
+    fn evict(&self, keep: &FsPath) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "sif"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        files.sort();
+        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+        for (_, len, path) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path != keep && std::fs::remove_file(&path).is_ok() {
+                tracing::info!(file = %path.display(), "evicted from the SIF cache");
+                total -= len;
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// A file name for a download: the reference with anything but `[A-Za-z0-9._-]` as `_`.
+fn download_name(reference: &str, ext: &str) -> HeaderValue {
+    let safe: String = reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!("attachment; filename=\"{safe}.{ext}\"")).expect("ASCII only")
+}
+
+/// The one image a path's `{ref}` names, under the same rules as starting a container.
+async fn one_image(state: &AppState, caller: &Caller, raw: &str) -> Result<Image, ApiError> {
+    caller.require_full_scope()?;
+    Ok(images::resolve(state, caller, raw)
+        .await?
+        .into_iter()
+        .next()
+        .expect("resolve finds at least one"))
+}
+
+#[utoipa::path(get, path = "/api/v1/images/{ref}/export",
+    params(("ref" = String, Path), ("format" = Option<String>, Query, description = "docker-archive (default) or sif")),
+    responses((status = 200, content_type = "application/octet-stream", description = "the file"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Download an image as a `docker save` archive or as a SIF file.
+pub async fn export_image(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let image = one_image(&state, &caller, &raw).await?;
+    let mut headers = HeaderMap::new();
+    match q.format.as_deref().unwrap_or("docker-archive") {
+        "docker-archive" => {
+            let archive = state.backend.save_image(&image.reference).await?;
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+            headers.insert(CONTENT_DISPOSITION, download_name(&image.reference, "tar"));
+            Ok((headers, Body::from_stream(archive)).into_response())
+        }
+        "sif" => {
+            let path = state.sif_cache.get(&state, &image, |_| {}).await?;
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| ApiError::Unexpected(e.into()))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| ApiError::Unexpected(e.into()))?
+                .len();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.sylabs.sif"),
+            );
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+            headers.insert(CONTENT_DISPOSITION, download_name(&image.reference, "sif"));
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            Ok((headers, body).into_response())
+        }
+        other => Err(ApiError::Invalid {
+            code: "invalid_input",
+            message: format!("unknown format {other:?}; use docker-archive or sif"),
+            field: Some("format"),
+        }),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/images/{ref}/sif", params(("ref" = String, Path)),
+    responses((status = 200, content_type = "application/x-ndjson",
+        description = "conversion progress; the last line is {status: done, download, size} or {status: error, error}"),
+        (status = 404, body = ErrorBody)))]
+/// Convert an image to SIF with live progress; then download it from `download`.
+pub async fn convert_to_sif(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let image = one_image(&state, &caller, &raw).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let progress_tx = tx.clone();
+    tokio::spawn(async move {
+        let report = move |p: wm_sif::Progress| {
+            let line = match p {
+                wm_sif::Progress::Spooling { bytes } => {
+                    json!({"status": "converting", "stage": "reading", "bytes": bytes})
+                }
+                wm_sif::Progress::Scanning { layer, layers } => {
+                    json!({"status": "converting", "stage": "scanning", "layer": layer, "layers": layers})
+                }
+                wm_sif::Progress::Squashing {
+                    layer,
+                    layers,
+                    bytes,
+                } => {
+                    json!({"status": "converting", "stage": "squashing", "layer": layer, "layers": layers, "bytes": bytes})
+                }
+                wm_sif::Progress::Writing { bytes, total } => {
+                    json!({"status": "converting", "stage": "writing", "current": bytes, "total": total})
+                }
+                _ => return,
+            };
+            let _ = progress_tx.send(line);
+        };
+        let last = match state.sif_cache.get(&state, &image, report).await {
+            Ok(path) => json!({
+                "status": "done",
+                "download": format!(
+                    "/api/v1/images/{}/export?format=sif",
+                    image.reference.replace('/', "%2F").replace(':', "%3A")
+                ),
+                "size": std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            }),
+            Err(e) => {
+                json!({"status": "error", "error": {"code": e.code(), "message": e.to_string()}})
+            }
+        };
+        let _ = tx.send(last);
+    });
+    let lines =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
+    Ok(images::ndjson(lines.boxed()))
+}
