@@ -155,6 +155,32 @@ pub struct BuildRequest {
     pub limits: Limits,
 }
 
+/// A user's CI runner: a GitLab Runner container with a generated configuration.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RunnerSpec {
+    pub owner: UserName,
+    pub image: String,
+    /// The runner's `config.toml`; it holds the runner token.
+    pub config_toml: String,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for RunnerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerSpec")
+            .field("owner", &self.owner)
+            .field("image", &self.image)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunnerState {
+    pub id: String,
+    pub image: String,
+    pub state: RunState,
+}
+
 /// What a host reports of itself for `/healthz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostInfo {
@@ -256,6 +282,12 @@ pub trait ContainerBackend: Send + Sync {
     /// # Errors
     /// [`BackendError::NoSuchImage`] when the host does not have it.
     async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError>;
+    /// Starts the owner's runner with `spec`, replacing the one they had.
+    async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError>;
+    /// The owner's runner, if they have one.
+    async fn runner(&self, owner: &UserName) -> Result<Option<RunnerState>, BackendError>;
+    /// Removes the owner's runner; none is not an error.
+    async fn remove_runner(&self, owner: &UserName) -> Result<(), BackendError>;
     /// A stream that yields whenever an image is pulled, built, tagged, untagged or removed
     /// on the host.
     async fn image_events(

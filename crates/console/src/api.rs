@@ -34,12 +34,14 @@ const MAX_PASSWORD_INPUT: usize = 1024;
         delete_container, start_container, stop_container, exec_container, upload_files,
         container_logs, healthz, metrics, images::list_images, images::patch_image,
         images::delete_image, images::pull_image, images::build_image,
-        crate::export::export_image, crate::export::convert_to_sif
+        crate::export::export_image, crate::export::convert_to_sif, crate::ci::put_ci,
+        crate::ci::get_ci, crate::ci::delete_ci, crate::ci::gitlab_ci_yml
     ),
     components(schemas(
         LoginRequest, LoginResponse, Me, NewToken, TokenCreated, TokenInfo, NewUser, UserInfo,
         Container, containers::Port, CreateContainer, ExecCommand, ExecResult, Written,
-        ReconcileReport, AuditEntryView, images::Image, images::ImagePatch, images::PullRequest, Health, EngineHealth, DirectoryHealth, ErrorBody, ErrorDetail
+        ReconcileReport, AuditEntryView, images::Image, images::ImagePatch, images::PullRequest, crate::ci::CiRequest,
+        crate::ci::CiView, crate::ci::RunnerView, Health, EngineHealth, DirectoryHealth, ErrorBody, ErrorDetail
     )),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = []))

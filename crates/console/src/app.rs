@@ -174,6 +174,13 @@ fn router(state: AppState) -> Router {
             "/images/build",
             post(images::build_image).layer(DefaultBodyLimit::max(build_limit)),
         )
+        .route(
+            "/ci",
+            axum::routing::put(crate::ci::put_ci)
+                .get(crate::ci::get_ci)
+                .delete(crate::ci::delete_ci),
+        )
+        .route("/ci/gitlab-ci.yml", get(crate::ci::gitlab_ci_yml))
         .route("/images/{ref}/export", get(crate::export::export_image))
         .route("/images/{ref}/sif", post(crate::export::convert_to_sif))
         .route(

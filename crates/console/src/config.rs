@@ -206,6 +206,17 @@ pub struct Config {
     pub build_timeout_secs: u64,
     /// Size cap of the SIF cache in `<data_dir>/sif-cache` (`WM_SIF_CACHE_MAX_BYTES`).
     pub sif_cache_max_bytes: u64,
+    /// The console's address as CI jobs reach it, e.g. `https://wm.ie.example.org`
+    /// (`WM_PUBLIC_URL`); default: the address the request came to.
+    pub public_url: Option<String>,
+    /// GitLab Runner image of the per-user runners (`WM_CI_RUNNER_IMAGE`).
+    pub ci_runner_image: String,
+    /// The image the generated pipeline's job runs in; it needs `tar` and `curl`
+    /// (`WM_CI_JOB_IMAGE`).
+    pub ci_job_image: String,
+    /// Images jobs may use, space-separated, `*` as in GitLab's `allowed_images`
+    /// (`WM_CI_ALLOWED_IMAGES`); default: the job image.
+    pub ci_allowed_images: Option<String>,
 }
 
 /// A registry login used for pulls from that registry.
@@ -243,6 +254,10 @@ impl Default for Config {
             build_context_max_bytes: 64 << 20,
             build_timeout_secs: 1800,
             sif_cache_max_bytes: 10 << 30,
+            public_url: None,
+            ci_runner_image: "gitlab/gitlab-runner:alpine".into(),
+            ci_job_image: "curlimages/curl:latest".into(),
+            ci_allowed_images: None,
         }
     }
 }
@@ -330,6 +345,10 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["sif_cache_max_bytes"],
         Kind::Int,
     ),
+    ("WM_PUBLIC_URL", &["public_url"], Kind::Str),
+    ("WM_CI_RUNNER_IMAGE", &["ci_runner_image"], Kind::Str),
+    ("WM_CI_JOB_IMAGE", &["ci_job_image"], Kind::Str),
+    ("WM_CI_ALLOWED_IMAGES", &["ci_allowed_images"], Kind::Str),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.
@@ -449,6 +468,18 @@ impl Config {
         }
         if self.build_context_max_bytes == 0 || self.build_timeout_secs == 0 {
             return e("build_context_max_bytes and build_timeout_secs must be above 0".into());
+        }
+        for image in [&self.ci_runner_image, &self.ci_job_image] {
+            wm_domain::ImageRef::parse(image).map_err(|e| ConfigError(format!("CI image: {e}")))?;
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+            {
+                return e(format!("public_url {url:?} must be an http(s) URL"));
+            }
         }
         if self.reconcile_interval_secs == 0 {
             return e("reconcile_interval_secs must be at least 1".into());

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use wm_backend::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
+    ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
+    RunnerState,
 };
 use wm_domain::{ContainerName, ImageRef, UserName};
 
@@ -261,6 +262,16 @@ impl ContainerBackend for InstrumentedBackend {
     }
     async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError> {
         self.timed("save_image", self.inner.save_image(reference))
+            .await
+    }
+    async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
+        self.timed("put_runner", self.inner.put_runner(spec)).await
+    }
+    async fn runner(&self, owner: &UserName) -> Result<Option<RunnerState>, BackendError> {
+        self.timed("runner", self.inner.runner(owner)).await
+    }
+    async fn remove_runner(&self, owner: &UserName) -> Result<(), BackendError> {
+        self.timed("remove_runner", self.inner.remove_runner(owner))
             .await
     }
     async fn image_events(

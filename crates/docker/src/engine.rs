@@ -30,9 +30,12 @@ use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
     ExecOutput, ExecRequest, HostInfo, ImageInfo, PortBinding, Progress, ProgressStream,
-    RegistryAuth, RunState,
+    RegistryAuth, RunState, RunnerSpec, RunnerState,
 };
 use wm_domain::{ContainerName, GuestPort, ImageRef, UserName};
+
+/// `wm.kind` of a CI runner.
+const RUNNER_KIND: &str = "ci-runner";
 
 /// Most bytes of log output one call returns.
 const MAX_LOG_BYTES: usize = 4 << 20;
@@ -119,6 +122,10 @@ impl DockerEngine {
                 Err(err)
             }
         }
+    }
+
+    fn runner_name(&self, owner: &UserName) -> String {
+        format!("{}-ci-{}", self.settings.instance, owner.as_str())
     }
 
     fn network_name(&self, owner: &UserName) -> String {
@@ -298,7 +305,7 @@ impl DockerEngine {
     ) -> Result<ContainerState, BackendError> {
         let config = r.config.unwrap_or_default();
         let labels = config.labels.unwrap_or_default();
-        if !self.is_ours(&labels) {
+        if !self.is_ours(&labels) || labels.contains_key(labels::KIND) {
             return Err(BackendError::NoSuchContainer);
         }
         let state = r
@@ -583,7 +590,12 @@ impl ContainerBackend for DockerEngine {
                 ..Default::default()
             })))
             .await?;
-        if !left.is_empty() {
+        let lent = left.iter().filter(|c| {
+            c.labels
+                .as_ref()
+                .is_none_or(|l| !l.contains_key(labels::KIND))
+        });
+        if lent.count() > 0 {
             return Ok(());
         }
         let name = self.network_name(owner);
@@ -622,6 +634,12 @@ impl ContainerBackend for DockerEngine {
             .await?;
         Ok(found
             .into_iter()
+            // A CI runner is not a lent container.
+            .filter(|c| {
+                c.labels
+                    .as_ref()
+                    .is_none_or(|l| !l.contains_key(labels::KIND))
+            })
             .map(|c| {
                 let labels = c.labels.unwrap_or_default();
                 ContainerState {
@@ -932,6 +950,157 @@ impl ContainerBackend for DockerEngine {
             .export_image(reference)
             .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())))
             .boxed())
+    }
+
+    async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
+        self.remove_runner(&spec.owner).await?;
+        if self.image(&spec.image).await?.is_none() {
+            return Err(BackendError::NoSuchImage(spec.image.clone()));
+        }
+        let docker = self.docker().await?;
+        let name = self.runner_name(&spec.owner);
+        let mut labels = self.our_labels(&spec.owner);
+        labels.insert(labels::KIND.into(), RUNNER_KIND.into());
+        // The runner starts job containers, so it reaches the engine; the jobs it starts
+        // get no socket and no host path (its config.toml says so).
+        let binds = self
+            .settings
+            .host
+            .strip_prefix("unix://")
+            .map(|socket| vec![format!("{socket}:/var/run/docker.sock")])
+            .unwrap_or_default();
+        let config = Config {
+            image: Some(spec.image.clone()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                privileged: Some(false),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges:true".into()]),
+                memory: Some(spec.limits.memory_bytes),
+                memory_swap: Some(spec.limits.memory_bytes),
+                nano_cpus: Some(spec.limits.nano_cpus),
+                pids_limit: Some(spec.limits.pids),
+                binds: Some(binds),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.call(docker.create_container(
+            Some(CreateContainerOptions {
+                name: name.clone(),
+                platform: None,
+            }),
+            config,
+        ))
+        .await?;
+        // `/etc/gitlab-runner/config.toml`, the directory included, for images without it.
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_size(0);
+        dir.set_mode(0o700);
+        archive
+            .append_data(&mut dir, "gitlab-runner/", std::io::empty())
+            .map_err(|e| BackendError::Engine(e.to_string()))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(spec.config_toml.len() as u64);
+        header.set_mode(0o600);
+        archive
+            .append_data(
+                &mut header,
+                "gitlab-runner/config.toml",
+                spec.config_toml.as_bytes(),
+            )
+            .map_err(|e| BackendError::Engine(e.to_string()))?;
+        let archive = archive
+            .into_inner()
+            .map_err(|e| BackendError::Engine(e.to_string()))?;
+        let uploaded = self
+            .call(docker.upload_to_container(
+                &name,
+                Some(UploadToContainerOptions {
+                    path: "/etc".to_string(),
+                    ..Default::default()
+                }),
+                archive.into(),
+            ))
+            .await;
+        let started = match uploaded {
+            Ok(()) => {
+                self.call(docker.start_container::<String>(&name, None))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            let _ = self.remove_runner(&spec.owner).await;
+            return Err(e);
+        }
+        self.runner(&spec.owner)
+            .await?
+            .ok_or_else(|| BackendError::Engine("the runner vanished after its start".into()))
+    }
+
+    async fn runner(&self, owner: &UserName) -> Result<Option<RunnerState>, BackendError> {
+        let docker = self.docker().await?;
+        let r = match self
+            .call(docker.inspect_container(&self.runner_name(owner), None))
+            .await
+        {
+            Ok(r) => r,
+            Err(BackendError::NoSuchContainer) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let labels = r
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        if !self.is_ours(&labels)
+            || labels.get(labels::KIND).map(String::as_str) != Some(RUNNER_KIND)
+        {
+            return Ok(None);
+        }
+        let image = r
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        let state = match r.state.and_then(|s| s.status) {
+            Some(ContainerStateStatusEnum::RUNNING) => RunState::Running,
+            Some(ContainerStateStatusEnum::CREATED) => RunState::Created,
+            Some(ContainerStateStatusEnum::RESTARTING) => RunState::Restarting,
+            Some(ContainerStateStatusEnum::PAUSED) => RunState::Paused,
+            Some(ContainerStateStatusEnum::EXITED) => RunState::Exited,
+            _ => RunState::Dead,
+        };
+        Ok(Some(RunnerState {
+            id: r.id.unwrap_or_default(),
+            image,
+            state,
+        }))
+    }
+
+    async fn remove_runner(&self, owner: &UserName) -> Result<(), BackendError> {
+        if self.runner(owner).await?.is_none() {
+            return Ok(());
+        }
+        let docker = self.docker().await?;
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self
+            .call(docker.remove_container(&self.runner_name(owner), Some(opts)))
+            .await
+        {
+            Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn image_events(

@@ -17,4 +17,6 @@ pub mod labels {
     pub const OWNER: &str = "wm.owner";
     pub const NAME: &str = "wm.name";
     pub const INSTANCE: &str = "wm.instance";
+    /// `ci-runner` on a user's CI runner, which is not one of their lent containers.
+    pub const KIND: &str = "wm.kind";
 }

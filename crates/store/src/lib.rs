@@ -99,6 +99,24 @@ pub struct ContainerRecord {
     pub ports: Vec<PortLease>,
 }
 
+/// A user's GitLab runner settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CiSettings {
+    pub owner: UserName,
+    pub gitlab_url: String,
+    pub runner_token: String,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for CiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CiSettings")
+            .field("owner", &self.owner)
+            .field("gitlab_url", &self.gitlab_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A description and a sharing flag, kept per image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageMeta {
@@ -641,6 +659,47 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    // --- CI settings ---------------------------------------------------------------------
+
+    pub async fn ci_settings(&self, owner: &str) -> Result<Option<CiSettings>> {
+        let row = sqlx::query("SELECT * FROM ci_settings WHERE owner = $1")
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CiSettings {
+                owner: parse_user_name(r.try_get("owner")?)?,
+                gitlab_url: r.try_get("gitlab_url")?,
+                runner_token: r.try_get("runner_token")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn set_ci_settings(&self, c: &CiSettings) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ci_settings (owner, gitlab_url, runner_token, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (owner) DO UPDATE SET gitlab_url = excluded.gitlab_url, \
+             runner_token = excluded.runner_token, updated_at = excluded.updated_at",
+        )
+        .bind(c.owner.as_str())
+        .bind(&c.gitlab_url)
+        .bind(&c.runner_token)
+        .bind(c.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_ci_settings(&self, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM ci_settings WHERE owner = $1")
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     // --- audit -----------------------------------------------------------------------------

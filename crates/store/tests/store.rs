@@ -7,7 +7,8 @@
 use std::future::Future;
 use wm_domain::{ContainerName, GuestPort, Role, ShortName, UserName};
 use wm_store::{
-    AuditEntry, ContainerRecord, ImageMeta, Store, StoreError, Token, TokenKind, User, UserSource,
+    AuditEntry, CiSettings, ContainerRecord, ImageMeta, Store, StoreError, Token, TokenKind, User,
+    UserSource,
 };
 
 /// A fresh database; dropping the guard removes a PostgreSQL one.
@@ -374,6 +375,29 @@ async fn image_metadata_and_use() {
             !s.image_in_use("wm/alice/web:1").await.unwrap(),
             "gone containers use nothing"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ci_settings_per_user() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        assert!(s.ci_settings("alice").await.unwrap().is_none());
+        let mut c = CiSettings {
+            owner: UserName::parse("alice").unwrap(),
+            gitlab_url: "https://gitlab.example.org".into(),
+            runner_token: "glrt-first".into(),
+            updated_at: 1,
+        };
+        s.set_ci_settings(&c).await.unwrap();
+        c.runner_token = "glrt-second".into();
+        c.updated_at = 2;
+        s.set_ci_settings(&c).await.unwrap();
+        assert_eq!(s.ci_settings("alice").await.unwrap(), Some(c.clone()));
+        assert!(!format!("{c:?}").contains("glrt"), "the token never prints");
+        s.delete_ci_settings("alice").await.unwrap();
+        assert!(s.ci_settings("alice").await.unwrap().is_none());
     })
     .await;
 }

@@ -1,0 +1,346 @@
+//! GitLab CI, as in the report, made safe.
+//!
+//! Each user who sets a runner token gets a GitLab Runner container of their own, with a
+//! generated `config.toml`: the docker executor, one job at a time, jobs never privileged,
+//! without the Docker socket or any host path, and only from the allowed images. The
+//! pipeline we hand out builds nothing itself: its job sends the repository as a build
+//! context to our build API with a personal token of scope `build`, so the image is
+//! attributed to its owner and shows at once.
+
+use crate::api::ErrorBody;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::header::{CONTENT_TYPE, HOST};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use wm_backend::{BackendError, RunnerSpec};
+use wm_store::CiSettings;
+
+/// `PUT /api/v1/ci`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CiRequest {
+    /// The department GitLab, e.g. `https://gitlab.ie.example.org`.
+    pub gitlab_url: String,
+    /// The runner authentication token from GitLab (`glrt-...`).
+    pub token: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CiView {
+    pub configured: bool,
+    pub gitlab_url: Option<String>,
+    /// The token's last characters; the token itself is never shown again.
+    pub token_hint: Option<String>,
+    /// `null` when no runner exists (or the Docker host cannot be asked).
+    pub runner: Option<RunnerView>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RunnerView {
+    /// `running`, `exited`, `restarting`, ...
+    pub state: String,
+    pub image: String,
+}
+
+fn parse_gitlab_url(s: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::Invalid {
+        code: "invalid_input",
+        message: "gitlab_url must be an http(s) address like https://gitlab.example.org".into(),
+        field: Some("gitlab_url"),
+    };
+    let s = s.trim().trim_end_matches('/');
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let host = rest.split('/').next().unwrap_or("");
+    let ok = !host.is_empty()
+        && s.len() <= 2048
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"\"'\\<>`{}|^".contains(c));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+fn parse_runner_token(s: &str) -> Result<String, ApiError> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 256
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(ApiError::Invalid {
+            code: "invalid_input",
+            message: "the runner token is 1 to 256 letters, digits, '-', '_' or '.'".into(),
+            field: Some("token"),
+        })
+    }
+}
+
+fn hint(token: &str) -> String {
+    let tail: String = token
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+#[derive(Serialize)]
+struct RunnerConfig {
+    concurrent: u32,
+    check_interval: u32,
+    runners: Vec<RunnerEntry>,
+}
+
+#[derive(Serialize)]
+struct RunnerEntry {
+    name: String,
+    url: String,
+    token: String,
+    executor: &'static str,
+    docker: DockerExecutor,
+}
+
+#[derive(Serialize)]
+struct DockerExecutor {
+    image: String,
+    privileged: bool,
+    disable_cache: bool,
+    volumes: Vec<String>,
+    allowed_images: Vec<String>,
+    allowed_services: Vec<String>,
+    pull_policy: Vec<&'static str>,
+    allowed_pull_policies: Vec<&'static str>,
+    cap_drop: Vec<&'static str>,
+    security_opt: Vec<&'static str>,
+    memory: String,
+    cpus: String,
+    network_mode: &'static str,
+}
+
+/// The runner's `config.toml`, serialised (never pasted together: a URL or token cannot
+/// add settings of its own).
+fn runner_config(state: &AppState, caller: &Caller, url: &str, token: &str) -> String {
+    let limits = state.config.default_limits();
+    let allowed = state.config.ci_allowed_images.as_deref().map_or_else(
+        || vec![state.config.ci_job_image.clone()],
+        |s| s.split_whitespace().map(String::from).collect(),
+    );
+    let config = RunnerConfig {
+        concurrent: 1,
+        check_interval: 3,
+        runners: vec![RunnerEntry {
+            name: format!("whalemountain-{}", caller.name),
+            url: url.to_string(),
+            token: token.to_string(),
+            executor: "docker",
+            docker: DockerExecutor {
+                image: state.config.ci_job_image.clone(),
+                privileged: false,
+                disable_cache: true,
+                volumes: Vec::new(),
+                allowed_images: allowed,
+                allowed_services: Vec::new(),
+                pull_policy: vec!["if-not-present"],
+                allowed_pull_policies: vec!["if-not-present"],
+                cap_drop: vec!["ALL"],
+                security_opt: vec!["no-new-privileges:true"],
+                memory: format!("{}b", limits.memory_bytes),
+                cpus: format!("{}", limits.nano_cpus as f64 / 1e9),
+                network_mode: "bridge",
+            },
+        }],
+    };
+    toml::to_string(&config).expect("the runner config serialises")
+}
+
+async fn view(state: &AppState, caller: &Caller) -> Result<CiView, ApiError> {
+    let Some(settings) = state.store.ci_settings(caller.name.as_str()).await? else {
+        return Ok(CiView {
+            configured: false,
+            gitlab_url: None,
+            token_hint: None,
+            runner: None,
+            updated_at: None,
+        });
+    };
+    let runner = match state.backend.runner(&caller.name).await {
+        Ok(r) => r.map(|r| RunnerView {
+            state: r.state.as_str().into(),
+            image: r.image,
+        }),
+        Err(BackendError::Unavailable(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(CiView {
+        configured: true,
+        gitlab_url: Some(settings.gitlab_url),
+        token_hint: Some(hint(&settings.runner_token)),
+        runner,
+        updated_at: Some(crate::rfc3339(settings.updated_at)),
+    })
+}
+
+#[utoipa::path(put, path = "/api/v1/ci", request_body = CiRequest,
+    responses((status = 200, body = CiView), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+/// Set the GitLab runner token and (re)start the caller's runner.
+pub async fn put_ci(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CiRequest>,
+) -> Result<Json<CiView>, ApiError> {
+    caller.require_full_scope()?;
+    let url = parse_gitlab_url(&req.gitlab_url)?;
+    let token = parse_runner_token(&req.token)?;
+    let spec = RunnerSpec {
+        owner: caller.name.clone(),
+        image: state.config.ci_runner_image.clone(),
+        config_toml: runner_config(&state, &caller, &url, &token),
+        limits: state.config.default_limits(),
+    };
+    state.backend.put_runner(&spec).await.map_err(|e| match e {
+        BackendError::NoSuchImage(image) => ApiError::Unavailable(format!(
+            "the runner image {image} is not on the Docker host; an administrator must pull it"
+        )),
+        other => other.into(),
+    })?;
+    state
+        .store
+        .set_ci_settings(&CiSettings {
+            owner: caller.name.clone(),
+            gitlab_url: url,
+            runner_token: token,
+            updated_at: crate::now(),
+        })
+        .await?;
+    Ok(Json(view(&state, &caller).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/ci", responses((status = 200, body = CiView)))]
+/// The caller's CI settings and runner state.
+pub async fn get_ci(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CiView>, ApiError> {
+    caller.require_full_scope()?;
+    Ok(Json(view(&state, &caller).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/ci", responses((status = 204)))]
+/// Remove the caller's runner and CI settings.
+pub async fn delete_ci(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    caller.require_full_scope()?;
+    state.backend.remove_runner(&caller.name).await?;
+    state.store.delete_ci_settings(caller.name.as_str()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/ci/gitlab-ci.yml", responses((status = 200, content_type = "text/yaml", body = String)))]
+/// A pipeline to commit beside the Dockerfile: it sends the repository to the build API.
+pub async fn gitlab_ci_yml(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require_full_scope()?;
+    let base = match &state.config.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let host = headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| {
+                    h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+                })
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
+    let yaml = format!(
+        r#"# Builds the Dockerfile of this repository into your whalemountain images
+# ({prefix}/{user}/<project>:<commit>), through whalemountain's build API: the job needs
+# no Docker socket.
+#
+# Once: create a personal token of scope "build" (whalemountain console, or
+#   curl -H "Authorization: Bearer <your token>" -H "Content-Type: application/json" \
+#        -d '{{"name": "gitlab", "scope": "build"}}' {base}/api/v1/tokens )
+# and store it in GitLab under Settings > CI/CD > Variables as WM_TOKEN (masked).
+whalemountain-build:
+  image: {job_image}
+  variables:
+    WM_URL: "{base}"
+  script:
+    - tar -czf /tmp/context.tar.gz --exclude=./.git .
+    - >-
+      curl --fail --silent --show-error --no-buffer
+      -H "Authorization: Bearer $WM_TOKEN"
+      -F "name=$CI_PROJECT_NAME:$CI_COMMIT_SHORT_SHA"
+      -F "context=@/tmp/context.tar.gz"
+      "$WM_URL/api/v1/images/build" | tee /tmp/build.log
+    - tail -n 1 /tmp/build.log | grep -q '"status":"done"'
+"#,
+        prefix = state.config.image_prefix,
+        user = caller.name,
+        job_image = state.config.ci_job_image,
+    );
+    let mut resp = yaml.into_response();
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/yaml; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_tokens() {
+        assert_eq!(
+            parse_gitlab_url("https://gitlab.example.org/").unwrap(),
+            "https://gitlab.example.org"
+        );
+        assert!(parse_gitlab_url("http://10.0.0.1:8080/gitlab").is_ok());
+        for bad in [
+            "gitlab.example.org",
+            "javascript:alert(1)",
+            "https://",
+            "https://a b",
+            "https://x\"\n[[runners]]",
+            "ftp://x",
+        ] {
+            assert!(parse_gitlab_url(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_runner_token("glrt-AbC_123.x").is_ok());
+        for bad in ["", "a b", "x\"\ntoken=\"y", &"a".repeat(257)] {
+            assert!(parse_runner_token(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(hint("glrt-secret-abcd"), "…abcd");
+    }
+}

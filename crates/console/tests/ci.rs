@@ -1,0 +1,287 @@
+//! The per-user GitLab runner and the generated pipeline. No GitLab can run here: the
+//! runner is a stand-in image (the busybox test image), which is enough to check the
+//! container, its labels and its generated configuration.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::process::Command;
+use wm_testkit::{docker, inspect};
+
+async fn put(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    app.call(Method::PUT, "/api/v1/ci", Some(token), Some(body))
+        .await
+}
+
+fn runner_config(container: &str) -> toml::Table {
+    let out = docker(&["exec", container, "cat", "/etc/gitlab-runner/config.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().parse().unwrap()
+}
+
+async fn spawn_ci_app() -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.ci_runner_image = test_image().await.to_string();
+    spawn_with(config, data).await
+}
+
+#[tokio::test]
+async fn a_runner_per_user_with_a_safe_configuration() {
+    let app = spawn_ci_app().await;
+    let (alice, token) = app.student().await;
+    let (status, ci) = app.get("/api/v1/ci", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ci["configured"], false);
+
+    let secret = "glrt-first-secret-token-1234";
+    let (status, ci) = put(
+        &app,
+        &token,
+        json!({"gitlab_url": "https://gitlab.example.org/", "token": secret}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ci}");
+    assert_eq!(ci["configured"], true);
+    assert_eq!(ci["gitlab_url"], "https://gitlab.example.org");
+    assert_eq!(ci["token_hint"], "…1234");
+    assert_eq!(ci["runner"]["state"], "running", "{ci}");
+    assert!(
+        !ci.to_string().contains(secret),
+        "the token is never shown again"
+    );
+
+    let name = format!("{}-ci-{alice}", app.instance);
+    let i = inspect("container", &name).expect("the runner exists");
+    let labels = &i["Config"]["Labels"];
+    assert_eq!(labels["wm.owner"], alice.as_str());
+    assert_eq!(labels["wm.kind"], "ci-runner");
+    assert_eq!(labels["wm.instance"], app.instance.as_str());
+    let h = &i["HostConfig"];
+    assert_eq!(h["Privileged"], false);
+    assert_eq!(h["CapDrop"], json!(["ALL"]));
+    assert_eq!(
+        h["Binds"],
+        json!(["/var/run/docker.sock:/var/run/docker.sock"])
+    );
+
+    let config = runner_config(&name);
+    assert_eq!(config["concurrent"].as_integer(), Some(1));
+    let runner = &config["runners"].as_array().unwrap()[0];
+    assert_eq!(runner["executor"].as_str(), Some("docker"));
+    assert_eq!(runner["url"].as_str(), Some("https://gitlab.example.org"));
+    assert_eq!(runner["token"].as_str(), Some(secret));
+    let jobs = &runner["docker"];
+    assert_eq!(jobs["privileged"].as_bool(), Some(false));
+    assert_eq!(
+        jobs["volumes"].as_array().map(Vec::len),
+        Some(0),
+        "no host paths, no socket"
+    );
+    assert!(!jobs.to_string().contains("docker.sock"));
+    assert_eq!(
+        jobs["allowed_images"].as_array().unwrap()[0].as_str(),
+        Some("curlimages/curl:latest")
+    );
+    assert_eq!(jobs["allowed_services"].as_array().map(Vec::len), Some(0));
+
+    // Not one of alice's containers, and never adopted as one.
+    let (_, list) = app.get("/api/v1/containers", &token).await;
+    assert!(list.as_array().unwrap().is_empty());
+    let (_, report) = app
+        .post("/api/v1/admin/reconcile", &app.admin, json!({}))
+        .await;
+    assert_eq!(report["adopted"], json!([]), "{report}");
+    assert_eq!(report["unknown"], json!([]), "{report}");
+
+    // A new token restarts it with the new configuration.
+    let before = i["Id"].as_str().unwrap().to_string();
+    let (status, _) = put(
+        &app,
+        &token,
+        json!({"gitlab_url": "https://gitlab.example.org", "token": "glrt-second-9999"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let after = inspect("container", &name).unwrap();
+    assert_ne!(after["Id"].as_str().unwrap(), before);
+    assert_eq!(
+        runner_config(&name)["runners"].as_array().unwrap()[0]["token"].as_str(),
+        Some("glrt-second-9999")
+    );
+
+    // Another user's settings are their own.
+    let (_, bob_t) = app.student().await;
+    let (_, bobs) = app.get("/api/v1/ci", &bob_t).await;
+    assert_eq!(bobs["configured"], false);
+
+    let (status, _) = app
+        .call(Method::DELETE, "/api/v1/ci", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(inspect("container", &name).is_none());
+    let (_, ci) = app.get("/api/v1/ci", &token).await;
+    assert_eq!(ci["configured"], false);
+}
+
+#[tokio::test]
+async fn bad_settings_change_nothing() {
+    let app = spawn_ci_app().await;
+    let (alice, token) = app.student().await;
+    for (body, field) in [
+        (
+            json!({"gitlab_url": "gitlab.example.org", "token": "glrt-x"}),
+            "gitlab_url",
+        ),
+        (
+            json!({"gitlab_url": "javascript:alert(1)", "token": "glrt-x"}),
+            "gitlab_url",
+        ),
+        (
+            json!({"gitlab_url": "https://x\"\n[[runners]]", "token": "glrt-x"}),
+            "gitlab_url",
+        ),
+        (
+            json!({"gitlab_url": "https://gitlab.example.org", "token": "x\"\nprivileged = true"}),
+            "token",
+        ),
+        (
+            json!({"gitlab_url": "https://gitlab.example.org", "token": ""}),
+            "token",
+        ),
+    ] {
+        let (status, answer) = put(&app, &token, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (status, _) = put(
+        &app,
+        &token,
+        json!({"gitlab_url": "https://g.example.org", "token": "t", "privileged": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(inspect("container", &format!("{}-ci-{alice}", app.instance)).is_none());
+
+    // A runner image the host lacks: 503, nothing stored.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.ci_runner_image = "wm-test-no-such-runner:1".into();
+    let other = spawn_with(config, data).await;
+    let (_, t) = other.student().await;
+    let (status, body) = put(
+        &other,
+        &t,
+        json!({"gitlab_url": "https://g.example.org", "token": "glrt-x"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (_, ci) = other.get("/api/v1/ci", &t).await;
+    assert_eq!(ci["configured"], false);
+}
+
+#[tokio::test]
+async fn the_generated_pipeline_builds_through_the_api() {
+    let app = spawn_ci_app().await;
+    let (alice, token) = app.student().await;
+    let resp = app
+        .client
+        .get(app.url("/api/v1/ci/gitlab-ci.yml"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/yaml"));
+    let yaml = resp.text().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".gitlab-ci.yml"), &yaml).unwrap();
+    // A real YAML parser reads the job, as GitLab would.
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(dir.path().join(".gitlab-ci.yml"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let pipeline: Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let job = &pipeline["whalemountain-build"];
+    assert_eq!(job["image"], "curlimages/curl:latest");
+    assert!(!yaml.contains("docker.sock") && !yaml.contains("docker build"));
+
+    // Run the job's script as the runner would, in a checkout with a Dockerfile, with a
+    // token of scope build stored as WM_TOKEN.
+    let (_, created) = app
+        .post(
+            "/api/v1/tokens",
+            &token,
+            json!({"name": "gitlab", "scope": "build"}),
+        )
+        .await;
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(
+        repo.join("Dockerfile"),
+        format!("FROM {}\nRUN echo from ci > /ci.txt\n", test_image().await),
+    )
+    .unwrap();
+    let script: Vec<&str> = job["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let mut env: Vec<(String, String)> = vec![
+        ("WM_TOKEN".into(), created["token"].as_str().unwrap().into()),
+        ("CI_PROJECT_NAME".into(), "homework".into()),
+        ("CI_COMMIT_SHORT_SHA".into(), "abc1234".into()),
+    ];
+    for (k, v) in job["variables"].as_object().unwrap() {
+        env.push((k.clone(), v.as_str().unwrap().into()));
+    }
+    // On a blocking thread: the console answering the job runs on this test's runtime.
+    let script = script.join("\n");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(&repo)
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the job failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = format!("wm/{alice}/homework:abc1234");
+    let (_, images) = app.get("/api/v1/images", &token).await;
+    let built = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["ref"] == reference.as_str());
+    assert_eq!(
+        built.expect("the image shows at once")["owner"],
+        alice.as_str()
+    );
+    docker(&["rmi", "-f", &reference]);
+}
