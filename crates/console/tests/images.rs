@@ -486,6 +486,36 @@ async fn pulls_from_a_registry_with_progress() {
 }
 
 #[tokio::test]
+async fn pulls_use_the_configured_registry_login() {
+    let registry = Registry::start_with_login("course", "registry-password");
+    let remote = registry.push_as(
+        test_image().await,
+        &format!("course/private-{}:1", unique("")),
+        Some(("course", "registry-password")),
+    );
+    let _cleanup = Cleanup(vec![remote.clone()]);
+
+    // Without the login the registry refuses: an error line, nothing pulled.
+    let anonymous = spawn_app().await;
+    let (_, token) = anonymous.student().await;
+    let (_, lines) = pull(&anonymous, &token, &remote).await;
+    assert_eq!(lines.last().unwrap()["status"], "error", "{lines:?}");
+    assert!(inspect("image", &remote).is_none());
+
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.registries = vec![wm_console::config::RegistryCredentials {
+        host: registry.host(),
+        username: "course".into(),
+        password: wm_console::config::Secret::new("registry-password"),
+    }];
+    let app = spawn_with(config, data).await;
+    let (_, token) = app.student().await;
+    let (_, lines) = pull(&app, &token, &remote).await;
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+}
+
+#[tokio::test]
 async fn the_catalog_follows_the_engine() {
     let app = spawn_app().await;
     let (_, token) = app.student().await;

@@ -367,6 +367,15 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Self::start_inner(None)
+    }
+
+    /// A registry that wants a login (htpasswd, bcrypt, made with Debian's apache2-utils).
+    pub fn start_with_login(user: &str, password: &str) -> Registry {
+        Self::start_inner(Some((user, password)))
+    }
+
+    fn start_inner(login: Option<(&str, &str)>) -> Registry {
         assert!(
             Path::new("/usr/bin/docker-registry").exists(),
             "/usr/bin/docker-registry is missing: install docker-registry (scripts/test does)"
@@ -377,11 +386,27 @@ impl Registry {
             .local_addr()
             .unwrap()
             .port();
+        let auth = match login {
+            Some((user, password)) => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("htpasswd runs (install apache2-utils; scripts/test does)");
+                assert!(out.status.success());
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 dir.path().join("data").display()
             ),
         )
@@ -416,9 +441,26 @@ impl Registry {
     /// Pushes a local image under `name` (e.g. `team/tool:1`); returns the full reference.
     /// The local tag made for the push is removed again.
     pub fn push(&self, local: &str, name: &str) -> String {
+        self.push_as(local, name, None)
+    }
+
+    /// Like [`Registry::push`], logged in with `login` for the push only (the CLI's
+    /// login is removed again).
+    pub fn push_as(&self, local: &str, name: &str, login: Option<(&str, &str)>) -> String {
         let reference = format!("{}/{name}", self.host());
         assert!(docker(&["tag", local, &reference]).status.success());
+        if let Some((user, password)) = login {
+            let out = docker(&["login", &self.host(), "-u", user, "-p", password]);
+            assert!(
+                out.status.success(),
+                "docker login: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let out = docker(&["push", &reference]);
+        if login.is_some() {
+            docker(&["logout", &self.host()]);
+        }
         assert!(
             out.status.success(),
             "docker push: {}",
