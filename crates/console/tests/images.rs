@@ -262,6 +262,45 @@ async fn a_failed_build_ends_with_its_error_and_registers_nothing() {
 }
 
 #[tokio::test]
+async fn a_build_over_its_time_limit_is_stopped() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.build_timeout_secs = 2;
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let reference = format!("wm/{alice}/slow:latest");
+    let _cleanup = Cleanup(vec![reference.clone()]);
+    let started = std::time::Instant::now();
+    let (_, lines) = build(
+        &app,
+        &token,
+        "slow",
+        &format!("FROM {}\nRUN sleep 60\n", test_image().await),
+    )
+    .await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["error"]["code"], "timeout", "{lines:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Dropping the build's stream cancels it on the engine: no image, and no
+    // intermediate container keeps sleeping.
+    let (app_ref, token_ref, reference_ref) = (&app, &token, &reference);
+    eventually(20, "the cancelled build's container goes", || async move {
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            "status=running",
+            "--format",
+            "{{.Command}}",
+        ]);
+        !String::from_utf8_lossy(&out.stdout).contains("sleep 60")
+    })
+    .await;
+    assert!(inspect("image", reference_ref).is_none());
+    assert!(find(&catalog(app_ref, token_ref).await, reference_ref).is_none());
+}
+
+#[tokio::test]
 async fn builds_from_a_context_with_build_arguments() {
     let app = spawn_app().await;
     let (alice, token) = app.student().await;
