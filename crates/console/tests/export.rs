@@ -6,11 +6,7 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::process::Command;
-use wm_testkit::{build_labelled_image, docker, unique};
-
-fn encode(reference: &str) -> String {
-    reference.replace('/', "%2F").replace(':', "%3A")
-}
+use wm_testkit::{build_labelled_image, unique};
 
 async fn download(
     app: &TestApp,
@@ -22,7 +18,7 @@ async fn download(
         .client
         .get(app.url(&format!(
             "/api/v1/images/{}/export?format={format}",
-            encode(reference)
+            encode_ref(reference)
         )))
         .bearer_auth(token)
         .send()
@@ -60,16 +56,6 @@ async fn conversions(app: &TestApp) -> String {
         .join("\n")
 }
 
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            docker(&["rmi", "-f", r]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn docker_archive_download() {
     let app = spawn_app().await;
@@ -102,7 +88,7 @@ async fn sif_is_converted_once_and_served_from_the_cache() {
     let (_, token) = app.student().await;
     // An image of this test's own, so no other test's conversion counts.
     let tag = format!("wm-test-sif-{}:1", unique(""));
-    let _cleanup = Cleanup(vec![tag.clone()]);
+    let _cleanup = RemoveImages(vec![tag.clone()]);
     build_labelled_image(&tag, &[("course", "hpc")]);
     app.call(
         Method::POST,
@@ -131,7 +117,7 @@ async fn sif_is_converted_once_and_served_from_the_cache() {
     // With progress: served from the cache, no new conversion.
     let resp = app
         .client
-        .post(app.url(&format!("/api/v1/images/{}/sif", encode(&tag))))
+        .post(app.url(&format!("/api/v1/images/{}/sif", encode_ref(&tag))))
         .bearer_auth(&token)
         .send()
         .await
@@ -159,7 +145,7 @@ async fn progress_lines_for_a_new_conversion() {
     let app = spawn_app().await;
     let (_, token) = app.student().await;
     let tag = format!("wm-test-sif-{}:1", unique(""));
-    let _cleanup = Cleanup(vec![tag.clone()]);
+    let _cleanup = RemoveImages(vec![tag.clone()]);
     build_labelled_image(&tag, &[]);
     app.call(
         Method::POST,
@@ -170,7 +156,7 @@ async fn progress_lines_for_a_new_conversion() {
     .await;
     let resp = app
         .client
-        .post(app.url(&format!("/api/v1/images/{}/sif", encode(&tag))))
+        .post(app.url(&format!("/api/v1/images/{}/sif", encode_ref(&tag))))
         .bearer_auth(&token)
         .send()
         .await
@@ -208,7 +194,7 @@ async fn private_images_export_only_for_their_owner_or_when_shared() {
     let (alice, alice_t) = app.student().await;
     let (_, bob_t) = app.student().await;
     let private = format!("wm/{alice}/secret:1");
-    let _cleanup = Cleanup(vec![private.clone()]);
+    let _cleanup = RemoveImages(vec![private.clone()]);
     build_labelled_image(
         &private,
         &[("wm.owner", &alice), ("wm.instance", &app.instance)],
@@ -228,7 +214,7 @@ async fn private_images_export_only_for_their_owner_or_when_shared() {
     assert_eq!(status, StatusCode::OK);
     app.call(
         Method::PATCH,
-        &format!("/api/v1/images/{}", encode(&private)),
+        &format!("/api/v1/images/{}", encode_ref(&private)),
         Some(&alice_t),
         Some(json!({"shared": true})),
     )
@@ -248,7 +234,7 @@ async fn the_cache_evicts_the_oldest_beyond_its_cap() {
         format!("wm-test-sif-{}:1", unique("")),
         format!("wm-test-sif-{}:1", unique("")),
     );
-    let _cleanup = Cleanup(vec![first.clone(), second.clone()]);
+    let _cleanup = RemoveImages(vec![first.clone(), second.clone()]);
     build_labelled_image(&first, &[("which", "first")]);
     build_labelled_image(&second, &[("which", "second")]);
     app.call(

@@ -57,10 +57,6 @@ async fn pull(app: &TestApp, token: &str, image: &str) -> (StatusCode, Vec<Value
     ndjson(resp).await
 }
 
-fn encode(reference: &str) -> String {
-    reference.replace('/', "%2F").replace(':', "%3A")
-}
-
 async fn catalog(app: &TestApp, token: &str) -> Vec<Value> {
     let (status, list) = app.get("/api/v1/images", token).await;
     assert_eq!(status, StatusCode::OK, "{list}");
@@ -71,17 +67,6 @@ fn find<'a>(list: &'a [Value], reference: &str) -> Option<&'a Value> {
     list.iter().find(|i| i["ref"] == reference)
 }
 
-/// Removes the images a test built, also when it fails.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            docker(&["rmi", "-f", r]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn builds_are_private_until_shared() {
     let app = spawn_app().await;
@@ -89,7 +74,7 @@ async fn builds_are_private_until_shared() {
     let (bob, bob_t) = app.student().await;
     let image = test_image().await;
     let reference = format!("wm/{alice}/web:1");
-    let _cleanup = Cleanup(vec![reference.clone()]);
+    let _cleanup = RemoveImages(vec![reference.clone()]);
 
     let (status, lines) = build(
         &app,
@@ -130,7 +115,7 @@ async fn builds_are_private_until_shared() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "image_not_found");
     // Bob can neither change nor remove it: it does not exist for him.
-    let path = format!("/api/v1/images/{}", encode(&reference));
+    let path = format!("/api/v1/images/{}", encode_ref(&reference));
     let (status, _) = app
         .call(
             Method::PATCH,
@@ -204,7 +189,7 @@ async fn builds_are_private_until_shared() {
 
     // Public images are removed only by an admin.
     let public = format!("wm-test-public-{}:1", unique(""));
-    let _public = Cleanup(vec![public.clone()]);
+    let _public = RemoveImages(vec![public.clone()]);
     assert!(docker(&["tag", image, &public]).status.success());
     app.call(
         Method::POST,
@@ -213,7 +198,7 @@ async fn builds_are_private_until_shared() {
         None,
     )
     .await;
-    let public_path = format!("/api/v1/images/{}", encode(&public));
+    let public_path = format!("/api/v1/images/{}", encode_ref(&public));
     let (status, body) = app.delete(&public_path, &alice_t).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
@@ -228,7 +213,7 @@ async fn a_failed_build_ends_with_its_error_and_registers_nothing() {
     let (alice, token) = app.student().await;
     let image = test_image().await;
     let reference = format!("wm/{alice}/broken:latest");
-    let _cleanup = Cleanup(vec![reference.clone()]);
+    let _cleanup = RemoveImages(vec![reference.clone()]);
     let (status, lines) = build(
         &app,
         &token,
@@ -269,7 +254,7 @@ async fn a_build_over_its_time_limit_is_stopped() {
     let app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     let reference = format!("wm/{alice}/slow:latest");
-    let _cleanup = Cleanup(vec![reference.clone()]);
+    let _cleanup = RemoveImages(vec![reference.clone()]);
     let started = std::time::Instant::now();
     let (_, lines) = build(
         &app,
@@ -305,7 +290,7 @@ async fn builds_from_a_context_with_build_arguments() {
     let app = spawn_app().await;
     let (alice, token) = app.student().await;
     let reference = format!("wm/{alice}/ctx:2");
-    let _cleanup = Cleanup(vec![reference.clone()]);
+    let _cleanup = RemoveImages(vec![reference.clone()]);
     // A gzipped context with a Dockerfile and a file it copies.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -477,7 +462,7 @@ async fn pulls_from_a_registry_with_progress() {
     let app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     let remote = registry.push(test_image().await, &format!("course/tool-{}:1", unique("")));
-    let _cleanup = Cleanup(vec![remote.clone()]);
+    let _cleanup = RemoveImages(vec![remote.clone()]);
 
     let (status, lines) = pull(&app, &token, &remote).await;
     assert_eq!(status, StatusCode::OK);
@@ -532,7 +517,7 @@ async fn pulls_use_the_configured_registry_login() {
         &format!("course/private-{}:1", unique("")),
         Some(("course", "registry-password")),
     );
-    let _cleanup = Cleanup(vec![remote.clone()]);
+    let _cleanup = RemoveImages(vec![remote.clone()]);
 
     // Without the login the registry refuses: an error line, nothing pulled.
     let anonymous = spawn_app().await;
@@ -561,7 +546,7 @@ async fn the_catalog_follows_the_engine() {
     catalog(&app, &token).await;
     // Tagged behind the console's back: shows within seconds, without a reconcile.
     let tag = format!("wm-test-event-{}:1", unique(""));
-    let _cleanup = Cleanup(vec![tag.clone()]);
+    let _cleanup = RemoveImages(vec![tag.clone()]);
     assert!(docker(&["tag", test_image().await, &tag]).status.success());
     let (app_ref, token_ref, tag_ref) = (&app, &token, &tag);
     eventually(10, "a new image shows in the catalog", || async move {

@@ -497,30 +497,28 @@ impl Store {
 
     /// Marks a container as gone from its host and releases its ports, in one step.
     pub async fn mark_container_gone(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM port_leases WHERE container = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE containers SET status = 'gone' WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.release_ports_and(
+            name,
+            "UPDATE containers SET status = 'gone' WHERE name = $1",
+        )
+        .await
     }
 
     /// Deletes the container and its port leases.
     pub async fn delete_container(&self, name: &str) -> Result<()> {
+        self.release_ports_and(name, "DELETE FROM containers WHERE name = $1")
+            .await
+    }
+
+    /// Releases a container's ports and runs `then` (binding the name as `$1`), in one
+    /// transaction.
+    async fn release_ports_and(&self, name: &str, then: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM port_leases WHERE container = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM containers WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(then).bind(name).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

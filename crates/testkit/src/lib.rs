@@ -123,6 +123,15 @@ pub fn remove_labelled(label: &str, value: &str) {
     }
 }
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `prefix` and eight random hex digits.
 pub fn unique(prefix: &str) -> String {
     format!(
@@ -228,13 +237,6 @@ impl Slapd {
             "slapadd: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
         let mut s = Slapd {
             child: None,
             dir,
@@ -381,11 +383,7 @@ impl Registry {
             "/usr/bin/docker-registry is missing: install docker-registry (scripts/test does)"
         );
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let auth = match login {
             Some((user, password)) => {
                 let out = Command::new("htpasswd")

@@ -30,14 +30,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn memory_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -68,7 +60,7 @@ async fn start_server(instance: &str) -> Server {
         ),
     )
     .unwrap();
-    let port = free_port();
+    let port = wm_testkit::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_wm"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -144,7 +136,7 @@ async fn direct_create(docker: &Docker, name: &str, network: &str, instance: &st
             "80/tcp".to_string(),
             Some(vec![PortBinding {
                 host_ip: Some("127.0.0.1".into()),
-                host_port: Some(free_port().to_string()),
+                host_port: Some(wm_testkit::free_port().to_string()),
             }]),
         )])),
         ..Default::default()

@@ -20,14 +20,6 @@ impl Drop for Serve {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wm(data: &std::path::Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wm"));
     cmd.arg("serve")
@@ -44,7 +36,7 @@ fn wm(data: &std::path::Path, env: &[(&str, &str)]) -> Command {
 
 /// Starts `wm serve` and waits until it says it listens.
 fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> Serve {
-    let port = free_port();
+    let port = wm_testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut all = vec![("WM_LISTEN", listen.as_str())];
     all.extend_from_slice(env);

@@ -235,3 +235,19 @@ where
 pub fn port_range(c: &Config) -> PortRange {
     c.port_range()
 }
+
+/// A reference as it goes in a path: `wm/alice/web:1` → `wm%2Falice%2Fweb%3A1`.
+pub fn encode_ref(reference: &str) -> String {
+    reference.replace('/', "%2F").replace(':', "%3A")
+}
+
+/// Removes the images a test made, also when it fails.
+pub struct RemoveImages(pub Vec<String>);
+
+impl Drop for RemoveImages {
+    fn drop(&mut self) {
+        for r in &self.0 {
+            docker(&["rmi", "-f", r]);
+        }
+    }
+}
