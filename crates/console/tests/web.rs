@@ -411,3 +411,73 @@ async fn failed_logins_are_limited_per_user_and_per_address() {
     assert!(r.headers().contains_key("retry-after"));
     assert!(r.text().await.unwrap().contains("Too many failed logins"));
 }
+
+#[tokio::test]
+async fn pulls_and_builds_stream_into_the_page_without_javascript() {
+    let app = spawn_app().await;
+    let image = test_image().await;
+    let (alice, alice_t) = app.student().await;
+    let reference = format!("wm/{alice}/plain:1");
+    let _images = Images(vec![reference.clone()]);
+    let cookie = format!("wm_session={alice_t}");
+    let token = page_token(&app, &cookie, "/images").await;
+    // The token comes first, as the page's form sends it; an empty context is no context.
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", token.clone())
+        .text("name", "plain:1")
+        .text(
+            "dockerfile",
+            format!("FROM {image}\nRUN echo plain > /plain.txt\n"),
+        )
+        .part(
+            "context",
+            reqwest::multipart::Part::bytes(Vec::new()).file_name(""),
+        );
+    let resp = app
+        .client
+        .post(app.url("/images/build"))
+        .header(COOKIE, cookie.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Step 1/"), "{html}");
+    assert!(
+        html.contains(&format!("Finished. <code>{reference}</code>")),
+        "{html}"
+    );
+    assert!(html.trim_end().ends_with("</html>"));
+
+    // Without the token first, nothing is built.
+    let form = reqwest::multipart::Form::new()
+        .text("name", "sneaky:1")
+        .text("dockerfile", format!("FROM {image}\n"));
+    let resp = app
+        .client
+        .post(app.url("/images/build"))
+        .header(COOKIE, cookie.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(wm_testkit::inspect("image", &format!("wm/{alice}/sneaky:1")).is_none());
+
+    // A pull that cannot reach its registry ends with its reason on the page.
+    let resp = app
+        .client
+        .post(app.url("/images/pull"))
+        .header(COOKIE, cookie)
+        .form(&[("csrf", token.as_str()), ("image", "127.0.0.1:9/none:1")])
+        .send()
+        .await
+        .unwrap();
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("class=\"bad\""), "{html}");
+}

@@ -68,6 +68,7 @@ pub async fn page_handler(
         }
         section aria-labelledby="all-h" {
             h2 #all-h { (t.all_containers) " (" (all.len()) ")" }
+            @if all.is_empty() { p.muted { (t.no_containers_at_all) } } @else {
             table.cards {
                 thead { tr { th scope="col" { (t.name) } th scope="col" { (t.owner) } th scope="col" { (t.image) } th scope="col" { (t.status) } th scope="col" { (t.ports) } } }
                 tbody {
@@ -83,6 +84,7 @@ pub async fn page_handler(
                         }
                     }
                 }
+            }
             }
         }
         section aria-labelledby="audit-h" {

@@ -109,6 +109,7 @@ pub struct Texts {
     pub cancel: &'static str,
     pub no_containers: &'static str,
     pub no_ports: &'static str,
+    pub no_containers_at_all: &'static str,
     pub confirm_delete_title: &'static str,
     pub confirm_delete: &'static str,
 
@@ -285,6 +286,7 @@ pub static EN: Texts = Texts {
     cancel: "Cancel",
     no_containers: "You have no containers yet.",
     no_ports: "none",
+    no_containers_at_all: "There are no containers.",
     confirm_delete_title: "Delete container",
     confirm_delete: "Delete this container and everything in it? This cannot be undone.",
 
@@ -429,6 +431,7 @@ pub static JA: Texts = Texts {
     cancel: "キャンセル",
     no_containers: "コンテナはまだありません。",
     no_ports: "なし",
+    no_containers_at_all: "コンテナはありません。",
     confirm_delete_title: "コンテナの削除",
     confirm_delete: "このコンテナを中身ごと削除しますか？元に戻せません。",
 
