@@ -350,8 +350,8 @@ pub async fn upload(
     api::receive_upload(&state, &owned, form, Some(&accept))
         .await
         .map_err(|e| match e {
-            ApiError::Forbidden(_) => PageError(super::csrf_refused(&ctx)),
-            e => PageError(error_page(&ctx, &e)),
+            ApiError::Forbidden(_) => PageError::new(super::csrf_refused(&ctx)),
+            e => PageError::new(error_page(&ctx, &e)),
         })?;
     Ok(see_other(&format!("/containers/{name}?notice=uploaded")))
 }

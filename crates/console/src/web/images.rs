@@ -220,8 +220,8 @@ pub async fn build(
     let resp = images::build_from_form(state, ctx.caller().clone(), form, Some(&accept))
         .await
         .map_err(|e| match e {
-            ApiError::Forbidden(_) => PageError(csrf_refused(&ctx)),
-            e => PageError(error_page(&ctx, &e)),
+            ApiError::Forbidden(_) => PageError::new(csrf_refused(&ctx)),
+            e => PageError::new(error_page(&ctx, &e)),
         })?;
     Ok(stream_page(&ctx, ctx.t.build_title, resp))
 }

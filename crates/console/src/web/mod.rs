@@ -223,12 +223,18 @@ pub fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
     resp
 }
 
-/// An error page as the `Err` of a handler.
-pub struct PageError(Response);
+/// An error page as the `Err` of a handler (boxed: a response is large).
+pub struct PageError(Box<Response>);
+
+impl PageError {
+    pub fn new(resp: Response) -> Self {
+        Self(Box::new(resp))
+    }
+}
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        self.0
+        *self.0
     }
 }
 
@@ -238,7 +244,7 @@ pub trait OrPage<T> {
 
 impl<T> OrPage<T> for Result<T, ApiError> {
     fn or_page(self, ctx: &Ctx) -> Result<T, PageError> {
-        self.map_err(|e| PageError(error_page(ctx, &e)))
+        self.map_err(|e| PageError::new(error_page(ctx, &e)))
     }
 }
 
