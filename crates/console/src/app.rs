@@ -196,7 +196,8 @@ fn router(state: AppState) -> Router {
         .merge(crate::web::router(&state))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
-        .fallback(not_found)
+        // Outside the API, a person in a browser is the likely reader.
+        .fallback(crate::web::not_found_page)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -481,3 +481,64 @@ async fn pulls_and_builds_stream_into_the_page_without_javascript() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("class=\"bad\""), "{html}");
 }
+
+/// Waits until the progress box of a form ends; answers its outcome line.
+async fn outcome(b: &Browser, id: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let text = b.text(&format!("#{id} .outcome")).await;
+        if !text.is_empty() {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{id} did not end");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pull_shows_its_progress_live_in_the_browser() {
+    let registry = wm_testkit::Registry::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.registries_allowed = Some(registry.host());
+    let app = spawn_with(config, data).await;
+    let (alice, _) = app.student().await;
+    let remote = registry.push(
+        test_image().await,
+        &format!("course/pulled-{}:1", wm_testkit::unique("")),
+    );
+    let _images = Images(vec![remote.clone()]);
+
+    let b = Browser::start("ja,en;q=0.5").await;
+    log_in(&b, &app, &alice, "password-123").await;
+    b.goto(&app.url("/images")).await;
+    b.find("html[lang=ja]").await;
+    b.fill("#pull-image", &remote).await;
+    b.click("form[action='/images/pull'] button[type=submit]")
+        .await;
+    let done = outcome(&b, "pull-progress").await;
+    assert!(
+        done.contains("完了しました") && done.contains(&remote),
+        "{done}"
+    );
+    let log = b.text("#pull-progress ol").await;
+    assert!(!log.is_empty(), "progress lines show");
+    let value = b
+        .execute("return document.querySelector('#pull-progress progress').value;")
+        .await;
+    assert_eq!(value, 100, "the bar is full at the end");
+    shot(&b, "images-pull-ja").await;
+
+    // A refused pull says why, without leaving the page.
+    b.goto(&app.url("/images")).await;
+    b.fill("#pull-image", "elsewhere.example.org/x:1").await;
+    b.click("form[action='/images/pull'] button[type=submit]")
+        .await;
+    let refused = outcome(&b, "pull-progress").await;
+    assert!(refused.contains("失敗しました"), "{refused}");
+    assert!(b.url().await.ends_with("/images"));
+
+    // An unknown page is a page, in the reader's language.
+    b.goto(&app.url("/no-such-page")).await;
+    assert!(b.text("div.error").await.contains("見つかりません"));
+}

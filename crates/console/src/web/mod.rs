@@ -223,6 +223,11 @@ pub fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
     resp
 }
 
+/// What an unknown address outside the API answers.
+pub async fn not_found_page(parts: Parts) -> Response {
+    error_page(&Ctx::anonymous(&parts), &ApiError::not_found("page"))
+}
+
 /// An error page as the `Err` of a handler (boxed: a response is large).
 pub struct PageError(Box<Response>);
 
