@@ -73,7 +73,7 @@ pub async fn list(
                             td data-label=(t.image) { code { (c.image) } }
                             td data-label=(t.backend) { (c.backend) }
                             td data-label=(t.host) { (c.host) }
-                            td data-label=(t.status) { (status_badge(&c.status)) }
+                            td data-label=(t.status) { (status_badge(t, &c.status)) }
                             td data-label=(t.ports) { (port_links(&ctx, c)) }
                             td data-label=(t.created) { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
                             td data-label=(t.actions) {
@@ -246,7 +246,7 @@ async fn detail_page(
             dt { (t.image) } dd { code { (c.image) } }
             dt { (t.backend) } dd { (c.backend) }
             dt { (t.host) } dd { (c.host) }
-            dt { (t.status) } dd { (status_badge(&c.status)) }
+            dt { (t.status) } dd { (status_badge(t, &c.status)) }
             dt { (t.ports) } dd { (port_links(ctx, &c)) }
             dt { (t.env) } dd {
                 @if c.env.is_empty() { span.muted { "—" } }

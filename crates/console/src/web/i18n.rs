@@ -205,6 +205,14 @@ pub struct Texts {
     pub notice_image_deleted: &'static str,
     pub notice_ci_removed: &'static str,
 
+    pub st_running: &'static str,
+    pub st_exited: &'static str,
+    pub st_created: &'static str,
+    pub st_creating: &'static str,
+    pub st_paused: &'static str,
+    pub st_restarting: &'static str,
+    pub st_dead: &'static str,
+    pub st_gone: &'static str,
     pub error_title: &'static str,
     pub err_invalid: &'static str,
     pub err_credentials: &'static str,
@@ -233,6 +241,21 @@ impl Texts {
             "rate_limited" => self.err_rate_limited,
             "unavailable" => self.err_unavailable,
             _ => self.err_internal,
+        }
+    }
+
+    /// A container or runner state in words; one we do not know stays as the host says it.
+    pub fn status_word<'a>(&self, status: &'a str) -> &'a str {
+        match status {
+            "running" => self.st_running,
+            "exited" => self.st_exited,
+            "created" => self.st_created,
+            "creating" => self.st_creating,
+            "paused" => self.st_paused,
+            "restarting" => self.st_restarting,
+            "dead" => self.st_dead,
+            "gone" => self.st_gone,
+            other => other,
         }
     }
 
@@ -382,6 +405,14 @@ pub static EN: Texts = Texts {
     notice_image_deleted: "The image was deleted.",
     notice_ci_removed: "The runner was removed.",
 
+    st_running: "running",
+    st_exited: "stopped",
+    st_created: "created",
+    st_creating: "creating",
+    st_paused: "paused",
+    st_restarting: "restarting",
+    st_dead: "dead",
+    st_gone: "gone from the host",
     error_title: "Something went wrong",
     err_invalid: "The input is not valid.",
     err_credentials: "Wrong user name or password.",
@@ -527,6 +558,14 @@ pub static JA: Texts = Texts {
     notice_image_deleted: "イメージを削除しました。",
     notice_ci_removed: "ランナーを削除しました。",
 
+    st_running: "実行中",
+    st_exited: "停止",
+    st_created: "作成済み",
+    st_creating: "作成中",
+    st_paused: "一時停止",
+    st_restarting: "再起動中",
+    st_dead: "異常終了",
+    st_gone: "ホストから消失",
     error_title: "エラーが発生しました",
     err_invalid: "入力が正しくありません。",
     err_credentials: "ユーザー名またはパスワードが違います。",

@@ -28,7 +28,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use i18n::{Lang, Texts, LANG_COOKIE};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -376,22 +376,25 @@ async fn switch_language(Query(q): Query<LanguageQuery>) -> Response {
 /// Bytes as people read them.
 pub fn human_size(bytes: i64) -> String {
     let b = bytes.max(0) as f64;
-    match b {
-        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
-        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
-        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
-        b => format!("{b} B"),
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b} B")
     }
 }
 
 /// A container status in the reader's words, as a badge.
-pub fn status_badge(status: &str) -> Markup {
+pub fn status_badge(t: &Texts, status: &str) -> Markup {
     let class = match status {
         "running" => "ok",
         "exited" | "dead" | "gone" => "bad",
         _ => "neutral",
     };
-    html! { span class={ "badge " (class) } { (status) } }
+    html! { span class={ "badge " (class) } data-status=(status) { (t.status_word(status)) } }
 }
 
 /// RFC 3339 shortened for a table: date and minutes, UTC.
@@ -399,9 +402,8 @@ pub fn short_time(rfc3339: &str) -> String {
     rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
 }
 
-/// Marks text as already HTML; only for the compiled-in script tag.
 pub fn script(src: &str) -> Markup {
-    PreEscaped(format!("<script src=\"{src}\" defer></script>"))
+    html! { script src=(src) defer {} }
 }
 
 #[cfg(test)]
