@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::images;
 use crate::metrics::OutcomeLabels;
+use crate::ratelimit::ClientAddr;
 use crate::reconcile::{self, ReconcileReport};
 use crate::state::AppState;
 use axum::extract::multipart::{Field, MultipartRejection};
@@ -104,7 +105,7 @@ pub struct LoginResponse {
     pub user: Me,
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
+pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     let secure = if state.config.secure_cookies {
         "; Secure"
     } else {
@@ -119,40 +120,55 @@ fn session_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
 /// Log in with a department (LDAP) or local account; answers a token and sets the
 /// session cookie.
 #[utoipa::path(post, path = "/api/v1/login", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many failed logins for the name or the address; see Retry-After")))]
 pub async fn login(
     State(state): State<AppState>,
     actor: Option<axum::Extension<auth::AuditActor>>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    if req.username.len() > MAX_USERNAME_INPUT || req.password.len() > MAX_PASSWORD_INPUT {
+    let (user, token) = start_session(
+        &state,
+        actor.as_ref().map(|a| &a.0),
+        addr,
+        &req.username,
+        req.password,
+    )
+    .await?;
+    let body = LoginResponse {
+        token: token.clone(),
+        user: Me {
+            name: user.name.to_string(),
+            role: user.role.to_string(),
+        },
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        SET_COOKIE,
+        session_cookie(&state, &token, state.config.session_hours * 3600),
+    );
+    Ok(resp)
+}
+
+/// Checks a login (under the rate limit) and stores a new session; answers the user and
+/// the session token. Shared by the API and the web login form.
+pub(crate) async fn start_session(
+    state: &AppState,
+    actor: Option<&auth::AuditActor>,
+    addr: Option<std::net::IpAddr>,
+    username: &str,
+    password: String,
+) -> Result<(User, String), ApiError> {
+    if username.len() > MAX_USERNAME_INPUT || password.len() > MAX_PASSWORD_INPUT {
         return Err(ApiError::invalid("the user name or password is too long"));
     }
-    // A name outside the account-name pattern cannot exist: it fails like a wrong
-    // password, before any database or directory call.
-    let name = UserName::parse(&req.username).ok();
-    if let (Some(n), Some(a)) = (&name, &actor) {
-        a.set(n.as_str());
+    state.login_limiter.check(username, addr)?;
+    let checked = check_password(state, actor, username, password).await;
+    if matches!(checked, Err(ApiError::InvalidCredentials)) {
+        state.login_limiter.failed(username, addr);
     }
-    let known = match &name {
-        Some(n) => state.store.user(n.as_str()).await?,
-        None => None,
-    };
-    let user = match (name, known, &state.directory) {
-        // Local accounts (admins, installations without a directory) are checked here.
-        (_, Some(u), _) if u.source == UserSource::Local => {
-            let ok = !req.password.is_empty()
-                && auth::verify_password(req.password, u.password_hash.clone()).await;
-            ok.then_some(u)
-        }
-        (Some(n), _, Some(dir)) => Some(directory_login(&state, dir, &n, &req.password).await?),
-        _ => {
-            // Same work as for a known name, so timing does not tell names apart.
-            auth::verify_password(req.password, None).await;
-            None
-        }
-    };
-    let user = user.ok_or(ApiError::InvalidCredentials)?;
+    let user = checked?;
     let (token, hash, id) = auth::new_token();
     let now = crate::now();
     let ttl = state.config.session_hours * 3600;
@@ -170,17 +186,40 @@ pub async fn login(
             last_used_at: Some(now),
         })
         .await?;
-    let body = LoginResponse {
-        token: token.clone(),
-        user: Me {
-            name: user.name.to_string(),
-            role: user.role.to_string(),
-        },
+    Ok((user, token))
+}
+
+async fn check_password(
+    state: &AppState,
+    actor: Option<&auth::AuditActor>,
+    username: &str,
+    password: String,
+) -> Result<User, ApiError> {
+    // A name outside the account-name pattern cannot exist: it fails like a wrong
+    // password, before any database or directory call.
+    let name = UserName::parse(username).ok();
+    if let (Some(n), Some(a)) = (&name, actor) {
+        a.set(n.as_str());
+    }
+    let known = match &name {
+        Some(n) => state.store.user(n.as_str()).await?,
+        None => None,
     };
-    let mut resp = Json(body).into_response();
-    resp.headers_mut()
-        .insert(SET_COOKIE, session_cookie(&state, &token, ttl));
-    Ok(resp)
+    let user = match (name, known, &state.directory) {
+        // Local accounts (admins, installations without a directory) are checked here.
+        (_, Some(u), _) if u.source == UserSource::Local => {
+            let ok = !password.is_empty()
+                && auth::verify_password(password, u.password_hash.clone()).await;
+            ok.then_some(u)
+        }
+        (Some(n), _, Some(dir)) => Some(directory_login(state, dir, &n, &password).await?),
+        _ => {
+            // Same work as for a known name, so timing does not tell names apart.
+            auth::verify_password(password, None).await;
+            None
+        }
+    };
+    user.ok_or(ApiError::InvalidCredentials)
 }
 
 /// Checks a login against the directory and records the person.
@@ -709,13 +748,43 @@ pub async fn upload_files(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Written>), ApiError> {
     let c = containers::load(&state, &caller, &name).await?;
-    let mut form = multipart.map_err(|e| {
+    let form = multipart.map_err(|e| {
         ApiError::UnsupportedMediaType(format!(
             "send the files as multipart/form-data ({})",
             e.body_text()
         ))
     })?;
+    let written = receive_upload(&state, &c, form, None).await?;
+    Ok((StatusCode::CREATED, Json(written)))
+}
+
+/// Reads an upload form and writes its files into the container. With `csrf`, the form
+/// (from the web console) must start with a `csrf` field that it accepts, before anything
+/// else is read.
+pub(crate) async fn receive_upload(
+    state: &AppState,
+    c: &containers::OwnedContainer,
+    mut form: Multipart,
+    csrf: Option<&(dyn Fn(&str) -> bool + Sync)>,
+) -> Result<Written, ApiError> {
     let limit = state.config.upload_max_bytes;
+    if let Some(accept) = csrf {
+        let field = form
+            .next_field()
+            .await
+            .map_err(|e| multipart_error(e, limit))?;
+        let ok = match field {
+            Some(f) if f.name() == Some("csrf") => {
+                accept(&f.text().await.map_err(|e| multipart_error(e, limit))?)
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::Forbidden(
+                "the form's security token is missing or wrong; reload the page".into(),
+            ));
+        }
+    }
     let mut dir = None;
     let mut files: Vec<(String, tempfile::NamedTempFile, u64)> = Vec::new();
     let mut total = 0usize;
@@ -791,9 +860,9 @@ pub async fn upload_files(
         .await
         .map_err(|e| ApiError::Unexpected(e.into()))?;
     let stream = tokio_util::io::ReaderStream::new(file).boxed();
-    containers::upload(&state, &c, &dir, stream).await?;
+    containers::upload(state, c, &dir, stream).await?;
     drop(archive);
-    Ok((StatusCode::CREATED, Json(Written { written })))
+    Ok(Written { written })
 }
 
 #[derive(Deserialize)]

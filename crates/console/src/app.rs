@@ -102,6 +102,7 @@ pub async fn build_with_backend(
         directory,
         catalog: Default::default(),
         sif_cache: Arc::new(sif_cache),
+        login_limiter: Arc::new(crate::ratelimit::LoginLimiter::new(config.login_rate_limit)),
         ports: Arc::new(PortAllocator::new(config.port_range())),
         config: Arc::new(config),
         metrics,
@@ -192,9 +193,11 @@ fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::web::router(&state))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
-        .fallback(not_found)
+        // Outside the API, a person in a browser is the likely reader.
+        .fallback(crate::web::not_found_page)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -273,9 +276,14 @@ impl Application {
             interval,
         ));
         let events = tokio::spawn(images::follow_events(self.state.clone()));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // The peer address feeds the per-address login limit.
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         reconciler.abort();
         events.abort();
         served

@@ -174,7 +174,7 @@ pub fn presented_token(parts: &Parts) -> Option<(String, bool)> {
 
 /// A cookie-authenticated request that changes something must come from our own pages:
 /// when the browser names an origin, its host must be ours.
-fn same_origin(parts: &Parts) -> bool {
+pub(crate) fn same_origin(parts: &Parts) -> bool {
     let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };

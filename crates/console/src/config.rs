@@ -179,6 +179,9 @@ pub struct Config {
     /// Mark the session cookie `Secure` (`WM_SECURE_COOKIES`); set it when a TLS proxy
     /// is in front.
     pub secure_cookies: bool,
+    /// Failed login attempts allowed per minute, per user name and per client address
+    /// (`WM_LOGIN_RATE_LIMIT`); `0` turns the limit off.
+    pub login_rate_limit: u32,
     /// Longest an exec may run, in seconds (`WM_EXEC_TIMEOUT_SECS`).
     pub exec_timeout_secs: u64,
     /// Most bytes of stdout and of stderr an exec returns (`WM_EXEC_MAX_OUTPUT`).
@@ -242,6 +245,7 @@ impl Default for Config {
             limits: LimitSettings::default(),
             session_hours: 24 * 7,
             secure_cookies: false,
+            login_rate_limit: 10,
             exec_timeout_secs: 60,
             exec_max_output: 1 << 20,
             upload_max_bytes: 256 << 20,
@@ -288,6 +292,7 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_PIDS_LIMIT", &["limits", "pids"], Kind::Int),
     ("WM_SESSION_HOURS", &["session_hours"], Kind::Int),
     ("WM_SECURE_COOKIES", &["secure_cookies"], Kind::Bool),
+    ("WM_LOGIN_RATE_LIMIT", &["login_rate_limit"], Kind::Int),
     ("WM_EXEC_TIMEOUT_SECS", &["exec_timeout_secs"], Kind::Int),
     ("WM_EXEC_MAX_OUTPUT", &["exec_max_output"], Kind::Int),
     ("WM_UPLOAD_MAX_BYTES", &["upload_max_bytes"], Kind::Int),

@@ -35,6 +35,9 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many failed logins for the user name or the address; try again later.
+    #[error("too many failed logins; try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     MethodNotAllowed(String),
     /// A dependency (the container engine) cannot be used right now.
@@ -71,10 +74,34 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Engine(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Headers every answer of this error carries, whatever its body (JSON or a page).
+    pub fn headers(&self) -> Vec<(header::HeaderName, HeaderValue)> {
+        match self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => {
+                vec![(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))]
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Logs what the administrators must see, once, when the error becomes an answer.
+    pub fn log(&self) {
+        match self {
+            ApiError::Unexpected(e) => tracing::error!(error = ?e, "request failed"),
+            ApiError::Engine(m) => tracing::error!(engine_error = %m, "container engine error"),
+            ApiError::Unavailable(m) => tracing::warn!(%m, "dependency unavailable"),
+            _ => {}
         }
     }
 
@@ -88,6 +115,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Engine(_) => "engine_error",
@@ -159,12 +187,7 @@ struct Inner<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.http_status_code();
-        match &self {
-            ApiError::Unexpected(e) => tracing::error!(error = ?e, "request failed"),
-            ApiError::Engine(m) => tracing::error!(engine_error = %m, "container engine error"),
-            ApiError::Unavailable(m) => tracing::warn!(%m, "dependency unavailable"),
-            _ => {}
-        }
+        self.log();
         let field = match &self {
             ApiError::Invalid { field, .. } => *field,
             _ => None,
@@ -177,10 +200,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
+        resp.headers_mut().extend(self.headers());
         resp
     }
 }

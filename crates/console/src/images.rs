@@ -103,7 +103,7 @@ pub async fn follow_events(state: AppState) {
 }
 
 /// What `caller` may use of the host's images, one entry per reference.
-async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Image>, ApiError> {
+pub(crate) async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Image>, ApiError> {
     let images = state.catalog.snapshot(state).await?;
     let meta: HashMap<String, ImageMeta> = state
         .store
@@ -559,12 +559,23 @@ pub async fn build_image(
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let mut form = multipart.map_err(|e| {
+    let form = multipart.map_err(|e| {
         ApiError::UnsupportedMediaType(format!(
             "send the build as multipart/form-data ({})",
             e.body_text()
         ))
     })?;
+    build_from_form(state, caller, form, None).await
+}
+
+/// Reads a build form and starts the build. With `csrf`, the form (from the web console)
+/// must start with a `csrf` field that it accepts, before anything else is read.
+pub(crate) async fn build_from_form(
+    state: AppState,
+    caller: Caller,
+    mut form: Multipart,
+    csrf: Option<&(dyn Fn(&str) -> bool + Sync)>,
+) -> Result<Response, ApiError> {
     let limit = state.config.build_context_max_bytes;
     let too_big = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -576,15 +587,32 @@ pub async fn build_image(
             ))
         }
     };
+    if let Some(accept) = csrf {
+        let ok = match form.next_field().await.map_err(too_big)? {
+            Some(f) if f.name() == Some("csrf") => accept(&f.text().await.map_err(too_big)?),
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::Forbidden(
+                "the form's security token is missing or wrong; reload the page".into(),
+            ));
+        }
+    }
+    // The console's form always sends both inputs; an empty one is one not used, and a
+    // context file wins over the text.
+    let from_web = csrf.is_some();
     let (mut name, mut context, mut build_args) = (None, None, Vec::new());
     while let Some(mut field) = form.next_field().await.map_err(too_big)? {
         match field.name().unwrap_or("") {
             "name" => name = Some(field.text().await.map_err(too_big)?),
-            "dockerfile" | "context" if context.is_some() => {
+            "dockerfile" | "context" if context.is_some() && !from_web => {
                 return Err(ApiError::invalid("send either dockerfile or context, once"))
             }
             "dockerfile" => {
                 let text = field.text().await.map_err(too_big)?;
+                if text.trim().is_empty() && from_web {
+                    continue;
+                }
                 if text.trim().is_empty() {
                     return Err(ApiError::Invalid {
                         code: "invalid_input",
@@ -601,6 +629,9 @@ pub async fn build_image(
                         return Err(ApiError::TooLarge(limit));
                     }
                     buf.extend_from_slice(&chunk);
+                }
+                if buf.is_empty() && from_web {
+                    continue;
                 }
                 if !looks_like_tar(&buf) {
                     return Err(ApiError::Invalid {

@@ -17,8 +17,10 @@ mod extract;
 pub mod images;
 pub mod metrics;
 mod ports;
+mod ratelimit;
 pub mod reconcile;
 pub mod state;
+mod web;
 
 pub use app::{build, build_with_backend, Application, StartError};
 pub use config::Config;

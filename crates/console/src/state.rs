@@ -18,4 +18,5 @@ pub struct AppState {
     pub directory: Option<Arc<wm_ldap::Directory>>,
     pub catalog: Arc<crate::images::Catalog>,
     pub sif_cache: Arc<crate::export::SifCache>,
+    pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
 }

@@ -4,6 +4,8 @@
 //! Everything built or created here carries the label `whalemountain.test=1`, which the
 //! test command removes at the end of a run.
 
+pub mod browser;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};

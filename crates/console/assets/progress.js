@@ -1,0 +1,96 @@
+// Live progress for pulls and builds: posts the form to the API endpoint named in
+// data-ndjson and shows each NDJSON line as it arrives. Without JavaScript the form posts
+// to the console's own route, which streams the same lines as HTML.
+"use strict";
+document.querySelectorAll("form[data-ndjson]").forEach((form) => {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const box = document.getElementById(form.dataset.output);
+    const log = box.querySelector("ol");
+    const bar = box.querySelector("progress");
+    const outcome = box.querySelector(".outcome");
+    const button = form.querySelector("button[type=submit]");
+    box.hidden = false;
+    log.textContent = "";
+    outcome.textContent = "";
+    bar.removeAttribute("value");
+    button.disabled = true;
+    const add = (text, cls) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      if (cls) li.className = cls;
+      log.appendChild(li);
+      log.scrollTop = log.scrollHeight;
+    };
+    // The API takes JSON for a pull and the form's own fields (without the CSRF token,
+    // which it does not need: it checks the origin) for a build.
+    let init;
+    if (form.enctype === "multipart/form-data") {
+      const data = new FormData();
+      data.append("name", form.elements.name.value);
+      const file = form.elements.context.files[0];
+      if (file) data.append("context", file);
+      else data.append("dockerfile", form.elements.dockerfile.value);
+      init = { method: "POST", body: data };
+    } else {
+      init = {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ image: form.elements.image.value }),
+      };
+    }
+    const layers = new Map();
+    const show = (line) => {
+      const v = JSON.parse(line);
+      if (v.status === "done") {
+        bar.value = 100; bar.max = 100;
+        outcome.textContent = box.dataset.done + " " + v.image.ref;
+        add(outcome.textContent, "ok");
+      } else if (v.status === "error") {
+        outcome.textContent = box.dataset.failed + " " + v.error.message;
+        add(outcome.textContent, "bad");
+      } else if (v.stream) {
+        add(v.stream.trimEnd());
+      } else {
+        if (v.layer && v.total) {
+          layers.set(v.layer, [v.current || 0, v.total]);
+          let cur = 0, tot = 0;
+          layers.forEach(([c, t]) => { cur += c; tot += t; });
+          bar.max = tot; bar.value = cur;
+        }
+        add([v.layer, v.detail].filter(Boolean).join(" "));
+      }
+    };
+    try {
+      const resp = await fetch(form.dataset.ndjson, init);
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => null);
+        outcome.textContent = box.dataset.failed + " " + (body && body.error ? body.error.message : resp.status);
+        return;
+      }
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let nl;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) show(line);
+        }
+      }
+      if (buf.trim()) show(buf.trim());
+      const back = document.createElement("a");
+      back.href = "/images";
+      back.textContent = box.dataset.back;
+      outcome.append(" ", back);
+    } catch (e) {
+      outcome.textContent = box.dataset.failed + " " + e;
+    } finally {
+      button.disabled = false;
+    }
+  });
+});

@@ -1,0 +1,83 @@
+//! `/ci`: the person's GitLab runner token, their runner's state, the pipeline file.
+
+use super::{notice, page, see_other, NoticeQuery, OrPage, PageError, Posted, Session};
+use crate::ci::{self, CiRequest};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+
+pub async fn page_handler(
+    State(state): State<AppState>,
+    Session(ctx): Session,
+    q: Query<NoticeQuery>,
+) -> Result<Response, PageError> {
+    let t = ctx.t;
+    let view = ci::get_ci(State(state), ctx.caller().clone())
+        .await
+        .or_page(&ctx)?
+        .0;
+    let body = html! {
+        (notice(&ctx, &q))
+        p { (t.ci_intro) }
+        section aria-labelledby="runner-h" {
+            h2 #runner-h { (t.runner) }
+            @if !view.configured {
+                p #ci-state { (t.not_configured) }
+            } @else {
+                dl.facts #ci-state {
+                    dt { (t.gitlab_url) } dd { (view.gitlab_url.as_deref().unwrap_or("")) }
+                    dt { (t.runner_token) } dd { (t.token_ends) " " code { (view.token_hint.as_deref().unwrap_or("")) } }
+                    dt { (t.status) } dd {
+                        @match &view.runner {
+                            Some(r) => { (super::status_badge(t, &r.state)) " " code { (r.image) } }
+                            None => { (t.no_runner) }
+                        }
+                    }
+                }
+                form.inline method="post" action="/ci/delete" {
+                    (ctx.csrf_field())
+                    button.danger type="submit" { (t.remove_ci) }
+                }
+            }
+        }
+        form.card method="post" action="/ci" {
+            (ctx.csrf_field())
+            div.field {
+                label for="gitlab_url" { (t.gitlab_url) }
+                input #gitlab_url name="gitlab_url" type="url" required placeholder="https://gitlab.example.org"
+                    value=(view.gitlab_url.as_deref().unwrap_or(""));
+            }
+            div.field {
+                label for="token" { (t.runner_token) }
+                input #token name="token" type="password" required autocomplete="off" aria-describedby="token-hint";
+                p.hint #token-hint { (t.hint_runner_token) }
+            }
+            button.primary type="submit" { (t.save) }
+        }
+        p { a.button href="/api/v1/ci/gitlab-ci.yml" download=".gitlab-ci.yml" { (t.download_yml) } }
+    };
+    Ok(page(&ctx, t.ci, body).into_response())
+}
+
+pub async fn save(State(state): State<AppState>, posted: Posted) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let req = CiRequest {
+        gitlab_url: posted.field("gitlab_url").to_string(),
+        token: posted.field("token").to_string(),
+    };
+    // The page after the redirect shows the new state.
+    let _view = ci::put_ci(State(state), ctx.caller().clone(), ApiJson(req))
+        .await
+        .or_page(ctx)?;
+    Ok(see_other("/ci?notice=saved"))
+}
+
+pub async fn remove(State(state): State<AppState>, posted: Posted) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    ci::delete_ci(State(state), ctx.caller().clone())
+        .await
+        .or_page(ctx)?;
+    Ok(see_other("/ci?notice=ci-removed"))
+}

@@ -1,0 +1,614 @@
+//! Every word of the web console, in English and Japanese.
+//!
+//! One struct holds the texts and each language is one value of it, so a text missing in
+//! either language does not compile.
+
+use axum::http::header::{ACCEPT_LANGUAGE, COOKIE};
+use axum::http::HeaderMap;
+
+pub const LANG_COOKIE: &str = "wm_lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Ja,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "en" => Some(Lang::En),
+            "ja" => Some(Lang::Ja),
+            _ => None,
+        }
+    }
+
+    /// The language chosen with the switch (a cookie), else the first of ours in
+    /// `Accept-Language` by quality, else English.
+    pub fn from_headers(headers: &HeaderMap) -> Lang {
+        let chosen = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == LANG_COOKIE)
+            .and_then(|(_, v)| Lang::parse(v));
+        if let Some(l) = chosen {
+            return l;
+        }
+        let accept = headers
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mut best: Option<(f32, Lang)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            if let Some(l) = Lang::parse(primary) {
+                if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, l));
+                }
+            }
+        }
+        best.map_or(Lang::En, |(_, l)| l)
+    }
+
+    pub fn t(self) -> &'static Texts {
+        match self {
+            Lang::En => &EN,
+            Lang::Ja => &JA,
+        }
+    }
+}
+
+pub struct Texts {
+    pub skip: &'static str,
+    pub nav_label: &'static str,
+    pub containers: &'static str,
+    pub new_container: &'static str,
+    pub images: &'static str,
+    pub ci: &'static str,
+    pub admin: &'static str,
+    pub logout: &'static str,
+    pub signed_in_as: &'static str,
+    pub language: &'static str,
+    pub other_language: &'static str,
+
+    pub login_title: &'static str,
+    pub login_intro: &'static str,
+    pub username: &'static str,
+    pub password: &'static str,
+    pub login_button: &'static str,
+
+    pub name: &'static str,
+    pub image: &'static str,
+    pub backend: &'static str,
+    pub host: &'static str,
+    pub status: &'static str,
+    pub ports: &'static str,
+    pub created: &'static str,
+    pub actions: &'static str,
+    pub owner: &'static str,
+    pub env: &'static str,
+    pub start: &'static str,
+    pub stop: &'static str,
+    pub delete: &'static str,
+    pub cancel: &'static str,
+    pub no_containers: &'static str,
+    pub no_ports: &'static str,
+    pub no_containers_at_all: &'static str,
+    pub confirm_delete_title: &'static str,
+    pub confirm_delete: &'static str,
+
+    pub new_title: &'static str,
+    pub hint_name: &'static str,
+    pub hint_image: &'static str,
+    pub hint_env: &'static str,
+    pub hint_ports: &'static str,
+    pub hint_backend: &'static str,
+    pub create_button: &'static str,
+    pub form_has_errors: &'static str,
+    pub err_name: &'static str,
+    pub err_name_taken: &'static str,
+    pub err_image: &'static str,
+    pub err_image_unknown: &'static str,
+    pub err_env: &'static str,
+    pub err_ports: &'static str,
+    pub err_backend: &'static str,
+
+    pub exec_title: &'static str,
+    pub command: &'static str,
+    pub hint_command: &'static str,
+    pub run: &'static str,
+    pub exit_code: &'static str,
+    pub stdout: &'static str,
+    pub stderr: &'static str,
+    pub timed_out: &'static str,
+    pub truncated: &'static str,
+    pub upload_title: &'static str,
+    pub directory: &'static str,
+    pub files: &'static str,
+    pub upload_button: &'static str,
+    pub logs_title: &'static str,
+    pub no_logs: &'static str,
+    pub refresh: &'static str,
+
+    pub own_images: &'static str,
+    pub shared_images: &'static str,
+    pub public_images: &'static str,
+    pub others_images: &'static str,
+    pub reference: &'static str,
+    pub description: &'static str,
+    pub share_with_everyone: &'static str,
+    pub save: &'static str,
+    pub download: &'static str,
+    pub no_images: &'static str,
+    pub pull_title: &'static str,
+    pub hint_pull: &'static str,
+    pub pull_button: &'static str,
+    pub build_title: &'static str,
+    pub hint_build_name: &'static str,
+    pub dockerfile: &'static str,
+    pub context: &'static str,
+    pub hint_context: &'static str,
+    pub build_button: &'static str,
+    pub progress: &'static str,
+    pub finished: &'static str,
+    pub failed: &'static str,
+    pub back_to_images: &'static str,
+
+    pub ci_intro: &'static str,
+    pub gitlab_url: &'static str,
+    pub runner_token: &'static str,
+    pub hint_runner_token: &'static str,
+    pub runner: &'static str,
+    pub not_configured: &'static str,
+    pub no_runner: &'static str,
+    pub token_ends: &'static str,
+    pub remove_ci: &'static str,
+    pub download_yml: &'static str,
+
+    pub users: &'static str,
+    pub all_containers: &'static str,
+    pub hosts: &'static str,
+    pub audit_log: &'static str,
+    pub role: &'static str,
+    pub source: &'static str,
+    pub at: &'static str,
+    pub actor: &'static str,
+    pub action: &'static str,
+    pub target: &'static str,
+    pub result: &'static str,
+    pub reachable: &'static str,
+    pub unreachable: &'static str,
+    pub version: &'static str,
+
+    pub notice_created: &'static str,
+    pub notice_started: &'static str,
+    pub notice_stopped: &'static str,
+    pub notice_deleted: &'static str,
+    pub notice_uploaded: &'static str,
+    pub notice_saved: &'static str,
+    pub notice_image_deleted: &'static str,
+    pub notice_ci_removed: &'static str,
+
+    pub st_running: &'static str,
+    pub st_exited: &'static str,
+    pub st_created: &'static str,
+    pub st_creating: &'static str,
+    pub st_paused: &'static str,
+    pub st_restarting: &'static str,
+    pub st_dead: &'static str,
+    pub st_gone: &'static str,
+    pub error_title: &'static str,
+    pub err_invalid: &'static str,
+    pub err_credentials: &'static str,
+    pub err_unauthenticated: &'static str,
+    pub err_forbidden: &'static str,
+    pub err_csrf: &'static str,
+    pub err_not_found: &'static str,
+    pub err_conflict: &'static str,
+    pub err_too_large: &'static str,
+    pub err_rate_limited: &'static str,
+    pub err_unavailable: &'static str,
+    pub err_internal: &'static str,
+}
+
+impl Texts {
+    /// A short sentence for an error code of [`crate::error::ApiError`].
+    pub fn error(&self, code: &str) -> &'static str {
+        match code {
+            "invalid_input" | "invalid_file_name" | "policy" | "malformed_json" => self.err_invalid,
+            "invalid_credentials" => self.err_credentials,
+            "unauthenticated" => self.err_unauthenticated,
+            "forbidden" => self.err_forbidden,
+            "not_found" | "image_not_found" => self.err_not_found,
+            "conflict" => self.err_conflict,
+            "payload_too_large" => self.err_too_large,
+            "rate_limited" => self.err_rate_limited,
+            "unavailable" => self.err_unavailable,
+            _ => self.err_internal,
+        }
+    }
+
+    /// A container or runner state in words; one we do not know stays as the host says it.
+    pub fn status_word<'a>(&self, status: &'a str) -> &'a str {
+        match status {
+            "running" => self.st_running,
+            "exited" => self.st_exited,
+            "created" => self.st_created,
+            "creating" => self.st_creating,
+            "paused" => self.st_paused,
+            "restarting" => self.st_restarting,
+            "dead" => self.st_dead,
+            "gone" => self.st_gone,
+            other => other,
+        }
+    }
+
+    pub fn notice(&self, key: &str) -> Option<&'static str> {
+        Some(match key {
+            "created" => self.notice_created,
+            "started" => self.notice_started,
+            "stopped" => self.notice_stopped,
+            "deleted" => self.notice_deleted,
+            "uploaded" => self.notice_uploaded,
+            "saved" => self.notice_saved,
+            "image-deleted" => self.notice_image_deleted,
+            "ci-removed" => self.notice_ci_removed,
+            _ => return None,
+        })
+    }
+}
+
+pub static EN: Texts = Texts {
+    skip: "Skip to content",
+    nav_label: "Main",
+    containers: "Containers",
+    new_container: "New container",
+    images: "Images",
+    ci: "CI",
+    admin: "Administration",
+    logout: "Log out",
+    signed_in_as: "Signed in as",
+    language: "Language",
+    other_language: "日本語",
+
+    login_title: "Log in",
+    login_intro: "Log in with your department account.",
+    username: "User name",
+    password: "Password",
+    login_button: "Log in",
+
+    name: "Name",
+    image: "Image",
+    backend: "Backend",
+    host: "Host",
+    status: "Status",
+    ports: "Ports",
+    created: "Created",
+    actions: "Actions",
+    owner: "Owner",
+    env: "Environment",
+    start: "Start",
+    stop: "Stop",
+    delete: "Delete",
+    cancel: "Cancel",
+    no_containers: "You have no containers yet.",
+    no_ports: "none",
+    no_containers_at_all: "There are no containers.",
+    confirm_delete_title: "Delete container",
+    confirm_delete: "Delete this container and everything in it? This cannot be undone.",
+
+    new_title: "New container",
+    hint_name: "Lowercase letters, digits and hyphens, starting with a letter. The full name is your user name, a hyphen and this.",
+    hint_image: "An image you may use: your own, one shared with you, or a public one.",
+    hint_env: "Optional. Space-separated KEY=value pairs, e.g. MODE=dev PORT=8080.",
+    hint_ports: "Optional. Space-separated ports inside the container, e.g. 80 8080; each gets a host port.",
+    hint_backend: "Where the container runs.",
+    create_button: "Create and start",
+    form_has_errors: "Please correct the marked fields.",
+    err_name: "Use lowercase letters, digits and hyphens, starting with a letter (full name at most 63 characters).",
+    err_name_taken: "You already have a container with this name.",
+    err_image: "This is not a valid image reference.",
+    err_image_unknown: "There is no such image that you may use.",
+    err_env: "Write KEY=value pairs separated by spaces; keys are letters, digits and underscores.",
+    err_ports: "Write port numbers from 1 to 65535 separated by spaces, within the allowed count.",
+    err_backend: "Choose one of the offered backends.",
+
+    exec_title: "Run a command",
+    command: "Command",
+    hint_command: "Run by /bin/sh -c inside the container, e.g. ls -l /tmp.",
+    run: "Run",
+    exit_code: "Exit code",
+    stdout: "Standard output",
+    stderr: "Standard error",
+    timed_out: "The command was still running at the time limit; this is its output so far.",
+    truncated: "The output was cut at the size limit.",
+    upload_title: "Upload files",
+    directory: "Directory in the container",
+    files: "Files",
+    upload_button: "Upload",
+    logs_title: "Recent logs",
+    no_logs: "No output yet.",
+    refresh: "Refresh",
+
+    own_images: "Your images",
+    shared_images: "Shared by others",
+    public_images: "Public images",
+    others_images: "Other users' images (administrator view)",
+    reference: "Reference",
+    description: "Description",
+    share_with_everyone: "Share with everyone",
+    save: "Save",
+    download: "Download",
+    no_images: "None.",
+    pull_title: "Pull an image",
+    hint_pull: "A reference such as debian:12 or registry.example.org:5000/team/tool:1.",
+    pull_button: "Pull",
+    build_title: "Build an image",
+    hint_build_name: "name or name:tag; the image goes under your own namespace.",
+    dockerfile: "Dockerfile",
+    context: "Or a build context",
+    hint_context: "A tar or tar.gz archive with a Dockerfile at its top; used instead of the text above.",
+    build_button: "Build",
+    progress: "Progress",
+    finished: "Finished.",
+    failed: "Failed:",
+    back_to_images: "Back to images",
+
+    ci_intro: "Set a runner token from your GitLab project and whalemountain runs a GitLab Runner for you. Its jobs build images through whalemountain.",
+    gitlab_url: "GitLab address",
+    runner_token: "Runner token",
+    hint_runner_token: "From GitLab: Settings → CI/CD → Runners (glrt-...). It is not shown again.",
+    runner: "Runner",
+    not_configured: "Not configured.",
+    no_runner: "No runner is running.",
+    token_ends: "Token ending in",
+    remove_ci: "Remove the runner",
+    download_yml: "Download .gitlab-ci.yml",
+
+    users: "Users",
+    all_containers: "All containers",
+    hosts: "Hosts",
+    audit_log: "Recent audit log",
+    role: "Role",
+    source: "Source",
+    at: "Time",
+    actor: "Who",
+    action: "Action",
+    target: "Target",
+    result: "Result",
+    reachable: "reachable",
+    unreachable: "unreachable",
+    version: "Version",
+
+    notice_created: "The container was created and started.",
+    notice_started: "The container was started.",
+    notice_stopped: "The container was stopped.",
+    notice_deleted: "The container was deleted.",
+    notice_uploaded: "The files were uploaded.",
+    notice_saved: "Saved.",
+    notice_image_deleted: "The image was deleted.",
+    notice_ci_removed: "The runner was removed.",
+
+    st_running: "running",
+    st_exited: "stopped",
+    st_created: "created",
+    st_creating: "creating",
+    st_paused: "paused",
+    st_restarting: "restarting",
+    st_dead: "dead",
+    st_gone: "gone from the host",
+    error_title: "Something went wrong",
+    err_invalid: "The input is not valid.",
+    err_credentials: "Wrong user name or password.",
+    err_unauthenticated: "Please log in.",
+    err_forbidden: "You may not do this.",
+    err_csrf: "This form has expired or came from another site. Reload the page and try again.",
+    err_not_found: "Not found.",
+    err_conflict: "This conflicts with the current state.",
+    err_too_large: "The upload is too large.",
+    err_rate_limited: "Too many failed logins. Wait a minute and try again.",
+    err_unavailable: "A service is unavailable right now. Try again later.",
+    err_internal: "An internal error occurred. The administrators can find the details in the log.",
+};
+
+pub static JA: Texts = Texts {
+    skip: "本文へ移動",
+    nav_label: "メイン",
+    containers: "コンテナ",
+    new_container: "新しいコンテナ",
+    images: "イメージ",
+    ci: "CI",
+    admin: "管理",
+    logout: "ログアウト",
+    signed_in_as: "ログイン中:",
+    language: "言語",
+    other_language: "English",
+
+    login_title: "ログイン",
+    login_intro: "学科のアカウントでログインしてください。",
+    username: "ユーザー名",
+    password: "パスワード",
+    login_button: "ログイン",
+
+    name: "名前",
+    image: "イメージ",
+    backend: "バックエンド",
+    host: "ホスト",
+    status: "状態",
+    ports: "ポート",
+    created: "作成日時",
+    actions: "操作",
+    owner: "所有者",
+    env: "環境変数",
+    start: "起動",
+    stop: "停止",
+    delete: "削除",
+    cancel: "キャンセル",
+    no_containers: "コンテナはまだありません。",
+    no_ports: "なし",
+    no_containers_at_all: "コンテナはありません。",
+    confirm_delete_title: "コンテナの削除",
+    confirm_delete: "このコンテナを中身ごと削除しますか？元に戻せません。",
+
+    new_title: "新しいコンテナ",
+    hint_name: "英小文字・数字・ハイフン（先頭は英小文字）。正式な名前は「ユーザー名-この名前」になります。",
+    hint_image: "使えるイメージ: 自分のもの、共有されたもの、公開イメージ。",
+    hint_env: "省略可。KEY=value を空白で区切って入力（例: MODE=dev PORT=8080）。",
+    hint_ports: "省略可。コンテナ内のポート番号を空白で区切って入力（例: 80 8080）。それぞれにホストのポートが割り当てられます。",
+    hint_backend: "コンテナを動かす場所。",
+    create_button: "作成して起動",
+    form_has_errors: "印の付いた項目を直してください。",
+    err_name: "英小文字・数字・ハイフンで、先頭は英小文字にしてください（正式な名前は63文字以内）。",
+    err_name_taken: "この名前のコンテナはすでにあります。",
+    err_image: "イメージの指定が正しくありません。",
+    err_image_unknown: "使用できるイメージの中に見つかりません。",
+    err_env: "KEY=value を空白で区切って入力してください（キーは英数字と _）。",
+    err_ports: "1〜65535 のポート番号を空白で区切って、上限の数以内で入力してください。",
+    err_backend: "表示されているバックエンドから選んでください。",
+
+    exec_title: "コマンドの実行",
+    command: "コマンド",
+    hint_command: "コンテナ内で /bin/sh -c により実行されます（例: ls -l /tmp）。",
+    run: "実行",
+    exit_code: "終了コード",
+    stdout: "標準出力",
+    stderr: "標準エラー出力",
+    timed_out: "制限時間になってもコマンドが終わりませんでした。ここまでの出力を表示しています。",
+    truncated: "出力は上限の大きさで切り詰められました。",
+    upload_title: "ファイルのアップロード",
+    directory: "コンテナ内のディレクトリ",
+    files: "ファイル",
+    upload_button: "アップロード",
+    logs_title: "最近のログ",
+    no_logs: "まだ出力はありません。",
+    refresh: "更新",
+
+    own_images: "自分のイメージ",
+    shared_images: "他のユーザーが共有しているイメージ",
+    public_images: "公開イメージ",
+    others_images: "他のユーザーのイメージ（管理者向け表示）",
+    reference: "参照名",
+    description: "説明",
+    share_with_everyone: "全員に共有する",
+    save: "保存",
+    download: "ダウンロード",
+    no_images: "ありません。",
+    pull_title: "イメージの取得（pull）",
+    hint_pull: "debian:12 や registry.example.org:5000/team/tool:1 のような参照名。",
+    pull_button: "取得",
+    build_title: "イメージのビルド",
+    hint_build_name: "名前 または 名前:タグ。イメージは自分の名前空間に作られます。",
+    dockerfile: "Dockerfile",
+    context: "またはビルドコンテキスト",
+    hint_context: "最上位に Dockerfile を含む tar または tar.gz。指定すると上のテキストの代わりに使われます。",
+    build_button: "ビルド",
+    progress: "進行状況",
+    finished: "完了しました。",
+    failed: "失敗しました:",
+    back_to_images: "イメージ一覧へ戻る",
+
+    ci_intro: "GitLab プロジェクトのランナートークンを設定すると、whalemountain があなた専用の GitLab Runner を動かします。ジョブは whalemountain を通じてイメージをビルドします。",
+    gitlab_url: "GitLab のアドレス",
+    runner_token: "ランナートークン",
+    hint_runner_token: "GitLab の 設定 → CI/CD → Runners で作成（glrt-...）。保存後は再表示されません。",
+    runner: "ランナー",
+    not_configured: "未設定です。",
+    no_runner: "ランナーは動いていません。",
+    token_ends: "トークンの末尾",
+    remove_ci: "ランナーを削除",
+    download_yml: ".gitlab-ci.yml をダウンロード",
+
+    users: "ユーザー",
+    all_containers: "すべてのコンテナ",
+    hosts: "ホスト",
+    audit_log: "最近の監査ログ",
+    role: "役割",
+    source: "種別",
+    at: "日時",
+    actor: "実行者",
+    action: "操作",
+    target: "対象",
+    result: "結果",
+    reachable: "接続可",
+    unreachable: "接続不可",
+    version: "バージョン",
+
+    notice_created: "コンテナを作成して起動しました。",
+    notice_started: "コンテナを起動しました。",
+    notice_stopped: "コンテナを停止しました。",
+    notice_deleted: "コンテナを削除しました。",
+    notice_uploaded: "ファイルをアップロードしました。",
+    notice_saved: "保存しました。",
+    notice_image_deleted: "イメージを削除しました。",
+    notice_ci_removed: "ランナーを削除しました。",
+
+    st_running: "実行中",
+    st_exited: "停止",
+    st_created: "作成済み",
+    st_creating: "作成中",
+    st_paused: "一時停止",
+    st_restarting: "再起動中",
+    st_dead: "異常終了",
+    st_gone: "ホストから消失",
+    error_title: "エラーが発生しました",
+    err_invalid: "入力が正しくありません。",
+    err_credentials: "ユーザー名またはパスワードが違います。",
+    err_unauthenticated: "ログインしてください。",
+    err_forbidden: "この操作は許可されていません。",
+    err_csrf: "このフォームは期限切れか、別のサイトから送信されました。ページを再読み込みしてやり直してください。",
+    err_not_found: "見つかりません。",
+    err_conflict: "現在の状態と矛盾するため実行できません。",
+    err_too_large: "アップロードが大きすぎます。",
+    err_rate_limited: "ログインの失敗が多すぎます。1分ほど待ってからやり直してください。",
+    err_unavailable: "現在サービスを利用できません。しばらくしてからやり直してください。",
+    err_internal: "内部エラーが発生しました。詳細は管理者がログで確認できます。",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn language_choice() {
+        assert_eq!(Lang::from_headers(&headers(&[])), Lang::En);
+        assert_eq!(
+            Lang::from_headers(&headers(&[("accept-language", "ja-JP,ja;q=0.9,en;q=0.8")])),
+            Lang::Ja
+        );
+        assert_eq!(
+            Lang::from_headers(&headers(&[("accept-language", "fr, en;q=0.5, ja;q=0.7")])),
+            Lang::Ja
+        );
+        assert_eq!(
+            Lang::from_headers(&headers(&[
+                ("accept-language", "ja"),
+                ("cookie", "a=b; wm_lang=en")
+            ])),
+            Lang::En
+        );
+    }
+}
