@@ -2,6 +2,58 @@
 // data-ndjson and shows each NDJSON line as it arrives. Without JavaScript the form posts
 // to the console's own route, which streams the same lines as HTML.
 "use strict";
+
+// Calls `show` with each line of an NDJSON answer as it arrives.
+async function readLines(resp, show) {
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) show(line);
+    }
+  }
+  if (buf.trim()) show(buf.trim());
+}
+
+// SIF downloads: convert with live progress, then download the cached file.
+document.querySelectorAll("a[data-sif]").forEach((link) => {
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    const status = link.parentElement.querySelector(".sif-progress");
+    status.textContent = link.dataset.converting;
+    try {
+      const resp = await fetch(link.dataset.sif, { method: "POST" });
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => null);
+        status.textContent = body && body.error ? body.error.message : String(resp.status);
+        return;
+      }
+      await readLines(resp, (line) => {
+        const v = JSON.parse(line);
+        if (v.status === "done") {
+          status.textContent = "";
+          window.location.href = v.download;
+        } else if (v.status === "error") {
+          status.textContent = v.error.message;
+        } else {
+          const parts = [link.dataset.converting, v.stage];
+          if (v.layers) parts.push(v.layer + "/" + v.layers);
+          if (v.total) parts.push(Math.round((100 * v.current) / v.total) + "%");
+          status.textContent = parts.join(" ");
+        }
+      });
+    } catch (e) {
+      status.textContent = String(e);
+    }
+  });
+});
 document.querySelectorAll("form[data-ndjson]").forEach((form) => {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -68,21 +120,7 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
         outcome.textContent = box.dataset.failed + " " + (body && body.error ? body.error.message : resp.status);
         return;
       }
-      const reader = resp.body.getReader();
-      const decoder = new TextDecoder();
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += decoder.decode(value, { stream: true });
-        let nl;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line) show(line);
-        }
-      }
-      if (buf.trim()) show(buf.trim());
+      await readLines(resp, show);
       const back = document.createElement("a");
       back.href = "/images";
       back.textContent = box.dataset.back;

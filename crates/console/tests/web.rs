@@ -13,7 +13,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use wm_testkit::browser::Browser;
-use wm_testkit::docker;
 
 fn screenshots() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -69,17 +68,6 @@ async fn api_build(app: &TestApp, token: &str, name: &str, dockerfile: &str) -> 
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
-/// Removes the images a test built, also when it fails.
-struct Images(Vec<String>);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            docker(&["rmi", "-f", r]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_student_works_through_the_console_in_a_browser() {
     let app = spawn_app().await;
@@ -88,7 +76,7 @@ async fn a_student_works_through_the_console_in_a_browser() {
     let (bob, _) = app.student().await;
     let shared_ref = format!("wm/{alice}/shared:1");
     let built_ref = format!("wm/{alice}/tool:1");
-    let _images = Images(vec![shared_ref.clone(), built_ref.clone()]);
+    let _images = RemoveImages(vec![shared_ref.clone(), built_ref.clone()]);
     let done = api_build(&app, &alice_t, "shared:1", &format!("FROM {image}\n")).await;
     assert_eq!(done["status"], "done", "{done}");
 
@@ -418,7 +406,7 @@ async fn pulls_and_builds_stream_into_the_page_without_javascript() {
     let image = test_image().await;
     let (alice, alice_t) = app.student().await;
     let reference = format!("wm/{alice}/plain:1");
-    let _images = Images(vec![reference.clone()]);
+    let _images = RemoveImages(vec![reference.clone()]);
     let cookie = format!("wm_session={alice_t}");
     let token = page_token(&app, &cookie, "/images").await;
     // The token comes first, as the page's form sends it; an empty context is no context.
@@ -507,7 +495,7 @@ async fn a_pull_shows_its_progress_live_in_the_browser() {
         test_image().await,
         &format!("course/pulled-{}:1", wm_testkit::unique("")),
     );
-    let _images = Images(vec![remote.clone()]);
+    let _images = RemoveImages(vec![remote.clone()]);
 
     let b = Browser::start("ja,en;q=0.5").await;
     log_in(&b, &app, &alice, "password-123").await;
@@ -541,4 +529,48 @@ async fn a_pull_shows_its_progress_live_in_the_browser() {
     // An unknown page is a page, in the reader's language.
     b.goto(&app.url("/no-such-page")).await;
     assert!(b.text("div.error").await.contains("見つかりません"));
+}
+
+#[tokio::test]
+async fn a_sif_download_shows_its_conversion_first() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let reference = format!("wm/{alice}/hpc:1");
+    let _images = RemoveImages(vec![reference.clone()]);
+    let last = api_build(
+        &app,
+        &token,
+        "hpc:1",
+        &format!("FROM {}\n", test_image().await),
+    )
+    .await;
+    assert_eq!(last["status"], "done", "{last}");
+
+    let b = Browser::start("en").await;
+    log_in(&b, &app, &alice, "password-123").await;
+    b.goto(&app.url("/images")).await;
+    let link = format!(
+        "a[data-sif='/api/v1/images/{}/sif']",
+        encode_ref(&reference)
+    );
+    b.click(&link).await;
+    // The script converts (one conversion), then sends the browser to the download.
+    let (app_ref, b_ref) = (&app, &b);
+    eventually(
+        60,
+        "the conversion runs and the download starts",
+        || async move {
+            let (_, metrics) = app_ref.call(Method::GET, "/metrics", None, None).await;
+            metrics
+                .as_str()
+                .unwrap()
+                .contains("wm_sif_conversions_total{outcome=\"ok\"} 1")
+                && b_ref.text(".sif-progress").await.is_empty()
+        },
+    )
+    .await;
+    assert!(
+        b.url().await.ends_with("/images"),
+        "a download does not leave the page"
+    );
 }

@@ -32,7 +32,13 @@ fn downloads(ctx: &Ctx, i: &Image) -> Markup {
             (ctx.t.download) ": "
             a href={ (base) "?format=docker-archive" } download { "docker-archive" span.sr { " " (i.reference) } }
             " · "
-            a href={ (base) "?format=sif" } download { "SIF" span.sr { " " (i.reference) } }
+            // With JavaScript the conversion shows its progress first (progress.js);
+            // without, the link converts and then downloads.
+            a href={ (base) "?format=sif" } download
+                data-sif={ "/api/v1/images/" (encode(&i.reference)) "/sif" }
+                data-converting=(ctx.t.sif_converting) { "SIF" span.sr { " " (i.reference) } }
+            " "
+            span.sif-progress role="status" {}
         }
     }
 }
