@@ -574,3 +574,37 @@ async fn a_sif_download_shows_its_conversion_first() {
         "a download does not leave the page"
     );
 }
+
+#[tokio::test]
+async fn the_ci_page_sets_up_and_removes_a_runner() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    // No GitLab runner image can be had here: the busybox image stands in for it.
+    config.ci_runner_image = test_image().await.to_string();
+    let app = spawn_with(config, data).await;
+    let (alice, _) = app.student().await;
+    let b = Browser::start("en").await;
+    log_in(&b, &app, &alice, "password-123").await;
+    b.goto(&app.url("/ci")).await;
+    b.fill("#gitlab_url", "https://gitlab.example.org").await;
+    b.fill("#token", "glrt-browser-secret-7777").await;
+    b.click("form[action='/ci'] button[type=submit]").await;
+    b.find("dl#ci-state").await;
+    let state = b.text("#ci-state").await;
+    assert!(
+        state.contains("…7777") && state.contains("running"),
+        "{state}"
+    );
+    assert!(
+        !b.source().await.contains("glrt-browser-secret"),
+        "the token is not shown again"
+    );
+    shot(&b, "ci-configured").await;
+    let runner = format!("{}-ci-{alice}", app.instance);
+    assert!(wm_testkit::inspect("container", &runner).is_some());
+
+    b.click("form[action='/ci/delete'] button[type=submit]")
+        .await;
+    b.find("p#ci-state").await;
+    assert!(wm_testkit::inspect("container", &runner).is_none());
+}
