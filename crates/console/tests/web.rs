@@ -603,6 +603,18 @@ async fn the_ci_page_sets_up_and_removes_a_runner() {
     let runner = format!("{}-ci-{alice}", app.instance);
     assert!(wm_testkit::inspect("container", &runner).is_some());
 
+    // A build token for GitLab's WM_TOKEN, shown once; it may build and nothing else.
+    b.click("form[action='/ci/build-token'] button[type=submit]")
+        .await;
+    let token = b.text("#build-token").await;
+    assert!(token.starts_with("wm_"), "{token}");
+    assert_eq!(
+        app.get("/api/v1/containers", &token).await.0,
+        StatusCode::FORBIDDEN
+    );
+    shot(&b, "ci-build-token").await;
+    b.goto(&app.url("/ci")).await;
+
     b.click("form[action='/ci/delete'] button[type=submit]")
         .await;
     b.find("p#ci-state").await;

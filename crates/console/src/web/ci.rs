@@ -1,11 +1,13 @@
 //! `/ci`: the person's GitLab runner token, their runner's state, the pipeline file.
 
 use super::{notice, page, see_other, NoticeQuery, OrPage, PageError, Posted, Session};
+use crate::api::{self, NewToken};
 use crate::ci::{self, CiRequest};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use maud::html;
 
 pub async fn page_handler(
@@ -57,6 +59,14 @@ pub async fn page_handler(
             button.primary type="submit" { (t.save) }
         }
         p { a.button href="/api/v1/ci/gitlab-ci.yml" download=".gitlab-ci.yml" { (t.download_yml) } }
+        section aria-labelledby="build-token-h" {
+            h2 #build-token-h { (t.build_token_title) }
+            p { (t.build_token_intro) }
+            form.inline method="post" action="/ci/build-token" {
+                (ctx.csrf_field())
+                button type="submit" { (t.build_token_create) }
+            }
+        }
     };
     Ok(page(&ctx, t.ci, body).into_response())
 }
@@ -72,6 +82,35 @@ pub async fn save(State(state): State<AppState>, posted: Posted) -> Result<Respo
         .await
         .or_page(ctx)?;
     Ok(see_other("/ci?notice=saved"))
+}
+
+/// Creates a personal token of scope `build` and shows it this once, with where to keep it.
+pub async fn build_token(
+    State(state): State<AppState>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let t = ctx.t;
+    let req = NewToken {
+        name: "gitlab".into(),
+        scope: Some("build".into()),
+    };
+    let (_, Json(created)) = api::create_token(State(state), ctx.caller().clone(), ApiJson(req))
+        .await
+        .or_page(ctx)?;
+    let body = html! {
+        p { (t.build_token_once) }
+        p { code #build-token { (created.token) } }
+        p { (t.build_token_store) }
+        p { a href="/ci" { (t.back_to_ci) } }
+    };
+    // The page holds a secret: no cache may keep it.
+    let mut resp = page(ctx, t.build_token_title, body).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
 }
 
 pub async fn remove(State(state): State<AppState>, posted: Posted) -> Result<Response, PageError> {

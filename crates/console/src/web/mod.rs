@@ -69,6 +69,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/images/delete", post(images::delete))
         .route("/ci", get(ci::page_handler).post(ci::save))
         .route("/ci/delete", post(ci::remove))
+        .route("/ci/build-token", post(ci::build_token))
         .route("/admin", get(admin::page_handler))
 }
 
