@@ -150,6 +150,18 @@ impl AuditActor {
     }
 }
 
+/// The value of the cookie `name`, if the request sent it.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
 /// The token sent with the request: bearer first, then the session cookie.
 pub fn presented_token(parts: &Parts) -> Option<(String, bool)> {
     if let Some(v) = parts
@@ -161,15 +173,7 @@ pub fn presented_token(parts: &Parts) -> Option<(String, bool)> {
             return Some((t.trim().to_string(), false));
         }
     }
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| (v.to_string(), true))
+    cookie(&parts.headers, SESSION_COOKIE).map(|v| (v, true))
 }
 
 /// A cookie-authenticated request that changes something must come from our own pages:

@@ -3,7 +3,7 @@
 //! One struct holds the texts and each language is one value of it, so a text missing in
 //! either language does not compile.
 
-use axum::http::header::{ACCEPT_LANGUAGE, COOKIE};
+use axum::http::header::ACCEPT_LANGUAGE;
 use axum::http::HeaderMap;
 
 pub const LANG_COOKIE: &str = "wm_lang";
@@ -33,14 +33,7 @@ impl Lang {
     /// The language chosen with the switch (a cookie), else the first of ours in
     /// `Accept-Language` by quality, else English.
     pub fn from_headers(headers: &HeaderMap) -> Lang {
-        let chosen = headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(k, _)| *k == LANG_COOKIE)
-            .and_then(|(_, v)| Lang::parse(v));
+        let chosen = crate::auth::cookie(headers, LANG_COOKIE).and_then(|v| Lang::parse(&v));
         if let Some(l) = chosen {
             return l;
         }

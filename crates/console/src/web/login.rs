@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::ratelimit::ClientAddr;
 use crate::state::AppState;
 use axum::extract::{Form, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -22,15 +22,7 @@ use serde::Deserialize;
 const LOGIN_COOKIE: &str = "wm_login";
 
 fn login_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, v)| *k == LOGIN_COOKIE && v.len() == 64)
-        .map(|(_, v)| v.to_string())
+    crate::auth::cookie(&parts.headers, LOGIN_COOKIE).filter(|v| v.len() == 64)
 }
 
 fn form(ctx: &Ctx, token: &str, username: &str, error: Option<&str>) -> Response {
