@@ -8,43 +8,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wm_testkit::{docker, inspect, unique, Registry};
 
-/// Reads an NDJSON answer into its lines.
-async fn ndjson(resp: reqwest::Response) -> (StatusCode, Vec<Value>) {
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    if !status.is_success() {
-        return (
-            status,
-            vec![serde_json::from_str(&text).unwrap_or(Value::String(text))],
-        );
-    }
-    let ct_lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (status, ct_lines)
-}
-
-async fn build(
-    app: &TestApp,
-    token: &str,
-    name: &str,
-    dockerfile: &str,
-) -> (StatusCode, Vec<Value>) {
-    let form = reqwest::multipart::Form::new()
-        .text("name", name.to_string())
-        .text("dockerfile", dockerfile.to_string());
-    let resp = app
-        .client
-        .post(app.url("/api/v1/images/build"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    ndjson(resp).await
-}
-
 async fn pull(app: &TestApp, token: &str, image: &str) -> (StatusCode, Vec<Value>) {
     let resp = app
         .client
@@ -76,13 +39,13 @@ async fn builds_are_private_until_shared() {
     let reference = format!("wm/{alice}/web:1");
     let _cleanup = RemoveImages(vec![reference.clone()]);
 
-    let (status, lines) = build(
-        &app,
-        &alice_t,
-        "web:1",
-        &format!("FROM {image}\nRUN echo built by alice > /www/index.html\n"),
-    )
-    .await;
+    let (status, lines) = app
+        .build(
+            &alice_t,
+            "web:1",
+            &format!("FROM {image}\nRUN echo built by alice > /www/index.html\n"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         lines.iter().any(|l| l["stream"]
@@ -214,13 +177,13 @@ async fn a_failed_build_ends_with_its_error_and_registers_nothing() {
     let image = test_image().await;
     let reference = format!("wm/{alice}/broken:latest");
     let _cleanup = RemoveImages(vec![reference.clone()]);
-    let (status, lines) = build(
-        &app,
-        &token,
-        "broken",
-        &format!("FROM {image}\nRUN echo about to fail && exit 7\n"),
-    )
-    .await;
+    let (status, lines) = app
+        .build(
+            &token,
+            "broken",
+            &format!("FROM {image}\nRUN echo about to fail && exit 7\n"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let last = lines.last().unwrap();
     assert_eq!(last["status"], "error", "{lines:?}");
@@ -256,13 +219,13 @@ async fn a_build_over_its_time_limit_is_stopped() {
     let reference = format!("wm/{alice}/slow:latest");
     let _cleanup = RemoveImages(vec![reference.clone()]);
     let started = std::time::Instant::now();
-    let (_, lines) = build(
-        &app,
-        &token,
-        "slow",
-        &format!("FROM {}\nRUN sleep 60\n", test_image().await),
-    )
-    .await;
+    let (_, lines) = app
+        .build(
+            &token,
+            "slow",
+            &format!("FROM {}\nRUN sleep 60\n", test_image().await),
+        )
+        .await;
     let last = lines.last().unwrap();
     assert_eq!(last["error"]["code"], "timeout", "{lines:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
@@ -350,7 +313,9 @@ async fn builds_from_a_context_with_build_arguments() {
         )
         .await;
     let ci = created["token"].as_str().unwrap();
-    let (status, lines) = build(&app, ci, "ctx:2", &format!("FROM {}\n", test_image().await)).await;
+    let (status, lines) = app
+        .build(ci, "ctx:2", &format!("FROM {}\n", test_image().await))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(lines.last().unwrap()["status"], "done");
     assert_eq!(app.get("/api/v1/images", ci).await.0, StatusCode::FORBIDDEN);

@@ -51,21 +51,11 @@ async fn log_out(b: &Browser) {
 
 /// Builds an image through the API; answers the last NDJSON line.
 async fn api_build(app: &TestApp, token: &str, name: &str, dockerfile: &str) -> Value {
-    let form = reqwest::multipart::Form::new()
-        .text("name", name.to_string())
-        .text("dockerfile", dockerfile.to_string());
-    let text = app
-        .client
-        .post(app.url("/api/v1/images/build"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    let (_, lines) = app.build(token, name, dockerfile).await;
+    lines
+        .last()
+        .cloned()
+        .expect("the build answers at least one line")
 }
 
 #[tokio::test]

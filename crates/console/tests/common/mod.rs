@@ -251,3 +251,43 @@ impl Drop for RemoveImages {
         }
     }
 }
+
+/// Reads an NDJSON answer into its lines; an error answer is its one JSON body.
+pub async fn ndjson(resp: reqwest::Response) -> (StatusCode, Vec<Value>) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    if !status.is_success() {
+        return (
+            status,
+            vec![serde_json::from_str(&text).unwrap_or(Value::String(text))],
+        );
+    }
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (status, lines)
+}
+
+impl TestApp {
+    /// Builds an image from Dockerfile text through the API; answers its NDJSON lines.
+    pub async fn build(
+        &self,
+        token: &str,
+        name: &str,
+        dockerfile: &str,
+    ) -> (StatusCode, Vec<Value>) {
+        let form = reqwest::multipart::Form::new()
+            .text("name", name.to_string())
+            .text("dockerfile", dockerfile.to_string());
+        let resp = self
+            .client
+            .post(self.url("/api/v1/images/build"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        ndjson(resp).await
+    }
+}
