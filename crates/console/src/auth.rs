@@ -223,20 +223,28 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// An administrator: the only way to reach admin handlers. Others get 403.
-pub struct Admin(pub Caller);
+/// An administrator: the only way to reach admin handlers. Others get 403. Made only by
+/// [`Admin::check`], so holding one means the check was passed.
+pub struct Admin {
+    _checked: (),
+}
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
+impl Admin {
+    pub fn check(caller: &Caller) -> Result<Self, ApiError> {
         caller.require_full_scope()?;
         if !caller.is_admin() {
             return Err(ApiError::Forbidden(
                 "only administrators may do this".into(),
             ));
         }
-        Ok(Admin(caller))
+        Ok(Admin { _checked: () })
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Admin::check(&Caller::from_request_parts(parts, state).await?)
     }
 }

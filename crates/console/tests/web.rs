@@ -610,3 +610,61 @@ async fn the_ci_page_sets_up_and_removes_a_runner() {
     b.find("p#ci-state").await;
     assert!(wm_testkit::inspect("container", &runner).is_none());
 }
+
+#[tokio::test]
+async fn admins_add_accounts_and_reconcile_from_the_admin_page() {
+    let app = spawn_app().await;
+    let b = Browser::start("en").await;
+    log_in(&b, &app, "admin", ADMIN_PASSWORD).await;
+    b.goto(&app.url("/admin")).await;
+    let name = wm_testkit::unique("w");
+    b.fill("#new-name", &name).await;
+    b.fill("#new-password", "a-new-password").await;
+    b.click("form[action='/admin/users'] button[type=submit]")
+        .await;
+    b.find("p.notice").await;
+    assert!(b.text("p.notice").await.contains("account was created"));
+    assert_eq!(
+        app.login(&name, "a-new-password").await.len(),
+        46,
+        "the account works"
+    );
+    b.click("form[action='/admin/reconcile'] button[type=submit]")
+        .await;
+    b.find("p.notice").await;
+    assert!(b
+        .text("p.notice")
+        .await
+        .contains("checked against the Docker host"));
+    shot(&b, "admin-forms").await;
+
+    // A bad account is refused on the page and not created.
+    b.fill("#new-name", "Bad Name").await;
+    b.fill("#new-password", "a-new-password").await;
+    b.click("form[action='/admin/users'] button[type=submit]")
+        .await;
+    b.find("div.error").await;
+    let (_, users) = app.get("/api/v1/admin/users", &app.admin).await;
+    assert!(!users.to_string().contains("Bad Name"));
+
+    // A student's post to the same route, with a valid form token of their own, is refused.
+    let (_, token) = app.student().await;
+    let cookie = format!("wm_session={token}");
+    let csrf = page_token(&app, &cookie, "/containers").await;
+    let resp = app
+        .client
+        .post(app.url("/admin/users"))
+        .header(COOKIE, &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "mallory"),
+            ("password", "a-new-password"),
+            ("role", "admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (_, users) = app.get("/api/v1/admin/users", &app.admin).await;
+    assert!(!users.to_string().contains("mallory"));
+}

@@ -1,42 +1,50 @@
 //! `/admin`: every user, every container, the hosts, the recent audit log. Administrators
 //! only; anyone else gets the same 403 as the admin API.
 
-use super::{page, short_time, status_badge, OrPage, PageError, Session};
+use super::{
+    notice, page, see_other, short_time, status_badge, NoticeQuery, OrPage, PageError, Posted,
+    Session,
+};
+use crate::api::{self, NewUser};
+use crate::auth::Admin;
 use crate::containers;
 use crate::error::ApiError;
+use crate::extract::ApiJson;
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
+use std::time::Duration;
 use wm_store::UserSource;
 
 pub async fn page_handler(
     State(state): State<AppState>,
     Session(ctx): Session,
+    q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     let t = ctx.t;
     let caller = ctx.caller();
-    if !caller.is_admin() {
-        return Err(ApiError::Forbidden(
-            "only administrators may see this page".into(),
-        ))
-        .or_page(&ctx);
-    }
+    Admin::check(caller).or_page(&ctx)?;
     let users = state
         .store
         .users()
         .await
         .map_err(ApiError::from)
         .or_page(&ctx)?;
-    let all = containers::list(&state, caller, true).await.or_page(&ctx)?;
+    // Users and the audit log stay readable while the Docker host is down.
+    let all = containers::list(&state, caller, true).await;
     let audit = state
         .store
         .audit_log(50)
         .await
         .map_err(ApiError::from)
         .or_page(&ctx)?;
-    let host = state.backend.info().await;
+    let host = tokio::time::timeout(Duration::from_secs(3), state.backend.info())
+        .await
+        .ok()
+        .and_then(Result::ok);
     let body = html! {
+        (notice(&ctx, &q))
         section aria-labelledby="hosts-h" {
             h2 #hosts-h { (t.hosts) }
             table.cards {
@@ -44,11 +52,16 @@ pub async fn page_handler(
                 tbody { tr {
                     td data-label=(t.host) { (state.backend.host_name()) }
                     td data-label=(t.status) {
-                        @if host.is_ok() { span.badge.ok { (t.reachable) } } @else { span.badge.bad { (t.unreachable) } }
+                        @if host.is_some() { span.badge.ok { (t.reachable) } } @else { span.badge.bad { (t.unreachable) } }
                     }
                     td data-label=(t.version) { (host.as_ref().map_or("—", |h| h.version.as_str())) }
                 } }
             }
+            form.inline method="post" action="/admin/reconcile" {
+                (ctx.csrf_field())
+                button type="submit" aria-describedby="reconcile-hint" { (t.reconcile_now) }
+            }
+            p.hint #reconcile-hint { (t.hint_reconcile) }
         }
         section aria-labelledby="users-h" {
             h2 #users-h { (t.users) " (" (users.len()) ")" }
@@ -66,13 +79,40 @@ pub async fn page_handler(
                 }
             }
         }
+        section aria-labelledby="add-user-h" {
+            h2 #add-user-h { (t.add_account) }
+            p.hint { (t.hint_add_account) }
+            form.card method="post" action="/admin/users" {
+                (ctx.csrf_field())
+                div.field {
+                    label for="new-name" { (t.name) }
+                    input #new-name name="name" required autocomplete="off";
+                }
+                div.field {
+                    label for="new-password" { (t.password) }
+                    input #new-password name="password" type="password" required minlength="8" autocomplete="new-password";
+                }
+                div.field {
+                    label for="new-role" { (t.role) }
+                    select #new-role name="role" {
+                        option value="student" { "student" }
+                        option value="teacher" { "teacher" }
+                        option value="admin" { "admin" }
+                    }
+                }
+                button.primary type="submit" { (t.create_account) }
+            }
+        }
+        @match &all {
+        Err(_) => { section { p.error role="alert" { (t.containers_unavailable) } } }
+        Ok(all) => {
         section aria-labelledby="all-h" {
             h2 #all-h { (t.all_containers) " (" (all.len()) ")" }
             @if all.is_empty() { p.muted { (t.no_containers_at_all) } } @else {
             table.cards {
                 thead { tr { th scope="col" { (t.name) } th scope="col" { (t.owner) } th scope="col" { (t.image) } th scope="col" { (t.status) } th scope="col" { (t.ports) } } }
                 tbody {
-                    @for c in &all {
+                    @for c in all {
                         tr {
                             td data-label=(t.name) { a href={ "/containers/" (c.name) } { (c.name) } }
                             td data-label=(t.owner) { (c.owner) }
@@ -86,6 +126,8 @@ pub async fn page_handler(
                 }
             }
             }
+        }
+        }
         }
         section aria-labelledby="audit-h" {
             h2 #audit-h { (t.audit_log) }
@@ -106,4 +148,34 @@ pub async fn page_handler(
         }
     };
     Ok(page(&ctx, t.admin, body).into_response())
+}
+
+/// Creates a local account through the same code as the API.
+pub async fn add_user(
+    State(state): State<AppState>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let admin = Admin::check(ctx.caller()).or_page(ctx)?;
+    let req = NewUser {
+        name: posted.field("name").trim().to_string(),
+        password: posted.field("password").to_string(),
+        role: posted.field("role").to_string(),
+    };
+    let _created = api::create_user(State(state), admin, ApiJson(req))
+        .await
+        .or_page(ctx)?;
+    Ok(see_other("/admin?notice=user-created"))
+}
+
+pub async fn reconcile(
+    State(state): State<AppState>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let admin = Admin::check(ctx.caller()).or_page(ctx)?;
+    let _report = api::admin_reconcile(State(state), admin)
+        .await
+        .or_page(ctx)?;
+    Ok(see_other("/admin?notice=reconciled"))
 }

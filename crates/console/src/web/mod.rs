@@ -71,6 +71,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/ci/delete", post(ci::remove))
         .route("/ci/build-token", post(ci::build_token))
         .route("/admin", get(admin::page_handler))
+        .route("/admin/users", post(admin::add_user))
+        .route("/admin/reconcile", post(admin::reconcile))
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> Response {
