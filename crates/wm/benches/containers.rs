@@ -109,28 +109,18 @@ async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: 
 /// The same container, made directly: the owner's network once, then create and start
 /// with the hardening and a published port.
 async fn direct_create(docker: &Docker, name: &str, network: &str, instance: &str) {
+    // The console's own defaults, so both sides ask the engine for the same container.
+    let defaults = wm_console::Config::default();
+    let limits = defaults.default_limits();
     let host_config = HostConfig {
         privileged: Some(false),
         cap_drop: Some(vec!["ALL".into()]),
-        cap_add: Some(
-            [
-                "CHOWN",
-                "DAC_OVERRIDE",
-                "FOWNER",
-                "FSETID",
-                "KILL",
-                "NET_BIND_SERVICE",
-                "SETGID",
-                "SETUID",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
+        cap_add: Some(defaults.docker.cap_add),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
-        memory: Some(1 << 30),
-        memory_swap: Some(1 << 30),
-        nano_cpus: Some(1_000_000_000),
-        pids_limit: Some(512),
+        memory: Some(limits.memory_bytes),
+        memory_swap: Some(limits.memory_bytes),
+        nano_cpus: Some(limits.nano_cpus),
+        pids_limit: Some(limits.pids),
         network_mode: Some(network.into()),
         port_bindings: Some(HashMap::from([(
             "80/tcp".to_string(),
