@@ -35,7 +35,9 @@ pub struct ContainerSpec {
     pub short_name: ShortName,
     pub image: ImageRef,
     pub env: Vec<EnvVar>,
-    pub ports: Vec<PortBinding>,
+    /// Guest ports to publish; the host picks a free host port for each from its own
+    /// range (the answer's `ports` says which).
+    pub ports: Vec<GuestPort>,
     pub limits: Limits,
 }
 
@@ -181,11 +183,21 @@ pub struct RunnerState {
     pub state: RunState,
 }
 
-/// What a host reports of itself for `/healthz`.
+/// What a host reports of itself: for `/healthz`, the admin page and placement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostInfo {
     pub version: String,
     pub api_version: String,
+    /// Where users reach the host's published ports (a host name or address).
+    pub address: String,
+    /// What the host offers that a container or a role may require (`gpu`, ...).
+    pub labels: Vec<String>,
+    /// The host's memory, in bytes.
+    pub memory_total: i64,
+    /// The memory limits of its running lent containers, summed, in bytes.
+    pub memory_committed: i64,
+    /// Lent containers running on it.
+    pub containers_running: u64,
 }
 
 /// Why a backend call failed.
@@ -198,12 +210,12 @@ pub enum BackendError {
     NoSuchContainer,
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// The host is up but has no room: no free host port left in its range.
+    #[error("{0}")]
+    Exhausted(String),
     /// A container of that name already exists on the host.
     #[error("a container named {0} already exists on the host")]
     NameTaken(String),
-    /// These host ports turned out to be held by something else; pick others and retry.
-    #[error("host ports already in use: {0:?}")]
-    PortsInUse(Vec<u16>),
     /// The request breaks the backend's own policy (limits above its ceilings, ...).
     #[error("refused by the host's policy: {0}")]
     Policy(String),
@@ -228,11 +240,12 @@ pub trait ContainerBackend: Send + Sync {
     async fn info(&self) -> Result<HostInfo, BackendError>;
     /// The image by reference or id, or `None` when the host does not have it.
     async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError>;
-    /// Creates the container in its owner's network (made on demand) and starts it.
+    /// Creates the container in its owner's network (made on demand), with a host port
+    /// from the host's range for each guest port, and starts it.
     ///
     /// # Errors
-    /// [`BackendError::PortsInUse`] when a host port is taken: nothing is left behind, and
-    /// the caller may retry with other ports.
+    /// [`BackendError::Unavailable`] when the host's range has no free port left; nothing
+    /// is left behind.
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError>;
     async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;
     async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;

@@ -31,7 +31,7 @@ const MAX_PASSWORD_INPUT: usize = 1024;
     info(title = "whalemountain", description = "Container lending for a university department. REST API v1."),
     paths(
         login, logout, me, create_token, list_tokens, delete_token, create_user, list_users,
-        admin_reconcile, admin_audit, create_container, list_containers, get_container,
+        admin_reconcile, admin_audit, admin_hosts, admin_patch_host, create_container, list_containers, get_container,
         delete_container, start_container, stop_container, exec_container, upload_files,
         container_logs, healthz, metrics, images::list_images, images::patch_image,
         images::delete_image, images::pull_image, images::build_image,
@@ -41,7 +41,7 @@ const MAX_PASSWORD_INPUT: usize = 1024;
     components(schemas(
         LoginRequest, LoginResponse, Me, NewToken, TokenCreated, TokenInfo, NewUser, UserInfo,
         Container, containers::Port, CreateContainer, ExecCommand, ExecResult, Written,
-        ReconcileReport, AuditEntryView, images::Image, images::ImagePatch, images::PullRequest, crate::ci::CiRequest,
+        ReconcileReport, AuditEntryView, crate::hosts::HostView, HostPatch, images::Image, images::ImagePatch, images::PullRequest, crate::ci::CiRequest,
         crate::ci::CiView, crate::ci::RunnerView, Health, EngineHealth, DirectoryHealth, ErrorBody, ErrorDetail
     )),
     modifiers(&SecuritySchemes),
@@ -497,6 +497,58 @@ pub async fn admin_reconcile(
     Ok(Json(reconcile::reconcile(&state).await?))
 }
 
+/// The container hosts, their health, and how many containers each holds (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/hosts", responses((status = 200, body = [crate::hosts::HostView]), (status = 403, body = ErrorBody)))]
+pub async fn admin_hosts(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Vec<crate::hosts::HostView>>, ApiError> {
+    Ok(Json(state.hosts.views(&state).await?))
+}
+
+/// `PATCH /api/v1/admin/hosts/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostPatch {
+    /// A drained host keeps its containers but gets no new ones.
+    pub drained: bool,
+}
+
+/// Drain a host, or put it back in service (admins only).
+#[utoipa::path(patch, path = "/api/v1/admin/hosts/{id}", request_body = HostPatch,
+    responses((status = 200, body = crate::hosts::HostView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn admin_patch_host(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<HostPatch>,
+) -> Result<Json<crate::hosts::HostView>, ApiError> {
+    drain_host(&state, &id, patch.drained).await.map(Json)
+}
+
+/// Drains or resumes a host; shared by the API and the admin page.
+pub(crate) async fn drain_host(
+    state: &AppState,
+    id: &str,
+    drained: bool,
+) -> Result<crate::hosts::HostView, ApiError> {
+    if state.hosts.get(id).is_none() {
+        return Err(ApiError::not_found(format!("host {id}")));
+    }
+    state
+        .store
+        .set_host_drained(id, drained, crate::now())
+        .await?;
+    tracing::info!(host = id, drained, "host placement changed");
+    Ok(state
+        .hosts
+        .views(state)
+        .await?
+        .into_iter()
+        .find(|h| h.id == id)
+        .expect("the host exists"))
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct AuditEntryView {
     pub at: String,
@@ -897,7 +949,10 @@ pub struct Health {
     /// `ok` when the database answers; `degraded` otherwise.
     pub status: String,
     pub database: String,
+    /// All container hosts together: reachable when every one answers.
     pub docker: EngineHealth,
+    /// Each container host.
+    pub hosts: Vec<EngineHealth>,
     /// `null` when no directory is configured.
     pub ldap: Option<DirectoryHealth>,
 }
@@ -932,32 +987,39 @@ pub struct EngineHealth {
 /// Liveness, with the state of the database and the Docker host.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (db, engine, ldap) = tokio::join!(
+    let (db, _, ldap) = tokio::join!(
         state.store.ping(),
-        async {
-            tokio::time::timeout(std::time::Duration::from_secs(3), state.backend.info()).await
-        },
+        state.hosts.check_all(),
         directory_health(&state)
     );
-    let docker = match engine {
-        Ok(Ok(info)) => EngineHealth {
-            reachable: true,
-            host: state.backend.host_name().into(),
-            version: Some(info.version),
-            error: None,
-        },
-        Ok(Err(e)) => EngineHealth {
-            reachable: false,
-            host: state.backend.host_name().into(),
-            version: None,
-            error: Some(e.to_string()),
-        },
-        Err(_) => EngineHealth {
-            reachable: false,
-            host: state.backend.host_name().into(),
-            version: None,
-            error: Some("no answer within 3 seconds".into()),
-        },
+    let hosts: Vec<EngineHealth> = state
+        .hosts
+        .all()
+        .iter()
+        .map(|h| {
+            let info = h.info().filter(|_| h.usable());
+            EngineHealth {
+                reachable: info.is_some(),
+                host: h.id.clone(),
+                version: info.map(|i| i.version),
+                error: h.error(),
+            }
+        })
+        .collect();
+    let down: Vec<String> = hosts
+        .iter()
+        .filter(|h| !h.reachable)
+        .map(|h| format!("{}: {}", h.host, h.error.as_deref().unwrap_or("no answer")))
+        .collect();
+    let docker = EngineHealth {
+        reachable: down.is_empty(),
+        host: hosts
+            .iter()
+            .map(|h| h.host.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        version: hosts.iter().find_map(|h| h.version.clone()),
+        error: (!down.is_empty()).then(|| down.join("; ")),
     };
     let db_ok = db.is_ok();
     let status = if db_ok {
@@ -975,6 +1037,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
                 "unreachable".into()
             },
             docker,
+            hosts,
             ldap,
         }),
     )
@@ -986,13 +1049,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(counts) = state.store.count_containers_by_status().await {
         state.metrics.set_container_counts(&counts);
     }
-    tokio::join!(
-        async {
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(3), state.backend.info()).await;
-        },
-        directory_health(&state)
-    );
+    tokio::join!(state.hosts.check_all(), directory_health(&state));
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,

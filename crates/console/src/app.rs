@@ -1,14 +1,14 @@
-//! Building and running the console: database, first admin account, container host,
-//! router, background reconcile.
+//! Building and running the console: database, first admin account, container hosts,
+//! router, background health checks and reconcile.
 
 use crate::api;
 use crate::audit::audit_mutations;
 use crate::auth;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::hosts::{Host, Hosts};
 use crate::images;
-use crate::metrics::{InstrumentedBackend, Metrics, RequestLabels, RouteLabels};
-use crate::ports::PortAllocator;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -41,6 +41,8 @@ pub enum StartError {
     Admin(#[source] ApiError),
     #[error("directory settings: {0}")]
     Directory(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -56,16 +58,38 @@ pub struct Application {
     state: AppState,
 }
 
-/// Builds the console with the Docker engine of the configuration.
+/// Builds the console of `wm serve`: the local Docker engine, in-process.
 pub async fn build(config: Config) -> Result<Application, StartError> {
-    let engine = Arc::new(DockerEngine::new(config.docker.clone()));
-    build_with_backend(config, engine).await
+    let engine: Arc<dyn ContainerBackend> = Arc::new(DockerEngine::new(config.docker.clone()));
+    let address = config.docker.address().to_string();
+    build_with_hosts(config, vec![(engine, address)]).await
 }
 
-/// Builds the console around any container backend.
-pub async fn build_with_backend(
+/// Builds the console of `wm console`: the docker agents of `WM_AGENTS`, no local engine.
+pub async fn build_with_agents(config: Config) -> Result<Application, StartError> {
+    if config.agents.is_empty() {
+        return Err(crate::config::ConfigError::new(
+            "wm console needs its agents in WM_AGENTS (h1=http://host1:8081 ...)",
+        )
+        .into());
+    }
+    let token = config.agent_token()?;
+    let tls = config.agents_client_tls()?;
+    let timeout = Duration::from_secs(config.docker.call_timeout_secs);
+    let mut hosts: Vec<(Arc<dyn ContainerBackend>, String)> = Vec::new();
+    for a in &config.agents {
+        let remote = wm_agent::RemoteBackend::new(a, token, tls.clone(), timeout)
+            .map_err(crate::config::ConfigError::new)?;
+        hosts.push((Arc::new(remote), a.host().unwrap_or_else(|| a.id.clone())));
+    }
+    build_with_hosts(config, hosts).await
+}
+
+/// Builds the console around container hosts, each with the address its published
+/// ports are reached at unless the host names one.
+async fn build_with_hosts(
     config: Config,
-    backend: Arc<dyn ContainerBackend>,
+    backends: Vec<(Arc<dyn ContainerBackend>, String)>,
 ) -> Result<Application, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
@@ -82,8 +106,12 @@ pub async fn build_with_backend(
         .await
         .map_err(StartError::Admin)?;
     let metrics = Arc::new(Metrics::default());
-    let backend: Arc<dyn ContainerBackend> =
-        Arc::new(InstrumentedBackend::new(backend, metrics.clone()));
+    let hosts = Hosts::new(
+        backends
+            .into_iter()
+            .map(|(b, address)| Host::new(b, address, metrics.clone()))
+            .collect(),
+    );
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -98,12 +126,11 @@ pub async fn build_with_backend(
     };
     let state = AppState {
         store,
-        backend,
+        hosts: Arc::new(hosts),
         directory,
         catalog: Default::default(),
         sif_cache: Arc::new(sif_cache),
         login_limiter: Arc::new(crate::ratelimit::LoginLimiter::new(config.login_rate_limit)),
-        ports: Arc::new(PortAllocator::new(config.port_range())),
         config: Arc::new(config),
         metrics,
     };
@@ -153,6 +180,11 @@ fn router(state: AppState) -> Router {
         .route("/admin/users", post(api::create_user).get(api::list_users))
         .route("/admin/reconcile", post(api::admin_reconcile))
         .route("/admin/audit", get(api::admin_audit))
+        .route("/admin/hosts", get(api::admin_hosts))
+        .route(
+            "/admin/hosts/{id}",
+            axum::routing::patch(api::admin_patch_host),
+        )
         .route(
             "/containers",
             post(api::create_container).get(api::list_containers),
@@ -271,11 +303,23 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let interval = Duration::from_secs(self.state.config.reconcile_interval_secs);
+        // Health first, so that the first reconcile knows which hosts answer.
+        self.state.hosts.check_all().await;
         let reconciler = tokio::spawn(crate::reconcile::run_periodically(
             self.state.clone(),
             interval,
         ));
-        let events = tokio::spawn(images::follow_events(self.state.clone()));
+        let watcher = tokio::spawn(crate::hosts::watch(
+            self.state.clone(),
+            Duration::from_secs(self.state.config.host_check_interval_secs),
+        ));
+        let events: Vec<_> = self
+            .state
+            .hosts
+            .all()
+            .iter()
+            .map(|h| tokio::spawn(images::follow_events(self.state.clone(), h.clone())))
+            .collect();
         // The peer address feeds the per-address login limit.
         let served = axum::serve(
             self.listener,
@@ -285,7 +329,10 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         reconciler.abort();
-        events.abort();
+        watcher.abort();
+        for e in events {
+            e.abort();
+        }
         served
     }
 }

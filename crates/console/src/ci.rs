@@ -48,6 +48,8 @@ pub struct RunnerView {
     /// `running`, `exited`, `restarting`, ...
     pub state: String,
     pub image: String,
+    /// The host it runs on.
+    pub host: String,
 }
 
 fn parse_gitlab_url(s: &str) -> Result<String, ApiError> {
@@ -185,14 +187,21 @@ async fn view(state: &AppState, caller: &Caller) -> Result<CiView, ApiError> {
             updated_at: None,
         });
     };
-    let runner = match state.backend.runner(&caller.name).await {
-        Ok(r) => r.map(|r| RunnerView {
-            state: r.state.as_str().into(),
-            image: r.image,
-        }),
-        Err(BackendError::Unavailable(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let mut runner = None;
+    for host in state.hosts.usable() {
+        match host.backend.runner(&caller.name).await {
+            Ok(Some(r)) => {
+                runner = Some(RunnerView {
+                    state: r.state.as_str().into(),
+                    image: r.image,
+                    host: host.id.clone(),
+                });
+                break;
+            }
+            Ok(None) | Err(BackendError::Unavailable(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(CiView {
         configured: true,
         gitlab_url: Some(settings.gitlab_url),
@@ -219,9 +228,18 @@ pub async fn put_ci(
         config_toml: runner_config(&state, &caller, &url, &token),
         limits: state.config.default_limits(),
     };
-    state.backend.put_runner(&spec).await.map_err(|e| match e {
+    // The runner goes where a container would; the one it replaces may be elsewhere.
+    let (host, placing) = state.hosts.place(&state, &[], &[]).await?;
+    drop(placing);
+    for other in state.hosts.usable() {
+        if other.id != host.id {
+            other.backend.remove_runner(&caller.name).await?;
+        }
+    }
+    host.backend.put_runner(&spec).await.map_err(|e| match e {
         BackendError::NoSuchImage(image) => ApiError::Unavailable(format!(
-            "the runner image {image} is not on the Docker host; an administrator must pull it"
+            "the runner image {image} is not on host {}; an administrator must pull it",
+            host.id
         )),
         other => other.into(),
     })?;
@@ -254,7 +272,9 @@ pub async fn delete_ci(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     caller.require_full_scope()?;
-    state.backend.remove_runner(&caller.name).await?;
+    for host in state.hosts.usable() {
+        host.backend.remove_runner(&caller.name).await?;
+    }
     state.store.delete_ci_settings(caller.name.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,8 +8,10 @@ use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use wm_agent::AgentEndpoint;
 use wm_backend::Limits;
 use wm_docker::DockerSettings;
+use wm_domain::Role;
 use wm_ldap::LdapSettings;
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
@@ -30,67 +32,6 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
-    }
-}
-
-/// Inclusive range of host ports lent to containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-impl PortRange {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("port range {s:?} must look like 40000-40999"))?;
-        let num = |x: &str| {
-            x.trim()
-                .parse::<u16>()
-                .map_err(|_| format!("port range {s:?}: {x:?} is not a port number"))
-        };
-        let (first, last) = (num(a)?, num(b)?);
-        if first == 0 || first > last {
-            return Err(format!(
-                "port range {s:?} must go from a lower to a higher port, both 1..65535"
-            ));
-        }
-        Ok(Self { first, last })
-    }
-
-    /// The kernel's ephemeral range, as in the report; 32768-60999 where it cannot be read.
-    pub fn ephemeral() -> Self {
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|s| {
-                let mut it = s.split_whitespace().map(|n| n.parse::<u16>().ok());
-                Some(Self {
-                    first: it.next()??,
-                    last: it.next()??,
-                })
-            })
-            .filter(|r| r.first > 0 && r.first <= r.last)
-            .unwrap_or(Self {
-                first: 32768,
-                last: 60999,
-            })
-    }
-
-    pub fn size(&self) -> usize {
-        usize::from(self.last - self.first) + 1
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.first, self.last)
-    }
-}
-
-impl<'de> Deserialize<'de> for PortRange {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        PortRange::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -167,9 +108,6 @@ pub struct Config {
     /// `WM_ADMIN_PASSWORD_FILE` naming a file that holds it).
     pub admin_password: Option<Secret>,
     pub admin_password_file: Option<PathBuf>,
-    /// Host ports lent to containers (`WM_PORT_RANGE`, e.g. `40000-40999`); default: the
-    /// kernel's ephemeral range.
-    pub port_range: Option<PortRange>,
     /// Most guest ports one container may publish (`WM_MAX_PORTS`).
     pub max_ports: usize,
     /// Default limits of each container (`WM_MEMORY_LIMIT`, `WM_CPU_LIMIT`, `WM_PIDS_LIMIT`).
@@ -220,6 +158,74 @@ pub struct Config {
     /// Images jobs may use, space-separated, `*` as in GitLab's `allowed_images`
     /// (`WM_CI_ALLOWED_IMAGES`); default: the job image.
     pub ci_allowed_images: Option<String>,
+    /// The docker agents `wm console` lends from (`WM_AGENTS`:
+    /// `h1=http://blade1:8081 h2=http://blade2:8081`, or `[[agents]]` tables with `id` and
+    /// `url`). Empty for `wm serve`, which uses the local engine in-process.
+    #[serde(deserialize_with = "agent_list")]
+    pub agents: Vec<AgentEndpoint>,
+    /// How the console reaches its agents over HTTPS (`WM_AGENTS_CA`,
+    /// `WM_AGENTS_CLIENT_CERT`, `WM_AGENTS_CLIENT_KEY`).
+    pub agents_tls: AgentsTls,
+    /// The agent's side (`wm agent docker`): its token and TLS.
+    pub agent: AgentSettings,
+    /// Seconds between health checks of the hosts (`WM_HOST_CHECK_INTERVAL_SECS`).
+    pub host_check_interval_secs: u64,
+    /// Host labels a role's containers require, e.g. `teacher = ["gpu"]` (file only:
+    /// `[role_host_labels]`).
+    pub role_host_labels: std::collections::BTreeMap<Role, Vec<String>>,
+}
+
+/// The shared agent token and, for `wm agent`, its HTTPS settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    /// The secret the console and its agents share (`WM_AGENT_TOKEN`, or
+    /// `WM_AGENT_TOKEN_FILE` naming a file that holds it).
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    /// The agent's certificate and key, PEM (`WM_AGENT_TLS_CERT`, `WM_AGENT_TLS_KEY`):
+    /// the agent serves HTTPS when both are set.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates from this CA (`WM_AGENT_TLS_CLIENT_CA`): mutual TLS.
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// The console's TLS towards `https://` agents.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsTls {
+    /// The CA the agents' certificates come from, PEM.
+    pub ca: Option<PathBuf>,
+    /// The console's client certificate and key, for agents that require one.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+fn agent_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<AgentEndpoint>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        id: String,
+        url: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Agents {
+        Line(String),
+        Tables(Vec<Entry>),
+    }
+    let list = match Agents::deserialize(d)? {
+        Agents::Line(s) => AgentEndpoint::parse_list(&s).map_err(serde::de::Error::custom)?,
+        Agents::Tables(t) => t
+            .into_iter()
+            .map(|e| AgentEndpoint {
+                id: e.id,
+                url: e.url,
+            })
+            .collect(),
+    };
+    Ok(list)
 }
 
 /// A registry login used for pulls from that registry.
@@ -240,7 +246,6 @@ impl Default for Config {
             database_url: None,
             admin_password: None,
             admin_password_file: None,
-            port_range: None,
             max_ports: 8,
             limits: LimitSettings::default(),
             session_hours: 24 * 7,
@@ -262,6 +267,11 @@ impl Default for Config {
             ci_runner_image: "gitlab/gitlab-runner:alpine".into(),
             ci_job_image: "curlimages/curl:latest".into(),
             ci_allowed_images: None,
+            agents: Vec::new(),
+            agents_tls: AgentsTls::default(),
+            agent: AgentSettings::default(),
+            host_check_interval_secs: 5,
+            role_host_labels: Default::default(),
         }
     }
 }
@@ -285,7 +295,7 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["admin_password_file"],
         Kind::Str,
     ),
-    ("WM_PORT_RANGE", &["port_range"], Kind::Str),
+    ("WM_PORT_RANGE", &["docker", "port_range"], Kind::Str),
     ("WM_MAX_PORTS", &["max_ports"], Kind::Int),
     ("WM_MEMORY_LIMIT", &["limits", "memory"], Kind::Str),
     ("WM_CPU_LIMIT", &["limits", "cpus"], Kind::Float),
@@ -303,6 +313,9 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ),
     ("WM_DOCKER_HOST", &["docker", "host"], Kind::Str),
     ("WM_HOST_NAME", &["docker", "host_name"], Kind::Str),
+    ("WM_HOST_ID", &["docker", "host_name"], Kind::Str),
+    ("WM_HOST_ADDRESS", &["docker", "address"], Kind::Str),
+    ("WM_HOST_LABELS", &["docker", "host_labels"], Kind::Str),
     ("WM_INSTANCE", &["docker", "instance"], Kind::Str),
     (
         "WM_PUBLISH_ADDRESS",
@@ -354,12 +367,44 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_CI_RUNNER_IMAGE", &["ci_runner_image"], Kind::Str),
     ("WM_CI_JOB_IMAGE", &["ci_job_image"], Kind::Str),
     ("WM_CI_ALLOWED_IMAGES", &["ci_allowed_images"], Kind::Str),
+    ("WM_AGENTS", &["agents"], Kind::Str),
+    ("WM_AGENTS_CA", &["agents_tls", "ca"], Kind::Str),
+    (
+        "WM_AGENTS_CLIENT_CERT",
+        &["agents_tls", "client_cert"],
+        Kind::Str,
+    ),
+    (
+        "WM_AGENTS_CLIENT_KEY",
+        &["agents_tls", "client_key"],
+        Kind::Str,
+    ),
+    ("WM_AGENT_TOKEN", &["agent", "token"], Kind::Str),
+    ("WM_AGENT_TOKEN_FILE", &["agent", "token_file"], Kind::Str),
+    ("WM_AGENT_TLS_CERT", &["agent", "tls_cert"], Kind::Str),
+    ("WM_AGENT_TLS_KEY", &["agent", "tls_key"], Kind::Str),
+    (
+        "WM_AGENT_TLS_CLIENT_CA",
+        &["agent", "tls_client_ca"],
+        Kind::Str,
+    ),
+    (
+        "WM_HOST_CHECK_INTERVAL_SECS",
+        &["host_check_interval_secs"],
+        Kind::Int,
+    ),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 impl Config {
     /// Reads the file (if any), applies `env`, and validates the result.
@@ -411,8 +456,77 @@ impl Config {
                 config.admin_password = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
             }
         }
+        if config.agent.token.is_none() {
+            if let Some(p) = &config.agent.token_file {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("agent token file {}: {e}", p.display())))?;
+                config.agent.token = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+            }
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// The agent token, checked: the console with agents and every agent need one.
+    pub fn agent_token(&self) -> Result<&str, ConfigError> {
+        match &self.agent.token {
+            Some(t) if t.expose().len() >= 16 => Ok(t.expose()),
+            Some(_) => Err(ConfigError(
+                "the agent token must have at least 16 characters".into(),
+            )),
+            None => Err(ConfigError(
+                "set WM_AGENT_TOKEN (or WM_AGENT_TOKEN_FILE): the console and its agents share it"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The console's TLS client configuration for `https://` agents, if one is set.
+    pub fn agents_client_tls(&self) -> Result<Option<rustls::ClientConfig>, ConfigError> {
+        let t = &self.agents_tls;
+        let Some(ca) = &t.ca else {
+            if t.client_cert.is_some() || t.client_key.is_some() {
+                return Err(ConfigError(
+                    "WM_AGENTS_CLIENT_CERT and WM_AGENTS_CLIENT_KEY need WM_AGENTS_CA".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let client = match (&t.client_cert, &t.client_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError(
+                    "set both WM_AGENTS_CLIENT_CERT and WM_AGENTS_CLIENT_KEY, or neither".into(),
+                ))
+            }
+        };
+        wm_agent::tls::client_config(ca, client)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("agents TLS: {e}")))
+    }
+
+    /// The agent's TLS server configuration, if it is to serve HTTPS.
+    pub fn agent_server_tls(&self) -> Result<Option<rustls::ServerConfig>, ConfigError> {
+        let a = &self.agent;
+        match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => wm_agent::tls::server_config(c, k, a.tls_client_ca.as_deref())
+                .map(Some)
+                .map_err(|e| ConfigError(format!("agent TLS: {e}"))),
+            (None, None) if a.tls_client_ca.is_none() => Ok(None),
+            _ => Err(ConfigError(
+                "WM_AGENT_TLS_CERT and WM_AGENT_TLS_KEY go together (and WM_AGENT_TLS_CLIENT_CA needs them)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Host labels the containers of `role` require.
+    pub fn required_labels(&self, role: Role) -> &[String] {
+        self.role_host_labels
+            .get(&role)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -486,6 +600,9 @@ impl Config {
                 return e(format!("public_url {url:?} must be an http(s) URL"));
             }
         }
+        if self.host_check_interval_secs == 0 {
+            return e("host_check_interval_secs must be at least 1".into());
+        }
         if self.reconcile_interval_secs == 0 {
             return e("reconcile_interval_secs must be at least 1".into());
         }
@@ -498,10 +615,6 @@ impl Config {
             Some(u) => u.expose().to_string(),
             None => format!("sqlite://{}", self.data_dir.join("wm.db").display()),
         }
-    }
-
-    pub fn port_range(&self) -> PortRange {
-        self.port_range.unwrap_or_else(PortRange::ephemeral)
     }
 
     /// The registries pulls may come from; `None` allows any.
@@ -545,7 +658,7 @@ mod tests {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.listen.port(), 8080);
         assert!(c.database_url().starts_with("sqlite://"));
-        assert!(c.port_range().size() > 1000);
+        assert!(c.docker.port_range().size() > 1000);
     }
 
     #[test]
@@ -571,8 +684,8 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.max_ports, 6, "the environment wins over the file");
         assert_eq!(
-            c.port_range(),
-            PortRange {
+            c.docker.port_range(),
+            wm_docker::PortRange {
                 first: 40000,
                 last: 40999
             }

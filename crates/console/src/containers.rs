@@ -12,17 +12,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use wm_backend::{
-    BackendError, ByteStream, ContainerSpec, ContainerState, ExecOutput, ExecRequest, PortBinding,
+    BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecOutput,
+    ExecRequest, PortBinding,
 };
 use wm_domain::{
     parse_env_list, parse_port_list, ContainerName, EnvVar, GuestPort, ImageRef, ParseError,
     ShortName,
 };
 use wm_store::{ContainerRecord, PortLease};
-
-/// How many times a create retries with other host ports when the host says a port is
-/// taken by something outside our leases.
-const PORT_ATTEMPTS: usize = 10;
 
 /// A container as the API shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -33,10 +30,13 @@ pub struct Container {
     pub image: String,
     /// `docker` or `kubernetes`.
     pub backend: String,
-    /// The host it runs on; links to its ports are `http://<host>:<port>/`.
+    /// The id of the host it runs on.
     pub host: String,
-    /// `creating`, `created`, `running`, `paused`, `restarting`, `exited`, `dead`, or
-    /// `gone` (removed from the host behind our back).
+    /// Where its ports are reached: links are `http://<address>:<port>/`.
+    pub address: String,
+    /// `creating`, `created`, `running`, `paused`, `restarting`, `exited`, `dead`,
+    /// `gone` (removed from the host behind our back), or `unknown` (its host does not
+    /// answer now).
     pub status: String,
     pub ports: Vec<Port>,
     /// `KEY=value` strings.
@@ -59,6 +59,7 @@ impl From<&ContainerRecord> for Container {
             image: c.image.clone(),
             backend: c.backend.clone(),
             host: c.host.clone(),
+            address: c.host.clone(),
             status: c.status.clone(),
             ports: c
                 .ports
@@ -93,6 +94,11 @@ pub struct CreateContainer {
     /// `docker` (default) or `kubernetes`.
     #[serde(default)]
     pub backend: Option<String>,
+    /// Host labels the container needs, e.g. `"gpu"` or `["gpu"]`: it goes only to a host
+    /// that carries them all.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub requires: Option<Value>,
 }
 
 /// `POST /api/v1/containers/{name}/exec`.
@@ -229,6 +235,11 @@ impl OwnedContainer {
     pub fn name(&self) -> &ContainerName {
         &self.record.name
     }
+
+    /// Its host's backend; 503 at once while the host does not answer.
+    fn host(&self, state: &AppState) -> Result<std::sync::Arc<dyn ContainerBackend>, ApiError> {
+        state.hosts.reach(&self.record.host)
+    }
 }
 
 /// Loads a container for `caller`: theirs, or anyone's for an admin. Anything else is
@@ -263,6 +274,10 @@ pub async fn create(
     let image = ImageRef::parse(&req.image)?;
     let env = parse_env(req.env)?;
     let guests = parse_ports(req.ports, state.config.max_ports)?;
+    let mut required = parse_requires(req.requires)?;
+    required.extend(state.config.required_labels(caller.role).iter().cloned());
+    required.sort();
+    required.dedup();
     match req.backend.as_deref() {
         None | Some("docker") => {}
         Some("kubernetes") => {
@@ -281,22 +296,23 @@ pub async fn create(
         }
     }
 
-    crate::images::check_usable(state, caller, &image).await?;
+    let present = crate::images::check_usable(state, caller, &image).await?;
 
-    let host = state.backend.host_name().to_string();
     let mut record = ContainerRecord {
         name: name.clone(),
         owner: caller.name.clone(),
         short_name: short.as_str().to_string(),
         image: image.to_string(),
         backend: "docker".into(),
-        host: host.clone(),
+        host: String::new(),
         status: "creating".into(),
         env: env.iter().map(ToString::to_string).collect(),
         engine_id: None,
         created_at: crate::now(),
         ports: Vec::new(),
     };
+    let (host, placing) = state.hosts.place(state, &required, &present).await?;
+    record.host = host.id.clone();
     // Inserting reserves the name: of two concurrent creates, one gets a conflict here.
     state
         .store
@@ -308,6 +324,7 @@ pub async fn create(
             }
             other => other.into(),
         })?;
+    drop(placing);
 
     let spec = ContainerSpec {
         name: name.clone(),
@@ -315,18 +332,26 @@ pub async fn create(
         short_name: short,
         image: image.clone(),
         env,
-        ports: Vec::new(),
+        ports: guests,
         limits: state.config.default_limits(),
     };
-    match create_on_host(state, &host, spec, &guests).await {
-        Ok((st, bindings)) => {
+    let created = async {
+        if !present.contains(&host.id) {
+            crate::images::pull_quietly(state, &host, &image).await?;
+        }
+        Ok::<_, ApiError>(host.backend.create(&spec).await?)
+    };
+    match created.await {
+        Ok(st) => {
+            record_ports(state, &host.id, &name, &st.ports).await?;
             state
                 .store
                 .set_container_status(name.as_str(), st.state.as_str(), Some(&st.id))
                 .await?;
             record.status = st.state.as_str().to_string();
             record.engine_id = Some(st.id);
-            record.ports = bindings
+            record.ports = st
+                .ports
                 .iter()
                 .map(|b| PortLease {
                     guest: b.guest,
@@ -334,13 +359,13 @@ pub async fn create(
                 })
                 .collect();
             record.ports.sort_by_key(|p| p.guest);
-            Ok(Container::from(&record))
+            Ok(view(state, &record))
         }
         Err(e) => {
             if let Err(cleanup) = state.store.delete_container(name.as_str()).await {
                 tracing::error!(container = %name, error = ?cleanup, "could not remove the record of a failed create");
             }
-            let _ = state.backend.remove_network_if_unused(&caller.name).await;
+            let _ = host.backend.remove_network_if_unused(&caller.name).await;
             Err(match e {
                 ApiError::NotFound {
                     code: "image_not_found",
@@ -352,52 +377,75 @@ pub async fn create(
     }
 }
 
-/// Leases host ports and creates the container, trying other ports while the host
-/// reports some as taken.
-async fn create_on_host(
+/// Host labels a request requires: `"gpu ssd"` or `["gpu", "ssd"]`.
+fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
+    let bad = || {
+        ParseError::new(
+            "requires",
+            "requires must be a string of space-separated host labels or an array of them",
+        )
+    };
+    let labels: Vec<String> = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s.split_whitespace().map(String::from).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(String::from).ok_or_else(bad))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad()),
+    };
+    let ok = |l: &String| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if labels.len() > 16 || !labels.iter().all(ok) {
+        return Err(ParseError::new(
+            "requires",
+            "host labels are at most 16 words of letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(labels)
+}
+
+/// Writes down the host ports the host gave the container. The host lends each of its
+/// ports once; a clash here means the database holds a stale record, which is logged.
+async fn record_ports(
     state: &AppState,
     host: &str,
-    mut spec: ContainerSpec,
-    guests: &[GuestPort],
-) -> Result<(ContainerState, Vec<PortBinding>), ApiError> {
-    let name = spec.name.to_string();
-    let mut bindings = state
-        .ports
-        .allocate(&state.store, host, &name, guests)
-        .await?;
-    for _ in 0..PORT_ATTEMPTS {
-        spec.ports = bindings.clone();
-        match state.backend.create(&spec).await {
-            Ok(st) => return Ok((st, bindings)),
-            Err(BackendError::PortsInUse(taken)) => {
-                tracing::info!(container = %name, ?taken, "host ports held outside our leases; trying others");
-                state.ports.mark_busy(&taken).await;
-                let (bad, good): (Vec<PortBinding>, Vec<PortBinding>) =
-                    bindings.into_iter().partition(|b| taken.contains(&b.host));
-                for b in &bad {
-                    state.store.release_port(host, b.host).await?;
-                }
-                let again: Vec<GuestPort> = bad.iter().map(|b| b.guest).collect();
-                let fresh = state
-                    .ports
-                    .allocate(&state.store, host, &name, &again)
-                    .await?;
-                bindings = good.into_iter().chain(fresh).collect();
-            }
-            Err(e) => {
-                state.store.release_ports_of(&name).await?;
-                return Err(e.into());
-            }
+    name: &ContainerName,
+    ports: &[PortBinding],
+) -> Result<(), ApiError> {
+    for p in ports {
+        if !state
+            .store
+            .lease_port(host, p.host, name.as_str(), p.guest)
+            .await?
+        {
+            tracing::warn!(container = %name, host, port = p.host, "the database already had this host port for another container");
         }
     }
-    state.store.release_ports_of(&name).await?;
-    Err(ApiError::Unavailable(
-        "could not find free host ports; try again".into(),
-    ))
+    Ok(())
+}
+
+/// The container as the API shows it: where its ports are reached, and `unknown` while
+/// its host does not answer.
+pub fn view(state: &AppState, r: &ContainerRecord) -> Container {
+    let mut c = Container::from(r);
+    if let Some(h) = state.hosts.get(&r.host) {
+        c.address = h.address();
+        if !h.usable() && r.status != "gone" {
+            c.status = "unknown".into();
+        }
+    } else if r.backend == "docker" && r.status != "gone" {
+        c.status = "unknown".into();
+    }
+    c
 }
 
 /// The caller's containers (an admin's `all` gives everyone's), with their current
-/// status from the host.
+/// status from their hosts.
 pub async fn list(
     state: &AppState,
     caller: &Caller,
@@ -409,42 +457,61 @@ pub async fn list(
     } else {
         Some(caller.name.as_str())
     };
-    let on_host = state.backend.list().await?;
     let mut records = state.store.containers(owner).await?;
+    let mut hosts: Vec<&str> = records
+        .iter()
+        .filter(|r| r.backend == "docker")
+        .map(|r| r.host.as_str())
+        .collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    // One list per host, all at once; a host that does not answer leaves its containers
+    // as they were recorded (and shown as unknown).
+    let lists = futures::future::join_all(hosts.iter().map(|id| async move {
+        let found = match state.hosts.reach(id) {
+            Ok(b) => b.list().await.ok(),
+            Err(_) => None,
+        };
+        (id.to_string(), found)
+    }))
+    .await;
     for r in &mut records {
-        if r.backend != "docker" || r.host != state.backend.host_name() || r.status == "creating" {
+        if r.backend != "docker" || r.status == "creating" {
             continue;
         }
+        let Some((_, Some(on_host))) = lists.iter().find(|(h, _)| *h == r.host) else {
+            continue;
+        };
         let now = on_host
             .iter()
             .find(|s| s.name == r.name.as_str())
             .map_or("gone", |s| s.state.as_str());
         if now != r.status {
-            state
-                .store
-                .set_container_status(r.name.as_str(), now, None)
-                .await?;
-            r.status = now.to_string();
+            set_status(state, r, now).await?;
         }
     }
-    Ok(records.iter().map(Container::from).collect())
+    Ok(records.iter().map(|r| view(state, r)).collect())
 }
 
 /// The container with its status as the host reports it now.
 pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
     let mut record = c.record;
     if record.status == "creating" {
-        return Ok(Container::from(&record));
+        return Ok(view(state, &record));
     }
-    let now = match state.backend.inspect(&record.name).await {
+    let Ok(backend) = state.hosts.reach(&record.host) else {
+        return Ok(view(state, &record));
+    };
+    let now = match backend.inspect(&record.name).await {
         Ok(st) => st.state.as_str(),
         Err(BackendError::NoSuchContainer) => "gone",
+        Err(BackendError::Unavailable(_)) => return Ok(view(state, &record)),
         Err(e) => return Err(e.into()),
     };
     if now != record.status {
         set_status(state, &mut record, now).await?;
     }
-    Ok(Container::from(&record))
+    Ok(view(state, &record))
 }
 
 /// Records a status seen on the host; a container gone from it gives up its ports.
@@ -484,29 +551,31 @@ async fn settle(
         .set_container_status(record.name.as_str(), st.state.as_str(), None)
         .await?;
     record.status = st.state.as_str().to_string();
-    Ok(Container::from(&record))
+    Ok(view(state, &record))
 }
 
 pub async fn start(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
-    let r = state.backend.start(c.name()).await;
+    let r = c.host(state)?.start(c.name()).await;
     settle(state, c, r).await
 }
 
 pub async fn stop(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
-    let r = state.backend.stop(c.name()).await;
+    let r = c.host(state)?.stop(c.name()).await;
     settle(state, c, r).await
 }
 
 /// Removes the container from its host, then its record and port leases, then the
-/// owner's network if this was their last container.
+/// owner's network if this was their last container there. A container already gone
+/// from its host needs no answer from the host.
 pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError> {
-    state.backend.remove(c.name()).await?;
+    if c.record.status == "gone" {
+        state.store.delete_container(c.name().as_str()).await?;
+        return Ok(());
+    }
+    let backend = c.host(state)?;
+    backend.remove(c.name()).await?;
     state.store.delete_container(c.name().as_str()).await?;
-    if let Err(e) = state
-        .backend
-        .remove_network_if_unused(&c.record.owner)
-        .await
-    {
+    if let Err(e) = backend.remove_network_if_unused(&c.record.owner).await {
         tracing::warn!(owner = %c.record.owner, error = %e, "could not remove the owner's network");
     }
     Ok(())
@@ -522,7 +591,7 @@ pub async fn exec(
         timeout_secs: state.config.exec_timeout_secs,
         max_output_bytes: state.config.exec_max_output,
     };
-    Ok(state.backend.exec(c.name(), &req).await?.into())
+    Ok(c.host(state)?.exec(c.name(), &req).await?.into())
 }
 
 pub async fn upload(
@@ -531,7 +600,7 @@ pub async fn upload(
     dir: &str,
     tar: ByteStream,
 ) -> Result<(), ApiError> {
-    state.backend.upload(c.name(), dir, tar).await?;
+    c.host(state)?.upload(c.name(), dir, tar).await?;
     Ok(())
 }
 
@@ -540,7 +609,7 @@ pub async fn logs(
     c: &OwnedContainer,
     tail: u32,
 ) -> Result<bytes::Bytes, ApiError> {
-    Ok(state.backend.logs(c.name(), tail).await?)
+    Ok(c.host(state)?.logs(c.name(), tail).await?)
 }
 
 #[cfg(test)]

@@ -147,8 +147,9 @@ impl From<BackendError> for ApiError {
     fn from(e: BackendError) -> Self {
         match e {
             BackendError::Unavailable(why) => ApiError::Unavailable(format!(
-                "the Docker engine is unavailable ({why}); try again later"
+                "the container host is unavailable ({why}); try again later"
             )),
+            BackendError::Exhausted(why) => ApiError::Unavailable(why),
             BackendError::NoSuchContainer => ApiError::not_found("container"),
             BackendError::NoSuchImage(r) => ApiError::NotFound {
                 code: "image_not_found",
@@ -163,9 +164,6 @@ impl From<BackendError> for ApiError {
                 field: None,
             },
             BackendError::Refused(m) => ApiError::Conflict(m),
-            BackendError::PortsInUse(p) => {
-                ApiError::Unavailable(format!("host ports {p:?} are in use; try again"))
-            }
             BackendError::Engine(m) => ApiError::Engine(m),
         }
     }

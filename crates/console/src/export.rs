@@ -94,7 +94,7 @@ impl SifCache {
             return Ok(path);
         }
         let _slot = self.slots.acquire().await.expect("never closed");
-        let archive = state.backend.save_image(&image.id).await?;
+        let archive = source(state, image)?.save_image(&image.id).await?;
         let partial = self.dir.join(format!(
             "{}.{}.partial",
             image.id.trim_start_matches("sha256:"),
@@ -176,6 +176,22 @@ pub struct ExportQuery {
 }
 
 /// A file name for a download: the reference with anything but `[A-Za-z0-9._-]` as `_`.
+/// A host that has the image and answers now.
+fn source(
+    state: &AppState,
+    image: &Image,
+) -> Result<Arc<dyn wm_backend::ContainerBackend>, ApiError> {
+    let mut last = None;
+    for host in &image.hosts {
+        match state.hosts.reach(host) {
+            Ok(b) => return Ok(b),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| ApiError::Unavailable(format!("no host has {} now", image.reference))))
+}
+
 fn download_name(reference: &str, ext: &str) -> HeaderValue {
     let safe: String = reference
         .chars()
@@ -215,7 +231,7 @@ pub async fn export_image(
     let mut headers = HeaderMap::new();
     match q.format.as_deref().unwrap_or("docker-archive") {
         "docker-archive" => {
-            let archive = state.backend.save_image(&image.reference).await?;
+            let archive = source(&state, &image)?.save_image(&image.reference).await?;
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
             headers.insert(CONTENT_DISPOSITION, download_name(&image.reference, "tar"));
             Ok((headers, Body::from_stream(archive)).into_response())

@@ -14,6 +14,7 @@ use crate::api::ErrorBody;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::hosts::Host;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
@@ -27,6 +28,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::RwLock;
 use utoipa::ToSchema;
@@ -51,24 +53,67 @@ pub struct Image {
     pub created_at: String,
     /// `own`, `shared` (another user's, shared with everyone) or `public`.
     pub kind: String,
+    /// The hosts that have it.
+    pub hosts: Vec<String>,
 }
 
-/// The images on the host, as last seen.
+/// The images on each host that answers, as last seen.
 #[derive(Default)]
 pub struct Catalog {
-    images: RwLock<Option<Vec<ImageInfo>>>,
+    images: RwLock<Option<HashMap<String, Vec<ImageInfo>>>>,
 }
 
 impl Catalog {
-    /// Reads the host's images again.
+    /// Reads every host's images again; a host that does not answer drops out until it
+    /// does.
     pub async fn refresh(&self, state: &AppState) -> Result<(), ApiError> {
-        let images = state.backend.images().await?;
-        *self.images.write().await = Some(images);
+        let usable = state.hosts.usable();
+        if usable.is_empty() {
+            return Err(ApiError::Unavailable(
+                "no container host answers now; try again later".into(),
+            ));
+        }
+        let lists = futures::future::join_all(
+            usable
+                .iter()
+                .map(|h| async move { (h.id.clone(), h.backend.images().await) }),
+        )
+        .await;
+        let mut all = HashMap::new();
+        let mut failure = None;
+        for (host, images) in lists {
+            match images {
+                Ok(images) => {
+                    all.insert(host, images);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if all.is_empty() {
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+        }
+        *self.images.write().await = Some(all);
         Ok(())
     }
 
-    /// The images, read from the host first if they never were.
-    async fn snapshot(&self, state: &AppState) -> Result<Vec<ImageInfo>, ApiError> {
+    /// Reads one host's images again.
+    async fn refresh_host(&self, host: &Host) -> Result<(), ApiError> {
+        let images = host.backend.images().await?;
+        self.images
+            .write()
+            .await
+            .get_or_insert_with(HashMap::new)
+            .insert(host.id.clone(), images);
+        Ok(())
+    }
+
+    /// The images by host, read from the hosts first if they never were.
+    async fn snapshot(
+        &self,
+        state: &AppState,
+    ) -> Result<HashMap<String, Vec<ImageInfo>>, ApiError> {
         if let Some(images) = self.images.read().await.as_ref() {
             return Ok(images.clone());
         }
@@ -77,13 +122,18 @@ impl Catalog {
     }
 }
 
-/// Follows the engine's image events and refreshes the catalog on each, until the process
-/// ends; reconnects after the engine goes away.
-pub async fn follow_events(state: AppState) {
+/// Follows one host's image events and refreshes its part of the catalog on each, until
+/// the process ends; reconnects after the host goes away.
+pub async fn follow_events(state: AppState, host: Arc<Host>) {
     loop {
-        match state.backend.image_events().await {
+        let events = if host.usable() {
+            host.backend.image_events().await
+        } else {
+            Err(BackendError::Unavailable("host is down".into()))
+        };
+        match events {
             Ok(mut events) => {
-                let _ = state.catalog.refresh(&state).await;
+                let _ = state.catalog.refresh_host(&host).await;
                 while let Some(event) = events.next().await {
                     if event.is_err() {
                         break;
@@ -91,7 +141,7 @@ pub async fn follow_events(state: AppState) {
                     // One build or pull sends a burst of events; gather it into one read.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     while let Some(Some(_)) = events.next().now_or_never() {}
-                    if let Err(e) = state.catalog.refresh(&state).await {
+                    if let Err(e) = state.catalog.refresh_host(&host).await {
                         tracing::debug!(error = %e, "catalog refresh failed");
                     }
                 }
@@ -102,9 +152,9 @@ pub async fn follow_events(state: AppState) {
     }
 }
 
-/// What `caller` may use of the host's images, one entry per reference.
+/// What `caller` may use of the hosts' images, one entry per reference.
 pub(crate) async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Image>, ApiError> {
-    let images = state.catalog.snapshot(state).await?;
+    let by_host = state.catalog.snapshot(state).await?;
     let meta: HashMap<String, ImageMeta> = state
         .store
         .all_image_meta()
@@ -112,30 +162,40 @@ pub(crate) async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Ima
         .into_iter()
         .map(|m| (m.reference.clone(), m))
         .collect();
-    let mut out = Vec::new();
-    for info in &images {
-        for tag in &info.tags {
-            let m = meta
-                .get(tag)
-                .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
-            let shared = m.is_some_and(|m| m.shared);
-            let kind = match &info.owner {
-                None => "public",
-                Some(o) if o == caller.name.as_str() => "own",
-                Some(_) if shared => "shared",
-                Some(_) if caller.is_admin() => "other",
-                Some(_) => continue,
-            };
-            out.push(Image {
-                reference: tag.clone(),
-                id: info.id.clone(),
-                owner: info.owner.clone(),
-                shared,
-                description: m.map(|m| m.description.clone()).unwrap_or_default(),
-                size: info.size,
-                created_at: crate::rfc3339(info.created_at),
-                kind: kind.into(),
-            });
+    let mut hosts: Vec<&String> = by_host.keys().collect();
+    hosts.sort();
+    let mut out: Vec<Image> = Vec::new();
+    for host in hosts {
+        for info in &by_host[host] {
+            for tag in &info.tags {
+                // The same reference on several hosts is one entry that lists them.
+                if let Some(seen) = out.iter_mut().find(|i| &i.reference == tag) {
+                    seen.hosts.push(host.clone());
+                    continue;
+                }
+                let m = meta
+                    .get(tag)
+                    .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
+                let shared = m.is_some_and(|m| m.shared);
+                let kind = match &info.owner {
+                    None => "public",
+                    Some(o) if o == caller.name.as_str() => "own",
+                    Some(_) if shared => "shared",
+                    Some(_) if caller.is_admin() => "other",
+                    Some(_) => continue,
+                };
+                out.push(Image {
+                    reference: tag.clone(),
+                    id: info.id.clone(),
+                    owner: info.owner.clone(),
+                    shared,
+                    description: m.map(|m| m.description.clone()).unwrap_or_default(),
+                    size: info.size,
+                    created_at: crate::rfc3339(info.created_at),
+                    kind: kind.into(),
+                    hosts: vec![host.clone()],
+                });
+            }
         }
     }
     out.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -151,21 +211,46 @@ fn image_not_found(what: &str) -> ApiError {
 
 /// Checks that `caller` may start a container from `image`: public, their own, shared by
 /// its owner, or anything for an admin. Anything else is the same 404 as a missing image.
+/// Returns the hosts that have it.
 pub async fn check_usable(
     state: &AppState,
     caller: &Caller,
     image: &ImageRef,
-) -> Result<(), ApiError> {
-    let found = state
-        .backend
-        .image(image.as_str())
-        .await?
-        .ok_or_else(|| image_not_found(image.as_str()))?;
+) -> Result<Vec<String>, ApiError> {
+    let usable = state.hosts.usable();
+    let answers = futures::future::join_all(
+        usable
+            .iter()
+            .map(|h| async move { (h.id.clone(), h.backend.image(image.as_str()).await) }),
+    )
+    .await;
+    let mut present = Vec::new();
+    let mut found = None;
+    let mut failure = None;
+    for (host, answer) in answers {
+        match answer {
+            Ok(Some(info)) => {
+                present.push(host);
+                found.get_or_insert(info);
+            }
+            Ok(None) => {}
+            Err(e) => failure = Some(e),
+        }
+    }
+    let Some(found) = found else {
+        return Err(match failure {
+            Some(e) => e.into(),
+            None if usable.is_empty() => {
+                ApiError::Unavailable("no container host answers now; try again later".into())
+            }
+            None => image_not_found(image.as_str()),
+        });
+    };
     let Some(owner) = &found.owner else {
-        return Ok(());
+        return Ok(present);
     };
     if owner == caller.name.as_str() || caller.is_admin() {
-        return Ok(());
+        return Ok(present);
     }
     let shared = state
         .store
@@ -173,9 +258,78 @@ pub async fn check_usable(
         .await?
         .is_some_and(|m| m.shared && m.owner.as_str() == owner);
     if shared {
-        Ok(())
+        Ok(present)
     } else {
         Err(image_not_found(image.as_str()))
+    }
+}
+
+/// Pulls a public image onto `host` before a container starts from it there.
+///
+/// # Errors
+/// 503 for an image of ours (built here, in no registry): it cannot be fetched, and
+/// the hosts that have it cannot take the container now.
+pub async fn pull_quietly(state: &AppState, host: &Host, image: &ImageRef) -> Result<(), ApiError> {
+    if image.registry() == "docker.io"
+        && image
+            .path()
+            .starts_with(&format!("{}/", state.config.image_prefix))
+    {
+        return Err(ApiError::Unavailable(format!(
+            "{image} was built here and is not on {}, and the hosts that have it cannot take a container now; try again later",
+            host.id
+        )));
+    }
+    tracing::info!(host = %host.id, %image, "pulling the image before a container starts from it");
+    let mut progress = host
+        .backend
+        .pull(image, registry_auth(state, image.registry()))
+        .await?;
+    while let Some(step) = progress.next().await {
+        step.map_err(|e| {
+            ApiError::Unavailable(format!("could not pull {image} onto {}: {e}", host.id))
+        })?;
+    }
+    Ok(())
+}
+
+/// The configured login for `registry`, if any.
+fn registry_auth(state: &AppState, registry: &str) -> Option<RegistryAuth> {
+    state
+        .config
+        .registries
+        .iter()
+        .find(|r| r.host == registry)
+        .map(|r| RegistryAuth {
+            server: r.host.clone(),
+            username: r.username.clone(),
+            password: r.password.expose().to_string(),
+        })
+}
+
+/// The hosts a pull or build goes to: the one named, or every host that answers.
+fn target_hosts(state: &AppState, host: Option<&str>) -> Result<Vec<Arc<Host>>, ApiError> {
+    match host {
+        None | Some("") | Some("all") => {
+            let usable = state.hosts.usable();
+            if usable.is_empty() {
+                return Err(ApiError::Unavailable(
+                    "no container host answers now; try again later".into(),
+                ));
+            }
+            Ok(usable)
+        }
+        Some(id) => {
+            let Some(h) = state.hosts.get(id) else {
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!("there is no host {id:?}; leave it out for every host"),
+                    field: Some("host"),
+                });
+            };
+            state.hosts.reach(id)?;
+            Ok(vec![h.clone()])
+        }
     }
 }
 
@@ -319,15 +473,17 @@ pub async fn delete_image(
     }
     for image in &images {
         let r = ImageRef::parse(&image.reference).map_err(|e| ApiError::Unexpected(e.into()))?;
-        match state.backend.remove_image(&r).await {
-            Ok(()) | Err(BackendError::NoSuchImage(_)) => {}
-            Err(BackendError::Refused(m)) => {
-                return Err(ApiError::Conflict(format!(
-                    "the host refused to remove {}: {m}",
-                    image.reference
-                )))
+        for host in &image.hosts {
+            match state.hosts.reach(host)?.remove_image(&r).await {
+                Ok(()) | Err(BackendError::NoSuchImage(_)) => {}
+                Err(BackendError::Refused(m)) => {
+                    return Err(ApiError::Conflict(format!(
+                        "host {host} refused to remove {}: {m}",
+                        image.reference
+                    )))
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
         state.store.delete_image_meta(&image.reference).await?;
     }
@@ -389,6 +545,9 @@ async fn done_line(state: &AppState, caller: &Caller, reference: &ImageRef) -> V
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
     pub image: String,
+    /// The host to pull onto; every host that answers when left out (or `all`).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/images/pull", request_body = PullRequest,
@@ -417,19 +576,30 @@ pub async fn pull_image(
             "{prefix}... holds the images built here; pull into another name"
         )));
     }
-    let auth = state
-        .config
-        .registries
-        .iter()
-        .find(|r| r.host == registry)
-        .map(|r| RegistryAuth {
-            server: r.host.clone(),
-            username: r.username.clone(),
-            password: r.password.expose().to_string(),
-        });
-    let progress = state.backend.pull(&image, auth).await?;
+    let auth = registry_auth(&state, registry);
+    let mut streams = Vec::new();
+    for host in target_hosts(&state, req.host.as_deref())? {
+        let progress = host.backend.pull(&image, auth.clone()).await?;
+        streams.push(on_host(&host.id, progress));
+    }
+    let progress = futures::stream::select_all(streams).boxed();
     let lines = async_lines(state, caller, image, progress, "pulling", None);
     Ok(ndjson(lines))
+}
+
+/// One host's progress, each step with the host's id.
+type HostProgress = futures::stream::BoxStream<'static, Result<(String, Progress), BackendError>>;
+
+fn on_host(id: &str, progress: wm_backend::ProgressStream) -> HostProgress {
+    let id = id.to_string();
+    progress
+        .map(move |step| {
+            step.map(|p| (id.clone(), p)).map_err(|e| match e {
+                BackendError::Refused(m) => BackendError::Refused(format!("{id}: {m}")),
+                other => other,
+            })
+        })
+        .boxed()
 }
 
 /// The progress lines of a pull or build, then its last line, and an audit entry.
@@ -437,7 +607,7 @@ fn async_lines(
     state: AppState,
     caller: Caller,
     image: ImageRef,
-    progress: wm_backend::ProgressStream,
+    progress: HostProgress,
     verb: &'static str,
     timeout: Option<Duration>,
 ) -> impl Stream<Item = Value> + Send + 'static {
@@ -465,8 +635,10 @@ fn async_lines(
             };
             match next {
                 None => break,
-                Some(Ok(p)) => {
-                    if tx.send(progress_line(p, verb)).await.is_err() {
+                Some(Ok((host, p))) => {
+                    let mut line = progress_line(p, verb);
+                    line["host"] = Value::String(host);
+                    if tx.send(line).await.is_err() {
                         // The client went away: dropping the stream cancels the work.
                         return;
                     }
@@ -550,7 +722,7 @@ fn dockerfile_context(text: &str) -> Result<Bytes, ApiError> {
 }
 
 #[utoipa::path(post, path = "/api/v1/images/build",
-    request_body(content_type = "multipart/form-data", description = "`name` (web or web:1); `dockerfile` (text) or `context` (tar or tar.gz file); any number of `buildarg` (KEY=value)"),
+    request_body(content_type = "multipart/form-data", description = "`name` (web or web:1); `dockerfile` (text) or `context` (tar or tar.gz file); any number of `buildarg` (KEY=value); `host` to build on one host only"),
     responses((status = 200, content_type = "application/x-ndjson", description = "build log lines; the last is {status: done, image} or {status: error, error}"),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 /// Build an image into the caller's namespace, with its live log.
@@ -601,10 +773,11 @@ pub(crate) async fn build_from_form(
     // The console's form always sends both inputs; an empty one is one not used, and a
     // context file wins over the text.
     let from_web = csrf.is_some();
-    let (mut name, mut context, mut build_args) = (None, None, Vec::new());
+    let (mut name, mut context, mut build_args, mut host) = (None, None, Vec::new(), None);
     while let Some(mut field) = form.next_field().await.map_err(too_big)? {
         match field.name().unwrap_or("") {
             "name" => name = Some(field.text().await.map_err(too_big)?),
+            "host" => host = Some(field.text().await.map_err(too_big)?.trim().to_string()),
             "dockerfile" | "context" if context.is_some() && !from_web => {
                 return Err(ApiError::invalid("send either dockerfile or context, once"))
             }
@@ -653,7 +826,7 @@ pub(crate) async fn build_from_form(
             }
             other => {
                 return Err(ApiError::invalid(format!(
-                "unexpected form field {other:?}; send name, dockerfile or context, and buildarg"
+                "unexpected form field {other:?}; send name, dockerfile or context, buildarg, and host"
             )))
             }
         }
@@ -670,7 +843,12 @@ pub(crate) async fn build_from_form(
         build_args,
         limits: state.config.default_limits(),
     };
-    let progress = state.backend.build(&req, context).await?;
+    let mut streams = Vec::new();
+    for h in target_hosts(&state, host.as_deref())? {
+        let progress = h.backend.build(&req, context.clone()).await?;
+        streams.push(on_host(&h.id, progress));
+    }
+    let progress = futures::stream::select_all(streams).boxed();
     let timeout = Duration::from_secs(state.config.build_timeout_secs);
     Ok(ndjson(async_lines(
         state,

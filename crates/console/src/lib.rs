@@ -1,8 +1,8 @@
 //! The console: the only service users talk to.
 //!
 //! It authenticates callers, owns the database, checks ownership on every operation,
-//! chooses host ports, and serves the REST API v1. Container hosts are reached only
-//! through [`wm_backend::ContainerBackend`].
+//! places containers on hosts, and serves the REST API v1. Container hosts are reached
+//! only through [`wm_backend::ContainerBackend`], in-process or through an agent.
 
 pub mod api;
 pub mod app;
@@ -14,15 +14,15 @@ pub mod containers;
 pub mod error;
 pub mod export;
 mod extract;
+pub mod hosts;
 pub mod images;
 pub mod metrics;
-mod ports;
 mod ratelimit;
 pub mod reconcile;
 pub mod state;
 mod web;
 
-pub use app::{build, build_with_backend, Application, StartError};
+pub use app::{build, build_with_agents, Application, StartError};
 pub use config::Config;
 
 /// Unix seconds now.

@@ -1,6 +1,7 @@
 //! Prometheus metrics: request counts and latencies, containers by status, and the
 //! latency of every call to a container host (through [`InstrumentedBackend`]).
 
+use crate::hosts::HealthCell;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -34,7 +35,13 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabels {
+    pub host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
+    pub host: String,
     pub op: &'static str,
     pub outcome: &'static str,
 }
@@ -55,7 +62,7 @@ pub struct Metrics {
     pub request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub engine_call_seconds: Family<CallLabels, Histogram, fn() -> Histogram>,
     pub containers: Family<StatusLabels, Gauge>,
-    pub engine_up: Gauge,
+    pub hosts_up: Family<HostLabels, Gauge>,
     pub directory_logins: Family<OutcomeLabels, Counter>,
     pub directory_up: Gauge,
     pub sif_conversions: Family<OutcomeLabels, Counter>,
@@ -95,11 +102,11 @@ impl Default for Metrics {
             "Containers in the database, by status",
             containers.clone(),
         );
-        let engine_up = Gauge::default();
+        let hosts_up = Family::<HostLabels, Gauge>::default();
         registry.register(
             "docker_up",
-            "1 when the Docker host answered the last check",
-            engine_up.clone(),
+            "1 when the container host answered the last check, by host",
+            hosts_up.clone(),
         );
         let directory_logins = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -128,7 +135,7 @@ impl Default for Metrics {
             request_seconds,
             engine_call_seconds,
             containers,
-            engine_up,
+            hosts_up,
         }
     }
 }
@@ -139,6 +146,14 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    pub fn host_up(&self, host: &str, up: bool) {
+        self.hosts_up
+            .get_or_create(&HostLabels {
+                host: host.to_string(),
+            })
+            .set(i64::from(up));
     }
 
     pub fn set_container_counts(&self, counts: &[(String, i64)]) {
@@ -153,15 +168,25 @@ impl Metrics {
     }
 }
 
-/// A backend that times every call into `wm_docker_call_duration_seconds`.
+/// A host's backend that times every call into `wm_docker_call_duration_seconds` and
+/// tells the host's health when a call finds the host unreachable.
 pub struct InstrumentedBackend {
     inner: Arc<dyn ContainerBackend>,
     metrics: Arc<Metrics>,
+    health: Arc<HealthCell>,
 }
 
 impl InstrumentedBackend {
-    pub fn new(inner: Arc<dyn ContainerBackend>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+    pub fn new(
+        inner: Arc<dyn ContainerBackend>,
+        metrics: Arc<Metrics>,
+        health: Arc<HealthCell>,
+    ) -> Self {
+        Self {
+            inner,
+            metrics,
+            health,
+        }
     }
 
     async fn timed<T>(
@@ -176,9 +201,16 @@ impl InstrumentedBackend {
             Err(BackendError::Unavailable(_)) => "unavailable",
             Err(_) => "error",
         };
+        if let Err(e) = &r {
+            self.health.saw(self.inner.host_name(), e);
+        }
         self.metrics
             .engine_call_seconds
-            .get_or_create(&CallLabels { op, outcome })
+            .get_or_create(&CallLabels {
+                host: self.inner.host_name().to_string(),
+                op,
+                outcome,
+            })
             .observe(start.elapsed().as_secs_f64());
         r
     }
@@ -191,7 +223,7 @@ impl ContainerBackend for InstrumentedBackend {
     }
     async fn info(&self) -> Result<HostInfo, BackendError> {
         let r = self.timed("info", self.inner.info()).await;
-        self.metrics.engine_up.set(i64::from(r.is_ok()));
+        self.metrics.host_up(self.inner.host_name(), r.is_ok());
         r
     }
     async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {

@@ -1,4 +1,6 @@
-//! Keeps the database true to the host, at start and periodically.
+//! Keeps the database true to the hosts, at start, periodically, and when a host that was
+//! down answers again. A host that does not answer is left alone: its containers keep
+//! their records (and show as `unknown`) until it is back.
 //!
 //! - A container in the database that the host no longer has is marked `gone` and its
 //!   ports are released (the record stays until its owner deletes it).
@@ -7,6 +9,7 @@
 //!   name a known user and a valid name, and reported otherwise; it is never duplicated.
 //! - Statuses are brought up to date, and the image catalog is read again.
 
+use crate::hosts::Host;
 use crate::state::AppState;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -35,10 +38,41 @@ pub struct ReconcileReport {
 /// Names already reported, so the log says it once, not every interval.
 static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
+/// Reconciles every host that answers, then reads the image catalog again.
 pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error::ApiError> {
     let mut report = ReconcileReport::default();
-    let host = state.backend.host_name().to_string();
-    let on_host = state.backend.list().await?;
+    let mut first_error = None;
+    for host in state.hosts.usable() {
+        match reconcile_host(state, &host).await {
+            Ok(r) => {
+                report.gone.extend(r.gone);
+                report.adopted.extend(r.adopted);
+                report.unknown.extend(r.unknown);
+                report.updated += r.updated;
+            }
+            Err(e) => {
+                tracing::debug!(host = %host.id, error = %e, "reconcile skipped a host");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    // The event streams keep the image catalog fresh; this catches what a lost event
+    // missed.
+    state.catalog.refresh(state).await?;
+    match first_error {
+        Some(e) if state.hosts.usable().is_empty() => Err(e),
+        _ => Ok(report),
+    }
+}
+
+/// Brings the records of one host's containers in line with what the host has.
+pub async fn reconcile_host(
+    state: &AppState,
+    h: &Host,
+) -> Result<ReconcileReport, crate::error::ApiError> {
+    let mut report = ReconcileReport::default();
+    let host = h.id.clone();
+    let on_host = h.backend.list().await?;
     let records: Vec<ContainerRecord> = state
         .store
         .containers(None)
@@ -75,7 +109,7 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
         if records.iter().any(|r| r.name.as_str() == s.name) {
             continue;
         }
-        match adopt(state, &host, &s.name).await {
+        match adopt(state, h, &s.name).await {
             Ok(()) => {
                 tracing::info!(container = %s.name, "adopted a container the database did not know");
                 crate::audit::record(
@@ -111,16 +145,14 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
             }
         }
     }
-    // The event stream keeps the image catalog fresh; this catches what a lost event
-    // missed.
-    state.catalog.refresh(state).await?;
     Ok(report)
 }
 
 /// Records a container found on the host, if its labels make sense.
-async fn adopt(state: &AppState, host: &str, name: &str) -> Result<(), String> {
+async fn adopt(state: &AppState, h: &Host, name: &str) -> Result<(), String> {
+    let host = h.id.as_str();
     let name = ContainerName::parse(name).map_err(|e| e.to_string())?;
-    let st = match state.backend.inspect(&name).await {
+    let st = match h.backend.inspect(&name).await {
         Ok(st) => st,
         Err(BackendError::NoSuchContainer) => return Err("removed meanwhile".into()),
         Err(e) => return Err(e.to_string()),

@@ -1,19 +1,18 @@
 //! What every request handler shares.
 
 use crate::config::Config;
+use crate::hosts::Hosts;
 use crate::metrics::Metrics;
-use crate::ports::PortAllocator;
 use std::sync::Arc;
-use wm_backend::ContainerBackend;
 use wm_store::Store;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub backend: Arc<dyn ContainerBackend>,
+    /// The container hosts: the local engine, or the agents.
+    pub hosts: Arc<Hosts>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    pub ports: Arc<PortAllocator>,
     /// The department directory, when one is configured.
     pub directory: Option<Arc<wm_ldap::Directory>>,
     pub catalog: Arc<crate::images::Catalog>,

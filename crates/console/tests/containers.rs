@@ -689,7 +689,7 @@ async fn a_port_held_by_another_program_is_skipped() {
     // Three ports; something else listens on the first.
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let first = held.local_addr().unwrap().port();
-    config.port_range = Some(wm_console::config::PortRange {
+    config.docker.port_range = Some(wm_docker::PortRange {
         first,
         last: first + 2,
     });
@@ -713,7 +713,7 @@ async fn ports_are_released_on_delete() {
     let first = probe.local_addr().unwrap().port();
     drop(probe);
     // Room for exactly one port.
-    config.port_range = Some(wm_console::config::PortRange { first, last: first });
+    config.docker.port_range = Some(wm_docker::PortRange { first, last: first });
     let app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     let image = test_image().await;

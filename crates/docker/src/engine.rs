@@ -1,6 +1,7 @@
 //! [`DockerEngine`]: the Docker Engine API client behind [`ContainerBackend`].
 
 use crate::labels;
+use crate::ports::PortPool;
 use crate::settings::DockerSettings;
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
@@ -41,6 +42,8 @@ const RUNNER_KIND: &str = "ci-runner";
 const MAX_LOG_BYTES: usize = 4 << 20;
 /// Seconds `stop` gives a container before it is killed.
 const STOP_GRACE_SECS: i64 = 10;
+/// Creates tried with other host ports when the first ones turn out to be held.
+const PORT_ATTEMPTS: usize = 5;
 
 /// A Docker Engine, reached lazily: the engine may be down when we start, and every call
 /// answers [`BackendError::Unavailable`] quickly until it is back.
@@ -52,6 +55,7 @@ pub struct DockerEngine {
     /// creates do not make several networks of one name (the engine does not prevent
     /// it) and a removal does not pull the network from under a create.
     network_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    ports: PortPool,
 }
 
 impl DockerEngine {
@@ -59,6 +63,7 @@ impl DockerEngine {
     pub fn new(settings: DockerSettings) -> Self {
         let timeout = Duration::from_secs(settings.call_timeout_secs);
         Self {
+            ports: PortPool::new(settings.port_range()),
             settings,
             client: RwLock::new(None),
             timeout,
@@ -196,10 +201,9 @@ impl DockerEngine {
     }
 
     /// The hardened host configuration: the whole security policy is here.
-    fn host_config(&self, spec: &ContainerSpec) -> HostConfig {
+    fn host_config(&self, spec: &ContainerSpec, ports: &[PortBinding]) -> HostConfig {
         let s = &self.settings;
-        let port_bindings = spec
-            .ports
+        let port_bindings = ports
             .iter()
             .map(|p| {
                 (
@@ -297,6 +301,162 @@ impl DockerEngine {
             }
         }
         held
+    }
+
+    /// Every lent container of this installation on the engine, with its memory limit;
+    /// rebuilds the port pool from what it finds.
+    async fn scan(&self) -> Result<Vec<(ContainerState, i64)>, BackendError> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={}", labels::INSTANCE, self.settings.instance),
+            ],
+        )]);
+        let found = self
+            .call(docker.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters,
+                ..Default::default()
+            })))
+            .await?;
+        let ours = found
+            .into_iter()
+            // A CI runner is not a lent container.
+            .filter(|c| {
+                c.labels
+                    .as_ref()
+                    .is_none_or(|l| !l.contains_key(labels::KIND))
+            })
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let memory = labels
+                    .get(labels::MEMORY)
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(0);
+                // Containers made before the label existed: what the engine publishes.
+                let ports = match labels.get(labels::PORTS) {
+                    Some(l) => ports_from_label(l),
+                    None => c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| {
+                            Some(PortBinding {
+                                guest: GuestPort::new(p.private_port.into()).ok()?,
+                                host: p.public_port?,
+                            })
+                        })
+                        .collect(),
+                };
+                let state = ContainerState {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    state: match c.state.as_deref() {
+                        Some("created") => RunState::Created,
+                        Some("running") => RunState::Running,
+                        Some("paused") => RunState::Paused,
+                        Some("restarting") => RunState::Restarting,
+                        Some("exited") => RunState::Exited,
+                        _ => RunState::Dead,
+                    },
+                    ports,
+                    env: Vec::new(),
+                    created_at: c.created.unwrap_or_default(),
+                };
+                (state, memory)
+            })
+            .collect::<Vec<_>>();
+        self.ports.rebuild(
+            ours.iter()
+                .flat_map(|(c, _)| c.ports.iter().map(|p| (p.host, c.name.clone()))),
+        );
+        Ok(ours)
+    }
+
+    /// One try at creating and starting the container with these host ports.
+    async fn create_with(
+        &self,
+        spec: &ContainerSpec,
+        ports: &[PortBinding],
+    ) -> Result<ContainerState, Attempt> {
+        let docker = self.docker().await?;
+        let lock = self.network_lock(&spec.owner);
+        let network_guard = lock.lock().await;
+        self.ensure_network(&docker, &spec.owner).await?;
+        let mut labels = self.our_labels(&spec.owner);
+        labels.insert(labels::NAME.into(), spec.short_name.as_str().into());
+        labels.insert(labels::PORTS.into(), ports_label(ports));
+        labels.insert(labels::MEMORY.into(), spec.limits.memory_bytes.to_string());
+        let config = Config {
+            image: Some(spec.image.to_string()),
+            hostname: Some(spec.short_name.as_str().to_string()),
+            env: Some(spec.env.iter().map(ToString::to_string).collect()),
+            labels: Some(labels),
+            exposed_ports: Some(
+                ports
+                    .iter()
+                    .map(|p| (port_key(p.guest), HashMap::new()))
+                    .collect(),
+            ),
+            host_config: Some(self.host_config(spec, ports)),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: spec.name.to_string(),
+            platform: None,
+        };
+        match self
+            .call(docker.create_container(Some(options), config))
+            .await
+        {
+            Ok(_) => {}
+            Err(BackendError::NoSuchImage(_)) => {
+                return Err(BackendError::NoSuchImage(spec.image.to_string()).into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+        drop(network_guard);
+        if let Err(e) = self
+            .call(docker.start_container::<String>(spec.name.as_str(), None))
+            .await
+        {
+            // Leave nothing behind: the next try uses other ports.
+            let _ = self.remove_container(&spec.name).await;
+            let message = e.to_string();
+            return Err(match ports_in_message(&message, ports) {
+                Some(ports) => Attempt::PortsHeld(ports),
+                None => Attempt::Failed(e),
+            });
+        }
+        Ok(self.inspect(&spec.name).await?)
+    }
+
+    /// Removes the container from the engine; one already gone is not an error.
+    async fn remove_container(&self, name: &ContainerName) -> Result<(), BackendError> {
+        let docker = self.docker().await?;
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self
+            .call(docker.remove_container(name.as_str(), Some(opts)))
+            .await
+        {
+            Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
+            // "removal already in progress"
+            Err(BackendError::Refused(m)) if m.contains("already in progress") => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn state_from_inspect(
@@ -407,6 +567,41 @@ fn classify(e: DockerError) -> BackendError {
     }
 }
 
+/// How one try at a create ended, when it did not succeed.
+enum Attempt {
+    /// These host ports are held by another program: try others.
+    PortsHeld(Vec<u16>),
+    Failed(BackendError),
+}
+
+impl From<BackendError> for Attempt {
+    fn from(e: BackendError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+fn ports_label(ports: &[PortBinding]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("{}:{}", p.guest.get(), p.host))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The bindings of a `wm.ports` label; malformed pairs are skipped.
+fn ports_from_label(label: &str) -> Vec<PortBinding> {
+    label
+        .split_whitespace()
+        .filter_map(|pair| {
+            let (g, h) = pair.split_once(':')?;
+            Some(PortBinding {
+                guest: GuestPort::new(g.parse().ok()?).ok()?,
+                host: h.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 /// Which of the requested host ports a failed start names as taken.
 fn ports_in_message(message: &str, ports: &[PortBinding]) -> Option<Vec<u16>> {
     let taken =
@@ -435,9 +630,21 @@ impl ContainerBackend for DockerEngine {
     async fn info(&self) -> Result<HostInfo, BackendError> {
         let docker = self.docker().await?;
         let v = self.call(docker.version()).await?;
+        let system = self.call(docker.info()).await?;
+        let running: Vec<(ContainerState, i64)> = self
+            .scan()
+            .await?
+            .into_iter()
+            .filter(|(c, _)| c.state == RunState::Running)
+            .collect();
         Ok(HostInfo {
             version: v.version.unwrap_or_default(),
             api_version: v.api_version.unwrap_or_default(),
+            address: self.settings.address().to_string(),
+            labels: self.settings.host_labels.clone(),
+            memory_total: system.mem_total.unwrap_or_default(),
+            memory_committed: running.iter().map(|(_, m)| m).sum(),
+            containers_running: running.len() as u64,
         })
     }
 
@@ -463,58 +670,51 @@ impl ContainerBackend for DockerEngine {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
         self.check_policy(spec)?;
-        let held = self.ports_held_locally(&spec.ports).await;
-        if !held.is_empty() {
-            return Err(BackendError::PortsInUse(held));
+        if !self.ports.seeded() {
+            // Learn which ports the engine's containers hold before lending any.
+            self.list().await?;
         }
-        let docker = self.docker().await?;
-        let lock = self.network_lock(&spec.owner);
-        let network_guard = lock.lock().await;
-        self.ensure_network(&docker, &spec.owner).await?;
-        let mut labels = self.our_labels(&spec.owner);
-        labels.insert(labels::NAME.into(), spec.short_name.as_str().into());
-        let config = Config {
-            image: Some(spec.image.to_string()),
-            hostname: Some(spec.short_name.as_str().to_string()),
-            env: Some(spec.env.iter().map(ToString::to_string).collect()),
-            labels: Some(labels),
-            exposed_ports: Some(
-                spec.ports
-                    .iter()
-                    .map(|p| (port_key(p.guest), HashMap::new()))
-                    .collect(),
-            ),
-            host_config: Some(self.host_config(spec)),
-            ..Default::default()
-        };
-        let options = CreateContainerOptions {
-            name: spec.name.to_string(),
-            platform: None,
-        };
-        match self
-            .call(docker.create_container(Some(options), config))
-            .await
-        {
-            Ok(_) => {}
-            Err(BackendError::NoSuchImage(_)) => {
-                return Err(BackendError::NoSuchImage(spec.image.to_string()))
+        let name = spec.name.as_str();
+        for _ in 0..PORT_ATTEMPTS {
+            let hosts = self
+                .ports
+                .lend(name, spec.ports.len())
+                .map_err(BackendError::Exhausted)?;
+            let bindings: Vec<PortBinding> = spec
+                .ports
+                .iter()
+                .zip(hosts)
+                .map(|(&guest, host)| PortBinding { guest, host })
+                .collect();
+            let held = self.ports_held_locally(&bindings).await;
+            let outcome = if held.is_empty() {
+                self.create_with(spec, &bindings).await
+            } else {
+                Err(Attempt::PortsHeld(held))
+            };
+            match outcome {
+                Ok(st) => {
+                    self.ports.settle(name);
+                    return Ok(st);
+                }
+                Err(Attempt::PortsHeld(held)) => {
+                    tracing::info!(
+                        container = name,
+                        ?held,
+                        "host ports held by another program; trying others"
+                    );
+                    self.ports.release(name);
+                    self.ports.mark_busy(&held);
+                }
+                Err(Attempt::Failed(e)) => {
+                    self.ports.release(name);
+                    return Err(e);
+                }
             }
-            Err(e) => return Err(e),
         }
-        drop(network_guard);
-        if let Err(e) = self
-            .call(docker.start_container::<String>(spec.name.as_str(), None))
-            .await
-        {
-            // Leave nothing behind: the caller may retry with other ports.
-            let _ = self.remove(&spec.name).await;
-            let message = e.to_string();
-            return Err(match ports_in_message(&message, &spec.ports) {
-                Some(ports) => BackendError::PortsInUse(ports),
-                None => e,
-            });
-        }
-        self.inspect(&spec.name).await
+        Err(BackendError::Unavailable(
+            "could not find free host ports; try again".into(),
+        ))
     }
 
     async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
@@ -550,26 +750,14 @@ impl ContainerBackend for DockerEngine {
     }
 
     async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
-        let docker = self.docker().await?;
         match self.inspect(name).await {
             Ok(_) => {}
             Err(BackendError::NoSuchContainer) => return Ok(()),
             Err(e) => return Err(e),
         }
-        let opts = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        match self
-            .call(docker.remove_container(name.as_str(), Some(opts)))
-            .await
-        {
-            Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
-            // "removal already in progress"
-            Err(BackendError::Refused(m)) if m.contains("already in progress") => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.remove_container(name).await?;
+        self.ports.release(name.as_str());
+        Ok(())
     }
 
     async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError> {
@@ -617,65 +805,7 @@ impl ContainerBackend for DockerEngine {
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
-        let docker = self.docker().await?;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("{}=true", labels::MANAGED),
-                format!("{}={}", labels::INSTANCE, self.settings.instance),
-            ],
-        )]);
-        let found = self
-            .call(docker.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters,
-                ..Default::default()
-            })))
-            .await?;
-        Ok(found
-            .into_iter()
-            // A CI runner is not a lent container.
-            .filter(|c| {
-                c.labels
-                    .as_ref()
-                    .is_none_or(|l| !l.contains_key(labels::KIND))
-            })
-            .map(|c| {
-                let labels = c.labels.unwrap_or_default();
-                ContainerState {
-                    id: c.id.unwrap_or_default(),
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
-                    owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
-                    image: c.image.unwrap_or_default(),
-                    state: match c.state.as_deref() {
-                        Some("created") => RunState::Created,
-                        Some("running") => RunState::Running,
-                        Some("paused") => RunState::Paused,
-                        Some("restarting") => RunState::Restarting,
-                        Some("exited") => RunState::Exited,
-                        _ => RunState::Dead,
-                    },
-                    ports: c
-                        .ports
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|p| {
-                            Some(PortBinding {
-                                guest: GuestPort::new(p.private_port.into()).ok()?,
-                                host: p.public_port?,
-                            })
-                        })
-                        .collect(),
-                    env: Vec::new(),
-                    created_at: c.created.unwrap_or_default(),
-                }
-            })
-            .collect())
+        Ok(self.scan().await?.into_iter().map(|(c, _)| c).collect())
     }
 
     async fn exec(

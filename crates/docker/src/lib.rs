@@ -6,10 +6,11 @@
 //! can start a container that breaks the host's policy.
 
 mod engine;
+mod ports;
 mod settings;
 
 pub use engine::DockerEngine;
-pub use settings::{DockerSettings, MountRule, CAPABILITY_CEILING};
+pub use settings::{DockerSettings, MountRule, PortRange, CAPABILITY_CEILING};
 
 /// Label keys on every object we create.
 pub mod labels {
@@ -19,4 +20,10 @@ pub mod labels {
     pub const INSTANCE: &str = "wm.instance";
     /// `ci-runner` on a user's CI runner, which is not one of their lent containers.
     pub const KIND: &str = "wm.kind";
+    /// The host ports a container was given, `guest:host` pairs separated by spaces: a
+    /// stopped container's bindings are not in the engine's container list, and the
+    /// host's port pool is rebuilt from this after a restart.
+    pub const PORTS: &str = "wm.ports";
+    /// The container's memory limit in bytes, for the host's committed-memory figure.
+    pub const MEMORY: &str = "wm.memory";
 }

@@ -2,6 +2,7 @@
 //! containers may have, and the ceilings on their limits.
 
 use serde::Deserialize;
+use std::fmt;
 use wm_backend::Limits;
 
 /// Capabilities a container may ever be given: Docker's default set without `NET_RAW`
@@ -62,8 +63,19 @@ pub struct DockerSettings {
     /// `unix:///var/run/docker.sock` (default) or `tcp://host:port`.
     pub host: String,
     /// The name of this host as users see it: `Container.host`, and the host part of the
-    /// links to published ports. Default: this machine's host name.
+    /// links to published ports unless `address` is set (`WM_HOST_ID`, or `WM_HOST_NAME`).
+    /// Default: this machine's host name.
     pub host_name: String,
+    /// The address users reach this host's published ports at, when it is not
+    /// `host_name` (`WM_HOST_ADDRESS`), e.g. `blade3.ie.example.org`.
+    pub address: Option<String>,
+    /// What this host offers that a container or a role may require, e.g. `gpu`
+    /// (`WM_HOST_LABELS`, space-separated).
+    #[serde(deserialize_with = "words")]
+    pub host_labels: Vec<String>,
+    /// Host ports lent to containers (`WM_PORT_RANGE`, e.g. `40000-40999`); default: the
+    /// kernel's ephemeral range.
+    pub port_range: Option<PortRange>,
     /// Labels every object as `wm.instance=<instance>`, so that two installations sharing
     /// one engine never touch each other's containers. Also prefixes network names.
     pub instance: String,
@@ -88,6 +100,9 @@ impl Default for DockerSettings {
         Self {
             host: "unix:///var/run/docker.sock".into(),
             host_name: local_host_name(),
+            address: None,
+            host_labels: Vec::new(),
+            port_range: None,
             instance: "wm".into(),
             publish_address: "0.0.0.0".into(),
             cap_add: [
@@ -123,9 +138,49 @@ fn local_host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// A list given as one space-separated string (a variable) or as an array (the file).
+fn words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Words {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Words::deserialize(d)? {
+        Words::One(s) => s.split_whitespace().map(String::from).collect(),
+        Words::Many(v) => v,
+    })
+}
+
 impl DockerSettings {
+    pub fn port_range(&self) -> PortRange {
+        self.port_range.unwrap_or_else(PortRange::ephemeral)
+    }
+
+    /// Where users reach this host's published ports.
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or(&self.host_name)
+    }
+
     /// Checks the settings; the message names the setting and what is wrong with it.
     pub fn validate(&self) -> Result<(), String> {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if let Some(bad) = self.host_labels.iter().find(|l| !label_ok(l)) {
+            return Err(format!(
+                "host label {bad:?} must be 1 to 63 letters, digits, '-', '_' or '.'"
+            ));
+        }
+        if !label_ok(&self.host_name) {
+            return Err(format!(
+                "host name {:?} must be 1 to 63 letters, digits, '-', '_' or '.'",
+                self.host_name
+            ));
+        }
         if !(self.host.starts_with("unix://")
             || self.host.starts_with("tcp://")
             || self.host.starts_with("http://"))
@@ -180,6 +235,80 @@ impl DockerSettings {
             return Err("the docker call timeout must be at least one second".into());
         }
         Ok(())
+    }
+}
+
+/// Inclusive range of host ports lent to containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once('-')
+            .ok_or_else(|| format!("port range {s:?} must look like 40000-40999"))?;
+        let num = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("port range {s:?}: {x:?} is not a port number"))
+        };
+        let (first, last) = (num(a)?, num(b)?);
+        if first == 0 || first > last {
+            return Err(format!(
+                "port range {s:?} must go from a lower to a higher port, both 1..65535"
+            ));
+        }
+        Ok(Self { first, last })
+    }
+
+    /// The kernel's ephemeral range, as in the report; 32768-60999 where it cannot be read.
+    pub fn ephemeral() -> Self {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| {
+                let mut it = s.split_whitespace().map(|n| n.parse::<u16>().ok());
+                Some(Self {
+                    first: it.next()??,
+                    last: it.next()??,
+                })
+            })
+            .filter(|r| r.first > 0 && r.first <= r.last)
+            .unwrap_or(Self {
+                first: 32768,
+                last: 60999,
+            })
+    }
+
+    pub fn size(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+
+    /// The port after `port`, wrapping round to the first.
+    pub fn after(&self, port: u16) -> u16 {
+        if port >= self.last || port < self.first {
+            self.first
+        } else {
+            port + 1
+        }
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PortRange::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -59,7 +59,7 @@ crate::deserialize_by_parse!(UserName, String, |s: String| UserName::parse(&s));
 
 /// What a person may do. Teachers are students with more quota in later issues; admins may
 /// see and act on everyone's resources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Student,

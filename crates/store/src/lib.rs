@@ -535,6 +535,46 @@ impl Store {
             .collect()
     }
 
+    /// Containers that hold a place on their host (all but `gone` ones), per host.
+    pub async fn containers_per_host(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT host, COUNT(*) AS n FROM containers WHERE status <> 'gone' GROUP BY host",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("host")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    // --- hosts -----------------------------------------------------------------------------
+
+    pub async fn drained_hosts(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT host FROM drained_hosts ORDER BY host")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("host")?)).collect()
+    }
+
+    /// Drains `host` (no new containers go there) or puts it back in service.
+    pub async fn set_host_drained(&self, host: &str, drained: bool, now: i64) -> Result<()> {
+        if drained {
+            sqlx::query(
+                "INSERT INTO drained_hosts (host, since) VALUES ($1, $2) ON CONFLICT (host) DO NOTHING",
+            )
+            .bind(host)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        } else {
+            sqlx::query("DELETE FROM drained_hosts WHERE host = $1")
+                .bind(host)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     // --- port leases ---------------------------------------------------------------------
 
     /// Leases `host_port` on `host` to a container. `Ok(false)` when another container
@@ -560,38 +600,6 @@ impl Store {
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(false),
             Err(e) => Err(e.into()),
         }
-    }
-
-    pub async fn release_port(&self, host: &str, host_port: u16) -> Result<()> {
-        sqlx::query("DELETE FROM port_leases WHERE host = $1 AND host_port = $2")
-            .bind(host)
-            .bind(i64::from(host_port))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn release_ports_of(&self, container: &str) -> Result<()> {
-        sqlx::query("DELETE FROM port_leases WHERE container = $1")
-            .bind(container)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Host ports leased on `host`, ascending.
-    pub async fn leased_ports(&self, host: &str) -> Result<Vec<u16>> {
-        let rows =
-            sqlx::query("SELECT host_port FROM port_leases WHERE host = $1 ORDER BY host_port")
-                .bind(host)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                let p: i64 = r.try_get("host_port")?;
-                u16::try_from(p).map_err(|_| StoreError::Corrupt(format!("host port {p}")))
-            })
-            .collect()
     }
 
     async fn ports_of(&self, container: &str) -> Result<Vec<PortLease>> {

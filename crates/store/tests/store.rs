@@ -255,7 +255,6 @@ async fn containers_and_port_leases() {
         // Taken on h1, free on h2.
         assert!(!s.lease_port("h1", 40000, "bob-db", g(5432)).await.unwrap());
         assert!(s.lease_port("h2", 40000, "bob-db", g(5432)).await.unwrap());
-        assert_eq!(s.leased_ports("h1").await.unwrap(), [40000, 40001]);
 
         let got = s.container("alice-web").await.unwrap().unwrap();
         assert_eq!(got.env, ["A=1", "B=two words"]);
@@ -290,19 +289,29 @@ async fn containers_and_port_leases() {
         let bob = s.container("bob-db").await.unwrap().unwrap();
         assert_eq!(bob.status, "gone");
         assert!(bob.ports.is_empty(), "a gone container holds no ports");
-        assert!(s.leased_ports("h2").await.unwrap().is_empty());
-        assert!(s.lease_port("h2", 40000, "bob-db", g(5432)).await.unwrap());
+        assert!(
+            s.lease_port("h2", 40000, "bob-db", g(5432)).await.unwrap(),
+            "its port is free again"
+        );
+        assert_eq!(
+            s.containers_per_host().await.unwrap(),
+            [("h1".to_string(), 1)],
+            "a gone container holds no place on its host"
+        );
 
-        s.release_port("h1", 40001).await.unwrap();
-        assert_eq!(s.leased_ports("h1").await.unwrap(), [40000]);
         s.delete_container("alice-web").await.unwrap();
         assert!(s.container("alice-web").await.unwrap().is_none());
+        s.insert_container(&web).await.unwrap();
         assert!(
-            s.leased_ports("h1").await.unwrap().is_empty(),
-            "leases go with it"
+            s.container("alice-web")
+                .await
+                .unwrap()
+                .unwrap()
+                .ports
+                .is_empty(),
+            "leases go with the container"
         );
-        s.release_ports_of("bob-db").await.unwrap();
-        assert!(s.leased_ports("h2").await.unwrap().is_empty());
+        assert!(s.lease_port("h1", 40001, "alice-web", g(22)).await.unwrap());
     })
     .await;
 }
@@ -441,4 +450,19 @@ async fn migrations_are_idempotent() {
     a.close().await;
     let b = Store::connect(&url).await.unwrap();
     assert!(b.user("alice").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn drained_hosts() {
+    both(|s| async move {
+        assert!(s.drained_hosts().await.unwrap().is_empty());
+        s.set_host_drained("h2", true, 1).await.unwrap();
+        s.set_host_drained("h2", true, 2).await.unwrap();
+        s.set_host_drained("h1", true, 3).await.unwrap();
+        assert_eq!(s.drained_hosts().await.unwrap(), ["h1", "h2"]);
+        s.set_host_drained("h1", false, 4).await.unwrap();
+        s.set_host_drained("h3", false, 5).await.unwrap();
+        assert_eq!(s.drained_hosts().await.unwrap(), ["h2"]);
+    })
+    .await;
 }

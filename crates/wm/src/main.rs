@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +25,28 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run the console alone, lending from the docker agents listed in `WM_AGENTS`.
+    Console {
+        /// A TOML configuration file; `WM_*` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run an agent: the narrow, authenticated API of one container host.
+    Agent {
+        #[command(subcommand)]
+        kind: AgentKind,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentKind {
+    /// Serve this host's Docker engine to the console (`WM_AGENT_TOKEN`, `WM_HOST_ID`,
+    /// `WM_PORT_RANGE`, `WM_LISTEN`).
+    Docker {
+        /// A TOML configuration file; `WM_*` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -39,22 +62,54 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve { config } => serve(config).await,
+        Command::Serve { config } => console(config, false).await,
+        Command::Console { config } => console(config, true).await,
+        Command::Agent {
+            kind: AgentKind::Docker { config },
+        } => docker_agent(config).await,
     }
 }
 
-async fn serve(file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn console(file: Option<PathBuf>, with_agents: bool) -> anyhow::Result<()> {
     let config = wm_console::Config::load(file.as_deref(), std::env::vars())?;
     let listen = config.listen;
-    let app = wm_console::build(config)
-        .await
-        .context("whalemountain could not start")?;
+    let app = if with_agents {
+        wm_console::build_with_agents(config).await
+    } else {
+        wm_console::build(config).await
+    }
+    .context("whalemountain could not start")?;
     tracing::info!(
         "whalemountain listening on http://{}:{}",
         listen.ip(),
         app.port()
     );
     app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn docker_agent(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = wm_console::Config::load(file.as_deref(), std::env::vars())?;
+    let token = wm_agent::AgentToken::new(config.agent_token()?);
+    let tls = config.agent_server_tls()?;
+    let engine = Arc::new(wm_docker::DockerEngine::new(config.docker.clone()));
+    let limits = wm_agent::BodyLimits {
+        upload: config.upload_max_bytes + (1 << 20),
+        build_context: config.build_context_max_bytes + (1 << 20),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        host = %config.docker.host_name,
+        ports = %config.docker.port_range(),
+        "docker agent listening on {}://{}",
+        if tls.is_some() { "https" } else { "http" },
+        listener.local_addr()?
+    );
+    let router = wm_agent::router(engine, token, limits);
+    wm_agent::serve(listener, router, tls, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

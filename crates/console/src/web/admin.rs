@@ -14,7 +14,6 @@ use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
-use std::time::Duration;
 use wm_store::UserSource;
 
 pub async fn page_handler(
@@ -39,24 +38,35 @@ pub async fn page_handler(
         .await
         .map_err(ApiError::from)
         .or_page(&ctx)?;
-    let host = tokio::time::timeout(Duration::from_secs(3), state.backend.info())
-        .await
-        .ok()
-        .and_then(Result::ok);
+    let hosts = state.hosts.views(&state).await.or_page(&ctx)?;
     let body = html! {
         (notice(&ctx, &q))
         section aria-labelledby="hosts-h" {
             h2 #hosts-h { (t.hosts) }
             table.cards {
-                thead { tr { th scope="col" { (t.host) } th scope="col" { (t.status) } th scope="col" { (t.version) } } }
-                tbody { tr {
-                    td data-label=(t.host) { (state.backend.host_name()) }
-                    td data-label=(t.status) {
-                        @if host.is_some() { span.badge.ok { (t.reachable) } } @else { span.badge.bad { (t.unreachable) } }
-                    }
-                    td data-label=(t.version) { (host.as_ref().map_or("—", |h| h.version.as_str())) }
+                thead { tr {
+                    th scope="col" { (t.host) } th scope="col" { (t.status) } th scope="col" { (t.containers) }
+                    th scope="col" { (t.host_labels) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
                 } }
+                tbody { @for h in &hosts { tr {
+                    td data-label=(t.host) { (h.id) br; small { (h.address) } }
+                    td data-label=(t.status) {
+                        @if h.status == "up" { span.badge.ok { (t.reachable) } } @else { span.badge.bad { (t.unreachable) } }
+                        @if h.drained { " " span.badge { (t.drained) } }
+                    }
+                    td data-label=(t.containers) { (h.containers) }
+                    td data-label=(t.host_labels) { (if h.labels.is_empty() { "—".to_string() } else { h.labels.join(" ") }) }
+                    td data-label=(t.version) { (h.version.as_deref().unwrap_or("—")) }
+                    td {
+                        form.inline method="post" action={ "/admin/hosts/" (h.id) "/drain" } {
+                            (ctx.csrf_field())
+                            input type="hidden" name="drained" value=(if h.drained { "false" } else { "true" });
+                            button type="submit" aria-describedby="drain-hint" { (if h.drained { t.resume } else { t.drain }) }
+                        }
+                    }
+                } } }
             }
+            p.hint #drain-hint { (t.hint_drain) }
             form.inline method="post" action="/admin/reconcile" {
                 (ctx.csrf_field())
                 button type="submit" aria-describedby="reconcile-hint" { (t.reconcile_now) }
@@ -166,6 +176,18 @@ pub async fn add_user(
         .await
         .or_page(ctx)?;
     Ok(see_other("/admin?notice=user-created"))
+}
+
+pub async fn drain(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    Admin::check(ctx.caller()).or_page(ctx)?;
+    let drained = posted.field("drained") == "true";
+    api::drain_host(&state, &id, drained).await.or_page(ctx)?;
+    Ok(see_other("/admin?notice=host-changed"))
 }
 
 pub async fn reconcile(

@@ -27,7 +27,7 @@ fn port_links(ctx: &Ctx, c: &Container) -> Markup {
                 @for p in &c.ports {
                     li {
                         (p.guest) " → "
-                        a href={ "http://" (c.host) ":" (p.host) "/" } { (c.host) ":" (p.host) }
+                        a href={ "http://" (c.address) ":" (p.host) "/" } { (c.address) ":" (p.host) }
                     }
                 }
             }
@@ -192,6 +192,7 @@ pub async fn create(State(state): State<AppState>, posted: Posted) -> Response {
         env: optional(&f.env),
         ports: optional(&f.ports),
         backend: optional(&f.backend).map(|v| v.as_str().unwrap_or_default().to_string()),
+        requires: None,
     };
     let e = match containers::create(&state, ctx.caller(), req).await {
         Ok(_) => return see_other("/containers?notice=created"),

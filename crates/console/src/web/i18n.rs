@@ -195,6 +195,12 @@ pub struct Texts {
     pub reachable: &'static str,
     pub unreachable: &'static str,
     pub version: &'static str,
+    pub host_labels: &'static str,
+    pub drained: &'static str,
+    pub drain: &'static str,
+    pub resume: &'static str,
+    pub hint_drain: &'static str,
+    pub notice_host_changed: &'static str,
 
     pub notice_created: &'static str,
     pub notice_started: &'static str,
@@ -279,6 +285,7 @@ impl Texts {
             "ci-removed" => self.notice_ci_removed,
             "user-created" => self.notice_user_created,
             "reconciled" => self.notice_reconciled,
+            "host-changed" => self.notice_host_changed,
             _ => return None,
         })
     }
@@ -412,6 +419,12 @@ pub static EN: Texts = Texts {
     reachable: "reachable",
     unreachable: "unreachable",
     version: "Version",
+    host_labels: "Labels",
+    drained: "drained",
+    drain: "Drain",
+    resume: "Resume",
+    hint_drain: "A drained host keeps its containers but gets no new ones.",
+    notice_host_changed: "The host's placement was changed.",
 
     notice_created: "The container was created and started.",
     notice_started: "The container was started.",
@@ -579,6 +592,12 @@ pub static JA: Texts = Texts {
     result: "結果",
     reachable: "接続可",
     unreachable: "接続不可",
+    host_labels: "ラベル",
+    drained: "割り当て停止中",
+    drain: "割り当てを止める",
+    resume: "割り当てを再開",
+    hint_drain: "割り当てを止めたホストは、今のコンテナを残したまま新しいコンテナを受け付けません。",
+    notice_host_changed: "ホストの割り当て設定を変更しました。",
     version: "バージョン",
 
     notice_created: "コンテナを作成して起動しました。",

@@ -207,6 +207,7 @@ pub async fn pull(State(state): State<AppState>, posted: Posted) -> Result<Respo
     let ctx = posted.ctx;
     let req = PullRequest {
         image: posted.fields.get("image").cloned().unwrap_or_default(),
+        host: None,
     };
     let resp = images::pull_image(State(state), ctx.caller().clone(), ApiJson(req))
         .await

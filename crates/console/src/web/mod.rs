@@ -73,6 +73,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin", get(admin::page_handler))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/reconcile", post(admin::reconcile))
+        .route("/admin/hosts/{id}/drain", post(admin::drain))
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> Response {

@@ -11,7 +11,8 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use wm_console::config::{Config, PortRange, Secret};
+use wm_console::config::{Config, Secret};
+use wm_docker::PortRange;
 
 use wm_testkit::{docker, unique};
 
@@ -233,7 +234,7 @@ where
 }
 
 pub fn port_range(c: &Config) -> PortRange {
-    c.port_range()
+    c.docker.port_range()
 }
 
 /// A reference as it goes in a path: `wm/alice/web:1` → `wm%2Falice%2Fweb%3A1`.

@@ -1,0 +1,421 @@
+//! The console's side: a [`ContainerBackend`] that is an agent on another host.
+
+use crate::protocol::{BuildQuery, DirQuery, ErrorBody, Line, PullRequest, RefQuery, TailQuery};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::io::StreamReader;
+use wm_backend::{
+    BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
+    ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
+    RunnerState,
+};
+use wm_domain::{ContainerName, ImageRef, UserName};
+
+/// Longest line of a progress stream.
+const MAX_LINE: usize = 1 << 20;
+/// How long a connection to an agent may take before the host counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where an agent is: its host id and base URL (`http://blade1:8081`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentEndpoint {
+    pub id: String,
+    pub url: String,
+}
+
+impl AgentEndpoint {
+    /// Parses the `WM_AGENTS` form: `h1=http://host1:8081 h2=https://host2:8081`.
+    pub fn parse_list(s: &str) -> Result<Vec<Self>, String> {
+        let mut out: Vec<Self> = Vec::new();
+        for item in s.split_whitespace() {
+            let (id, url) = item
+                .split_once('=')
+                .ok_or_else(|| format!("agent {item:?} must look like h1=http://host:port"))?;
+            let e = Self {
+                id: id.to_string(),
+                url: url.to_string(),
+            };
+            e.validate()?;
+            if out.iter().any(|o| o.id == e.id) {
+                return Err(format!("agent id {:?} is listed twice", e.id));
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 63
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !id_ok {
+            return Err(format!(
+                "agent id {:?} must be 1 to 63 letters, digits, '-', '_' or '.'",
+                self.id
+            ));
+        }
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| format!("agent {}: URL {:?}: {e}", self.id, self.url))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "agent {}: URL {:?} must be http(s)://host:port",
+                self.id, self.url
+            ));
+        }
+        Ok(())
+    }
+
+    /// The agent's host name, for links when the agent does not name an address.
+    pub fn host(&self) -> Option<String> {
+        reqwest::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from))
+    }
+}
+
+/// A container host reached through its agent.
+pub struct RemoteBackend {
+    id: String,
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl RemoteBackend {
+    /// `tls` is the client configuration for `https` agents (their CA, and a client
+    /// certificate for mutual TLS); `None` uses no TLS settings of ours.
+    pub fn new(
+        endpoint: &AgentEndpoint,
+        token: &str,
+        tls: Option<rustls::ClientConfig>,
+        call_timeout: Duration,
+    ) -> Result<Self, String> {
+        endpoint.validate()?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(30));
+        if let Some(tls) = tls {
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("agent {}: {e}", endpoint.id))?;
+        Ok(Self {
+            id: endpoint.id.clone(),
+            base: endpoint.url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+            timeout: call_timeout,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1{path}", self.base)
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> BackendError {
+        let why = if e.is_timeout() {
+            "did not answer in time".to_string()
+        } else if e.is_connect() {
+            "cannot be reached".to_string()
+        } else {
+            format!("failed: {e}")
+        };
+        BackendError::Unavailable(format!("host {}: its agent {why}", self.id))
+    }
+
+    /// Sends with the token; a failed answer becomes the host's own error.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, BackendError> {
+        let mut req = req.bearer_auth(&self.token);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(BackendError::Unavailable(format!(
+                "host {}: its agent refused the console's agent token",
+                self.id
+            )));
+        }
+        let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(b) => b.error,
+            Err(_) => BackendError::Engine(format!(
+                "host {}: its agent answered {status}: {}",
+                self.id,
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )),
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<T, BackendError> {
+        let resp = self.send(req, Some(timeout)).await?;
+        resp.json().await.map_err(|e| {
+            if e.is_timeout() {
+                self.unreachable(&e)
+            } else {
+                BackendError::Engine(format!("host {}: unreadable answer: {e}", self.id))
+            }
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, BackendError> {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.json(req, self.timeout).await
+    }
+
+    async fn no_content(&self, req: reqwest::RequestBuilder) -> Result<(), BackendError> {
+        self.send(req, Some(self.timeout)).await.map(drop)
+    }
+
+    /// An NDJSON answer as a stream of the host's results.
+    fn lines<T: DeserializeOwned + Send + 'static>(
+        &self,
+        resp: reqwest::Response,
+    ) -> BoxStream<'static, Result<T, BackendError>> {
+        let id = self.id.clone();
+        let reader = StreamReader::new(resp.bytes_stream().map_err(std::io::Error::other));
+        FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_LINE))
+            .map(move |line| {
+                let line = line.map_err(|e| {
+                    BackendError::Unavailable(format!("host {id}: the stream broke off: {e}"))
+                })?;
+                match serde_json::from_str::<Line<T>>(&line) {
+                    Ok(Line::Ok(v)) => Ok(v),
+                    Ok(Line::Err(e)) => Err(e),
+                    Err(e) => Err(BackendError::Engine(format!(
+                        "host {id}: unreadable stream line: {e}"
+                    ))),
+                }
+            })
+            .boxed()
+    }
+}
+
+fn path_segment(s: &str) -> String {
+    // Container and user names are [a-z0-9-], but never trust that in a URL.
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ContainerBackend for RemoteBackend {
+    fn host_name(&self) -> &str {
+        &self.id
+    }
+
+    async fn info(&self) -> Result<HostInfo, BackendError> {
+        self.call(reqwest::Method::GET, "/info", None::<&()>).await
+    }
+
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {
+        let req = self.http.get(self.url("/images/inspect")).query(&RefQuery {
+            reference: reference.to_string(),
+        });
+        self.json(req, self.timeout).await
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
+        self.call(reqwest::Method::POST, "/containers", Some(spec))
+            .await
+    }
+
+    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        let path = format!("/containers/{}/start", path_segment(name.as_str()));
+        self.call(reqwest::Method::POST, &path, None::<&()>).await
+    }
+
+    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        let path = format!("/containers/{}/stop", path_segment(name.as_str()));
+        // Stopping takes the container's grace period on top of the usual answer time.
+        let req = self.http.post(self.url(&path));
+        self.json(req, self.timeout + Duration::from_secs(15)).await
+    }
+
+    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+        let path = format!("/containers/{}", path_segment(name.as_str()));
+        self.no_content(self.http.delete(self.url(&path))).await
+    }
+
+    async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError> {
+        let path = format!("/networks/{}", path_segment(owner.as_str()));
+        self.no_content(self.http.delete(self.url(&path))).await
+    }
+
+    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+        let path = format!("/containers/{}", path_segment(name.as_str()));
+        self.call(reqwest::Method::GET, &path, None::<&()>).await
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
+        self.call(reqwest::Method::GET, "/containers", None::<&()>)
+            .await
+    }
+
+    async fn exec(
+        &self,
+        name: &ContainerName,
+        req: &ExecRequest,
+    ) -> Result<ExecOutput, BackendError> {
+        let path = format!("/containers/{}/exec", path_segment(name.as_str()));
+        let r = self.http.post(self.url(&path)).json(req);
+        self.json(r, self.timeout + Duration::from_secs(req.timeout_secs))
+            .await
+    }
+
+    async fn upload(
+        &self,
+        name: &ContainerName,
+        dir: &str,
+        tar: ByteStream,
+    ) -> Result<(), BackendError> {
+        let path = format!("/containers/{}/files", path_segment(name.as_str()));
+        let req = self
+            .http
+            .put(self.url(&path))
+            .query(&DirQuery {
+                dir: dir.to_string(),
+            })
+            .body(reqwest::Body::wrap_stream(tar));
+        // As long as the upload takes: it is bounded by its size, not by a clock.
+        self.send(req, None).await.map(drop)
+    }
+
+    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
+        let path = format!("/containers/{}/logs", path_segment(name.as_str()));
+        let req = self.http.get(self.url(&path)).query(&TailQuery { tail });
+        let resp = self.send(req, Some(self.timeout)).await?;
+        resp.bytes().await.map_err(|e| self.unreachable(&e))
+    }
+
+    async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {
+        self.call(reqwest::Method::GET, "/images", None::<&()>)
+            .await
+    }
+
+    async fn remove_image(&self, reference: &ImageRef) -> Result<(), BackendError> {
+        let req = self.http.delete(self.url("/images")).query(&RefQuery {
+            reference: reference.to_string(),
+        });
+        self.no_content(req).await
+    }
+
+    async fn pull(
+        &self,
+        image: &ImageRef,
+        auth: Option<RegistryAuth>,
+    ) -> Result<ProgressStream, BackendError> {
+        let req = self.http.post(self.url("/images/pull")).json(&PullRequest {
+            image: image.clone(),
+            auth,
+        });
+        let resp = self.send(req, None).await?;
+        Ok(self.lines(resp))
+    }
+
+    async fn build(
+        &self,
+        req: &BuildRequest,
+        context: Bytes,
+    ) -> Result<ProgressStream, BackendError> {
+        let query = BuildQuery {
+            request: serde_json::to_string(req)
+                .map_err(|e| BackendError::Engine(format!("build request: {e}")))?,
+        };
+        let r = self
+            .http
+            .post(self.url("/images/build"))
+            .query(&query)
+            .body(context);
+        let resp = self.send(r, None).await?;
+        Ok(self.lines(resp))
+    }
+
+    async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError> {
+        let req = self.http.get(self.url("/images/save")).query(&RefQuery {
+            reference: reference.to_string(),
+        });
+        let resp = self.send(req, None).await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
+        let path = format!("/runners/{}", path_segment(spec.owner.as_str()));
+        self.call(reqwest::Method::PUT, &path, Some(spec)).await
+    }
+
+    async fn runner(&self, owner: &UserName) -> Result<Option<RunnerState>, BackendError> {
+        let path = format!("/runners/{}", path_segment(owner.as_str()));
+        self.call(reqwest::Method::GET, &path, None::<&()>).await
+    }
+
+    async fn remove_runner(&self, owner: &UserName) -> Result<(), BackendError> {
+        let path = format!("/runners/{}", path_segment(owner.as_str()));
+        self.no_content(self.http.delete(self.url(&path))).await
+    }
+
+    async fn image_events(
+        &self,
+    ) -> Result<BoxStream<'static, Result<(), BackendError>>, BackendError> {
+        let resp = self
+            .send(self.http.get(self.url("/events/images")), None)
+            .await?;
+        Ok(self.lines(resp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_lists() {
+        let l =
+            AgentEndpoint::parse_list("h1=http://blade1:8081  h2=https://10.0.0.2:9000/").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].host().as_deref(), Some("10.0.0.2"));
+        for bad in [
+            "h1",
+            "h1=ftp://x",
+            "h1=http://a:1 h1=http://b:1",
+            "b@d=http://x:1",
+            "h1=not a url",
+        ] {
+            assert!(AgentEndpoint::parse_list(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The agent protocol: a container host's operations over HTTP.
+//!
+//! `wm agent docker` serves a [`ContainerBackend`](wm_backend::ContainerBackend) with
+//! [`server::router`]; the console speaks to it through [`RemoteBackend`], which is itself
+//! a `ContainerBackend`, so the console cannot tell an agent from an in-process host.
+//!
+//! - Everything under `/v1/` needs `Authorization: Bearer <agent token>` (compared in
+//!   constant time); `/healthz` answers without it.
+//! - Requests and answers are the backend's own serde types as JSON. A failure is its
+//!   status and `{"error": BackendError}`, so the console gets back the very error the
+//!   host gave.
+//! - Long operations (pulls, builds, image events) are NDJSON, one `{"ok": ...}` or
+//!   `{"err": BackendError}` per line; downloads and uploads are raw byte streams.
+//! - Optionally HTTPS, and optionally mutual TLS ([`tls`]).
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+pub mod tls;
+
+pub use client::{AgentEndpoint, RemoteBackend};
+pub use server::{router, serve, AgentToken, BodyLimits};

@@ -1,0 +1,67 @@
+//! What both sides of the protocol agree on: error bodies, stream lines, status codes.
+
+use serde::{Deserialize, Serialize};
+use wm_backend::BackendError;
+
+/// The body of every failed answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: BackendError,
+}
+
+/// One line of an NDJSON stream.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Line<T> {
+    Ok(T),
+    Err(BackendError),
+}
+
+/// The status an error is sent with; the body carries the error itself.
+pub fn status_of(e: &BackendError) -> u16 {
+    match e {
+        BackendError::NoSuchContainer | BackendError::NoSuchImage(_) => 404,
+        BackendError::NameTaken(_) => 409,
+        BackendError::Policy(_) => 403,
+        BackendError::Refused(_) => 422,
+        BackendError::Unavailable(_) | BackendError::Exhausted(_) => 503,
+        BackendError::Engine(_) => 502,
+    }
+}
+
+/// The query of calls that name an image or a directory.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RefQuery {
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DirQuery {
+    pub dir: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TailQuery {
+    pub tail: u32,
+}
+
+/// A build's request travels in the query; the body is the context.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BuildQuery {
+    /// A JSON [`wm_backend::BuildRequest`].
+    pub request: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PullRequest {
+    pub image: wm_domain::ImageRef,
+    pub auth: Option<wm_backend::RegistryAuth>,
+}
+
+/// What `/healthz` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub host: String,
+}
