@@ -197,6 +197,19 @@ impl Hosts {
         }
     }
 
+    /// The answer when no host answers: which ones, and why.
+    pub fn none_usable(&self) -> ApiError {
+        let why: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| format!("{}: {}", h.id, h.error().unwrap_or_else(|| "no answer".into())))
+            .collect();
+        ApiError::Unavailable(format!(
+            "no container host answers now ({}); try again later",
+            why.join("; ")
+        ))
+    }
+
     /// Hosts calls may go to now.
     pub fn usable(&self) -> Vec<Arc<Host>> {
         self.hosts.iter().filter(|h| h.usable()).cloned().collect()

@@ -69,9 +69,7 @@ impl Catalog {
     pub async fn refresh(&self, state: &AppState) -> Result<(), ApiError> {
         let usable = state.hosts.usable();
         if usable.is_empty() {
-            return Err(ApiError::Unavailable(
-                "no container host answers now; try again later".into(),
-            ));
+            return Err(state.hosts.none_usable());
         }
         let lists = futures::future::join_all(
             usable
@@ -241,7 +239,7 @@ pub async fn check_usable(
         return Err(match failure {
             Some(e) => e.into(),
             None if usable.is_empty() => {
-                ApiError::Unavailable("no container host answers now; try again later".into())
+                state.hosts.none_usable()
             }
             None => image_not_found(image.as_str()),
         });
@@ -313,9 +311,7 @@ fn target_hosts(state: &AppState, host: Option<&str>) -> Result<Vec<Arc<Host>>, 
         None | Some("") | Some("all") => {
             let usable = state.hosts.usable();
             if usable.is_empty() {
-                return Err(ApiError::Unavailable(
-                    "no container host answers now; try again later".into(),
-                ));
+                return Err(state.hosts.none_usable());
             }
             Ok(usable)
         }

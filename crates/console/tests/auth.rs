@@ -380,9 +380,11 @@ async fn openapi_health_and_metrics() {
         "wm_http_requests_total{",
         "wm_http_request_duration_seconds_bucket{",
         "wm_docker_call_duration_seconds_bucket{",
-        "wm_docker_up 1",
+        "wm_docker_up{host=",
     ] {
         assert!(text.contains(metric), "{metric} missing from:\n{text}");
     }
+    let up = format!("wm_docker_up{{host=\"{}\"}} 1", app.config.docker.host_name);
+    assert!(text.contains(&up), "{up} missing from:\n{text}");
     assert!(text.contains("route=\"/api/v1/me\""), "{text}");
 }
