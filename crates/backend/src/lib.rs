@@ -188,8 +188,10 @@ pub struct RunnerState {
 pub struct HostInfo {
     pub version: String,
     pub api_version: String,
-    /// Where users reach the host's published ports (a host name or address).
-    pub address: String,
+    /// Where users reach the host's published ports (a host name or address), when the
+    /// host is configured with one; otherwise the console uses the address it reaches
+    /// the host at.
+    pub address: Option<String>,
     /// What the host offers that a container or a role may require (`gpu`, ...).
     pub labels: Vec<String>,
     /// The host's memory, in bytes.

@@ -100,7 +100,7 @@ impl Host {
     /// Where users reach the host's published ports.
     pub fn address(&self) -> String {
         self.info()
-            .map(|i| i.address)
+            .and_then(|i| i.address)
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| self.fallback_address.clone())
     }
@@ -202,7 +202,13 @@ impl Hosts {
         let why: Vec<String> = self
             .hosts
             .iter()
-            .map(|h| format!("{}: {}", h.id, h.error().unwrap_or_else(|| "no answer".into())))
+            .map(|h| {
+                format!(
+                    "{}: {}",
+                    h.id,
+                    h.error().unwrap_or_else(|| "no answer".into())
+                )
+            })
             .collect();
         ApiError::Unavailable(format!(
             "no container host answers now ({}); try again later",

@@ -238,9 +238,7 @@ pub async fn check_usable(
     let Some(found) = found else {
         return Err(match failure {
             Some(e) => e.into(),
-            None if usable.is_empty() => {
-                state.hosts.none_usable()
-            }
+            None if usable.is_empty() => state.hosts.none_usable(),
             None => image_not_found(image.as_str()),
         });
     };

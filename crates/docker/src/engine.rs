@@ -640,7 +640,7 @@ impl ContainerBackend for DockerEngine {
         Ok(HostInfo {
             version: v.version.unwrap_or_default(),
             api_version: v.api_version.unwrap_or_default(),
-            address: self.settings.address().to_string(),
+            address: self.settings.address.clone(),
             labels: self.settings.host_labels.clone(),
             memory_total: system.mem_total.unwrap_or_default(),
             memory_committed: running.iter().map(|(_, m)| m).sum(),

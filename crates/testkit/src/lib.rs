@@ -290,8 +290,10 @@ impl Slapd {
     }
 }
 
-/// A CA and a server certificate for 127.0.0.1, with the openssl tool.
-fn make_certificates(dir: &Path) {
+/// In `dir`, with the openssl tool: a CA (`ca.pem`, `ca.key`), a server certificate for
+/// 127.0.0.1 (`server.pem`, `server.key`) and a client certificate (`client.pem`,
+/// `client.key`), both signed by the CA.
+pub fn make_certificates(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
@@ -352,6 +354,40 @@ fn make_certificates(dir: &Path) {
         "san.ext",
         "-out",
         "server.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=whalemountain console",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client.pem",
     ]);
 }
 

@@ -75,11 +75,23 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(config: Config, data: tempfile::TempDir) -> TestApp {
-    test_image().await;
-    let instance = config.docker.instance.clone();
     let app = wm_console::build(config.clone())
         .await
         .expect("the console starts");
+    run(app, config, data).await
+}
+
+/// A console of `wm console`: no local engine, the agents of `config.agents`.
+pub async fn spawn_with_agents(config: Config, data: tempfile::TempDir) -> TestApp {
+    let app = wm_console::build_with_agents(config.clone())
+        .await
+        .expect("the console starts");
+    run(app, config, data).await
+}
+
+async fn run(app: wm_console::Application, config: Config, data: tempfile::TempDir) -> TestApp {
+    test_image().await;
+    let instance = config.docker.instance.clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
