@@ -5,6 +5,7 @@
 //! test command removes at the end of a run.
 
 pub mod browser;
+pub mod kube_apiserver;
 
 use serde_json::Value;
 use std::path::Path;
