@@ -176,8 +176,17 @@ struct Store {
     resource_version: u64,
     /// Tokens issued by the TokenRequest API: token → (namespace, account, expiry).
     tokens: HashMap<String, (String, String, u64)>,
+    /// The last configuration each field manager applied to each object.
+    applied: HashMap<(Key, String), Value>,
     /// Images whose pulls fail, as the test says.
     unpullable: HashSet<String>,
+}
+
+impl Store {
+    fn forget(&mut self, key: &Key) {
+        self.objects.remove(key);
+        self.applied.retain(|(k, _), _| k != key);
+    }
 }
 
 struct Inner {
@@ -992,9 +1001,17 @@ fn patch(
                 Ok(v) => v,
                 Err(e) => return bad_request(format!("error decoding YAML: {e}")),
             };
-            // One manager in practice: its configuration replaces the object, while what
-            // the server owns (identity, status) stays.
-            (applied, old.is_none())
+            // Field ownership, roughly: what this manager applied before and leaves out
+            // now goes, what it applies is set, and what others set stays. Lists are
+            // atomic.
+            let manager = (key.clone(), query["fieldManager"].clone());
+            let mut object = old.clone().unwrap_or(Value::Null);
+            if let Some(before) = store.applied.get(&manager) {
+                remove_dropped(&mut object, before, &applied);
+            }
+            merge_patch(&mut object, &applied);
+            store.applied.insert(manager, applied);
+            (object, old.is_none())
         }
         "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
             let Some(old) = &old else {
@@ -1029,6 +1046,25 @@ fn patch(
             ok(code, &store.objects[&key])
         }
         Err(r) => *r,
+    }
+}
+
+/// Removes from `object` the fields that `before` set and `now` does not.
+fn remove_dropped(object: &mut Value, before: &Value, now: &Value) {
+    let (Some(o), Some(b)) = (object.as_object_mut(), before.as_object()) else {
+        return;
+    };
+    for (k, bv) in b {
+        match now.get(k) {
+            None => {
+                o.remove(k);
+            }
+            Some(nv) => {
+                if let Some(ov) = o.get_mut(k) {
+                    remove_dropped(ov, bv, nv);
+                }
+            }
+        }
     }
 }
 
@@ -1067,7 +1103,7 @@ fn delete(inner: &Arc<Inner>, target: &Target, body: &[u8]) -> Response {
                 .objects
                 .retain(|(k, ns, _), _| !(KINDS[*k].namespaced && *ns == key.2));
             store.tokens.retain(|_, (ns, _, _)| *ns != key.2);
-            store.objects.remove(&key);
+            store.forget(&key);
             object["metadata"]["deletionTimestamp"] = timestamp(now_secs()).into();
             object["status"] = json!({ "phase": "Terminating" });
             ok(StatusCode::OK, &object)
@@ -1085,13 +1121,13 @@ fn delete(inner: &Arc<Inner>, target: &Target, body: &[u8]) -> Response {
                     tokio::time::sleep(CONTROLLER_DELAY).await;
                     let mut store = inner.store.lock().unwrap();
                     remove_pods_of(&mut store, &key.1, &uid);
-                    store.objects.remove(&key);
+                    store.forget(&key);
                 });
             }
             ok(StatusCode::OK, &object)
         }
         _ => {
-            store.objects.remove(&key);
+            store.forget(&key);
             if target.kind.plural == "deployments" {
                 let uid = object["metadata"]["uid"].clone();
                 remove_pods_of(&mut store, &key.1, &uid);
