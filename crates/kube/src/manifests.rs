@@ -414,8 +414,10 @@ mod tests {
 
     #[test]
     fn container_is_hardened_and_labelled() {
-        let mut s = KubeSettings::default();
-        s.volume_size = Some("1Gi".into());
+        let s = KubeSettings {
+            volume_size: Some("1Gi".into()),
+            ..Default::default()
+        };
         let objs = container_objects(&s, &spec(&[8080, 22])).unwrap();
         let kinds: Vec<_> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["Deployment", "Service", "Ingress"]);

@@ -324,20 +324,28 @@ mod tests {
             .unwrap_err()
             .contains("kube.resources.teacher.max.memory"));
 
-        let mut s = KubeSettings::default();
-        s.token_expiry_secs = 60;
+        let s = KubeSettings {
+            token_expiry_secs: 60,
+            ..Default::default()
+        };
         assert!(s.validate().unwrap_err().contains("token_expiry_secs"));
 
-        let mut s = KubeSettings::default();
-        s.domain = "Example.ORG".into();
+        let s = KubeSettings {
+            domain: "Example.ORG".into(),
+            ..Default::default()
+        };
         assert!(s.validate().unwrap_err().contains("kube.domain"));
 
-        let mut s = KubeSettings::default();
-        s.volume_size = Some("10 Gi".into());
+        let s = KubeSettings {
+            volume_size: Some("10 Gi".into()),
+            ..Default::default()
+        };
         assert!(s.validate().unwrap_err().contains("kube.volume_size"));
 
-        let mut s = KubeSettings::default();
-        s.instance = "-wm".into();
+        let s = KubeSettings {
+            instance: "-wm".into(),
+            ..Default::default()
+        };
         assert!(s.validate().unwrap_err().contains("kube.instance"));
     }
 
