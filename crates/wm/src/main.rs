@@ -27,7 +27,7 @@ enum Command {
     /// Tools of the Kubernetes backend.
     Kube {
         #[command(subcommand)]
-        command: KubeCommand,
+        command: Box<KubeCommand>,
     },
 }
 
@@ -101,7 +101,7 @@ enum KubeCommand {
 }
 
 impl KubeCommand {
-    fn run(self) -> anyhow::Result<()> {
+    fn run(self: Box<Self>) -> anyhow::Result<()> {
         use wm_domain::{
             parse_env_list, parse_port_list, ContainerName, GuestPort, ImageRef, Role, ShortName,
             UserName,
@@ -118,7 +118,7 @@ impl KubeCommand {
             ingress_class,
             storage_class,
             volume_size,
-        } = self;
+        } = *self;
         let settings = wm_kube::KubeSettings {
             domain,
             ingress_class,
