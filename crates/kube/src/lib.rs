@@ -332,7 +332,7 @@ impl Kube {
         self.ensure_user(user, role).await?;
         let ns = namespace_of(&self.settings, user)?;
         let token = if self.settings.long_lived_tokens {
-            self.long_lived_token(ns).await?
+            self.long_lived_token(user).await?
         } else {
             self.short_lived_token(ns).await?
         };
@@ -390,13 +390,14 @@ impl Kube {
 
     /// The token of the Secret `<user>-token`, which the cluster's token controller fills
     /// shortly after it is made.
-    async fn long_lived_token(&self, ns: &str) -> Result<String, BackendError> {
+    async fn long_lived_token(&self, user: &UserName) -> Result<String, BackendError> {
+        let ns = user.as_str();
         let name = format!("{ns}-token");
         let secret = json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {
                 "name": name, "namespace": ns,
-                "labels": manifests::labels(&self.settings, &UserName::parse(ns).map_err(|e| BackendError::Refused(e.message))?, None),
+                "labels": manifests::labels(&self.settings, user, None),
                 "annotations": { "kubernetes.io/service-account.name": ns },
             },
             "type": "kubernetes.io/service-account-token",

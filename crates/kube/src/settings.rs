@@ -174,7 +174,7 @@ impl KubeSettings {
         if let Some(server) = &self.public_server {
             if !(server.starts_with("https://") || server.starts_with("http://")) {
                 return Err(format!(
-                    "kube.public_server {server:?} must be an https:// URL"
+                    "kube.public_server {server:?} must be an https:// (or http://) URL"
                 ));
             }
         }

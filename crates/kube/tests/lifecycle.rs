@@ -497,6 +497,47 @@ async fn check_user_token(s: &Setup, yaml: &str) {
             .map(|_| ()),
         "creating a role",
     );
+    // Every verb on every kind we make: only reading workloads is allowed.
+    let kinds = [
+        ("/api/v1", "pods", true),
+        ("/api/v1", "services", true),
+        ("/apis/apps/v1", "deployments", true),
+        ("/apis/networking.k8s.io/v1", "ingresses", true),
+        ("/api/v1", "secrets", false),
+        ("/api/v1", "serviceaccounts", false),
+        ("/api/v1", "resourcequotas", false),
+        ("/api/v1", "limitranges", false),
+        ("/api/v1", "persistentvolumeclaims", false),
+        ("/apis/networking.k8s.io/v1", "networkpolicies", false),
+        ("/apis/rbac.authorization.k8s.io/v1", "roles", false),
+        ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", false),
+    ];
+    for (prefix, plural, readable) in kinds {
+        let collection = format!("{prefix}/namespaces/alice/{plural}");
+        let one = format!("{collection}/x");
+        for (verb, method, uri, allowed) in [
+            ("list", "GET", &collection, readable),
+            ("get", "GET", &one, readable),
+            ("create", "POST", &collection, false),
+            ("update", "PUT", &one, false),
+            ("patch", "PATCH", &one, false),
+            ("delete", "DELETE", &one, false),
+            ("deletecollection", "DELETE", &collection, false),
+        ] {
+            let request = http::Request::builder()
+                .method(method)
+                .uri(uri.as_str())
+                .header("content-type", "application/merge-patch+json")
+                .body(b"{}".to_vec())
+                .unwrap();
+            let code = match alice.request_text(request).await {
+                Ok(_) => 200,
+                Err(e) => status_code(&e).unwrap_or_else(|| panic!("{e}")),
+            };
+            assert_eq!(code == 403, !allowed, "{verb} {plural}: {code}");
+        }
+    }
+
     // ...and nothing at all in bob's, or at the cluster scope.
     let bobs: Api<Pod> = Api::namespaced(alice.clone(), "bob");
     forbidden(

@@ -1457,6 +1457,118 @@ fn timestamp(secs: u64) -> String {
 mod tests {
     use super::*;
 
+    /// The conventions clients rely on, checked over HTTP as a client sees them.
+    #[tokio::test]
+    async fn api_conventions() {
+        let server = KubeApiServer::start().await;
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("{}{p}", server.url());
+        let send = |req: reqwest::RequestBuilder| async {
+            let r = req.bearer_auth(server.admin_token()).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        };
+
+        let r = http.get(url("/api/v1/namespaces")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+
+        let (code, body) = send(http.get(url("/apis/apps/v1/namespaces/a/deployments/web"))).await;
+        assert_eq!(code, 404);
+        assert_eq!(
+            body,
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "deployments.apps \"web\" not found", "reason": "NotFound", "code": 404,
+                "details": { "name": "web", "group": "apps", "kind": "deployments" },
+            })
+        );
+
+        let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "a" } });
+        let (code, created) = send(http.post(url("/api/v1/namespaces")).json(&ns)).await;
+        assert_eq!(code, 201);
+        assert_eq!(
+            created["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "a"
+        );
+        assert!(created["metadata"]["uid"].is_string());
+        assert!(created["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'));
+        let (code, body) = send(http.post(url("/api/v1/namespaces")).json(&ns)).await;
+        assert_eq!(
+            (code, body["reason"].as_str()),
+            (409, Some("AlreadyExists"))
+        );
+
+        // Server-side apply: 201 when it creates, 200 when it changes.
+        let deployment = |replicas: i64| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "web", "labels": { "app": "web", "tier": "front" } },
+                "spec": {
+                    "replicas": replicas,
+                    "selector": { "matchLabels": { "app": "web" } },
+                    "template": {
+                        "metadata": { "labels": { "app": "web" } },
+                        "spec": { "containers": [{ "name": "main", "image": "nginx" }] },
+                    },
+                },
+            })
+        };
+        let apply = |body: Value| {
+            http.patch(url(
+                "/apis/apps/v1/namespaces/a/deployments/web?fieldManager=t&force=true",
+            ))
+            .header("content-type", "application/apply-patch+yaml")
+            .body(body.to_string())
+        };
+        let (code, d) = send(apply(deployment(2))).await;
+        assert_eq!(code, 201);
+        assert_eq!(d["metadata"]["generation"], 1);
+        assert_eq!(d["status"]["readyReplicas"], 2);
+        let (code, d2) = send(apply(deployment(3))).await;
+        assert_eq!(code, 200);
+        assert_eq!(d2["metadata"]["generation"], 2);
+        assert_eq!(d2["metadata"]["uid"], d["metadata"]["uid"]);
+        assert_ne!(
+            d2["metadata"]["resourceVersion"],
+            d["metadata"]["resourceVersion"]
+        );
+
+        let (code, list) = send(
+            http.get(url("/apis/apps/v1/deployments"))
+                .query(&[("labelSelector", "app=web,tier!=back")]),
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(list["kind"], "DeploymentList");
+        assert_eq!(list["apiVersion"], "apps/v1");
+        assert!(list["metadata"]["resourceVersion"].is_string());
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        let (_, pods) = send(
+            http.get(url("/api/v1/namespaces/a/pods"))
+                .query(&[("labelSelector", "app=web")]),
+        )
+        .await;
+        assert_eq!(pods["items"].as_array().unwrap().len(), 3);
+        let (_, none) = send(
+            http.get(url("/apis/apps/v1/deployments"))
+                .query(&[("labelSelector", "tier=back")]),
+        )
+        .await;
+        assert_eq!(none["items"], json!([]));
+
+        // Deleting the namespace deletes what is in it.
+        let (code, gone) = send(http.delete(url("/api/v1/namespaces/a"))).await;
+        assert_eq!(
+            (code, gone["status"]["phase"].as_str()),
+            (200, Some("Terminating"))
+        );
+        assert!(server.object("deployments", "a", "web").is_none());
+        let (_, pods) = send(http.get(url("/api/v1/pods"))).await;
+        assert_eq!(pods["items"], json!([]));
+    }
+
     #[test]
     fn timestamps() {
         assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
