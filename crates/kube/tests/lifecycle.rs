@@ -705,3 +705,52 @@ async fn a_server_that_never_answers_is_unavailable_after_the_call_timeout() {
     assert_unavailable_within(&kube, Duration::from_secs(3)).await;
     assert!(t.elapsed() >= Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn the_clusters_ca_goes_into_kubeconfigs() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // Any real certificate will do: the stand-in serves plain HTTP.
+    let bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
+        .expect("Debian's ca-certificates");
+    let end = "-----END CERTIFICATE-----";
+    let ca = &bundle[..bundle.find(end).unwrap() + end.len()];
+    let server = KubeApiServer::start().await;
+    let admin = server.admin_kubeconfig().replace(
+        "    server: ",
+        &format!(
+            "    certificate-authority-data: {}\n    server: ",
+            b64.encode(ca)
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(&path, admin).unwrap();
+    let kube = Kube::new(KubeSettings {
+        kubeconfig: Some(path),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let yaml = kube
+        .kubeconfig(&user("alice"), Role::Student)
+        .await
+        .unwrap();
+    let kc = Kubeconfig::from_yaml(&yaml).unwrap();
+    let data = kc.clusters[0]
+        .cluster
+        .as_ref()
+        .unwrap()
+        .certificate_authority_data
+        .clone()
+        .expect("the CA is passed on");
+    let pem = String::from_utf8(b64.decode(data).unwrap()).unwrap();
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    assert_eq!(squeeze(&pem), squeeze(ca));
+    // And the user's client accepts it.
+    let alice = client_from_yaml(&yaml).await;
+    Api::<Pod>::default_namespaced(alice)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+}
