@@ -9,6 +9,9 @@
 //!
 //! Every call is bounded by `call_timeout_secs`: with the cluster down, operations answer
 //! [`BackendError::Unavailable`] within seconds and Docker lending is not held up.
+//!
+//! TLS is rustls with the `ring` provider, the only one compiled into the workspace, so
+//! rustls picks it without being told; `wm` installs it as the default anyway.
 
 pub mod manifests;
 pub mod settings;

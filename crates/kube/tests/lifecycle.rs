@@ -754,3 +754,24 @@ async fn the_clusters_ca_goes_into_kubeconfigs() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_missing_kubeconfig_is_named() {
+    let err = Kube::new(KubeSettings {
+        kubeconfig: Some("/nonexistent/kubeconfig".into()),
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(matches!(err, BackendError::Policy(_)), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/kubeconfig"), "{err}");
+    let err = Kube::new(KubeSettings {
+        token_expiry_secs: 60,
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("token_expiry_secs"), "{err}");
+}
