@@ -16,10 +16,14 @@
 //! long-lived token Secrets) act as `system:serviceaccount:<ns>:<name>` and are judged by
 //! the Roles and RoleBindings stored here.
 //!
-//! Not modelled: watches, field selectors, managed fields and field ownership (apply
-//! replaces the fields it is given), strategic merge (treated as a merge patch), ReplicaSets
-//! (pods belong to their Deployment directly), ClusterRoles, admission (quotas, limit
-//! ranges, pod security), and schemas (only names and labels are validated).
+//! Not modelled: watches, field selectors, `managedFields` (apply approximates field
+//! ownership: per manager it remembers the last applied configuration, removes what that
+//! manager dropped, and treats lists as atomic), strategic merge (treated as a merge
+//! patch), ReplicaSets (pods belong to their Deployment directly), ClusterRoles and
+//! ClusterRoleBindings, admission (quotas, limit ranges, pod security), schemas (only
+//! names, label values and the Deployment selector's immutability are checked), dry runs,
+//! optimistic concurrency on patches, and the Terminating phase of a namespace (it and
+//! its contents go at once).
 
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
