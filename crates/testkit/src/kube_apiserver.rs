@@ -408,6 +408,10 @@ async fn handle(
     if verb == "watch" {
         return bad_request("watch is not supported by the stand-in API server");
     }
+    // Better refused than written for real.
+    if query.contains_key("dryRun") {
+        return bad_request("dry runs are not supported by the stand-in API server");
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
