@@ -1,10 +1,12 @@
 //! Shared by the integration tests and the benchmark: the busybox test image (built
-//! locally, `FROM scratch`, since no registry can be reached) and small Docker CLI helpers.
+//! locally, `FROM scratch`, since no registry can be reached), small Docker CLI helpers,
+//! and a stand-in Kubernetes API server ([`kube_apiserver`]), since no cluster can be had.
 //!
 //! Everything built or created here carries the label `whalemountain.test=1`, which the
 //! test command removes at the end of a run.
 
 pub mod browser;
+pub mod kube_apiserver;
 
 use serde_json::Value;
 use std::path::Path;

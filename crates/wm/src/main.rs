@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         kind: AgentKind,
     },
+    /// Tools of the Kubernetes backend.
+    Kube {
+        #[command(subcommand)]
+        command: Box<KubeCommand>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Agent {
             kind: AgentKind::Docker { config },
         } => docker_agent(config).await,
+        Command::Kube { command } => command.run(),
     }
 }
 
@@ -112,6 +118,97 @@ async fn docker_agent(file: Option<PathBuf>) -> anyhow::Result<()> {
     wm_agent::serve(listener, router, tls, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[derive(Subcommand)]
+enum KubeCommand {
+    /// Print, as multi-document YAML, every object the Kubernetes backend applies for a
+    /// user and, with --container, for one of their containers.
+    Manifests {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "student")]
+        role: String,
+        /// The container's short name.
+        #[arg(long, requires = "image")]
+        container: Option<String>,
+        #[arg(long, requires = "container")]
+        image: Option<String>,
+        /// Guest ports, space-separated ("80 8080"); the first gets the Ingress.
+        #[arg(long, requires = "container", default_value = "")]
+        ports: String,
+        /// Environment, space-separated `KEY=value` pairs.
+        #[arg(long, requires = "container", default_value = "")]
+        env: String,
+        /// The creation id written on the container's objects.
+        #[arg(long, default_value = "manual")]
+        creation_id: String,
+        #[arg(long, env = "WM_KUBE_DOMAIN", default_value = "localhost")]
+        domain: String,
+        #[arg(long, env = "WM_KUBE_INGRESS_CLASS")]
+        ingress_class: Option<String>,
+        #[arg(long, env = "WM_KUBE_STORAGE_CLASS")]
+        storage_class: Option<String>,
+        /// Size of the user's persistent volume (`10Gi`); none without it.
+        #[arg(long, env = "WM_KUBE_VOLUME_SIZE")]
+        volume_size: Option<String>,
+    },
+}
+
+impl KubeCommand {
+    fn run(self: Box<Self>) -> anyhow::Result<()> {
+        use wm_domain::{
+            parse_env_list, parse_port_list, ContainerName, GuestPort, ImageRef, Role, ShortName,
+            UserName,
+        };
+        let KubeCommand::Manifests {
+            user,
+            role,
+            container,
+            image,
+            ports,
+            env,
+            creation_id,
+            domain,
+            ingress_class,
+            storage_class,
+            volume_size,
+        } = *self;
+        let settings = wm_kube::KubeSettings {
+            domain,
+            ingress_class,
+            storage_class,
+            volume_size,
+            ..Default::default()
+        };
+        let owner = UserName::parse(&user)?;
+        let role = Role::parse(&role)?;
+        let spec = match (container, image) {
+            (Some(short), Some(image)) => {
+                let short_name = ShortName::parse(&short)?;
+                let ports = ports
+                    .split_whitespace()
+                    .map(GuestPort::parse)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(wm_kube::KubeContainerSpec {
+                    name: ContainerName::new(&owner, &short_name)?,
+                    owner: owner.clone(),
+                    short_name,
+                    image: ImageRef::parse(&image)?,
+                    env: parse_env_list(env.split_whitespace())?,
+                    ports: parse_port_list(ports, usize::from(u16::MAX))?,
+                    creation_id,
+                    role,
+                })
+            }
+            _ => None,
+        };
+        print!(
+            "{}",
+            wm_kube::render_manifests(&settings, &owner, role, spec.as_ref())?
+        );
+        Ok(())
+    }
 }
 
 async fn shutdown_signal() {

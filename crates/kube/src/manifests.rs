@@ -1,0 +1,459 @@
+//! Every object the backend applies, as plain JSON: a user's namespace with its RBAC,
+//! quota, limits, network policy and volume, and a container's Deployment, Service and
+//! Ingress. Pure functions, so `wm kube manifests` prints exactly what the backend would
+//! apply and the schema test checks exactly that.
+
+use crate::settings::{is_dns_label, is_label_value, KubeSettings};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use wm_backend::BackendError;
+use wm_domain::{ContainerName, EnvVar, GuestPort, ImageRef, Role, ShortName, UserName};
+
+/// The field manager of every server-side apply and write.
+pub const FIELD_MANAGER: &str = "whalemountain";
+/// Annotation holding the creation id of a container's objects (see [`KubeContainerSpec`]).
+pub const CREATION_ID: &str = "wm.creation-id";
+/// Name of the Role, RoleBinding, quota, limit range and network policy in each user's
+/// namespace. The ServiceAccount is named after the user, so tokens read as
+/// `system:serviceaccount:alice:alice`.
+pub const OBJECT_NAME: &str = "wm-user";
+/// Name of the user's PersistentVolumeClaim, and where it is mounted in containers.
+pub const VOLUME_NAME: &str = "data";
+pub const VOLUME_PATH: &str = "/data";
+/// Name of the only container in each pod.
+pub const CONTAINER: &str = "main";
+
+/// One container for the Kubernetes backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KubeContainerSpec {
+    pub owner: UserName,
+    pub short_name: ShortName,
+    /// `<owner>-<short name>`; also the name of its Deployment, Service and Ingress.
+    pub name: ContainerName,
+    pub image: ImageRef,
+    pub env: Vec<EnvVar>,
+    /// The first port is taken to be HTTP and gets the Ingress.
+    pub ports: Vec<GuestPort>,
+    /// Chosen by the caller once per create request and passed again on its retries: a
+    /// retry finds its own half-made objects (same id) and completes them, while a
+    /// different request for the same name finds another id and answers
+    /// [`BackendError::NameTaken`].
+    pub creation_id: String,
+    /// Decides the container's resources.
+    pub role: Role,
+}
+
+/// The user's namespace, which is their account name: refused unless it is a DNS label
+/// that names no system namespace, since the backend grants the user rights in it.
+pub fn namespace_of<'a>(
+    settings: &KubeSettings,
+    user: &'a UserName,
+) -> Result<&'a str, BackendError> {
+    let ns = user.as_str();
+    if !is_dns_label(ns) {
+        return Err(BackendError::Policy(format!(
+            "the user name {ns:?} cannot name a Kubernetes namespace: only lowercase letters, \
+             digits and '-' (not at the end) are allowed there"
+        )));
+    }
+    if ns == "default" || ns.starts_with("kube-") || ns == settings.ingress_namespace {
+        return Err(BackendError::Policy(format!(
+            "the user name {ns:?} is the name of a system namespace of the cluster"
+        )));
+    }
+    Ok(ns)
+}
+
+/// The labels of everything we make for a user (and, with `name`, for one container).
+pub fn labels(settings: &KubeSettings, owner: &UserName, name: Option<&ContainerName>) -> Value {
+    let mut l = Map::new();
+    l.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "whalemountain".into(),
+    );
+    l.insert("wm.managed".into(), "true".into());
+    l.insert("wm.instance".into(), settings.instance.clone().into());
+    l.insert("wm.owner".into(), owner.as_str().into());
+    if let Some(name) = name {
+        l.insert("wm.name".into(), name.as_str().into());
+    }
+    Value::Object(l)
+}
+
+/// Selects the pods of one container; also the Deployment's (immutable) selector.
+fn selector(settings: &KubeSettings, name: &ContainerName) -> Value {
+    json!({ "wm.instance": settings.instance, "wm.name": name.as_str() })
+}
+
+/// The label selector finding every object of this installation.
+pub fn instance_selector(settings: &KubeSettings) -> String {
+    format!("wm.managed=true,wm.instance={}", settings.instance)
+}
+
+/// Everything a user's namespace holds, in the order it must be applied (the namespace
+/// first, the binding after its role and account).
+pub fn user_objects(
+    settings: &KubeSettings,
+    user: &UserName,
+    role: Role,
+) -> Result<Vec<Value>, BackendError> {
+    let ns = namespace_of(settings, user)?;
+    let labels = labels(settings, user, None);
+    let meta = |name: &str| json!({ "name": name, "namespace": ns, "labels": labels });
+    let res = settings.resources.of(role);
+    let read = ["get", "list", "watch"];
+    let mut hard = json!({
+        "requests.cpu": res.max.cpu, "requests.memory": res.max.memory,
+        "limits.cpu": res.max.cpu, "limits.memory": res.max.memory,
+        // Users reach their services through the Ingress only.
+        "services.loadbalancers": "0", "services.nodeports": "0",
+    });
+    let mut objects = vec![
+        json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {
+                "name": ns,
+                "labels": merged(&labels, json!({
+                    // Baseline forbids privileged pods, host namespaces and host paths
+                    // whoever creates them; restricted would also forbid running as root,
+                    // which student images do.
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                })),
+            },
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": meta(ns),
+            "automountServiceAccountToken": false,
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": meta(OBJECT_NAME),
+            "rules": [
+                { "apiGroups": [""], "resources": ["pods", "services"], "verbs": read },
+                { "apiGroups": ["apps"], "resources": ["deployments"], "verbs": read },
+                { "apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": read },
+                { "apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"] },
+                // kubectl exec and kubectl cp open pods/exec with create (and get for
+                // older clients' websocket upgrade).
+                { "apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"] },
+            ],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": meta(OBJECT_NAME),
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": OBJECT_NAME },
+            "subjects": [{ "kind": "ServiceAccount", "name": ns, "namespace": ns }],
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "LimitRange",
+            "metadata": meta(OBJECT_NAME),
+            "spec": { "limits": [{
+                "type": "Container",
+                "default": { "cpu": res.default.cpu, "memory": res.default.memory },
+                "defaultRequest": { "cpu": res.default.cpu, "memory": res.default.memory },
+                "max": { "cpu": res.max.cpu, "memory": res.max.memory },
+            }]},
+        }),
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": meta(OBJECT_NAME),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{ "from": [
+                    { "podSelector": {} },
+                    { "namespaceSelector": { "matchLabels": {
+                        "kubernetes.io/metadata.name": settings.ingress_namespace,
+                    }}},
+                ]}],
+            },
+        }),
+    ];
+    if let Some(size) = &settings.volume_size {
+        hard["persistentvolumeclaims"] = "1".into();
+        hard["requests.storage"] = size.clone().into();
+        let mut spec = json!({
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": size } },
+        });
+        if let Some(class) = &settings.storage_class {
+            spec["storageClassName"] = class.clone().into();
+        }
+        objects.push(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": meta(VOLUME_NAME),
+            "spec": spec,
+        }));
+    }
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": meta(OBJECT_NAME),
+        "spec": { "hard": hard },
+    }));
+    Ok(objects)
+}
+
+/// Checks a container spec for what the domain types cannot know alone.
+pub fn check_spec(settings: &KubeSettings, spec: &KubeContainerSpec) -> Result<(), BackendError> {
+    namespace_of(settings, &spec.owner)?;
+    let expected = ContainerName::new(&spec.owner, &spec.short_name)
+        .map_err(|e| BackendError::Refused(e.message))?;
+    if expected != spec.name {
+        return Err(BackendError::Refused(format!(
+            "the container name {} is not {}",
+            spec.name, expected
+        )));
+    }
+    if spec.creation_id.is_empty() || spec.creation_id.len() > 253 {
+        return Err(BackendError::Refused(
+            "the creation id must have 1 to 253 characters".into(),
+        ));
+    }
+    if !is_label_value(spec.name.as_str()) {
+        return Err(BackendError::Refused(format!(
+            "the container name {} cannot be a label value",
+            spec.name
+        )));
+    }
+    Ok(())
+}
+
+/// The Ingress host of a container: `<short name>.<owner>.<domain>`.
+pub fn host_of(settings: &KubeSettings, owner: &str, short_name: &str) -> String {
+    format!("{short_name}.{owner}.{}", settings.domain)
+}
+
+/// The Deployment, then the Service and Ingress when the container has ports.
+pub fn container_objects(
+    settings: &KubeSettings,
+    spec: &KubeContainerSpec,
+) -> Result<Vec<Value>, BackendError> {
+    check_spec(settings, spec)?;
+    let ns = spec.owner.as_str();
+    let name = spec.name.as_str();
+    let labels = labels(settings, &spec.owner, Some(&spec.name));
+    let meta = json!({
+        "name": name, "namespace": ns, "labels": labels,
+        "annotations": { CREATION_ID: spec.creation_id },
+    });
+    let res = &settings.resources.of(spec.role).default;
+    let resources = json!({ "cpu": res.cpu, "memory": res.memory });
+    let seccomp = json!({ "type": "RuntimeDefault" });
+    let mut container = json!({
+        "name": CONTAINER,
+        "image": spec.image.as_str(),
+        "resources": { "requests": resources, "limits": resources },
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "privileged": false,
+            "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": seccomp,
+        },
+    });
+    if !spec.env.is_empty() {
+        container["env"] = spec
+            .env
+            .iter()
+            .map(|e| json!({ "name": e.key(), "value": e.value() }))
+            .collect();
+    }
+    if !spec.ports.is_empty() {
+        container["ports"] = spec
+            .ports
+            .iter()
+            .map(|p| json!({ "containerPort": p.get(), "protocol": "TCP" }))
+            .collect();
+    }
+    let mut pod_spec = json!({
+        "containers": [],
+        // The pod needs no API access, and a token in a student's container would only
+        // be one more thing to leak.
+        "automountServiceAccountToken": false,
+        "enableServiceLinks": false,
+        "securityContext": { "seccompProfile": seccomp },
+    });
+    if settings.volume_size.is_some() {
+        container["volumeMounts"] = json!([{ "name": VOLUME_NAME, "mountPath": VOLUME_PATH }]);
+        pod_spec["volumes"] = json!([{
+            "name": VOLUME_NAME,
+            "persistentVolumeClaim": { "claimName": VOLUME_NAME },
+        }]);
+    }
+    pod_spec["containers"] = json!([container]);
+    let mut objects = vec![json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": selector(settings, &spec.name) },
+            // The volume is ReadWriteOnce: the old pod must let go before the new starts.
+            "strategy": { "type": "Recreate" },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": pod_spec,
+            },
+        },
+    })];
+    if let Some(first) = spec.ports.first() {
+        objects.push(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "type": "ClusterIP",
+                "selector": selector(settings, &spec.name),
+                "ports": spec.ports.iter().map(|p| json!({
+                    "name": format!("tcp-{}", p.get()),
+                    "port": p.get(), "targetPort": p.get(), "protocol": "TCP",
+                })).collect::<Vec<_>>(),
+            },
+        }));
+        let mut ingress_spec = json!({
+            "rules": [{
+                "host": host_of(settings, ns, spec.short_name.as_str()),
+                "http": { "paths": [{
+                    "path": "/", "pathType": "Prefix",
+                    "backend": { "service": { "name": name, "port": { "number": first.get() } } },
+                }]},
+            }],
+        });
+        if let Some(class) = &settings.ingress_class {
+            ingress_spec["ingressClassName"] = class.clone().into();
+        }
+        objects.push(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": meta,
+            "spec": ingress_spec,
+        }));
+    }
+    Ok(objects)
+}
+
+fn merged(a: &Value, b: Value) -> Value {
+    let mut out = a.clone();
+    if let (Some(o), Value::Object(b)) = (out.as_object_mut(), b) {
+        o.extend(b);
+    }
+    out
+}
+
+/// Multi-document YAML, one document per object.
+pub fn to_yaml(objects: &[Value]) -> Result<String, BackendError> {
+    let mut out = String::new();
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(o).map_err(|e| BackendError::Engine(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// Every object the backend would apply for a user, and for one of their containers.
+pub fn render_manifests(
+    settings: &KubeSettings,
+    user: &UserName,
+    role: Role,
+    container: Option<&KubeContainerSpec>,
+) -> Result<String, BackendError> {
+    settings.validate().map_err(BackendError::Policy)?;
+    let mut objects = user_objects(settings, user, role)?;
+    if let Some(spec) = container {
+        if &spec.owner != user {
+            return Err(BackendError::Refused(format!(
+                "the container's owner {} is not {user}",
+                spec.owner
+            )));
+        }
+        objects.extend(container_objects(settings, spec)?);
+    }
+    to_yaml(&objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ports: &[u16]) -> KubeContainerSpec {
+        let owner = UserName::parse("alice").unwrap();
+        let short_name = ShortName::parse("web").unwrap();
+        KubeContainerSpec {
+            name: ContainerName::new(&owner, &short_name).unwrap(),
+            owner,
+            short_name,
+            image: ImageRef::parse("nginx:1.27").unwrap(),
+            env: vec![EnvVar::parse("A=b c").unwrap()],
+            ports: ports
+                .iter()
+                .map(|p| GuestPort::new(*p as i64).unwrap())
+                .collect(),
+            creation_id: "c1".into(),
+            role: Role::Student,
+        }
+    }
+
+    #[test]
+    fn refuses_names_that_are_not_namespaces() {
+        let s = KubeSettings::default();
+        for bad in [
+            "a.b",
+            "a_b",
+            "a-",
+            "default",
+            "kube-system",
+            "ingress-nginx",
+        ] {
+            let u = UserName::parse(bad).unwrap();
+            assert!(
+                matches!(
+                    user_objects(&s, &u, Role::Student),
+                    Err(BackendError::Policy(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn container_is_hardened_and_labelled() {
+        let s = KubeSettings {
+            volume_size: Some("1Gi".into()),
+            ..Default::default()
+        };
+        let objs = container_objects(&s, &spec(&[8080, 22])).unwrap();
+        let kinds: Vec<_> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["Deployment", "Service", "Ingress"]);
+        let c = &objs[0]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(c["resources"]["limits"]["cpu"], "500m");
+        assert_eq!(c["volumeMounts"][0]["mountPath"], VOLUME_PATH);
+        assert_eq!(c["env"], json!([{"name": "A", "value": "b c"}]));
+        for o in &objs {
+            assert_eq!(o["metadata"]["labels"]["wm.name"], "alice-web");
+            assert_eq!(o["metadata"]["labels"]["wm.owner"], "alice");
+            assert_eq!(o["metadata"]["annotations"][CREATION_ID], "c1");
+        }
+        assert_eq!(
+            objs[2]["spec"]["rules"][0]["host"], "web.alice.localhost",
+            "the Ingress goes to the first port"
+        );
+        assert_eq!(
+            objs[2]["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["number"],
+            8080
+        );
+        // Without ports there is nothing to route to.
+        assert_eq!(container_objects(&s, &spec(&[])).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn yaml_has_one_document_per_object() {
+        let s = KubeSettings::default();
+        let u = UserName::parse("alice").unwrap();
+        let y = render_manifests(&s, &u, Role::Student, Some(&spec(&[80]))).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&y).unwrap();
+        assert_eq!(docs.len(), 10);
+        assert_eq!(docs[0]["kind"], "Namespace");
+        assert_eq!(docs[9]["kind"], "Ingress");
+        let other = UserName::parse("bob").unwrap();
+        assert!(render_manifests(&s, &other, Role::Student, Some(&spec(&[80]))).is_err());
+    }
+}
