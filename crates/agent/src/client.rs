@@ -82,19 +82,38 @@ impl AgentEndpoint {
     }
 }
 
-/// A container host reached through its agent.
-pub struct RemoteBackend {
+/// The HTTP side of talking to one agent: its address, the token, time limits, and how
+/// answers become the host's own results and errors.
+pub(crate) struct Transport {
     id: String,
     base: String,
     token: String,
-    http: reqwest::Client,
-    timeout: Duration,
+    pub(crate) http: reqwest::Client,
+    pub(crate) timeout: Duration,
+}
+
+/// A container host reached through its agent.
+pub struct RemoteBackend {
+    t: Transport,
 }
 
 impl RemoteBackend {
     /// `tls` is the client configuration for `https` agents (their CA, and a client
     /// certificate for mutual TLS); `None` uses no TLS settings of ours.
     pub fn new(
+        endpoint: &AgentEndpoint,
+        token: &str,
+        tls: Option<rustls::ClientConfig>,
+        call_timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            t: Transport::new(endpoint, token, tls, call_timeout)?,
+        })
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(
         endpoint: &AgentEndpoint,
         token: &str,
         tls: Option<rustls::ClientConfig>,
@@ -119,11 +138,11 @@ impl RemoteBackend {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}/v1{path}", self.base)
     }
 
-    fn unreachable(&self, e: &reqwest::Error) -> BackendError {
+    pub(crate) fn unreachable(&self, e: &reqwest::Error) -> BackendError {
         let why = if e.is_timeout() {
             "did not answer in time".to_string()
         } else if e.is_connect() {
@@ -135,7 +154,7 @@ impl RemoteBackend {
     }
 
     /// Sends with the token; a failed answer becomes the host's own error.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         req: reqwest::RequestBuilder,
         timeout: Option<Duration>,
@@ -166,7 +185,7 @@ impl RemoteBackend {
         })
     }
 
-    async fn json<T: DeserializeOwned>(
+    pub(crate) async fn json<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
         timeout: Duration,
@@ -181,7 +200,7 @@ impl RemoteBackend {
         })
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -194,7 +213,10 @@ impl RemoteBackend {
         self.json(req, self.timeout).await
     }
 
-    async fn no_content(&self, req: reqwest::RequestBuilder) -> Result<(), BackendError> {
+    pub(crate) async fn no_content(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(), BackendError> {
         self.send(req, Some(self.timeout)).await.map(drop)
     }
 
@@ -222,7 +244,7 @@ impl RemoteBackend {
     }
 }
 
-fn path_segment(s: &str) -> String {
+pub(crate) fn path_segment(s: &str) -> String {
     // Container and user names are [a-z0-9-], but never trust that in a URL.
     s.bytes()
         .map(|b| match b {
@@ -235,54 +257,68 @@ fn path_segment(s: &str) -> String {
 #[async_trait]
 impl ContainerBackend for RemoteBackend {
     fn host_name(&self) -> &str {
-        &self.id
+        &self.t.id
     }
 
     async fn info(&self) -> Result<HostInfo, BackendError> {
-        self.call(reqwest::Method::GET, "/info", None::<&()>).await
+        self.t
+            .call(reqwest::Method::GET, "/info", None::<&()>)
+            .await
     }
 
     async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, BackendError> {
-        let req = self.http.get(self.url("/images/inspect")).query(&RefQuery {
-            reference: reference.to_string(),
-        });
-        self.json(req, self.timeout).await
+        let req = self
+            .t
+            .http
+            .get(self.t.url("/images/inspect"))
+            .query(&RefQuery {
+                reference: reference.to_string(),
+            });
+        self.t.json(req, self.t.timeout).await
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
-        self.call(reqwest::Method::POST, "/containers", Some(spec))
+        self.t
+            .call(reqwest::Method::POST, "/containers", Some(spec))
             .await
     }
 
     async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
         let path = format!("/containers/{}/start", path_segment(name.as_str()));
-        self.call(reqwest::Method::POST, &path, None::<&()>).await
+        self.t.call(reqwest::Method::POST, &path, None::<&()>).await
     }
 
     async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
         let path = format!("/containers/{}/stop", path_segment(name.as_str()));
         // Stopping takes the container's grace period on top of the usual answer time.
-        let req = self.http.post(self.url(&path));
-        self.json(req, self.timeout + Duration::from_secs(15)).await
+        let req = self.t.http.post(self.t.url(&path));
+        self.t
+            .json(req, self.t.timeout + Duration::from_secs(15))
+            .await
     }
 
     async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
         let path = format!("/containers/{}", path_segment(name.as_str()));
-        self.no_content(self.http.delete(self.url(&path))).await
+        self.t
+            .no_content(self.t.http.delete(self.t.url(&path)))
+            .await
     }
 
     async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError> {
         let path = format!("/networks/{}", path_segment(owner.as_str()));
-        self.no_content(self.http.delete(self.url(&path))).await
+        self.t
+            .no_content(self.t.http.delete(self.t.url(&path)))
+            .await
     }
 
     async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
         let path = format!("/containers/{}", path_segment(name.as_str()));
-        self.call(reqwest::Method::GET, &path, None::<&()>).await
+        self.t.call(reqwest::Method::GET, &path, None::<&()>).await
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
-        self.call(reqwest::Method::GET, "/containers", None::<&()>)
+        self.t
+            .call(reqwest::Method::GET, "/containers", None::<&()>)
             .await
     }
 
@@ -292,8 +328,9 @@ impl ContainerBackend for RemoteBackend {
         req: &ExecRequest,
     ) -> Result<ExecOutput, BackendError> {
         let path = format!("/containers/{}/exec", path_segment(name.as_str()));
-        let r = self.http.post(self.url(&path)).json(req);
-        self.json(r, self.timeout + Duration::from_secs(req.timeout_secs))
+        let r = self.t.http.post(self.t.url(&path)).json(req);
+        self.t
+            .json(r, self.t.timeout + Duration::from_secs(req.timeout_secs))
             .await
     }
 
@@ -305,33 +342,39 @@ impl ContainerBackend for RemoteBackend {
     ) -> Result<(), BackendError> {
         let path = format!("/containers/{}/files", path_segment(name.as_str()));
         let req = self
+            .t
             .http
-            .put(self.url(&path))
+            .put(self.t.url(&path))
             .query(&DirQuery {
                 dir: dir.to_string(),
             })
             .body(reqwest::Body::wrap_stream(tar));
         // As long as the upload takes: it is bounded by its size, not by a clock.
-        self.send(req, None).await.map(drop)
+        self.t.send(req, None).await.map(drop)
     }
 
     async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
         let path = format!("/containers/{}/logs", path_segment(name.as_str()));
-        let req = self.http.get(self.url(&path)).query(&TailQuery { tail });
-        let resp = self.send(req, Some(self.timeout)).await?;
-        resp.bytes().await.map_err(|e| self.unreachable(&e))
+        let req = self
+            .t
+            .http
+            .get(self.t.url(&path))
+            .query(&TailQuery { tail });
+        let resp = self.t.send(req, Some(self.t.timeout)).await?;
+        resp.bytes().await.map_err(|e| self.t.unreachable(&e))
     }
 
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {
-        self.call(reqwest::Method::GET, "/images", None::<&()>)
+        self.t
+            .call(reqwest::Method::GET, "/images", None::<&()>)
             .await
     }
 
     async fn remove_image(&self, reference: &ImageRef) -> Result<(), BackendError> {
-        let req = self.http.delete(self.url("/images")).query(&RefQuery {
+        let req = self.t.http.delete(self.t.url("/images")).query(&RefQuery {
             reference: reference.to_string(),
         });
-        self.no_content(req).await
+        self.t.no_content(req).await
     }
 
     async fn pull(
@@ -339,12 +382,16 @@ impl ContainerBackend for RemoteBackend {
         image: &ImageRef,
         auth: Option<RegistryAuth>,
     ) -> Result<ProgressStream, BackendError> {
-        let req = self.http.post(self.url("/images/pull")).json(&PullRequest {
-            image: image.clone(),
-            auth,
-        });
-        let resp = self.send(req, None).await?;
-        Ok(self.lines(resp))
+        let req = self
+            .t
+            .http
+            .post(self.t.url("/images/pull"))
+            .json(&PullRequest {
+                image: image.clone(),
+                auth,
+            });
+        let resp = self.t.send(req, None).await?;
+        Ok(self.t.lines(resp))
     }
 
     async fn build(
@@ -357,44 +404,52 @@ impl ContainerBackend for RemoteBackend {
                 .map_err(|e| BackendError::Engine(format!("build request: {e}")))?,
         };
         let r = self
+            .t
             .http
-            .post(self.url("/images/build"))
+            .post(self.t.url("/images/build"))
             .query(&query)
             .body(context);
-        let resp = self.send(r, None).await?;
-        Ok(self.lines(resp))
+        let resp = self.t.send(r, None).await?;
+        Ok(self.t.lines(resp))
     }
 
     async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError> {
-        let req = self.http.get(self.url("/images/save")).query(&RefQuery {
-            reference: reference.to_string(),
-        });
-        let resp = self.send(req, None).await?;
+        let req = self
+            .t
+            .http
+            .get(self.t.url("/images/save"))
+            .query(&RefQuery {
+                reference: reference.to_string(),
+            });
+        let resp = self.t.send(req, None).await?;
         Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
     }
 
     async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
         let path = format!("/runners/{}", path_segment(spec.owner.as_str()));
-        self.call(reqwest::Method::PUT, &path, Some(spec)).await
+        self.t.call(reqwest::Method::PUT, &path, Some(spec)).await
     }
 
     async fn runner(&self, owner: &UserName) -> Result<Option<RunnerState>, BackendError> {
         let path = format!("/runners/{}", path_segment(owner.as_str()));
-        self.call(reqwest::Method::GET, &path, None::<&()>).await
+        self.t.call(reqwest::Method::GET, &path, None::<&()>).await
     }
 
     async fn remove_runner(&self, owner: &UserName) -> Result<(), BackendError> {
         let path = format!("/runners/{}", path_segment(owner.as_str()));
-        self.no_content(self.http.delete(self.url(&path))).await
+        self.t
+            .no_content(self.t.http.delete(self.t.url(&path)))
+            .await
     }
 
     async fn image_events(
         &self,
     ) -> Result<BoxStream<'static, Result<(), BackendError>>, BackendError> {
         let resp = self
-            .send(self.http.get(self.url("/events/images")), None)
+            .t
+            .send(self.t.http.get(self.t.url("/events/images")), None)
             .await?;
-        Ok(self.lines(resp))
+        Ok(self.t.lines(resp))
     }
 }
 

@@ -3,6 +3,8 @@
 //! `wm agent docker` serves a [`ContainerBackend`](wm_backend::ContainerBackend) with
 //! [`server::router`]; the console speaks to it through [`RemoteBackend`], which is itself
 //! a `ContainerBackend`, so the console cannot tell an agent from an in-process host.
+//! `wm agent kubernetes` does the same for a [`Cluster`](wm_kube::Cluster) with
+//! [`kube::router`] and [`kube::RemoteCluster`].
 //!
 //! - Everything under `/v1/` needs `Authorization: Bearer <agent token>` (compared in
 //!   constant time); `/healthz` answers without it.
@@ -14,6 +16,7 @@
 //! - Optionally HTTPS, and optionally mutual TLS ([`tls`]).
 
 pub mod client;
+pub mod kube;
 pub mod protocol;
 pub mod server;
 pub mod tls;

@@ -51,13 +51,12 @@ pub struct BodyLimits {
 
 struct Agent {
     backend: Arc<dyn ContainerBackend>,
-    token: AgentToken,
 }
 
 type Shared = State<Arc<Agent>>;
 
 /// An error as the protocol sends it.
-struct Failure(BackendError);
+pub(crate) struct Failure(pub(crate) BackendError);
 
 impl From<BackendError> for Failure {
     fn from(e: BackendError) -> Self {
@@ -73,7 +72,7 @@ impl IntoResponse for Failure {
 }
 
 /// A request the agent cannot read: bad names in the path, a malformed query.
-fn bad_request(message: String) -> Failure {
+pub(crate) fn bad_request(message: String) -> Failure {
     Failure(BackendError::Refused(message))
 }
 
@@ -81,7 +80,7 @@ type Answer<T> = Result<Json<T>, Failure>;
 
 /// The agent's routes around `backend`.
 pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: BodyLimits) -> Router {
-    let agent = Arc::new(Agent { backend, token });
+    let agent = Arc::new(Agent { backend });
     let v1 = Router::new()
         .route("/info", get(info))
         .route("/containers", post(create).get(list))
@@ -109,21 +108,26 @@ pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: Bod
             put(put_runner).get(runner).delete(remove_runner),
         )
         .fallback(|| async { bad_request("no such agent endpoint".into()).into_response() })
-        .layer(middleware::from_fn_with_state(agent.clone(), authenticate));
+        .layer(middleware::from_fn_with_state(token, authenticate));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .with_state(agent)
 }
 
-async fn authenticate(State(agent): Shared, req: Request, next: Next) -> Response {
+/// Lets through only requests that carry the agent token.
+pub(crate) async fn authenticate(
+    State(token): State<AgentToken>,
+    req: Request,
+    next: Next,
+) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(t) if agent.token.matches(t) => next.run(req).await,
+        Some(t) if token.matches(t) => next.run(req).await,
         _ => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -36,13 +36,13 @@ const MAX_PASSWORD_INPUT: usize = 1024;
         container_logs, healthz, metrics, images::list_images, images::patch_image,
         images::delete_image, images::pull_image, images::build_image,
         crate::export::export_image, crate::export::convert_to_sif, crate::ci::put_ci,
-        crate::ci::get_ci, crate::ci::delete_ci, crate::ci::gitlab_ci_yml
+        crate::ci::get_ci, crate::ci::delete_ci, crate::ci::gitlab_ci_yml, crate::kube::kubeconfig
     ),
     components(schemas(
         LoginRequest, LoginResponse, Me, NewToken, TokenCreated, TokenInfo, NewUser, UserInfo,
         Container, containers::Port, CreateContainer, ExecCommand, ExecResult, Written,
         ReconcileReport, AuditEntryView, crate::hosts::HostView, HostPatch, images::Image, images::ImagePatch, images::PullRequest, crate::ci::CiRequest,
-        crate::ci::CiView, crate::ci::RunnerView, Health, EngineHealth, DirectoryHealth, ErrorBody, ErrorDetail
+        crate::ci::CiView, crate::ci::RunnerView, Health, EngineHealth, DirectoryHealth, crate::kube::KubeHealth, ErrorBody, ErrorDetail
     )),
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = []))
@@ -953,6 +953,8 @@ pub struct Health {
     pub docker: EngineHealth,
     /// Each container host.
     pub hosts: Vec<EngineHealth>,
+    /// `null` when no Kubernetes cluster is configured.
+    pub kubernetes: Option<crate::kube::KubeHealth>,
     /// `null` when no directory is configured.
     pub ldap: Option<DirectoryHealth>,
 }
@@ -987,10 +989,11 @@ pub struct EngineHealth {
 /// Liveness, with the state of the database and the Docker host.
 #[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (db, _, ldap) = tokio::join!(
+    let (db, _, ldap, kubernetes) = tokio::join!(
         state.store.ping(),
         state.hosts.check_all(),
-        directory_health(&state)
+        directory_health(&state),
+        crate::kube::health(&state)
     );
     let hosts: Vec<EngineHealth> = state
         .hosts
@@ -1038,6 +1041,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             },
             docker,
             hosts,
+            kubernetes,
             ldap,
         }),
     )
@@ -1049,7 +1053,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(counts) = state.store.count_containers_by_status().await {
         state.metrics.set_container_counts(&counts);
     }
-    tokio::join!(state.hosts.check_all(), directory_health(&state));
+    tokio::join!(
+        state.hosts.check_all(),
+        directory_health(&state),
+        crate::kube::health(&state)
+    );
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,

@@ -124,9 +124,11 @@ async fn build_with_hosts(
         )),
         None => None,
     };
+    let cluster = cluster(&config).await?;
     let state = AppState {
         store,
         hosts: Arc::new(hosts),
+        cluster,
         directory,
         catalog: Default::default(),
         sif_cache: Arc::new(sif_cache),
@@ -139,6 +141,29 @@ async fn build_with_hosts(
         router: router(state.clone()),
         state,
     })
+}
+
+/// The cluster of the configuration: a kubernetes agent, the cluster in-process, or none.
+async fn cluster(config: &Config) -> Result<Option<Arc<dyn wm_kube::Cluster>>, StartError> {
+    if let Some(url) = &config.kube_agent {
+        let remote = wm_agent::kube::RemoteCluster::new(
+            url,
+            config.agent_token()?,
+            config.agents_client_tls()?,
+            Duration::from_secs(config.docker.call_timeout_secs),
+        )
+        .map_err(crate::config::ConfigError::new)?;
+        return Ok(Some(Arc::new(remote)));
+    }
+    match &config.kube {
+        Some(settings) => {
+            let kube = wm_kube::Kube::new(settings.clone())
+                .await
+                .map_err(|e| crate::config::ConfigError::new(format!("kube: {e}")))?;
+            Ok(Some(Arc::new(kube)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Creates the local `admin` account on first start, or sets its password when one is
@@ -214,6 +239,7 @@ fn router(state: AppState) -> Router {
                 .delete(crate::ci::delete_ci),
         )
         .route("/ci/gitlab-ci.yml", get(crate::ci::gitlab_ci_yml))
+        .route("/kubeconfig", get(crate::kube::kubeconfig))
         .route("/images/{ref}/export", get(crate::export::export_image))
         .route("/images/{ref}/sif", post(crate::export::convert_to_sif))
         .route(

@@ -12,6 +12,7 @@ use wm_agent::AgentEndpoint;
 use wm_backend::Limits;
 use wm_docker::DockerSettings;
 use wm_domain::Role;
+use wm_kube::KubeSettings;
 use wm_ldap::LdapSettings;
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
@@ -173,6 +174,12 @@ pub struct Config {
     /// Host labels a role's containers require, e.g. `teacher = ["gpu"]` (file only:
     /// `[role_host_labels]`).
     pub role_host_labels: std::collections::BTreeMap<Role, Vec<String>>,
+    /// The Kubernetes backend, in-process (`[kube]`, `WM_KUBECONFIG`, `WM_KUBE_*`): off
+    /// unless one of its settings is given.
+    pub kube: Option<KubeSettings>,
+    /// A kubernetes agent to use instead of reaching the cluster in-process
+    /// (`WM_KUBE_AGENT=http://host:8082`); it shares the agent token.
+    pub kube_agent: Option<String>,
 }
 
 /// The shared agent token and, for `wm agent`, its HTTPS settings.
@@ -272,6 +279,8 @@ impl Default for Config {
             agent: AgentSettings::default(),
             host_check_interval_secs: 5,
             role_host_labels: Default::default(),
+            kube: None,
+            kube_agent: None,
         }
     }
 }
@@ -388,6 +397,47 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["agent", "tls_client_ca"],
         Kind::Str,
     ),
+    ("WM_KUBECONFIG", &["kube", "kubeconfig"], Kind::Str),
+    ("WM_KUBE_CONTEXT", &["kube", "context"], Kind::Str),
+    ("WM_KUBE_DOMAIN", &["kube", "domain"], Kind::Str),
+    (
+        "WM_KUBE_INGRESS_CLASS",
+        &["kube", "ingress_class"],
+        Kind::Str,
+    ),
+    (
+        "WM_KUBE_STORAGE_CLASS",
+        &["kube", "storage_class"],
+        Kind::Str,
+    ),
+    ("WM_KUBE_VOLUME_SIZE", &["kube", "volume_size"], Kind::Str),
+    (
+        "WM_KUBE_TOKEN_EXPIRY_SECS",
+        &["kube", "token_expiry_secs"],
+        Kind::Int,
+    ),
+    (
+        "WM_KUBE_LONG_LIVED_TOKENS",
+        &["kube", "long_lived_tokens"],
+        Kind::Bool,
+    ),
+    (
+        "WM_KUBE_INGRESS_NAMESPACE",
+        &["kube", "ingress_namespace"],
+        Kind::Str,
+    ),
+    (
+        "WM_KUBE_PUBLIC_SERVER",
+        &["kube", "public_server"],
+        Kind::Str,
+    ),
+    (
+        "WM_KUBE_CALL_TIMEOUT_SECS",
+        &["kube", "call_timeout_secs"],
+        Kind::Int,
+    ),
+    ("WM_KUBE_INSTANCE", &["kube", "instance"], Kind::Str),
+    ("WM_KUBE_AGENT", &["kube_agent"], Kind::Str),
     (
         "WM_HOST_CHECK_INTERVAL_SECS",
         &["host_check_interval_secs"],
@@ -599,6 +649,17 @@ impl Config {
             {
                 return e(format!("public_url {url:?} must be an http(s) URL"));
             }
+        }
+        if let Some(k) = &self.kube {
+            k.validate().map_err(ConfigError)?;
+        }
+        if let Some(url) = &self.kube_agent {
+            AgentEndpoint {
+                id: "kubernetes".into(),
+                url: url.clone(),
+            }
+            .validate()
+            .map_err(|e| ConfigError(format!("WM_KUBE_AGENT: {e}")))?;
         }
         if self.host_check_interval_secs == 0 {
             return e("host_check_interval_secs must be at least 1".into());

@@ -32,8 +32,11 @@ pub struct Container {
     pub backend: String,
     /// The id of the host it runs on.
     pub host: String,
-    /// Where its ports are reached: links are `http://<address>:<port>/`.
+    /// Where its ports are reached: links are `http://<address>:<port>/`; for a
+    /// kubernetes container, the host of its Ingress.
     pub address: String,
+    /// The kubernetes container's Ingress, `http://<name>.<owner>.<domain>/`.
+    pub url: Option<String>,
     /// `creating`, `created`, `running`, `paused`, `restarting`, `exited`, `dead`,
     /// `gone` (removed from the host behind our back), or `unknown` (its host does not
     /// answer now).
@@ -48,7 +51,9 @@ pub struct Container {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Port {
     pub guest: u16,
-    pub host: u16,
+    /// The host port it is published on; `null` for a kubernetes container, whose ports
+    /// are its Service's.
+    pub host: Option<u16>,
 }
 
 impl From<&ContainerRecord> for Container {
@@ -60,13 +65,14 @@ impl From<&ContainerRecord> for Container {
             backend: c.backend.clone(),
             host: c.host.clone(),
             address: c.host.clone(),
+            url: None,
             status: c.status.clone(),
             ports: c
                 .ports
                 .iter()
                 .map(|p| Port {
                     guest: p.guest.get(),
-                    host: p.host_port,
+                    host: Some(p.host_port),
                 })
                 .collect(),
             env: c.env.clone(),
@@ -236,6 +242,14 @@ impl OwnedContainer {
         &self.record.name
     }
 
+    pub fn into_record(self) -> ContainerRecord {
+        self.record
+    }
+
+    fn on_cluster(&self) -> bool {
+        self.record.backend == crate::kube::BACKEND
+    }
+
     /// Its host's backend; 503 at once while the host does not answer.
     fn host(&self, state: &AppState) -> Result<std::sync::Arc<dyn ContainerBackend>, ApiError> {
         state.hosts.reach(&self.record.host)
@@ -275,17 +289,18 @@ pub async fn create(
     let env = parse_env(req.env)?;
     let guests = parse_ports(req.ports, state.config.max_ports)?;
     let mut required = parse_requires(req.requires)?;
-    required.extend(state.config.required_labels(caller.role).iter().cloned());
-    required.sort();
-    required.dedup();
     match req.backend.as_deref() {
         None | Some("docker") => {}
         Some("kubernetes") => {
-            return Err(ApiError::Invalid {
-                code: "backend_unavailable",
-                message: "the kubernetes backend is not enabled on this installation".into(),
-                field: Some("backend"),
-            })
+            if !required.is_empty() {
+                // The cluster's scheduler places pods; our host labels are Docker's.
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: "host labels apply to docker hosts only".into(),
+                    field: Some("requires"),
+                });
+            }
+            return crate::kube::create(state, caller, short, image, env, guests).await;
         }
         Some(other) => {
             return Err(ApiError::Invalid {
@@ -296,6 +311,9 @@ pub async fn create(
         }
     }
 
+    required.extend(state.config.required_labels(caller.role).iter().cloned());
+    required.sort();
+    required.dedup();
     let present = crate::images::check_usable(state, caller, &image).await?;
 
     let mut record = ContainerRecord {
@@ -475,6 +493,7 @@ pub async fn list(
         (id.to_string(), found)
     }))
     .await;
+    let on_cluster = crate::kube::refresh(state, &mut records).await?;
     for r in &mut records {
         if r.backend != "docker" || r.status == "creating" {
             continue;
@@ -490,11 +509,21 @@ pub async fn list(
             set_status(state, r, now).await?;
         }
     }
-    Ok(records.iter().map(|r| view(state, r)).collect())
+    Ok(records
+        .iter()
+        .zip(&on_cluster)
+        .map(|(r, k)| match r.backend.as_str() {
+            crate::kube::BACKEND => crate::kube::show(state, r, k.as_ref()),
+            _ => view(state, r),
+        })
+        .collect())
 }
 
 /// The container with its status as the host reports it now.
 pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
+    if c.on_cluster() {
+        return crate::kube::get(state, c).await;
+    }
     let mut record = c.record;
     if record.status == "creating" {
         return Ok(view(state, &record));
@@ -555,11 +584,17 @@ async fn settle(
 }
 
 pub async fn start(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
+    if c.on_cluster() {
+        return crate::kube::start_or_stop(state, c, true).await;
+    }
     let r = c.host(state)?.start(c.name()).await;
     settle(state, c, r).await
 }
 
 pub async fn stop(state: &AppState, c: OwnedContainer) -> Result<Container, ApiError> {
+    if c.on_cluster() {
+        return crate::kube::start_or_stop(state, c, false).await;
+    }
     let r = c.host(state)?.stop(c.name()).await;
     settle(state, c, r).await
 }
@@ -568,6 +603,9 @@ pub async fn stop(state: &AppState, c: OwnedContainer) -> Result<Container, ApiE
 /// owner's network if this was their last container there. A container already gone
 /// from its host needs no answer from the host.
 pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError> {
+    if c.on_cluster() {
+        return crate::kube::delete(state, c).await;
+    }
     if c.record.status == "gone" {
         state.store.delete_container(c.name().as_str()).await?;
         return Ok(());
@@ -586,6 +624,9 @@ pub async fn exec(
     c: &OwnedContainer,
     cmd: Value,
 ) -> Result<ExecResult, ApiError> {
+    if c.on_cluster() {
+        return Err(crate::kube::unsupported("exec", "kubectl exec"));
+    }
     let req = ExecRequest {
         cmd: parse_cmd(cmd)?,
         timeout_secs: state.config.exec_timeout_secs,
@@ -600,6 +641,9 @@ pub async fn upload(
     dir: &str,
     tar: ByteStream,
 ) -> Result<(), ApiError> {
+    if c.on_cluster() {
+        return Err(crate::kube::unsupported("uploading files", "kubectl cp"));
+    }
     c.host(state)?.upload(c.name(), dir, tar).await?;
     Ok(())
 }
@@ -609,6 +653,9 @@ pub async fn logs(
     c: &OwnedContainer,
     tail: u32,
 ) -> Result<bytes::Bytes, ApiError> {
+    if c.on_cluster() {
+        return crate::kube::logs(state, c, tail).await;
+    }
     Ok(c.host(state)?.logs(c.name(), tail).await?)
 }
 

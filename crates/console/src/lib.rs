@@ -16,6 +16,7 @@ pub mod export;
 mod extract;
 pub mod hosts;
 pub mod images;
+pub mod kube;
 pub mod metrics;
 mod ratelimit;
 pub mod reconcile;

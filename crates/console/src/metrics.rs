@@ -65,6 +65,7 @@ pub struct Metrics {
     pub hosts_up: Family<HostLabels, Gauge>,
     pub directory_logins: Family<OutcomeLabels, Counter>,
     pub directory_up: Gauge,
+    pub kubernetes_up: Gauge,
     pub sif_conversions: Family<OutcomeLabels, Counter>,
 }
 
@@ -120,6 +121,12 @@ impl Default for Metrics {
             "1 when the directory answered the last login or check; 0 without a directory",
             directory_up.clone(),
         );
+        let kubernetes_up = Gauge::default();
+        registry.register(
+            "kubernetes_up",
+            "1 when the Kubernetes API answered the last check; 0 without a cluster",
+            kubernetes_up.clone(),
+        );
         let sif_conversions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "sif_conversions",
@@ -130,6 +137,7 @@ impl Default for Metrics {
             sif_conversions,
             directory_logins,
             directory_up,
+            kubernetes_up,
             registry,
             requests,
             request_seconds,

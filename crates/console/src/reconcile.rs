@@ -56,6 +56,10 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
             }
         }
     }
+    match crate::kube::reconcile(state).await {
+        Ok(n) => report.updated += n,
+        Err(e) => tracing::debug!(error = %e, "reconcile skipped the cluster"),
+    }
     // The event streams keep the image catalog fresh; this catches what a lost event
     // missed.
     state.catalog.refresh(state).await?;

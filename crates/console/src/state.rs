@@ -11,6 +11,8 @@ pub struct AppState {
     pub store: Store,
     /// The container hosts: the local engine, or the agents.
     pub hosts: Arc<Hosts>,
+    /// The Kubernetes cluster, when one is configured.
+    pub cluster: Option<Arc<dyn wm_kube::Cluster>>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     /// The department directory, when one is configured.

@@ -699,3 +699,59 @@ fn base64_encode(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
 }
+
+/// What the console needs from a cluster: served in-process by [`Kube`], or by a
+/// kubernetes agent over the agent protocol (`wm_agent::RemoteCluster`), so the console
+/// cannot tell the two apart.
+#[async_trait::async_trait]
+pub trait Cluster: Send + Sync {
+    /// The API server's version; [`BackendError::Unavailable`] when it cannot be reached.
+    async fn health(&self) -> Result<String, BackendError>;
+    /// Creates or updates the user's namespace and what goes in it.
+    async fn ensure_user(&self, user: &UserName, role: Role) -> Result<(), BackendError>;
+    async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError>;
+    async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError>;
+    /// Every container of this installation in the cluster.
+    async fn list(&self) -> Result<Vec<KubeContainer>, BackendError>;
+    async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError>;
+    async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError>;
+    /// Removes the container's objects and waits until they are gone.
+    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError>;
+    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError>;
+    /// A kubeconfig for the user's namespace with a fresh token.
+    async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError>;
+}
+
+#[async_trait::async_trait]
+impl Cluster for Kube {
+    async fn health(&self) -> Result<String, BackendError> {
+        Kube::health(self).await
+    }
+    async fn ensure_user(&self, user: &UserName, role: Role) -> Result<(), BackendError> {
+        Kube::ensure_user(self, user, role).await
+    }
+    async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError> {
+        Kube::create(self, spec).await
+    }
+    async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+        Kube::inspect(self, name).await
+    }
+    async fn list(&self) -> Result<Vec<KubeContainer>, BackendError> {
+        Kube::list(self).await
+    }
+    async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+        Kube::start(self, name).await
+    }
+    async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+        Kube::stop(self, name).await
+    }
+    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+        Kube::remove(self, name).await
+    }
+    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError> {
+        Kube::logs(self, name, tail).await
+    }
+    async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError> {
+        Kube::kubeconfig(self, user, role).await
+    }
+}

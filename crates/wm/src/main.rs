@@ -39,7 +39,7 @@ enum Command {
     /// Tools of the Kubernetes backend.
     Kube {
         #[command(subcommand)]
-        command: Box<KubeCommand>,
+        command: KubeCommand,
     },
 }
 
@@ -48,6 +48,13 @@ enum AgentKind {
     /// Serve this host's Docker engine to the console (`WM_AGENT_TOKEN`, `WM_HOST_ID`,
     /// `WM_PORT_RANGE`, `WM_LISTEN`).
     Docker {
+        /// A TOML configuration file; `WM_*` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Serve the Kubernetes backend to the console (`WM_AGENT_TOKEN`, `WM_KUBECONFIG` or
+    /// the in-cluster account, `WM_KUBE_*`, `WM_LISTEN`).
+    Kubernetes {
         /// A TOML configuration file; `WM_*` variables override it.
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -72,6 +79,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Agent {
             kind: AgentKind::Docker { config },
         } => docker_agent(config).await,
+        Command::Agent {
+            kind: AgentKind::Kubernetes { config },
+        } => kubernetes_agent(config).await,
         Command::Kube { command } => command.run(),
     }
 }
@@ -143,20 +153,15 @@ enum KubeCommand {
         /// The creation id written on the container's objects.
         #[arg(long, default_value = "manual")]
         creation_id: String,
-        #[arg(long, env = "WM_KUBE_DOMAIN", default_value = "localhost")]
-        domain: String,
-        #[arg(long, env = "WM_KUBE_INGRESS_CLASS")]
-        ingress_class: Option<String>,
-        #[arg(long, env = "WM_KUBE_STORAGE_CLASS")]
-        storage_class: Option<String>,
-        /// Size of the user's persistent volume (`10Gi`); none without it.
-        #[arg(long, env = "WM_KUBE_VOLUME_SIZE")]
-        volume_size: Option<String>,
+        /// The configuration whose `[kube]` settings (and `WM_KUBE_*` variables) decide
+        /// the objects, as for the console.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
 impl KubeCommand {
-    fn run(self: Box<Self>) -> anyhow::Result<()> {
+    fn run(self) -> anyhow::Result<()> {
         use wm_domain::{
             parse_env_list, parse_port_list, ContainerName, GuestPort, ImageRef, Role, ShortName,
             UserName,
@@ -169,18 +174,10 @@ impl KubeCommand {
             ports,
             env,
             creation_id,
-            domain,
-            ingress_class,
-            storage_class,
-            volume_size,
-        } = *self;
-        let settings = wm_kube::KubeSettings {
-            domain,
-            ingress_class,
-            storage_class,
-            volume_size,
-            ..Default::default()
-        };
+            config,
+        } = self;
+        let config = wm_console::Config::load(config.as_deref(), std::env::vars())?;
+        let settings = config.kube.unwrap_or_default();
         let owner = UserName::parse(&user)?;
         let role = Role::parse(&role)?;
         let spec = match (container, image) {
@@ -209,6 +206,29 @@ impl KubeCommand {
         );
         Ok(())
     }
+}
+
+async fn kubernetes_agent(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = wm_console::Config::load(file.as_deref(), std::env::vars())?;
+    let token = wm_agent::AgentToken::new(config.agent_token()?);
+    let tls = config.agent_server_tls()?;
+    let settings = config.kube.clone().unwrap_or_default();
+    settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let kube = wm_kube::Kube::new(settings).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        "kubernetes agent listening on {}://{}",
+        if tls.is_some() { "https" } else { "http" },
+        listener.local_addr()?
+    );
+    let router = wm_agent::kube::router(Arc::new(kube), token);
+    wm_agent::serve(listener, router, tls, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn shutdown_signal() {

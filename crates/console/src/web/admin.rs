@@ -129,7 +129,9 @@ pub async fn page_handler(
                             td data-label=(t.image) { code { (c.image) } }
                             td data-label=(t.status) { (status_badge(t, &c.status)) }
                             td data-label=(t.ports) {
-                                @for p in &c.ports { (p.guest) "→" (p.host) " " }
+                                @for p in &c.ports {
+                                    (p.guest) "→" (p.host.map_or("Service".to_string(), |h| h.to_string())) " "
+                                }
                             }
                         }
                     }

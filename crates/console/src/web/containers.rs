@@ -27,7 +27,14 @@ fn port_links(ctx: &Ctx, c: &Container) -> Markup {
                 @for p in &c.ports {
                     li {
                         (p.guest) " → "
-                        a href={ "http://" (c.address) ":" (p.host) "/" } { (c.address) ":" (p.host) }
+                        @if let Some(host) = p.host {
+                            a href={ "http://" (c.address) ":" (host) "/" } { (c.address) ":" (host) }
+                        } @else if let Some(url) = &c.url {
+                            // A kubernetes container: its first port is behind the Ingress.
+                            a href=(url) { (url) }
+                        } @else {
+                            span.muted { "Service" }
+                        }
                     }
                 }
             }
@@ -55,7 +62,13 @@ pub async fn list(
         .or_page(&ctx)?;
     let body = html! {
         (notice(&ctx, &q))
-        p { a.button.primary href="/containers/new" { (t.new_container) } }
+        p {
+            a.button.primary href="/containers/new" { (t.new_container) }
+            @if state.cluster.is_some() {
+                " " a.button href="/api/v1/kubeconfig" download="kubeconfig.yaml" aria-describedby="kubeconfig-hint" { (t.download_kubeconfig) }
+            }
+        }
+        @if state.cluster.is_some() { p.hint #kubeconfig-hint { (t.hint_kubeconfig) } }
         @if list.is_empty() {
             p { (t.no_containers) }
         } @else {
@@ -156,7 +169,10 @@ async fn new_page(state: &AppState, ctx: &Ctx, f: &NewForm, status: StatusCode) 
                     p.field-error #backend-error { (f.error.as_deref().unwrap_or("")) }
                 }
                 select #backend name="backend" aria-describedby="backend-hint" {
-                    option value="docker" selected { "docker" }
+                    option value="docker" selected[f.backend != "kubernetes"] { "docker" }
+                    @if state.cluster.is_some() {
+                        option value="kubernetes" selected[f.backend == "kubernetes"] { "kubernetes" }
+                    }
                 }
                 p.hint #backend-hint { (t.hint_backend) }
             }
@@ -259,6 +275,14 @@ async fn detail_page(
             @if running { (action_form(ctx, &c, "stop", t.stop)) } @else { (action_form(ctx, &c, "start", t.start)) }
             a.button.danger href={ "/containers/" (c.name) "/delete" } { (t.delete) }
         }
+        @if c.backend == crate::kube::BACKEND {
+            section aria-labelledby="kubectl-h" {
+                h2 #kubectl-h { (t.exec_title) }
+                p { (t.hint_kubectl) }
+                pre { "kubectl --kubeconfig kubeconfig.yaml exec -it deploy/" (c.name) " -- sh" }
+                p { a.button href="/api/v1/kubeconfig" download="kubeconfig.yaml" { (t.download_kubeconfig) } }
+            }
+        } @else {
         section aria-labelledby="exec-h" {
             h2 #exec-h { (t.exec_title) }
             form.card method="post" action={ "/containers/" (c.name) "/exec" } {
@@ -300,6 +324,7 @@ async fn detail_page(
                 }
                 button.primary type="submit" { (t.upload_button) }
             }
+        }
         }
         section aria-labelledby="logs-h" {
             h2 #logs-h { (t.logs_title) }
