@@ -178,28 +178,40 @@ impl KubeCommand {
         } = self;
         let config = wm_console::Config::load(config.as_deref(), std::env::vars())?;
         let settings = config.kube.unwrap_or_default();
-        let owner = UserName::parse(&user)?;
-        let role = Role::parse(&role)?;
-        let spec = match (container, image) {
-            (Some(short), Some(image)) => {
-                let short_name = ShortName::parse(&short)?;
-                let ports = ports
-                    .split_whitespace()
-                    .map(GuestPort::parse)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Some(wm_kube::KubeContainerSpec {
-                    name: ContainerName::new(&owner, &short_name)?,
-                    owner: owner.clone(),
-                    short_name,
-                    image: ImageRef::parse(&image)?,
-                    env: parse_env_list(env.split_whitespace())?,
-                    ports: parse_port_list(ports, usize::from(u16::MAX))?,
-                    creation_id,
-                    role,
-                })
-            }
-            _ => None,
+        let parsed = || -> Result<_, wm_domain::ParseError> {
+            let owner = UserName::parse(&user)?;
+            let role = Role::parse(&role)?;
+            let spec = match (container, image) {
+                (Some(short), Some(image)) => {
+                    let short_name = ShortName::parse(&short)?;
+                    let ports = ports
+                        .split_whitespace()
+                        .map(GuestPort::parse)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Some(wm_kube::KubeContainerSpec {
+                        name: ContainerName::new(&owner, &short_name)?,
+                        owner: owner.clone(),
+                        short_name,
+                        image: ImageRef::parse(&image)?,
+                        env: parse_env_list(env.split_whitespace())?,
+                        ports: parse_port_list(ports, usize::from(u16::MAX))?,
+                        creation_id,
+                        role,
+                    })
+                }
+                _ => None,
+            };
+            Ok((owner, role, spec))
         };
+        // Named as the option the value came from.
+        let (owner, role, spec) = parsed().map_err(|e| {
+            let option = match e.field {
+                "name" => "container",
+                "username" => "user",
+                other => other,
+            };
+            anyhow::anyhow!("--{option}: {}", e.message)
+        })?;
         print!(
             "{}",
             wm_kube::render_manifests(&settings, &owner, role, spec.as_ref())?
