@@ -960,3 +960,53 @@ async fn only_configured_mounts_reach_a_container() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn user_networks_take_their_subnets_from_the_pool() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    // Room for exactly two /28 networks, in a /27 of its own for this test.
+    let third = uuid::Uuid::new_v4().as_bytes()[0];
+    let pool = format!("10.213.{third}.32/27");
+    config.docker.network_pool = Some(pool.clone());
+    config.docker.network_prefix = 28;
+    let app = spawn_with(config, data).await;
+    let image = test_image().await;
+    let mut subnets = Vec::new();
+    for _ in 0..2 {
+        let (user, token) = app.student().await;
+        app.create(&token, json!({"name": "n", "image": image}))
+            .await;
+        let net = inspect("network", &format!("{}-{user}", app.instance)).unwrap();
+        subnets.push(
+            net["IPAM"]["Config"][0]["Subnet"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    subnets.sort();
+    assert_eq!(
+        subnets,
+        [
+            format!("10.213.{third}.32/28"),
+            format!("10.213.{third}.48/28")
+        ]
+    );
+    // The pool is full: a third user is told so, and nothing is left behind.
+    let (user, token) = app.student().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &token,
+            json!({"name": "n", "image": image}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(&pool),
+        "{body}"
+    );
+    assert!(inspect("network", &format!("{}-{user}", app.instance)).is_none());
+    assert!(!app.engine_containers().iter().any(|c| c.starts_with(&user)));
+}

@@ -3,6 +3,7 @@
 use crate::labels;
 use crate::ports::PortPool;
 use crate::settings::DockerSettings;
+use crate::subnets::Cidr;
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::container::{
@@ -15,8 +16,8 @@ use bollard::image::{
     BuildImageOptions, CreateImageOptions, ListImagesOptions, RemoveImageOptions,
 };
 use bollard::models::{
-    ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig, Mount,
-    MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+    ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig, Ipam,
+    IpamConfig, Mount, MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
 use bollard::system::EventsOptions;
@@ -55,6 +56,9 @@ pub struct DockerEngine {
     /// creates do not make several networks of one name (the engine does not prevent
     /// it) and a removal does not pull the network from under a create.
     network_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Around choosing a subnet from the pool and creating the network with it, so two
+    /// owners' networks never pick the same one.
+    subnet_lock: Mutex<()>,
     ports: PortPool,
 }
 
@@ -68,6 +72,7 @@ impl DockerEngine {
             client: RwLock::new(None),
             timeout,
             network_locks: Default::default(),
+            subnet_lock: Mutex::new(()),
         }
     }
 
@@ -182,12 +187,27 @@ impl DockerEngine {
             Err(BackendError::Refused(_)) | Err(BackendError::NoSuchContainer) => {}
             Err(e) => return Err(e),
         }
+        let _subnet_guard = match self.settings.network_pool {
+            Some(_) => Some(self.subnet_lock.lock().await),
+            None => None,
+        };
+        let ipam = match &self.settings.network_pool {
+            Some(pool) => Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(self.free_subnet(docker, pool).await?),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            None => Ipam::default(),
+        };
         let created = self
             .call(docker.create_network(CreateNetworkOptions {
                 name: name.clone(),
                 driver: "bridge".to_string(),
                 check_duplicate: true,
                 labels: self.our_labels(owner),
+                ipam,
                 ..Default::default()
             }))
             .await;
@@ -196,8 +216,37 @@ impl DockerEngine {
             // Two creates for the same owner at once: the other one made it.
             Err(BackendError::NameTaken(_)) => Ok(()),
             Err(BackendError::Refused(m)) if m.contains("already exists") => Ok(()),
+            Err(BackendError::Refused(m) | BackendError::Engine(m))
+                if m.contains("non-overlapping") =>
+            {
+                Err(BackendError::Exhausted(
+                    "this host's Docker has no address range left for another user's network; \
+                     an administrator must set WM_NETWORK_POOL (or Docker's default-address-pools)"
+                        .into(),
+                ))
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// The first subnet of the pool that no network on the engine overlaps.
+    async fn free_subnet(&self, docker: &Docker, pool: &str) -> Result<String, BackendError> {
+        let pool = Cidr::parse(pool).map_err(BackendError::Policy)?;
+        let networks = self.call(docker.list_networks::<String>(None)).await?;
+        let taken: Vec<Cidr> = networks
+            .iter()
+            .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+            .flatten()
+            .filter_map(|c| Cidr::parse(c.subnet.as_deref()?).ok())
+            .collect();
+        pool.first_free(self.settings.network_prefix, &taken)
+            .map(|c| c.to_string())
+            .ok_or_else(|| {
+                BackendError::Exhausted(format!(
+                    "the network pool {pool} has no /{} subnet left for another user's network; ask an administrator",
+                    self.settings.network_prefix
+                ))
+            })
     }
 
     /// The hardened host configuration: the whole security policy is here.

@@ -8,6 +8,7 @@
 mod engine;
 mod ports;
 mod settings;
+mod subnets;
 
 pub use engine::DockerEngine;
 pub use settings::{DockerSettings, MountRule, PortRange, CAPABILITY_CEILING};

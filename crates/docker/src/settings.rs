@@ -76,6 +76,11 @@ pub struct DockerSettings {
     /// Host ports lent to containers (`WM_PORT_RANGE`, e.g. `40000-40999`); default: the
     /// kernel's ephemeral range.
     pub port_range: Option<PortRange>,
+    /// An IPv4 network the per-user networks get their subnets from (`WM_NETWORK_POOL`,
+    /// e.g. `10.201.0.0/16`); default: Docker's own pools, which hold about 30 networks.
+    pub network_pool: Option<String>,
+    /// Prefix length of each user network's subnet from the pool (`WM_NETWORK_PREFIX`).
+    pub network_prefix: u8,
     /// Labels every object as `wm.instance=<instance>`, so that two installations sharing
     /// one engine never touch each other's containers. Also prefixes network names.
     pub instance: String,
@@ -103,6 +108,8 @@ impl Default for DockerSettings {
             address: None,
             host_labels: Vec::new(),
             port_range: None,
+            network_pool: None,
+            network_prefix: 26,
             instance: "wm".into(),
             publish_address: "0.0.0.0".into(),
             cap_add: [
@@ -174,6 +181,16 @@ impl DockerSettings {
             return Err(format!(
                 "host label {bad:?} must be 1 to 63 letters, digits, '-', '_' or '.'"
             ));
+        }
+        if let Some(pool) = &self.network_pool {
+            let cidr =
+                crate::subnets::Cidr::parse(pool).map_err(|e| format!("network pool: {e}"))?;
+            if self.network_prefix < cidr.prefix() || !(16..=29).contains(&self.network_prefix) {
+                return Err(format!(
+                    "network prefix /{} must be 16..29 and within the pool {pool}",
+                    self.network_prefix
+                ));
+            }
         }
         if !label_ok(&self.host_name) {
             return Err(format!(
