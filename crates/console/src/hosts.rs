@@ -10,9 +10,10 @@
 //! # Placement
 //! A new container goes to a host that is up, not drained, carries every label the
 //! request and the owner's role require, and has the image if any such host has it.
-//! Among those: the fewest containers (the console's own records, so that a burst of
-//! creates spreads at once instead of waiting for the next check), then the most free
-//! memory (the host's memory minus the limits of its running containers), then the id.
+//! Among those: the fewest running containers (the console's own records, counting
+//! creates in flight, so that a burst spreads at once instead of waiting for the next
+//! check), then the most free memory (the host's memory minus the limits of its running
+//! containers), then the id.
 
 use crate::error::ApiError;
 use crate::metrics::{InstrumentedBackend, Metrics};
@@ -159,7 +160,7 @@ pub struct HostView {
     pub drained: bool,
     pub address: String,
     pub labels: Vec<String>,
-    /// Containers recorded on it (all but `gone` ones).
+    /// Containers running on it, or being created.
     pub containers: i64,
     pub version: Option<String>,
     pub memory_total: Option<i64>,

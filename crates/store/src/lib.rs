@@ -535,10 +535,12 @@ impl Store {
             .collect()
     }
 
-    /// Containers that hold a place on their host (all but `gone` ones), per host.
+    /// Containers running or on their way to it (being created, restarting, paused), per
+    /// host: what placement balances.
     pub async fn containers_per_host(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
-            "SELECT host, COUNT(*) AS n FROM containers WHERE status <> 'gone' GROUP BY host",
+            "SELECT host, COUNT(*) AS n FROM containers \
+             WHERE status IN ('creating', 'created', 'running', 'restarting', 'paused') GROUP BY host",
         )
         .fetch_all(&self.pool)
         .await?;

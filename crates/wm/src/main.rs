@@ -89,6 +89,11 @@ async fn main() -> anyhow::Result<()> {
 async fn console(file: Option<PathBuf>, with_agents: bool) -> anyhow::Result<()> {
     let config = wm_console::Config::load(file.as_deref(), std::env::vars())?;
     let listen = config.listen;
+    if !with_agents && !config.agents.is_empty() {
+        tracing::warn!(
+            "WM_AGENTS is for `wm console`; `wm serve` lends from the local engine only"
+        );
+    }
     let app = if with_agents {
         wm_console::build_with_agents(config).await
     } else {
