@@ -297,6 +297,13 @@ async fn main() {
         println!("first failure through the console: {why}");
     }
 
+    // The engine back as it was, so the direct burst meets the same engine.
+    drop(console);
+    drop(agents);
+    for instance in &instances {
+        wm_testkit::remove_labelled("wm.instance", instance);
+    }
+
     // The same burst, straight to the engine.
     let docker = Docker::connect_with_local_defaults()
         .unwrap()
@@ -343,11 +350,7 @@ async fn main() {
         ours_wall.as_secs_f64() / direct_wall.as_secs_f64()
     );
 
-    drop(console);
-    drop(agents);
-    for instance in instances.iter().chain([&direct_instance]) {
-        wm_testkit::remove_labelled("wm.instance", instance);
-    }
+    wm_testkit::remove_labelled("wm.instance", &direct_instance);
 }
 
 fn uuid_byte() -> u8 {
