@@ -544,7 +544,7 @@ pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiEr
 }
 
 /// Records a status seen on the host; a container gone from it gives up its ports.
-async fn set_status(
+pub(crate) async fn set_status(
     state: &AppState,
     r: &mut ContainerRecord,
     status: &str,

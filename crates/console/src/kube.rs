@@ -192,15 +192,7 @@ async fn settle(
         None => "gone",
     };
     if now != r.status {
-        if now == "gone" {
-            state.store.mark_container_gone(r.name.as_str()).await?;
-        } else {
-            state
-                .store
-                .set_container_status(r.name.as_str(), now, None)
-                .await?;
-        }
-        r.status = now.into();
+        crate::containers::set_status(state, r, now).await?;
     }
     Ok(())
 }

@@ -44,6 +44,20 @@ async fn log_in(b: &Browser, app: &TestApp, user: &str, password: &str) {
     b.find("form[action='/logout']").await;
 }
 
+/// Waits until the browser has followed a post's redirect to a URL with `part`.
+async fn wait_for_url(b: &Browser, part: &str) {
+    for _ in 0..100 {
+        if b.url().await.contains(part) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the browser never got to a URL with {part}: {}",
+        b.url().await
+    );
+}
+
 async fn log_out(b: &Browser) {
     b.click("form[action='/logout'] button").await;
     b.find("#username").await;
@@ -622,21 +636,38 @@ async fn admins_add_accounts_and_reconcile_from_the_admin_page() {
     b.fill("#new-password", "a-new-password").await;
     b.click("form[action='/admin/users'] button[type=submit]")
         .await;
-    b.find("p.notice").await;
+    wait_for_url(&b, "notice=user-created").await;
     assert!(b.text("p.notice").await.contains("account was created"));
     assert_eq!(
         app.login(&name, "a-new-password").await.len(),
         46,
         "the account works"
     );
+    // The page before has a notice too: wait for the one this click leads to.
     b.click("form[action='/admin/reconcile'] button[type=submit]")
         .await;
-    b.find("p.notice").await;
+    wait_for_url(&b, "notice=reconciled").await;
     assert!(b
         .text("p.notice")
         .await
         .contains("checked against the Docker host"));
     shot(&b, "admin-forms").await;
+
+    // The hosts table: drain the one host, then put it back in service.
+    b.click("form[action$='/drain'] button[type=submit]").await;
+    wait_for_url(&b, "notice=host-changed").await;
+    assert!(b
+        .text("section[aria-labelledby=hosts-h] table")
+        .await
+        .contains("drained"));
+    let (_, hosts) = app.get("/api/v1/admin/hosts", &app.admin).await;
+    assert_eq!(hosts[0]["drained"], true, "{hosts}");
+    b.click("form[action$='/drain'] button[type=submit]").await;
+    eventually(10, "the host back in service", || async {
+        let (_, hosts) = app.get("/api/v1/admin/hosts", &app.admin).await;
+        hosts[0]["drained"] == false
+    })
+    .await;
 
     // A bad account is refused on the page and not created.
     b.fill("#new-name", "Bad Name").await;
