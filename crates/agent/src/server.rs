@@ -326,7 +326,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     match tls {
         Some(config) => {
-            axum::serve(crate::tls::TlsListener::new(listener, config), router)
+            axum::serve(crate::tls::TlsListener::new(listener, config)?, router)
                 .with_graceful_shutdown(shutdown)
                 .await
         }

@@ -88,19 +88,53 @@ pub fn client_config(
     }
 }
 
-/// A listener that hands out connections after their TLS handshake; a client that fails
-/// or stalls its handshake is dropped without holding up the others for long.
+/// A listener that hands out connections after their TLS handshake. Handshakes run side
+/// by side, so a client that stalls its handshake holds up nobody, and one that fails or
+/// stalls past the time-out is dropped.
 pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    local: std::net::SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
+    acceptor: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: rustls::ServerConfig) -> Self {
-        Self {
-            tcp,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-        }
+    pub fn new(tcp: TcpListener, config: rustls::ServerConfig) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let tls = TlsAcceptor::from(Arc::new(config));
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio::spawn(async move {
+            loop {
+                let (stream, addr) = match tcp.accept().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (tls, tx) = (tls.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            let _ = tx.send((s, addr)).await;
+                        }
+                        Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            local,
+            ready,
+            acceptor,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.acceptor.abort();
     }
 }
 
@@ -109,24 +143,14 @@ impl Listener for TlsListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, addr) = match self.tcp.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => return (tls, addr),
-                Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
-            }
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accepting task is gone only when the listener is dropped.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.local)
     }
 }

@@ -704,6 +704,30 @@ async fn agents_over_mutual_tls() {
     assert_eq!(c["host"], "h1");
     assert_eq!(c["status"], "running");
 
+    // A client that opens a connection and never says a word holds up nobody else's
+    // handshake (it would be dropped only after 10 s).
+    let _stalled = std::net::TcpStream::connect(("127.0.0.1", h1.port)).unwrap();
+    let identity = reqwest::Identity::from_pem(
+        &[
+            std::fs::read(&client_cert).unwrap(),
+            std::fs::read(&client_key).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let with_cert = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .identity(identity)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let health = with_cert
+        .get(format!("{https}/healthz"))
+        .send()
+        .await
+        .expect("answered while another client stalls its handshake");
+    assert_eq!(health.status(), StatusCode::OK);
+
     // Without a client certificate, no connection at all.
     let ca_pem = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
     let no_cert = Client::builder()

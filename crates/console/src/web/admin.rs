@@ -49,7 +49,10 @@ pub async fn page_handler(
                     th scope="col" { (t.host_labels) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
                 } }
                 tbody { @for h in &hosts { tr {
-                    td data-label=(t.host) { (h.id) br; small { (h.address) } }
+                    td data-label=(t.host) {
+                        (h.id)
+                        @if h.address != h.id { br; small { (h.address) } }
+                    }
                     td data-label=(t.status) {
                         @if h.status == "up" { span.badge.ok { (t.reachable) } } @else { span.badge.bad { (t.unreachable) } }
                         @if h.drained { " " span.badge { (t.drained) } }
