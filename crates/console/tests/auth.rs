@@ -344,6 +344,9 @@ async fn openapi_health_and_metrics() {
         "/api/v1/containers/{name}/exec",
         "/api/v1/containers/{name}/files",
         "/api/v1/containers/{name}/logs",
+        "/api/v1/kubeconfig",
+        "/api/v1/admin/hosts",
+        "/api/v1/admin/hosts/{id}",
         "/healthz",
         "/metrics",
     ] {
@@ -359,6 +362,8 @@ async fn openapi_health_and_metrics() {
         "image",
         "backend",
         "host",
+        "address",
+        "url",
         "status",
         "ports",
         "env",
