@@ -699,3 +699,55 @@ async fn admins_add_accounts_and_reconcile_from_the_admin_page() {
     let (_, users) = app.get("/api/v1/admin/users", &app.admin).await;
     assert!(!users.to_string().contains("mallory"));
 }
+
+#[tokio::test]
+async fn kubernetes_containers_and_the_kubeconfig_in_the_console() {
+    let server = wm_testkit::kube_apiserver::KubeApiServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let kubeconfig = data.path().join("admin.kubeconfig");
+    std::fs::write(&kubeconfig, server.admin_kubeconfig()).unwrap();
+    let mut config = test_config(data.path());
+    config.kube = Some(wm_kube::KubeSettings {
+        kubeconfig: Some(kubeconfig),
+        instance: wm_testkit::unique("k"),
+        domain: "ie.example.org".into(),
+        ..Default::default()
+    });
+    let app = spawn_with(config, data).await;
+    let (alice, _) = app.student().await;
+    let b = Browser::start("en").await;
+    log_in(&b, &app, &alice, "password-123").await;
+
+    b.goto(&app.url("/containers/new")).await;
+    b.fill("#name", "web").await;
+    b.fill("#image", "nginx:1.27").await;
+    b.fill("#ports", "80").await;
+    b.click("#backend option[value=kubernetes]").await;
+    b.click("form[action='/containers/new'] button[type=submit]")
+        .await;
+    wait_for_url(&b, "notice=created").await;
+    let url = format!("http://web.{alice}.ie.example.org/");
+    let link = b.find(&format!("a[href='{url}']")).await;
+    assert_eq!(b.element_text(&link).await, url);
+    let download = b.find("a[href='/api/v1/kubeconfig']").await;
+    assert_eq!(
+        b.attr(&download, "download").await.as_deref(),
+        Some("kubeconfig.yaml")
+    );
+    assert!(b
+        .text("#kubeconfig-hint")
+        .await
+        .contains("your own Kubernetes namespace"));
+    shot(&b, "containers-kubernetes").await;
+
+    // Its page says how to reach it with kubectl instead of offering exec and uploads.
+    b.goto(&app.url(&format!("/containers/{alice}-web"))).await;
+    assert!(b
+        .text("section[aria-labelledby=kubectl-h] pre")
+        .await
+        .contains(&format!("exec -it deploy/{alice}-web")));
+    assert!(b.find_all("form[action$='/exec']").await.is_empty());
+    assert!(server
+        .object("deployments", &alice, &format!("{alice}-web"))
+        .is_some());
+}
