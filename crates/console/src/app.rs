@@ -124,7 +124,9 @@ async fn build_with_hosts(
         )),
         None => None,
     };
-    let cluster = cluster(&config).await?;
+    let cluster = cluster(&config)
+        .await?
+        .map(|c| Arc::new(crate::kube::Gated::new(c)) as Arc<dyn wm_kube::Cluster>);
     let state = AppState {
         store,
         hosts: Arc::new(hosts),

@@ -351,12 +351,14 @@ fn choose(mut candidates: Vec<Candidate>, memory: i64) -> Option<String> {
         .map(|c| c.id)
 }
 
-/// Checks every host every `interval`; a host that comes back is reconciled at once.
+/// Checks every host (and the cluster) every `interval`; a host that comes back is
+/// reconciled at once.
 pub async fn watch(state: AppState, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        crate::kube::health(&state).await;
         for host in state.hosts.check_all().await {
             match crate::reconcile::reconcile_host(&state, &host).await {
                 Ok(r) => {

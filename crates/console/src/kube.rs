@@ -31,6 +31,84 @@ pub const BACKEND: &str = "kubernetes";
 /// retried.
 const STALE_CREATE_SECS: i64 = 300;
 
+/// The cluster behind a gate: once a call finds it unreachable, calls answer at once
+/// until a health check (every `WM_HOST_CHECK_INTERVAL_SECS`) finds it again, so pages
+/// with kubernetes containers do not wait out the cluster's time-out on every load.
+pub struct Gated {
+    inner: Arc<dyn Cluster>,
+    down: std::sync::Mutex<Option<String>>,
+}
+
+impl Gated {
+    pub fn new(inner: Arc<dyn Cluster>) -> Self {
+        Self {
+            inner,
+            down: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn open(&self) -> Result<&Arc<dyn Cluster>, BackendError> {
+        match self.down.lock().expect("not poisoned").as_ref() {
+            Some(why) => Err(BackendError::Unavailable(why.clone())),
+            None => Ok(&self.inner),
+        }
+    }
+
+    fn saw<T>(&self, r: Result<T, BackendError>) -> Result<T, BackendError> {
+        if let Err(BackendError::Unavailable(why)) = &r {
+            *self.down.lock().expect("not poisoned") = Some(why.clone());
+        }
+        r
+    }
+}
+
+#[async_trait::async_trait]
+impl Cluster for Gated {
+    /// Always asks the cluster, and opens or closes the gate by its answer.
+    async fn health(&self) -> Result<String, BackendError> {
+        let r = self.inner.health().await;
+        if r.is_ok() {
+            *self.down.lock().expect("not poisoned") = None;
+        }
+        self.saw(r)
+    }
+    async fn ensure_user(
+        &self,
+        user: &wm_domain::UserName,
+        role: wm_domain::Role,
+    ) -> Result<(), BackendError> {
+        self.saw(self.open()?.ensure_user(user, role).await)
+    }
+    async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError> {
+        self.saw(self.open()?.create(spec).await)
+    }
+    async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+        self.saw(self.open()?.inspect(name).await)
+    }
+    async fn list(&self) -> Result<Vec<KubeContainer>, BackendError> {
+        self.saw(self.open()?.list().await)
+    }
+    async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+        self.saw(self.open()?.start(name).await)
+    }
+    async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+        self.saw(self.open()?.stop(name).await)
+    }
+    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+        self.saw(self.open()?.remove(name).await)
+    }
+    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError> {
+        self.saw(self.open()?.logs(name, tail).await)
+    }
+    async fn kubeconfig(
+        &self,
+        user: &wm_domain::UserName,
+        role: wm_domain::Role,
+    ) -> Result<String, BackendError> {
+        self.saw(self.open()?.kubeconfig(user, role).await)
+    }
+}
+
 /// The cluster, or 400 when this installation lends none.
 fn cluster(state: &AppState) -> Result<&Arc<dyn Cluster>, ApiError> {
     state.cluster.as_ref().ok_or_else(|| ApiError::Invalid {

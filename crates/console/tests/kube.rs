@@ -486,3 +486,121 @@ async fn without_a_cluster_kubernetes_is_refused_clearly() {
     let (_, health) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(health["kubernetes"], Value::Null);
 }
+
+/// A TCP forwarder in front of the stand-in that can be cut and restored, as a cluster
+/// that goes away and comes back on the same address.
+struct Cut {
+    port: u16,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Cut {
+    async fn new(target: &str) -> Cut {
+        let port = wm_testkit::free_port();
+        let mut c = Cut {
+            port,
+            target: target.trim_start_matches("http://").to_string(),
+            task: None,
+        };
+        c.restore().await;
+        c
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let target = self.target.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                let target = target.clone();
+                links.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the port and every connection through it (dropping the task drops the
+    /// listener and the links it holds).
+    async fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_that_goes_away_and_comes_back() {
+    let server = KubeApiServer::start().await;
+    let mut cut = Cut::new(server.url()).await;
+    let data = tempfile::tempdir().unwrap();
+    let kubeconfig = data.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        server
+            .admin_kubeconfig()
+            .replace(server.url(), &format!("http://127.0.0.1:{}", cut.port)),
+    )
+    .unwrap();
+    let mut config = test_config(data.path());
+    config.host_check_interval_secs = 1;
+    config.kube = Some(wm_kube::KubeSettings {
+        kubeconfig: Some(kubeconfig),
+        instance: wm_testkit::unique("k"),
+        call_timeout_secs: 2,
+        connect_timeout_secs: 2,
+        ..Default::default()
+    });
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let name = format!("{alice}-web");
+    app.create(
+        &token,
+        json!({"name": "web", "image": "nginx", "ports": "80", "backend": "kubernetes"}),
+    )
+    .await;
+
+    cut.cut().await;
+    // Its record stays; it shows as unknown, and what needs the cluster answers 503.
+    eventually(10, "the container shown as unknown", || async {
+        let (_, c) = app.get(&format!("/api/v1/containers/{name}"), &token).await;
+        c["status"] == "unknown"
+    })
+    .await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/containers/{name}/stop"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (_, health) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(health["kubernetes"]["reachable"], false, "{health}");
+    // Docker lending is not held up.
+    let c = app
+        .create(&token, json!({"name": "d", "image": test_image().await}))
+        .await;
+    assert_eq!(c["status"], "running");
+
+    cut.restore().await;
+    eventually(10, "the container running again", || async {
+        let (_, c) = app.get(&format!("/api/v1/containers/{name}"), &token).await;
+        c["status"] == "running"
+    })
+    .await;
+    let c = app
+        .create(
+            &token,
+            json!({"name": "again", "image": "nginx", "backend": "kubernetes"}),
+        )
+        .await;
+    assert_eq!(c["status"], "running");
+}
