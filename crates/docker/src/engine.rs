@@ -356,6 +356,7 @@ impl DockerEngine {
     /// rebuilds the port pool from what it finds.
     async fn scan(&self) -> Result<Vec<(ContainerState, i64)>, BackendError> {
         let docker = self.docker().await?;
+        let began = self.ports.begin_scan();
         let filters = HashMap::from([(
             "label".to_string(),
             vec![
@@ -425,6 +426,7 @@ impl DockerEngine {
             })
             .collect::<Vec<_>>();
         self.ports.rebuild(
+            began,
             ours.iter()
                 .flat_map(|(c, _)| c.ports.iter().map(|p| (p.host, c.name.clone()))),
         );

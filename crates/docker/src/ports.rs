@@ -3,13 +3,14 @@
 //! The host lends its own ports, so that several consoles or a restarted agent can never
 //! hand one port out twice: the pool is rebuilt from the `wm.ports` labels of the
 //! containers on the engine (every [`list`](crate::DockerEngine) does), and between two
-//! rebuilds it remembers what it handed out, including creates still in flight. A cursor
+//! rebuilds it remembers what it handed out, including creates still in flight and those
+//! that finished after the list was asked for (which it may not show yet). A cursor
 //! walks the range round-robin so that a port just released is not lent again at once (a
 //! student's bookmark should not open a classmate's service). Ports found held by another
 //! program are skipped for a while.
 
 use crate::settings::PortRange;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,12 @@ struct Inner {
     cursor: u16,
     /// Port → the container it is lent to.
     lent: HashMap<u16, String>,
-    /// Containers being created: their ports survive a rebuild from the engine's list.
-    in_flight: HashSet<String>,
+    /// Containers the engine's list may not show yet: `None` while being created,
+    /// `Some(t)` once created at tick `t`. Their ports survive a rebuild from a list
+    /// asked for before they were created.
+    unlisted: HashMap<String, Option<u64>>,
+    /// Orders creates against scans of the engine.
+    clock: u64,
     busy: HashMap<u16, Instant>,
     /// Whether the pool has been read from the engine since the process started.
     seeded: bool,
@@ -39,7 +44,8 @@ impl PortPool {
             inner: Mutex::new(Inner {
                 cursor: range.first,
                 lent: HashMap::new(),
-                in_flight: HashSet::new(),
+                unlisted: HashMap::new(),
+                clock: 0,
                 busy: HashMap::new(),
                 seeded: false,
             }),
@@ -50,13 +56,25 @@ impl PortPool {
         self.inner.lock().expect("not poisoned").seeded
     }
 
-    /// Replaces what the pool knows with the ports the engine's containers hold, keeping
-    /// the ports of creates in flight.
-    pub(crate) fn rebuild(&self, held: impl IntoIterator<Item = (u16, String)>) {
+    /// Call before asking the engine for its containers; pass the answer to
+    /// [`rebuild`](Self::rebuild) with the list.
+    pub(crate) fn begin_scan(&self) -> u64 {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        inner.clock += 1;
+        inner.clock
+    }
+
+    /// Replaces what the pool knows with the ports the engine's containers hold (listed
+    /// after [`begin_scan`](Self::begin_scan) answered `began`), keeping the ports of
+    /// creates the list may not show: in flight, or finished after `began`.
+    pub(crate) fn rebuild(&self, began: u64, held: impl IntoIterator<Item = (u16, String)>) {
         let mut inner = self.inner.lock().expect("not poisoned");
         let inner = &mut *inner;
-        let in_flight = &inner.in_flight;
-        inner.lent.retain(|_, c| in_flight.contains(c));
+        inner
+            .unlisted
+            .retain(|_, created| created.is_none_or(|t| t > began));
+        let unlisted = &inner.unlisted;
+        inner.lent.retain(|_, c| unlisted.contains_key(c));
         let mut highest = None;
         for (port, container) in held {
             highest = highest.max(Some(port));
@@ -103,24 +121,24 @@ impl PortPool {
             inner.lent.insert(port, container.to_string());
             out.push(port);
         }
-        inner.in_flight.insert(container.to_string());
+        inner.unlisted.insert(container.to_string(), None);
         Ok(out)
     }
 
-    /// The create of `container` finished: its ports now show in the engine's list.
+    /// The create of `container` finished: its ports show in the engine's lists asked
+    /// for from now on.
     pub(crate) fn settle(&self, container: &str) {
-        self.inner
-            .lock()
-            .expect("not poisoned")
-            .in_flight
-            .remove(container);
+        let mut inner = self.inner.lock().expect("not poisoned");
+        inner.clock += 1;
+        let now = inner.clock;
+        inner.unlisted.insert(container.to_string(), Some(now));
     }
 
     /// Returns every port of `container` to the pool.
     pub(crate) fn release(&self, container: &str) {
         let mut inner = self.inner.lock().expect("not poisoned");
         inner.lent.retain(|_, c| c != container);
-        inner.in_flight.remove(container);
+        inner.unlisted.remove(container);
     }
 
     /// Notes ports that another program holds; they are skipped for a while.
@@ -162,16 +180,36 @@ mod tests {
     #[test]
     fn rebuild_keeps_creates_in_flight_and_continues_after_the_last() {
         let p = pool(100, 109);
-        p.rebuild([(105, "old".to_string())]);
+        p.rebuild(p.begin_scan(), [(105, "old".to_string())]);
         assert_eq!(p.lend("new", 1).unwrap(), [106]);
         // The engine's list does not show "new" yet: its port must stay lent.
-        p.rebuild([(105, "old".to_string())]);
+        p.rebuild(p.begin_scan(), [(105, "old".to_string())]);
         assert_eq!(p.lend("next", 1).unwrap(), [107]);
         p.settle("new");
         p.settle("next");
         // Now gone from the engine (removed behind our back): free again.
-        p.rebuild(Vec::new());
+        p.rebuild(p.begin_scan(), Vec::new());
         p.mark_busy(&[108]);
         assert_eq!(p.lend("x", 3).unwrap(), [109, 100, 101]);
+    }
+
+    #[test]
+    fn a_list_asked_for_before_a_create_finished_does_not_free_its_ports() {
+        let p = pool(100, 101);
+        p.rebuild(p.begin_scan(), Vec::new());
+        assert_eq!(p.lend("a", 1).unwrap(), [100]);
+        // A scan asks the engine, the create finishes, then the scan's (older) answer
+        // arrives without "a".
+        let began = p.begin_scan();
+        p.settle("a");
+        p.rebuild(began, Vec::new());
+        assert_eq!(p.lend("b", 1).unwrap(), [101], "100 is still a's");
+        p.settle("b");
+        // A list asked for after both finished shows them.
+        p.rebuild(
+            p.begin_scan(),
+            [(100, "a".to_string()), (101, "b".to_string())],
+        );
+        assert!(p.lend("c", 1).is_err());
     }
 }
