@@ -51,13 +51,32 @@ impl HealthCell {
     /// once until a check finds it again.
     pub fn saw(&self, host: &str, e: &BackendError) {
         if let BackendError::Unavailable(m) = e {
-            let mut h = self.0.write().expect("not poisoned");
-            if h.up != Some(false) {
-                tracing::warn!(host, error = %m, "host is down");
-            }
-            h.up = Some(false);
-            h.error = Some(m.clone());
+            self.down(host, m.clone());
         }
+    }
+
+    fn down(&self, host: &str, error: String) {
+        let mut h = self.0.write().expect("not poisoned");
+        if h.up != Some(false) {
+            tracing::warn!(host, %error, "host is down");
+        }
+        h.up = Some(false);
+        h.error = Some(error);
+    }
+
+    /// Notes a host that answered; returns whether it had been down.
+    fn up(&self, host: &str, info: HostInfo) -> bool {
+        let mut h = self.0.write().expect("not poisoned");
+        let was_down = h.up == Some(false);
+        if was_down {
+            tracing::info!(host, "host is back");
+        }
+        *h = Health {
+            up: Some(true),
+            info: Some(info),
+            error: None,
+        };
+        was_down
     }
 }
 
@@ -119,24 +138,10 @@ impl Host {
                 CHECK_TIMEOUT.as_secs()
             ))),
         };
-        let mut h = self.health.0.write().expect("not poisoned");
-        let was = h.up;
         match answer {
-            Ok(info) => {
-                h.up = Some(true);
-                h.info = Some(info);
-                h.error = None;
-                if was == Some(false) {
-                    tracing::info!(host = %self.id, "host is back");
-                }
-                was == Some(false)
-            }
+            Ok(info) => self.health.up(&self.id, info),
             Err(e) => {
-                if was != Some(false) {
-                    tracing::warn!(host = %self.id, error = %e, "host is down");
-                }
-                h.up = Some(false);
-                h.error = Some(e.to_string());
+                self.health.down(&self.id, e.to_string());
                 false
             }
         }
@@ -222,6 +227,15 @@ impl Hosts {
         self.hosts.iter().filter(|h| h.usable()).cloned().collect()
     }
 
+    /// Hosts calls may go to now; 503 saying why when there is none.
+    pub fn answering(&self) -> Result<Vec<Arc<Host>>, ApiError> {
+        let usable = self.usable();
+        if usable.is_empty() {
+            return Err(self.none_usable());
+        }
+        Ok(usable)
+    }
+
     /// Checks every host at once; returns those that came back.
     pub async fn check_all(&self) -> Vec<Arc<Host>> {
         let checks = self
@@ -237,13 +251,7 @@ impl Hosts {
     }
 
     pub async fn views(&self, state: &AppState) -> Result<Vec<HostView>, ApiError> {
-        let drained = state.store.drained_hosts().await?;
-        let counts: HashMap<String, i64> = state
-            .store
-            .containers_per_host()
-            .await?
-            .into_iter()
-            .collect();
+        let (drained, counts) = records_of_hosts(state).await?;
         Ok(self
             .hosts
             .iter()
@@ -279,13 +287,7 @@ impl Hosts {
         has_image: &[String],
     ) -> Result<(Arc<Host>, tokio::sync::MutexGuard<'_, ()>), ApiError> {
         let guard = self.placing.lock().await;
-        let drained = state.store.drained_hosts().await?;
-        let counts: HashMap<String, i64> = state
-            .store
-            .containers_per_host()
-            .await?
-            .into_iter()
-            .collect();
+        let (drained, counts) = records_of_hosts(state).await?;
         let memory = state.config.default_limits().memory_bytes;
         let candidates: Vec<Candidate> = self
             .hosts
@@ -318,6 +320,21 @@ impl Hosts {
         let host = self.get(&chosen).expect("chosen among the hosts").clone();
         Ok((host, guard))
     }
+}
+
+/// What the database says of the hosts: the drained ones, and the running containers on
+/// each.
+async fn records_of_hosts(
+    state: &AppState,
+) -> Result<(Vec<String>, HashMap<String, i64>), ApiError> {
+    let drained = state.store.drained_hosts().await?;
+    let counts = state
+        .store
+        .containers_per_host()
+        .await?
+        .into_iter()
+        .collect();
+    Ok((drained, counts))
 }
 
 struct Candidate {

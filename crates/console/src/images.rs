@@ -67,10 +67,7 @@ impl Catalog {
     /// Reads every host's images again; a host that does not answer drops out until it
     /// does.
     pub async fn refresh(&self, state: &AppState) -> Result<(), ApiError> {
-        let usable = state.hosts.usable();
-        if usable.is_empty() {
-            return Err(state.hosts.none_usable());
-        }
+        let usable = state.hosts.answering()?;
         let lists = futures::future::join_all(
             usable
                 .iter()
@@ -266,11 +263,7 @@ pub async fn check_usable(
 /// 503 for an image of ours (built here, in no registry): it cannot be fetched, and
 /// the hosts that have it cannot take the container now.
 pub async fn pull_quietly(state: &AppState, host: &Host, image: &ImageRef) -> Result<(), ApiError> {
-    if image.registry() == "docker.io"
-        && image
-            .path()
-            .starts_with(&format!("{}/", state.config.image_prefix))
-    {
+    if built_here(state, image) {
         return Err(ApiError::Unavailable(format!(
             "{image} was built here and is not on {}, and the hosts that have it cannot take a container now; try again later",
             host.id
@@ -287,6 +280,15 @@ pub async fn pull_quietly(state: &AppState, host: &Host, image: &ImageRef) -> Re
         })?;
     }
     Ok(())
+}
+
+/// Whether `image` is in the namespace of images built here (`<prefix>/...`), which no
+/// registry serves.
+fn built_here(state: &AppState, image: &ImageRef) -> bool {
+    image.registry() == "docker.io"
+        && image
+            .path()
+            .starts_with(&format!("{}/", state.config.image_prefix))
 }
 
 /// The configured login for `registry`, if any.
@@ -306,13 +308,7 @@ fn registry_auth(state: &AppState, registry: &str) -> Option<RegistryAuth> {
 /// The hosts a pull or build goes to: the one named, or every host that answers.
 fn target_hosts(state: &AppState, host: Option<&str>) -> Result<Vec<Arc<Host>>, ApiError> {
     match host {
-        None | Some("") | Some("all") => {
-            let usable = state.hosts.usable();
-            if usable.is_empty() {
-                return Err(state.hosts.none_usable());
-            }
-            Ok(usable)
-        }
+        None | Some("") | Some("all") => state.hosts.answering(),
         Some(id) => {
             let Some(h) = state.hosts.get(id) else {
                 return Err(ApiError::Invalid {
@@ -564,10 +560,10 @@ pub async fn pull_image(
             )));
         }
     }
-    let prefix = format!("{}/", state.config.image_prefix);
-    if registry == "docker.io" && image.path().starts_with(&prefix) {
+    if built_here(&state, &image) {
         return Err(ApiError::Forbidden(format!(
-            "{prefix}... holds the images built here; pull into another name"
+            "{}/... holds the images built here; pull into another name",
+            state.config.image_prefix
         )));
     }
     let auth = registry_auth(&state, registry);

@@ -347,6 +347,9 @@ pub fn unsupported(what: &str, kubectl: &str) -> ApiError {
 
 /// Marks the cluster's containers gone or updates their status, for the reconcile.
 pub async fn reconcile(state: &AppState) -> Result<usize, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(0);
+    };
     let mut records: Vec<ContainerRecord> = state
         .store
         .containers(None)
@@ -354,9 +357,6 @@ pub async fn reconcile(state: &AppState) -> Result<usize, ApiError> {
         .into_iter()
         .filter(|r| r.backend == BACKEND && r.status != "gone")
         .collect();
-    let Some(cluster) = &state.cluster else {
-        return Ok(0);
-    };
     if records.is_empty() {
         return Ok(0);
     }

@@ -38,10 +38,10 @@ pub struct ReconcileReport {
 /// Names already reported, so the log says it once, not every interval.
 static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
-/// Reconciles every host that answers, then reads the image catalog again.
+/// Reconciles every host that answers and the cluster, then reads the image catalog
+/// again; fails only when no host answers.
 pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error::ApiError> {
     let mut report = ReconcileReport::default();
-    let mut first_error = None;
     for host in state.hosts.usable() {
         match reconcile_host(state, &host).await {
             Ok(r) => {
@@ -50,10 +50,7 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
                 report.unknown.extend(r.unknown);
                 report.updated += r.updated;
             }
-            Err(e) => {
-                tracing::debug!(host = %host.id, error = %e, "reconcile skipped a host");
-                first_error.get_or_insert(e);
-            }
+            Err(e) => tracing::debug!(host = %host.id, error = %e, "reconcile skipped a host"),
         }
     }
     match crate::kube::reconcile(state).await {
@@ -61,12 +58,9 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error
         Err(e) => tracing::debug!(error = %e, "reconcile skipped the cluster"),
     }
     // The event streams keep the image catalog fresh; this catches what a lost event
-    // missed.
+    // missed. With no host answering, this is the error.
     state.catalog.refresh(state).await?;
-    match first_error {
-        Some(e) if state.hosts.usable().is_empty() => Err(e),
-        _ => Ok(report),
-    }
+    Ok(report)
 }
 
 /// Brings the records of one host's containers in line with what the host has.

@@ -187,19 +187,21 @@ impl DockerEngine {
             Err(BackendError::Refused(_)) | Err(BackendError::NoSuchContainer) => {}
             Err(e) => return Err(e),
         }
-        let _subnet_guard = match self.settings.network_pool {
-            Some(_) => Some(self.subnet_lock.lock().await),
-            None => None,
-        };
-        let ipam = match &self.settings.network_pool {
-            Some(pool) => Ipam {
-                config: Some(vec![IpamConfig {
-                    subnet: Some(self.free_subnet(docker, pool).await?),
+        // With a pool, the subnet is chosen and taken under one lock.
+        let (_subnet_guard, ipam) = match &self.settings.network_pool {
+            Some(pool) => {
+                let guard = self.subnet_lock.lock().await;
+                let subnet = self.free_subnet(docker, pool).await?;
+                let ipam = Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
-                }]),
-                ..Default::default()
-            },
-            None => Ipam::default(),
+                };
+                (Some(guard), ipam)
+            }
+            None => (None, Ipam::default()),
         };
         let created = self
             .call(docker.create_network(CreateNetworkOptions {
