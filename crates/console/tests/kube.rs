@@ -18,17 +18,6 @@ async fn with_cluster(server: &KubeApiServer) -> TestApp {
     spawn_with(config, data).await
 }
 
-fn kube_settings(server: &KubeApiServer, dir: &std::path::Path) -> wm_kube::KubeSettings {
-    let kubeconfig = dir.join("admin.kubeconfig");
-    std::fs::write(&kubeconfig, server.admin_kubeconfig()).unwrap();
-    wm_kube::KubeSettings {
-        kubeconfig: Some(kubeconfig),
-        instance: wm_testkit::unique("k"),
-        domain: "ie.example.org".into(),
-        ..Default::default()
-    }
-}
-
 /// The stand-in, as `kubectl` with `token` would reach it.
 async fn as_user(server: &KubeApiServer, token: &str, path: &str) -> StatusCode {
     reqwest::Client::new()

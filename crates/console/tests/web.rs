@@ -704,15 +704,8 @@ async fn admins_add_accounts_and_reconcile_from_the_admin_page() {
 async fn kubernetes_containers_and_the_kubeconfig_in_the_console() {
     let server = wm_testkit::kube_apiserver::KubeApiServer::start().await;
     let data = tempfile::tempdir().unwrap();
-    let kubeconfig = data.path().join("admin.kubeconfig");
-    std::fs::write(&kubeconfig, server.admin_kubeconfig()).unwrap();
     let mut config = test_config(data.path());
-    config.kube = Some(wm_kube::KubeSettings {
-        kubeconfig: Some(kubeconfig),
-        instance: wm_testkit::unique("k"),
-        domain: "ie.example.org".into(),
-        ..Default::default()
-    });
+    config.kube = Some(kube_settings(&server, data.path()));
     let app = spawn_with(config, data).await;
     let (alice, _) = app.student().await;
     let b = Browser::start("en").await;

@@ -249,6 +249,23 @@ pub fn port_range(c: &Config) -> PortRange {
     c.docker.port_range()
 }
 
+/// Settings of the Kubernetes backend for the stand-in `server`, with its admin
+/// kubeconfig written into `dir`, an instance label of its own and the domain
+/// `ie.example.org`.
+pub fn kube_settings(
+    server: &wm_testkit::kube_apiserver::KubeApiServer,
+    dir: &Path,
+) -> wm_kube::KubeSettings {
+    let kubeconfig = dir.join("admin.kubeconfig");
+    std::fs::write(&kubeconfig, server.admin_kubeconfig()).unwrap();
+    wm_kube::KubeSettings {
+        kubeconfig: Some(kubeconfig),
+        instance: unique("k"),
+        domain: "ie.example.org".into(),
+        ..Default::default()
+    }
+}
+
 /// A reference as it goes in a path: `wm/alice/web:1` → `wm%2Falice%2Fweb%3A1`.
 pub fn encode_ref(reference: &str) -> String {
     reference.replace('/', "%2F").replace(':', "%3A")
