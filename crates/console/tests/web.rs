@@ -604,7 +604,7 @@ async fn the_ci_page_sets_up_and_removes_a_runner() {
         "the token is not shown again"
     );
     shot(&b, "ci-configured").await;
-    let runner = format!("{}-ci-{alice}", app.instance);
+    let runner = app.runner_name(&alice);
     assert!(wm_testkit::inspect("container", &runner).is_some());
 
     // A build token for GitLab's WM_TOKEN, shown once; it may build and nothing else.
