@@ -495,7 +495,7 @@ async fn a_killed_agent_is_routed_around_and_reconciled_when_it_returns() {
     assert!(health["docker"]["error"].as_str().unwrap().contains("h1"));
 
     // While the agent is away, the container stops on its engine.
-    let out = wm_testkit::docker(&["stop", "-t", "1", &name]);
+    let out = wm_testkit::docker(&["stop", "-t", "1", &engine_name]);
     assert!(out.status.success());
     h1.resume();
     console.wait_host("h1", "up").await;
