@@ -271,3 +271,57 @@ async fn containers_of_earlier_versions_are_found_and_adopted() {
     let (_, theirs) = app.get(&path, &t_ab).await;
     assert_eq!(theirs["status"], "running", "{theirs}");
 }
+
+/// A network of a user's name, `<instance>-<owner>`, that is not that user's of this
+/// installation (another installation on the same engine can make the same name:
+/// `wm` + `a-b` and `wm-a` + `b`) is never joined: the create is refused instead.
+#[tokio::test]
+async fn another_installations_network_of_the_same_name_is_never_joined() {
+    let app = spawn_app().await;
+    let image = test_image().await;
+    let (alice, token) = app.student().await;
+    let network = format!("{}-{alice}", app.instance);
+    // Another installation's network that happens to have alice's network's name.
+    let out = docker(&[
+        "network",
+        "create",
+        "--label",
+        "wm.managed=true",
+        "--label",
+        "wm.instance=another",
+        "--label",
+        "wm.owner=someone",
+        "--label",
+        "whalemountain.test=1",
+        &network,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, answer) = app
+        .post(
+            "/api/v1/containers",
+            &token,
+            json!({"name": "web", "image": image}),
+        )
+        .await;
+    let kept = inspect("network", &network);
+    docker(&["network", "rm", &network]);
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(
+        kept.expect("the failed create leaves the other network alone")["Labels"]["wm.owner"],
+        "someone"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not this user's"),
+        "{answer}"
+    );
+    assert!(app.engine_containers().is_empty(), "nothing joined it");
+    let (_, list) = app.get("/api/v1/containers", &token).await;
+    assert_eq!(list, json!([]));
+}

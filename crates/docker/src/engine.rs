@@ -226,6 +226,12 @@ impl DockerEngine {
             && labels.get(labels::INSTANCE) == Some(&self.settings.instance)
     }
 
+    /// Whether a network with these labels is `owner`'s of this installation.
+    fn is_network_of(&self, labels: &HashMap<String, String>, owner: &UserName) -> bool {
+        self.is_ours(labels)
+            && labels.get(labels::OWNER).map(String::as_str) == Some(owner.as_str())
+    }
+
     fn network_lock(&self, owner: &UserName) -> Arc<Mutex<()>> {
         self.network_locks
             .lock()
@@ -245,10 +251,7 @@ impl DockerEngine {
             Ok(n) => {
                 // Another installation's network may have this name (its instance and
                 // owner making the same `<instance>-<owner>`): never join it.
-                let labels = n.labels.unwrap_or_default();
-                return if self.is_ours(&labels)
-                    && labels.get(labels::OWNER).map(String::as_str) == Some(owner.as_str())
-                {
+                return if self.is_network_of(&n.labels.unwrap_or_default(), owner) {
                     Ok(())
                 } else {
                     Err(BackendError::Refused(format!(
@@ -911,6 +914,17 @@ impl ContainerBackend for DockerEngine {
             return Ok(());
         }
         let name = self.network_name(owner);
+        // Only the owner's own: another installation's network may have this name.
+        match self
+            .call(docker.inspect_network(&name, None::<InspectNetworkOptions<String>>))
+            .await
+        {
+            Ok(n) if self.is_network_of(n.labels.as_ref().unwrap_or(&HashMap::new()), owner) => {}
+            Ok(_) | Err(BackendError::NoSuchContainer) | Err(BackendError::Refused(_)) => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        }
         match self.call(docker.remove_network(&name)).await {
             Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
             // Gone already, or a container joined it in the meantime: both fine.
