@@ -325,6 +325,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_HOST_ID", &["docker", "host_name"], Kind::Str),
     ("WM_HOST_ADDRESS", &["docker", "address"], Kind::Str),
     ("WM_HOST_LABELS", &["docker", "host_labels"], Kind::Str),
+    (
+        "WM_EGRESS_ALLOWED",
+        &["docker", "egress_allowed"],
+        Kind::Str,
+    ),
     ("WM_NETWORK_POOL", &["docker", "network_pool"], Kind::Str),
     (
         "WM_NETWORK_PREFIX",
