@@ -22,6 +22,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Registry host of Docker Hub, the registry of references without a registry part.
 pub const DOCKER_HUB: &str = "registry-1.docker.io";
 
+/// How long a name may take to resolve before it counts as unresolvable.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a destination is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
@@ -123,8 +126,10 @@ impl EgressRule {
         if name == "localhost" || name.ends_with(".localhost") {
             return Err(forbidden("it is the host itself (loopback)"));
         }
-        let addrs: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), port))
+        let lookup = tokio::net::lookup_host((name.as_str(), port));
+        let addrs: Vec<IpAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
             .await
+            .map_err(|_| EgressError::Unresolvable(host.to_string()))?
             .map_err(|_| EgressError::Unresolvable(host.to_string()))?
             .map(|a| a.ip())
             .collect();
@@ -152,6 +157,16 @@ impl EgressRule {
         let (host, port) = registry_of(reference)?;
         self.check(&host, port).await
     }
+
+    /// [`EgressRule::check_image`] for a pull: Docker Hub, which no user names, is left to
+    /// the engine (and its configured mirrors) when this machine cannot resolve it.
+    pub async fn check_pull(&self, reference: &str) -> Result<(), EgressError> {
+        let (host, port) = registry_of(reference)?;
+        match self.check(&host, port).await {
+            Err(EgressError::Unresolvable(_)) if host == DOCKER_HUB => Ok(()),
+            r => r,
+        }
+    }
 }
 
 /// The registry host and port of an image reference, as the engine reads it: the first
@@ -166,7 +181,11 @@ pub fn registry_of(reference: &str) -> Result<(String, u16), EgressError> {
     let Some((first, _rest)) = reference.split_once('/') else {
         return Ok((DOCKER_HUB.into(), 443));
     };
-    if !(first.contains('.') || first.contains(':') || first == "localhost") {
+    let is_domain = first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase());
+    if !is_domain {
         return Ok((DOCKER_HUB.into(), 443));
     }
     if matches!(first, "docker.io" | "index.docker.io") {

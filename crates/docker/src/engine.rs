@@ -1,7 +1,9 @@
 //! [`DockerEngine`]: the Docker Engine API client behind [`ContainerBackend`].
 
+use crate::egress::EgressError;
 use crate::labels;
 use crate::ports::PortPool;
+use crate::pull_error::PullFailure;
 use crate::settings::DockerSettings;
 use crate::subnets::Cidr;
 use async_trait::async_trait;
@@ -620,6 +622,19 @@ fn classify(e: DockerError) -> BackendError {
     }
 }
 
+/// A pull the egress rule refuses, as the backend's error.
+fn pull_refused(image: &str, e: EgressError) -> BackendError {
+    match e {
+        EgressError::Forbidden { host, reason } => BackendError::Policy(format!(
+            "pulls from {host} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
+        )),
+        EgressError::Unresolvable(_) => {
+            BackendError::Refused(PullFailure::Unreachable.message(image))
+        }
+        EgressError::Invalid(m) => BackendError::Policy(m),
+    }
+}
+
 /// How one try at a create ended, when it did not succeed.
 enum Attempt {
     /// These host ports are held by another program: try others.
@@ -1034,6 +1049,12 @@ impl ContainerBackend for DockerEngine {
         image: &ImageRef,
         auth: Option<RegistryAuth>,
     ) -> Result<ProgressStream, BackendError> {
+        // The agent checks this itself, so a compromised console cannot bypass it.
+        self.settings
+            .egress_rule()
+            .check_pull(image.as_str())
+            .await
+            .map_err(|e| pull_refused(image.as_str(), e))?;
         let docker = self.docker().await?;
         let credentials = auth.map(|a| DockerCredentials {
             username: Some(a.username),
@@ -1045,12 +1066,23 @@ impl ContainerBackend for DockerEngine {
             from_image: image.to_string(),
             ..Default::default()
         };
+        let reference = image.to_string();
         let stream = docker
             .create_image(Some(opts), None, credentials)
-            .map(|item| {
-                let info = item.map_err(classify)?;
+            .map(move |item| {
+                // The engine's texts quote what the registry answered: users get a fixed
+                // sentence, the log the text.
+                let info = item.map_err(|e| match classify(e) {
+                    BackendError::Unavailable(m) => BackendError::Unavailable(m),
+                    other => BackendError::Refused(PullFailure::from_engine(
+                        &reference,
+                        &other.to_string(),
+                    )),
+                })?;
                 if let Some(message) = stream_error(info.error, info.error_detail) {
-                    return Err(BackendError::Refused(message));
+                    return Err(BackendError::Refused(PullFailure::from_engine(
+                        &reference, &message,
+                    )));
                 }
                 let status = info.status.unwrap_or_default();
                 Ok(match info.id {

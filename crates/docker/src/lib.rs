@@ -8,6 +8,7 @@
 pub mod egress;
 mod engine;
 mod ports;
+pub mod pull_error;
 mod settings;
 mod subnets;
 
