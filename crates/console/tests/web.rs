@@ -493,6 +493,7 @@ async fn a_pull_shows_its_progress_live_in_the_browser() {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
     config.registries_allowed = Some(registry.host());
+    config.docker.egress_allowed = vec![registry.host()];
     let app = spawn_with(config, data).await;
     let (alice, _) = app.student().await;
     let remote = registry.push(

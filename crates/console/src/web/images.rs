@@ -244,7 +244,13 @@ fn line_html(t: &Texts, line: &[u8]) -> String {
             html! { li.ok { (t.finished) " " code { (v["image"]["ref"].as_str().unwrap_or("")) } } }
         }
         Some("error") => {
-            html! { li.bad { (t.failed) " " (v["error"]["message"].as_str().unwrap_or("")) } }
+            // A failed pull is told by its reason, in the page's language.
+            let said = v["error"]["reason"]
+                .as_str()
+                .and_then(|r| t.pull_reason(r))
+                .or(v["error"]["message"].as_str())
+                .unwrap_or("");
+            html! { li.bad { (t.failed) " " (said) } }
         }
         _ => {
             let mut s = text("stream");
