@@ -159,6 +159,10 @@ pub struct Config {
     /// Images jobs may use, space-separated, `*` as in GitLab's `allowed_images`
     /// (`WM_CI_ALLOWED_IMAGES`); default: the job image.
     pub ci_allowed_images: Option<String>,
+    /// Service images (`services:` in `.gitlab-ci.yml`) jobs may start, space-separated,
+    /// `*` as in GitLab's `allowed_services` (`WM_CI_ALLOWED_SERVICES`); default: none at
+    /// all.
+    pub ci_allowed_services: Option<String>,
     /// The docker agents `wm console` lends from (`WM_AGENTS`:
     /// `h1=http://blade1:8081 h2=http://blade2:8081`, or `[[agents]]` tables with `id` and
     /// `url`). Empty for `wm serve`, which uses the local engine in-process.
@@ -274,6 +278,7 @@ impl Default for Config {
             ci_runner_image: "gitlab/gitlab-runner:alpine".into(),
             ci_job_image: "curlimages/curl:latest".into(),
             ci_allowed_images: None,
+            ci_allowed_services: None,
             agents: Vec::new(),
             agents_tls: AgentsTls::default(),
             agent: AgentSettings::default(),
@@ -387,6 +392,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_CI_RUNNER_IMAGE", &["ci_runner_image"], Kind::Str),
     ("WM_CI_JOB_IMAGE", &["ci_job_image"], Kind::Str),
     ("WM_CI_ALLOWED_IMAGES", &["ci_allowed_images"], Kind::Str),
+    (
+        "WM_CI_ALLOWED_SERVICES",
+        &["ci_allowed_services"],
+        Kind::Str,
+    ),
     ("WM_AGENTS", &["agents"], Kind::Str),
     ("WM_AGENTS_CA", &["agents_tls", "ca"], Kind::Str),
     (

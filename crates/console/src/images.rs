@@ -300,7 +300,7 @@ pub(crate) async fn check_egress(state: &AppState, image: &ImageRef) -> Result<(
             "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
         ))),
         Err(EgressError::Unresolvable(_)) => Err(ApiError::Invalid {
-            code: "registry_unreachable",
+            code: "invalid_input",
             message: format!("the registry {registry} could not be found: its name does not resolve"),
             field: Some("image"),
         }),
