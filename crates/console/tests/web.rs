@@ -531,6 +531,22 @@ async fn a_pull_shows_its_progress_live_in_the_browser() {
     assert!(refused.contains("失敗しました"), "{refused}");
     assert!(b.url().await.ends_with("/images"));
 
+    // One the registry fails is told by its reason, in the reader's language.
+    b.goto(&app.url("/images")).await;
+    let missing = format!(
+        "{}/course/missing-{}:1",
+        registry.host(),
+        wm_testkit::unique("")
+    );
+    b.fill("#pull-image", &missing).await;
+    b.click("form[action='/images/pull'] button[type=submit]")
+        .await;
+    let failed = outcome(&b, "pull-progress").await;
+    assert!(
+        failed.contains("失敗しました") && failed.contains("レジストリにイメージが見つかりません"),
+        "{failed}"
+    );
+
     // An unknown page is a page, in the reader's language.
     b.goto(&app.url("/no-such-page")).await;
     assert!(b.text("div.error").await.contains("見つかりません"));
