@@ -697,7 +697,12 @@ fn async_lines(
                     } else {
                         "pull_failed"
                     };
-                    let message = e.to_string();
+                    let message = if verb == "building" {
+                        // A build's error may quote what a fetched URL answered.
+                        wm_docker::pull_error::build_error_text(&e.to_string())
+                    } else {
+                        e.to_string()
+                    };
                     let mut line = error_line(code, &message);
                     if verb == "pulling" {
                         // Which fixed sentence it is, for pages that tell it in their

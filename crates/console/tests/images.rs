@@ -694,3 +694,60 @@ async fn engine_texts_of_pulls_never_reach_users() {
         "the failed pull is audited: {log}"
     );
 }
+
+#[tokio::test]
+async fn build_errors_never_quote_what_a_fetch_answered() {
+    let marker = format!("MARKER-{}", unique("body"));
+    let (port, _remote) = echoing_registry(&marker).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.docker.egress_allowed = vec![format!("127.0.0.1:{port}")];
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let _cleanup = RemoveImages(vec![
+        format!("wm/{alice}/fetch:1"),
+        format!("wm/{alice}/base:1"),
+    ]);
+
+    let image = test_image().await;
+    let (status, lines) = app
+        .build(
+            &token,
+            "fetch:1",
+            &format!("FROM {image}\nADD http://127.0.0.1:{port}/file /file\n"),
+        )
+        .await;
+    let said = format!("{lines:?}");
+    assert!(
+        !said.contains(&marker),
+        "the fetched body reached the user: {said}"
+    );
+    assert_eq!(status, StatusCode::OK, "{said}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "error", "{said}");
+    assert_eq!(last["error"]["code"], "build_failed");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "fetching http://127.0.0.1:{port}/file answered HTTP 404"
+            )),
+        "{last}"
+    );
+
+    // A base image from a registry that answers with its own text.
+    let (_, lines) = app
+        .build(
+            &token,
+            "base:1",
+            &format!("FROM 127.0.0.1:{port}/course/base:1\nRUN true\n"),
+        )
+        .await;
+    let said = format!("{lines:?}");
+    assert!(
+        !said.contains(&marker),
+        "the registry's text reached the user: {said}"
+    );
+    assert_eq!(lines.last().unwrap()["status"], "error", "{said}");
+}

@@ -140,6 +140,57 @@ impl PullFailure {
     }
 }
 
+/// Texts of the engine that quote what a registry answered while a build pulled its base
+/// image.
+const PULL_TEXTS: &[&str] = &[
+    "manifest for ",
+    "manifest unknown",
+    "pull access denied",
+    "error parsing HTTP",
+    "Get \"",
+    "Head \"",
+    "unauthorized:",
+    "received unexpected HTTP status",
+    "error unmarshalling content",
+    "toomanyrequests",
+    "denied:",
+];
+
+/// A build's error as users see it: the engine's text, except where it quotes what a
+/// fetched URL (`ADD <url>`: `failed to GET <url> with status 404 ...: <the body>`) or the
+/// registry of a base image answered; those become fixed sentences, and the engine's text
+/// is logged here.
+pub fn build_error_text(engine_text: &str) -> String {
+    if let Some(i) = engine_text.find("failed to GET ") {
+        let rest = &engine_text[i + "failed to GET ".len()..];
+        let url = rest.split_whitespace().next().unwrap_or_default();
+        // The status line's reason phrase is the remote's too: only the number is kept.
+        let status: String = rest
+            .find(" with status ")
+            .map(|j| {
+                rest[j + " with status ".len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect()
+            })
+            .unwrap_or_default();
+        tracing::warn!(engine_error = %engine_text, "a build's download failed");
+        return if status.is_empty() {
+            format!("ADD failed: {url} could not be fetched")
+        } else {
+            format!("ADD failed: fetching {url} answered HTTP {status}")
+        };
+    }
+    if engine_text.contains("error downloading") {
+        tracing::warn!(engine_error = %engine_text, "a build's download failed");
+        return "ADD failed: a URL could not be fetched".into();
+    }
+    if PULL_TEXTS.iter().any(|t| engine_text.contains(t)) {
+        return PullFailure::from_engine("the base image", engine_text);
+    }
+    engine_text.to_string()
+}
+
 impl fmt::Display for PullFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
@@ -149,6 +200,25 @@ impl fmt::Display for PullFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_errors_lose_what_the_remote_said() {
+        let add =
+            "ADD failed: failed to GET http://127.0.0.1:9/f with status 404 SECRET: SECRET body";
+        assert_eq!(
+            build_error_text(add),
+            "ADD failed: fetching http://127.0.0.1:9/f answered HTTP 404"
+        );
+        let base = "manifest for r:5000/x:1 not found: manifest unknown: SECRET";
+        let shown = build_error_text(base);
+        assert!(shown.starts_with("could not pull the base image: the image was not found"));
+        assert!(!shown.contains("SECRET"));
+        // The user's own failures stay as the engine tells them.
+        let run = "The command '/bin/sh -c false' returned a non-zero code: 1";
+        assert_eq!(build_error_text(run), run);
+        let copy = "COPY failed: file not found in build context or excluded by .dockerignore: stat x: file does not exist";
+        assert_eq!(build_error_text(copy), copy);
+    }
 
     #[test]
     fn engine_texts_become_fixed_messages() {
