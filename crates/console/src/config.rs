@@ -779,6 +779,36 @@ mod tests {
     }
 
     #[test]
+    fn egress_allowed_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wm.toml");
+        std::fs::write(
+            &file,
+            "[docker]\negress_allowed = [\"registry.lab.local\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.docker.egress_allowed, vec!["registry.lab.local"]);
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("WM_EGRESS_ALLOWED", "127.0.0.1:5000 [::1]:5000"),
+                ("WM_CI_ALLOWED_SERVICES", "postgres:16"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.docker.egress_allowed,
+            vec!["127.0.0.1:5000", "[::1]:5000"]
+        );
+        assert_eq!(c.ci_allowed_services.as_deref(), Some("postgres:16"));
+        let err = Config::load(None, env(&[("WM_EGRESS_ALLOWED", "host:99999")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("egress allowed"), "{err}");
+    }
+
+    #[test]
     fn clear_messages_for_bad_settings() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("WM_LISTEN", "nowhere")], "listen"),
