@@ -406,7 +406,11 @@ async fn failed_logins_are_limited_per_user_and_per_address() {
 
 #[tokio::test]
 async fn pulls_and_builds_stream_into_the_page_without_javascript() {
-    let app = spawn_app().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    // Nothing listens there: allowed by name, the engine tries and fails.
+    config.docker.egress_allowed = vec!["127.0.0.1:9".into()];
+    let app = spawn_with(config, data).await;
     let image = test_image().await;
     let (alice, alice_t) = app.student().await;
     let reference = format!("wm/{alice}/plain:1");
@@ -472,6 +476,10 @@ async fn pulls_and_builds_stream_into_the_page_without_javascript() {
         .unwrap();
     let html = resp.text().await.unwrap();
     assert!(html.contains("class=\"bad\""), "{html}");
+    assert!(
+        html.contains("the registry could not be reached"),
+        "told by its reason: {html}"
+    );
 }
 
 /// Waits until the progress box of a form ends; answers its outcome line.
