@@ -279,9 +279,9 @@ pub async fn pull_quietly(state: &AppState, host: &Host, image: &ImageRef) -> Re
     while let Some(step) = progress.next().await {
         step.map_err(|e| {
             ApiError::Unavailable(format!(
-                "could not pull {image} onto {}: {}",
-                host.id,
-                pull_failure_text(image, e)
+                "{} (onto host {})",
+                pull_failure_text(image, e),
+                host.id
             ))
         })?;
     }

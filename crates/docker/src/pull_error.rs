@@ -133,10 +133,13 @@ impl PullFailure {
     /// The fixed message for an engine's text, which is logged here, once.
     pub fn from_engine(image: &str, engine_text: &str) -> String {
         let failure = Self::classify(engine_text);
-        if Self::recognize(engine_text).is_none() {
+        let shown = failure.message(image);
+        // Only our own sentence (after a host's name) is not the engine's: a remote answer
+        // that merely contains one of our phrases is still logged.
+        if !engine_text.ends_with(&shown) {
             tracing::warn!(%image, engine_error = %engine_text, reason = failure.code(), "pull failed");
         }
-        failure.message(image)
+        shown
     }
 }
 
