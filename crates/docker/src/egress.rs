@@ -638,6 +638,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn localhost_resolves_only_to_refused_addresses() {
+        // Refused by name before any look-up; and what the resolver makes of it is refused
+        // too, should the name ever reach it.
+        let addrs: Vec<IpAddr> = tokio::net::lookup_host(("localhost", 80))
+            .await
+            .unwrap()
+            .map(|a| a.ip())
+            .collect();
+        assert!(!addrs.is_empty());
+        let net = HostNetwork::read();
+        for ip in addrs {
+            assert!(net.classify(ip).is_some(), "localhost -> {ip}");
+        }
+        assert!(forbidden(rule(&[]).check("localhost", 80).await));
+        assert!(rule(&["localhost:5000"])
+            .check("localhost", 5000)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
     async fn names_are_resolved_with_the_system_resolver() {
         // `localhost` is refused by name; `ip6-localhost` and the machine's own host name
         // come from /etc/hosts and must be refused for what they resolve to.
