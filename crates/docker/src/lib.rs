@@ -5,8 +5,10 @@
 //! `no-new-privileges`, limits, private namespaces, only configured mounts), so no caller
 //! can start a container that breaks the host's policy.
 
+pub mod egress;
 mod engine;
 mod ports;
+pub mod pull_error;
 mod settings;
 mod subnets;
 

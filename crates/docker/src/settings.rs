@@ -98,6 +98,12 @@ pub struct DockerSettings {
     /// Extra labels on every container and network, e.g. for the host's monitoring. The
     /// `wm.*` keys are ours and may not be set here.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Registries and URLs on the host's own network (loopback, link-local, this machine's
+    /// addresses and container networks) that pulls, builds and CI runners may still
+    /// reach, by name: `host` or `host:port` (`WM_EGRESS_ALLOWED`, space-separated). See
+    /// [`crate::egress`].
+    #[serde(deserialize_with = "words")]
+    pub egress_allowed: Vec<String>,
 }
 
 impl Default for DockerSettings {
@@ -133,6 +139,7 @@ impl Default for DockerSettings {
             call_timeout_secs: 30,
             log_max_size: "10m".into(),
             labels: Default::default(),
+            egress_allowed: Vec::new(),
         }
     }
 }
@@ -167,6 +174,11 @@ impl DockerSettings {
     /// Where users reach this host's published ports.
     pub fn address(&self) -> &str {
         self.address.as_deref().unwrap_or(&self.host_name)
+    }
+
+    /// The rule for every destination the engine is sent to on a user's behalf.
+    pub fn egress_rule(&self) -> crate::egress::EgressRule {
+        crate::egress::EgressRule::new(self.egress_allowed.clone())
     }
 
     /// Checks the settings; the message names the setting and what is wrong with it.
@@ -247,6 +259,10 @@ impl DockerSettings {
             return Err(format!(
                 "label {k:?}: the wm.* labels are set by whalemountain itself"
             ));
+        }
+        for entry in &self.egress_allowed {
+            crate::egress::EgressRule::validate_entry(entry)
+                .map_err(|e| format!("egress allowed: {e}"))?;
         }
         if self.call_timeout_secs == 0 {
             return Err("the docker call timeout must be at least one second".into());
@@ -396,5 +412,7 @@ mod tests {
         .is_ok());
         assert!(with(&|s| s.host = "ssh://x".into()).is_err());
         assert!(with(&|s| s.instance = "Bad_Name".into()).is_err());
+        assert!(with(&|s| s.egress_allowed = vec!["host:99999".into()]).is_err());
+        assert!(with(&|s| s.egress_allowed = vec!["127.0.0.1:5000".into()]).is_ok());
     }
 }
