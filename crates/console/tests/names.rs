@@ -325,3 +325,69 @@ async fn another_installations_network_of_the_same_name_is_never_joined() {
     let (_, list) = app.get("/api/v1/containers", &token).await;
     assert_eq!(list, json!([]));
 }
+
+/// The console's pages: an administrator's links and forms say whose container they
+/// mean; a full name alone that two owners share asks which, in English and Japanese.
+#[tokio::test]
+async fn admin_pages_say_whose_container_they_mean() {
+    let app = spawn_app().await;
+    let image = test_image().await;
+    let ab = unique("ab");
+    let abc = format!("{ab}-c");
+    let t_abc = student_named(&app, &abc).await;
+    let t_ab = student_named(&app, &ab).await;
+    app.create(&t_abc, json!({"name": "web", "image": image}))
+        .await;
+    app.create(&t_ab, json!({"name": "c-web", "image": image}))
+        .await;
+    let full = format!("{ab}-c-web");
+    let text = |v: Value| v.as_str().unwrap_or_default().to_string();
+
+    let (status, admin) = app.get("/admin", &app.admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let admin = text(admin);
+    for owner in [&ab, &abc] {
+        assert!(
+            admin.contains(&format!("href=\"/containers/{full}?owner={owner}\"")),
+            "{owner} in {admin}"
+        );
+    }
+
+    let (status, page) = app.get(&format!("/containers/{full}"), &app.admin).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(text(page).contains("Several users have a container of this name"));
+    let ja = app
+        .client
+        .get(app.url(&format!("/containers/{full}")))
+        .bearer_auth(&app.admin)
+        .header("accept-language", "ja")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ja.status(), StatusCode::CONFLICT);
+    assert!(ja
+        .text()
+        .await
+        .unwrap()
+        .contains("この名前のコンテナを持つユーザーが複数います"));
+
+    let (status, page) = app
+        .get(&format!("/containers/{full}?owner={ab}"), &app.admin)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = text(page);
+    assert!(
+        page.contains(&format!("action=\"/containers/{full}/exec?owner={ab}\"")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("/containers/{full}/stop?owner={ab}")));
+
+    // The owner's own page needs no `owner`.
+    let (status, page) = app.get(&format!("/containers/{full}"), &t_ab).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = text(page);
+    assert!(
+        page.contains(&format!("action=\"/containers/{full}/exec\"")),
+        "{page}"
+    );
+}
