@@ -260,7 +260,7 @@ async fn idle_connections_over_the_cap_wait_and_healthz_answers_when_they_time_o
     );
     // Every idle one is closed in the end.
     eventually(30, "every idle connection is closed", || {
-        let all = idle.iter().all(|s| is_closed(s));
+        let all = idle.iter().all(&is_closed);
         async move { all }
     })
     .await;
