@@ -801,6 +801,11 @@ impl Config {
             return e("upload_max_files and upload_max_open_files must be at least 1".into());
         }
         let h = &self.http;
+        if h.max_connections > 1_000_000 || self.upload_max_open_files > 1_000_000 {
+            return e(
+                "http.max_connections and upload_max_open_files must be at most 1000000".into(),
+            );
+        }
         if h.header_read_timeout_secs == 0 || h.idle_timeout_secs == 0 || h.max_connections == 0 {
             return e(
                 "http.header_read_timeout_secs, http.idle_timeout_secs and http.max_connections must be at least 1"
