@@ -225,6 +225,31 @@ async fn a_client_dripping_its_headers_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_request_body_that_stalls_ends_after_the_idle_time() {
+    let app = spawn_limited(64).await;
+    let mut stream = TcpStream::connect(addr(&app)).await.unwrap();
+    // A body announced at 100 bytes, of which 10 come.
+    stream
+        .write_all(
+            b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"username\"",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "the stalled request still held its connection after 30 s"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn idle_connections_over_the_cap_wait_and_healthz_answers_when_they_time_out() {
     let mut app = spawn_limited(4).await;
     // Fill the cap with sockets that never send a byte (plain sockets: their state is
