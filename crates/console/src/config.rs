@@ -115,8 +115,9 @@ pub struct Config {
     pub limits: LimitSettings,
     /// How long a login lasts, in hours (`WM_SESSION_HOURS`).
     pub session_hours: u64,
-    /// Mark the session cookie `Secure` (`WM_SECURE_COOKIES`); set it when a TLS proxy
-    /// is in front.
+    /// The console is reached over HTTPS (`WM_SECURE_COOKIES`); set it when a TLS proxy
+    /// is in front. Implied by an `https://` public URL. The session cookie is then
+    /// `__Host-` prefixed and `Secure`, and answers carry `Strict-Transport-Security`.
     pub secure_cookies: bool,
     /// Failed login attempts allowed per minute, per user name and per client address
     /// (`WM_LOGIN_RATE_LIMIT`); `0` turns the limit off.
@@ -148,8 +149,9 @@ pub struct Config {
     pub build_timeout_secs: u64,
     /// Size cap of the SIF cache in `<data_dir>/sif-cache` (`WM_SIF_CACHE_MAX_BYTES`).
     pub sif_cache_max_bytes: u64,
-    /// The console's address as CI jobs reach it, e.g. `https://wm.ie.example.org`
-    /// (`WM_PUBLIC_URL`); default: the address the request came to.
+    /// The console's canonical address, as browsers and CI jobs reach it, e.g.
+    /// `https://wm.ie.example.org` (`WM_PUBLIC_URL`); default: the address the request
+    /// came to. Its host may not be any host's link address (see `origin.rs`).
     pub public_url: Option<String>,
     /// GitLab Runner image of the per-user runners (`WM_CI_RUNNER_IMAGE`).
     pub ci_runner_image: String,
@@ -674,6 +676,25 @@ impl Config {
             return e("reconcile_interval_secs must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Whether browsers reach the console over HTTPS: `WM_SECURE_COOKIES`, or an
+    /// `https://` public URL.
+    pub fn behind_tls(&self) -> bool {
+        self.secure_cookies
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The host name (or IP address, without brackets) of the public URL, lowercase.
+    pub fn public_host(&self) -> Option<String> {
+        let url = self.public_url.as_deref()?;
+        let rest = url.split_once("://")?.1;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        Some(crate::origin::host_without_port(authority))
     }
 
     /// The database URL in force: the configured one, or the SQLite file in the data dir.

@@ -18,6 +18,7 @@ pub mod hosts;
 pub mod images;
 pub mod kube;
 pub mod metrics;
+pub mod origin;
 mod ratelimit;
 pub mod reconcile;
 pub mod state;

@@ -242,6 +242,9 @@ pub struct Texts {
     pub err_rate_limited: &'static str,
     pub err_unavailable: &'static str,
     pub err_internal: &'static str,
+    pub misdirected_title: &'static str,
+    pub misdirected: &'static str,
+    pub misdirected_setting: &'static str,
 }
 
 impl Texts {
@@ -469,6 +472,9 @@ pub static EN: Texts = Texts {
     err_rate_limited: "Too many failed logins. Wait a minute and try again.",
     err_unavailable: "A service is unavailable right now. Try again later.",
     err_internal: "An internal error occurred. The administrators can find the details in the log.",
+    misdirected_title: "Not the console's address",
+    misdirected: "The console is not served at this address: it is the address of the containers' published ports, and your browser would send your login to every one of them. Open the console at its own address.",
+    misdirected_setting: "Administrators set the console's address with the setting",
 };
 
 pub static JA: Texts = Texts {
@@ -646,6 +652,9 @@ pub static JA: Texts = Texts {
     err_rate_limited: "ログインの失敗が多すぎます。1分ほど待ってからやり直してください。",
     err_unavailable: "現在サービスを利用できません。しばらくしてからやり直してください。",
     err_internal: "内部エラーが発生しました。詳細は管理者がログで確認できます。",
+    misdirected_title: "コンソールのアドレスではありません",
+    misdirected: "このアドレスではコンソールを提供していません。これはコンテナの公開ポートに使うアドレスで、ここでログインするとブラウザがすべてのコンテナにログイン情報を送ってしまいます。コンソール専用のアドレスから開いてください。",
+    misdirected_setting: "コンソールのアドレスは管理者が次の設定で指定します:",
 };
 
 #[cfg(test)]
