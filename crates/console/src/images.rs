@@ -5,10 +5,14 @@
 //! by the periodic reconcile. What Docker does not know, a description and whether the
 //! owner shares an image, is stored per reference.
 //!
-//! Who may use an image: anyone a public one (no owner label of ours), its owner their
-//! own, everyone else only while its owner shares it. An image built here is
-//! `<prefix>/<owner>/<name>:<tag>` and carries its owner in its labels; the API offers no
-//! way to build, tag or pull into that namespace for anyone else.
+//! Who may use an image ([`Standing`]): its owner their own (the `wm.owner` label with this
+//! installation's `wm.instance`), everyone else only while its owner shares it; anyone a
+//! public one, which is a tagged image with no owner mark at all outside the namespace of
+//! images built here. An image built here is `<prefix>/<owner>/<name>:<tag>` and carries its
+//! owner in its labels; the API offers no way to build, tag or pull into that namespace for
+//! anyone else. Nobody uses an image marked by another installation sharing the engine, an
+//! owner-less one in our namespace, or an untagged one without our owner label (a build's
+//! intermediate layers): administrators see the tagged ones as `other`, and that is all.
 
 use crate::api::ErrorBody;
 use crate::auth::Caller;
@@ -172,12 +176,12 @@ pub(crate) async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Ima
                     .get(tag)
                     .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
                 let shared = m.is_some_and(|m| m.shared);
-                let kind = match &info.owner {
-                    None => "public",
-                    Some(o) if o == caller.name.as_str() => "own",
-                    Some(_) if shared => "shared",
-                    Some(_) if caller.is_admin() => "other",
-                    Some(_) => continue,
+                let kind = match standing(state, info) {
+                    Standing::Public => "public",
+                    Standing::Owner(o) if o == caller.name.as_str() => "own",
+                    Standing::Owner(_) if shared => "shared",
+                    _ if caller.is_admin() => "other",
+                    _ => continue,
                 };
                 out.push(Image {
                     reference: tag.clone(),
@@ -197,6 +201,29 @@ pub(crate) async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Ima
     Ok(out)
 }
 
+/// Who an image is for; see the module's comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing<'a> {
+    Public,
+    Owner(&'a str),
+    Nobody,
+}
+
+pub(crate) fn standing<'a>(state: &AppState, info: &'a wm_backend::ImageInfo) -> Standing<'a> {
+    if let Some(o) = &info.owner {
+        return Standing::Owner(o);
+    }
+    let in_our_namespace = info
+        .tags
+        .iter()
+        .any(|t| ImageRef::parse(t).map_or(true, |r| built_here(state, &r)));
+    if info.foreign || info.tags.is_empty() || in_our_namespace {
+        Standing::Nobody
+    } else {
+        Standing::Public
+    }
+}
+
 fn image_not_found(what: &str) -> ApiError {
     ApiError::NotFound {
         code: "image_not_found",
@@ -205,7 +232,8 @@ fn image_not_found(what: &str) -> ApiError {
 }
 
 /// Checks that `caller` may start a container from `image`: public, their own, shared by
-/// its owner, or anything for an admin. Anything else is the same 404 as a missing image.
+/// its owner, or any user's for an admin; never one that is nobody's ([`Standing::Nobody`]).
+/// Anything else is the same 404 as a missing image.
 /// Returns the hosts that have it.
 pub async fn check_usable(
     state: &AppState,
@@ -239,8 +267,10 @@ pub async fn check_usable(
             None => image_not_found(image.as_str()),
         });
     };
-    let Some(owner) = &found.owner else {
-        return Ok(present);
+    let owner = match standing(state, &found) {
+        Standing::Public => return Ok(present),
+        Standing::Nobody => return Err(image_not_found(image.as_str())),
+        Standing::Owner(o) => o,
     };
     if owner == caller.name.as_str() || caller.is_admin() {
         return Ok(present);
@@ -445,6 +475,14 @@ pub async fn delete_image(
 ) -> Result<StatusCode, ApiError> {
     caller.require_full_scope()?;
     let images = resolve(&state, &caller, &raw).await?;
+    if images
+        .iter()
+        .any(|i| i.owner.is_none() && i.kind == "other")
+    {
+        return Err(ApiError::Forbidden(
+            "this image is marked as another installation's (or nobody's); remove it on the engine itself if it must go".into(),
+        ));
+    }
     if !caller.is_admin() {
         if images.iter().any(|i| i.owner.is_none()) {
             return Err(ApiError::Forbidden(
