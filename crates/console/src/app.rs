@@ -35,6 +35,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Secret(#[from] crate::sealed::SealError),
     #[error("cannot open the database")]
     Store(#[from] wm_store::StoreError),
     #[error("cannot set up the admin account")]
@@ -115,17 +117,34 @@ async fn build_with_hosts(
 ) -> Result<Application, StartError> {
     let addresses: Vec<String> = backends.iter().map(|(_, a)| a.clone()).collect();
     crate::origin::check_public_url(&config, &addresses)?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    crate::permissions::private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    let sealer = crate::sealed::Sealer::from_key_file(&config.secret_key_path())?;
     let sif_dir = config.data_dir.join("sif-cache");
     let sif_cache = crate::export::SifCache::open(sif_dir.clone(), config.sif_cache_max_bytes)
         .map_err(|source| StartError::DataDir {
             path: sif_dir.display().to_string(),
             source,
         })?;
-    let store = Store::connect(&config.database_url()).await?;
+    let database_url = config.database_url();
+    let sqlite = crate::permissions::sqlite_path(&database_url).map(std::path::Path::to_path_buf);
+    if let Some(db) = &sqlite {
+        crate::permissions::sqlite_files(db).map_err(|source| StartError::DataDir {
+            path: db.display().to_string(),
+            source,
+        })?;
+    }
+    let store = Store::connect(&database_url).await?;
+    if let Some(db) = &sqlite {
+        // The -wal and -shm that opening made, in case the file was looser before.
+        crate::permissions::sqlite_files(db).map_err(|source| StartError::DataDir {
+            path: db.display().to_string(),
+            source,
+        })?;
+    }
+    sealer.seal_plain_ci_tokens(&store).await?;
     ensure_admin(&store, &config)
         .await
         .map_err(StartError::Admin)?;
@@ -159,6 +178,7 @@ async fn build_with_hosts(
         catalog: Default::default(),
         sif_cache: Arc::new(sif_cache),
         login_limiter: Arc::new(crate::ratelimit::LoginLimiter::new(config.login_rate_limit)),
+        sealer: Arc::new(sealer),
         config: Arc::new(config),
         metrics,
     };

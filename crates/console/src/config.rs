@@ -109,6 +109,9 @@ pub struct Config {
     /// `WM_ADMIN_PASSWORD_FILE` naming a file that holds it).
     pub admin_password: Option<Secret>,
     pub admin_password_file: Option<PathBuf>,
+    /// The key that seals secrets stored in the database, such as CI runner tokens
+    /// (`WM_SECRET_KEY_FILE`); default `<data_dir>/secret.key`, made on first start.
+    pub secret_key_file: Option<PathBuf>,
     /// Most guest ports one container may publish (`WM_MAX_PORTS`).
     pub max_ports: usize,
     /// Default limits of each container (`WM_MEMORY_LIMIT`, `WM_CPU_LIMIT`, `WM_PIDS_LIMIT`).
@@ -255,6 +258,7 @@ impl Default for Config {
             database_url: None,
             admin_password: None,
             admin_password_file: None,
+            secret_key_file: None,
             max_ports: 8,
             limits: LimitSettings::default(),
             session_hours: 24 * 7,
@@ -306,6 +310,7 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["admin_password_file"],
         Kind::Str,
     ),
+    ("WM_SECRET_KEY_FILE", &["secret_key_file"], Kind::Str),
     ("WM_PORT_RANGE", &["docker", "port_range"], Kind::Str),
     ("WM_MAX_PORTS", &["max_ports"], Kind::Int),
     ("WM_MEMORY_LIMIT", &["limits", "memory"], Kind::Str),
@@ -676,6 +681,13 @@ impl Config {
             return e("reconcile_interval_secs must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The file of the key that seals stored secrets.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
     }
 
     /// Whether browsers reach the console over HTTPS: `WM_SECURE_COOKIES`, or an

@@ -505,7 +505,7 @@ pub async fn delete_image(
             match state.hosts.reach(host)?.remove_image(&r).await {
                 Ok(()) | Err(BackendError::NoSuchImage(_)) => {}
                 Err(BackendError::Refused(m)) => {
-                    return Err(ApiError::Conflict(format!(
+                    return Err(crate::error::engine_refusal(format!(
                         "host {host} refused to remove {}: {m}",
                         image.reference
                     )))

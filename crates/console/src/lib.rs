@@ -19,8 +19,10 @@ pub mod images;
 pub mod kube;
 pub mod metrics;
 pub mod origin;
+mod permissions;
 mod ratelimit;
 pub mod reconcile;
+pub mod sealed;
 pub mod state;
 mod web;
 

@@ -20,4 +20,6 @@ pub struct AppState {
     pub catalog: Arc<crate::images::Catalog>,
     pub sif_cache: Arc<crate::export::SifCache>,
     pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
+    /// Seals secrets stored in the database (CI runner tokens).
+    pub sealer: Arc<crate::sealed::Sealer>,
 }

@@ -245,6 +245,7 @@ pub struct Texts {
     pub misdirected_title: &'static str,
     pub misdirected: &'static str,
     pub misdirected_setting: &'static str,
+    pub err_start_failed: &'static str,
 }
 
 impl Texts {
@@ -256,7 +257,9 @@ impl Texts {
             "unauthenticated" => self.err_unauthenticated,
             "forbidden" => self.err_forbidden,
             "not_found" | "image_not_found" => self.err_not_found,
-            "conflict" => self.err_conflict,
+            "conflict" | "image_in_use" | "container_state" | "engine_refused" => self.err_conflict,
+            "container_start_failed" => self.err_start_failed,
+            "host_network_failed" => self.err_unavailable,
             "payload_too_large" => self.err_too_large,
             "rate_limited" => self.err_rate_limited,
             "unavailable" => self.err_unavailable,
@@ -475,6 +478,7 @@ pub static EN: Texts = Texts {
     misdirected_title: "Not the console's address",
     misdirected: "The console is not served at this address: it is the address of the containers' published ports, and your browser would send your login to every one of them. Open the console at its own address.",
     misdirected_setting: "Administrators set the console's address with the setting",
+    err_start_failed: "The container could not start: its image's command cannot be run.",
 };
 
 pub static JA: Texts = Texts {
@@ -655,6 +659,7 @@ pub static JA: Texts = Texts {
     misdirected_title: "コンソールのアドレスではありません",
     misdirected: "このアドレスではコンソールを提供していません。これはコンテナの公開ポートに使うアドレスで、ここでログインするとブラウザがすべてのコンテナにログイン情報を送ってしまいます。コンソール専用のアドレスから開いてください。",
     misdirected_setting: "コンソールのアドレスは管理者が次の設定で指定します:",
+    err_start_failed: "コンテナを起動できませんでした。イメージのコマンドを実行できません。",
 };
 
 #[cfg(test)]
