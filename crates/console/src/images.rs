@@ -163,42 +163,62 @@ pub(crate) async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Ima
         .collect();
     let mut hosts: Vec<&String> = by_host.keys().collect();
     hosts.sort();
-    let mut out: Vec<Image> = Vec::new();
+    // The same reference on several hosts is one entry that lists them, described by the
+    // host that knows most about it (see `knowledge`).
+    let mut seen: Vec<(&String, &wm_backend::ImageInfo, Vec<String>)> = Vec::new();
     for host in hosts {
         for info in &by_host[host] {
             for tag in &info.tags {
-                // The same reference on several hosts is one entry that lists them.
-                if let Some(seen) = out.iter_mut().find(|i| &i.reference == tag) {
-                    seen.hosts.push(host.clone());
-                    continue;
+                match seen.iter_mut().find(|(t, _, _)| *t == tag) {
+                    Some((_, best, on)) => {
+                        on.push(host.clone());
+                        if knowledge(info) < knowledge(best) {
+                            *best = info;
+                        }
+                    }
+                    None => seen.push((tag, info, vec![host.clone()])),
                 }
-                let m = meta
-                    .get(tag)
-                    .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
-                let shared = m.is_some_and(|m| m.shared);
-                let kind = match standing(state, info) {
-                    Standing::Public => "public",
-                    Standing::Owner(o) if o == caller.name.as_str() => "own",
-                    Standing::Owner(_) if shared => "shared",
-                    _ if caller.is_admin() => "other",
-                    _ => continue,
-                };
-                out.push(Image {
-                    reference: tag.clone(),
-                    id: info.id.clone(),
-                    owner: info.owner.clone(),
-                    shared,
-                    description: m.map(|m| m.description.clone()).unwrap_or_default(),
-                    size: info.size,
-                    created_at: crate::rfc3339(info.created_at),
-                    kind: kind.into(),
-                    hosts: vec![host.clone()],
-                });
             }
         }
     }
+    let mut out: Vec<Image> = Vec::new();
+    for (tag, info, on) in seen {
+        let m = meta
+            .get(tag)
+            .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
+        let shared = m.is_some_and(|m| m.shared);
+        let kind = match standing(state, info) {
+            Standing::Public => "public",
+            Standing::Owner(o) if o == caller.name.as_str() => "own",
+            Standing::Owner(_) if shared => "shared",
+            _ if caller.is_admin() => "other",
+            _ => continue,
+        };
+        out.push(Image {
+            reference: tag.clone(),
+            id: info.id.clone(),
+            owner: info.owner.clone(),
+            shared,
+            description: m.map(|m| m.description.clone()).unwrap_or_default(),
+            size: info.size,
+            created_at: crate::rfc3339(info.created_at),
+            kind: kind.into(),
+            hosts: on,
+        });
+    }
     out.sort_by(|a, b| a.reference.cmp(&b.reference));
     Ok(out)
+}
+
+/// How much a host's view of an image says, best first: hosts of one console may carry
+/// different instance labels in front of one engine (each sees the others' labels as
+/// foreign), so the host that knows the owner speaks for the image.
+fn knowledge(info: &wm_backend::ImageInfo) -> u8 {
+    match (&info.owner, info.foreign) {
+        (Some(_), _) => 0,
+        (None, false) => 1,
+        (None, true) => 2,
+    }
 }
 
 /// Who an image is for; see the module's comment.
@@ -254,7 +274,12 @@ pub async fn check_usable(
         match answer {
             Ok(Some(info)) => {
                 present.push(host);
-                found.get_or_insert(info);
+                if found
+                    .as_ref()
+                    .is_none_or(|f| knowledge(&info) < knowledge(f))
+                {
+                    found = Some(info);
+                }
             }
             Ok(None) => {}
             Err(e) => failure = Some(e),
