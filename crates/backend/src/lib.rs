@@ -101,10 +101,15 @@ pub struct ContainerState {
 pub struct ImageInfo {
     pub id: String,
     pub tags: Vec<String>,
-    /// The `wm.owner` label; `None` for a public image.
+    /// The `wm.owner` label, when the image is this installation's (its `wm.instance`).
     pub owner: Option<String>,
     pub size: i64,
     pub created_at: i64,
+    /// Marked as somebody's without being this installation's: another installation's
+    /// `wm.instance`, or an owner label (`wm.owner`, `wm.managed`, `wm.name`) without our
+    /// instance. Such an image is nobody's to use here, whatever its name.
+    #[serde(default)]
+    pub foreign: bool,
 }
 
 /// A command to run in a container.

@@ -105,14 +105,17 @@ pub struct LoginResponse {
     pub user: Me,
 }
 
+/// The session cookie: `SameSite=Strict`, so no request started by another site (a
+/// crafted link included) carries it; `__Host-` and `Secure` behind TLS.
 pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.config.secure_cookies {
+    let secure = if state.config.behind_tls() {
         "; Secure"
     } else {
         ""
     };
+    let name = auth::session_cookie_name(&state.config);
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
     .expect("cookie characters are ASCII")
 }

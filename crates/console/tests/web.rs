@@ -125,7 +125,7 @@ async fn a_student_works_through_the_console_in_a_browser() {
     assert_eq!(c["name"], full.as_str());
     let link = format!(
         "http://{}:{}/",
-        c["host"].as_str().unwrap(),
+        c["address"].as_str().unwrap(),
         c["ports"][0]["host"]
     );
     let a = b.find(&format!("a[href='{link}']")).await;

@@ -223,6 +223,17 @@ impl DockerEngine {
         }
     }
 
+    /// Whether the labels mark the image as somebody's without it being one of this
+    /// installation's users' ([`ImageInfo::foreign`]).
+    fn foreign(&self, labels: &HashMap<String, String>) -> bool {
+        let ours = labels.get(labels::INSTANCE) == Some(&self.settings.instance);
+        let other_instance = labels.contains_key(labels::INSTANCE) && !ours;
+        let owner_mark = [labels::OWNER, labels::MANAGED, labels::NAME]
+            .iter()
+            .any(|k| labels.contains_key(*k));
+        other_instance || (owner_mark && self.owner_of(labels).is_none())
+    }
+
     fn is_ours(&self, labels: &HashMap<String, String>) -> bool {
         labels.get(labels::MANAGED).map(String::as_str) == Some("true")
             && labels.get(labels::INSTANCE) == Some(&self.settings.instance)
@@ -831,6 +842,7 @@ impl ContainerBackend for DockerEngine {
             id: img.id.unwrap_or_default(),
             tags: img.repo_tags.unwrap_or_default(),
             owner: self.owner_of(&labels),
+            foreign: self.foreign(&labels),
             size: img.size.unwrap_or_default(),
             created_at: unix_time(img.created.as_deref()),
         }))
@@ -1117,6 +1129,7 @@ impl ContainerBackend for DockerEngine {
             .into_iter()
             .map(|i| ImageInfo {
                 owner: self.owner_of(&i.labels),
+                foreign: self.foreign(&i.labels),
                 tags: i
                     .repo_tags
                     .into_iter()

@@ -728,6 +728,23 @@ impl Store {
         .transpose()
     }
 
+    /// Every user's CI settings (for rewriting them, e.g. sealing old plain tokens).
+    pub async fn all_ci_settings(&self) -> Result<Vec<CiSettings>> {
+        let rows = sqlx::query("SELECT * FROM ci_settings ORDER BY owner")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(CiSettings {
+                    owner: parse_user_name(r.try_get("owner")?)?,
+                    gitlab_url: r.try_get("gitlab_url")?,
+                    runner_token: r.try_get("runner_token")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn set_ci_settings(&self, c: &CiSettings) -> Result<()> {
         sqlx::query(
             "INSERT INTO ci_settings (owner, gitlab_url, runner_token, updated_at) VALUES ($1, $2, $3, $4) \

@@ -437,7 +437,9 @@ async fn ci_settings_per_user() {
         s.set_ci_settings(&c).await.unwrap();
         assert_eq!(s.ci_settings("alice").await.unwrap(), Some(c.clone()));
         assert!(!format!("{c:?}").contains("glrt"), "the token never prints");
+        assert_eq!(s.all_ci_settings().await.unwrap(), vec![c.clone()]);
         s.delete_ci_settings("alice").await.unwrap();
+        assert!(s.all_ci_settings().await.unwrap().is_empty());
         assert!(s.ci_settings("alice").await.unwrap().is_none());
     })
     .await;

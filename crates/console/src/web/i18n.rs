@@ -251,6 +251,10 @@ pub struct Texts {
     pub err_too_many_files: &'static str,
     pub err_busy: &'static str,
     pub err_internal: &'static str,
+    pub misdirected_title: &'static str,
+    pub misdirected: &'static str,
+    pub misdirected_setting: &'static str,
+    pub err_start_failed: &'static str,
 }
 
 impl Texts {
@@ -262,7 +266,9 @@ impl Texts {
             "unauthenticated" => self.err_unauthenticated,
             "forbidden" => self.err_forbidden,
             "not_found" | "image_not_found" => self.err_not_found,
-            "conflict" => self.err_conflict,
+            "conflict" | "image_in_use" | "container_state" | "engine_refused" => self.err_conflict,
+            "container_start_failed" => self.err_start_failed,
+            "host_network_failed" => self.err_unavailable,
             "ambiguous_name" => self.err_ambiguous,
             "payload_too_large" => self.err_too_large,
             "rate_limited" => self.err_rate_limited,
@@ -501,6 +507,10 @@ pub static EN: Texts = Texts {
     err_too_many_files: "The upload has too many files or fields. Send fewer files at once.",
     err_busy: "The server is busy with other uploads. Try again in a few seconds.",
     err_internal: "An internal error occurred. The administrators can find the details in the log.",
+    misdirected_title: "Not the console's address",
+    misdirected: "The console is not served at this address: it is the address of the containers' published ports, and your browser would send your login to every one of them. Open the console at its own address.",
+    misdirected_setting: "Administrators set the console's address with the setting",
+    err_start_failed: "The container could not start: its image's command cannot be run.",
 };
 
 pub static JA: Texts = Texts {
@@ -686,6 +696,10 @@ pub static JA: Texts = Texts {
     err_too_many_files: "アップロードのファイルまたは項目が多すぎます。一度に送るファイルを減らしてください。",
     err_busy: "サーバーは他のアップロードを処理中です。数秒後にやり直してください。",
     err_internal: "内部エラーが発生しました。詳細は管理者がログで確認できます。",
+    misdirected_title: "コンソールのアドレスではありません",
+    misdirected: "このアドレスではコンソールを提供していません。これはコンテナの公開ポートに使うアドレスで、ここでログインするとブラウザがすべてのコンテナにログイン情報を送ってしまいます。コンソール専用のアドレスから開いてください。",
+    misdirected_setting: "コンソールのアドレスは管理者が次の設定で指定します:",
+    err_start_failed: "コンテナを起動できませんでした。イメージのコマンドを実行できません。",
 };
 
 #[cfg(test)]
