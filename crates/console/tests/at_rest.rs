@@ -98,7 +98,7 @@ async fn ci_runner_tokens_are_sealed_at_rest() {
     assert_eq!(ci["token_hint"], "…1234");
 
     // The runner got the token itself.
-    let runner = format!("{}-ci-{alice}", app.instance);
+    let runner = app.runner_name(&alice);
     let out = docker(&["exec", &runner, "cat", "/etc/gitlab-runner/config.toml"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(secret));
 
