@@ -25,6 +25,8 @@ pub struct Dockerfile {
     add_urls: Vec<String>,
     /// Stage names, by index (`None` for a stage without `AS`).
     stages: Vec<Option<String>>,
+    /// Each stage's base image, when it is an image.
+    bases: Vec<Option<String>>,
     escape: char,
 }
 
@@ -91,6 +93,7 @@ impl Dockerfile {
             images: Vec::new(),
             add_urls: Vec::new(),
             stages: Vec::new(),
+            bases: Vec::new(),
             escape,
         };
         // Global ARGs: what FROM and --from may use.
@@ -253,6 +256,10 @@ impl Dockerfile {
             }
         }
         self.stages.push(alias.clone());
+        self.bases.push(match &source {
+            Source::Image(name) => Some(name.clone()),
+            _ => None,
+        });
         Ok(Rewrite {
             keyword: "FROM".into(),
             flags,
@@ -425,9 +432,13 @@ impl Dockerfile {
         &self.add_urls
     }
 
-    /// How many stages the file has.
-    pub fn stage_count(&self) -> usize {
-        self.stages.len()
+    /// The stages whose base is an image: `(stage index, image as written)`. The base
+    /// image's `ONBUILD` triggers run at the start of such a stage.
+    pub fn stage_images(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.bases
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.as_deref().map(|b| (i, b)))
     }
 
     /// What the `ONBUILD` triggers of stage `stage`'s base image read, in that stage:
@@ -446,6 +457,7 @@ impl Dockerfile {
             images: Vec::new(),
             add_urls: Vec::new(),
             stages: self.stages.clone(),
+            bases: Vec::new(),
             escape: self.escape,
         };
         let empty = HashMap::new();
@@ -1085,7 +1097,11 @@ mod tests {
             "FROM sha256:7\nONBUILD COPY --from=sha256:8 /s /s\n"
         );
         // A base image's triggers, read in the stage they run in.
-        let df = read("FROM busybox AS one\nFROM base\n");
+        let df = read("FROM busybox AS one\nFROM base\nFROM one\n");
+        assert_eq!(
+            df.stage_images().collect::<Vec<_>>(),
+            [(0, "busybox"), (1, "base")]
+        );
         let (imgs, urls) = df
             .trigger_uses(
                 1,
