@@ -99,7 +99,9 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
         outcome.textContent = box.dataset.done + " " + v.image.ref;
         add(outcome.textContent, "ok");
       } else if (v.status === "error") {
-        outcome.textContent = box.dataset.failed + " " + v.error.message;
+        // A failed pull is told by its reason, in the page's language.
+        const reasons = JSON.parse(box.dataset.reasons || "{}");
+        outcome.textContent = box.dataset.failed + " " + (reasons[v.error.reason] || v.error.message);
         add(outcome.textContent, "bad");
       } else if (v.stream) {
         add(v.stream.trimEnd());

@@ -2,7 +2,9 @@
 //!
 //! Each user who sets a runner token gets a GitLab Runner container of their own, with a
 //! generated `config.toml`: the docker executor, one job at a time, jobs never privileged,
-//! without the Docker socket or any host path, and only from the allowed images. The
+//! without the Docker socket or any host path, only from the allowed images, with no
+//! service containers unless an administrator lists some, in the owner's own network (set
+//! by the docker backend). The GitLab's address passes the egress rule of pulls. The
 //! pipeline we hand out builds nothing itself: its job sends the repository as a build
 //! context to our build API with a personal token of scope `build`, so the image is
 //! attributed to its owner and shows at once.
@@ -132,13 +134,75 @@ struct DockerExecutor {
     volumes: Vec<String>,
     allowed_images: Vec<String>,
     allowed_services: Vec<String>,
+    /// How many services a job may start; `None` is the runner's default (no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    services_limit: Option<u32>,
     pull_policy: Vec<&'static str>,
     allowed_pull_policies: Vec<&'static str>,
     cap_drop: Vec<&'static str>,
     security_opt: Vec<&'static str>,
     memory: String,
     cpus: String,
-    network_mode: &'static str,
+}
+
+/// Which service images jobs may start.
+struct CiServices {
+    allowed: Vec<String>,
+    limit: Option<u32>,
+}
+
+/// GitLab Runner's docker executor reads an empty `allowed_services` as "any service
+/// image" (`verifyAllowedImage` allows everything when the list is empty), so an empty
+/// list is never written. Without `ci_allowed_services`, `services_limit = 0` refuses every
+/// job that asks for a service, and the list holds only the job image, for runners older
+/// than `services_limit`. With it, jobs may start those images, as many as are listed.
+fn ci_services(state: &AppState) -> CiServices {
+    let listed: Vec<String> = state
+        .config
+        .ci_allowed_services
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if listed.is_empty() {
+        CiServices {
+            allowed: vec![state.config.ci_job_image.clone()],
+            limit: Some(0),
+        }
+    } else {
+        CiServices {
+            limit: Some(listed.len().try_into().unwrap_or(u32::MAX)),
+            allowed: listed,
+        }
+    }
+}
+
+/// Refuses a GitLab on the host's own network (loopback, link-local, this machine's
+/// addresses, its container networks) unless an administrator allows it by name
+/// (`WM_EGRESS_ALLOWED`).
+async fn check_gitlab_url(state: &AppState, url: &str) -> Result<(), ApiError> {
+    use wm_docker::egress::EgressError;
+    let refuse = |message: String| ApiError::Invalid {
+        code: "invalid_input",
+        message,
+        field: Some("gitlab_url"),
+    };
+    match state.config.docker.egress_rule().check_url(url).await {
+        Ok(()) => Ok(()),
+        Err(EgressError::Forbidden { host, reason }) => Err(refuse(format!(
+            "gitlab_url may not point to {host}: {reason}; an administrator can allow a GitLab on the host's own network by name (WM_EGRESS_ALLOWED)"
+        ))),
+        // The runner resolves the name when it connects, and a name can change after any
+        // check: one that does not resolve now is no more dangerous than one that does.
+        Err(EgressError::Unresolvable(host)) => {
+            tracing::info!(%host, "the GitLab's name does not resolve here; accepted");
+            Ok(())
+        }
+        Err(EgressError::Invalid(_)) => Err(refuse(
+            "gitlab_url must be an http(s) address like https://gitlab.example.org".into(),
+        )),
+    }
 }
 
 /// The runner's `config.toml`, serialised (never pasted together: a URL or token cannot
@@ -149,6 +213,7 @@ fn runner_config(state: &AppState, caller: &Caller, url: &str, token: &str) -> S
         || vec![state.config.ci_job_image.clone()],
         |s| s.split_whitespace().map(String::from).collect(),
     );
+    let services = ci_services(state);
     let config = RunnerConfig {
         concurrent: 1,
         check_interval: 3,
@@ -163,14 +228,14 @@ fn runner_config(state: &AppState, caller: &Caller, url: &str, token: &str) -> S
                 disable_cache: true,
                 volumes: Vec::new(),
                 allowed_images: allowed,
-                allowed_services: Vec::new(),
+                services_limit: services.limit,
+                allowed_services: services.allowed,
                 pull_policy: vec!["if-not-present"],
                 allowed_pull_policies: vec!["if-not-present"],
                 cap_drop: vec!["ALL"],
                 security_opt: vec!["no-new-privileges:true"],
                 memory: format!("{}b", limits.memory_bytes),
                 cpus: format!("{}", limits.nano_cpus as f64 / 1e9),
-                network_mode: "bridge",
             },
         }],
     };
@@ -222,6 +287,7 @@ pub async fn put_ci(
     caller.require_full_scope()?;
     let url = parse_gitlab_url(&req.gitlab_url)?;
     let token = parse_runner_token(&req.token)?;
+    check_gitlab_url(&state, &url).await?;
     let spec = RunnerSpec {
         owner: caller.name.clone(),
         image: state.config.ci_runner_image.clone(),

@@ -165,6 +165,10 @@ pub struct Config {
     /// Images jobs may use, space-separated, `*` as in GitLab's `allowed_images`
     /// (`WM_CI_ALLOWED_IMAGES`); default: the job image.
     pub ci_allowed_images: Option<String>,
+    /// Service images (`services:` in `.gitlab-ci.yml`) jobs may start, space-separated,
+    /// `*` as in GitLab's `allowed_services` (`WM_CI_ALLOWED_SERVICES`); default: none at
+    /// all.
+    pub ci_allowed_services: Option<String>,
     /// The docker agents `wm console` lends from (`WM_AGENTS`:
     /// `h1=http://blade1:8081 h2=http://blade2:8081`, or `[[agents]]` tables with `id` and
     /// `url`). Empty for `wm serve`, which uses the local engine in-process.
@@ -282,6 +286,7 @@ impl Default for Config {
             ci_runner_image: "gitlab/gitlab-runner:alpine".into(),
             ci_job_image: "curlimages/curl:latest".into(),
             ci_allowed_images: None,
+            ci_allowed_services: None,
             agents: Vec::new(),
             agents_tls: AgentsTls::default(),
             agent: AgentSettings::default(),
@@ -333,6 +338,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_HOST_ID", &["docker", "host_name"], Kind::Str),
     ("WM_HOST_ADDRESS", &["docker", "address"], Kind::Str),
     ("WM_HOST_LABELS", &["docker", "host_labels"], Kind::Str),
+    (
+        "WM_EGRESS_ALLOWED",
+        &["docker", "egress_allowed"],
+        Kind::Str,
+    ),
     ("WM_NETWORK_POOL", &["docker", "network_pool"], Kind::Str),
     (
         "WM_NETWORK_PREFIX",
@@ -405,6 +415,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_CI_RUNNER_IMAGE", &["ci_runner_image"], Kind::Str),
     ("WM_CI_JOB_IMAGE", &["ci_job_image"], Kind::Str),
     ("WM_CI_ALLOWED_IMAGES", &["ci_allowed_images"], Kind::Str),
+    (
+        "WM_CI_ALLOWED_SERVICES",
+        &["ci_allowed_services"],
+        Kind::Str,
+    ),
     ("WM_AGENTS", &["agents"], Kind::Str),
     ("WM_AGENTS_CA", &["agents_tls", "ca"], Kind::Str),
     (
@@ -792,6 +807,36 @@ mod tests {
         assert_eq!(c.default_limits().nano_cpus, 500_000_000);
         assert_eq!(c.docker.instance, "dept");
         assert_eq!(format!("{:?}", c.admin_password), "Some([redacted])");
+    }
+
+    #[test]
+    fn egress_allowed_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wm.toml");
+        std::fs::write(
+            &file,
+            "[docker]\negress_allowed = [\"registry.lab.local\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.docker.egress_allowed, vec!["registry.lab.local"]);
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("WM_EGRESS_ALLOWED", "127.0.0.1:5000 [::1]:5000"),
+                ("WM_CI_ALLOWED_SERVICES", "postgres:16"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.docker.egress_allowed,
+            vec!["127.0.0.1:5000", "[::1]:5000"]
+        );
+        assert_eq!(c.ci_allowed_services.as_deref(), Some("postgres:16"));
+        let err = Config::load(None, env(&[("WM_EGRESS_ALLOWED", "host:99999")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("egress allowed"), "{err}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::RwLock;
 use utoipa::ToSchema;
 use wm_backend::{BackendError, BuildRequest, ImageInfo, Progress, RegistryAuth};
+use wm_docker::pull_error::PullFailure;
 use wm_domain::{Dockerfile, EnvVar, ImageRef};
 use wm_store::ImageMeta;
 
@@ -287,6 +288,7 @@ pub async fn pull_quietly(state: &AppState, host: &Host, image: &ImageRef) -> Re
             host.id
         )));
     }
+    check_egress(state, image).await?;
     tracing::info!(host = %host.id, %image, "pulling the image before a container starts from it");
     let mut progress = host
         .backend
@@ -294,10 +296,50 @@ pub async fn pull_quietly(state: &AppState, host: &Host, image: &ImageRef) -> Re
         .await?;
     while let Some(step) = progress.next().await {
         step.map_err(|e| {
-            ApiError::Unavailable(format!("could not pull {image} onto {}: {e}", host.id))
+            ApiError::Unavailable(format!(
+                "{} (onto host {})",
+                pull_failure_text(image, e),
+                host.id
+            ))
         })?;
     }
     Ok(())
+}
+
+/// Refuses a pull from a registry on the host's own network (loopback, link-local, this
+/// machine's addresses) unless an administrator allows it by name. The docker backend
+/// checks the same again where the engine is.
+pub(crate) async fn check_egress(state: &AppState, image: &ImageRef) -> Result<(), ApiError> {
+    use wm_docker::egress::EgressError;
+    let registry = image.registry();
+    match state.config.docker.egress_rule().check_pull(image.as_str()).await {
+        Ok(()) => Ok(()),
+        Err(EgressError::Forbidden { reason, .. }) => Err(ApiError::Forbidden(format!(
+            "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
+        ))),
+        Err(EgressError::Unresolvable(_)) => Err(ApiError::Invalid {
+            code: "invalid_input",
+            message: format!("the registry {registry} could not be found: its name does not resolve"),
+            field: Some("image"),
+        }),
+        Err(EgressError::Invalid(m)) => Err(ApiError::Invalid {
+            code: "invalid_input",
+            message: m,
+            field: Some("image"),
+        }),
+    }
+}
+
+/// What a user is told of a failed pull: one of a few fixed sentences, never the engine's
+/// text (which quotes what the registry answered). A text that is not already one of them
+/// is logged here.
+fn pull_failure_text(image: &ImageRef, e: BackendError) -> String {
+    match e {
+        // Our own connection to the engine or agent, with nothing from the registry.
+        BackendError::Unavailable(m) => BackendError::Unavailable(m).to_string(),
+        BackendError::Policy(m) => m,
+        other => PullFailure::from_engine(image.as_str(), &other.to_string()),
+    }
 }
 
 /// Whether `image` is in the namespace of images built here (`<prefix>/...`), which no
@@ -584,10 +626,26 @@ pub async fn pull_image(
             state.config.image_prefix
         )));
     }
+    check_egress(&state, &image).await?;
     let auth = registry_auth(&state, registry);
     let mut streams = Vec::new();
     for host in target_hosts(&state, req.host.as_deref())? {
-        let progress = host.backend.pull(&image, auth.clone()).await?;
+        let progress = host
+            .backend
+            .pull(&image, auth.clone())
+            .await
+            .map_err(|e| match e {
+                BackendError::Policy(m) => ApiError::Forbidden(m),
+                BackendError::Unavailable(_) => e.into(),
+                other => ApiError::Conflict(pull_failure_text(&image, other)),
+            })?;
+        let pulled = image.clone();
+        let progress = progress
+            .map_err(move |e| match e {
+                BackendError::Unavailable(_) => e,
+                other => BackendError::Refused(pull_failure_text(&pulled, other)),
+            })
+            .boxed();
         streams.push(on_host(&host.id, progress));
     }
     let progress = futures::stream::select_all(streams).boxed();
@@ -657,7 +715,21 @@ fn async_lines(
                     } else {
                         "pull_failed"
                     };
-                    failure = Some(error_line(code, e.to_string()));
+                    let message = if verb == "building" {
+                        // A build's error may quote what a fetched URL answered.
+                        wm_docker::pull_error::build_error_text(&e.to_string())
+                    } else {
+                        e.to_string()
+                    };
+                    let mut line = error_line(code, &message);
+                    if verb == "pulling" {
+                        // Which fixed sentence it is, for pages that tell it in their
+                        // own language.
+                        let reason =
+                            PullFailure::recognize(&message).unwrap_or(PullFailure::Failed);
+                        line["error"]["reason"] = Value::String(reason.code().into());
+                    }
+                    failure = Some(line);
                     break;
                 }
             }
@@ -798,8 +870,36 @@ enum Upload {
     Archive(Vec<u8>),
 }
 
-/// Refuses `ADD` URLs the build may not fetch.
-async fn check_add_urls(_state: &AppState, _urls: &[String]) -> Result<(), ApiError> {
+/// Refuses, before the engine is sent anything, an `ADD` URL on the host's own network
+/// (loopback, link-local, this machine's addresses) that an administrator has not allowed
+/// by name: the engine fetches it from the host.
+async fn check_add_urls(state: &AppState, urls: &[String]) -> Result<(), ApiError> {
+    use wm_docker::egress::EgressError;
+    let rule = state.config.docker.egress_rule();
+    for url in urls {
+        match rule.check_url(url).await {
+            Ok(()) => {}
+            Err(EgressError::Forbidden { host, reason }) => {
+                return Err(ApiError::Forbidden(format!(
+                    "ADD {url}: builds may not fetch from {host} ({reason}); an administrator can allow it by name (WM_EGRESS_ALLOWED)"
+                )))
+            }
+            Err(EgressError::Unresolvable(_)) => {
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!("ADD {url}: its host name does not resolve"),
+                    field: Some("dockerfile"),
+                })
+            }
+            Err(EgressError::Invalid(m)) => {
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!("ADD {url}: {m}"),
+                    field: Some("dockerfile"),
+                })
+            }
+        }
+    }
     Ok(())
 }
 

@@ -89,7 +89,18 @@ async fn a_runner_per_user_with_a_safe_configuration() {
         jobs["allowed_images"].as_array().unwrap()[0].as_str(),
         Some("curlimages/curl:latest")
     );
-    assert_eq!(jobs["allowed_services"].as_array().map(Vec::len), Some(0));
+    // GitLab Runner reads an empty allowed_services as "any service": never written.
+    // No service at all, and only the job image for runners without services_limit.
+    assert_eq!(jobs["services_limit"].as_integer(), Some(0), "{jobs}");
+    assert_eq!(
+        jobs["allowed_services"].as_array().unwrap(),
+        &vec![toml::Value::String("curlimages/curl:latest".into())]
+    );
+    // Jobs and the runner in alice's own network, not on the default bridge.
+    let network = format!("{}-{alice}", app.instance);
+    assert_eq!(jobs["network_mode"].as_str(), Some(network.as_str()));
+    assert_eq!(h["NetworkMode"], network.as_str());
+    assert!(inspect("network", &network).is_some());
 
     // Not one of alice's containers, and never adopted as one.
     let (_, list) = app.get("/api/v1/containers", &token).await;
@@ -284,4 +295,100 @@ async fn the_generated_pipeline_builds_through_the_api() {
         alice.as_str()
     );
     docker(&["rmi", "-f", &reference]);
+}
+
+/// A name on this machine that resolves to loopback without being called localhost: one
+/// from /etc/hosts, else the machine's own name (which resolves to one of its addresses).
+fn name_for_this_machine() -> String {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    for line in hosts.lines() {
+        let mut f = line.split('#').next().unwrap_or("").split_whitespace();
+        let Some(addr) = f.next().and_then(|a| a.parse::<std::net::IpAddr>().ok()) else {
+            continue;
+        };
+        if let Some(name) = f.find(|n| !n.contains("localhost")) {
+            if addr.is_loopback() {
+                return name.to_string();
+            }
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_gitlab_on_the_hosts_own_network_is_refused() {
+    let app = spawn_ci_app().await;
+    let (alice, token) = app.student().await;
+    let own = name_for_this_machine();
+    for url in [
+        "http://127.0.0.1:8080".to_string(),
+        "https://localhost".to_string(),
+        "http://169.254.169.254/latest".to_string(),
+        "http://[::1]:8929".to_string(),
+        "http://[::ffff:127.0.0.1]".to_string(),
+        "http://2130706433".to_string(),
+        "http://0x7f.1".to_string(),
+        format!("https://{own}"),
+    ] {
+        let (status, answer) = put(
+            &app,
+            &token,
+            json!({"gitlab_url": url, "token": "glrt-never-stored"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {answer}");
+        assert_eq!(answer["error"]["field"], "gitlab_url", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("WM_EGRESS_ALLOWED"),
+            "{answer}"
+        );
+    }
+    let (_, ci) = app.get("/api/v1/ci", &token).await;
+    assert_eq!(ci["configured"], false, "nothing stored: {ci}");
+    assert!(inspect("container", &format!("{}-ci-{alice}", app.instance)).is_none());
+
+    // Allowed by name, a GitLab on the host itself is the administrator's choice.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.ci_runner_image = test_image().await.to_string();
+    config.docker.egress_allowed = vec!["127.0.0.1:8929".into()];
+    config.ci_allowed_services = Some("postgres:16 redis:*".into());
+    let allowed = spawn_with(config, data).await;
+    let (bob, bob_t) = allowed.student().await;
+    let (status, answer) = put(
+        &allowed,
+        &bob_t,
+        json!({"gitlab_url": "http://127.0.0.1:8929", "token": "glrt-allowed"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, _) = put(
+        &allowed,
+        &bob_t,
+        json!({"gitlab_url": "http://127.0.0.1:8930", "token": "glrt-allowed"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "only the port allowed");
+    let jobs = runner_config(&format!("{}-ci-{bob}", allowed.instance))["runners"]
+        .as_array()
+        .unwrap()[0]["docker"]
+        .clone();
+    assert_eq!(
+        jobs["allowed_services"].as_array().unwrap(),
+        &vec![
+            toml::Value::String("postgres:16".into()),
+            toml::Value::String("redis:*".into())
+        ]
+    );
+    assert_eq!(jobs["services_limit"].as_integer(), Some(2));
+    let (status, _) = allowed
+        .call(Method::DELETE, "/api/v1/ci", Some(&bob_t), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }

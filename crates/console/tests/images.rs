@@ -424,6 +424,8 @@ async fn pulls_from_a_registry_with_progress() {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
     config.registries_allowed = Some(format!("{} docker.io", registry.host()));
+    // The registry is on loopback: allowed by name, as an administrator would.
+    config.docker.egress_allowed = vec![registry.host()];
     let app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     let remote = registry.push(test_image().await, &format!("course/tool-{}:1", unique("")));
@@ -485,7 +487,10 @@ async fn pulls_use_the_configured_registry_login() {
     let _cleanup = RemoveImages(vec![remote.clone()]);
 
     // Without the login the registry refuses: an error line, nothing pulled.
-    let anonymous = spawn_app().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.docker.egress_allowed = vec![registry.host()];
+    let anonymous = spawn_with(config, data).await;
     let (_, token) = anonymous.student().await;
     let (_, lines) = pull(&anonymous, &token, &remote).await;
     assert_eq!(lines.last().unwrap()["status"], "error", "{lines:?}");
@@ -493,6 +498,7 @@ async fn pulls_use_the_configured_registry_login() {
 
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
+    config.docker.egress_allowed = vec![registry.host()];
     config.registries = vec![wm_console::config::RegistryCredentials {
         host: registry.host(),
         username: "course".into(),
@@ -523,6 +529,229 @@ async fn the_catalog_follows_the_engine() {
         find(&catalog(app_ref, token_ref).await, tag_ref).is_none()
     })
     .await;
+}
+
+/// A task that is aborted when this is dropped, also when the test fails.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A registry-like listener on loopback that answers every request with a 404 whose body,
+/// in the registry API's error format (which the engine quotes in its errors), carries
+/// `marker`.
+async fn echoing_registry(marker: &str) -> (u16, AbortOnDrop) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = format!(
+        r#"{{"errors":[{{"code":"MANIFEST_UNKNOWN","message":"{marker}","detail":"{marker}"}}]}}"#
+    );
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") && seen.len() < 65536 {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nDocker-Distribution-API-Version: registry/2.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                if !seen.starts_with(b"HEAD ") {
+                    let _ = conn.write_all(body.as_bytes()).await;
+                }
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (port, AbortOnDrop(task))
+}
+
+#[tokio::test]
+async fn pulls_from_the_hosts_own_network_are_refused() {
+    // A real registry on loopback, holding an image: without an allow list, the engine is
+    // never sent there, however the address is spelled.
+    let registry = Registry::start();
+    let remote = registry.push(test_image().await, &format!("course/own-{}:1", unique("")));
+    let _cleanup = RemoveImages(vec![remote.clone()]);
+    let port = registry.host().rsplit_once(':').unwrap().1.to_string();
+    let app = spawn_app().await;
+    let (_, token) = app.student().await;
+
+    let path = remote.split_once('/').unwrap().1;
+    for image in [
+        remote.clone(),
+        format!("localhost:{port}/{path}"),
+        format!("2130706433:{port}/{path}"),
+        format!("0x7f.1:{port}/{path}"),
+        format!("127.1:{port}/{path}"),
+        "169.254.169.254/latest/meta-data:1".to_string(),
+    ] {
+        let (status, body) = pull(&app, &token, &image).await;
+        assert!(status.is_client_error(), "{image}: {status} {body:?}");
+        if status == StatusCode::FORBIDDEN {
+            let message = body[0]["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("not allowed") && message.contains("WM_EGRESS_ALLOWED"),
+                "{image}: {message}"
+            );
+        }
+    }
+    let (status, body) = pull(&app, &token, &remote).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body:?}");
+    assert!(inspect("image", &remote).is_none(), "nothing was pulled");
+
+    // The docker backend refuses by itself: asked straight through its agent, as a
+    // compromised console would.
+    let engine = wm_docker::DockerEngine::new(app.config.docker.clone());
+    let agent_token = "egress-agent-token-0123456789abcdef";
+    let router = wm_agent::router(
+        std::sync::Arc::new(engine),
+        wm_agent::AgentToken::new(agent_token),
+        wm_agent::BodyLimits {
+            upload: 1 << 20,
+            build_context: 1 << 20,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent_url = format!("http://{}", listener.local_addr().unwrap());
+    let _agent = AbortOnDrop(tokio::spawn(async move {
+        let _ = wm_agent::serve(listener, router, None, std::future::pending()).await;
+    }));
+    let resp = app
+        .client
+        .post(format!("{agent_url}/v1/images/pull"))
+        .bearer_auth(agent_token)
+        .json(&json!({"image": remote, "auth": null}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(
+        status.is_client_error(),
+        "the agent pulled: {status} {text}"
+    );
+    assert!(text.contains("not allowed"), "{text}");
+    assert!(inspect("image", &remote).is_none(), "nothing was pulled");
+}
+
+#[tokio::test]
+async fn engine_texts_of_pulls_never_reach_users() {
+    let marker = format!("MARKER-{}", unique("remote"));
+    let (port, _registry) = echoing_registry(&marker).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.docker.egress_allowed = vec![format!("127.0.0.1:{port}")];
+    let app = spawn_with(config, data).await;
+    let (_, token) = app.student().await;
+
+    let image = format!("127.0.0.1:{port}/course/{}:1", unique("echo"));
+    let resp = app
+        .client
+        .post(app.url("/api/v1/images/pull"))
+        .bearer_auth(&token)
+        .json(&json!({ "image": image }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(
+        !text.contains(&marker),
+        "the remote's answer reached the user: {text}"
+    );
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["status"], "error", "{text}");
+    assert_eq!(last["error"]["code"], "pull_failed");
+    assert_eq!(last["error"]["reason"], "not_found", "{last}");
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("could not pull {image}: the image was not found")),
+        "{message}"
+    );
+    assert!(inspect("image", &image).is_none());
+
+    // Nor in what the administrators' audit view shows.
+    let (_, log) = app.get("/api/v1/admin/audit?limit=100", &app.admin).await;
+    assert!(!log.to_string().contains(&marker), "{log}");
+    assert!(
+        log.to_string().contains(&format!("pulling {image}")),
+        "the failed pull is audited: {log}"
+    );
+}
+
+#[tokio::test]
+async fn build_errors_never_quote_what_a_fetch_answered() {
+    let marker = format!("MARKER-{}", unique("body"));
+    let (port, _remote) = echoing_registry(&marker).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.docker.egress_allowed = vec![format!("127.0.0.1:{port}")];
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let _cleanup = RemoveImages(vec![
+        format!("wm/{alice}/fetch:1"),
+        format!("wm/{alice}/base:1"),
+    ]);
+
+    let image = test_image().await;
+    let (status, lines) = app
+        .build(
+            &token,
+            "fetch:1",
+            &format!("FROM {image}\nADD http://127.0.0.1:{port}/file /file\n"),
+        )
+        .await;
+    let said = format!("{lines:?}");
+    assert!(
+        !said.contains(&marker),
+        "the fetched body reached the user: {said}"
+    );
+    assert_eq!(status, StatusCode::OK, "{said}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "error", "{said}");
+    assert_eq!(last["error"]["code"], "build_failed");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "fetching http://127.0.0.1:{port}/file answered HTTP 404"
+            )),
+        "{last}"
+    );
+
+    // A base image from a registry that answers with its own text: a build never pulls
+    // (the base must be on the host), so the registry is not even asked.
+    let (status, lines) = app
+        .build(
+            &token,
+            "base:1",
+            &format!("FROM 127.0.0.1:{port}/course/base:1\nRUN true\n"),
+        )
+        .await;
+    let said = format!("{lines:?}");
+    assert!(
+        !said.contains(&marker),
+        "the registry's text reached the user: {said}"
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{said}");
+    assert_eq!(lines[0]["error"]["code"], "image_not_found", "{said}");
 }
 
 // --- builds read only what their owner may use, and are confined like containers ---------
@@ -902,4 +1131,43 @@ async fn builds_are_confined_like_containers() {
             .contains("WM_BUILD_CONTEXT_MAX_UNPACKED_BYTES"),
         "{body:?}"
     );
+}
+
+#[tokio::test]
+async fn a_build_fetches_nothing_from_the_hosts_own_network() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A tiny listener on loopback that counts who connects.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    let _listener = AbortOnDrop(tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    }));
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let _cleanup = RemoveImages(vec![format!("wm/{alice}/fetch:latest")]);
+    let image = test_image().await;
+    for dockerfile in [
+        format!("FROM {image}\nADD http://127.0.0.1:{port}/x /x\n"),
+        format!("FROM {image}\nADD http://localhost:{port}/x /x\n"),
+        format!("FROM {image}\nARG H=127.0.0.1\nADD [\"http://${{H}}:{port}/x\", \"/x\"]\n"),
+        format!("FROM {image}\nADD http://169.254.169.254/latest/meta-data/ /m\n"),
+        format!("FROM {image}\nONBUILD ADD http://127.0.0.1:{port}/x /x\n"),
+    ] {
+        let (status, body) = app.build(&token, "fetch", &dockerfile).await;
+        assert!(status.is_client_error(), "{dockerfile}: {status} {body:?}");
+        let message = body[0]["error"]["message"].as_str().unwrap();
+        assert!(message.contains("ADD "), "{dockerfile}: {message}");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the engine was never sent to the listener"
+    );
+    assert!(inspect("image", &format!("wm/{alice}/fetch:latest")).is_none());
 }

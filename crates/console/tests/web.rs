@@ -406,7 +406,11 @@ async fn failed_logins_are_limited_per_user_and_per_address() {
 
 #[tokio::test]
 async fn pulls_and_builds_stream_into_the_page_without_javascript() {
-    let app = spawn_app().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    // Nothing listens there: allowed by name, the engine tries and fails.
+    config.docker.egress_allowed = vec!["127.0.0.1:9".into()];
+    let app = spawn_with(config, data).await;
     let image = test_image().await;
     let (alice, alice_t) = app.student().await;
     let reference = format!("wm/{alice}/plain:1");
@@ -472,6 +476,10 @@ async fn pulls_and_builds_stream_into_the_page_without_javascript() {
         .unwrap();
     let html = resp.text().await.unwrap();
     assert!(html.contains("class=\"bad\""), "{html}");
+    assert!(
+        html.contains("the registry could not be reached"),
+        "told by its reason: {html}"
+    );
 }
 
 /// Waits until the progress box of a form ends; answers its outcome line.
@@ -493,6 +501,7 @@ async fn a_pull_shows_its_progress_live_in_the_browser() {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
     config.registries_allowed = Some(registry.host());
+    config.docker.egress_allowed = vec![registry.host()];
     let app = spawn_with(config, data).await;
     let (alice, _) = app.student().await;
     let remote = registry.push(
@@ -529,6 +538,22 @@ async fn a_pull_shows_its_progress_live_in_the_browser() {
     let refused = outcome(&b, "pull-progress").await;
     assert!(refused.contains("失敗しました"), "{refused}");
     assert!(b.url().await.ends_with("/images"));
+
+    // One the registry fails is told by its reason, in the reader's language.
+    b.goto(&app.url("/images")).await;
+    let missing = format!(
+        "{}/course/missing-{}:1",
+        registry.host(),
+        wm_testkit::unique("")
+    );
+    b.fill("#pull-image", &missing).await;
+    b.click("form[action='/images/pull'] button[type=submit]")
+        .await;
+    let failed = outcome(&b, "pull-progress").await;
+    assert!(
+        failed.contains("失敗しました") && failed.contains("レジストリにイメージが見つかりません"),
+        "{failed}"
+    );
 
     // An unknown page is a page, in the reader's language.
     b.goto(&app.url("/no-such-page")).await;

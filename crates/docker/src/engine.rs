@@ -1,8 +1,10 @@
 //! [`DockerEngine`]: the Docker Engine API client behind [`ContainerBackend`].
 
 use crate::build::{post_build, BuildCgroup};
+use crate::egress::EgressError;
 use crate::labels;
 use crate::ports::PortPool;
+use crate::pull_error::PullFailure;
 use crate::settings::DockerSettings;
 use crate::subnets::Cidr;
 use async_trait::async_trait;
@@ -649,6 +651,44 @@ fn classify(e: DockerError) -> BackendError {
     }
 }
 
+/// The runner's `config.toml` with every runner's jobs (`[runners.docker] network_mode`)
+/// on `network`.
+fn runner_config_on_network(config_toml: &str, network: &str) -> Result<String, BackendError> {
+    let invalid = |why: String| BackendError::Policy(format!("the runner configuration {why}"));
+    let mut config: toml::Table = config_toml
+        .parse()
+        .map_err(|e| invalid(format!("is not valid TOML: {e}")))?;
+    let runners = config
+        .get_mut("runners")
+        .and_then(toml::Value::as_array_mut)
+        .ok_or_else(|| invalid("has no [[runners]]".into()))?;
+    for runner in runners {
+        let runner = runner
+            .as_table_mut()
+            .ok_or_else(|| invalid("has a runner that is not a table".into()))?;
+        let docker = runner
+            .entry("docker")
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .ok_or_else(|| invalid("has a [runners.docker] that is not a table".into()))?;
+        docker.insert("network_mode".into(), toml::Value::String(network.into()));
+    }
+    toml::to_string(&config).map_err(|e| invalid(format!("cannot be written: {e}")))
+}
+
+/// A pull the egress rule refuses, as the backend's error.
+fn pull_refused(image: &str, e: EgressError) -> BackendError {
+    match e {
+        EgressError::Forbidden { host, reason } => BackendError::Policy(format!(
+            "pulls from {host} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
+        )),
+        EgressError::Unresolvable(_) => {
+            BackendError::Refused(PullFailure::Unreachable.message(image))
+        }
+        EgressError::Invalid(m) => BackendError::Policy(m),
+    }
+}
+
 /// How one try at a create ended, when it did not succeed.
 enum Attempt {
     /// These host ports are held by another program: try others.
@@ -1071,6 +1111,12 @@ impl ContainerBackend for DockerEngine {
         image: &ImageRef,
         auth: Option<RegistryAuth>,
     ) -> Result<ProgressStream, BackendError> {
+        // The agent checks this itself, so a compromised console cannot bypass it.
+        self.settings
+            .egress_rule()
+            .check_pull(image.as_str())
+            .await
+            .map_err(|e| pull_refused(image.as_str(), e))?;
         let docker = self.docker().await?;
         let credentials = auth.map(|a| DockerCredentials {
             username: Some(a.username),
@@ -1082,12 +1128,23 @@ impl ContainerBackend for DockerEngine {
             from_image: image.to_string(),
             ..Default::default()
         };
+        let reference = image.to_string();
         let stream = docker
             .create_image(Some(opts), None, credentials)
-            .map(|item| {
-                let info = item.map_err(classify)?;
+            .map(move |item| {
+                // The engine's texts quote what the registry answered: users get a fixed
+                // sentence, the log the text.
+                let info = item.map_err(|e| match classify(e) {
+                    BackendError::Unavailable(m) => BackendError::Unavailable(m),
+                    other => BackendError::Refused(PullFailure::from_engine(
+                        &reference,
+                        &other.to_string(),
+                    )),
+                })?;
                 if let Some(message) = stream_error(info.error, info.error_detail) {
-                    return Err(BackendError::Refused(message));
+                    return Err(BackendError::Refused(PullFailure::from_engine(
+                        &reference, &message,
+                    )));
                 }
                 let status = info.status.unwrap_or_default();
                 Ok(match info.id {
@@ -1275,6 +1332,14 @@ impl ContainerBackend for DockerEngine {
         }
         let docker = self.docker().await?;
         let name = self.runner_name(&spec.owner);
+        // The runner and the jobs it starts live in the owner's own network, never on the
+        // default bridge with other users' runners, jobs and builds. Set here, whatever the
+        // configuration says, so a compromised console cannot choose another network.
+        let network = self.network_name(&spec.owner);
+        let config_toml = runner_config_on_network(&spec.config_toml, &network)?;
+        let lock = self.network_lock(&spec.owner);
+        let network_guard = lock.lock().await;
+        self.ensure_network(&docker, &spec.owner).await?;
         let mut labels = self.our_labels(&spec.owner);
         labels.insert(labels::KIND.into(), RUNNER_KIND.into());
         // The runner starts job containers, so it reaches the engine; the jobs it starts
@@ -1297,6 +1362,7 @@ impl ContainerBackend for DockerEngine {
                 nano_cpus: Some(spec.limits.nano_cpus),
                 pids_limit: Some(spec.limits.pids),
                 binds: Some(binds),
+                network_mode: Some(network),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
@@ -1313,6 +1379,7 @@ impl ContainerBackend for DockerEngine {
             config,
         ))
         .await?;
+        drop(network_guard);
         // `/etc/gitlab-runner/config.toml`, the directory included, for images without it.
         let mut archive = tar::Builder::new(Vec::new());
         let mut dir = tar::Header::new_gnu();
@@ -1323,13 +1390,13 @@ impl ContainerBackend for DockerEngine {
             .append_data(&mut dir, "gitlab-runner/", std::io::empty())
             .map_err(|e| BackendError::Engine(e.to_string()))?;
         let mut header = tar::Header::new_gnu();
-        header.set_size(spec.config_toml.len() as u64);
+        header.set_size(config_toml.len() as u64);
         header.set_mode(0o600);
         archive
             .append_data(
                 &mut header,
                 "gitlab-runner/config.toml",
-                spec.config_toml.as_bytes(),
+                config_toml.as_bytes(),
             )
             .map_err(|e| BackendError::Engine(e.to_string()))?;
         let archive = archive
@@ -1414,9 +1481,11 @@ impl ContainerBackend for DockerEngine {
             .call(docker.remove_container(&self.runner_name(owner), Some(opts)))
             .await
         {
-            Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
-            Err(e) => Err(e),
+            Ok(()) | Err(BackendError::NoSuchContainer) => {}
+            Err(e) => return Err(e),
         }
+        // The runner kept the owner's network; it goes with the last of their containers.
+        self.remove_network_if_unused(owner).await
     }
 
     async fn image_events(
@@ -1437,6 +1506,20 @@ impl ContainerBackend for DockerEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runner_jobs_go_on_the_owners_network() {
+        let given = "concurrent = 1\n\n[[runners]]\nname = \"r\"\n\n[runners.docker]\nimage = \"x\"\nnetwork_mode = \"host\"\n";
+        let out: toml::Table = runner_config_on_network(given, "wm-alice")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let docker = &out["runners"].as_array().unwrap()[0]["docker"];
+        assert_eq!(docker["network_mode"].as_str(), Some("wm-alice"));
+        assert_eq!(docker["image"].as_str(), Some("x"));
+        assert!(runner_config_on_network("not toml [", "n").is_err());
+        assert!(runner_config_on_network("concurrent = 1", "n").is_err());
+    }
 
     #[test]
     fn finds_taken_ports_in_engine_messages() {

@@ -6,8 +6,10 @@
 //! can start a container that breaks the host's policy.
 
 mod build;
+pub mod egress;
 mod engine;
 mod ports;
+pub mod pull_error;
 mod settings;
 mod subnets;
 

@@ -103,6 +103,12 @@ pub struct DockerSettings {
     /// `/sys/fs/cgroup/<this>/<build>` (v2), on the engine's machine. The engine must use
     /// the cgroupfs driver; a build is refused when the cgroup cannot be made.
     pub build_cgroup_parent: String,
+    /// Registries and URLs on the host's own network (loopback, link-local, this machine's
+    /// addresses and container networks) that pulls, builds and CI runners may still
+    /// reach, by name: `host` or `host:port` (`WM_EGRESS_ALLOWED`, space-separated). See
+    /// [`crate::egress`].
+    #[serde(deserialize_with = "words")]
+    pub egress_allowed: Vec<String>,
 }
 
 impl Default for DockerSettings {
@@ -139,6 +145,7 @@ impl Default for DockerSettings {
             log_max_size: "10m".into(),
             labels: Default::default(),
             build_cgroup_parent: "wm-builds".into(),
+            egress_allowed: Vec::new(),
         }
     }
 }
@@ -173,6 +180,11 @@ impl DockerSettings {
     /// Where users reach this host's published ports.
     pub fn address(&self) -> &str {
         self.address.as_deref().unwrap_or(&self.host_name)
+    }
+
+    /// The rule for every destination the engine is sent to on a user's behalf.
+    pub fn egress_rule(&self) -> crate::egress::EgressRule {
+        crate::egress::EgressRule::new(self.egress_allowed.clone())
     }
 
     /// Checks the settings; the message names the setting and what is wrong with it.
@@ -259,6 +271,10 @@ impl DockerSettings {
                 "build cgroup parent {:?} must be 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'",
                 self.build_cgroup_parent
             ));
+        }
+        for entry in &self.egress_allowed {
+            crate::egress::EgressRule::validate_entry(entry)
+                .map_err(|e| format!("egress allowed: {e}"))?;
         }
         if self.call_timeout_secs == 0 {
             return Err("the docker call timeout must be at least one second".into());
@@ -408,5 +424,7 @@ mod tests {
         .is_ok());
         assert!(with(&|s| s.host = "ssh://x".into()).is_err());
         assert!(with(&|s| s.instance = "Bad_Name".into()).is_err());
+        assert!(with(&|s| s.egress_allowed = vec!["host:99999".into()]).is_err());
+        assert!(with(&|s| s.egress_allowed = vec!["127.0.0.1:5000".into()]).is_ok());
     }
 }

@@ -165,6 +165,12 @@ pub struct Texts {
     pub progress: &'static str,
     pub finished: &'static str,
     pub failed: &'static str,
+    /// Why a pull failed, by the `reason` of its error line.
+    pub pull_not_found: &'static str,
+    pub pull_unauthorized: &'static str,
+    pub pull_unreachable: &'static str,
+    pub pull_refused: &'static str,
+    pub pull_failed: &'static str,
     pub back_to_images: &'static str,
 
     pub ci_intro: &'static str,
@@ -259,6 +265,18 @@ impl Texts {
             "unavailable" => self.err_unavailable,
             _ => self.err_internal,
         }
+    }
+
+    /// The sentence for a failed pull's `reason`.
+    pub fn pull_reason(&self, reason: &str) -> Option<&'static str> {
+        Some(match reason {
+            "not_found" => self.pull_not_found,
+            "unauthorized" => self.pull_unauthorized,
+            "unreachable" => self.pull_unreachable,
+            "refused" => self.pull_refused,
+            "failed" => self.pull_failed,
+            _ => return None,
+        })
     }
 
     /// A container or runner state in words; one we do not know stays as the host says it.
@@ -392,6 +410,11 @@ pub static EN: Texts = Texts {
     progress: "Progress",
     finished: "Finished.",
     failed: "Failed:",
+    pull_not_found: "the image was not found in its registry; check the name and tag.",
+    pull_unauthorized: "the registry requires a login; an administrator can configure one, or the image may not exist.",
+    pull_unreachable: "the registry could not be reached; check its name, or try again later.",
+    pull_refused: "the pull was refused by this installation's rules.",
+    pull_failed: "the pull failed; the administrators can find the details in the log.",
     back_to_images: "Back to images",
 
     build_token_title: "Build token for GitLab",
@@ -569,6 +592,11 @@ pub static JA: Texts = Texts {
     progress: "進行状況",
     finished: "完了しました。",
     failed: "失敗しました:",
+    pull_not_found: "レジストリにイメージが見つかりません。名前とタグを確認してください。",
+    pull_unauthorized: "レジストリにログインが必要です。管理者がログインを設定できます。イメージが存在しない可能性もあります。",
+    pull_unreachable: "レジストリに接続できません。名前を確認するか、しばらくしてからやり直してください。",
+    pull_refused: "この環境の規則によりプルは拒否されました。",
+    pull_failed: "プルに失敗しました。詳細は管理者がログで確認できます。",
     back_to_images: "イメージ一覧へ戻る",
 
     build_token_title: "GitLab 用のビルドトークン",

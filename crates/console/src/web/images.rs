@@ -163,9 +163,19 @@ pub async fn page_handler(
 }
 
 fn progress_box(ctx: &Ctx, id: &str) -> Markup {
+    let reasons: serde_json::Map<String, Value> = [
+        "not_found",
+        "unauthorized",
+        "unreachable",
+        "refused",
+        "failed",
+    ]
+    .into_iter()
+    .filter_map(|r| Some((r.to_string(), Value::String(ctx.t.pull_reason(r)?.into()))))
+    .collect();
     html! {
         div.progress id=(id) hidden data-done=(ctx.t.finished) data-failed=(ctx.t.failed)
-            data-back=(ctx.t.back_to_images) {
+            data-back=(ctx.t.back_to_images) data-reasons=(Value::Object(reasons).to_string()) {
             h3 { (ctx.t.progress) }
             progress max="100" {}
             ol.log aria-live="polite" {}
@@ -244,7 +254,13 @@ fn line_html(t: &Texts, line: &[u8]) -> String {
             html! { li.ok { (t.finished) " " code { (v["image"]["ref"].as_str().unwrap_or("")) } } }
         }
         Some("error") => {
-            html! { li.bad { (t.failed) " " (v["error"]["message"].as_str().unwrap_or("")) } }
+            // A failed pull is told by its reason, in the page's language.
+            let said = v["error"]["reason"]
+                .as_str()
+                .and_then(|r| t.pull_reason(r))
+                .or(v["error"]["message"].as_str())
+                .unwrap_or("");
+            html! { li.bad { (t.failed) " " (said) } }
         }
         _ => {
             let mut s = text("stream");
