@@ -1171,3 +1171,31 @@ async fn a_build_fetches_nothing_from_the_hosts_own_network() {
     );
     assert!(inspect("image", &format!("wm/{alice}/fetch:latest")).is_none());
 }
+
+#[tokio::test]
+async fn a_build_whose_process_limit_cannot_be_set_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    // A file of the pids hierarchy, where no cgroup can be made.
+    config.docker.build_cgroup_parent = "cgroup.procs".into();
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let _cleanup = RemoveImages(vec![format!("wm/{alice}/unlimited:latest")]);
+    let (status, body) = app
+        .build(
+            &token,
+            "unlimited",
+            &format!("FROM {}\nRUN true\n", test_image().await),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert_eq!(body[0]["error"]["code"], "unavailable");
+    assert!(
+        body[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WM_BUILD_CGROUP_PARENT"),
+        "{body:?}"
+    );
+    assert!(inspect("image", &format!("wm/{alice}/unlimited:latest")).is_none());
+}
