@@ -879,10 +879,15 @@ async fn check_add_urls(state: &AppState, urls: &[String]) -> Result<(), ApiErro
     for url in urls {
         match rule.check_url(url).await {
             Ok(()) => {}
+            // 400, not 403: the web console reads a 403 of a build form as its token.
             Err(EgressError::Forbidden { host, reason }) => {
-                return Err(ApiError::Forbidden(format!(
-                    "ADD {url}: builds may not fetch from {host} ({reason}); an administrator can allow it by name (WM_EGRESS_ALLOWED)"
-                )))
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!(
+                        "ADD {url}: builds may not fetch from {host} ({reason}); an administrator can allow it by name (WM_EGRESS_ALLOWED)"
+                    ),
+                    field: Some("dockerfile"),
+                })
             }
             Err(EgressError::Unresolvable(_)) => {
                 return Err(ApiError::Invalid {

@@ -44,6 +44,7 @@ impl BuildCgroup {
                 "the Docker engine uses the {driver} cgroup driver, and builds are limited through cgroupfs cgroups"
             ));
         }
+        sweep(parent, version);
         let id = format!("build-{}", uuid::Uuid::new_v4().simple());
         let path = format!("/{parent}/{id}");
         let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
@@ -119,6 +120,41 @@ impl BuildCgroup {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         tracing::warn!(cgroup = %self.path, "a build's cgroup could not be removed");
+    }
+}
+
+/// Removes the cgroups of builds whose process ended before it could remove them: only
+/// those untouched for a day, so a running build's cgroup (empty between two steps, and
+/// re-made without `pids.max` by the runtime if removed) is never taken.
+fn sweep(parent: &str, version: &str) {
+    const STALE: Duration = Duration::from_secs(24 * 3600);
+    let root = Path::new(CGROUP_ROOT);
+    let base = if version == "2" {
+        root.join(parent)
+    } else {
+        root.join("pids").join(parent)
+    };
+    let Ok(entries) = std::fs::read_dir(&base) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if !name.starts_with("build-") || !stale {
+            continue;
+        }
+        let cgroup = BuildCgroup {
+            path: format!("/{parent}/{name}"),
+            version: if version == "2" { 2 } else { 1 },
+        };
+        for dir in cgroup.dirs() {
+            let _ = remove_tree(&dir);
+        }
     }
 }
 
