@@ -763,15 +763,55 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) ->
     }
 }
 
+/// Fields of a form besides its files (`csrf`, `path`, ...): more is a flood, not a form.
+pub(crate) const FORM_MAX_FIELDS: usize = 8;
+
+/// How long an upload waits for a free temporary file before it answers 503.
+const UPLOAD_FILE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A temporary file on disk, counted against the server's `upload_max_open_files`. Its
+/// descriptor is closed once written, so a request holds at most one open at a time;
+/// the permit bounds the files themselves.
+pub(crate) struct SpoolFile {
+    path: tempfile::TempPath,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Takes one of the server's temporary upload files, waiting briefly when all are in use.
+pub(crate) async fn spool_permit(
+    state: &AppState,
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    match tokio::time::timeout(UPLOAD_FILE_WAIT, state.upload_files.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::Busy(
+            "the server is busy receiving other uploads; try again in a few seconds".into(),
+        )),
+    }
+}
+
+/// The error for a form with more parts than it may have.
+pub(crate) fn too_many_parts(max_files: usize) -> ApiError {
+    ApiError::Invalid {
+        code: "too_many_files",
+        message: format!(
+            "the form has too many parts: at most {max_files} files and {FORM_MAX_FIELDS} other fields at once"
+        ),
+        field: Some("file"),
+    }
+}
+
 /// Streams one file part into a temporary file, counting against the total limit.
 async fn spool(
+    state: &AppState,
     field: &mut Field<'_>,
     total: &mut usize,
     limit: usize,
-) -> Result<(tempfile::NamedTempFile, u64), ApiError> {
-    let tmp = tempfile::NamedTempFile::new().map_err(|e| ApiError::Unexpected(e.into()))?;
-    let mut out =
-        tokio::fs::File::from_std(tmp.reopen().map_err(|e| ApiError::Unexpected(e.into()))?);
+) -> Result<(SpoolFile, u64), ApiError> {
+    let permit = spool_permit(state).await?;
+    let (file, path) = tempfile::NamedTempFile::new()
+        .map_err(|e| ApiError::Unexpected(e.into()))?
+        .into_parts();
+    let mut out = tokio::fs::File::from_std(file);
     let mut size = 0u64;
     while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
         *total += chunk.len();
@@ -786,7 +826,13 @@ async fn spool(
     out.flush()
         .await
         .map_err(|e| ApiError::Unexpected(e.into()))?;
-    Ok((tmp, size))
+    Ok((
+        SpoolFile {
+            path,
+            _permit: permit,
+        },
+        size,
+    ))
 }
 
 /// Upload files (multipart: `path`, then one or more `file` parts) into a directory.
@@ -838,13 +884,27 @@ pub(crate) async fn receive_upload(
         }
     }
     let mut dir = None;
-    let mut files: Vec<(String, tempfile::NamedTempFile, u64)> = Vec::new();
+    let mut files: Vec<(String, SpoolFile, u64)> = Vec::new();
     let mut total = 0usize;
+    let max_files = state.config.upload_max_files;
+    let mut fields = 0usize;
     while let Some(mut field) = form
         .next_field()
         .await
         .map_err(|e| multipart_error(e, limit))?
     {
+        // Before anything of the part is kept: a flood of parts ends here, having
+        // changed nothing.
+        if field.name() == Some("file") {
+            if files.len() >= max_files {
+                return Err(too_many_parts(max_files));
+            }
+        } else {
+            fields += 1;
+            if fields > FORM_MAX_FIELDS {
+                return Err(too_many_parts(max_files));
+            }
+        }
         match field.name() {
             Some("path") => {
                 let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
@@ -859,7 +919,7 @@ pub(crate) async fn receive_upload(
                         field: Some("file"),
                     });
                 }
-                let (tmp, size) = spool(&mut field, &mut total, limit).await?;
+                let (tmp, size) = spool(state, &mut field, &mut total, limit).await?;
                 files.push((fname, tmp, size));
             }
             other => {
@@ -889,6 +949,7 @@ pub(crate) async fn receive_upload(
 
     // The archive holds regular files only, with the names checked above: nothing in it
     // can point or climb out of the target directory.
+    let archive_permit = spool_permit(state).await?;
     let archive =
         tokio::task::spawn_blocking(move || -> std::io::Result<tempfile::NamedTempFile> {
             let out = tempfile::NamedTempFile::new()?;
@@ -900,7 +961,7 @@ pub(crate) async fn receive_upload(
                 header.set_size(*size);
                 header.set_mode(0o644);
                 header.set_mtime(mtime);
-                builder.append_data(&mut header, fname, tmp.reopen()?)?;
+                builder.append_data(&mut header, fname, std::fs::File::open(&tmp.path)?)?;
             }
             builder.into_inner()?.flush()?;
             Ok(out)
@@ -914,6 +975,7 @@ pub(crate) async fn receive_upload(
     let stream = tokio_util::io::ReaderStream::new(file).boxed();
     containers::upload(state, c, &dir, stream).await?;
     drop(archive);
+    drop(archive_permit);
     Ok(Written { written })
 }
 

@@ -134,7 +134,14 @@ async fn build_with_hosts(
         directory,
         catalog: Default::default(),
         sif_cache: Arc::new(sif_cache),
-        login_limiter: Arc::new(crate::ratelimit::LoginLimiter::new(config.login_rate_limit)),
+        login_limiter: Arc::new(crate::ratelimit::LoginLimiter::new(
+            crate::ratelimit::LoginLimits {
+                pair: config.login_rate_limit,
+                user: config.login_user_rate_limit,
+                address: config.login_address_rate_limit,
+            },
+        )),
+        upload_files: Arc::new(tokio::sync::Semaphore::new(config.upload_max_open_files)),
         config: Arc::new(config),
         metrics,
     };
@@ -267,7 +274,49 @@ fn router(state: AppState) -> Router {
             state.clone(),
             track_requests,
         ))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Headers every answer carries, pages, API answers and errors alike: no sniffing of
+/// content types, no referrer to other sites (a page's address can name a container),
+/// and no framing by any site (clickjacking), by the old header and by CSP. The CSP
+/// also keeps pages to their own stylesheet and script: the console has no inline ones.
+async fn security_headers(req: Request, next: Next) -> Response {
+    use axum::http::header::{
+        CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
+    use axum::http::HeaderValue;
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
+        ),
+    );
+    resp
+}
+
+/// The method as a metrics label: one of the standard methods, or `other`, so that
+/// invented methods cannot add series.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -279,10 +328,11 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Counts and times every request by its route (not its path, which would make one
-/// series per container).
+/// series per container). Every label takes its values from a bounded set: a standard
+/// method or `other`, a route template or `unmatched`, a status code.
 async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -293,7 +343,7 @@ async fn track_requests(State(state): State<AppState>, req: Request, next: Next)
         .metrics
         .requests
         .get_or_create(&RequestLabels {
-            method: method.clone(),
+            method,
             route: route.clone(),
             status,
         })
@@ -349,12 +399,12 @@ impl Application {
             .map(|h| tokio::spawn(images::follow_events(self.state.clone(), h.clone())))
             .collect();
         // The peer address feeds the per-address login limit.
-        let served = axum::serve(
+        let served = crate::serve::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            self.router,
+            crate::serve::ServeLimits::from_config(&self.state.config.http),
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
         reconciler.abort();
         watcher.abort();

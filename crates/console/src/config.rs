@@ -118,9 +118,28 @@ pub struct Config {
     /// Mark the session cookie `Secure` (`WM_SECURE_COOKIES`); set it when a TLS proxy
     /// is in front.
     pub secure_cookies: bool,
-    /// Failed login attempts allowed per minute, per user name and per client address
-    /// (`WM_LOGIN_RATE_LIMIT`); `0` turns the limit off.
+    /// Failed login attempts allowed per minute for one user name from one client address
+    /// (`WM_LOGIN_RATE_LIMIT`); `0` turns every login limit off.
     pub login_rate_limit: u32,
+    /// Failed login attempts allowed per minute for one user name from all addresses
+    /// together (`WM_LOGIN_USER_RATE_LIMIT`): guessing spread over many addresses.
+    pub login_user_rate_limit: u32,
+    /// Distinct user names that may fail to log in from one client address in a minute
+    /// (`WM_LOGIN_ADDRESS_RATE_LIMIT`): a password spray.
+    pub login_address_rate_limit: u32,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers are believed, as
+    /// space-separated addresses or CIDRs (`WM_TRUSTED_PROXIES`); none by default.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Files one upload may hold (`WM_UPLOAD_MAX_FILES`); every multipart form is held
+    /// to this many parts, plus a few fields.
+    pub upload_max_files: usize,
+    /// Temporary upload files the whole server holds at once (`WM_UPLOAD_MAX_OPEN_FILES`);
+    /// an upload that finds none free for a few seconds answers 503.
+    pub upload_max_open_files: usize,
+    /// The connections the server accepts: timeouts and a cap (`WM_HEADER_READ_TIMEOUT_SECS`,
+    /// `WM_IDLE_TIMEOUT_SECS`, `WM_MAX_CONNECTIONS`).
+    pub http: HttpSettings,
     /// Longest an exec may run, in seconds (`WM_EXEC_TIMEOUT_SECS`).
     pub exec_timeout_secs: u64,
     /// Most bytes of stdout and of stderr an exec returns (`WM_EXEC_MAX_OUTPUT`).
@@ -190,6 +209,58 @@ pub struct Config {
     /// A kubernetes agent to use instead of reaching the cluster in-process
     /// (`WM_KUBE_AGENT=http://host:8082`); it shares the agent token.
     pub kube_agent: Option<String>,
+}
+
+/// Limits on the console's connections, against clients that hold them open.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Seconds a client has to send a request's head (line and headers), counted from
+    /// the moment the server waits for one: a kept-alive connection that starts no new
+    /// request within it is closed too.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may go without a byte, or an answer without being read,
+    /// before the connection is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen queue until one ends.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Space-separated addresses or CIDRs (`10.0.0.1 10.1.0.0/16`), or a list of them.
+fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Line(String),
+        Items(Vec<String>),
+    }
+    let items: Vec<String> = match List::deserialize(d)? {
+        List::Line(s) => s.split_whitespace().map(str::to_string).collect(),
+        List::Items(v) => v,
+    };
+    items
+        .iter()
+        .map(|s| parse_cidr(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// An address (`10.0.0.1`, a network of one) or a CIDR (`10.0.0.0/8`).
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("trusted proxy {s:?} is not an address or a CIDR like 10.0.0.0/8"))
 }
 
 /// The shared agent token and, for `wm agent`, its HTTPS settings.
@@ -268,6 +339,12 @@ impl Default for Config {
             session_hours: 24 * 7,
             secure_cookies: false,
             login_rate_limit: 10,
+            login_user_rate_limit: 50,
+            login_address_rate_limit: 50,
+            trusted_proxies: Vec::new(),
+            upload_max_files: 64,
+            upload_max_open_files: 512,
+            http: HttpSettings::default(),
             exec_timeout_secs: 60,
             exec_max_output: 1 << 20,
             upload_max_bytes: 256 << 20,
@@ -325,6 +402,38 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_SESSION_HOURS", &["session_hours"], Kind::Int),
     ("WM_SECURE_COOKIES", &["secure_cookies"], Kind::Bool),
     ("WM_LOGIN_RATE_LIMIT", &["login_rate_limit"], Kind::Int),
+    (
+        "WM_LOGIN_USER_RATE_LIMIT",
+        &["login_user_rate_limit"],
+        Kind::Int,
+    ),
+    (
+        "WM_LOGIN_ADDRESS_RATE_LIMIT",
+        &["login_address_rate_limit"],
+        Kind::Int,
+    ),
+    ("WM_TRUSTED_PROXIES", &["trusted_proxies"], Kind::Str),
+    ("WM_UPLOAD_MAX_FILES", &["upload_max_files"], Kind::Int),
+    (
+        "WM_UPLOAD_MAX_OPEN_FILES",
+        &["upload_max_open_files"],
+        Kind::Int,
+    ),
+    (
+        "WM_HEADER_READ_TIMEOUT_SECS",
+        &["http", "header_read_timeout_secs"],
+        Kind::Int,
+    ),
+    (
+        "WM_IDLE_TIMEOUT_SECS",
+        &["http", "idle_timeout_secs"],
+        Kind::Int,
+    ),
+    (
+        "WM_MAX_CONNECTIONS",
+        &["http", "max_connections"],
+        Kind::Int,
+    ),
     ("WM_EXEC_TIMEOUT_SECS", &["exec_timeout_secs"], Kind::Int),
     ("WM_EXEC_MAX_OUTPUT", &["exec_max_output"], Kind::Int),
     ("WM_UPLOAD_MAX_BYTES", &["upload_max_bytes"], Kind::Int),
@@ -719,6 +828,21 @@ impl Config {
         if self.reconcile_interval_secs == 0 {
             return e("reconcile_interval_secs must be at least 1".into());
         }
+        if self.upload_max_files == 0 || self.upload_max_open_files == 0 {
+            return e("upload_max_files and upload_max_open_files must be at least 1".into());
+        }
+        let h = &self.http;
+        if h.max_connections > 1_000_000 || self.upload_max_open_files > 1_000_000 {
+            return e(
+                "http.max_connections and upload_max_open_files must be at most 1000000".into(),
+            );
+        }
+        if h.header_read_timeout_secs == 0 || h.idle_timeout_secs == 0 || h.max_connections == 0 {
+            return e(
+                "http.header_read_timeout_secs, http.idle_timeout_secs and http.max_connections must be at least 1"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -851,6 +975,11 @@ mod tests {
             (&[("WM_ADMIN_PASSWORD", "short")], "at least 8"),
             (&[("WM_DATABASE_URL", "mysql://x")], "database_url"),
             (&[("WM_SECURE_COOKIES", "maybe")], "true or false"),
+            (
+                &[("WM_TRUSTED_PROXIES", "10.0.0.0/8 proxy")],
+                "trusted proxy",
+            ),
+            (&[("WM_MAX_CONNECTIONS", "0")], "max_connections"),
         ];
         for (vars, expect) in cases {
             let err = Config::load(None, env(vars)).unwrap_err().to_string();
@@ -904,6 +1033,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.admin_password.unwrap().expose(), "from a file");
+    }
+
+    #[test]
+    fn trusted_proxies() {
+        let c = Config::load(
+            None,
+            env(&[("WM_TRUSTED_PROXIES", " 10.1.2.3  192.168.0.0/16 fd00::1/64")]),
+        )
+        .unwrap();
+        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.1.2.3/32", "192.168.0.0/16", "fd00::/64"]);
+        assert!(Config::load(None, env(&[]))
+            .unwrap()
+            .trusted_proxies
+            .is_empty());
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The server is at one of its own limits for a moment (temporary upload files);
+    /// answered 503 with `Retry-After`.
+    #[error("{0}")]
+    Busy(String),
     /// A dependency (the container engine) cannot be used right now.
     #[error("{0}")]
     Unavailable(String),
@@ -79,7 +83,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Engine(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +98,7 @@ impl ApiError {
             ApiError::RateLimited { retry_after_secs } => {
                 vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs))]
             }
+            ApiError::Busy(_) => vec![(header::RETRY_AFTER, HeaderValue::from(5))],
             _ => Vec::new(),
         }
     }
@@ -104,6 +109,7 @@ impl ApiError {
             ApiError::Unexpected(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Engine(m) => tracing::error!(engine_error = %m, "container engine error"),
             ApiError::Unavailable(m) => tracing::warn!(%m, "dependency unavailable"),
+            ApiError::Busy(m) => tracing::warn!(%m, "at a limit"),
             _ => {}
         }
     }
@@ -121,6 +127,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Busy(_) => "busy",
             ApiError::Engine(_) => "engine_error",
             ApiError::Unexpected(_) => "internal",
         }

@@ -961,7 +961,14 @@ pub(crate) async fn build_from_form(
     // context file wins over the text.
     let from_web = csrf.is_some();
     let (mut name, mut context, mut build_args, mut host) = (None, None, Vec::new(), None);
+    // Build arguments and fields together: a flood of parts ends before it costs much.
+    let max_parts = state.config.upload_max_files + crate::api::FORM_MAX_FIELDS;
+    let mut parts = 0usize;
     while let Some(mut field) = form.next_field().await.map_err(too_big)? {
+        parts += 1;
+        if parts > max_parts {
+            return Err(crate::api::too_many_parts(state.config.upload_max_files));
+        }
         match field.name().unwrap_or("") {
             "name" => name = Some(field.text().await.map_err(too_big)?),
             "host" => host = Some(field.text().await.map_err(too_big)?.trim().to_string()),

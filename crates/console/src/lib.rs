@@ -21,6 +21,7 @@ pub mod kube;
 pub mod metrics;
 mod ratelimit;
 pub mod reconcile;
+pub mod serve;
 pub mod state;
 mod web;
 

@@ -1,14 +1,30 @@
-//! Login rate limiting: failed attempts per user name and per client address in a sliding
-//! minute, kept in memory (a restart forgets them, which only ever lets more through).
+//! Login rate limiting and the client's address, kept in memory (a restart forgets them,
+//! which only ever lets more through).
 //!
-//! Only failures count, so people who type their password right are never slowed down,
-//! while a guesser is refused (429, with `Retry-After`) even when a later guess is right.
-//! The address is the TCP peer: behind a reverse proxy every client shares the proxy's
-//! address and the per-user limit does the work.
+//! Only failures count, so people who type their password right are never slowed down by
+//! their own past, and one person's typos cost nobody else their login. Three limits, each
+//! over a sliding minute:
+//!
+//! - failures of one user name from one address (`login_rate_limit`): a student's typos
+//!   lock only that pair;
+//! - failures of one user name from all addresses (`login_user_rate_limit`, higher): one
+//!   account guessed from many addresses;
+//! - distinct user names failing from one address (`login_address_rate_limit`): a password
+//!   spray. A class behind one unconfigured proxy makes a few typos, not fifty names' worth.
+//!
+//! A refused attempt answers 429 with `Retry-After`, even when its password is right.
+//!
+//! The client's address is the TCP peer, unless the peer is one of the configured
+//! `trusted_proxies`: then it is the right-most address of `Forwarded` (or
+//! `X-Forwarded-For`) that is not itself a trusted proxy. A client cannot choose its own
+//! address by sending the header, since only the proxies' additions are believed.
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use ipnet::IpNet;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -17,62 +33,167 @@ use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Past this many tracked keys, keys without a recent failure are dropped.
+/// Past this many tracked keys in a map, keys without a recent failure are dropped.
 const PRUNE_AT: usize = 10_000;
 
-pub struct LoginLimiter {
-    per_minute: u32,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-}
-
-/// The client address of a request, when the server recorded it.
+/// The client address of a request, when the server recorded it: the peer, or what the
+/// trusted proxies say.
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
         Ok(ClientAddr(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .map(|c| client_address(c.0.ip(), &parts.headers, &state.config.trusted_proxies)),
         ))
     }
 }
 
+/// The client's address: the peer unless it is a trusted proxy, then the right-most
+/// forwarded address that is not a trusted proxy. A forwarded entry that is not an
+/// address (`unknown`, an obfuscated name) ends the walk at the proxy that added it.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.contains(a));
+    let mut current = peer.to_canonical();
+    if !is_trusted(&current) {
+        return current;
+    }
+    let chain = forwarded_chain(headers);
+    for entry in chain.iter().rev() {
+        match parse_forwarded_addr(entry) {
+            Some(a) => current = a.to_canonical(),
+            None => break,
+        }
+        if !is_trusted(&current) {
+            break;
+        }
+    }
+    current
+}
+
+/// The forwarded addresses in order, first client first: from `Forwarded` when present
+/// (RFC 7239 `for=`), else from `X-Forwarded-For`.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<String> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|s| s.trim().to_string())
+            .collect()
+    };
+    let forwarded = values("forwarded");
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                    .map_or_else(String::new, |(_, v)| v.trim().to_string())
+            })
+            .collect();
+    }
+    values("x-forwarded-for")
+}
+
+/// `10.0.0.1`, `10.0.0.1:4711`, `"[2001:db8::1]:4711"`, `2001:db8::1`.
+fn parse_forwarded_addr(s: &str) -> Option<IpAddr> {
+    let s = s.trim().trim_matches('"');
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Some(a);
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    s.strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(a, _)| a.parse().ok())
+}
+
+/// Failures allowed in a minute; 0 in `pair` turns every limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// One user name from one address.
+    pub pair: u32,
+    /// One user name from all addresses.
+    pub user: u32,
+    /// Distinct user names from one address.
+    pub address: u32,
+}
+
+type Addr = Option<IpAddr>;
+
+#[derive(Default)]
+struct Failures {
+    pairs: HashMap<(String, Addr), VecDeque<Instant>>,
+    users: HashMap<String, VecDeque<Instant>>,
+    /// Per address, the last failure of each user name.
+    addresses: HashMap<Addr, HashMap<String, Instant>>,
+}
+
+pub struct LoginLimiter {
+    limits: LoginLimits,
+    failures: Mutex<Failures>,
+}
+
+/// Drops failures older than the window; with `limit` used up, the time until the
+/// oldest leaves it.
+fn used_up(times: &mut VecDeque<Instant>, limit: u32, now: Instant) -> Option<Duration> {
+    while times.front().is_some_and(|t| now - *t >= WINDOW) {
+        times.pop_front();
+    }
+    if limit > 0 && times.len() >= limit as usize {
+        let oldest = *times.front().expect("not empty");
+        Some(WINDOW - (now - oldest))
+    } else {
+        None
+    }
+}
+
 impl LoginLimiter {
-    /// `per_minute` failures allowed per key; 0 turns the limiter off.
-    pub fn new(per_minute: u32) -> Self {
+    pub fn new(limits: LoginLimits) -> Self {
         Self {
-            per_minute,
+            limits,
             failures: Mutex::default(),
         }
     }
 
-    fn keys(user: &str, addr: Option<IpAddr>) -> Vec<String> {
-        let mut keys = vec![format!("user:{}", user.to_lowercase())];
-        keys.extend(addr.map(|a| format!("addr:{a}")));
-        keys
+    fn off(&self) -> bool {
+        self.limits.pair == 0
     }
 
-    /// Refuses the attempt when the user name or the address used up its failures.
-    pub fn check(&self, user: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
-        if self.per_minute == 0 {
+    /// Refuses the attempt when the pair, the user name or the address used up its
+    /// failures.
+    pub fn check(&self, user: &str, addr: Addr) -> Result<(), ApiError> {
+        if self.off() {
             return Ok(());
         }
+        let user = user.to_lowercase();
         let now = Instant::now();
-        let mut map = self.failures.lock().expect("not poisoned");
+        let mut f = self.failures.lock().expect("not poisoned");
         let mut wait = Duration::ZERO;
-        for key in Self::keys(user, addr) {
-            if let Some(times) = map.get_mut(&key) {
-                while times.front().is_some_and(|t| now - *t >= WINDOW) {
-                    times.pop_front();
-                }
-                if times.len() >= self.per_minute as usize {
-                    let oldest = *times.front().expect("not empty");
-                    wait = wait.max(WINDOW - (now - oldest));
-                }
+        if let Some(times) = f.pairs.get_mut(&(user.clone(), addr)) {
+            wait = wait.max(used_up(times, self.limits.pair, now).unwrap_or_default());
+        }
+        if let Some(times) = f.users.get_mut(&user) {
+            wait = wait.max(used_up(times, self.limits.user, now).unwrap_or_default());
+        }
+        if let Some(names) = f.addresses.get_mut(&addr) {
+            names.retain(|_, t| now - *t < WINDOW);
+            let limit = self.limits.address as usize;
+            if limit > 0 && names.len() >= limit {
+                // Refused until enough names age out to bring the count under the limit.
+                let mut times: Vec<Instant> = names.values().copied().collect();
+                times.sort();
+                let leaves = times[names.len() - limit];
+                wait = wait.max(WINDOW - (now - leaves));
             }
         }
         if wait.is_zero() {
@@ -84,19 +205,36 @@ impl LoginLimiter {
         }
     }
 
-    /// Counts a failed attempt against the user name and the address.
-    pub fn failed(&self, user: &str, addr: Option<IpAddr>) {
-        if self.per_minute == 0 {
+    /// Counts a failed attempt against the pair, the user name and the address.
+    pub fn failed(&self, user: &str, addr: Addr) {
+        if self.off() {
             return;
         }
+        let user = user.to_lowercase();
         let now = Instant::now();
-        let mut map = self.failures.lock().expect("not poisoned");
-        if map.len() > PRUNE_AT {
-            map.retain(|_, times| times.back().is_some_and(|t| now - *t < WINDOW));
+        let mut f = self.failures.lock().expect("not poisoned");
+        let recent = |t: &VecDeque<Instant>| t.back().is_some_and(|t| now - *t < WINDOW);
+        if f.pairs.len() > PRUNE_AT {
+            f.pairs.retain(|_, t| recent(t));
         }
-        for key in Self::keys(user, addr) {
-            map.entry(key).or_default().push_back(now);
+        if f.users.len() > PRUNE_AT {
+            f.users.retain(|_, t| recent(t));
         }
+        if f.addresses.len() > PRUNE_AT {
+            f.addresses
+                .retain(|_, names| names.values().any(|t| now - *t < WINDOW));
+        }
+        f.pairs
+            .entry((user.clone(), addr))
+            .or_default()
+            .push_back(now);
+        f.users.entry(user.clone()).or_default().push_back(now);
+        let names = f.addresses.entry(addr).or_default();
+        // One sprayer can invent names without end; keep the count, not every name.
+        if names.len() > PRUNE_AT {
+            names.retain(|_, t| now - *t < WINDOW);
+        }
+        names.insert(user, now);
     }
 }
 
@@ -104,26 +242,122 @@ impl LoginLimiter {
 mod tests {
     use super::*;
 
+    fn limiter(pair: u32, user: u32, address: u32) -> LoginLimiter {
+        LoginLimiter::new(LoginLimits {
+            pair,
+            user,
+            address,
+        })
+    }
+
     #[test]
-    fn limits_per_user_and_per_address() {
-        let l = LoginLimiter::new(2);
+    fn a_pair_is_limited_alone() {
+        let l = limiter(2, 5, 50);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         l.failed("alice", Some(a));
         assert!(l.check("alice", Some(a)).is_ok());
-        l.failed("Alice", Some(b));
-        // The user is used up from any address; the first address is not, for others.
+        l.failed("Alice", Some(a));
         assert!(matches!(
-            l.check("alice", Some(b)),
+            l.check("alice", Some(a)),
             Err(ApiError::RateLimited { retry_after_secs }) if (1..=61).contains(&retry_after_secs)
         ));
+        // Alice from elsewhere, and anyone else from the same address, still may.
+        assert!(l.check("alice", Some(b)).is_ok());
         assert!(l.check("bob", Some(a)).is_ok());
+    }
+
+    #[test]
+    fn a_user_is_limited_across_addresses() {
+        let l = limiter(2, 5, 50);
+        for i in 0..5 {
+            l.failed("alice", Some(IpAddr::from([10, 0, 0, i])));
+        }
+        assert!(l.check("alice", Some("10.9.9.9".parse().unwrap())).is_err());
+        assert!(l.check("bob", Some("10.0.0.1".parse().unwrap())).is_ok());
+    }
+
+    #[test]
+    fn an_address_is_limited_by_distinct_names() {
+        let l = limiter(10, 50, 3);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        // Many typos of one name are one name.
+        for _ in 0..9 {
+            l.failed("alice", Some(a));
+        }
+        assert!(l.check("bob", Some(a)).is_ok());
+        l.failed("bob", Some(a));
         l.failed("carol", Some(a));
         assert!(l.check("dave", Some(a)).is_err());
-        let off = LoginLimiter::new(0);
-        for _ in 0..100 {
-            off.failed("x", Some(a));
+        assert!(l.check("dave", Some("10.0.0.2".parse().unwrap())).is_ok());
+    }
+
+    #[test]
+    fn zero_turns_it_off() {
+        let off = limiter(0, 0, 0);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for i in 0..100 {
+            off.failed(&format!("x{i}"), Some(a));
         }
-        assert!(off.check("x", Some(a)).is_ok());
+        assert!(off.check("x1", Some(a)).is_ok());
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_addresses_only_from_trusted_proxies() {
+        let trusted = vec![
+            crate::config::parse_cidr("10.0.0.0/8").unwrap(),
+            crate::config::parse_cidr("192.168.1.1").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4")]);
+        // An untrusted peer's header is ignored.
+        assert_eq!(client_address(ip("5.5.5.5"), &xff, &trusted), ip("5.5.5.5"));
+        assert_eq!(client_address(ip("5.5.5.5"), &xff, &[]), ip("5.5.5.5"));
+        // The right-most untrusted address: what the client put first is not believed.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &xff, &trusted),
+            ip("1.2.3.4")
+        );
+        let chain = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 1.2.3.4"),
+            ("x-forwarded-for", "192.168.1.1"),
+        ]);
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &chain, &trusted),
+            ip("1.2.3.4")
+        );
+        let fwd = headers(&[(
+            "forwarded",
+            "for=6.6.6.6, for=\"[2001:db8::7]:4711\";proto=https",
+        )]);
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &fwd, &trusted),
+            ip("2001:db8::7")
+        );
+        let garbage = headers(&[("x-forwarded-for", "1.2.3.4, unknown")]);
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &garbage, &trusted),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.1")
+        );
+        let mapped = headers(&[("x-forwarded-for", "::ffff:1.2.3.4")]);
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &mapped, &trusted),
+            ip("1.2.3.4")
+        );
     }
 }

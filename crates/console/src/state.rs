@@ -20,4 +20,6 @@ pub struct AppState {
     pub catalog: Arc<crate::images::Catalog>,
     pub sif_cache: Arc<crate::export::SifCache>,
     pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
+    /// One permit per temporary upload file the server holds, across all requests.
+    pub upload_files: Arc<tokio::sync::Semaphore>,
 }

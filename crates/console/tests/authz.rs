@@ -1,1 +1,513 @@
+//! The authorization matrix: every operation of `/api/v1/openapi.json`, tried by every
+//! kind of caller, against the real engine.
+//!
+//! The operations are read from the document the server serves, so a new route without
+//! its row in [`rule`] fails this test, and so does a row whose route is gone. Each row
+//! says who the operation is for; the expected status of each caller follows from that
+//! and from the one rule of the product: another user's resource answers exactly like a
+//! missing one. Callers that are refused must change nothing: the owner's resources are
+//! checked after every refused cell.
 
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::collections::BTreeSet;
+use wm_testkit::unique;
+
+/// Who calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    /// The owner's personal token, revoked.
+    Revoked,
+    /// The owner's token limited to builds (for CI).
+    BuildToken,
+    /// Another student.
+    Student,
+    /// A teacher (not the owner's teacher: there are no courses yet).
+    Teacher,
+    /// The owner of the resources in the path.
+    Owner,
+    Admin,
+}
+
+const EVERYONE: [Who; 7] = [
+    Who::Anonymous,
+    Who::Revoked,
+    Who::BuildToken,
+    Who::Student,
+    Who::Teacher,
+    Who::Owner,
+    Who::Admin,
+];
+
+/// Who an operation is for.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Anyone, signed in or not (login, the document itself).
+    Public,
+    /// Any signed-in caller, acting on their own things (lists, creates, their settings).
+    Own,
+    /// Like [`Kind::Own`], and build-scope tokens too.
+    OwnOrBuild,
+    /// The resource in the path is the owner's: others get 404, admins may act.
+    Owned,
+    /// The owner's only: admins are told it is not theirs to change.
+    OwnerOnly,
+    /// The owner's only, and nobody else even sees it (personal tokens).
+    Personal,
+    /// Any valid token, build-scope ones too: who am I, and ending one's own session.
+    AnyToken,
+    /// Like [`Kind::Own`] on an installation where the operation's backend is enabled;
+    /// here (no Kubernetes) every signed-in caller is told it is not.
+    OwnBackendOff,
+    /// Administrators only.
+    AdminOnly,
+}
+
+/// What a cell expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Exactly this status.
+    Is(u16),
+    /// The handler ran for this caller: a 2xx.
+    Success,
+}
+
+/// The rows: (method, path) → who it is for. Every operation in the document has one.
+fn rule(method: &str, path: &str) -> Option<Kind> {
+    use Kind::*;
+    Some(match (method, path) {
+        ("post", "/api/v1/login") => Public,
+        ("get", "/api/v1/openapi.json") => Public,
+        ("get", "/healthz") | ("get", "/metrics") => Public,
+        ("post", "/api/v1/logout") => AnyToken,
+        ("get", "/api/v1/me") => AnyToken,
+        ("post", "/api/v1/tokens") | ("get", "/api/v1/tokens") => Own,
+        ("delete", "/api/v1/tokens/{id}") => Personal,
+        ("post", "/api/v1/admin/users") | ("get", "/api/v1/admin/users") => AdminOnly,
+        ("post", "/api/v1/admin/reconcile") => AdminOnly,
+        ("get", "/api/v1/admin/audit") => AdminOnly,
+        ("get", "/api/v1/admin/hosts") => AdminOnly,
+        ("patch", "/api/v1/admin/hosts/{id}") => AdminOnly,
+        ("post", "/api/v1/containers") | ("get", "/api/v1/containers") => Own,
+        ("get", "/api/v1/containers/{name}") => Owned,
+        ("delete", "/api/v1/containers/{name}") => Owned,
+        ("post", "/api/v1/containers/{name}/start") => Owned,
+        ("post", "/api/v1/containers/{name}/stop") => Owned,
+        ("post", "/api/v1/containers/{name}/exec") => Owned,
+        ("post", "/api/v1/containers/{name}/files") => Owned,
+        ("get", "/api/v1/containers/{name}/logs") => Owned,
+        ("get", "/api/v1/images") => Own,
+        ("post", "/api/v1/images/pull") => Own,
+        ("post", "/api/v1/images/build") => OwnOrBuild,
+        ("patch", "/api/v1/images/{ref}") => OwnerOnly,
+        ("delete", "/api/v1/images/{ref}") => Owned,
+        ("get", "/api/v1/images/{ref}/export") => Owned,
+        ("post", "/api/v1/images/{ref}/sif") => Owned,
+        ("put", "/api/v1/ci") | ("get", "/api/v1/ci") | ("delete", "/api/v1/ci") => Own,
+        ("get", "/api/v1/ci/gitlab-ci.yml") => Own,
+        ("get", "/api/v1/kubeconfig") => OwnBackendOff,
+        _ => return None,
+    })
+}
+
+/// The status each caller gets for an operation of `kind`.
+fn expected(kind: Kind, who: Who, path: &str) -> Expect {
+    use Expect::*;
+    use Who::*;
+    let not_signed_in = matches!(who, Anonymous | Revoked);
+    match kind {
+        // Login is tried with a wrong password: the same answer for everyone.
+        Kind::Public if path == "/api/v1/login" => Is(401),
+        Kind::Public => Success,
+        _ if not_signed_in => Is(401),
+        Kind::OwnOrBuild | Kind::AnyToken => Success,
+        _ if who == BuildToken => Is(403),
+        Kind::Own => Success,
+        Kind::OwnBackendOff => Is(400),
+        Kind::Personal => match who {
+            Owner => Success,
+            _ => Is(404),
+        },
+        Kind::Owned => match who {
+            Owner | Admin => Success,
+            _ => Is(404),
+        },
+        Kind::OwnerOnly => match who {
+            Owner => Success,
+            Admin => Is(403),
+            _ => Is(404),
+        },
+        Kind::AdminOnly => match who {
+            Admin => Success,
+            _ => Is(403),
+        },
+    }
+}
+
+/// The callers' tokens and the owner's resources.
+struct World {
+    app: TestApp,
+    owner: String,
+    owner_token: String,
+    tokens: Vec<(Who, Option<String>)>,
+    container: String,
+    image: String,
+    host: String,
+    /// A token of the owner that stays valid: the `{id}` of refused token deletes.
+    kept_token_id: String,
+}
+
+impl World {
+    fn token(&self, who: Who) -> Option<&str> {
+        self.tokens
+            .iter()
+            .find(|(w, _)| *w == who)
+            .and_then(|(_, t)| t.as_deref())
+    }
+
+    /// The owner's container, created again if an earlier cell removed it.
+    async fn ensure_container(&self) {
+        let (status, _) = self
+            .app
+            .get(
+                &format!("/api/v1/containers/{}", self.container),
+                &self.owner_token,
+            )
+            .await;
+        if status == StatusCode::NOT_FOUND {
+            self.app
+                .create(
+                    &self.owner_token,
+                    json!({"name": "web", "image": test_image().await}),
+                )
+                .await;
+        }
+    }
+
+    /// The owner's image, built again if an earlier cell removed it.
+    async fn ensure_image(&self) {
+        let (_, images) = self.app.get("/api/v1/images", &self.owner_token).await;
+        let present = images
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["ref"] == self.image.as_str());
+        if !present {
+            let (status, lines) = self
+                .app
+                .build(
+                    &self.owner_token,
+                    "authz:1",
+                    &format!("FROM {}\nLABEL authz=1\n", test_image().await),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+        }
+    }
+
+    /// Puts the owner's things back as they were after a cell that may change them.
+    async fn restore(&self) {
+        self.ensure_container().await;
+        let (status, c) = self
+            .app
+            .post(
+                &format!("/api/v1/containers/{}/start", self.container),
+                &self.owner_token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{c}");
+        self.ensure_image().await;
+    }
+
+    /// A fresh token of the owner, with its id.
+    async fn fresh_owner_token(&self) -> (String, String) {
+        let (status, t) = self
+            .app
+            .post(
+                "/api/v1/tokens",
+                &self.owner_token,
+                json!({"name": unique("t")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{t}");
+        (
+            t["token"].as_str().unwrap().to_string(),
+            t["id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// What the owner has is still there and unchanged: checked after every refusal.
+    async fn owner_unharmed(&self, after: &str) {
+        let (status, c) = self
+            .app
+            .get(
+                &format!("/api/v1/containers/{}", self.container),
+                &self.owner_token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{after} removed the container: {c}");
+        assert_eq!(c["status"], "running", "{after} changed the container: {c}");
+        let (_, images) = self.app.get("/api/v1/images", &self.owner_token).await;
+        let image = images
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["ref"] == self.image.as_str())
+            .unwrap_or_else(|| panic!("{after} removed the image"))
+            .clone();
+        assert_eq!(image["shared"], false, "{after} shared the image");
+        assert_eq!(image["description"], "", "{after} described the image");
+        let (status, _) = self.app.get("/api/v1/me", &self.owner_token).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{after} revoked the owner's session"
+        );
+        let (_, tokens) = self.app.get("/api/v1/tokens", &self.owner_token).await;
+        assert!(
+            tokens.to_string().contains(&self.kept_token_id),
+            "{after} revoked the owner's token"
+        );
+    }
+}
+
+async fn world() -> World {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.ci_runner_image = test_image().await.to_string();
+    let app = spawn_with(config, data).await;
+    let (owner, owner_token) = app.student().await;
+    let (_, student) = app.student().await;
+    let (_, teacher) = app.user("tc", "teacher").await;
+
+    let (status, build) = app
+        .post(
+            "/api/v1/tokens",
+            &owner_token,
+            json!({"name": "ci", "scope": "build"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{build}");
+    let (status, revoked) = app
+        .post("/api/v1/tokens", &owner_token, json!({"name": "old"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app
+        .delete(
+            &format!("/api/v1/tokens/{}", revoked["id"].as_str().unwrap()),
+            &owner_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, kept) = app
+        .post("/api/v1/tokens", &owner_token, json!({"name": "kept"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (_, hosts) = app.get("/api/v1/admin/hosts", &app.admin).await;
+    let host = hosts[0]["id"].as_str().unwrap().to_string();
+    let tokens = vec![
+        (Who::Anonymous, None),
+        (Who::Revoked, revoked["token"].as_str().map(String::from)),
+        (Who::BuildToken, build["token"].as_str().map(String::from)),
+        (Who::Student, Some(student)),
+        (Who::Teacher, Some(teacher)),
+        (Who::Owner, Some(owner_token.clone())),
+        (Who::Admin, Some(app.admin.clone())),
+    ];
+    let w = World {
+        container: format!("{owner}-web"),
+        image: format!("wm/{owner}/authz:1"),
+        owner,
+        owner_token,
+        tokens,
+        host,
+        kept_token_id: kept["id"].as_str().unwrap().to_string(),
+        app,
+    };
+    w.ensure_container().await;
+    w.ensure_image().await;
+    w
+}
+
+/// One request of the matrix: the path's parameters filled in, and a body that the
+/// operation accepts from a caller it is for.
+async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::RequestBuilder {
+    let positive = matches!(who, Who::Owner | Who::Admin);
+    let mut concrete = path
+        .replace("{name}", &w.container)
+        .replace("{ref}", &encode_ref(&w.image));
+    if path == "/api/v1/tokens/{id}" {
+        // Deleting works on a token made for the purpose; refused deletes aim at one
+        // that must survive.
+        let id = if positive && method == "delete" {
+            w.fresh_owner_token().await.1
+        } else {
+            w.kept_token_id.clone()
+        };
+        concrete = concrete.replace("{id}", &id);
+    }
+    concrete = concrete.replace("{id}", &w.host);
+    if path.ends_with("/export") {
+        concrete.push_str("?format=docker-archive");
+    }
+    let mut token = w.token(who).map(String::from);
+    if path == "/api/v1/logout" && token.is_some() && who != Who::Revoked {
+        // Logging out revokes the token used: use one made for the purpose.
+        let (maker, scope) = match who {
+            Who::BuildToken => (Who::Owner, "build"),
+            other => (other, "all"),
+        };
+        let (status, t) = w
+            .app
+            .post(
+                "/api/v1/tokens",
+                w.token(maker).unwrap(),
+                json!({"name": unique("l"), "scope": scope}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{t}");
+        token = t["token"].as_str().map(String::from);
+    }
+    let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let mut req = w.app.client.request(m, w.app.url(&concrete));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let image = test_image().await;
+    match (method, path) {
+        ("post", "/api/v1/login") => req.json(&json!({"username": w.owner, "password": "wrong"})),
+        ("post", "/api/v1/tokens") => req.json(&json!({"name": unique("t")})),
+        ("post", "/api/v1/admin/users") => req.json(&json!({
+            "name": unique("u"), "password": "password-123", "role": "student"})),
+        ("patch", "/api/v1/admin/hosts/{id}") => req.json(&json!({"drained": false})),
+        ("post", "/api/v1/containers") => req.json(&json!({"name": unique("m"), "image": image})),
+        ("post", "/api/v1/containers/{name}/exec") => req.json(&json!({"cmd": ["true"]})),
+        ("post", "/api/v1/containers/{name}/files") => {
+            req.multipart(reqwest::multipart::Form::new().text("path", "/").part(
+                "file",
+                reqwest::multipart::Part::bytes(b"x".to_vec()).file_name(unique("f")),
+            ))
+        }
+        ("post", "/api/v1/images/pull") => req.json(&json!({"image": image})),
+        ("post", "/api/v1/images/build") => req.multipart(
+            reqwest::multipart::Form::new()
+                .text("name", unique("b"))
+                .text("dockerfile", format!("FROM {image}\n")),
+        ),
+        // Changes that a refused caller must not make: checked by `owner_unharmed`. The
+        // owner's own cell puts them back.
+        ("patch", "/api/v1/images/{ref}") => req.json(&json!({"description": "", "shared": false})),
+        ("put", "/api/v1/ci") => req.json(&json!({
+            "gitlab_url": "https://gitlab.example.org", "token": "glrt-authz-matrix-0001"})),
+        _ => req,
+    }
+}
+
+#[tokio::test]
+async fn every_operation_answers_every_caller_as_the_rules_say() {
+    let w = world().await;
+    let (status, doc) = w
+        .app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                operations.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    let unruled: Vec<_> = operations
+        .iter()
+        .filter(|(m, p)| rule(m, p).is_none())
+        .collect();
+    assert!(
+        unruled.is_empty(),
+        "operations without a row in the authorization matrix: {unruled:?}"
+    );
+    let documented: BTreeSet<(String, String)> = operations.iter().cloned().collect();
+    assert!(
+        operations.len() >= 35,
+        "the document lists {} operations",
+        operations.len()
+    );
+
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for (method, path) in &operations {
+        let kind = rule(method, path).unwrap();
+        for who in EVERYONE {
+            let want = expected(kind, who, path);
+            if want == Expect::Success {
+                // A cell that may remove the owner's things runs on fresh ones.
+                w.ensure_container().await;
+                w.ensure_image().await;
+            }
+            let resp = request(&w, method, path, who).await.send().await.unwrap();
+            let got = resp.status().as_u16();
+            // Streams report their own outcome in their last line; the status is what
+            // the matrix is about. Reading the body lets the operation finish.
+            let body = resp.text().await.unwrap_or_default();
+            cells += 1;
+            let ok = match want {
+                Expect::Is(s) => got == s,
+                Expect::Success => (200..300).contains(&got),
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} {path} as {who:?}: expected {want:?}, got {got}: {}",
+                    method.to_uppercase(),
+                    body.chars().take(200).collect::<String>()
+                ));
+            }
+            if want == Expect::Success {
+                w.restore().await;
+            } else if !matches!(kind, Kind::Public) {
+                w.owner_unharmed(&format!("{} {path} as {who:?}", method.to_uppercase()))
+                    .await;
+            }
+        }
+    }
+    // Another user's resource answers exactly as a missing one: same status, same code.
+    let missing = format!("{}-nothing-here", w.owner);
+    for (method, path) in &documented {
+        if !matches!(
+            rule(method, path),
+            Some(Kind::Owned | Kind::OwnerOnly | Kind::Personal)
+        ) || path.contains("{id}")
+        {
+            continue;
+        }
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let theirs = path
+            .replace("{name}", &w.container)
+            .replace("{ref}", &encode_ref(&w.image));
+        let nothing = path
+            .replace("{name}", &missing)
+            .replace("{ref}", &encode_ref(&format!("wm/{}/nothing:1", w.owner)));
+        let student = w.token(Who::Student).unwrap();
+        let (s1, b1) = w.app.call(m.clone(), &theirs, Some(student), None).await;
+        let (s2, b2) = w.app.call(m, &nothing, Some(student), None).await;
+        assert_eq!(s1, s2, "{method} {path}: {b1} / {b2}");
+        assert_eq!(
+            b1["error"]["code"], b2["error"]["code"],
+            "{method} {path}: {b1} / {b2}"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    w.owner_unharmed("the whole matrix").await;
+}

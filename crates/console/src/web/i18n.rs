@@ -247,6 +247,8 @@ pub struct Texts {
     pub err_too_large: &'static str,
     pub err_rate_limited: &'static str,
     pub err_unavailable: &'static str,
+    pub err_too_many_files: &'static str,
+    pub err_busy: &'static str,
     pub err_internal: &'static str,
 }
 
@@ -263,6 +265,8 @@ impl Texts {
             "payload_too_large" => self.err_too_large,
             "rate_limited" => self.err_rate_limited,
             "unavailable" => self.err_unavailable,
+            "too_many_files" => self.err_too_many_files,
+            "busy" => self.err_busy,
             _ => self.err_internal,
         }
     }
@@ -491,6 +495,8 @@ pub static EN: Texts = Texts {
     err_too_large: "The upload is too large.",
     err_rate_limited: "Too many failed logins. Wait a minute and try again.",
     err_unavailable: "A service is unavailable right now. Try again later.",
+    err_too_many_files: "The upload has too many files or fields. Send fewer files at once.",
+    err_busy: "The server is busy with other uploads. Try again in a few seconds.",
     err_internal: "An internal error occurred. The administrators can find the details in the log.",
 };
 
@@ -673,6 +679,8 @@ pub static JA: Texts = Texts {
     err_too_large: "アップロードが大きすぎます。",
     err_rate_limited: "ログインの失敗が多すぎます。1分ほど待ってからやり直してください。",
     err_unavailable: "現在サービスを利用できません。しばらくしてからやり直してください。",
+    err_too_many_files: "アップロードのファイルまたは項目が多すぎます。一度に送るファイルを減らしてください。",
+    err_busy: "サーバーは他のアップロードを処理中です。数秒後にやり直してください。",
     err_internal: "内部エラーが発生しました。詳細は管理者がログで確認できます。",
 };
 

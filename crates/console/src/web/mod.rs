@@ -359,11 +359,8 @@ struct LanguageQuery {
 /// The language switch: remembers the choice for a year and goes back to the page. Only a
 /// local path is followed back, never another site.
 async fn switch_language(Query(q): Query<LanguageQuery>) -> Response {
-    let back = q
-        .back
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
-        .unwrap_or_else(|| "/".into());
-    let mut resp = see_other(&back);
+    let back = q.back.as_deref().and_then(local_path).unwrap_or("/");
+    let mut resp = see_other(back);
     if let Some(lang) = Lang::parse(&q.to) {
         resp.headers_mut().insert(
             SET_COOKIE,
@@ -375,6 +372,48 @@ async fn switch_language(Query(q): Query<LanguageQuery>) -> Response {
         );
     }
     resp
+}
+
+/// `target` when it is a path on this site, for a redirect to a place a request named.
+///
+/// Browsers read `//host`, `/\\host` and `/\t/host` (they drop tabs and newlines, and
+/// take a backslash for a slash) as another site, and some decode `%09` or `%2F` first;
+/// so the path must start with one `/`, and neither it nor its percent-decoded form may
+/// hold a backslash, whitespace, a control or non-ASCII character, or start with two
+/// slashes.
+pub fn local_path(target: &str) -> Option<&str> {
+    let clean = |s: &[u8]| {
+        s.first() == Some(&b'/')
+            && !matches!(s.get(1), Some(b'/' | b'\\'))
+            && s.iter().all(|b| b.is_ascii_graphic() && *b != b'\\')
+    };
+    (target.len() <= 2048 && clean(target.as_bytes()) && clean(&percent_decode(target)))
+        .then_some(target)
+}
+
+/// `%XX` decoded, leniently (a `%` without two hex digits stays as it is).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Bytes as people read them.
@@ -422,6 +461,43 @@ mod tests {
         assert!(same_secret(&a, &a.clone()));
         assert!(!same_secret(&a, &csrf_token("wm_b")));
         assert!(!same_secret(&a, ""));
+    }
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        for ok in [
+            "/",
+            "/containers",
+            "/images?notice=saved&x=%2F",
+            "/containers/a-b%41c",
+        ] {
+            assert_eq!(local_path(ok), Some(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "containers",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "\\\\evil.example",
+            "/\t/evil.example:8080/",
+            "/\n/evil.example/",
+            "/\r\n/evil.example/",
+            "/ /evil.example/",
+            "/%09/evil.example/",
+            "/%0a/evil.example/",
+            "/%2F/evil.example/",
+            "/%2f%2fevil.example/",
+            "/%5Cevil.example/",
+            "/%5c/evil.example/",
+            "/x\\y",
+            "/\u{0}x",
+            "/\u{7f}x",
+            "/\u{3000}/evil.example/",
+            "/caf\u{e9}",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
