@@ -1068,7 +1068,11 @@ pub(crate) async fn build_from_form(
         let bytes = tokio::task::spawn_blocking(move || ctx.with_dockerfile(&pinned))
             .await
             .map_err(|e| ApiError::Unexpected(e.into()))?
-            .map_err(|e| ApiError::Unexpected(e.into()))?;
+            .map_err(|e| ApiError::Invalid {
+                code: "invalid_input",
+                message: format!("the context has an entry that cannot be sent to the engine: {e}"),
+                field: Some("context"),
+            })?;
         let progress = h.backend.build(&req, Bytes::from(bytes)).await?;
         streams.push(on_host(&h.id, progress));
     }
