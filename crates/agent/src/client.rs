@@ -15,7 +15,7 @@ use wm_backend::{
     ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
     RunnerState,
 };
-use wm_domain::{ContainerName, ImageRef, UserName};
+use wm_domain::{ContainerKey, ImageRef, UserName};
 
 /// Longest line of a progress stream.
 const MAX_LINE: usize = 1 << 20;
@@ -244,6 +244,15 @@ impl Transport {
     }
 }
 
+/// `<owner>/<short name>`: a container in an agent's paths.
+fn container_segments(key: &ContainerKey) -> String {
+    format!(
+        "{}/{}",
+        path_segment(key.owner.as_str()),
+        path_segment(key.short.as_str())
+    )
+}
+
 pub(crate) fn path_segment(s: &str) -> String {
     // Container and user names are [a-z0-9-], but never trust that in a URL.
     s.bytes()
@@ -283,13 +292,13 @@ impl ContainerBackend for RemoteBackend {
             .await
     }
 
-    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
-        let path = format!("/containers/{}/start", path_segment(name.as_str()));
+    async fn start(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
+        let path = format!("/containers/{}/start", container_segments(name));
         self.t.call(reqwest::Method::POST, &path, None::<&()>).await
     }
 
-    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
-        let path = format!("/containers/{}/stop", path_segment(name.as_str()));
+    async fn stop(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
+        let path = format!("/containers/{}/stop", container_segments(name));
         // Stopping takes the container's grace period on top of the usual answer time.
         let req = self.t.http.post(self.t.url(&path));
         self.t
@@ -297,8 +306,8 @@ impl ContainerBackend for RemoteBackend {
             .await
     }
 
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
-        let path = format!("/containers/{}", path_segment(name.as_str()));
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError> {
+        let path = format!("/containers/{}", container_segments(name));
         self.t
             .no_content(self.t.http.delete(self.t.url(&path)))
             .await
@@ -311,8 +320,8 @@ impl ContainerBackend for RemoteBackend {
             .await
     }
 
-    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
-        let path = format!("/containers/{}", path_segment(name.as_str()));
+    async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
+        let path = format!("/containers/{}", container_segments(name));
         self.t.call(reqwest::Method::GET, &path, None::<&()>).await
     }
 
@@ -324,10 +333,10 @@ impl ContainerBackend for RemoteBackend {
 
     async fn exec(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         req: &ExecRequest,
     ) -> Result<ExecOutput, BackendError> {
-        let path = format!("/containers/{}/exec", path_segment(name.as_str()));
+        let path = format!("/containers/{}/exec", container_segments(name));
         let r = self.t.http.post(self.t.url(&path)).json(req);
         self.t
             .json(r, self.t.timeout + Duration::from_secs(req.timeout_secs))
@@ -336,11 +345,11 @@ impl ContainerBackend for RemoteBackend {
 
     async fn upload(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         dir: &str,
         tar: ByteStream,
     ) -> Result<(), BackendError> {
-        let path = format!("/containers/{}/files", path_segment(name.as_str()));
+        let path = format!("/containers/{}/files", container_segments(name));
         let req = self
             .t
             .http
@@ -353,8 +362,8 @@ impl ContainerBackend for RemoteBackend {
         self.t.send(req, None).await.map(drop)
     }
 
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
-        let path = format!("/containers/{}/logs", path_segment(name.as_str()));
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
+        let path = format!("/containers/{}/logs", container_segments(name));
         let req = self
             .t
             .http

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use wm_backend::BackendError;
-use wm_domain::{ContainerName, Role, UserName};
+use wm_domain::{ContainerKey, Role, ShortName, UserName};
 use wm_kube::{Cluster, KubeContainer, KubeContainerSpec};
 
 /// Some cluster calls wait for objects to go; the agent's answer comes after that.
@@ -33,8 +33,10 @@ struct TailQuery {
 type Shared = State<Arc<dyn Cluster>>;
 type Answer<T> = Result<Json<T>, Failure>;
 
-fn container(name: &str) -> Result<ContainerName, Failure> {
-    ContainerName::parse(name).map_err(|e| bad_request(e.to_string()))
+fn container((owner, name): &(String, String)) -> Result<ContainerKey, Failure> {
+    let owner = UserName::parse(owner).map_err(|e| bad_request(e.to_string()))?;
+    let short = ShortName::parse(name).map_err(|e| bad_request(e.to_string()))?;
+    ContainerKey::new(&owner, &short).map_err(|e| bad_request(e.to_string()))
 }
 
 fn user(name: &str) -> Result<UserName, Failure> {
@@ -48,10 +50,13 @@ pub fn router(cluster: Arc<dyn Cluster>, token: AgentToken) -> Router {
         .route("/kube/users/{user}", put(ensure_user))
         .route("/kube/users/{user}/kubeconfig", get(kubeconfig))
         .route("/kube/containers", post(create).get(list))
-        .route("/kube/containers/{name}", get(inspect).delete(remove))
-        .route("/kube/containers/{name}/start", post(start))
-        .route("/kube/containers/{name}/stop", post(stop))
-        .route("/kube/containers/{name}/logs", get(logs))
+        .route(
+            "/kube/containers/{owner}/{name}",
+            get(inspect).delete(remove),
+        )
+        .route("/kube/containers/{owner}/{name}/start", post(start))
+        .route("/kube/containers/{owner}/{name}/stop", post(stop))
+        .route("/kube/containers/{owner}/{name}/logs", get(logs))
         .fallback(|| async { bad_request("no such agent endpoint".into()).into_response() })
         .layer(axum::middleware::from_fn_with_state(token, authenticate));
     Router::new()
@@ -97,26 +102,29 @@ async fn list(State(c): Shared) -> Answer<Vec<KubeContainer>> {
     Ok(Json(c.list().await?))
 }
 
-async fn inspect(State(c): Shared, Path(name): Path<String>) -> Answer<KubeContainer> {
+async fn inspect(State(c): Shared, Path(name): Path<(String, String)>) -> Answer<KubeContainer> {
     Ok(Json(c.inspect(&container(&name)?).await?))
 }
 
-async fn remove(State(c): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {
+async fn remove(
+    State(c): Shared,
+    Path(name): Path<(String, String)>,
+) -> Result<StatusCode, Failure> {
     c.remove(&container(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn start(State(c): Shared, Path(name): Path<String>) -> Answer<KubeContainer> {
+async fn start(State(c): Shared, Path(name): Path<(String, String)>) -> Answer<KubeContainer> {
     Ok(Json(c.start(&container(&name)?).await?))
 }
 
-async fn stop(State(c): Shared, Path(name): Path<String>) -> Answer<KubeContainer> {
+async fn stop(State(c): Shared, Path(name): Path<(String, String)>) -> Answer<KubeContainer> {
     Ok(Json(c.stop(&container(&name)?).await?))
 }
 
 async fn logs(
     State(c): Shared,
-    Path(name): Path<String>,
+    Path(name): Path<(String, String)>,
     Query(q): Query<TailQuery>,
 ) -> Answer<String> {
     Ok(Json(c.logs(&container(&name)?, q.tail).await?))
@@ -143,8 +151,12 @@ impl RemoteCluster {
         })
     }
 
-    fn container_path(name: &ContainerName, rest: &str) -> String {
-        format!("/kube/containers/{}{rest}", path_segment(name.as_str()))
+    fn container_path(key: &ContainerKey, rest: &str) -> String {
+        format!(
+            "/kube/containers/{}/{}{rest}",
+            path_segment(key.owner.as_str()),
+            path_segment(key.short.as_str())
+        )
     }
 }
 
@@ -171,7 +183,7 @@ impl Cluster for RemoteCluster {
         self.t.json(req, SLOW_CALL).await
     }
 
-    async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn inspect(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         self.t
             .call(
                 reqwest::Method::GET,
@@ -187,7 +199,7 @@ impl Cluster for RemoteCluster {
             .await
     }
 
-    async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn start(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         let req = self
             .t
             .http
@@ -195,7 +207,7 @@ impl Cluster for RemoteCluster {
         self.t.json(req, SLOW_CALL).await
     }
 
-    async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn stop(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         let req = self
             .t
             .http
@@ -203,7 +215,7 @@ impl Cluster for RemoteCluster {
         self.t.json(req, SLOW_CALL).await
     }
 
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError> {
         let req = self
             .t
             .http
@@ -211,7 +223,7 @@ impl Cluster for RemoteCluster {
         self.t.send(req, Some(SLOW_CALL)).await.map(drop)
     }
 
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError> {
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<String, BackendError> {
         let req = self
             .t
             .http

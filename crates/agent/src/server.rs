@@ -20,7 +20,7 @@ use std::sync::Arc;
 use wm_backend::{
     BackendError, BuildRequest, ContainerBackend, ContainerSpec, ExecRequest, RunnerSpec,
 };
-use wm_domain::{ContainerName, ImageRef, UserName};
+use wm_domain::{ContainerKey, ImageRef, ShortName, UserName};
 
 /// The shared secret between the console and its agents. Only its digest is kept, and
 /// digests are compared in constant time.
@@ -84,15 +84,15 @@ pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: Bod
     let v1 = Router::new()
         .route("/info", get(info))
         .route("/containers", post(create).get(list))
-        .route("/containers/{name}", get(inspect).delete(remove))
-        .route("/containers/{name}/start", post(start))
-        .route("/containers/{name}/stop", post(stop))
-        .route("/containers/{name}/exec", post(exec))
+        .route("/containers/{owner}/{name}", get(inspect).delete(remove))
+        .route("/containers/{owner}/{name}/start", post(start))
+        .route("/containers/{owner}/{name}/stop", post(stop))
+        .route("/containers/{owner}/{name}/exec", post(exec))
         .route(
-            "/containers/{name}/files",
+            "/containers/{owner}/{name}/files",
             put(upload).layer(DefaultBodyLimit::max(limits.upload)),
         )
-        .route("/containers/{name}/logs", get(logs))
+        .route("/containers/{owner}/{name}/logs", get(logs))
         .route("/networks/{owner}", axum::routing::delete(remove_network))
         .route("/images", get(images).delete(remove_image))
         .route("/images/inspect", get(image))
@@ -148,8 +148,10 @@ async fn healthz(State(agent): Shared) -> Json<Health> {
     })
 }
 
-fn container(name: &str) -> Result<ContainerName, Failure> {
-    ContainerName::parse(name).map_err(|e| bad_request(e.to_string()))
+fn container((owner, name): &(String, String)) -> Result<ContainerKey, Failure> {
+    let owner = UserName::parse(owner).map_err(|e| bad_request(e.to_string()))?;
+    let short = ShortName::parse(name).map_err(|e| bad_request(e.to_string()))?;
+    ContainerKey::new(&owner, &short).map_err(|e| bad_request(e.to_string()))
 }
 
 fn owner(name: &str) -> Result<UserName, Failure> {
@@ -171,26 +173,38 @@ async fn list(State(a): Shared) -> Answer<Vec<wm_backend::ContainerState>> {
     Ok(Json(a.backend.list().await?))
 }
 
-async fn inspect(State(a): Shared, Path(name): Path<String>) -> Answer<wm_backend::ContainerState> {
+async fn inspect(
+    State(a): Shared,
+    Path(name): Path<(String, String)>,
+) -> Answer<wm_backend::ContainerState> {
     Ok(Json(a.backend.inspect(&container(&name)?).await?))
 }
 
-async fn remove(State(a): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {
+async fn remove(
+    State(a): Shared,
+    Path(name): Path<(String, String)>,
+) -> Result<StatusCode, Failure> {
     a.backend.remove(&container(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn start(State(a): Shared, Path(name): Path<String>) -> Answer<wm_backend::ContainerState> {
+async fn start(
+    State(a): Shared,
+    Path(name): Path<(String, String)>,
+) -> Answer<wm_backend::ContainerState> {
     Ok(Json(a.backend.start(&container(&name)?).await?))
 }
 
-async fn stop(State(a): Shared, Path(name): Path<String>) -> Answer<wm_backend::ContainerState> {
+async fn stop(
+    State(a): Shared,
+    Path(name): Path<(String, String)>,
+) -> Answer<wm_backend::ContainerState> {
     Ok(Json(a.backend.stop(&container(&name)?).await?))
 }
 
 async fn exec(
     State(a): Shared,
-    Path(name): Path<String>,
+    Path(name): Path<(String, String)>,
     Json(req): Json<ExecRequest>,
 ) -> Answer<wm_backend::ExecOutput> {
     Ok(Json(a.backend.exec(&container(&name)?, &req).await?))
@@ -198,7 +212,7 @@ async fn exec(
 
 async fn upload(
     State(a): Shared,
-    Path(name): Path<String>,
+    Path(name): Path<(String, String)>,
     Query(q): Query<DirQuery>,
     body: Body,
 ) -> Result<StatusCode, Failure> {
@@ -213,7 +227,7 @@ async fn upload(
 
 async fn logs(
     State(a): Shared,
-    Path(name): Path<String>,
+    Path(name): Path<(String, String)>,
     Query(q): Query<TailQuery>,
 ) -> Result<Response, Failure> {
     let bytes = a.backend.logs(&container(&name)?, q.tail).await?;

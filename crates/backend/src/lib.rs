@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
-use wm_domain::{ContainerName, EnvVar, GuestPort, ImageRef, ShortName, UserName};
+use wm_domain::{ContainerKey, ContainerName, EnvVar, GuestPort, ImageRef, ShortName, UserName};
 
 /// Resource limits of one container. The backend refuses limits above its own ceilings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,16 @@ pub struct ContainerSpec {
     pub limits: Limits,
 }
 
+impl ContainerSpec {
+    /// The container's identity.
+    pub fn key(&self) -> ContainerKey {
+        ContainerKey {
+            owner: self.owner.clone(),
+            short: self.short_name.clone(),
+        }
+    }
+}
+
 /// What a container is doing, as the backend sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,9 +80,14 @@ impl RunState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerState {
     pub id: String,
-    /// The full name; `None` when the labels do not hold a valid one.
+    /// The engine's name for it (which depends on the version that made it: look
+    /// containers up by `owner` and `short_name`, never by this).
     pub name: String,
+    /// The `wm.owner` label.
     pub owner: String,
+    /// The `wm.name` label: the short name.
+    #[serde(default)]
+    pub short_name: String,
     pub image: String,
     pub state: RunState,
     pub ports: Vec<PortBinding>,
@@ -86,7 +101,7 @@ pub struct ContainerState {
 pub struct ImageInfo {
     pub id: String,
     pub tags: Vec<String>,
-    /// The `wm.owner` label; `None` for a public image.
+    /// The `wm.owner` label, when the image is this installation's (its `wm.instance`).
     pub owner: Option<String>,
     pub size: i64,
     pub created_at: i64,
@@ -94,6 +109,11 @@ pub struct ImageInfo {
     /// them), for the build's checks. Filled by [`ContainerBackend::image`] only.
     #[serde(default)]
     pub on_build: Vec<String>,
+    /// Marked as somebody's without being this installation's: another installation's
+    /// `wm.instance`, or an owner label (`wm.owner`, `wm.managed`, `wm.name`) without our
+    /// instance. Such an image is nobody's to use here, whatever its name.
+    #[serde(default)]
+    pub foreign: bool,
 }
 
 /// A command to run in a container.
@@ -257,29 +277,29 @@ pub trait ContainerBackend: Send + Sync {
     /// [`BackendError::Unavailable`] when the host's range has no free port left; nothing
     /// is left behind.
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError>;
-    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;
-    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;
+    async fn start(&self, name: &ContainerKey) -> Result<ContainerState, BackendError>;
+    async fn stop(&self, name: &ContainerKey) -> Result<ContainerState, BackendError>;
     /// Removes the container; a container that is already gone is not an error.
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError>;
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError>;
     /// Removes the owner's network when no container is left in it.
     async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError>;
-    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError>;
+    async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError>;
     /// Every container of this installation on the host.
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError>;
     async fn exec(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         req: &ExecRequest,
     ) -> Result<ExecOutput, BackendError>;
     /// Extracts a tar archive into `dir`, which must exist in the container.
     async fn upload(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         dir: &str,
         tar: ByteStream,
     ) -> Result<(), BackendError>;
     /// The last `tail` lines of the container's output, stdout and stderr interleaved.
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError>;
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError>;
     /// Every tagged image on the host.
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError>;
     /// Removes one reference (the image goes with its last reference). Never forced.

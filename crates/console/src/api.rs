@@ -105,14 +105,17 @@ pub struct LoginResponse {
     pub user: Me,
 }
 
+/// The session cookie: `SameSite=Strict`, so no request started by another site (a
+/// crafted link included) carries it; `__Host-` and `Secure` behind TLS.
 pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.config.secure_cookies {
+    let secure = if state.config.behind_tls() {
         "; Secure"
     } else {
         ""
     };
+    let name = auth::session_cookie_name(&state.config);
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
     ))
     .expect("cookie characters are ASCII")
 }
@@ -611,6 +614,14 @@ pub async fn create_container(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
+/// `?owner=NAME` on the routes of one container: whose container an administrator
+/// means when several owners' containers have the full name of the path (user names may
+/// hold `-`). Anyone else may give only their own name.
+#[derive(Deserialize)]
+pub struct Whose {
+    owner: Option<String>,
+}
+
 #[derive(Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
@@ -628,61 +639,66 @@ pub async fn list_containers(
     Ok(Json(containers::list(&state, &caller, q.all).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/containers/{name}", params(("name" = String, Path, description = "full name")),
+#[utoipa::path(get, path = "/api/v1/containers/{name}", params(("name" = String, Path, description = "full name"), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
     responses((status = 200, body = Container), (status = 404, body = ErrorBody)))]
 pub async fn get_container(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Json<Container>, ApiError> {
-    let c = containers::load(&state, &caller, &name).await?;
+    let c = containers::load(&state, &caller, &name, whose.owner.as_deref()).await?;
     Ok(Json(containers::get(&state, c).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/containers/{name}", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/containers/{name}", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_container(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<StatusCode, ApiError> {
-    let c = containers::load(&state, &caller, &name).await?;
+    let c = containers::load(&state, &caller, &name, whose.owner.as_deref()).await?;
     containers::delete(&state, c).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/containers/{name}/start", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/containers/{name}/start", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
     responses((status = 200, body = Container), (status = 404, body = ErrorBody)))]
 pub async fn start_container(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Json<Container>, ApiError> {
-    let c = containers::load(&state, &caller, &name).await?;
+    let c = containers::load(&state, &caller, &name, whose.owner.as_deref()).await?;
     Ok(Json(containers::start(&state, c).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/containers/{name}/stop", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/containers/{name}/stop", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
     responses((status = 200, body = Container), (status = 404, body = ErrorBody)))]
 pub async fn stop_container(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Json<Container>, ApiError> {
-    let c = containers::load(&state, &caller, &name).await?;
+    let c = containers::load(&state, &caller, &name, whose.owner.as_deref()).await?;
     Ok(Json(containers::stop(&state, c).await?))
 }
 
 /// Run a command; answers its exit code and output (bounded in time and size).
-#[utoipa::path(post, path = "/api/v1/containers/{name}/exec", params(("name" = String, Path)), request_body = ExecCommand,
+#[utoipa::path(post, path = "/api/v1/containers/{name}/exec", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")), request_body = ExecCommand,
     responses((status = 200, body = ExecResult), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not running")))]
 pub async fn exec_container(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
     ApiJson(req): ApiJson<ExecCommand>,
 ) -> Result<Json<ExecResult>, ApiError> {
-    let c = containers::load(&state, &caller, &name).await?;
+    let c = containers::load(&state, &caller, &name, whose.owner.as_deref()).await?;
     Ok(Json(containers::exec(&state, &c, req.cmd).await?))
 }
 
@@ -836,16 +852,17 @@ async fn spool(
 }
 
 /// Upload files (multipart: `path`, then one or more `file` parts) into a directory.
-#[utoipa::path(post, path = "/api/v1/containers/{name}/files", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/containers/{name}/files", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
     request_body(content_type = "multipart/form-data", description = "`path`: directory in the container; `file`: one or more files"),
     responses((status = 201, body = Written), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn upload_files(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Written>), ApiError> {
-    let c = containers::load(&state, &caller, &name).await?;
+    let c = containers::load(&state, &caller, &name, whose.owner.as_deref()).await?;
     let form = multipart.map_err(|e| {
         ApiError::UnsupportedMediaType(format!(
             "send the files as multipart/form-data ({})",
@@ -982,10 +999,11 @@ pub(crate) async fn receive_upload(
 #[derive(Deserialize)]
 pub struct LogsQuery {
     tail: Option<u32>,
+    owner: Option<String>,
 }
 
 /// The container's recent output (stdout and stderr), as text.
-#[utoipa::path(get, path = "/api/v1/containers/{name}/logs", params(("name" = String, Path), ("tail" = Option<u32>, Query, description = "lines; default 100, at most 10000")),
+#[utoipa::path(get, path = "/api/v1/containers/{name}/logs", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name"), ("tail" = Option<u32>, Query, description = "lines; default 100, at most 10000")),
     responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
 pub async fn container_logs(
     State(state): State<AppState>,
@@ -993,7 +1011,7 @@ pub async fn container_logs(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let c = containers::load(&state, &caller, &name).await?;
+    let c = containers::load(&state, &caller, &name, q.owner.as_deref()).await?;
     let tail = q.tail.unwrap_or(100).min(10_000);
     let body = containers::logs(&state, &c, tail).await?;
     let mut headers = HeaderMap::new();

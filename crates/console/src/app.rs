@@ -35,6 +35,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Secret(#[from] crate::sealed::SealError),
     #[error("cannot open the database")]
     Store(#[from] wm_store::StoreError),
     #[error("cannot set up the admin account")]
@@ -61,8 +63,30 @@ pub struct Application {
 /// Builds the console of `wm serve`: the local Docker engine, in-process.
 pub async fn build(config: Config) -> Result<Application, StartError> {
     let engine: Arc<dyn ContainerBackend> = Arc::new(DockerEngine::new(config.docker.clone()));
-    let address = config.docker.address().to_string();
+    let address = match &config.docker.address {
+        Some(a) => a.clone(),
+        None => default_link_address(&config.docker.host_name),
+    };
     build_with_hosts(config, vec![(engine, address)]).await
+}
+
+/// Where `wm serve`'s links to published ports point unless `WM_HOST_ADDRESS` says: this
+/// machine's primary IPv4 address, which students' PCs can reach and which is not the name
+/// the console is normally browsed under (see `crate::origin`); the host name when the
+/// machine has none.
+///
+/// The primary address is the source address of the default route, found by connecting a
+/// UDP socket: that only asks the kernel for a route and sends nothing.
+pub fn default_link_address(host_name: &str) -> String {
+    let probe = || -> std::io::Result<std::net::IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect("203.0.113.1:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    match probe() {
+        Ok(ip) if !ip.is_loopback() && !ip.is_unspecified() => ip.to_string(),
+        _ => host_name.to_string(),
+    }
 }
 
 /// Builds the console of `wm console`: the docker agents of `WM_AGENTS`, no local engine.
@@ -91,17 +115,36 @@ async fn build_with_hosts(
     config: Config,
     backends: Vec<(Arc<dyn ContainerBackend>, String)>,
 ) -> Result<Application, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    let addresses: Vec<String> = backends.iter().map(|(_, a)| a.clone()).collect();
+    crate::origin::check_public_url(&config, &addresses)?;
+    crate::permissions::private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    let sealer = crate::sealed::Sealer::from_key_file(&config.secret_key_path())?;
     let sif_dir = config.data_dir.join("sif-cache");
     let sif_cache = crate::export::SifCache::open(sif_dir.clone(), config.sif_cache_max_bytes)
         .map_err(|source| StartError::DataDir {
             path: sif_dir.display().to_string(),
             source,
         })?;
-    let store = Store::connect(&config.database_url()).await?;
+    let database_url = config.database_url();
+    let sqlite = crate::permissions::sqlite_path(&database_url).map(std::path::Path::to_path_buf);
+    if let Some(db) = &sqlite {
+        crate::permissions::sqlite_files(db).map_err(|source| StartError::DataDir {
+            path: db.display().to_string(),
+            source,
+        })?;
+    }
+    let store = Store::connect(&database_url).await?;
+    if let Some(db) = &sqlite {
+        // The -wal and -shm that opening made, in case the file was looser before.
+        crate::permissions::sqlite_files(db).map_err(|source| StartError::DataDir {
+            path: db.display().to_string(),
+            source,
+        })?;
+    }
+    sealer.seal_plain_ci_tokens(&store).await?;
     ensure_admin(&store, &config)
         .await
         .map_err(StartError::Admin)?;
@@ -142,6 +185,7 @@ async fn build_with_hosts(
             },
         )),
         upload_files: Arc::new(tokio::sync::Semaphore::new(config.upload_max_open_files)),
+        sealer: Arc::new(sealer),
         config: Arc::new(config),
         metrics,
     };
@@ -266,6 +310,10 @@ fn router(state: AppState) -> Router {
         // Outside the API, a person in a browser is the likely reader.
         .fallback(crate::web::not_found_page)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::origin::guard,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             audit_mutations,

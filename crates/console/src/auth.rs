@@ -19,7 +19,25 @@ use std::sync::{Arc, Mutex};
 use wm_domain::{Role, UserName};
 use wm_store::{Token, TokenKind};
 
-pub const SESSION_COOKIE: &str = "wm_session";
+/// The session cookie's name, the one place it is spelt. Behind TLS it carries the
+/// `__Host-` prefix ([`session_cookie_name`]): browsers then accept it only when `Secure`,
+/// for the whole host and no other, so no plain-HTTP service can set or read it.
+macro_rules! session_cookie {
+    () => {
+        "wm_session"
+    };
+}
+pub const SESSION_COOKIE: &str = session_cookie!();
+const HOST_SESSION_COOKIE: &str = concat!("__Host-", session_cookie!());
+
+/// The name of the session cookie under `config`.
+pub fn session_cookie_name(config: &crate::config::Config) -> &'static str {
+    if config.behind_tls() {
+        HOST_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 
 /// Hashes a password with Argon2id (on a blocking thread: it is slow on purpose).
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
@@ -163,7 +181,7 @@ pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The token sent with the request: bearer first, then the session cookie.
-pub fn presented_token(parts: &Parts) -> Option<(String, bool)> {
+pub fn presented_token(parts: &Parts, cookie_name: &str) -> Option<(String, bool)> {
     if let Some(v) = parts
         .headers
         .get(AUTHORIZATION)
@@ -173,7 +191,7 @@ pub fn presented_token(parts: &Parts) -> Option<(String, bool)> {
             return Some((t.trim().to_string(), false));
         }
     }
-    cookie(&parts.headers, SESSION_COOKIE).map(|v| (v, true))
+    cookie(&parts.headers, cookie_name).map(|v| (v, true))
 }
 
 /// A cookie-authenticated request that changes something must come from our own pages:
@@ -191,7 +209,8 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (token, from_cookie) = presented_token(parts).ok_or(ApiError::Unauthenticated)?;
+        let (token, from_cookie) = presented_token(parts, session_cookie_name(&state.config))
+            .ok_or(ApiError::Unauthenticated)?;
         if token.is_empty() || token.len() > 256 {
             return Err(ApiError::Unauthenticated);
         }

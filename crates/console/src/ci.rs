@@ -13,6 +13,7 @@ use crate::api::ErrorBody;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::sealed::ci_context;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, HOST};
@@ -270,7 +271,16 @@ async fn view(state: &AppState, caller: &Caller) -> Result<CiView, ApiError> {
     Ok(CiView {
         configured: true,
         gitlab_url: Some(settings.gitlab_url),
-        token_hint: Some(hint(&settings.runner_token)),
+        token_hint: match state
+            .sealer
+            .open(&ci_context(caller.name.as_str()), &settings.runner_token)
+        {
+            Ok(token) => Some(hint(&token)),
+            Err(e) => {
+                tracing::error!(user = %caller.name, error = %e, "cannot open the stored runner token");
+                None
+            }
+        },
         runner,
         updated_at: Some(crate::rfc3339(settings.updated_at)),
     })
@@ -314,7 +324,7 @@ pub async fn put_ci(
         .set_ci_settings(&CiSettings {
             owner: caller.name.clone(),
             gitlab_url: url,
-            runner_token: token,
+            runner_token: state.sealer.seal(&ci_context(caller.name.as_str()), &token),
             updated_at: crate::now(),
         })
         .await?;

@@ -109,14 +109,18 @@ pub struct Config {
     /// `WM_ADMIN_PASSWORD_FILE` naming a file that holds it).
     pub admin_password: Option<Secret>,
     pub admin_password_file: Option<PathBuf>,
+    /// The key that seals secrets stored in the database, such as CI runner tokens
+    /// (`WM_SECRET_KEY_FILE`); default `<data_dir>/secret.key`, made on first start.
+    pub secret_key_file: Option<PathBuf>,
     /// Most guest ports one container may publish (`WM_MAX_PORTS`).
     pub max_ports: usize,
     /// Default limits of each container (`WM_MEMORY_LIMIT`, `WM_CPU_LIMIT`, `WM_PIDS_LIMIT`).
     pub limits: LimitSettings,
     /// How long a login lasts, in hours (`WM_SESSION_HOURS`).
     pub session_hours: u64,
-    /// Mark the session cookie `Secure` (`WM_SECURE_COOKIES`); set it when a TLS proxy
-    /// is in front.
+    /// The console is reached over HTTPS (`WM_SECURE_COOKIES`); set it when a TLS proxy
+    /// is in front. Implied by an `https://` public URL. The session cookie is then
+    /// `__Host-` prefixed and `Secure`, and answers carry `Strict-Transport-Security`.
     pub secure_cookies: bool,
     /// Failed login attempts allowed per minute for one user name from one client address
     /// (`WM_LOGIN_RATE_LIMIT`); `0` turns every login limit off.
@@ -173,8 +177,9 @@ pub struct Config {
     pub build_image_max_bytes: u64,
     /// Size cap of the SIF cache in `<data_dir>/sif-cache` (`WM_SIF_CACHE_MAX_BYTES`).
     pub sif_cache_max_bytes: u64,
-    /// The console's address as CI jobs reach it, e.g. `https://wm.ie.example.org`
-    /// (`WM_PUBLIC_URL`); default: the address the request came to.
+    /// The console's canonical address, as browsers and CI jobs reach it, e.g.
+    /// `https://wm.ie.example.org` (`WM_PUBLIC_URL`); default: the address the request
+    /// came to. Its host may not be any host's link address (see `origin.rs`).
     pub public_url: Option<String>,
     /// GitLab Runner image of the per-user runners (`WM_CI_RUNNER_IMAGE`).
     pub ci_runner_image: String,
@@ -334,6 +339,7 @@ impl Default for Config {
             database_url: None,
             admin_password: None,
             admin_password_file: None,
+            secret_key_file: None,
             max_ports: 8,
             limits: LimitSettings::default(),
             session_hours: 24 * 7,
@@ -394,6 +400,7 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["admin_password_file"],
         Kind::Str,
     ),
+    ("WM_SECRET_KEY_FILE", &["secret_key_file"], Kind::Str),
     ("WM_PORT_RANGE", &["docker", "port_range"], Kind::Str),
     ("WM_MAX_PORTS", &["max_ports"], Kind::Int),
     ("WM_MEMORY_LIMIT", &["limits", "memory"], Kind::Str),
@@ -844,6 +851,32 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The file of the key that seals stored secrets.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// Whether browsers reach the console over HTTPS: `WM_SECURE_COOKIES`, or an
+    /// `https://` public URL.
+    pub fn behind_tls(&self) -> bool {
+        self.secure_cookies
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The host name (or IP address, without brackets) of the public URL, lowercase.
+    pub fn public_host(&self) -> Option<String> {
+        let url = self.public_url.as_deref()?;
+        let rest = url.split_once("://")?.1;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        Some(crate::origin::host_without_port(authority))
     }
 
     /// The database URL in force: the configured one, or the SQLite file in the data dir.

@@ -16,8 +16,8 @@ use wm_backend::{
     ExecRequest, PortBinding,
 };
 use wm_domain::{
-    parse_env_list, parse_port_list, ContainerName, EnvVar, GuestPort, ImageRef, ParseError,
-    ShortName,
+    parse_env_list, parse_port_list, ContainerKey, ContainerName, EnvVar, GuestPort, ImageRef,
+    ParseError, ShortName, UserName,
 };
 use wm_store::{ContainerRecord, PortLease};
 
@@ -242,6 +242,11 @@ impl OwnedContainer {
         &self.record.name
     }
 
+    /// Its identity: owner and short name.
+    pub fn key(&self) -> ContainerKey {
+        self.record.key()
+    }
+
     pub fn into_record(self) -> ContainerRecord {
         self.record
     }
@@ -256,24 +261,52 @@ impl OwnedContainer {
     }
 }
 
-/// Loads a container for `caller`: theirs, or anyone's for an admin. Anything else is
-/// the same 404 as a name that does not exist.
+/// Loads a container for `caller` by its full name `<owner>-<short name>`: theirs, or
+/// anyone's for an admin. Anything else is the same 404 as a name that does not exist.
+///
+/// A full name does not say whose it is (user names may hold `-`: `ab-c` + `web` and
+/// `ab` + `c-web` are both `ab-c-web`). For anyone but an admin it is the caller's own
+/// `<caller>-<short>`, never another's. An admin gets the one container of that full
+/// name; when several owners have one, a 409 asks for `owner` (`?owner=` on the
+/// container routes), which picks the owner's.
 pub async fn load(
     state: &AppState,
     caller: &Caller,
     name: &str,
+    owner: Option<&str>,
 ) -> Result<OwnedContainer, ApiError> {
     caller.require_full_scope()?;
     let not_found = || ApiError::not_found(format!("container {name}"));
-    let Ok(parsed) = ContainerName::parse(name) else {
+    if ContainerName::parse(name).is_err() {
         return Err(not_found());
+    }
+    let owner = match owner {
+        Some(o) if caller.is_admin() => Some(UserName::parse(o).map_err(|_| not_found())?),
+        // Anyone else names only their own containers, with or without `owner`.
+        Some(o) if o != caller.name.as_str() => return Err(not_found()),
+        _ if !caller.is_admin() => Some(caller.name.clone()),
+        _ => None,
     };
-    let record = state
-        .store
-        .container(parsed.as_str())
-        .await?
-        .filter(|c| c.owner == caller.name || caller.is_admin())
-        .ok_or_else(not_found)?;
+    let record = match owner {
+        Some(owner) => {
+            let key = ContainerKey::of_full_name(&owner, name).ok_or_else(not_found)?;
+            state.store.container(&key).await?.ok_or_else(not_found)?
+        }
+        None => {
+            let mut found = state.store.containers_named(name).await?;
+            match found.len() {
+                0 => return Err(not_found()),
+                1 => found.remove(0),
+                _ => {
+                    let owners: Vec<String> = found.iter().map(|c| c.owner.to_string()).collect();
+                    return Err(ApiError::Ambiguous(format!(
+                        "several users have a container named {name} (owners: {}); add ?owner=<name> to say whose",
+                        owners.join(", ")
+                    )));
+                }
+            }
+        }
+    };
     Ok(OwnedContainer { record })
 }
 
@@ -284,7 +317,8 @@ pub async fn create(
 ) -> Result<Container, ApiError> {
     caller.require_full_scope()?;
     let short = ShortName::parse(&req.name)?;
-    let name = ContainerName::new(&caller.name, &short)?;
+    let key = ContainerKey::new(&caller.name, &short)?;
+    let name = key.full_name();
     let image = ImageRef::parse(&req.image)?;
     let env = parse_env(req.env)?;
     let guests = parse_ports(req.ports, state.config.max_ports)?;
@@ -319,7 +353,7 @@ pub async fn create(
     let mut record = ContainerRecord {
         name: name.clone(),
         owner: caller.name.clone(),
-        short_name: short.as_str().to_string(),
+        short_name: short.clone(),
         image: image.to_string(),
         backend: "docker".into(),
         host: String::new(),
@@ -361,10 +395,10 @@ pub async fn create(
     };
     match created.await {
         Ok(st) => {
-            record_ports(state, &host.id, &name, &st.ports).await?;
+            record_ports(state, &host.id, &key, &st.ports).await?;
             state
                 .store
-                .set_container_status(name.as_str(), st.state.as_str(), Some(&st.id))
+                .set_container_status(&key, st.state.as_str(), Some(&st.id))
                 .await?;
             record.status = st.state.as_str().to_string();
             record.engine_id = Some(st.id);
@@ -380,7 +414,7 @@ pub async fn create(
             Ok(view(state, &record))
         }
         Err(e) => {
-            if let Err(cleanup) = state.store.delete_container(name.as_str()).await {
+            if let Err(cleanup) = state.store.delete_container(&key).await {
                 tracing::error!(container = %name, error = ?cleanup, "could not remove the record of a failed create");
             }
             let _ = host.backend.remove_network_if_unused(&caller.name).await;
@@ -432,15 +466,11 @@ fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
 async fn record_ports(
     state: &AppState,
     host: &str,
-    name: &ContainerName,
+    name: &ContainerKey,
     ports: &[PortBinding],
 ) -> Result<(), ApiError> {
     for p in ports {
-        if !state
-            .store
-            .lease_port(host, p.host, name.as_str(), p.guest)
-            .await?
-        {
+        if !state.store.lease_port(host, p.host, name, p.guest).await? {
             tracing::warn!(container = %name, host, port = p.host, "the database already had this host port for another container");
         }
     }
@@ -503,7 +533,7 @@ pub async fn list(
         };
         let now = on_host
             .iter()
-            .find(|s| s.name == r.name.as_str())
+            .find(|s| s.owner == r.owner.as_str() && s.short_name == r.short_name.as_str())
             .map_or("gone", |s| s.state.as_str());
         if now != r.status {
             set_status(state, r, now).await?;
@@ -531,7 +561,7 @@ pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiEr
     let Ok(backend) = state.hosts.reach(&record.host) else {
         return Ok(view(state, &record));
     };
-    let now = match backend.inspect(&record.name).await {
+    let now = match backend.inspect(&record.key()).await {
         Ok(st) => st.state.as_str(),
         Err(BackendError::NoSuchContainer) => "gone",
         Err(BackendError::Unavailable(_)) => return Ok(view(state, &record)),
@@ -550,12 +580,12 @@ pub(crate) async fn set_status(
     status: &str,
 ) -> Result<(), ApiError> {
     if status == "gone" {
-        state.store.mark_container_gone(r.name.as_str()).await?;
+        state.store.mark_container_gone(&r.key()).await?;
         r.ports.clear();
     } else {
         state
             .store
-            .set_container_status(r.name.as_str(), status, None)
+            .set_container_status(&r.key(), status, None)
             .await?;
     }
     r.status = status.to_string();
@@ -577,7 +607,7 @@ async fn settle(
     let mut record = c.record;
     state
         .store
-        .set_container_status(record.name.as_str(), st.state.as_str(), None)
+        .set_container_status(&record.key(), st.state.as_str(), None)
         .await?;
     record.status = st.state.as_str().to_string();
     Ok(view(state, &record))
@@ -587,7 +617,7 @@ pub async fn start(state: &AppState, c: OwnedContainer) -> Result<Container, Api
     if c.on_cluster() {
         return crate::kube::start_or_stop(state, c, true).await;
     }
-    let r = c.host(state)?.start(c.name()).await;
+    let r = c.host(state)?.start(&c.key()).await;
     settle(state, c, r).await
 }
 
@@ -595,7 +625,7 @@ pub async fn stop(state: &AppState, c: OwnedContainer) -> Result<Container, ApiE
     if c.on_cluster() {
         return crate::kube::start_or_stop(state, c, false).await;
     }
-    let r = c.host(state)?.stop(c.name()).await;
+    let r = c.host(state)?.stop(&c.key()).await;
     settle(state, c, r).await
 }
 
@@ -607,12 +637,12 @@ pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError>
         return crate::kube::delete(state, c).await;
     }
     if c.record.status == "gone" {
-        state.store.delete_container(c.name().as_str()).await?;
+        state.store.delete_container(&c.key()).await?;
         return Ok(());
     }
     let backend = c.host(state)?;
-    backend.remove(c.name()).await?;
-    state.store.delete_container(c.name().as_str()).await?;
+    backend.remove(&c.key()).await?;
+    state.store.delete_container(&c.key()).await?;
     if let Err(e) = backend.remove_network_if_unused(&c.record.owner).await {
         tracing::warn!(owner = %c.record.owner, error = %e, "could not remove the owner's network");
     }
@@ -632,7 +662,7 @@ pub async fn exec(
         timeout_secs: state.config.exec_timeout_secs,
         max_output_bytes: state.config.exec_max_output,
     };
-    Ok(c.host(state)?.exec(c.name(), &req).await?.into())
+    Ok(c.host(state)?.exec(&c.key(), &req).await?.into())
 }
 
 pub async fn upload(
@@ -644,7 +674,7 @@ pub async fn upload(
     if c.on_cluster() {
         return Err(crate::kube::unsupported("uploading files", "kubectl cp"));
     }
-    c.host(state)?.upload(c.name(), dir, tar).await?;
+    c.host(state)?.upload(&c.key(), dir, tar).await?;
     Ok(())
 }
 
@@ -656,7 +686,7 @@ pub async fn logs(
     if c.on_cluster() {
         return crate::kube::logs(state, c, tail).await;
     }
-    Ok(c.host(state)?.logs(c.name(), tail).await?)
+    Ok(c.host(state)?.logs(&c.key(), tail).await?)
 }
 
 #[cfg(test)]

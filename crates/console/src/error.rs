@@ -31,6 +31,10 @@ pub enum ApiError {
     NotFound { code: &'static str, what: String },
     #[error("{0}")]
     Conflict(String),
+    /// A full name that several owners' containers share, asked for by an administrator
+    /// without saying whose (`?owner=`).
+    #[error("{0}")]
+    Ambiguous(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
     /// Too large for a reason the sentence names (an unpacked build context).
@@ -52,6 +56,15 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the container engine failed; the administrators can find the details in the log")]
     Engine(String),
+    /// The engine refused a request: a fixed sentence by kind ([`engine_refusal`]); the
+    /// engine's own text, which names runtimes, drivers and paths, goes only to the log.
+    #[error("{message}")]
+    EngineRefused {
+        status: StatusCode,
+        code: &'static str,
+        message: &'static str,
+        detail: String,
+    },
     #[error("an internal error occurred; the administrators can find the details in the log")]
     Unexpected(#[source] anyhow::Error),
 }
@@ -78,13 +91,14 @@ impl ApiError {
             ApiError::Unauthenticated | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Ambiguous(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) | ApiError::TooLargeBecause(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Engine(_) => StatusCode::BAD_GATEWAY,
+            ApiError::EngineRefused { status, .. } => *status,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +122,9 @@ impl ApiError {
         match self {
             ApiError::Unexpected(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Engine(m) => tracing::error!(engine_error = %m, "container engine error"),
+            ApiError::EngineRefused { code, detail, .. } => {
+                tracing::warn!(code, engine_error = %detail, "the container engine refused")
+            }
             ApiError::Unavailable(m) => tracing::warn!(%m, "dependency unavailable"),
             ApiError::Busy(m) => tracing::warn!(%m, "at a limit"),
             _ => {}
@@ -122,6 +139,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { code, .. } => code,
             ApiError::Conflict(_) => "conflict",
+            ApiError::Ambiguous(_) => "ambiguous_name",
             ApiError::TooLarge(_) | ApiError::TooLargeBecause(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -129,6 +147,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Busy(_) => "busy",
             ApiError::Engine(_) => "engine_error",
+            ApiError::EngineRefused { code, .. } => code,
             ApiError::Unexpected(_) => "internal",
         }
     }
@@ -173,8 +192,111 @@ impl From<BackendError> for ApiError {
                 message: m,
                 field: None,
             },
-            BackendError::Refused(m) => ApiError::Conflict(m),
+            BackendError::Refused(m) => engine_refusal(m),
             BackendError::Engine(m) => ApiError::Engine(m),
+        }
+    }
+}
+
+/// What an engine's refusal means for the user, sorted by kind from the engine's text.
+pub fn engine_refusal(detail: String) -> ApiError {
+    let m = detail.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    let (status, code, message) = if has(&[
+        "oci runtime",
+        "runtime create failed",
+        "starting container process",
+        "executable file not found",
+        "exec format error",
+        "no such file or directory",
+        "permission denied",
+    ]) {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "container_start_failed",
+            "the container could not start: its image's command cannot be run (check the image's ENTRYPOINT and CMD)",
+        )
+    } else if has(&[
+        "driver failed programming",
+        "port is already allocated",
+        "address already in use",
+        "network",
+        "iptables",
+    ]) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "host_network_failed",
+            "the host could not set up the container's network or ports; try again, and tell an administrator if it goes on",
+        )
+    } else if has(&[
+        "being used",
+        "dependent child images",
+        "unable to remove",
+        "unable to delete",
+    ]) {
+        (
+            StatusCode::CONFLICT,
+            "image_in_use",
+            "the image is in use by a container or by images built from it",
+        )
+    } else if has(&[
+        "no such image",
+        "pull access denied",
+        "manifest unknown",
+        "repository does not exist",
+        "not found",
+    ]) {
+        (
+            StatusCode::NOT_FOUND,
+            "image_not_found",
+            "the image was not found on the host or in its registry",
+        )
+    } else if has(&[
+        "is not running",
+        "is paused",
+        "is restarting",
+        "already in progress",
+        "is already",
+    ]) {
+        (
+            StatusCode::CONFLICT,
+            "container_state",
+            "the container is not in a state that allows this now; reload and try again",
+        )
+    } else {
+        (
+            StatusCode::CONFLICT,
+            "engine_refused",
+            "the container engine refused the request; the administrators can find the details in the log",
+        )
+    };
+    ApiError::EngineRefused {
+        status,
+        code,
+        message,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_refusals_say_nothing_of_the_engine() {
+        for (text, code) in [
+            ("failed to create shim: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/nope\": stat /nope: no such file or directory: unknown", "container_start_failed"),
+            ("driver failed programming external connectivity on endpoint x (abc): Bind for 0.0.0.0:40001 failed: port is already allocated", "host_network_failed"),
+            ("conflict: unable to delete 0123 (cannot be forced) - image has dependent child images", "image_in_use"),
+            ("Container 0123 is not running", "container_state"),
+            ("something else entirely from dockerd", "engine_refused"),
+        ] {
+            let e = ApiError::from(BackendError::Refused(text.into()));
+            assert_eq!(e.code(), code, "{text}");
+            let shown = e.to_string();
+            for word in ["OCI", "runtime", "runc", "driver", "0.0.0.0", "dockerd", "0123"] {
+                assert!(!shown.contains(word), "{shown}");
+            }
         }
     }
 }

@@ -41,11 +41,14 @@ pub struct SifCache {
 impl SifCache {
     /// Opens the cache directory, removing what an interrupted conversion left.
     pub fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
+        crate::permissions::private_dir(&dir)?;
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(".sif") {
+                crate::permissions::tighten(&entry.path(), 0o600)?;
+            }
             if name.ends_with(".partial") || name.starts_with(".tmp") {
                 let path = entry.path();
                 let _ = if path.is_dir() {
@@ -105,7 +108,8 @@ impl SifCache {
         let converted = tokio::task::spawn_blocking(move || {
             let reader =
                 tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(archive));
-            let file = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
+            let file =
+                crate::permissions::create_private_file(&out_path).map_err(|e| e.to_string())?;
             let mut out = std::io::BufWriter::new(file);
             let summary = wm_sif::docker_archive_to_sif(reader, &workdir, &mut out, &mut |p| {
                 progress(p);

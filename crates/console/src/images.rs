@@ -5,10 +5,14 @@
 //! by the periodic reconcile. What Docker does not know, a description and whether the
 //! owner shares an image, is stored per reference.
 //!
-//! Who may use an image: anyone a public one (no owner label of ours), its owner their
-//! own, everyone else only while its owner shares it. An image built here is
-//! `<prefix>/<owner>/<name>:<tag>` and carries its owner in its labels; the API offers no
-//! way to build, tag or pull into that namespace for anyone else.
+//! Who may use an image ([`Standing`]): its owner their own (the `wm.owner` label with this
+//! installation's `wm.instance`), everyone else only while its owner shares it; anyone a
+//! public one, which is a tagged image with no owner mark at all outside the namespace of
+//! images built here. An image built here is `<prefix>/<owner>/<name>:<tag>` and carries its
+//! owner in its labels; the API offers no way to build, tag or pull into that namespace for
+//! anyone else. Nobody uses an image marked by another installation sharing the engine, an
+//! owner-less one in our namespace, or an untagged one without our owner label (a build's
+//! intermediate layers): administrators see the tagged ones as `other`, and that is all.
 
 use crate::api::ErrorBody;
 use crate::auth::Caller;
@@ -161,42 +165,85 @@ pub(crate) async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Ima
         .collect();
     let mut hosts: Vec<&String> = by_host.keys().collect();
     hosts.sort();
-    let mut out: Vec<Image> = Vec::new();
+    // The same reference on several hosts is one entry that lists them, described by the
+    // host that knows most about it (see `knowledge`).
+    let mut seen: Vec<(&String, &wm_backend::ImageInfo, Vec<String>)> = Vec::new();
     for host in hosts {
         for info in &by_host[host] {
             for tag in &info.tags {
-                // The same reference on several hosts is one entry that lists them.
-                if let Some(seen) = out.iter_mut().find(|i| &i.reference == tag) {
-                    seen.hosts.push(host.clone());
-                    continue;
+                match seen.iter_mut().find(|(t, _, _)| *t == tag) {
+                    Some((_, best, on)) => {
+                        on.push(host.clone());
+                        if knowledge(info) < knowledge(best) {
+                            *best = info;
+                        }
+                    }
+                    None => seen.push((tag, info, vec![host.clone()])),
                 }
-                let m = meta
-                    .get(tag)
-                    .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
-                let shared = m.is_some_and(|m| m.shared);
-                let kind = match &info.owner {
-                    None => "public",
-                    Some(o) if o == caller.name.as_str() => "own",
-                    Some(_) if shared => "shared",
-                    Some(_) if caller.is_admin() => "other",
-                    Some(_) => continue,
-                };
-                out.push(Image {
-                    reference: tag.clone(),
-                    id: info.id.clone(),
-                    owner: info.owner.clone(),
-                    shared,
-                    description: m.map(|m| m.description.clone()).unwrap_or_default(),
-                    size: info.size,
-                    created_at: crate::rfc3339(info.created_at),
-                    kind: kind.into(),
-                    hosts: vec![host.clone()],
-                });
             }
         }
     }
+    let mut out: Vec<Image> = Vec::new();
+    for (tag, info, on) in seen {
+        let m = meta
+            .get(tag)
+            .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
+        let shared = m.is_some_and(|m| m.shared);
+        let kind = match standing(state, info) {
+            Standing::Public => "public",
+            Standing::Owner(o) if o == caller.name.as_str() => "own",
+            Standing::Owner(_) if shared => "shared",
+            _ if caller.is_admin() => "other",
+            _ => continue,
+        };
+        out.push(Image {
+            reference: tag.clone(),
+            id: info.id.clone(),
+            owner: info.owner.clone(),
+            shared,
+            description: m.map(|m| m.description.clone()).unwrap_or_default(),
+            size: info.size,
+            created_at: crate::rfc3339(info.created_at),
+            kind: kind.into(),
+            hosts: on,
+        });
+    }
     out.sort_by(|a, b| a.reference.cmp(&b.reference));
     Ok(out)
+}
+
+/// How much a host's view of an image says, best first: hosts of one console may carry
+/// different instance labels in front of one engine (each sees the others' labels as
+/// foreign), so the host that knows the owner speaks for the image.
+fn knowledge(info: &wm_backend::ImageInfo) -> u8 {
+    match (&info.owner, info.foreign) {
+        (Some(_), _) => 0,
+        (None, false) => 1,
+        (None, true) => 2,
+    }
+}
+
+/// Who an image is for; see the module's comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing<'a> {
+    Public,
+    Owner(&'a str),
+    Nobody,
+}
+
+pub(crate) fn standing<'a>(state: &AppState, info: &'a wm_backend::ImageInfo) -> Standing<'a> {
+    if let Some(o) = &info.owner {
+        return Standing::Owner(o);
+    }
+    let in_our_namespace = info
+        .tags
+        .iter()
+        .any(|t| ImageRef::parse(t).map_or(true, |r| built_here(state, &r)));
+    if info.foreign || info.tags.is_empty() || in_our_namespace {
+        Standing::Nobody
+    } else {
+        Standing::Public
+    }
 }
 
 fn image_not_found(what: &str) -> ApiError {
@@ -207,7 +254,8 @@ fn image_not_found(what: &str) -> ApiError {
 }
 
 /// Checks that `caller` may start a container from `image`: public, their own, shared by
-/// its owner, or anything for an admin. Anything else is the same 404 as a missing image.
+/// its owner, or any user's for an admin; never one that is nobody's ([`Standing::Nobody`]).
+/// Anything else is the same 404 as a missing image.
 /// Returns the hosts that have it.
 pub async fn check_usable(
     state: &AppState,
@@ -228,7 +276,12 @@ pub async fn check_usable(
         match answer {
             Ok(Some(info)) => {
                 present.push(host);
-                found.get_or_insert(info);
+                if found
+                    .as_ref()
+                    .is_none_or(|f| knowledge(&info) < knowledge(f))
+                {
+                    found = Some(info);
+                }
             }
             Ok(None) => {}
             Err(e) => failure = Some(e),
@@ -248,17 +301,19 @@ pub async fn check_usable(
     }
 }
 
-/// The rule of who may use an image, for an image as a host knows it: public (no owner),
-/// the caller's own, anything for an admin, or another user's while its owner shares one
-/// of `names` (sharing is per reference).
+/// The rule of who may use an image, for an image as a host knows it: public, the
+/// caller's own, any user's for an admin, or another user's while its owner shares one of
+/// `names` (sharing is per reference); never one that is nobody's.
 async fn allowed(
     state: &AppState,
     caller: &Caller,
     found: &ImageInfo,
     names: &[&str],
 ) -> Result<bool, ApiError> {
-    let Some(owner) = &found.owner else {
-        return Ok(true);
+    let owner = match standing(state, found) {
+        Standing::Public => return Ok(true),
+        Standing::Nobody => return Ok(false),
+        Standing::Owner(o) => o,
     };
     if owner == caller.name.as_str() || caller.is_admin() {
         return Ok(true);
@@ -505,6 +560,14 @@ pub async fn delete_image(
 ) -> Result<StatusCode, ApiError> {
     caller.require_full_scope()?;
     let images = resolve(&state, &caller, &raw).await?;
+    if images
+        .iter()
+        .any(|i| i.owner.is_none() && i.kind == "other")
+    {
+        return Err(ApiError::Forbidden(
+            "this image is marked as another installation's (or nobody's); remove it on the engine itself if it must go".into(),
+        ));
+    }
     if !caller.is_admin() {
         if images.iter().any(|i| i.owner.is_none()) {
             return Err(ApiError::Forbidden(
@@ -527,7 +590,7 @@ pub async fn delete_image(
             match state.hosts.reach(host)?.remove_image(&r).await {
                 Ok(()) | Err(BackendError::NoSuchImage(_)) => {}
                 Err(BackendError::Refused(m)) => {
-                    return Err(ApiError::Conflict(format!(
+                    return Err(crate::error::engine_refusal(format!(
                         "host {host} refused to remove {}: {m}",
                         image.reference
                     )))
@@ -815,11 +878,9 @@ async fn build_source(
     let Some(info) = host.backend.image(raw).await? else {
         return Err(build_image_not_found(raw));
     };
-    // An image with neither owner nor name is a layer of someone's build, not a public
-    // image.
-    let anonymous_layer = info.owner.is_none() && info.tags.is_empty();
+    // By id, any of the image's references may be the one its owner shares.
     let names: Vec<&str> = info.tags.iter().map(String::as_str).collect();
-    if (anonymous_layer && !caller.is_admin()) || !allowed(state, caller, &info, &names).await? {
+    if !allowed(state, caller, &info, &names).await? {
         return Err(build_image_not_found(raw));
     }
     Ok(info)

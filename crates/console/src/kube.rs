@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use wm_backend::BackendError;
-use wm_domain::{ContainerName, EnvVar, GuestPort, ImageRef, ShortName};
+use wm_domain::{ContainerKey, EnvVar, GuestPort, ImageRef, ShortName};
 use wm_kube::{Cluster, KubeContainer, KubeContainerSpec, KubeState};
 use wm_store::ContainerRecord;
 
@@ -82,22 +82,22 @@ impl Cluster for Gated {
     async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError> {
         self.saw(self.open()?.create(spec).await)
     }
-    async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn inspect(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         self.saw(self.open()?.inspect(name).await)
     }
     async fn list(&self) -> Result<Vec<KubeContainer>, BackendError> {
         self.saw(self.open()?.list().await)
     }
-    async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn start(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         self.saw(self.open()?.start(name).await)
     }
-    async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn stop(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         self.saw(self.open()?.stop(name).await)
     }
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError> {
         self.saw(self.open()?.remove(name).await)
     }
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError> {
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<String, BackendError> {
         self.saw(self.open()?.logs(name, tail).await)
     }
     async fn kubeconfig(
@@ -159,9 +159,10 @@ pub async fn create(
     ports: Vec<GuestPort>,
 ) -> Result<Container, ApiError> {
     let cluster = cluster(state)?.clone();
-    let name = ContainerName::new(&caller.name, &short)?;
+    let key = ContainerKey::new(&caller.name, &short)?;
+    let name = key.full_name();
     let conflict = || ApiError::Conflict(format!("you already have a container named {short}"));
-    let mut record = match state.store.container(name.as_str()).await? {
+    let mut record = match state.store.container(&key).await? {
         // The same request again after the cluster failed half-way: complete it.
         Some(r)
             if r.backend == BACKEND
@@ -176,7 +177,7 @@ pub async fn create(
             let r = ContainerRecord {
                 name: name.clone(),
                 owner: caller.name.clone(),
-                short_name: short.as_str().to_string(),
+                short_name: short.clone(),
                 image: image.to_string(),
                 backend: BACKEND.into(),
                 host: BACKEND.into(),
@@ -212,7 +213,7 @@ pub async fn create(
             let status = status_of(k.state);
             state
                 .store
-                .set_container_status(name.as_str(), status, None)
+                .set_container_status(&key, status, None)
                 .await?;
             record.status = status.into();
             Ok(show(state, &record, Some(&k)))
@@ -221,7 +222,7 @@ pub async fn create(
             "the cluster did not finish creating {name} ({why}); send the same request again to complete it, or delete it"
         ))),
         Err(e) => {
-            state.store.delete_container(name.as_str()).await?;
+            state.store.delete_container(&key).await?;
             Err(match e {
                 BackendError::NameTaken(_) => ApiError::Conflict(format!(
                     "the cluster already has objects named {name} that whalemountain did not make for this request; ask an administrator"
@@ -246,7 +247,7 @@ pub async fn refresh(
     for r in records.iter_mut() {
         let k = match &found {
             Some(list) if r.backend == BACKEND => {
-                let k = list.iter().find(|k| k.name == r.name.as_str()).cloned();
+                let k = list.iter().find(|k| is_of(k, r)).cloned();
                 settle(state, r, k.as_ref()).await?;
                 k
             }
@@ -280,7 +281,7 @@ pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiEr
     let Some(cluster) = &state.cluster else {
         return Ok(show(state, &record, None));
     };
-    match cluster.inspect(&record.name).await {
+    match cluster.inspect(&record.key()).await {
         Ok(k) => {
             settle(state, &mut record, Some(&k)).await?;
             Ok(show(state, &record, Some(&k)))
@@ -302,9 +303,9 @@ pub async fn start_or_stop(
     let cluster = cluster(state)?;
     let mut record = c.into_record();
     let k = if start {
-        cluster.start(&record.name).await
+        cluster.start(&record.key()).await
     } else {
-        cluster.stop(&record.name).await
+        cluster.stop(&record.key()).await
     }
     .map_err(|e| match e {
         BackendError::NoSuchContainer => ApiError::Conflict(format!(
@@ -320,9 +321,9 @@ pub async fn start_or_stop(
 /// Removes the container's objects, waiting until they are gone, then its record.
 pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError> {
     if c.record().status != "gone" {
-        cluster(state)?.remove(c.name()).await?;
+        cluster(state)?.remove(&c.key()).await?;
     }
-    state.store.delete_container(c.name().as_str()).await?;
+    state.store.delete_container(&c.key()).await?;
     Ok(())
 }
 
@@ -331,7 +332,13 @@ pub async fn logs(
     c: &OwnedContainer,
     tail: u32,
 ) -> Result<bytes::Bytes, ApiError> {
-    Ok(cluster(state)?.logs(c.name(), tail).await?.into())
+    Ok(cluster(state)?.logs(&c.key(), tail).await?.into())
+}
+
+/// Whether the cluster's `k` is the record's container: the same owner as well as the
+/// same full name, which two owners' containers may share.
+fn is_of(k: &KubeContainer, r: &ContainerRecord) -> bool {
+    k.owner == r.owner.as_str() && k.name == r.name.as_str()
 }
 
 /// What the API does not do for the cluster's containers, and what to use instead.
@@ -365,10 +372,10 @@ pub async fn reconcile(state: &AppState) -> Result<usize, ApiError> {
     let now = crate::now();
     for r in &mut records {
         let before = r.status.clone();
-        let k = found.iter().find(|k| k.name == r.name.as_str());
+        let k = found.iter().find(|k| is_of(k, r));
         if k.is_none() && r.status == "creating" && now - r.created_at > STALE_CREATE_SECS {
             // A create cut short long ago and never retried: nothing of it is left.
-            state.store.mark_container_gone(r.name.as_str()).await?;
+            state.store.mark_container_gone(&r.key()).await?;
             changed += 1;
             continue;
         }

@@ -19,7 +19,7 @@ use wm_backend::{
     ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
     RunnerState,
 };
-use wm_domain::{ContainerName, ImageRef, UserName};
+use wm_domain::{ContainerKey, ImageRef, UserName};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -240,20 +240,20 @@ impl ContainerBackend for InstrumentedBackend {
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
         self.timed("create", self.inner.create(spec)).await
     }
-    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+    async fn start(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         self.timed("start", self.inner.start(name)).await
     }
-    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+    async fn stop(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         self.timed("stop", self.inner.stop(name)).await
     }
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError> {
         self.timed("remove", self.inner.remove(name)).await
     }
     async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError> {
         self.timed("remove_network", self.inner.remove_network_if_unused(owner))
             .await
     }
-    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+    async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         self.timed("inspect", self.inner.inspect(name)).await
     }
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
@@ -261,21 +261,21 @@ impl ContainerBackend for InstrumentedBackend {
     }
     async fn exec(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         req: &ExecRequest,
     ) -> Result<ExecOutput, BackendError> {
         self.timed("exec", self.inner.exec(name, req)).await
     }
     async fn upload(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         dir: &str,
         tar: ByteStream,
     ) -> Result<(), BackendError> {
         self.timed("upload", self.inner.upload(name, dir, tar))
             .await
     }
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
         self.timed("logs", self.inner.logs(name, tail)).await
     }
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {

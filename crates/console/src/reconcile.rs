@@ -15,8 +15,8 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use utoipa::ToSchema;
-use wm_backend::BackendError;
-use wm_domain::{ContainerName, ShortName, UserName};
+use wm_backend::{BackendError, ContainerState};
+use wm_domain::{ContainerKey, ShortName, UserName};
 use wm_store::ContainerRecord;
 
 /// A `creating` record older than this without a container on the host is left over
@@ -84,19 +84,19 @@ pub async fn reconcile_host(
         // A create in flight is left alone; one that stayed `creating` for long was cut
         // short by a crash and is settled like any other.
         let in_flight = r.status == "creating" && now - r.created_at < STALE_CREATE_SECS;
-        match on_host.iter().find(|s| s.name == r.name.as_str()) {
+        match on_host.iter().find(|s| is_of(s, r)) {
             Some(s) => {
                 if !in_flight && r.status != s.state.as_str() {
                     state
                         .store
-                        .set_container_status(r.name.as_str(), s.state.as_str(), None)
+                        .set_container_status(&r.key(), s.state.as_str(), None)
                         .await?;
                     report.updated += 1;
                 }
             }
             None if r.status == "gone" || in_flight => {}
             None => {
-                state.store.mark_container_gone(r.name.as_str()).await?;
+                state.store.mark_container_gone(&r.key()).await?;
                 tracing::warn!(container = %r.name, "container is gone from its host");
                 report.gone.push(r.name.to_string());
             }
@@ -104,10 +104,10 @@ pub async fn reconcile_host(
     }
 
     for s in &on_host {
-        if records.iter().any(|r| r.name.as_str() == s.name) {
+        if records.iter().any(|r| is_of(s, r)) {
             continue;
         }
-        match adopt(state, h, &s.name).await {
+        match adopt(state, h, s).await {
             Ok(()) => {
                 tracing::info!(container = %s.name, "adopted a container the database did not know");
                 crate::audit::record(
@@ -146,21 +146,33 @@ pub async fn reconcile_host(
     Ok(report)
 }
 
-/// Records a container found on the host, if its labels make sense.
-async fn adopt(state: &AppState, h: &Host, name: &str) -> Result<(), String> {
+/// Whether `s`, found on a host, is the record's container: by the owner and short name
+/// its labels carry, whatever name the engine has for it.
+fn is_of(s: &ContainerState, r: &ContainerRecord) -> bool {
+    s.owner == r.owner.as_str() && s.short_name == r.short_name.as_str()
+}
+
+/// Records a container found on the host, if its labels make sense. Its owner and short
+/// name come from its labels (`wm.owner`, `wm.name`), whatever the engine calls it: a
+/// container of an earlier version (named `<owner>-<short>`) is adopted as well.
+async fn adopt(state: &AppState, h: &Host, found: &ContainerState) -> Result<(), String> {
     let host = h.id.as_str();
-    let name = ContainerName::parse(name).map_err(|e| e.to_string())?;
-    let st = match h.backend.inspect(&name).await {
+    let owner = UserName::parse(&found.owner).map_err(|e| format!("owner label: {e}"))?;
+    let short = ShortName::parse(&found.short_name).map_err(|e| format!("name label: {e}"))?;
+    let key = ContainerKey::new(&owner, &short).map_err(|e| e.to_string())?;
+    let name = key.full_name();
+    let st = match h.backend.inspect(&key).await {
         Ok(st) => st,
-        Err(BackendError::NoSuchContainer) => return Err("removed meanwhile".into()),
+        Err(BackendError::NoSuchContainer) => {
+            return Err("not found under its name: removed meanwhile, or renamed".into())
+        }
         Err(e) => return Err(e.to_string()),
     };
-    let owner = UserName::parse(&st.owner).map_err(|e| format!("owner label: {e}"))?;
-    let short_str = name
-        .as_str()
-        .strip_prefix(&format!("{owner}-"))
-        .ok_or("the name does not start with its owner's")?;
-    let short = ShortName::parse(short_str).map_err(|e| e.to_string())?;
+    if st.id != found.id {
+        return Err(format!(
+            "another container of {owner} is named {short} on this host"
+        ));
+    }
     if state
         .store
         .user(owner.as_str())
@@ -173,7 +185,7 @@ async fn adopt(state: &AppState, h: &Host, name: &str) -> Result<(), String> {
     let record = ContainerRecord {
         name: name.clone(),
         owner,
-        short_name: short.as_str().to_string(),
+        short_name: short,
         image: st.image.clone(),
         backend: "docker".into(),
         host: host.to_string(),
@@ -193,7 +205,7 @@ async fn adopt(state: &AppState, h: &Host, name: &str) -> Result<(), String> {
     for p in &st.ports {
         let leased = state
             .store
-            .lease_port(host, p.host, name.as_str(), p.guest)
+            .lease_port(host, p.host, &key, p.guest)
             .await
             .map_err(|e| e.to_string())?;
         if !leased {

@@ -22,4 +22,6 @@ pub struct AppState {
     pub login_limiter: Arc<crate::ratelimit::LoginLimiter>,
     /// One permit per temporary upload file the server holds, across all requests.
     pub upload_files: Arc<tokio::sync::Semaphore>,
+    /// Seals secrets stored in the database (CI runner tokens).
+    pub sealer: Arc<crate::sealed::Sealer>,
 }

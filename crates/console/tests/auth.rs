@@ -31,7 +31,7 @@ async fn login_sets_an_http_only_cookie_and_me_answers() {
     let cookie = resp.headers()[SET_COOKIE].to_str().unwrap().to_string();
     assert!(cookie.starts_with("wm_session=wm_"), "{cookie}");
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
     let body: Value = resp.json().await.unwrap();

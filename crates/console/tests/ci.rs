@@ -57,7 +57,7 @@ async fn a_runner_per_user_with_a_safe_configuration() {
         "the token is never shown again"
     );
 
-    let name = format!("{}-ci-{alice}", app.instance);
+    let name = app.runner_name(&alice);
     let i = inspect("container", &name).expect("the runner exists");
     let labels = &i["Config"]["Labels"];
     assert_eq!(labels["wm.owner"], alice.as_str());
@@ -178,7 +178,7 @@ async fn bad_settings_change_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(inspect("container", &format!("{}-ci-{alice}", app.instance)).is_none());
+    assert!(inspect("container", &app.runner_name(&alice)).is_none());
 
     // A runner image the host lacks: 503, nothing stored.
     let data = tempfile::tempdir().unwrap();
@@ -351,7 +351,7 @@ async fn a_gitlab_on_the_hosts_own_network_is_refused() {
     }
     let (_, ci) = app.get("/api/v1/ci", &token).await;
     assert_eq!(ci["configured"], false, "nothing stored: {ci}");
-    assert!(inspect("container", &format!("{}-ci-{alice}", app.instance)).is_none());
+    assert!(inspect("container", &app.runner_name(&alice)).is_none());
 
     // Allowed by name, a GitLab on the host itself is the administrator's choice.
     let data = tempfile::tempdir().unwrap();
@@ -375,7 +375,7 @@ async fn a_gitlab_on_the_hosts_own_network_is_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "only the port allowed");
-    let jobs = runner_config(&format!("{}-ci-{bob}", allowed.instance))["runners"]
+    let jobs = runner_config(&allowed.runner_name(&bob))["runners"]
         .as_array()
         .unwrap()[0]["docker"]
         .clone();
@@ -391,4 +391,100 @@ async fn a_gitlab_on_the_hosts_own_network_is_refused() {
         .call(Method::DELETE, "/api/v1/ci", Some(&bob_t), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// Runner names cannot be taken (issue 12, item 9). Runners were `<instance>-ci-<owner>`
+/// on the engine, the very name of the container `ci-<owner>` of a user named like the
+/// instance: that user could keep anyone's runner from starting, or learn that it runs.
+/// Containers are now `<instance>.<owner>.<short>` and runners `<instance>_ci.<owner>`.
+#[tokio::test]
+async fn runner_names_cannot_be_taken_by_containers() {
+    let app = spawn_ci_app().await;
+    let image = test_image().await;
+    let squatter = app.instance.clone();
+    let (status, body) = app
+        .post(
+            "/api/v1/admin/users",
+            &app.admin,
+            json!({"name": squatter, "password": "password-123", "role": "student"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let squatter_t = app.login(&squatter, "password-123").await;
+    let settings = json!({"gitlab_url": "https://gitlab.example.org", "token": "glrt-squat-1234"});
+
+    // The container first, then the runner.
+    let (alice, alice_t) = app.student().await;
+    app.create(
+        &squatter_t,
+        json!({"name": format!("ci-{alice}"), "image": image}),
+    )
+    .await;
+    let (status, ci) = put(&app, &alice_t, settings.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{ci}");
+    assert_eq!(ci["runner"]["state"], "running", "{ci}");
+
+    // The runner first, then the container.
+    let (bob, bob_t) = app.student().await;
+    let (status, ci) = put(&app, &bob_t, settings).await;
+    assert_eq!(status, StatusCode::OK, "{ci}");
+    let (status, c) = app
+        .post(
+            "/api/v1/containers",
+            &squatter_t,
+            json!({"name": format!("ci-{bob}"), "image": image}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+
+    for owner in [&alice, &bob] {
+        let runner = inspect("container", &app.runner_name(owner)).expect("the runner");
+        assert_eq!(runner["Config"]["Labels"]["wm.owner"], owner.as_str());
+        assert_eq!(runner["Config"]["Labels"]["wm.kind"], "ci-runner");
+        let theirs = inspect(
+            "container",
+            &app.engine_name(&squatter, &format!("ci-{owner}")),
+        )
+        .expect("the squatter's container");
+        assert_eq!(theirs["Config"]["Labels"]["wm.owner"], squatter.as_str());
+    }
+}
+
+/// A runner made by an earlier version, under its old name `<instance>-ci-<owner>`, is
+/// still its owner's: replaced by new settings and removed with them, never left running
+/// beside a new one.
+#[tokio::test]
+async fn runners_of_earlier_versions_are_replaced_and_removed() {
+    let app = spawn_ci_app().await;
+    let (alice, token) = app.student().await;
+    let settings = json!({"gitlab_url": "https://gitlab.example.org", "token": "glrt-old-1234"});
+    let (status, _) = put(&app, &token, settings.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    // What an earlier version left: the same runner under the old name.
+    let old = format!("{}-ci-{alice}", app.instance);
+    assert!(docker(&["rename", &app.runner_name(&alice), &old])
+        .status
+        .success());
+    let (_, ci) = app.get("/api/v1/ci", &token).await;
+    assert_eq!(
+        ci["runner"]["state"], "running",
+        "found by its labels: {ci}"
+    );
+
+    let (status, _) = put(&app, &token, settings).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        inspect("container", &old).is_none(),
+        "the old runner is replaced"
+    );
+    assert!(inspect("container", &app.runner_name(&alice)).is_some());
+
+    assert!(docker(&["rename", &app.runner_name(&alice), &old])
+        .status
+        .success());
+    let (status, _) = app
+        .call(Method::DELETE, "/api/v1/ci", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(inspect("container", &old).is_none(), "and removed");
 }

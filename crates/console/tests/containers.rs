@@ -141,7 +141,7 @@ async fn a_container_from_create_to_delete() {
     );
     let (status, _) = app.delete(&path, &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(inspect("container", &full).is_none());
+    assert!(inspect("container", &app.engine_name(&alice, "web")).is_none());
     assert!(
         inspect("network", &network).is_none(),
         "the last container took its network along"
@@ -161,7 +161,7 @@ async fn containers_are_hardened_as_the_engine_reports() {
         json!({"name": "box", "image": image, "ports": [80]}),
     )
     .await;
-    let i = inspect("container", &format!("{alice}-box")).expect("the container exists");
+    let i = inspect("container", &app.engine_name(&alice, "box")).expect("the container exists");
     let h = &i["HostConfig"];
     assert_eq!(h["Privileged"], false);
     assert_eq!(h["CapDrop"], json!(["ALL"]));
@@ -284,7 +284,7 @@ async fn others_containers_are_not_found_and_admins_see_all() {
         "all=true is for admins only"
     );
     assert!(
-        inspect("container", &format!("{alice}-private")).is_some(),
+        inspect("container", &app.engine_name(&alice, "private")).is_some(),
         "bob's delete did nothing"
     );
 
@@ -601,7 +601,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     // Nothing but the first container exists, in the database or on the engine.
     let (_, list) = app.get("/api/v1/containers", &token).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    assert_eq!(app.engine_containers(), [format!("{alice}-taken")]);
+    assert_eq!(app.engine_containers(), [app.engine_name(&alice, "taken")]);
 }
 
 #[tokio::test]
@@ -631,7 +631,7 @@ async fn other_users_private_images_are_not_found_and_public_ones_are_usable() {
         json!({"name": "public", "image": test_image().await}),
     )
     .await;
-    docker(&["rm", "-f", &format!("{bob}-mine")]);
+    docker(&["rm", "-f", &app.engine_name(&bob, "mine")]);
     docker(&["rmi", "-f", &private]);
 }
 
@@ -674,7 +674,7 @@ async fn concurrent_creates_never_share_a_host_port() {
     // And the engine agrees.
     let mut engine_ports = HashSet::new();
     for i in 0..6 {
-        let c = inspect("container", &format!("{alice}-c{i}")).unwrap();
+        let c = inspect("container", &app.engine_name(&alice, &format!("c{i}"))).unwrap();
         for (_, b) in c["HostConfig"]["PortBindings"].as_object().unwrap() {
             engine_ports.insert(b[0]["HostPort"].as_str().unwrap().parse::<u64>().unwrap());
         }
@@ -740,7 +740,7 @@ async fn ports_are_released_on_delete() {
         .contains("no free host port"));
     assert_eq!(
         app.engine_containers(),
-        [format!("{alice}-one")],
+        [app.engine_name(&alice, "one")],
         "the failed create left nothing"
     );
     app.delete(&format!("/api/v1/containers/{alice}-one"), &token)
@@ -765,7 +765,7 @@ async fn reconcile_marks_gone_and_adopts() {
     )
     .await;
     // Removed behind our back.
-    assert!(docker(&["rm", "-f", &format!("{alice}-victim")])
+    assert!(docker(&["rm", "-f", &app.engine_name(&alice, "victim")])
         .status
         .success());
     let (status, report) = app
@@ -932,7 +932,7 @@ async fn only_configured_mounts_reach_a_container() {
     std::fs::write(homes.path().join(&alice).join("hello"), "alice's file\n").unwrap();
     app.create(&token, json!({"name": "m", "image": test_image().await}))
         .await;
-    let i = inspect("container", &format!("{alice}-m")).unwrap();
+    let i = inspect("container", &app.engine_name(&alice, "m")).unwrap();
     let mounts = i["Mounts"].as_array().unwrap();
     assert_eq!(mounts.len(), 1, "{mounts:?}");
     assert_eq!(

@@ -138,6 +138,14 @@ async fn sif_is_converted_once_and_served_from_the_cache() {
         .filter(|n| !n.ends_with(".sif"))
         .collect();
     assert!(leftovers.is_empty(), "nothing partial stays: {leftovers:?}");
+    // Private to the console's account, from the start (issue 12, item 13).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cache), 0o700);
+    for e in std::fs::read_dir(&cache).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
 }
 
 #[tokio::test]

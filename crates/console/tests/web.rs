@@ -125,7 +125,7 @@ async fn a_student_works_through_the_console_in_a_browser() {
     assert_eq!(c["name"], full.as_str());
     let link = format!(
         "http://{}:{}/",
-        c["host"].as_str().unwrap(),
+        c["address"].as_str().unwrap(),
         c["ports"][0]["host"]
     );
     let a = b.find(&format!("a[href='{link}']")).await;
@@ -629,7 +629,7 @@ async fn the_ci_page_sets_up_and_removes_a_runner() {
         "the token is not shown again"
     );
     shot(&b, "ci-configured").await;
-    let runner = format!("{}-ci-{alice}", app.instance);
+    let runner = app.runner_name(&alice);
     assert!(wm_testkit::inspect("container", &runner).is_some());
 
     // A build token for GitLab's WM_TOKEN, shown once; it may build and nothing else.

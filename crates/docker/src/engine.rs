@@ -35,7 +35,7 @@ use wm_backend::{
     ExecOutput, ExecRequest, HostInfo, ImageInfo, PortBinding, Progress, ProgressStream,
     RegistryAuth, RunState, RunnerSpec, RunnerState,
 };
-use wm_domain::{ContainerName, GuestPort, ImageRef, UserName};
+use wm_domain::{ContainerKey, GuestPort, ImageRef, UserName};
 
 /// `wm.kind` of a CI runner.
 const RUNNER_KIND: &str = "ci-runner";
@@ -138,12 +138,71 @@ impl DockerEngine {
         }
     }
 
+    /// The engine's name for a lent container, `<instance>.<owner>.<short name>`: one
+    /// name per (instance, owner, short name), see [`crate::container_name`].
+    fn container_name(&self, key: &ContainerKey) -> String {
+        crate::container_name(&self.settings.instance, key)
+    }
+
+    /// The container of `key`, if the engine has one of ours: under its name, or under
+    /// the `<owner>-<short name>` of versions before it (kept for containers they made).
+    /// Its labels decide, never its name alone: the container must be ours and carry
+    /// the key's owner and short name.
+    async fn find(&self, key: &ContainerKey) -> Result<ContainerInspectResponse, BackendError> {
+        let docker = self.docker().await?;
+        for name in [self.container_name(key), key.full_name().to_string()] {
+            match self.call(docker.inspect_container(&name, None)).await {
+                Ok(r) => {
+                    let labels = r
+                        .config
+                        .as_ref()
+                        .and_then(|c| c.labels.as_ref())
+                        .cloned()
+                        .unwrap_or_default();
+                    if self.is_ours(&labels)
+                        && !labels.contains_key(labels::KIND)
+                        && labels.get(labels::OWNER).map(String::as_str) == Some(key.owner.as_str())
+                        && labels.get(labels::NAME).map(String::as_str) == Some(key.short.as_str())
+                    {
+                        return Ok(r);
+                    }
+                }
+                Err(BackendError::NoSuchContainer) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(BackendError::NoSuchContainer)
+    }
+
     fn runner_name(&self, owner: &UserName) -> String {
-        format!("{}-ci-{}", self.settings.instance, owner.as_str())
+        crate::runner_name(&self.settings.instance, owner)
+    }
+
+    /// The ids of the owner's runners, found by their labels (whatever name the version
+    /// that made them gave them): none or one, unless a crash left one behind.
+    async fn runner_ids(&self, owner: &UserName) -> Result<Vec<String>, BackendError> {
+        let docker = self.docker().await?;
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={}", labels::INSTANCE, self.settings.instance),
+                format!("{}={}", labels::KIND, RUNNER_KIND),
+                format!("{}={}", labels::OWNER, owner),
+            ],
+        )]);
+        let found = self
+            .call(docker.list_containers(Some(ListContainersOptions {
+                all: true,
+                filters,
+                ..Default::default()
+            })))
+            .await?;
+        Ok(found.into_iter().filter_map(|c| c.id).collect())
     }
 
     fn network_name(&self, owner: &UserName) -> String {
-        format!("{}-{}", self.settings.instance, owner.as_str())
+        crate::network_name(&self.settings.instance, owner)
     }
 
     fn our_labels(&self, owner: &UserName) -> HashMap<String, String> {
@@ -166,9 +225,26 @@ impl DockerEngine {
         }
     }
 
+    /// Whether the labels mark the image as somebody's without it being one of this
+    /// installation's users' ([`ImageInfo::foreign`]).
+    fn foreign(&self, labels: &HashMap<String, String>) -> bool {
+        let ours = labels.get(labels::INSTANCE) == Some(&self.settings.instance);
+        let other_instance = labels.contains_key(labels::INSTANCE) && !ours;
+        let owner_mark = [labels::OWNER, labels::MANAGED, labels::NAME]
+            .iter()
+            .any(|k| labels.contains_key(*k));
+        other_instance || (owner_mark && self.owner_of(labels).is_none())
+    }
+
     fn is_ours(&self, labels: &HashMap<String, String>) -> bool {
         labels.get(labels::MANAGED).map(String::as_str) == Some("true")
             && labels.get(labels::INSTANCE) == Some(&self.settings.instance)
+    }
+
+    /// Whether a network with these labels is `owner`'s of this installation.
+    fn is_network_of(&self, labels: &HashMap<String, String>, owner: &UserName) -> bool {
+        self.is_ours(labels)
+            && labels.get(labels::OWNER).map(String::as_str) == Some(owner.as_str())
     }
 
     fn network_lock(&self, owner: &UserName) -> Arc<Mutex<()>> {
@@ -187,7 +263,17 @@ impl DockerEngine {
             .call(docker.inspect_network(&name, None::<InspectNetworkOptions<String>>))
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(n) => {
+                // Another installation's network may have this name (its instance and
+                // owner making the same `<instance>-<owner>`): never join it.
+                return if self.is_network_of(&n.labels.unwrap_or_default(), owner) {
+                    Ok(())
+                } else {
+                    Err(BackendError::Refused(format!(
+                        "this host has a network named {name} that is not this user's; ask an administrator"
+                    )))
+                };
+            }
             Err(BackendError::Refused(_)) | Err(BackendError::NoSuchContainer) => {}
             Err(e) => return Err(e),
         }
@@ -334,7 +420,7 @@ impl DockerEngine {
                 max.pids
             )));
         }
-        if spec.name.as_str() != format!("{}-{}", spec.owner, spec.short_name.as_str()) {
+        if spec.name != spec.key().full_name() {
             return Err(BackendError::Policy(
                 "the container name must be <owner>-<short name>".into(),
             ));
@@ -415,6 +501,7 @@ impl DockerEngine {
                         .trim_start_matches('/')
                         .to_string(),
                     owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+                    short_name: labels.get(labels::NAME).cloned().unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
                     state: match c.state.as_deref() {
                         Some("created") => RunState::Created,
@@ -467,8 +554,9 @@ impl DockerEngine {
             host_config: Some(self.host_config(spec, ports)),
             ..Default::default()
         };
+        let engine_name = self.container_name(&spec.key());
         let options = CreateContainerOptions {
-            name: spec.name.to_string(),
+            name: engine_name.clone(),
             platform: None,
         };
         match self
@@ -483,32 +571,29 @@ impl DockerEngine {
         }
         drop(network_guard);
         if let Err(e) = self
-            .call(docker.start_container::<String>(spec.name.as_str(), None))
+            .call(docker.start_container::<String>(&engine_name, None))
             .await
         {
             // Leave nothing behind: the next try uses other ports.
-            let _ = self.remove_container(&spec.name).await;
+            let _ = self.remove_container(&engine_name).await;
             let message = e.to_string();
             return Err(match ports_in_message(&message, ports) {
                 Some(ports) => Attempt::PortsHeld(ports),
                 None => Attempt::Failed(e),
             });
         }
-        Ok(self.inspect(&spec.name).await?)
+        Ok(self.inspect(&spec.key()).await?)
     }
 
     /// Removes the container from the engine; one already gone is not an error.
-    async fn remove_container(&self, name: &ContainerName) -> Result<(), BackendError> {
+    async fn remove_container(&self, name: &str) -> Result<(), BackendError> {
         let docker = self.docker().await?;
         let opts = RemoveContainerOptions {
             force: true,
             v: true,
             ..Default::default()
         };
-        match self
-            .call(docker.remove_container(name.as_str(), Some(opts)))
-            .await
-        {
+        match self.call(docker.remove_container(name, Some(opts))).await {
             Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
             // "removal already in progress"
             Err(BackendError::Refused(m)) if m.contains("already in progress") => Ok(()),
@@ -565,6 +650,7 @@ impl DockerEngine {
                 .trim_start_matches('/')
                 .to_string(),
             owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+            short_name: labels.get(labels::NAME).cloned().unwrap_or_default(),
             image: config.image.unwrap_or_default(),
             state,
             ports,
@@ -787,6 +873,7 @@ impl ContainerBackend for DockerEngine {
             id: img.id.unwrap_or_default(),
             tags: img.repo_tags.unwrap_or_default(),
             owner: self.owner_of(&labels),
+            foreign: self.foreign(&labels),
             size: img.size.unwrap_or_default(),
             created_at: unix_time(img.created.as_deref()),
         }))
@@ -798,7 +885,8 @@ impl ContainerBackend for DockerEngine {
             // Learn which ports the engine's containers hold before lending any.
             self.list().await?;
         }
-        let name = spec.name.as_str();
+        let engine_name = self.container_name(&spec.key());
+        let name = engine_name.as_str();
         for _ in 0..PORT_ATTEMPTS {
             let hosts = self
                 .ports
@@ -841,21 +929,18 @@ impl ContainerBackend for DockerEngine {
         ))
     }
 
-    async fn start(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+    async fn start(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         let docker = self.docker().await?;
-        self.inspect(name).await?;
-        self.call(docker.start_container::<String>(name.as_str(), None))
+        let id = self.inspect(name).await?.id;
+        self.call(docker.start_container::<String>(&id, None))
             .await?;
         self.inspect(name).await
     }
 
-    async fn stop(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
+    async fn stop(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         let docker = self.docker().await?;
-        self.inspect(name).await?;
-        let stop = docker.stop_container(
-            name.as_str(),
-            Some(StopContainerOptions { t: STOP_GRACE_SECS }),
-        );
+        let id = self.inspect(name).await?.id;
+        let stop = docker.stop_container(&id, Some(StopContainerOptions { t: STOP_GRACE_SECS }));
         // Stopping may take the grace period on top of the usual answer time.
         match tokio::time::timeout(
             self.timeout + Duration::from_secs(STOP_GRACE_SECS as u64),
@@ -873,14 +958,15 @@ impl ContainerBackend for DockerEngine {
         self.inspect(name).await
     }
 
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
-        match self.inspect(name).await {
-            Ok(_) => {}
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError> {
+        let found = match self.inspect(name).await {
+            Ok(st) => st,
             Err(BackendError::NoSuchContainer) => return Ok(()),
             Err(e) => return Err(e),
-        }
-        self.remove_container(name).await?;
-        self.ports.release(name.as_str());
+        };
+        self.remove_container(&found.id).await?;
+        // The pool knows it by the engine's name for it, whichever version made it.
+        self.ports.release(&found.name);
         Ok(())
     }
 
@@ -916,6 +1002,17 @@ impl ContainerBackend for DockerEngine {
             return Ok(());
         }
         let name = self.network_name(owner);
+        // Only the owner's own: another installation's network may have this name.
+        match self
+            .call(docker.inspect_network(&name, None::<InspectNetworkOptions<String>>))
+            .await
+        {
+            Ok(n) if self.is_network_of(n.labels.as_ref().unwrap_or(&HashMap::new()), owner) => {}
+            Ok(_) | Err(BackendError::NoSuchContainer) | Err(BackendError::Refused(_)) => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        }
         match self.call(docker.remove_network(&name)).await {
             Ok(()) | Err(BackendError::NoSuchContainer) => Ok(()),
             // Gone already, or a container joined it in the meantime: both fine.
@@ -925,11 +1022,8 @@ impl ContainerBackend for DockerEngine {
         }
     }
 
-    async fn inspect(&self, name: &ContainerName) -> Result<ContainerState, BackendError> {
-        let docker = self.docker().await?;
-        let r = self
-            .call(docker.inspect_container(name.as_str(), None))
-            .await?;
+    async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
+        let r = self.find(name).await?;
         self.state_from_inspect(r)
     }
 
@@ -939,14 +1033,14 @@ impl ContainerBackend for DockerEngine {
 
     async fn exec(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         req: &ExecRequest,
     ) -> Result<ExecOutput, BackendError> {
         let docker = self.docker().await?;
-        self.inspect(name).await?;
+        let id = self.inspect(name).await?.id;
         let created = self
             .call(docker.create_exec(
-                name.as_str(),
+                &id,
                 CreateExecOptions {
                     cmd: Some(req.cmd.clone()),
                     attach_stdout: Some(true),
@@ -998,12 +1092,12 @@ impl ContainerBackend for DockerEngine {
 
     async fn upload(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         dir: &str,
         tar: ByteStream,
     ) -> Result<(), BackendError> {
         let docker = self.docker().await?;
-        self.inspect(name).await?;
+        let id = self.inspect(name).await?.id;
         // A read error ends the stream early; Docker then refuses the truncated archive.
         let body = tar
             .take_while(|r| futures::future::ready(r.is_ok()))
@@ -1013,7 +1107,7 @@ impl ContainerBackend for DockerEngine {
             no_overwrite_dir_non_dir: "true".to_string(),
         };
         match docker
-            .upload_to_container_streaming(name.as_str(), Some(opts), body)
+            .upload_to_container_streaming(&id, Some(opts), body)
             .await
             .map_err(classify)
         {
@@ -1029,11 +1123,11 @@ impl ContainerBackend for DockerEngine {
         }
     }
 
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<Bytes, BackendError> {
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
         let docker = self.docker().await?;
-        self.inspect(name).await?;
+        let id = self.inspect(name).await?.id;
         let mut stream = docker.logs(
-            name.as_str(),
+            &id,
             Some(LogsOptions::<String> {
                 stdout: true,
                 stderr: true,
@@ -1071,6 +1165,7 @@ impl ContainerBackend for DockerEngine {
             .into_iter()
             .map(|i| ImageInfo {
                 owner: self.owner_of(&i.labels),
+                foreign: self.foreign(&i.labels),
                 tags: i
                     .repo_tags
                     .into_iter()
@@ -1430,10 +1525,10 @@ impl ContainerBackend for DockerEngine {
 
     async fn runner(&self, owner: &UserName) -> Result<Option<RunnerState>, BackendError> {
         let docker = self.docker().await?;
-        let r = match self
-            .call(docker.inspect_container(&self.runner_name(owner), None))
-            .await
-        {
+        let Some(id) = self.runner_ids(owner).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let r = match self.call(docker.inspect_container(&id, None)).await {
             Ok(r) => r,
             Err(BackendError::NoSuchContainer) => return Ok(None),
             Err(e) => return Err(e),
@@ -1469,20 +1564,16 @@ impl ContainerBackend for DockerEngine {
     }
 
     async fn remove_runner(&self, owner: &UserName) -> Result<(), BackendError> {
-        if self.runner(owner).await?.is_none() {
-            return Ok(());
-        }
         let docker = self.docker().await?;
-        let opts = RemoveContainerOptions {
-            force: true,
-            ..Default::default()
-        };
-        match self
-            .call(docker.remove_container(&self.runner_name(owner), Some(opts)))
-            .await
-        {
-            Ok(()) | Err(BackendError::NoSuchContainer) => {}
-            Err(e) => return Err(e),
+        for id in self.runner_ids(owner).await? {
+            let opts = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            match self.call(docker.remove_container(&id, Some(opts))).await {
+                Ok(()) | Err(BackendError::NoSuchContainer) => {}
+                Err(e) => return Err(e),
+            }
         }
         // The runner kept the owner's network; it goes with the last of their containers.
         self.remove_network_if_unused(owner).await

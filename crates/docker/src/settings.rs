@@ -66,8 +66,9 @@ pub struct DockerSettings {
     /// links to published ports unless `address` is set (`WM_HOST_ID`, or `WM_HOST_NAME`).
     /// Default: this machine's host name.
     pub host_name: String,
-    /// The address users reach this host's published ports at, when it is not
-    /// `host_name` (`WM_HOST_ADDRESS`), e.g. `blade3.ie.example.org`.
+    /// The address users reach this host's published ports at (`WM_HOST_ADDRESS`), e.g.
+    /// `blade3.ie.example.org`. Unset, `wm serve` uses this machine's primary IPv4 address
+    /// and an agent the host of its URL; the console is never browsed under it.
     pub address: Option<String>,
     /// What this host offers that a container or a role may require, e.g. `gpu`
     /// (`WM_HOST_LABELS`, space-separated).

@@ -114,6 +114,48 @@ impl fmt::Display for ContainerName {
     }
 }
 
+/// Which container: its owner and its short name. This pair is a container's identity.
+/// The full name `<owner>-<short name>` is only how people see it: user names may hold
+/// `-`, so two pairs can share one full name (`ab-c` + `web` and `ab` + `c-web`), and
+/// nothing is keyed by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct ContainerKey {
+    pub owner: UserName,
+    pub short: ShortName,
+}
+
+impl ContainerKey {
+    /// The key of `owner`'s container `short`; refused when its full name would be
+    /// longer than [`ContainerName::MAX_LEN`].
+    pub fn new(owner: &UserName, short: &ShortName) -> Result<Self, ParseError> {
+        ContainerName::new(owner, short)?;
+        Ok(Self {
+            owner: owner.clone(),
+            short: short.clone(),
+        })
+    }
+
+    /// The full name, `<owner>-<short name>`.
+    pub fn full_name(&self) -> ContainerName {
+        ContainerName(format!("{}-{}", self.owner.as_str(), self.short.as_str()))
+    }
+
+    /// The short name, when `full` is `owner`'s full name `<owner>-<short>`.
+    pub fn of_full_name(owner: &UserName, full: &str) -> Option<Self> {
+        let short = full
+            .strip_prefix(owner.as_str())?
+            .strip_prefix('-')
+            .and_then(|s| ShortName::parse(s).ok())?;
+        Self::new(owner, &short).ok()
+    }
+}
+
+impl fmt::Display for ContainerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.owner.as_str(), self.short.as_str())
+    }
+}
+
 /// One environment variable, `KEY=value`. The key is a POSIX shell name so that every
 /// image's shell can read it; the value may hold anything but NUL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +357,28 @@ mod tests {
                 .as_str()
                 .len(),
             63
+        );
+    }
+
+    #[test]
+    fn keys_share_full_names_but_not_identities() {
+        let web = ShortName::parse("web").unwrap();
+        let c_web = ShortName::parse("c-web").unwrap();
+        let a = ContainerKey::new(&user("ab-c"), &web).unwrap();
+        let b = ContainerKey::new(&user("ab"), &c_web).unwrap();
+        assert_eq!(a.full_name(), b.full_name());
+        assert_ne!(a, b);
+        // A full name is read as one owner's.
+        assert_eq!(ContainerKey::of_full_name(&user("ab"), "ab-c-web"), Some(b));
+        assert_eq!(
+            ContainerKey::of_full_name(&user("ab-c"), "ab-c-web"),
+            Some(a)
+        );
+        assert_eq!(ContainerKey::of_full_name(&user("ab"), "abc-web"), None);
+        assert_eq!(ContainerKey::of_full_name(&user("ab"), "ab-"), None);
+        assert_eq!(ContainerKey::of_full_name(&user("ab"), "ab-c.web"), None);
+        assert!(
+            ContainerKey::new(&user("alice"), &ShortName::parse(&"a".repeat(58)).unwrap()).is_err()
         );
     }
 

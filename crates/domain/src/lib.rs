@@ -10,7 +10,8 @@ mod image;
 mod user;
 
 pub use container::{
-    parse_env_list, parse_port_list, ContainerName, EnvVar, GuestPort, ShortName, MAX_ENV_VARS,
+    parse_env_list, parse_port_list, ContainerKey, ContainerName, EnvVar, GuestPort, ShortName,
+    MAX_ENV_VARS,
 };
 pub use dockerfile::Dockerfile;
 pub use image::ImageRef;

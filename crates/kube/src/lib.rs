@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::time::Duration;
-use wm_domain::{ContainerName, Role, UserName};
+use wm_domain::{ContainerKey, Role, UserName};
 
 pub use manifests::{render_manifests, KubeContainerSpec};
 pub use settings::{KubeSettings, Resources, ResourcesByRole, RoleResources};
@@ -220,11 +220,11 @@ impl Kube {
             }
             self.apply(object).await?;
         }
-        self.find(&spec.name).await
+        self.find(&spec.key()).await
     }
 
     /// The container, wherever its owner's namespace is.
-    pub async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    pub async fn inspect(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         self.find(name).await
     }
 
@@ -261,18 +261,18 @@ impl Kube {
     }
 
     /// Scales the container to one replica.
-    pub async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    pub async fn start(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         self.scale(name, 1).await
     }
 
     /// Scales the container to zero: the pod goes, the objects and the volume stay.
-    pub async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    pub async fn stop(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         self.scale(name, 0).await
     }
 
     /// Deletes the container's Deployment (with its pods), Service and Ingress, and
     /// returns once they are gone. A container that is already gone is not an error.
-    pub async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+    pub async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError> {
         let lp = self.container_selector(name);
         let dp = DeleteParams::foreground();
         let deadline =
@@ -313,7 +313,7 @@ impl Kube {
     }
 
     /// The last `tail` lines of the container's pod; empty while it has none (stopped).
-    pub async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError> {
+    pub async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<String, BackendError> {
         let (deployment, pods) = self.lookup(name).await?;
         let Some(pod) = pods.iter().find_map(|p| p.metadata.name.clone()) else {
             return Ok(String::new());
@@ -456,7 +456,7 @@ impl Kube {
 
     async fn scale(
         &self,
-        name: &ContainerName,
+        name: &ContainerKey,
         replicas: i32,
     ) -> Result<KubeContainer, BackendError> {
         let (deployment, _) = self.lookup(name).await?;
@@ -467,11 +467,12 @@ impl Kube {
             ..Default::default()
         };
         let patch = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
-        self.call(api.patch(name.as_str(), &pp, &patch)).await?;
+        self.call(api.patch(name.full_name().as_str(), &pp, &patch))
+            .await?;
         self.find(name).await
     }
 
-    async fn find(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn find(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         let (deployment, pods) = self.lookup(name).await?;
         let pods: Vec<&Pod> = pods.iter().collect();
         self.view(&deployment, &pods)
@@ -479,7 +480,7 @@ impl Kube {
     }
 
     /// The container's Deployment and pods, found by label in whichever namespace.
-    async fn lookup(&self, name: &ContainerName) -> Result<(Deployment, Vec<Pod>), BackendError> {
+    async fn lookup(&self, name: &ContainerKey) -> Result<(Deployment, Vec<Pod>), BackendError> {
         let lp = self.container_selector(name);
         let deployment = self
             .call(Api::<Deployment>::all(self.client.clone()).list(&lp))
@@ -496,11 +497,14 @@ impl Kube {
         Ok((deployment, pods))
     }
 
-    fn container_selector(&self, name: &ContainerName) -> ListParams {
+    /// The objects of one container: its owner's as well as its full name's, since two
+    /// owners' containers may share a full name.
+    fn container_selector(&self, name: &ContainerKey) -> ListParams {
         ListParams::default().labels(&format!(
-            "{},wm.name={}",
+            "{},wm.owner={},wm.name={}",
             instance_selector(&self.settings),
-            name
+            name.owner,
+            name.full_name()
         ))
     }
 
@@ -710,14 +714,14 @@ pub trait Cluster: Send + Sync {
     /// Creates or updates the user's namespace and what goes in it.
     async fn ensure_user(&self, user: &UserName, role: Role) -> Result<(), BackendError>;
     async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError>;
-    async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError>;
+    async fn inspect(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError>;
     /// Every container of this installation in the cluster.
     async fn list(&self) -> Result<Vec<KubeContainer>, BackendError>;
-    async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError>;
-    async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError>;
+    async fn start(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError>;
+    async fn stop(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError>;
     /// Removes the container's objects and waits until they are gone.
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError>;
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError>;
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError>;
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<String, BackendError>;
     /// A kubeconfig for the user's namespace with a fresh token.
     async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError>;
 }
@@ -733,22 +737,22 @@ impl Cluster for Kube {
     async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError> {
         Kube::create(self, spec).await
     }
-    async fn inspect(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn inspect(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         Kube::inspect(self, name).await
     }
     async fn list(&self) -> Result<Vec<KubeContainer>, BackendError> {
         Kube::list(self).await
     }
-    async fn start(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn start(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         Kube::start(self, name).await
     }
-    async fn stop(&self, name: &ContainerName) -> Result<KubeContainer, BackendError> {
+    async fn stop(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError> {
         Kube::stop(self, name).await
     }
-    async fn remove(&self, name: &ContainerName) -> Result<(), BackendError> {
+    async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError> {
         Kube::remove(self, name).await
     }
-    async fn logs(&self, name: &ContainerName, tail: u32) -> Result<String, BackendError> {
+    async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<String, BackendError> {
         Kube::logs(self, name, tail).await
     }
     async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError> {

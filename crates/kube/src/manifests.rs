@@ -64,6 +64,16 @@ pub fn namespace_of<'a>(
     Ok(ns)
 }
 
+impl KubeContainerSpec {
+    /// The container's identity: owner and short name.
+    pub fn key(&self) -> wm_domain::ContainerKey {
+        wm_domain::ContainerKey {
+            owner: self.owner.clone(),
+            short: self.short_name.clone(),
+        }
+    }
+}
+
 /// The labels of everything we make for a user (and, with `name`, for one container).
 pub fn labels(settings: &KubeSettings, owner: &UserName, name: Option<&ContainerName>) -> Value {
     let mut l = Map::new();

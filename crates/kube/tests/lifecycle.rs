@@ -234,7 +234,7 @@ async fn container_lifecycle() {
         .unwrap();
     assert_eq!(backend.port.unwrap().number, Some(8080));
 
-    assert_eq!(s.kube.inspect(&web.name).await.unwrap(), c);
+    assert_eq!(s.kube.inspect(&web.key()).await.unwrap(), c);
 
     // A second creation of the same name is refused; its retry is not.
     let again = spec("alice", "web", &[80], "create-2");
@@ -260,7 +260,7 @@ async fn container_lifecycle() {
     names.sort();
     assert_eq!(names, ["alice-web", "bob-db"]);
 
-    let stopped = s.kube.stop(&web.name).await.unwrap();
+    let stopped = s.kube.stop(&web.key()).await.unwrap();
     assert_eq!(stopped.state, KubeState::Stopped);
     let pods: Api<Pod> = Api::namespaced(s.admin.clone(), "alice");
     assert!(pods
@@ -269,15 +269,15 @@ async fn container_lifecycle() {
         .unwrap()
         .items
         .is_empty());
-    assert_eq!(s.kube.logs(&web.name, 10).await.unwrap(), "");
-    let started = s.kube.start(&web.name).await.unwrap();
+    assert_eq!(s.kube.logs(&web.key(), 10).await.unwrap(), "");
+    let started = s.kube.start(&web.key()).await.unwrap();
     assert_eq!(started.state, KubeState::Running);
-    let logs = s.kube.logs(&web.name, 1).await.unwrap();
+    let logs = s.kube.logs(&web.key(), 1).await.unwrap();
     assert_eq!(logs.lines().count(), 1, "{logs}");
     assert!(logs.contains("is running"), "{logs}");
 
     // Removal returns once all three are gone, not when their deletion was asked.
-    s.kube.remove(&web.name).await.unwrap();
+    s.kube.remove(&web.key()).await.unwrap();
     for plural in ["deployments", "services", "ingresses"] {
         assert!(
             s.server.object(plural, "alice", "alice-web").is_none(),
@@ -291,12 +291,12 @@ async fn container_lifecycle() {
         .items
         .is_empty());
     assert!(matches!(
-        s.kube.inspect(&web.name).await,
+        s.kube.inspect(&web.key()).await,
         Err(BackendError::NoSuchContainer)
     ));
-    s.kube.remove(&web.name).await.unwrap();
+    s.kube.remove(&web.key()).await.unwrap();
     assert!(matches!(
-        s.kube.start(&web.name).await,
+        s.kube.start(&web.key()).await,
         Err(BackendError::NoSuchContainer)
     ));
     let names: Vec<String> = s
@@ -774,4 +774,42 @@ async fn a_missing_kubeconfig_is_named() {
     .err()
     .expect("refused");
     assert!(err.to_string().contains("token_expiry_secs"), "{err}");
+}
+
+/// `ab-c`'s `web` and `ab`'s `c-web` share the full name `ab-c-web` (issue 12, item 9):
+/// each lives in its owner's namespace, and each call reaches its own only.
+#[tokio::test]
+async fn one_full_name_in_two_namespaces() {
+    let s = setup(|_| {}).await;
+    let first = spec("ab-c", "web", &[80], "create-a");
+    let second = spec("ab", "c-web", &[80], "create-b");
+    assert_eq!(first.name, second.name);
+    s.kube.create(&first).await.unwrap();
+    s.kube.create(&second).await.unwrap();
+    assert!(s.server.object("deployments", "ab-c", "ab-c-web").is_some());
+    assert!(s.server.object("deployments", "ab", "ab-c-web").is_some());
+
+    assert_eq!(s.kube.inspect(&first.key()).await.unwrap().owner, "ab-c");
+    assert_eq!(s.kube.inspect(&second.key()).await.unwrap().owner, "ab");
+    let stopped = s.kube.stop(&second.key()).await.unwrap();
+    assert_eq!(stopped.owner, "ab");
+    assert_eq!(stopped.state, KubeState::Stopped);
+    assert_eq!(
+        s.kube.inspect(&first.key()).await.unwrap().state,
+        KubeState::Running,
+        "the other owner's container runs on"
+    );
+
+    s.kube.remove(&second.key()).await.unwrap();
+    for plural in ["deployments", "services", "ingresses"] {
+        assert!(
+            s.server.object(plural, "ab", "ab-c-web").is_none(),
+            "{plural}"
+        );
+        assert!(
+            s.server.object(plural, "ab-c", "ab-c-web").is_some(),
+            "the other owner's {plural} stays"
+        );
+    }
+    assert_eq!(s.kube.inspect(&first.key()).await.unwrap().owner, "ab-c");
 }

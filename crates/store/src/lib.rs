@@ -11,7 +11,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use wm_domain::{ContainerName, GuestPort, Role, UserName};
+use wm_domain::{ContainerKey, ContainerName, GuestPort, Role, UserName};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -86,9 +86,10 @@ pub struct PortLease {
 
 #[derive(Debug, Clone)]
 pub struct ContainerRecord {
+    /// The full name, `<owner>-<short name>`: what people see, not unique.
     pub name: ContainerName,
     pub owner: UserName,
-    pub short_name: String,
+    pub short_name: wm_domain::ShortName,
     pub image: String,
     pub backend: String,
     pub host: String,
@@ -97,6 +98,16 @@ pub struct ContainerRecord {
     pub engine_id: Option<String>,
     pub created_at: i64,
     pub ports: Vec<PortLease>,
+}
+
+impl ContainerRecord {
+    /// The container's identity: owner and short name.
+    pub fn key(&self) -> ContainerKey {
+        ContainerKey {
+            owner: self.owner.clone(),
+            short: self.short_name.clone(),
+        }
+    }
 }
 
 /// A user's GitLab runner settings.
@@ -396,8 +407,8 @@ impl Store {
 
     // --- containers ----------------------------------------------------------------------
 
-    /// Inserts the container; [`StoreError::Conflict`] when the name is taken. This is
-    /// what reserves a name against concurrent creates.
+    /// Inserts the container; [`StoreError::Conflict`] when its owner has one of that
+    /// short name. This is what reserves a name against concurrent creates.
     pub async fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at) \
@@ -405,7 +416,7 @@ impl Store {
         )
         .bind(c.name.as_str())
         .bind(c.owner.as_str())
-        .bind(&c.short_name)
+        .bind(c.short_name.as_str())
         .bind(&c.image)
         .bind(&c.backend)
         .bind(&c.host)
@@ -419,15 +430,32 @@ impl Store {
         Ok(())
     }
 
-    pub async fn container(&self, name: &str) -> Result<Option<ContainerRecord>> {
-        let row = sqlx::query("SELECT * FROM containers WHERE name = $1")
-            .bind(name)
+    pub async fn container(&self, key: &ContainerKey) -> Result<Option<ContainerRecord>> {
+        let row = sqlx::query("SELECT * FROM containers WHERE owner = $1 AND short_name = $2")
+            .bind(key.owner.as_str())
+            .bind(key.short.as_str())
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut c = container_from_row(&row)?;
-        c.ports = self.ports_of(name).await?;
+        c.ports = self.ports_of(key).await?;
         Ok(Some(c))
+    }
+
+    /// Every container whose full name is `name`, whoever owns it: several when user
+    /// names make `<owner>-<short name>` the same for different owners.
+    pub async fn containers_named(&self, name: &str) -> Result<Vec<ContainerRecord>> {
+        let rows = sqlx::query("SELECT * FROM containers WHERE name = $1 ORDER BY owner")
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut c = container_from_row(r)?;
+            c.ports = self.ports_of(&c.key()).await?;
+            out.push(c);
+        }
+        Ok(out)
     }
 
     /// Containers of one owner, or everyone's, ordered by name, with their ports.
@@ -440,38 +468,37 @@ impl Store {
                     .await?
             }
             None => {
-                sqlx::query("SELECT * FROM containers ORDER BY name")
+                sqlx::query("SELECT * FROM containers ORDER BY name, owner")
                     .fetch_all(&self.pool)
                     .await?
             }
         };
         let leases = match owner {
-            Some(o) => {
-                sqlx::query(
-                    "SELECT l.container, l.guest_port, l.host_port FROM port_leases l \
-                     JOIN containers c ON c.name = l.container WHERE c.owner = $1",
-                )
-                .bind(o)
-                .fetch_all(&self.pool)
-                .await?
-            }
+            Some(o) => sqlx::query(
+                "SELECT owner, short_name, guest_port, host_port FROM port_leases WHERE owner = $1",
+            )
+            .bind(o)
+            .fetch_all(&self.pool)
+            .await?,
             None => {
-                sqlx::query("SELECT container, guest_port, host_port FROM port_leases")
+                sqlx::query("SELECT owner, short_name, guest_port, host_port FROM port_leases")
                     .fetch_all(&self.pool)
                     .await?
             }
         };
-        let mut by_container: BTreeMap<String, Vec<PortLease>> = BTreeMap::new();
+        let mut by_container: BTreeMap<(String, String), Vec<PortLease>> = BTreeMap::new();
         for l in &leases {
             by_container
-                .entry(l.try_get("container")?)
+                .entry((l.try_get("owner")?, l.try_get("short_name")?))
                 .or_default()
                 .push(lease_from_row(l)?);
         }
         rows.iter()
             .map(|r| {
                 let mut c = container_from_row(r)?;
-                c.ports = by_container.remove(c.name.as_str()).unwrap_or_default();
+                c.ports = by_container
+                    .remove(&(c.owner.to_string(), c.short_name.to_string()))
+                    .unwrap_or_default();
                 c.ports.sort_by_key(|p| p.guest);
                 Ok(c)
             })
@@ -480,45 +507,55 @@ impl Store {
 
     pub async fn set_container_status(
         &self,
-        name: &str,
+        key: &ContainerKey,
         status: &str,
         engine_id: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE containers SET status = $1, engine_id = COALESCE($2, engine_id) WHERE name = $3",
+            "UPDATE containers SET status = $1, engine_id = COALESCE($2, engine_id) \
+             WHERE owner = $3 AND short_name = $4",
         )
         .bind(status)
         .bind(engine_id)
-        .bind(name)
+        .bind(key.owner.as_str())
+        .bind(key.short.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     /// Marks a container as gone from its host and releases its ports, in one step.
-    pub async fn mark_container_gone(&self, name: &str) -> Result<()> {
+    pub async fn mark_container_gone(&self, key: &ContainerKey) -> Result<()> {
         self.release_ports_and(
-            name,
-            "UPDATE containers SET status = 'gone' WHERE name = $1",
+            key,
+            "UPDATE containers SET status = 'gone' WHERE owner = $1 AND short_name = $2",
         )
         .await
     }
 
     /// Deletes the container and its port leases.
-    pub async fn delete_container(&self, name: &str) -> Result<()> {
-        self.release_ports_and(name, "DELETE FROM containers WHERE name = $1")
-            .await
+    pub async fn delete_container(&self, key: &ContainerKey) -> Result<()> {
+        self.release_ports_and(
+            key,
+            "DELETE FROM containers WHERE owner = $1 AND short_name = $2",
+        )
+        .await
     }
 
-    /// Releases a container's ports and runs `then` (binding the name as `$1`), in one
-    /// transaction.
-    async fn release_ports_and(&self, name: &str, then: &str) -> Result<()> {
+    /// Releases a container's ports and runs `then` (binding the owner as `$1` and the
+    /// short name as `$2`), in one transaction.
+    async fn release_ports_and(&self, key: &ContainerKey, then: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM port_leases WHERE container = $1")
-            .bind(name)
+        sqlx::query("DELETE FROM port_leases WHERE owner = $1 AND short_name = $2")
+            .bind(key.owner.as_str())
+            .bind(key.short.as_str())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(then).bind(name).execute(&mut *tx).await?;
+        sqlx::query(then)
+            .bind(key.owner.as_str())
+            .bind(key.short.as_str())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -585,15 +622,17 @@ impl Store {
         &self,
         host: &str,
         host_port: u16,
-        container: &str,
+        container: &ContainerKey,
         guest: GuestPort,
     ) -> Result<bool> {
         let r = sqlx::query(
-            "INSERT INTO port_leases (host, host_port, container, guest_port) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO port_leases (host, host_port, owner, short_name, guest_port) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(host)
         .bind(i64::from(host_port))
-        .bind(container)
+        .bind(container.owner.as_str())
+        .bind(container.short.as_str())
         .bind(i64::from(guest.get()))
         .execute(&self.pool)
         .await;
@@ -604,11 +643,13 @@ impl Store {
         }
     }
 
-    async fn ports_of(&self, container: &str) -> Result<Vec<PortLease>> {
+    async fn ports_of(&self, container: &ContainerKey) -> Result<Vec<PortLease>> {
         let rows = sqlx::query(
-            "SELECT guest_port, host_port FROM port_leases WHERE container = $1 ORDER BY guest_port",
+            "SELECT guest_port, host_port FROM port_leases \
+             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port",
         )
-        .bind(container)
+        .bind(container.owner.as_str())
+        .bind(container.short.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(lease_from_row).collect()
@@ -685,6 +726,23 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// Every user's CI settings (for rewriting them, e.g. sealing old plain tokens).
+    pub async fn all_ci_settings(&self) -> Result<Vec<CiSettings>> {
+        let rows = sqlx::query("SELECT * FROM ci_settings ORDER BY owner")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(CiSettings {
+                    owner: parse_user_name(r.try_get("owner")?)?,
+                    gitlab_url: r.try_get("gitlab_url")?,
+                    runner_token: r.try_get("runner_token")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn set_ci_settings(&self, c: &CiSettings) -> Result<()> {
@@ -812,7 +870,11 @@ fn container_from_row(r: &AnyRow) -> Result<ContainerRecord> {
         name: ContainerName::parse(&name)
             .map_err(|e| StoreError::Corrupt(format!("container name: {e}")))?,
         owner: parse_user_name(r.try_get("owner")?)?,
-        short_name: r.try_get("short_name")?,
+        short_name: {
+            let s: String = r.try_get("short_name")?;
+            wm_domain::ShortName::parse(&s)
+                .map_err(|e| StoreError::Corrupt(format!("short name of {name}: {e}")))?
+        },
         image: r.try_get("image")?,
         backend: r.try_get("backend")?,
         host: r.try_get("host")?,

@@ -5,7 +5,7 @@
 //! and sets it). Without it the PostgreSQL half fails, never skips.
 
 use std::future::Future;
-use wm_domain::{ContainerName, GuestPort, Role, ShortName, UserName};
+use wm_domain::{ContainerKey, ContainerName, GuestPort, Role, ShortName, UserName};
 use wm_store::{
     AuditEntry, CiSettings, ContainerRecord, ImageMeta, Store, StoreError, Token, TokenKind, User,
     UserSource,
@@ -81,7 +81,7 @@ fn container(owner: &str, short: &str) -> ContainerRecord {
     ContainerRecord {
         name: ContainerName::new(&o, &s).unwrap(),
         owner: o,
-        short_name: short.into(),
+        short_name: s,
         image: "busybox:latest".into(),
         backend: "docker".into(),
         host: "h1".into(),
@@ -91,6 +91,15 @@ fn container(owner: &str, short: &str) -> ContainerRecord {
         created_at: 1_700_000_100,
         ports: Vec::new(),
     }
+}
+
+/// The key of `owner`'s container `short`.
+fn k(owner: &str, short: &str) -> ContainerKey {
+    ContainerKey::new(
+        &UserName::parse(owner).unwrap(),
+        &ShortName::parse(short).unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -250,13 +259,25 @@ async fn containers_and_port_leases() {
         s.insert_container(&container("bob", "db")).await.unwrap();
 
         let g = |n| GuestPort::new(n).unwrap();
-        assert!(s.lease_port("h1", 40000, "alice-web", g(80)).await.unwrap());
-        assert!(s.lease_port("h1", 40001, "alice-web", g(22)).await.unwrap());
+        assert!(s
+            .lease_port("h1", 40000, &k("alice", "web"), g(80))
+            .await
+            .unwrap());
+        assert!(s
+            .lease_port("h1", 40001, &k("alice", "web"), g(22))
+            .await
+            .unwrap());
         // Taken on h1, free on h2.
-        assert!(!s.lease_port("h1", 40000, "bob-db", g(5432)).await.unwrap());
-        assert!(s.lease_port("h2", 40000, "bob-db", g(5432)).await.unwrap());
+        assert!(!s
+            .lease_port("h1", 40000, &k("bob", "db"), g(5432))
+            .await
+            .unwrap());
+        assert!(s
+            .lease_port("h2", 40000, &k("bob", "db"), g(5432))
+            .await
+            .unwrap());
 
-        let got = s.container("alice-web").await.unwrap().unwrap();
+        let got = s.container(&k("alice", "web")).await.unwrap().unwrap();
         assert_eq!(got.env, ["A=1", "B=two words"]);
         let ports: Vec<(u16, u16)> = got
             .ports
@@ -270,13 +291,13 @@ async fn containers_and_port_leases() {
         assert_eq!(mine[0].ports.len(), 2);
         assert_eq!(s.containers(None).await.unwrap().len(), 2);
 
-        s.set_container_status("alice-web", "running", Some("abc"))
+        s.set_container_status(&k("alice", "web"), "running", Some("abc"))
             .await
             .unwrap();
-        s.set_container_status("alice-web", "exited", None)
+        s.set_container_status(&k("alice", "web"), "exited", None)
             .await
             .unwrap();
-        let got = s.container("alice-web").await.unwrap().unwrap();
+        let got = s.container(&k("alice", "web")).await.unwrap().unwrap();
         assert_eq!(got.status, "exited");
         assert_eq!(got.engine_id.as_deref(), Some("abc"));
         let counts = s.count_containers_by_status().await.unwrap();
@@ -285,19 +306,21 @@ async fn containers_and_port_leases() {
             [("creating".to_string(), 1), ("exited".to_string(), 1)]
         );
 
-        s.mark_container_gone("bob-db").await.unwrap();
-        let bob = s.container("bob-db").await.unwrap().unwrap();
+        s.mark_container_gone(&k("bob", "db")).await.unwrap();
+        let bob = s.container(&k("bob", "db")).await.unwrap().unwrap();
         assert_eq!(bob.status, "gone");
         assert!(bob.ports.is_empty(), "a gone container holds no ports");
         assert!(
-            s.lease_port("h2", 40000, "bob-db", g(5432)).await.unwrap(),
+            s.lease_port("h2", 40000, &k("bob", "db"), g(5432))
+                .await
+                .unwrap(),
             "its port is free again"
         );
         assert!(
             s.containers_per_host().await.unwrap().is_empty(),
             "neither a gone nor a stopped container counts on its host"
         );
-        s.set_container_status("alice-web", "running", None)
+        s.set_container_status(&k("alice", "web"), "running", None)
             .await
             .unwrap();
         assert_eq!(
@@ -305,11 +328,11 @@ async fn containers_and_port_leases() {
             [("h1".to_string(), 1)]
         );
 
-        s.delete_container("alice-web").await.unwrap();
-        assert!(s.container("alice-web").await.unwrap().is_none());
+        s.delete_container(&k("alice", "web")).await.unwrap();
+        assert!(s.container(&k("alice", "web")).await.unwrap().is_none());
         s.insert_container(&web).await.unwrap();
         assert!(
-            s.container("alice-web")
+            s.container(&k("alice", "web"))
                 .await
                 .unwrap()
                 .unwrap()
@@ -317,7 +340,10 @@ async fn containers_and_port_leases() {
                 .is_empty(),
             "leases go with the container"
         );
-        assert!(s.lease_port("h1", 40001, "alice-web", g(22)).await.unwrap());
+        assert!(s
+            .lease_port("h1", 40001, &k("alice", "web"), g(22))
+            .await
+            .unwrap());
     })
     .await;
 }
@@ -338,7 +364,7 @@ async fn concurrent_leases_never_share_a_port() {
                     s.lease_port(
                         "h1",
                         45000,
-                        &format!("alice-c{i}"),
+                        &k("alice", &format!("c{i}")),
                         GuestPort::new(80).unwrap(),
                     )
                     .await
@@ -385,7 +411,7 @@ async fn image_metadata_and_use() {
         s.insert_container(&c).await.unwrap();
         assert!(s.image_in_use("wm/alice/web:1").await.unwrap());
         assert!(!s.image_in_use("busybox:latest").await.unwrap());
-        s.mark_container_gone("alice-web").await.unwrap();
+        s.mark_container_gone(&k("alice", "web")).await.unwrap();
         assert!(
             !s.image_in_use("wm/alice/web:1").await.unwrap(),
             "gone containers use nothing"
@@ -411,7 +437,9 @@ async fn ci_settings_per_user() {
         s.set_ci_settings(&c).await.unwrap();
         assert_eq!(s.ci_settings("alice").await.unwrap(), Some(c.clone()));
         assert!(!format!("{c:?}").contains("glrt"), "the token never prints");
+        assert_eq!(s.all_ci_settings().await.unwrap(), vec![c.clone()]);
         s.delete_ci_settings("alice").await.unwrap();
+        assert!(s.all_ci_settings().await.unwrap().is_empty());
         assert!(s.ci_settings("alice").await.unwrap().is_none());
     })
     .await;
@@ -471,4 +499,135 @@ async fn drained_hosts() {
         assert_eq!(s.drained_hosts().await.unwrap(), ["h2"]);
     })
     .await;
+}
+
+/// User names may hold '-': `ab-c`'s `web` and `ab`'s `c-web` are both `ab-c-web` to
+/// people, and must be two containers here, each with its own ports.
+#[tokio::test]
+async fn one_full_name_two_owners() {
+    both(|s| async move {
+        s.insert_user(&user("ab-c", Role::Student)).await.unwrap();
+        s.insert_user(&user("ab", Role::Student)).await.unwrap();
+        let first = container("ab-c", "web");
+        let second = container("ab", "c-web");
+        assert_eq!(first.name, second.name);
+        s.insert_container(&first).await.unwrap();
+        s.insert_container(&second)
+            .await
+            .expect("another owner's container of the same full name is no conflict");
+        assert!(matches!(
+            s.insert_container(&second).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let g = |n| GuestPort::new(n).unwrap();
+        assert!(s
+            .lease_port("h1", 41000, &k("ab-c", "web"), g(80))
+            .await
+            .unwrap());
+        assert!(s
+            .lease_port("h1", 41001, &k("ab", "c-web"), g(80))
+            .await
+            .unwrap());
+
+        let named = s.containers_named("ab-c-web").await.unwrap();
+        let owners: Vec<&str> = named.iter().map(|c| c.owner.as_str()).collect();
+        assert_eq!(owners, ["ab", "ab-c"]);
+        assert_eq!(named[0].ports[0].host_port, 41001);
+        assert_eq!(named[1].ports[0].host_port, 41000);
+        let mine = s.containers(Some("ab")).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].short_name.as_str(), "c-web");
+        assert_eq!(mine[0].ports.len(), 1);
+
+        s.set_container_status(&k("ab", "c-web"), "running", Some("id2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.container(&k("ab-c", "web"))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "creating",
+            "a status goes to its own container only"
+        );
+        s.mark_container_gone(&k("ab-c", "web")).await.unwrap();
+        assert_eq!(
+            s.container(&k("ab", "c-web"))
+                .await
+                .unwrap()
+                .unwrap()
+                .ports
+                .len(),
+            1,
+            "the other owner's ports stay"
+        );
+        s.delete_container(&k("ab-c", "web")).await.unwrap();
+        assert!(s.container(&k("ab-c", "web")).await.unwrap().is_none());
+        assert_eq!(s.containers_named("ab-c-web").await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+/// A database made by a version that keyed containers by full name keeps its
+/// containers and their ports through the upgrade.
+#[tokio::test]
+async fn upgrade_keeps_containers_keyed_by_full_name() {
+    // The migrations of that version, applied to a fresh database of each kind.
+    let old = tempfile::tempdir().unwrap();
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for f in std::fs::read_dir(&here).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().to_string_lossy().to_string();
+        if name.as_str() < "0005" {
+            std::fs::copy(f.path(), old.path().join(&name)).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}/wm.db?mode=rwc", dir.path().display());
+    let pg_admin = std::env::var("WM_TEST_POSTGRES_URL").expect("WM_TEST_POSTGRES_URL");
+    let pg_db = format!("wm_test_{}", uuid::Uuid::new_v4().simple());
+    raw(&pg_admin, &format!("CREATE DATABASE {pg_db}")).await;
+    let pg_url = format!("{}/{pg_db}", pg_admin.rsplit_once('/').unwrap().0);
+    for url in [&sqlite_url, &pg_url] {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
+        sqlx::migrate::Migrator::new(old.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO users (name, role, source, created_at) VALUES ('ab-c', 'student', 'local', 1)",
+            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at) \
+             VALUES ('ab-c-web', 'ab-c', 'web', 'busybox', 'docker', 'h1', 'running', '[]', 'e1', 2)",
+            "INSERT INTO port_leases (host, host_port, container, guest_port) VALUES ('h1', 42000, 'ab-c-web', 80)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let s = Store::connect(url).await.unwrap();
+        let c = s.container(&k("ab-c", "web")).await.unwrap().unwrap();
+        assert_eq!(c.name.as_str(), "ab-c-web");
+        assert_eq!(c.status, "running");
+        assert_eq!(c.engine_id.as_deref(), Some("e1"));
+        assert_eq!(c.ports.len(), 1);
+        assert_eq!(c.ports[0].host_port, 42000);
+        // The lease still holds its port, and still goes with its container.
+        assert!(!s
+            .lease_port("h1", 42000, &k("ab-c", "web"), GuestPort::new(81).unwrap())
+            .await
+            .unwrap());
+        s.insert_user(&user("ab", Role::Student)).await.unwrap();
+        s.insert_container(&container("ab", "c-web")).await.unwrap();
+        s.delete_container(&k("ab-c", "web")).await.unwrap();
+        assert!(s
+            .lease_port("h1", 42000, &k("ab", "c-web"), GuestPort::new(80).unwrap())
+            .await
+            .unwrap());
+        s.close().await;
+    }
+    raw(&pg_admin, &format!("DROP DATABASE {pg_db} WITH (FORCE)")).await;
 }

@@ -134,6 +134,25 @@ impl Browser {
         self.post("/url", json!({ "url": url })).await;
     }
 
+    /// Every cookie the browser holds for the current page's site, `HttpOnly` ones
+    /// included, as `name=value` strings.
+    pub async fn cookies(&self) -> Vec<String> {
+        self.get("/cookie")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}={}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["value"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
     pub async fn url(&self) -> String {
         self.get("/url")
             .await

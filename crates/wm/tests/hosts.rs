@@ -443,12 +443,15 @@ async fn a_killed_agent_is_routed_around_and_reconciled_when_it_returns() {
     let h2 = Agent::start("h2", 41400, "", &[]);
     let console = Console::start(&[&h1, &h2], &[]).await;
     let image = wm_testkit::TEST_IMAGE;
-    let (_, token) = console.student().await;
+    let (owner, token) = console.student().await;
     let on_h1 = console
         .create(&token, json!({"name": "a", "image": image, "ports": [80]}))
         .await;
     assert_eq!(on_h1["host"], "h1");
     let name = on_h1["name"].as_str().unwrap().to_string();
+    // The engine's name for it: `<instance>.<owner>.<short name>`.
+    let engine_name = format!("{}.{owner}.a", h1.instance);
+    assert!(wm_testkit::inspect("container", &engine_name).is_some());
 
     h1.kill();
     console.wait_host("h1", "down").await;
@@ -492,7 +495,7 @@ async fn a_killed_agent_is_routed_around_and_reconciled_when_it_returns() {
     assert!(health["docker"]["error"].as_str().unwrap().contains("h1"));
 
     // While the agent is away, the container stops on its engine.
-    let out = wm_testkit::docker(&["stop", "-t", "1", &name]);
+    let out = wm_testkit::docker(&["stop", "-t", "1", &engine_name]);
     assert!(out.status.success());
     h1.resume();
     console.wait_host("h1", "up").await;
@@ -545,7 +548,7 @@ async fn a_killed_agent_is_routed_around_and_reconciled_when_it_returns() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(wm_testkit::inspect("container", &name).is_none());
+    assert!(wm_testkit::inspect("container", &engine_name).is_none());
 }
 
 #[tokio::test]

@@ -127,7 +127,7 @@ pub async fn page_handler(
                 tbody {
                     @for c in all {
                         tr {
-                            td data-label=(t.name) { a href={ "/containers/" (c.name) } { (c.name) } }
+                            td data-label=(t.name) { a href=(super::containers::container_path(&ctx, c, "")) { (c.name) } }
                             td data-label=(t.owner) { (c.owner) }
                             td data-label=(t.image) { code { (c.image) } }
                             td data-label=(t.status) { (status_badge(t, &c.status)) }

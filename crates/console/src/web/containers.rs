@@ -42,9 +42,26 @@ fn port_links(ctx: &Ctx, c: &Container) -> Markup {
     }
 }
 
+/// `?owner=NAME` on the pages of one container: whose it is, for an administrator, when
+/// several owners' containers share its full name.
+#[derive(serde::Deserialize)]
+pub struct Whose {
+    owner: Option<String>,
+}
+
+/// The path of a container's page (`rest` is `""`, `"/exec"`, ...), saying whose it is
+/// when it is not the caller's own: a full name alone may be several owners'.
+pub fn container_path(ctx: &Ctx, c: &Container, rest: &str) -> String {
+    if c.owner == ctx.caller().name.as_str() {
+        format!("/containers/{}{rest}", c.name)
+    } else {
+        format!("/containers/{}{rest}?owner={}", c.name, c.owner)
+    }
+}
+
 fn action_form(ctx: &Ctx, c: &Container, action: &str, label: &str) -> Markup {
     html! {
-        form.inline method="post" action={ "/containers/" (c.name) "/" (action) } {
+        form.inline method="post" action=(container_path(ctx, c, &format!("/{action}"))) {
             (ctx.csrf_field())
             button type="submit" { (label) span.sr { " " (c.name) } }
         }
@@ -82,7 +99,7 @@ pub async fn list(
                 tbody {
                     @for c in &list {
                         tr {
-                            td data-label=(t.name) { a href={ "/containers/" (c.name) } { (c.name) } }
+                            td data-label=(t.name) { a href=(container_path(&ctx, c, "")) { (c.name) } }
                             td data-label=(t.image) { code { (c.image) } }
                             td data-label=(t.backend) { (c.backend) }
                             td data-label=(t.host) { (c.host) }
@@ -96,7 +113,7 @@ pub async fn list(
                                     } @else {
                                         (action_form(&ctx, c, "start", t.start))
                                     }
-                                    a.button.danger href={ "/containers/" (c.name) "/delete" } {
+                                    a.button.danger href=(container_path(&ctx, c, "/delete")) {
                                         (t.delete) span.sr { " " (c.name) }
                                     }
                                 }
@@ -242,11 +259,12 @@ async fn detail_page(
     state: &AppState,
     ctx: &Ctx,
     name: &str,
+    owner: Option<&str>,
     top: Markup,
     output: Option<(&str, ExecResult)>,
 ) -> Result<Response, PageError> {
     let t = ctx.t;
-    let owned = containers::load(state, ctx.caller(), name)
+    let owned = containers::load(state, ctx.caller(), name, owner)
         .await
         .or_page(ctx)?;
     // The page still helps when the host cannot give the logs (a gone container).
@@ -273,7 +291,7 @@ async fn detail_page(
         }
         div.actions {
             @if running { (action_form(ctx, &c, "stop", t.stop)) } @else { (action_form(ctx, &c, "start", t.start)) }
-            a.button.danger href={ "/containers/" (c.name) "/delete" } { (t.delete) }
+            a.button.danger href=(container_path(ctx, &c, "/delete")) { (t.delete) }
         }
         @if c.backend == crate::kube::BACKEND {
             section aria-labelledby="kubectl-h" {
@@ -285,7 +303,7 @@ async fn detail_page(
         } @else {
         section aria-labelledby="exec-h" {
             h2 #exec-h { (t.exec_title) }
-            form.card method="post" action={ "/containers/" (c.name) "/exec" } {
+            form.card method="post" action=(container_path(ctx, &c, "/exec")) {
                 (ctx.csrf_field())
                 div.field {
                     label for="cmd" { (t.command) }
@@ -311,7 +329,7 @@ async fn detail_page(
         }
         section aria-labelledby="upload-h" {
             h2 #upload-h { (t.upload_title) }
-            form.card method="post" action={ "/containers/" (c.name) "/files" } enctype="multipart/form-data" {
+            form.card method="post" action=(container_path(ctx, &c, "/files")) enctype="multipart/form-data" {
                 // First, so the token is checked before any file is read.
                 (ctx.csrf_field())
                 div.field {
@@ -329,7 +347,7 @@ async fn detail_page(
         section aria-labelledby="logs-h" {
             h2 #logs-h { (t.logs_title) }
             @if logs.is_empty() { p.muted { (t.no_logs) } } @else { pre #logs tabindex="0" { (logs) } }
-            p { a href={ "/containers/" (c.name) "#logs-h" } { (t.refresh) } }
+            p { a href={ (container_path(ctx, &c, "")) "#logs-h" } { (t.refresh) } }
         }
     };
     Ok(page(ctx, &c.name, body).into_response())
@@ -340,33 +358,45 @@ pub async fn detail(
     Session(ctx): Session,
     Path(name): Path<String>,
     q: Query<NoticeQuery>,
+    Query(whose): Query<Whose>,
 ) -> Result<Response, PageError> {
-    detail_page(&state, &ctx, &name, notice(&ctx, &q), None).await
+    detail_page(
+        &state,
+        &ctx,
+        &name,
+        whose.owner.as_deref(),
+        notice(&ctx, &q),
+        None,
+    )
+    .await
 }
 
 pub async fn exec(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(whose): Query<Whose>,
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
     let cmd = posted.field("cmd");
-    let owned = containers::load(&state, ctx.caller(), &name)
+    let owner = whose.owner.as_deref();
+    let owned = containers::load(&state, ctx.caller(), &name, owner)
         .await
         .or_page(ctx)?;
     let result = containers::exec(&state, &owned, Value::String(cmd.to_string()))
         .await
         .or_page(ctx)?;
-    detail_page(&state, ctx, &name, html! {}, Some((cmd, result))).await
+    detail_page(&state, ctx, &name, owner, html! {}, Some((cmd, result))).await
 }
 
 pub async fn upload(
     State(state): State<AppState>,
     Session(ctx): Session,
     Path(name): Path<String>,
+    Query(whose): Query<Whose>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, PageError> {
-    let owned = containers::load(&state, ctx.caller(), &name)
+    let owned = containers::load(&state, ctx.caller(), &name, whose.owner.as_deref())
         .await
         .or_page(&ctx)?;
     let form = multipart
@@ -379,22 +409,38 @@ pub async fn upload(
             ApiError::Forbidden(_) => PageError::new(super::csrf_refused(&ctx)),
             e => PageError::new(error_page(&ctx, &e)),
         })?;
-    Ok(see_other(&format!("/containers/{name}?notice=uploaded")))
+    let back = match whose.owner {
+        Some(o) if o != ctx.caller().name.as_str() => {
+            format!("/containers/{name}?owner={o}&notice=uploaded")
+        }
+        _ => format!("/containers/{name}?notice=uploaded"),
+    };
+    Ok(see_other(&back))
 }
 
 pub async fn confirm_delete(
     State(state): State<AppState>,
     Session(ctx): Session,
     Path(name): Path<String>,
+    Query(whose): Query<Whose>,
 ) -> Result<Response, PageError> {
     let t = ctx.t;
-    let owned = containers::load(&state, ctx.caller(), &name)
+    let owned = containers::load(&state, ctx.caller(), &name, whose.owner.as_deref())
         .await
         .or_page(&ctx)?;
+    let action = if owned.record().owner == ctx.caller().name {
+        format!("/containers/{}/delete", owned.name())
+    } else {
+        format!(
+            "/containers/{}/delete?owner={}",
+            owned.name(),
+            owned.record().owner
+        )
+    };
     let body = html! {
         p { (t.confirm_delete) }
         p { strong { (owned.name().as_str()) } }
-        form.card method="post" action={ "/containers/" (owned.name().as_str()) "/delete" } {
+        form.card method="post" action=(action) {
             (ctx.csrf_field())
             div.actions {
                 button.danger type="submit" { (t.delete) }
@@ -408,10 +454,11 @@ pub async fn confirm_delete(
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(whose): Query<Whose>,
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
-    let owned = containers::load(&state, ctx.caller(), &name)
+    let owned = containers::load(&state, ctx.caller(), &name, whose.owner.as_deref())
         .await
         .or_page(ctx)?;
     containers::delete(&state, owned).await.or_page(ctx)?;
@@ -421,10 +468,11 @@ pub async fn delete(
 pub async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(whose): Query<Whose>,
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
-    let owned = containers::load(&state, ctx.caller(), &name)
+    let owned = containers::load(&state, ctx.caller(), &name, whose.owner.as_deref())
         .await
         .or_page(ctx)?;
     containers::start(&state, owned).await.or_page(ctx)?;
@@ -434,10 +482,11 @@ pub async fn start(
 pub async fn stop(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(whose): Query<Whose>,
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
-    let owned = containers::load(&state, ctx.caller(), &name)
+    let owned = containers::load(&state, ctx.caller(), &name, whose.owner.as_deref())
         .await
         .or_page(ctx)?;
     containers::stop(&state, owned).await.or_page(ctx)?;

@@ -244,12 +244,17 @@ pub struct Texts {
     pub err_csrf: &'static str,
     pub err_not_found: &'static str,
     pub err_conflict: &'static str,
+    pub err_ambiguous: &'static str,
     pub err_too_large: &'static str,
     pub err_rate_limited: &'static str,
     pub err_unavailable: &'static str,
     pub err_too_many_files: &'static str,
     pub err_busy: &'static str,
     pub err_internal: &'static str,
+    pub misdirected_title: &'static str,
+    pub misdirected: &'static str,
+    pub misdirected_setting: &'static str,
+    pub err_start_failed: &'static str,
 }
 
 impl Texts {
@@ -261,7 +266,10 @@ impl Texts {
             "unauthenticated" => self.err_unauthenticated,
             "forbidden" => self.err_forbidden,
             "not_found" | "image_not_found" => self.err_not_found,
-            "conflict" => self.err_conflict,
+            "conflict" | "image_in_use" | "container_state" | "engine_refused" => self.err_conflict,
+            "container_start_failed" => self.err_start_failed,
+            "host_network_failed" => self.err_unavailable,
+            "ambiguous_name" => self.err_ambiguous,
             "payload_too_large" => self.err_too_large,
             "rate_limited" => self.err_rate_limited,
             "unavailable" => self.err_unavailable,
@@ -492,12 +500,17 @@ pub static EN: Texts = Texts {
     err_csrf: "This form has expired or came from another site. Reload the page and try again.",
     err_not_found: "Not found.",
     err_conflict: "This conflicts with the current state.",
+    err_ambiguous: "Several users have a container of this name: open it from the list of all containers, which says whose it is.",
     err_too_large: "The upload is too large.",
     err_rate_limited: "Too many failed logins. Wait a minute and try again.",
     err_unavailable: "A service is unavailable right now. Try again later.",
     err_too_many_files: "The upload has too many files or fields. Send fewer files at once.",
     err_busy: "The server is busy with other uploads. Try again in a few seconds.",
     err_internal: "An internal error occurred. The administrators can find the details in the log.",
+    misdirected_title: "Not the console's address",
+    misdirected: "The console is not served at this address: it is the address of the containers' published ports, and your browser would send your login to every one of them. Open the console at its own address.",
+    misdirected_setting: "Administrators set the console's address with the setting",
+    err_start_failed: "The container could not start: its image's command cannot be run.",
 };
 
 pub static JA: Texts = Texts {
@@ -676,12 +689,17 @@ pub static JA: Texts = Texts {
     err_csrf: "このフォームは期限切れか、別のサイトから送信されました。ページを再読み込みしてやり直してください。",
     err_not_found: "見つかりません。",
     err_conflict: "現在の状態と矛盾するため実行できません。",
+    err_ambiguous: "この名前のコンテナを持つユーザーが複数います。所有者がわかる全コンテナの一覧から開いてください。",
     err_too_large: "アップロードが大きすぎます。",
     err_rate_limited: "ログインの失敗が多すぎます。1分ほど待ってからやり直してください。",
     err_unavailable: "現在サービスを利用できません。しばらくしてからやり直してください。",
     err_too_many_files: "アップロードのファイルまたは項目が多すぎます。一度に送るファイルを減らしてください。",
     err_busy: "サーバーは他のアップロードを処理中です。数秒後にやり直してください。",
     err_internal: "内部エラーが発生しました。詳細は管理者がログで確認できます。",
+    misdirected_title: "コンソールのアドレスではありません",
+    misdirected: "このアドレスではコンソールを提供していません。これはコンテナの公開ポートに使うアドレスで、ここでログインするとブラウザがすべてのコンテナにログイン情報を送ってしまいます。コンソール専用のアドレスから開いてください。",
+    misdirected_setting: "コンソールのアドレスは管理者が次の設定で指定します:",
+    err_start_failed: "コンテナを起動できませんでした。イメージのコマンドを実行できません。",
 };
 
 #[cfg(test)]

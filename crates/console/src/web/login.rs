@@ -53,7 +53,7 @@ fn form(ctx: &Ctx, token: &str, username: &str, error: Option<&str>) -> Response
 }
 
 fn with_login_cookie(mut resp: Response, token: &str, state: &AppState) -> Response {
-    let secure = if state.config.secure_cookies {
+    let secure = if state.config.behind_tls() {
         "; Secure"
     } else {
         ""

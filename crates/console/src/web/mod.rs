@@ -155,7 +155,9 @@ impl FromRequestParts<AppState> for Session {
                 if let Err(e) = caller.require_full_scope() {
                     return Err(error_page(&ctx, &e));
                 }
-                let (token, _) = presented_token(parts).expect("a caller presented a token");
+                let cookie = crate::auth::session_cookie_name(&state.config);
+                let (token, _) =
+                    presented_token(parts, cookie).expect("a caller presented a token");
                 ctx.csrf = csrf_token(&token);
                 ctx.caller = Some(caller);
                 Ok(Session(ctx))
@@ -230,6 +232,33 @@ pub fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
 /// What an unknown address outside the API answers.
 pub async fn not_found_page(parts: Parts) -> Response {
     error_page(&Ctx::anonymous(&parts), &ApiError::not_found("page"))
+}
+
+/// What a page asked for under a host's link address answers (see `crate::origin`): the
+/// console is not served there. Names the console's own address when it is configured.
+pub fn misdirected_page(headers: &axum::http::HeaderMap, public_url: Option<&str>) -> Response {
+    let lang = Lang::from_headers(headers);
+    let ctx = Ctx {
+        lang,
+        t: lang.t(),
+        caller: None,
+        csrf: String::new(),
+        here: "/".into(),
+    };
+    let body = page(
+        &ctx,
+        ctx.t.misdirected_title,
+        html! {
+            div.error role="alert" #misdirected {
+                p { (ctx.t.misdirected) }
+                @if let Some(url) = public_url {
+                    p { a href=(url) { (url) } }
+                }
+                p { (ctx.t.misdirected_setting) " " code { "WM_PUBLIC_URL" } }
+            }
+        },
+    );
+    (StatusCode::MISDIRECTED_REQUEST, body).into_response()
 }
 
 /// An error page as the `Err` of a handler (boxed: a response is large).

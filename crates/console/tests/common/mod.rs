@@ -197,6 +197,16 @@ impl TestApp {
         c
     }
 
+    /// The engine's name for `owner`'s container `short`: `<instance>.<owner>.<short>`.
+    pub fn engine_name(&self, owner: &str, short: &str) -> String {
+        format!("{}.{owner}.{short}", self.instance)
+    }
+
+    /// The engine's name for `owner`'s CI runner: `<instance>_ci.<owner>`.
+    pub fn runner_name(&self, owner: &str) -> String {
+        format!("{}_ci.{owner}", self.instance)
+    }
+
     /// Containers of this test's instance on the engine.
     pub fn engine_containers(&self) -> Vec<String> {
         let out = docker(&[
