@@ -979,6 +979,23 @@ async fn a_build_reads_no_image_its_owner_may_not_use() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// The engine's id of a lent container, found by its labels.
+fn engine_id(app: &TestApp, owner: &str, short: &str) -> String {
+    let out = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=wm.instance={}", app.instance),
+        "--filter",
+        &format!("label=wm.owner={owner}"),
+        "--filter",
+        &format!("label=wm.name={short}"),
+    ]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!id.is_empty(), "{owner}'s {short} is on the engine");
+    id
+}
+
 /// The IPv4 address of a container on its (only) network.
 fn container_ip(name: &str) -> String {
     let c = inspect("container", name).unwrap();
@@ -997,7 +1014,7 @@ async fn builds_are_confined_like_containers() {
     config.build_context_max_unpacked_bytes = 1 << 20;
     let app = spawn_with(config, data).await;
     let (alice, alice_t) = app.student().await;
-    let (_, bob_t) = app.student().await;
+    let (bob, bob_t) = app.student().await;
     let image = test_image().await;
     let _cleanup = RemoveImages(
         ["limits", "forks", "net", "big"]
@@ -1048,11 +1065,9 @@ async fn builds_are_confined_like_containers() {
     assert_eq!(lines.last().unwrap()["status"], "error", "{log}");
 
     // Network: the owner's own, which reaches their containers and nobody else's.
-    let mine = app
-        .create(&alice_t, json!({"name": "mine", "image": image}))
+    app.create(&alice_t, json!({"name": "mine", "image": image}))
         .await;
-    let theirs = app
-        .create(&bob_t, json!({"name": "theirs", "image": image}))
+    app.create(&bob_t, json!({"name": "theirs", "image": image}))
         .await;
     // A stand-in for a CI runner or job on the default bridge.
     let runner = unique("wm-test-runner-");
@@ -1068,9 +1083,9 @@ async fn builds_are_confined_like_containers() {
         image,
     ]);
     assert!(out.status.success(), "{out:?}");
-    let own_ip = container_ip(mine["name"].as_str().unwrap());
+    let own_ip = container_ip(&engine_id(&app, &alice, "mine"));
     let other_ips = [
-        container_ip(theirs["name"].as_str().unwrap()),
+        container_ip(&engine_id(&app, &bob, "theirs")),
         container_ip(&runner),
     ];
     let (_, lines) = app
