@@ -1381,8 +1381,15 @@ impl ContainerBackend for DockerEngine {
                     }
                 }
             }
-            drop(tx);
-            done(cgroup).await;
+            // A finished build's containers are gone already: its cgroup goes at once,
+            // before the caller hears the end. A cancelled one's may take a moment.
+            if !cancelled {
+                done(cgroup).await;
+                drop(tx);
+            } else {
+                drop(tx);
+                done(cgroup).await;
+            }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
