@@ -105,6 +105,10 @@ pub struct ImageInfo {
     pub owner: Option<String>,
     pub size: i64,
     pub created_at: i64,
+    /// The `ONBUILD` triggers a build `FROM` this image runs (as `docker inspect` shows
+    /// them), for the build's checks. Filled by [`ContainerBackend::image`] only.
+    #[serde(default)]
+    pub on_build: Vec<String>,
     /// Marked as somebody's without being this installation's: another installation's
     /// `wm.instance`, or an owner label (`wm.owner`, `wm.managed`, `wm.name`) without our
     /// instance. Such an image is nobody's to use here, whatever its name.
@@ -174,7 +178,11 @@ pub struct BuildRequest {
     pub tag: ImageRef,
     pub owner: UserName,
     pub build_args: Vec<(String, String)>,
+    /// Memory, CPU and processes of each `RUN` step, as for a container.
     pub limits: Limits,
+    /// The largest result: a bigger image is removed and the build ends with an error.
+    #[serde(default)]
+    pub max_image_bytes: Option<i64>,
 }
 
 /// A user's CI runner: a GitLab Runner container with a generated configuration.

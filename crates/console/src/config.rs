@@ -169,6 +169,12 @@ pub struct Config {
     pub build_context_max_bytes: usize,
     /// Longest a build may run, in seconds (`WM_BUILD_TIMEOUT_SECS`).
     pub build_timeout_secs: u64,
+    /// Largest build context once unpacked (a gzipped one is counted while it expands),
+    /// in bytes (`WM_BUILD_CONTEXT_MAX_UNPACKED_BYTES`).
+    pub build_context_max_unpacked_bytes: u64,
+    /// Largest image a build may produce, in bytes; a bigger one is removed and the build
+    /// fails (`WM_BUILD_IMAGE_MAX_BYTES`).
+    pub build_image_max_bytes: u64,
     /// Size cap of the SIF cache in `<data_dir>/sif-cache` (`WM_SIF_CACHE_MAX_BYTES`).
     pub sif_cache_max_bytes: u64,
     /// The console's canonical address, as browsers and CI jobs reach it, e.g.
@@ -356,6 +362,8 @@ impl Default for Config {
             registries: Vec::new(),
             build_context_max_bytes: 64 << 20,
             build_timeout_secs: 1800,
+            build_context_max_unpacked_bytes: 256 << 20,
+            build_image_max_bytes: 4 << 30,
             sif_cache_max_bytes: 10 << 30,
             public_url: None,
             ci_runner_image: "gitlab/gitlab-runner:alpine".into(),
@@ -499,6 +507,21 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         Kind::Int,
     ),
     ("WM_BUILD_TIMEOUT_SECS", &["build_timeout_secs"], Kind::Int),
+    (
+        "WM_BUILD_CONTEXT_MAX_UNPACKED_BYTES",
+        &["build_context_max_unpacked_bytes"],
+        Kind::Int,
+    ),
+    (
+        "WM_BUILD_IMAGE_MAX_BYTES",
+        &["build_image_max_bytes"],
+        Kind::Int,
+    ),
+    (
+        "WM_BUILD_CGROUP_PARENT",
+        &["docker", "build_cgroup_parent"],
+        Kind::Str,
+    ),
     (
         "WM_SIF_CACHE_MAX_BYTES",
         &["sif_cache_max_bytes"],
@@ -774,6 +797,14 @@ impl Config {
         }
         if self.build_context_max_bytes == 0 || self.build_timeout_secs == 0 {
             return e("build_context_max_bytes and build_timeout_secs must be above 0".into());
+        }
+        if self.build_context_max_unpacked_bytes == 0
+            || self.build_image_max_bytes == 0
+            || self.build_image_max_bytes > i64::MAX as u64
+        {
+            return e(
+                "build_context_max_unpacked_bytes and build_image_max_bytes must be above 0".into(),
+            );
         }
         for image in [&self.ci_runner_image, &self.ci_job_image] {
             wm_domain::ImageRef::parse(image).map_err(|e| ConfigError(format!("CI image: {e}")))?;

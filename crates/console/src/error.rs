@@ -37,6 +37,9 @@ pub enum ApiError {
     Ambiguous(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// Too large for a reason the sentence names (an unpacked build context).
+    #[error("{0}")]
+    TooLargeBecause(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// Too many failed logins for the user name or the address; try again later.
@@ -89,7 +92,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::Ambiguous(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::TooLargeBecause(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -137,7 +140,7 @@ impl ApiError {
             ApiError::NotFound { code, .. } => code,
             ApiError::Conflict(_) => "conflict",
             ApiError::Ambiguous(_) => "ambiguous_name",
-            ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::TooLarge(_) | ApiError::TooLargeBecause(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",

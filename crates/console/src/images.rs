@@ -16,6 +16,7 @@
 
 use crate::api::ErrorBody;
 use crate::auth::Caller;
+use crate::build_context;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::hosts::Host;
@@ -38,7 +39,7 @@ use tokio::sync::RwLock;
 use utoipa::ToSchema;
 use wm_backend::{BackendError, BuildRequest, ImageInfo, Progress, RegistryAuth};
 use wm_docker::pull_error::PullFailure;
-use wm_domain::{EnvVar, ImageRef};
+use wm_domain::{Dockerfile, EnvVar, ImageRef};
 use wm_store::ImageMeta;
 
 /// An image as the API shows it: one entry per reference.
@@ -293,24 +294,41 @@ pub async fn check_usable(
             None => image_not_found(image.as_str()),
         });
     };
-    let owner = match standing(state, &found) {
-        Standing::Public => return Ok(present),
-        Standing::Nobody => return Err(image_not_found(image.as_str())),
-        Standing::Owner(o) => o,
-    };
-    if owner == caller.name.as_str() || caller.is_admin() {
-        return Ok(present);
-    }
-    let shared = state
-        .store
-        .image_meta(image.as_str())
-        .await?
-        .is_some_and(|m| m.shared && m.owner.as_str() == owner);
-    if shared {
+    if allowed(state, caller, &found, &[image.as_str()]).await? {
         Ok(present)
     } else {
         Err(image_not_found(image.as_str()))
     }
+}
+
+/// The rule of who may use an image, for an image as a host knows it: public, the
+/// caller's own, any user's for an admin, or another user's while its owner shares one of
+/// `names` (sharing is per reference); never one that is nobody's.
+async fn allowed(
+    state: &AppState,
+    caller: &Caller,
+    found: &ImageInfo,
+    names: &[&str],
+) -> Result<bool, ApiError> {
+    let owner = match standing(state, found) {
+        Standing::Public => return Ok(true),
+        Standing::Nobody => return Ok(false),
+        Standing::Owner(o) => o,
+    };
+    if owner == caller.name.as_str() || caller.is_admin() {
+        return Ok(true);
+    }
+    for name in names {
+        let shared = state
+            .store
+            .image_meta(name)
+            .await?
+            .is_some_and(|m| m.shared && m.owner.as_str() == owner);
+        if shared {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Pulls a public image onto `host` before a container starts from it there.
@@ -825,25 +843,130 @@ fn build_reference(state: &AppState, caller: &Caller, name: &str) -> Result<Imag
     ImageRef::parse(&full).map_err(|e| bad(e.message))
 }
 
+/// What a build on one host reads: the missing or forbidden image answers the same.
+fn build_image_not_found(raw: &str) -> ApiError {
+    ApiError::NotFound {
+        code: "image_not_found",
+        what: format!(
+            "image {raw} (a build reads only images already on its host; pull a public one first) was"
+        ),
+    }
+}
+
+/// Resolves `raw` on `host` the way the builder will (the engine resolves the string as
+/// written: a name, a tag, a digest, a full or short id) and applies the rule of
+/// container create to what it resolves to.
+async fn build_source(
+    state: &AppState,
+    caller: &Caller,
+    host: &Host,
+    raw: &str,
+) -> Result<ImageInfo, ApiError> {
+    let hex_id = |h: &str| {
+        !h.is_empty() && h.len() <= 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+    };
+    let well_formed = ImageRef::parse(raw).is_ok()
+        || raw.strip_prefix("sha256:").is_some_and(hex_id)
+        || hex_id(raw);
+    if !well_formed {
+        return Err(ApiError::Invalid {
+            code: "invalid_input",
+            message: format!("the Dockerfile names {raw:?}, which is not an image reference"),
+            field: Some("dockerfile"),
+        });
+    }
+    let Some(info) = host.backend.image(raw).await? else {
+        return Err(build_image_not_found(raw));
+    };
+    // By id, any of the image's references may be the one its owner shares.
+    let names: Vec<&str> = info.tags.iter().map(String::as_str).collect();
+    if !allowed(state, caller, &info, &names).await? {
+        return Err(build_image_not_found(raw));
+    }
+    Ok(info)
+}
+
+/// Checks every image a build reads on `host` (also those of the base images' `ONBUILD`
+/// triggers), and answers the Dockerfile to send, each image pinned to the id checked,
+/// and the `ADD` URLs it fetches.
+async fn checked_dockerfile(
+    state: &AppState,
+    caller: &Caller,
+    host: &Host,
+    df: &Dockerfile,
+) -> Result<(String, Vec<String>), ApiError> {
+    let mut found: HashMap<String, ImageInfo> = HashMap::new();
+    for raw in df.images() {
+        let info = build_source(state, caller, host, raw).await?;
+        found.insert(raw.clone(), info);
+    }
+    let mut urls: Vec<String> = df.add_urls().to_vec();
+    for (stage, base) in df.stage_images() {
+        let Some(info) = found.get(base) else {
+            continue;
+        };
+        if info.on_build.is_empty() {
+            continue;
+        }
+        let (images, more) = df.trigger_uses(stage, &info.on_build)?;
+        for raw in images {
+            build_source(state, caller, host, &raw).await?;
+        }
+        urls.extend(more);
+    }
+    let pinned = df
+        .pinned(&|raw| found.get(raw).map(|i| i.id.clone()))
+        .map_err(|raw| ApiError::Unexpected(anyhow::anyhow!("no id for {raw}")))?;
+    Ok((pinned, urls))
+}
+
 /// Whether bytes start a tar archive or a gzip stream.
 fn looks_like_tar(head: &[u8]) -> bool {
     head.starts_with(&[0x1f, 0x8b]) || (head.len() >= 262 && &head[257..262] == b"ustar")
 }
 
-fn dockerfile_context(text: &str) -> Result<Bytes, ApiError> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(text.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(crate::now().max(0) as u64);
-    builder
-        .append_data(&mut header, "Dockerfile", text.as_bytes())
-        .map_err(|e| ApiError::Unexpected(e.into()))?;
-    Ok(Bytes::from(
-        builder
-            .into_inner()
-            .map_err(|e| ApiError::Unexpected(e.into()))?,
-    ))
+/// A build's input as sent: Dockerfile text, or an archive.
+enum Upload {
+    Text(String),
+    Archive(Vec<u8>),
+}
+
+/// Refuses, before the engine is sent anything, an `ADD` URL on the host's own network
+/// (loopback, link-local, this machine's addresses) that an administrator has not allowed
+/// by name: the engine fetches it from the host.
+async fn check_add_urls(state: &AppState, urls: &[String]) -> Result<(), ApiError> {
+    use wm_docker::egress::EgressError;
+    let rule = state.config.docker.egress_rule();
+    for url in urls {
+        match rule.check_url(url).await {
+            Ok(()) => {}
+            // 400, not 403: the web console reads a 403 of a build form as its token.
+            Err(EgressError::Forbidden { host, reason }) => {
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!(
+                        "ADD {url}: builds may not fetch from {host} ({reason}); an administrator can allow it by name (WM_EGRESS_ALLOWED)"
+                    ),
+                    field: Some("dockerfile"),
+                })
+            }
+            Err(EgressError::Unresolvable(_)) => {
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!("ADD {url}: its host name does not resolve"),
+                    field: Some("dockerfile"),
+                })
+            }
+            Err(EgressError::Invalid(m)) => {
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    message: format!("ADD {url}: {m}"),
+                    field: Some("dockerfile"),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/images/build",
@@ -925,7 +1048,7 @@ pub(crate) async fn build_from_form(
                         field: Some("dockerfile"),
                     });
                 }
-                context = Some(dockerfile_context(&text)?);
+                context = Some(Upload::Text(text));
             }
             "context" => {
                 let mut buf = Vec::new();
@@ -945,7 +1068,7 @@ pub(crate) async fn build_from_form(
                         field: Some("context"),
                     });
                 }
-                context = Some(Bytes::from(buf));
+                context = Some(Upload::Archive(buf));
             }
             "buildarg" => {
                 let text = field.text().await.map_err(too_big)?;
@@ -969,15 +1092,49 @@ pub(crate) async fn build_from_form(
         message: "send a dockerfile or a context".into(),
         field: Some("dockerfile"),
     })?;
+    let unpacked_limit = state.config.build_context_max_unpacked_bytes;
+    let context = tokio::task::spawn_blocking(move || match context {
+        Upload::Text(text) => Ok(build_context::Context::from_dockerfile(text)),
+        Upload::Archive(raw) => build_context::unpack(&raw, unpacked_limit),
+    })
+    .await
+    .map_err(|e| ApiError::Unexpected(e.into()))?
+    .map_err(|e| match e {
+        build_context::ContextError::TooLarge(_) => ApiError::TooLargeBecause(e.to_string()),
+        build_context::ContextError::Invalid(m) => ApiError::Invalid {
+            code: "invalid_input",
+            message: m,
+            field: Some("context"),
+        },
+    })?;
+    let context = Arc::new(context);
+    let df = Dockerfile::parse(&context.dockerfile, &build_args)?;
     let req = BuildRequest {
         tag: tag.clone(),
         owner: caller.name.clone(),
         build_args,
         limits: state.config.default_limits(),
+        max_image_bytes: Some(state.config.build_image_max_bytes.min(i64::MAX as u64) as i64),
     };
-    let mut streams = Vec::new();
+    // Everything is checked on every host before any build starts.
+    let mut sends = Vec::new();
     for h in target_hosts(&state, host.as_deref())? {
-        let progress = h.backend.build(&req, context.clone()).await?;
+        let (pinned, urls) = checked_dockerfile(&state, &caller, &h, &df).await?;
+        check_add_urls(&state, &urls).await?;
+        sends.push((h, pinned));
+    }
+    let mut streams = Vec::new();
+    for (h, pinned) in sends {
+        let ctx = context.clone();
+        let bytes = tokio::task::spawn_blocking(move || ctx.with_dockerfile(&pinned))
+            .await
+            .map_err(|e| ApiError::Unexpected(e.into()))?
+            .map_err(|e| ApiError::Invalid {
+                code: "invalid_input",
+                message: format!("the context has an entry that cannot be sent to the engine: {e}"),
+                field: Some("context"),
+            })?;
+        let progress = h.backend.build(&req, Bytes::from(bytes)).await?;
         streams.push(on_host(&h.id, progress));
     }
     let progress = futures::stream::select_all(streams).boxed();
@@ -998,7 +1155,9 @@ mod tests {
 
     #[test]
     fn tar_detection() {
-        let ctx = dockerfile_context("FROM scratch\n").unwrap();
+        let ctx = build_context::Context::from_dockerfile("FROM scratch\n".into())
+            .with_dockerfile("FROM scratch\n")
+            .unwrap();
         assert!(looks_like_tar(&ctx));
         assert!(looks_like_tar(&[0x1f, 0x8b, 8, 0]));
         assert!(!looks_like_tar(b"FROM scratch\n"));

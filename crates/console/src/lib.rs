@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 mod audit;
 pub mod auth;
+pub mod build_context;
 pub mod ci;
 pub mod config;
 pub mod containers;

@@ -736,8 +736,9 @@ async fn build_errors_never_quote_what_a_fetch_answered() {
         "{last}"
     );
 
-    // A base image from a registry that answers with its own text.
-    let (_, lines) = app
+    // A base image from a registry that answers with its own text: a build never pulls
+    // (the base must be on the host), so the registry is not even asked.
+    let (status, lines) = app
         .build(
             &token,
             "base:1",
@@ -749,5 +750,467 @@ async fn build_errors_never_quote_what_a_fetch_answered() {
         !said.contains(&marker),
         "the registry's text reached the user: {said}"
     );
-    assert_eq!(lines.last().unwrap()["status"], "error", "{said}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{said}");
+    assert_eq!(lines[0]["error"]["code"], "image_not_found", "{said}");
+}
+
+// --- builds read only what their owner may use, and are confined like containers ---------
+
+async fn build_form(
+    app: &TestApp,
+    token: &str,
+    form: reqwest::multipart::Form,
+) -> (StatusCode, Vec<Value>) {
+    let resp = app
+        .client
+        .post(app.url("/api/v1/images/build"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    ndjson(resp).await
+}
+
+fn log_text(lines: &[Value]) -> String {
+    lines
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What the RUN steps of a build printed, line by line (not the steps themselves).
+fn output_lines(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l["stream"].as_str())
+        .filter(|s| !s.starts_with("Step "))
+        .flat_map(|s| s.lines().map(|l| l.trim().to_string()))
+        .collect()
+}
+
+/// A gzipped context of these files.
+fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    {
+        let mut b = tar::Builder::new(&mut gz);
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    gz.finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_build_reads_no_image_its_owner_may_not_use() {
+    let app = spawn_app().await;
+    let (alice, alice_t) = app.student().await;
+    let (bob, bob_t) = app.student().await;
+    let image = test_image().await;
+    let secret_text = unique("TOPSECRET-");
+    let secret = format!("wm/{alice}/secret:latest");
+    let trigger = format!("wm/{bob}/trigger:1");
+    let _cleanup = RemoveImages(vec![
+        secret.clone(),
+        trigger.clone(),
+        format!("wm/{bob}/peek:latest"),
+    ]);
+    let (_, lines) = app
+        .build(
+            &alice_t,
+            "secret",
+            &format!("FROM {image}\nRUN echo {secret_text} > /secret\n"),
+        )
+        .await;
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    let id = inspect("image", &secret).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let short = id.trim_start_matches("sha256:")[..12].to_string();
+
+    // What a missing image answers.
+    let missing = format!("wm/{alice}/missing");
+    let (status, body) = app
+        .build(&bob_t, "peek", &format!("FROM {missing}\n"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body:?}");
+    assert_eq!(body[0]["error"]["code"], "image_not_found");
+    let missing_message = body[0]["error"]["message"].as_str().unwrap().to_string();
+    assert!(missing_message.contains("pull"), "{missing_message}");
+    let like_missing = |status: StatusCode, body: &[Value], named: &str, why: &str| {
+        assert_eq!(status, StatusCode::NOT_FOUND, "{why}: {body:?}");
+        assert_eq!(body[0]["error"]["code"], "image_not_found", "{why}");
+        assert_eq!(
+            body[0]["error"]["message"],
+            missing_message.replace(&missing, named),
+            "{why}"
+        );
+    };
+
+    let mut seen = Vec::new();
+    let cases = [
+        (
+            format!("FROM wm/{alice}/secret\nRUN cat /secret\n"),
+            format!("wm/{alice}/secret"),
+            "by name",
+        ),
+        (
+            format!("FROM {secret}\nRUN cat /secret\n"),
+            secret.clone(),
+            "by tag",
+        ),
+        (
+            format!("FROM {id}\nRUN cat /secret\n"),
+            id.clone(),
+            "by full id",
+        ),
+        (
+            format!("FROM {short}\nRUN cat /secret\n"),
+            short.clone(),
+            "by short id",
+        ),
+        (
+            format!("FROM {secret} AS base\nFROM {image}\nFROM base\nRUN cat /secret\n"),
+            secret.clone(),
+            "through a stage alias",
+        ),
+        (
+            format!("FROM {image}\nCOPY --from={secret} /secret /s\nRUN cat /s\n"),
+            secret.clone(),
+            "by COPY --from",
+        ),
+    ];
+    for (dockerfile, named, why) in cases {
+        let (status, body) = app.build(&bob_t, "peek", &dockerfile).await;
+        like_missing(status, &body, &named, why);
+        seen.extend(body);
+    }
+    // Through a global ARG set by a build argument.
+    let form = reqwest::multipart::Form::new()
+        .text("name", "peek")
+        .text("buildarg", format!("BASE={secret}"))
+        .text(
+            "dockerfile",
+            format!("ARG BASE={image}\nFROM ${{BASE}}\nRUN cat /secret\n"),
+        );
+    let (status, body) = build_form(&app, &bob_t, form).await;
+    like_missing(status, &body, &secret, "through a build argument");
+    seen.extend(body);
+    // In a context archive.
+    let form = reqwest::multipart::Form::new().text("name", "peek").part(
+        "context",
+        reqwest::multipart::Part::bytes(tgz(&[(
+            "Dockerfile",
+            format!("FROM {short}\nRUN cat /secret\n").as_bytes(),
+        )]))
+        .file_name("ctx.tar.gz"),
+    );
+    let (status, body) = build_form(&app, &bob_t, form).await;
+    like_missing(status, &body, &short, "in a context");
+    seen.extend(body);
+    assert!(inspect("image", &format!("wm/{bob}/peek:latest")).is_none());
+
+    // Shared: bob may build from it, and the build reads the very image checked.
+    let path = format!("/api/v1/images/{}", encode_ref(&secret));
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&alice_t),
+            Some(json!({"shared": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, lines) = app
+        .build(&bob_t, "peek", &format!("FROM {secret}\nRUN cat /secret\n"))
+        .await;
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    let log = log_text(&lines);
+    assert!(
+        log.contains(&format!("FROM {id}")),
+        "pinned to the id: {log}"
+    );
+    assert!(log.contains(&secret_text), "{log}");
+    // A base of bob's whose ONBUILD reads alice's image, made while she shared it...
+    let (_, lines) = app
+        .build(
+            &bob_t,
+            "trigger:1",
+            &format!("FROM {image}\nONBUILD COPY --from={secret} /secret /s\n"),
+        )
+        .await;
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    // ...runs it in a child build only while she still does.
+    app.call(
+        Method::PATCH,
+        &path,
+        Some(&alice_t),
+        Some(json!({"shared": false})),
+    )
+    .await;
+    let (status, body) = app
+        .build(&bob_t, "peek", &format!("FROM {trigger}\nRUN cat /s\n"))
+        .await;
+    like_missing(status, &body, &id, "through an ONBUILD of the base image");
+    seen.extend(body);
+    let (status, body) = app
+        .build(&bob_t, "peek", &format!("FROM {secret}\nRUN cat /secret\n"))
+        .await;
+    like_missing(status, &body, &secret, "after un-sharing");
+    seen.extend(body);
+    assert!(
+        !log_text(&seen).contains(&secret_text),
+        "no refused build shows the secret"
+    );
+    // RUN --mount is BuildKit's: refused rather than run unchecked.
+    let (status, _) = app
+        .build(
+            &bob_t,
+            "peek",
+            &format!("FROM {image}\nRUN --mount=type=bind,from={secret},target=/m cat /m/secret\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// The engine's id of a lent container, found by its labels.
+fn engine_id(app: &TestApp, owner: &str, short: &str) -> String {
+    let out = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=wm.instance={}", app.instance),
+        "--filter",
+        &format!("label=wm.owner={owner}"),
+        "--filter",
+        &format!("label=wm.name={short}"),
+    ]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!id.is_empty(), "{owner}'s {short} is on the engine");
+    id
+}
+
+/// The IPv4 address of a container on its (only) network.
+fn container_ip(name: &str) -> String {
+    let c = inspect("container", name).unwrap();
+    let nets = c["NetworkSettings"]["Networks"].as_object().unwrap();
+    nets.values().next().unwrap()["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn builds_are_confined_like_containers() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.build_image_max_bytes = 4 << 20;
+    config.build_context_max_unpacked_bytes = 1 << 20;
+    let app = spawn_with(config, data).await;
+    let (alice, alice_t) = app.student().await;
+    let (bob, bob_t) = app.student().await;
+    let image = test_image().await;
+    let _cleanup = RemoveImages(
+        ["limits", "forks", "net", "big"]
+            .iter()
+            .map(|n| format!("wm/{alice}/{n}:latest"))
+            .collect(),
+    );
+
+    // Memory (without swap beyond it) and CPU as a container's (64m, 0.5 CPU here).
+    let (_, lines) = app
+        .build(
+            &alice_t,
+            "limits",
+            &format!(
+                "FROM {image}\nRUN echo quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes) swap=$(cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null || echo none)\n"
+            ),
+        )
+        .await;
+    let log = log_text(&lines);
+    assert_eq!(lines.last().unwrap()["status"], "done", "{log}");
+    assert!(log.contains("quota=50000 "), "{log}");
+    assert!(log.contains(&format!("memory={} ", 64 << 20)), "{log}");
+    assert!(
+        !log.contains("swap=-1") && !log.contains("swap=9223372036854"),
+        "{log}"
+    );
+
+    // Processes: the limit (64 here) holds for RUN steps too.
+    let (_, lines) = app
+        .build(
+            &alice_t,
+            "forks",
+            &format!(
+                "FROM {image}\nRUN i=0; while [ $i -lt 300 ]; do sleep 600 & i=$((i+1)); echo \"started $i\"; done; echo all-started\n"
+            ),
+        )
+        .await;
+    let log = log_text(&lines);
+    let output = output_lines(&lines);
+    let started = output
+        .iter()
+        .filter_map(|l| l.strip_prefix("started ")?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(started > 0, "{log}");
+    assert!(started <= 64, "{started} processes started: {log}");
+    assert!(!output.iter().any(|l| l == "all-started"), "{log}");
+    assert_eq!(lines.last().unwrap()["status"], "error", "{log}");
+
+    // Network: the owner's own, which reaches their containers and nobody else's.
+    app.create(&alice_t, json!({"name": "mine", "image": image}))
+        .await;
+    app.create(&bob_t, json!({"name": "theirs", "image": image}))
+        .await;
+    // A stand-in for a CI runner or job on the default bridge.
+    let runner = unique("wm-test-runner-");
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &runner,
+        "--label",
+        "whalemountain.test=1",
+        "--label",
+        &format!("wm.instance={}", app.instance),
+        image,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let own_ip = container_ip(&engine_id(&app, &alice, "mine"));
+    let other_ips = [
+        container_ip(&engine_id(&app, &bob, "theirs")),
+        container_ip(&runner),
+    ];
+    let (_, lines) = app
+        .build(
+            &alice_t,
+            "net",
+            &format!(
+                "FROM {image}\nRUN get() {{ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $1 80 | grep -q 'hello from'; }}; get {own_ip} && echo own-reached; for ip in {} {}; do if get $ip; then echo REACHED-$ip; else echo blocked-$ip; fi; done\n",
+                other_ips[0], other_ips[1]
+            ),
+        )
+        .await;
+    let log = log_text(&lines);
+    assert_eq!(lines.last().unwrap()["status"], "done", "{log}");
+    let output = output_lines(&lines);
+    assert!(output.iter().any(|l| l == "own-reached"), "{log}");
+    for ip in &other_ips {
+        assert!(output.contains(&format!("blocked-{ip}")), "{ip}: {log}");
+    }
+    assert!(!output.iter().any(|l| l.starts_with("REACHED-")), "{log}");
+
+    // The result's size: over the limit, the image goes and the build fails.
+    let (_, lines) = app
+        .build(
+            &alice_t,
+            "big",
+            &format!("FROM {image}\nRUN dd if=/dev/zero of=/big bs=1024 count=6144\n"),
+        )
+        .await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "error", "{lines:?}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WM_BUILD_IMAGE_MAX_BYTES"),
+        "{last}"
+    );
+    assert!(inspect("image", &format!("wm/{alice}/big:latest")).is_none());
+
+    // The unpacked context: a small gzip that expands past the limit is refused.
+    let zeros = vec![0u8; 2 << 20];
+    let form = reqwest::multipart::Form::new().text("name", "bomb").part(
+        "context",
+        reqwest::multipart::Part::bytes(tgz(&[
+            ("Dockerfile", format!("FROM {image}\n").as_bytes()),
+            ("zeros", &zeros),
+        ]))
+        .file_name("ctx.tar.gz"),
+    );
+    let (status, body) = build_form(&app, &alice_t, form).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body:?}");
+    assert_eq!(body[0]["error"]["code"], "payload_too_large");
+    assert!(
+        body[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WM_BUILD_CONTEXT_MAX_UNPACKED_BYTES"),
+        "{body:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_build_fetches_nothing_from_the_hosts_own_network() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A tiny listener on loopback that counts who connects.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    let _listener = AbortOnDrop(tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    }));
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let _cleanup = RemoveImages(vec![format!("wm/{alice}/fetch:latest")]);
+    let image = test_image().await;
+    for dockerfile in [
+        format!("FROM {image}\nADD http://127.0.0.1:{port}/x /x\n"),
+        format!("FROM {image}\nADD http://localhost:{port}/x /x\n"),
+        format!("FROM {image}\nARG H=127.0.0.1\nADD [\"http://${{H}}:{port}/x\", \"/x\"]\n"),
+        format!("FROM {image}\nADD http://169.254.169.254/latest/meta-data/ /m\n"),
+        format!("FROM {image}\nONBUILD ADD http://127.0.0.1:{port}/x /x\n"),
+    ] {
+        let (status, body) = app.build(&token, "fetch", &dockerfile).await;
+        assert!(status.is_client_error(), "{dockerfile}: {status} {body:?}");
+        let message = body[0]["error"]["message"].as_str().unwrap();
+        assert!(message.contains("ADD "), "{dockerfile}: {message}");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the engine was never sent to the listener"
+    );
+    assert!(inspect("image", &format!("wm/{alice}/fetch:latest")).is_none());
+}
+
+#[tokio::test]
+async fn a_build_whose_process_limit_cannot_be_set_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    // A file of the pids hierarchy, where no cgroup can be made.
+    config.docker.build_cgroup_parent = "cgroup.procs".into();
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let _cleanup = RemoveImages(vec![format!("wm/{alice}/unlimited:latest")]);
+    let (status, body) = app
+        .build(
+            &token,
+            "unlimited",
+            &format!("FROM {}\nRUN true\n", test_image().await),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert_eq!(body[0]["error"]["code"], "unavailable");
+    assert!(
+        body[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WM_BUILD_CGROUP_PARENT"),
+        "{body:?}"
+    );
+    assert!(inspect("image", &format!("wm/{alice}/unlimited:latest")).is_none());
 }

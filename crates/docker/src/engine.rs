@@ -1,5 +1,6 @@
 //! [`DockerEngine`]: the Docker Engine API client behind [`ContainerBackend`].
 
+use crate::build::{post_build, BuildCgroup};
 use crate::egress::EgressError;
 use crate::labels;
 use crate::ports::PortPool;
@@ -14,12 +15,10 @@ use bollard::container::{
 };
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::image::{
-    BuildImageOptions, CreateImageOptions, ListImagesOptions, RemoveImageOptions,
-};
+use bollard::image::{CreateImageOptions, ListImagesOptions, RemoveImageOptions};
 use bollard::models::{
-    ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig, Ipam,
-    IpamConfig, Mount, MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+    BuildInfo, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig,
+    Ipam, IpamConfig, Mount, MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
 use bollard::system::EventsOptions;
@@ -62,6 +61,8 @@ pub struct DockerEngine {
     /// owners' networks never pick the same one.
     subnet_lock: Mutex<()>,
     ports: PortPool,
+    /// Builds running per owner: their network stays while one runs.
+    builds: Arc<std::sync::Mutex<HashMap<String, usize>>>,
 }
 
 impl DockerEngine {
@@ -75,6 +76,7 @@ impl DockerEngine {
             timeout,
             network_locks: Default::default(),
             subnet_lock: Mutex::new(()),
+            builds: Default::default(),
         }
     }
 
@@ -666,6 +668,33 @@ fn unix_time(rfc3339: Option<&str>) -> i64 {
         .map_or(0, |t| t.unix_timestamp())
 }
 
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("maps of strings serialize")
+}
+
+/// Removes a build's result when it is larger than `max` bytes.
+async fn check_image_size(docker: &Docker, tag: &str, max: i64) -> Result<(), BackendError> {
+    let size = docker
+        .inspect_image(tag)
+        .await
+        .map_err(classify)?
+        .size
+        .unwrap_or_default();
+    if size <= max {
+        return Ok(());
+    }
+    let opts = RemoveImageOptions {
+        force: false,
+        noprune: false,
+    };
+    if let Err(e) = docker.remove_image(tag, Some(opts), None).await {
+        tracing::warn!(error = %e, tag, "an oversized build result could not be removed");
+    }
+    Err(BackendError::Refused(format!(
+        "the image is {size} bytes, over the limit of {max} bytes for a build's result (WM_BUILD_IMAGE_MAX_BYTES); it was removed"
+    )))
+}
+
 /// The last line of an error a pull or build reported in its stream.
 fn stream_error(
     error: Option<String>,
@@ -837,8 +866,10 @@ impl ContainerBackend for DockerEngine {
             Err(BackendError::Refused(m)) if m.contains("No such image") => return Ok(None),
             Err(e) => return Err(e),
         };
-        let labels = img.config.and_then(|c| c.labels).unwrap_or_default();
+        let config = img.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
         Ok(Some(ImageInfo {
+            on_build: config.on_build.unwrap_or_default(),
             id: img.id.unwrap_or_default(),
             tags: img.repo_tags.unwrap_or_default(),
             owner: self.owner_of(&labels),
@@ -962,7 +993,12 @@ impl ContainerBackend for DockerEngine {
                 .as_ref()
                 .is_none_or(|l| !l.contains_key(labels::KIND))
         });
-        if lent.count() > 0 {
+        let building = self
+            .builds
+            .lock()
+            .expect("not poisoned")
+            .contains_key(owner.as_str());
+        if lent.count() > 0 || building {
             return Ok(());
         }
         let name = self.network_name(owner);
@@ -1138,6 +1174,7 @@ impl ContainerBackend for DockerEngine {
                 id: i.id,
                 size: i.size,
                 created_at: i.created,
+                on_build: Vec::new(),
             })
             .filter(|i| !i.tags.is_empty())
             .collect())
@@ -1224,38 +1261,141 @@ impl ContainerBackend for DockerEngine {
         context: Bytes,
     ) -> Result<ProgressStream, BackendError> {
         let docker = self.docker().await?;
+        let setting = "docker.build_cgroup_parent, WM_BUILD_CGROUP_PARENT";
+        // The process limit is a cgroup on the engine's machine: only a local engine.
+        let Some(socket) = self.settings.host.strip_prefix("unix://") else {
+            return Err(BackendError::Exhausted(format!(
+                "builds are refused: their process limit needs the engine on this machine's socket, and {} is not ({setting})",
+                self.settings.host
+            )));
+        };
+        let system = self.call(docker.info()).await?;
+        let driver = system
+            .cgroup_driver
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        let version = system
+            .cgroup_version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "1".into());
+        let cgroup = BuildCgroup::create(
+            &self.settings.build_cgroup_parent,
+            &driver,
+            &version,
+            req.limits.pids,
+        )
+        .map_err(|why| {
+            BackendError::Exhausted(format!(
+                "builds are refused until their process limit can be set: {why} ({setting})"
+            ))
+        })?;
+        // RUN steps join the owner's own network, never the default bridge.
+        let network = {
+            let lock = self.network_lock(&req.owner);
+            let _guard = lock.lock().await;
+            if let Err(e) = self.ensure_network(&docker, &req.owner).await {
+                cgroup.remove().await;
+                return Err(e);
+            }
+            *self
+                .builds
+                .lock()
+                .expect("not poisoned")
+                .entry(req.owner.to_string())
+                .or_default() += 1;
+            self.network_name(&req.owner)
+        };
         let mut labels = self.our_labels(&req.owner);
         labels.remove(labels::MANAGED);
-        let memory = u64::try_from(req.limits.memory_bytes).unwrap_or(u64::MAX);
-        let opts = BuildImageOptions {
-            t: req.tag.to_string(),
-            labels,
-            buildargs: req.build_args.iter().cloned().collect(),
+        let build_args: HashMap<&str, &str> = req
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let memory = req.limits.memory_bytes.max(0);
+        // The CFS period and quota of `nano_cpus`, as the engine does for a container.
+        let quota = (req.limits.nano_cpus / 10_000).max(1_000);
+        let query: Vec<(&str, String)> = vec![
+            ("t", req.tag.to_string()),
+            ("labels", to_json(&labels)),
+            ("buildargs", to_json(&build_args)),
             // Intermediate containers go, also after a failure.
-            rm: true,
-            forcerm: true,
-            pull: false,
-            memory: Some(memory),
-            memswap: Some(req.limits.memory_bytes),
-            ..Default::default()
+            ("rm", "1".into()),
+            ("forcerm", "1".into()),
+            ("pull", "0".into()),
+            ("memory", memory.to_string()),
+            // Equal to memory: no swap on top of the limit.
+            ("memswap", memory.to_string()),
+            ("cpuperiod", "100000".into()),
+            ("cpuquota", quota.to_string()),
+            ("networkmode", network),
+            ("cgroupparent", cgroup.path().to_string()),
+        ];
+        let api = docker.client_version();
+        let api = format!("{}.{}", api.major_version, api.minor_version);
+        let builds = self.builds.clone();
+        let owner = req.owner.to_string();
+        let done = move |cgroup: BuildCgroup| {
+            let builds = builds.clone();
+            let owner = owner.clone();
+            async move {
+                cgroup.remove().await;
+                let mut b = builds.lock().expect("not poisoned");
+                if let Some(n) = b.get_mut(&owner) {
+                    *n -= 1;
+                    if *n == 0 {
+                        b.remove(&owner);
+                    }
+                }
+            }
         };
-        // The engine's stream borrows the client; a task owns both and forwards, so the
-        // caller gets a stream of its own. Dropping it ends the task and the connection,
-        // which cancels the build.
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let mut engine = match post_build(socket, &api, &query, context).await {
+            Ok(s) => s,
+            Err(e) => {
+                done(cgroup).await;
+                return Err(e);
+            }
+        };
+        let tag = req.tag.to_string();
+        let max_image = req.max_image_bytes;
+        // A task owns the engine's stream and forwards it, so the caller gets a stream of
+        // its own. Dropping it ends the task and the connection, which cancels the build.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<BuildInfo, BackendError>>(64);
         tokio::spawn(async move {
-            let mut engine = docker.build_image(opts, None, Some(context));
+            let mut failed = false;
+            let mut cancelled = false;
             while let Some(item) = engine.next().await {
+                failed |= item
+                    .as_ref()
+                    .map_or(true, |i| i.error.is_some() || i.error_detail.is_some());
                 if tx.send(item).await.is_err() {
+                    cancelled = true;
                     break;
                 }
+            }
+            drop(engine);
+            if !failed && !cancelled {
+                if let Some(max) = max_image {
+                    if let Err(e) = check_image_size(&docker, &tag, max).await {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                }
+            }
+            // A finished build's containers are gone already: its cgroup goes at once,
+            // before the caller hears the end. A cancelled one's may take a moment.
+            if !cancelled {
+                done(cgroup).await;
+                drop(tx);
+            } else {
+                drop(tx);
+                done(cgroup).await;
             }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         })
         .map(|item| {
-            let info = item.map_err(classify)?;
+            let info = item?;
             if let Some(message) = stream_error(info.error, info.error_detail) {
                 return Err(BackendError::Refused(message));
             }

@@ -5,6 +5,7 @@
 //! `no-new-privileges`, limits, private namespaces, only configured mounts), so no caller
 //! can start a container that breaks the host's policy.
 
+mod build;
 pub mod egress;
 mod engine;
 mod ports;

@@ -99,6 +99,11 @@ pub struct DockerSettings {
     /// Extra labels on every container and network, e.g. for the host's monitoring. The
     /// `wm.*` keys are ours and may not be set here.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The cgroup under which each build gets one of its own with the process limit
+    /// (`WM_BUILD_CGROUP_PARENT`): `/sys/fs/cgroup/pids/<this>/<build>` (cgroup v1) or
+    /// `/sys/fs/cgroup/<this>/<build>` (v2), on the engine's machine. The engine must use
+    /// the cgroupfs driver; a build is refused when the cgroup cannot be made.
+    pub build_cgroup_parent: String,
     /// Registries and URLs on the host's own network (loopback, link-local, this machine's
     /// addresses and container networks) that pulls, builds and CI runners may still
     /// reach, by name: `host` or `host:port` (`WM_EGRESS_ALLOWED`, space-separated). See
@@ -140,6 +145,7 @@ impl Default for DockerSettings {
             call_timeout_secs: 30,
             log_max_size: "10m".into(),
             labels: Default::default(),
+            build_cgroup_parent: "wm-builds".into(),
             egress_allowed: Vec::new(),
         }
     }
@@ -259,6 +265,12 @@ impl DockerSettings {
         if let Some(k) = self.labels.keys().find(|k| k.starts_with("wm.")) {
             return Err(format!(
                 "label {k:?}: the wm.* labels are set by whalemountain itself"
+            ));
+        }
+        if !label_ok(&self.build_cgroup_parent) || self.build_cgroup_parent.starts_with('.') {
+            return Err(format!(
+                "build cgroup parent {:?} must be 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'",
+                self.build_cgroup_parent
             ));
         }
         for entry in &self.egress_allowed {

@@ -5,6 +5,7 @@
 //! and knows nothing of HTTP, SQL, Docker or Kubernetes.
 
 mod container;
+mod dockerfile;
 mod image;
 mod user;
 
@@ -12,6 +13,7 @@ pub use container::{
     parse_env_list, parse_port_list, ContainerKey, ContainerName, EnvVar, GuestPort, ShortName,
     MAX_ENV_VARS,
 };
+pub use dockerfile::Dockerfile;
 pub use image::ImageRef;
 pub use user::{Role, UserName};
 

@@ -131,7 +131,11 @@ async fn docker_agent(file: Option<PathBuf>) -> anyhow::Result<()> {
     let engine = Arc::new(wm_docker::DockerEngine::new(config.docker.clone()));
     let limits = wm_agent::BodyLimits {
         upload: config.upload_max_bytes + (1 << 20),
-        build_context: config.build_context_max_bytes + (1 << 20),
+        // The console sends a context unpacked (with its Dockerfile pinned).
+        build_context: config
+            .build_context_max_bytes
+            .max(usize::try_from(config.build_context_max_unpacked_bytes).unwrap_or(usize::MAX))
+            .saturating_add(1 << 20),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
