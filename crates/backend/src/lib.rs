@@ -243,8 +243,8 @@ pub enum BackendError {
     /// The host is up but has no room: no free host port left in its range.
     #[error("{0}")]
     Exhausted(String),
-    /// A container of that name already exists on the host.
-    #[error("a container named {0} already exists on the host")]
+    /// A container (or a network) of that name, not ours to use, already exists on the host.
+    #[error("{0} already exists on the host")]
     NameTaken(String),
     /// The request breaks the backend's own policy (limits above its ceilings, ...).
     #[error("refused by the host's policy: {0}")]

@@ -184,9 +184,10 @@ impl From<BackendError> for ApiError {
                 code: "image_not_found",
                 what: format!("image {r}"),
             },
-            BackendError::NameTaken(_) => {
-                ApiError::Conflict("a container of that name already exists on the host".into())
-            }
+            // The engine's text names its objects; the sentence stays ours.
+            BackendError::NameTaken(_) => ApiError::Conflict(
+                "the host already has a container or network of that name that is not yours; ask an administrator".into(),
+            ),
             BackendError::Policy(m) => ApiError::Invalid {
                 code: "policy",
                 message: m,

@@ -318,7 +318,7 @@ async fn another_installations_network_of_the_same_name_is_never_joined() {
         answer["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not this user's"),
+            .contains("not yours"),
         "{answer}"
     );
     assert!(app.engine_containers().is_empty(), "nothing joined it");

@@ -75,7 +75,7 @@ async fn a_link_followed_from_the_console_never_carries_the_session() {
             json!({"name": "rec", "image": recorder, "ports": "80"}),
         )
         .await;
-    let full = format!("{alice}-rec");
+    let full = app.engine_name(&alice, "rec");
     assert_eq!(c["address"], "127.0.0.1", "{c}");
     let link = format!("http://127.0.0.1:{}/", c["ports"][0]["host"]);
     eventually(30, "the recorder answers", || async {

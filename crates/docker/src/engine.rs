@@ -269,9 +269,7 @@ impl DockerEngine {
                 return if self.is_network_of(&n.labels.unwrap_or_default(), owner) {
                     Ok(())
                 } else {
-                    Err(BackendError::Refused(format!(
-                        "this host has a network named {name} that is not this user's; ask an administrator"
-                    )))
+                    Err(BackendError::NameTaken(name))
                 };
             }
             Err(BackendError::Refused(_)) | Err(BackendError::NoSuchContainer) => {}

@@ -72,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in a log file or journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log reader that went away (a closed pipe) must not take the service down:
+        // the default reports a failed write with eprintln!, which panics then.
+        .log_internal_errors(false)
         .init();
     match cli.command {
         Command::Serve { config } => console(config, false).await,

@@ -172,3 +172,39 @@ fn a_bad_setting_stops_the_start_with_a_message_naming_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/wm.toml"));
 }
+
+#[tokio::test]
+async fn a_closed_log_pipe_does_not_stop_the_service() {
+    let data = tempfile::tempdir().unwrap();
+    let mut s = serve(
+        data.path(),
+        &[
+            ("WM_DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            ("WM_ADMIN_PASSWORD", "admin-password"),
+            // Every request writes log lines.
+            ("WM_LOG", "debug"),
+        ],
+    );
+    // `serve` stopped reading the log once the service listened: its reader is gone, so
+    // the pipe is closed and every later log line fails to be written.
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        let answer = client
+            .post(format!("{}/api/v1/login", s.base))
+            .json(&json!({"username": "admin", "password": "wrong-password"}))
+            .send()
+            .await
+            .expect("the service still answers");
+        assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
+    }
+    let health = client
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .expect("the service still answers");
+    assert!(health.status().is_success());
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "the service ended when its log could not be written"
+    );
+}
