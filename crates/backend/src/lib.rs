@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
-use wm_domain::{ContainerKey, ContainerName, EnvVar, GuestPort, ImageRef, ShortName, UserName};
+use wm_domain::{
+    ContainerKey, ContainerName, ContainerStatus, EnvVar, GuestPort, ImageRef, ShortName, UserName,
+};
 
 /// Resource limits of one container. The backend refuses limits above its own ceilings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,31 +53,6 @@ impl ContainerSpec {
     }
 }
 
-/// What a container is doing, as the backend sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunState {
-    Created,
-    Running,
-    Paused,
-    Restarting,
-    Exited,
-    Dead,
-}
-
-impl RunState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Created => "created",
-            RunState::Running => "running",
-            RunState::Paused => "paused",
-            RunState::Restarting => "restarting",
-            RunState::Exited => "exited",
-            RunState::Dead => "dead",
-        }
-    }
-}
-
 /// A container of ours as found on a host: enough to reconcile the console's database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerState {
@@ -89,7 +66,9 @@ pub struct ContainerState {
     #[serde(default)]
     pub short_name: String,
     pub image: String,
-    pub state: RunState,
+    /// One of the states an engine reports: created, running, paused, restarting,
+    /// exited or dead.
+    pub state: ContainerStatus,
     pub ports: Vec<PortBinding>,
     pub env: Vec<String>,
     /// Unix seconds.
@@ -208,7 +187,9 @@ impl std::fmt::Debug for RunnerSpec {
 pub struct RunnerState {
     pub id: String,
     pub image: String,
-    pub state: RunState,
+    /// One of the states an engine reports: created, running, paused, restarting,
+    /// exited or dead.
+    pub state: ContainerStatus,
 }
 
 /// What a host reports of itself: for `/healthz`, the admin page and placement.

@@ -183,7 +183,7 @@ pub(crate) async fn start_session(
             user: user.name.clone(),
             kind: TokenKind::Session,
             name: None,
-            scope: Scope::All.as_str().into(),
+            scope: Scope::All,
             created_at: now,
             expires_at: Some(now + ttl as i64),
             last_used_at: Some(now),
@@ -309,14 +309,14 @@ pub struct TokenCreated {
     pub token: String,
     pub id: String,
     pub name: String,
-    pub scope: String,
+    pub scope: Scope,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub name: Option<String>,
-    pub scope: String,
+    pub scope: Scope,
     pub created_at: String,
     pub last_used_at: Option<String>,
 }
@@ -340,7 +340,7 @@ pub async fn create_token(
     }
     let scope = match req.scope.as_deref() {
         None => Scope::All,
-        Some(s) => Scope::parse(s).ok_or_else(|| ApiError::Invalid {
+        Some(s) => Scope::parse(s).map_err(|_| ApiError::Invalid {
             code: "invalid_input",
             message: format!("unknown scope {s:?}; use all or build"),
             field: Some("scope"),
@@ -355,7 +355,7 @@ pub async fn create_token(
             user: caller.name.clone(),
             kind: TokenKind::Personal,
             name: Some(name.to_string()),
-            scope: scope.as_str().into(),
+            scope,
             created_at: crate::now(),
             expires_at: None,
             last_used_at: None,
@@ -367,7 +367,7 @@ pub async fn create_token(
             token,
             id,
             name: name.to_string(),
-            scope: scope.as_str().into(),
+            scope,
         }),
     ))
 }

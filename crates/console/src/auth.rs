@@ -106,31 +106,8 @@ pub fn random_password() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Everything the user may do.
-    All,
-    /// Only image builds (for CI jobs).
-    Build,
-}
-
-impl Scope {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "all" => Some(Scope::All),
-            "build" => Some(Scope::Build),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::All => "all",
-            Scope::Build => "build",
-        }
-    }
-}
+/// What a token may do (one of the domain's words).
+pub use wm_domain::Scope;
 
 /// An authenticated caller. Extracting it answers 401 when there is no valid token.
 #[derive(Debug, Clone)]
@@ -235,7 +212,7 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             name: user.name,
             role: user.role,
-            scope: Scope::parse(&t.scope).unwrap_or(Scope::Build),
+            scope: t.scope,
             token_hash: hash,
             token_kind: t.kind,
         })

@@ -48,8 +48,8 @@ pub struct CiView {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct RunnerView {
-    /// `running`, `exited`, `restarting`, ...
-    pub state: String,
+    /// The runner container's state: `running`, `exited`, `restarting`, ...
+    pub state: wm_domain::ContainerStatus,
     pub image: String,
     /// The host it runs on.
     pub host: String,
@@ -258,7 +258,7 @@ async fn view(state: &AppState, caller: &Caller) -> Result<CiView, ApiError> {
         match host.backend.runner(&caller.name).await {
             Ok(Some(r)) => {
                 runner = Some(RunnerView {
-                    state: r.state.as_str().into(),
+                    state: r.state,
                     image: r.image,
                     host: host.id.clone(),
                 });

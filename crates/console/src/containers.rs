@@ -16,8 +16,8 @@ use wm_backend::{
     ExecRequest, PortBinding,
 };
 use wm_domain::{
-    parse_env_list, parse_port_list, ContainerKey, ContainerName, EnvVar, GuestPort, ImageRef,
-    ParseError, ShortName, UserName,
+    parse_env_list, parse_port_list, Backend, ContainerKey, ContainerName, ContainerStatus, EnvVar,
+    GuestPort, ImageRef, ParseError, ShortName, UserName,
 };
 use wm_store::{ContainerRecord, PortLease};
 
@@ -28,8 +28,8 @@ pub struct Container {
     pub name: String,
     pub owner: String,
     pub image: String,
-    /// `docker` or `kubernetes`.
-    pub backend: String,
+    /// Where it runs.
+    pub backend: Backend,
     /// The id of the host it runs on.
     pub host: String,
     /// Where its ports are reached: links are `http://<address>:<port>/`; for a
@@ -37,10 +37,11 @@ pub struct Container {
     pub address: String,
     /// The kubernetes container's Ingress, `http://<name>.<owner>.<domain>/`.
     pub url: Option<String>,
-    /// `creating`, `created`, `running`, `paused`, `restarting`, `exited`, `dead`,
-    /// `gone` (removed from the host behind our back), or `unknown` (its host does not
-    /// answer now).
-    pub status: String,
+    /// A Docker container's state (`created`, `running`, `paused`, `restarting`, `exited`,
+    /// `dead`) or a kubernetes one's (`pending`, `running`, `stopped`, `failed`); `creating`
+    /// while it is made, `gone` (removed from its host behind our back), or `unknown` (its
+    /// host does not answer now).
+    pub status: ContainerStatus,
     pub ports: Vec<Port>,
     /// `KEY=value` strings.
     pub env: Vec<String>,
@@ -62,11 +63,11 @@ impl From<&ContainerRecord> for Container {
             name: c.name.to_string(),
             owner: c.owner.to_string(),
             image: c.image.clone(),
-            backend: c.backend.clone(),
+            backend: c.backend,
             host: c.host.clone(),
             address: c.host.clone(),
             url: None,
-            status: c.status.clone(),
+            status: c.status,
             ports: c
                 .ports
                 .iter()
@@ -323,9 +324,17 @@ pub async fn create(
     let env = parse_env(req.env)?;
     let guests = parse_ports(req.ports, state.config.max_ports)?;
     let mut required = parse_requires(req.requires)?;
-    match req.backend.as_deref() {
-        None | Some("docker") => {}
-        Some("kubernetes") => {
+    let backend = match req.backend.as_deref() {
+        None => Backend::Docker,
+        Some(s) => Backend::parse(s).map_err(|_| ApiError::Invalid {
+            code: "invalid_input",
+            message: format!("unknown backend {s:?}; use docker or kubernetes"),
+            field: Some("backend"),
+        })?,
+    };
+    match backend {
+        Backend::Docker => {}
+        Backend::Kubernetes => {
             if !required.is_empty() {
                 // The cluster's scheduler places pods; our host labels are Docker's.
                 return Err(ApiError::Invalid {
@@ -335,13 +344,6 @@ pub async fn create(
                 });
             }
             return crate::kube::create(state, caller, short, image, env, guests).await;
-        }
-        Some(other) => {
-            return Err(ApiError::Invalid {
-                code: "invalid_input",
-                message: format!("unknown backend {other:?}; use docker or kubernetes"),
-                field: Some("backend"),
-            })
         }
     }
 
@@ -355,9 +357,9 @@ pub async fn create(
         owner: caller.name.clone(),
         short_name: short.clone(),
         image: image.to_string(),
-        backend: "docker".into(),
+        backend: Backend::Docker,
         host: String::new(),
-        status: "creating".into(),
+        status: ContainerStatus::Creating,
         env: env.iter().map(ToString::to_string).collect(),
         engine_id: None,
         created_at: crate::now(),
@@ -398,9 +400,9 @@ pub async fn create(
             record_ports(state, &host.id, &key, &st.ports).await?;
             state
                 .store
-                .set_container_status(&key, st.state.as_str(), Some(&st.id))
+                .set_container_status(&key, st.state, Some(&st.id))
                 .await?;
-            record.status = st.state.as_str().to_string();
+            record.status = st.state;
             record.engine_id = Some(st.id);
             record.ports = st
                 .ports
@@ -483,11 +485,11 @@ pub fn view(state: &AppState, r: &ContainerRecord) -> Container {
     let mut c = Container::from(r);
     if let Some(h) = state.hosts.get(&r.host) {
         c.address = h.address();
-        if !h.usable() && r.status != "gone" {
-            c.status = "unknown".into();
+        if !h.usable() && r.status != ContainerStatus::Gone {
+            c.status = ContainerStatus::Unknown;
         }
-    } else if r.backend == "docker" && r.status != "gone" {
-        c.status = "unknown".into();
+    } else if r.backend == Backend::Docker && r.status != ContainerStatus::Gone {
+        c.status = ContainerStatus::Unknown;
     }
     c
 }
@@ -508,7 +510,7 @@ pub async fn list(
     let mut records = state.store.containers(owner).await?;
     let mut hosts: Vec<&str> = records
         .iter()
-        .filter(|r| r.backend == "docker")
+        .filter(|r| r.backend == Backend::Docker)
         .map(|r| r.host.as_str())
         .collect();
     hosts.sort_unstable();
@@ -525,7 +527,7 @@ pub async fn list(
     .await;
     let on_cluster = crate::kube::refresh(state, &mut records).await?;
     for r in &mut records {
-        if r.backend != "docker" || r.status == "creating" {
+        if r.backend != Backend::Docker || r.status == ContainerStatus::Creating {
             continue;
         }
         let Some((_, Some(on_host))) = lists.iter().find(|(h, _)| *h == r.host) else {
@@ -534,7 +536,7 @@ pub async fn list(
         let now = on_host
             .iter()
             .find(|s| s.owner == r.owner.as_str() && s.short_name == r.short_name.as_str())
-            .map_or("gone", |s| s.state.as_str());
+            .map_or(ContainerStatus::Gone, |s| s.state);
         if now != r.status {
             set_status(state, r, now).await?;
         }
@@ -542,9 +544,9 @@ pub async fn list(
     Ok(records
         .iter()
         .zip(&on_cluster)
-        .map(|(r, k)| match r.backend.as_str() {
-            crate::kube::BACKEND => crate::kube::show(state, r, k.as_ref()),
-            _ => view(state, r),
+        .map(|(r, k)| match r.backend {
+            Backend::Kubernetes => crate::kube::show(state, r, k.as_ref()),
+            Backend::Docker => view(state, r),
         })
         .collect())
 }
@@ -555,15 +557,15 @@ pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiEr
         return crate::kube::get(state, c).await;
     }
     let mut record = c.record;
-    if record.status == "creating" {
+    if record.status == ContainerStatus::Creating {
         return Ok(view(state, &record));
     }
     let Ok(backend) = state.hosts.reach(&record.host) else {
         return Ok(view(state, &record));
     };
     let now = match backend.inspect(&record.key()).await {
-        Ok(st) => st.state.as_str(),
-        Err(BackendError::NoSuchContainer) => "gone",
+        Ok(st) => st.state,
+        Err(BackendError::NoSuchContainer) => ContainerStatus::Gone,
         Err(BackendError::Unavailable(_)) => return Ok(view(state, &record)),
         Err(e) => return Err(e.into()),
     };
@@ -577,9 +579,9 @@ pub async fn get(state: &AppState, c: OwnedContainer) -> Result<Container, ApiEr
 pub(crate) async fn set_status(
     state: &AppState,
     r: &mut ContainerRecord,
-    status: &str,
+    status: ContainerStatus,
 ) -> Result<(), ApiError> {
-    if status == "gone" {
+    if status == ContainerStatus::Gone {
         state.store.mark_container_gone(&r.key()).await?;
         r.ports.clear();
     } else {
@@ -588,7 +590,7 @@ pub(crate) async fn set_status(
             .set_container_status(&r.key(), status, None)
             .await?;
     }
-    r.status = status.to_string();
+    r.status = status;
     Ok(())
 }
 
@@ -607,9 +609,9 @@ async fn settle(
     let mut record = c.record;
     state
         .store
-        .set_container_status(&record.key(), st.state.as_str(), None)
+        .set_container_status(&record.key(), st.state, None)
         .await?;
-    record.status = st.state.as_str().to_string();
+    record.status = st.state;
     Ok(view(state, &record))
 }
 
@@ -636,7 +638,7 @@ pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError>
     if c.on_cluster() {
         return crate::kube::delete(state, c).await;
     }
-    if c.record.status == "gone" {
+    if c.record.status == ContainerStatus::Gone {
         state.store.delete_container(&c.key()).await?;
         return Ok(());
     }

@@ -20,12 +20,12 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use wm_backend::BackendError;
-use wm_domain::{ContainerKey, EnvVar, GuestPort, ImageRef, ShortName};
+use wm_domain::{Backend, ContainerKey, ContainerStatus, EnvVar, GuestPort, ImageRef, ShortName};
 use wm_kube::{Cluster, KubeContainer, KubeContainerSpec, KubeState};
 use wm_store::ContainerRecord;
 
 /// `Container.backend` and `Container.host` of the cluster's containers.
-pub const BACKEND: &str = "kubernetes";
+pub const BACKEND: Backend = Backend::Kubernetes;
 
 /// A `creating` record this old with nothing in the cluster was cut short and not
 /// retried.
@@ -118,12 +118,12 @@ fn cluster(state: &AppState) -> Result<&Arc<dyn Cluster>, ApiError> {
     })
 }
 
-fn status_of(s: KubeState) -> &'static str {
+fn status_of(s: KubeState) -> ContainerStatus {
     match s {
-        KubeState::Running => "running",
-        KubeState::Pending => "pending",
-        KubeState::Stopped => "stopped",
-        KubeState::Failed => "failed",
+        KubeState::Running => ContainerStatus::Running,
+        KubeState::Pending => ContainerStatus::Pending,
+        KubeState::Stopped => ContainerStatus::Stopped,
+        KubeState::Failed => ContainerStatus::Failed,
     }
 }
 
@@ -143,8 +143,8 @@ pub fn show(state: &AppState, r: &ContainerRecord, found: Option<&KubeContainer>
             .and_then(|u| u.strip_prefix("http://"))
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_default();
-    } else if r.status != "creating" && r.status != "gone" {
-        c.status = "unknown".into();
+    } else if !matches!(r.status, ContainerStatus::Creating | ContainerStatus::Gone) {
+        c.status = ContainerStatus::Unknown;
     }
     c
 }
@@ -166,7 +166,7 @@ pub async fn create(
         // The same request again after the cluster failed half-way: complete it.
         Some(r)
             if r.backend == BACKEND
-                && r.status == "creating"
+                && r.status == ContainerStatus::Creating
                 && r.image == image.as_str()
                 && r.engine_id.is_some() =>
         {
@@ -179,9 +179,9 @@ pub async fn create(
                 owner: caller.name.clone(),
                 short_name: short.clone(),
                 image: image.to_string(),
-                backend: BACKEND.into(),
-                host: BACKEND.into(),
-                status: "creating".into(),
+                backend: BACKEND,
+                host: BACKEND.as_str().into(),
+                status: ContainerStatus::Creating,
                 env: env.iter().map(ToString::to_string).collect(),
                 engine_id: Some(crate::new_id()),
                 created_at: crate::now(),
@@ -215,7 +215,7 @@ pub async fn create(
                 .store
                 .set_container_status(&key, status, None)
                 .await?;
-            record.status = status.into();
+            record.status = status;
             Ok(show(state, &record, Some(&k)))
         }
         Err(BackendError::Unavailable(why)) => Err(ApiError::Unavailable(format!(
@@ -267,8 +267,8 @@ async fn settle(
 ) -> Result<(), ApiError> {
     let now = match found {
         Some(k) => status_of(k.state),
-        None if r.status == "creating" => return Ok(()),
-        None => "gone",
+        None if r.status == ContainerStatus::Creating => return Ok(()),
+        None => ContainerStatus::Gone,
     };
     if now != r.status {
         crate::containers::set_status(state, r, now).await?;
@@ -320,7 +320,7 @@ pub async fn start_or_stop(
 
 /// Removes the container's objects, waiting until they are gone, then its record.
 pub async fn delete(state: &AppState, c: OwnedContainer) -> Result<(), ApiError> {
-    if c.record().status != "gone" {
+    if c.record().status != ContainerStatus::Gone {
         cluster(state)?.remove(&c.key()).await?;
     }
     state.store.delete_container(&c.key()).await?;
@@ -362,7 +362,7 @@ pub async fn reconcile(state: &AppState) -> Result<usize, ApiError> {
         .containers(None)
         .await?
         .into_iter()
-        .filter(|r| r.backend == BACKEND && r.status != "gone")
+        .filter(|r| r.backend == BACKEND && r.status != ContainerStatus::Gone)
         .collect();
     if records.is_empty() {
         return Ok(0);
@@ -371,9 +371,12 @@ pub async fn reconcile(state: &AppState) -> Result<usize, ApiError> {
     let mut changed = 0;
     let now = crate::now();
     for r in &mut records {
-        let before = r.status.clone();
+        let before = r.status;
         let k = found.iter().find(|k| is_of(k, r));
-        if k.is_none() && r.status == "creating" && now - r.created_at > STALE_CREATE_SECS {
+        if k.is_none()
+            && r.status == ContainerStatus::Creating
+            && now - r.created_at > STALE_CREATE_SECS
+        {
             // A create cut short long ago and never retried: nothing of it is left.
             state.store.mark_container_gone(&r.key()).await?;
             changed += 1;

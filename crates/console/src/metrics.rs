@@ -164,12 +164,12 @@ impl Metrics {
             .set(i64::from(up));
     }
 
-    pub fn set_container_counts(&self, counts: &[(String, i64)]) {
+    pub fn set_container_counts(&self, counts: &[(wm_domain::ContainerStatus, i64)]) {
         self.containers.clear();
         for (status, n) in counts {
             self.containers
                 .get_or_create(&StatusLabels {
-                    status: status.clone(),
+                    status: status.as_str().to_string(),
                 })
                 .set(*n);
         }

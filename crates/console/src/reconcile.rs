@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use utoipa::ToSchema;
 use wm_backend::{BackendError, ContainerState};
-use wm_domain::{ContainerKey, ShortName, UserName};
+use wm_domain::{Backend, ContainerKey, ContainerStatus, ShortName, UserName};
 use wm_store::ContainerRecord;
 
 /// A `creating` record older than this without a container on the host is left over
@@ -76,25 +76,26 @@ pub async fn reconcile_host(
         .containers(None)
         .await?
         .into_iter()
-        .filter(|r| r.backend == "docker" && r.host == host)
+        .filter(|r| r.backend == Backend::Docker && r.host == host)
         .collect();
     let now = crate::now();
 
     for r in &records {
         // A create in flight is left alone; one that stayed `creating` for long was cut
         // short by a crash and is settled like any other.
-        let in_flight = r.status == "creating" && now - r.created_at < STALE_CREATE_SECS;
+        let in_flight =
+            r.status == ContainerStatus::Creating && now - r.created_at < STALE_CREATE_SECS;
         match on_host.iter().find(|s| is_of(s, r)) {
             Some(s) => {
-                if !in_flight && r.status != s.state.as_str() {
+                if !in_flight && r.status != s.state {
                     state
                         .store
-                        .set_container_status(&r.key(), s.state.as_str(), None)
+                        .set_container_status(&r.key(), s.state, None)
                         .await?;
                     report.updated += 1;
                 }
             }
-            None if r.status == "gone" || in_flight => {}
+            None if r.status == ContainerStatus::Gone || in_flight => {}
             None => {
                 state.store.mark_container_gone(&r.key()).await?;
                 tracing::warn!(container = %r.name, "container is gone from its host");
@@ -187,9 +188,9 @@ async fn adopt(state: &AppState, h: &Host, found: &ContainerState) -> Result<(),
         owner,
         short_name: short,
         image: st.image.clone(),
-        backend: "docker".into(),
+        backend: Backend::Docker,
         host: host.to_string(),
-        status: st.state.as_str().to_string(),
+        status: st.state,
         // The image's own variables (PATH, ...) are in the list too; they are what the
         // container runs with.
         env: st.env.clone(),

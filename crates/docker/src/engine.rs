@@ -33,9 +33,9 @@ use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
     ExecOutput, ExecRequest, HostInfo, ImageInfo, PortBinding, Progress, ProgressStream,
-    RegistryAuth, RunState, RunnerSpec, RunnerState,
+    RegistryAuth, RunnerSpec, RunnerState,
 };
-use wm_domain::{ContainerKey, GuestPort, ImageRef, UserName};
+use wm_domain::{ContainerKey, ContainerStatus, GuestPort, ImageRef, UserName};
 
 /// `wm.kind` of a CI runner.
 const RUNNER_KIND: &str = "ci-runner";
@@ -502,12 +502,12 @@ impl DockerEngine {
                     short_name: labels.get(labels::NAME).cloned().unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
                     state: match c.state.as_deref() {
-                        Some("created") => RunState::Created,
-                        Some("running") => RunState::Running,
-                        Some("paused") => RunState::Paused,
-                        Some("restarting") => RunState::Restarting,
-                        Some("exited") => RunState::Exited,
-                        _ => RunState::Dead,
+                        Some("created") => ContainerStatus::Created,
+                        Some("running") => ContainerStatus::Running,
+                        Some("paused") => ContainerStatus::Paused,
+                        Some("restarting") => ContainerStatus::Restarting,
+                        Some("exited") => ContainerStatus::Exited,
+                        _ => ContainerStatus::Dead,
                     },
                     ports,
                     env: Vec::new(),
@@ -611,13 +611,13 @@ impl DockerEngine {
         let state = r
             .state
             .and_then(|s| s.status)
-            .map_or(RunState::Dead, |s| match s {
-                ContainerStateStatusEnum::CREATED => RunState::Created,
-                ContainerStateStatusEnum::RUNNING => RunState::Running,
-                ContainerStateStatusEnum::PAUSED => RunState::Paused,
-                ContainerStateStatusEnum::RESTARTING => RunState::Restarting,
-                ContainerStateStatusEnum::EXITED => RunState::Exited,
-                _ => RunState::Dead,
+            .map_or(ContainerStatus::Dead, |s| match s {
+                ContainerStateStatusEnum::CREATED => ContainerStatus::Created,
+                ContainerStateStatusEnum::RUNNING => ContainerStatus::Running,
+                ContainerStateStatusEnum::PAUSED => ContainerStatus::Paused,
+                ContainerStateStatusEnum::RESTARTING => ContainerStatus::Restarting,
+                ContainerStateStatusEnum::EXITED => ContainerStatus::Exited,
+                _ => ContainerStatus::Dead,
             });
         let ports = r
             .host_config
@@ -841,7 +841,7 @@ impl ContainerBackend for DockerEngine {
             .scan()
             .await?
             .into_iter()
-            .filter(|(c, _)| c.state == RunState::Running)
+            .filter(|(c, _)| c.state == ContainerStatus::Running)
             .collect();
         Ok(HostInfo {
             version: v.version.unwrap_or_default(),
@@ -1554,12 +1554,12 @@ impl ContainerBackend for DockerEngine {
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         let state = match r.state.and_then(|s| s.status) {
-            Some(ContainerStateStatusEnum::RUNNING) => RunState::Running,
-            Some(ContainerStateStatusEnum::CREATED) => RunState::Created,
-            Some(ContainerStateStatusEnum::RESTARTING) => RunState::Restarting,
-            Some(ContainerStateStatusEnum::PAUSED) => RunState::Paused,
-            Some(ContainerStateStatusEnum::EXITED) => RunState::Exited,
-            _ => RunState::Dead,
+            Some(ContainerStateStatusEnum::RUNNING) => ContainerStatus::Running,
+            Some(ContainerStateStatusEnum::CREATED) => ContainerStatus::Created,
+            Some(ContainerStateStatusEnum::RESTARTING) => ContainerStatus::Restarting,
+            Some(ContainerStateStatusEnum::PAUSED) => ContainerStatus::Paused,
+            Some(ContainerStateStatusEnum::EXITED) => ContainerStatus::Exited,
+            _ => ContainerStatus::Dead,
         };
         Ok(Some(RunnerState {
             id: r.id.unwrap_or_default(),

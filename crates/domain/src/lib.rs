@@ -7,6 +7,7 @@
 mod container;
 mod dockerfile;
 mod image;
+mod status;
 mod user;
 
 pub use container::{
@@ -15,6 +16,7 @@ pub use container::{
 };
 pub use dockerfile::Dockerfile;
 pub use image::ImageRef;
+pub use status::{Backend, ContainerStatus, Scope};
 pub use user::{Role, UserName};
 
 /// Why a piece of user input was refused. The message is a sentence meant for the user.

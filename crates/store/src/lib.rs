@@ -11,7 +11,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use wm_domain::{ContainerKey, ContainerName, GuestPort, Role, UserName};
+use wm_domain::{
+    Backend, ContainerKey, ContainerName, ContainerStatus, GuestPort, Role, Scope, UserName,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -72,7 +74,7 @@ pub struct Token {
     pub user: UserName,
     pub kind: TokenKind,
     pub name: Option<String>,
-    pub scope: String,
+    pub scope: Scope,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
@@ -91,9 +93,9 @@ pub struct ContainerRecord {
     pub owner: UserName,
     pub short_name: wm_domain::ShortName,
     pub image: String,
-    pub backend: String,
+    pub backend: Backend,
     pub host: String,
-    pub status: String,
+    pub status: ContainerStatus,
     pub env: Vec<String>,
     pub engine_id: Option<String>,
     pub created_at: i64,
@@ -323,7 +325,7 @@ impl Store {
             TokenKind::Personal => "personal",
         })
         .bind(t.name.clone())
-        .bind(&t.scope)
+        .bind(t.scope.as_str())
         .bind(t.created_at)
         .bind(t.expires_at)
         .bind(t.last_used_at)
@@ -418,9 +420,9 @@ impl Store {
         .bind(c.owner.as_str())
         .bind(c.short_name.as_str())
         .bind(&c.image)
-        .bind(&c.backend)
+        .bind(c.backend.as_str())
         .bind(&c.host)
-        .bind(&c.status)
+        .bind(c.status.as_str())
         .bind(serde_json::to_string(&c.env).expect("strings serialize"))
         .bind(c.engine_id.clone())
         .bind(c.created_at)
@@ -508,14 +510,14 @@ impl Store {
     pub async fn set_container_status(
         &self,
         key: &ContainerKey,
-        status: &str,
+        status: ContainerStatus,
         engine_id: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
             "UPDATE containers SET status = $1, engine_id = COALESCE($2, engine_id) \
              WHERE owner = $3 AND short_name = $4",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(engine_id)
         .bind(key.owner.as_str())
         .bind(key.short.as_str())
@@ -561,14 +563,19 @@ impl Store {
     }
 
     /// How many containers are in each status.
-    pub async fn count_containers_by_status(&self) -> Result<Vec<(String, i64)>> {
+    pub async fn count_containers_by_status(&self) -> Result<Vec<(ContainerStatus, i64)>> {
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n FROM containers GROUP BY status ORDER BY status",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let status = ContainerStatus::parse(&status)
+                    .map_err(|e| StoreError::Corrupt(format!("container status: {e}")))?;
+                Ok((status, r.try_get("n")?))
+            })
             .collect()
     }
 
@@ -856,7 +863,10 @@ fn token_from_row(r: &AnyRow) -> Result<Token> {
             other => return Err(StoreError::Corrupt(format!("token kind {other:?}"))),
         },
         name: r.try_get(name_col)?,
-        scope: r.try_get("scope")?,
+        scope: {
+            let s: String = r.try_get("scope")?;
+            Scope::parse(&s).map_err(|e| StoreError::Corrupt(format!("token scope: {e}")))?
+        },
         created_at: r.try_get(created_col)?,
         expires_at: r.try_get("expires_at")?,
         last_used_at: r.try_get("last_used_at")?,
@@ -876,9 +886,17 @@ fn container_from_row(r: &AnyRow) -> Result<ContainerRecord> {
                 .map_err(|e| StoreError::Corrupt(format!("short name of {name}: {e}")))?
         },
         image: r.try_get("image")?,
-        backend: r.try_get("backend")?,
+        backend: {
+            let s: String = r.try_get("backend")?;
+            Backend::parse(&s)
+                .map_err(|e| StoreError::Corrupt(format!("backend of {name}: {e}")))?
+        },
         host: r.try_get("host")?,
-        status: r.try_get("status")?,
+        status: {
+            let s: String = r.try_get("status")?;
+            ContainerStatus::parse(&s)
+                .map_err(|e| StoreError::Corrupt(format!("status of {name}: {e}")))?
+        },
         env: serde_json::from_str(&env)
             .map_err(|e| StoreError::Corrupt(format!("env of {name}: {e}")))?,
         engine_id: r.try_get("engine_id")?,

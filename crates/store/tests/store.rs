@@ -5,7 +5,10 @@
 //! and sets it). Without it the PostgreSQL half fails, never skips.
 
 use std::future::Future;
-use wm_domain::{ContainerKey, ContainerName, GuestPort, Role, ShortName, UserName};
+use wm_domain::{
+    Backend, ContainerKey, ContainerName, ContainerStatus, GuestPort, Role, Scope, ShortName,
+    UserName,
+};
 use wm_store::{
     AuditEntry, CiSettings, ContainerRecord, ImageMeta, Store, StoreError, Token, TokenKind, User,
     UserSource,
@@ -83,9 +86,9 @@ fn container(owner: &str, short: &str) -> ContainerRecord {
         owner: o,
         short_name: s,
         image: "busybox:latest".into(),
-        backend: "docker".into(),
+        backend: Backend::Docker,
         host: "h1".into(),
-        status: "creating".into(),
+        status: ContainerStatus::Creating,
         env: vec!["A=1".into(), "B=two words".into()],
         engine_id: None,
         created_at: 1_700_000_100,
@@ -190,7 +193,7 @@ async fn tokens_expire_and_are_revoked() {
             user: UserName::parse("alice").unwrap(),
             kind: TokenKind::Session,
             name: None,
-            scope: "all".into(),
+            scope: Scope::All,
             created_at: 100,
             expires_at: Some(200),
             last_used_at: None,
@@ -215,13 +218,13 @@ async fn tokens_expire_and_are_revoked() {
             id: "id2".into(),
             kind: TokenKind::Personal,
             name: Some("ci".into()),
-            scope: "build".into(),
+            scope: Scope::Build,
             expires_at: None,
             ..t.clone()
         };
         s.insert_token(&pat).await.unwrap();
         let (found, _) = s.token("h-pat", i64::MAX - 1).await.unwrap().unwrap();
-        assert_eq!(found.scope, "build");
+        assert_eq!(found.scope, Scope::Build);
         assert_eq!(found.name.as_deref(), Some("ci"));
 
         let listed = s.personal_tokens("alice").await.unwrap();
@@ -291,24 +294,24 @@ async fn containers_and_port_leases() {
         assert_eq!(mine[0].ports.len(), 2);
         assert_eq!(s.containers(None).await.unwrap().len(), 2);
 
-        s.set_container_status(&k("alice", "web"), "running", Some("abc"))
+        s.set_container_status(&k("alice", "web"), ContainerStatus::Running, Some("abc"))
             .await
             .unwrap();
-        s.set_container_status(&k("alice", "web"), "exited", None)
+        s.set_container_status(&k("alice", "web"), ContainerStatus::Exited, None)
             .await
             .unwrap();
         let got = s.container(&k("alice", "web")).await.unwrap().unwrap();
-        assert_eq!(got.status, "exited");
+        assert_eq!(got.status, ContainerStatus::Exited);
         assert_eq!(got.engine_id.as_deref(), Some("abc"));
         let counts = s.count_containers_by_status().await.unwrap();
         assert_eq!(
             counts,
-            [("creating".to_string(), 1), ("exited".to_string(), 1)]
+            [(ContainerStatus::Creating, 1), (ContainerStatus::Exited, 1)]
         );
 
         s.mark_container_gone(&k("bob", "db")).await.unwrap();
         let bob = s.container(&k("bob", "db")).await.unwrap().unwrap();
-        assert_eq!(bob.status, "gone");
+        assert_eq!(bob.status, ContainerStatus::Gone);
         assert!(bob.ports.is_empty(), "a gone container holds no ports");
         assert!(
             s.lease_port("h2", 40000, &k("bob", "db"), g(5432))
@@ -320,7 +323,7 @@ async fn containers_and_port_leases() {
             s.containers_per_host().await.unwrap().is_empty(),
             "neither a gone nor a stopped container counts on its host"
         );
-        s.set_container_status(&k("alice", "web"), "running", None)
+        s.set_container_status(&k("alice", "web"), ContainerStatus::Running, None)
             .await
             .unwrap();
         assert_eq!(
@@ -539,7 +542,7 @@ async fn one_full_name_two_owners() {
         assert_eq!(mine[0].short_name.as_str(), "c-web");
         assert_eq!(mine[0].ports.len(), 1);
 
-        s.set_container_status(&k("ab", "c-web"), "running", Some("id2"))
+        s.set_container_status(&k("ab", "c-web"), ContainerStatus::Running, Some("id2"))
             .await
             .unwrap();
         assert_eq!(
@@ -548,7 +551,7 @@ async fn one_full_name_two_owners() {
                 .unwrap()
                 .unwrap()
                 .status,
-            "creating",
+            ContainerStatus::Creating,
             "a status goes to its own container only"
         );
         s.mark_container_gone(&k("ab-c", "web")).await.unwrap();
@@ -611,7 +614,7 @@ async fn upgrade_keeps_containers_keyed_by_full_name() {
         let s = Store::connect(url).await.unwrap();
         let c = s.container(&k("ab-c", "web")).await.unwrap().unwrap();
         assert_eq!(c.name.as_str(), "ab-c-web");
-        assert_eq!(c.status, "running");
+        assert_eq!(c.status, ContainerStatus::Running);
         assert_eq!(c.engine_id.as_deref(), Some("e1"));
         assert_eq!(c.ports.len(), 1);
         assert_eq!(c.ports[0].host_port, 42000);
@@ -630,4 +633,48 @@ async fn upgrade_keeps_containers_keyed_by_full_name() {
         s.close().await;
     }
     raw(&pg_admin, &format!("DROP DATABASE {pg_db} WITH (FORCE)")).await;
+}
+
+/// A status, backend or scope the product does not know, written behind the store's back,
+/// is an error naming the row and the value, not a panic and not a silent default.
+#[tokio::test]
+async fn unknown_words_in_rows_are_corrupt_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wm.db", dir.path().display());
+    let s = Store::connect(&url).await.unwrap();
+    s.insert_user(&user("alice", Role::Student)).await.unwrap();
+    s.insert_container(&container("alice", "web"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.container(&k("alice", "web"))
+            .await
+            .unwrap()
+            .unwrap()
+            .backend,
+        Backend::Docker
+    );
+
+    raw(&url, "UPDATE containers SET status = 'sleeping'").await;
+    match s.container(&k("alice", "web")).await {
+        Err(StoreError::Corrupt(m)) => {
+            assert!(m.contains("alice-web") && m.contains("sleeping"), "{m}")
+        }
+        other => panic!("expected a corrupt row, got {other:?}"),
+    }
+    assert!(matches!(
+        s.count_containers_by_status().await,
+        Err(StoreError::Corrupt(_))
+    ));
+
+    raw(
+        &url,
+        "UPDATE containers SET status = 'running', backend = 'podman'",
+    )
+    .await;
+    match s.containers(Some("alice")).await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("podman"), "{m}"),
+        other => panic!("expected a corrupt row, got {other:?}"),
+    }
+    s.close().await;
 }

@@ -130,7 +130,7 @@ pub async fn page_handler(
                             td data-label=(t.name) { a href=(super::containers::container_path(&ctx, c, "")) { (c.name) } }
                             td data-label=(t.owner) { (c.owner) }
                             td data-label=(t.image) { code { (c.image) } }
-                            td data-label=(t.status) { (status_badge(t, &c.status)) }
+                            td data-label=(t.status) { (status_badge(t, c.status)) }
                             td data-label=(t.ports) {
                                 @for p in &c.ports {
                                     (p.guest) "→" (p.host.map_or("Service".to_string(), |h| h.to_string())) " "

@@ -33,7 +33,7 @@ pub async fn page_handler(
                     dt { (t.runner_token) } dd { (t.token_ends) " " code { (view.token_hint.as_deref().unwrap_or("")) } }
                     dt { (t.status) } dd {
                         @match &view.runner {
-                            Some(r) => { (super::status_badge(t, &r.state)) " " code { (r.image) } }
+                            Some(r) => { (super::status_badge(t, r.state)) " " code { (r.image) } }
                             None => { (t.no_runner) }
                         }
                     }

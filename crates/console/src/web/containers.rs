@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::Value;
+use wm_domain::Backend;
 
 fn port_links(ctx: &Ctx, c: &Container) -> Markup {
     html! {
@@ -101,14 +102,14 @@ pub async fn list(
                         tr {
                             td data-label=(t.name) { a href=(container_path(&ctx, c, "")) { (c.name) } }
                             td data-label=(t.image) { code { (c.image) } }
-                            td data-label=(t.backend) { (c.backend) }
+                            td data-label=(t.backend) { (t.backend_word(c.backend)) }
                             td data-label=(t.host) { (c.host) }
-                            td data-label=(t.status) { (status_badge(t, &c.status)) }
+                            td data-label=(t.status) { (status_badge(t, c.status)) }
                             td data-label=(t.ports) { (port_links(&ctx, c)) }
                             td data-label=(t.created) { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
                             td data-label=(t.actions) {
                                 div.actions {
-                                    @if c.status == "running" {
+                                    @if c.status == wm_domain::ContainerStatus::Running {
                                         (action_form(&ctx, c, "stop", t.stop))
                                     } @else {
                                         (action_form(&ctx, c, "start", t.start))
@@ -186,9 +187,9 @@ async fn new_page(state: &AppState, ctx: &Ctx, f: &NewForm, status: StatusCode) 
                     p.field-error #backend-error { (f.error.as_deref().unwrap_or("")) }
                 }
                 select #backend name="backend" aria-describedby="backend-hint" {
-                    option value="docker" selected[f.backend != "kubernetes"] { "docker" }
+                    option value="docker" selected[f.backend != "kubernetes"] { (t.backend_word(Backend::Docker)) }
                     @if state.cluster.is_some() {
-                        option value="kubernetes" selected[f.backend == "kubernetes"] { "kubernetes" }
+                        option value="kubernetes" selected[f.backend == "kubernetes"] { (t.backend_word(Backend::Kubernetes)) }
                     }
                 }
                 p.hint #backend-hint { (t.hint_backend) }
@@ -273,15 +274,15 @@ async fn detail_page(
         Err(_) => String::new(),
     };
     let c = containers::get(state, owned).await.or_page(ctx)?;
-    let running = c.status == "running";
+    let running = c.status == wm_domain::ContainerStatus::Running;
     let body = html! {
         (top)
         dl.facts {
             dt { (t.owner) } dd { (c.owner) }
             dt { (t.image) } dd { code { (c.image) } }
-            dt { (t.backend) } dd { (c.backend) }
+            dt { (t.backend) } dd { (t.backend_word(c.backend)) }
             dt { (t.host) } dd { (c.host) }
-            dt { (t.status) } dd { (status_badge(t, &c.status)) }
+            dt { (t.status) } dd { (status_badge(t, c.status)) }
             dt { (t.ports) } dd { (port_links(ctx, &c)) }
             dt { (t.env) } dd {
                 @if c.env.is_empty() { span.muted { "—" } }

@@ -5,6 +5,7 @@
 
 use axum::http::header::ACCEPT_LANGUAGE;
 use axum::http::HeaderMap;
+use wm_domain::{Backend, ContainerStatus};
 
 pub const LANG_COOKIE: &str = "wm_lang";
 
@@ -236,6 +237,12 @@ pub struct Texts {
     pub st_restarting: &'static str,
     pub st_dead: &'static str,
     pub st_gone: &'static str,
+    pub st_unknown: &'static str,
+    pub st_pending: &'static str,
+    pub st_stopped: &'static str,
+    pub st_failed: &'static str,
+    pub be_docker: &'static str,
+    pub be_kubernetes: &'static str,
     pub error_title: &'static str,
     pub err_invalid: &'static str,
     pub err_credentials: &'static str,
@@ -291,18 +298,30 @@ impl Texts {
         })
     }
 
-    /// A container or runner state in words; one we do not know stays as the host says it.
-    pub fn status_word<'a>(&self, status: &'a str) -> &'a str {
+    /// A container or runner status in words. Exhaustive: a new status cannot be added
+    /// without its words.
+    pub fn status_word(&self, status: ContainerStatus) -> &'static str {
         match status {
-            "running" => self.st_running,
-            "exited" => self.st_exited,
-            "created" => self.st_created,
-            "creating" => self.st_creating,
-            "paused" => self.st_paused,
-            "restarting" => self.st_restarting,
-            "dead" => self.st_dead,
-            "gone" => self.st_gone,
-            other => other,
+            ContainerStatus::Creating => self.st_creating,
+            ContainerStatus::Created => self.st_created,
+            ContainerStatus::Running => self.st_running,
+            ContainerStatus::Paused => self.st_paused,
+            ContainerStatus::Restarting => self.st_restarting,
+            ContainerStatus::Exited => self.st_exited,
+            ContainerStatus::Dead => self.st_dead,
+            ContainerStatus::Gone => self.st_gone,
+            ContainerStatus::Unknown => self.st_unknown,
+            ContainerStatus::Pending => self.st_pending,
+            ContainerStatus::Stopped => self.st_stopped,
+            ContainerStatus::Failed => self.st_failed,
+        }
+    }
+
+    /// A backend in words.
+    pub fn backend_word(&self, backend: Backend) -> &'static str {
+        match backend {
+            Backend::Docker => self.be_docker,
+            Backend::Kubernetes => self.be_kubernetes,
         }
     }
 
@@ -492,6 +511,12 @@ pub static EN: Texts = Texts {
     st_restarting: "restarting",
     st_dead: "dead",
     st_gone: "gone from the host",
+    st_unknown: "host not answering",
+    st_pending: "starting",
+    st_stopped: "stopped",
+    st_failed: "failed",
+    be_docker: "Docker",
+    be_kubernetes: "Kubernetes",
     error_title: "Something went wrong",
     err_invalid: "The input is not valid.",
     err_credentials: "Wrong user name or password.",
@@ -681,6 +706,12 @@ pub static JA: Texts = Texts {
     st_restarting: "再起動中",
     st_dead: "異常終了",
     st_gone: "ホストから消失",
+    st_unknown: "ホスト応答なし",
+    st_pending: "起動待ち",
+    st_stopped: "停止",
+    st_failed: "失敗",
+    be_docker: "Docker",
+    be_kubernetes: "Kubernetes",
     error_title: "エラーが発生しました",
     err_invalid: "入力が正しくありません。",
     err_credentials: "ユーザー名またはパスワードが違います。",
@@ -732,5 +763,39 @@ mod tests {
             ])),
             Lang::En
         );
+    }
+
+    /// Every status has words of its own in each language: the Japanese page never shows
+    /// the English word, and no two statuses read alike.
+    #[test]
+    fn every_status_has_japanese_words() {
+        for &s in ContainerStatus::ALL {
+            let (en, ja) = (EN.status_word(s), JA.status_word(s));
+            assert!(!en.is_empty(), "{s}");
+            assert_ne!(en, ja, "{s} has no Japanese text");
+            assert!(!ja.is_ascii(), "{s}: {ja:?} is not Japanese");
+        }
+        for t in [&EN, &JA] {
+            let mut words: Vec<_> = ContainerStatus::ALL
+                .iter()
+                .map(|&s| (t.status_word(s), s))
+                .collect();
+            words.sort();
+            for w in words.windows(2) {
+                // Docker's `exited` and Kubernetes' `stopped` both mean stopped.
+                let same_meaning = [w[0].1, w[1].1]
+                    .iter()
+                    .all(|s| matches!(s, ContainerStatus::Exited | ContainerStatus::Stopped));
+                assert!(
+                    w[0].0 != w[1].0 || same_meaning,
+                    "{:?} and {:?} read alike",
+                    w[0],
+                    w[1]
+                );
+            }
+        }
+        for &b in Backend::ALL {
+            assert!(!EN.backend_word(b).is_empty() && !JA.backend_word(b).is_empty());
+        }
     }
 }

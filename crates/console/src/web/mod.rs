@@ -460,13 +460,23 @@ pub fn human_size(bytes: i64) -> String {
 }
 
 /// A container status in the reader's words, as a badge.
-pub fn status_badge(t: &Texts, status: &str) -> Markup {
-    let class = match status {
-        "running" => "ok",
-        "exited" | "dead" | "gone" => "bad",
-        _ => "neutral",
-    };
-    html! { span class={ "badge " (class) } data-status=(status) { (t.status_word(status)) } }
+pub fn status_badge(t: &Texts, status: wm_domain::ContainerStatus) -> Markup {
+    html! {
+        span class={ "badge " (status_class(status)) } data-status=(status.as_str()) {
+            (t.status_word(status))
+        }
+    }
+}
+
+/// The badge style of a status: ok while it runs, bad when it stopped, failed or went
+/// away, neutral while it is on its way or cannot be known.
+pub fn status_class(status: wm_domain::ContainerStatus) -> &'static str {
+    use wm_domain::ContainerStatus as S;
+    match status {
+        S::Running => "ok",
+        S::Exited | S::Dead | S::Gone | S::Failed | S::Stopped => "bad",
+        S::Creating | S::Created | S::Paused | S::Restarting | S::Pending | S::Unknown => "neutral",
+    }
 }
 
 /// RFC 3339 shortened for a table: date and minutes, UTC.
