@@ -323,6 +323,67 @@ async fn malformed_requests_get_json_errors() {
     assert_eq!(app.get("/api/v1/me", &token).await.0, StatusCode::OK);
 }
 
+/// The values an OpenAPI property may take: its `enum`, through `$ref`s and `allOf`/`oneOf`.
+fn enum_values(doc: &Value, schema: &Value) -> Vec<String> {
+    if let Some(values) = schema["enum"].as_array() {
+        return values
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+    }
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        return enum_values(doc, &doc["components"]["schemas"][name]);
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        if let Some(parts) = schema[key].as_array() {
+            let found: Vec<String> = parts.iter().flat_map(|p| enum_values(doc, p)).collect();
+            if !found.is_empty() {
+                return found;
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Clients learn every status, backend and scope from the document, in the API's words.
+#[tokio::test]
+async fn openapi_lists_status_backend_and_scope_values() {
+    use wm_domain::{Backend, ContainerStatus, Scope};
+    let app = spawn_app().await;
+    let (status, doc) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let words = |all: &[&str]| all.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let statuses = words(
+        &ContainerStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let backends = words(&Backend::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let scopes = words(&Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert_eq!(statuses.len(), 12);
+    for w in [
+        "pending", "stopped", "failed", "unknown", "gone", "creating",
+    ] {
+        assert!(statuses.contains(&w.to_string()), "{w}");
+    }
+    let prop = |schema: &str, field: &str| {
+        let p = &doc["components"]["schemas"][schema]["properties"][field];
+        assert!(p.is_object(), "{schema}.{field} missing");
+        enum_values(&doc, p)
+    };
+    assert_eq!(prop("Container", "status"), statuses);
+    assert_eq!(prop("Container", "backend"), backends);
+    assert_eq!(prop("RunnerView", "state"), statuses);
+    assert_eq!(prop("TokenCreated", "scope"), scopes);
+    assert_eq!(prop("TokenInfo", "scope"), scopes);
+    assert_eq!(backends, ["docker", "kubernetes"]);
+    assert_eq!(scopes, ["all", "build"]);
+}
+
 #[tokio::test]
 async fn openapi_health_and_metrics() {
     let app = spawn_app().await;

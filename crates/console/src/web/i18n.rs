@@ -780,7 +780,7 @@ mod tests {
                 .iter()
                 .map(|&s| (t.status_word(s), s))
                 .collect();
-            words.sort();
+            words.sort_by_key(|w| w.0);
             for w in words.windows(2) {
                 // Docker's `exited` and Kubernetes' `stopped` both mean stopped.
                 let same_meaning = [w[0].1, w[1].1]
