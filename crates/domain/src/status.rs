@@ -93,7 +93,8 @@ word_enum! {
 }
 
 impl ContainerStatus {
-    /// Whether the container still holds resources on its host (counts against a quota).
+    /// Whether the container is running or on its way to it (being created, restarting,
+    /// paused): what placement counts on a host.
     pub fn is_live(self) -> bool {
         matches!(
             self,
@@ -177,6 +178,19 @@ mod tests {
                 "stopped",
                 "failed"
             ]
+        );
+    }
+
+    #[test]
+    fn live_statuses_are_the_ones_placement_counts() {
+        let live: Vec<_> = ContainerStatus::ALL
+            .iter()
+            .filter(|s| s.is_live())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            live,
+            ["creating", "created", "running", "paused", "restarting"]
         );
     }
 

@@ -582,12 +582,17 @@ impl Store {
     /// Containers running or on their way to it (being created, restarting, paused), per
     /// host: what placement balances.
     pub async fn containers_per_host(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT host, COUNT(*) AS n FROM containers \
-             WHERE status IN ('creating', 'created', 'running', 'restarting', 'paused') GROUP BY host",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        // The words are the enum's own, never user input.
+        let live: Vec<String> = ContainerStatus::ALL
+            .iter()
+            .filter(|s| s.is_live())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "SELECT host, COUNT(*) AS n FROM containers WHERE status IN ({}) GROUP BY host",
+            live.join(", ")
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((r.try_get("host")?, r.try_get("n")?)))
             .collect()

@@ -187,9 +187,9 @@ async fn new_page(state: &AppState, ctx: &Ctx, f: &NewForm, status: StatusCode) 
                     p.field-error #backend-error { (f.error.as_deref().unwrap_or("")) }
                 }
                 select #backend name="backend" aria-describedby="backend-hint" {
-                    option value="docker" selected[f.backend != "kubernetes"] { (t.backend_word(Backend::Docker)) }
+                    option value=(Backend::Docker) selected[f.backend != Backend::Kubernetes.as_str()] { (t.backend_word(Backend::Docker)) }
                     @if state.cluster.is_some() {
-                        option value="kubernetes" selected[f.backend == "kubernetes"] { (t.backend_word(Backend::Kubernetes)) }
+                        option value=(Backend::Kubernetes) selected[f.backend == Backend::Kubernetes.as_str()] { (t.backend_word(Backend::Kubernetes)) }
                     }
                 }
                 p.hint #backend-hint { (t.hint_backend) }
@@ -202,7 +202,7 @@ async fn new_page(state: &AppState, ctx: &Ctx, f: &NewForm, status: StatusCode) 
 
 pub async fn new_form(State(state): State<AppState>, Session(ctx): Session) -> Response {
     let f = NewForm {
-        backend: "docker".into(),
+        backend: Backend::Docker.as_str().into(),
         ..Default::default()
     };
     new_page(&state, &ctx, &f, StatusCode::OK).await

@@ -798,4 +798,25 @@ mod tests {
             assert!(!EN.backend_word(b).is_empty() && !JA.backend_word(b).is_empty());
         }
     }
+
+    /// A failed Kubernetes container reads as failed in Japanese and is styled as an error.
+    #[test]
+    fn failed_and_dead_are_errors_and_running_is_ok() {
+        use crate::web::{status_badge, status_class};
+        assert_eq!(status_class(ContainerStatus::Running), "ok");
+        for s in [
+            ContainerStatus::Failed,
+            ContainerStatus::Dead,
+            ContainerStatus::Gone,
+        ] {
+            assert_eq!(status_class(s), "bad", "{s}");
+        }
+        assert_eq!(status_class(ContainerStatus::Pending), "neutral");
+        let html = status_badge(&JA, ContainerStatus::Failed).into_string();
+        assert!(
+            html.contains("badge bad") && html.contains("失敗"),
+            "{html}"
+        );
+        assert!(html.contains(r#"data-status="failed""#), "{html}");
+    }
 }
