@@ -77,7 +77,7 @@ impl SifCache {
         &self,
         state: &AppState,
         image: &Image,
-        mut progress: impl FnMut(wm_sif::Progress) + Send + 'static,
+        progress: impl FnMut(wm_sif::Progress) + Send + 'static,
     ) -> Result<PathBuf, ApiError> {
         let lock = self
             .in_flight
@@ -86,14 +86,40 @@ impl SifCache {
             .entry(image.id.clone())
             .or_default()
             .clone();
-        let _one_at_a_time = lock.lock().await;
+        let one_at_a_time = lock.lock().await;
+        let found = self.get_one_at_a_time(state, image, progress).await;
+        drop(one_at_a_time);
+        // The map holds only images someone is converting or waiting for: the entry goes
+        // with its last holder (the map's own and ours are the two left then).
+        let mut in_flight = self.in_flight.lock().expect("not poisoned");
+        if in_flight
+            .get(&image.id)
+            .is_some_and(|l| Arc::ptr_eq(l, &lock) && Arc::strong_count(l) <= 2)
+        {
+            in_flight.remove(&image.id);
+        }
+        found
+    }
+
+    async fn get_one_at_a_time(
+        &self,
+        state: &AppState,
+        image: &Image,
+        mut progress: impl FnMut(wm_sif::Progress) + Send + 'static,
+    ) -> Result<PathBuf, ApiError> {
         let path = self.path_of(&image.id);
-        if path.exists() {
+        let cached = path.clone();
+        let hit = tokio::task::spawn_blocking(move || {
             // Used now: the eviction is oldest-first by last use.
-            let _ = std::fs::File::options()
+            std::fs::File::options()
                 .append(true)
-                .open(&path)
-                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                .open(&cached)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                .is_ok()
+        })
+        .await
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+        if hit {
             return Ok(path);
         }
         let _slot = self.slots.acquire().await.expect("never closed");
@@ -130,13 +156,18 @@ impl SifCache {
             .inc();
         match converted {
             Ok(summary) => {
-                std::fs::rename(&partial, &path).map_err(|e| ApiError::Unexpected(e.into()))?;
+                tokio::fs::rename(&partial, &path)
+                    .await
+                    .map_err(|e| ApiError::Unexpected(e.into()))?;
                 tracing::info!(image = %image.reference, bytes = summary.sif_bytes, "converted to SIF");
-                self.evict(&path);
+                let (dir, max, keep) = (self.dir.clone(), self.max_bytes, path.clone());
+                tokio::task::spawn_blocking(move || evict(&dir, max, &keep))
+                    .await
+                    .map_err(|e| ApiError::Unexpected(e.into()))?;
                 Ok(path)
             }
             Err(why) => {
-                let _ = std::fs::remove_file(&partial);
+                let _ = tokio::fs::remove_file(&partial).await;
                 tracing::error!(image = %image.reference, %why, "SIF conversion failed");
                 Err(ApiError::Engine(format!(
                     "converting {} to SIF: {why}",
@@ -145,31 +176,31 @@ impl SifCache {
             }
         }
     }
+}
 
-    /// Removes the least recently used files until the cache fits its cap; `keep` (the
-    /// file just made) stays even if it alone is over the cap.
-    fn evict(&self, keep: &FsPath) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "sif"))
-            .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                Some((m.modified().ok()?, m.len(), e.path()))
-            })
-            .collect();
-        files.sort();
-        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-        for (_, len, path) in files {
-            if total <= self.max_bytes {
-                break;
-            }
-            if path != keep && std::fs::remove_file(&path).is_ok() {
-                tracing::info!(file = %path.display(), "evicted from the SIF cache");
-                total -= len;
-            }
+/// Removes the least recently used files of the cache in `dir` until it fits `max_bytes`;
+/// `keep` (the file just made) stays even if it alone is over the cap.
+fn evict(dir: &FsPath, max_bytes: u64, keep: &FsPath) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sif"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    files.sort();
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(file = %path.display(), "evicted from the SIF cache");
+            total -= len;
         }
     }
 }
@@ -179,7 +210,6 @@ pub struct ExportQuery {
     format: Option<String>,
 }
 
-/// A file name for a download: the reference with anything but `[A-Za-z0-9._-]` as `_`.
 /// A host that has the image and answers now.
 fn source(
     state: &AppState,
@@ -196,6 +226,7 @@ fn source(
         .unwrap_or_else(|| ApiError::Unavailable(format!("no host has {} now", image.reference))))
 }
 
+/// A file name for a download: the reference with anything but `[A-Za-z0-9._-]` as `_`.
 fn download_name(reference: &str, ext: &str) -> HeaderValue {
     let safe: String = reference
         .chars()
@@ -305,12 +336,12 @@ pub async fn convert_to_sif(
         };
         let last = match state.sif_cache.get(&state, &image, report).await {
             Ok(path) => json!({
+                "size": tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0),
                 "status": "done",
                 "download": format!(
                     "/api/v1/images/{}/export?format=sif",
                     image.reference.replace('/', "%2F").replace(':', "%3A")
                 ),
-                "size": std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
             }),
             Err(e) => {
                 json!({"status": "error", "error": {"code": e.code(), "message": e.to_string()}})

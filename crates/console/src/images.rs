@@ -886,6 +886,13 @@ async fn build_source(
     Ok(info)
 }
 
+/// Declared after every `FROM` of a build and set to the builder's name. The classic
+/// builder's layer cache is the engine's, shared by every user; a declared build argument
+/// is part of the cache key of every `RUN` step, so one user's build never reuses the
+/// output of another user's `RUN` step (which could hold what that step fetched with a
+/// secret of theirs).
+const OWNER_ARG: &str = "WM_BUILD_OWNER";
+
 /// Checks every image a build reads on `host` (also those of the base images' `ONBUILD`
 /// triggers), and answers the Dockerfile to send, each image pinned to the id checked,
 /// and the `ADD` URLs it fetches.
@@ -915,7 +922,10 @@ async fn checked_dockerfile(
         urls.extend(more);
     }
     let pinned = df
-        .pinned(&|raw| found.get(raw).map(|i| i.id.clone()))
+        .pinned(
+            &|raw| found.get(raw).map(|i| i.id.clone()),
+            Some(&format!("ARG {OWNER_ARG}")),
+        )
         .map_err(|raw| ApiError::Unexpected(anyhow::anyhow!("no id for {raw}")))?;
     Ok((pinned, urls))
 }
@@ -1077,6 +1087,13 @@ pub(crate) async fn build_from_form(
                     message: format!("build argument: {}", e.message),
                     field: Some("buildarg"),
                 })?;
+                if arg.key() == OWNER_ARG {
+                    return Err(ApiError::Invalid {
+                        code: "invalid_input",
+                        message: format!("the build argument {OWNER_ARG} is set by the console"),
+                        field: Some("buildarg"),
+                    });
+                }
                 build_args.push((arg.key().to_string(), arg.value().to_string()));
             }
             other => {
@@ -1109,6 +1126,7 @@ pub(crate) async fn build_from_form(
     })?;
     let context = Arc::new(context);
     let df = Dockerfile::parse(&context.dockerfile, &build_args)?;
+    build_args.push((OWNER_ARG.to_string(), caller.name.to_string()));
     let req = BuildRequest {
         tag: tag.clone(),
         owner: caller.name.clone(),

@@ -38,6 +38,10 @@ pub struct ReconcileReport {
 /// Names already reported, so the log says it once, not every interval.
 static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
+/// At most this many names are remembered; past it the set starts again, and a
+/// container still there is reported once more.
+const REPORTED_MAX: usize = 4096;
+
 /// Reconciles every host that answers and the cluster, then reads the image catalog
 /// again; fails only when no host answers.
 pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, crate::error::ApiError> {
@@ -123,11 +127,14 @@ pub async fn reconcile_host(
                 report.adopted.push(s.name.clone());
             }
             Err(why) => {
-                let first_time = REPORTED
-                    .lock()
-                    .expect("not poisoned")
-                    .get_or_insert_with(HashSet::new)
-                    .insert(s.name.clone());
+                let first_time = {
+                    let mut reported = REPORTED.lock().expect("not poisoned");
+                    let reported = reported.get_or_insert_with(HashSet::new);
+                    if reported.len() >= REPORTED_MAX {
+                        reported.clear();
+                    }
+                    reported.insert(s.name.clone())
+                };
                 if first_time {
                     tracing::warn!(container = %s.name, %why, "container with our labels cannot be adopted");
                     crate::audit::record(

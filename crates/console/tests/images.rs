@@ -1214,3 +1214,58 @@ async fn a_build_whose_process_limit_cannot_be_set_is_refused() {
     );
     assert!(inspect("image", &format!("wm/{alice}/unlimited:latest")).is_none());
 }
+
+/// The engine's layer cache is shared by every user of a host: without the owner in the
+/// cache key, a classmate writing the same `RUN` line would get the first user's output
+/// (whatever that step fetched with a secret of theirs).
+#[tokio::test]
+async fn a_build_never_reuses_another_users_run_step() {
+    let app = spawn_app().await;
+    let (alice, alice_t) = app.student().await;
+    let (bob, bob_t) = app.student().await;
+    let _cleanup = RemoveImages(vec![
+        format!("wm/{alice}/cache:1"),
+        format!("wm/{alice}/cache:2"),
+        format!("wm/{bob}/cache:1"),
+    ]);
+    let dockerfile = format!(
+        "FROM {}\nRUN cat /proc/sys/kernel/random/uuid > /secret\n",
+        test_image().await
+    );
+    let mut secrets = Vec::new();
+    for (who, token, name) in [
+        (&alice, &alice_t, "cache:1"),
+        (&alice, &alice_t, "cache:2"),
+        (&bob, &bob_t, "cache:1"),
+    ] {
+        let (status, lines) = app.build(token, name, &dockerfile).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+        let short = format!("c{}", secrets.len());
+        let c = app
+            .create(
+                token,
+                json!({"name": short, "image": format!("wm/{who}/{name}")}),
+            )
+            .await;
+        let (_, out) = app
+            .post(
+                &format!("/api/v1/containers/{}/exec", c["name"].as_str().unwrap()),
+                token,
+                json!({"cmd": "cat /secret"}),
+            )
+            .await;
+        let secret = out["stdout"].as_str().unwrap().trim().to_string();
+        assert_eq!(secret.len(), 36, "{out}");
+        secrets.push(secret);
+    }
+    // The cache still serves its own user.
+    assert_eq!(
+        secrets[0], secrets[1],
+        "alice's second build used her cache"
+    );
+    assert_ne!(
+        secrets[0], secrets[2],
+        "bob's build reused alice's RUN step"
+    );
+}

@@ -173,6 +173,15 @@ async fn under_a_link_address_cookies_are_neither_set_nor_honoured() {
         .await
         .unwrap();
     assert!(ja.text().await.unwrap().contains("コンソール"));
+    // The explanation keeps its style: the stylesheet is served there, without cookies.
+    let css = no_redirects
+        .get(app.url("/assets/console.css"))
+        .header(COOKIE, format!("wm_session={alice_t}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), StatusCode::OK);
+    assert!(css.headers().get(SET_COOKIE).is_none());
     // A form post does not log in either.
     let post = no_redirects
         .post(app.url("/login"))

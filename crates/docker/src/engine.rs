@@ -248,12 +248,12 @@ impl DockerEngine {
     }
 
     fn network_lock(&self, owner: &UserName) -> Arc<Mutex<()>> {
-        self.network_locks
-            .lock()
-            .expect("not poisoned")
-            .entry(owner.to_string())
-            .or_default()
-            .clone()
+        let mut locks = self.network_locks.lock().expect("not poisoned");
+        // A lock only the map holds guards nothing: dropping it keeps the map as small as
+        // the owners being served now. Locks are cloned only under this mutex, so none
+        // can be handed out while it goes.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(owner.to_string()).or_default().clone()
     }
 
     /// Creates the owner's network unless it exists. Call with the owner's network lock.
@@ -1602,6 +1602,28 @@ impl ContainerBackend for DockerEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_locks_are_kept_only_while_held() {
+        let engine = DockerEngine::new(DockerSettings::default());
+        let owners: Vec<UserName> = (0..100)
+            .map(|i| UserName::parse(&format!("u{i}")).unwrap())
+            .collect();
+        let held = engine.network_lock(&owners[0]);
+        for o in &owners[1..] {
+            drop(engine.network_lock(o));
+        }
+        let again = engine.network_lock(&owners[0]);
+        assert!(
+            Arc::ptr_eq(&held, &again),
+            "a held lock is the one handed out"
+        );
+        let kept = engine.network_locks.lock().unwrap().len();
+        assert!(
+            kept <= 2,
+            "{kept} locks kept for 100 owners served one after another"
+        );
+    }
 
     #[test]
     fn runner_jobs_go_on_the_owners_network() {

@@ -488,8 +488,13 @@ impl Dockerfile {
     }
 
     /// The file with each image replaced by `pin(image)` (its id) and each stage
-    /// reference by its index. Errors when `pin` knows no id for an image.
-    pub fn pinned(&self, pin: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    /// reference by its index, and `after_from` (a whole instruction) inserted after every
+    /// `FROM`. Errors when `pin` knows no id for an image.
+    pub fn pinned(
+        &self,
+        pin: &dyn Fn(&str) -> Option<String>,
+        after_from: Option<&str>,
+    ) -> Result<String, String> {
         let mut out = String::new();
         if self.escape != '\\' {
             out.push_str(&format!("# escape={}\n", self.escape));
@@ -521,6 +526,10 @@ impl Dockerfile {
                 line.push_str(&r.rest);
             }
             line.push('\n');
+            if let (true, Some(extra)) = (r.is_from, after_from) {
+                line.push_str(extra);
+                line.push('\n');
+            }
             out.push_str(&line);
         }
         Ok(out)
@@ -1044,7 +1053,7 @@ mod tests {
         let text = "# escape=`\nFROM `\n  wm/a/x:1\nRUN echo c:\\path\n";
         let df = read(text);
         assert_eq!(df.images(), ["wm/a/x:1"]);
-        let pinned = df.pinned(&|_| Some("sha256:ff".into())).unwrap();
+        let pinned = df.pinned(&|_| Some("sha256:ff".into()), None).unwrap();
         assert!(
             pinned.starts_with("# escape=`\nFROM sha256:ff\n"),
             "{pinned}"
@@ -1090,7 +1099,7 @@ mod tests {
             ]
         );
         let pinned = read("FROM busybox\nONBUILD copy --from=wm/a/s:1 /s /s\n")
-            .pinned(&|i| Some(format!("sha256:{}", i.len())))
+            .pinned(&|i| Some(format!("sha256:{}", i.len())), None)
             .unwrap();
         assert_eq!(
             pinned,
@@ -1126,12 +1135,20 @@ mod tests {
             "ARG B=busybox\nFROM --platform=linux/amd64 $B AS Build\nRUN echo \\\n  hi\nFROM scratch\nCOPY --chown=1:1 --from=build [\"/a\", \"/b\"]\nCOPY --from=wm/a/x:1 /c /c\n",
         );
         let pinned = df
-            .pinned(&|i| Some(format!("sha256:{}", i.replace('/', "-"))))
+            .pinned(&|i| Some(format!("sha256:{}", i.replace('/', "-"))), None)
             .unwrap();
         assert_eq!(
             pinned,
             "ARG B=busybox\nFROM --platform=linux/amd64 sha256:busybox AS build\nRUN echo \\\n  hi\nFROM scratch\nCOPY --chown=1:1 --from=0 [\"/a\", \"/b\"]\nCOPY --from=sha256:wm-a-x:1 /c /c\n"
         );
-        assert_eq!(df.pinned(&|_| None).unwrap_err(), "busybox");
+        assert_eq!(df.pinned(&|_| None, None).unwrap_err(), "busybox");
+        let marked = df
+            .pinned(&|_| Some("sha256:ab".into()), Some("ARG OWNER"))
+            .unwrap();
+        assert_eq!(
+            marked.matches("ARG OWNER\n").count(),
+            marked.matches("FROM ").count(),
+            "{marked}"
+        );
     }
 }
