@@ -63,7 +63,11 @@ impl utoipa::Modify for SecuritySchemes {
         );
         c.add_security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "set by login; named __Host-wm_session when the console is behind TLS \
+                 (WM_SECURE_COOKIES or an https public URL)",
+            ))),
         );
     }
 }
