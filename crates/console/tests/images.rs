@@ -756,22 +756,6 @@ async fn build_errors_never_quote_what_a_fetch_answered() {
 
 // --- builds read only what their owner may use, and are confined like containers ---------
 
-async fn build_form(
-    app: &TestApp,
-    token: &str,
-    form: reqwest::multipart::Form,
-) -> (StatusCode, Vec<Value>) {
-    let resp = app
-        .client
-        .post(app.url("/api/v1/images/build"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    ndjson(resp).await
-}
-
 fn log_text(lines: &[Value]) -> String {
     lines
         .iter()
@@ -899,7 +883,7 @@ async fn a_build_reads_no_image_its_owner_may_not_use() {
             "dockerfile",
             format!("ARG BASE={image}\nFROM ${{BASE}}\nRUN cat /secret\n"),
         );
-    let (status, body) = build_form(&app, &bob_t, form).await;
+    let (status, body) = app.build_form(&bob_t, form).await;
     like_missing(status, &body, &secret, "through a build argument");
     seen.extend(body);
     // In a context archive.
@@ -911,7 +895,7 @@ async fn a_build_reads_no_image_its_owner_may_not_use() {
         )]))
         .file_name("ctx.tar.gz"),
     );
-    let (status, body) = build_form(&app, &bob_t, form).await;
+    let (status, body) = app.build_form(&bob_t, form).await;
     like_missing(status, &body, &short, "in a context");
     seen.extend(body);
     assert!(inspect("image", &format!("wm/{bob}/peek:latest")).is_none());
@@ -1136,7 +1120,7 @@ async fn builds_are_confined_like_containers() {
         ]))
         .file_name("ctx.tar.gz"),
     );
-    let (status, body) = build_form(&app, &alice_t, form).await;
+    let (status, body) = app.build_form(&alice_t, form).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body:?}");
     assert_eq!(body[0]["error"]["code"], "payload_too_large");
     assert!(

@@ -182,23 +182,33 @@ impl DockerEngine {
     /// that made them gave them): none or one, unless a crash left one behind.
     async fn runner_ids(&self, owner: &UserName) -> Result<Vec<String>, BackendError> {
         let docker = self.docker().await?;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("{}=true", labels::MANAGED),
-                format!("{}={}", labels::INSTANCE, self.settings.instance),
-                format!("{}={}", labels::KIND, RUNNER_KIND),
-                format!("{}={}", labels::OWNER, owner),
-            ],
-        )]);
         let found = self
-            .call(docker.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters,
-                ..Default::default()
-            })))
+            .labelled(
+                &docker,
+                vec![
+                    format!("{}=true", labels::MANAGED),
+                    format!("{}={}", labels::INSTANCE, self.settings.instance),
+                    format!("{}={}", labels::KIND, RUNNER_KIND),
+                    format!("{}={}", labels::OWNER, owner),
+                ],
+            )
             .await?;
         Ok(found.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Every container, running or not, that carries all of `labels` (`key=value`).
+    async fn labelled(
+        &self,
+        docker: &Docker,
+        labels: Vec<String>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, BackendError> {
+        let filters = HashMap::from([("label".to_string(), labels)]);
+        self.call(docker.list_containers(Some(ListContainersOptions {
+            all: true,
+            filters,
+            ..Default::default()
+        })))
+        .await
     }
 
     fn network_name(&self, owner: &UserName) -> String {
@@ -447,28 +457,18 @@ impl DockerEngine {
     async fn scan(&self) -> Result<Vec<(ContainerState, i64)>, BackendError> {
         let docker = self.docker().await?;
         let began = self.ports.begin_scan();
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("{}=true", labels::MANAGED),
-                format!("{}={}", labels::INSTANCE, self.settings.instance),
-            ],
-        )]);
         let found = self
-            .call(docker.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters,
-                ..Default::default()
-            })))
+            .labelled(
+                &docker,
+                vec![
+                    format!("{}=true", labels::MANAGED),
+                    format!("{}={}", labels::INSTANCE, self.settings.instance),
+                ],
+            )
             .await?;
         let ours = found
             .into_iter()
-            // A CI runner is not a lent container.
-            .filter(|c| {
-                c.labels
-                    .as_ref()
-                    .is_none_or(|l| !l.contains_key(labels::KIND))
-            })
+            .filter(is_lent)
             .map(|c| {
                 let labels = c.labels.unwrap_or_default();
                 let memory = labels
@@ -972,25 +972,16 @@ impl ContainerBackend for DockerEngine {
         let docker = self.docker().await?;
         let lock = self.network_lock(owner);
         let _guard = lock.lock().await;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![
-                format!("{}={}", labels::OWNER, owner),
-                format!("{}={}", labels::INSTANCE, self.settings.instance),
-            ],
-        )]);
         let left = self
-            .call(docker.list_containers(Some(ListContainersOptions {
-                all: true,
-                filters,
-                ..Default::default()
-            })))
+            .labelled(
+                &docker,
+                vec![
+                    format!("{}={}", labels::OWNER, owner),
+                    format!("{}={}", labels::INSTANCE, self.settings.instance),
+                ],
+            )
             .await?;
-        let lent = left.iter().filter(|c| {
-            c.labels
-                .as_ref()
-                .is_none_or(|l| !l.contains_key(labels::KIND))
-        });
+        let lent = left.iter().filter(|c| is_lent(c));
         let building = self
             .builds
             .lock()
@@ -1597,6 +1588,13 @@ impl ContainerBackend for DockerEngine {
             .map(|e| e.map(|_| ()).map_err(classify))
             .boxed())
     }
+}
+
+/// Whether a container of ours is one lent to a user: a CI runner (it has a kind) is not.
+fn is_lent(c: &bollard::models::ContainerSummary) -> bool {
+    c.labels
+        .as_ref()
+        .is_none_or(|l| !l.contains_key(labels::KIND))
 }
 
 #[cfg(test)]

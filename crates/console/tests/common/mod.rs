@@ -320,6 +320,15 @@ impl TestApp {
         let form = reqwest::multipart::Form::new()
             .text("name", name.to_string())
             .text("dockerfile", dockerfile.to_string());
+        self.build_form(token, form).await
+    }
+
+    /// Sends any build form through the API; answers its NDJSON lines.
+    pub async fn build_form(
+        &self,
+        token: &str,
+        form: reqwest::multipart::Form,
+    ) -> (StatusCode, Vec<Value>) {
         let resp = self
             .client
             .post(self.url("/api/v1/images/build"))
