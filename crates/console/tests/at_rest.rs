@@ -148,25 +148,14 @@ async fn engine_refusals_reach_users_as_fixed_sentences() {
     let tag = format!("{}:1", unique("wm-test-nocmd"));
     let _image = RemoveImages(vec![tag.clone()]);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!(
+    wm_testkit::build_image(
+        dir.path(),
+        &tag,
+        &format!(
             "FROM {}\nLABEL {}=1\nCMD [\"/no/such/program\"]\n",
             wm_testkit::TEST_IMAGE,
             wm_testkit::TEST_LABEL
         ),
-    )
-    .unwrap();
-    let out = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(dir.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 
     let (status, body) = app

@@ -36,22 +36,16 @@ fn recorder_image() -> (String, RemoveImages) {
          printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/html\\r\\nConnection: close\\r\\n\\r\\n<p id=\"recorded\">recorded</p>\\r\\n'\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!(
+    let tag = format!("{}:1", unique("wm-test-recorder"));
+    wm_testkit::build_image(
+        dir.path(),
+        &tag,
+        &format!(
             "FROM {}\nCOPY rec.sh /rec.sh\nRUN chmod 755 /rec.sh && touch /tmp/requests.log\n\
              LABEL {}=1\nCMD [\"nc\", \"-ll\", \"-p\", \"80\", \"-e\", \"/rec.sh\"]\n",
             wm_testkit::TEST_IMAGE,
             wm_testkit::TEST_LABEL
         ),
-    )
-    .unwrap();
-    let tag = format!("{}:1", unique("wm-test-recorder"));
-    let out = docker(&["build", "-q", "-t", &tag, dir.path().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     (tag.clone(), RemoveImages(vec![tag]))
 }

@@ -75,7 +75,9 @@ pub fn build_labelled_image(tag: &str, labels: &[(&str, &str)]) {
     build_image(dir.path(), tag, &dockerfile);
 }
 
-fn build_image(context: &Path, tag: &str, dockerfile: &str) {
+/// Builds `tag` from `dockerfile`, written into `context` beside what is there, with the
+/// classic builder; panics with the engine's words when the build fails.
+pub fn build_image(context: &Path, tag: &str, dockerfile: &str) {
     std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
     let out = Command::new("docker")
         .args(["build", "-q", "-t", tag])
