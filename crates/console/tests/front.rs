@@ -490,27 +490,7 @@ async fn form_login(app: &TestApp, user: &str, password: &str) -> StatusCode {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = client.get(app.url("/login")).send().await.unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = page.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let r = client
-        .post(app.url("/login"))
-        .header(COOKIE, cookie)
-        .form(&[
-            ("csrf", &html[at..at + 64]),
-            ("username", user),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_login_form(app, &client, user, password).await;
     if r.status() == StatusCode::SEE_OTHER {
         assert_eq!(r.headers()[LOCATION], "/containers");
     }

@@ -377,28 +377,7 @@ async fn failed_logins_are_limited_per_user_and_address() {
     let r = login("someone".into(), "x").await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // The web form answers the same, with the reason on the page.
-    let page = app.client.get(app.url("/login")).send().await.unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = page.text().await.unwrap();
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let r = app
-        .client
-        .request(Method::POST, app.url("/login"))
-        .header(COOKIE, cookie)
-        .form(&[
-            ("csrf", &html[at..at + 64]),
-            ("username", alice.as_str()),
-            ("password", "password-123"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_login_form(&app, &app.client, alice.as_str(), "password-123").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
     assert!(r.text().await.unwrap().contains("Too many failed logins"));

@@ -340,3 +340,34 @@ impl TestApp {
         ndjson(resp).await
     }
 }
+
+/// Logs in through the web form with `client`: reads the login page for its cookie and
+/// form token, then posts the form. Answers the post's response.
+pub async fn post_login_form(
+    app: &TestApp,
+    client: &Client,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = client.get(app.url("/login")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    client
+        .post(app.url("/login"))
+        .header(reqwest::header::COOKIE, cookie)
+        .form(&[
+            ("csrf", &html[at..at + 64]),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
