@@ -876,7 +876,28 @@ impl Config {
         let rest = url.split_once("://")?.1;
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        Some(crate::origin::host_without_port(authority))
+        Some(crate::util::host_without_port(authority))
+    }
+
+    /// Refuses a public URL whose host is where published ports are linked (`addresses`):
+    /// the browser would send the console's cookies to every container.
+    pub(crate) fn check_public_url(&self, addresses: &[String]) -> Result<(), ConfigError> {
+        let Some(public) = self.public_host() else {
+            return Ok(());
+        };
+        match addresses
+            .iter()
+            .find(|a| crate::util::host_without_port(a) == public)
+        {
+            Some(a) => Err(ConfigError::new(format!(
+                "WM_PUBLIC_URL (public_url) has the host {public}, which is also the address \
+                 links to containers' published ports use ({a}, from WM_HOST_ADDRESS / \
+                 docker.address, or the host of an agent's URL in WM_AGENTS): browsers would \
+                 send the console's session to every container. Serve the console under \
+                 another name, or give the hosts another WM_HOST_ADDRESS"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The database URL in force: the configured one, or the SQLite file in the data dir.

@@ -112,16 +112,10 @@ async fn console(file: Option<PathBuf>, with_agents: bool) -> anyhow::Result<()>
     );
     // Browsers send the console's cookies to every port of its name, so the console is not
     // served under the names the links to containers' ports use.
-    let links: Vec<String> = app
-        .state()
-        .hosts
-        .all()
-        .iter()
-        .map(|h| h.address())
-        .collect();
+    let links = app.link_addresses();
     tracing::info!(
         links = %links.join(" "),
-        public_url = app.state().config.public_url.as_deref().unwrap_or("(unset)"),
+        public_url = app.public_url().unwrap_or("(unset)"),
         "links to containers' ports use these addresses; browse the console under another name (WM_PUBLIC_URL)"
     );
     app.run_until(shutdown_signal()).await?;

@@ -1,0 +1,418 @@
+//! The container hosts the console lends from, their health, and where a new container
+//! goes.
+//!
+//! `wm serve` has one host, the local engine in-process; `wm console` has one per agent
+//! in `WM_AGENTS`. Each host is checked every `WM_HOST_CHECK_INTERVAL_SECS`: while a host
+//! does not answer, its containers show as `unknown` (their records stay), calls on them
+//! answer 503 at once, and new containers go elsewhere. When it answers again it is
+//! reconciled from its labels before anything else is asked of it.
+//!
+//! # Placement
+//! A new container goes to a host that is up, not drained, carries every label the
+//! request and the owner's role require, and has the image if any such host has it.
+//! Among those: the fewest running containers (the console's own records, counting
+//! creates in flight, so that a burst spreads at once instead of waiting for the next
+//! check), then the most free memory (the host's memory minus the limits of its running
+//! containers), then the id.
+
+mod cluster;
+mod gate;
+mod instrumented;
+
+pub(crate) use cluster::GatedCluster;
+
+use crate::metrics::Metrics;
+use gate::Gate;
+use instrumented::InstrumentedBackend;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::ToSchema;
+use wm_backend::{BackendError, ContainerBackend, HostInfo};
+use wm_store::{Store, StoreError};
+
+/// Why the hosts cannot serve a call now.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HostsError {
+    /// No host (or not the one asked for) can be used now; the sentence says why.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How long a health check waits for a host.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One container host.
+pub(crate) struct Host {
+    pub(crate) id: String,
+    pub(crate) backend: Arc<dyn ContainerBackend>,
+    /// Where users reach published ports when the host does not say.
+    fallback_address: String,
+    health: Arc<Gate<HostInfo>>,
+}
+
+impl Host {
+    /// A host around `backend`, whose calls are timed into `metrics`.
+    pub(crate) fn new(
+        backend: Arc<dyn ContainerBackend>,
+        fallback_address: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let id = backend.host_name().to_string();
+        let health = Arc::new(Gate::new(format!("host {id}")));
+        Self {
+            id,
+            backend: Arc::new(InstrumentedBackend::new(backend, metrics, health.clone())),
+            fallback_address,
+            health,
+        }
+    }
+
+    /// Whether calls may go to the host: up, or not checked yet.
+    pub(crate) fn usable(&self) -> bool {
+        self.health.is_open()
+    }
+
+    pub(crate) fn info(&self) -> Option<HostInfo> {
+        self.health.read().info
+    }
+
+    pub(crate) fn error(&self) -> Option<String> {
+        self.health.read().error
+    }
+
+    /// Where users reach the host's published ports.
+    pub(crate) fn address(&self) -> String {
+        self.info()
+            .and_then(|i| i.address)
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| self.fallback_address.clone())
+    }
+
+    pub(crate) fn labels(&self) -> Vec<String> {
+        self.info().map(|i| i.labels).unwrap_or_default()
+    }
+
+    /// Asks the host how it is. Returns whether it came back up with this check.
+    pub(crate) async fn check(&self) -> bool {
+        let answer = match tokio::time::timeout(CHECK_TIMEOUT, self.backend.info()).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Unavailable(format!(
+                "no answer within {} seconds",
+                CHECK_TIMEOUT.as_secs()
+            ))),
+        };
+        match answer {
+            Ok(info) => self.health.up(info),
+            Err(e) => {
+                self.health.down(e.to_string());
+                false
+            }
+        }
+    }
+}
+
+/// Every host of the installation.
+pub(crate) struct Hosts {
+    hosts: Vec<Arc<Host>>,
+    /// Where the hosts' containers are recorded: placement counts them.
+    store: Store,
+    /// Placement reads the counts and records the choice under this lock, so concurrent
+    /// creates see each other's choices.
+    placing: tokio::sync::Mutex<()>,
+}
+
+/// A host as the admin API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct HostView {
+    pub id: String,
+    /// `up`, `down`, or `unchecked`.
+    pub status: String,
+    pub drained: bool,
+    pub address: String,
+    pub labels: Vec<String>,
+    /// Containers running on it, or being created.
+    pub containers: i64,
+    pub version: Option<String>,
+    pub memory_total: Option<i64>,
+    pub memory_committed: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl Hosts {
+    pub(crate) fn new(hosts: Vec<Host>, store: Store) -> Self {
+        Self {
+            hosts: hosts.into_iter().map(Arc::new).collect(),
+            store,
+            placing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn all(&self) -> &[Arc<Host>] {
+        &self.hosts
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&Arc<Host>> {
+        self.hosts.iter().find(|h| h.id == id)
+    }
+
+    /// The backend of the host `id`, or 503 at once while it is down.
+    pub(crate) fn reach(&self, id: &str) -> Result<Arc<dyn ContainerBackend>, HostsError> {
+        match self.get(id) {
+            Some(h) if h.usable() => Ok(h.backend.clone()),
+            Some(h) => Err(HostsError::Unavailable(format!(
+                "host {id} is unavailable{}; try again later",
+                h.error().map(|e| format!(" ({e})")).unwrap_or_default()
+            ))),
+            None => Err(HostsError::Unavailable(format!(
+                "host {id} is not among this console's hosts; ask an administrator"
+            ))),
+        }
+    }
+
+    /// The answer when no host answers: which ones, and why.
+    pub(crate) fn none_usable(&self) -> HostsError {
+        let why: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "{}: {}",
+                    h.id,
+                    h.error().unwrap_or_else(|| "no answer".into())
+                )
+            })
+            .collect();
+        HostsError::Unavailable(format!(
+            "no container host answers now ({}); try again later",
+            why.join("; ")
+        ))
+    }
+
+    /// Hosts calls may go to now.
+    pub(crate) fn usable(&self) -> Vec<Arc<Host>> {
+        self.hosts.iter().filter(|h| h.usable()).cloned().collect()
+    }
+
+    /// Hosts calls may go to now; 503 saying why when there is none.
+    pub(crate) fn answering(&self) -> Result<Vec<Arc<Host>>, HostsError> {
+        let usable = self.usable();
+        if usable.is_empty() {
+            return Err(self.none_usable());
+        }
+        Ok(usable)
+    }
+
+    /// Checks every host at once; returns those that came back.
+    pub(crate) async fn check_all(&self) -> Vec<Arc<Host>> {
+        let checks = self
+            .hosts
+            .iter()
+            .map(|h| async move { (h.check().await, h) });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter(|(back, _)| *back)
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
+    pub(crate) async fn views(&self) -> Result<Vec<HostView>, HostsError> {
+        let (drained, counts) = self.records().await?;
+        Ok(self
+            .hosts
+            .iter()
+            .map(|h| {
+                let health = h.health.read();
+                HostView {
+                    id: h.id.clone(),
+                    status: match health.up {
+                        None => "unchecked",
+                        Some(true) => "up",
+                        Some(false) => "down",
+                    }
+                    .into(),
+                    drained: drained.contains(&h.id),
+                    address: h.address(),
+                    labels: h.labels(),
+                    containers: counts.get(&h.id).copied().unwrap_or(0),
+                    version: health.info.as_ref().map(|i| i.version.clone()),
+                    memory_total: health.info.as_ref().map(|i| i.memory_total),
+                    memory_committed: health.info.as_ref().map(|i| i.memory_committed),
+                    error: health.error,
+                }
+            })
+            .collect())
+    }
+
+    /// What the database says of the hosts: the drained ones, and the running containers
+    /// on each.
+    async fn records(&self) -> Result<(Vec<String>, HashMap<String, i64>), StoreError> {
+        let drained = self.store.drained_hosts().await?;
+        let counts = self
+            .store
+            .containers_per_host()
+            .await?
+            .into_iter()
+            .collect();
+        Ok((drained, counts))
+    }
+
+    /// Whether the host `id` is one of these.
+    pub(crate) fn has(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Notes in the metrics which hosts answered their last check.
+    pub(crate) fn report_up(&self, metrics: &Metrics) {
+        for h in &self.hosts {
+            metrics.host_up(&h.id, h.health.read().up == Some(true));
+        }
+    }
+
+    /// Chooses the host for a new container. The placement lock comes with it: record
+    /// the container on the host before dropping it, so that the next placement counts it.
+    pub(crate) async fn place(
+        &self,
+        required: &[String],
+        has_image: &[String],
+        memory: i64,
+    ) -> Result<(Arc<Host>, tokio::sync::MutexGuard<'_, ()>), HostsError> {
+        let guard = self.placing.lock().await;
+        let (drained, counts) = self.records().await?;
+        let candidates: Vec<Candidate> = self
+            .hosts
+            .iter()
+            .filter(|h| h.usable() && !drained.contains(&h.id))
+            .filter(|h| {
+                let labels = h.labels();
+                required.iter().all(|r| labels.contains(r))
+            })
+            .map(|h| {
+                let info = h.info();
+                Candidate {
+                    id: h.id.clone(),
+                    containers: counts.get(&h.id).copied().unwrap_or(0),
+                    free_memory: info.map(|i| i.memory_total - i.memory_committed),
+                    has_image: has_image.contains(&h.id),
+                }
+            })
+            .collect();
+        let chosen = choose(candidates, memory).ok_or_else(|| {
+            HostsError::Unavailable(if required.is_empty() {
+                "no container host can take a new container now; try again later".into()
+            } else {
+                format!(
+                    "no container host with {} can take a new container now; try again later",
+                    required.join(", ")
+                )
+            })
+        })?;
+        let host = self.get(&chosen).expect("chosen among the hosts").clone();
+        Ok((host, guard))
+    }
+}
+
+struct Candidate {
+    id: String,
+    containers: i64,
+    /// `None` when the host has not told yet.
+    free_memory: Option<i64>,
+    has_image: bool,
+}
+
+/// The placement policy (see the module's documentation).
+fn choose(mut candidates: Vec<Candidate>, memory: i64) -> Option<String> {
+    if candidates.iter().any(|c| c.has_image) {
+        candidates.retain(|c| c.has_image);
+    }
+    // A host known to lack the memory is left out, unless no host has it.
+    if candidates
+        .iter()
+        .any(|c| c.free_memory.is_none_or(|f| f >= memory))
+    {
+        candidates.retain(|c| c.free_memory.is_none_or(|f| f >= memory));
+    }
+    candidates
+        .into_iter()
+        .min_by(|a, b| {
+            a.containers
+                .cmp(&b.containers)
+                .then(b.free_memory.unwrap_or(0).cmp(&a.free_memory.unwrap_or(0)))
+                .then(a.id.cmp(&b.id))
+        })
+        .map(|c| c.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(id: &str, containers: i64, free: Option<i64>, has_image: bool) -> Candidate {
+        Candidate {
+            id: id.into(),
+            containers,
+            free_memory: free,
+            has_image,
+        }
+    }
+
+    fn chosen(c: Vec<Candidate>) -> String {
+        choose(c, 100).unwrap()
+    }
+
+    #[test]
+    fn fewest_containers_then_free_memory_then_id() {
+        assert_eq!(
+            chosen(vec![
+                candidate("a", 3, Some(1000), false),
+                candidate("b", 2, Some(500), false)
+            ]),
+            "b"
+        );
+        assert_eq!(
+            chosen(vec![
+                candidate("a", 2, Some(500), false),
+                candidate("b", 2, Some(1000), false)
+            ]),
+            "b"
+        );
+        assert_eq!(
+            chosen(vec![
+                candidate("b", 2, Some(500), false),
+                candidate("a", 2, Some(500), false)
+            ]),
+            "a"
+        );
+    }
+
+    #[test]
+    fn hosts_with_the_image_and_the_memory_come_first() {
+        assert_eq!(
+            chosen(vec![
+                candidate("a", 0, Some(1000), false),
+                candidate("b", 5, Some(1000), true)
+            ]),
+            "b"
+        );
+        assert_eq!(
+            chosen(vec![
+                candidate("a", 0, Some(50), false),
+                candidate("b", 5, Some(1000), false)
+            ]),
+            "b"
+        );
+        // When no host has room by its own figures, one is still chosen.
+        assert_eq!(
+            chosen(vec![
+                candidate("a", 1, Some(50), false),
+                candidate("b", 0, Some(10), false)
+            ]),
+            "b"
+        );
+        assert!(choose(Vec::new(), 100).is_none());
+    }
+}

@@ -1,0 +1,124 @@
+//! `/admin/...`: accounts, the audit log, the container hosts and reconcile.
+//! Administrators only: the [`Admin`] extractor answers 403 to anyone else.
+
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiQuery};
+use super::{ApiError, Http};
+
+use crate::service::accounts::{Accounts, Admin, NewUser, UserInfo};
+use crate::service::audit::{Audit, AuditEntryView};
+use crate::service::reconcile::{ReconcileReport, Reconciler};
+use crate::service::system::{HostView, System};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        create_user,
+        list_users,
+        admin_reconcile,
+        admin_audit,
+        admin_hosts,
+        admin_patch_host
+    ),
+    components(schemas(
+        NewUser,
+        UserInfo,
+        ReconcileReport,
+        AuditEntryView,
+        HostView,
+        HostPatch
+    ))
+)]
+pub(super) struct Doc;
+
+pub(super) fn router() -> Router<Http> {
+    Router::new()
+        .route("/admin/users", post(create_user).get(list_users))
+        .route("/admin/reconcile", post(admin_reconcile))
+        .route("/admin/audit", get(admin_audit))
+        .route("/admin/hosts", get(admin_hosts))
+        .route("/admin/hosts/{id}", patch(admin_patch_host))
+}
+
+/// Create a local account (admins only).
+#[utoipa::path(post, path = "/api/v1/admin/users", request_body = NewUser,
+    responses((status = 201, body = UserInfo), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_user(
+    State(accounts): State<Arc<Accounts>>,
+    admin: Admin,
+    ApiJson(req): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    let user = accounts.create_user(&admin, req).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// All accounts (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/users", responses((status = 200, body = [UserInfo]), (status = 403, body = ErrorBody)))]
+async fn list_users(
+    State(accounts): State<Arc<Accounts>>,
+    admin: Admin,
+) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    Ok(Json(accounts.users(&admin).await?))
+}
+
+/// Reconcile the database with the host now (admins only); the same runs periodically.
+#[utoipa::path(post, path = "/api/v1/admin/reconcile", responses((status = 200, body = ReconcileReport), (status = 503, body = ErrorBody)))]
+async fn admin_reconcile(
+    State(reconciler): State<Arc<Reconciler>>,
+    _admin: Admin,
+) -> Result<Json<ReconcileReport>, ApiError> {
+    Ok(Json(reconciler.reconcile().await?))
+}
+
+/// The container hosts, their health, and how many containers each holds (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/hosts", responses((status = 200, body = [HostView]), (status = 403, body = ErrorBody)))]
+async fn admin_hosts(
+    State(system): State<Arc<System>>,
+    admin: Admin,
+) -> Result<Json<Vec<HostView>>, ApiError> {
+    Ok(Json(system.hosts(&admin).await?))
+}
+
+/// `PATCH /api/v1/admin/hosts/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct HostPatch {
+    /// A drained host keeps its containers but gets no new ones.
+    drained: bool,
+}
+
+/// Drain a host, or put it back in service (admins only).
+#[utoipa::path(patch, path = "/api/v1/admin/hosts/{id}", request_body = HostPatch,
+    responses((status = 200, body = HostView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn admin_patch_host(
+    State(system): State<Arc<System>>,
+    admin: Admin,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<HostPatch>,
+) -> Result<Json<HostView>, ApiError> {
+    Ok(Json(system.drain(&admin, &id, patch.drained).await?))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<u16>,
+}
+
+/// The newest audit log entries (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/audit", params(("limit" = Option<u16>, Query, description = "at most 1000; default 100")),
+    responses((status = 200, body = [AuditEntryView])))]
+async fn admin_audit(
+    State(audit): State<Audit>,
+    admin: Admin,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Vec<AuditEntryView>>, ApiError> {
+    let limit = i64::from(q.limit.unwrap_or(100).min(1000));
+    Ok(Json(audit.newest(&admin, limit).await?))
+}

@@ -1,0 +1,226 @@
+//! `/containers/...`: lending containers, their commands, files and logs.
+
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiQuery};
+use super::forms::read_upload;
+use super::{ApiError, Http};
+use crate::config::Config;
+use crate::service::accounts::Caller;
+use crate::service::containers::{
+    Container, Containers, CreateContainer, ExecCommand, ExecResult, Port, Written,
+};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        create_container,
+        list_containers,
+        get_container,
+        delete_container,
+        start_container,
+        stop_container,
+        exec_container,
+        upload_files,
+        container_logs
+    ),
+    components(schemas(Container, Port, CreateContainer, ExecCommand, ExecResult, Written))
+)]
+pub(super) struct Doc;
+
+pub(super) fn router(config: &Config) -> Router<Http> {
+    let upload_limit = config.upload_max_bytes + 1024 * 1024;
+    Router::new()
+        .route("/containers", post(create_container).get(list_containers))
+        .route(
+            "/containers/{name}",
+            get(get_container).delete(delete_container),
+        )
+        .route("/containers/{name}/start", post(start_container))
+        .route("/containers/{name}/stop", post(stop_container))
+        .route("/containers/{name}/exec", post(exec_container))
+        .route(
+            "/containers/{name}/files",
+            post(upload_files).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/containers/{name}/logs", get(container_logs))
+}
+
+/// Create and start a container.
+#[utoipa::path(post, path = "/api/v1/containers", request_body = CreateContainer,
+    responses((status = 201, body = Container), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "unknown image"),
+        (status = 409, body = ErrorBody, description = "name in use"), (status = 503, body = ErrorBody, description = "Docker unavailable")))]
+async fn create_container(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateContainer>,
+) -> Result<(StatusCode, Json<Container>), ApiError> {
+    let c = containers.create(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// `?owner=NAME` on the routes of one container: whose container an administrator
+/// means when several owners' containers have the full name of the path (user names may
+/// hold `-`). Anyone else may give only their own name.
+#[derive(Deserialize)]
+pub(super) struct Whose {
+    pub(super) owner: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+/// The caller's containers; admins may ask for everyone's with `?all=true`.
+#[utoipa::path(get, path = "/api/v1/containers", params(("all" = Option<bool>, Query)),
+    responses((status = 200, body = [Container]), (status = 503, body = ErrorBody)))]
+async fn list_containers(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<Container>>, ApiError> {
+    Ok(Json(containers.list(&caller, q.all).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/containers/{name}", params(("name" = String, Path, description = "full name"), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
+    responses((status = 200, body = Container), (status = 404, body = ErrorBody)))]
+async fn get_container(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
+) -> Result<Json<Container>, ApiError> {
+    let c = containers
+        .load(&caller, &name, whose.owner.as_deref())
+        .await?;
+    Ok(Json(containers.get(c).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/containers/{name}", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_container(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
+) -> Result<StatusCode, ApiError> {
+    let c = containers
+        .load(&caller, &name, whose.owner.as_deref())
+        .await?;
+    containers.delete(c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/containers/{name}/start", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
+    responses((status = 200, body = Container), (status = 404, body = ErrorBody)))]
+async fn start_container(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
+) -> Result<Json<Container>, ApiError> {
+    let c = containers
+        .load(&caller, &name, whose.owner.as_deref())
+        .await?;
+    Ok(Json(containers.start(c).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/containers/{name}/stop", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
+    responses((status = 200, body = Container), (status = 404, body = ErrorBody)))]
+async fn stop_container(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
+) -> Result<Json<Container>, ApiError> {
+    let c = containers
+        .load(&caller, &name, whose.owner.as_deref())
+        .await?;
+    Ok(Json(containers.stop(c).await?))
+}
+
+/// Run a command; answers its exit code and output (bounded in time and size).
+#[utoipa::path(post, path = "/api/v1/containers/{name}/exec", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")), request_body = ExecCommand,
+    responses((status = 200, body = ExecResult), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not running")))]
+async fn exec_container(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
+    ApiJson(req): ApiJson<ExecCommand>,
+) -> Result<Json<ExecResult>, ApiError> {
+    let c = containers
+        .load(&caller, &name, whose.owner.as_deref())
+        .await?;
+    Ok(Json(containers.exec(&c, req.cmd).await?))
+}
+
+/// Upload files (multipart: `path`, then one or more `file` parts) into a directory.
+#[utoipa::path(post, path = "/api/v1/containers/{name}/files", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
+    request_body(content_type = "multipart/form-data", description = "`path`: directory in the container; `file`: one or more files"),
+    responses((status = 201, body = Written), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn upload_files(
+    State(containers): State<Arc<Containers>>,
+    State(config): State<Arc<Config>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<Written>), ApiError> {
+    let c = containers
+        .load(&caller, &name, whose.owner.as_deref())
+        .await?;
+    let form = multipart.map_err(|e| {
+        ApiError::UnsupportedMediaType(format!(
+            "send the files as multipart/form-data ({})",
+            e.body_text()
+        ))
+    })?;
+    let upload = read_upload(
+        form,
+        None,
+        containers.temp_files(),
+        config.upload_max_bytes,
+        config.upload_max_files,
+    )
+    .await?;
+    let written = containers.upload(&c, &upload.dir, upload.files).await?;
+    Ok((StatusCode::CREATED, Json(written)))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    tail: Option<u32>,
+    owner: Option<String>,
+}
+
+/// The container's recent output (stdout and stderr), as text.
+#[utoipa::path(get, path = "/api/v1/containers/{name}/logs", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name"), ("tail" = Option<u32>, Query, description = "lines; default 100, at most 10000")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
+async fn container_logs(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let c = containers.load(&caller, &name, q.owner.as_deref()).await?;
+    let tail = q.tail.unwrap_or(100).min(10_000);
+    let body = containers.logs(&c, tail).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok((headers, body).into_response())
+}

@@ -1,0 +1,154 @@
+//! The one place where errors become HTTP answers.
+//!
+//! Every answer that is not a success has the shape
+//! `{"error": {"code": "<machine_code>", "message": "<human sentence>"}}` (plus `field` when
+//! one input was wrong). A 5xx says nothing internal; the cause chain goes to the log, once.
+
+use crate::service::{Error, Refusal};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What an HTTP handler fails with: a use case's error, or one of the transport's own.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error(transparent)]
+    Service(#[from] Error),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+}
+
+/// The error shape of every 4xx and 5xx answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    code: String,
+    message: String,
+    /// The input at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+impl ApiError {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Service(e) => service_status(e),
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+/// The status of a use case's error.
+pub(crate) fn service_status(e: &Error) -> StatusCode {
+    match e {
+        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::Unauthenticated | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict(_) | Error::Ambiguous(_) => StatusCode::CONFLICT,
+        Error::TooLarge(_) | Error::TooLargeBecause(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) | Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Engine(_) => StatusCode::BAD_GATEWAY,
+        Error::EngineRefused { kind, .. } => match kind {
+            Refusal::CannotStart => StatusCode::UNPROCESSABLE_ENTITY,
+            Refusal::HostNetwork => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::NotFound => StatusCode::NOT_FOUND,
+            Refusal::InUse | Refusal::State | Refusal::Other => StatusCode::CONFLICT,
+        },
+        Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ApiError {
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            ApiError::Service(e) => e.code(),
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+        }
+    }
+
+    /// Headers every answer of this error carries, whatever its body (JSON or a page).
+    pub(crate) fn headers(&self) -> Vec<(header::HeaderName, HeaderValue)> {
+        match self {
+            ApiError::Service(Error::Unauthenticated | Error::InvalidCredentials) => {
+                vec![(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))]
+            }
+            ApiError::Service(Error::RateLimited { retry_after_secs }) => {
+                vec![(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs))]
+            }
+            ApiError::Service(Error::Busy(_)) => {
+                vec![(header::RETRY_AFTER, HeaderValue::from(5))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Logs what the administrators must see, once, when the error becomes an answer.
+    pub(crate) fn log(&self) {
+        if let ApiError::Service(e) = self {
+            e.log();
+        }
+    }
+
+    /// Whether it says nothing but "an internal error occurred".
+    pub(crate) fn is_internal(&self) -> bool {
+        matches!(self, ApiError::Service(Error::Unexpected(_)))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        self.log();
+        let field = match &self {
+            ApiError::Service(Error::Invalid { field, .. }) => field.map(str::to_string),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message: self.to_string(),
+                field,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.headers_mut().extend(self.headers());
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wm_backend::BackendError;
+
+    #[test]
+    fn engine_refusals_answer_by_kind() {
+        for (text, status) in [
+            (
+                "OCI runtime create failed: exec: \"/nope\": no such file or directory",
+                422,
+            ),
+            (
+                "Bind for 0.0.0.0:40001 failed: port is already allocated",
+                503,
+            ),
+            ("image has dependent child images", 409),
+            ("Container 0123 is not running", 409),
+            ("something else entirely", 409),
+        ] {
+            let e = ApiError::from(Error::from(BackendError::Refused(text.into())));
+            assert_eq!(e.status().as_u16(), status, "{text}");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `/images/{ref}/export` and `/images/{ref}/sif`: an image as a file, for Docker or for
+//! Singularity/Apptainer.
+
+use super::error::ErrorBody;
+use super::extract::ApiQuery;
+use super::images::ndjson;
+use super::{ApiError, Http};
+use crate::service::accounts::Caller;
+use crate::service::sif::SifCache;
+use crate::service::Error;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(paths(export_image, convert_to_sif))]
+pub(super) struct Doc;
+
+pub(super) fn router() -> Router<Http> {
+    Router::new()
+        .route("/images/{ref}/export", get(export_image))
+        .route("/images/{ref}/sif", post(convert_to_sif))
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+/// A file name for a download: the reference with anything but `[A-Za-z0-9._-]` as `_`.
+fn download_name(reference: &str, ext: &str) -> HeaderValue {
+    let safe: String = reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&format!("attachment; filename=\"{safe}.{ext}\"")).expect("ASCII only")
+}
+
+#[utoipa::path(get, path = "/api/v1/images/{ref}/export",
+    params(("ref" = String, Path), ("format" = Option<String>, Query, description = "docker-archive (default) or sif")),
+    responses((status = 200, content_type = "application/octet-stream", description = "the file"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+/// Download an image as a `docker save` archive or as a SIF file.
+async fn export_image(
+    State(sif): State<Arc<SifCache>>,
+    caller: Caller,
+    Path(raw): Path<String>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let mut headers = HeaderMap::new();
+    match q.format.as_deref().unwrap_or("docker-archive") {
+        "docker-archive" => {
+            let (image, archive) = sif.docker_archive(&caller, &raw).await?;
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+            headers.insert(CONTENT_DISPOSITION, download_name(&image.reference, "tar"));
+            Ok((headers, Body::from_stream(archive)).into_response())
+        }
+        "sif" => {
+            let (image, path) = sif.sif_file(&caller, &raw).await?;
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| Error::Unexpected(e.into()))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| Error::Unexpected(e.into()))?
+                .len();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.sylabs.sif"),
+            );
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+            headers.insert(CONTENT_DISPOSITION, download_name(&image.reference, "sif"));
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            Ok((headers, body).into_response())
+        }
+        other => Err(Error::Invalid {
+            code: "invalid_input",
+            message: format!("unknown format {other:?}; use docker-archive or sif"),
+            field: Some("format"),
+        }
+        .into()),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/images/{ref}/sif", params(("ref" = String, Path)),
+    responses((status = 200, content_type = "application/x-ndjson",
+        description = "conversion progress; the last line is {status: done, download, size} or {status: error, error}"),
+        (status = 404, body = ErrorBody)))]
+/// Convert an image to SIF with live progress; then download it from `download`.
+async fn convert_to_sif(
+    State(sif): State<Arc<SifCache>>,
+    caller: Caller,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(ndjson(sif.convert(&caller, &raw).await?))
+}

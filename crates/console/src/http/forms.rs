@@ -1,0 +1,217 @@
+//! Multipart forms of the API and the pages alike: uploads into a container and image
+//! builds. Forms from the web console must start with a `csrf` field that the page
+//! accepts, before anything else is read.
+
+use crate::service::containers::{parse_upload_name, SpoolFile, TempFiles};
+use crate::service::images::{BuildInput, BuildSource};
+use crate::service::Error;
+use axum::extract::multipart::MultipartError;
+use axum::extract::Multipart;
+use axum::http::StatusCode;
+
+/// Fields of a form besides its files (`csrf`, `path`, ...): more is a flood, not a form.
+const FORM_MAX_FIELDS: usize = 8;
+
+/// The check of a web form's `csrf` field.
+pub(super) type Csrf<'a> = Option<&'a (dyn Fn(&str) -> bool + Sync)>;
+
+/// A multipart error as the user's error: too large, or not a form.
+fn multipart_error(e: MultipartError, limit: usize) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(limit)
+    } else {
+        Error::invalid(format!(
+            "the form is not valid multipart/form-data: {}",
+            e.body_text()
+        ))
+    }
+}
+
+/// The error for a form with more parts than it may have.
+fn too_many_parts(max_files: usize) -> Error {
+    Error::Invalid {
+        code: "too_many_files",
+        message: format!(
+            "the form has too many parts: at most {max_files} files and {FORM_MAX_FIELDS} other fields at once"
+        ),
+        field: Some("file"),
+    }
+}
+
+/// Reads the `csrf` field a web form starts with; refuses the form without it.
+async fn check_csrf(form: &mut Multipart, csrf: Csrf<'_>, limit: usize) -> Result<(), Error> {
+    let Some(accept) = csrf else {
+        return Ok(());
+    };
+    let field = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?;
+    let ok = match field {
+        Some(f) if f.name() == Some("csrf") => {
+            accept(&f.text().await.map_err(|e| multipart_error(e, limit))?)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "the form's security token is missing or wrong; reload the page".into(),
+        ))
+    }
+}
+
+/// An upload form: `path`, then one or more `file` parts, each spooled to a temporary
+/// file as it arrives. A flood of parts, a name that would leave the directory or a
+/// total past `limit` ends the form before anything is written into the container.
+pub(super) struct Upload {
+    pub(super) dir: String,
+    pub(super) files: Vec<(String, SpoolFile)>,
+}
+
+pub(super) async fn read_upload(
+    mut form: Multipart,
+    csrf: Csrf<'_>,
+    temp: &TempFiles,
+    limit: usize,
+    max_files: usize,
+) -> Result<Upload, Error> {
+    check_csrf(&mut form, csrf, limit).await?;
+    let mut dir = None;
+    let mut files: Vec<(String, SpoolFile)> = Vec::new();
+    let mut total = 0usize;
+    let mut fields = 0usize;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
+        // Before anything of the part is kept: a flood of parts ends here, having
+        // changed nothing.
+        if field.name() == Some("file") {
+            if files.len() >= max_files {
+                return Err(too_many_parts(max_files));
+            }
+        } else {
+            fields += 1;
+            if fields > FORM_MAX_FIELDS {
+                return Err(too_many_parts(max_files));
+            }
+        }
+        match field.name() {
+            Some("path") => {
+                dir = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
+            }
+            Some("file") => {
+                let name = parse_upload_name(field.file_name().unwrap_or(""))?;
+                if files.iter().any(|(n, _)| *n == name) {
+                    return Err(Error::Invalid {
+                        code: "invalid_file_name",
+                        message: format!("the file {name} is given twice"),
+                        field: Some("file"),
+                    });
+                }
+                let chunks = futures::stream::poll_fn(|cx| {
+                    use futures::Stream;
+                    std::pin::Pin::new(&mut field)
+                        .poll_next(cx)
+                        .map(|c| c.map(|r| r.map_err(|e| multipart_error(e, limit))))
+                });
+                let file = temp
+                    .spool(Box::pin(chunks), |n| {
+                        total += n;
+                        if total > limit {
+                            Err(Error::TooLarge(limit))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .await?;
+                files.push((name, file));
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "unexpected form field {:?}; send path and file",
+                    other.unwrap_or("")
+                )))
+            }
+        }
+    }
+    let dir = dir.ok_or_else(|| Error::Invalid {
+        code: "invalid_input",
+        message: "the form has no path field (the directory to write into)".into(),
+        field: Some("path"),
+    })?;
+    Ok(Upload { dir, files })
+}
+
+/// A build form: `name`, `dockerfile` (text) or `context` (an archive), any number of
+/// `buildarg`, and `host`. The web console's form always sends both inputs: there an
+/// empty one is one not used, and a context file wins over the text.
+pub(super) async fn read_build(
+    mut form: Multipart,
+    csrf: Csrf<'_>,
+    limit: usize,
+    max_files: usize,
+) -> Result<BuildInput, Error> {
+    check_csrf(&mut form, csrf, limit).await?;
+    let too_big = |e| multipart_error(e, limit);
+    let from_web = csrf.is_some();
+    let mut input = BuildInput {
+        name: String::new(),
+        source: None,
+        build_args: Vec::new(),
+        host: None,
+    };
+    // Build arguments and fields together: a flood of parts ends before it costs much.
+    let max_parts = max_files + FORM_MAX_FIELDS;
+    let mut parts = 0usize;
+    while let Some(mut field) = form.next_field().await.map_err(too_big)? {
+        parts += 1;
+        if parts > max_parts {
+            return Err(too_many_parts(max_files));
+        }
+        match field.name().unwrap_or("") {
+            "name" => input.name = field.text().await.map_err(too_big)?,
+            "host" => input.host = Some(field.text().await.map_err(too_big)?.trim().to_string()),
+            "dockerfile" | "context" if input.source.is_some() && !from_web => {
+                return Err(Error::invalid("send either dockerfile or context, once"))
+            }
+            "dockerfile" => {
+                let text = field.text().await.map_err(too_big)?;
+                if text.trim().is_empty() && from_web {
+                    continue;
+                }
+                if text.trim().is_empty() {
+                    return Err(Error::Invalid {
+                        code: "invalid_input",
+                        message: "the Dockerfile is empty".into(),
+                        field: Some("dockerfile"),
+                    });
+                }
+                input.source = Some(BuildSource::Text(text));
+            }
+            "context" => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(too_big)? {
+                    if buf.len() + chunk.len() > limit {
+                        return Err(Error::TooLarge(limit));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                if buf.is_empty() && from_web {
+                    continue;
+                }
+                input.source = Some(BuildSource::Archive(buf));
+            }
+            "buildarg" => input.build_args.push(field.text().await.map_err(too_big)?),
+            other => {
+                return Err(Error::invalid(format!(
+                    "unexpected form field {other:?}; send name, dockerfile or context, buildarg, and host"
+                )))
+            }
+        }
+    }
+    Ok(input)
+}

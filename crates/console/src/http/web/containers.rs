@@ -1,0 +1,521 @@
+//! `/containers`: the list, the new-container form, a container's page (command, upload,
+//! logs), start, stop and delete. Every action goes through `crate::service::containers`, whose
+//! `load` refuses other people's containers exactly as the API does.
+
+use super::{
+    error_page, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery, OrPage,
+    PageError, Posted, Session,
+};
+use crate::http::forms::read_upload;
+use crate::http::{ApiError, Http};
+use crate::service::containers::{Container, CreateContainer, ExecResult};
+use crate::service::Error;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup};
+use serde_json::Value;
+use wm_domain::Backend;
+
+fn port_links(ctx: &Ctx, c: &Container) -> Markup {
+    html! {
+        @if c.ports.is_empty() {
+            span.muted { (ctx.t.no_ports) }
+        } @else {
+            ul.ports {
+                @for p in &c.ports {
+                    li {
+                        (p.guest) " → "
+                        @if let Some(host) = p.host {
+                            a href={ "http://" (c.address) ":" (host) "/" } { (c.address) ":" (host) }
+                        } @else if let Some(url) = &c.url {
+                            // A kubernetes container: its first port is behind the Ingress.
+                            a href=(url) { (url) }
+                        } @else {
+                            span.muted { "Service" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `?owner=NAME` on the pages of one container: whose it is, for an administrator, when
+/// several owners' containers share its full name.
+#[derive(serde::Deserialize)]
+pub struct Whose {
+    owner: Option<String>,
+}
+
+/// The path of a container's page (`rest` is `""`, `"/exec"`, ...), saying whose it is
+/// when it is not the caller's own: a full name alone may be several owners'.
+pub fn container_path(ctx: &Ctx, c: &Container, rest: &str) -> String {
+    if c.owner == ctx.caller().name.as_str() {
+        format!("/containers/{}{rest}", c.name)
+    } else {
+        format!("/containers/{}{rest}?owner={}", c.name, c.owner)
+    }
+}
+
+fn action_form(ctx: &Ctx, c: &Container, action: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(container_path(ctx, c, &format!("/{action}"))) {
+            (ctx.csrf_field())
+            button type="submit" { (label) span.sr { " " (c.name) } }
+        }
+    }
+}
+
+pub(super) async fn list(
+    State(http): State<Http>,
+    Session(ctx): Session,
+    q: Query<NoticeQuery>,
+) -> Result<Response, PageError> {
+    let t = ctx.t;
+    let list = http
+        .containers
+        .list(ctx.caller(), false)
+        .await
+        .or_page(&ctx)?;
+    let body = html! {
+        (notice(&ctx, &q))
+        p {
+            a.button.primary href="/containers/new" { (t.new_container) }
+            @if http.containers.cluster_enabled() {
+                " " a.button href="/api/v1/kubeconfig" download="kubeconfig.yaml" aria-describedby="kubeconfig-hint" { (t.download_kubeconfig) }
+            }
+        }
+        @if http.containers.cluster_enabled() { p.hint #kubeconfig-hint { (t.hint_kubeconfig) } }
+        @if list.is_empty() {
+            p { (t.no_containers) }
+        } @else {
+            table.cards {
+                thead { tr {
+                    th scope="col" { (t.name) } th scope="col" { (t.image) }
+                    th scope="col" { (t.backend) } th scope="col" { (t.host) }
+                    th scope="col" { (t.status) } th scope="col" { (t.ports) }
+                    th scope="col" { (t.created) } th scope="col" { (t.actions) }
+                } }
+                tbody {
+                    @for c in &list {
+                        tr {
+                            td data-label=(t.name) { a href=(container_path(&ctx, c, "")) { (c.name) } }
+                            td data-label=(t.image) { code { (c.image) } }
+                            td data-label=(t.backend) { (t.backend_word(c.backend)) }
+                            td data-label=(t.host) { (c.host) }
+                            td data-label=(t.status) { (status_badge(t, c.status)) }
+                            td data-label=(t.ports) { (port_links(&ctx, c)) }
+                            td data-label=(t.created) { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
+                            td data-label=(t.actions) {
+                                div.actions {
+                                    @if c.status == wm_domain::ContainerStatus::Running {
+                                        (action_form(&ctx, c, "stop", t.stop))
+                                    } @else {
+                                        (action_form(&ctx, c, "start", t.start))
+                                    }
+                                    a.button.danger href=(container_path(&ctx, c, "/delete")) {
+                                        (t.delete) span.sr { " " (c.name) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&ctx, t.containers, body).into_response())
+}
+
+/// What the form shows: the person's input and, per field, what is wrong with it.
+#[derive(Default)]
+struct NewForm {
+    name: String,
+    image: String,
+    env: String,
+    ports: String,
+    backend: String,
+    error_field: Option<&'static str>,
+    error: Option<String>,
+    summary: Option<String>,
+}
+
+async fn new_page(http: &Http, ctx: &Ctx, f: &NewForm, status: StatusCode) -> Response {
+    let t = ctx.t;
+    // Suggestions only: a failure to list images leaves the field free text.
+    let suggestions = http.images.visible(ctx.caller()).await.unwrap_or_default();
+    let field = |id: &'static str, label: &str, hint: &str, value: &str, required: bool| {
+        let wrong = f.error_field == Some(id);
+        let hint_id = format!("{id}-hint");
+        let err_id = format!("{id}-error");
+        let described = if wrong {
+            format!("{err_id} {hint_id}")
+        } else {
+            hint_id.clone()
+        };
+        html! {
+            div.field.invalid[wrong] {
+                label for=(id) { (label) }
+                @if wrong {
+                    p.field-error id=(err_id) { (f.error.as_deref().unwrap_or("")) }
+                }
+                input id=(id) name=(id) type="text" value=(value) required[required]
+                    autocapitalize="none" spellcheck="false"
+                    list=[(id == "image").then_some("image-list")]
+                    aria-invalid=[wrong.then_some("true")] aria-describedby=(described);
+                p.hint id=(hint_id) { (hint) }
+            }
+        }
+    };
+    let body = html! {
+        @if let Some(s) = &f.summary { p.error role="alert" { (s) } }
+        form.card method="post" action="/containers/new" novalidate {
+            (ctx.csrf_field())
+            (field("name", t.name, t.hint_name, &f.name, true))
+            (field("image", t.image, t.hint_image, &f.image, true))
+            datalist #image-list {
+                @for i in &suggestions { option value=(i.reference) {} }
+            }
+            (field("env", t.env, t.hint_env, &f.env, false))
+            (field("ports", t.ports, t.hint_ports, &f.ports, false))
+            div.field.invalid[f.error_field == Some("backend")] {
+                label for="backend" { (t.backend) }
+                @if f.error_field == Some("backend") {
+                    p.field-error #backend-error { (f.error.as_deref().unwrap_or("")) }
+                }
+                select #backend name="backend" aria-describedby="backend-hint" {
+                    option value=(Backend::Docker) selected[f.backend != Backend::Kubernetes.as_str()] { (t.backend_word(Backend::Docker)) }
+                    @if http.containers.cluster_enabled() {
+                        option value=(Backend::Kubernetes) selected[f.backend == Backend::Kubernetes.as_str()] { (t.backend_word(Backend::Kubernetes)) }
+                    }
+                }
+                p.hint #backend-hint { (t.hint_backend) }
+            }
+            button.primary type="submit" { (t.create_button) }
+        }
+    };
+    (status, page(ctx, t.new_title, body)).into_response()
+}
+
+pub(super) async fn new_form(State(http): State<Http>, Session(ctx): Session) -> Response {
+    let f = NewForm {
+        backend: Backend::Docker.as_str().into(),
+        ..Default::default()
+    };
+    new_page(&http, &ctx, &f, StatusCode::OK).await
+}
+
+pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response {
+    let ctx = &posted.ctx;
+    let t = ctx.t;
+    let mut f = NewForm {
+        name: posted.field("name").trim().to_string(),
+        image: posted.field("image").trim().to_string(),
+        env: posted.field("env").trim().to_string(),
+        ports: posted.field("ports").trim().to_string(),
+        backend: posted.field("backend").trim().to_string(),
+        ..Default::default()
+    };
+    let optional = |s: &str| (!s.is_empty()).then(|| Value::String(s.to_string()));
+    let req = CreateContainer {
+        name: f.name.clone(),
+        image: f.image.clone(),
+        env: optional(&f.env),
+        ports: optional(&f.ports),
+        backend: optional(&f.backend).map(|v| v.as_str().unwrap_or_default().to_string()),
+        requires: None,
+    };
+    let e = match http.containers.create(ctx.caller(), req).await {
+        Ok(_) => return see_other("/containers?notice=created"),
+        Err(e) => e,
+    };
+    let status = crate::http::error::service_status(&e);
+    let (field, message) = match &e {
+        Error::Invalid {
+            field: Some(field), ..
+        } => match *field {
+            "name" => ("name", t.err_name),
+            "image" => ("image", t.err_image),
+            "env" => ("env", t.err_env),
+            "ports" => ("ports", t.err_ports),
+            "backend" => ("backend", t.err_backend),
+            _ => return error_page(ctx, &e.into()),
+        },
+        Error::Conflict(_) => ("name", t.err_name_taken),
+        Error::NotFound { code, .. } if *code == "image_not_found" => {
+            ("image", t.err_image_unknown)
+        }
+        _ => return error_page(ctx, &e.into()),
+    };
+    f.error_field = Some(field);
+    f.error = Some(message.to_string());
+    f.summary = Some(t.form_has_errors.to_string());
+    new_page(&http, ctx, &f, status).await
+}
+
+async fn detail_page(
+    http: &Http,
+    ctx: &Ctx,
+    name: &str,
+    owner: Option<&str>,
+    top: Markup,
+    output: Option<(&str, ExecResult)>,
+) -> Result<Response, PageError> {
+    let t = ctx.t;
+    let owned = http
+        .containers
+        .load(ctx.caller(), name, owner)
+        .await
+        .or_page(ctx)?;
+    // The page still helps when the host cannot give the logs (a gone container).
+    let logs = match http.containers.logs(&owned, 100).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let c = http.containers.get(owned).await.or_page(ctx)?;
+    let running = c.status == wm_domain::ContainerStatus::Running;
+    let body = html! {
+        (top)
+        dl.facts {
+            dt { (t.owner) } dd { (c.owner) }
+            dt { (t.image) } dd { code { (c.image) } }
+            dt { (t.backend) } dd { (t.backend_word(c.backend)) }
+            dt { (t.host) } dd { (c.host) }
+            dt { (t.status) } dd { (status_badge(t, c.status)) }
+            dt { (t.ports) } dd { (port_links(ctx, &c)) }
+            dt { (t.env) } dd {
+                @if c.env.is_empty() { span.muted { "—" } }
+                @for e in &c.env { code { (e) } " " }
+            }
+            dt { (t.created) } dd { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
+        }
+        div.actions {
+            @if running { (action_form(ctx, &c, "stop", t.stop)) } @else { (action_form(ctx, &c, "start", t.start)) }
+            a.button.danger href=(container_path(ctx, &c, "/delete")) { (t.delete) }
+        }
+        @if c.backend == Backend::Kubernetes {
+            section aria-labelledby="kubectl-h" {
+                h2 #kubectl-h { (t.exec_title) }
+                p { (t.hint_kubectl) }
+                pre { "kubectl --kubeconfig kubeconfig.yaml exec -it deploy/" (c.name) " -- sh" }
+                p { a.button href="/api/v1/kubeconfig" download="kubeconfig.yaml" { (t.download_kubeconfig) } }
+            }
+        } @else {
+        section aria-labelledby="exec-h" {
+            h2 #exec-h { (t.exec_title) }
+            form.card method="post" action=(container_path(ctx, &c, "/exec")) {
+                (ctx.csrf_field())
+                div.field {
+                    label for="cmd" { (t.command) }
+                    input #cmd name="cmd" type="text" required autocapitalize="none" spellcheck="false"
+                        value=(output.as_ref().map_or("", |(cmd, _)| cmd)) aria-describedby="cmd-hint";
+                    p.hint #cmd-hint { (t.hint_command) }
+                }
+                button.primary type="submit" { (t.run) }
+            }
+            @if let Some((_, r)) = &output {
+                div #exec-result role="status" {
+                    p { (t.exit_code) ": " strong #exit-code { (r.exit_code.map_or("—".to_string(), |c| c.to_string())) } }
+                    @if r.timed_out { p.warn { (t.timed_out) } }
+                    @if r.truncated { p.warn { (t.truncated) } }
+                    h3 { (t.stdout) }
+                    pre #stdout tabindex="0" { (r.stdout) }
+                    @if !r.stderr.is_empty() {
+                        h3 { (t.stderr) }
+                        pre #stderr tabindex="0" { (r.stderr) }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="upload-h" {
+            h2 #upload-h { (t.upload_title) }
+            form.card method="post" action=(container_path(ctx, &c, "/files")) enctype="multipart/form-data" {
+                // First, so the token is checked before any file is read.
+                (ctx.csrf_field())
+                div.field {
+                    label for="path" { (t.directory) }
+                    input #path name="path" type="text" value="/tmp" required autocapitalize="none" spellcheck="false";
+                }
+                div.field {
+                    label for="file" { (t.files) }
+                    input #file name="file" type="file" multiple required;
+                }
+                button.primary type="submit" { (t.upload_button) }
+            }
+        }
+        }
+        section aria-labelledby="logs-h" {
+            h2 #logs-h { (t.logs_title) }
+            @if logs.is_empty() { p.muted { (t.no_logs) } } @else { pre #logs tabindex="0" { (logs) } }
+            p { a href={ (container_path(ctx, &c, "")) "#logs-h" } { (t.refresh) } }
+        }
+    };
+    Ok(page(ctx, &c.name, body).into_response())
+}
+
+pub(super) async fn detail(
+    State(http): State<Http>,
+    Session(ctx): Session,
+    Path(name): Path<String>,
+    q: Query<NoticeQuery>,
+    Query(whose): Query<Whose>,
+) -> Result<Response, PageError> {
+    detail_page(
+        &http,
+        &ctx,
+        &name,
+        whose.owner.as_deref(),
+        notice(&ctx, &q),
+        None,
+    )
+    .await
+}
+
+pub(super) async fn exec(
+    State(http): State<Http>,
+    Path(name): Path<String>,
+    Query(whose): Query<Whose>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let cmd = posted.field("cmd");
+    let owner = whose.owner.as_deref();
+    let owned = http
+        .containers
+        .load(ctx.caller(), &name, owner)
+        .await
+        .or_page(ctx)?;
+    let result = http
+        .containers
+        .exec(&owned, Value::String(cmd.to_string()))
+        .await
+        .or_page(ctx)?;
+    detail_page(&http, ctx, &name, owner, html! {}, Some((cmd, result))).await
+}
+
+pub(super) async fn upload(
+    State(http): State<Http>,
+    Session(ctx): Session,
+    Path(name): Path<String>,
+    Query(whose): Query<Whose>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, PageError> {
+    let owned = http
+        .containers
+        .load(ctx.caller(), &name, whose.owner.as_deref())
+        .await
+        .or_page(&ctx)?;
+    let form = multipart
+        .map_err(|e| ApiError::UnsupportedMediaType(e.body_text()))
+        .or_page(&ctx)?;
+    let accept = |token: &str| ctx.accepts(token);
+    let refused = |e: Error| match e {
+        Error::Forbidden(_) => PageError::new(super::csrf_refused(&ctx)),
+        e => PageError::new(error_page(&ctx, &e.into())),
+    };
+    let upload = read_upload(
+        form,
+        Some(&accept),
+        http.containers.temp_files(),
+        http.config.upload_max_bytes,
+        http.config.upload_max_files,
+    )
+    .await
+    .map_err(refused)?;
+    http.containers
+        .upload(&owned, &upload.dir, upload.files)
+        .await
+        .map_err(refused)?;
+    let back = match whose.owner {
+        Some(o) if o != ctx.caller().name.as_str() => {
+            format!("/containers/{name}?owner={o}&notice=uploaded")
+        }
+        _ => format!("/containers/{name}?notice=uploaded"),
+    };
+    Ok(see_other(&back))
+}
+
+pub(super) async fn confirm_delete(
+    State(http): State<Http>,
+    Session(ctx): Session,
+    Path(name): Path<String>,
+    Query(whose): Query<Whose>,
+) -> Result<Response, PageError> {
+    let t = ctx.t;
+    let owned = http
+        .containers
+        .load(ctx.caller(), &name, whose.owner.as_deref())
+        .await
+        .or_page(&ctx)?;
+    let action = if owned.record().owner == ctx.caller().name {
+        format!("/containers/{}/delete", owned.name())
+    } else {
+        format!(
+            "/containers/{}/delete?owner={}",
+            owned.name(),
+            owned.record().owner
+        )
+    };
+    let body = html! {
+        p { (t.confirm_delete) }
+        p { strong { (owned.name().as_str()) } }
+        form.card method="post" action=(action) {
+            (ctx.csrf_field())
+            div.actions {
+                button.danger type="submit" { (t.delete) }
+                a.button href="/containers" { (t.cancel) }
+            }
+        }
+    };
+    Ok(page(&ctx, t.confirm_delete_title, body).into_response())
+}
+
+pub(super) async fn delete(
+    State(http): State<Http>,
+    Path(name): Path<String>,
+    Query(whose): Query<Whose>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let owned = http
+        .containers
+        .load(ctx.caller(), &name, whose.owner.as_deref())
+        .await
+        .or_page(ctx)?;
+    http.containers.delete(owned).await.or_page(ctx)?;
+    Ok(see_other("/containers?notice=deleted"))
+}
+
+pub(super) async fn start(
+    State(http): State<Http>,
+    Path(name): Path<String>,
+    Query(whose): Query<Whose>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let owned = http
+        .containers
+        .load(ctx.caller(), &name, whose.owner.as_deref())
+        .await
+        .or_page(ctx)?;
+    http.containers.start(owned).await.or_page(ctx)?;
+    Ok(see_other("/containers?notice=started"))
+}
+
+pub(super) async fn stop(
+    State(http): State<Http>,
+    Path(name): Path<String>,
+    Query(whose): Query<Whose>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let owned = http
+        .containers
+        .load(ctx.caller(), &name, whose.owner.as_deref())
+        .await
+        .or_page(ctx)?;
+    http.containers.stop(owned).await.or_page(ctx)?;
+    Ok(see_other("/containers?notice=stopped"))
+}

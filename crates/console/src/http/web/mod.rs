@@ -1,0 +1,553 @@
+//! The web console: server-rendered pages over the same service functions as the REST API,
+//! in English and Japanese.
+//!
+//! Pages are HTML built with `maud` (compiled into the binary, escaped by construction);
+//! forms post to the routes here and are answered with a redirect (or, for a command's
+//! output, the page itself), so everything works without JavaScript. One small script
+//! shows the live progress of pulls and builds by reading the API's NDJSON.
+//!
+//! Every post carries a CSRF token derived from the session token (`csrf_token`), which a
+//! page of another site cannot read; a post without it, or with a foreign `Origin`, changes
+//! nothing and answers 403.
+
+mod admin;
+mod ci;
+mod containers;
+mod i18n;
+mod images;
+mod login;
+
+use super::extract::{presented_token, session_cookie_name};
+use super::{ApiError, Http};
+use crate::config::Config;
+use crate::service::accounts::Caller;
+use crate::service::Error;
+use axum::extract::{DefaultBodyLimit, Form, FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use i18n::{Lang, Texts, LANG_COOKIE};
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+const CSS: &str = include_str!("../../../assets/console.css");
+const JS: &str = include_str!("../../../assets/progress.js");
+
+pub(super) fn router(config: &Config) -> Router<Http> {
+    let upload_limit = config.upload_max_bytes + 1024 * 1024;
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/containers") }))
+        .route("/login", get(login::page).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/language", get(switch_language))
+        .route("/assets/console.css", get(|| asset(CSS, "text/css")))
+        .route("/assets/progress.js", get(|| asset(JS, "text/javascript")))
+        .route("/containers", get(containers::list))
+        .route(
+            "/containers/new",
+            get(containers::new_form).post(containers::create),
+        )
+        .route("/containers/{name}", get(containers::detail))
+        .route(
+            "/containers/{name}/delete",
+            get(containers::confirm_delete).post(containers::delete),
+        )
+        .route("/containers/{name}/start", post(containers::start))
+        .route("/containers/{name}/stop", post(containers::stop))
+        .route("/containers/{name}/exec", post(containers::exec))
+        .route(
+            "/containers/{name}/files",
+            post(containers::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/images", get(images::page_handler))
+        .route("/images/pull", post(images::pull))
+        .route("/images/build", post(images::build))
+        .route("/images/edit", post(images::edit))
+        .route("/images/delete", post(images::delete))
+        .route("/ci", get(ci::page_handler).post(ci::save))
+        .route("/ci/delete", post(ci::remove))
+        .route("/ci/build-token", post(ci::build_token))
+        .route("/admin", get(admin::page_handler))
+        .route("/admin/users", post(admin::add_user))
+        .route("/admin/reconcile", post(admin::reconcile))
+        .route("/admin/hosts/{id}/drain", post(admin::drain))
+}
+
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CACHE_CONTROL, HeaderValue::from_static("max-age=3600")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The CSRF token of a session: a hash of the session token under its own label, so it is
+/// neither the token nor the hash the database keeps.
+fn csrf_token(session_token: &str) -> String {
+    hex::encode(Sha256::digest(format!("wm-csrf\0{session_token}")))
+}
+
+/// Compares without stopping at the first difference.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// What every page needs to know about the request.
+pub struct Ctx {
+    pub lang: Lang,
+    pub t: &'static Texts,
+    pub caller: Option<Caller>,
+    pub csrf: String,
+    /// The path and query of the page, for the language switch to come back to.
+    pub here: String,
+}
+
+impl Ctx {
+    pub fn anonymous(parts: &Parts) -> Ctx {
+        let lang = Lang::from_headers(&parts.headers);
+        Ctx {
+            lang,
+            t: lang.t(),
+            caller: None,
+            csrf: String::new(),
+            here: parts
+                .uri
+                .path_and_query()
+                .map_or("/".into(), |p| p.as_str().to_string()),
+        }
+    }
+
+    /// The logged-in caller (only [`Session`] makes a `Ctx` with one for handlers).
+    pub fn caller(&self) -> &Caller {
+        self.caller.as_ref().expect("a session has a caller")
+    }
+
+    /// The hidden field every form of a logged-in page carries.
+    pub fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.csrf); }
+    }
+
+    pub fn accepts(&self, token: &str) -> bool {
+        !self.csrf.is_empty() && same_secret(&self.csrf, token)
+    }
+}
+
+/// A logged-in person on a page. Without a session, pages redirect to `/login`.
+pub struct Session(pub Ctx);
+
+impl FromRequestParts<Http> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, http: &Http) -> Result<Self, Response> {
+        let mut ctx = Ctx::anonymous(parts);
+        match Caller::from_request_parts(parts, http).await {
+            Ok(caller) => {
+                if let Err(e) = caller.require_full_scope() {
+                    return Err(error_page(&ctx, &e.into()));
+                }
+                let cookie = session_cookie_name(&http.config);
+                let (token, _) =
+                    presented_token(parts, cookie).expect("a caller presented a token");
+                ctx.csrf = csrf_token(&token);
+                ctx.caller = Some(caller);
+                Ok(Session(ctx))
+            }
+            Err(ApiError::Service(Error::Unauthenticated)) => {
+                Err(Redirect::to("/login").into_response())
+            }
+            Err(ApiError::Service(Error::Forbidden(_))) => Err(csrf_refused(&ctx)),
+            Err(e) => Err(error_page(&ctx, &e)),
+        }
+    }
+}
+
+/// A posted form of a logged-in person, accepted only with the session's CSRF token.
+pub struct Posted {
+    pub ctx: Ctx,
+    pub fields: HashMap<String, String>,
+}
+
+impl Posted {
+    /// A field's value, empty when the form did not send it.
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+}
+
+impl FromRequest<Http> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, http: &Http) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Session(ctx) = Session::from_request_parts(&mut parts, http).await?;
+        let req = Request::from_parts(parts, body);
+        let Form(fields) = Form::<HashMap<String, String>>::from_request(req, http)
+            .await
+            .map_err(|_| csrf_refused(&ctx))?;
+        if !fields.get("csrf").is_some_and(|t| ctx.accepts(t)) {
+            return Err(csrf_refused(&ctx));
+        }
+        Ok(Posted { ctx, fields })
+    }
+}
+
+fn csrf_refused(ctx: &Ctx) -> Response {
+    let body = page(
+        ctx,
+        ctx.t.error_title,
+        html! { p.error role="alert" { (ctx.t.err_csrf) } },
+    );
+    (StatusCode::FORBIDDEN, body).into_response()
+}
+
+/// An error as a page in the reader's language, with the status and headers the API
+/// would answer.
+pub fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
+    e.log();
+    let body = page(
+        ctx,
+        ctx.t.error_title,
+        html! {
+            div.error role="alert" {
+                p { (ctx.t.error(e.code())) }
+                @if ctx.lang != Lang::En || !e.is_internal() {
+                    p.detail lang="en" { (e.to_string()) }
+                }
+            }
+        },
+    );
+    let mut resp = (e.status(), body).into_response();
+    resp.headers_mut().extend(e.headers());
+    resp
+}
+
+/// What an unknown address outside the API answers.
+pub(super) async fn not_found_page(parts: Parts) -> Response {
+    error_page(&Ctx::anonymous(&parts), &Error::not_found("page").into())
+}
+
+/// What a page asked for under a host's link address answers (see `crate::http::origin`): the
+/// console is not served there. Names the console's own address when it is configured.
+pub(super) fn misdirected_page(
+    headers: &axum::http::HeaderMap,
+    public_url: Option<&str>,
+) -> Response {
+    let lang = Lang::from_headers(headers);
+    let ctx = Ctx {
+        lang,
+        t: lang.t(),
+        caller: None,
+        csrf: String::new(),
+        here: "/".into(),
+    };
+    let body = page(
+        &ctx,
+        ctx.t.misdirected_title,
+        html! {
+            div.error role="alert" #misdirected {
+                p { (ctx.t.misdirected) }
+                @if let Some(url) = public_url {
+                    p { a href=(url) { (url) } }
+                }
+                p { (ctx.t.misdirected_setting) " " code { "WM_PUBLIC_URL" } }
+            }
+        },
+    );
+    (StatusCode::MISDIRECTED_REQUEST, body).into_response()
+}
+
+/// An error page as the `Err` of a handler (boxed: a response is large).
+pub struct PageError(Box<Response>);
+
+impl PageError {
+    pub fn new(resp: Response) -> Self {
+        Self(Box::new(resp))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+pub trait OrPage<T> {
+    fn or_page(self, ctx: &Ctx) -> Result<T, PageError>;
+}
+
+impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
+    fn or_page(self, ctx: &Ctx) -> Result<T, PageError> {
+        self.map_err(|e| PageError::new(error_page(ctx, &e.into())))
+    }
+}
+
+/// Redirect-after-post: a 303, so the browser follows with a GET.
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+/// The notice a redirect asked the page to show.
+pub fn notice(ctx: &Ctx, q: &Query<NoticeQuery>) -> Markup {
+    html! {
+        @if let Some(text) = q.notice.as_deref().and_then(|k| ctx.t.notice(k)) {
+            p.notice role="status" { (text) }
+        }
+    }
+}
+
+/// The frame of every page: language, navigation, the language switch.
+pub fn page(ctx: &Ctx, title: &str, content: Markup) -> Html<String> {
+    let t = ctx.t;
+    let other = match ctx.lang {
+        Lang::En => Lang::Ja,
+        Lang::Ja => Lang::En,
+    };
+    let nav = |href: &str, label: &str| {
+        let current = ctx.here == href || ctx.here.starts_with(&format!("{href}?"));
+        html! { li { a href=(href) aria-current=[current.then_some("page")] { (label) } } }
+    };
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang=(ctx.lang.code()) {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " — whalemountain" }
+                    link rel="stylesheet" href="/assets/console.css";
+                }
+                body {
+                    a.skip href="#main" { (t.skip) }
+                    header.top {
+                        a.brand href="/" { "whalemountain" }
+                        @if let Some(c) = &ctx.caller {
+                            nav aria-label=(t.nav_label) {
+                                ul {
+                                    (nav("/containers", t.containers))
+                                    (nav("/containers/new", t.new_container))
+                                    (nav("/images", t.images))
+                                    (nav("/ci", t.ci))
+                                    @if c.is_admin() { (nav("/admin", t.admin)) }
+                                }
+                            }
+                        }
+                        div.tools {
+                            a href={ "/language?to=" (other.code()) "&back=" (encode(&ctx.here)) }
+                              lang=(other.code()) hreflang=(other.code()) {
+                                span.sr { (t.language) ": " } (t.other_language)
+                            }
+                            @if let Some(c) = &ctx.caller {
+                                span.who { (t.signed_in_as) " " strong { (c.name.as_str()) } }
+                                form.inline method="post" action="/logout" {
+                                    (ctx.csrf_field())
+                                    button.link type="submit" { (t.logout) }
+                                }
+                            }
+                        }
+                    }
+                    main #main {
+                        h1 { (title) }
+                        (content)
+                    }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+/// Percent-encodes a value for a query string.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct LanguageQuery {
+    to: String,
+    back: Option<String>,
+}
+
+/// The language switch: remembers the choice for a year and goes back to the page. Only a
+/// local path is followed back, never another site.
+async fn switch_language(Query(q): Query<LanguageQuery>) -> Response {
+    let back = q.back.as_deref().and_then(local_path).unwrap_or("/");
+    let mut resp = see_other(back);
+    if let Some(lang) = Lang::parse(&q.to) {
+        resp.headers_mut().insert(
+            SET_COOKIE,
+            HeaderValue::from_str(&format!(
+                "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+                lang.code()
+            ))
+            .expect("ASCII"),
+        );
+    }
+    resp
+}
+
+/// `target` when it is a path on this site, for a redirect to a place a request named.
+///
+/// Browsers read `//host`, `/\\host` and `/\t/host` (they drop tabs and newlines, and
+/// take a backslash for a slash) as another site, and some decode `%09` or `%2F` first;
+/// so the path must start with one `/`, and neither it nor its percent-decoded form may
+/// hold a backslash, whitespace, a control or non-ASCII character, or start with two
+/// slashes.
+pub fn local_path(target: &str) -> Option<&str> {
+    let clean = |s: &[u8]| {
+        s.first() == Some(&b'/')
+            && !matches!(s.get(1), Some(b'/' | b'\\'))
+            && s.iter().all(|b| b.is_ascii_graphic() && *b != b'\\')
+    };
+    (target.len() <= 2048 && clean(target.as_bytes()) && clean(&percent_decode(target)))
+        .then_some(target)
+}
+
+/// `%XX` decoded, leniently (a `%` without two hex digits stays as it is).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Bytes as people read them.
+pub fn human_size(bytes: i64) -> String {
+    let b = bytes.max(0) as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b} B")
+    }
+}
+
+/// A container status in the reader's words, as a badge.
+pub fn status_badge(t: &Texts, status: wm_domain::ContainerStatus) -> Markup {
+    html! {
+        span class={ "badge " (status_class(status)) } data-status=(status.as_str()) {
+            (t.status_word(status))
+        }
+    }
+}
+
+/// The badge style of a status: ok while it runs, bad when it stopped, failed or went
+/// away, neutral while it is on its way or cannot be known.
+pub fn status_class(status: wm_domain::ContainerStatus) -> &'static str {
+    use wm_domain::ContainerStatus as S;
+    match status {
+        S::Running => "ok",
+        S::Exited | S::Dead | S::Gone | S::Failed | S::Stopped => "bad",
+        S::Creating | S::Created | S::Paused | S::Restarting | S::Pending | S::Unknown => "neutral",
+    }
+}
+
+/// RFC 3339 shortened for a table: date and minutes, UTC.
+pub fn short_time(rfc3339: &str) -> String {
+    rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
+}
+
+pub fn script(src: &str) -> Markup {
+    html! { script src=(src) defer {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens() {
+        let a = csrf_token("wm_a");
+        assert_ne!(a, csrf_token("wm_b"));
+        assert_ne!(a, crate::service::accounts::token_hash("wm_a"));
+        assert!(same_secret(&a, &a.clone()));
+        assert!(!same_secret(&a, &csrf_token("wm_b")));
+        assert!(!same_secret(&a, ""));
+    }
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        for ok in [
+            "/",
+            "/containers",
+            "/images?notice=saved&x=%2F",
+            "/containers/a-b%41c",
+        ] {
+            assert_eq!(local_path(ok), Some(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "containers",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "\\\\evil.example",
+            "/\t/evil.example:8080/",
+            "/\n/evil.example/",
+            "/\r\n/evil.example/",
+            "/ /evil.example/",
+            "/%09/evil.example/",
+            "/%0a/evil.example/",
+            "/%2F/evil.example/",
+            "/%2f%2fevil.example/",
+            "/%5Cevil.example/",
+            "/%5c/evil.example/",
+            "/x\\y",
+            "/\u{0}x",
+            "/\u{7f}x",
+            "/\u{3000}/evil.example/",
+            "/caf\u{e9}",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(encode("/images?x=a b&c"), "%2Fimages%3Fx%3Da%20b%26c");
+    }
+}

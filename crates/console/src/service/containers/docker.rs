@@ -1,0 +1,311 @@
+//! Containers on the Docker hosts: placement, pulls before a create, and every call to
+//! the container's host.
+
+use super::{image_not_found, parse_cmd, set_status, Container, ExecResult, OwnedContainer};
+use crate::config::Config;
+use crate::hosts::Hosts;
+use crate::service::accounts::Caller;
+use crate::service::images::Images;
+use crate::service::Error;
+use crate::util::now;
+use std::sync::Arc;
+use wm_backend::{
+    BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecRequest,
+    PortBinding,
+};
+use wm_domain::{Backend, ContainerKey, ContainerStatus, EnvVar, GuestPort, ImageRef, ShortName};
+use wm_store::{ContainerRecord, PortLease, Store};
+
+/// The containers of the Docker hosts.
+pub(super) struct OnHosts {
+    store: Store,
+    hosts: Arc<Hosts>,
+    images: Arc<Images>,
+    config: Arc<Config>,
+}
+
+impl OnHosts {
+    pub(super) fn new(
+        store: Store,
+        hosts: Arc<Hosts>,
+        images: Arc<Images>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            store,
+            hosts,
+            images,
+            config,
+        }
+    }
+
+    /// The container's host; 503 at once while the host does not answer.
+    fn host(&self, c: &OwnedContainer) -> Result<Arc<dyn ContainerBackend>, Error> {
+        Ok(self.hosts.reach(&c.record().host)?)
+    }
+
+    /// Creates the container on a host chosen by placement (see `crate::hosts`), pulling
+    /// a public image there first when it lacks it.
+    pub(super) async fn create(
+        &self,
+        caller: &Caller,
+        short: ShortName,
+        image: ImageRef,
+        env: Vec<EnvVar>,
+        guests: Vec<GuestPort>,
+        mut required: Vec<String>,
+    ) -> Result<Container, Error> {
+        let key = ContainerKey::new(&caller.name, &short)?;
+        let name = key.full_name();
+        required.extend(self.config.required_labels(caller.role).iter().cloned());
+        required.sort();
+        required.dedup();
+        let present = self.images.check_usable(caller, &image).await?;
+
+        let mut record = ContainerRecord {
+            name: name.clone(),
+            owner: caller.name.clone(),
+            short_name: short.clone(),
+            image: image.to_string(),
+            backend: Backend::Docker,
+            host: String::new(),
+            status: ContainerStatus::Creating,
+            env: env.iter().map(ToString::to_string).collect(),
+            engine_id: None,
+            created_at: now(),
+            ports: Vec::new(),
+        };
+        let (host, placing) = self
+            .hosts
+            .place(
+                &required,
+                &present,
+                self.config.default_limits().memory_bytes,
+            )
+            .await?;
+        record.host = host.id.clone();
+        // Inserting reserves the name: of two concurrent creates, one gets a conflict here.
+        self.store
+            .insert_container(&record)
+            .await
+            .map_err(|e| match e {
+                wm_store::StoreError::Conflict(_) => {
+                    Error::Conflict(format!("you already have a container named {short}"))
+                }
+                other => other.into(),
+            })?;
+        drop(placing);
+
+        let spec = ContainerSpec {
+            name: name.clone(),
+            owner: caller.name.clone(),
+            short_name: short,
+            image: image.clone(),
+            env,
+            ports: guests,
+            limits: self.config.default_limits(),
+        };
+        let created = async {
+            if !present.contains(&host.id) {
+                self.images.pull_quietly(&host, &image).await?;
+            }
+            Ok::<_, Error>(host.backend.create(&spec).await?)
+        };
+        match created.await {
+            Ok(st) => {
+                self.record_ports(&host.id, &key, &st.ports).await?;
+                self.store
+                    .set_container_status(&key, st.state, Some(&st.id))
+                    .await?;
+                record.status = st.state;
+                record.engine_id = Some(st.id);
+                record.ports = st
+                    .ports
+                    .iter()
+                    .map(|b| PortLease {
+                        guest: b.guest,
+                        host_port: b.host,
+                    })
+                    .collect();
+                record.ports.sort_by_key(|p| p.guest);
+                Ok(self.view(&record))
+            }
+            Err(e) => {
+                if let Err(cleanup) = self.store.delete_container(&key).await {
+                    tracing::error!(container = %name, error = ?cleanup, "could not remove the record of a failed create");
+                }
+                let _ = host.backend.remove_network_if_unused(&caller.name).await;
+                Err(match e {
+                    Error::NotFound {
+                        code: "image_not_found",
+                        ..
+                    } => image_not_found(&image),
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Writes down the host ports the host gave the container. The host lends each of its
+    /// ports once; a clash here means the database holds a stale record, which is logged.
+    async fn record_ports(
+        &self,
+        host: &str,
+        name: &ContainerKey,
+        ports: &[PortBinding],
+    ) -> Result<(), Error> {
+        for p in ports {
+            if !self.store.lease_port(host, p.host, name, p.guest).await? {
+                tracing::warn!(container = %name, host, port = p.host, "the database already had this host port for another container");
+            }
+        }
+        Ok(())
+    }
+
+    /// The container as the API shows it: where its ports are reached, and `unknown` while
+    /// its host does not answer.
+    pub(super) fn view(&self, r: &ContainerRecord) -> Container {
+        let mut c = Container::from(r);
+        if let Some(h) = self.hosts.get(&r.host) {
+            c.address = h.address();
+            if !h.usable() && r.status != ContainerStatus::Gone {
+                c.status = ContainerStatus::Unknown;
+            }
+        } else if r.backend == Backend::Docker && r.status != ContainerStatus::Gone {
+            c.status = ContainerStatus::Unknown;
+        }
+        c
+    }
+
+    /// Brings the records of Docker containers up to date from one list per host, all at
+    /// once; a host that does not answer leaves its containers as they were recorded (and
+    /// shown as unknown).
+    pub(super) async fn refresh(&self, records: &mut [ContainerRecord]) -> Result<(), Error> {
+        let mut hosts: Vec<&str> = records
+            .iter()
+            .filter(|r| r.backend == Backend::Docker)
+            .map(|r| r.host.as_str())
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let lists = futures::future::join_all(hosts.iter().map(|id| async move {
+            let found = match self.hosts.reach(id) {
+                Ok(b) => b.list().await.ok(),
+                Err(_) => None,
+            };
+            (id.to_string(), found)
+        }))
+        .await;
+        for r in records.iter_mut() {
+            if r.backend != Backend::Docker || r.status == ContainerStatus::Creating {
+                continue;
+            }
+            let Some((_, Some(on_host))) = lists.iter().find(|(h, _)| *h == r.host) else {
+                continue;
+            };
+            let now = on_host
+                .iter()
+                .find(|s| s.owner == r.owner.as_str() && s.short_name == r.short_name.as_str())
+                .map_or(ContainerStatus::Gone, |s| s.state);
+            if now != r.status {
+                set_status(&self.store, r, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The container with its status as the host reports it now.
+    pub(super) async fn get(&self, c: OwnedContainer) -> Result<Container, Error> {
+        let mut record = c.into_record();
+        if record.status == ContainerStatus::Creating {
+            return Ok(self.view(&record));
+        }
+        let Ok(backend) = self.hosts.reach(&record.host) else {
+            return Ok(self.view(&record));
+        };
+        let now = match backend.inspect(&record.key()).await {
+            Ok(st) => st.state,
+            Err(BackendError::NoSuchContainer) => ContainerStatus::Gone,
+            Err(BackendError::Unavailable(_)) => return Ok(self.view(&record)),
+            Err(e) => return Err(e.into()),
+        };
+        if now != record.status {
+            set_status(&self.store, &mut record, now).await?;
+        }
+        Ok(self.view(&record))
+    }
+
+    async fn settle(
+        &self,
+        c: OwnedContainer,
+        result: Result<ContainerState, BackendError>,
+    ) -> Result<Container, Error> {
+        let st = result.map_err(|e| match e {
+            BackendError::NoSuchContainer => Error::Conflict(format!(
+                "container {} is gone from its host; delete it",
+                c.name()
+            )),
+            other => other.into(),
+        })?;
+        let mut record = c.into_record();
+        self.store
+            .set_container_status(&record.key(), st.state, None)
+            .await?;
+        record.status = st.state;
+        Ok(self.view(&record))
+    }
+
+    pub(super) async fn start(&self, c: OwnedContainer) -> Result<Container, Error> {
+        let r = self.host(&c)?.start(&c.key()).await;
+        self.settle(c, r).await
+    }
+
+    pub(super) async fn stop(&self, c: OwnedContainer) -> Result<Container, Error> {
+        let r = self.host(&c)?.stop(&c.key()).await;
+        self.settle(c, r).await
+    }
+
+    /// Removes the container from its host, then its record and port leases, then the
+    /// owner's network if this was their last container there. A container already gone
+    /// from its host needs no answer from the host.
+    pub(super) async fn delete(&self, c: OwnedContainer) -> Result<(), Error> {
+        if c.record().status == ContainerStatus::Gone {
+            self.store.delete_container(&c.key()).await?;
+            return Ok(());
+        }
+        let backend = self.host(&c)?;
+        backend.remove(&c.key()).await?;
+        self.store.delete_container(&c.key()).await?;
+        if let Err(e) = backend.remove_network_if_unused(&c.record().owner).await {
+            tracing::warn!(owner = %c.record().owner, error = %e, "could not remove the owner's network");
+        }
+        Ok(())
+    }
+
+    pub(super) async fn exec(
+        &self,
+        c: &OwnedContainer,
+        cmd: serde_json::Value,
+    ) -> Result<ExecResult, Error> {
+        let req = ExecRequest {
+            cmd: parse_cmd(cmd)?,
+            timeout_secs: self.config.exec_timeout_secs,
+            max_output_bytes: self.config.exec_max_output,
+        };
+        Ok(self.host(c)?.exec(&c.key(), &req).await?.into())
+    }
+
+    pub(super) async fn upload(
+        &self,
+        c: &OwnedContainer,
+        dir: &str,
+        tar: ByteStream,
+    ) -> Result<(), Error> {
+        self.host(c)?.upload(&c.key(), dir, tar).await?;
+        Ok(())
+    }
+
+    pub(super) async fn logs(&self, c: &OwnedContainer, tail: u32) -> Result<bytes::Bytes, Error> {
+        Ok(self.host(c)?.logs(&c.key(), tail).await?)
+    }
+}

@@ -1,0 +1,268 @@
+//! Files uploaded into a container: where they may go, what they may be called, and the
+//! server's temporary files that hold them on the way.
+
+use crate::service::Error;
+use crate::util::now;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use utoipa::ToSchema;
+use wm_backend::ByteStream;
+
+/// How long an upload waits for a free temporary file before it answers 503.
+const WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct Written {
+    /// Absolute paths written in the container.
+    pub(crate) written: Vec<String>,
+}
+
+/// What an upload wrote, and where.
+pub(super) struct Archived {
+    pub(super) dir: String,
+    written: Vec<String>,
+}
+
+impl From<Archived> for Written {
+    fn from(a: Archived) -> Self {
+        Written { written: a.written }
+    }
+}
+
+/// The archive of an upload, as it streams to the host; the file goes when dropped.
+pub(super) struct Tar {
+    pub(super) file: SpoolFile,
+    pub(super) stream: ByteStream,
+}
+
+/// The server's temporary upload files: at most `upload_max_open_files` at once, across
+/// all requests.
+pub(crate) struct TempFiles {
+    permits: Arc<Semaphore>,
+}
+
+/// A temporary file on disk, counted against the server's `upload_max_open_files`. Its
+/// descriptor is closed once written, so a request holds at most one open at a time;
+/// the permit bounds the files themselves.
+pub(crate) struct SpoolFile {
+    path: tempfile::TempPath,
+    size: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl TempFiles {
+    pub(super) fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+        }
+    }
+
+    /// Takes one of the server's temporary files, waiting briefly when all are in use.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, Error> {
+        match tokio::time::timeout(WAIT, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Error::Busy(
+                "the server is busy receiving other uploads; try again in a few seconds".into(),
+            )),
+        }
+    }
+
+    /// Writes `chunks` into a new temporary file; `on_chunk` may refuse a chunk (a size
+    /// limit), which ends the upload.
+    pub(crate) async fn spool(
+        &self,
+        mut chunks: impl futures::Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
+        mut on_chunk: impl FnMut(usize) -> Result<(), Error>,
+    ) -> Result<SpoolFile, Error> {
+        use futures::StreamExt;
+        let permit = self.permit().await?;
+        let (file, path) = tempfile::NamedTempFile::new()
+            .map_err(|e| Error::Unexpected(e.into()))?
+            .into_parts();
+        let mut out = tokio::fs::File::from_std(file);
+        let mut size = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            on_chunk(chunk.len())?;
+            size += chunk.len() as u64;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| Error::Unexpected(e.into()))?;
+        }
+        out.flush().await.map_err(|e| Error::Unexpected(e.into()))?;
+        Ok(SpoolFile {
+            path,
+            size,
+            _permit: permit,
+        })
+    }
+
+    /// The tar archive of `files` for the directory `dir` (checked here). The archive
+    /// holds regular files only, with names checked by [`parse_upload_name`]: nothing in
+    /// it can point or climb out of the target directory.
+    pub(super) async fn archive(
+        &self,
+        dir: &str,
+        files: Vec<(String, SpoolFile)>,
+    ) -> Result<(Archived, Tar), Error> {
+        let dir = parse_target_dir(dir.trim())?;
+        if files.is_empty() {
+            return Err(Error::Invalid {
+                code: "invalid_input",
+                message: "the form has no file".into(),
+                field: Some("file"),
+            });
+        }
+        for (i, (name, _)) in files.iter().enumerate() {
+            parse_upload_name(name)?;
+            if files[..i].iter().any(|(n, _)| n == name) {
+                return Err(Error::Invalid {
+                    code: "invalid_file_name",
+                    message: format!("the file {name} is given twice"),
+                    field: Some("file"),
+                });
+            }
+        }
+        let written: Vec<String> = files
+            .iter()
+            .map(|(n, _)| format!("{}/{n}", dir.trim_end_matches('/')))
+            .collect();
+        let permit = self.permit().await?;
+        let (archive, size) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(tempfile::TempPath, u64)> {
+                let out = tempfile::NamedTempFile::new()?;
+                let mut builder = tar::Builder::new(out.reopen()?);
+                let mtime = now().max(0) as u64;
+                for (fname, tmp) in &files {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(tmp.size);
+                    header.set_mode(0o644);
+                    header.set_mtime(mtime);
+                    builder.append_data(&mut header, fname, std::fs::File::open(&tmp.path)?)?;
+                }
+                builder.into_inner()?.flush()?;
+                let size = out.as_file().metadata()?.len();
+                Ok((out.into_temp_path(), size))
+            })
+            .await
+            .map_err(|e| Error::Unexpected(e.into()))?
+            .map_err(|e| Error::Unexpected(e.into()))?;
+        let file = tokio::fs::File::open(&archive)
+            .await
+            .map_err(|e| Error::Unexpected(e.into()))?;
+        use futures::StreamExt;
+        let stream = tokio_util::io::ReaderStream::new(file).boxed();
+        Ok((
+            Archived { dir, written },
+            Tar {
+                file: SpoolFile {
+                    path: archive,
+                    size,
+                    _permit: permit,
+                },
+                stream,
+            },
+        ))
+    }
+}
+
+/// A directory in the container: absolute, normalised, without `..`.
+fn parse_target_dir(s: &str) -> Result<String, Error> {
+    let bad = |m: &str| Error::Invalid {
+        code: "invalid_input",
+        message: m.to_string(),
+        field: Some("path"),
+    };
+    if !s.starts_with('/') {
+        return Err(bad(
+            "path must be an absolute directory in the container, e.g. /tmp",
+        ));
+    }
+    if s.len() > 4096 || s.contains('\0') {
+        return Err(bad("path is too long or contains a NUL character"));
+    }
+    let mut parts = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(bad("path may not contain '..'")),
+            c => parts.push(c),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// A file name from the form: relative, inside the target directory.
+pub(crate) fn parse_upload_name(s: &str) -> Result<String, Error> {
+    let bad = |why: &str| Error::Invalid {
+        code: "invalid_file_name",
+        message: format!(
+            "file name {:?} {why}",
+            s.chars().take(80).collect::<String>()
+        ),
+        field: Some("file"),
+    };
+    if s.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if s.starts_with('/') || s.starts_with('\\') {
+        return Err(bad(
+            "is absolute; names must stay inside the target directory",
+        ));
+    }
+    if s.len() > 1024 || s.contains('\0') || s.contains('\\') || s.chars().any(char::is_control) {
+        return Err(bad("is too long or contains a control character or '\\'"));
+    }
+    for c in s.split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err(bad(
+                "has an empty, '.' or '..' part; names must stay inside the target directory",
+            ));
+        }
+        if c.len() > 255 {
+            return Err(bad("has a part longer than 255 bytes"));
+        }
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_dirs() {
+        assert_eq!(parse_target_dir("/tmp").unwrap(), "/tmp");
+        assert_eq!(parse_target_dir("/srv//www/./").unwrap(), "/srv/www");
+        assert_eq!(parse_target_dir("/").unwrap(), "/");
+        for bad in ["tmp", "", "/tmp/../etc", "/a\0b"] {
+            assert!(parse_target_dir(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn upload_names() {
+        for ok in ["a.txt", "sub/b.txt", ".hidden", "日本語.txt"] {
+            assert_eq!(parse_upload_name(ok).unwrap(), ok);
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a\\b",
+            "a\0",
+            "a\nb",
+            &"x".repeat(256),
+        ] {
+            assert!(parse_upload_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,608 @@
+//! Lending containers: the rules between an API call and the container host, with one
+//! entry point for every operation that dispatches on the container's [`Backend`] to the
+//! Docker hosts ([`docker`]) or the cluster ([`cluster`]).
+//!
+//! Ownership is a value: the operations on an existing container take an
+//! [`OwnedContainer`], which only [`Containers::load`] makes, and only for the container's owner or an
+//! administrator. Another user's container cannot be acted on because it cannot be
+//! loaded: it answers exactly as a missing one (404).
+
+mod cluster;
+mod docker;
+mod files;
+
+pub(crate) use files::{parse_upload_name, SpoolFile, TempFiles, Written};
+
+use crate::config::Config;
+use crate::hosts::{GatedCluster, Hosts};
+use crate::service::accounts::Caller;
+use crate::service::images::Images;
+use crate::service::Error;
+use crate::util::rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use utoipa::ToSchema;
+use wm_backend::ExecOutput;
+use wm_domain::{
+    parse_env_list, parse_port_list, Backend, ContainerKey, ContainerName, ContainerStatus, EnvVar,
+    GuestPort, ImageRef, ParseError, ShortName, UserName,
+};
+use wm_store::{ContainerRecord, Store};
+
+/// A container as the API shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Container {
+    /// The full name, `<owner>-<short name>`.
+    pub(crate) name: String,
+    pub(crate) owner: String,
+    pub(crate) image: String,
+    /// Where it runs.
+    pub(crate) backend: Backend,
+    /// The id of the host it runs on.
+    pub(crate) host: String,
+    /// Where its ports are reached: links are `http://<address>:<port>/`; for a
+    /// kubernetes container, the host of its Ingress.
+    pub(crate) address: String,
+    /// The kubernetes container's Ingress, `http://<name>.<owner>.<domain>/`.
+    pub(crate) url: Option<String>,
+    /// A Docker container's state (`created`, `running`, `paused`, `restarting`, `exited`,
+    /// `dead`) or a kubernetes one's (`pending`, `running`, `stopped`, `failed`); `creating`
+    /// while it is made, `gone` (removed from its host behind our back), or `unknown` (its
+    /// host does not answer now).
+    pub(crate) status: ContainerStatus,
+    pub(crate) ports: Vec<Port>,
+    /// `KEY=value` strings.
+    pub(crate) env: Vec<String>,
+    /// RFC 3339.
+    pub(crate) created_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Port {
+    pub(crate) guest: u16,
+    /// The host port it is published on; `null` for a kubernetes container, whose ports
+    /// are its Service's.
+    pub(crate) host: Option<u16>,
+}
+
+impl From<&ContainerRecord> for Container {
+    fn from(c: &ContainerRecord) -> Self {
+        Container {
+            name: c.name.to_string(),
+            owner: c.owner.to_string(),
+            image: c.image.clone(),
+            backend: c.backend,
+            host: c.host.clone(),
+            address: c.host.clone(),
+            url: None,
+            status: c.status,
+            ports: c
+                .ports
+                .iter()
+                .map(|p| Port {
+                    guest: p.guest.get(),
+                    host: Some(p.host_port),
+                })
+                .collect(),
+            env: c.env.clone(),
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+/// `POST /api/v1/containers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateContainer {
+    /// Short name: a DNS label; the full name is `<owner>-<name>`, at most 63 characters.
+    pub(crate) name: String,
+    /// Image reference (`busybox`, `registry:5000/alice/web:1`).
+    pub(crate) image: String,
+    /// `"KEY=value KEY2=value2"` or `["KEY=value", ...]`.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub(crate) env: Option<Value>,
+    /// `"80 8080"` or `[80, 8080]`.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub(crate) ports: Option<Value>,
+    /// `docker` (default) or `kubernetes`.
+    #[serde(default)]
+    pub(crate) backend: Option<String>,
+    /// Host labels the container needs, e.g. `"gpu"` or `["gpu"]`: it goes only to a host
+    /// that carries them all.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub(crate) requires: Option<Value>,
+}
+
+/// `POST /api/v1/containers/{name}/exec`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecCommand {
+    /// An array of strings (program and arguments), or one string run by `/bin/sh -c`.
+    #[schema(value_type = Object)]
+    pub(crate) cmd: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ExecResult {
+    /// `null` when the command did not finish within the time limit.
+    pub(crate) exit_code: Option<i64>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    /// The command was still running at the time limit; its output so far is returned.
+    pub(crate) timed_out: bool,
+    /// Output beyond the size limit was dropped.
+    pub(crate) truncated: bool,
+}
+
+impl From<ExecOutput> for ExecResult {
+    fn from(o: ExecOutput) -> Self {
+        Self {
+            exit_code: o.exit_code,
+            stdout: o.stdout,
+            stderr: o.stderr,
+            timed_out: o.timed_out,
+            truncated: o.truncated,
+        }
+    }
+}
+
+fn parse_env(v: Option<Value>) -> Result<Vec<EnvVar>, ParseError> {
+    let bad = || {
+        ParseError::new(
+            "env",
+            "env must be a string of space-separated KEY=value pairs or an array of \"KEY=value\" strings",
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => parse_env_list(s.split_whitespace()),
+        Some(Value::Array(items)) => {
+            let strings = items
+                .iter()
+                .map(|i| i.as_str().ok_or_else(bad))
+                .collect::<Result<Vec<_>, _>>()?;
+            parse_env_list(strings)
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>, ParseError> {
+    let bad = |what: &str| {
+        ParseError::new(
+            "ports",
+            format!("{what}: ports must be a string of space-separated port numbers or an array of integers"),
+        )
+    };
+    let ports = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s
+            .split_whitespace()
+            .map(GuestPort::parse)
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| bad(&format!("{n} is not a whole number")))
+                    .and_then(GuestPort::new),
+                other => Err(bad(&format!("{other} is not a number"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(bad(&format!("{other} is neither"))),
+    };
+    parse_port_list(ports, max)
+}
+
+fn parse_cmd(v: Value) -> Result<Vec<String>, Error> {
+    let field = |m: &str| Error::Invalid {
+        code: "invalid_input",
+        message: m.to_string(),
+        field: Some("cmd"),
+    };
+    let cmd = match v {
+        Value::String(s) if s.trim().is_empty() => return Err(field("the command is empty")),
+        Value::String(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s],
+        Value::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s),
+                _ => Err(field("cmd must be an array of strings or one string")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(field("cmd must be an array of strings or one string")),
+    };
+    if cmd.is_empty() || cmd[0].is_empty() {
+        return Err(field("the command is empty"));
+    }
+    if cmd.len() > 1024 || cmd.iter().map(String::len).sum::<usize>() > 128 * 1024 {
+        return Err(field(
+            "the command is longer than 128 KiB or 1024 arguments",
+        ));
+    }
+    if cmd.iter().any(|a| a.contains('\0')) {
+        return Err(field("the command contains a NUL character"));
+    }
+    Ok(cmd)
+}
+
+pub(super) fn image_not_found(image: &ImageRef) -> Error {
+    Error::NotFound {
+        code: "image_not_found",
+        what: format!("image {image}"),
+    }
+}
+
+/// A container the caller may act on.
+pub(crate) struct OwnedContainer {
+    record: ContainerRecord,
+}
+
+impl OwnedContainer {
+    pub(crate) fn record(&self) -> &ContainerRecord {
+        &self.record
+    }
+
+    pub(crate) fn name(&self) -> &ContainerName {
+        &self.record.name
+    }
+
+    /// Its identity: owner and short name.
+    pub(crate) fn key(&self) -> ContainerKey {
+        self.record.key()
+    }
+
+    pub(crate) fn into_record(self) -> ContainerRecord {
+        self.record
+    }
+}
+
+/// Records a status seen on the host; a container gone from it gives up its ports.
+async fn set_status(
+    store: &Store,
+    r: &mut ContainerRecord,
+    status: ContainerStatus,
+) -> Result<(), Error> {
+    if status == ContainerStatus::Gone {
+        store.mark_container_gone(&r.key()).await?;
+        r.ports.clear();
+    } else {
+        store.set_container_status(&r.key(), status, None).await?;
+    }
+    r.status = status;
+    Ok(())
+}
+
+/// The containers of the installation, wherever they run.
+pub(crate) struct Containers {
+    store: Store,
+    config: Arc<Config>,
+    docker: docker::OnHosts,
+    cluster: cluster::OnCluster,
+    files: TempFiles,
+}
+
+impl Containers {
+    pub(crate) fn new(
+        store: Store,
+        hosts: Arc<Hosts>,
+        cluster: Option<Arc<GatedCluster>>,
+        images: Arc<Images>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            docker: docker::OnHosts::new(store.clone(), hosts, images, config.clone()),
+            cluster: cluster::OnCluster::new(store.clone(), cluster),
+            files: TempFiles::new(config.upload_max_open_files),
+            store,
+            config,
+        }
+    }
+
+    /// Whether containers may be lent on a Kubernetes cluster here.
+    pub(crate) fn cluster_enabled(&self) -> bool {
+        self.cluster.enabled()
+    }
+
+    /// The server's temporary files for uploads.
+    pub(crate) fn temp_files(&self) -> &TempFiles {
+        &self.files
+    }
+
+    /// Loads a container for `caller` by its full name `<owner>-<short name>`: theirs, or
+    /// anyone's for an admin. Anything else is the same 404 as a name that does not exist.
+    ///
+    /// A full name does not say whose it is (user names may hold `-`: `ab-c` + `web` and
+    /// `ab` + `c-web` are both `ab-c-web`). For anyone but an admin it is the caller's own
+    /// `<caller>-<short>`, never another's. An admin gets the one container of that full
+    /// name; when several owners have one, a 409 asks for `owner` (`?owner=` on the
+    /// container routes), which picks the owner's.
+    pub(crate) async fn load(
+        &self,
+        caller: &Caller,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<OwnedContainer, Error> {
+        caller.require_full_scope()?;
+        let not_found = || Error::not_found(format!("container {name}"));
+        if ContainerName::parse(name).is_err() {
+            return Err(not_found());
+        }
+        let owner = match owner {
+            Some(o) if caller.is_admin() => Some(UserName::parse(o).map_err(|_| not_found())?),
+            // Anyone else names only their own containers, with or without `owner`.
+            Some(o) if o != caller.name.as_str() => return Err(not_found()),
+            _ if !caller.is_admin() => Some(caller.name.clone()),
+            _ => None,
+        };
+        let record = match owner {
+            Some(owner) => {
+                let key = ContainerKey::of_full_name(&owner, name).ok_or_else(not_found)?;
+                self.store.container(&key).await?.ok_or_else(not_found)?
+            }
+            None => {
+                let mut found = self.store.containers_named(name).await?;
+                match found.len() {
+                    0 => return Err(not_found()),
+                    1 => found.remove(0),
+                    _ => {
+                        let owners: Vec<String> =
+                            found.iter().map(|c| c.owner.to_string()).collect();
+                        return Err(Error::Ambiguous(format!(
+                            "several users have a container named {name} (owners: {}); add ?owner=<name> to say whose",
+                            owners.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(OwnedContainer { record })
+    }
+
+    /// Creates and starts a container of the caller's.
+    pub(crate) async fn create(
+        &self,
+        caller: &Caller,
+        req: CreateContainer,
+    ) -> Result<Container, Error> {
+        caller.require_full_scope()?;
+        let short = ShortName::parse(&req.name)?;
+        ContainerKey::new(&caller.name, &short)?;
+        let image = ImageRef::parse(&req.image)?;
+        let env = parse_env(req.env)?;
+        let guests = parse_ports(req.ports, self.config.max_ports)?;
+        let required = parse_requires(req.requires)?;
+        let backend = match req.backend.as_deref() {
+            None => Backend::Docker,
+            Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
+                code: "invalid_input",
+                message: format!("unknown backend {s:?}; use docker or kubernetes"),
+                field: Some("backend"),
+            })?,
+        };
+        match backend {
+            Backend::Docker => {
+                self.docker
+                    .create(caller, short, image, env, guests, required)
+                    .await
+            }
+            Backend::Kubernetes => {
+                if !required.is_empty() {
+                    // The cluster's scheduler places pods; our host labels are Docker's.
+                    return Err(Error::Invalid {
+                        code: "invalid_input",
+                        message: "host labels apply to docker hosts only".into(),
+                        field: Some("requires"),
+                    });
+                }
+                self.cluster.create(caller, short, image, env, guests).await
+            }
+        }
+    }
+
+    /// The caller's containers (an admin's `all` gives everyone's), with their current
+    /// status from their hosts.
+    pub(crate) async fn list(&self, caller: &Caller, all: bool) -> Result<Vec<Container>, Error> {
+        caller.require_full_scope()?;
+        let owner = if all && caller.is_admin() {
+            None
+        } else {
+            Some(caller.name.as_str())
+        };
+        let mut records = self.store.containers(owner).await?;
+        self.docker.refresh(&mut records).await?;
+        let found = self.cluster.refresh(&mut records).await?;
+        Ok(records
+            .iter()
+            .zip(&found)
+            .map(|(r, k)| match r.backend {
+                Backend::Kubernetes => cluster::OnCluster::show(r, k.as_ref()),
+                Backend::Docker => self.docker.view(r),
+            })
+            .collect())
+    }
+
+    /// The container with its status as its host reports it now.
+    pub(crate) async fn get(&self, c: OwnedContainer) -> Result<Container, Error> {
+        match c.record.backend {
+            Backend::Docker => self.docker.get(c).await,
+            Backend::Kubernetes => self.cluster.get(c).await,
+        }
+    }
+
+    pub(crate) async fn start(&self, c: OwnedContainer) -> Result<Container, Error> {
+        match c.record.backend {
+            Backend::Docker => self.docker.start(c).await,
+            Backend::Kubernetes => self.cluster.start_or_stop(c, true).await,
+        }
+    }
+
+    pub(crate) async fn stop(&self, c: OwnedContainer) -> Result<Container, Error> {
+        match c.record.backend {
+            Backend::Docker => self.docker.stop(c).await,
+            Backend::Kubernetes => self.cluster.start_or_stop(c, false).await,
+        }
+    }
+
+    /// Removes the container from its host, then its record.
+    pub(crate) async fn delete(&self, c: OwnedContainer) -> Result<(), Error> {
+        match c.record.backend {
+            Backend::Docker => self.docker.delete(c).await,
+            Backend::Kubernetes => self.cluster.delete(c).await,
+        }
+    }
+
+    /// Runs a command (an array of strings, or one string for `/bin/sh -c`).
+    pub(crate) async fn exec(&self, c: &OwnedContainer, cmd: Value) -> Result<ExecResult, Error> {
+        match c.record.backend {
+            Backend::Docker => self.docker.exec(c, cmd).await,
+            Backend::Kubernetes => Err(cluster::unsupported("exec", "kubectl exec")),
+        }
+    }
+
+    /// Writes uploaded files into a directory of the container.
+    pub(crate) async fn upload(
+        &self,
+        c: &OwnedContainer,
+        dir: &str,
+        files: Vec<(String, SpoolFile)>,
+    ) -> Result<Written, Error> {
+        if c.record.backend == Backend::Kubernetes {
+            return Err(cluster::unsupported("uploading files", "kubectl cp"));
+        }
+        let (written, tar) = self.files.archive(dir, files).await?;
+        self.docker.upload(c, &written.dir, tar.stream).await?;
+        drop(tar.file);
+        Ok(written.into())
+    }
+
+    /// The container's recent output.
+    pub(crate) async fn logs(&self, c: &OwnedContainer, tail: u32) -> Result<bytes::Bytes, Error> {
+        match c.record.backend {
+            Backend::Docker => self.docker.logs(c, tail).await,
+            Backend::Kubernetes => self.cluster.logs(c, tail).await,
+        }
+    }
+
+    /// A kubeconfig for the caller's own namespace.
+    pub(crate) async fn kubeconfig(&self, caller: &Caller) -> Result<String, Error> {
+        self.cluster.kubeconfig(caller).await
+    }
+
+    /// Marks the cluster's containers gone or updates their status; answers how many
+    /// changed.
+    pub(crate) async fn reconcile_cluster(&self) -> Result<usize, Error> {
+        self.cluster.reconcile().await
+    }
+}
+
+/// Host labels a request requires: `"gpu ssd"` or `["gpu", "ssd"]`.
+fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
+    let bad = || {
+        ParseError::new(
+            "requires",
+            "requires must be a string of space-separated host labels or an array of them",
+        )
+    };
+    let labels: Vec<String> = match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => s.split_whitespace().map(String::from).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(String::from).ok_or_else(bad))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad()),
+    };
+    let ok = |l: &String| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if labels.len() > 16 || !labels.iter().all(ok) {
+        return Err(ParseError::new(
+            "requires",
+            "host labels are at most 16 words of letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn env_in_both_forms() {
+        let s = parse_env(Some(json!("A=1 B=2"))).unwrap();
+        let a = parse_env(Some(json!(["A=1", "B=2"]))).unwrap();
+        assert_eq!(s, a);
+        assert!(parse_env(None).unwrap().is_empty());
+        assert_eq!(
+            parse_env(Some(json!(["MSG=hello world"]))).unwrap()[0].value(),
+            "hello world"
+        );
+        for bad in [
+            json!("=x"),
+            json!("KEY"),
+            json!([1]),
+            json!({"A": "1"}),
+            json!(true),
+        ] {
+            assert_eq!(
+                parse_env(Some(bad.clone())).unwrap_err().field,
+                "env",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn ports_in_both_forms() {
+        let s = parse_ports(Some(json!("80 8080")), 8).unwrap();
+        let a = parse_ports(Some(json!([80, 8080])), 8).unwrap();
+        assert_eq!(s, a);
+        for bad in [
+            json!("0"),
+            json!("65536"),
+            json!("http"),
+            json!([70000]),
+            json!([1.5]),
+            json!(["80"]),
+            json!([-1]),
+            json!({"80": 1}),
+            json!("1 2 3 4 5 6 7 8 9"),
+        ] {
+            assert_eq!(
+                parse_ports(Some(bad.clone()), 8).unwrap_err().field,
+                "ports",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(
+            parse_cmd(json!("echo hi")).unwrap(),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+        assert_eq!(parse_cmd(json!(["ls", "-l"])).unwrap(), ["ls", "-l"]);
+        for bad in [
+            json!(""),
+            json!([]),
+            json!([""]),
+            json!([1]),
+            json!(null),
+            json!(["a\u{0}"]),
+        ] {
+            assert!(parse_cmd(bad.clone()).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The error of every use case: what went wrong, in a sentence a user can read, with a
+//! machine code. `crate::http` turns it into an HTTP answer; nothing here knows HTTP.
+
+use crate::hosts::HostsError;
+use wm_backend::BackendError;
+use wm_domain::ParseError;
+use wm_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input that does not parse; `field` names it where one field is at fault.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
+    #[error("authentication required: log in or send a bearer token")]
+    Unauthenticated,
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    /// Also what another user's resource looks like.
+    #[error("{what} not found")]
+    NotFound { code: &'static str, what: String },
+    #[error("{0}")]
+    Conflict(String),
+    /// A full name that several owners' containers share, asked for by an administrator
+    /// without saying whose (`?owner=`).
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// Too large for a reason the sentence names (an unpacked build context).
+    #[error("{0}")]
+    TooLargeBecause(String),
+    /// Too many failed logins for the user name or the address; try again later.
+    #[error("too many failed logins; try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    /// The server is at one of its own limits for a moment (temporary upload files);
+    /// answered 503 with `Retry-After`.
+    #[error("{0}")]
+    Busy(String),
+    /// A dependency (the container engine) cannot be used right now.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the container engine failed; the administrators can find the details in the log")]
+    Engine(String),
+    /// The engine refused a request: a fixed sentence by kind ([`engine_refusal`]); the
+    /// engine's own text, which names runtimes, drivers and paths, goes only to the log.
+    #[error("{message}")]
+    EngineRefused {
+        kind: Refusal,
+        code: &'static str,
+        message: &'static str,
+        detail: String,
+    },
+    #[error("an internal error occurred; the administrators can find the details in the log")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code: "invalid_input",
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound {
+            code: "not_found",
+            what: what.into(),
+        }
+    }
+
+    /// Logs what the administrators must see, once, when the error becomes an answer.
+    pub fn log(&self) {
+        match self {
+            Error::Unexpected(e) => tracing::error!(error = ?e, "request failed"),
+            Error::Engine(m) => tracing::error!(engine_error = %m, "container engine error"),
+            Error::EngineRefused { code, detail, .. } => {
+                tracing::warn!(code, engine_error = %detail, "the container engine refused")
+            }
+            Error::Unavailable(m) => tracing::warn!(%m, "dependency unavailable"),
+            Error::Busy(m) => tracing::warn!(%m, "at a limit"),
+            _ => {}
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { code, .. } => code,
+            Error::Unauthenticated => "unauthenticated",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound { code, .. } => code,
+            Error::Conflict(_) => "conflict",
+            Error::Ambiguous(_) => "ambiguous_name",
+            Error::TooLarge(_) | Error::TooLargeBecause(_) => "payload_too_large",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) => "unavailable",
+            Error::Busy(_) => "busy",
+            Error::Engine(_) => "engine_error",
+            Error::EngineRefused { code, .. } => code,
+            Error::Unexpected(_) => "internal",
+        }
+    }
+}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Self {
+        Self::Invalid {
+            code: "invalid_input",
+            message: e.message,
+            field: Some(e.field),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Error::Conflict(format!("{what} exists already")),
+            other => Error::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<HostsError> for Error {
+    fn from(e: HostsError) -> Self {
+        match e {
+            HostsError::Unavailable(m) => Error::Unavailable(m),
+            HostsError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Unavailable(why) => Error::Unavailable(format!(
+                "the container host is unavailable ({why}); try again later"
+            )),
+            BackendError::Exhausted(why) => Error::Unavailable(why),
+            BackendError::NoSuchContainer => Error::not_found("container"),
+            BackendError::NoSuchImage(r) => Error::NotFound {
+                code: "image_not_found",
+                what: format!("image {r}"),
+            },
+            // The engine's text names its objects; the sentence stays ours.
+            BackendError::NameTaken(_) => Error::Conflict(
+                "the host already has a container or network of that name that is not yours; ask an administrator".into(),
+            ),
+            BackendError::Policy(m) => Error::Invalid {
+                code: "policy",
+                message: m,
+                field: None,
+            },
+            BackendError::Refused(m) => engine_refusal(m),
+            BackendError::Engine(m) => Error::Engine(m),
+        }
+    }
+}
+
+/// The kinds of an engine's refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The image's command cannot be run.
+    CannotStart,
+    /// The host could not set up networks or ports.
+    HostNetwork,
+    /// An image used by a container or other images.
+    InUse,
+    NotFound,
+    /// The container is not in a state that allows the call.
+    State,
+    Other,
+}
+
+/// What an engine's refusal means for the user, sorted by kind from the engine's text.
+pub fn engine_refusal(detail: String) -> Error {
+    let m = detail.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    let (kind, code, message) = if has(&[
+        "oci runtime",
+        "runtime create failed",
+        "starting container process",
+        "executable file not found",
+        "exec format error",
+        "no such file or directory",
+        "permission denied",
+    ]) {
+        (
+            Refusal::CannotStart,
+            "container_start_failed",
+            "the container could not start: its image's command cannot be run (check the image's ENTRYPOINT and CMD)",
+        )
+    } else if has(&[
+        "driver failed programming",
+        "port is already allocated",
+        "address already in use",
+        "network",
+        "iptables",
+    ]) {
+        (
+            Refusal::HostNetwork,
+            "host_network_failed",
+            "the host could not set up the container's network or ports; try again, and tell an administrator if it goes on",
+        )
+    } else if has(&[
+        "being used",
+        "dependent child images",
+        "unable to remove",
+        "unable to delete",
+    ]) {
+        (
+            Refusal::InUse,
+            "image_in_use",
+            "the image is in use by a container or by images built from it",
+        )
+    } else if has(&[
+        "no such image",
+        "pull access denied",
+        "manifest unknown",
+        "repository does not exist",
+        "not found",
+    ]) {
+        (
+            Refusal::NotFound,
+            "image_not_found",
+            "the image was not found on the host or in its registry",
+        )
+    } else if has(&[
+        "is not running",
+        "is paused",
+        "is restarting",
+        "already in progress",
+        "is already",
+    ]) {
+        (
+            Refusal::State,
+            "container_state",
+            "the container is not in a state that allows this now; reload and try again",
+        )
+    } else {
+        (
+            Refusal::Other,
+            "engine_refused",
+            "the container engine refused the request; the administrators can find the details in the log",
+        )
+    };
+    Error::EngineRefused {
+        kind,
+        code,
+        message,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_refusals_say_nothing_of_the_engine() {
+        for (text, code) in [
+            ("failed to create shim: OCI runtime create failed: runc create failed: unable to start container process: exec: \"/nope\": stat /nope: no such file or directory: unknown", "container_start_failed"),
+            ("driver failed programming external connectivity on endpoint x (abc): Bind for 0.0.0.0:40001 failed: port is already allocated", "host_network_failed"),
+            ("conflict: unable to delete 0123 (cannot be forced) - image has dependent child images", "image_in_use"),
+            ("Container 0123 is not running", "container_state"),
+            ("something else entirely from dockerd", "engine_refused"),
+        ] {
+            let e = Error::from(BackendError::Refused(text.into()));
+            assert_eq!(e.code(), code, "{text}");
+            let shown = e.to_string();
+            for word in ["OCI", "runtime", "runc", "driver", "0.0.0.0", "dockerd", "0123"] {
+                assert!(!shown.contains(word), "{shown}");
+            }
+        }
+    }
+}

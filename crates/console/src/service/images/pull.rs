@@ -1,0 +1,313 @@
+//! Pulls from registries, with their live progress, and the progress lines every long
+//! image operation streams.
+
+use super::{Caller, Error, Host, Images};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::ToSchema;
+use wm_backend::{BackendError, Progress, RegistryAuth};
+use wm_docker::pull_error::PullFailure;
+use wm_domain::ImageRef;
+
+/// The lines of a long operation as it goes: progress, then one last line that is
+/// `{status: done, ...}` or `{status: error, error}`.
+pub(crate) type Lines = futures::stream::BoxStream<'static, Value>;
+
+/// `POST /api/v1/images/pull`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PullRequest {
+    pub(crate) image: String,
+    /// The host to pull onto; every host that answers when left out (or `all`).
+    #[serde(default)]
+    pub(crate) host: Option<String>,
+}
+
+/// One host's progress, each step with the host's id.
+pub(super) type HostProgress =
+    futures::stream::BoxStream<'static, Result<(String, Progress), BackendError>>;
+
+impl Images {
+    /// Pull an image from a registry, with live progress.
+    pub(crate) async fn pull(&self, caller: &Caller, req: PullRequest) -> Result<Lines, Error> {
+        caller.require_full_scope()?;
+        let image = ImageRef::parse(&req.image)?;
+        let registry = image.registry();
+        if let Some(allowed) = self.config.allowed_registries() {
+            if !allowed.contains(&registry) {
+                return Err(Error::Forbidden(format!(
+                    "pulls from {registry} are not allowed here; allowed: {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        if self.built_here(&image) {
+            return Err(Error::Forbidden(format!(
+                "{}/... holds the images built here; pull into another name",
+                self.config.image_prefix
+            )));
+        }
+        self.check_egress(&image).await?;
+        let auth = self.registry_auth(registry);
+        let mut streams = Vec::new();
+        for host in self.target_hosts(req.host.as_deref())? {
+            let progress = host
+                .backend
+                .pull(&image, auth.clone())
+                .await
+                .map_err(|e| match e {
+                    BackendError::Policy(m) => Error::Forbidden(m),
+                    BackendError::Unavailable(_) => e.into(),
+                    other => Error::Conflict(pull_failure_text(&image, other)),
+                })?;
+            let pulled = image.clone();
+            let progress = progress
+                .map_err(move |e| match e {
+                    BackendError::Unavailable(_) => e,
+                    other => BackendError::Refused(pull_failure_text(&pulled, other)),
+                })
+                .boxed();
+            streams.push(on_host(&host.id, progress));
+        }
+        let progress = futures::stream::select_all(streams).boxed();
+        Ok(self.lines(caller.clone(), image, progress, "pulling", None))
+    }
+
+    /// Pulls a public image onto `host` before a container starts from it there.
+    ///
+    /// # Errors
+    /// 503 for an image of ours (built here, in no registry): it cannot be fetched, and
+    /// the hosts that have it cannot take the container now.
+    pub(crate) async fn pull_quietly(&self, host: &Host, image: &ImageRef) -> Result<(), Error> {
+        if self.built_here(image) {
+            return Err(Error::Unavailable(format!(
+                "{image} was built here and is not on {}, and the hosts that have it cannot take a container now; try again later",
+                host.id
+            )));
+        }
+        self.check_egress(image).await?;
+        tracing::info!(host = %host.id, %image, "pulling the image before a container starts from it");
+        let mut progress = host
+            .backend
+            .pull(image, self.registry_auth(image.registry()))
+            .await?;
+        while let Some(step) = progress.next().await {
+            step.map_err(|e| {
+                Error::Unavailable(format!(
+                    "{} (onto host {})",
+                    pull_failure_text(image, e),
+                    host.id
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a pull from a registry on the host's own network (loopback, link-local, this
+    /// machine's addresses) unless an administrator allows it by name. The docker backend
+    /// checks the same again where the engine is.
+    pub(crate) async fn check_egress(&self, image: &ImageRef) -> Result<(), Error> {
+        use wm_docker::egress::EgressError;
+        let registry = image.registry();
+        match self.config.docker.egress_rule().check_pull(image.as_str()).await {
+            Ok(()) => Ok(()),
+            Err(EgressError::Forbidden { reason, .. }) => Err(Error::Forbidden(format!(
+                "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
+            ))),
+            Err(EgressError::Unresolvable(_)) => Err(Error::Invalid {
+                code: "invalid_input",
+                message: format!("the registry {registry} could not be found: its name does not resolve"),
+                field: Some("image"),
+            }),
+            Err(EgressError::Invalid(m)) => Err(Error::Invalid {
+                code: "invalid_input",
+                message: m,
+                field: Some("image"),
+            }),
+        }
+    }
+
+    /// The configured login for `registry`, if any.
+    fn registry_auth(&self, registry: &str) -> Option<RegistryAuth> {
+        self.config
+            .registries
+            .iter()
+            .find(|r| r.host == registry)
+            .map(|r| RegistryAuth {
+                server: r.host.clone(),
+                username: r.username.clone(),
+                password: r.password.expose().to_string(),
+            })
+    }
+
+    /// The hosts a pull or build goes to: the one named, or every host that answers.
+    pub(super) fn target_hosts(&self, host: Option<&str>) -> Result<Vec<Arc<Host>>, Error> {
+        match host {
+            None | Some("") | Some("all") => Ok(self.hosts.answering()?),
+            Some(id) => {
+                let Some(h) = self.hosts.get(id) else {
+                    return Err(Error::Invalid {
+                        code: "invalid_input",
+                        message: format!("there is no host {id:?}; leave it out for every host"),
+                        field: Some("host"),
+                    });
+                };
+                self.hosts.reach(id)?;
+                Ok(vec![h.clone()])
+            }
+        }
+    }
+
+    /// The last line of a successful pull or build: the image as the catalog shows it now.
+    async fn done_line(&self, caller: &Caller, reference: &ImageRef) -> Value {
+        if let Err(e) = self.catalog.refresh().await {
+            return error_line("unavailable", e.to_string());
+        }
+        match self.resolve(caller, reference.as_str()).await {
+            Ok(images) => json!({"status": "done", "image": images[0]}),
+            Err(_) => error_line(
+                "image_not_found",
+                format!("{reference} finished but is not on the host"),
+            ),
+        }
+    }
+
+    /// The progress lines of a pull or build, then its last line, and an audit entry.
+    pub(super) fn lines(
+        &self,
+        caller: Caller,
+        image: ImageRef,
+        progress: HostProgress,
+        verb: &'static str,
+        timeout: Option<Duration>,
+    ) -> Lines {
+        let this = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
+        tokio::spawn(async move {
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            let mut progress = progress;
+            let mut failure: Option<Value> = None;
+            loop {
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, progress.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            failure = Some(error_line(
+                                "timeout",
+                                format!(
+                                    "stopped after {} seconds",
+                                    timeout.unwrap_or_default().as_secs()
+                                ),
+                            ));
+                            break;
+                        }
+                    },
+                    None => progress.next().await,
+                };
+                match next {
+                    None => break,
+                    Some(Ok((host, p))) => {
+                        let mut line = progress_line(p, verb);
+                        line["host"] = Value::String(host);
+                        if tx.send(line).await.is_err() {
+                            // The client went away: dropping the stream cancels the work.
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let code = if verb == "building" {
+                            "build_failed"
+                        } else {
+                            "pull_failed"
+                        };
+                        let message = if verb == "building" {
+                            // A build's error may quote what a fetched URL answered.
+                            wm_docker::pull_error::build_error_text(&e.to_string())
+                        } else {
+                            e.to_string()
+                        };
+                        let mut line = error_line(code, &message);
+                        if verb == "pulling" {
+                            // Which fixed sentence it is, for pages that tell it in their
+                            // own language.
+                            let reason =
+                                PullFailure::recognize(&message).unwrap_or(PullFailure::Failed);
+                            line["error"]["reason"] = Value::String(reason.code().into());
+                        }
+                        failure = Some(line);
+                        break;
+                    }
+                }
+            }
+            drop(progress);
+            let last = match failure {
+                Some(f) => f,
+                None => this.done_line(&caller, &image).await,
+            };
+            let ok = last["status"] == "done";
+            this.audit
+                .record(
+                    Some(caller.name.to_string()),
+                    format!("{verb} {image}"),
+                    Some(image.to_string()),
+                    if ok { 200 } else { 500 },
+                    (!ok).then(|| {
+                        last["error"]["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string()
+                    }),
+                )
+                .await;
+            let _ = tx.send(last).await;
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+            .boxed()
+    }
+}
+
+/// What a user is told of a failed pull: one of a few fixed sentences, never the engine's
+/// text (which quotes what the registry answered). A text that is not already one of them
+/// is logged here.
+fn pull_failure_text(image: &ImageRef, e: BackendError) -> String {
+    match e {
+        // Our own connection to the engine or agent, with nothing from the registry.
+        BackendError::Unavailable(m) => BackendError::Unavailable(m).to_string(),
+        BackendError::Policy(m) => m,
+        other => PullFailure::from_engine(image.as_str(), &other.to_string()),
+    }
+}
+
+fn progress_line(p: Progress, verb: &str) -> Value {
+    match p {
+        Progress::Layer {
+            id,
+            status,
+            current,
+            total,
+        } => {
+            json!({"status": verb, "layer": id, "detail": status, "current": current, "total": total})
+        }
+        Progress::Status { status } => json!({"status": verb, "detail": status}),
+        Progress::Log { line } => json!({"status": verb, "stream": line}),
+    }
+}
+
+fn error_line(code: &str, message: impl Into<String>) -> Value {
+    json!({"status": "error", "error": {"code": code, "message": message.into()}})
+}
+
+pub(super) fn on_host(id: &str, progress: wm_backend::ProgressStream) -> HostProgress {
+    let id = id.to_string();
+    progress
+        .map(move |step| {
+            step.map(|p| (id.clone(), p)).map_err(|e| match e {
+                BackendError::Refused(m) => BackendError::Refused(format!("{id}: {m}")),
+                other => other,
+            })
+        })
+        .boxed()
+}

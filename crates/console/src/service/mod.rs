@@ -1,0 +1,27 @@
+//! The use cases: every rule of the console, each behind a type that is given what it
+//! uses (the store, the hosts, the settings) and nothing else. They know no HTTP and
+//! return their own [`Error`]; `crate::http` is one caller, the background workers
+//! another, unit tests a third.
+//!
+//! - [`accounts`]: logins, sessions, tokens, accounts; the [`accounts::Caller`] every other
+//!   use case is given, and the [`accounts::Admin`] proof the administrators' ones ask for.
+//! - [`containers`]: lending containers, one entry point over the Docker hosts and the
+//!   cluster.
+//! - [`images`]: who may use which image, sharing, pulls and builds.
+//! - [`sif`]: exports and the SIF cache.
+//! - [`ci`]: each user's GitLab runner.
+//! - [`reconcile`]: the database kept true to the hosts.
+//! - [`system`]: health, metrics, host administration; [`audit`]: the audit log.
+
+pub(crate) mod accounts;
+pub(crate) mod audit;
+pub(crate) mod ci;
+pub(crate) mod containers;
+mod error;
+pub(crate) mod images;
+pub(crate) mod ratelimit;
+pub(crate) mod reconcile;
+pub(crate) mod sif;
+pub(crate) mod system;
+
+pub(crate) use error::{engine_refusal, Error, Refusal};

@@ -1,0 +1,214 @@
+//! The installation as a whole: its health, its metrics, and the administration of its
+//! container hosts.
+
+use super::accounts::Admin;
+use super::Error;
+pub(crate) use crate::hosts::HostView;
+use crate::hosts::{GatedCluster, Hosts};
+use crate::metrics::Metrics;
+use crate::util::now;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+use wm_store::Store;
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok` when the database answers; `degraded` otherwise.
+    pub(crate) status: String,
+    pub(crate) database: String,
+    /// All container hosts together: reachable when every one answers.
+    pub(crate) docker: EngineHealth,
+    /// Each container host.
+    pub(crate) hosts: Vec<EngineHealth>,
+    /// `null` when no Kubernetes cluster is configured.
+    pub(crate) kubernetes: Option<KubeHealth>,
+    /// `null` when no directory is configured.
+    pub(crate) ldap: Option<DirectoryHealth>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct DirectoryHealth {
+    pub(crate) reachable: bool,
+    pub(crate) url: String,
+    pub(crate) error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct EngineHealth {
+    pub(crate) reachable: bool,
+    pub(crate) host: String,
+    pub(crate) version: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct KubeHealth {
+    pub(crate) reachable: bool,
+    /// The API server's version.
+    pub(crate) version: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+/// Health, metrics and host administration.
+pub(crate) struct System {
+    store: Store,
+    hosts: Arc<Hosts>,
+    cluster: Option<Arc<GatedCluster>>,
+    directory: Option<Arc<wm_ldap::Directory>>,
+    metrics: Arc<Metrics>,
+}
+
+impl System {
+    pub(crate) fn new(
+        store: Store,
+        hosts: Arc<Hosts>,
+        cluster: Option<Arc<GatedCluster>>,
+        directory: Option<Arc<wm_ldap::Directory>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            hosts,
+            cluster,
+            directory,
+            metrics,
+        }
+    }
+
+    /// The addresses links to published ports use, one per host: the console is not
+    /// served under them (see `crate::http::origin`).
+    pub(crate) fn link_addresses(&self) -> Vec<String> {
+        self.hosts.all().iter().map(|h| h.address()).collect()
+    }
+
+    /// Checks the directory (bounded by its time-out) and records the result in the
+    /// metrics.
+    async fn directory_health(&self) -> Option<DirectoryHealth> {
+        let dir = self.directory.as_ref()?;
+        let r = dir.check().await;
+        self.metrics.directory_up.set(i64::from(r.is_ok()));
+        Some(DirectoryHealth {
+            reachable: r.is_ok(),
+            url: dir.url().to_string(),
+            error: r.err().map(|e| e.to_string()),
+        })
+    }
+
+    /// The cluster's health; `None` without a cluster.
+    async fn cluster_health(&self) -> Option<KubeHealth> {
+        let r = self.cluster.as_ref()?.check().await;
+        Some(match r {
+            Ok(version) => KubeHealth {
+                reachable: true,
+                version: Some(version),
+                error: None,
+            },
+            Err(e) => KubeHealth {
+                reachable: false,
+                version: None,
+                error: Some(e.to_string()),
+            },
+        })
+    }
+
+    /// Checks the database, every host, the directory and the cluster, all at once.
+    pub(crate) async fn health(&self) -> Health {
+        let (db, _, ldap, kubernetes) = tokio::join!(
+            self.store.ping(),
+            self.hosts.check_all(),
+            self.directory_health(),
+            self.cluster_health()
+        );
+        let hosts: Vec<EngineHealth> = self
+            .hosts
+            .all()
+            .iter()
+            .map(|h| {
+                let info = h.info().filter(|_| h.usable());
+                EngineHealth {
+                    reachable: info.is_some(),
+                    host: h.id.clone(),
+                    version: info.map(|i| i.version),
+                    error: h.error(),
+                }
+            })
+            .collect();
+        let down: Vec<String> = hosts
+            .iter()
+            .filter(|h| !h.reachable)
+            .map(|h| format!("{}: {}", h.host, h.error.as_deref().unwrap_or("no answer")))
+            .collect();
+        let docker = EngineHealth {
+            reachable: down.is_empty(),
+            host: hosts
+                .iter()
+                .map(|h| h.host.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            version: hosts.iter().find_map(|h| h.version.clone()),
+            error: (!down.is_empty()).then(|| down.join("; ")),
+        };
+        let db_ok = db.is_ok();
+        Health {
+            status: if db_ok { "ok" } else { "degraded" }.into(),
+            database: if db_ok {
+                "ok".into()
+            } else {
+                "unreachable".into()
+            },
+            docker,
+            hosts,
+            kubernetes,
+            ldap,
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format, with every host, the directory and
+    /// the cluster checked now.
+    pub(crate) async fn metrics_text(&self) -> String {
+        if let Ok(counts) = self.store.count_containers_by_status().await {
+            self.metrics.set_container_counts(&counts);
+        }
+        tokio::join!(
+            self.hosts.check_all(),
+            self.directory_health(),
+            self.cluster_health()
+        );
+        self.metrics.encode()
+    }
+
+    /// Checks every host and the cluster; answers the hosts that came back.
+    pub(crate) async fn check_hosts(&self) -> Vec<Arc<crate::hosts::Host>> {
+        self.cluster_health().await;
+        let back = self.hosts.check_all().await;
+        self.hosts.report_up(&self.metrics);
+        back
+    }
+
+    /// The container hosts, their health, and how many containers each holds.
+    pub(crate) async fn hosts(&self, _admin: &Admin) -> Result<Vec<HostView>, Error> {
+        Ok(self.hosts.views().await?)
+    }
+
+    /// Drains a host (it keeps its containers but gets no new ones), or puts it back.
+    pub(crate) async fn drain(
+        &self,
+        _admin: &Admin,
+        id: &str,
+        drained: bool,
+    ) -> Result<HostView, Error> {
+        if !self.hosts.has(id) {
+            return Err(Error::not_found(format!("host {id}")));
+        }
+        self.store.set_host_drained(id, drained, now()).await?;
+        tracing::info!(host = id, drained, "host placement changed");
+        Ok(self
+            .hosts
+            .views()
+            .await?
+            .into_iter()
+            .find(|h| h.id == id)
+            .expect("the host exists"))
+    }
+}

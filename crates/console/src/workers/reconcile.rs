@@ -1,0 +1,23 @@
+//! The periodic reconcile, and the purge of expired sessions with it.
+
+use crate::service::reconcile::Reconciler;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reconciles every `interval` until stopped. An unreachable host is logged and tried
+/// again next time.
+pub(super) async fn run(reconciler: Arc<Reconciler>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match reconciler.reconcile().await {
+            Ok(r) if !r.gone.is_empty() || !r.adopted.is_empty() => {
+                tracing::info!(gone = ?r.gone, adopted = ?r.adopted, updated = r.updated, "reconciled")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
+        }
+        reconciler.purge_expired_tokens().await;
+    }
+}
