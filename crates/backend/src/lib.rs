@@ -5,6 +5,10 @@
 //! [`ContainerSpec`] can ask for privileges: hardening is the backend's own policy, not a
 //! request field, so a compromised console cannot weaken it.
 
+// An in-memory host for tests and benchmarks (feature `memory`, off by default).
+#[cfg(feature = "memory")]
+pub mod memory;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
