@@ -37,7 +37,7 @@ pub enum StartError {
     #[error("cannot open the database")]
     Store(#[from] wm_store::StoreError),
     #[error("cannot set up the admin account")]
-    Admin(#[source] crate::service::Error),
+    Admin(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("directory settings: {0}")]
     Directory(String),
     #[error(transparent)]
@@ -159,7 +159,7 @@ async fn build_with_hosts(
     accounts
         .ensure_admin(config.admin_password.as_ref().map(|p| p.expose()))
         .await
-        .map_err(StartError::Admin)?;
+        .map_err(|e| StartError::Admin(Box::new(e)))?;
     let hosts = Arc::new(Hosts::new(
         backends
             .into_iter()

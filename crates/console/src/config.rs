@@ -25,7 +25,7 @@ impl Secret {
         Self(s.into())
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -59,7 +59,7 @@ impl Default for LimitSettings {
 }
 
 impl LimitSettings {
-    pub fn to_limits(&self) -> Result<Limits, String> {
+    pub(crate) fn to_limits(&self) -> Result<Limits, String> {
         let memory_bytes = parse_size(&self.memory).ok_or_else(|| {
             format!(
                 "memory limit {:?} is not a size like 512m or 2g",
@@ -611,7 +611,7 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
 pub struct ConfigError(String);
 
 impl ConfigError {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 }
@@ -692,7 +692,7 @@ impl Config {
     }
 
     /// The console's TLS client configuration for `https://` agents, if one is set.
-    pub fn agents_client_tls(&self) -> Result<Option<rustls::ClientConfig>, ConfigError> {
+    pub(crate) fn agents_client_tls(&self) -> Result<Option<rustls::ClientConfig>, ConfigError> {
         let t = &self.agents_tls;
         let Some(ca) = &t.ca else {
             if t.client_cert.is_some() || t.client_key.is_some() {
@@ -732,7 +732,7 @@ impl Config {
     }
 
     /// Host labels the containers of `role` require.
-    pub fn required_labels(&self, role: Role) -> &[String] {
+    pub(crate) fn required_labels(&self, role: Role) -> &[String] {
         self.role_host_labels
             .get(&role)
             .map(Vec::as_slice)
@@ -854,7 +854,7 @@ impl Config {
     }
 
     /// The file of the key that seals stored secrets.
-    pub fn secret_key_path(&self) -> PathBuf {
+    pub(crate) fn secret_key_path(&self) -> PathBuf {
         self.secret_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("secret.key"))
@@ -862,7 +862,7 @@ impl Config {
 
     /// Whether browsers reach the console over HTTPS: `WM_SECURE_COOKIES`, or an
     /// `https://` public URL.
-    pub fn behind_tls(&self) -> bool {
+    pub(crate) fn behind_tls(&self) -> bool {
         self.secure_cookies
             || self
                 .public_url
@@ -871,7 +871,7 @@ impl Config {
     }
 
     /// The host name (or IP address, without brackets) of the public URL, lowercase.
-    pub fn public_host(&self) -> Option<String> {
+    pub(crate) fn public_host(&self) -> Option<String> {
         let url = self.public_url.as_deref()?;
         let rest = url.split_once("://")?.1;
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -909,7 +909,7 @@ impl Config {
     }
 
     /// The registries pulls may come from; `None` allows any.
-    pub fn allowed_registries(&self) -> Option<Vec<&str>> {
+    pub(crate) fn allowed_registries(&self) -> Option<Vec<&str>> {
         self.registries_allowed
             .as_deref()
             .map(|s| s.split_whitespace().collect())

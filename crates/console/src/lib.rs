@@ -19,6 +19,8 @@
 //! | `sealed`   | secrets sealed in the database                              | `permissions`                      |
 //! | `config`, `metrics`, `permissions`, `util` | settings, the metrics registry, file modes, clocks and ids | `util` (`config` only) |
 
+#![warn(unreachable_pub)]
+
 pub mod app;
 pub mod config;
 mod hosts;

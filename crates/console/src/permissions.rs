@@ -9,14 +9,14 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Creates `dir` (and missing parents) as `0700`, and tightens it if it is looser.
-pub fn private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     tighten(dir, 0o700)
 }
 
 /// Takes group and other permissions away from `path` if it has any; `mode` is what it
 /// gets then. A missing path is fine.
-pub fn tighten(path: &Path, mode: u32) -> io::Result<()> {
+pub(crate) fn tighten(path: &Path, mode: u32) -> io::Result<()> {
     match std::fs::metadata(path) {
         Ok(m) if m.permissions().mode() & 0o077 != 0 => {
             tracing::warn!(path = %path.display(), mode = format!("{:o}", m.permissions().mode() & 0o777), "tightening permissions");
@@ -29,7 +29,7 @@ pub fn tighten(path: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// Creates (or truncates) a file only its owner may read.
-pub fn create_private_file(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
     let f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -41,7 +41,7 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
 }
 
 /// The file of a `sqlite:` database URL, unless it is in memory.
-pub fn sqlite_path(url: &str) -> Option<&Path> {
+pub(crate) fn sqlite_path(url: &str) -> Option<&Path> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -51,7 +51,7 @@ pub fn sqlite_path(url: &str) -> Option<&Path> {
 
 /// Makes the SQLite file `0600` before SQLite first opens it (SQLite gives its `-wal` and
 /// `-shm` the database's permissions), and tightens all three if they are looser.
-pub fn sqlite_files(db: &Path) -> io::Result<()> {
+pub(crate) fn sqlite_files(db: &Path) -> io::Result<()> {
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.exists() {
             private_dir(parent)?;

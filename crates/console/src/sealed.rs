@@ -30,7 +30,7 @@ pub enum SealError {
     Open,
 }
 
-pub struct Sealer {
+pub(crate) struct Sealer {
     key: LessSafeKey,
     rng: SystemRandom,
 }
@@ -38,7 +38,7 @@ pub struct Sealer {
 impl Sealer {
     /// Reads the key from `path`, creating it (`0600`, 32 random bytes as hex) when it
     /// does not exist, and tightening it if its permissions are looser.
-    pub fn from_key_file(path: &Path) -> Result<Self, SealError> {
+    pub(crate) fn from_key_file(path: &Path) -> Result<Self, SealError> {
         let io = |source| SealError::KeyFile {
             path: path.display().to_string(),
             source,
@@ -69,7 +69,7 @@ impl Sealer {
     }
 
     /// Seals `plain`, bound to `context` (e.g. `ci:<owner>`).
-    pub fn seal(&self, context: &str, plain: &str) -> String {
+    pub(crate) fn seal(&self, context: &str, plain: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng
             .fill(&mut nonce)
@@ -89,7 +89,7 @@ impl Sealer {
 
     /// Opens what [`Sealer::seal`] made with the same `context`; an old plain value comes
     /// back as it is.
-    pub fn open(&self, context: &str, stored: &str) -> Result<String, SealError> {
+    pub(crate) fn open(&self, context: &str, stored: &str) -> Result<String, SealError> {
         let Some(b64) = stored.strip_prefix(PREFIX) else {
             return Ok(stored.to_string());
         };
@@ -107,12 +107,12 @@ impl Sealer {
         String::from_utf8(plain.to_vec()).map_err(|_| SealError::Open)
     }
 
-    pub fn is_sealed(stored: &str) -> bool {
+    pub(crate) fn is_sealed(stored: &str) -> bool {
         stored.starts_with(PREFIX)
     }
 
     /// Rewrites every CI runner token still stored in plain text, sealed. Runs at start.
-    pub async fn seal_plain_ci_tokens(
+    pub(crate) async fn seal_plain_ci_tokens(
         &self,
         store: &wm_store::Store,
     ) -> Result<usize, wm_store::StoreError> {
@@ -132,7 +132,7 @@ impl Sealer {
 }
 
 /// The associated data of a user's CI runner token.
-pub fn ci_context(owner: &str) -> String {
+pub(crate) fn ci_context(owner: &str) -> String {
     format!("ci-runner-token:{owner}")
 }
 

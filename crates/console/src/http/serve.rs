@@ -36,14 +36,14 @@ use tower::ServiceExt;
 
 /// The limits of [`serve`].
 #[derive(Debug, Clone, Copy)]
-pub struct ServeLimits {
+pub(crate) struct ServeLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
 }
 
 impl ServeLimits {
-    pub fn from_config(h: &crate::config::HttpSettings) -> Self {
+    pub(crate) fn from_config(h: &crate::config::HttpSettings) -> Self {
         Self {
             header_read_timeout: Duration::from_secs(h.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(h.idle_timeout_secs),
@@ -54,7 +54,7 @@ impl ServeLimits {
 
 /// Serves `router` on `listener` until `shutdown` completes, then until the requests in
 /// flight are answered. Requests carry `ConnectInfo<SocketAddr>` with the peer.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,

@@ -7,7 +7,7 @@ use wm_domain::ParseError;
 use wm_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Input that does not parse; `field` names it where one field is at fault.
     #[error("{message}")]
     Invalid {
@@ -61,7 +61,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid {
             code: "invalid_input",
             message: message.into(),
@@ -69,7 +69,7 @@ impl Error {
         }
     }
 
-    pub fn not_found(what: impl Into<String>) -> Self {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Self::NotFound {
             code: "not_found",
             what: what.into(),
@@ -77,7 +77,7 @@ impl Error {
     }
 
     /// Logs what the administrators must see, once, when the error becomes an answer.
-    pub fn log(&self) {
+    pub(crate) fn log(&self) {
         match self {
             Error::Unexpected(e) => tracing::error!(error = ?e, "request failed"),
             Error::Engine(m) => tracing::error!(engine_error = %m, "container engine error"),
@@ -90,7 +90,7 @@ impl Error {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Error::Invalid { code, .. } => code,
             Error::Unauthenticated => "unauthenticated",
@@ -167,7 +167,7 @@ impl From<BackendError> for Error {
 
 /// The kinds of an engine's refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The image's command cannot be run.
     CannotStart,
     /// The host could not set up networks or ports.
@@ -181,7 +181,7 @@ pub enum Refusal {
 }
 
 /// What an engine's refusal means for the user, sorted by kind from the engine's text.
-pub fn engine_refusal(detail: String) -> Error {
+pub(crate) fn engine_refusal(detail: String) -> Error {
     let m = detail.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
     let (kind, code, message) = if has(&[

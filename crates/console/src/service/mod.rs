@@ -25,3 +25,6 @@ pub(crate) mod sif;
 pub(crate) mod system;
 
 pub(crate) use error::{engine_refusal, Error, Refusal};
+
+#[cfg(test)]
+mod tests;

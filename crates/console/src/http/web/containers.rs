@@ -45,13 +45,13 @@ fn port_links(ctx: &Ctx, c: &Container) -> Markup {
 /// `?owner=NAME` on the pages of one container: whose it is, for an administrator, when
 /// several owners' containers share its full name.
 #[derive(serde::Deserialize)]
-pub struct Whose {
+pub(super) struct Whose {
     owner: Option<String>,
 }
 
 /// The path of a container's page (`rest` is `""`, `"/exec"`, ...), saying whose it is
 /// when it is not the caller's own: a full name alone may be several owners'.
-pub fn container_path(ctx: &Ctx, c: &Container, rest: &str) -> String {
+pub(super) fn container_path(ctx: &Ctx, c: &Container, rest: &str) -> String {
     if c.owner == ctx.caller().name.as_str() {
         format!("/containers/{}{rest}", c.name)
     } else {

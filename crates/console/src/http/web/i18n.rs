@@ -7,23 +7,23 @@ use axum::http::header::ACCEPT_LANGUAGE;
 use axum::http::HeaderMap;
 use wm_domain::{Backend, ContainerStatus};
 
-pub const LANG_COOKIE: &str = "wm_lang";
+pub(super) const LANG_COOKIE: &str = "wm_lang";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
+pub(crate) enum Lang {
     En,
     Ja,
 }
 
 impl Lang {
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Lang::En => "en",
             Lang::Ja => "ja",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Lang> {
+    pub(crate) fn parse(s: &str) -> Option<Lang> {
         match s {
             "en" => Some(Lang::En),
             "ja" => Some(Lang::Ja),
@@ -33,7 +33,7 @@ impl Lang {
 
     /// The language chosen with the switch (a cookie), else the first of ours in
     /// `Accept-Language` by quality, else English.
-    pub fn from_headers(headers: &HeaderMap) -> Lang {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Lang {
         let chosen =
             crate::http::extract::cookie(headers, LANG_COOKIE).and_then(|v| Lang::parse(&v));
         if let Some(l) = chosen {
@@ -61,7 +61,7 @@ impl Lang {
         best.map_or(Lang::En, |(_, l)| l)
     }
 
-    pub fn t(self) -> &'static Texts {
+    pub(crate) fn t(self) -> &'static Texts {
         match self {
             Lang::En => &EN,
             Lang::Ja => &JA,
@@ -69,7 +69,7 @@ impl Lang {
     }
 }
 
-pub struct Texts {
+pub(crate) struct Texts {
     pub skip: &'static str,
     pub nav_label: &'static str,
     pub containers: &'static str,
@@ -267,7 +267,7 @@ pub struct Texts {
 
 impl Texts {
     /// A short sentence for an error code of [`crate::error::ApiError`].
-    pub fn error(&self, code: &str) -> &'static str {
+    pub(crate) fn error(&self, code: &str) -> &'static str {
         match code {
             "invalid_input" | "invalid_file_name" | "policy" | "malformed_json" => self.err_invalid,
             "invalid_credentials" => self.err_credentials,
@@ -288,7 +288,7 @@ impl Texts {
     }
 
     /// The sentence for a failed pull's `reason`.
-    pub fn pull_reason(&self, reason: &str) -> Option<&'static str> {
+    pub(crate) fn pull_reason(&self, reason: &str) -> Option<&'static str> {
         Some(match reason {
             "not_found" => self.pull_not_found,
             "unauthorized" => self.pull_unauthorized,
@@ -301,7 +301,7 @@ impl Texts {
 
     /// A container or runner status in words. Exhaustive: a new status cannot be added
     /// without its words.
-    pub fn status_word(&self, status: ContainerStatus) -> &'static str {
+    pub(crate) fn status_word(&self, status: ContainerStatus) -> &'static str {
         match status {
             ContainerStatus::Creating => self.st_creating,
             ContainerStatus::Created => self.st_created,
@@ -319,14 +319,14 @@ impl Texts {
     }
 
     /// A backend in words.
-    pub fn backend_word(&self, backend: Backend) -> &'static str {
+    pub(crate) fn backend_word(&self, backend: Backend) -> &'static str {
         match backend {
             Backend::Docker => self.be_docker,
             Backend::Kubernetes => self.be_kubernetes,
         }
     }
 
-    pub fn notice(&self, key: &str) -> Option<&'static str> {
+    pub(crate) fn notice(&self, key: &str) -> Option<&'static str> {
         Some(match key {
             "created" => self.notice_created,
             "started" => self.notice_started,
@@ -344,7 +344,7 @@ impl Texts {
     }
 }
 
-pub static EN: Texts = Texts {
+pub(super) static EN: Texts = Texts {
     skip: "Skip to content",
     nav_label: "Main",
     containers: "Containers",
@@ -539,7 +539,7 @@ pub static EN: Texts = Texts {
     err_start_failed: "The container could not start: its image's command cannot be run.",
 };
 
-pub static JA: Texts = Texts {
+pub(super) static JA: Texts = Texts {
     skip: "本文へ移動",
     nav_label: "メイン",
     containers: "コンテナ",

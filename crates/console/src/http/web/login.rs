@@ -82,7 +82,7 @@ fn new_login_token() -> String {
 }
 
 #[derive(Deserialize)]
-pub struct LoginForm {
+pub(super) struct LoginForm {
     #[serde(default)]
     username: String,
     #[serde(default)]

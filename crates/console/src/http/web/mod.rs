@@ -105,7 +105,7 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 /// What every page needs to know about the request.
-pub struct Ctx {
+pub(super) struct Ctx {
     pub lang: Lang,
     pub t: &'static Texts,
     pub caller: Option<Caller>,
@@ -115,7 +115,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn anonymous(parts: &Parts) -> Ctx {
+    pub(super) fn anonymous(parts: &Parts) -> Ctx {
         let lang = Lang::from_headers(&parts.headers);
         Ctx {
             lang,
@@ -130,22 +130,22 @@ impl Ctx {
     }
 
     /// The logged-in caller (only [`Session`] makes a `Ctx` with one for handlers).
-    pub fn caller(&self) -> &Caller {
+    pub(super) fn caller(&self) -> &Caller {
         self.caller.as_ref().expect("a session has a caller")
     }
 
     /// The hidden field every form of a logged-in page carries.
-    pub fn csrf_field(&self) -> Markup {
+    pub(super) fn csrf_field(&self) -> Markup {
         html! { input type="hidden" name="csrf" value=(self.csrf); }
     }
 
-    pub fn accepts(&self, token: &str) -> bool {
+    pub(super) fn accepts(&self, token: &str) -> bool {
         !self.csrf.is_empty() && same_secret(&self.csrf, token)
     }
 }
 
 /// A logged-in person on a page. Without a session, pages redirect to `/login`.
-pub struct Session(pub Ctx);
+pub(super) struct Session(pub Ctx);
 
 impl FromRequestParts<Http> for Session {
     type Rejection = Response;
@@ -174,14 +174,14 @@ impl FromRequestParts<Http> for Session {
 }
 
 /// A posted form of a logged-in person, accepted only with the session's CSRF token.
-pub struct Posted {
+pub(super) struct Posted {
     pub ctx: Ctx,
     pub fields: HashMap<String, String>,
 }
 
 impl Posted {
     /// A field's value, empty when the form did not send it.
-    pub fn field(&self, name: &str) -> &str {
+    pub(super) fn field(&self, name: &str) -> &str {
         self.fields.get(name).map_or("", String::as_str)
     }
 }
@@ -214,7 +214,7 @@ fn csrf_refused(ctx: &Ctx) -> Response {
 
 /// An error as a page in the reader's language, with the status and headers the API
 /// would answer.
-pub fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
+pub(super) fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
     e.log();
     let body = page(
         ctx,
@@ -269,10 +269,10 @@ pub(super) fn misdirected_page(
 }
 
 /// An error page as the `Err` of a handler (boxed: a response is large).
-pub struct PageError(Box<Response>);
+pub(super) struct PageError(Box<Response>);
 
 impl PageError {
-    pub fn new(resp: Response) -> Self {
+    pub(super) fn new(resp: Response) -> Self {
         Self(Box::new(resp))
     }
 }
@@ -283,7 +283,7 @@ impl IntoResponse for PageError {
     }
 }
 
-pub trait OrPage<T> {
+pub(super) trait OrPage<T> {
     fn or_page(self, ctx: &Ctx) -> Result<T, PageError>;
 }
 
@@ -294,17 +294,17 @@ impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
 }
 
 /// Redirect-after-post: a 303, so the browser follows with a GET.
-pub fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
 #[derive(Deserialize)]
-pub struct NoticeQuery {
+pub(super) struct NoticeQuery {
     notice: Option<String>,
 }
 
 /// The notice a redirect asked the page to show.
-pub fn notice(ctx: &Ctx, q: &Query<NoticeQuery>) -> Markup {
+pub(super) fn notice(ctx: &Ctx, q: &Query<NoticeQuery>) -> Markup {
     html! {
         @if let Some(text) = q.notice.as_deref().and_then(|k| ctx.t.notice(k)) {
             p.notice role="status" { (text) }
@@ -313,7 +313,7 @@ pub fn notice(ctx: &Ctx, q: &Query<NoticeQuery>) -> Markup {
 }
 
 /// The frame of every page: language, navigation, the language switch.
-pub fn page(ctx: &Ctx, title: &str, content: Markup) -> Html<String> {
+pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Html<String> {
     let t = ctx.t;
     let other = match ctx.lang {
         Lang::En => Lang::Ja,
@@ -374,7 +374,7 @@ pub fn page(ctx: &Ctx, title: &str, content: Markup) -> Html<String> {
 }
 
 /// Percent-encodes a value for a query string.
-pub fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -417,7 +417,7 @@ async fn switch_language(Query(q): Query<LanguageQuery>) -> Response {
 /// so the path must start with one `/`, and neither it nor its percent-decoded form may
 /// hold a backslash, whitespace, a control or non-ASCII character, or start with two
 /// slashes.
-pub fn local_path(target: &str) -> Option<&str> {
+pub(super) fn local_path(target: &str) -> Option<&str> {
     let clean = |s: &[u8]| {
         s.first() == Some(&b'/')
             && !matches!(s.get(1), Some(b'/' | b'\\'))
@@ -453,7 +453,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
 }
 
 /// Bytes as people read them.
-pub fn human_size(bytes: i64) -> String {
+pub(super) fn human_size(bytes: i64) -> String {
     let b = bytes.max(0) as f64;
     if b >= 1e9 {
         format!("{:.1} GB", b / 1e9)
@@ -467,7 +467,7 @@ pub fn human_size(bytes: i64) -> String {
 }
 
 /// A container status in the reader's words, as a badge.
-pub fn status_badge(t: &Texts, status: wm_domain::ContainerStatus) -> Markup {
+pub(super) fn status_badge(t: &Texts, status: wm_domain::ContainerStatus) -> Markup {
     html! {
         span class={ "badge " (status_class(status)) } data-status=(status.as_str()) {
             (t.status_word(status))
@@ -477,7 +477,7 @@ pub fn status_badge(t: &Texts, status: wm_domain::ContainerStatus) -> Markup {
 
 /// The badge style of a status: ok while it runs, bad when it stopped, failed or went
 /// away, neutral while it is on its way or cannot be known.
-pub fn status_class(status: wm_domain::ContainerStatus) -> &'static str {
+pub(super) fn status_class(status: wm_domain::ContainerStatus) -> &'static str {
     use wm_domain::ContainerStatus as S;
     match status {
         S::Running => "ok",
@@ -487,11 +487,11 @@ pub fn status_class(status: wm_domain::ContainerStatus) -> &'static str {
 }
 
 /// RFC 3339 shortened for a table: date and minutes, UTC.
-pub fn short_time(rfc3339: &str) -> String {
+pub(super) fn short_time(rfc3339: &str) -> String {
     rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
 }
 
-pub fn script(src: &str) -> Markup {
+pub(super) fn script(src: &str) -> Markup {
     html! { script src=(src) defer {} }
 }
 

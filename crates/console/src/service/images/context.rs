@@ -10,7 +10,7 @@ const MAX_DOCKERFILE: u64 = 1 << 20;
 
 /// Why a context is refused; each is a sentence for the user.
 #[derive(Debug, thiserror::Error)]
-pub enum ContextError {
+pub(super) enum ContextError {
     #[error("the build context unpacks to more than {0} bytes, the limit for an unpacked context (WM_BUILD_CONTEXT_MAX_UNPACKED_BYTES)")]
     TooLarge(u64),
     #[error("{0}")]
@@ -18,7 +18,7 @@ pub enum ContextError {
 }
 
 /// An unpacked context (a plain tar) and its Dockerfile's text.
-pub struct Context {
+pub(super) struct Context {
     tar: Vec<u8>,
     pub dockerfile: String,
 }
@@ -50,7 +50,7 @@ fn is_dockerfile(path: &str) -> bool {
 /// # Errors
 /// Over `max` unpacked bytes; not a tar; no `Dockerfile` at its root, or one that is
 /// not a regular file.
-pub fn unpack(raw: &[u8], max: u64) -> Result<Context, ContextError> {
+pub(super) fn unpack(raw: &[u8], max: u64) -> Result<Context, ContextError> {
     let mut tar = Vec::new();
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut dec = flate2::read::GzDecoder::new(raw).take(max + 1);
@@ -109,7 +109,7 @@ pub fn unpack(raw: &[u8], max: u64) -> Result<Context, ContextError> {
 
 impl Context {
     /// A context of only a Dockerfile (the API's `dockerfile` field).
-    pub fn from_dockerfile(text: String) -> Context {
+    pub(super) fn from_dockerfile(text: String) -> Context {
         Context {
             tar: tar::Builder::new(Vec::new())
                 .into_inner()
@@ -120,7 +120,7 @@ impl Context {
 
     /// The context as a plain tar with `dockerfile` as its `Dockerfile`: every other
     /// entry as it was, the Dockerfile last, so nothing in the archive can replace it.
-    pub fn with_dockerfile(&self, dockerfile: &str) -> Result<Vec<u8>, std::io::Error> {
+    pub(super) fn with_dockerfile(&self, dockerfile: &str) -> Result<Vec<u8>, std::io::Error> {
         let mut out = tar::Builder::new(Vec::with_capacity(self.tar.len() + 1024));
         let mut archive = tar::Archive::new(self.tar.as_slice());
         for entry in archive.entries()? {

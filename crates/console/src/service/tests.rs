@@ -1,0 +1,497 @@
+//! The use cases against in-memory hosts ([`MemoryBackend`]) and a SQLite file: the rules
+//! of ownership, placement, pulls, failures and reconcile, with no Docker engine.
+//! The integration tests in `tests/` run the same rules against the real engine.
+
+use super::accounts::Caller;
+use super::audit::Audit;
+use super::containers::{Containers, CreateContainer};
+use super::images::{Catalog, Images};
+use super::reconcile::Reconciler;
+use super::Error;
+use crate::config::Config;
+use crate::hosts::{Host, Hosts};
+use crate::metrics::Metrics;
+use serde_json::json;
+use std::sync::Arc;
+use wm_backend::memory::{MemoryBackend, Op};
+use wm_backend::{ContainerBackend, ImageInfo};
+use wm_domain::{Backend, ContainerKey, ContainerStatus, Role, Scope, ShortName, UserName};
+use wm_store::{Store, User, UserSource};
+
+/// The registry the tests pull from: allowed by name, so no name is resolved.
+const REGISTRY: &str = "registry.test:5000";
+
+/// An installation with in-memory hosts.
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    backends: Vec<Arc<MemoryBackend>>,
+    hosts: Arc<Hosts>,
+    containers: Arc<Containers>,
+    reconciler: Reconciler,
+}
+
+impl World {
+    async fn new(backends: Vec<MemoryBackend>) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::connect(&format!("sqlite://{}/wm.db", dir.path().display()))
+            .await
+            .expect("the database opens");
+        let mut config = Config::default();
+        config.docker.egress_allowed = vec![REGISTRY.to_string()];
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let backends: Vec<Arc<MemoryBackend>> = backends.into_iter().map(Arc::new).collect();
+        let hosts = Arc::new(Hosts::new(
+            backends
+                .iter()
+                .map(|b| {
+                    let b: Arc<dyn ContainerBackend> = b.clone();
+                    Host::new(b, "192.0.2.1".into(), metrics.clone())
+                })
+                .collect(),
+            store.clone(),
+        ));
+        let audit = Audit::new(store.clone());
+        let catalog = Arc::new(Catalog::new(hosts.clone()));
+        let images = Arc::new(Images::new(
+            store.clone(),
+            hosts.clone(),
+            catalog.clone(),
+            config.clone(),
+            audit.clone(),
+        ));
+        let containers = Arc::new(Containers::new(
+            store.clone(),
+            hosts.clone(),
+            None,
+            images,
+            config,
+        ));
+        let reconciler = Reconciler::new(
+            store.clone(),
+            hosts.clone(),
+            containers.clone(),
+            catalog,
+            audit,
+        );
+        Self {
+            _dir: dir,
+            store,
+            backends,
+            hosts,
+            containers,
+            reconciler,
+        }
+    }
+
+    /// A person with an account, as a caller with a full-scope token.
+    async fn person(&self, name: &str, role: Role) -> Caller {
+        let name = UserName::parse(name).expect("a valid name");
+        self.store
+            .insert_user(&User {
+                name: name.clone(),
+                display_name: None,
+                role,
+                source: UserSource::Local,
+                password_hash: None,
+                uid_number: None,
+                created_at: 0,
+            })
+            .await
+            .expect("the account is stored");
+        Caller {
+            name,
+            role,
+            scope: Scope::All,
+            token_hash: String::new(),
+        }
+    }
+
+    async fn create(
+        &self,
+        caller: &Caller,
+        name: &str,
+        image: &str,
+    ) -> Result<super::containers::Container, Error> {
+        let req: CreateContainer = serde_json::from_value(json!({
+            "name": name, "image": image, "ports": [80]
+        }))
+        .expect("a valid request");
+        self.containers.create(caller, req).await
+    }
+}
+
+fn image(tag: &str, owner: Option<&str>) -> ImageInfo {
+    ImageInfo {
+        id: String::new(),
+        tags: vec![tag.to_string()],
+        owner: owner.map(String::from),
+        size: 1,
+        created_at: 0,
+        on_build: Vec::new(),
+        foreign: false,
+    }
+}
+
+fn is_not_found<T>(r: &Result<T, Error>) -> bool {
+    matches!(r, Err(Error::NotFound { .. }))
+}
+
+#[tokio::test]
+async fn another_users_container_answers_like_a_missing_one() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    let bob = w.person("bob", Role::Student).await;
+    let admin = w.person("root", Role::Admin).await;
+    let c = w.create(&alice, "web", "busybox").await.expect("created");
+    assert_eq!(c.name, "alice-web");
+    assert_eq!(c.status, ContainerStatus::Running);
+
+    let theirs = w.containers.load(&bob, "alice-web", None).await;
+    let missing = w.containers.load(&bob, "alice-nothing", None).await;
+    assert!(is_not_found(&theirs) && is_not_found(&missing));
+    assert_eq!(
+        theirs.err().map(|e| e.to_string()),
+        Some("container alice-web not found".into())
+    );
+    // Naming the owner does not help anyone but an admin.
+    assert!(is_not_found(
+        &w.containers.load(&bob, "alice-web", Some("alice")).await
+    ));
+    assert!(w.containers.list(&bob, true).await.unwrap().is_empty());
+    // An admin may act on it, and sees everyone's with `all`.
+    assert!(w.containers.load(&admin, "alice-web", None).await.is_ok());
+    assert_eq!(w.containers.list(&admin, true).await.unwrap().len(), 1);
+    assert!(w.containers.list(&admin, false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_name_two_owners_share_needs_the_owner_from_an_admin() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let ab_c = w.person("ab-c", Role::Student).await;
+    let ab = w.person("ab", Role::Student).await;
+    let admin = w.person("root", Role::Admin).await;
+    w.create(&ab_c, "web", "busybox").await.expect("created");
+    w.create(&ab, "c-web", "busybox").await.expect("created");
+    // Each owner gets their own by the shared full name.
+    let mine = w.containers.load(&ab, "ab-c-web", None).await.unwrap();
+    assert_eq!(mine.record().owner.as_str(), "ab");
+    let mine = w.containers.load(&ab_c, "ab-c-web", None).await.unwrap();
+    assert_eq!(mine.record().owner.as_str(), "ab-c");
+    assert!(matches!(
+        w.containers.load(&admin, "ab-c-web", None).await,
+        Err(Error::Ambiguous(_))
+    ));
+    let picked = w
+        .containers
+        .load(&admin, "ab-c-web", Some("ab-c"))
+        .await
+        .unwrap();
+    assert_eq!(picked.record().short_name.as_str(), "web");
+}
+
+#[tokio::test]
+async fn a_build_token_may_not_touch_containers() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let mut alice = w.person("alice", Role::Student).await;
+    w.create(&alice, "web", "busybox").await.expect("created");
+    alice.scope = Scope::Build;
+    assert!(matches!(
+        w.create(&alice, "db", "busybox").await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.containers.load(&alice, "alice-web", None).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.containers.list(&alice, false).await,
+        Err(Error::Forbidden(_))
+    ));
+}
+
+#[tokio::test]
+async fn private_images_are_their_owners_and_shared_ones_everyones() {
+    let w = World::new(vec![MemoryBackend::new("h1")
+        .with_image(image("wm/alice/tool:1", Some("alice")))
+        .with_image(image("wm/alice/shared:1", Some("alice")))])
+    .await;
+    let alice = w.person("alice", Role::Student).await;
+    let bob = w.person("bob", Role::Student).await;
+    w.store
+        .set_image_meta(&wm_store::ImageMeta {
+            reference: "wm/alice/shared:1".into(),
+            owner: alice.name.clone(),
+            description: String::new(),
+            shared: true,
+            updated_at: 0,
+        })
+        .await
+        .unwrap();
+    let refused = w.create(&bob, "x", "wm/alice/tool:1").await;
+    assert!(
+        matches!(
+            &refused,
+            Err(Error::NotFound {
+                code: "image_not_found",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    // The same answer as an image that does not exist at all.
+    let missing = w.create(&bob, "y", "wm/alice/nothing:1").await;
+    assert_eq!(
+        refused.err().map(|e| e.code()),
+        missing.err().map(|e| e.code())
+    );
+    assert!(w.create(&bob, "z", "wm/alice/shared:1").await.is_ok());
+    assert!(w.create(&alice, "t", "wm/alice/tool:1").await.is_ok());
+    // Nothing of bob's refused creates was left behind.
+    assert_eq!(w.containers.list(&bob, false).await.unwrap().len(), 1);
+    assert_eq!(w.backends[0].count(Op::Create), 2);
+}
+
+#[tokio::test]
+async fn a_burst_spreads_over_the_hosts_and_a_drained_host_gets_none() {
+    let w = World::new(vec![
+        MemoryBackend::new("h1").with_tag("busybox:latest"),
+        MemoryBackend::new("h2").with_tag("busybox:latest"),
+        MemoryBackend::new("h3").with_tag("busybox:latest"),
+    ])
+    .await;
+    let alice = w.person("alice", Role::Student).await;
+    w.store.set_host_drained("h3", true, 0).await.unwrap();
+    let creates = (0..6).map(|i| {
+        let (w, alice) = (&w, &alice);
+        async move { w.create(alice, &format!("c{i}"), "busybox").await }
+    });
+    for r in futures::future::join_all(creates).await {
+        r.expect("created");
+    }
+    assert_eq!(w.backends[0].count(Op::Create), 3);
+    assert_eq!(w.backends[1].count(Op::Create), 3);
+    assert_eq!(w.backends[2].count(Op::Create), 0);
+}
+
+#[tokio::test]
+async fn required_labels_pick_the_host() {
+    let w = World::new(vec![
+        MemoryBackend::new("cpu").with_tag("busybox:latest"),
+        MemoryBackend::new("gpu")
+            .with_tag("busybox:latest")
+            .with_labels(["gpu"]),
+    ])
+    .await;
+    w.hosts.check_all().await;
+    let alice = w.person("alice", Role::Student).await;
+    let req: CreateContainer =
+        serde_json::from_value(json!({"name": "train", "image": "busybox", "requires": "gpu"}))
+            .unwrap();
+    let c = w.containers.create(&alice, req).await.expect("created");
+    assert_eq!(c.host, "gpu");
+    let req: CreateContainer =
+        serde_json::from_value(json!({"name": "x", "image": "busybox", "requires": "tpu"}))
+            .unwrap();
+    assert!(matches!(
+        w.containers.create(&alice, req).await,
+        Err(Error::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_public_image_is_pulled_onto_the_chosen_host_first() {
+    let reference = format!("{REGISTRY}/tools/x:1");
+    let w = World::new(vec![
+        MemoryBackend::new("h1").with_tag(&reference),
+        MemoryBackend::new("h2"),
+    ])
+    .await;
+    let alice = w.person("alice", Role::Student).await;
+    // h1 has the image: it is chosen although both are empty.
+    assert_eq!(w.create(&alice, "a", &reference).await.unwrap().host, "h1");
+    w.store.set_host_drained("h1", true, 0).await.unwrap();
+    let c = w.create(&alice, "b", &reference).await.expect("created");
+    assert_eq!(c.host, "h2");
+    assert_eq!(w.backends[1].count(Op::Pull), 1, "pulled onto h2 first");
+    assert_eq!(w.backends[0].count(Op::Pull), 0);
+}
+
+#[tokio::test]
+async fn a_failed_create_leaves_no_record_and_no_network() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    w.backends[0].fail_next(
+        Op::Create,
+        wm_backend::BackendError::Refused("OCI runtime create failed: exec format error".into()),
+    );
+    let e = w.create(&alice, "web", "busybox").await.unwrap_err();
+    assert_eq!(e.code(), "container_start_failed");
+    assert!(!e.to_string().contains("OCI"), "{e}");
+    assert!(w.containers.list(&alice, false).await.unwrap().is_empty());
+    assert!(w.backends[0].networks().is_empty());
+    // The name is free again.
+    assert!(w.create(&alice, "web", "busybox").await.is_ok());
+}
+
+#[tokio::test]
+async fn a_host_that_does_not_answer_shows_unknown_and_is_not_called() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    w.create(&alice, "web", "busybox").await.expect("created");
+    w.backends[0].set_unavailable(Some("connection refused".into()));
+    w.hosts.check_all().await;
+    w.backends[0].clear_calls();
+    let list = w.containers.list(&alice, false).await.unwrap();
+    assert_eq!(list[0].status, ContainerStatus::Unknown);
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    assert!(matches!(
+        w.containers.stop(c).await,
+        Err(Error::Unavailable(_))
+    ));
+    assert!(
+        w.backends[0].calls().is_empty(),
+        "a host known to be down is not asked: {:?}",
+        w.backends[0].calls()
+    );
+    assert!(matches!(
+        w.create(&alice, "db", "busybox").await,
+        Err(Error::Unavailable(_))
+    ));
+    // Back: the record was kept, and the container is running as before.
+    w.backends[0].set_unavailable(None);
+    w.hosts.check_all().await;
+    let list = w.containers.list(&alice, false).await.unwrap();
+    assert_eq!(list[0].status, ContainerStatus::Running);
+}
+
+#[tokio::test]
+async fn delete_removes_the_owners_network_with_the_last_container() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    w.create(&alice, "a", "busybox").await.unwrap();
+    w.create(&alice, "b", "busybox").await.unwrap();
+    let owner = alice.name.clone();
+    assert_eq!(w.backends[0].networks(), vec![owner.clone()]);
+    let a = w.containers.load(&alice, "alice-a", None).await.unwrap();
+    w.containers.delete(a).await.unwrap();
+    assert_eq!(w.backends[0].networks(), vec![owner]);
+    let b = w.containers.load(&alice, "alice-b", None).await.unwrap();
+    w.containers.delete(b).await.unwrap();
+    assert!(w.backends[0].networks().is_empty());
+    assert!(w.containers.list(&alice, false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn exec_on_a_stopped_container_is_a_state_conflict_in_our_words() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    w.create(&alice, "web", "busybox").await.unwrap();
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    let ran = w.containers.exec(&c, json!(["echo", "hi"])).await.unwrap();
+    assert_eq!((ran.exit_code, ran.stdout.as_str()), (Some(0), "echo hi\n"));
+    let stopped = w.containers.stop(c).await.unwrap();
+    assert_eq!(stopped.status, ContainerStatus::Exited);
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    let e = w.containers.exec(&c, json!("echo hi")).await.unwrap_err();
+    assert_eq!(e.code(), "container_state");
+    // A bad command is refused before the host is asked.
+    let before = w.backends[0].count(Op::Exec);
+    assert!(matches!(
+        w.containers.exec(&c, json!([])).await,
+        Err(Error::Invalid {
+            field: Some("cmd"),
+            ..
+        })
+    ));
+    assert_eq!(w.backends[0].count(Op::Exec), before);
+}
+
+#[tokio::test]
+async fn reconcile_marks_the_vanished_gone_and_adopts_the_unrecorded() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    w.create(&alice, "web", "busybox").await.unwrap();
+    let key = |short: &str| ContainerKey {
+        owner: alice.name.clone(),
+        short: ShortName::parse(short).unwrap(),
+    };
+    // Removed behind the console's back.
+    w.backends[0].remove(&key("web")).await.unwrap();
+    // Made on the host with our labels but never recorded (a crash between the two).
+    let spec = wm_backend::ContainerSpec {
+        name: key("lost").full_name(),
+        owner: alice.name.clone(),
+        short_name: ShortName::parse("lost").unwrap(),
+        image: wm_domain::ImageRef::parse("busybox").unwrap(),
+        env: Vec::new(),
+        ports: Vec::new(),
+        limits: Config::default().default_limits(),
+    };
+    w.backends[0].create(&spec).await.unwrap();
+    let report = w.reconciler.reconcile().await.unwrap();
+    assert_eq!(report.gone, ["alice-web"]);
+    assert_eq!(report.adopted, ["alice-lost"]);
+    let list = w.containers.list(&alice, false).await.unwrap();
+    let status = |n: &str| list.iter().find(|c| c.name == n).map(|c| c.status);
+    assert_eq!(status("alice-web"), Some(ContainerStatus::Gone));
+    assert_eq!(status("alice-lost"), Some(ContainerStatus::Running));
+    assert!(list.iter().all(|c| c.backend == Backend::Docker));
+    // Again: nothing more to do, nothing duplicated.
+    let again = w.reconciler.reconcile().await.unwrap();
+    assert!(again.gone.is_empty() && again.adopted.is_empty());
+    assert_eq!(w.containers.list(&alice, false).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn uploads_reach_the_container_as_one_archive_of_regular_files() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    w.create(&alice, "web", "busybox").await.unwrap();
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    let temp = w.containers.temp_files();
+    let mut files = Vec::new();
+    for (name, body) in [("a.txt", "hello"), ("sub/b.txt", "world")] {
+        let chunks = futures::stream::iter([Ok(bytes::Bytes::from(body))]);
+        files.push((
+            name.to_string(),
+            temp.spool(chunks, |_| Ok(())).await.unwrap(),
+        ));
+    }
+    let written = w.containers.upload(&c, "/srv//www/", files).await.unwrap();
+    assert_eq!(written.written, ["/srv/www/a.txt", "/srv/www/sub/b.txt"]);
+    let uploads = w.backends[0].uploads_to(&c.key());
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].0, "/srv/www");
+    let mut archive = tar::Archive::new(std::io::Cursor::new(uploads[0].1.to_vec()));
+    let entries: Vec<(String, bool)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().entry_type().is_file(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [("a.txt".to_string(), true), ("sub/b.txt".to_string(), true)]
+    );
+    // A name that climbs out is refused before the host is asked.
+    let chunks = futures::stream::iter([Ok(bytes::Bytes::from("x"))]);
+    let bad = vec![(
+        "../x".to_string(),
+        temp.spool(chunks, |_| Ok(())).await.unwrap(),
+    )];
+    assert!(matches!(
+        w.containers.upload(&c, "/tmp", bad).await,
+        Err(Error::Invalid {
+            code: "invalid_file_name",
+            ..
+        })
+    ));
+    assert_eq!(w.backends[0].uploads_to(&c.key()).len(), 1);
+}
