@@ -45,6 +45,10 @@ pub struct ContainerSpec {
     /// range (the answer's `ports` says which).
     pub ports: Vec<GuestPort>,
     pub limits: Limits,
+    /// The ids (from the host's [`HostInfo::gpus`]) of the GPUs the container is given;
+    /// the console chooses them.
+    #[serde(default)]
+    pub gpus: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -77,6 +81,9 @@ pub struct ContainerState {
     pub env: Vec<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// The ids of the GPUs it was given (its `wm.gpus` label).
+    #[serde(default)]
+    pub gpus: Vec<String>,
 }
 
 /// An image as a host knows it.
@@ -213,6 +220,37 @@ pub struct HostInfo {
     pub memory_committed: i64,
     /// Lent containers running on it.
     pub containers_running: u64,
+    /// The GPUs it lends: discovered with `nvidia-smi`, or declared in its settings.
+    #[serde(default)]
+    pub gpus: Vec<Gpu>,
+}
+
+/// One GPU of a host, as its inventory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    /// Stable on the host: an NVIDIA GPU's UUID (`GPU-...`), or the id a declared GPU is
+    /// given in the host's configuration.
+    pub id: String,
+    /// What people call it (`NVIDIA A100-SXM4-40GB`, `AMD Radeon ...`).
+    pub name: String,
+    /// Its memory in bytes, when known.
+    pub memory_bytes: Option<i64>,
+    /// How a container is given it.
+    pub kind: GpuKind,
+    /// How many containers may hold it at once: 1 is exclusive.
+    pub share: u32,
+}
+
+/// How a GPU is given to a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GpuKind {
+    /// An NVIDIA device request naming the GPU by UUID (never by `count`, which gives
+    /// every container the first GPU).
+    Nvidia,
+    /// Device nodes mapped into the container (AMD: `/dev/kfd` and `/dev/dri/renderD*`;
+    /// Intel: `/dev/dri/renderD*`).
+    Devices { paths: Vec<String> },
 }
 
 /// Why a backend call failed.

@@ -562,6 +562,7 @@ fn state_of(key: &ContainerKey, c: &Container) -> ContainerState {
         ports: c.ports.clone(),
         env: c.env.clone(),
         created_at: c.created_at,
+        gpus: Vec::new(),
     }
 }
 
@@ -646,6 +647,7 @@ impl ContainerBackend for MemoryBackend {
             memory_total: s.memory_total,
             memory_committed: running.clone().map(|c| c.memory).sum(),
             containers_running: running.count() as u64,
+            gpus: Vec::new(),
         })
     }
 
@@ -1093,6 +1095,7 @@ mod tests {
                 nano_cpus: 1_000_000_000,
                 pids: 100,
             },
+            gpus: Vec::new(),
         }
     }
 

@@ -512,6 +512,7 @@ impl DockerEngine {
                     ports,
                     env: Vec::new(),
                     created_at: c.created.unwrap_or_default(),
+                    gpus: Vec::new(),
                 };
                 (state, memory)
             })
@@ -654,6 +655,7 @@ impl DockerEngine {
             ports,
             env: config.env.unwrap_or_default(),
             created_at,
+            gpus: Vec::new(),
         })
     }
 }
@@ -851,6 +853,7 @@ impl ContainerBackend for DockerEngine {
             memory_total: system.mem_total.unwrap_or_default(),
             memory_committed: running.iter().map(|(_, m)| m).sum(),
             containers_running: running.len() as u64,
+            gpus: Vec::new(),
         })
     }
 

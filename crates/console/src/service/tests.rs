@@ -428,6 +428,7 @@ async fn reconcile_marks_the_vanished_gone_and_adopts_the_unrecorded() {
         env: Vec::new(),
         ports: Vec::new(),
         limits: Config::default().default_limits(),
+        gpus: Vec::new(),
     };
     w.backends[0].create(&spec).await.unwrap();
     let report = w.reconciler.reconcile().await.unwrap();

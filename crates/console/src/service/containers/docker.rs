@@ -104,6 +104,7 @@ impl OnHosts {
             env,
             ports: guests,
             limits: self.config.default_limits(),
+            gpus: Vec::new(),
         };
         let created = async {
             if !present.contains(&host.id) {
