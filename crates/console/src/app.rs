@@ -11,6 +11,7 @@ use crate::service::audit::Audit;
 use crate::service::ci::Ci;
 use crate::service::containers::Containers;
 use crate::service::images::{Catalog, Images};
+use crate::service::quotas::Quotas;
 use crate::service::ratelimit::{LoginLimiter, LoginLimits};
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
@@ -179,18 +180,21 @@ async fn build_with_hosts(
     let config = Arc::new(config);
     let audit = Audit::new(store.clone());
     let catalog = Arc::new(Catalog::new(hosts.clone()));
+    let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics.clone()));
     let images = Arc::new(Images::new(
         store.clone(),
         hosts.clone(),
         catalog.clone(),
         config.clone(),
         audit.clone(),
+        quotas.clone(),
     ));
     let containers = Arc::new(Containers::new(
         store.clone(),
         hosts.clone(),
         cluster.clone(),
         images.clone(),
+        quotas.clone(),
         config.clone(),
     ));
     let sif_dir = config.data_dir.join("sif-cache");
@@ -211,6 +215,7 @@ async fn build_with_hosts(
         containers.clone(),
         catalog.clone(),
         audit.clone(),
+        config.default_limits(),
     ));
     let system = Arc::new(System::new(
         store.clone(),
@@ -235,6 +240,7 @@ async fn build_with_hosts(
         ci,
         reconciler: reconciler.clone(),
         system: system.clone(),
+        quotas,
         audit,
     });
     let workers = crate::workers::Deps {

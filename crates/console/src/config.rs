@@ -81,7 +81,7 @@ impl LimitSettings {
 }
 
 /// `512m`, `2g`, `64k`, or plain bytes (binary units).
-fn parse_size(s: &str) -> Option<i64> {
+pub(crate) fn parse_size(s: &str) -> Option<i64> {
     let s = s.trim().to_ascii_lowercase();
     let s = s.strip_suffix('b').unwrap_or(&s);
     let (num, shift) = match s.char_indices().last()? {
@@ -214,6 +214,125 @@ pub struct Config {
     /// A kubernetes agent to use instead of reaching the cluster in-process
     /// (`WM_KUBE_AGENT=http://host:8082`); it shares the agent token.
     pub kube_agent: Option<String>,
+    /// Each role's quota (`[quota.student]`, ...; file only): what a user may hold at
+    /// once. Administrators override it per user.
+    pub quota: std::collections::BTreeMap<Role, QuotaSettings>,
+    /// How far placement may commit a host's memory with the limits of its live
+    /// containers (`WM_MEMORY_OVERCOMMIT`): 1.0 never beyond the host's memory.
+    pub memory_overcommit: f64,
+}
+
+/// A role's quota as the file sets it: a setting left out keeps the role's default
+/// ([`QuotaSettings::role`]), `-1` (or `"-1"`) makes it unlimited.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSettings {
+    /// Containers, stopped ones included.
+    pub containers: Option<i64>,
+    /// Containers running at once.
+    pub running: Option<i64>,
+    /// CPUs of the running containers, summed (`2`, `0.5`); also a container's maximum.
+    pub cpus: Option<f64>,
+    /// Memory of the running containers, summed (`4g`); also a container's maximum.
+    pub memory: Option<String>,
+    /// GPUs held at once.
+    pub gpus: Option<i64>,
+    /// Host ports held at once.
+    pub ports: Option<i64>,
+    /// Image builds at once.
+    pub builds: Option<i64>,
+    /// Bytes of storage (volumes).
+    pub storage: Option<String>,
+}
+
+impl QuotaSettings {
+    /// The default quota of a role: a student gets a class's worth (the report's VM
+    /// default was 1 core and 1 GB per machine), a teacher more, an administrator no
+    /// limit.
+    pub(crate) fn role(role: Role) -> Self {
+        match role {
+            Role::Student => Self {
+                containers: Some(5),
+                running: Some(3),
+                cpus: Some(2.0),
+                memory: Some("4g".into()),
+                gpus: Some(1),
+                ports: Some(16),
+                builds: Some(2),
+                storage: Some("10g".into()),
+            },
+            Role::Teacher => Self {
+                containers: Some(20),
+                running: Some(10),
+                cpus: Some(8.0),
+                memory: Some("16g".into()),
+                gpus: Some(2),
+                ports: Some(64),
+                builds: Some(4),
+                storage: Some("50g".into()),
+            },
+            Role::Admin => Self::default(),
+        }
+    }
+
+    /// This quota with the settings `over` gives in place of its own.
+    fn overlaid(self, over: &QuotaSettings) -> Self {
+        Self {
+            containers: over.containers.or(self.containers),
+            running: over.running.or(self.running),
+            cpus: over.cpus.or(self.cpus),
+            memory: over.memory.clone().or(self.memory),
+            gpus: over.gpus.or(self.gpus),
+            ports: over.ports.or(self.ports),
+            builds: over.builds.or(self.builds),
+            storage: over.storage.clone().or(self.storage),
+        }
+    }
+
+    /// The quota in numbers; `None` is unlimited.
+    pub(crate) fn to_quota(&self) -> Result<RoleQuota, String> {
+        let count = |what: &str, v: Option<i64>| match v {
+            None | Some(-1) => Ok(None),
+            Some(n) if n >= 0 => Ok(Some(n)),
+            Some(n) => Err(format!("{what} {n} must be 0 or more, or -1 for no limit")),
+        };
+        let size = |what: &str, v: &Option<String>| match v.as_deref().map(str::trim) {
+            None | Some("-1") => Ok(None),
+            Some("0") => Ok(Some(0)),
+            Some(t) => parse_size(t)
+                .map(Some)
+                .ok_or_else(|| format!("{what} {t:?} is not a size like 512m or 4g")),
+        };
+        let cpus = match self.cpus {
+            None => None,
+            Some(-1.0) => None,
+            Some(c) if c.is_finite() && c >= 0.0 => Some((c * 1e9).round() as i64),
+            Some(c) => return Err(format!("cpus {c} must be 0 or more, or -1 for no limit")),
+        };
+        Ok(RoleQuota {
+            containers: count("containers", self.containers)?,
+            running: count("running", self.running)?,
+            nano_cpus: cpus,
+            memory_bytes: size("memory", &self.memory)?,
+            gpus: count("gpus", self.gpus)?,
+            ports: count("ports", self.ports)?,
+            builds: count("builds", self.builds)?,
+            storage_bytes: size("storage", &self.storage)?,
+        })
+    }
+}
+
+/// A quota in numbers; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RoleQuota {
+    pub(crate) containers: Option<i64>,
+    pub(crate) running: Option<i64>,
+    pub(crate) nano_cpus: Option<i64>,
+    pub(crate) memory_bytes: Option<i64>,
+    pub(crate) gpus: Option<i64>,
+    pub(crate) ports: Option<i64>,
+    pub(crate) builds: Option<i64>,
+    pub(crate) storage_bytes: Option<i64>,
 }
 
 /// Limits on the console's connections, against clients that hold them open.
@@ -377,6 +496,8 @@ impl Default for Config {
             role_host_labels: Default::default(),
             kube: None,
             kube_agent: None,
+            quota: Default::default(),
+            memory_overcommit: 1.0,
         }
     }
 }
@@ -405,6 +526,7 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_MAX_PORTS", &["max_ports"], Kind::Int),
     ("WM_MEMORY_LIMIT", &["limits", "memory"], Kind::Str),
     ("WM_CPU_LIMIT", &["limits", "cpus"], Kind::Float),
+    ("WM_MEMORY_OVERCOMMIT", &["memory_overcommit"], Kind::Float),
     ("WM_PIDS_LIMIT", &["limits", "pids"], Kind::Int),
     ("WM_SESSION_HOURS", &["session_hours"], Kind::Int),
     ("WM_SECURE_COOKIES", &["secure_cookies"], Kind::Bool),
@@ -732,6 +854,15 @@ impl Config {
     }
 
     /// Host labels the containers of `role` require.
+    /// A role's quota: its default with what the file sets.
+    pub(crate) fn role_quota(&self, role: Role) -> RoleQuota {
+        let set = self.quota.get(&role).cloned().unwrap_or_default();
+        QuotaSettings::role(role)
+            .overlaid(&set)
+            .to_quota()
+            .expect("validated at load")
+    }
+
     pub(crate) fn required_labels(&self, role: Role) -> &[String] {
         self.role_host_labels
             .get(&role)
@@ -742,6 +873,18 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let e = |m: String| Err(ConfigError(m));
         self.limits.to_limits().map_err(ConfigError)?;
+        for (role, q) in &self.quota {
+            QuotaSettings::role(*role)
+                .overlaid(q)
+                .to_quota()
+                .map_err(|m| ConfigError(format!("quota.{role}: {m}")))?;
+        }
+        if !(self.memory_overcommit.is_finite() && self.memory_overcommit > 0.0) {
+            return e(format!(
+                "memory_overcommit {} must be above 0 (1.0: never beyond a host's memory)",
+                self.memory_overcommit
+            ));
+        }
         self.docker
             .validate()
             .map_err(|m| ConfigError(format!("docker: {m}")))?;

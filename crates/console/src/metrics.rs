@@ -54,6 +54,13 @@ pub(crate) struct Metrics {
     pub directory_up: Gauge,
     pub kubernetes_up: Gauge,
     pub sif_conversions: Family<OutcomeLabels, Counter>,
+    pub(crate) gpus_allocated: Family<HostLabels, Gauge>,
+    pub(crate) quota_refusals: Family<QuotaLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct QuotaLabels {
+    pub(crate) kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -120,7 +127,21 @@ impl Default for Metrics {
             "Images converted to SIF (cache misses), by outcome",
             sif_conversions.clone(),
         );
+        let gpus_allocated = Family::<HostLabels, Gauge>::default();
+        registry.register(
+            "gpus_allocated",
+            "GPU places held by containers, by host",
+            gpus_allocated.clone(),
+        );
+        let quota_refusals = Family::<QuotaLabels, Counter>::default();
+        registry.register(
+            "quota_refusals",
+            "Requests refused for being over a quota, by kind (containers, running, cpus, memory, gpus, ports, builds, storage)",
+            quota_refusals.clone(),
+        );
         Self {
+            gpus_allocated,
+            quota_refusals,
             sif_conversions,
             directory_logins,
             directory_up,
@@ -149,6 +170,15 @@ impl Metrics {
                 host: host.to_string(),
             })
             .set(i64::from(up));
+    }
+
+    pub(crate) fn set_gpus_allocated(&self, per_host: &[(String, i64)]) {
+        self.gpus_allocated.clear();
+        for (host, n) in per_host {
+            self.gpus_allocated
+                .get_or_create(&HostLabels { host: host.clone() })
+                .set(*n);
+        }
     }
 
     pub(crate) fn set_container_counts(&self, counts: &[(wm_domain::ContainerStatus, i64)]) {

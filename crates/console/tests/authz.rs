@@ -92,6 +92,9 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("get", "/api/v1/admin/audit") => AdminOnly,
         ("get", "/api/v1/admin/hosts") => AdminOnly,
         ("patch", "/api/v1/admin/hosts/{id}") => AdminOnly,
+        ("get", "/api/v1/admin/quotas") => AdminOnly,
+        ("put", "/api/v1/admin/users/{name}/quota") => AdminOnly,
+        ("delete", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("post", "/api/v1/containers") | ("get", "/api/v1/containers") => Own,
         ("get", "/api/v1/containers/{name}") => Owned,
         ("delete", "/api/v1/containers/{name}") => Owned,
@@ -340,7 +343,12 @@ async fn world() -> World {
 /// operation accepts from a caller it is for.
 async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::RequestBuilder {
     let positive = matches!(who, Who::Owner | Who::Admin);
-    let mut concrete = path
+    let mut concrete = if path.starts_with("/api/v1/admin/users/{name}") {
+        path.replace("{name}", &w.owner)
+    } else {
+        path.to_string()
+    };
+    concrete = concrete
         .replace("{name}", &w.container)
         .replace("{ref}", &encode_ref(&w.image));
     if path == "/api/v1/tokens/{id}" {
@@ -387,6 +395,7 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         ("post", "/api/v1/admin/users") => req.json(&json!({
             "name": unique("u"), "password": "password-123", "role": "student"})),
         ("patch", "/api/v1/admin/hosts/{id}") => req.json(&json!({"drained": false})),
+        ("put", "/api/v1/admin/users/{name}/quota") => req.json(&json!({"containers": -1})),
         ("post", "/api/v1/containers") => req.json(&json!({"name": unique("m"), "image": image})),
         ("post", "/api/v1/containers/{name}/exec") => req.json(&json!({"cmd": ["true"]})),
         ("post", "/api/v1/containers/{name}/files") => {

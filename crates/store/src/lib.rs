@@ -100,6 +100,12 @@ pub struct ContainerRecord {
     pub engine_id: Option<String>,
     pub created_at: i64,
     pub ports: Vec<PortLease>,
+    /// Its memory limit, in bytes.
+    pub memory_bytes: i64,
+    /// Its CPU limit, in billionths of a CPU.
+    pub nano_cpus: i64,
+    /// The GPUs it holds on its host (their ids), from the GPU leases.
+    pub gpus: Vec<String>,
 }
 
 impl ContainerRecord {
@@ -110,6 +116,70 @@ impl ContainerRecord {
             short: self.short_name.clone(),
         }
     }
+}
+
+/// One container's place on one GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuLease {
+    pub host: String,
+    pub gpu: String,
+    /// Which of the GPU's `share` places.
+    pub slot: i64,
+    pub owner: UserName,
+    pub short_name: String,
+}
+
+/// What a user holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Containers that are not gone.
+    pub containers: i64,
+    /// Containers running or on their way to it.
+    pub running: i64,
+    /// CPU and memory limits of those, summed.
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+    /// GPU places held.
+    pub gpus: i64,
+    /// Host ports held.
+    pub ports: i64,
+}
+
+/// An administrator's overrides of a user's quota; `None` keeps the role's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaOverride {
+    pub containers: Option<i64>,
+    pub running: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub memory_bytes: Option<i64>,
+    pub gpus: Option<i64>,
+    pub ports: Option<i64>,
+    pub builds: Option<i64>,
+    pub storage_bytes: Option<i64>,
+}
+
+fn quota_from_row(r: &AnyRow) -> Result<QuotaOverride> {
+    Ok(QuotaOverride {
+        containers: r.try_get("containers")?,
+        running: r.try_get("running")?,
+        nano_cpus: r.try_get("nano_cpus")?,
+        memory_bytes: r.try_get("memory_bytes")?,
+        gpus: r.try_get("gpus")?,
+        ports: r.try_get("ports")?,
+        builds: r.try_get("builds")?,
+        storage_bytes: r.try_get("storage_bytes")?,
+    })
+}
+
+/// The live statuses as an SQL list (the words are the enum's own, never user input):
+/// running or on the way to it, on a Docker host or the cluster.
+fn live_statuses() -> String {
+    ContainerStatus::ALL
+        .iter()
+        .filter(|s| s.is_live() || **s == ContainerStatus::Pending)
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A user's GitLab runner settings.
@@ -413,8 +483,8 @@ impl Store {
     /// short name. This is what reserves a name against concurrent creates.
     pub async fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at, memory_bytes, nano_cpus) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(c.name.as_str())
         .bind(c.owner.as_str())
@@ -426,6 +496,8 @@ impl Store {
         .bind(serde_json::to_string(&c.env).expect("strings serialize"))
         .bind(c.engine_id.clone())
         .bind(c.created_at)
+        .bind(c.memory_bytes)
+        .bind(c.nano_cpus)
         .execute(&self.pool)
         .await
         .map_err(|e| conflict(e, format!("container {}", c.name)))?;
@@ -441,6 +513,7 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let mut c = container_from_row(&row)?;
         c.ports = self.ports_of(key).await?;
+        c.gpus = self.gpus_of(key).await?;
         Ok(Some(c))
     }
 
@@ -455,6 +528,7 @@ impl Store {
         for r in &rows {
             let mut c = container_from_row(r)?;
             c.ports = self.ports_of(&c.key()).await?;
+            c.gpus = self.gpus_of(&c.key()).await?;
             out.push(c);
         }
         Ok(out)
@@ -495,13 +569,21 @@ impl Store {
                 .or_default()
                 .push(lease_from_row(l)?);
         }
+        let mut gpus_by_container: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for l in self.gpu_leases(owner).await? {
+            gpus_by_container
+                .entry((l.owner.to_string(), l.short_name.clone()))
+                .or_default()
+                .push(l.gpu);
+        }
         rows.iter()
             .map(|r| {
                 let mut c = container_from_row(r)?;
-                c.ports = by_container
-                    .remove(&(c.owner.to_string(), c.short_name.to_string()))
-                    .unwrap_or_default();
+                let key = (c.owner.to_string(), c.short_name.to_string());
+                c.ports = by_container.remove(&key).unwrap_or_default();
                 c.ports.sort_by_key(|p| p.guest);
+                c.gpus = gpus_by_container.remove(&key).unwrap_or_default();
+                c.gpus.sort();
                 Ok(c)
             })
             .collect()
@@ -526,7 +608,8 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a container as gone from its host and releases its ports, in one step.
+    /// Marks a container as gone from its host and releases its ports and GPUs, in one
+    /// step.
     pub async fn mark_container_gone(&self, key: &ContainerKey) -> Result<()> {
         self.release_ports_and(
             key,
@@ -544,15 +627,20 @@ impl Store {
         .await
     }
 
-    /// Releases a container's ports and runs `then` (binding the owner as `$1` and the
+    /// Releases a container's ports and GPUs and runs `then` (binding the owner as `$1` and the
     /// short name as `$2`), in one transaction.
     async fn release_ports_and(&self, key: &ContainerKey, then: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM port_leases WHERE owner = $1 AND short_name = $2")
+        for leases in ["port_leases", "gpu_leases"] {
+            // The table names are ours, never user input.
+            sqlx::query(&format!(
+                "DELETE FROM {leases} WHERE owner = $1 AND short_name = $2"
+            ))
             .bind(key.owner.as_str())
             .bind(key.short.as_str())
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query(then)
             .bind(key.owner.as_str())
             .bind(key.short.as_str())
@@ -665,6 +753,261 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(lease_from_row).collect()
+    }
+
+    // --- GPU leases ------------------------------------------------------------------------
+
+    /// Records the container and leases it the GPU places `gpus` (`(gpu, slot)`) on its
+    /// host, in one transaction. [`StoreError::Conflict`] when its owner has a container
+    /// of that short name or a place is taken: the primary keys decide, so of two
+    /// concurrent callers one gets the conflict and nothing of its is kept.
+    pub async fn insert_container_with_gpus(
+        &self,
+        c: &ContainerRecord,
+        gpus: &[(String, i64)],
+    ) -> Result<()> {
+        if gpus.is_empty() {
+            return self.insert_container(c).await;
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at, memory_bytes, nano_cpus) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(c.name.as_str())
+        .bind(c.owner.as_str())
+        .bind(c.short_name.as_str())
+        .bind(&c.image)
+        .bind(c.backend.as_str())
+        .bind(&c.host)
+        .bind(c.status.as_str())
+        .bind(serde_json::to_string(&c.env).expect("strings serialize"))
+        .bind(c.engine_id.clone())
+        .bind(c.created_at)
+        .bind(c.memory_bytes)
+        .bind(c.nano_cpus)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, format!("container {}", c.name)))?;
+        for (gpu, slot) in gpus {
+            sqlx::query(
+                "INSERT INTO gpu_leases (host, gpu, slot, owner, short_name) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&c.host)
+            .bind(gpu)
+            .bind(*slot)
+            .bind(c.owner.as_str())
+            .bind(c.short_name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, format!("place {slot} of GPU {gpu} on {}", c.host)))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Leases one GPU place to an existing container (an adopted one); `Ok(false)` when
+    /// the place is taken.
+    pub async fn lease_gpu(
+        &self,
+        host: &str,
+        gpu: &str,
+        slot: i64,
+        container: &ContainerKey,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO gpu_leases (host, gpu, slot, owner, short_name) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(host)
+        .bind(gpu)
+        .bind(slot)
+        .bind(container.owner.as_str())
+        .bind(container.short.as_str())
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The GPU leases of one owner, or everyone's.
+    pub async fn gpu_leases(&self, owner: Option<&str>) -> Result<Vec<GpuLease>> {
+        let rows = match owner {
+            Some(o) => {
+                sqlx::query("SELECT * FROM gpu_leases WHERE owner = $1 ORDER BY host, gpu, slot")
+                    .bind(o)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM gpu_leases ORDER BY host, gpu, slot")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(GpuLease {
+                    host: r.try_get("host")?,
+                    gpu: r.try_get("gpu")?,
+                    slot: r.try_get("slot")?,
+                    owner: parse_user_name(r.try_get("owner")?)?,
+                    short_name: r.try_get("short_name")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn gpus_of(&self, container: &ContainerKey) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT gpu FROM gpu_leases WHERE owner = $1 AND short_name = $2 ORDER BY gpu",
+        )
+        .bind(container.owner.as_str())
+        .bind(container.short.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("gpu")?)).collect()
+    }
+
+    /// The memory limits of the live containers on each host (those running or on their
+    /// way to it), summed: what placement commits a host's memory to.
+    pub async fn memory_per_host(&self) -> Result<Vec<(String, i64)>> {
+        let sql = format!(
+            "SELECT host, SUM(memory_bytes) AS m FROM containers WHERE status IN ({}) GROUP BY host",
+            live_statuses()
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("host")?,
+                    r.try_get::<Option<i64>, _>("m")?.unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    // --- quotas ------------------------------------------------------------------------------
+
+    /// What each user holds (one owner's, or everyone's who holds anything).
+    pub async fn usage(&self, owner: Option<&str>) -> Result<Vec<(UserName, Usage)>> {
+        let mut by_owner: BTreeMap<String, Usage> = BTreeMap::new();
+        let live = live_statuses();
+        let filter = if owner.is_some() {
+            "WHERE owner = $1"
+        } else {
+            ""
+        };
+        let and = if owner.is_some() {
+            "AND owner = $1"
+        } else {
+            ""
+        };
+        let queries = [
+            format!(
+                "SELECT owner, COUNT(*) AS n FROM containers WHERE status <> 'gone' {and} GROUP BY owner"
+            ),
+            format!(
+                "SELECT owner, COUNT(*) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
+            ),
+            format!(
+                "SELECT owner, SUM(nano_cpus) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
+            ),
+            format!(
+                "SELECT owner, SUM(memory_bytes) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
+            ),
+            format!("SELECT owner, COUNT(*) AS n FROM gpu_leases {filter} GROUP BY owner"),
+            format!("SELECT owner, COUNT(*) AS n FROM port_leases {filter} GROUP BY owner"),
+        ];
+        for (i, sql) in queries.iter().enumerate() {
+            let mut q = sqlx::query(sql);
+            if let Some(o) = owner {
+                q = q.bind(o);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let who: String = r.try_get("owner")?;
+                let n: i64 = r.try_get::<Option<i64>, _>("n")?.unwrap_or(0);
+                let u = by_owner.entry(who).or_default();
+                match i {
+                    0 => u.containers = n,
+                    1 => u.running = n,
+                    2 => u.nano_cpus = n,
+                    3 => u.memory_bytes = n,
+                    4 => u.gpus = n,
+                    _ => u.ports = n,
+                }
+            }
+        }
+        by_owner
+            .into_iter()
+            .map(|(o, u)| Ok((parse_user_name(o)?, u)))
+            .collect()
+    }
+
+    /// A user's quota overrides, if an administrator set any.
+    pub async fn quota_override(&self, user: &str) -> Result<Option<QuotaOverride>> {
+        let row = sqlx::query("SELECT * FROM quotas WHERE user_name = $1")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(quota_from_row).transpose()
+    }
+
+    /// Every user's quota overrides.
+    pub async fn quota_overrides(&self) -> Result<Vec<(UserName, QuotaOverride)>> {
+        let rows = sqlx::query("SELECT * FROM quotas ORDER BY user_name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse_user_name(r.try_get("user_name")?)?,
+                    quota_from_row(r)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Sets a user's quota overrides (all of them: a `None` keeps the role's value).
+    pub async fn set_quota_override(
+        &self,
+        user: &UserName,
+        q: &QuotaOverride,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO quotas (user_name, containers, running, nano_cpus, memory_bytes, gpus, ports, builds, storage_bytes, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (user_name) DO UPDATE SET containers = excluded.containers, \
+             running = excluded.running, nano_cpus = excluded.nano_cpus, \
+             memory_bytes = excluded.memory_bytes, gpus = excluded.gpus, ports = excluded.ports, \
+             builds = excluded.builds, storage_bytes = excluded.storage_bytes, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(user.as_str())
+        .bind(q.containers)
+        .bind(q.running)
+        .bind(q.nano_cpus)
+        .bind(q.memory_bytes)
+        .bind(q.gpus)
+        .bind(q.ports)
+        .bind(q.builds)
+        .bind(q.storage_bytes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a user's overrides: the role's quota applies again.
+    pub async fn delete_quota_override(&self, user: &str) -> Result<()> {
+        sqlx::query("DELETE FROM quotas WHERE user_name = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     // --- image metadata --------------------------------------------------------------------
@@ -907,6 +1250,9 @@ fn container_from_row(r: &AnyRow) -> Result<ContainerRecord> {
         engine_id: r.try_get("engine_id")?,
         created_at: r.try_get("created_at")?,
         ports: Vec::new(),
+        memory_bytes: r.try_get("memory_bytes")?,
+        nano_cpus: r.try_get("nano_cpus")?,
+        gpus: Vec::new(),
     })
 }
 

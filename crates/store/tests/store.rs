@@ -93,6 +93,9 @@ fn container(owner: &str, short: &str) -> ContainerRecord {
         engine_id: None,
         created_at: 1_700_000_100,
         ports: Vec::new(),
+        memory_bytes: 1 << 30,
+        nano_cpus: 1_000_000_000,
+        gpus: Vec::new(),
     }
 }
 

@@ -273,70 +273,143 @@ impl Hosts {
         }
     }
 
-    /// Chooses the host for a new container. The placement lock comes with it: record
-    /// the container on the host before dropping it, so that the next placement counts it.
-    pub(crate) async fn place(
-        &self,
-        required: &[String],
-        has_image: &[String],
-        memory: i64,
-    ) -> Result<(Arc<Host>, tokio::sync::MutexGuard<'_, ()>), HostsError> {
+    /// Chooses the host for a new container, and its GPUs. The placement lock comes
+    /// with it: record the container (and its GPU places) before dropping it, so that the
+    /// next placement counts them.
+    pub(crate) async fn place(&self, need: &Need<'_>) -> Result<Placement<'_>, HostsError> {
         let guard = self.placing.lock().await;
         let (drained, counts) = self.records().await?;
+        let committed: HashMap<String, i64> =
+            self.store.memory_per_host().await?.into_iter().collect();
+        let mut leases: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        if need.gpus > 0 {
+            for l in self.store.gpu_leases(None).await? {
+                leases.entry((l.host, l.gpu)).or_default().push(l.slot);
+            }
+        }
         let candidates: Vec<Candidate> = self
             .hosts
             .iter()
             .filter(|h| h.usable() && !drained.contains(&h.id))
             .filter(|h| {
                 let labels = h.labels();
-                required.iter().all(|r| labels.contains(r))
+                need.required.iter().all(|r| labels.contains(r))
             })
             .map(|h| {
                 let info = h.info();
+                let committed = committed.get(&h.id).copied().unwrap_or(0);
+                let gpus = info
+                    .as_ref()
+                    .map(|i| free_gpus(&h.id, &i.gpus, &leases))
+                    .unwrap_or_default();
                 Candidate {
                     id: h.id.clone(),
                     containers: counts.get(&h.id).copied().unwrap_or(0),
-                    free_memory: info.map(|i| i.memory_total - i.memory_committed),
-                    has_image: has_image.contains(&h.id),
+                    free_memory: info
+                        .map(|i| (i.memory_total as f64 * need.overcommit) as i64 - committed),
+                    has_image: need.has_image.contains(&h.id),
+                    gpus,
                 }
             })
             .collect();
-        let chosen = choose(candidates, memory).ok_or_else(|| {
-            HostsError::Unavailable(if required.is_empty() {
-                "no container host can take a new container now; try again later".into()
-            } else {
-                format!(
-                    "no container host with {} can take a new container now; try again later",
-                    required.join(", ")
-                )
-            })
-        })?;
+        let (chosen, gpus) = choose(candidates, need).map_err(HostsError::Unavailable)?;
         let host = self.get(&chosen).expect("chosen among the hosts").clone();
-        Ok((host, guard))
+        Ok(Placement {
+            host,
+            gpus,
+            _guard: guard,
+        })
     }
+}
+
+/// What a new container asks of its host.
+pub(crate) struct Need<'a> {
+    /// Labels the host must carry.
+    pub(crate) required: &'a [String],
+    /// The hosts that have the image: preferred.
+    pub(crate) has_image: &'a [String],
+    /// The container's memory limit.
+    pub(crate) memory: i64,
+    /// How many GPUs, each a different one.
+    pub(crate) gpus: usize,
+    /// How far a host's memory may be committed (1.0: never beyond it).
+    pub(crate) overcommit: f64,
+}
+
+/// The host chosen for a new container, the GPU places it gets there (`(gpu, place)`),
+/// and the placement lock until the container is recorded.
+pub(crate) struct Placement<'a> {
+    pub(crate) host: Arc<Host>,
+    pub(crate) gpus: Vec<(String, i64)>,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
 }
 
 struct Candidate {
     id: String,
     containers: i64,
-    /// `None` when the host has not told yet.
+    /// The memory placement may still commit; `None` when the host has not told yet.
     free_memory: Option<i64>,
     has_image: bool,
+    /// Each GPU with a free place: its id, the free place, and how many places are taken.
+    gpus: Vec<(String, i64, usize)>,
 }
 
-/// The placement policy (see the module's documentation).
-fn choose(mut candidates: Vec<Candidate>, memory: i64) -> Option<String> {
+/// The GPUs of a host's inventory with a place free, and the first free place of each.
+fn free_gpus(
+    host: &str,
+    inventory: &[wm_backend::Gpu],
+    leases: &HashMap<(String, String), Vec<i64>>,
+) -> Vec<(String, i64, usize)> {
+    inventory
+        .iter()
+        .filter_map(|g| {
+            let taken = leases
+                .get(&(host.to_string(), g.id.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            let free = (0..i64::from(g.share.max(1))).find(|s| !taken.contains(s))?;
+            Some((g.id.clone(), free, taken.len()))
+        })
+        .collect()
+}
+
+/// The placement policy (see the module's documentation): the host, and the GPU places.
+fn choose(
+    mut candidates: Vec<Candidate>,
+    need: &Need<'_>,
+) -> Result<(String, Vec<(String, i64)>), String> {
+    let busy = |what: String| {
+        let with = if need.required.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", need.required.join(", "))
+        };
+        format!("no container host{with} has {what} now; try again later")
+    };
+    if candidates.is_empty() {
+        return Err(busy("room for a new container".into()));
+    }
+    if need.gpus > 0 {
+        candidates.retain(|c| c.gpus.len() >= need.gpus);
+        if candidates.is_empty() {
+            return Err(busy(format!(
+                "{} free GPU{}",
+                need.gpus,
+                if need.gpus == 1 { "" } else { "s" }
+            )));
+        }
+    }
+    // A host known to lack the memory is never chosen: placement does not overcommit.
+    candidates.retain(|c| c.free_memory.is_none_or(|f| f >= need.memory));
+    if candidates.is_empty() {
+        return Err(busy(format!(
+            "{} MiB of memory free for a new container",
+            need.memory >> 20
+        )));
+    }
     if candidates.iter().any(|c| c.has_image) {
         candidates.retain(|c| c.has_image);
     }
-    // A host known to lack the memory is left out, unless no host has it.
-    if candidates
-        .iter()
-        .any(|c| c.free_memory.is_none_or(|f| f >= memory))
-    {
-        candidates.retain(|c| c.free_memory.is_none_or(|f| f >= memory));
-    }
-    candidates
+    let chosen = candidates
         .into_iter()
         .min_by(|a, b| {
             a.containers
@@ -344,7 +417,16 @@ fn choose(mut candidates: Vec<Candidate>, memory: i64) -> Option<String> {
                 .then(b.free_memory.unwrap_or(0).cmp(&a.free_memory.unwrap_or(0)))
                 .then(a.id.cmp(&b.id))
         })
-        .map(|c| c.id)
+        .expect("not empty");
+    // The least used GPUs first, so shared ones spread.
+    let mut gpus = chosen.gpus;
+    gpus.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.cmp(&b.0)));
+    let places = gpus
+        .into_iter()
+        .take(need.gpus)
+        .map(|(id, place, _)| (id, place))
+        .collect();
+    Ok((chosen.id, places))
 }
 
 #[cfg(test)]
@@ -357,11 +439,22 @@ mod tests {
             containers,
             free_memory: free,
             has_image,
+            gpus: Vec::new(),
+        }
+    }
+
+    fn need(gpus: usize) -> Need<'static> {
+        Need {
+            required: &[],
+            has_image: &[],
+            memory: 100,
+            gpus,
+            overcommit: 1.0,
         }
     }
 
     fn chosen(c: Vec<Candidate>) -> String {
-        choose(c, 100).unwrap()
+        choose(c, &need(0)).unwrap().0
     }
 
     #[test]
@@ -390,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn hosts_with_the_image_and_the_memory_come_first() {
+    fn hosts_with_the_image_come_first_among_those_with_room() {
         assert_eq!(
             chosen(vec![
                 candidate("a", 0, Some(1000), false),
@@ -400,19 +493,63 @@ mod tests {
         );
         assert_eq!(
             chosen(vec![
-                candidate("a", 0, Some(50), false),
-                candidate("b", 5, Some(1000), false)
+                candidate("a", 0, Some(1000), false),
+                candidate("b", 0, Some(50), true)
             ]),
-            "b"
+            "a"
         );
-        // When no host has room by its own figures, one is still chosen.
+        // A host that has not told its memory yet may be chosen.
         assert_eq!(
             chosen(vec![
                 candidate("a", 1, Some(50), false),
-                candidate("b", 0, Some(10), false)
+                candidate("b", 2, None, false)
             ]),
             "b"
         );
-        assert!(choose(Vec::new(), 100).is_none());
+    }
+
+    #[test]
+    fn memory_is_never_overcommitted() {
+        let e = choose(
+            vec![
+                candidate("a", 1, Some(50), false),
+                candidate("b", 0, Some(99), false),
+            ],
+            &need(0),
+        )
+        .unwrap_err();
+        assert!(e.contains("memory"), "{e}");
+        assert!(choose(Vec::new(), &need(0)).is_err());
+    }
+
+    #[test]
+    fn gpus_go_to_a_host_with_enough_free_ones_least_used_first() {
+        let gpu = |id: &str, share: u32| wm_backend::Gpu {
+            id: id.into(),
+            name: "test".into(),
+            memory_bytes: None,
+            kind: wm_backend::GpuKind::Devices {
+                paths: vec!["/dev/null".into()],
+            },
+            share,
+        };
+        let mut leases = HashMap::new();
+        leases.insert(("h".to_string(), "g0".to_string()), vec![0]);
+        leases.insert(("h".to_string(), "g1".to_string()), vec![0, 2]);
+        let free = free_gpus("h", &[gpu("g0", 1), gpu("g1", 3), gpu("g2", 2)], &leases);
+        // g0 is exclusive and taken; g1 has its place 1 free; g2 is untouched.
+        assert_eq!(free, vec![("g1".into(), 1, 2), ("g2".into(), 0, 0)]);
+        let mut one = candidate("h", 0, Some(1000), false);
+        one.gpus = free.clone();
+        let (host, places) = choose(vec![one], &need(1)).unwrap();
+        assert_eq!((host.as_str(), places), ("h", vec![("g2".to_string(), 0)]));
+        let mut two = candidate("h", 0, Some(1000), false);
+        two.gpus = free;
+        let (_, places) = choose(vec![two], &need(2)).unwrap();
+        assert_eq!(places, vec![("g2".to_string(), 0), ("g1".to_string(), 1)]);
+        let mut none = candidate("h", 0, Some(1000), false);
+        none.gpus = Vec::new();
+        let e = choose(vec![none], &need(1)).unwrap_err();
+        assert!(e.contains("1 free GPU"), "{e}");
     }
 }

@@ -7,11 +7,12 @@ use super::{ApiError, Http};
 
 use crate::service::accounts::{Accounts, Admin, NewUser, UserInfo};
 use crate::service::audit::{Audit, AuditEntryView};
+use crate::service::quotas::{QuotaPatch, Quotas, UserQuota};
 use crate::service::reconcile::{ReconcileReport, Reconciler};
 use crate::service::system::{HostView, System};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -25,7 +26,10 @@ use utoipa::{OpenApi, ToSchema};
         admin_reconcile,
         admin_audit,
         admin_hosts,
-        admin_patch_host
+        admin_patch_host,
+        list_quotas,
+        set_quota,
+        clear_quota
     ),
     components(schemas(
         NewUser,
@@ -33,7 +37,9 @@ use utoipa::{OpenApi, ToSchema};
         ReconcileReport,
         AuditEntryView,
         HostView,
-        HostPatch
+        HostPatch,
+        UserQuota,
+        QuotaPatch
     ))
 )]
 pub(super) struct Doc;
@@ -45,6 +51,11 @@ pub(super) fn router() -> Router<Http> {
         .route("/admin/audit", get(admin_audit))
         .route("/admin/hosts", get(admin_hosts))
         .route("/admin/hosts/{id}", patch(admin_patch_host))
+        .route("/admin/quotas", get(list_quotas))
+        .route(
+            "/admin/users/{name}/quota",
+            put(set_quota).delete(clear_quota),
+        )
 }
 
 /// Create a local account (admins only).
@@ -121,4 +132,37 @@ async fn admin_audit(
 ) -> Result<Json<Vec<AuditEntryView>>, ApiError> {
     let limit = i64::from(q.limit.unwrap_or(100).min(1000));
     Ok(Json(audit.newest(&admin, limit).await?))
+}
+
+/// Every user's quota (their role's, with overrides) and what they hold now (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/quotas", responses((status = 200, body = [UserQuota]), (status = 403, body = ErrorBody)))]
+async fn list_quotas(
+    State(quotas): State<Arc<Quotas>>,
+    admin: Admin,
+) -> Result<Json<Vec<UserQuota>>, ApiError> {
+    Ok(Json(quotas.all(&admin).await?))
+}
+
+/// Set a user's quota overrides: each field given replaces the role's value for them
+/// (`-1`: no limit); a field left out keeps the role's (admins only).
+#[utoipa::path(put, path = "/api/v1/admin/users/{name}/quota", params(("name" = String, Path)), request_body = QuotaPatch,
+    responses((status = 200, body = UserQuota), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_quota(
+    State(quotas): State<Arc<Quotas>>,
+    admin: Admin,
+    Path(name): Path<String>,
+    ApiJson(patch): ApiJson<QuotaPatch>,
+) -> Result<Json<UserQuota>, ApiError> {
+    Ok(Json(quotas.set(&admin, &name, patch).await?))
+}
+
+/// Remove a user's quota overrides: their role's quota applies again (admins only).
+#[utoipa::path(delete, path = "/api/v1/admin/users/{name}/quota", params(("name" = String, Path)),
+    responses((status = 200, body = UserQuota), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn clear_quota(
+    State(quotas): State<Arc<Quotas>>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<UserQuota>, ApiError> {
+    Ok(Json(quotas.clear(&admin, &name).await?))
 }

@@ -64,6 +64,7 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
             Refusal::NotFound => StatusCode::NOT_FOUND,
             Refusal::InUse | Refusal::State | Refusal::Other => StatusCode::CONFLICT,
         },
+        Error::Quota { .. } => StatusCode::FORBIDDEN,
         Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -31,6 +31,7 @@ use crate::service::audit::Audit;
 use crate::service::ci::Ci;
 use crate::service::containers::Containers;
 use crate::service::images::Images;
+use crate::service::quotas::Quotas;
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
 use crate::service::system::System;
@@ -58,6 +59,7 @@ pub(crate) struct Http {
     pub(crate) ci: Arc<Ci>,
     pub(crate) reconciler: Arc<Reconciler>,
     pub(crate) system: Arc<System>,
+    pub(crate) quotas: Arc<Quotas>,
     pub(crate) audit: Audit,
 }
 
@@ -78,6 +80,7 @@ part!(sif: Arc<SifCache>);
 part!(ci: Arc<Ci>);
 part!(reconciler: Arc<Reconciler>);
 part!(system: Arc<System>);
+part!(quotas: Arc<Quotas>);
 part!(audit: Audit);
 
 /// The whole HTTP service: the API under `/api/v1`, the pages, and the middleware.

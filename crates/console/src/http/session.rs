@@ -7,6 +7,7 @@ use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::{Accounts, Caller, TokenCreated, TokenInfo};
 use crate::service::audit::AuditActor;
+use crate::service::quotas::{QuotaView, Quotas, UsageView};
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::StatusCode;
@@ -20,7 +21,16 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     paths(login, logout, me, create_token, list_tokens, delete_token),
-    components(schemas(LoginRequest, LoginResponse, Me, NewToken, TokenCreated, TokenInfo))
+    components(schemas(
+        LoginRequest,
+        LoginResponse,
+        Me,
+        NewToken,
+        TokenCreated,
+        TokenInfo,
+        QuotaView,
+        UsageView
+    ))
 )]
 pub(super) struct Doc;
 
@@ -45,6 +55,12 @@ struct Me {
     name: String,
     /// `student`, `teacher` or `admin`.
     role: String,
+    /// What the caller may hold at once (`null` fields: no limit); not in a login's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<QuotaView>,
+    /// What the caller holds now; not in a login's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<UsageView>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -79,6 +95,8 @@ async fn login(
         user: Me {
             name: user.name.to_string(),
             role: user.role.to_string(),
+            quota: None,
+            usage: None,
         },
     };
     let mut resp = Json(body).into_response();
@@ -103,12 +121,16 @@ async fn logout(
     Ok(resp)
 }
 
+/// Who the caller is, their quota, and what they hold now.
 #[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
-async fn me(caller: Caller) -> Json<Me> {
-    Json(Me {
+async fn me(State(quotas): State<Arc<Quotas>>, caller: Caller) -> Result<Json<Me>, ApiError> {
+    let (quota, usage) = quotas.mine(&caller).await?;
+    Ok(Json(Me {
         name: caller.name.to_string(),
         role: caller.role.to_string(),
-    })
+        quota: Some(quota),
+        usage: Some(usage),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -12,7 +12,7 @@
 use super::accounts::Caller;
 use super::Error;
 use crate::config::Config;
-use crate::hosts::Hosts;
+use crate::hosts::{Hosts, Need};
 use crate::sealed::{ci_context, Sealer};
 use crate::util::{now, rfc3339};
 use serde::{Deserialize, Serialize};
@@ -318,11 +318,17 @@ impl Ci {
             limits: self.config.default_limits(),
         };
         // The runner goes where a container would; the one it replaces may be elsewhere.
-        let (host, placing) = self
+        let host = self
             .hosts
-            .place(&[], &[], self.config.default_limits().memory_bytes)
-            .await?;
-        drop(placing);
+            .place(&Need {
+                required: &[],
+                has_image: &[],
+                memory: 0,
+                gpus: 0,
+                overcommit: self.config.memory_overcommit,
+            })
+            .await?
+            .host;
         for other in self.hosts.usable() {
             if other.id != host.id {
                 other.backend.remove_runner(&caller.name).await?;

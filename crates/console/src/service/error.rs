@@ -56,8 +56,95 @@ pub(crate) enum Error {
         message: &'static str,
         detail: String,
     },
+    /// Over one of the caller's quotas; nothing was done.
+    #[error("{}", quota_message(*kind, *limit, *used, *asked))]
+    Quota {
+        kind: QuotaKind,
+        limit: i64,
+        used: i64,
+        asked: i64,
+    },
     #[error("an internal error occurred; the administrators can find the details in the log")]
     Unexpected(#[source] anyhow::Error),
+}
+
+/// What a quota counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuotaKind {
+    Containers,
+    Running,
+    Cpus,
+    Memory,
+    Gpus,
+    Ports,
+    Builds,
+}
+
+impl QuotaKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            QuotaKind::Containers => "containers",
+            QuotaKind::Running => "running",
+            QuotaKind::Cpus => "cpus",
+            QuotaKind::Memory => "memory",
+            QuotaKind::Gpus => "gpus",
+            QuotaKind::Ports => "ports",
+            QuotaKind::Builds => "builds",
+        }
+    }
+
+    /// An amount of it as people read it: `1.5 CPUs`, `512 MiB`, `3 containers`.
+    pub(crate) fn amount(self, n: i64) -> String {
+        match self {
+            QuotaKind::Cpus => {
+                let c = n as f64 / 1e9;
+                format!("{} CPU{}", trim_number(c), if c == 1.0 { "" } else { "s" })
+            }
+            QuotaKind::Memory => human_bytes(n),
+            other => {
+                let word = match other {
+                    QuotaKind::Containers => "container",
+                    QuotaKind::Running => "running container",
+                    QuotaKind::Gpus => "GPU",
+                    QuotaKind::Ports => "host port",
+                    _ => "build",
+                };
+                format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+            }
+        }
+    }
+}
+
+/// `1`, `0.5`, `1.25`: no trailing zeros.
+pub(crate) fn trim_number(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Bytes in the largest binary unit that keeps a whole or short number.
+pub(crate) fn human_bytes(n: i64) -> String {
+    const UNITS: [(&str, i64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if n >= size {
+            return format!("{} {unit}", trim_number(n as f64 / size as f64));
+        }
+    }
+    format!("{n} B")
+}
+
+fn quota_message(kind: QuotaKind, limit: i64, used: i64, asked: i64) -> String {
+    format!(
+        "over your quota of {}: {} in use of {}, and this needs {} more; stop or delete something, or ask a teacher or an administrator",
+        kind.as_str(),
+        kind.amount(used),
+        kind.amount(limit),
+        kind.amount(asked)
+    )
 }
 
 impl Error {
@@ -105,6 +192,7 @@ impl Error {
             Error::Busy(_) => "busy",
             Error::Engine(_) => "engine_error",
             Error::EngineRefused { code, .. } => code,
+            Error::Quota { .. } => "quota_exceeded",
             Error::Unexpected(_) => "internal",
         }
     }

@@ -19,12 +19,13 @@ pub(crate) mod ci;
 pub(crate) mod containers;
 mod error;
 pub(crate) mod images;
+pub(crate) mod quotas;
 pub(crate) mod ratelimit;
 pub(crate) mod reconcile;
 pub(crate) mod sif;
 pub(crate) mod system;
 
-pub(crate) use error::{engine_refusal, Error, Refusal};
+pub(crate) use error::{engine_refusal, Error, QuotaKind, Refusal};
 
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,8 @@ pub(crate) struct Reconciler {
     containers: Arc<Containers>,
     catalog: Arc<Catalog>,
     audit: Audit,
+    /// What an adopted container is recorded with, since the engine does not say.
+    default_limits: wm_backend::Limits,
     /// Names already reported, so the log says it once, not every interval.
     reported: Mutex<HashSet<String>>,
 }
@@ -61,8 +63,10 @@ impl Reconciler {
         containers: Arc<Containers>,
         catalog: Arc<Catalog>,
         audit: Audit,
+        default_limits: wm_backend::Limits,
     ) -> Self {
         Self {
+            default_limits,
             store,
             hosts,
             containers,
@@ -230,6 +234,10 @@ impl Reconciler {
             engine_id: Some(st.id.clone()),
             created_at: st.created_at,
             ports: Vec::new(),
+            // What the engine does not say back is taken to be the installation's default.
+            memory_bytes: self.default_limits.memory_bytes,
+            nano_cpus: self.default_limits.nano_cpus,
+            gpus: Vec::new(),
         };
         self.store
             .insert_container(&record)
@@ -243,6 +251,24 @@ impl Reconciler {
                 .map_err(|e| e.to_string())?;
             if !leased {
                 tracing::warn!(container = %name, port = p.host, "adopted container publishes a port leased to another container");
+            }
+        }
+        // Its GPUs, from its label, each in the first free place of the GPU.
+        for gpu in &st.gpus {
+            let mut leased = false;
+            for slot in 0..64 {
+                if self
+                    .store
+                    .lease_gpu(host, gpu, slot, &key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    leased = true;
+                    break;
+                }
+            }
+            if !leased {
+                tracing::warn!(container = %name, gpu, "adopted container holds a GPU with no free place left");
             }
         }
         Ok(())

@@ -170,6 +170,16 @@ impl System {
         if let Ok(counts) = self.store.count_containers_by_status().await {
             self.metrics.set_container_counts(&counts);
         }
+        if let Ok(leases) = self.store.gpu_leases(None).await {
+            let mut per_host: Vec<(String, i64)> = Vec::new();
+            for l in leases {
+                match per_host.last_mut() {
+                    Some((h, n)) if *h == l.host => *n += 1,
+                    _ => per_host.push((l.host, 1)),
+                }
+            }
+            self.metrics.set_gpus_allocated(&per_host);
+        }
         tokio::join!(
             self.hosts.check_all(),
             self.directory_health(),

@@ -6,6 +6,7 @@ use super::accounts::Caller;
 use super::audit::Audit;
 use super::containers::{Containers, CreateContainer};
 use super::images::{Catalog, Images};
+use super::quotas::Quotas;
 use super::reconcile::Reconciler;
 use super::Error;
 use crate::config::Config;
@@ -54,19 +55,22 @@ impl World {
         ));
         let audit = Audit::new(store.clone());
         let catalog = Arc::new(Catalog::new(hosts.clone()));
+        let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics));
         let images = Arc::new(Images::new(
             store.clone(),
             hosts.clone(),
             catalog.clone(),
             config.clone(),
             audit.clone(),
+            quotas.clone(),
         ));
         let containers = Arc::new(Containers::new(
             store.clone(),
             hosts.clone(),
             None,
             images,
-            config,
+            quotas,
+            config.clone(),
         ));
         let reconciler = Reconciler::new(
             store.clone(),
@@ -74,6 +78,7 @@ impl World {
             containers.clone(),
             catalog,
             audit,
+            config.default_limits(),
         );
         Self {
             _dir: dir,

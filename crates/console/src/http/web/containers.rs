@@ -226,6 +226,9 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
         ports: optional(&f.ports),
         backend: optional(&f.backend).map(|v| v.as_str().unwrap_or_default().to_string()),
         requires: None,
+        cpus: None,
+        memory: None,
+        gpus: None,
     };
     let e = match http.containers.create(ctx.caller(), req).await {
         Ok(_) => return see_other("/containers?notice=created"),

@@ -83,6 +83,7 @@ impl OnCluster {
         image: ImageRef,
         env: Vec<EnvVar>,
         ports: Vec<GuestPort>,
+        res: super::Resources,
     ) -> Result<Container, Error> {
         let cluster = self.cluster()?;
         let key = ContainerKey::new(&caller.name, &short)?;
@@ -112,6 +113,9 @@ impl OnCluster {
                     engine_id: Some(new_id()),
                     created_at: now(),
                     ports: Vec::new(),
+                    memory_bytes: res.memory_bytes,
+                    nano_cpus: res.nano_cpus,
+                    gpus: Vec::new(),
                 };
                 self.store.insert_container(&r).await.map_err(|e| match e {
                     wm_store::StoreError::Conflict(_) => conflict(),

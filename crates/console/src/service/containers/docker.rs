@@ -1,11 +1,14 @@
 //! Containers on the Docker hosts: placement, pulls before a create, and every call to
 //! the container's host.
 
-use super::{image_not_found, parse_cmd, set_status, Container, ExecResult, OwnedContainer};
+use super::{
+    image_not_found, parse_cmd, set_status, Container, ExecResult, OwnedContainer, Resources,
+};
 use crate::config::Config;
-use crate::hosts::Hosts;
+use crate::hosts::{Hosts, Need};
 use crate::service::accounts::Caller;
 use crate::service::images::Images;
+use crate::service::quotas::Admitted;
 use crate::service::Error;
 use crate::util::now;
 use std::sync::Arc;
@@ -15,6 +18,17 @@ use wm_backend::{
 };
 use wm_domain::{Backend, ContainerKey, ContainerStatus, EnvVar, GuestPort, ImageRef, ShortName};
 use wm_store::{ContainerRecord, PortLease, Store};
+
+/// What a create asks of the Docker hosts, checked.
+pub(super) struct NewContainer {
+    pub(super) short: ShortName,
+    pub(super) image: ImageRef,
+    pub(super) env: Vec<EnvVar>,
+    pub(super) guests: Vec<GuestPort>,
+    /// Host labels the request requires.
+    pub(super) required: Vec<String>,
+    pub(super) res: Resources,
+}
 
 /// The containers of the Docker hosts.
 pub(super) struct OnHosts {
@@ -49,12 +63,17 @@ impl OnHosts {
     pub(super) async fn create(
         &self,
         caller: &Caller,
-        short: ShortName,
-        image: ImageRef,
-        env: Vec<EnvVar>,
-        guests: Vec<GuestPort>,
-        mut required: Vec<String>,
+        new: NewContainer,
+        admitted: Admitted,
     ) -> Result<Container, Error> {
+        let NewContainer {
+            short,
+            image,
+            env,
+            guests,
+            mut required,
+            res,
+        } = new;
         let key = ContainerKey::new(&caller.name, &short)?;
         let name = key.full_name();
         required.extend(self.config.required_labels(caller.role).iter().cloned());
@@ -74,27 +93,40 @@ impl OnHosts {
             engine_id: None,
             created_at: now(),
             ports: Vec::new(),
+            memory_bytes: res.memory_bytes,
+            nano_cpus: res.nano_cpus,
+            gpus: Vec::new(),
         };
-        let (host, placing) = self
+        let placement = self
             .hosts
-            .place(
-                &required,
-                &present,
-                self.config.default_limits().memory_bytes,
-            )
+            .place(&Need {
+                required: &required,
+                has_image: &present,
+                memory: res.memory_bytes,
+                gpus: res.gpus,
+                overcommit: self.config.memory_overcommit,
+            })
             .await?;
+        let host = placement.host.clone();
         record.host = host.id.clone();
-        // Inserting reserves the name: of two concurrent creates, one gets a conflict here.
+        record.gpus = placement.gpus.iter().map(|(g, _)| g.clone()).collect();
+        // Inserting reserves the name, and the GPU places: of two concurrent creates, one
+        // gets a conflict here.
         self.store
-            .insert_container(&record)
+            .insert_container_with_gpus(&record, &placement.gpus)
             .await
             .map_err(|e| match e {
+                wm_store::StoreError::Conflict(what) if what.starts_with("place ") => {
+                    Error::Unavailable(format!("{what} was just taken; try again"))
+                }
                 wm_store::StoreError::Conflict(_) => {
                     Error::Conflict(format!("you already have a container named {short}"))
                 }
                 other => other.into(),
             })?;
-        drop(placing);
+        drop(placement);
+        // Recorded: the next check of the owner's quota counts it.
+        drop(admitted);
 
         let spec = ContainerSpec {
             name: name.clone(),
@@ -103,8 +135,12 @@ impl OnHosts {
             image: image.clone(),
             env,
             ports: guests,
-            limits: self.config.default_limits(),
-            gpus: Vec::new(),
+            limits: wm_backend::Limits {
+                memory_bytes: res.memory_bytes,
+                nano_cpus: res.nano_cpus,
+                ..self.config.default_limits()
+            },
+            gpus: record.gpus.clone(),
         };
         let created = async {
             if !present.contains(&host.id) {

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::hosts::{GatedCluster, Hosts};
 use crate::service::accounts::Caller;
 use crate::service::images::Images;
+use crate::service::quotas::{Ask, Quotas};
 use crate::service::Error;
 use crate::util::rfc3339;
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,12 @@ pub(crate) struct Container {
     pub(crate) env: Vec<String>,
     /// RFC 3339.
     pub(crate) created_at: String,
+    /// Its CPU limit, in CPUs.
+    pub(crate) cpus: f64,
+    /// Its memory limit, in bytes.
+    pub(crate) memory_bytes: i64,
+    /// The ids of the GPUs it holds on its host.
+    pub(crate) gpus: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -87,6 +94,9 @@ impl From<&ContainerRecord> for Container {
                 .collect(),
             env: c.env.clone(),
             created_at: rfc3339(c.created_at),
+            cpus: c.nano_cpus as f64 / 1e9,
+            memory_bytes: c.memory_bytes,
+            gpus: c.gpus.clone(),
         }
     }
 }
@@ -115,7 +125,30 @@ pub(crate) struct CreateContainer {
     #[schema(value_type = Option<Object>)]
     #[serde(default)]
     pub(crate) requires: Option<Value>,
+    /// CPUs (`0.5`, `2`); the installation's default when left out, at most the owner's
+    /// quota of CPUs.
+    #[serde(default)]
+    pub(crate) cpus: Option<f64>,
+    /// Memory, `"512m"`, `"2g"` or bytes; the installation's default when left out, at most
+    /// the owner's quota of memory.
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub(crate) memory: Option<Value>,
+    /// GPUs, each a different one, on a host that has them free.
+    #[serde(default)]
+    pub(crate) gpus: Option<u32>,
 }
+
+/// What a container is given: CPU, memory, and how many GPUs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Resources {
+    pub(super) nano_cpus: i64,
+    pub(super) memory_bytes: i64,
+    pub(super) gpus: usize,
+}
+
+/// At most this many GPUs in one container.
+const MAX_GPUS: u32 = 16;
 
 /// `POST /api/v1/containers/{name}/exec`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -282,6 +315,7 @@ async fn set_status(
 pub(crate) struct Containers {
     store: Store,
     config: Arc<Config>,
+    quotas: Arc<Quotas>,
     docker: docker::OnHosts,
     cluster: cluster::OnCluster,
     files: TempFiles,
@@ -293,9 +327,11 @@ impl Containers {
         hosts: Arc<Hosts>,
         cluster: Option<Arc<GatedCluster>>,
         images: Arc<Images>,
+        quotas: Arc<Quotas>,
         config: Arc<Config>,
     ) -> Self {
         Self {
+            quotas,
             docker: docker::OnHosts::new(store.clone(), hosts, images, config.clone()),
             cluster: cluster::OnCluster::new(store.clone(), cluster),
             files: TempFiles::new(config.upload_max_open_files),
@@ -385,11 +421,38 @@ impl Containers {
                 field: Some("backend"),
             })?,
         };
+        let res = self
+            .resources(caller, req.cpus, req.memory, req.gpus)
+            .await?;
+        // The user's creates and starts one at a time, from the check until the record
+        // is made: a burst cannot go past a quota.
+        let admitted = self.quotas.admit(&caller.name).await;
+        let ask = Ask {
+            containers: 1,
+            running: 1,
+            nano_cpus: res.nano_cpus,
+            memory_bytes: res.memory_bytes,
+            gpus: res.gpus as i64,
+            ports: if backend == Backend::Docker {
+                guests.len() as i64
+            } else {
+                0
+            },
+        };
+        self.quotas
+            .check(&admitted, &caller.name, caller.role, &ask)
+            .await?;
         match backend {
             Backend::Docker => {
-                self.docker
-                    .create(caller, short, image, env, guests, required)
-                    .await
+                let new = docker::NewContainer {
+                    short,
+                    image,
+                    env,
+                    guests,
+                    required,
+                    res,
+                };
+                self.docker.create(caller, new, admitted).await
             }
             Backend::Kubernetes => {
                 if !required.is_empty() {
@@ -400,9 +463,109 @@ impl Containers {
                         field: Some("requires"),
                     });
                 }
-                self.cluster.create(caller, short, image, env, guests).await
+                let created = self
+                    .cluster
+                    .create(caller, short, image, env, guests, res)
+                    .await;
+                drop(admitted);
+                created
             }
         }
+    }
+
+    /// The CPU, memory and GPUs a create asks for: the installation's defaults when left
+    /// out, and never above the owner's quota or the hosts' maximum.
+    async fn resources(
+        &self,
+        caller: &Caller,
+        cpus: Option<f64>,
+        memory: Option<Value>,
+        gpus: Option<u32>,
+    ) -> Result<Resources, Error> {
+        let default = self.config.default_limits();
+        let quota = self.quotas.of(&caller.name, caller.role).await?;
+        let max = &self.config.docker.max_limits;
+        let invalid = |field: &'static str, message: String| Error::Invalid {
+            code: "invalid_input",
+            message,
+            field: Some(field),
+        };
+        let nano_cpus = match cpus {
+            None => default.nano_cpus,
+            Some(c) if (0.01..=4096.0).contains(&c) => (c * 1e9).round() as i64,
+            Some(_) => {
+                return Err(invalid(
+                    "cpus",
+                    "cpus is a number of CPUs from 0.01, e.g. 0.5 or 2".into(),
+                ))
+            }
+        };
+        let memory_bytes = match memory {
+            None | Some(Value::Null) => default.memory_bytes,
+            Some(Value::Number(n)) => n.as_i64().filter(|n| *n > 0).ok_or_else(|| {
+                invalid(
+                    "memory",
+                    "memory is a size like 512m or 2g, or a number of bytes".into(),
+                )
+            })?,
+            Some(Value::String(t)) => crate::config::parse_size(&t).ok_or_else(|| {
+                invalid(
+                    "memory",
+                    format!("memory {t:?} is not a size like 512m or 2g"),
+                )
+            })?,
+            Some(_) => {
+                return Err(invalid(
+                    "memory",
+                    "memory is a size like 512m or 2g, or a number of bytes".into(),
+                ))
+            }
+        };
+        if memory_bytes < 16 << 20 {
+            return Err(invalid(
+                "memory",
+                "a container has at least 16 MiB of memory".into(),
+            ));
+        }
+        for (field, asked, limit, kind) in [
+            (
+                "cpus",
+                nano_cpus,
+                quota.nano_cpus.into_iter().chain([max.nano_cpus]).min(),
+                super::QuotaKind::Cpus,
+            ),
+            (
+                "memory",
+                memory_bytes,
+                quota
+                    .memory_bytes
+                    .into_iter()
+                    .chain([max.memory_bytes])
+                    .min(),
+                super::QuotaKind::Memory,
+            ),
+        ] {
+            if let Some(limit) = limit {
+                if asked > limit {
+                    return Err(invalid(
+                        field,
+                        format!("a container may have at most {}", kind.amount(limit)),
+                    ));
+                }
+            }
+        }
+        let gpus = gpus.unwrap_or(0);
+        if gpus > MAX_GPUS {
+            return Err(invalid(
+                "gpus",
+                format!("a container has at most {MAX_GPUS} GPUs"),
+            ));
+        }
+        Ok(Resources {
+            nano_cpus,
+            memory_bytes,
+            gpus: gpus as usize,
+        })
     }
 
     /// The caller's containers (an admin's `all` gives everyone's), with their current
@@ -435,11 +598,31 @@ impl Containers {
         }
     }
 
+    /// Starts the container, within its owner's quota of running containers, CPUs and
+    /// memory.
     pub(crate) async fn start(&self, c: OwnedContainer) -> Result<Container, Error> {
-        match c.record.backend {
+        let r = c.record();
+        let admitted = self.quotas.admit(&r.owner).await;
+        if !(r.status.is_live() || r.status == ContainerStatus::Pending) {
+            let role = self
+                .store
+                .user(r.owner.as_str())
+                .await?
+                .map_or(wm_domain::Role::Student, |u| u.role);
+            let ask = Ask {
+                running: 1,
+                nano_cpus: r.nano_cpus,
+                memory_bytes: r.memory_bytes,
+                ..Ask::default()
+            };
+            self.quotas.check(&admitted, &r.owner, role, &ask).await?;
+        }
+        let started = match c.record.backend {
             Backend::Docker => self.docker.start(c).await,
             Backend::Kubernetes => self.cluster.start_or_stop(c, true).await,
-        }
+        };
+        drop(admitted);
+        started
     }
 
     pub(crate) async fn stop(&self, c: OwnedContainer) -> Result<Container, Error> {

@@ -39,6 +39,8 @@ impl Images {
     /// log. Every image the Dockerfile reads is checked on every host before any build
     /// starts.
     pub(crate) async fn build(&self, caller: &Caller, input: BuildInput) -> Result<Lines, Error> {
+        // Counted from here until the build's last line is sent.
+        let slot = self.quotas.begin_build(caller).await?;
         let mut build_args = Vec::new();
         for text in &input.build_args {
             let arg = EnvVar::parse(text.trim()).map_err(|e| Error::Invalid {
@@ -120,7 +122,14 @@ impl Images {
         }
         let progress = futures::stream::select_all(streams).boxed();
         let timeout = Duration::from_secs(self.config.build_timeout_secs);
-        Ok(self.lines(caller.clone(), tag, progress, "building", Some(timeout)))
+        Ok(self.lines(
+            caller.clone(),
+            tag,
+            progress,
+            "building",
+            Some(timeout),
+            Some(slot),
+        ))
     }
 
     /// A build name, `name` or `name:tag`: one lowercase path component and a tag.

@@ -23,6 +23,7 @@ pub(crate) use pull::{Lines, PullRequest};
 
 use super::accounts::Caller;
 use super::audit::Audit;
+use super::quotas::Quotas;
 use super::Error;
 use crate::config::Config;
 use crate::hosts::{Host, Hosts};
@@ -129,6 +130,7 @@ pub(crate) struct Images {
     catalog: Arc<Catalog>,
     config: Arc<Config>,
     audit: Audit,
+    quotas: Arc<Quotas>,
 }
 
 /// `PATCH /api/v1/images/{ref}`.
@@ -148,8 +150,10 @@ impl Images {
         catalog: Arc<Catalog>,
         config: Arc<Config>,
         audit: Audit,
+        quotas: Arc<Quotas>,
     ) -> Self {
         Self {
+            quotas,
             store,
             hosts,
             catalog,

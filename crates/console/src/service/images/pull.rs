@@ -73,7 +73,7 @@ impl Images {
             streams.push(on_host(&host.id, progress));
         }
         let progress = futures::stream::select_all(streams).boxed();
-        Ok(self.lines(caller.clone(), image, progress, "pulling", None))
+        Ok(self.lines(caller.clone(), image, progress, "pulling", None, None))
     }
 
     /// Pulls a public image onto `host` before a container starts from it there.
@@ -183,6 +183,7 @@ impl Images {
         progress: HostProgress,
         verb: &'static str,
         timeout: Option<Duration>,
+        slot: Option<super::super::quotas::BuildSlot>,
     ) -> Lines {
         let this = self.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
@@ -263,6 +264,7 @@ impl Images {
                 )
                 .await;
             let _ = tx.send(last).await;
+            drop(slot);
         });
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
             .boxed()

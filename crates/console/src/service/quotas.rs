@@ -1,0 +1,438 @@
+//! Quotas: what one user may hold at once, per role with administrators' overrides per
+//! user, enforced before anything is made.
+//!
+//! A user's creates and starts pass [`Quotas::admit`] one at a time: the check and the
+//! record it is checked against are made under the user's own lock, so a user with a
+//! quota of 3 containers who sends 20 creates at once gets exactly 3. Different users do
+//! not wait for each other; what they share (a host's memory, its GPUs and ports) is
+//! placement's, under the placement lock.
+
+use super::accounts::{Admin, Caller};
+use super::{Error, QuotaKind};
+use crate::config::{Config, RoleQuota};
+use crate::metrics::{Metrics, QuotaLabels};
+use crate::util::now;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use utoipa::ToSchema;
+use wm_domain::{Role, UserName};
+use wm_store::{QuotaOverride, Store, Usage};
+
+/// A quota as the API shows it; `null` is unlimited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub(crate) struct QuotaView {
+    /// Containers, stopped ones included.
+    pub(crate) containers: Option<i64>,
+    /// Containers running at once.
+    pub(crate) running: Option<i64>,
+    /// CPUs of the running containers, summed; also a container's maximum.
+    pub(crate) cpus: Option<f64>,
+    /// Bytes of memory of the running containers, summed; also a container's maximum.
+    pub(crate) memory_bytes: Option<i64>,
+    pub(crate) gpus: Option<i64>,
+    /// Host ports held at once.
+    pub(crate) ports: Option<i64>,
+    /// Image builds at once.
+    pub(crate) builds: Option<i64>,
+    pub(crate) storage_bytes: Option<i64>,
+}
+
+/// What a user holds now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub(crate) struct UsageView {
+    pub(crate) containers: i64,
+    pub(crate) running: i64,
+    pub(crate) cpus: f64,
+    pub(crate) memory_bytes: i64,
+    pub(crate) gpus: i64,
+    pub(crate) ports: i64,
+    pub(crate) builds: i64,
+}
+
+/// A user's quota and usage, for administrators.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct UserQuota {
+    pub(crate) user: String,
+    /// `student`, `teacher` or `admin`.
+    #[schema(value_type = String)]
+    pub(crate) role: Role,
+    /// The quota in force: the role's, with the overrides.
+    pub(crate) quota: QuotaView,
+    /// What an administrator set for this user; `null` fields keep the role's value.
+    pub(crate) overrides: QuotaView,
+    pub(crate) usage: UsageView,
+}
+
+/// `PUT /api/v1/admin/users/{name}/quota`: every field given replaces the role's value
+/// for this user (`-1`: unlimited); a field left out or `null` keeps the role's.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuotaPatch {
+    pub(crate) containers: Option<i64>,
+    pub(crate) running: Option<i64>,
+    pub(crate) cpus: Option<f64>,
+    pub(crate) memory_bytes: Option<i64>,
+    pub(crate) gpus: Option<i64>,
+    pub(crate) ports: Option<i64>,
+    pub(crate) builds: Option<i64>,
+    pub(crate) storage_bytes: Option<i64>,
+}
+
+/// What an operation would add to a user's holdings.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ask {
+    pub(crate) containers: i64,
+    pub(crate) running: i64,
+    pub(crate) nano_cpus: i64,
+    pub(crate) memory_bytes: i64,
+    pub(crate) gpus: i64,
+    pub(crate) ports: i64,
+}
+
+type Locks = Arc<Mutex<HashMap<UserName, Arc<tokio::sync::Mutex<()>>>>>;
+
+/// Held while a user's create or start is checked and recorded.
+pub(crate) struct Admitted {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    locks: Locks,
+    user: UserName,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.guard.take();
+        // The map keeps only users someone is admitting or waiting for: when the map's
+        // and ours are the last, the entry goes.
+        let mut locks = self.locks.lock().expect("not poisoned");
+        if locks
+            .get(&self.user)
+            .is_some_and(|l| Arc::ptr_eq(l, &self.lock) && Arc::strong_count(l) <= 2)
+        {
+            locks.remove(&self.user);
+        }
+    }
+}
+
+/// One build of a user's, counted until dropped.
+pub(crate) struct BuildSlot {
+    builds: Arc<Mutex<HashMap<UserName, i64>>>,
+    user: UserName,
+}
+
+impl Drop for BuildSlot {
+    fn drop(&mut self) {
+        let mut b = self.builds.lock().expect("not poisoned");
+        if let Some(n) = b.get_mut(&self.user) {
+            *n -= 1;
+            if *n <= 0 {
+                b.remove(&self.user);
+            }
+        }
+    }
+}
+
+pub(crate) struct Quotas {
+    store: Store,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    /// Each user's lock while one of their creates or starts is admitted; an entry goes
+    /// with its last holder.
+    locks: Locks,
+    /// Builds running now, per user.
+    builds: Arc<Mutex<HashMap<UserName, i64>>>,
+}
+
+fn view(q: &RoleQuota) -> QuotaView {
+    QuotaView {
+        containers: q.containers,
+        running: q.running,
+        cpus: q.nano_cpus.map(|n| n as f64 / 1e9),
+        memory_bytes: q.memory_bytes,
+        gpus: q.gpus,
+        ports: q.ports,
+        builds: q.builds,
+        storage_bytes: q.storage_bytes,
+    }
+}
+
+fn override_view(o: &QuotaOverride) -> QuotaView {
+    view(&RoleQuota {
+        containers: o.containers,
+        running: o.running,
+        nano_cpus: o.nano_cpus,
+        memory_bytes: o.memory_bytes,
+        gpus: o.gpus,
+        ports: o.ports,
+        builds: o.builds,
+        storage_bytes: o.storage_bytes,
+    })
+}
+
+/// `-1` (unlimited) as stored: `Some(-1)`; the quota in force maps it to `None`.
+fn applied(role: Option<i64>, over: Option<i64>) -> Option<i64> {
+    match over {
+        Some(-1) => None,
+        Some(n) => Some(n),
+        None => role,
+    }
+}
+
+impl Quotas {
+    pub(crate) fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            config,
+            metrics,
+            locks: Arc::new(Mutex::new(HashMap::new())),
+            builds: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The quota in force for a user: the role's, with the administrator's overrides.
+    pub(crate) async fn of(&self, user: &UserName, role: Role) -> Result<RoleQuota, Error> {
+        let r = self.config.role_quota(role);
+        let Some(o) = self.store.quota_override(user.as_str()).await? else {
+            return Ok(r);
+        };
+        Ok(RoleQuota {
+            containers: applied(r.containers, o.containers),
+            running: applied(r.running, o.running),
+            nano_cpus: applied(r.nano_cpus, o.nano_cpus),
+            memory_bytes: applied(r.memory_bytes, o.memory_bytes),
+            gpus: applied(r.gpus, o.gpus),
+            ports: applied(r.ports, o.ports),
+            builds: applied(r.builds, o.builds),
+            storage_bytes: applied(r.storage_bytes, o.storage_bytes),
+        })
+    }
+
+    async fn usage(&self, user: &UserName) -> Result<Usage, Error> {
+        Ok(self
+            .store
+            .usage(Some(user.as_str()))
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, u)| u)
+            .unwrap_or_default())
+    }
+
+    fn builds_of(&self, user: &UserName) -> i64 {
+        self.builds
+            .lock()
+            .expect("not poisoned")
+            .get(user)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn usage_view(&self, user: &UserName, u: &Usage) -> UsageView {
+        UsageView {
+            containers: u.containers,
+            running: u.running,
+            cpus: u.nano_cpus as f64 / 1e9,
+            memory_bytes: u.memory_bytes,
+            gpus: u.gpus,
+            ports: u.ports,
+            builds: self.builds_of(user),
+        }
+    }
+
+    /// The caller's quota and what they hold now.
+    pub(crate) async fn mine(&self, caller: &Caller) -> Result<(QuotaView, UsageView), Error> {
+        let q = self.of(&caller.name, caller.role).await?;
+        let u = self.usage(&caller.name).await?;
+        Ok((view(&q), self.usage_view(&caller.name, &u)))
+    }
+
+    /// Takes the user's admission lock: hold it from the check until the record is made.
+    pub(crate) async fn admit(&self, user: &UserName) -> Admitted {
+        let lock = self
+            .locks
+            .lock()
+            .expect("not poisoned")
+            .entry(user.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        Admitted {
+            guard: Some(guard),
+            lock,
+            locks: self.locks.clone(),
+            user: user.clone(),
+        }
+    }
+
+    /// Refuses what would take the user over one of their quotas, naming it and the
+    /// current use. Call it holding [`Quotas::admit`].
+    pub(crate) async fn check(
+        &self,
+        _admitted: &Admitted,
+        user: &UserName,
+        role: Role,
+        ask: &Ask,
+    ) -> Result<(), Error> {
+        let q = self.of(user, role).await?;
+        let u = self.usage(user).await?;
+        let checks = [
+            (
+                QuotaKind::Containers,
+                q.containers,
+                u.containers,
+                ask.containers,
+            ),
+            (QuotaKind::Running, q.running, u.running, ask.running),
+            (QuotaKind::Cpus, q.nano_cpus, u.nano_cpus, ask.nano_cpus),
+            (
+                QuotaKind::Memory,
+                q.memory_bytes,
+                u.memory_bytes,
+                ask.memory_bytes,
+            ),
+            (QuotaKind::Gpus, q.gpus, u.gpus, ask.gpus),
+            (QuotaKind::Ports, q.ports, u.ports, ask.ports),
+        ];
+        for (kind, limit, used, asked) in checks {
+            if let Some(limit) = limit {
+                if asked > 0 && used + asked > limit {
+                    return Err(self.refuse(kind, limit, used, asked));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, kind: QuotaKind, limit: i64, used: i64, asked: i64) -> Error {
+        self.metrics
+            .quota_refusals
+            .get_or_create(&QuotaLabels {
+                kind: kind.as_str(),
+            })
+            .inc();
+        Error::Quota {
+            kind,
+            limit,
+            used,
+            asked,
+        }
+    }
+
+    /// Counts a build of the user's until the slot is dropped; refuses one over their
+    /// quota of builds at once.
+    pub(crate) async fn begin_build(&self, caller: &Caller) -> Result<BuildSlot, Error> {
+        let q = self.of(&caller.name, caller.role).await?;
+        let mut builds = self.builds.lock().expect("not poisoned");
+        let n = builds.entry(caller.name.clone()).or_insert(0);
+        if let Some(limit) = q.builds {
+            if *n + 1 > limit {
+                let used = *n;
+                if used == 0 {
+                    builds.remove(&caller.name);
+                }
+                drop(builds);
+                return Err(self.refuse(QuotaKind::Builds, limit, used, 1));
+            }
+        }
+        *n += 1;
+        Ok(BuildSlot {
+            builds: self.builds.clone(),
+            user: caller.name.clone(),
+        })
+    }
+
+    /// Every user's quota and usage.
+    pub(crate) async fn all(&self, _admin: &Admin) -> Result<Vec<UserQuota>, Error> {
+        let users = self.store.users().await?;
+        let usage: HashMap<UserName, Usage> = self.store.usage(None).await?.into_iter().collect();
+        let overrides: HashMap<UserName, QuotaOverride> =
+            self.store.quota_overrides().await?.into_iter().collect();
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            let q = self.of(&u.name, u.role).await?;
+            let used = usage.get(&u.name).copied().unwrap_or_default();
+            out.push(UserQuota {
+                user: u.name.to_string(),
+                role: u.role,
+                quota: view(&q),
+                overrides: overrides
+                    .get(&u.name)
+                    .map(override_view)
+                    .unwrap_or_default(),
+                usage: self.usage_view(&u.name, &used),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets a user's overrides; answers their quota and usage.
+    pub(crate) async fn set(
+        &self,
+        admin: &Admin,
+        user: &str,
+        patch: QuotaPatch,
+    ) -> Result<UserQuota, Error> {
+        let person = self.person(user).await?;
+        let field = |name: &'static str, v: Option<i64>| match v {
+            Some(n) if n < -1 => Err(Error::Invalid {
+                code: "invalid_input",
+                message: format!("{name} is 0 or more, or -1 for no limit"),
+                field: Some(name),
+            }),
+            other => Ok(other),
+        };
+        let cpus = match patch.cpus {
+            None => None,
+            Some(-1.0) => Some(-1),
+            Some(c) if c.is_finite() && (0.0..=4096.0).contains(&c) => {
+                Some((c * 1e9).round() as i64)
+            }
+            Some(_) => {
+                return Err(Error::Invalid {
+                    code: "invalid_input",
+                    message: "cpus is 0 to 4096, or -1 for no limit".into(),
+                    field: Some("cpus"),
+                })
+            }
+        };
+        let o = QuotaOverride {
+            containers: field("containers", patch.containers)?,
+            running: field("running", patch.running)?,
+            nano_cpus: cpus,
+            memory_bytes: field("memory_bytes", patch.memory_bytes)?,
+            gpus: field("gpus", patch.gpus)?,
+            ports: field("ports", patch.ports)?,
+            builds: field("builds", patch.builds)?,
+            storage_bytes: field("storage_bytes", patch.storage_bytes)?,
+        };
+        self.store.set_quota_override(&person, &o, now()).await?;
+        self.one(admin, &person).await
+    }
+
+    /// Removes a user's overrides: their role's quota applies again.
+    pub(crate) async fn clear(&self, admin: &Admin, user: &str) -> Result<UserQuota, Error> {
+        let person = self.person(user).await?;
+        self.store.delete_quota_override(person.as_str()).await?;
+        self.one(admin, &person).await
+    }
+
+    async fn person(&self, user: &str) -> Result<UserName, Error> {
+        let not_found = || Error::not_found(format!("user {user}"));
+        let name = UserName::parse(user).map_err(|_| not_found())?;
+        self.store
+            .user(name.as_str())
+            .await?
+            .map(|u| u.name)
+            .ok_or_else(not_found)
+    }
+
+    async fn one(&self, admin: &Admin, user: &UserName) -> Result<UserQuota, Error> {
+        Ok(self
+            .all(admin)
+            .await?
+            .into_iter()
+            .find(|q| q.user == user.as_str())
+            .expect("the user exists"))
+    }
+}
