@@ -875,7 +875,7 @@ impl Store {
     /// way to it), summed: what placement commits a host's memory to.
     pub async fn memory_per_host(&self) -> Result<Vec<(String, i64)>> {
         let sql = format!(
-            "SELECT host, SUM(memory_bytes) AS m FROM containers WHERE status IN ({}) GROUP BY host",
+            "SELECT host, CAST(SUM(memory_bytes) AS BIGINT) AS m FROM containers WHERE status IN ({}) GROUP BY host",
             live_statuses()
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
@@ -913,10 +913,10 @@ impl Store {
                 "SELECT owner, COUNT(*) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
             ),
             format!(
-                "SELECT owner, SUM(nano_cpus) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
+                "SELECT owner, CAST(SUM(nano_cpus) AS BIGINT) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
             ),
             format!(
-                "SELECT owner, SUM(memory_bytes) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
+                "SELECT owner, CAST(SUM(memory_bytes) AS BIGINT) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
             ),
             format!("SELECT owner, COUNT(*) AS n FROM gpu_leases {filter} GROUP BY owner"),
             format!("SELECT owner, COUNT(*) AS n FROM port_leases {filter} GROUP BY owner"),

@@ -10,8 +10,8 @@ use wm_domain::{
     UserName,
 };
 use wm_store::{
-    AuditEntry, CiSettings, ContainerRecord, ImageMeta, Store, StoreError, Token, TokenKind, User,
-    UserSource,
+    AuditEntry, CiSettings, ContainerRecord, ImageMeta, QuotaOverride, Store, StoreError, Token,
+    TokenKind, User, UserSource,
 };
 
 /// A fresh database; dropping the guard removes a PostgreSQL one.
@@ -680,4 +680,82 @@ async fn unknown_words_in_rows_are_corrupt_rows() {
         other => panic!("expected a corrupt row, got {other:?}"),
     }
     s.close().await;
+}
+
+#[tokio::test]
+async fn gpu_places_are_leased_once_and_go_with_their_container() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        s.insert_user(&user("bob", Role::Student)).await.unwrap();
+        let mut a = container("alice", "train");
+        a.gpus = vec!["g0".into()];
+        s.insert_container_with_gpus(&a, &[("g0".into(), 0)])
+            .await
+            .unwrap();
+        // The same place again: a conflict, and nothing of bob's container is kept.
+        let b = container("bob", "train");
+        assert!(matches!(
+            s.insert_container_with_gpus(&b, &[("g0".into(), 0)]).await,
+            Err(StoreError::Conflict(what)) if what.starts_with("place 0 of GPU g0")
+        ));
+        assert!(s.container(&k("bob", "train")).await.unwrap().is_none());
+        // Another place of the same GPU is free.
+        s.insert_container_with_gpus(&b, &[("g0".into(), 1)])
+            .await
+            .unwrap();
+        let got = s.container(&k("alice", "train")).await.unwrap().unwrap();
+        assert_eq!(got.gpus, ["g0"]);
+        assert_eq!(got.memory_bytes, 1 << 30);
+        let listed = s.containers(Some("bob")).await.unwrap();
+        assert_eq!(listed[0].gpus, ["g0"]);
+        let usage = s.usage(Some("alice")).await.unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].1.gpus, 1);
+        assert_eq!(usage[0].1.containers, 1);
+        assert_eq!(usage[0].1.running, 1, "creating counts as running");
+        assert_eq!(usage[0].1.memory_bytes, 1 << 30);
+        assert_eq!(
+            s.memory_per_host().await.unwrap(),
+            vec![("h1".to_string(), 2 << 30)]
+        );
+        // Gone: the place is free again; deleted: the record too.
+        s.mark_container_gone(&k("alice", "train")).await.unwrap();
+        assert_eq!(s.gpu_leases(None).await.unwrap().len(), 1);
+        assert!(s
+            .lease_gpu("h1", "g0", 0, &k("bob", "train"))
+            .await
+            .unwrap());
+        assert!(!s
+            .lease_gpu("h1", "g0", 0, &k("alice", "train"))
+            .await
+            .unwrap());
+        s.delete_container(&k("bob", "train")).await.unwrap();
+        assert!(s.gpu_leases(None).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quota_overrides_round_trip() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        let name = UserName::parse("alice").unwrap();
+        assert!(s.quota_override("alice").await.unwrap().is_none());
+        let q = QuotaOverride {
+            containers: Some(10),
+            gpus: Some(-1),
+            ..QuotaOverride::default()
+        };
+        s.set_quota_override(&name, &q, 1).await.unwrap();
+        assert_eq!(s.quota_override("alice").await.unwrap(), Some(q));
+        let q2 = QuotaOverride {
+            running: Some(1),
+            ..QuotaOverride::default()
+        };
+        s.set_quota_override(&name, &q2, 2).await.unwrap();
+        assert_eq!(s.quota_overrides().await.unwrap(), vec![(name, q2)]);
+        s.delete_quota_override("alice").await.unwrap();
+        assert!(s.quota_override("alice").await.unwrap().is_none());
+    })
+    .await;
 }
