@@ -293,3 +293,91 @@ async fn quotas_are_set_only_by_administrators_with_valid_numbers() {
     let (_, me) = app.get("/api/v1/me", &token).await;
     assert_eq!(me["quota"]["containers"], 3, "nothing changed: {me}");
 }
+
+#[tokio::test]
+async fn the_pages_show_the_quota_and_refuse_in_the_readers_language() {
+    let app = with_student_quota().await;
+    let (alice, token) = app.user("q", "student").await;
+    let password = "password-123";
+    let image = test_image().await;
+    // 3 containers of 3, 2 of them running of 2.
+    for n in ["a", "b"] {
+        app.create(&token, json!({"name": n, "image": image, "memory": "16m"}))
+            .await;
+    }
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/containers/{alice}-a/stop"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.create(
+        &token,
+        json!({"name": "c", "image": image, "memory": "16m"}),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = post_login_form(&app, &client, &alice, password).await;
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = |path: &str, lang: &str| {
+        client
+            .get(app.url(path))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header(reqwest::header::ACCEPT_LANGUAGE, lang)
+            .send()
+    };
+    let html = page("/containers", "en")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"quota\""), "{html}");
+    assert!(html.contains("Your quota"));
+    let ja = page("/containers", "ja")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(ja.contains("あなたの割り当て"), "{ja}");
+    // The form of a fourth is refused with the quota and the use, in Japanese.
+    let form = page("/containers/new", "ja")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = form.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &form[at..at + 64];
+    let refused = client
+        .post(app.url("/containers/new"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(reqwest::header::ACCEPT_LANGUAGE, "ja")
+        .form(&[("csrf", csrf), ("name", "d"), ("image", image)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("割り当ての上限を超えています"), "{body}");
+    assert!(
+        body.contains("コンテナの割り当てを超えます（使用中 3 / 上限 3、さらに 1 が必要です）"),
+        "{body}"
+    );
+    for n in ["a", "b", "c"] {
+        app.delete(&format!("/api/v1/containers/{alice}-{n}"), &token)
+            .await;
+    }
+}

@@ -139,7 +139,22 @@ pub(crate) struct HostView {
     pub version: Option<String>,
     pub memory_total: Option<i64>,
     pub memory_committed: Option<i64>,
+    /// The memory limits of its live containers as this console recorded them.
+    pub memory_placed: i64,
+    /// Its GPUs, and who holds each.
+    pub gpus: Vec<GpuView>,
     pub error: Option<String>,
+}
+
+/// One GPU of a host, as the admin API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct GpuView {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    /// How many containers may hold it at once.
+    pub(crate) share: u32,
+    /// The containers holding it (`<owner>/<short name>`).
+    pub(crate) holders: Vec<String>,
 }
 
 impl Hosts {
@@ -222,6 +237,9 @@ impl Hosts {
 
     pub(crate) async fn views(&self) -> Result<Vec<HostView>, HostsError> {
         let (drained, counts) = self.records().await?;
+        let placed: HashMap<String, i64> =
+            self.store.memory_per_host().await?.into_iter().collect();
+        let leases = self.store.gpu_leases(None).await?;
         Ok(self
             .hosts
             .iter()
@@ -242,6 +260,26 @@ impl Hosts {
                     version: health.info.as_ref().map(|i| i.version.clone()),
                     memory_total: health.info.as_ref().map(|i| i.memory_total),
                     memory_committed: health.info.as_ref().map(|i| i.memory_committed),
+                    memory_placed: placed.get(&h.id).copied().unwrap_or(0),
+                    gpus: health
+                        .info
+                        .as_ref()
+                        .map(|i| {
+                            i.gpus
+                                .iter()
+                                .map(|g| GpuView {
+                                    id: g.id.clone(),
+                                    name: g.name.clone(),
+                                    share: g.share,
+                                    holders: leases
+                                        .iter()
+                                        .filter(|l| l.host == h.id && l.gpu == g.id)
+                                        .map(|l| format!("{}/{}", l.owner, l.short_name))
+                                        .collect(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     error: health.error,
                 }
             })
@@ -259,6 +297,22 @@ impl Hosts {
             .into_iter()
             .collect();
         Ok((drained, counts))
+    }
+
+    /// The most GPUs one usable, undrained host could give a new container now.
+    pub(crate) async fn most_free_gpus(&self) -> Result<usize, HostsError> {
+        let (drained, _) = self.records().await?;
+        let mut leases: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        for l in self.store.gpu_leases(None).await? {
+            leases.entry((l.host, l.gpu)).or_default().push(l.slot);
+        }
+        Ok(self
+            .hosts
+            .iter()
+            .filter(|h| h.usable() && !drained.contains(&h.id))
+            .filter_map(|h| h.info().map(|i| free_gpus(&h.id, &i.gpus, &leases).len()))
+            .max()
+            .unwrap_or(0))
     }
 
     /// Whether the host `id` is one of these.

@@ -25,7 +25,7 @@ pub(crate) mod reconcile;
 pub(crate) mod sif;
 pub(crate) mod system;
 
-pub(crate) use error::{engine_refusal, Error, QuotaKind, Refusal};
+pub(crate) use error::{engine_refusal, human_bytes, trim_number, Error, QuotaKind, Refusal};
 
 #[cfg(test)]
 mod tests;

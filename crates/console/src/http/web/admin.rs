@@ -7,6 +7,8 @@ use super::{
 };
 use crate::http::Http;
 use crate::service::accounts::{Admin, NewUser};
+use crate::service::quotas::QuotaPatch;
+use crate::service::{human_bytes, trim_number, Error};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -24,6 +26,8 @@ pub(super) async fn page_handler(
     let all = http.containers.list(caller, true).await;
     let audit = http.audit.newest(&admin, 50).await.or_page(&ctx)?;
     let hosts = http.system.hosts(&admin).await.or_page(&ctx)?;
+    let quotas = http.quotas.all(&admin).await.or_page(&ctx)?;
+    let limit = |n: Option<i64>| n.map_or_else(|| t.no_limit.to_string(), |n| n.to_string());
     let body = html! {
         (notice(&ctx, &q))
         section aria-labelledby="hosts-h" {
@@ -31,7 +35,7 @@ pub(super) async fn page_handler(
             table.cards {
                 thead { tr {
                     th scope="col" { (t.host) } th scope="col" { (t.status) } th scope="col" { (t.containers) }
-                    th scope="col" { (t.host_labels) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
+                    th scope="col" { (t.host_labels) } th scope="col" { (t.host_gpus) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
                 } }
                 tbody { @for h in &hosts { tr {
                     td data-label=(t.host) {
@@ -44,6 +48,12 @@ pub(super) async fn page_handler(
                     }
                     td data-label=(t.containers) { (h.containers) }
                     td data-label=(t.host_labels) { (if h.labels.is_empty() { "—".to_string() } else { h.labels.join(" ") }) }
+                    td data-label=(t.host_gpus) {
+                        @if h.gpus.is_empty() { "—" }
+                        @for g in &h.gpus {
+                            div.gpu { code { (g.id) } " " (g.holders.len()) "/" (g.share) @if !g.holders.is_empty() { " (" (g.holders.join(", ")) ")" } }
+                        }
+                    }
                     td data-label=(t.version) { (h.version.as_deref().unwrap_or("—")) }
                     td {
                         form.inline method="post" action={ "/admin/hosts/" (h.id) "/drain" } {
@@ -60,6 +70,43 @@ pub(super) async fn page_handler(
                 button type="submit" aria-describedby="reconcile-hint" { (t.reconcile_now) }
             }
             p.hint #reconcile-hint { (t.hint_reconcile) }
+        }
+        section aria-labelledby="quotas-h" {
+            h2 #quotas-h { (t.quotas) }
+            table.cards #quotas {
+                thead { tr {
+                    th scope="col" { (t.user_label) } th scope="col" { (t.role) }
+                    th scope="col" { (t.q_containers) } th scope="col" { (t.q_running) }
+                    th scope="col" { (t.q_cpus) } th scope="col" { (t.q_memory) } th scope="col" { (t.q_gpus) }
+                } }
+                tbody { @for q in &quotas {
+                    tr {
+                        td data-label=(t.user_label) { (q.user) }
+                        td data-label=(t.role) { (q.role.as_str()) }
+                        td data-label=(t.q_containers) { (q.usage.containers) " / " (limit(q.quota.containers)) }
+                        td data-label=(t.q_running) { (q.usage.running) " / " (limit(q.quota.running)) }
+                        td data-label=(t.q_cpus) { (trim_number(q.usage.cpus)) " / " (q.quota.cpus.map_or_else(|| t.no_limit.to_string(), trim_number)) }
+                        td data-label=(t.q_memory) { (human_bytes(q.usage.memory_bytes)) " / " (q.quota.memory_bytes.map_or_else(|| t.no_limit.to_string(), human_bytes)) }
+                        td data-label=(t.q_gpus) { (q.usage.gpus) " / " (limit(q.quota.gpus)) }
+                    }
+                } }
+            }
+            h3 { (t.set_quota) }
+            p.hint #quota-hint { (t.hint_set_quota) }
+            form.card method="post" action="/admin/quota" aria-describedby="quota-hint" {
+                (ctx.csrf_field())
+                div.field {
+                    label for="quota-user" { (t.user_label) }
+                    input #quota-user name="user" required autocomplete="off";
+                }
+                @for (name, label) in [("containers", t.q_containers), ("running", t.q_running), ("cpus", t.q_cpus), ("memory_bytes", t.q_memory), ("gpus", t.q_gpus), ("ports", t.q_ports), ("builds", t.q_builds)] {
+                    div.field {
+                        label for={ "quota-" (name) } { (label) }
+                        input id={ "quota-" (name) } name=(name) inputmode="decimal" autocomplete="off";
+                    }
+                }
+                button.primary type="submit" { (t.save_quota) }
+            }
         }
         section aria-labelledby="users-h" {
             h2 #users-h { (t.users) " (" (users.len()) ")" }
@@ -186,4 +233,52 @@ pub(super) async fn reconcile(
     Admin::check(ctx.caller()).or_page(ctx)?;
     http.reconciler.reconcile().await.or_page(ctx)?;
     Ok(see_other("/admin?notice=reconciled"))
+}
+
+/// Sets a user's quota overrides from the admin page: an empty field keeps the role's
+/// value.
+pub(super) async fn set_quota(
+    State(http): State<Http>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let admin = Admin::check(ctx.caller()).or_page(ctx)?;
+    let int = |name: &'static str| -> Result<Option<i64>, Error> {
+        let v = posted.field(name).trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        v.parse().map(Some).map_err(|_| Error::Invalid {
+            code: "invalid_input",
+            message: format!("{name} is a whole number, or -1 for no limit"),
+            field: Some(name),
+        })
+    };
+    let cpus = match posted.field("cpus").trim() {
+        "" => None,
+        v => Some(
+            v.parse::<f64>()
+                .map_err(|_| Error::Invalid {
+                    code: "invalid_input",
+                    message: "cpus is a number, or -1 for no limit".into(),
+                    field: Some("cpus"),
+                })
+                .or_page(ctx)?,
+        ),
+    };
+    let patch = QuotaPatch {
+        containers: int("containers").or_page(ctx)?,
+        running: int("running").or_page(ctx)?,
+        cpus,
+        memory_bytes: int("memory_bytes").or_page(ctx)?,
+        gpus: int("gpus").or_page(ctx)?,
+        ports: int("ports").or_page(ctx)?,
+        builds: int("builds").or_page(ctx)?,
+        storage_bytes: None,
+    };
+    http.quotas
+        .set(&admin, posted.field("user").trim(), patch)
+        .await
+        .or_page(ctx)?;
+    Ok(see_other("/admin?notice=quota-saved"))
 }

@@ -9,7 +9,9 @@ use super::{
 use crate::http::forms::read_upload;
 use crate::http::{ApiError, Http};
 use crate::service::containers::{Container, CreateContainer, ExecResult};
+use crate::service::quotas::{QuotaView, UsageView};
 use crate::service::Error;
+use crate::service::{human_bytes, trim_number};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
@@ -79,8 +81,10 @@ pub(super) async fn list(
         .list(ctx.caller(), false)
         .await
         .or_page(&ctx)?;
+    let (quota, usage) = http.quotas.mine(ctx.caller()).await.or_page(&ctx)?;
     let body = html! {
         (notice(&ctx, &q))
+        (usage_panel(&ctx, &quota, &usage))
         p {
             a.button.primary href="/containers/new" { (t.new_container) }
             @if http.containers.cluster_enabled() {
@@ -129,6 +133,48 @@ pub(super) async fn list(
     Ok(page(&ctx, t.containers, body).into_response())
 }
 
+/// What the person holds against their quota.
+fn usage_panel(ctx: &Ctx, quota: &QuotaView, usage: &UsageView) -> Markup {
+    let t = ctx.t;
+    let count = |n: Option<i64>| n.map_or_else(|| t.no_limit.to_string(), |n| n.to_string());
+    let bytes = |n: Option<i64>| n.map_or_else(|| t.no_limit.to_string(), human_bytes);
+    let rows: [(&str, String, String); 6] = [
+        (
+            t.q_containers,
+            usage.containers.to_string(),
+            count(quota.containers),
+        ),
+        (t.q_running, usage.running.to_string(), count(quota.running)),
+        (
+            t.q_cpus,
+            trim_number(usage.cpus),
+            quota
+                .cpus
+                .map_or_else(|| t.no_limit.to_string(), trim_number),
+        ),
+        (
+            t.q_memory,
+            human_bytes(usage.memory_bytes),
+            bytes(quota.memory_bytes),
+        ),
+        (t.q_gpus, usage.gpus.to_string(), count(quota.gpus)),
+        (t.q_ports, usage.ports.to_string(), count(quota.ports)),
+    ];
+    html! {
+        section.usage aria-labelledby="quota-h" {
+            h2 #quota-h { (t.quota_title) }
+            table #quota {
+                thead { tr { th scope="col" { span.sr { (t.quota_title) } } th scope="col" { (t.quota_in_use) } th scope="col" { (t.quota_limit) } } }
+                tbody {
+                    @for (what, used, limit) in rows {
+                        tr { th scope="row" { (what) } td { (used) } td { (limit) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What the form shows: the person's input and, per field, what is wrong with it.
 #[derive(Default)]
 struct NewForm {
@@ -137,6 +183,9 @@ struct NewForm {
     env: String,
     ports: String,
     backend: String,
+    cpus: String,
+    memory: String,
+    gpus: String,
     error_field: Option<&'static str>,
     error: Option<String>,
     summary: Option<String>,
@@ -146,6 +195,12 @@ async fn new_page(http: &Http, ctx: &Ctx, f: &NewForm, status: StatusCode) -> Re
     let t = ctx.t;
     // Suggestions only: a failure to list images leaves the field free text.
     let suggestions = http.images.visible(ctx.caller()).await.unwrap_or_default();
+    // The choice shows only what one host has free and the quota leaves.
+    let gpus_free = http
+        .containers
+        .gpus_available(ctx.caller())
+        .await
+        .unwrap_or(0);
     let field = |id: &'static str, label: &str, hint: &str, value: &str, required: bool| {
         let wrong = f.error_field == Some(id);
         let hint_id = format!("{id}-hint");
@@ -180,6 +235,19 @@ async fn new_page(http: &Http, ctx: &Ctx, f: &NewForm, status: StatusCode) -> Re
             }
             (field("env", t.env, t.hint_env, &f.env, false))
             (field("ports", t.ports, t.hint_ports, &f.ports, false))
+            (field("cpus", t.cpus_label, t.hint_cpus, &f.cpus, false))
+            (field("memory", t.memory_label, t.hint_memory, &f.memory, false))
+            @if gpus_free > 0 {
+                div.field.invalid[f.error_field == Some("gpus")] {
+                    label for="gpus" { (t.gpus_label) }
+                    select #gpus name="gpus" aria-describedby="gpus-hint" {
+                        @for n in 0..=gpus_free {
+                            option value=(n) selected[f.gpus == n.to_string()] { (n) }
+                        }
+                    }
+                    p.hint #gpus-hint { (t.gpus_free) ": " (gpus_free) }
+                }
+            }
             div.field.invalid[f.error_field == Some("backend")] {
                 label for="backend" { (t.backend) }
                 @if f.error_field == Some("backend") {
@@ -216,6 +284,9 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
         env: posted.field("env").trim().to_string(),
         ports: posted.field("ports").trim().to_string(),
         backend: posted.field("backend").trim().to_string(),
+        cpus: posted.field("cpus").trim().to_string(),
+        memory: posted.field("memory").trim().to_string(),
+        gpus: posted.field("gpus").trim().to_string(),
         ..Default::default()
     };
     let optional = |s: &str| (!s.is_empty()).then(|| Value::String(s.to_string()));
@@ -226,9 +297,18 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
         ports: optional(&f.ports),
         backend: optional(&f.backend).map(|v| v.as_str().unwrap_or_default().to_string()),
         requires: None,
-        cpus: None,
-        memory: None,
-        gpus: None,
+        cpus: match f.cpus.parse::<f64>() {
+            Ok(c) => Some(c),
+            Err(_) if f.cpus.is_empty() => None,
+            Err(_) => Some(f64::NAN),
+        },
+        memory: optional(&f.memory),
+        gpus: match f.gpus.parse::<u32>() {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) if f.gpus.is_empty() => None,
+            Err(_) => Some(u32::MAX),
+        },
     };
     let e = match http.containers.create(ctx.caller(), req).await {
         Ok(_) => return see_other("/containers?notice=created"),
@@ -244,6 +324,9 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
             "env" => ("env", t.err_env),
             "ports" => ("ports", t.err_ports),
             "backend" => ("backend", t.err_backend),
+            "cpus" => ("cpus", t.err_invalid),
+            "memory" => ("memory", t.err_invalid),
+            "gpus" => ("gpus", t.err_invalid),
             _ => return error_page(ctx, &e.into()),
         },
         Error::Conflict(_) => ("name", t.err_name_taken),

@@ -61,6 +61,39 @@ impl Lang {
         best.map_or(Lang::En, |(_, l)| l)
     }
 
+    /// A refusal for being over a quota, in this language.
+    pub(crate) fn quota_sentence(
+        self,
+        kind: crate::service::QuotaKind,
+        used: i64,
+        limit: i64,
+        asked: i64,
+    ) -> String {
+        use crate::service::QuotaKind;
+        let word = self.t().quota_word(kind);
+        let amount = |n: i64| match (self, kind) {
+            (Lang::En, _) => kind.amount(n),
+            (Lang::Ja, QuotaKind::Memory) => crate::service::human_bytes(n),
+            (Lang::Ja, QuotaKind::Cpus) => crate::service::trim_number(n as f64 / 1e9),
+            (Lang::Ja, _) => n.to_string(),
+        };
+        match self {
+            Lang::En => format!(
+                "Over your quota of {}: {} in use of {}; this needs {} more.",
+                word.to_lowercase(),
+                amount(used),
+                amount(limit),
+                amount(asked)
+            ),
+            Lang::Ja => format!(
+                "{word}の割り当てを超えます（使用中 {} / 上限 {}、さらに {} が必要です）。",
+                amount(used),
+                amount(limit),
+                amount(asked)
+            ),
+        }
+    }
+
     pub(crate) fn t(self) -> &'static Texts {
         match self {
             Lang::En => &EN,
@@ -258,6 +291,30 @@ pub(crate) struct Texts {
     pub err_unavailable: &'static str,
     pub err_too_many_files: &'static str,
     pub err_busy: &'static str,
+    pub err_quota: &'static str,
+    pub quota_title: &'static str,
+    pub quota_in_use: &'static str,
+    pub quota_limit: &'static str,
+    pub no_limit: &'static str,
+    pub q_containers: &'static str,
+    pub q_running: &'static str,
+    pub q_cpus: &'static str,
+    pub q_memory: &'static str,
+    pub q_gpus: &'static str,
+    pub q_ports: &'static str,
+    pub q_builds: &'static str,
+    pub cpus_label: &'static str,
+    pub hint_cpus: &'static str,
+    pub memory_label: &'static str,
+    pub hint_memory: &'static str,
+    pub gpus_label: &'static str,
+    pub gpus_free: &'static str,
+    pub quotas: &'static str,
+    pub set_quota: &'static str,
+    pub hint_set_quota: &'static str,
+    pub save_quota: &'static str,
+    pub user_label: &'static str,
+    pub host_gpus: &'static str,
     pub err_internal: &'static str,
     pub misdirected_title: &'static str,
     pub misdirected: &'static str,
@@ -283,7 +340,22 @@ impl Texts {
             "unavailable" => self.err_unavailable,
             "too_many_files" => self.err_too_many_files,
             "busy" => self.err_busy,
+            "quota_exceeded" => self.err_quota,
             _ => self.err_internal,
+        }
+    }
+
+    /// What a quota counts, as a word of this language.
+    pub(crate) fn quota_word(&self, kind: crate::service::QuotaKind) -> &'static str {
+        use crate::service::QuotaKind::*;
+        match kind {
+            Containers => self.q_containers,
+            Running => self.q_running,
+            Cpus => self.q_cpus,
+            Memory => self.q_memory,
+            Gpus => self.q_gpus,
+            Ports => self.q_ports,
+            Builds => self.q_builds,
         }
     }
 
@@ -339,6 +411,7 @@ impl Texts {
             "user-created" => self.notice_user_created,
             "reconciled" => self.notice_reconciled,
             "host-changed" => self.notice_host_changed,
+            "quota-saved" => self.notice_saved,
             _ => return None,
         })
     }
@@ -532,6 +605,30 @@ pub(super) static EN: Texts = Texts {
     err_unavailable: "A service is unavailable right now. Try again later.",
     err_too_many_files: "The upload has too many files or fields. Send fewer files at once.",
     err_busy: "The server is busy with other uploads. Try again in a few seconds.",
+    err_quota: "You are over one of your quotas: stop or delete something, or ask a teacher or an administrator.",
+    quota_title: "Your quota",
+    quota_in_use: "In use",
+    quota_limit: "Quota",
+    no_limit: "no limit",
+    q_containers: "Containers",
+    q_running: "Running",
+    q_cpus: "CPUs",
+    q_memory: "Memory",
+    q_gpus: "GPUs",
+    q_ports: "Host ports",
+    q_builds: "Builds at once",
+    cpus_label: "CPUs",
+    hint_cpus: "e.g. 0.5 or 2; empty for the default.",
+    memory_label: "Memory",
+    hint_memory: "e.g. 512m or 2g; empty for the default.",
+    gpus_label: "GPUs",
+    gpus_free: "free now",
+    quotas: "Quotas",
+    set_quota: "Set a user's quota",
+    hint_set_quota: "An empty field keeps the role's value; -1 is no limit. Memory in bytes.",
+    save_quota: "Save quota",
+    user_label: "User",
+    host_gpus: "GPUs",
     err_internal: "An internal error occurred. The administrators can find the details in the log.",
     misdirected_title: "Not the console's address",
     misdirected: "The console is not served at this address: it is the address of the containers' published ports, and your browser would send your login to every one of them. Open the console at its own address.",
@@ -727,6 +824,30 @@ pub(super) static JA: Texts = Texts {
     err_unavailable: "現在サービスを利用できません。しばらくしてからやり直してください。",
     err_too_many_files: "アップロードのファイルまたは項目が多すぎます。一度に送るファイルを減らしてください。",
     err_busy: "サーバーは他のアップロードを処理中です。数秒後にやり直してください。",
+    err_quota: "割り当ての上限を超えています。コンテナを停止か削除するか、教員か管理者に相談してください。",
+    quota_title: "あなたの割り当て",
+    quota_in_use: "使用中",
+    quota_limit: "上限",
+    no_limit: "上限なし",
+    q_containers: "コンテナ",
+    q_running: "実行中",
+    q_cpus: "CPU",
+    q_memory: "メモリ",
+    q_gpus: "GPU",
+    q_ports: "ホストポート",
+    q_builds: "同時ビルド",
+    cpus_label: "CPU 数",
+    hint_cpus: "例: 0.5 や 2。空欄なら既定値。",
+    memory_label: "メモリ",
+    hint_memory: "例: 512m や 2g。空欄なら既定値。",
+    gpus_label: "GPU",
+    gpus_free: "現在の空き",
+    quotas: "割り当て",
+    set_quota: "ユーザーの割り当てを設定",
+    hint_set_quota: "空欄はロールの値のまま、-1 は上限なし。メモリはバイト数。",
+    save_quota: "割り当てを保存",
+    user_label: "ユーザー",
+    host_gpus: "GPU",
     err_internal: "内部エラーが発生しました。詳細は管理者がログで確認できます。",
     misdirected_title: "コンソールのアドレスではありません",
     misdirected: "このアドレスではコンソールを提供していません。これはコンテナの公開ポートに使うアドレスで、ここでログインするとブラウザがすべてのコンテナにログイン情報を送ってしまいます。コンソール専用のアドレスから開いてください。",

@@ -75,6 +75,7 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/admin", get(admin::page_handler))
         .route("/admin/users", post(admin::add_user))
         .route("/admin/reconcile", post(admin::reconcile))
+        .route("/admin/quota", post(admin::set_quota))
         .route("/admin/hosts/{id}/drain", post(admin::drain))
 }
 
@@ -222,6 +223,9 @@ pub(super) fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
         html! {
             div.error role="alert" {
                 p { (ctx.t.error(e.code())) }
+                @if let ApiError::Service(Error::Quota { kind, limit, used, asked }) = e {
+                    p #quota-refused { (ctx.lang.quota_sentence(*kind, *used, *limit, *asked)) }
+                }
                 @if ctx.lang != Lang::En || !e.is_internal() {
                     p.detail lang="en" { (e.to_string()) }
                 }

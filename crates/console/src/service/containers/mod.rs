@@ -314,6 +314,7 @@ async fn set_status(
 /// The containers of the installation, wherever they run.
 pub(crate) struct Containers {
     store: Store,
+    hosts: Arc<Hosts>,
     config: Arc<Config>,
     quotas: Arc<Quotas>,
     docker: docker::OnHosts,
@@ -332,12 +333,24 @@ impl Containers {
     ) -> Self {
         Self {
             quotas,
-            docker: docker::OnHosts::new(store.clone(), hosts, images, config.clone()),
+            docker: docker::OnHosts::new(store.clone(), hosts.clone(), images, config.clone()),
+            hosts,
             cluster: cluster::OnCluster::new(store.clone(), cluster),
             files: TempFiles::new(config.upload_max_open_files),
             store,
             config,
         }
+    }
+
+    /// How many GPUs a new container of the caller's may ask for now: what one host has
+    /// free, within what is left of their quota.
+    pub(crate) async fn gpus_available(&self, caller: &Caller) -> Result<usize, Error> {
+        let free = self.hosts.most_free_gpus().await?;
+        let (quota, usage) = self.quotas.mine(caller).await?;
+        let left = quota
+            .gpus
+            .map_or(usize::MAX, |q| (q - usage.gpus).max(0) as usize);
+        Ok(free.min(left))
     }
 
     /// Whether containers may be lent on a Kubernetes cluster here.
