@@ -109,9 +109,11 @@ pub async fn build_with_agents(config: Config) -> Result<Application, StartError
     build_with_hosts(config, hosts).await
 }
 
-/// Builds the console around container hosts, each with the address its published
-/// ports are reached at unless the host names one.
-async fn build_with_hosts(
+/// Builds the console around the given container hosts, each with the address its
+/// published ports are reached at unless the host names one: what `build` and
+/// `build_with_agents` do with the local engine or the agents, and what the scale
+/// benchmarks do with in-memory hosts.
+pub async fn build_with_hosts(
     config: Config,
     backends: Vec<(Arc<dyn ContainerBackend>, String)>,
 ) -> Result<Application, StartError> {
