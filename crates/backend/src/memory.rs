@@ -21,6 +21,11 @@
 //!   `docker.io/library/busybox:latest`), by id (`sha256:<hex>`) or by a unique prefix of
 //!   the id's hex; `remove_image` untags, and refuses to remove the last reference of an
 //!   image a container or runner uses;
+//! - `create` gives the [`ContainerSpec::gpus`] from the host's inventory
+//!   ([`MemoryBackend::with_gpus`]): an id the host does not have (or one asked twice) is
+//!   [`BackendError::Policy`], a GPU that would be held by more containers than its
+//!   `share` is [`BackendError::Exhausted`] (stopped containers hold theirs, as on the
+//!   docker backend), and nothing is left behind; `remove` frees them;
 //! - the owner's network is made on demand (`create`, `build`, `put_runner`) and
 //!   `remove_network_if_unused` removes it when none of their containers or runner is left.
 //!
@@ -38,8 +43,8 @@
 
 use crate::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, HostInfo, ImageInfo, Limits, PortBinding, Progress, ProgressStream,
-    RegistryAuth, RunnerSpec, RunnerState,
+    ExecOutput, ExecRequest, Gpu, HostInfo, ImageInfo, Limits, PortBinding, Progress,
+    ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -114,6 +119,8 @@ struct Container {
     memory: i64,
     created_at: i64,
     logs: Vec<String>,
+    /// The ids of the GPUs it holds.
+    gpus: Vec<String>,
 }
 
 struct Image {
@@ -136,6 +143,7 @@ struct State {
     address: Option<String>,
     memory_total: i64,
     ports: (u16, u16),
+    gpus: Vec<Gpu>,
     max_limits: Option<Limits>,
     exec_output: Option<ExecOutput>,
     unavailable: Option<String>,
@@ -172,6 +180,7 @@ impl MemoryBackend {
                 address: None,
                 memory_total: DEFAULT_MEMORY_TOTAL,
                 ports: DEFAULT_PORT_RANGE,
+                gpus: Vec::new(),
                 max_limits: None,
                 exec_output: None,
                 unavailable: None,
@@ -251,6 +260,12 @@ impl MemoryBackend {
     pub fn with_port_range(mut self, lo: u16, hi: u16) -> Self {
         assert!(lo <= hi, "empty port range {lo}-{hi}");
         self.state_mut().ports = (lo, hi);
+        self
+    }
+
+    /// The host's GPU inventory (`HostInfo::gpus`), which `create` gives from.
+    pub fn with_gpus(mut self, gpus: Vec<Gpu>) -> Self {
+        self.state_mut().gpus = gpus;
         self
     }
 
@@ -534,6 +549,40 @@ impl State {
         Ok(())
     }
 
+    /// Checks that the spec's GPUs are the host's and that each has room for one more
+    /// container, as the docker backend does.
+    fn check_gpus(&self, spec: &ContainerSpec) -> Result<(), BackendError> {
+        // First whether they are the host's (policy), then whether they have room.
+        let mut wanted: Vec<&Gpu> = Vec::with_capacity(spec.gpus.len());
+        for id in &spec.gpus {
+            if wanted.iter().any(|g| &g.id == id) {
+                return Err(BackendError::Policy(format!("GPU {id} is asked for twice")));
+            }
+            let gpu = self
+                .gpus
+                .iter()
+                .find(|g| &g.id == id)
+                .ok_or_else(|| BackendError::Policy(format!("this host has no GPU {id:?}")))?;
+            wanted.push(gpu);
+        }
+        for gpu in wanted {
+            let holders = self
+                .containers
+                .values()
+                .filter(|c| c.gpus.contains(&gpu.id))
+                .count();
+            if holders >= gpu.share as usize {
+                return Err(BackendError::Exhausted(format!(
+                    "GPU {} is in use by {holders} container{} (it may be shared by {})",
+                    gpu.id,
+                    if holders == 1 { "" } else { "s" },
+                    gpu.share
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn container_state(&self, key: &ContainerKey) -> Result<ContainerState, BackendError> {
         let c = self
             .containers
@@ -562,7 +611,7 @@ fn state_of(key: &ContainerKey, c: &Container) -> ContainerState {
         ports: c.ports.clone(),
         env: c.env.clone(),
         created_at: c.created_at,
-        gpus: Vec::new(),
+        gpus: c.gpus.clone(),
     }
 }
 
@@ -647,7 +696,7 @@ impl ContainerBackend for MemoryBackend {
             memory_total: s.memory_total,
             memory_committed: running.clone().map(|c| c.memory).sum(),
             containers_running: running.count() as u64,
-            gpus: Vec::new(),
+            gpus: s.gpus.clone(),
         })
     }
 
@@ -675,6 +724,7 @@ impl ContainerBackend for MemoryBackend {
                 key.full_name()
             )));
         }
+        s.check_gpus(spec)?;
         let image_id = match s.resolve(spec.image.as_str()) {
             Some(i) => s.images[i].info.id.clone(),
             None => return Err(BackendError::NoSuchImage(spec.image.to_string())),
@@ -700,6 +750,7 @@ impl ContainerBackend for MemoryBackend {
             memory: spec.limits.memory_bytes,
             created_at: now(),
             logs: Vec::new(),
+            gpus: spec.gpus.clone(),
         };
         let state = state_of(&key, &c);
         s.containers.insert(key, c);
@@ -1147,6 +1198,85 @@ mod tests {
         again.sort_unstable();
         assert!(again.iter().all(|p| !c.ports.iter().any(|q| q.host == *p)));
         assert_eq!(b.count(Op::Create), 4);
+    }
+
+    fn gpu(id: &str, share: u32) -> Gpu {
+        Gpu {
+            id: id.into(),
+            name: format!("GPU {id}"),
+            memory_bytes: Some(16 << 30),
+            kind: crate::GpuKind::Nvidia,
+            share,
+        }
+    }
+
+    fn with_gpus(owner: &str, short: &str, gpus: &[&str]) -> ContainerSpec {
+        let mut s = spec(owner, short, "busybox", &[80]);
+        s.gpus = gpus.iter().map(ToString::to_string).collect();
+        s
+    }
+
+    #[test]
+    fn gpus_are_given_within_their_share_and_freed_by_remove() {
+        let b = host().with_gpus(vec![gpu("GPU-a", 1), gpu("GPU-b", 2)]);
+        let info = block_on(b.info()).unwrap();
+        assert_eq!(info.gpus, vec![gpu("GPU-a", 1), gpu("GPU-b", 2)]);
+
+        let a = block_on(b.create(&with_gpus("alice", "x", &["GPU-a", "GPU-b"]))).unwrap();
+        assert_eq!(a.gpus, ["GPU-a", "GPU-b"]);
+        // Stopped, it still holds them.
+        block_on(b.stop(&key("alice", "x"))).unwrap();
+        let err = block_on(b.create(&with_gpus("bob", "y", &["GPU-b", "GPU-a"]))).unwrap_err();
+        assert_eq!(
+            err,
+            BackendError::Exhausted(
+                "GPU GPU-a is in use by 1 container (it may be shared by 1)".into()
+            )
+        );
+        // Nothing left behind: no container, no port, no network, no share taken.
+        assert!(matches!(
+            block_on(b.inspect(&key("bob", "y"))),
+            Err(BackendError::NoSuchContainer)
+        ));
+        assert_eq!(b.used_ports().len(), 1);
+        assert!(!b.networks().contains(&user("bob")));
+        let y = block_on(b.create(&with_gpus("bob", "y", &["GPU-b"]))).unwrap();
+        assert_eq!(y.gpus, ["GPU-b"]);
+        let err = block_on(b.create(&with_gpus("carol", "z", &["GPU-b"]))).unwrap_err();
+        assert!(
+            matches!(err, BackendError::Exhausted(m) if m.starts_with("GPU GPU-b is in use by 2 containers"))
+        );
+
+        for bad in [&["GPU-c"][..], &["GPU-b", "GPU-b"][..]] {
+            let err = block_on(b.create(&with_gpus("carol", "z", bad))).unwrap_err();
+            assert!(matches!(err, BackendError::Policy(_)), "{bad:?}: {err:?}");
+        }
+        assert!(matches!(
+            block_on(b.inspect(&key("carol", "z"))),
+            Err(BackendError::NoSuchContainer)
+        ));
+
+        let listed = block_on(b.list()).unwrap();
+        let gpus_of = |short: &str| {
+            listed
+                .iter()
+                .find(|c| c.short_name == short)
+                .unwrap()
+                .gpus
+                .clone()
+        };
+        assert_eq!(gpus_of("x"), ["GPU-a", "GPU-b"]);
+        assert_eq!(
+            block_on(b.inspect(&key("bob", "y"))).unwrap().gpus,
+            ["GPU-b"]
+        );
+
+        block_on(b.remove(&key("alice", "x"))).unwrap();
+        let z = block_on(b.create(&with_gpus("carol", "z", &["GPU-a", "GPU-b"]))).unwrap();
+        assert_eq!(z.gpus, ["GPU-a", "GPU-b"]);
+        // Without GPUs, a container holds none.
+        let plain = block_on(b.create(&spec("dave", "w", "busybox", &[]))).unwrap();
+        assert!(plain.gpus.is_empty());
     }
 
     #[test]

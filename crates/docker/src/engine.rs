@@ -2,6 +2,7 @@
 
 use crate::build::{post_build, BuildCgroup};
 use crate::egress::EgressError;
+use crate::gpus::{self, Discovery, GpuDiscovery, GpuPool, Taken};
 use crate::labels;
 use crate::ports::PortPool;
 use crate::pull_error::PullFailure;
@@ -17,8 +18,9 @@ use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::image::{CreateImageOptions, ListImagesOptions, RemoveImageOptions};
 use bollard::models::{
-    BuildInfo, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig,
-    Ipam, IpamConfig, Mount, MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+    BuildInfo, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping, DeviceRequest,
+    HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount, MountTypeEnum, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
 use bollard::system::EventsOptions;
@@ -32,8 +34,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, HostInfo, ImageInfo, PortBinding, Progress, ProgressStream,
-    RegistryAuth, RunnerSpec, RunnerState,
+    ExecOutput, ExecRequest, Gpu, GpuKind, HostInfo, ImageInfo, PortBinding, Progress,
+    ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
 };
 use wm_domain::{ContainerKey, ContainerStatus, GuestPort, ImageRef, UserName};
 
@@ -61,6 +63,10 @@ pub struct DockerEngine {
     /// owners' networks never pick the same one.
     subnet_lock: Mutex<()>,
     ports: PortPool,
+    /// Which containers hold which GPUs, kept as the port pool is.
+    gpu_pool: GpuPool,
+    /// `nvidia-smi`'s last answer.
+    discovery: Discovery,
     /// Builds running per owner: their network stays while one runs.
     builds: Arc<std::sync::Mutex<HashMap<String, usize>>>,
 }
@@ -71,6 +77,8 @@ impl DockerEngine {
         let timeout = Duration::from_secs(settings.call_timeout_secs);
         Self {
             ports: PortPool::new(settings.port_range()),
+            gpu_pool: GpuPool::default(),
+            discovery: Discovery::default(),
             settings,
             client: RwLock::new(None),
             timeout,
@@ -82,6 +90,93 @@ impl DockerEngine {
 
     pub fn settings(&self) -> &DockerSettings {
         &self.settings
+    }
+
+    /// The host's GPUs: those `nvidia-smi` finds (unless discovery is off), with the
+    /// declared ones over them.
+    pub async fn gpus(&self) -> Vec<Gpu> {
+        let found = match self.settings.gpu_discovery {
+            GpuDiscovery::Auto => self.discovery.nvidia().await,
+            GpuDiscovery::Off => Vec::new(),
+        };
+        gpus::inventory(found, &self.settings.gpus)
+    }
+
+    /// The inventory's GPUs the spec asks for.
+    ///
+    /// # Errors
+    /// [`BackendError::Policy`] for an id the host does not have, or one asked twice.
+    async fn gpus_of(&self, spec: &ContainerSpec) -> Result<Vec<Gpu>, BackendError> {
+        if spec.gpus.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inventory = self.gpus().await;
+        let mut out: Vec<Gpu> = Vec::with_capacity(spec.gpus.len());
+        for id in &spec.gpus {
+            if out.iter().any(|g| &g.id == id) {
+                return Err(BackendError::Policy(format!("GPU {id} is asked for twice")));
+            }
+            let gpu = inventory.iter().find(|g| &g.id == id).ok_or_else(|| {
+                let known: Vec<&str> = inventory.iter().map(|g| g.id.as_str()).collect();
+                BackendError::Policy(format!(
+                    "this host has no GPU {id:?} (its GPUs: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })?;
+            out.push(gpu.clone());
+        }
+        Ok(out)
+    }
+
+    /// The engine's configuration of the container `spec` describes, with these host
+    /// ports: the hardened host configuration, its GPUs, its labels. What [`create`]
+    /// sends; public so that tests can check it against the engine without starting it.
+    ///
+    /// [`create`]: ContainerBackend::create
+    ///
+    /// # Errors
+    /// As for `create`: [`BackendError::Policy`] for GPUs the host does not have.
+    pub async fn container_config(
+        &self,
+        spec: &ContainerSpec,
+        ports: &[PortBinding],
+    ) -> Result<Config<String>, BackendError> {
+        let gpus = self.gpus_of(spec).await?;
+        Ok(self.config_for(spec, ports, &gpus))
+    }
+
+    fn config_for(
+        &self,
+        spec: &ContainerSpec,
+        ports: &[PortBinding],
+        gpus: &[Gpu],
+    ) -> Config<String> {
+        let mut labels = self.our_labels(&spec.owner);
+        labels.insert(labels::NAME.into(), spec.short_name.as_str().into());
+        labels.insert(labels::PORTS.into(), ports_label(ports));
+        labels.insert(labels::MEMORY.into(), spec.limits.memory_bytes.to_string());
+        if !gpus.is_empty() {
+            let ids: Vec<String> = gpus.iter().map(|g| g.id.clone()).collect();
+            labels.insert(labels::GPUS.into(), gpus::label(&ids));
+        }
+        Config {
+            image: Some(spec.image.to_string()),
+            hostname: Some(spec.short_name.as_str().to_string()),
+            env: Some(spec.env.iter().map(ToString::to_string).collect()),
+            labels: Some(labels),
+            exposed_ports: Some(
+                ports
+                    .iter()
+                    .map(|p| (port_key(p.guest), HashMap::new()))
+                    .collect(),
+            ),
+            host_config: Some(self.host_config(spec, ports, gpus)),
+            ..Default::default()
+        }
     }
 
     /// The client, connected and with its API version negotiated (Docker 20.10 speaks
@@ -350,7 +445,7 @@ impl DockerEngine {
     }
 
     /// The hardened host configuration: the whole security policy is here.
-    fn host_config(&self, spec: &ContainerSpec, ports: &[PortBinding]) -> HostConfig {
+    fn host_config(&self, spec: &ContainerSpec, ports: &[PortBinding], gpus: &[Gpu]) -> HostConfig {
         let s = &self.settings;
         let port_bindings = ports
             .iter()
@@ -375,6 +470,40 @@ impl DockerEngine {
                 ..Default::default()
             })
             .collect();
+        // Device nodes read and written, never made (`m`): the container has no MKNOD.
+        let devices = gpus
+            .iter()
+            .filter_map(|g| match &g.kind {
+                GpuKind::Devices { paths } => Some(paths),
+                GpuKind::Nvidia => None,
+            })
+            .flatten()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|path| DeviceMapping {
+                path_on_host: Some(path.clone()),
+                path_in_container: Some(gpus::container_path(path)),
+                cgroup_permissions: Some("rw".into()),
+            })
+            .collect();
+        // NVIDIA GPUs by UUID, never by `count` (which gives every container the first
+        // GPUs, whatever the others hold).
+        let nvidia: Vec<String> = gpus
+            .iter()
+            .filter(|g| g.kind == GpuKind::Nvidia)
+            .map(|g| g.id.clone())
+            .collect();
+        let device_requests = if nvidia.is_empty() {
+            Vec::new()
+        } else {
+            vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: None,
+                device_ids: Some(nvidia),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                options: None,
+            }]
+        };
         HostConfig {
             privileged: Some(false),
             cap_drop: Some(vec!["ALL".into()]),
@@ -391,7 +520,8 @@ impl DockerEngine {
             port_bindings: Some(port_bindings),
             mounts: Some(mounts),
             binds: Some(Vec::new()),
-            devices: Some(Vec::new()),
+            devices: Some(devices),
+            device_requests: Some(device_requests),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
@@ -457,6 +587,7 @@ impl DockerEngine {
     async fn scan(&self) -> Result<Vec<(ContainerState, i64)>, BackendError> {
         let docker = self.docker().await?;
         let began = self.ports.begin_scan();
+        let gpus_began = self.gpu_pool.begin_scan();
         let found = self
             .labelled(
                 &docker,
@@ -512,7 +643,10 @@ impl DockerEngine {
                     ports,
                     env: Vec::new(),
                     created_at: c.created.unwrap_or_default(),
-                    gpus: Vec::new(),
+                    gpus: labels
+                        .get(labels::GPUS)
+                        .map(|l| gpus::from_label(l))
+                        .unwrap_or_default(),
                 };
                 (state, memory)
             })
@@ -522,6 +656,10 @@ impl DockerEngine {
             ours.iter()
                 .flat_map(|(c, _)| c.ports.iter().map(|p| (p.host, c.name.clone()))),
         );
+        self.gpu_pool.rebuild(
+            gpus_began,
+            ours.iter().map(|(c, _)| (c.name.clone(), c.gpus.clone())),
+        );
         Ok(ours)
     }
 
@@ -530,29 +668,13 @@ impl DockerEngine {
         &self,
         spec: &ContainerSpec,
         ports: &[PortBinding],
+        gpus: &[Gpu],
     ) -> Result<ContainerState, Attempt> {
         let docker = self.docker().await?;
         let lock = self.network_lock(&spec.owner);
         let network_guard = lock.lock().await;
         self.ensure_network(&docker, &spec.owner).await?;
-        let mut labels = self.our_labels(&spec.owner);
-        labels.insert(labels::NAME.into(), spec.short_name.as_str().into());
-        labels.insert(labels::PORTS.into(), ports_label(ports));
-        labels.insert(labels::MEMORY.into(), spec.limits.memory_bytes.to_string());
-        let config = Config {
-            image: Some(spec.image.to_string()),
-            hostname: Some(spec.short_name.as_str().to_string()),
-            env: Some(spec.env.iter().map(ToString::to_string).collect()),
-            labels: Some(labels),
-            exposed_ports: Some(
-                ports
-                    .iter()
-                    .map(|p| (port_key(p.guest), HashMap::new()))
-                    .collect(),
-            ),
-            host_config: Some(self.host_config(spec, ports)),
-            ..Default::default()
-        };
+        let config = self.config_for(spec, ports, gpus);
         let engine_name = self.container_name(&spec.key());
         let options = CreateContainerOptions {
             name: engine_name.clone(),
@@ -582,6 +704,56 @@ impl DockerEngine {
             });
         }
         Ok(self.inspect(&spec.key()).await?)
+    }
+
+    /// Creates and starts the container, with other host ports when the first ones turn
+    /// out to be held by another program.
+    async fn create_on_ports(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        gpus: &[Gpu],
+    ) -> Result<ContainerState, BackendError> {
+        for _ in 0..PORT_ATTEMPTS {
+            let hosts = self
+                .ports
+                .lend(name, spec.ports.len())
+                .map_err(BackendError::Exhausted)?;
+            let bindings: Vec<PortBinding> = spec
+                .ports
+                .iter()
+                .zip(hosts)
+                .map(|(&guest, host)| PortBinding { guest, host })
+                .collect();
+            let held = self.ports_held_locally(&bindings).await;
+            let outcome = if held.is_empty() {
+                self.create_with(spec, &bindings, gpus).await
+            } else {
+                Err(Attempt::PortsHeld(held))
+            };
+            match outcome {
+                Ok(st) => {
+                    self.ports.settle(name);
+                    return Ok(st);
+                }
+                Err(Attempt::PortsHeld(held)) => {
+                    tracing::info!(
+                        container = name,
+                        ?held,
+                        "host ports held by another program; trying others"
+                    );
+                    self.ports.release(name);
+                    self.ports.mark_busy(&held);
+                }
+                Err(Attempt::Failed(e)) => {
+                    self.ports.release(name);
+                    return Err(e);
+                }
+            }
+        }
+        Err(BackendError::Unavailable(
+            "could not find free host ports; try again".into(),
+        ))
     }
 
     /// Removes the container from the engine; one already gone is not an error.
@@ -655,7 +827,10 @@ impl DockerEngine {
             ports,
             env: config.env.unwrap_or_default(),
             created_at,
-            gpus: Vec::new(),
+            gpus: labels
+                .get(labels::GPUS)
+                .map(|l| gpus::from_label(l))
+                .unwrap_or_default(),
         })
     }
 }
@@ -853,7 +1028,7 @@ impl ContainerBackend for DockerEngine {
             memory_total: system.mem_total.unwrap_or_default(),
             memory_committed: running.iter().map(|(_, m)| m).sum(),
             containers_running: running.len() as u64,
-            gpus: Vec::new(),
+            gpus: self.gpus().await,
         })
     }
 
@@ -882,52 +1057,27 @@ impl ContainerBackend for DockerEngine {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
         self.check_policy(spec)?;
-        if !self.ports.seeded() {
-            // Learn which ports the engine's containers hold before lending any.
+        let gpus = self.gpus_of(spec).await?;
+        if !self.ports.seeded() || !gpus.is_empty() {
+            // Learn which ports (and GPUs) the engine's containers hold before lending any.
             self.list().await?;
         }
         let engine_name = self.container_name(&spec.key());
         let name = engine_name.as_str();
-        for _ in 0..PORT_ATTEMPTS {
-            let hosts = self
-                .ports
-                .lend(name, spec.ports.len())
-                .map_err(BackendError::Exhausted)?;
-            let bindings: Vec<PortBinding> = spec
-                .ports
-                .iter()
-                .zip(hosts)
-                .map(|(&guest, host)| PortBinding { guest, host })
-                .collect();
-            let held = self.ports_held_locally(&bindings).await;
-            let outcome = if held.is_empty() {
-                self.create_with(spec, &bindings).await
-            } else {
-                Err(Attempt::PortsHeld(held))
-            };
-            match outcome {
-                Ok(st) => {
-                    self.ports.settle(name);
-                    return Ok(st);
-                }
-                Err(Attempt::PortsHeld(held)) => {
-                    tracing::info!(
-                        container = name,
-                        ?held,
-                        "host ports held by another program; trying others"
-                    );
-                    self.ports.release(name);
-                    self.ports.mark_busy(&held);
-                }
-                Err(Attempt::Failed(e)) => {
-                    self.ports.release(name);
-                    return Err(e);
-                }
+        if !gpus.is_empty() {
+            let wanted: Vec<&Gpu> = gpus.iter().collect();
+            match self.gpu_pool.take(name, &wanted) {
+                Ok(()) => {}
+                Err(Taken::Full(m)) => return Err(BackendError::Exhausted(m)),
+                Err(Taken::Name) => return Err(BackendError::NameTaken(engine_name.clone())),
             }
         }
-        Err(BackendError::Unavailable(
-            "could not find free host ports; try again".into(),
-        ))
+        let created = self.create_on_ports(spec, name, &gpus).await;
+        match &created {
+            Ok(_) => self.gpu_pool.settle(name),
+            Err(_) => self.gpu_pool.release(name),
+        }
+        created
     }
 
     async fn start(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
@@ -968,6 +1118,7 @@ impl ContainerBackend for DockerEngine {
         self.remove_container(&found.id).await?;
         // The pool knows it by the engine's name for it, whichever version made it.
         self.ports.release(&found.name);
+        self.gpu_pool.release(&found.name);
         Ok(())
     }
 

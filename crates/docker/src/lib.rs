@@ -8,12 +8,14 @@
 mod build;
 pub mod egress;
 mod engine;
+pub mod gpus;
 mod ports;
 pub mod pull_error;
 mod settings;
 mod subnets;
 
 pub use engine::DockerEngine;
+pub use gpus::{GpuDecl, GpuDiscovery};
 pub use settings::{DockerSettings, MountRule, PortRange, CAPABILITY_CEILING};
 
 use wm_domain::{ContainerKey, UserName};
@@ -60,6 +62,9 @@ pub mod labels {
     pub const PORTS: &str = "wm.ports";
     /// The container's memory limit in bytes, for the host's committed-memory figure.
     pub const MEMORY: &str = "wm.memory";
+    /// The ids of the GPUs a container was given, separated by commas: the host's GPU
+    /// pool is rebuilt from this.
+    pub const GPUS: &str = "wm.gpus";
 }
 
 #[cfg(test)]

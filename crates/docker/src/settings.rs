@@ -1,6 +1,7 @@
 //! The docker backend's own policy: where the engine is, which capabilities and mounts
 //! containers may have, and the ceilings on their limits.
 
+use crate::gpus::{GpuDecl, GpuDiscovery};
 use serde::Deserialize;
 use std::fmt;
 use wm_backend::Limits;
@@ -110,6 +111,19 @@ pub struct DockerSettings {
     /// [`crate::egress`].
     #[serde(deserialize_with = "words")]
     pub egress_allowed: Vec<String>,
+    /// GPUs declared by hand (`[[docker.gpus]]`, or `WM_GPUS` in the compact form of
+    /// [`crate::gpus::parse_compact`]): device-node GPUs (AMD, Intel), NVIDIA GPUs named by
+    /// UUID without `nvidia-smi`, or the share and name of a GPU `nvidia-smi` finds.
+    #[serde(deserialize_with = "crate::gpus::decls")]
+    pub gpus: Vec<GpuDecl>,
+    /// Whether NVIDIA GPUs are found with `nvidia-smi` (`WM_GPU_DISCOVERY`: `auto`, the
+    /// default, or `off`).
+    pub gpu_discovery: GpuDiscovery,
+    /// The only directories a declared GPU's device nodes may be in (`WM_GPU_DEVICE_DIRS`,
+    /// space-separated; default `/dev`), so a wrong setting cannot give containers other
+    /// host files. Tests add a temporary directory of stand-in nodes.
+    #[serde(deserialize_with = "words")]
+    pub gpu_device_dirs: Vec<String>,
 }
 
 impl Default for DockerSettings {
@@ -147,6 +161,9 @@ impl Default for DockerSettings {
             labels: Default::default(),
             build_cgroup_parent: "wm-builds".into(),
             egress_allowed: Vec::new(),
+            gpus: Vec::new(),
+            gpu_discovery: GpuDiscovery::Auto,
+            gpu_device_dirs: vec!["/dev".into()],
         }
     }
 }
@@ -280,6 +297,14 @@ impl DockerSettings {
         if self.call_timeout_secs == 0 {
             return Err("the docker call timeout must be at least one second".into());
         }
+        // The device nodes are on the engine's machine: they can be looked at only when
+        // that is this one.
+        crate::gpus::validate(
+            &self.gpus,
+            &self.gpu_device_dirs,
+            self.host.starts_with("unix://"),
+        )
+        .map_err(|e| format!("gpus: {e}"))?;
         Ok(())
     }
 }
@@ -427,5 +452,49 @@ mod tests {
         assert!(with(&|s| s.instance = "Bad_Name".into()).is_err());
         assert!(with(&|s| s.egress_allowed = vec!["host:99999".into()]).is_err());
         assert!(with(&|s| s.egress_allowed = vec!["127.0.0.1:5000".into()]).is_ok());
+        assert!(with(&|s| s.gpus = crate::gpus::parse_compact("g=/etc/passwd").unwrap()).is_err());
+        assert!(
+            with(&|s| s.gpus = crate::gpus::parse_compact("g=/dev/null:share=2").unwrap()).is_ok()
+        );
+        assert!(with(&|s| s.gpu_device_dirs = vec!["/".into()]).is_err());
+    }
+
+    #[test]
+    fn gpus_from_the_file_and_from_the_variable() {
+        #[derive(Deserialize)]
+        struct File {
+            docker: DockerSettings,
+        }
+        let f: File = toml::from_str(
+            r#"
+            [docker]
+            gpu_discovery = "off"
+            [[docker.gpus]]
+            id = "card0"
+            name = "AMD Radeon Pro W6800"
+            devices = ["/dev/null", "/dev/zero"]
+            share = 2
+            [[docker.gpus]]
+            id = "GPU-0d4b2f7e"
+            nvidia = true
+            "#,
+        )
+        .unwrap();
+        let s = f.docker;
+        assert_eq!(s.gpu_discovery, GpuDiscovery::Off);
+        assert_eq!(s.gpus.len(), 2);
+        assert_eq!(s.gpus[0].share, 2);
+        assert_eq!(s.gpus[0].devices, ["/dev/null", "/dev/zero"]);
+        assert!(s.gpus[1].nvidia);
+        assert_eq!(s.gpus[1].share, 1);
+        s.validate().unwrap();
+        let f: File = toml::from_str(
+            "[docker]\ngpus = \"card0=/dev/null+/dev/zero:share=2 GPU-0d4b2f7e\"\ngpu_device_dirs = \"/dev /srv/nodes\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.docker.gpus[0].devices, ["/dev/null", "/dev/zero"]);
+        assert_eq!(f.docker.gpu_device_dirs, ["/dev", "/srv/nodes"]);
+        assert!(toml::from_str::<File>("[docker]\ngpus = \"a:share=x\"\n").is_err());
+        assert!(toml::from_str::<File>("[docker]\ngpu_discovery = \"maybe\"\n").is_err());
     }
 }
