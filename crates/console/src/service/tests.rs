@@ -513,3 +513,106 @@ async fn uploads_reach_the_container_as_one_archive_of_regular_files() {
     ));
     assert_eq!(w.backends[0].uploads_to(&c.key()).len(), 1);
 }
+
+fn gpu(id: &str, share: u32) -> wm_backend::Gpu {
+    wm_backend::Gpu {
+        id: id.into(),
+        name: "test GPU".into(),
+        memory_bytes: None,
+        kind: wm_backend::GpuKind::Nvidia,
+        share,
+    }
+}
+
+async fn create_with_gpus(
+    w: &World,
+    caller: &Caller,
+    name: &str,
+    gpus: u32,
+) -> Result<super::containers::Container, Error> {
+    let req: CreateContainer =
+        serde_json::from_value(json!({"name": name, "image": "busybox", "gpus": gpus})).unwrap();
+    w.containers.create(caller, req).await
+}
+
+#[tokio::test]
+async fn a_burst_for_gpus_gets_each_exclusive_gpu_once() {
+    let w = World::new(vec![
+        MemoryBackend::new("h1")
+            .with_tag("busybox:latest")
+            .with_gpus(vec![gpu("h1-a", 1)]),
+        MemoryBackend::new("h2")
+            .with_tag("busybox:latest")
+            .with_gpus(vec![gpu("h2-a", 1), gpu("h2-b", 2)]),
+    ])
+    .await;
+    w.hosts.check_all().await;
+    let mut people = Vec::new();
+    for i in 0..6 {
+        people.push(w.person(&format!("p{i}"), Role::Student).await);
+    }
+    // 4 places in all: h1-a, h2-a, and h2-b twice.
+    let creates = people.iter().map(|p| create_with_gpus(&w, p, "train", 1));
+    let answers = futures::future::join_all(creates).await;
+    let made: Vec<_> = answers.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(made.len(), 4, "{answers:?}");
+    for r in &answers {
+        if let Err(e) = r {
+            assert!(
+                matches!(e, Error::Unavailable(m) if m.contains("1 free GPU")),
+                "{e}"
+            );
+        }
+    }
+    let mut given: Vec<String> = made.iter().flat_map(|c| c.gpus.clone()).collect();
+    given.sort();
+    assert_eq!(given, ["h1-a", "h2-a", "h2-b", "h2-b"]);
+    // The hosts were given what the console chose.
+    for b in &w.backends {
+        for c in b.list().await.unwrap() {
+            let record = made.iter().find(|m| m.owner == c.owner).unwrap();
+            assert_eq!(c.gpus, record.gpus);
+        }
+    }
+    // Two GPUs in one container are two different ones.
+    let more = w.person("q", Role::Student).await;
+    let holder = made.iter().find(|c| c.gpus == ["h1-a"]).unwrap();
+    let owner = people
+        .iter()
+        .find(|p| p.name.as_str() == holder.owner)
+        .unwrap();
+    let c = w.containers.load(owner, &holder.name, None).await.unwrap();
+    w.containers.delete(c).await.unwrap();
+    assert!(
+        create_with_gpus(&w, &more, "two", 2).await.is_err(),
+        "no host has two free"
+    );
+    let one = create_with_gpus(&w, &more, "one", 1).await.unwrap();
+    assert_eq!(one.gpus, ["h1-a"], "freed with its container");
+}
+
+#[tokio::test]
+async fn placement_never_commits_a_hosts_memory_beyond_it() {
+    let w = World::new(vec![MemoryBackend::new("h1")
+        .with_tag("busybox:latest")
+        .with_memory_total(3 << 30)])
+    .await;
+    w.hosts.check_all().await;
+    let alice = w.person("alice", Role::Student).await;
+    // The default is 1 GiB a container: three fit, the fourth does not, in any order.
+    let creates = (0..5).map(|i| {
+        let (w, alice) = (&w, &alice);
+        async move { w.create(alice, &format!("m{i}"), "busybox").await }
+    });
+    let answers = futures::future::join_all(creates).await;
+    assert_eq!(
+        answers.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{answers:?}"
+    );
+    assert!(answers
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| matches!(e, Error::Unavailable(m) if m.contains("memory"))));
+    assert_eq!(w.backends[0].count(Op::Create), 3);
+}
