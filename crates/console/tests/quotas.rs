@@ -87,6 +87,20 @@ async fn twenty_creates_at_once_get_exactly_the_quota() {
     assert_eq!(me["usage"]["running"], 3);
     assert_eq!(me["usage"]["ports"], 3);
     assert_eq!(me["quota"]["containers"], 3);
+    // Counted in the metrics by kind.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wm_quota_refusals_total{kind=\"containers\"} 17"),
+        "{metrics}"
+    );
     // An administrator sees the same.
     let (_, all) = app.get("/api/v1/admin/quotas", &app.admin).await;
     let row = all
