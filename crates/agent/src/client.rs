@@ -482,4 +482,98 @@ mod tests {
             assert!(AgentEndpoint::parse_list(bad).is_err(), "{bad}");
         }
     }
+
+    /// The GPU fields cross the wire: a real agent (over loopback) in front of an
+    /// in-memory host with two GPUs, and this client.
+    #[tokio::test]
+    async fn gpus_cross_the_wire() {
+        use std::sync::Arc;
+        use wm_backend::memory::MemoryBackend;
+        use wm_backend::{ContainerSpec, Gpu, GpuKind, Limits};
+        use wm_domain::{ContainerName, ImageRef, ShortName};
+
+        let gpus = vec![
+            Gpu {
+                id: "GPU-0d4b2f7e-5c1a-8f3e-91b2-3c4d5e6f7a8b".into(),
+                name: "NVIDIA A100-SXM4-40GB".into(),
+                memory_bytes: Some(40960 << 20),
+                kind: GpuKind::Nvidia,
+                share: 1,
+            },
+            Gpu {
+                id: "card0".into(),
+                name: "AMD Radeon Pro W6800".into(),
+                memory_bytes: None,
+                kind: GpuKind::Devices {
+                    paths: vec!["/dev/dri/renderD128".into(), "/dev/kfd".into()],
+                },
+                share: 2,
+            },
+        ];
+        let host = Arc::new(
+            MemoryBackend::new("blade1")
+                .with_tag("busybox")
+                .with_gpus(gpus.clone()),
+        );
+        let token = "agent-token-for-the-tests-0123456789";
+        let router = crate::server::router(
+            host,
+            crate::server::AgentToken::new(token),
+            crate::server::BodyLimits {
+                upload: 1 << 20,
+                build_context: 1 << 20,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::serve(listener, router, None, async {
+            let _ = stopped.await;
+        }));
+        let endpoint = AgentEndpoint::parse_list(&format!("blade1=http://127.0.0.1:{port}"))
+            .unwrap()
+            .remove(0);
+        let client = RemoteBackend::new(&endpoint, token, None, Duration::from_secs(10)).unwrap();
+
+        assert_eq!(client.info().await.unwrap().gpus, gpus);
+
+        let owner = UserName::parse("alice").unwrap();
+        let spec = |short: &str, gpus: &[&str]| {
+            let short_name = ShortName::parse(short).unwrap();
+            ContainerSpec {
+                name: ContainerName::new(&owner, &short_name).unwrap(),
+                owner: owner.clone(),
+                short_name,
+                image: ImageRef::parse("busybox").unwrap(),
+                env: Vec::new(),
+                ports: Vec::new(),
+                limits: Limits {
+                    memory_bytes: 64 << 20,
+                    nano_cpus: 500_000_000,
+                    pids: 64,
+                },
+                gpus: gpus.iter().map(ToString::to_string).collect(),
+            }
+        };
+        let a100 = gpus[0].id.as_str();
+        let made = client
+            .create(&spec("train", &[a100, "card0"]))
+            .await
+            .unwrap();
+        assert_eq!(made.gpus, [a100, "card0"]);
+        let listed = client.list().await.unwrap();
+        assert_eq!(listed[0].gpus, [a100, "card0"]);
+        // The refusals arrive as the host's own errors.
+        match client.create(&spec("again", &[a100])).await {
+            Err(BackendError::Exhausted(m)) => assert!(m.contains("in use by 1 container"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            client.create(&spec("other", &["card9"])).await,
+            Err(BackendError::Policy(_))
+        ));
+
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
 }

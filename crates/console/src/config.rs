@@ -576,6 +576,13 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_HOST_ID", &["docker", "host_name"], Kind::Str),
     ("WM_HOST_ADDRESS", &["docker", "address"], Kind::Str),
     ("WM_HOST_LABELS", &["docker", "host_labels"], Kind::Str),
+    ("WM_GPUS", &["docker", "gpus"], Kind::Str),
+    ("WM_GPU_DISCOVERY", &["docker", "gpu_discovery"], Kind::Str),
+    (
+        "WM_GPU_DEVICE_DIRS",
+        &["docker", "gpu_device_dirs"],
+        Kind::Str,
+    ),
     (
         "WM_EGRESS_ALLOWED",
         &["docker", "egress_allowed"],

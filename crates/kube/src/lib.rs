@@ -37,7 +37,7 @@ use std::time::Duration;
 use wm_domain::{ContainerKey, Role, UserName};
 
 pub use manifests::{render_manifests, KubeContainerSpec};
-pub use settings::{KubeSettings, Resources, ResourcesByRole, RoleResources};
+pub use settings::{KubeSettings, Resources, ResourcesByRole, RoleResources, MAX_GPUS};
 pub use wm_backend::BackendError;
 
 use manifests::{

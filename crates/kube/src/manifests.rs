@@ -22,6 +22,8 @@ pub const VOLUME_NAME: &str = "data";
 pub const VOLUME_PATH: &str = "/data";
 /// Name of the only container in each pod.
 pub const CONTAINER: &str = "main";
+/// The extended resource of NVIDIA's device plugin.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
 /// One container for the Kubernetes backend.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +43,10 @@ pub struct KubeContainerSpec {
     pub creation_id: String,
     /// Decides the container's resources.
     pub role: Role,
+    /// NVIDIA GPUs (`nvidia.com/gpu`) the container requests, at most its role's
+    /// `max_gpus`; 0: none.
+    #[serde(default)]
+    pub gpus: u32,
 }
 
 /// The user's namespace, which is their account name: refused unless it is a DNS label
@@ -118,6 +124,10 @@ pub fn user_objects(
         // Users reach their services through the Ingress only.
         "services.loadbalancers": "0", "services.nodeports": "0",
     });
+    // Extended resources are limited by their requests only (which pods must set equal
+    // to their limits). Always set, so 0 forbids GPUs in the namespace. Never in the
+    // LimitRange: a `max` there would become every container's default limit.
+    hard[format!("requests.{GPU_RESOURCE}")] = res.max_gpus.to_string().into();
     let mut objects = vec![
         json!({
             "apiVersion": "v1", "kind": "Namespace",
@@ -220,6 +230,15 @@ pub fn check_spec(settings: &KubeSettings, spec: &KubeContainerSpec) -> Result<(
             "the creation id must have 1 to 253 characters".into(),
         ));
     }
+    let max_gpus = settings.resources.of(spec.role).max_gpus;
+    if spec.gpus > max_gpus {
+        return Err(BackendError::Policy(format!(
+            "a {} may have at most {max_gpus} GPU{} on the cluster; {} asked for",
+            spec.role.as_str(),
+            if max_gpus == 1 { "" } else { "s" },
+            spec.gpus
+        )));
+    }
     if !is_label_value(spec.name.as_str()) {
         return Err(BackendError::Refused(format!(
             "the container name {} cannot be a label value",
@@ -248,7 +267,11 @@ pub fn container_objects(
         "annotations": { CREATION_ID: spec.creation_id },
     });
     let res = &settings.resources.of(spec.role).default;
-    let resources = json!({ "cpu": res.cpu, "memory": res.memory });
+    let mut resources = json!({ "cpu": res.cpu, "memory": res.memory });
+    if spec.gpus > 0 {
+        // Requests equal to limits, as Kubernetes requires of extended resources.
+        resources[GPU_RESOURCE] = spec.gpus.to_string().into();
+    }
     let seccomp = json!({ "type": "RuntimeDefault" });
     let mut container = json!({
         "name": CONTAINER,
@@ -397,7 +420,85 @@ mod tests {
                 .collect(),
             creation_id: "c1".into(),
             role: Role::Student,
+            gpus: 0,
         }
+    }
+
+    #[test]
+    fn gpus_are_requested_and_limited_by_the_roles_quota() {
+        let mut s = KubeSettings::default();
+        s.resources.teacher.max_gpus = 2;
+        let alice = UserName::parse("alice").unwrap();
+        let quota = |role| {
+            user_objects(&s, &alice, role)
+                .unwrap()
+                .into_iter()
+                .find(|o| o["kind"] == "ResourceQuota")
+                .unwrap()
+        };
+        assert_eq!(
+            quota(Role::Teacher)["spec"]["hard"]["requests.nvidia.com/gpu"],
+            "2"
+        );
+        assert_eq!(
+            quota(Role::Student)["spec"]["hard"]["requests.nvidia.com/gpu"],
+            "0",
+            "no GPU for a role without max_gpus"
+        );
+        // The LimitRange never names GPUs: its max would become every pod's limit.
+        for role in [Role::Student, Role::Teacher] {
+            let objs = user_objects(&s, &alice, role).unwrap();
+            let lr = objs.iter().find(|o| o["kind"] == "LimitRange").unwrap();
+            assert!(!lr.to_string().contains("gpu"), "{lr}");
+        }
+
+        let mut teacher = spec(&[80]);
+        teacher.role = Role::Teacher;
+        teacher.gpus = 2;
+        let objs = container_objects(&s, &teacher).unwrap();
+        let r = &objs[0]["spec"]["template"]["spec"]["containers"][0]["resources"];
+        assert_eq!(r["limits"][GPU_RESOURCE], "2");
+        assert_eq!(r["requests"][GPU_RESOURCE], "2");
+        assert_eq!(r["limits"]["cpu"], "1");
+
+        // Without GPUs, none is asked for.
+        teacher.gpus = 0;
+        let objs = container_objects(&s, &teacher).unwrap();
+        let r = &objs[0]["spec"]["template"]["spec"]["containers"][0]["resources"];
+        assert!(!r.to_string().contains("gpu"), "{r}");
+
+        // More than the role's maximum is refused before anything is applied.
+        teacher.gpus = 3;
+        assert!(matches!(
+            container_objects(&s, &teacher),
+            Err(BackendError::Policy(m)) if m.contains("at most 2 GPUs")
+        ));
+        let mut student = spec(&[]);
+        student.gpus = 1;
+        assert!(matches!(
+            container_objects(&s, &student),
+            Err(BackendError::Policy(_))
+        ));
+
+        // Old callers send no gpus field: 0.
+        let mut v = serde_json::to_value(spec(&[80])).unwrap();
+        v.as_object_mut().unwrap().remove("gpus");
+        let back: KubeContainerSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(back.gpus, 0);
+
+        // The setting is read from the file and checked.
+        let from_file: KubeSettings = serde_json::from_value(json!({
+            "resources": { "teacher": {
+                "max_gpus": 1,
+                "default": { "cpu": "1", "memory": "1Gi" },
+                "max": { "cpu": "4", "memory": "8Gi" },
+            }},
+        }))
+        .unwrap();
+        assert_eq!(from_file.resources.teacher.max_gpus, 1);
+        assert_eq!(from_file.resources.student.max_gpus, 0);
+        s.resources.student.max_gpus = crate::settings::MAX_GPUS + 1;
+        assert!(s.validate().is_err());
     }
 
     #[test]

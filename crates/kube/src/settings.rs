@@ -34,7 +34,15 @@ impl Resources {
 pub struct RoleResources {
     pub default: Resources,
     pub max: Resources,
+    /// The most NVIDIA GPUs (`nvidia.com/gpu`) the role's namespace may request at once
+    /// (ResourceQuota), which is also the most one container may ask for; default 0:
+    /// none.
+    #[serde(default)]
+    pub max_gpus: u32,
 }
+
+/// The most GPUs a role may be given.
+pub const MAX_GPUS: u32 = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +57,7 @@ impl Default for ResourcesByRole {
         let r = |dc, dm, mc, mm| RoleResources {
             default: Resources::new(dc, dm),
             max: Resources::new(mc, mm),
+            max_gpus: 0,
         };
         Self {
             student: r("500m", "512Mi", "2", "4Gi"),
@@ -213,6 +222,9 @@ impl KubeSettings {
             }
             if parsed[0].0 > parsed[1].0 || parsed[0].1 > parsed[1].1 {
                 return Err(format!("{key}.default is above {key}.max"));
+            }
+            if r.max_gpus > MAX_GPUS {
+                return Err(format!("{key}.max_gpus must be 0 to {MAX_GPUS}"));
             }
         }
         Ok(())

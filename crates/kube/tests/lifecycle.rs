@@ -76,6 +76,7 @@ fn spec(owner: &str, short: &str, ports: &[u16], creation_id: &str) -> KubeConta
             .collect(),
         creation_id: creation_id.into(),
         role: Role::Student,
+        gpus: 0,
     }
 }
 

@@ -47,6 +47,10 @@ fn every_generated_object_is_valid_for_each_kubernetes_release() {
         domain: "k8s.example.org".into(),
         ..Default::default()
     };
+    let mut settings = settings;
+    // A GPU in the teacher's quota and on the container: the extended resource's
+    // request and limit, checked against the schemas as well.
+    settings.resources.teacher.max_gpus = 2;
     let owner = UserName::parse("alice").unwrap();
     let short_name = ShortName::parse("web").unwrap();
     let spec = KubeContainerSpec {
@@ -61,8 +65,14 @@ fn every_generated_object_is_valid_for_each_kubernetes_release() {
         ports: vec![GuestPort::new(8080).unwrap(), GuestPort::new(22).unwrap()],
         creation_id: "4b4c0a5e-6f43-4f0e-9a55-0ad0e2b1e1a7".into(),
         role: Role::Teacher,
+        gpus: 1,
     };
     let yaml = render_manifests(&settings, &owner, Role::Teacher, Some(&spec)).unwrap();
+    assert_eq!(
+        yaml.matches("nvidia.com/gpu").count(),
+        3,
+        "the quota, the request and the limit"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("alice.yaml");
     std::fs::write(&file, &yaml).unwrap();

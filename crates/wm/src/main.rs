@@ -219,6 +219,7 @@ impl KubeCommand {
                         ports: parse_port_list(ports, usize::from(u16::MAX))?,
                         creation_id,
                         role,
+                        gpus: 0,
                     })
                 }
                 _ => None,
