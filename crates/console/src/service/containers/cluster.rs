@@ -133,7 +133,7 @@ impl OnCluster {
             ports,
             creation_id: record.engine_id.clone().expect("set above"),
             role: caller.role,
-            gpus: 0,
+            gpus: res.gpus as u32,
         };
         match cluster.create(&spec).await {
             Ok(k) => {
