@@ -236,7 +236,7 @@ impl Console {
         body["token"].as_str().unwrap().to_string()
     }
 
-    /// A new student, logged in.
+    /// A new student, logged in, with no quota (these tests make many containers each).
     async fn student(&self) -> (String, String) {
         let name = wm_testkit::unique("s");
         let (status, body) = self
@@ -248,6 +248,17 @@ impl Console {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        let no_limit = json!({"containers": -1, "running": -1, "cpus": -1, "memory_bytes": -1,
+            "gpus": -1, "ports": -1, "builds": -1});
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v1/admin/users/{name}/quota"),
+                &self.admin,
+                Some(no_limit),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         let token = self.login(&name, "student-password").await;
         (name, token)
     }
