@@ -297,8 +297,9 @@ pub trait ContainerBackend: Send + Sync {
     /// from the host's range for each guest port, and starts it.
     ///
     /// # Errors
-    /// [`BackendError::Unavailable`] when the host's range has no free port left; nothing
-    /// is left behind.
+    /// [`BackendError::Exhausted`] when the host's range has no free port left, or a GPU of
+    /// `spec.gpus` is held by as many containers as its share; [`BackendError::Policy`] for
+    /// a GPU the host does not have. Nothing is left behind.
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError>;
     async fn start(&self, name: &ContainerKey) -> Result<ContainerState, BackendError>;
     async fn stop(&self, name: &ContainerKey) -> Result<ContainerState, BackendError>;

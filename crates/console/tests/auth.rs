@@ -48,7 +48,10 @@ async fn login_sets_an_http_only_cookie_and_me_answers() {
         .json()
         .await
         .unwrap();
-    assert_eq!((&me["name"], &me["role"]), (&json!("admin"), &json!("admin")));
+    assert_eq!(
+        (&me["name"], &me["role"]),
+        (&json!("admin"), &json!("admin"))
+    );
     // An administrator has no quota.
     assert_eq!(me["quota"]["containers"], Value::Null, "{me}");
     assert_eq!(me["usage"]["containers"], 0);
@@ -243,8 +246,14 @@ async fn only_admins_manage_accounts() {
 
     let (teacher, tt) = app.user("t", "teacher").await;
     let (_, me) = app.get("/api/v1/me", &tt).await;
-    assert_eq!((&me["name"], &me["role"]), (&json!(teacher), &json!("teacher")));
-    assert!(me["quota"].is_object() && me["usage"]["containers"] == 0, "{me}");
+    assert_eq!(
+        (&me["name"], &me["role"]),
+        (&json!(teacher), &json!("teacher"))
+    );
+    assert!(
+        me["quota"].is_object() && me["usage"]["containers"] == 0,
+        "{me}"
+    );
 
     for (bad, field) in [
         (
