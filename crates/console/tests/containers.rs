@@ -1010,3 +1010,42 @@ async fn user_networks_take_their_subnets_from_the_pool() {
     assert!(inspect("network", &format!("{}-{user}", app.instance)).is_none());
     assert!(!app.engine_containers().iter().any(|c| c.starts_with(&user)));
 }
+
+#[tokio::test]
+async fn a_mount_whose_directory_is_missing_says_so_and_leaves_the_name_free() {
+    // A configured per-user mount whose directory does not exist yet.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    let root = tempfile::tempdir().unwrap();
+    config.docker.mounts = vec![wm_docker::MountRule {
+        source: format!("{}/{{owner}}", root.path().display()),
+        target: "/home/data".into(),
+        read_only: false,
+    }];
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let image = test_image().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &token,
+            json!({"name": "web", "image": image}),
+        )
+        .await;
+    // What failed, in our words: not a name clash, and nothing of the host's paths.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+    let m = body["error"]["message"].as_str().unwrap();
+    assert!(m.contains("storage") && !m.contains("already have"), "{m}");
+    assert!(!m.contains(&root.path().display().to_string()), "{m}");
+    let (_, list) = app.get("/api/v1/containers", &token).await;
+    assert_eq!(list, json!([]), "nothing recorded");
+    // Once the directory exists, the same name is free.
+    std::fs::create_dir(root.path().join(&alice)).unwrap();
+    let c = app
+        .create(&token, json!({"name": "web", "image": image}))
+        .await;
+    assert_eq!(c["status"], "running");
+    app.delete(&format!("/api/v1/containers/{alice}-web"), &token)
+        .await;
+}

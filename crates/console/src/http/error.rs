@@ -60,7 +60,7 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
         Error::Engine(_) => StatusCode::BAD_GATEWAY,
         Error::EngineRefused { kind, .. } => match kind {
             Refusal::CannotStart => StatusCode::UNPROCESSABLE_ENTITY,
-            Refusal::HostNetwork => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::HostNetwork | Refusal::Storage => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::NotFound => StatusCode::NOT_FOUND,
             Refusal::InUse | Refusal::State | Refusal::Other => StatusCode::CONFLICT,
         },

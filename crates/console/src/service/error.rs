@@ -260,6 +260,8 @@ pub(crate) enum Refusal {
     CannotStart,
     /// The host could not set up networks or ports.
     HostNetwork,
+    /// The host could not prepare the container's storage (its mounts).
+    Storage,
     /// An image used by a container or other images.
     InUse,
     NotFound,
@@ -273,6 +275,16 @@ pub(crate) fn engine_refusal(detail: String) -> Error {
     let m = detail.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
     let (kind, code, message) = if has(&[
+        "bind source path does not exist",
+        "invalid mount config",
+        "error while mounting volume",
+    ]) {
+        (
+            Refusal::Storage,
+            "storage_unavailable",
+            "the host could not prepare the container's storage (a directory to mount is missing or cannot be used); tell an administrator",
+        )
+    } else if has(&[
         "oci runtime",
         "runtime create failed",
         "starting container process",
@@ -359,12 +371,13 @@ mod tests {
             ("driver failed programming external connectivity on endpoint x (abc): Bind for 0.0.0.0:40001 failed: port is already allocated", "host_network_failed"),
             ("conflict: unable to delete 0123 (cannot be forced) - image has dependent child images", "image_in_use"),
             ("Container 0123 is not running", "container_state"),
+            ("invalid mount config for type \"bind\": bind source path does not exist: /srv/home/alice", "storage_unavailable"),
             ("something else entirely from dockerd", "engine_refused"),
         ] {
             let e = Error::from(BackendError::Refused(text.into()));
             assert_eq!(e.code(), code, "{text}");
             let shown = e.to_string();
-            for word in ["OCI", "runtime", "runc", "driver", "0.0.0.0", "dockerd", "0123"] {
+            for word in ["OCI", "runtime", "runc", "driver", "0.0.0.0", "dockerd", "0123", "/srv"] {
                 assert!(!shown.contains(word), "{shown}");
             }
         }

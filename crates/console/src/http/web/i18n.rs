@@ -333,7 +333,7 @@ impl Texts {
             "not_found" | "image_not_found" => self.err_not_found,
             "conflict" | "image_in_use" | "container_state" | "engine_refused" => self.err_conflict,
             "container_start_failed" => self.err_start_failed,
-            "host_network_failed" => self.err_unavailable,
+            "host_network_failed" | "storage_unavailable" => self.err_unavailable,
             "ambiguous_name" => self.err_ambiguous,
             "payload_too_large" => self.err_too_large,
             "rate_limited" => self.err_rate_limited,
