@@ -9,11 +9,13 @@
 //!
 //! # Placement
 //! A new container goes to a host that is up, not drained, carries every label the
-//! request and the owner's role require, and has the image if any such host has it.
-//! Among those: the fewest running containers (the console's own records, counting
-//! creates in flight, so that a burst spreads at once instead of waiting for the next
-//! check), then the most free memory (the host's memory minus the limits of its running
-//! containers), then the id.
+//! request and the owner's role require, has as many GPUs with a free place as it asks,
+//! and has room for its memory: the limits of the host's live containers as the console
+//! recorded them (creates in flight included) never go past the host's memory times
+//! `WM_MEMORY_OVERCOMMIT`. Among those, a host that has the image if any does; then the
+//! fewest running containers (so that a burst spreads at once instead of waiting for the
+//! next check), then the most free memory, then the id. The GPUs are different ones, the
+//! least held first; their places are leased in the database with the container's record.
 
 mod cluster;
 mod gate;
