@@ -65,16 +65,7 @@ async fn run(students: usize, quotas: bool) -> Run {
     )
     .unwrap();
     config.admin_password = Some(Secret::new(PASSWORD));
-    let unlimited = QuotaSettings {
-        containers: Some(-1),
-        running: Some(-1),
-        cpus: Some(-1.0),
-        memory: Some("-1".into()),
-        gpus: Some(-1),
-        ports: Some(-1),
-        builds: Some(-1),
-        storage: Some("-1".into()),
-    };
+    let unlimited = QuotaSettings::unlimited();
     let quota = if quotas {
         QuotaSettings {
             containers: Some(2),

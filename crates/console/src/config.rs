@@ -275,6 +275,20 @@ impl QuotaSettings {
         }
     }
 
+    /// No limit on anything: for installations (and tests) that want none.
+    pub fn unlimited() -> Self {
+        Self {
+            containers: Some(-1),
+            running: Some(-1),
+            cpus: Some(-1.0),
+            memory: Some("-1".into()),
+            gpus: Some(-1),
+            ports: Some(-1),
+            builds: Some(-1),
+            storage: Some("-1".into()),
+        }
+    }
+
     /// This quota with the settings `over` gives in place of its own.
     fn overlaid(self, over: &QuotaSettings) -> Self {
         Self {

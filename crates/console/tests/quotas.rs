@@ -20,7 +20,7 @@ async fn with_student_quota() -> TestApp {
             running: Some(2),
             cpus: Some(1.0),
             memory: Some("256m".into()),
-            ..unlimited_quota()
+            ..wm_console::config::QuotaSettings::unlimited()
         },
     );
     spawn_with(config, data).await

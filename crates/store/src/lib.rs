@@ -482,26 +482,7 @@ impl Store {
     /// Inserts the container; [`StoreError::Conflict`] when its owner has one of that
     /// short name. This is what reserves a name against concurrent creates.
     pub async fn insert_container(&self, c: &ContainerRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at, memory_bytes, nano_cpus) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(c.name.as_str())
-        .bind(c.owner.as_str())
-        .bind(c.short_name.as_str())
-        .bind(&c.image)
-        .bind(c.backend.as_str())
-        .bind(&c.host)
-        .bind(c.status.as_str())
-        .bind(serde_json::to_string(&c.env).expect("strings serialize"))
-        .bind(c.engine_id.clone())
-        .bind(c.created_at)
-        .bind(c.memory_bytes)
-        .bind(c.nano_cpus)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, format!("container {}", c.name)))?;
-        Ok(())
+        self.insert_container_with_gpus(c, &[]).await
     }
 
     pub async fn container(&self, key: &ContainerKey) -> Result<Option<ContainerRecord>> {
@@ -766,9 +747,6 @@ impl Store {
         c: &ContainerRecord,
         gpus: &[(String, i64)],
     ) -> Result<()> {
-        if gpus.is_empty() {
-            return self.insert_container(c).await;
-        }
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at, memory_bytes, nano_cpus) \

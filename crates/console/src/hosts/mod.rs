@@ -301,13 +301,19 @@ impl Hosts {
         Ok((drained, counts))
     }
 
+    /// The places taken of each GPU, by `(host, gpu)`.
+    async fn gpu_places_taken(&self) -> Result<HashMap<(String, String), Vec<i64>>, StoreError> {
+        let mut taken: HashMap<(String, String), Vec<i64>> = HashMap::new();
+        for l in self.store.gpu_leases(None).await? {
+            taken.entry((l.host, l.gpu)).or_default().push(l.slot);
+        }
+        Ok(taken)
+    }
+
     /// The most GPUs one usable, undrained host could give a new container now.
     pub(crate) async fn most_free_gpus(&self) -> Result<usize, HostsError> {
         let (drained, _) = self.records().await?;
-        let mut leases: HashMap<(String, String), Vec<i64>> = HashMap::new();
-        for l in self.store.gpu_leases(None).await? {
-            leases.entry((l.host, l.gpu)).or_default().push(l.slot);
-        }
+        let leases = self.gpu_places_taken().await?;
         Ok(self
             .hosts
             .iter()
@@ -337,12 +343,11 @@ impl Hosts {
         let (drained, counts) = self.records().await?;
         let committed: HashMap<String, i64> =
             self.store.memory_per_host().await?.into_iter().collect();
-        let mut leases: HashMap<(String, String), Vec<i64>> = HashMap::new();
-        if need.gpus > 0 {
-            for l in self.store.gpu_leases(None).await? {
-                leases.entry((l.host, l.gpu)).or_default().push(l.slot);
-            }
-        }
+        let leases = if need.gpus > 0 {
+            self.gpu_places_taken().await?
+        } else {
+            HashMap::new()
+        };
         let candidates: Vec<Candidate> = self
             .hosts
             .iter()

@@ -68,9 +68,9 @@ async fn create_container(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
-/// `?owner=NAME` on the routes of one container: whose container an administrator
-/// means when several owners' containers have the full name of the path (user names may
-/// hold `-`). Anyone else may give only their own name.
+/// `?owner=NAME` on the routes and pages of one container: whose container an
+/// administrator means when several owners' containers have the full name of the path
+/// (user names may hold `-`). Anyone else may give only their own name.
 #[derive(Deserialize)]
 pub(super) struct Whose {
     pub(super) owner: Option<String>,

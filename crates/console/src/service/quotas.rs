@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use utoipa::ToSchema;
 use wm_domain::{Role, UserName};
-use wm_store::{QuotaOverride, Store, Usage};
+use wm_store::{QuotaOverride, Store, Usage, User};
 
 /// A quota as the API shows it; `null` is unlimited.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -192,11 +192,17 @@ impl Quotas {
 
     /// The quota in force for a user: the role's, with the administrator's overrides.
     pub(crate) async fn of(&self, user: &UserName, role: Role) -> Result<RoleQuota, Error> {
+        let o = self.store.quota_override(user.as_str()).await?;
+        Ok(self.in_force(role, o.as_ref()))
+    }
+
+    /// A role's quota with a user's overrides, if any.
+    fn in_force(&self, role: Role, o: Option<&QuotaOverride>) -> RoleQuota {
         let r = self.config.role_quota(role);
-        let Some(o) = self.store.quota_override(user.as_str()).await? else {
-            return Ok(r);
+        let Some(o) = o else {
+            return r;
         };
-        Ok(RoleQuota {
+        RoleQuota {
             containers: applied(r.containers, o.containers),
             running: applied(r.running, o.running),
             nano_cpus: applied(r.nano_cpus, o.nano_cpus),
@@ -205,7 +211,7 @@ impl Quotas {
             ports: applied(r.ports, o.ports),
             builds: applied(r.builds, o.builds),
             storage_bytes: applied(r.storage_bytes, o.storage_bytes),
-        })
+        }
     }
 
     async fn usage(&self, user: &UserName) -> Result<Usage, Error> {
@@ -348,22 +354,30 @@ impl Quotas {
         let usage: HashMap<UserName, Usage> = self.store.usage(None).await?.into_iter().collect();
         let overrides: HashMap<UserName, QuotaOverride> =
             self.store.quota_overrides().await?.into_iter().collect();
-        let mut out = Vec::with_capacity(users.len());
-        for u in users {
-            let q = self.of(&u.name, u.role).await?;
-            let used = usage.get(&u.name).copied().unwrap_or_default();
-            out.push(UserQuota {
-                user: u.name.to_string(),
-                role: u.role,
-                quota: view(&q),
-                overrides: overrides
-                    .get(&u.name)
-                    .map(override_view)
-                    .unwrap_or_default(),
-                usage: self.usage_view(&u.name, &used),
-            });
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let used = usage.get(&u.name).copied().unwrap_or_default();
+                self.user_quota(&u.name, u.role, overrides.get(&u.name), &used)
+            })
+            .collect())
+    }
+
+    /// One user's quota in force, their overrides and their usage.
+    fn user_quota(
+        &self,
+        user: &UserName,
+        role: Role,
+        o: Option<&QuotaOverride>,
+        used: &Usage,
+    ) -> UserQuota {
+        UserQuota {
+            user: user.to_string(),
+            role,
+            quota: view(&self.in_force(role, o)),
+            overrides: o.map(override_view).unwrap_or_default(),
+            usage: self.usage_view(user, used),
         }
-        Ok(out)
     }
 
     /// Sets a user's overrides; answers their quota and usage.
@@ -406,33 +420,30 @@ impl Quotas {
             builds: field("builds", patch.builds)?,
             storage_bytes: field("storage_bytes", patch.storage_bytes)?,
         };
-        self.store.set_quota_override(&person, &o, now()).await?;
+        self.store
+            .set_quota_override(&person.name, &o, now())
+            .await?;
         self.one(admin, &person).await
     }
 
     /// Removes a user's overrides: their role's quota applies again.
     pub(crate) async fn clear(&self, admin: &Admin, user: &str) -> Result<UserQuota, Error> {
         let person = self.person(user).await?;
-        self.store.delete_quota_override(person.as_str()).await?;
+        self.store
+            .delete_quota_override(person.name.as_str())
+            .await?;
         self.one(admin, &person).await
     }
 
-    async fn person(&self, user: &str) -> Result<UserName, Error> {
+    async fn person(&self, user: &str) -> Result<User, Error> {
         let not_found = || Error::not_found(format!("user {user}"));
         let name = UserName::parse(user).map_err(|_| not_found())?;
-        self.store
-            .user(name.as_str())
-            .await?
-            .map(|u| u.name)
-            .ok_or_else(not_found)
+        self.store.user(name.as_str()).await?.ok_or_else(not_found)
     }
 
-    async fn one(&self, admin: &Admin, user: &UserName) -> Result<UserQuota, Error> {
-        Ok(self
-            .all(admin)
-            .await?
-            .into_iter()
-            .find(|q| q.user == user.as_str())
-            .expect("the user exists"))
+    async fn one(&self, _admin: &Admin, user: &User) -> Result<UserQuota, Error> {
+        let o = self.store.quota_override(user.name.as_str()).await?;
+        let used = self.usage(&user.name).await?;
+        Ok(self.user_quota(&user.name, user.role, o.as_ref(), &used))
     }
 }

@@ -41,17 +41,9 @@ impl World {
         let mut config = Config::default();
         config.docker.egress_allowed = vec![REGISTRY.to_string()];
         // No quota: these tests are about the other rules.
-        let unlimited = crate::config::QuotaSettings {
-            containers: Some(-1),
-            running: Some(-1),
-            cpus: Some(-1.0),
-            memory: Some("-1".into()),
-            gpus: Some(-1),
-            ports: Some(-1),
-            builds: Some(-1),
-            storage: Some("-1".into()),
-        };
-        config.quota.insert(Role::Student, unlimited);
+        config
+            .quota
+            .insert(Role::Student, crate::config::QuotaSettings::unlimited());
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let backends: Vec<Arc<MemoryBackend>> = backends.into_iter().map(Arc::new).collect();

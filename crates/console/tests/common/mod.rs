@@ -59,26 +59,13 @@ pub fn test_config(data: &Path) -> Config {
     c.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     // No quota unless a test sets one: tests make many containers per user.
     for role in [wm_domain::Role::Student, wm_domain::Role::Teacher] {
-        c.quota.insert(role, unlimited_quota());
+        c.quota
+            .insert(role, wm_console::config::QuotaSettings::unlimited());
     }
     c.docker
         .labels
         .insert(wm_testkit::TEST_LABEL.into(), "1".into());
     c
-}
-
-/// A role quota with no limit at all.
-pub fn unlimited_quota() -> wm_console::config::QuotaSettings {
-    wm_console::config::QuotaSettings {
-        containers: Some(-1),
-        running: Some(-1),
-        cpus: Some(-1.0),
-        memory: Some("-1".into()),
-        gpus: Some(-1),
-        ports: Some(-1),
-        builds: Some(-1),
-        storage: Some("-1".into()),
-    }
 }
 
 fn rand_u16() -> u16 {

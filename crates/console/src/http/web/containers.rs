@@ -6,6 +6,7 @@ use super::{
     error_page, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery, OrPage,
     PageError, Posted, Session,
 };
+use crate::http::containers::Whose;
 use crate::http::forms::read_upload;
 use crate::http::{ApiError, Http};
 use crate::service::containers::{Container, CreateContainer, ExecResult};
@@ -42,13 +43,6 @@ fn port_links(ctx: &Ctx, c: &Container) -> Markup {
             }
         }
     }
-}
-
-/// `?owner=NAME` on the pages of one container: whose it is, for an administrator, when
-/// several owners' containers share its full name.
-#[derive(serde::Deserialize)]
-pub(super) struct Whose {
-    owner: Option<String>,
 }
 
 /// The path of a container's page (`rest` is `""`, `"/exec"`, ...), saying whose it is
