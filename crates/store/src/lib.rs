@@ -171,12 +171,19 @@ fn quota_from_row(r: &AnyRow) -> Result<QuotaOverride> {
     })
 }
 
-/// The live statuses as an SQL list (the words are the enum's own, never user input):
-/// running or on the way to it, on a Docker host or the cluster.
+/// The live statuses as an SQL list: running or on the way to it, on a Docker host or
+/// the cluster.
 fn live_statuses() -> String {
+    status_list(|s| s.is_live() || s == ContainerStatus::Pending)
+}
+
+/// The statuses `keep` keeps, as an SQL list; the words are the enum's own, never user
+/// input.
+fn status_list(keep: impl Fn(ContainerStatus) -> bool) -> String {
     ContainerStatus::ALL
         .iter()
-        .filter(|s| s.is_live() || **s == ContainerStatus::Pending)
+        .copied()
+        .filter(|s| keep(*s))
         .map(|s| format!("'{}'", s.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
@@ -651,15 +658,9 @@ impl Store {
     /// Containers running or on their way to it (being created, restarting, paused), per
     /// host: what placement balances.
     pub async fn containers_per_host(&self) -> Result<Vec<(String, i64)>> {
-        // The words are the enum's own, never user input.
-        let live: Vec<String> = ContainerStatus::ALL
-            .iter()
-            .filter(|s| s.is_live())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
         let sql = format!(
             "SELECT host, COUNT(*) AS n FROM containers WHERE status IN ({}) GROUP BY host",
-            live.join(", ")
+            status_list(ContainerStatus::is_live)
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter()
