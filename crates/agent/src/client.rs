@@ -11,9 +11,9 @@ use std::time::Duration;
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 use wm_backend::{
-    BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
-    RunnerState,
+    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
+    ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
+    RunnerSpec, RunnerState,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -322,6 +322,11 @@ impl ContainerBackend for RemoteBackend {
 
     async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         let path = format!("/containers/{}", container_segments(name));
+        self.t.call(reqwest::Method::GET, &path, None::<&()>).await
+    }
+
+    async fn activity(&self, name: &ContainerKey) -> Result<Activity, BackendError> {
+        let path = format!("/containers/{}/activity", container_segments(name));
         self.t.call(reqwest::Method::GET, &path, None::<&()>).await
     }
 

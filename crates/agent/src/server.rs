@@ -93,6 +93,7 @@ pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: Bod
             put(upload).layer(DefaultBodyLimit::max(limits.upload)),
         )
         .route("/containers/{owner}/{name}/logs", get(logs))
+        .route("/containers/{owner}/{name}/activity", get(activity))
         .route("/networks/{owner}", axum::routing::delete(remove_network))
         .route("/images", get(images).delete(remove_image))
         .route("/images/inspect", get(image))
@@ -232,6 +233,13 @@ async fn logs(
 ) -> Result<Response, Failure> {
     let bytes = a.backend.logs(&container(&name)?, q.tail).await?;
     Ok(bytes.into_response())
+}
+
+async fn activity(
+    State(a): Shared,
+    Path(name): Path<(String, String)>,
+) -> Answer<wm_backend::Activity> {
+    Ok(Json(a.backend.activity(&container(&name)?).await?))
 }
 
 async fn remove_network(State(a): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {

@@ -106,6 +106,18 @@ pub struct ImageInfo {
     pub foreign: bool,
 }
 
+/// One sample of a container's activity counters, all cumulative since it started: two
+/// samples taken some time apart tell how busy it was in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// CPU time used, in nanoseconds.
+    pub cpu_nanos: u64,
+    /// Bytes received on its networks.
+    pub rx_bytes: u64,
+    /// Bytes sent on its networks.
+    pub tx_bytes: u64,
+}
+
 /// A command to run in a container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecRequest {
@@ -308,6 +320,11 @@ pub trait ContainerBackend: Send + Sync {
     /// Removes the owner's network when no container is left in it.
     async fn remove_network_if_unused(&self, owner: &UserName) -> Result<(), BackendError>;
     async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError>;
+    /// A one-shot sample of the container's activity counters (CPU time, network bytes).
+    ///
+    /// # Errors
+    /// [`BackendError::NoSuchContainer`] when the host does not have it.
+    async fn activity(&self, name: &ContainerKey) -> Result<Activity, BackendError>;
     /// Every container of this installation on the host.
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError>;
     async fn exec(

@@ -42,9 +42,9 @@
 //! [`MemoryBackend::execs`], [`MemoryBackend::uploads`], [`MemoryBackend::networks`]).
 
 use crate::{
-    BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, Gpu, HostInfo, ImageInfo, Limits, PortBinding, Progress,
-    ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
+    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
+    ContainerState, ExecOutput, ExecRequest, Gpu, HostInfo, ImageInfo, Limits, PortBinding,
+    Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -78,6 +78,7 @@ pub enum Op {
     Exec,
     Upload,
     Logs,
+    Activity,
     Images,
     RemoveImage,
     Pull,
@@ -121,6 +122,8 @@ struct Container {
     logs: Vec<String>,
     /// The ids of the GPUs it holds.
     gpus: Vec<String>,
+    /// Its activity counters, as [`MemoryBackend::add_activity`] moved them.
+    activity: Activity,
 }
 
 struct Image {
@@ -338,6 +341,23 @@ impl MemoryBackend {
             .get_mut(key)
             .ok_or(BackendError::NoSuchContainer)?;
         c.logs.push(line.into());
+        Ok(())
+    }
+
+    /// Moves a container's activity counters on by `more` (CPU time and network bytes,
+    /// as if it had been busy), for `activity`.
+    ///
+    /// # Errors
+    /// [`BackendError::NoSuchContainer`] when it does not exist.
+    pub fn add_activity(&self, key: &ContainerKey, more: Activity) -> Result<(), BackendError> {
+        let mut s = self.lock();
+        let c = s
+            .containers
+            .get_mut(key)
+            .ok_or(BackendError::NoSuchContainer)?;
+        c.activity.cpu_nanos += more.cpu_nanos;
+        c.activity.rx_bytes += more.rx_bytes;
+        c.activity.tx_bytes += more.tx_bytes;
         Ok(())
     }
 
@@ -751,6 +771,7 @@ impl ContainerBackend for MemoryBackend {
             created_at: now(),
             logs: Vec::new(),
             gpus: spec.gpus.clone(),
+            activity: Activity::default(),
         };
         let state = state_of(&key, &c);
         s.containers.insert(key, c);
@@ -796,6 +817,14 @@ impl ContainerBackend for MemoryBackend {
     async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         self.enter(Op::Inspect, name.to_string())?
             .container_state(name)
+    }
+
+    async fn activity(&self, name: &ContainerKey) -> Result<Activity, BackendError> {
+        let s = self.enter(Op::Activity, name.to_string())?;
+        s.containers
+            .get(name)
+            .map(|c| c.activity)
+            .ok_or(BackendError::NoSuchContainer)
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {

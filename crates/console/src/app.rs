@@ -9,10 +9,12 @@ use crate::metrics::Metrics;
 use crate::service::accounts::Accounts;
 use crate::service::audit::Audit;
 use crate::service::ci::Ci;
+use crate::service::cleanup::Cleanup;
 use crate::service::containers::Containers;
 use crate::service::images::{Catalog, Images};
 use crate::service::quotas::Quotas;
 use crate::service::ratelimit::{LoginLimiter, LoginLimits};
+use crate::service::reclaim::Reclaimer;
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
 use crate::service::system::System;
@@ -211,6 +213,23 @@ pub async fn build_with_hosts(
         path: sif_dir.display().to_string(),
         source,
     })?;
+    let sif = Arc::new(sif);
+    let reclaimer = Arc::new(Reclaimer::new(
+        store.clone(),
+        hosts.clone(),
+        containers.clone(),
+        audit.clone(),
+        metrics.clone(),
+        config.reclaim.clone(),
+    ));
+    let cleanup = Arc::new(Cleanup::new(
+        store.clone(),
+        hosts.clone(),
+        sif.clone(),
+        audit.clone(),
+        metrics.clone(),
+        config.reclaim.clone(),
+    ));
     let reconciler = Arc::new(Reconciler::new(
         store.clone(),
         hosts.clone(),
@@ -238,7 +257,8 @@ pub async fn build_with_hosts(
         accounts,
         containers,
         images,
-        sif: Arc::new(sif),
+        sif,
+        cleanup: cleanup.clone(),
         ci,
         reconciler: reconciler.clone(),
         system: system.clone(),
@@ -250,6 +270,11 @@ pub async fn build_with_hosts(
         catalog,
         reconciler,
         system: system.clone(),
+        reclaimer,
+        cleanup: (config.reclaim.image_max_age.is_some() || config.reclaim.sif_max_age.is_some())
+            .then_some(cleanup),
+        reclaim_interval: Duration::from_secs(config.reclaim.interval_secs),
+        cleanup_interval: Duration::from_secs(config.reclaim.cleanup_interval_secs),
         reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
         check_interval: Duration::from_secs(config.host_check_interval_secs),
     };

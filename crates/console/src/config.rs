@@ -153,6 +153,10 @@ pub struct Config {
     /// Seconds between reconciles of the database with the hosts
     /// (`WM_RECONCILE_INTERVAL_SECS`).
     pub reconcile_interval_secs: u64,
+    /// Idle and expired containers, image and SIF clean-up (`WM_RECLAIM_*`, `WM_IDLE_*`,
+    /// `WM_EXPIRY_GRACE`, `WM_IMAGE_MAX_AGE`, `WM_SIF_CACHE_MAX_AGE`,
+    /// `WM_CLEANUP_INTERVAL_SECS`).
+    pub reclaim: ReclaimSettings,
     /// The Docker host (`WM_DOCKER_HOST`, `WM_HOST_NAME`, `WM_INSTANCE`,
     /// `WM_PUBLISH_ADDRESS`).
     pub docker: DockerSettings,
@@ -349,6 +353,135 @@ pub(crate) struct RoleQuota {
     pub(crate) storage_bytes: Option<i64>,
 }
 
+/// A length of time as people write it: `90s`, `15m`, `4h`, `7d`, `2w`, or a number of
+/// seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(std::time::Duration);
+
+impl Span {
+    pub(crate) fn secs(s: u64) -> Self {
+        Self(std::time::Duration::from_secs(s))
+    }
+
+    /// # Errors
+    /// When `s` is not a positive whole number with one of the units `s`, `m`, `h`, `d`, `w`.
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let (num, unit) = match t.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+            _ => (t, 's'),
+        };
+        let mult = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 7 * 86400,
+            _ => 0,
+        };
+        num.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0 && mult > 0)
+            .and_then(|n| n.checked_mul(mult))
+            .filter(|n| *n <= 100 * 365 * 86400)
+            .map(Self::secs)
+            .ok_or_else(|| format!("{s:?} is not a length of time like 90s, 15m, 4h or 7d"))
+    }
+
+    /// In whole seconds.
+    pub(crate) fn as_secs(self) -> i64 {
+        self.0.as_secs() as i64
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) if n > 0 => Ok(Span::secs(n)),
+            Raw::Secs(_) => Err(serde::de::Error::custom("a length of time must be above 0")),
+            Raw::Text(t) => Span::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Reclaiming idle and expired containers, and cleaning up images and SIF files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReclaimSettings {
+    /// Seconds between passes of the reclaim worker (`WM_RECLAIM_INTERVAL_SECS`).
+    pub interval_secs: u64,
+    /// A running container idle this long is stopped (`WM_IDLE_STOP_AFTER`); off when unset.
+    pub idle_stop_after: Option<Span>,
+    /// Below this share of one CPU between two passes a container counts as idle
+    /// (`WM_IDLE_CPU_PERCENT`).
+    pub idle_cpu_percent: f64,
+    /// Network bytes (received and sent) per minute below which a container counts as
+    /// idle (`WM_IDLE_NETWORK_BYTES`).
+    pub idle_network_bytes: u64,
+    /// How long before an idle stop the console warns (`WM_IDLE_WARNING`).
+    pub idle_warning: Span,
+    /// How long an expired container is kept, stopped, before it is deleted
+    /// (`WM_EXPIRY_GRACE`).
+    pub expiry_grace: Span,
+    /// Most stops and deletions of one pass; the rest wait for the next
+    /// (`WM_RECLAIM_MAX_ACTIONS`).
+    pub max_actions: usize,
+    /// Users' images older than this that no container uses are removed
+    /// (`WM_IMAGE_MAX_AGE`); off when unset.
+    pub image_max_age: Option<Span>,
+    /// SIF files not used for this long are removed from the cache (`WM_SIF_CACHE_MAX_AGE`);
+    /// off when unset (the size cap still applies).
+    pub sif_max_age: Option<Span>,
+    /// Seconds between clean-ups of images and SIF files (`WM_CLEANUP_INTERVAL_SECS`).
+    pub cleanup_interval_secs: u64,
+}
+
+impl Default for ReclaimSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 60,
+            idle_stop_after: None,
+            idle_cpu_percent: 2.0,
+            idle_network_bytes: 16 << 10,
+            idle_warning: Span::secs(15 * 60),
+            expiry_grace: Span::secs(7 * 86400),
+            max_actions: 20,
+            image_max_age: None,
+            sif_max_age: None,
+            cleanup_interval_secs: 3600,
+        }
+    }
+}
+
+impl ReclaimSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.interval_secs == 0 || self.cleanup_interval_secs == 0 {
+            return Err(
+                "reclaim.interval_secs and reclaim.cleanup_interval_secs must be at least 1".into(),
+            );
+        }
+        if !(self.idle_cpu_percent.is_finite()
+            && (0.0..=100_000.0).contains(&self.idle_cpu_percent))
+        {
+            return Err(format!(
+                "reclaim.idle_cpu_percent {} must be a percentage of one CPU from 0",
+                self.idle_cpu_percent
+            ));
+        }
+        if self.max_actions == 0 {
+            return Err("reclaim.max_actions must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Limits on the console's connections, against clients that hold them open.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -488,6 +621,7 @@ impl Default for Config {
             exec_max_output: 1 << 20,
             upload_max_bytes: 256 << 20,
             reconcile_interval_secs: 30,
+            reclaim: ReclaimSettings::default(),
             docker: DockerSettings::default(),
             ldap: None,
             image_prefix: "wm".into(),
@@ -583,6 +717,44 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     (
         "WM_RECONCILE_INTERVAL_SECS",
         &["reconcile_interval_secs"],
+        Kind::Int,
+    ),
+    (
+        "WM_RECLAIM_INTERVAL_SECS",
+        &["reclaim", "interval_secs"],
+        Kind::Int,
+    ),
+    (
+        "WM_IDLE_STOP_AFTER",
+        &["reclaim", "idle_stop_after"],
+        Kind::Str,
+    ),
+    (
+        "WM_IDLE_CPU_PERCENT",
+        &["reclaim", "idle_cpu_percent"],
+        Kind::Float,
+    ),
+    (
+        "WM_IDLE_NETWORK_BYTES",
+        &["reclaim", "idle_network_bytes"],
+        Kind::Int,
+    ),
+    ("WM_IDLE_WARNING", &["reclaim", "idle_warning"], Kind::Str),
+    ("WM_EXPIRY_GRACE", &["reclaim", "expiry_grace"], Kind::Str),
+    (
+        "WM_RECLAIM_MAX_ACTIONS",
+        &["reclaim", "max_actions"],
+        Kind::Int,
+    ),
+    ("WM_IMAGE_MAX_AGE", &["reclaim", "image_max_age"], Kind::Str),
+    (
+        "WM_SIF_CACHE_MAX_AGE",
+        &["reclaim", "sif_max_age"],
+        Kind::Str,
+    ),
+    (
+        "WM_CLEANUP_INTERVAL_SECS",
+        &["reclaim", "cleanup_interval_secs"],
         Kind::Int,
     ),
     ("WM_DOCKER_HOST", &["docker", "host"], Kind::Str),
@@ -999,6 +1171,7 @@ impl Config {
         if self.reconcile_interval_secs == 0 {
             return e("reconcile_interval_secs must be at least 1".into());
         }
+        self.reclaim.validate().map_err(ConfigError)?;
         if self.upload_max_files == 0 || self.upload_max_open_files == 0 {
             return e("upload_max_files and upload_max_open_files must be at least 1".into());
         }
@@ -1114,6 +1287,39 @@ mod tests {
         assert_eq!(c.listen.port(), 8080);
         assert!(c.database_url().starts_with("sqlite://"));
         assert!(c.docker.port_range().size() > 1000);
+    }
+
+    #[test]
+    fn reclaim_settings_and_lengths_of_time() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.reclaim.interval_secs, 60);
+        assert_eq!(
+            c.reclaim.idle_stop_after, None,
+            "idle stopping is off by default"
+        );
+        assert_eq!(c.reclaim.expiry_grace.as_secs(), 7 * 86400);
+        let c = Config::load(
+            None,
+            env(&[
+                ("WM_RECLAIM_INTERVAL_SECS", "5"),
+                ("WM_IDLE_STOP_AFTER", "4h"),
+                ("WM_EXPIRY_GRACE", "90"),
+                ("WM_IMAGE_MAX_AGE", "30d"),
+                ("WM_IDLE_CPU_PERCENT", "1.5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.reclaim.interval_secs, 5);
+        assert_eq!(c.reclaim.idle_stop_after, Some(Span::secs(4 * 3600)));
+        assert_eq!(c.reclaim.expiry_grace, Span::secs(90));
+        assert_eq!(c.reclaim.image_max_age, Some(Span::secs(30 * 86400)));
+        assert_eq!(c.reclaim.idle_cpu_percent, 1.5);
+        for bad in ["0", "4x", "-1h", "h", ""] {
+            let e = Config::load(None, env(&[("WM_IDLE_STOP_AFTER", bad)]));
+            assert!(e.is_err(), "{bad:?}");
+        }
+        assert_eq!(Span::parse("2w"), Ok(Span::secs(14 * 86400)));
+        assert_eq!(Span::parse(" 15M "), Ok(Span::secs(900)));
     }
 
     #[test]

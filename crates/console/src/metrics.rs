@@ -56,6 +56,21 @@ pub(crate) struct Metrics {
     pub sif_conversions: Family<OutcomeLabels, Counter>,
     pub(crate) gpus_allocated: Family<HostLabels, Gauge>,
     pub(crate) quota_refusals: Family<QuotaLabels, Counter>,
+    pub(crate) reclaim_actions: Family<ReclaimLabels, Counter>,
+    pub(crate) cleanup_removed: Family<CleanupLabels, Counter>,
+    pub(crate) cleanup_freed_bytes: Family<CleanupLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReclaimLabels {
+    /// `stop_idle`, `stop_expired` or `delete_expired`.
+    pub(crate) action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CleanupLabels {
+    /// `image` or `sif`.
+    pub(crate) kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,7 +154,28 @@ impl Default for Metrics {
             "Requests refused for being over a quota, by kind (containers, running, cpus, memory, gpus, ports, builds, storage)",
             quota_refusals.clone(),
         );
+        let reclaim_actions = Family::<ReclaimLabels, Counter>::default();
+        registry.register(
+            "reclaim_actions",
+            "Containers the reclaim worker stopped or deleted, by action (stop_idle, stop_expired, delete_expired)",
+            reclaim_actions.clone(),
+        );
+        let cleanup_removed = Family::<CleanupLabels, Counter>::default();
+        registry.register(
+            "cleanup_removed",
+            "Images and SIF files removed by the clean-up, by kind (image, sif)",
+            cleanup_removed.clone(),
+        );
+        let cleanup_freed_bytes = Family::<CleanupLabels, Counter>::default();
+        registry.register(
+            "cleanup_freed_bytes",
+            "Bytes the clean-up freed, by kind (image, sif)",
+            cleanup_freed_bytes.clone(),
+        );
         Self {
+            reclaim_actions,
+            cleanup_removed,
+            cleanup_freed_bytes,
             gpus_allocated,
             quota_refusals,
             sif_conversions,

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::container::{
     Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    RemoveContainerOptions, StatsOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
-    BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, Gpu, GpuKind, HostInfo, ImageInfo, PortBinding, Progress,
-    ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
+    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
+    ContainerState, ExecOutput, ExecRequest, Gpu, GpuKind, HostInfo, ImageInfo, PortBinding,
+    Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
 };
 use wm_domain::{ContainerKey, ContainerStatus, GuestPort, ImageRef, UserName};
 
@@ -1168,6 +1168,35 @@ impl ContainerBackend for DockerEngine {
     async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         let r = self.find(name).await?;
         self.state_from_inspect(r)
+    }
+
+    async fn activity(&self, name: &ContainerKey) -> Result<Activity, BackendError> {
+        let docker = self.docker().await?;
+        let id = self.inspect(name).await?.id;
+        // One sample, without the engine's wait for a second one (`one-shot`).
+        let mut stats = docker.stats(
+            &id,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
+        let sample = self
+            .call(async { stats.try_next().await })
+            .await?
+            .ok_or(BackendError::NoSuchContainer)?;
+        let (rx_bytes, tx_bytes) = sample
+            .networks
+            .iter()
+            .flat_map(|n| n.values())
+            .fold((0u64, 0u64), |(rx, tx), n| {
+                (rx.saturating_add(n.rx_bytes), tx.saturating_add(n.tx_bytes))
+            });
+        Ok(Activity {
+            cpu_nanos: sample.cpu_stats.cpu_usage.total_usage,
+            rx_bytes,
+            tx_bytes,
+        })
     }
 
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {

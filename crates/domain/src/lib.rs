@@ -16,7 +16,7 @@ pub use container::{
 };
 pub use dockerfile::Dockerfile;
 pub use image::ImageRef;
-pub use status::{Backend, ContainerStatus, Scope};
+pub use status::{Backend, ContainerStatus, Scope, StopReason};
 pub use user::{Role, UserName};
 
 /// Why a piece of user input was refused. The message is a sentence meant for the user.

@@ -127,6 +127,16 @@ word_enum! {
     }
 }
 
+word_enum! {
+    /// Why the console itself stopped a container (shown until it is started again).
+    StopReason, "stop_reason", "stop reason" {
+        /// No activity for the installation's idle time.
+        Idle => "idle",
+        /// Its expiry date passed; it is deleted after the grace period.
+        Expired => "expired",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +214,7 @@ mod tests {
     fn scope_round_trips() {
         round_trips(Scope::ALL, Scope::as_str, Scope::parse);
         assert_eq!(Scope::ALL.len(), 2);
+        round_trips(StopReason::ALL, StopReason::as_str, StopReason::parse);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use sqlx::{AnyPool, Executor, Row};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use wm_domain::{
-    Backend, ContainerKey, ContainerName, ContainerStatus, GuestPort, Role, Scope, UserName,
+    Backend, ContainerKey, ContainerName, ContainerStatus, GuestPort, Role, Scope, StopReason,
+    UserName,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -106,6 +107,16 @@ pub struct ContainerRecord {
     pub nano_cpus: i64,
     /// The GPUs it holds on its host (their ids), from the GPU leases.
     pub gpus: Vec<String>,
+    /// When it expires (Unix seconds): it is stopped then, and deleted after a grace period.
+    pub expires_at: Option<i64>,
+    /// Who set the expiry (a user name).
+    pub expiry_set_by: Option<String>,
+    /// When it was last used through the console (an exec), Unix seconds.
+    pub last_activity_at: Option<i64>,
+    /// Since when the reclaim worker has seen it idle, Unix seconds.
+    pub idle_since: Option<i64>,
+    /// Why the console itself stopped it; cleared when it is started again.
+    pub stop_reason: Option<StopReason>,
 }
 
 impl ContainerRecord {
@@ -596,6 +607,74 @@ impl Store {
         Ok(())
     }
 
+    /// Sets (or with `None` removes) the container's expiry, and who set it.
+    pub async fn set_container_expiry(
+        &self,
+        key: &ContainerKey,
+        expires_at: Option<i64>,
+        set_by: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE containers SET expires_at = $1, expiry_set_by = $2 \
+             WHERE owner = $3 AND short_name = $4",
+        )
+        .bind(expires_at)
+        .bind(set_by)
+        .bind(key.owner.as_str())
+        .bind(key.short.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The container was used through the console at `at`: it is not idle.
+    pub async fn touch_container(&self, key: &ContainerKey, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE containers SET last_activity_at = $1, idle_since = NULL \
+             WHERE owner = $2 AND short_name = $3",
+        )
+        .bind(at)
+        .bind(key.owner.as_str())
+        .bind(key.short.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Since when the container is idle; `None`: it is not.
+    pub async fn set_container_idle_since(
+        &self,
+        key: &ContainerKey,
+        since: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE containers SET idle_since = $1 WHERE owner = $2 AND short_name = $3")
+            .bind(since)
+            .bind(key.owner.as_str())
+            .bind(key.short.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records why the console stopped the container (`None` when it is started again:
+    /// the reason and the idle time go).
+    pub async fn set_container_stop_reason(
+        &self,
+        key: &ContainerKey,
+        reason: Option<StopReason>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE containers SET stop_reason = $1, idle_since = NULL \
+             WHERE owner = $2 AND short_name = $3",
+        )
+        .bind(reason.map(StopReason::as_str))
+        .bind(key.owner.as_str())
+        .bind(key.short.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Marks a container as gone from its host and releases its ports and GPUs, in one
     /// step.
     pub async fn mark_container_gone(&self, key: &ContainerKey) -> Result<()> {
@@ -750,8 +829,8 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at, memory_bytes, nano_cpus) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO containers (name, owner, short_name, image, backend, host, status, env, engine_id, created_at, memory_bytes, nano_cpus, expires_at, expiry_set_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(c.name.as_str())
         .bind(c.owner.as_str())
@@ -765,6 +844,8 @@ impl Store {
         .bind(c.created_at)
         .bind(c.memory_bytes)
         .bind(c.nano_cpus)
+        .bind(c.expires_at)
+        .bind(c.expiry_set_by.clone())
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, format!("container {}", c.name)))?;
@@ -1033,6 +1114,17 @@ impl Store {
         Ok(())
     }
 
+    /// Every image reference a container uses, in any status (gone ones too: their
+    /// record still names it until it is deleted).
+    pub async fn images_in_use(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT image FROM containers ORDER BY image")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("image")?))
+            .collect()
+    }
+
     /// Whether a container that is not gone was made from `image`.
     pub async fn image_in_use(&self, image: &str) -> Result<bool> {
         let row = sqlx::query(
@@ -1232,6 +1324,17 @@ fn container_from_row(r: &AnyRow) -> Result<ContainerRecord> {
         memory_bytes: r.try_get("memory_bytes")?,
         nano_cpus: r.try_get("nano_cpus")?,
         gpus: Vec::new(),
+        expires_at: r.try_get("expires_at")?,
+        expiry_set_by: r.try_get("expiry_set_by")?,
+        last_activity_at: r.try_get("last_activity_at")?,
+        idle_since: r.try_get("idle_since")?,
+        stop_reason: r
+            .try_get::<Option<String>, _>("stop_reason")?
+            .map(|s| {
+                StopReason::parse(&s)
+                    .map_err(|e| StoreError::Corrupt(format!("stop reason of {name}: {e}")))
+            })
+            .transpose()?,
     })
 }
 

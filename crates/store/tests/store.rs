@@ -7,7 +7,7 @@
 use std::future::Future;
 use wm_domain::{
     Backend, ContainerKey, ContainerName, ContainerStatus, GuestPort, Role, Scope, ShortName,
-    UserName,
+    StopReason, UserName,
 };
 use wm_store::{
     AuditEntry, CiSettings, ContainerRecord, ImageMeta, QuotaOverride, Store, StoreError, Token,
@@ -96,6 +96,11 @@ fn container(owner: &str, short: &str) -> ContainerRecord {
         memory_bytes: 1 << 30,
         nano_cpus: 1_000_000_000,
         gpus: Vec::new(),
+        expires_at: None,
+        expiry_set_by: None,
+        last_activity_at: None,
+        idle_since: None,
+        stop_reason: None,
     }
 }
 
@@ -756,6 +761,57 @@ async fn quota_overrides_round_trip() {
         assert_eq!(s.quota_overrides().await.unwrap(), vec![(name, q2)]);
         s.delete_quota_override("alice").await.unwrap();
         assert!(s.quota_override("alice").await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expiry_idleness_and_stop_reasons() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        let mut c = container("alice", "web");
+        c.expires_at = Some(1_800_000_000);
+        c.expiry_set_by = Some("alice".into());
+        s.insert_container(&c).await.unwrap();
+        let key = k("alice", "web");
+        let got = s.container(&key).await.unwrap().unwrap();
+        assert_eq!(got.expires_at, Some(1_800_000_000));
+        assert_eq!(got.expiry_set_by.as_deref(), Some("alice"));
+        assert_eq!((got.idle_since, got.stop_reason), (None, None));
+
+        s.set_container_expiry(&key, Some(1_900_000_000), Some("admin"))
+            .await
+            .unwrap();
+        s.set_container_idle_since(&key, Some(1_700_000_500))
+            .await
+            .unwrap();
+        let got = s.containers(Some("alice")).await.unwrap().remove(0);
+        assert_eq!(got.expires_at, Some(1_900_000_000));
+        assert_eq!(got.expiry_set_by.as_deref(), Some("admin"));
+        assert_eq!(got.idle_since, Some(1_700_000_500));
+
+        s.touch_container(&key, 1_700_000_600).await.unwrap();
+        let got = s.container(&key).await.unwrap().unwrap();
+        assert_eq!(got.last_activity_at, Some(1_700_000_600));
+        assert_eq!(got.idle_since, None, "activity ends idleness");
+
+        s.set_container_idle_since(&key, Some(1_700_000_700))
+            .await
+            .unwrap();
+        s.set_container_stop_reason(&key, Some(StopReason::Idle))
+            .await
+            .unwrap();
+        let got = s.container(&key).await.unwrap().unwrap();
+        assert_eq!(got.stop_reason, Some(StopReason::Idle));
+        assert_eq!(got.idle_since, None);
+        s.set_container_stop_reason(&key, None).await.unwrap();
+        s.set_container_expiry(&key, None, None).await.unwrap();
+        let got = s.container(&key).await.unwrap().unwrap();
+        assert_eq!(
+            (got.stop_reason, got.expires_at, got.expiry_set_by),
+            (None, None, None)
+        );
+        assert_eq!(s.images_in_use().await.unwrap(), ["busybox:latest"]);
     })
     .await;
 }

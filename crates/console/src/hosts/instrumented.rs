@@ -9,9 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use wm_backend::{
-    BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
-    RunnerState,
+    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
+    ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
+    RunnerSpec, RunnerState,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -94,6 +94,9 @@ impl ContainerBackend for InstrumentedBackend {
     }
     async fn inspect(&self, name: &ContainerKey) -> Result<ContainerState, BackendError> {
         self.timed("inspect", self.inner.inspect(name)).await
+    }
+    async fn activity(&self, name: &ContainerKey) -> Result<Activity, BackendError> {
+        self.timed("activity", self.inner.activity(name)).await
     }
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
         self.timed("list", self.inner.list()).await

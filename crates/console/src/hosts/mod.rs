@@ -145,7 +145,20 @@ pub(crate) struct HostView {
     pub memory_placed: i64,
     /// Its GPUs, and who holds each.
     pub gpus: Vec<GpuView>,
+    /// The disk its tagged images take; `null` while it does not answer.
+    pub images: Option<ImageDisk>,
     pub error: Option<String>,
+}
+
+/// The images of one host: how many, and their sizes summed (layers shared between
+/// images count once per image, as the engine reports each image's size).
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub(crate) struct ImageDisk {
+    pub(crate) count: i64,
+    pub(crate) bytes: i64,
+    /// Of those, the images users built here (with an owner).
+    pub(crate) user_count: i64,
+    pub(crate) user_bytes: i64,
 }
 
 /// One GPU of a host, as the admin API shows it.
@@ -282,6 +295,7 @@ impl Hosts {
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    images: None,
                     error: health.error,
                 }
             })

@@ -7,9 +7,10 @@ use super::{ApiError, Http};
 
 use crate::service::accounts::{Accounts, Admin, NewUser, UserInfo};
 use crate::service::audit::{Audit, AuditEntryView};
+use crate::service::cleanup::{Cleanup, CleanupReport, ImageRemoval, SifRemoval};
 use crate::service::quotas::{QuotaPatch, Quotas, UserQuota};
 use crate::service::reconcile::{ReconcileReport, Reconciler};
-use crate::service::system::{HostView, System};
+use crate::service::system::{HostView, ImageDisk, System};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post, put};
@@ -27,6 +28,8 @@ use utoipa::{OpenApi, ToSchema};
         admin_audit,
         admin_hosts,
         admin_patch_host,
+        cleanup_report,
+        cleanup_run,
         list_quotas,
         set_quota,
         clear_quota
@@ -37,7 +40,11 @@ use utoipa::{OpenApi, ToSchema};
         ReconcileReport,
         AuditEntryView,
         HostView,
+        ImageDisk,
         HostPatch,
+        CleanupReport,
+        ImageRemoval,
+        SifRemoval,
         UserQuota,
         QuotaPatch
     ))
@@ -51,6 +58,7 @@ pub(super) fn router() -> Router<Http> {
         .route("/admin/audit", get(admin_audit))
         .route("/admin/hosts", get(admin_hosts))
         .route("/admin/hosts/{id}", patch(admin_patch_host))
+        .route("/admin/cleanup", get(cleanup_report).post(cleanup_run))
         .route("/admin/quotas", get(list_quotas))
         .route(
             "/admin/users/{name}/quota",
@@ -95,6 +103,27 @@ async fn admin_hosts(
     admin: Admin,
 ) -> Result<Json<Vec<HostView>>, ApiError> {
     Ok(Json(system.hosts(&admin).await?))
+}
+
+/// What the clean-up would remove now, and why: users' unused images older than
+/// `WM_IMAGE_MAX_AGE`, SIF files unused for `WM_SIF_CACHE_MAX_AGE` or beyond the cache's
+/// cap (a dry run; admins only).
+#[utoipa::path(get, path = "/api/v1/admin/cleanup", responses((status = 200, body = CleanupReport), (status = 403, body = ErrorBody)))]
+async fn cleanup_report(
+    State(cleanup): State<Arc<Cleanup>>,
+    admin: Admin,
+) -> Result<Json<CleanupReport>, ApiError> {
+    Ok(Json(cleanup.report(&admin).await?))
+}
+
+/// Run the clean-up now; answers what was removed (admins only). The same runs every
+/// `WM_CLEANUP_INTERVAL_SECS` when a maximum age is set.
+#[utoipa::path(post, path = "/api/v1/admin/cleanup", responses((status = 200, body = CleanupReport), (status = 403, body = ErrorBody)))]
+async fn cleanup_run(
+    State(cleanup): State<Arc<Cleanup>>,
+    admin: Admin,
+) -> Result<Json<CleanupReport>, ApiError> {
+    Ok(Json(cleanup.run_now(&admin).await?))
 }
 
 /// `PATCH /api/v1/admin/hosts/{id}`.

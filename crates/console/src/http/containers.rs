@@ -7,7 +7,7 @@ use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
 use crate::service::containers::{
-    Container, Containers, CreateContainer, ExecCommand, ExecResult, Port, Written,
+    Container, ContainerPatch, Containers, CreateContainer, ExecCommand, ExecResult, Port, Written,
 };
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -26,6 +26,7 @@ use utoipa::OpenApi;
         create_container,
         list_containers,
         get_container,
+        patch_container,
         delete_container,
         start_container,
         stop_container,
@@ -33,7 +34,16 @@ use utoipa::OpenApi;
         upload_files,
         container_logs
     ),
-    components(schemas(Container, Port, CreateContainer, ExecCommand, ExecResult, Written))
+    components(schemas(
+        Container,
+        Port,
+        CreateContainer,
+        ContainerPatch,
+        ExecCommand,
+        ExecResult,
+        Written,
+        wm_domain::StopReason
+    ))
 )]
 pub(super) struct Doc;
 
@@ -43,7 +53,9 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/containers", post(create_container).get(list_containers))
         .route(
             "/containers/{name}",
-            get(get_container).delete(delete_container),
+            get(get_container)
+                .patch(patch_container)
+                .delete(delete_container),
         )
         .route("/containers/{name}/start", post(start_container))
         .route("/containers/{name}/stop", post(stop_container))
@@ -105,6 +117,24 @@ async fn get_container(
         .load(&caller, &name, whose.owner.as_deref())
         .await?;
     Ok(Json(containers.get(c).await?))
+}
+
+/// Change a container's expiry (`expires_at`: RFC 3339 in the future, or `null` to remove
+/// it). Its owner may set one, bring one earlier, or change one they set; only an
+/// administrator may postpone or remove an expiry someone else set.
+#[utoipa::path(patch, path = "/api/v1/containers/{name}", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")), request_body = ContainerPatch,
+    responses((status = 200, body = Container), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn patch_container(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(whose): ApiQuery<Whose>,
+    ApiJson(patch): ApiJson<ContainerPatch>,
+) -> Result<Json<Container>, ApiError> {
+    let c = containers
+        .load(&caller, &name, whose.owner.as_deref())
+        .await?;
+    Ok(Json(containers.set_expiry(&caller, c, patch).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/containers/{name}", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),

@@ -53,7 +53,7 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
         Error::Unauthenticated | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
-        Error::Conflict(_) | Error::Ambiguous(_) => StatusCode::CONFLICT,
+        Error::Conflict(_) | Error::Ambiguous(_) | Error::Expired { .. } => StatusCode::CONFLICT,
         Error::TooLarge(_) | Error::TooLargeBecause(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) | Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -29,6 +29,7 @@ use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::service::accounts::Accounts;
 use crate::service::audit::Audit;
 use crate::service::ci::Ci;
+use crate::service::cleanup::Cleanup;
 use crate::service::containers::Containers;
 use crate::service::images::Images;
 use crate::service::quotas::Quotas;
@@ -56,6 +57,7 @@ pub(crate) struct Http {
     pub(crate) containers: Arc<Containers>,
     pub(crate) images: Arc<Images>,
     pub(crate) sif: Arc<SifCache>,
+    pub(crate) cleanup: Arc<Cleanup>,
     pub(crate) ci: Arc<Ci>,
     pub(crate) reconciler: Arc<Reconciler>,
     pub(crate) system: Arc<System>,
@@ -77,6 +79,7 @@ part!(accounts: Arc<Accounts>);
 part!(containers: Arc<Containers>);
 part!(images: Arc<Images>);
 part!(sif: Arc<SifCache>);
+part!(cleanup: Arc<Cleanup>);
 part!(ci: Arc<Ci>);
 part!(reconciler: Arc<Reconciler>);
 part!(system: Arc<System>);

@@ -26,6 +26,12 @@ pub(crate) enum Error {
     NotFound { code: &'static str, what: String },
     #[error("{0}")]
     Conflict(String),
+    /// The container's expiry date has passed: it stays stopped until it is deleted,
+    /// unless someone allowed to extends it.
+    #[error(
+        "container {name} expired at {at}; it cannot be started unless its expiry is extended"
+    )]
+    Expired { name: String, at: String },
     /// A full name that several owners' containers share, asked for by an administrator
     /// without saying whose (`?owner=`).
     #[error("{0}")]
@@ -185,6 +191,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound { code, .. } => code,
             Error::Conflict(_) => "conflict",
+            Error::Expired { .. } => "container_expired",
             Error::Ambiguous(_) => "ambiguous_name",
             Error::TooLarge(_) | Error::TooLargeBecause(_) => "payload_too_large",
             Error::RateLimited { .. } => "rate_limited",

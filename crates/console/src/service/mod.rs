@@ -11,16 +11,20 @@
 //! - [`sif`]: exports and the SIF cache.
 //! - [`ci`]: each user's GitLab runner.
 //! - [`reconcile`]: the database kept true to the hosts.
+//! - [`reclaim`]: idle and expired containers stopped and deleted; [`cleanup`]: unused
+//!   users' images and SIF files removed.
 //! - [`system`]: health, metrics, host administration; [`audit`]: the audit log.
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod ci;
+pub(crate) mod cleanup;
 pub(crate) mod containers;
 mod error;
 pub(crate) mod images;
 pub(crate) mod quotas;
 pub(crate) mod ratelimit;
+pub(crate) mod reclaim;
 pub(crate) mod reconcile;
 pub(crate) mod sif;
 pub(crate) mod system;

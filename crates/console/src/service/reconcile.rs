@@ -238,6 +238,11 @@ impl Reconciler {
             memory_bytes: self.default_limits.memory_bytes,
             nano_cpus: self.default_limits.nano_cpus,
             gpus: Vec::new(),
+            expires_at: None,
+            expiry_set_by: None,
+            last_activity_at: None,
+            idle_since: None,
+            stop_reason: None,
         };
         self.store
             .insert_container(&record)

@@ -181,6 +181,62 @@ impl SifCache {
     }
 }
 
+/// One file of the SIF cache.
+#[derive(Debug, Clone)]
+pub(crate) struct SifEntry {
+    pub(crate) path: PathBuf,
+    /// The image id it was made from (`sha256:...`).
+    pub(crate) image_id: String,
+    pub(crate) size: u64,
+    /// Unix seconds of its last use (a conversion or a download).
+    pub(crate) last_used: i64,
+}
+
+impl SifCache {
+    /// The cache's size cap, in bytes.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Every complete file of the cache, least recently used first.
+    pub(crate) async fn entries(&self) -> Vec<SifEntry> {
+        let dir = self.dir.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return Vec::new();
+            };
+            let mut out: Vec<SifEntry> = entries
+                .flatten()
+                .filter_map(|e| {
+                    let path = e.path();
+                    let stem = path
+                        .file_name()?
+                        .to_str()?
+                        .strip_suffix(".sif")?
+                        .to_string();
+                    let m = e.metadata().ok()?;
+                    let last_used = m
+                        .modified()
+                        .ok()?
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()?
+                        .as_secs() as i64;
+                    Some(SifEntry {
+                        path,
+                        image_id: format!("sha256:{stem}"),
+                        size: m.len(),
+                        last_used,
+                    })
+                })
+                .collect();
+            out.sort_by(|a, b| (a.last_used, &a.path).cmp(&(b.last_used, &b.path)));
+            out
+        })
+        .await;
+        listed.unwrap_or_default()
+    }
+}
+
 impl SifCache {
     /// A host that has the image and answers now.
     fn source(&self, image: &Image) -> Result<Arc<dyn wm_backend::ContainerBackend>, Error> {

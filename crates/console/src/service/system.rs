@@ -3,8 +3,8 @@
 
 use super::accounts::Admin;
 use super::Error;
-pub(crate) use crate::hosts::HostView;
 use crate::hosts::{GatedCluster, Hosts};
+pub(crate) use crate::hosts::{HostView, ImageDisk};
 use crate::metrics::Metrics;
 use crate::util::now;
 use serde::{Deserialize, Serialize};
@@ -196,9 +196,29 @@ impl System {
         back
     }
 
-    /// The container hosts, their health, and how many containers each holds.
+    /// The container hosts, their health, how many containers each holds, and the disk
+    /// their images take (asked of every host at once).
     pub(crate) async fn hosts(&self, _admin: &Admin) -> Result<Vec<HostView>, Error> {
-        Ok(self.hosts.views().await?)
+        let mut views = self.hosts.views().await?;
+        let disks = futures::future::join_all(views.iter().map(|v| async move {
+            let backend = self.hosts.reach(&v.id).ok()?;
+            let images = backend.images().await.ok()?;
+            let mut d = ImageDisk::default();
+            for i in images {
+                d.count += 1;
+                d.bytes += i.size;
+                if i.owner.is_some() {
+                    d.user_count += 1;
+                    d.user_bytes += i.size;
+                }
+            }
+            Some(d)
+        }))
+        .await;
+        for (v, d) in views.iter_mut().zip(disks) {
+            v.images = d;
+        }
+        Ok(views)
     }
 
     /// Drains a host (it keeps its containers but gets no new ones), or puts it back.

@@ -1,13 +1,17 @@
 //! The console's background work, started and stopped in one place: the periodic
-//! reconcile, the health checks of the hosts and the cluster, and one follower of each
-//! host's image events. Every later periodic job goes here too.
+//! reconcile, the health checks of the hosts and the cluster, one follower of each
+//! host's image events, the reclaim of idle and expired containers, and the clean-up of
+//! images and SIF files. Every later periodic job goes here too.
 
 mod health;
 mod image_events;
+mod reclaim;
 mod reconcile;
 
 use crate::hosts::Hosts;
+use crate::service::cleanup::Cleanup;
 use crate::service::images::Catalog;
+use crate::service::reclaim::Reclaimer;
 use crate::service::reconcile::Reconciler;
 use crate::service::system::System;
 use std::sync::Arc;
@@ -20,6 +24,11 @@ pub(crate) struct Deps {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) reconciler: Arc<Reconciler>,
     pub(crate) system: Arc<System>,
+    pub(crate) reclaimer: Arc<Reclaimer>,
+    /// `None` when neither images nor SIF files have a maximum age.
+    pub(crate) cleanup: Option<Arc<Cleanup>>,
+    pub(crate) reclaim_interval: Duration,
+    pub(crate) cleanup_interval: Duration,
     pub(crate) reconcile_interval: Duration,
     pub(crate) check_interval: Duration,
 }
@@ -45,6 +54,16 @@ impl Workers {
                 deps.check_interval,
             )),
         ];
+        tasks.push(tokio::spawn(reclaim::run(
+            deps.reclaimer.clone(),
+            deps.reclaim_interval,
+        )));
+        if let Some(cleanup) = deps.cleanup {
+            tasks.push(tokio::spawn(reclaim::clean_up(
+                cleanup,
+                deps.cleanup_interval,
+            )));
+        }
         for host in deps.hosts.all() {
             tasks.push(tokio::spawn(image_events::follow(
                 deps.catalog.clone(),

@@ -35,7 +35,7 @@ pub(super) async fn page_handler(
             table.cards {
                 thead { tr {
                     th scope="col" { (t.host) } th scope="col" { (t.status) } th scope="col" { (t.containers) }
-                    th scope="col" { (t.host_labels) } th scope="col" { (t.host_gpus) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
+                    th scope="col" { (t.host_labels) } th scope="col" { (t.host_gpus) } th scope="col" { (t.image_disk) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
                 } }
                 tbody { @for h in &hosts { tr {
                     td data-label=(t.host) {
@@ -53,6 +53,12 @@ pub(super) async fn page_handler(
                         @for g in &h.gpus {
                             div.gpu { code { (g.id) } " " (g.holders.len()) "/" (g.share) @if !g.holders.is_empty() { " (" (g.holders.join(", ")) ")" } }
                         }
+                    }
+                    td data-label=(t.image_disk) data-image-disk=(h.id) {
+                        @if let Some(d) = &h.images {
+                            (d.count) " / " (human_bytes(d.bytes))
+                            br; small { (t.image_disk_users) ": " (d.user_count) " / " (human_bytes(d.user_bytes)) }
+                        } @else { "—" }
                     }
                     td data-label=(t.version) { (h.version.as_deref().unwrap_or("—")) }
                     td {

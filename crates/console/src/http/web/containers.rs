@@ -2,6 +2,7 @@
 //! logs), start, stop and delete. Every action goes through `crate::service::containers`, whose
 //! `load` refuses other people's containers exactly as the API does.
 
+use super::i18n::Texts;
 use super::{
     error_page, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery, OrPage,
     PageError, Posted, Session,
@@ -19,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::Value;
-use wm_domain::Backend;
+use wm_domain::{Backend, StopReason};
 
 fn port_links(ctx: &Ctx, c: &Container) -> Markup {
     html! {
@@ -64,6 +65,28 @@ fn action_form(ctx: &Ctx, c: &Container, action: &str, label: &str) -> Markup {
     }
 }
 
+/// Why the console stopped the container, or what it is about to do: the idle stop or
+/// the expiry, as a warning when it is near.
+fn reclaim_note(t: &Texts, c: &Container) -> Markup {
+    html! {
+        @if let Some(reason) = c.stop_reason {
+            p.reclaim.warn data-stop-reason=(reason.as_str()) {
+                @match reason {
+                    StopReason::Idle => (t.stopped_idle),
+                    StopReason::Expired => (t.stopped_expired),
+                }
+            }
+        }
+        @if let (true, Some(at)) = (c.expired, &c.deletes_at) {
+            p.reclaim.warn data-reclaim="expired" { (t.expired_note) " " time datetime=(at) { (short_time(at)) } }
+        } @else if let (true, Some(at)) = (c.warning, &c.idle_stop_at) {
+            p.reclaim.warn role="status" data-reclaim="idle" { (t.idle_warning) " " time datetime=(at) { (short_time(at)) } }
+        } @else if let (true, Some(at)) = (c.warning, &c.expires_at) {
+            p.reclaim.warn role="status" data-reclaim="expiry" { (t.expiry_warning) " " time datetime=(at) { (short_time(at)) } }
+        }
+    }
+}
+
 pub(super) async fn list(
     State(http): State<Http>,
     Session(ctx): Session,
@@ -103,7 +126,7 @@ pub(super) async fn list(
                             td data-label=(t.image) { code { (c.image) } }
                             td data-label=(t.backend) { (t.backend_word(c.backend)) }
                             td data-label=(t.host) { (c.host) }
-                            td data-label=(t.status) { (status_badge(t, c.status)) }
+                            td data-label=(t.status) { (status_badge(t, c.status)) (reclaim_note(t, c)) }
                             td data-label=(t.ports) { (port_links(&ctx, c)) }
                             td data-label=(t.created) { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
                             td data-label=(t.actions) {
@@ -303,6 +326,7 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
             Err(_) if f.gpus.is_empty() => None,
             Err(_) => Some(u32::MAX),
         },
+        expires_at: None,
     };
     let e = match http.containers.create(ctx.caller(), req).await {
         Ok(_) => return see_other("/containers?notice=created"),
@@ -370,7 +394,14 @@ async fn detail_page(
                 @for e in &c.env { code { (e) } " " }
             }
             dt { (t.created) } dd { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
+            @if let Some(at) = &c.expires_at {
+                dt { (t.expires) } dd {
+                    time datetime=(at) { (short_time(at)) }
+                    @if let Some(d) = &c.deletes_at { " (" (t.deleted_after) " " time datetime=(d) { (short_time(d)) } ")" }
+                }
+            }
         }
+        (reclaim_note(t, &c))
         div.actions {
             @if running { (action_form(ctx, &c, "stop", t.stop)) } @else { (action_form(ctx, &c, "start", t.start)) }
             a.button.danger href=(container_path(ctx, &c, "/delete")) { (t.delete) }

@@ -320,6 +320,17 @@ pub(crate) struct Texts {
     pub misdirected: &'static str,
     pub misdirected_setting: &'static str,
     pub err_start_failed: &'static str,
+    pub err_expired: &'static str,
+    pub err_expiry: &'static str,
+    pub expires: &'static str,
+    pub deleted_after: &'static str,
+    pub idle_warning: &'static str,
+    pub expiry_warning: &'static str,
+    pub expired_note: &'static str,
+    pub stopped_idle: &'static str,
+    pub stopped_expired: &'static str,
+    pub image_disk: &'static str,
+    pub image_disk_users: &'static str,
 }
 
 impl Texts {
@@ -333,6 +344,8 @@ impl Texts {
             "not_found" | "image_not_found" => self.err_not_found,
             "conflict" | "image_in_use" | "container_state" | "engine_refused" => self.err_conflict,
             "container_start_failed" => self.err_start_failed,
+            "container_expired" => self.err_expired,
+            "invalid_expiry" => self.err_expiry,
             "host_network_failed" | "storage_unavailable" => self.err_unavailable,
             "ambiguous_name" => self.err_ambiguous,
             "payload_too_large" => self.err_too_large,
@@ -634,6 +647,17 @@ pub(super) static EN: Texts = Texts {
     misdirected: "The console is not served at this address: it is the address of the containers' published ports, and your browser would send your login to every one of them. Open the console at its own address.",
     misdirected_setting: "Administrators set the console's address with the setting",
     err_start_failed: "The container could not start: its image's command cannot be run.",
+    err_expired: "This container has expired and cannot be started again. Ask whoever set its expiry to extend it; it will be deleted at the end of the grace period.",
+    err_expiry: "The expiry must be a date and time in the future, like 2026-03-31T23:59:00+09:00.",
+    expires: "Expires",
+    deleted_after: "deleted at",
+    idle_warning: "No activity: this container will be stopped at",
+    expiry_warning: "This container expires at",
+    expired_note: "Expired: stopped, and deleted at",
+    stopped_idle: "Stopped for having no activity",
+    stopped_expired: "Stopped because it expired",
+    image_disk: "Images (disk)",
+    image_disk_users: "users' images",
 };
 
 pub(super) static JA: Texts = Texts {
@@ -853,6 +877,17 @@ pub(super) static JA: Texts = Texts {
     misdirected: "このアドレスではコンソールを提供していません。これはコンテナの公開ポートに使うアドレスで、ここでログインするとブラウザがすべてのコンテナにログイン情報を送ってしまいます。コンソール専用のアドレスから開いてください。",
     misdirected_setting: "コンソールのアドレスは管理者が次の設定で指定します:",
     err_start_failed: "コンテナを起動できませんでした。イメージのコマンドを実行できません。",
+    err_expired: "このコンテナは有効期限が切れているため、再び起動できません。期限を設定した人に延長を依頼してください。猶予期間が終わると削除されます。",
+    err_expiry: "有効期限は 2026-03-31T23:59:00+09:00 のような未来の日時で指定してください。",
+    expires: "有効期限",
+    deleted_after: "削除予定",
+    idle_warning: "操作がないため、このコンテナは次の時刻に停止されます:",
+    expiry_warning: "このコンテナの有効期限:",
+    expired_note: "期限切れのため停止しました。削除予定:",
+    stopped_idle: "操作がなかったため停止しました",
+    stopped_expired: "有効期限が切れたため停止しました",
+    image_disk: "イメージ (ディスク)",
+    image_disk_users: "利用者のイメージ",
 };
 
 #[cfg(test)]

@@ -84,6 +84,7 @@ impl OnCluster {
         env: Vec<EnvVar>,
         ports: Vec<GuestPort>,
         res: super::Resources,
+        expires_at: Option<i64>,
     ) -> Result<Container, Error> {
         let cluster = self.cluster()?;
         let key = ContainerKey::new(&caller.name, &short)?;
@@ -116,6 +117,11 @@ impl OnCluster {
                     memory_bytes: res.memory_bytes,
                     nano_cpus: res.nano_cpus,
                     gpus: Vec::new(),
+                    expires_at,
+                    expiry_set_by: expires_at.map(|_| caller.name.to_string()),
+                    last_activity_at: None,
+                    idle_since: None,
+                    stop_reason: None,
                 };
                 self.store.insert_container(&r).await.map_err(|e| match e {
                     wm_store::StoreError::Conflict(_) => conflict(),

@@ -28,6 +28,8 @@ pub(super) struct NewContainer {
     /// Host labels the request requires.
     pub(super) required: Vec<String>,
     pub(super) res: Resources,
+    /// Unix seconds, checked to be in the future.
+    pub(super) expires_at: Option<i64>,
 }
 
 /// The containers of the Docker hosts.
@@ -73,6 +75,7 @@ impl OnHosts {
             guests,
             mut required,
             res,
+            expires_at,
         } = new;
         let key = ContainerKey::new(&caller.name, &short)?;
         let name = key.full_name();
@@ -96,6 +99,11 @@ impl OnHosts {
             memory_bytes: res.memory_bytes,
             nano_cpus: res.nano_cpus,
             gpus: Vec::new(),
+            expires_at,
+            expiry_set_by: expires_at.map(|_| caller.name.to_string()),
+            last_activity_at: None,
+            idle_since: None,
+            stop_reason: None,
         };
         let placement = self
             .hosts

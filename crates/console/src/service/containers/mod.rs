@@ -19,7 +19,7 @@ use crate::service::accounts::Caller;
 use crate::service::images::Images;
 use crate::service::quotas::{Ask, Quotas};
 use crate::service::Error;
-use crate::util::rfc3339;
+use crate::util::{now, rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use utoipa::ToSchema;
 use wm_backend::ExecOutput;
 use wm_domain::{
     parse_env_list, parse_port_list, Backend, ContainerKey, ContainerName, ContainerStatus, EnvVar,
-    GuestPort, ImageRef, ParseError, ShortName, UserName,
+    GuestPort, ImageRef, ParseError, ShortName, StopReason, UserName,
 };
 use wm_store::{ContainerRecord, Store};
 
@@ -63,6 +63,30 @@ pub(crate) struct Container {
     pub(crate) memory_bytes: i64,
     /// The ids of the GPUs it holds on its host.
     pub(crate) gpus: Vec<String>,
+    /// RFC 3339: when it is stopped for good (and deleted `WM_EXPIRY_GRACE` later).
+    pub(crate) expires_at: Option<String>,
+    /// RFC 3339: when it will be deleted, once it has an expiry.
+    pub(crate) deletes_at: Option<String>,
+    /// RFC 3339: since when it has been idle (no exec, network traffic or CPU use beyond
+    /// the installation's thresholds).
+    pub(crate) idle_since: Option<String>,
+    /// RFC 3339: when it will be stopped for being idle, unless it is used before.
+    pub(crate) idle_stop_at: Option<String>,
+    /// Why the console itself stopped it (`idle`, `expired`); cleared when it is started.
+    pub(crate) stop_reason: Option<StopReason>,
+    /// Its expiry date has passed: it stays stopped until it is deleted.
+    pub(crate) expired: bool,
+    /// Its expiry or an idle stop is near: the console warns about it.
+    pub(crate) warning: bool,
+    #[serde(skip)]
+    raw: RawTimes,
+}
+
+/// A container's reclaim times as Unix seconds, for [`Containers::finish`].
+#[derive(Debug, Default, Clone, Copy)]
+struct RawTimes {
+    expires_at: Option<i64>,
+    idle_since: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -97,6 +121,17 @@ impl From<&ContainerRecord> for Container {
             cpus: c.nano_cpus as f64 / 1e9,
             memory_bytes: c.memory_bytes,
             gpus: c.gpus.clone(),
+            expires_at: c.expires_at.map(rfc3339),
+            deletes_at: None,
+            idle_since: c.idle_since.map(rfc3339),
+            idle_stop_at: None,
+            stop_reason: c.stop_reason,
+            expired: false,
+            warning: false,
+            raw: RawTimes {
+                expires_at: c.expires_at,
+                idle_since: c.idle_since,
+            },
         }
     }
 }
@@ -137,6 +172,48 @@ pub(crate) struct CreateContainer {
     /// GPUs, each a different one, on a host that has them free.
     #[serde(default)]
     pub(crate) gpus: Option<u32>,
+    /// RFC 3339, in the future: the container is stopped then, and deleted after the
+    /// installation's grace period.
+    #[serde(default)]
+    pub(crate) expires_at: Option<String>,
+}
+
+/// `PATCH /api/v1/containers/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContainerPatch {
+    /// RFC 3339 in the future, or `null` to remove the expiry. Its owner may set one, bring
+    /// one earlier, or change one they set themselves; only an administrator may postpone
+    /// or remove an expiry someone else set.
+    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) expires_at: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// An expiry as the API takes it: RFC 3339, in the future.
+pub(crate) fn parse_expiry(s: &str, now: i64) -> Result<i64, Error> {
+    let bad = |message: String| Error::Invalid {
+        code: "invalid_expiry",
+        message,
+        field: Some("expires_at"),
+    };
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            bad(format!(
+                "expires_at {:?} is not a date and time like 2026-03-31T23:59:00+09:00",
+                s.chars().take(40).collect::<String>()
+            ))
+        })?
+        .unix_timestamp();
+    if t <= now {
+        return Err(bad("expires_at must be in the future".into()));
+    }
+    Ok(t)
 }
 
 /// What a container is given: CPU, memory, and how many GPUs.
@@ -293,6 +370,11 @@ impl OwnedContainer {
     pub(crate) fn into_record(self) -> ContainerRecord {
         self.record
     }
+
+    /// A container the console acts on by itself (the reclaim worker), with no caller.
+    pub(in crate::service) fn by_the_console(record: ContainerRecord) -> Self {
+        Self { record }
+    }
 }
 
 /// Records a status seen on the host; a container gone from it gives up its ports.
@@ -426,6 +508,11 @@ impl Containers {
         let env = parse_env(req.env)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
         let required = parse_requires(req.requires)?;
+        let expires_at = req
+            .expires_at
+            .as_deref()
+            .map(|t| parse_expiry(t, now()))
+            .transpose()?;
         let backend = match req.backend.as_deref() {
             None => Backend::Docker,
             Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
@@ -464,8 +551,12 @@ impl Containers {
                     guests,
                     required,
                     res,
+                    expires_at,
                 };
-                self.docker.create(caller, new, admitted).await
+                self.docker
+                    .create(caller, new, admitted)
+                    .await
+                    .map(|c| self.finish(c))
             }
             Backend::Kubernetes => {
                 if !required.is_empty() {
@@ -478,10 +569,10 @@ impl Containers {
                 }
                 let created = self
                     .cluster
-                    .create(caller, short, image, env, guests, res)
+                    .create(caller, short, image, env, guests, res, expires_at)
                     .await;
                 drop(admitted);
-                created
+                created.map(|c| self.finish(c))
             }
         }
     }
@@ -600,6 +691,7 @@ impl Containers {
                 Backend::Kubernetes => cluster::OnCluster::show(r, k.as_ref()),
                 Backend::Docker => self.docker.view(r),
             })
+            .map(|c| self.finish(c))
             .collect())
     }
 
@@ -609,12 +701,45 @@ impl Containers {
             Backend::Docker => self.docker.get(c).await,
             Backend::Kubernetes => self.cluster.get(c).await,
         }
+        .map(|c| self.finish(c))
+    }
+
+    /// The container as the API shows it, with the times derived from the installation's
+    /// reclaim settings: when it is deleted after its expiry, when it is stopped for being
+    /// idle, and whether either is near enough to warn about.
+    fn finish(&self, mut c: Container) -> Container {
+        let reclaim = &self.config.reclaim;
+        let now = now();
+        let mut soon = false;
+        if let Some(expires) = c.raw.expires_at {
+            let deletes = expires.saturating_add(reclaim.expiry_grace.as_secs());
+            c.deletes_at = Some(rfc3339(deletes));
+            c.expired = now >= expires;
+            soon |= expires - now <= reclaim.idle_warning.as_secs();
+        }
+        if let (Some(since), Some(after), ContainerStatus::Running) =
+            (c.raw.idle_since, reclaim.idle_stop_after, c.status)
+        {
+            if c.backend == Backend::Docker {
+                let at = since.saturating_add(after.as_secs());
+                c.idle_stop_at = Some(rfc3339(at));
+                soon |= at - now <= reclaim.idle_warning.as_secs();
+            }
+        }
+        c.warning = soon;
+        c
     }
 
     /// Starts the container, within its owner's quota of running containers, CPUs and
-    /// memory.
+    /// memory. An expired container stays stopped.
     pub(crate) async fn start(&self, c: OwnedContainer) -> Result<Container, Error> {
         let r = c.record();
+        if let Some(at) = r.expires_at.filter(|at| *at <= now()) {
+            return Err(Error::Expired {
+                name: r.name.to_string(),
+                at: rfc3339(at),
+            });
+        }
         let admitted = self.quotas.admit(&r.owner).await;
         if !(r.status.is_live() || r.status == ContainerStatus::Pending) {
             let role = self
@@ -630,12 +755,19 @@ impl Containers {
             };
             self.quotas.check(&admitted, &r.owner, role, &ask).await?;
         }
+        let key = c.key();
         let started = match c.record.backend {
             Backend::Docker => self.docker.start(c).await,
             Backend::Kubernetes => self.cluster.start_or_stop(c, true).await,
         };
         drop(admitted);
-        started
+        let mut started = started?;
+        // Started again: the console's reason for stopping it and its idle time go.
+        self.store.set_container_stop_reason(&key, None).await?;
+        started.stop_reason = None;
+        started.raw.idle_since = None;
+        started.idle_since = None;
+        Ok(self.finish(started))
     }
 
     pub(crate) async fn stop(&self, c: OwnedContainer) -> Result<Container, Error> {
@@ -643,6 +775,64 @@ impl Containers {
             Backend::Docker => self.docker.stop(c).await,
             Backend::Kubernetes => self.cluster.start_or_stop(c, false).await,
         }
+        .map(|c| self.finish(c))
+    }
+
+    /// Stops the container for the console's own `reason` (the reclaim worker), and
+    /// records the reason, which the container shows until it is started again.
+    pub(in crate::service) async fn stop_for(
+        &self,
+        c: OwnedContainer,
+        reason: StopReason,
+    ) -> Result<Container, Error> {
+        let key = c.key();
+        let mut stopped = self.stop(c).await?;
+        self.store
+            .set_container_stop_reason(&key, Some(reason))
+            .await?;
+        stopped.stop_reason = Some(reason);
+        Ok(stopped)
+    }
+
+    /// Changes the container's expiry (`None` removes it). Its owner may set one, bring
+    /// one earlier, or change one they set themselves; an administrator may change any.
+    /// A later course owner is one more who may: the rule is who set it.
+    pub(crate) async fn set_expiry(
+        &self,
+        caller: &Caller,
+        c: OwnedContainer,
+        patch: ContainerPatch,
+    ) -> Result<Container, Error> {
+        let Some(asked) = patch.expires_at else {
+            return self.get(c).await;
+        };
+        let now = now();
+        let asked = asked.as_deref().map(|t| parse_expiry(t, now)).transpose()?;
+        let r = c.record();
+        let set_by_other = r
+            .expiry_set_by
+            .as_deref()
+            .is_some_and(|who| who != caller.name.as_str());
+        let postpones = match (r.expires_at, asked) {
+            (Some(_), None) => true,
+            (Some(old), Some(new)) => new > old,
+            (None, _) => false,
+        };
+        if set_by_other && postpones && !caller.is_admin() {
+            return Err(Error::Forbidden(format!(
+                "the expiry of {} was set by {}; only they or an administrator may postpone or remove it",
+                r.name,
+                r.expiry_set_by.as_deref().unwrap_or_default()
+            )));
+        }
+        let set_by = asked.map(|_| caller.name.as_str());
+        self.store
+            .set_container_expiry(&c.key(), asked, set_by)
+            .await?;
+        let mut record = c.into_record();
+        record.expires_at = asked;
+        record.expiry_set_by = set_by.map(String::from);
+        self.get(OwnedContainer { record }).await
     }
 
     /// Removes the container from its host, then its record.
@@ -654,11 +844,14 @@ impl Containers {
     }
 
     /// Runs a command (an array of strings, or one string for `/bin/sh -c`).
+    /// A command run through the console is activity: the container is not idle.
     pub(crate) async fn exec(&self, c: &OwnedContainer, cmd: Value) -> Result<ExecResult, Error> {
-        match c.record.backend {
+        let out = match c.record.backend {
             Backend::Docker => self.docker.exec(c, cmd).await,
             Backend::Kubernetes => Err(cluster::unsupported("exec", "kubectl exec")),
-        }
+        }?;
+        self.store.touch_container(&c.key(), now()).await?;
+        Ok(out)
     }
 
     /// Writes uploaded files into a directory of the container.
