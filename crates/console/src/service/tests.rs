@@ -4,10 +4,13 @@
 
 use super::accounts::Caller;
 use super::audit::Audit;
+use super::cleanup::Cleanup;
 use super::containers::{Containers, CreateContainer};
 use super::images::{Catalog, Images};
 use super::quotas::Quotas;
+use super::reclaim::Reclaimer;
 use super::reconcile::Reconciler;
+use super::sif::SifCache;
 use super::Error;
 use crate::config::Config;
 use crate::hosts::{Host, Hosts};
@@ -30,10 +33,17 @@ struct World {
     hosts: Arc<Hosts>,
     containers: Arc<Containers>,
     reconciler: Reconciler,
+    reclaimer: Reclaimer,
+    cleanup: Cleanup,
 }
 
 impl World {
     async fn new(backends: Vec<MemoryBackend>) -> Self {
+        Self::configured(backends, |_| {}).await
+    }
+
+    /// An installation whose settings `tweak` changes first.
+    async fn configured(backends: Vec<MemoryBackend>, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = Store::connect(&format!("sqlite://{}/wm.db", dir.path().display()))
             .await
@@ -44,6 +54,7 @@ impl World {
         config
             .quota
             .insert(Role::Student, crate::config::QuotaSettings::unlimited());
+        tweak(&mut config);
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let backends: Vec<Arc<MemoryBackend>> = backends.into_iter().map(Arc::new).collect();
@@ -59,7 +70,7 @@ impl World {
         ));
         let audit = Audit::new(store.clone());
         let catalog = Arc::new(Catalog::new(hosts.clone()));
-        let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics));
+        let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics.clone()));
         let images = Arc::new(Images::new(
             store.clone(),
             hosts.clone(),
@@ -72,10 +83,34 @@ impl World {
             store.clone(),
             hosts.clone(),
             None,
-            images,
+            images.clone(),
             quotas,
             config.clone(),
         ));
+        let reclaimer = Reclaimer::new(
+            store.clone(),
+            hosts.clone(),
+            containers.clone(),
+            audit.clone(),
+            metrics.clone(),
+            config.reclaim.clone(),
+        );
+        let sif = SifCache::open(
+            dir.path().join("sif-cache"),
+            config.sif_cache_max_bytes,
+            hosts.clone(),
+            images,
+            metrics.clone(),
+        )
+        .expect("the SIF cache opens");
+        let cleanup = Cleanup::new(
+            store.clone(),
+            hosts.clone(),
+            Arc::new(sif),
+            audit.clone(),
+            metrics,
+            config.reclaim.clone(),
+        );
         let reconciler = Reconciler::new(
             store.clone(),
             hosts.clone(),
@@ -91,6 +126,8 @@ impl World {
             hosts,
             containers,
             reconciler,
+            reclaimer,
+            cleanup,
         }
     }
 
@@ -607,4 +644,305 @@ async fn placement_never_commits_a_hosts_memory_beyond_it() {
         .filter_map(|r| r.as_ref().err())
         .all(|e| matches!(e, Error::Unavailable(m) if m.contains("memory"))));
     assert_eq!(w.backends[0].count(Op::Create), 3);
+}
+
+// ---- Reclaim: expiry and idleness; clean-up of images ----
+
+fn in_secs(from_now: i64) -> String {
+    crate::util::rfc3339(crate::util::now() + from_now)
+}
+
+async fn create_expiring(
+    w: &World,
+    caller: &Caller,
+    name: &str,
+    expires_at: &str,
+) -> Result<super::containers::Container, Error> {
+    let req: CreateContainer = serde_json::from_value(json!({
+        "name": name, "image": "busybox", "expires_at": expires_at
+    }))
+    .expect("a valid request");
+    w.containers.create(caller, req).await
+}
+
+async fn audit_actions(w: &World) -> Vec<(String, Option<String>)> {
+    w.store
+        .audit_log(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.target))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
+    let w = World::configured(
+        vec![MemoryBackend::new("h1").with_tag("busybox:latest")],
+        |c| c.reclaim.expiry_grace = crate::config::Span::secs(3600),
+    )
+    .await;
+    let alice = w.person("alice", Role::Student).await;
+    let c = create_expiring(&w, &alice, "web", &in_secs(600))
+        .await
+        .expect("created");
+    let expires = c.expires_at.clone().expect("an expiry");
+    assert!(c.deletes_at.is_some() && !c.expired);
+    let now_ms = crate::util::now_millis();
+
+    assert!(w.reclaimer.pass(now_ms).await.unwrap().is_empty());
+    let at_expiry = now_ms + 601_000;
+    let r = w.reclaimer.pass(at_expiry).await.unwrap();
+    assert_eq!(r.stopped_expired, ["alice-web"]);
+    let key = ContainerKey::new(
+        &UserName::parse("alice").unwrap(),
+        &ShortName::parse("web").unwrap(),
+    )
+    .unwrap();
+    let rec = w.store.container(&key).await.unwrap().unwrap();
+    assert_eq!(rec.stop_reason, Some(wm_domain::StopReason::Expired));
+    assert!(!rec.status.is_live());
+    // Stopped once: the next pass leaves it alone until the grace ends.
+    assert!(w.reclaimer.pass(at_expiry + 1000).await.unwrap().is_empty());
+
+    let r = w.reclaimer.pass(at_expiry + 3600_000).await.unwrap();
+    assert_eq!(r.deleted, ["alice-web"]);
+    assert!(w.store.container(&key).await.unwrap().is_none());
+    assert!(
+        w.backends[0].inspect(&key).await.is_err(),
+        "gone from its host"
+    );
+    let actions = audit_actions(&w).await;
+    for verb in ["reclaim: stop", "reclaim: delete"] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, t)| a == verb && t.as_deref() == Some("alice-web")),
+            "{verb} audited: {actions:?} (expired at {expires})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_container_cannot_be_started_and_expiry_is_validated() {
+    let w = World::new(vec![MemoryBackend::new("h1").with_tag("busybox:latest")]).await;
+    let alice = w.person("alice", Role::Student).await;
+    let admin = w.person("root", Role::Admin).await;
+    for bad in ["yesterday", "2001-01-01T00:00:00Z"] {
+        let e = create_expiring(&w, &alice, "web", bad).await.unwrap_err();
+        assert_eq!(e.code(), "invalid_expiry", "{bad}");
+    }
+    create_expiring(&w, &alice, "web", &in_secs(3600))
+        .await
+        .expect("created");
+    let patch = |t: serde_json::Value| {
+        serde_json::from_value::<super::containers::ContainerPatch>(json!({ "expires_at": t }))
+            .unwrap()
+    };
+    // The owner changes their own expiry; an administrator sets one the owner may bring
+    // earlier but not postpone or remove.
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    let later = in_secs(7200);
+    let shown = w
+        .containers
+        .set_expiry(&alice, c, patch(json!(later)))
+        .await
+        .unwrap();
+    assert_eq!(shown.expires_at.as_deref(), Some(later.as_str()));
+    let c = w.containers.load(&admin, "alice-web", None).await.unwrap();
+    w.containers
+        .set_expiry(&admin, c, patch(json!(in_secs(1800))))
+        .await
+        .unwrap();
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    let refused = w
+        .containers
+        .set_expiry(&alice, c, patch(json!(in_secs(9000))))
+        .await;
+    assert!(matches!(refused, Err(Error::Forbidden(_))));
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    let refused = w.containers.set_expiry(&alice, c, patch(json!(null))).await;
+    assert!(matches!(refused, Err(Error::Forbidden(_))));
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    w.containers
+        .set_expiry(&alice, c, patch(json!(in_secs(900))))
+        .await
+        .expect("earlier is allowed");
+
+    // Expired and stopped: a start is refused until the expiry is extended. (The use
+    // cases read the real clock: the expiry is put in the past behind their back.)
+    let key = ContainerKey::new(
+        &UserName::parse("alice").unwrap(),
+        &ShortName::parse("web").unwrap(),
+    )
+    .unwrap();
+    w.store
+        .set_container_expiry(&key, Some(crate::util::now() - 1), Some("root"))
+        .await
+        .unwrap();
+    let r = w.reclaimer.pass(crate::util::now_millis()).await.unwrap();
+    assert_eq!(r.stopped_expired, ["alice-web"]);
+    let c = w.containers.load(&alice, "alice-web", None).await.unwrap();
+    let e = w.containers.start(c).await.unwrap_err();
+    assert_eq!(e.code(), "container_expired");
+    let shown = w.containers.list(&alice, false).await.unwrap().remove(0);
+    assert_eq!(shown.stop_reason, Some(wm_domain::StopReason::Expired));
+}
+
+#[tokio::test]
+async fn an_idle_container_is_stopped_and_a_busy_one_is_not() {
+    let w = World::configured(
+        vec![MemoryBackend::new("h1").with_tag("busybox:latest")],
+        |c| {
+            c.reclaim.idle_stop_after = Some(crate::config::Span::secs(600));
+            c.reclaim.idle_warning = crate::config::Span::secs(900);
+        },
+    )
+    .await;
+    let alice = w.person("alice", Role::Student).await;
+    for name in ["idle", "busy", "used"] {
+        w.create(&alice, name, "busybox").await.expect("created");
+    }
+    let key = |s: &str| {
+        ContainerKey::new(
+            &UserName::parse("alice").unwrap(),
+            &ShortName::parse(s).unwrap(),
+        )
+        .unwrap()
+    };
+    let busy = wm_backend::Activity {
+        cpu_nanos: 30_000_000_000,
+        rx_bytes: 0,
+        tx_bytes: 0,
+    };
+    // A command through the console is activity: it is written down.
+    let used = w.containers.load(&alice, "alice-used", None).await.unwrap();
+    w.containers.exec(&used, json!("true")).await.unwrap();
+    let touched = w.store.container(&key("used")).await.unwrap().unwrap();
+    assert!(touched.last_activity_at.unwrap() >= crate::util::now() - 60);
+    // The passes below run on a clock of their own: the exec is written as of it.
+    let used_key = key("used");
+    let exec_at = |t: i64| w.store.touch_container(&used_key, (t - 30_000) / 1000);
+    let t0 = crate::util::now_millis();
+    assert!(w.reclaimer.pass(t0).await.unwrap().is_empty(), "a baseline");
+    let mut t = t0;
+    for _ in 0..9 {
+        t += 60_000;
+        w.backends[0].add_activity(&key("busy"), busy).unwrap();
+        exec_at(t).await.unwrap();
+        let r = w.reclaimer.pass(t).await.unwrap();
+        assert!(r.stopped_idle.is_empty(), "not yet: {r:?}");
+    }
+    // Idle since the baseline, with the stop announced.
+    let shown = w.containers.list(&alice, false).await.unwrap();
+    let idle = shown.iter().find(|c| c.name == "alice-idle").unwrap();
+    assert!(idle.idle_since.is_some() && idle.idle_stop_at.is_some() && idle.warning);
+    for other in ["alice-busy", "alice-used"] {
+        let c = shown.iter().find(|c| c.name == other).unwrap();
+        assert!(c.idle_since.is_none() && !c.warning, "{other}");
+    }
+
+    w.backends[0].add_activity(&key("busy"), busy).unwrap();
+    exec_at(t + 60_000).await.unwrap();
+    let r = w.reclaimer.pass(t + 60_000).await.unwrap();
+    assert_eq!(r.stopped_idle, ["alice-idle"]);
+    let rec = w.store.container(&key("idle")).await.unwrap().unwrap();
+    assert_eq!(rec.stop_reason, Some(wm_domain::StopReason::Idle));
+    assert!(audit_actions(&w)
+        .await
+        .iter()
+        .any(|(a, t)| a == "reclaim: stop" && t.as_deref() == Some("alice-idle")));
+
+    // Started again, the reason goes and it is watched afresh.
+    let c = w.containers.load(&alice, "alice-idle", None).await.unwrap();
+    let started = w.containers.start(c).await.unwrap();
+    assert_eq!(started.stop_reason, None);
+    assert_eq!(started.idle_since, None);
+}
+
+#[tokio::test]
+async fn a_pass_acts_on_at_most_max_actions_containers() {
+    let w = World::configured(
+        vec![MemoryBackend::new("h1").with_tag("busybox:latest")],
+        |c| c.reclaim.max_actions = 1,
+    )
+    .await;
+    let alice = w.person("alice", Role::Student).await;
+    for name in ["a", "b"] {
+        create_expiring(&w, &alice, name, &in_secs(60))
+            .await
+            .expect("created");
+    }
+    let t = crate::util::now_millis() + 61_000;
+    let r = w.reclaimer.pass(t).await.unwrap();
+    assert_eq!((r.stopped_expired.len(), r.deferred), (1, 1));
+    let r = w.reclaimer.pass(t + 1000).await.unwrap();
+    assert_eq!((r.stopped_expired.len(), r.deferred), (1, 0));
+}
+
+#[tokio::test]
+async fn cleanup_removes_old_unused_users_images_only() {
+    let old = |tag: &str, owner: Option<&str>| image(tag, owner);
+    let w = World::configured(
+        vec![MemoryBackend::new("h1")
+            .with_tag("busybox:latest")
+            .with_image(old("wm/alice/unused:1", Some("alice")))
+            .with_image(old("wm/alice/used:1", Some("alice")))
+            .with_image(old("wm/alice/shared:1", Some("alice")))
+            .with_image(old("ubuntu:22.04", None))
+            .with_image(ImageInfo {
+                created_at: crate::util::now(),
+                ..old("wm/alice/new:1", Some("alice"))
+            })],
+        |c| c.reclaim.image_max_age = Some(crate::config::Span::secs(86400)),
+    )
+    .await;
+    let alice = w.person("alice", Role::Student).await;
+    let admin = w.person("root", Role::Admin).await;
+    w.create(&alice, "app", "wm/alice/used:1")
+        .await
+        .expect("created");
+    w.store
+        .set_image_meta(&wm_store::ImageMeta {
+            reference: "wm/alice/shared:1".into(),
+            owner: UserName::parse("alice").unwrap(),
+            description: String::new(),
+            shared: true,
+            updated_at: 0,
+        })
+        .await
+        .unwrap();
+    let admin = super::accounts::Admin::check(&admin).unwrap();
+    let dry = w.cleanup.report(&admin).await.unwrap();
+    let listed: Vec<&str> = dry
+        .images
+        .iter()
+        .flat_map(|i| i.references.iter().map(String::as_str))
+        .collect();
+    assert_eq!(listed, ["wm/alice/unused:1"]);
+    assert!(dry.dry_run && !dry.images[0].removed);
+    assert!(w.backends[0]
+        .image("wm/alice/unused:1")
+        .await
+        .unwrap()
+        .is_some());
+
+    let run = w.cleanup.run_now(&admin).await.unwrap();
+    assert!(run.images[0].removed && run.errors.is_empty(), "{run:?}");
+    let left: Vec<String> = w.backends[0]
+        .images()
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.tags)
+        .collect();
+    assert!(!left.iter().any(|t| t == "wm/alice/unused:1"));
+    for kept in [
+        "wm/alice/used:1",
+        "wm/alice/shared:1",
+        "ubuntu:22.04",
+        "wm/alice/new:1",
+    ] {
+        assert!(left.iter().any(|t| t == kept), "{kept} kept: {left:?}");
+    }
 }
