@@ -359,13 +359,13 @@ pub(crate) struct RoleQuota {
 pub struct Span(std::time::Duration);
 
 impl Span {
-    pub(crate) fn secs(s: u64) -> Self {
+    pub fn secs(s: u64) -> Self {
         Self(std::time::Duration::from_secs(s))
     }
 
     /// # Errors
     /// When `s` is not a positive whole number with one of the units `s`, `m`, `h`, `d`, `w`.
-    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
         let (num, unit) = match t.char_indices().last() {
             Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),

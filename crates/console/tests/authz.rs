@@ -92,12 +92,14 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("get", "/api/v1/admin/audit") => AdminOnly,
         ("get", "/api/v1/admin/hosts") => AdminOnly,
         ("patch", "/api/v1/admin/hosts/{id}") => AdminOnly,
+        ("get", "/api/v1/admin/cleanup") | ("post", "/api/v1/admin/cleanup") => AdminOnly,
         ("get", "/api/v1/admin/quotas") => AdminOnly,
         ("put", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("delete", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("post", "/api/v1/containers") | ("get", "/api/v1/containers") => Own,
         ("get", "/api/v1/containers/{name}") => Owned,
         ("delete", "/api/v1/containers/{name}") => Owned,
+        ("patch", "/api/v1/containers/{name}") => Owned,
         ("post", "/api/v1/containers/{name}/start") => Owned,
         ("post", "/api/v1/containers/{name}/stop") => Owned,
         ("post", "/api/v1/containers/{name}/exec") => Owned,
@@ -398,6 +400,7 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         ("put", "/api/v1/admin/users/{name}/quota") => req.json(&json!({"containers": -1})),
         ("post", "/api/v1/containers") => req.json(&json!({"name": unique("m"), "image": image})),
         ("post", "/api/v1/containers/{name}/exec") => req.json(&json!({"cmd": ["true"]})),
+        ("patch", "/api/v1/containers/{name}") => req.json(&json!({"expires_at": null})),
         ("post", "/api/v1/containers/{name}/files") => {
             req.multipart(reqwest::multipart::Form::new().text("path", "/").part(
                 "file",
