@@ -48,7 +48,9 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
     config.reclaim.interval_secs = 1;
-    config.reclaim.expiry_grace = Span::secs(3);
+    // Longer than a stop takes (the test image's httpd ignores SIGTERM: the engine's
+    // stop waits out its time-out), so the stopped state can be seen before the delete.
+    config.reclaim.expiry_grace = Span::secs(20);
     let app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     let image = test_image().await;
@@ -105,8 +107,11 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
             .contains(&app.engine_name(&alice, "web")),
         "gone from the engine"
     );
-    assert!(audited(&app, "reclaim: stop", &name).await);
-    assert!(audited(&app, "reclaim: delete", &name).await);
+    // The entry is written once the delete is done.
+    eventually(30, "the stop and the delete are audited", || async {
+        audited(&app, "reclaim: stop", &name).await && audited(&app, "reclaim: delete", &name).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -135,7 +140,7 @@ async fn an_idle_container_is_stopped_with_a_warning_first_and_a_busy_one_is_not
         .post(
             &format!("/api/v1/containers/{busy}/exec"),
             &token,
-            json!({"cmd": "nohup sh -c 'while :; do :; done' >/dev/null 2>&1 &"}),
+            json!({"cmd": "setsid sh -c 'while :; do :; done' </dev/null >/dev/null 2>&1 &"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{out}");
@@ -162,7 +167,10 @@ async fn an_idle_container_is_stopped_with_a_warning_first_and_a_busy_one_is_not
         c["stop_reason"] == "idle" && c["status"] != "running"
     })
     .await;
-    assert!(audited(&app, "reclaim: stop", &idle).await);
+    eventually(30, "the stop is audited", || {
+        audited(&app, "reclaim: stop", &idle)
+    })
+    .await;
     let detail = page(&app, &token, &format!("/containers/{idle}")).await;
     assert!(
         detail.contains("data-stop-reason=\"idle\""),
@@ -264,15 +272,19 @@ async fn cleanup_lists_then_removes_old_unused_images_and_never_one_in_use() {
     assert_eq!(run["dry_run"], false);
     assert_eq!(listed(&run), [unused.clone()], "{run}");
     assert_eq!(run["images"][0]["removed"], true, "{run}");
-    let (_, images) = app.get("/api/v1/images", &token).await;
-    let refs: Vec<&str> = images
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["ref"].as_str().unwrap())
-        .collect();
-    assert!(!refs.contains(&unused.as_str()), "{refs:?}");
-    assert!(refs.contains(&used.as_str()), "{refs:?}");
+    // The list follows the engine's image events.
+    eventually(60, "the removed image leaves the list", || async {
+        let (_, images) = app.get("/api/v1/images", &token).await;
+        let refs: Vec<&str> = images
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["ref"].as_str().unwrap())
+            .collect();
+        assert!(refs.contains(&used.as_str()), "{refs:?}");
+        !refs.contains(&unused.as_str())
+    })
+    .await;
     assert!(audited(&app, "cleanup: remove image", &unused).await);
 
     // The admin page and the hosts' API show the images' disk.
