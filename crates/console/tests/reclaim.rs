@@ -257,7 +257,7 @@ async fn cleanup_lists_then_removes_old_unused_images_and_never_one_in_use() {
     .await;
     let (_, dry) = app.get("/api/v1/admin/cleanup", &app.admin).await;
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(listed(&dry), [unused.clone()], "only the unused one: {dry}");
+    assert_eq!(listed(&dry), [unused.as_str()], "only the unused one: {dry}");
     assert!(dry["bytes"].as_i64().unwrap() > 0);
     let (_, images) = app.get("/api/v1/images", &token).await;
     assert!(
@@ -270,7 +270,7 @@ async fn cleanup_lists_then_removes_old_unused_images_and_never_one_in_use() {
         .await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["dry_run"], false);
-    assert_eq!(listed(&run), [unused.clone()], "{run}");
+    assert_eq!(listed(&run), [unused.as_str()], "{run}");
     assert_eq!(run["images"][0]["removed"], true, "{run}");
     // The list follows the engine's image events.
     eventually(60, "the removed image leaves the list", || async {

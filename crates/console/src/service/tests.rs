@@ -705,7 +705,7 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
     // Stopped once: the next pass leaves it alone until the grace ends.
     assert!(w.reclaimer.pass(at_expiry + 1000).await.unwrap().is_empty());
 
-    let r = w.reclaimer.pass(at_expiry + 3600_000).await.unwrap();
+    let r = w.reclaimer.pass(at_expiry + 3_600_000).await.unwrap();
     assert_eq!(r.deleted, ["alice-web"]);
     assert!(w.store.container(&key).await.unwrap().is_none());
     assert!(

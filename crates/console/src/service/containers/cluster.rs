@@ -17,7 +17,7 @@ use crate::service::Error;
 use crate::util::{new_id, now};
 use std::sync::Arc;
 use wm_backend::BackendError;
-use wm_domain::{Backend, ContainerKey, ContainerStatus, EnvVar, GuestPort, ImageRef, ShortName};
+use wm_domain::{Backend, ContainerKey, ContainerStatus};
 use wm_kube::{KubeContainer, KubeContainerSpec, KubeState};
 use wm_store::{ContainerRecord, Store};
 
@@ -79,13 +79,17 @@ impl OnCluster {
     pub(super) async fn create(
         &self,
         caller: &Caller,
-        short: ShortName,
-        image: ImageRef,
-        env: Vec<EnvVar>,
-        ports: Vec<GuestPort>,
-        res: super::Resources,
-        expires_at: Option<i64>,
+        new: super::NewContainer,
     ) -> Result<Container, Error> {
+        let super::NewContainer {
+            short,
+            image,
+            env,
+            guests: ports,
+            res,
+            expires_at,
+            ..
+        } = new;
         let cluster = self.cluster()?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let name = key.full_name();

@@ -2,7 +2,7 @@
 //! the container's host.
 
 use super::{
-    image_not_found, parse_cmd, set_status, Container, ExecResult, OwnedContainer, Resources,
+    image_not_found, parse_cmd, set_status, Container, ExecResult, NewContainer, OwnedContainer,
 };
 use crate::config::Config;
 use crate::hosts::{Hosts, Need};
@@ -16,21 +16,8 @@ use wm_backend::{
     BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecRequest,
     PortBinding,
 };
-use wm_domain::{Backend, ContainerKey, ContainerStatus, EnvVar, GuestPort, ImageRef, ShortName};
+use wm_domain::{Backend, ContainerKey, ContainerStatus};
 use wm_store::{ContainerRecord, PortLease, Store};
-
-/// What a create asks of the Docker hosts, checked.
-pub(super) struct NewContainer {
-    pub(super) short: ShortName,
-    pub(super) image: ImageRef,
-    pub(super) env: Vec<EnvVar>,
-    pub(super) guests: Vec<GuestPort>,
-    /// Host labels the request requires.
-    pub(super) required: Vec<String>,
-    pub(super) res: Resources,
-    /// Unix seconds, checked to be in the future.
-    pub(super) expires_at: Option<i64>,
-}
 
 /// The containers of the Docker hosts.
 pub(super) struct OnHosts {

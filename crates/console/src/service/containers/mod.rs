@@ -224,6 +224,19 @@ pub(super) struct Resources {
     pub(super) gpus: usize,
 }
 
+/// What a create asks for, checked.
+pub(super) struct NewContainer {
+    pub(super) short: ShortName,
+    pub(super) image: ImageRef,
+    pub(super) env: Vec<EnvVar>,
+    pub(super) guests: Vec<GuestPort>,
+    /// Host labels the request requires (the Docker hosts' only).
+    pub(super) required: Vec<String>,
+    pub(super) res: Resources,
+    /// Unix seconds, checked to be in the future.
+    pub(super) expires_at: Option<i64>,
+}
+
 /// At most this many GPUs in one container.
 const MAX_GPUS: u32 = 16;
 
@@ -542,24 +555,23 @@ impl Containers {
         self.quotas
             .check(&admitted, &caller.name, caller.role, &ask)
             .await?;
+        let new = NewContainer {
+            short,
+            image,
+            env,
+            guests,
+            required,
+            res,
+            expires_at,
+        };
         match backend {
-            Backend::Docker => {
-                let new = docker::NewContainer {
-                    short,
-                    image,
-                    env,
-                    guests,
-                    required,
-                    res,
-                    expires_at,
-                };
-                self.docker
-                    .create(caller, new, admitted)
-                    .await
-                    .map(|c| self.finish(c))
-            }
+            Backend::Docker => self
+                .docker
+                .create(caller, new, admitted)
+                .await
+                .map(|c| self.finish(c)),
             Backend::Kubernetes => {
-                if !required.is_empty() {
+                if !new.required.is_empty() {
                     // The cluster's scheduler places pods; our host labels are Docker's.
                     return Err(Error::Invalid {
                         code: "invalid_input",
@@ -567,10 +579,7 @@ impl Containers {
                         field: Some("requires"),
                     });
                 }
-                let created = self
-                    .cluster
-                    .create(caller, short, image, env, guests, res, expires_at)
-                    .await;
+                let created = self.cluster.create(caller, new).await;
                 drop(admitted);
                 created.map(|c| self.finish(c))
             }
