@@ -761,3 +761,41 @@ async fn agents_over_mutual_tls() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn an_idle_container_behind_an_agent_is_stopped_for_it() {
+    let h1 = Agent::start("h1", 41800, "", &[]);
+    let console = Console::start(
+        &[&h1],
+        &[
+            ("WM_RECLAIM_INTERVAL_SECS", "1"),
+            ("WM_IDLE_STOP_AFTER", "3s"),
+        ],
+    )
+    .await;
+    let (alice, _) = console.student().await;
+    let token = console.login(&alice, "student-password").await;
+    let c = console
+        .create(
+            &token,
+            json!({"name": "idle", "image": wm_testkit::TEST_IMAGE}),
+        )
+        .await;
+    let name = c["name"].as_str().unwrap().to_string();
+    // Its activity is sampled through the agent; the engine's stop takes its time-out.
+    for _ in 0..600 {
+        let (_, c) = console
+            .call(
+                Method::GET,
+                &format!("/api/v1/containers/{name}"),
+                &token,
+                None,
+            )
+            .await;
+        if c["stop_reason"] == "idle" && c["status"] != "running" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the idle container behind the agent was never stopped");
+}
