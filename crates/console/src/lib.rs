@@ -13,7 +13,7 @@
 //! |------------|-------------------------------------------------------------|------------------------------------|
 //! | `app`      | the composition root: builds everything, runs it            | everything                         |
 //! | `http`     | REST API and pages, one file per resource; extractors; the one mapping from errors to HTTP; the server loop | `service`, `config`, `metrics`, `util` |
-//! | `workers`  | background work: reconcile, health checks, image events     | `service`, `hosts`, `config`, `metrics`, `util` |
+//! | `workers`  | background work: reconcile, health checks, image events, reclaim and clean-up | `service`, `hosts`, `config`, `metrics`, `util` |
 //! | `service`  | the use cases and their own error; knows no HTTP            | `hosts`, `config`, `metrics`, `sealed`, `permissions`, `util` |
 //! | `hosts`    | the container hosts, their health, placement, the cluster gate | `config`, `metrics`, `util`     |
 //! | `sealed`   | secrets sealed in the database                              | `permissions`                      |
