@@ -68,6 +68,12 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
         assert_eq!(body["error"]["code"], "invalid_expiry");
     }
 
+    let form = page(&app, &token, "/containers/new").await;
+    assert!(
+        form.contains("name=\"expires_at\""),
+        "the form takes an expiry"
+    );
+
     let c = app
         .create(
             &token,
@@ -80,6 +86,12 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
         "{c}"
     );
     assert_eq!(c["idle_since"], Value::Null);
+
+    let detail = page(&app, &token, &format!("/containers/{name}")).await;
+    assert!(
+        detail.contains(c["expires_at"].as_str().unwrap()),
+        "the page shows the expiry"
+    );
 
     eventually(60, "the expired container is stopped", || async {
         let (_, c) = container(&app, &token, &name).await;
@@ -95,6 +107,11 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "container_expired");
+    let list = page(&app, &token, "/containers").await;
+    assert!(
+        list.contains("data-stop-reason=\"expired\""),
+        "the list says why"
+    );
 
     eventually(
         60,
@@ -257,7 +274,11 @@ async fn cleanup_lists_then_removes_old_unused_images_and_never_one_in_use() {
     .await;
     let (_, dry) = app.get("/api/v1/admin/cleanup", &app.admin).await;
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(listed(&dry), [unused.as_str()], "only the unused one: {dry}");
+    assert_eq!(
+        listed(&dry),
+        [unused.as_str()],
+        "only the unused one: {dry}"
+    );
     assert!(dry["bytes"].as_i64().unwrap() > 0);
     let (_, images) = app.get("/api/v1/images", &token).await;
     assert!(

@@ -203,6 +203,7 @@ struct NewForm {
     cpus: String,
     memory: String,
     gpus: String,
+    expires_at: String,
     error_field: Option<&'static str>,
     error: Option<String>,
     summary: Option<String>,
@@ -254,6 +255,7 @@ async fn new_page(http: &Http, ctx: &Ctx, f: &NewForm, status: StatusCode) -> Re
             (field("ports", t.ports, t.hint_ports, &f.ports, false))
             (field("cpus", t.cpus_label, t.hint_cpus, &f.cpus, false))
             (field("memory", t.memory_label, t.hint_memory, &f.memory, false))
+            (field("expires_at", t.expires, t.hint_expires, &f.expires_at, false))
             @if gpus_free > 0 {
                 div.field.invalid[f.error_field == Some("gpus")] {
                     label for="gpus" { (t.gpus_label) }
@@ -304,6 +306,7 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
         cpus: posted.field("cpus").trim().to_string(),
         memory: posted.field("memory").trim().to_string(),
         gpus: posted.field("gpus").trim().to_string(),
+        expires_at: posted.field("expires_at").trim().to_string(),
         ..Default::default()
     };
     let optional = |s: &str| (!s.is_empty()).then(|| Value::String(s.to_string()));
@@ -326,7 +329,7 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
             Err(_) if f.gpus.is_empty() => None,
             Err(_) => Some(u32::MAX),
         },
-        expires_at: None,
+        expires_at: (!f.expires_at.is_empty()).then(|| f.expires_at.clone()),
     };
     let e = match http.containers.create(ctx.caller(), req).await {
         Ok(_) => return see_other("/containers?notice=created"),
@@ -345,6 +348,7 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
             "cpus" => ("cpus", t.err_invalid),
             "memory" => ("memory", t.err_invalid),
             "gpus" => ("gpus", t.err_invalid),
+            "expires_at" => ("expires_at", t.err_expiry),
             _ => return error_page(ctx, &e.into()),
         },
         Error::Conflict(_) => ("name", t.err_name_taken),
