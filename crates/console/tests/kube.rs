@@ -593,3 +593,37 @@ async fn a_cluster_that_goes_away_and_comes_back() {
         .await;
     assert_eq!(c["status"], "running");
 }
+
+#[tokio::test]
+async fn an_expired_kubernetes_container_is_stopped_then_deleted() {
+    let server = KubeApiServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.kube = Some(kube_settings(&server, data.path()));
+    config.reclaim.interval_secs = 1;
+    config.reclaim.expiry_grace = wm_console::config::Span::secs(4);
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::seconds(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    app.create(
+        &token,
+        json!({"name": "web", "image": "nginx:1.27", "backend": "kubernetes", "expires_at": expires}),
+    )
+    .await;
+    let name = format!("{alice}-web");
+    eventually(60, "the expired container is stopped", || async {
+        let (_, c) = app.get(&format!("/api/v1/containers/{name}"), &token).await;
+        c["stop_reason"] == "expired" && c["status"] == "stopped"
+    })
+    .await;
+    eventually(60, "the expired container is deleted", || async {
+        app.get(&format!("/api/v1/containers/{name}"), &token)
+            .await
+            .0
+            == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(server.object("deployments", &alice, &name).is_none());
+}
