@@ -15,6 +15,8 @@ use wm_testkit::unique;
 
 fn in_secs(s: i64) -> String {
     (time::OffsetDateTime::now_utc() + time::Duration::seconds(s))
+        .replace_nanosecond(0)
+        .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
@@ -321,4 +323,39 @@ async fn cleanup_lists_then_removes_old_unused_images_and_never_one_in_use() {
         admin_page.contains("data-image-disk="),
         "the admin page shows it"
     );
+}
+
+#[tokio::test]
+async fn the_owner_sets_and_removes_an_expiry_from_the_container_page() {
+    let app = spawn_app().await;
+    let (_, token) = app.student().await;
+    let c = app
+        .create(&token, json!({"name": "web", "image": test_image().await}))
+        .await;
+    let name = c["name"].as_str().unwrap().to_string();
+    let cookie = format!("wm_session={token}");
+    let post = |value: String| {
+        let (app, cookie, name, token) = (&app, cookie.clone(), name.clone(), token.clone());
+        async move {
+            let html = page(app, &token, &format!("/containers/{name}")).await;
+            let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+            let csrf = html[at..at + 64].to_string();
+            app.client
+                .post(app.url(&format!("/containers/{name}/expiry")))
+                .header(COOKIE, cookie)
+                .form(&[("csrf", csrf), ("expires_at", value)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let later = in_secs(3600);
+    assert!(post(later.clone()).await.is_success());
+    let (_, c) = container(&app, &token, &name).await;
+    assert_eq!(c["expires_at"], later.as_str());
+    assert_eq!(post("tomorrow".into()).await, StatusCode::BAD_REQUEST);
+    assert!(post(String::new()).await.is_success());
+    let (_, c) = container(&app, &token, &name).await;
+    assert_eq!(c["expires_at"], Value::Null);
 }

@@ -10,7 +10,7 @@ use super::{
 use crate::http::containers::Whose;
 use crate::http::forms::read_upload;
 use crate::http::{ApiError, Http};
-use crate::service::containers::{Container, CreateContainer, ExecResult};
+use crate::service::containers::{Container, ContainerPatch, CreateContainer, ExecResult};
 use crate::service::quotas::{QuotaView, UsageView};
 use crate::service::Error;
 use crate::service::{human_bytes, trim_number};
@@ -406,6 +406,16 @@ async fn detail_page(
             }
         }
         (reclaim_note(t, &c))
+        form.inline method="post" action=(container_path(ctx, &c, "/expiry")) {
+            (ctx.csrf_field())
+            label for="expires_at" { (t.expires) }
+            " "
+            input #expires_at name="expires_at" type="text" autocapitalize="none" spellcheck="false"
+                value=(c.expires_at.as_deref().unwrap_or("")) aria-describedby="expires-hint";
+            " "
+            button type="submit" { (t.save) }
+            p.hint #expires-hint { (t.hint_expires) }
+        }
         div.actions {
             @if running { (action_form(ctx, &c, "stop", t.stop)) } @else { (action_form(ctx, &c, "start", t.start)) }
             a.button.danger href=(container_path(ctx, &c, "/delete")) { (t.delete) }
@@ -617,6 +627,30 @@ pub(super) async fn start(
         .or_page(ctx)?;
     http.containers.start(owned).await.or_page(ctx)?;
     Ok(see_other("/containers?notice=started"))
+}
+
+/// Sets or (empty) removes the container's expiry, under the same rules as the API.
+pub(super) async fn expiry(
+    State(http): State<Http>,
+    Path(name): Path<String>,
+    Query(whose): Query<Whose>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let owned = http
+        .containers
+        .load(ctx.caller(), &name, whose.owner.as_deref())
+        .await
+        .or_page(ctx)?;
+    let asked = posted.field("expires_at").trim();
+    let patch = ContainerPatch {
+        expires_at: Some((!asked.is_empty()).then(|| asked.to_string())),
+    };
+    http.containers
+        .set_expiry(ctx.caller(), owned, patch)
+        .await
+        .or_page(ctx)?;
+    Ok(see_other("/containers?notice=saved"))
 }
 
 pub(super) async fn stop(

@@ -59,6 +59,7 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         )
         .route("/containers/{name}/start", post(containers::start))
         .route("/containers/{name}/stop", post(containers::stop))
+        .route("/containers/{name}/expiry", post(containers::expiry))
         .route("/containers/{name}/exec", post(containers::exec))
         .route(
             "/containers/{name}/files",
