@@ -93,6 +93,7 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("get", "/api/v1/admin/hosts") => AdminOnly,
         ("patch", "/api/v1/admin/hosts/{id}") => AdminOnly,
         ("get", "/api/v1/admin/quotas") => AdminOnly,
+        ("get", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("put", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("delete", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("post", "/api/v1/containers") | ("get", "/api/v1/containers") => Own,

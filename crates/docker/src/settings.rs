@@ -2,6 +2,7 @@
 //! containers may have, and the ceilings on their limits.
 
 use crate::gpus::{GpuDecl, GpuDiscovery};
+use crate::storage::StorageSettings;
 use serde::Deserialize;
 use std::fmt;
 use wm_backend::Limits;
@@ -124,6 +125,8 @@ pub struct DockerSettings {
     /// host files. Tests add a temporary directory of stand-in nodes.
     #[serde(deserialize_with = "words")]
     pub gpu_device_dirs: Vec<String>,
+    /// Each user's storage on this host (`[docker.storage]`, `WM_STORAGE*`).
+    pub storage: StorageSettings,
 }
 
 impl Default for DockerSettings {
@@ -164,6 +167,7 @@ impl Default for DockerSettings {
             gpus: Vec::new(),
             gpu_discovery: GpuDiscovery::Auto,
             gpu_device_dirs: vec!["/dev".into()],
+            storage: StorageSettings::default(),
         }
     }
 }
@@ -270,6 +274,7 @@ impl DockerSettings {
                 ));
             }
         }
+        self.storage.validate(FORBIDDEN_MOUNT_SOURCES)?;
         for m in &self.mounts {
             validate_mount(m)?;
         }
@@ -473,21 +478,30 @@ mod tests {
             id = "card0"
             name = "AMD Radeon Pro W6800"
             devices = ["/dev/null", "/dev/zero"]
-            share = 2
+            shared = 2
             [[docker.gpus]]
             id = "GPU-0d4b2f7e"
             nvidia = true
+            [[docker.gpus]]
+            id = "a100-left"
+            nvidia = true
+            uuid = "GPU-77aa"
             "#,
         )
         .unwrap();
         let s = f.docker;
         assert_eq!(s.gpu_discovery, GpuDiscovery::Off);
-        assert_eq!(s.gpus.len(), 2);
+        assert_eq!(s.gpus.len(), 3);
         assert_eq!(s.gpus[0].share, 2);
         assert_eq!(s.gpus[0].devices, ["/dev/null", "/dev/zero"]);
         assert!(s.gpus[1].nvidia);
         assert_eq!(s.gpus[1].share, 1);
+        assert_eq!(s.gpus[2].uuid.as_deref(), Some("GPU-77aa"));
         s.validate().unwrap();
+        // A uuid is for an NVIDIA GPU only.
+        let mut bad = s.clone();
+        bad.gpus[0].uuid = Some("GPU-1".into());
+        assert!(bad.validate().is_err());
         let f: File = toml::from_str(
             "[docker]\ngpus = \"card0=/dev/null+/dev/zero:share=2 GPU-0d4b2f7e\"\ngpu_device_dirs = \"/dev /srv/nodes\"\n",
         )
