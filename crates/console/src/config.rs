@@ -603,6 +603,12 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["docker", "egress_allowed"],
         Kind::Str,
     ),
+    ("WM_STORAGE", &["docker", "storage", "kind"], Kind::Str),
+    ("WM_STORAGE_PATH", &["docker", "storage", "path"], Kind::Str),
+    ("WM_STORAGE_ROOT", &["docker", "storage", "root"], Kind::Str),
+    ("WM_STORAGE_OWNER", &["docker", "storage", "owner"], Kind::Str),
+    ("WM_STORAGE_UID", &["docker", "storage", "uid"], Kind::Int),
+    ("WM_STORAGE_GID", &["docker", "storage", "gid"], Kind::Int),
     ("WM_NETWORK_POOL", &["docker", "network_pool"], Kind::Str),
     (
         "WM_NETWORK_PREFIX",

@@ -145,10 +145,6 @@ impl Drop for BuildSlot {
     }
 }
 
-/// How old a measurement of a user's storage may be when a new container is checked
-/// against their storage quota, in seconds.
-const STORAGE_MEASURE_MAX_AGE: i64 = 60;
-
 pub(crate) struct Quotas {
     store: Store,
     /// Where users' storage is measured.
@@ -333,9 +329,10 @@ impl Quotas {
             }
         }
         // Storage that containers filled past the quota: no new container until it is
-        // freed (the storage is mounted in every one).
+        // freed (the storage is mounted in every one). Containers write into it unseen,
+        // so it is measured now.
         if let (Some(limit), true) = (q.storage_bytes, ask.containers > 0) {
-            self.measure_storage(user, STORAGE_MEASURE_MAX_AGE).await;
+            self.measure_storage(user, 0).await;
             let used = self.usage(user).await?.storage_bytes;
             if used > limit {
                 return Err(self.refuse(QuotaKind::Storage, limit, used, 0));
@@ -358,7 +355,7 @@ impl Quotas {
         let t = now();
         let stale = self.hosts.usable().into_iter().filter(|h| {
             h.info().is_some_and(|i| i.storage_path.is_some())
-                && known.get(&h.id).is_none_or(|at| t - at > max_age)
+                && known.get(&h.id).is_none_or(|at| t - at >= max_age)
         });
         let measured = futures::future::join_all(stale.map(|h| async move {
             (h.id.clone(), h.backend.storage_usage(user).await)
