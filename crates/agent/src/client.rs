@@ -507,9 +507,9 @@ impl ContainerBackend for RemoteBackend {
             .body(reqwest::Body::wrap_stream(body));
         // As long as the upload takes: it is bounded by its size, not by a clock.
         let resp = self.t.send(req, None).await?;
-        resp.json()
-            .await
-            .map_err(|e| BackendError::Engine(format!("host {}: unreadable answer: {e}", self.t.id)))
+        resp.json().await.map_err(|e| {
+            BackendError::Engine(format!("host {}: unreadable answer: {e}", self.t.id))
+        })
     }
 
     async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
@@ -522,7 +522,9 @@ impl ContainerBackend for RemoteBackend {
 
     async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
         let url = format!("/storage/{}", path_segment(owner.as_str()));
-        self.t.no_content(self.t.http.delete(self.t.url(&url))).await
+        self.t
+            .no_content(self.t.http.delete(self.t.url(&url)))
+            .await
     }
 
     async fn image_events(

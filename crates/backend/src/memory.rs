@@ -43,8 +43,8 @@
 
 use crate::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, Gpu, HostInfo, ImageInfo, Limits, PortBinding, Progress,
-    ProgressStream, RegistryAuth, RunnerSpec, RunnerState, FileEntry, FileKind, StoragePath,
+    ExecOutput, ExecRequest, FileEntry, FileKind, Gpu, HostInfo, ImageInfo, Limits, PortBinding,
+    Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath,
 };
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -606,7 +606,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_STORAGE", &["docker", "storage", "kind"], Kind::Str),
     ("WM_STORAGE_PATH", &["docker", "storage", "path"], Kind::Str),
     ("WM_STORAGE_ROOT", &["docker", "storage", "root"], Kind::Str),
-    ("WM_STORAGE_OWNER", &["docker", "storage", "owner"], Kind::Str),
+    (
+        "WM_STORAGE_OWNER",
+        &["docker", "storage", "owner"],
+        Kind::Str,
+    ),
     ("WM_STORAGE_UID", &["docker", "storage", "uid"], Kind::Int),
     ("WM_STORAGE_GID", &["docker", "storage", "gid"], Kind::Int),
     ("WM_NETWORK_POOL", &["docker", "network_pool"], Kind::Str),

@@ -408,7 +408,10 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
     if path == "/api/v1/storage/files" && method == "delete" {
         // Each caller deletes a file of their own storage, put there for the purpose.
         let name = unique("d");
-        if let Some(t) = token.as_deref().filter(|_| matches!(who, Who::Student | Who::Teacher | Who::Owner | Who::Admin)) {
+        if let Some(t) = token
+            .as_deref()
+            .filter(|_| matches!(who, Who::Student | Who::Teacher | Who::Owner | Who::Admin))
+        {
             let form = reqwest::multipart::Form::new().text("path", "/").part(
                 "file",
                 reqwest::multipart::Part::bytes(b"x".to_vec()).file_name(name.clone()),
@@ -422,7 +425,12 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+            assert_eq!(
+                r.status(),
+                StatusCode::CREATED,
+                "{}",
+                r.text().await.unwrap()
+            );
         }
         concrete.push_str(&format!("?path=/{name}"));
     }
@@ -458,12 +466,11 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         ("put", "/api/v1/admin/users/{name}/quota") => req.json(&json!({"containers": -1})),
         ("post", "/api/v1/containers") => req.json(&json!({"name": unique("m"), "image": image})),
         ("post", "/api/v1/containers/{name}/exec") => req.json(&json!({"cmd": ["true"]})),
-        ("post", "/api/v1/containers/{name}/files") | ("post", "/api/v1/storage/files") => {
-            req.multipart(reqwest::multipart::Form::new().text("path", "/").part(
+        ("post", "/api/v1/containers/{name}/files") | ("post", "/api/v1/storage/files") => req
+            .multipart(reqwest::multipart::Form::new().text("path", "/").part(
                 "file",
                 reqwest::multipart::Part::bytes(b"x".to_vec()).file_name(unique("f")),
-            ))
-        }
+            )),
         ("post", "/api/v1/images/pull") => req.json(&json!({"image": image})),
         ("post", "/api/v1/images/build") => req.multipart(
             reqwest::multipart::Form::new()

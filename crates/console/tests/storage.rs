@@ -44,10 +44,17 @@ async fn upload(
         .unwrap();
     let status = r.status();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
-async fn raw(app: &TestApp, token: &str, path: &str) -> (StatusCode, Vec<u8>, reqwest::header::HeaderMap) {
+async fn raw(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+) -> (StatusCode, Vec<u8>, reqwest::header::HeaderMap) {
     let r = app
         .client
         .get(app.url(path))
@@ -66,28 +73,44 @@ async fn storage_outlives_containers_and_is_only_its_owners() {
     let (alice, token) = app.student().await;
     let (_, bob) = app.student().await;
     let image = test_image().await;
-    app.create(&token, json!({"name": "a", "image": image})).await;
-    let out = exec(&app, &token, &format!("{alice}-a"), "echo hello > /data/notes.txt").await;
+    app.create(&token, json!({"name": "a", "image": image}))
+        .await;
+    let out = exec(
+        &app,
+        &token,
+        &format!("{alice}-a"),
+        "echo hello > /data/notes.txt",
+    )
+    .await;
     assert_eq!(out["exit_code"], 0, "{out}");
-    let (status, _) = app.delete(&format!("/api/v1/containers/{alice}-a"), &token).await;
+    let (status, _) = app
+        .delete(&format!("/api/v1/containers/{alice}-a"), &token)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // The volume is kept, labelled as hers, and the next container finds the file.
     let volume = format!("{}-{alice}-data", app.instance);
     let v = inspect("volume", &volume).expect("the volume outlives the container");
     assert_eq!(v["Labels"]["wm.owner"], alice.as_str());
-    app.create(&token, json!({"name": "b", "image": image})).await;
+    app.create(&token, json!({"name": "b", "image": image}))
+        .await;
     let out = exec(&app, &token, &format!("{alice}-b"), "cat /data/notes.txt").await;
     assert_eq!(out["stdout"], "hello\n", "{out}");
     // Without a container, through the API.
     let (status, bytes, headers) = raw(&app, &token, "/api/v1/storage/files?path=/notes.txt").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(bytes, b"hello\n");
-    assert!(headers["content-disposition"].to_str().unwrap().contains("notes.txt"));
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("notes.txt"));
     let (status, overview) = app.get("/api/v1/storage", &token).await;
     assert_eq!(status, StatusCode::OK, "{overview}");
     assert_eq!(overview["mount_path"], "/data");
     assert_eq!(overview["used"], 6, "{overview}");
-    assert!(overview["quota"].is_null(), "the tests' quotas are unlimited");
+    assert!(
+        overview["quota"].is_null(),
+        "the tests' quotas are unlimited"
+    );
     let (_, me) = app.get("/api/v1/me", &token).await;
     assert_eq!(me["usage"]["storage"], 6, "{me}");
     // Bob's storage is his own: empty, and hers is not reachable through it.
@@ -98,7 +121,10 @@ async fn storage_outlives_containers_and_is_only_its_owners() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
     assert_eq!(e["error"]["code"], "file_not_found");
     let (status, _) = app
-        .get(&format!("/api/v1/storage/files?path=/../{alice}/notes.txt"), &bob)
+        .get(
+            &format!("/api/v1/storage/files?path=/../{alice}/notes.txt"),
+            &bob,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Deleting her storage is refused while a container of hers uses it; after, it goes.
@@ -108,7 +134,8 @@ async fn storage_outlives_containers_and_is_only_its_owners() {
     let (status, volumes) = app.get(&path, &app.admin).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(volumes[0]["used"], 6, "{volumes}");
-    app.delete(&format!("/api/v1/containers/{alice}-b"), &token).await;
+    app.delete(&format!("/api/v1/containers/{alice}-b"), &token)
+        .await;
     let (status, e) = app.delete(&path, &app.admin).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{e}");
     assert!(inspect("volume", &volume).is_none());
@@ -124,14 +151,27 @@ async fn files_are_listed_uploaded_downloaded_and_deleted_within_the_storage() {
         &app,
         &token,
         "/docs/2026",
-        &[("a.txt", b"alpha".to_vec()), ("日本語.txt", b"nihongo".to_vec())],
+        &[
+            ("a.txt", b"alpha".to_vec()),
+            ("日本語.txt", b"nihongo".to_vec()),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{written}");
-    assert_eq!(written["written"], json!(["/docs/2026/a.txt", "/docs/2026/日本語.txt"]));
-    let (status, listing) = app.get("/api/v1/storage/files?path=/docs/2026", &token).await;
+    assert_eq!(
+        written["written"],
+        json!(["/docs/2026/a.txt", "/docs/2026/日本語.txt"])
+    );
+    let (status, listing) = app
+        .get("/api/v1/storage/files?path=/docs/2026", &token)
+        .await;
     assert_eq!(status, StatusCode::OK, "{listing}");
-    let names: Vec<&str> = listing.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a.txt", "日本語.txt"]);
     assert_eq!(listing[0]["type"], "file");
     assert_eq!(listing[0]["size"], 5);
@@ -145,8 +185,15 @@ async fn files_are_listed_uploaded_downloaded_and_deleted_within_the_storage() {
     assert_eq!(bytes, b"a");
     // A container sees what the API wrote.
     let image = test_image().await;
-    app.create(&token, json!({"name": "c", "image": image})).await;
-    let out = exec(&app, &token, &format!("{alice}-c"), "cat /data/docs/2026/a.txt").await;
+    app.create(&token, json!({"name": "c", "image": image}))
+        .await;
+    let out = exec(
+        &app,
+        &token,
+        &format!("{alice}-c"),
+        "cat /data/docs/2026/a.txt",
+    )
+    .await;
     assert_eq!(out["stdout"], "a");
     // Links a container makes are listed, never followed, whatever they point at.
     let out = exec(
@@ -158,19 +205,36 @@ async fn files_are_listed_uploaded_downloaded_and_deleted_within_the_storage() {
     .await;
     assert_eq!(out["exit_code"], 0, "{out}");
     let (_, root) = app.get("/api/v1/storage/files?path=/", &token).await;
-    let kind = |n: &str| root.as_array().unwrap().iter().find(|e| e["name"] == n).map(|e| e["type"].clone());
+    let kind = |n: &str| {
+        root.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == n)
+            .map(|e| e["type"].clone())
+    };
     assert_eq!(kind("root"), Some(json!("symlink")));
     assert_eq!(kind("pw"), Some(json!("symlink")));
     assert_eq!(kind("fifo"), Some(json!("other")));
     for path in ["/root/etc/passwd", "/pw", "/root", "/fifo"] {
-        let (status, body, _) = raw(&app, &token, &format!("/api/v1/storage/files?path={path}")).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {}", String::from_utf8_lossy(&body));
-        assert!(!String::from_utf8_lossy(&body).contains("root:x:0:0"), "{path}");
+        let (status, body, _) =
+            raw(&app, &token, &format!("/api/v1/storage/files?path={path}")).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(
+            !String::from_utf8_lossy(&body).contains("root:x:0:0"),
+            "{path}"
+        );
     }
     let (status, _) = upload(&app, &token, "/root/tmp", &[("planted", b"x".to_vec())]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!std::path::Path::new("/tmp/planted").exists());
-    let (status, _) = app.delete("/api/v1/storage/files?path=/root/tmp", &token).await;
+    let (status, _) = app
+        .delete("/api/v1/storage/files?path=/root/tmp", &token)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Removing a link removes the link, not what it points at.
     let (status, _) = app.delete("/api/v1/storage/files?path=/pw", &token).await;
@@ -185,7 +249,9 @@ async fn files_are_listed_uploaded_downloaded_and_deleted_within_the_storage() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
     let (status, _) = app.delete("/api/v1/storage/files?path=/nope", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app.get("/api/v1/storage/files?path=/docs&host=nowhere", &token).await;
+    let (status, _) = app
+        .get("/api/v1/storage/files?path=/docs&host=nowhere", &token)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // A folder goes with everything in it.
     let (status, _) = app.delete("/api/v1/storage/files?path=/docs", &token).await;
@@ -210,16 +276,26 @@ async fn over_the_storage_quota_writes_and_new_containers_are_refused() {
     let (status, _) = upload(&app, &token, "/", &[("a", vec![b'a'; 800])]).await;
     assert_eq!(status, StatusCode::CREATED);
     // 800 + 300 > 1000: refused whole, nothing written.
-    let (status, e) = upload(&app, &token, "/", &[("b", vec![b'b'; 150]), ("c", vec![b'c'; 150])]).await;
+    let (status, e) = upload(
+        &app,
+        &token,
+        "/",
+        &[("b", vec![b'b'; 150]), ("c", vec![b'c'; 150])],
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["error"]["code"], "quota_exceeded");
-    assert!(e["error"]["message"].as_str().unwrap().contains("storage"), "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("storage"),
+        "{e}"
+    );
     let (_, root) = app.get("/api/v1/storage/files", &token).await;
     assert_eq!(root.as_array().unwrap().len(), 1, "{root}");
     // A container may fill it past the quota (the engine does not stop it); then no new
     // container starts until it is freed.
     let image = test_image().await;
-    app.create(&token, json!({"name": "w", "image": image})).await;
+    app.create(&token, json!({"name": "w", "image": image}))
+        .await;
     let out = exec(
         &app,
         &token,
@@ -229,7 +305,11 @@ async fn over_the_storage_quota_writes_and_new_containers_are_refused() {
     .await;
     assert_eq!(out["exit_code"], 0, "{out}");
     let (status, e) = app
-        .post("/api/v1/containers", &token, json!({"name": "x", "image": image}))
+        .post(
+            "/api/v1/containers",
+            &token,
+            json!({"name": "x", "image": image}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["error"]["code"], "quota_exceeded");
@@ -239,7 +319,8 @@ async fn over_the_storage_quota_writes_and_new_containers_are_refused() {
     // Freed, it starts.
     let (status, _) = app.delete("/api/v1/storage/files?path=/big", &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    app.create(&token, json!({"name": "x", "image": image})).await;
+    app.create(&token, json!({"name": "x", "image": image}))
+        .await;
 }
 
 #[tokio::test]
@@ -248,18 +329,33 @@ async fn files_download_from_a_container() {
     let (alice, token) = app.student().await;
     let (_, bob) = app.student().await;
     let image = test_image().await;
-    app.create(&token, json!({"name": "d", "image": image})).await;
+    app.create(&token, json!({"name": "d", "image": image}))
+        .await;
     let name = format!("{alice}-d");
-    exec(&app, &token, &name, "mkdir -p /srv/out && printf 'result 42' > /srv/out/r.txt").await;
-    let (status, bytes, headers) =
-        raw(&app, &token, &format!("/api/v1/containers/{name}/files?path=/srv/out/r.txt")).await;
+    exec(
+        &app,
+        &token,
+        &name,
+        "mkdir -p /srv/out && printf 'result 42' > /srv/out/r.txt",
+    )
+    .await;
+    let (status, bytes, headers) = raw(
+        &app,
+        &token,
+        &format!("/api/v1/containers/{name}/files?path=/srv/out/r.txt"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(bytes, b"result 42");
     assert_eq!(headers["content-type"], "application/octet-stream");
     assert_eq!(headers["content-length"], "9");
     // A directory comes as a tar archive with everything in it.
-    let (status, bytes, headers) =
-        raw(&app, &token, &format!("/api/v1/containers/{name}/files?path=/srv/out")).await;
+    let (status, bytes, headers) = raw(
+        &app,
+        &token,
+        &format!("/api/v1/containers/{name}/files?path=/srv/out"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/x-tar");
     let mut archive = tar::Archive::new(&bytes[..]);
@@ -271,17 +367,26 @@ async fn files_download_from_a_container() {
     assert!(names.contains(&"out/r.txt".to_string()), "{names:?}");
     // Missing, relative, climbing: refused in words; another user's: missing.
     let (status, e) = app
-        .get(&format!("/api/v1/containers/{name}/files?path=/nope"), &token)
+        .get(
+            &format!("/api/v1/containers/{name}/files?path=/nope"),
+            &token,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
     for bad in ["srv", "/srv/../etc", ""] {
         let (status, _) = app
-            .get(&format!("/api/v1/containers/{name}/files?path={bad}"), &token)
+            .get(
+                &format!("/api/v1/containers/{name}/files?path={bad}"),
+                &token,
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     }
     let (status, _) = app
-        .get(&format!("/api/v1/containers/{name}/files?path=/srv/out/r.txt"), &bob)
+        .get(
+            &format!("/api/v1/containers/{name}/files?path=/srv/out/r.txt"),
+            &bob,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -300,19 +405,37 @@ async fn directory_storage_is_made_on_first_use_and_its_failures_say_what_failed
     let app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     let image = test_image().await;
-    app.create(&token, json!({"name": "h", "image": image})).await;
+    app.create(&token, json!({"name": "h", "image": image}))
+        .await;
     let dir = root.path().join(&alice);
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::metadata(&dir).expect("made on first use");
     assert_eq!((meta.uid(), meta.gid()), (1234, 2345));
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-    exec(&app, &token, &format!("{alice}-h"), "echo x > /data/from-container").await;
-    assert_eq!(std::fs::read_to_string(dir.join("from-container")).unwrap(), "x\n");
+    exec(
+        &app,
+        &token,
+        &format!("{alice}-h"),
+        "echo x > /data/from-container",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(dir.join("from-container")).unwrap(),
+        "x\n"
+    );
     upload(&app, &token, "/in", &[("f", b"y".to_vec())]).await;
     let meta = std::fs::metadata(dir.join("in/f")).unwrap();
-    assert_eq!((meta.uid(), meta.gid()), (1234, 2345), "written as the storage's owner");
-    app.delete(&format!("/api/v1/containers/{alice}-h"), &token).await;
-    assert!(dir.join("from-container").exists(), "kept after the container");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (1234, 2345),
+        "written as the storage's owner"
+    );
+    app.delete(&format!("/api/v1/containers/{alice}-h"), &token)
+        .await;
+    assert!(
+        dir.join("from-container").exists(),
+        "kept after the container"
+    );
 
     // A root that is gone: the create says the storage failed, not a name clash, and
     // records nothing.
@@ -323,13 +446,23 @@ async fn directory_storage_is_made_on_first_use_and_its_failures_say_what_failed
     let app = spawn_with(config, data).await;
     let (_, token) = app.student().await;
     let (status, body) = app
-        .post("/api/v1/containers", &token, json!({"name": "h", "image": image}))
+        .post(
+            "/api/v1/containers",
+            &token,
+            json!({"name": "h", "image": image}),
+        )
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "storage_unavailable");
     let m = body["error"]["message"].as_str().unwrap();
-    assert!(m.contains("storage could not be prepared") && !m.contains("already"), "{m}");
-    assert!(!m.contains(&root.path().display().to_string()), "no host path: {m}");
+    assert!(
+        m.contains("storage could not be prepared") && !m.contains("already"),
+        "{m}"
+    );
+    assert!(
+        !m.contains(&root.path().display().to_string()),
+        "no host path: {m}"
+    );
     let (_, list) = app.get("/api/v1/containers", &token).await;
     assert_eq!(list, json!([]));
 }

@@ -12,9 +12,8 @@ use crate::subnets::Cidr;
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::container::{
-    Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
-    DownloadFromContainerOptions, RemoveContainerOptions, StopContainerOptions,
-    UploadToContainerOptions,
+    Config, CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, LogOutput,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
@@ -375,7 +374,9 @@ impl DockerEngine {
                 let name = self.volume_name(owner);
                 let volume = match self.call(docker.inspect_volume(&name)).await {
                     Ok(v) => v,
-                    Err(BackendError::Refused(m)) if m.to_ascii_lowercase().contains("no such volume") => {
+                    Err(BackendError::Refused(m))
+                        if m.to_ascii_lowercase().contains("no such volume") =>
+                    {
                         if !make {
                             return Ok(None);
                         }
@@ -1908,14 +1909,20 @@ impl ContainerBackend for DockerEngine {
         }
     }
 
-    async fn storage_stat(&self, owner: &UserName, path: &str) -> Result<StoragePath, BackendError> {
+    async fn storage_stat(
+        &self,
+        owner: &UserName,
+        path: &str,
+    ) -> Result<StoragePath, BackendError> {
         let rel = storage::relative(path)?;
         match self.storage_root(owner, false).await? {
             None if rel.is_empty() => Ok(StoragePath::Dir {
                 entries: Vec::new(),
                 truncated: false,
             }),
-            None => Err(BackendError::NoSuchFile(format!("{rel} does not exist in your storage"))),
+            None => Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            ))),
             Some(fd) => blocking(move || storage::stat(&fd, &rel)).await,
         }
     }
@@ -1923,7 +1930,9 @@ impl ContainerBackend for DockerEngine {
     async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError> {
         let rel = storage::relative(path)?;
         match self.storage_root(owner, false).await? {
-            None => Err(BackendError::NoSuchFile(format!("{rel} does not exist in your storage"))),
+            None => Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            ))),
             Some(fd) => blocking(move || storage::read(&fd, &rel)).await,
         }
     }
@@ -1946,20 +1955,19 @@ impl ContainerBackend for DockerEngine {
     async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
         let rel = storage::relative(path)?;
         match self.storage_root(owner, false).await? {
-            None => Err(BackendError::NoSuchFile(format!("{rel} does not exist in your storage"))),
+            None => Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            ))),
             Some(fd) => blocking(move || storage::remove(&fd, &rel)).await,
         }
     }
 
     async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
-        let in_use = self
-            .list()
-            .await?
-            .iter()
-            .any(|c| c.owner == owner.as_str());
+        let in_use = self.list().await?.iter().any(|c| c.owner == owner.as_str());
         if in_use {
             return Err(BackendError::Refused(
-                "the storage is in use by a container of its owner; delete their containers first".into(),
+                "the storage is in use by a container of its owner; delete their containers first"
+                    .into(),
             ));
         }
         let s = &self.settings.storage;

@@ -614,6 +614,7 @@ x, GPU-zz, bad, 1
             name: None,
             devices: devices.iter().map(|d| d.to_string()).collect(),
             nvidia: devices.is_empty(),
+            uuid: None,
             share,
         }
     }

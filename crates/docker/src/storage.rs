@@ -165,9 +165,9 @@ fn failed(rel: &str, e: Errno) -> BackendError {
         Errno::NOTDIR => BackendError::NoSuchFile(format!("a part of {shown} is not a directory")),
         Errno::ISDIR => BackendError::Refused(format!("{shown} is a directory")),
         Errno::EXIST => BackendError::Refused(format!("{shown} exists and is not a directory")),
-        Errno::NOSPC | Errno::DQUOT => {
-            BackendError::Exhausted("the host's disk for storage is full; tell an administrator".into())
-        }
+        Errno::NOSPC | Errno::DQUOT => BackendError::Exhausted(
+            "the host's disk for storage is full; tell an administrator".into(),
+        ),
         Errno::NAMETOOLONG => BackendError::Policy(format!("{shown}: a name is too long")),
         e => BackendError::Engine(format!("storage: {shown}: {}", io(e))),
     }
@@ -180,7 +180,12 @@ pub(crate) fn open_root(root: &Path) -> Result<OwnedFd, BackendError> {
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::empty(),
     )
-    .map_err(|e| BackendError::Storage(format!("your storage cannot be opened on this host ({})", io(e))))
+    .map_err(|e| {
+        BackendError::Storage(format!(
+            "your storage cannot be opened on this host ({})",
+            io(e)
+        ))
+    })
 }
 
 fn beneath(dir: &OwnedFd, rel: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
@@ -257,7 +262,11 @@ fn list(dir: &OwnedFd) -> Result<(Vec<FileEntry>, bool), Errno> {
         out.push(FileEntry {
             name: String::from_utf8_lossy(name).into_owned(),
             kind,
-            size: if kind == FileKind::File { st.st_size } else { 0 },
+            size: if kind == FileKind::File {
+                st.st_size
+            } else {
+                0
+            },
             modified: st.st_mtime,
         });
     }
@@ -326,10 +335,12 @@ pub(crate) async fn write(
                 BackendError::Refused(format!("the upload of {rel} broke off: {e}"))
             })?;
             written += chunk.len() as i64;
-            file.write_all(&chunk).await.map_err(|e| match e.raw_os_error() {
-                Some(n) => failed(&rel, Errno::from_raw_os_error(n)),
-                None => BackendError::Engine(e.to_string()),
-            })?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| match e.raw_os_error() {
+                    Some(n) => failed(&rel, Errno::from_raw_os_error(n)),
+                    None => BackendError::Engine(e.to_string()),
+                })?;
         }
         file.flush()
             .await
@@ -488,7 +499,11 @@ pub(crate) async fn owner_ids(s: &StorageSettings, user: &str) -> (u32, u32) {
                 if !out.status.success() {
                     return None;
                 }
-                String::from_utf8(out.stdout).ok()?.trim().parse::<u32>().ok()
+                String::from_utf8(out.stdout)
+                    .ok()?
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
             }
         };
         if let (Some(u), Some(g)) = (id("-u").await, id("-g").await) {
@@ -504,7 +519,11 @@ pub(crate) fn directory_of(root: &str, owner: &str) -> PathBuf {
 }
 
 /// Makes `<root>/<owner>` if it is missing (mode 0700, owned as `owner_ids` says).
-pub(crate) fn ensure_directory(root: &str, owner: &str, ids: (u32, u32)) -> Result<(), BackendError> {
+pub(crate) fn ensure_directory(
+    root: &str,
+    owner: &str,
+    ids: (u32, u32),
+) -> Result<(), BackendError> {
     let r = rustix::fs::open(
         root,
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -549,8 +568,12 @@ pub(crate) fn ensure_directory(root: &str, owner: &str, ids: (u32, u32)) -> Resu
 
 /// Removes `<root>/<owner>` with everything in it.
 pub(crate) fn remove_directory(root: &str, owner: &str) -> Result<(), BackendError> {
-    let r = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| failed("", e))?;
+    let r = rustix::fs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| failed("", e))?;
     match remove_at(&r, owner, 0) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(failed("", e)),
@@ -589,9 +612,14 @@ mod tests {
     #[tokio::test]
     async fn write_list_read_remove() {
         let (d, fd) = root();
-        let n = write(fd.try_clone().unwrap(), "a/b/c.txt".into(), (0, 0), bytes("hello"))
-            .await
-            .unwrap();
+        let n = write(
+            fd.try_clone().unwrap(),
+            "a/b/c.txt".into(),
+            (0, 0),
+            bytes("hello"),
+        )
+        .await
+        .unwrap();
         assert_eq!(n, 5);
         let fd = open_root(d.path()).unwrap();
         match stat(&fd, "a/b").unwrap() {
@@ -607,9 +635,14 @@ mod tests {
         assert_eq!(read_all(read(&fd, "a/b/c.txt").unwrap()).await, b"hello");
         assert_eq!(usage(&fd).unwrap(), 5);
         // Replaced whole, no temporary file left.
-        write(fd.try_clone().unwrap(), "a/b/c.txt".into(), (0, 0), bytes("hi"))
-            .await
-            .unwrap();
+        write(
+            fd.try_clone().unwrap(),
+            "a/b/c.txt".into(),
+            (0, 0),
+            bytes("hi"),
+        )
+        .await
+        .unwrap();
         assert_eq!(usage(&fd).unwrap(), 2);
         remove(&fd, "a").unwrap();
         assert!(matches!(stat(&fd, "a"), Err(BackendError::NoSuchFile(_))));
@@ -627,17 +660,31 @@ mod tests {
         // Listed as links, never read through, written through or removed through.
         match stat(&fd, "").unwrap() {
             StoragePath::Dir { entries, .. } => {
-                assert!(entries.iter().all(|e| e.kind == FileKind::Symlink), "{entries:?}")
+                assert!(
+                    entries.iter().all(|e| e.kind == FileKind::Symlink),
+                    "{entries:?}"
+                )
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(read(&fd, "s"), Err(BackendError::NoSuchFile(_))));
-        assert!(matches!(read(&fd, "out/secret"), Err(BackendError::NoSuchFile(_))));
+        assert!(matches!(
+            read(&fd, "out/secret"),
+            Err(BackendError::NoSuchFile(_))
+        ));
         assert!(matches!(stat(&fd, "out"), Err(BackendError::NoSuchFile(_))));
-        assert!(matches!(stat(&fd, "etc/passwd"), Err(BackendError::NoSuchFile(_))));
-        assert!(write(fd.try_clone().unwrap(), "out/new".into(), (0, 0), bytes("x"))
-            .await
-            .is_err());
+        assert!(matches!(
+            stat(&fd, "etc/passwd"),
+            Err(BackendError::NoSuchFile(_))
+        ));
+        assert!(write(
+            fd.try_clone().unwrap(),
+            "out/new".into(),
+            (0, 0),
+            bytes("x")
+        )
+        .await
+        .is_err());
         assert!(!outside.path().join("new").exists());
         assert!(remove(&fd, "out/secret").is_err());
         // Removing the link removes the link only.
@@ -646,7 +693,10 @@ mod tests {
         assert!(outside.path().join("secret").exists());
         // A FIFO does not hold a read.
         rustix::fs::mknodat(&fd, "fifo", FileType::Fifo, Mode::from_raw_mode(0o644), 0).unwrap();
-        assert!(matches!(read(&fd, "fifo"), Err(BackendError::NoSuchFile(_))));
+        assert!(matches!(
+            read(&fd, "fifo"),
+            Err(BackendError::NoSuchFile(_))
+        ));
         assert_eq!(usage(&fd).unwrap(), 0);
     }
 
@@ -655,12 +705,32 @@ mod tests {
         let ok = StorageSettings::default();
         assert!(ok.validate(&["/etc"]).is_ok());
         for bad in [
-            StorageSettings { path: "/".into(), ..ok.clone() },
-            StorageSettings { path: "data".into(), ..ok.clone() },
-            StorageSettings { path: "/a/../b".into(), ..ok.clone() },
-            StorageSettings { kind: StorageKind::Directory, ..ok.clone() },
-            StorageSettings { kind: StorageKind::Directory, root: Some("/etc".into()), ..ok.clone() },
-            StorageSettings { kind: StorageKind::Directory, root: Some("/".into()), ..ok.clone() },
+            StorageSettings {
+                path: "/".into(),
+                ..ok.clone()
+            },
+            StorageSettings {
+                path: "data".into(),
+                ..ok.clone()
+            },
+            StorageSettings {
+                path: "/a/../b".into(),
+                ..ok.clone()
+            },
+            StorageSettings {
+                kind: StorageKind::Directory,
+                ..ok.clone()
+            },
+            StorageSettings {
+                kind: StorageKind::Directory,
+                root: Some("/etc".into()),
+                ..ok.clone()
+            },
+            StorageSettings {
+                kind: StorageKind::Directory,
+                root: Some("/".into()),
+                ..ok.clone()
+            },
         ] {
             assert!(bad.validate(&["/", "/etc"]).is_err(), "{bad:?}");
         }

@@ -998,7 +998,13 @@ impl Store {
     // --- storage ------------------------------------------------------------------------------
 
     /// Records what a user's storage on a host measured.
-    pub async fn set_storage_usage(&self, owner: &str, host: &str, bytes: i64, at: i64) -> Result<()> {
+    pub async fn set_storage_usage(
+        &self,
+        owner: &str,
+        host: &str,
+        bytes: i64,
+        at: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO storage_usage (owner, host, bytes, measured_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (owner, host) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
@@ -1021,7 +1027,13 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("host")?, r.try_get("bytes")?, r.try_get("measured_at")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("host")?,
+                    r.try_get("bytes")?,
+                    r.try_get("measured_at")?,
+                ))
+            })
             .collect()
     }
 

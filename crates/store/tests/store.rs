@@ -777,7 +777,14 @@ async fn storage_usage_is_kept_per_host_and_summed() {
         assert_eq!(usage[0].1.storage_bytes, 350);
         assert_eq!(usage[0].1.containers, 0);
         let all = s.usage(None).await.unwrap();
-        assert_eq!(all.iter().find(|(u, _)| u.as_str() == "bob").unwrap().1.storage_bytes, 7);
+        assert_eq!(
+            all.iter()
+                .find(|(u, _)| u.as_str() == "bob")
+                .unwrap()
+                .1
+                .storage_bytes,
+            7
+        );
         s.delete_storage_usage("alice", "h1").await.unwrap();
         assert_eq!(s.usage(Some("alice")).await.unwrap()[0].1.storage_bytes, 50);
     })

@@ -9,9 +9,9 @@ use crate::service::accounts::Caller;
 use crate::service::containers::{
     Container, Containers, CreateContainer, Download, ExecCommand, ExecResult, Port, Written,
 };
+use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::body::Body;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -224,7 +224,10 @@ async fn download_files(
     Ok(match containers.download(&c, &q.path).await? {
         Download::File { name, size, bytes } => (
             [
-                (CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
                 (CONTENT_LENGTH, HeaderValue::from(size)),
                 (CONTENT_DISPOSITION, super::attachment(&name)),
             ],
@@ -234,7 +237,10 @@ async fn download_files(
         Download::Archive { name, tar } => (
             [
                 (CONTENT_TYPE, HeaderValue::from_static("application/x-tar")),
-                (CONTENT_DISPOSITION, super::attachment(&format!("{name}.tar"))),
+                (
+                    CONTENT_DISPOSITION,
+                    super::attachment(&format!("{name}.tar")),
+                ),
             ],
             Body::from_stream(tar),
         )

@@ -52,7 +52,10 @@ async fn export_image(
         "docker-archive" => {
             let (image, archive) = sif.docker_archive(&caller, &raw).await?;
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
-            headers.insert(CONTENT_DISPOSITION, super::attachment(&format!("{}.tar", image.reference)));
+            headers.insert(
+                CONTENT_DISPOSITION,
+                super::attachment(&format!("{}.tar", image.reference)),
+            );
             Ok((headers, Body::from_stream(archive)).into_response())
         }
         "sif" => {
@@ -70,7 +73,10 @@ async fn export_image(
                 HeaderValue::from_static("application/vnd.sylabs.sif"),
             );
             headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-            headers.insert(CONTENT_DISPOSITION, super::attachment(&format!("{}.sif", image.reference)));
+            headers.insert(
+                CONTENT_DISPOSITION,
+                super::attachment(&format!("{}.sif", image.reference)),
+            );
             let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
             Ok((headers, body).into_response())
         }

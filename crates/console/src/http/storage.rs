@@ -95,7 +95,10 @@ async fn storage_get(
         }
         Found::File { name, size, bytes } => Ok((
             [
-                (CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
                 (CONTENT_LENGTH, HeaderValue::from(size)),
                 (CONTENT_DISPOSITION, attachment(&name)),
             ],

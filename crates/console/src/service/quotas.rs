@@ -357,14 +357,18 @@ impl Quotas {
             h.info().is_some_and(|i| i.storage_path.is_some())
                 && known.get(&h.id).is_none_or(|at| t - at >= max_age)
         });
-        let measured = futures::future::join_all(stale.map(|h| async move {
-            (h.id.clone(), h.backend.storage_usage(user).await)
-        }))
+        let measured = futures::future::join_all(
+            stale.map(|h| async move { (h.id.clone(), h.backend.storage_usage(user).await) }),
+        )
         .await;
         for (host, bytes) in measured {
             match bytes {
                 Ok(b) => {
-                    if let Err(e) = self.store.set_storage_usage(user.as_str(), &host, b, t).await {
+                    if let Err(e) = self
+                        .store
+                        .set_storage_usage(user.as_str(), &host, b, t)
+                        .await
+                    {
                         tracing::warn!(error = %e, "a storage measurement cannot be recorded");
                     }
                 }

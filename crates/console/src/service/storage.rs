@@ -92,9 +92,7 @@ fn parse_storage_path(s: &str) -> Result<String, Error> {
         field: Some("path"),
     };
     if s.len() > 4096 || s.contains('\0') || s.chars().any(char::is_control) {
-        return Err(bad(
-            "path is too long or contains a control character",
-        ));
+        return Err(bad("path is too long or contains a control character"));
     }
     let mut parts = Vec::new();
     for c in s.split('/') {
@@ -304,12 +302,18 @@ impl Storage {
                     tracing::warn!(error = %e, "a storage measurement cannot be recorded");
                 }
             }
-            Err(e) => tracing::warn!(host = %h.id, error = %e, "a user's storage cannot be measured"),
+            Err(e) => {
+                tracing::warn!(host = %h.id, error = %e, "a user's storage cannot be measured")
+            }
         }
     }
 
     /// A user's storage on every host, for administrators.
-    pub(crate) async fn of_user(&self, _admin: &Admin, user: &str) -> Result<Vec<VolumeView>, Error> {
+    pub(crate) async fn of_user(
+        &self,
+        _admin: &Admin,
+        user: &str,
+    ) -> Result<Vec<VolumeView>, Error> {
         let name = self.person(user).await?;
         self.quotas.measure_storage(&name, 0).await;
         Ok(self
@@ -327,11 +331,22 @@ impl Storage {
 
     /// Deletes a user's storage on every host that answers, with everything in it: the
     /// administrator's decision when a user leaves. Refused while they have containers.
-    pub(crate) async fn delete_user_storage(&self, _admin: &Admin, user: &str) -> Result<(), Error> {
+    pub(crate) async fn delete_user_storage(
+        &self,
+        _admin: &Admin,
+        user: &str,
+    ) -> Result<(), Error> {
         let name = self.person(user).await?;
-        for h in self.hosts.answering()?.iter().filter(|h| Self::keeps_storage(h)) {
+        for h in self
+            .hosts
+            .answering()?
+            .iter()
+            .filter(|h| Self::keeps_storage(h))
+        {
             h.backend.storage_delete(&name).await?;
-            self.store.delete_storage_usage(name.as_str(), &h.id).await?;
+            self.store
+                .delete_storage_usage(name.as_str(), &h.id)
+                .await?;
         }
         Ok(())
     }
@@ -356,7 +371,10 @@ mod tests {
         assert_eq!(parse_storage_path("/").unwrap(), "");
         assert_eq!(parse_storage_path("").unwrap(), "");
         assert_eq!(parse_storage_path("/a//b/./c/").unwrap(), "a/b/c");
-        assert_eq!(parse_storage_path("notes/日本語.txt").unwrap(), "notes/日本語.txt");
+        assert_eq!(
+            parse_storage_path("notes/日本語.txt").unwrap(),
+            "notes/日本語.txt"
+        );
         for bad in ["../x", "a/../../b", "a\0b", "a\nb"] {
             assert!(parse_storage_path(bad).is_err(), "{bad:?}");
         }

@@ -59,7 +59,12 @@ impl World {
         ));
         let audit = Audit::new(store.clone());
         let catalog = Arc::new(Catalog::new(hosts.clone()));
-        let quotas = Arc::new(Quotas::new(store.clone(), hosts.clone(), config.clone(), metrics));
+        let quotas = Arc::new(Quotas::new(
+            store.clone(),
+            hosts.clone(),
+            config.clone(),
+            metrics,
+        ));
         let images = Arc::new(Images::new(
             store.clone(),
             hosts.clone(),

@@ -346,7 +346,11 @@ impl OnHosts {
         Ok(self.host(c)?.logs(&c.key(), tail).await?)
     }
 
-    pub(super) async fn download(&self, c: &OwnedContainer, path: &str) -> Result<ByteStream, Error> {
+    pub(super) async fn download(
+        &self,
+        c: &OwnedContainer,
+        path: &str,
+    ) -> Result<ByteStream, Error> {
         Ok(self.host(c)?.download(&c.key(), path).await?)
     }
 }

@@ -111,7 +111,9 @@ pub(super) async fn unpack_download(path: &str, tar: ByteStream) -> Result<Downl
                 let padded = size.div_ceil(512) * 512;
                 let mut skip = vec![0u8; padded as usize];
                 if padded > 1 << 20 {
-                    return Err(Error::Engine("the container's archive has a huge header".into()));
+                    return Err(Error::Engine(
+                        "the container's archive has a huge header".into(),
+                    ));
                 }
                 reader.read_exact(&mut skip).await.map_err(broken)?;
                 seen.extend_from_slice(&skip);
@@ -129,7 +131,9 @@ pub(super) async fn unpack_download(path: &str, tar: ByteStream) -> Result<Downl
             }
         }
     }
-    Err(Error::Engine("the container's archive has too many headers".into()))
+    Err(Error::Engine(
+        "the container's archive has too many headers".into(),
+    ))
 }
 
 /// A tar header's size field: octal, or base-256 when its first bit is set.
@@ -371,7 +375,10 @@ mod tests {
     async fn a_downloaded_file_is_its_bytes_and_a_directory_its_archive() {
         let long = format!("{}.txt", "n".repeat(150));
         let file = archive(&[(&long, tar::EntryType::Regular, b"hello world")]);
-        match unpack_download(&format!("/tmp/{long}"), stream(file)).await.unwrap() {
+        match unpack_download(&format!("/tmp/{long}"), stream(file))
+            .await
+            .unwrap()
+        {
             Download::File { name, size, bytes } => {
                 assert_eq!(name, long);
                 assert_eq!(size, 11);
@@ -383,7 +390,10 @@ mod tests {
             ("d", tar::EntryType::Directory, b""),
             ("d/a", tar::EntryType::Regular, b"a"),
         ]);
-        match unpack_download("/srv/d/", stream(dir.clone())).await.unwrap() {
+        match unpack_download("/srv/d/", stream(dir.clone()))
+            .await
+            .unwrap()
+        {
             Download::Archive { name, tar } => {
                 assert_eq!(name, "d");
                 assert_eq!(all(tar).await, dir, "the archive, whole");
