@@ -2,7 +2,7 @@
 //! containers may have, and the ceilings on their limits.
 
 use crate::gpus::{GpuDecl, GpuDiscovery};
-use crate::storage::StorageSettings;
+use crate::storage::{StorageKind, StorageSettings};
 use serde::Deserialize;
 use std::fmt;
 use wm_backend::Limits;
@@ -277,6 +277,14 @@ impl DockerSettings {
         self.storage.validate(FORBIDDEN_MOUNT_SOURCES)?;
         for m in &self.mounts {
             validate_mount(m)?;
+            if self.storage.kind != StorageKind::Off
+                && m.target.trim_end_matches('/') == self.storage.path.trim_end_matches('/')
+            {
+                return Err(format!(
+                    "mount {} -> {}: that is where users' storage is mounted (storage.path); choose another target or storage.path",
+                    m.source, m.target
+                ));
+            }
         }
         let l = &self.max_limits;
         if l.memory_bytes < 4 << 20 || l.nano_cpus < 10_000_000 || l.pids < 8 {
@@ -452,6 +460,20 @@ mod tests {
             target: "/home/me".into(),
             read_only: false,
         }))
+        .is_ok());
+        // Not over users' storage, unless there is none.
+        let over_storage = |s: &mut DockerSettings| {
+            s.mounts.push(MountRule {
+                source: "/srv/shared".into(),
+                target: "/data/".into(),
+                read_only: true,
+            })
+        };
+        assert!(with(&over_storage).is_err());
+        assert!(with(&|s| {
+            over_storage(s);
+            s.storage.kind = StorageKind::Off;
+        })
         .is_ok());
         assert!(with(&|s| s.host = "ssh://x".into()).is_err());
         assert!(with(&|s| s.instance = "Bad_Name".into()).is_err());
