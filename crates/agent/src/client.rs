@@ -1,6 +1,8 @@
 //! The console's side: a [`ContainerBackend`] that is an agent on another host.
 
-use crate::protocol::{BuildQuery, DirQuery, ErrorBody, Line, PullRequest, RefQuery, TailQuery};
+use crate::protocol::{
+    BuildQuery, DirQuery, ErrorBody, Line, PathQuery, PullRequest, RefQuery, TailQuery,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -13,7 +15,7 @@ use tokio_util::io::StreamReader;
 use wm_backend::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
-    RunnerSpec, RunnerState,
+    RunnerSpec, RunnerState, StoragePath,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -367,6 +369,15 @@ impl ContainerBackend for RemoteBackend {
         self.t.send(req, None).await.map(drop)
     }
 
+    async fn download(&self, name: &ContainerKey, path: &str) -> Result<ByteStream, BackendError> {
+        let url = format!("/containers/{}/archive", container_segments(name));
+        let req = self.t.http.get(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        let resp = self.t.send(req, None).await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
         let path = format!("/containers/{}/logs", container_segments(name));
         let req = self
@@ -456,6 +467,71 @@ impl ContainerBackend for RemoteBackend {
             .await
     }
 
+    async fn storage_usage(&self, owner: &UserName) -> Result<i64, BackendError> {
+        let path = format!("/storage/{}/usage", path_segment(owner.as_str()));
+        // Measuring walks the whole storage: bounded by its size, not by the usual clock.
+        let r = self.t.http.get(self.t.url(&path));
+        self.t.json(r, self.t.timeout * 10).await
+    }
+
+    async fn storage_stat(
+        &self,
+        owner: &UserName,
+        path: &str,
+    ) -> Result<StoragePath, BackendError> {
+        let url = format!("/storage/{}/stat", path_segment(owner.as_str()));
+        let r = self.t.http.get(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        self.t.json(r, self.t.timeout).await
+    }
+
+    async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError> {
+        let url = format!("/storage/{}/file", path_segment(owner.as_str()));
+        let req = self.t.http.get(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        let resp = self.t.send(req, None).await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    async fn storage_write(
+        &self,
+        owner: &UserName,
+        path: &str,
+        body: ByteStream,
+    ) -> Result<i64, BackendError> {
+        let url = format!("/storage/{}/file", path_segment(owner.as_str()));
+        let req = self
+            .t
+            .http
+            .put(self.t.url(&url))
+            .query(&PathQuery {
+                path: path.to_string(),
+            })
+            .body(reqwest::Body::wrap_stream(body));
+        // As long as the upload takes: it is bounded by its size, not by a clock.
+        let resp = self.t.send(req, None).await?;
+        resp.json().await.map_err(|e| {
+            BackendError::Engine(format!("host {}: unreadable answer: {e}", self.t.id))
+        })
+    }
+
+    async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
+        let url = format!("/storage/{}/file", path_segment(owner.as_str()));
+        let req = self.t.http.delete(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        self.t.no_content(req).await
+    }
+
+    async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
+        let url = format!("/storage/{}", path_segment(owner.as_str()));
+        self.t
+            .no_content(self.t.http.delete(self.t.url(&url)))
+            .await
+    }
+
     async fn image_events(
         &self,
     ) -> Result<BoxStream<'static, Result<(), BackendError>>, BackendError> {
@@ -520,25 +596,7 @@ mod tests {
                 .with_tag("busybox")
                 .with_gpus(gpus.clone()),
         );
-        let token = "agent-token-for-the-tests-0123456789";
-        let router = crate::server::router(
-            host,
-            crate::server::AgentToken::new(token),
-            crate::server::BodyLimits {
-                upload: 1 << 20,
-                build_context: 1 << 20,
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(listener, router, None, async {
-            let _ = stopped.await;
-        }));
-        let endpoint = AgentEndpoint::parse_list(&format!("blade1=http://127.0.0.1:{port}"))
-            .unwrap()
-            .remove(0);
-        let client = RemoteBackend::new(&endpoint, token, None, Duration::from_secs(10)).unwrap();
+        let (client, stop, server) = agent_in_front_of(host).await;
 
         assert_eq!(client.info().await.unwrap().gpus, gpus);
 
@@ -578,6 +636,86 @@ mod tests {
             Err(BackendError::Policy(_))
         ));
 
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+
+    type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
+    /// A real agent over loopback in front of `host`, and a client of it.
+    async fn agent_in_front_of(
+        host: std::sync::Arc<wm_backend::memory::MemoryBackend>,
+    ) -> (RemoteBackend, tokio::sync::oneshot::Sender<()>, Server) {
+        let token = "agent-token-for-the-tests-0123456789";
+        let router = crate::server::router(
+            host,
+            crate::server::AgentToken::new(token),
+            crate::server::BodyLimits {
+                upload: 1 << 20,
+                build_context: 1 << 20,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::serve(listener, router, None, async {
+            let _ = stopped.await;
+        }));
+        let endpoint = AgentEndpoint::parse_list(&format!("blade1=http://127.0.0.1:{port}"))
+            .unwrap()
+            .remove(0);
+        let client = RemoteBackend::new(&endpoint, token, None, Duration::from_secs(10)).unwrap();
+        (client, stop, server)
+    }
+
+    /// A user's storage through the agent: every call, and its refusals as the host's own.
+    #[tokio::test]
+    async fn storage_crosses_the_wire() {
+        use wm_backend::memory::MemoryBackend;
+        use wm_backend::{FileKind, StoragePath};
+        let (client, stop, server) =
+            agent_in_front_of(std::sync::Arc::new(MemoryBackend::new("blade1"))).await;
+        let alice = UserName::parse("alice").unwrap();
+        let body = |b: &'static [u8]| -> ByteStream {
+            futures::stream::iter([Ok(Bytes::from_static(b))]).boxed()
+        };
+        assert_eq!(
+            client.info().await.unwrap().storage_path.as_deref(),
+            Some("/data")
+        );
+        assert_eq!(client.storage_usage(&alice).await.unwrap(), 0);
+        let n = client
+            .storage_write(&alice, "notes/a b.txt", body(b"hello"))
+            .await
+            .unwrap();
+        assert_eq!(n, 5);
+        match client.storage_stat(&alice, "notes").await.unwrap() {
+            StoragePath::Dir { entries, .. } => {
+                assert_eq!(entries[0].name, "a b.txt");
+                assert_eq!(entries[0].kind, FileKind::File);
+            }
+            other => panic!("{other:?}"),
+        }
+        let read: Vec<u8> = client
+            .storage_read(&alice, "notes/a b.txt")
+            .await
+            .unwrap()
+            .map(|c| c.unwrap().to_vec())
+            .concat()
+            .await;
+        assert_eq!(read, b"hello");
+        assert_eq!(client.storage_usage(&alice).await.unwrap(), 5);
+        assert!(matches!(
+            client.storage_read(&alice, "nope").await,
+            Err(BackendError::NoSuchFile(_))
+        ));
+        assert!(matches!(
+            client.storage_stat(&alice, "../x").await,
+            Err(BackendError::Policy(_))
+        ));
+        client.storage_remove(&alice, "notes").await.unwrap();
+        client.storage_delete(&alice).await.unwrap();
+        assert_eq!(client.storage_usage(&alice).await.unwrap(), 0);
         let _ = stop.send(());
         server.await.unwrap().unwrap();
     }

@@ -13,7 +13,7 @@ use crate::service::reconcile::{ReconcileReport, Reconciler};
 use crate::service::system::{HostView, ImageDisk, System};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use utoipa::{OpenApi, ToSchema};
         cleanup_report,
         cleanup_run,
         list_quotas,
+        get_quota,
         set_quota,
         clear_quota
     ),
@@ -62,7 +63,7 @@ pub(super) fn router() -> Router<Http> {
         .route("/admin/quotas", get(list_quotas))
         .route(
             "/admin/users/{name}/quota",
-            put(set_quota).delete(clear_quota),
+            get(get_quota).put(set_quota).delete(clear_quota),
         )
 }
 
@@ -170,6 +171,17 @@ async fn list_quotas(
     admin: Admin,
 ) -> Result<Json<Vec<UserQuota>>, ApiError> {
     Ok(Json(quotas.all(&admin).await?))
+}
+
+/// One user's quota in force, their overrides and their usage (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/users/{name}/quota", params(("name" = String, Path)),
+    responses((status = 200, body = UserQuota), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_quota(
+    State(quotas): State<Arc<Quotas>>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<UserQuota>, ApiError> {
+    Ok(Json(quotas.get(&admin, &name).await?))
 }
 
 /// Set a user's quota overrides: each field given replaces the role's value for them

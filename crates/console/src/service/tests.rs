@@ -52,7 +52,7 @@ impl World {
         config.docker.egress_allowed = vec![REGISTRY.to_string()];
         // No quota: these tests are about the other rules.
         config
-            .quota
+            .quotas
             .insert(Role::Student, crate::config::QuotaSettings::unlimited());
         tweak(&mut config);
         let config = Arc::new(config);
@@ -70,7 +70,12 @@ impl World {
         ));
         let audit = Audit::new(store.clone());
         let catalog = Arc::new(Catalog::new(hosts.clone()));
-        let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics.clone()));
+        let quotas = Arc::new(Quotas::new(
+            store.clone(),
+            hosts.clone(),
+            config.clone(),
+            metrics.clone(),
+        ));
         let images = Arc::new(Images::new(
             store.clone(),
             hosts.clone(),
