@@ -56,6 +56,14 @@ pub(crate) struct Metrics {
     pub sif_conversions: Family<OutcomeLabels, Counter>,
     pub(crate) gpus_allocated: Family<HostLabels, Gauge>,
     pub(crate) quota_refusals: Family<QuotaLabels, Counter>,
+    pub(crate) image_scans: Family<ScanLabels, Counter>,
+    pub(crate) image_scan_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ScanLabels {
+    /// `clean`, `flagged` or `error`.
+    pub(crate) result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,7 +147,22 @@ impl Default for Metrics {
             "Requests refused for being over a quota, by kind (containers, running, cpus, memory, gpus, ports, builds, storage)",
             quota_refusals.clone(),
         );
+        let image_scans = Family::<ScanLabels, Counter>::default();
+        registry.register(
+            "image_scans",
+            "Images scanned after a pull or build, by result (clean, flagged, error)",
+            image_scans.clone(),
+        );
+        // 0.1 s to about 55 min.
+        let image_scan_seconds = Histogram::new(exponential_buckets(0.1, 2.0, 16));
+        registry.register(
+            "image_scan_duration_seconds",
+            "Time to scan one image, export included",
+            image_scan_seconds.clone(),
+        );
         Self {
+            image_scans,
+            image_scan_seconds,
             gpus_allocated,
             quota_refusals,
             sif_conversions,

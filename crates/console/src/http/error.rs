@@ -65,6 +65,7 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
             Refusal::InUse | Refusal::State | Refusal::Other => StatusCode::CONFLICT,
         },
         Error::Quota { .. } => StatusCode::FORBIDDEN,
+        Error::Quarantined { .. } => StatusCode::CONFLICT,
         Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

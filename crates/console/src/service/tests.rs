@@ -5,7 +5,7 @@
 use super::accounts::Caller;
 use super::audit::Audit;
 use super::containers::{Containers, CreateContainer};
-use super::images::{Catalog, Images};
+use super::images::{Catalog, Images, Scans};
 use super::quotas::Quotas;
 use super::reconcile::Reconciler;
 use super::Error;
@@ -59,7 +59,16 @@ impl World {
         ));
         let audit = Audit::new(store.clone());
         let catalog = Arc::new(Catalog::new(hosts.clone()));
-        let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics));
+        let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics.clone()));
+        // The memory hosts' images have no files: scanning is the integration tests' part.
+        let scans = Arc::new(Scans::new(
+            crate::config::ScanSettings {
+                command: crate::config::Scanner::Off,
+                ..Default::default()
+            },
+            dir.path().join("scans"),
+            metrics,
+        ));
         let images = Arc::new(Images::new(
             store.clone(),
             hosts.clone(),
@@ -67,6 +76,7 @@ impl World {
             config.clone(),
             audit.clone(),
             quotas.clone(),
+            scans,
         ));
         let containers = Arc::new(Containers::new(
             store.clone(),

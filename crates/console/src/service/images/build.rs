@@ -105,6 +105,7 @@ impl Images {
             sends.push((h, pinned));
         }
         let mut streams = Vec::new();
+        let hosts: Vec<Arc<Host>> = sends.iter().map(|(h, _)| h.clone()).collect();
         for (h, pinned) in sends {
             let ctx = context.clone();
             let bytes = tokio::task::spawn_blocking(move || ctx.with_dockerfile(&pinned))
@@ -126,6 +127,7 @@ impl Images {
             caller.clone(),
             tag,
             progress,
+            hosts,
             "building",
             Some(timeout),
             Some(slot),
@@ -183,6 +185,8 @@ impl Images {
         if !self.allowed(caller, &info, &names).await? {
             return Err(build_image_not_found(raw));
         }
+        // Nothing is built from what its scan holds back.
+        self.check_scan(&info.id, raw).await?;
         Ok(info)
     }
 

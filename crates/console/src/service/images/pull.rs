@@ -53,7 +53,8 @@ impl Images {
         self.check_egress(&image).await?;
         let auth = self.registry_auth(registry);
         let mut streams = Vec::new();
-        for host in self.target_hosts(req.host.as_deref())? {
+        let hosts = self.target_hosts(req.host.as_deref())?;
+        for host in &hosts {
             let progress = host
                 .backend
                 .pull(&image, auth.clone())
@@ -73,7 +74,15 @@ impl Images {
             streams.push(on_host(&host.id, progress));
         }
         let progress = futures::stream::select_all(streams).boxed();
-        Ok(self.lines(caller.clone(), image, progress, "pulling", None, None))
+        Ok(self.lines(
+            caller.clone(),
+            image,
+            progress,
+            hosts,
+            "pulling",
+            None,
+            None,
+        ))
     }
 
     /// Pulls a public image onto `host` before a container starts from it there.
@@ -103,7 +112,7 @@ impl Images {
                 ))
             })?;
         }
-        Ok(())
+        self.scan_pulled(host, image).await
     }
 
     /// Refuses a pull from a registry on the host's own network (loopback, link-local, this
@@ -181,6 +190,7 @@ impl Images {
         caller: Caller,
         image: ImageRef,
         progress: HostProgress,
+        hosts: Vec<Arc<Host>>,
         verb: &'static str,
         timeout: Option<Duration>,
         slot: Option<super::super::quotas::BuildSlot>,
@@ -191,6 +201,7 @@ impl Images {
             let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
             let mut progress = progress;
             let mut failure: Option<Value> = None;
+            let mut gone = false;
             loop {
                 let next = match deadline {
                     Some(d) => match tokio::time::timeout_at(d, progress.next()).await {
@@ -214,8 +225,10 @@ impl Images {
                         let mut line = progress_line(p, verb);
                         line["host"] = Value::String(host);
                         if tx.send(line).await.is_err() {
-                            // The client went away: dropping the stream cancels the work.
-                            return;
+                            // The client went away: dropping the stream cancels the work
+                            // (what it finished is still scanned, below).
+                            gone = true;
+                            break;
                         }
                     }
                     Some(Err(e)) => {
@@ -244,6 +257,12 @@ impl Images {
                 }
             }
             drop(progress);
+            if failure.is_none() || gone {
+                this.scan_new(&image, &hosts, &tx).await;
+            }
+            if gone {
+                return;
+            }
             let last = match failure {
                 Some(f) => f,
                 None => this.done_line(&caller, &image).await,
