@@ -423,6 +423,7 @@ impl Texts {
             "reconciled" => self.notice_reconciled,
             "host-changed" => self.notice_host_changed,
             "quota-saved" => self.notice_saved,
+            "image-released" => self.notice_saved,
             _ => return None,
         })
     }

@@ -69,6 +69,7 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/images/build", post(images::build))
         .route("/images/edit", post(images::edit))
         .route("/images/delete", post(images::delete))
+        .route("/images/release", post(images::release))
         .route("/ci", get(ci::page_handler).post(ci::save))
         .route("/ci/delete", post(ci::remove))
         .route("/ci/build-token", post(ci::build_token))
