@@ -393,11 +393,15 @@ async fn time_a_scan_adds_to_a_pull() {
                     scans.push(s);
                 }
             }
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let scan = if scans.is_empty() {
+                String::new()
+            } else {
+                format!(", of which scan {:.2} s", mean(&scans))
+            };
             report.push(format!(
-                "{name}, scanning {label}: pull {:.2} s (runs {pulls:.2?}), of which scan {:.2} s",
-                mean(&pulls),
-                mean(&scans)
+                "{name}, scanning {label}: pull {:.2} s (runs {pulls:.2?}){scan}",
+                mean(&pulls)
             ));
         }
     }

@@ -312,6 +312,18 @@ impl Images {
         }
     }
 
+    /// Refuses `image` when a host that answers has it under that reference and its scan
+    /// holds it back. Hosts that do not answer are passed over: this serves the
+    /// Kubernetes backend, which must not depend on the Docker hosts.
+    pub(crate) async fn check_scan_on_hosts(&self, image: &ImageRef) -> Result<(), Error> {
+        for host in self.hosts.usable() {
+            if let Ok(Some(info)) = host.backend.image(image.as_str()).await {
+                self.check_scan(&info.id, image.as_str()).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Releases an image from quarantine (administrators): it may be used whatever its
     /// scan says, until it is removed; a rescan of the same content keeps the release.
     pub(crate) async fn release(
