@@ -150,7 +150,10 @@ pub async fn build_with_hosts(
         )
         .await?;
     if interrupted > 0 {
-        tracing::warn!(interrupted, "scans left unfinished by the last run are now errors");
+        tracing::warn!(
+            interrupted,
+            "scans left unfinished by the last run are now errors"
+        );
     }
     let metrics = Arc::new(Metrics::default());
     let directory = match &config.ldap {

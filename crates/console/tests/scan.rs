@@ -77,7 +77,10 @@ async fn a_pulled_image_with_a_virus_is_quarantined_until_an_administrator_relea
     let app = spawn_with(registry_config(&registry, data.path()), data).await;
     let (_, token) = app.student().await;
     let infected = pushed_eicar_image(&registry).await;
-    let clean = registry.push(test_image().await, &format!("course/clean-{}:1", unique("")));
+    let clean = registry.push(
+        test_image().await,
+        &format!("course/clean-{}:1", unique("")),
+    );
     let _cleanup = RemoveImages(vec![infected.clone(), clean.clone()]);
 
     // A clean image: scanned, the time in the progress, and it starts.
@@ -107,7 +110,10 @@ async fn a_pulled_image_with_a_virus_is_quarantined_until_an_administrator_relea
         "{lines:?}"
     );
     let last = lines.last().unwrap();
-    assert_eq!(last["status"], "done", "the pull itself succeeded: {lines:?}");
+    assert_eq!(
+        last["status"], "done",
+        "the pull itself succeeded: {lines:?}"
+    );
     let image = listed(&app, &token, &infected).await;
     assert_eq!(image["scan"]["status"], "flagged", "{image}");
     let findings = image["scan"]["findings"].as_array().unwrap();

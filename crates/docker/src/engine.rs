@@ -1818,7 +1818,11 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let docker = self.docker.clone();
         let id = std::mem::take(&mut self.id);
-        let remove = async move {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(container = %id, "no runtime to remove a scan's container");
+            return;
+        };
+        rt.spawn(async move {
             let opts = RemoveContainerOptions {
                 force: true,
                 v: true,
@@ -1827,15 +1831,7 @@ impl Drop for RemoveOnDrop {
             if let Err(e) = docker.remove_container(&id, Some(opts)).await {
                 tracing::warn!(container = %id, error = %e, "could not remove a scan's container");
             }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(remove);
-            }
-            Err(_) => {
-                tracing::warn!(container = %self.id, "no runtime to remove a scan's container");
-            }
-        }
+        });
     }
 }
 

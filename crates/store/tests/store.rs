@@ -10,8 +10,8 @@ use wm_domain::{
     UserName,
 };
 use wm_store::{
-    AuditEntry, CiSettings, ContainerRecord, ImageMeta, ImageScan, QuotaOverride, ScanStatus, Store,
-    StoreError, Token, TokenKind, User, UserSource,
+    AuditEntry, CiSettings, ContainerRecord, ImageMeta, ImageScan, QuotaOverride, ScanStatus,
+    Store, StoreError, Token, TokenKind, User, UserSource,
 };
 
 /// A fresh database; dropping the guard removes a PostgreSQL one.
@@ -425,7 +425,10 @@ async fn image_scans_are_kept_per_image_and_releases_outlive_rescans() {
             ..scan.clone()
         };
         s.set_image_scan(&pending).await.unwrap();
-        assert_eq!(s.fail_pending_image_scans("interrupted", 40).await.unwrap(), 1);
+        assert_eq!(
+            s.fail_pending_image_scans("interrupted", 40).await.unwrap(),
+            1
+        );
         let failed = s.image_scan("sha256:cc").await.unwrap().unwrap();
         assert_eq!(failed.status, ScanStatus::Error);
         assert_eq!(failed.findings, ["interrupted"]);

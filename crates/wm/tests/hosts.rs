@@ -782,17 +782,22 @@ async fn images_built_through_an_agent_are_scanned_there() {
     let eicar = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
     for (name, run, want) in [
         ("clean:1", "true".to_string(), "clean"),
-        ("eicar:1", format!("printf '%s' '{eicar}' > /e.txt"), "flagged"),
+        (
+            "eicar:1",
+            format!("printf '%s' '{eicar}' > /e.txt"),
+            "flagged",
+        ),
     ] {
-        let form = reqwest::multipart::Form::new()
-            .text("name", name)
-            .text(
-                "dockerfile",
-                format!("FROM {}\nRUN {run}\n", wm_testkit::TEST_IMAGE),
-            );
+        let form = reqwest::multipart::Form::new().text("name", name).text(
+            "dockerfile",
+            format!("FROM {}\nRUN {run}\n", wm_testkit::TEST_IMAGE),
+        );
         let text = console
             .http
-            .post(format!("http://127.0.0.1:{}/api/v1/images/build", console.port))
+            .post(format!(
+                "http://127.0.0.1:{}/api/v1/images/build",
+                console.port
+            ))
             .bearer_auth(&token)
             .multipart(form)
             .send()

@@ -5,8 +5,8 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, Http};
 
-use crate::service::accounts::{Accounts, Admin, NewUser, UserInfo};
 use crate::service::accounts::Caller;
+use crate::service::accounts::{Accounts, Admin, NewUser, UserInfo};
 use crate::service::audit::{Audit, AuditEntryView};
 use crate::service::images::{Image, Images};
 use crate::service::quotas::{QuotaPatch, Quotas, UserQuota};

@@ -72,8 +72,7 @@ pub fn test_config(data: &Path) -> Config {
 }
 
 /// The EICAR test file: harmless, and what every virus scanner detects by agreement.
-pub const EICAR: &str =
-    r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+pub const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
 /// A ClamAV database under `data` that knows the EICAR test file (a body signature,
 /// `Eicar-Test-Signature`), and nothing else.

@@ -349,9 +349,10 @@ impl Images {
                 "image.release".into(),
                 Some(image.reference.clone()),
                 200,
-                image.scan.as_ref().map(|s| {
-                    format!("{} {}: {}", s.scanner, s.status, s.findings.join("; "))
-                }),
+                image
+                    .scan
+                    .as_ref()
+                    .map(|s| format!("{} {}: {}", s.scanner, s.status, s.findings.join("; "))),
             )
             .await;
         let updated = self.resolve(caller, raw).await?;

@@ -159,18 +159,17 @@ impl Scans {
         let started = Instant::now();
         let timeout = Duration::from_secs(self.settings.timeout_secs);
         let cancel = Arc::new(AtomicBool::new(false));
-        let verdict = match tokio::time::timeout(timeout, self.run(filesystem, cancel.clone()))
-            .await
-        {
-            Ok(v) => v,
-            Err(_) => {
-                cancel.store(true, Ordering::Relaxed);
-                Verdict::error(format!(
-                    "the scan did not finish within {} seconds",
-                    timeout.as_secs()
-                ))
-            }
-        };
+        let verdict =
+            match tokio::time::timeout(timeout, self.run(filesystem, cancel.clone())).await {
+                Ok(v) => v,
+                Err(_) => {
+                    cancel.store(true, Ordering::Relaxed);
+                    Verdict::error(format!(
+                        "the scan did not finish within {} seconds",
+                        timeout.as_secs()
+                    ))
+                }
+            };
         let took = started.elapsed();
         self.metrics
             .image_scans
@@ -367,10 +366,9 @@ impl super::Images {
                 .await;
             let record = self.scan_one(host, &info.id).await;
             let detail = match record.status {
-                ScanStatus::Clean => format!(
-                    "scan: clean in {:.1} s",
-                    record.duration_ms as f64 / 1000.0
-                ),
+                ScanStatus::Clean => {
+                    format!("scan: clean in {:.1} s", record.duration_ms as f64 / 1000.0)
+                }
                 other => format!(
                     "scan: {} in {:.1} s: {}",
                     other.as_str(),
@@ -524,7 +522,14 @@ fn unpack(
         unpack(reader, root, tar_file, false, true, max.saturating_mul(2))?;
         let file =
             std::fs::File::open(tar_file).map_err(|e| format!("cannot read the tar: {e}"))?;
-        return unpack(std::io::BufReader::new(file), root, tar_file, true, false, max);
+        return unpack(
+            std::io::BufReader::new(file),
+            root,
+            tar_file,
+            true,
+            false,
+            max,
+        );
     }
     std::fs::create_dir_all(root).map_err(|e| format!("cannot make {}: {e}", root.display()))?;
     let mut archive = tar::Archive::new(reader);
@@ -569,7 +574,9 @@ fn unpack(
 }
 
 fn too_large(max: u64) -> String {
-    format!("the image's file system is larger than the scan limit of {max} bytes (WM_SCAN_MAX_BYTES)")
+    format!(
+        "the image's file system is larger than the scan limit of {max} bytes (WM_SCAN_MAX_BYTES)"
+    )
 }
 
 /// The path of a tar entry inside the unpacking root, or `None` for one that would leave it.
@@ -621,7 +628,15 @@ mod tests {
             ("etc/link", tar::EntryType::Symlink, b""),
             ("dev/null", tar::EntryType::Char, b""),
         ]);
-        unpack(&tar[..], &root, &dir.path().join("x.tar"), true, false, 1 << 20).unwrap();
+        unpack(
+            &tar[..],
+            &root,
+            &dir.path().join("x.tar"),
+            true,
+            false,
+            1 << 20,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(root.join("etc/hostname")).unwrap(), b"box\n");
         assert_eq!(std::fs::read(root.join("abs/file")).unwrap(), b"abs");
         assert!(!dir.path().join("escape").exists());
@@ -669,7 +684,10 @@ mod tests {
             released_at: None,
         };
         assert_eq!(hold(None), None);
-        assert_eq!(hold(Some(&s)), Some(Hold::Flagged(vec!["/x: Eicar".into()])));
+        assert_eq!(
+            hold(Some(&s)),
+            Some(Hold::Flagged(vec!["/x: Eicar".into()]))
+        );
         s.status = ScanStatus::Pending;
         assert_eq!(hold(Some(&s)), Some(Hold::Pending));
         s.status = ScanStatus::Error;
