@@ -2,7 +2,7 @@
 //! sent anything (see `wm_domain::dockerfile` and the README's security model).
 
 use super::context;
-use super::pull::{on_host, Lines};
+use super::pull::{on_host, Lines, Running};
 use super::{Caller, Error, Host, Images};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -126,8 +126,7 @@ impl Images {
         Ok(self.lines(
             caller.clone(),
             tag,
-            progress,
-            hosts,
+            Running { progress, hosts },
             "building",
             Some(timeout),
             Some(slot),

@@ -30,6 +30,13 @@ pub(crate) struct PullRequest {
 pub(super) type HostProgress =
     futures::stream::BoxStream<'static, Result<(String, Progress), BackendError>>;
 
+/// A pull or build under way: its hosts' progress, merged, and the hosts it runs on (whose
+/// result is scanned when it ends).
+pub(super) struct Running {
+    pub(super) progress: HostProgress,
+    pub(super) hosts: Vec<Arc<Host>>,
+}
+
 impl Images {
     /// Pull an image from a registry, with live progress.
     pub(crate) async fn pull(&self, caller: &Caller, req: PullRequest) -> Result<Lines, Error> {
@@ -77,8 +84,7 @@ impl Images {
         Ok(self.lines(
             caller.clone(),
             image,
-            progress,
-            hosts,
+            Running { progress, hosts },
             "pulling",
             None,
             None,
@@ -189,8 +195,7 @@ impl Images {
         &self,
         caller: Caller,
         image: ImageRef,
-        progress: HostProgress,
-        hosts: Vec<Arc<Host>>,
+        running: Running,
         verb: &'static str,
         timeout: Option<Duration>,
         slot: Option<super::super::quotas::BuildSlot>,
@@ -199,7 +204,10 @@ impl Images {
         let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
         tokio::spawn(async move {
             let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-            let mut progress = progress;
+            let Running {
+                mut progress,
+                hosts,
+            } = running;
             let mut failure: Option<Value> = None;
             let mut gone = false;
             loop {
