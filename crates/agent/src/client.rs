@@ -1,6 +1,8 @@
 //! The console's side: a [`ContainerBackend`] that is an agent on another host.
 
-use crate::protocol::{BuildQuery, DirQuery, ErrorBody, Line, PullRequest, RefQuery, TailQuery};
+use crate::protocol::{
+    BuildQuery, DirQuery, ErrorBody, Line, PathQuery, PullRequest, RefQuery, TailQuery,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -13,7 +15,7 @@ use tokio_util::io::StreamReader;
 use wm_backend::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
     ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
-    RunnerState,
+    RunnerState, StoragePath,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -362,6 +364,15 @@ impl ContainerBackend for RemoteBackend {
         self.t.send(req, None).await.map(drop)
     }
 
+    async fn download(&self, name: &ContainerKey, path: &str) -> Result<ByteStream, BackendError> {
+        let url = format!("/containers/{}/archive", container_segments(name));
+        let req = self.t.http.get(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        let resp = self.t.send(req, None).await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
         let path = format!("/containers/{}/logs", container_segments(name));
         let req = self
@@ -460,6 +471,71 @@ impl ContainerBackend for RemoteBackend {
         let path = format!("/runners/{}", path_segment(owner.as_str()));
         self.t
             .no_content(self.t.http.delete(self.t.url(&path)))
+            .await
+    }
+
+    async fn storage_usage(&self, owner: &UserName) -> Result<i64, BackendError> {
+        let path = format!("/storage/{}/usage", path_segment(owner.as_str()));
+        // Measuring walks the whole storage: bounded by its size, not by the usual clock.
+        let r = self.t.http.get(self.t.url(&path));
+        self.t.json(r, self.t.timeout * 10).await
+    }
+
+    async fn storage_stat(
+        &self,
+        owner: &UserName,
+        path: &str,
+    ) -> Result<StoragePath, BackendError> {
+        let url = format!("/storage/{}/stat", path_segment(owner.as_str()));
+        let r = self.t.http.get(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        self.t.json(r, self.t.timeout).await
+    }
+
+    async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError> {
+        let url = format!("/storage/{}/file", path_segment(owner.as_str()));
+        let req = self.t.http.get(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        let resp = self.t.send(req, None).await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    async fn storage_write(
+        &self,
+        owner: &UserName,
+        path: &str,
+        body: ByteStream,
+    ) -> Result<i64, BackendError> {
+        let url = format!("/storage/{}/file", path_segment(owner.as_str()));
+        let req = self
+            .t
+            .http
+            .put(self.t.url(&url))
+            .query(&PathQuery {
+                path: path.to_string(),
+            })
+            .body(reqwest::Body::wrap_stream(body));
+        // As long as the upload takes: it is bounded by its size, not by a clock.
+        let resp = self.t.send(req, None).await?;
+        resp.json().await.map_err(|e| {
+            BackendError::Engine(format!("host {}: unreadable answer: {e}", self.t.id))
+        })
+    }
+
+    async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
+        let url = format!("/storage/{}/file", path_segment(owner.as_str()));
+        let req = self.t.http.delete(self.t.url(&url)).query(&PathQuery {
+            path: path.to_string(),
+        });
+        self.t.no_content(req).await
+    }
+
+    async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
+        let url = format!("/storage/{}", path_segment(owner.as_str()));
+        self.t
+            .no_content(self.t.http.delete(self.t.url(&url)))
             .await
     }
 

@@ -20,11 +20,13 @@ pub enum Line<T> {
 /// The status an error is sent with; the body carries the error itself.
 pub fn status_of(e: &BackendError) -> u16 {
     match e {
-        BackendError::NoSuchContainer | BackendError::NoSuchImage(_) => 404,
+        BackendError::NoSuchContainer
+        | BackendError::NoSuchImage(_)
+        | BackendError::NoSuchFile(_) => 404,
         BackendError::NameTaken(_) => 409,
         BackendError::Policy(_) => 403,
         BackendError::Refused(_) => 422,
-        BackendError::Unavailable(_) | BackendError::Exhausted(_) => 503,
+        BackendError::Unavailable(_) | BackendError::Exhausted(_) | BackendError::Storage(_) => 503,
         BackendError::Engine(_) => 502,
     }
 }
@@ -39,6 +41,12 @@ pub struct RefQuery {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DirQuery {
     pub dir: String,
+}
+
+/// The query of calls that name a path (in a container, or in a user's storage).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PathQuery {
+    pub path: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -4,7 +4,8 @@
 //! carry their labels, so an agent can be restarted at any time.
 
 use crate::protocol::{
-    status_of, BuildQuery, DirQuery, ErrorBody, Health, Line, PullRequest, RefQuery, TailQuery,
+    status_of, BuildQuery, DirQuery, ErrorBody, Health, Line, PathQuery, PullRequest, RefQuery,
+    TailQuery,
 };
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -93,6 +94,17 @@ pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: Bod
             put(upload).layer(DefaultBodyLimit::max(limits.upload)),
         )
         .route("/containers/{owner}/{name}/logs", get(logs))
+        .route("/containers/{owner}/{name}/archive", get(download))
+        .route("/storage/{owner}", axum::routing::delete(storage_delete))
+        .route("/storage/{owner}/usage", get(storage_usage))
+        .route("/storage/{owner}/stat", get(storage_stat))
+        .route(
+            "/storage/{owner}/file",
+            get(storage_read)
+                .put(storage_write)
+                .delete(storage_remove)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/networks/{owner}", axum::routing::delete(remove_network))
         .route("/images", get(images).delete(remove_image))
         .route("/images/inspect", get(image))
@@ -223,6 +235,73 @@ async fn upload(
         .map_err(std::io::Error::other)
         .boxed();
     a.backend.upload(&name, &q.dir, tar).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn download(
+    State(a): Shared,
+    Path(name): Path<(String, String)>,
+    Query(q): Query<PathQuery>,
+) -> Result<Response, Failure> {
+    let archive = a.backend.download(&container(&name)?, &q.path).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(archive),
+    )
+        .into_response())
+}
+
+async fn storage_usage(State(a): Shared, Path(name): Path<String>) -> Answer<i64> {
+    Ok(Json(a.backend.storage_usage(&owner(&name)?).await?))
+}
+
+async fn storage_stat(
+    State(a): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Answer<wm_backend::StoragePath> {
+    Ok(Json(a.backend.storage_stat(&owner(&name)?, &q.path).await?))
+}
+
+async fn storage_read(
+    State(a): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<Response, Failure> {
+    let bytes = a.backend.storage_read(&owner(&name)?, &q.path).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(bytes),
+    )
+        .into_response())
+}
+
+/// The body is the file; the console bounds its size (the user's quota) before sending.
+async fn storage_write(
+    State(a): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<PathQuery>,
+    body: Body,
+) -> Answer<i64> {
+    let owner = owner(&name)?;
+    let bytes = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed();
+    Ok(Json(a.backend.storage_write(&owner, &q.path, bytes).await?))
+}
+
+async fn storage_remove(
+    State(a): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<StatusCode, Failure> {
+    a.backend.storage_remove(&owner(&name)?, &q.path).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn storage_delete(State(a): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {
+    a.backend.storage_delete(&owner(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

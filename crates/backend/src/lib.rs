@@ -223,6 +223,50 @@ pub struct HostInfo {
     /// The GPUs it lends: discovered with `nvidia-smi`, or declared in its settings.
     #[serde(default)]
     pub gpus: Vec<Gpu>,
+    /// Where every container finds its owner's storage on this host (`/data`); `None`
+    /// when the host keeps no storage for users.
+    #[serde(default)]
+    pub storage_path: Option<String>,
+}
+
+/// What a path in a user's storage is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    File,
+    Dir,
+    /// Made by a container; listed, never followed.
+    Symlink,
+    /// Anything else (a socket, a FIFO): listed, never read.
+    Other,
+}
+
+/// One entry of a directory in a user's storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FileKind,
+    /// Bytes (0 for anything but a file).
+    pub size: i64,
+    /// Unix seconds.
+    pub modified: i64,
+}
+
+/// A path in a user's storage, as [`ContainerBackend::storage_stat`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum StoragePath {
+    /// A directory and its entries, by name; `truncated` when there were more than the
+    /// host lists at once.
+    Dir {
+        entries: Vec<FileEntry>,
+        truncated: bool,
+    },
+    File {
+        size: i64,
+        modified: i64,
+    },
 }
 
 /// One GPU of a host, as its inventory lists it.
@@ -263,12 +307,20 @@ pub enum BackendError {
     NoSuchContainer,
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// A path that does not exist, or is not what the call needs (in the user's storage or
+    /// in a container).
+    #[error("{0}")]
+    NoSuchFile(String),
     /// The host is up but has no room: no free host port left in its range.
     #[error("{0}")]
     Exhausted(String),
     /// A container (or a network) of that name, not ours to use, already exists on the host.
     #[error("{0} already exists on the host")]
     NameTaken(String),
+    /// A user's storage could not be prepared or used; the message says what failed, in
+    /// words for the user (no host paths).
+    #[error("{0}")]
+    Storage(String),
     /// The request breaks the backend's own policy (limits above its ceilings, ...).
     #[error("refused by the host's policy: {0}")]
     Policy(String),
@@ -323,6 +375,12 @@ pub trait ContainerBackend: Send + Sync {
         dir: &str,
         tar: ByteStream,
     ) -> Result<(), BackendError>;
+    /// A tar archive of `path` in the container (a file, or a directory with everything
+    /// in it), as the engine reads it: symbolic links resolve inside the container.
+    ///
+    /// # Errors
+    /// [`BackendError::NoSuchFile`] when the path does not exist.
+    async fn download(&self, name: &ContainerKey, path: &str) -> Result<ByteStream, BackendError>;
     /// The last `tail` lines of the container's output, stdout and stderr interleaved.
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError>;
     /// Every tagged image on the host.
@@ -364,6 +422,38 @@ pub trait ContainerBackend: Send + Sync {
     async fn runner(&self, owner: &UserName) -> Result<Option<RunnerState>, BackendError>;
     /// Removes the owner's runner; none is not an error.
     async fn remove_runner(&self, owner: &UserName) -> Result<(), BackendError>;
+    /// Bytes in the owner's storage on this host (0 before it is first used).
+    ///
+    /// Every `storage_*` path is relative to the storage's root (`""` is the root): no
+    /// symbolic link in it is followed and nothing outside the storage is reached, whatever
+    /// a container made in it.
+    async fn storage_usage(&self, owner: &UserName) -> Result<i64, BackendError>;
+    /// A directory's entries, or a file's size.
+    ///
+    /// # Errors
+    /// [`BackendError::NoSuchFile`] for a path that does not exist or goes through a
+    /// symbolic link.
+    async fn storage_stat(&self, owner: &UserName, path: &str)
+        -> Result<StoragePath, BackendError>;
+    /// A file's bytes.
+    async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError>;
+    /// Writes a file (replacing one of that name), making its missing directories;
+    /// answers the bytes written. A stream that fails leaves no file behind.
+    async fn storage_write(
+        &self,
+        owner: &UserName,
+        path: &str,
+        body: ByteStream,
+    ) -> Result<i64, BackendError>;
+    /// Removes a file, a symbolic link (not what it points to) or a directory with
+    /// everything in it. Never the root.
+    async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError>;
+    /// Removes the owner's storage on this host with everything in it; none is not an
+    /// error.
+    ///
+    /// # Errors
+    /// [`BackendError::Refused`] while a container uses it.
+    async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError>;
     /// A stream that yields whenever an image is pulled, built, tagged, untagged or removed
     /// on the host.
     async fn image_events(

@@ -44,14 +44,14 @@
 
 use crate::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
-    ExecOutput, ExecRequest, Gpu, HostInfo, ImageInfo, Limits, PortBinding, Progress,
-    ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
+    ExecOutput, ExecRequest, FileEntry, FileKind, Gpu, HostInfo, ImageInfo, Limits, PortBinding,
+    Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use wm_domain::{ContainerKey, ContainerStatus, ImageRef, UserName};
 
@@ -89,6 +89,8 @@ pub enum Op {
     Runner,
     RemoveRunner,
     ImageEvents,
+    Download,
+    Storage,
 }
 
 /// One call the backend received, in order: the operation and what it was about (the
@@ -163,6 +165,8 @@ struct State {
     calls: Vec<Call>,
     execs: Vec<(ContainerKey, ExecRequest)>,
     uploads: Vec<Upload>,
+    /// Each owner's storage: files by their path (directories are implied).
+    storage: HashMap<UserName, BTreeMap<String, (Bytes, i64)>>,
 }
 
 /// An in-memory container host for tests and benchmarks; see the [module](self) docs.
@@ -198,6 +202,7 @@ impl MemoryBackend {
                 calls: Vec::new(),
                 execs: Vec::new(),
                 uploads: Vec::new(),
+                storage: HashMap::new(),
             }),
         }
     }
@@ -699,6 +704,7 @@ impl ContainerBackend for MemoryBackend {
             memory_committed: running.clone().map(|c| c.memory).sum(),
             containers_running: running.count() as u64,
             gpus: s.gpus.clone(),
+            storage_path: Some("/data".into()),
         })
     }
 
@@ -868,6 +874,21 @@ impl ContainerBackend for MemoryBackend {
             tar,
         });
         Ok(())
+    }
+
+    async fn download(&self, name: &ContainerKey, path: &str) -> Result<ByteStream, BackendError> {
+        let s = self.enter(Op::Download, name.to_string())?;
+        s.container_state(name)?;
+        // The memory host's containers hold only what was uploaded into them.
+        let found = s.uploads.iter().rev().find(|u| {
+            &u.container == name && (u.dir == path || path.starts_with(&format!("{}/", u.dir)))
+        });
+        match found {
+            Some(u) => Ok(futures::stream::iter([Ok(u.tar.clone())]).boxed()),
+            None => Err(BackendError::NoSuchFile(format!(
+                "{path} does not exist in the container"
+            ))),
+        }
     }
 
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
@@ -1114,6 +1135,124 @@ impl ContainerBackend for MemoryBackend {
         Ok(())
     }
 
+    async fn storage_usage(&self, owner: &UserName) -> Result<i64, BackendError> {
+        let s = self.enter(Op::Storage, owner.as_str())?;
+        Ok(s.storage
+            .get(owner)
+            .map_or(0, |files| files.values().map(|(b, _)| b.len() as i64).sum()))
+    }
+
+    async fn storage_stat(
+        &self,
+        owner: &UserName,
+        path: &str,
+    ) -> Result<StoragePath, BackendError> {
+        let s = self.enter(Op::Storage, owner.as_str())?;
+        let rel = memory_relative(path)?;
+        let empty = BTreeMap::new();
+        let files = s.storage.get(owner).unwrap_or(&empty);
+        if let Some((b, at)) = files.get(&rel) {
+            return Ok(StoragePath::File {
+                size: b.len() as i64,
+                modified: *at,
+            });
+        }
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        let mut entries: BTreeMap<String, FileEntry> = BTreeMap::new();
+        for (p, (b, at)) in files.range(prefix.clone()..) {
+            let Some(rest) = p.strip_prefix(&prefix) else {
+                break;
+            };
+            let (name, kind, size) = match rest.split_once('/') {
+                Some((dir, _)) => (dir, FileKind::Dir, 0),
+                None => (rest, FileKind::File, b.len() as i64),
+            };
+            entries.entry(name.to_string()).or_insert(FileEntry {
+                name: name.to_string(),
+                kind,
+                size,
+                modified: *at,
+            });
+        }
+        if entries.is_empty() && !rel.is_empty() {
+            return Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            )));
+        }
+        Ok(StoragePath::Dir {
+            entries: entries.into_values().collect(),
+            truncated: false,
+        })
+    }
+
+    async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError> {
+        let s = self.enter(Op::Storage, owner.as_str())?;
+        let rel = memory_relative(path)?;
+        match s.storage.get(owner).and_then(|f| f.get(&rel)) {
+            Some((b, _)) => Ok(futures::stream::iter([Ok(b.clone())]).boxed()),
+            None => Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            ))),
+        }
+    }
+
+    async fn storage_write(
+        &self,
+        owner: &UserName,
+        path: &str,
+        body: ByteStream,
+    ) -> Result<i64, BackendError> {
+        let rel = memory_relative(path)?;
+        drop(self.enter(Op::Storage, owner.as_str())?);
+        let chunks: Vec<Bytes> = body
+            .try_collect()
+            .await
+            .map_err(|e| BackendError::Refused(format!("the upload of {rel} broke off: {e}")))?;
+        let bytes = Bytes::from(chunks.concat());
+        let n = bytes.len() as i64;
+        let mut s = self.lock();
+        let files = s.storage.entry(owner.clone()).or_default();
+        if files.keys().any(|p| p.starts_with(&format!("{rel}/"))) {
+            return Err(BackendError::Refused(format!("{rel} is a directory")));
+        }
+        files.insert(rel, (bytes, 0));
+        Ok(n)
+    }
+
+    async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
+        let mut s = self.enter(Op::Storage, owner.as_str())?;
+        let rel = memory_relative(path)?;
+        if rel.is_empty() {
+            return Err(BackendError::Policy(
+                "the root of your storage cannot be removed".into(),
+            ));
+        }
+        let files = s.storage.entry(owner.clone()).or_default();
+        let before = files.len();
+        files.retain(|p, _| p != &rel && !p.starts_with(&format!("{rel}/")));
+        if files.len() == before {
+            return Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
+        let mut s = self.enter(Op::Storage, owner.as_str())?;
+        if s.containers.keys().any(|k| &k.owner == owner) {
+            return Err(BackendError::Refused(
+                "the storage is in use by a container of its owner".into(),
+            ));
+        }
+        s.storage.remove(owner);
+        Ok(())
+    }
+
     async fn image_events(
         &self,
     ) -> Result<BoxStream<'static, Result<(), BackendError>>, BackendError> {
@@ -1122,6 +1261,19 @@ impl ContainerBackend for MemoryBackend {
         s.subscribers.push(tx);
         Ok(rx.boxed())
     }
+}
+
+/// A storage path as the docker host reads it: relative, without `.`, `..` or empty parts.
+fn memory_relative(path: &str) -> Result<String, BackendError> {
+    let mut parts = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(BackendError::Policy("a path may not contain '..'".into())),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
 }
 
 #[cfg(test)]

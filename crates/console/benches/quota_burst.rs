@@ -79,7 +79,7 @@ async fn run(students: usize, quotas: bool) -> Run {
     } else {
         unlimited
     };
-    config.quota.insert(Role::Student, quota);
+    config.quotas.insert(Role::Student, quota);
     let backends: Vec<Arc<MemoryBackend>> = (0..HOSTS).map(|i| Arc::new(host(i))).collect();
     let app = wm_console::app::build_with_hosts(
         config,

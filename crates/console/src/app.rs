@@ -15,6 +15,7 @@ use crate::service::quotas::Quotas;
 use crate::service::ratelimit::{LoginLimiter, LoginLimits};
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
+use crate::service::storage::Storage;
 use crate::service::system::System;
 use axum::Router;
 use std::future::Future;
@@ -196,7 +197,12 @@ pub async fn build_with_hosts(
     let config = Arc::new(config);
     let audit = Audit::new(store.clone());
     let catalog = Arc::new(Catalog::new(hosts.clone()));
-    let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics.clone()));
+    let quotas = Arc::new(Quotas::new(
+        store.clone(),
+        hosts.clone(),
+        config.clone(),
+        metrics.clone(),
+    ));
     let images = Arc::new(Images::new(
         store.clone(),
         hosts.clone(),
@@ -245,6 +251,7 @@ pub async fn build_with_hosts(
         directory,
         metrics.clone(),
     ));
+    let storage = Arc::new(Storage::new(store.clone(), hosts.clone(), quotas.clone()));
     let ci = Arc::new(Ci::new(
         store,
         hosts.clone(),
@@ -261,6 +268,7 @@ pub async fn build_with_hosts(
         ci,
         reconciler: reconciler.clone(),
         system: system.clone(),
+        storage,
         quotas,
         audit,
     });

@@ -214,9 +214,10 @@ pub struct Config {
     /// A kubernetes agent to use instead of reaching the cluster in-process
     /// (`WM_KUBE_AGENT=http://host:8082`); it shares the agent token.
     pub kube_agent: Option<String>,
-    /// Each role's quota (`[quota.student]`, ...; file only): what a user may hold at
+    /// Each role's quota (`[quotas.student]`, ...; file only): what a user may hold at
     /// once. Administrators override it per user.
-    pub quota: std::collections::BTreeMap<Role, QuotaSettings>,
+    #[serde(alias = "quota")]
+    pub quotas: std::collections::BTreeMap<Role, QuotaSettings>,
     /// How far placement may commit a host's memory with the limits of its live
     /// containers (`WM_MEMORY_OVERCOMMIT`): 1.0 never beyond the host's memory.
     pub memory_overcommit: f64,
@@ -590,7 +591,7 @@ impl Default for Config {
             role_host_labels: Default::default(),
             kube: None,
             kube_agent: None,
-            quota: Default::default(),
+            quotas: Default::default(),
             memory_overcommit: 1.0,
             scan: ScanSettings::default(),
         }
@@ -683,6 +684,16 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["docker", "egress_allowed"],
         Kind::Str,
     ),
+    ("WM_STORAGE", &["docker", "storage", "kind"], Kind::Str),
+    ("WM_STORAGE_PATH", &["docker", "storage", "path"], Kind::Str),
+    ("WM_STORAGE_ROOT", &["docker", "storage", "root"], Kind::Str),
+    (
+        "WM_STORAGE_OWNER",
+        &["docker", "storage", "owner"],
+        Kind::Str,
+    ),
+    ("WM_STORAGE_UID", &["docker", "storage", "uid"], Kind::Int),
+    ("WM_STORAGE_GID", &["docker", "storage", "gid"], Kind::Int),
     ("WM_NETWORK_POOL", &["docker", "network_pool"], Kind::Str),
     (
         "WM_NETWORK_PREFIX",
@@ -966,7 +977,7 @@ impl Config {
     /// Host labels the containers of `role` require.
     /// A role's quota: its default with what the file sets.
     pub(crate) fn role_quota(&self, role: Role) -> RoleQuota {
-        let set = self.quota.get(&role).cloned().unwrap_or_default();
+        let set = self.quotas.get(&role).cloned().unwrap_or_default();
         QuotaSettings::role(role)
             .overlaid(&set)
             .to_quota()
@@ -983,11 +994,11 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let e = |m: String| Err(ConfigError(m));
         self.limits.to_limits().map_err(ConfigError)?;
-        for (role, q) in &self.quota {
+        for (role, q) in &self.quotas {
             QuotaSettings::role(*role)
                 .overlaid(q)
                 .to_quota()
-                .map_err(|m| ConfigError(format!("quota.{role}: {m}")))?;
+                .map_err(|m| ConfigError(format!("quotas.{role}: {m}")))?;
         }
         if !(self.memory_overcommit.is_finite() && self.memory_overcommit > 0.0) {
             return e(format!(

@@ -93,6 +93,7 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("get", "/api/v1/admin/hosts") => AdminOnly,
         ("patch", "/api/v1/admin/hosts/{id}") => AdminOnly,
         ("get", "/api/v1/admin/quotas") => AdminOnly,
+        ("get", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("put", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("delete", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("post", "/api/v1/admin/images/{ref}/release") => AdminOnly,
@@ -103,6 +104,13 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("post", "/api/v1/containers/{name}/stop") => Owned,
         ("post", "/api/v1/containers/{name}/exec") => Owned,
         ("post", "/api/v1/containers/{name}/files") => Owned,
+        ("get", "/api/v1/containers/{name}/files") => Owned,
+        ("get", "/api/v1/storage") => Own,
+        ("get", "/api/v1/storage/files")
+        | ("post", "/api/v1/storage/files")
+        | ("delete", "/api/v1/storage/files") => Own,
+        ("get", "/api/v1/admin/users/{name}/storage") => AdminOnly,
+        ("delete", "/api/v1/admin/users/{name}/storage") => AdminOnly,
         ("get", "/api/v1/containers/{name}/logs") => Owned,
         ("get", "/api/v1/images") => Own,
         ("post", "/api/v1/images/pull") => Own,
@@ -278,6 +286,11 @@ impl World {
             tokens.to_string().contains(&self.kept_token_id),
             "{after} revoked the owner's token"
         );
+        let (status, _) = self
+            .app
+            .get("/api/v1/storage/files?path=/keep.txt", &self.owner_token)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{after} removed the owner's file");
     }
 }
 
@@ -337,6 +350,20 @@ async fn world() -> World {
     };
     w.ensure_container().await;
     w.ensure_image().await;
+    let form = reqwest::multipart::Form::new().text("path", "/").part(
+        "file",
+        reqwest::multipart::Part::bytes(b"mine".to_vec()).file_name("keep.txt"),
+    );
+    let r = w
+        .app
+        .client
+        .post(w.app.url("/api/v1/storage/files"))
+        .bearer_auth(&w.owner_token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
     w
 }
 
@@ -366,7 +393,48 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
     if path.ends_with("/export") {
         concrete.push_str("?format=docker-archive");
     }
+    if path == "/api/v1/containers/{name}/files" && method == "get" {
+        concrete.push_str("?path=/etc");
+    }
+    if path == "/api/v1/storage/files" && method == "get" {
+        concrete.push_str("?path=/");
+    }
+    if path == "/api/v1/admin/users/{name}/storage" && method == "delete" && positive {
+        // Deleting works on a user made for the purpose (the owner has containers, which
+        // keep their storage); refused deletes aim at the owner's, which must survive.
+        let (fresh, _) = w.app.user("gone", "student").await;
+        concrete = format!("/api/v1/admin/users/{fresh}/storage");
+    }
     let mut token = w.token(who).map(String::from);
+    if path == "/api/v1/storage/files" && method == "delete" {
+        // Each caller deletes a file of their own storage, put there for the purpose.
+        let name = unique("d");
+        if let Some(t) = token
+            .as_deref()
+            .filter(|_| matches!(who, Who::Student | Who::Teacher | Who::Owner | Who::Admin))
+        {
+            let form = reqwest::multipart::Form::new().text("path", "/").part(
+                "file",
+                reqwest::multipart::Part::bytes(b"x".to_vec()).file_name(name.clone()),
+            );
+            let r = w
+                .app
+                .client
+                .post(w.app.url("/api/v1/storage/files"))
+                .bearer_auth(t)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::CREATED,
+                "{}",
+                r.text().await.unwrap()
+            );
+        }
+        concrete.push_str(&format!("?path=/{name}"));
+    }
     if path == "/api/v1/logout" && token.is_some() && who != Who::Revoked {
         // Logging out revokes the token used: use one made for the purpose.
         let (maker, scope) = match who {
@@ -399,12 +467,11 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         ("put", "/api/v1/admin/users/{name}/quota") => req.json(&json!({"containers": -1})),
         ("post", "/api/v1/containers") => req.json(&json!({"name": unique("m"), "image": image})),
         ("post", "/api/v1/containers/{name}/exec") => req.json(&json!({"cmd": ["true"]})),
-        ("post", "/api/v1/containers/{name}/files") => {
-            req.multipart(reqwest::multipart::Form::new().text("path", "/").part(
+        ("post", "/api/v1/containers/{name}/files") | ("post", "/api/v1/storage/files") => req
+            .multipart(reqwest::multipart::Form::new().text("path", "/").part(
                 "file",
                 reqwest::multipart::Part::bytes(b"x".to_vec()).file_name(unique("f")),
-            ))
-        }
+            )),
         ("post", "/api/v1/images/pull") => req.json(&json!({"image": image})),
         ("post", "/api/v1/images/build") => req.multipart(
             reqwest::multipart::Form::new()

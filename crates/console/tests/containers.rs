@@ -190,11 +190,12 @@ async fn containers_are_hardened_as_the_engine_reports() {
         "{}",
         h["Binds"]
     );
-    assert!(
-        i["Mounts"].as_array().unwrap().is_empty(),
-        "{}",
-        i["Mounts"]
-    );
+    // The one mount is the owner's storage volume.
+    let mounts = i["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(mounts[0]["Type"], "volume");
+    assert_eq!(mounts[0]["Name"], format!("{}-{alice}-data", app.instance));
+    assert_eq!(mounts[0]["Destination"], "/data");
     assert!(!i.to_string().contains("docker.sock"));
     let labels = &i["Config"]["Labels"];
     assert_eq!(labels["wm.managed"], "true");
@@ -923,9 +924,10 @@ async fn only_configured_mounts_reach_a_container() {
     let mut config = test_config(data.path());
     config.docker.mounts = vec![wm_docker::MountRule {
         source: format!("{}/{{owner}}", homes.path().display()),
-        target: "/data".into(),
+        target: "/shared".into(),
         read_only: true,
     }];
+    config.docker.storage.kind = wm_docker::storage::StorageKind::Off;
     let app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     std::fs::create_dir(homes.path().join(&alice)).unwrap();
@@ -939,15 +941,15 @@ async fn only_configured_mounts_reach_a_container() {
         mounts[0]["Source"],
         format!("{}/{alice}", homes.path().display())
     );
-    assert_eq!(mounts[0]["Destination"], "/data");
+    assert_eq!(mounts[0]["Destination"], "/shared");
     assert_eq!(mounts[0]["RW"], false);
     let path = format!("/api/v1/containers/{alice}-m/exec");
     let (_, out) = app
-        .post(&path, &token, json!({"cmd": "cat /data/hello"}))
+        .post(&path, &token, json!({"cmd": "cat /shared/hello"}))
         .await;
     assert_eq!(out["stdout"], "alice's file\n");
     let (_, out) = app
-        .post(&path, &token, json!({"cmd": "echo x > /data/new"}))
+        .post(&path, &token, json!({"cmd": "echo x > /shared/new"}))
         .await;
     assert_ne!(out["exit_code"], 0, "read-only: {out}");
 

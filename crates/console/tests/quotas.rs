@@ -13,7 +13,7 @@ use wm_testkit::inspect;
 async fn with_student_quota() -> TestApp {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
-    config.quota.insert(
+    config.quotas.insert(
         wm_domain::Role::Student,
         wm_console::config::QuotaSettings {
             containers: Some(3),
@@ -36,7 +36,7 @@ async fn twenty_creates_at_once_get_exactly_the_quota() {
             Method::PUT,
             &format!("/api/v1/admin/users/{alice}/quota"),
             Some(&app.admin),
-            Some(json!({"running": 3, "cpus": 4, "memory_bytes": 1073741824})),
+            Some(json!({"running": 3, "cpus": 4, "memory": 1073741824})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{q}");
@@ -63,7 +63,7 @@ async fn twenty_creates_at_once_get_exactly_the_quota() {
         .collect();
     let refused: Vec<_> = answers
         .iter()
-        .filter(|(s, _)| *s == StatusCode::FORBIDDEN)
+        .filter(|(s, _)| *s == StatusCode::CONFLICT)
         .collect();
     assert_eq!(made.len(), 3, "{answers:?}");
     assert_eq!(refused.len(), 17, "{answers:?}");
@@ -147,7 +147,7 @@ async fn a_start_over_the_running_quota_is_refused_and_changes_nothing() {
             json!({"name": "c", "image": image}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -173,7 +173,7 @@ async fn a_start_over_the_running_quota_is_refused_and_changes_nothing() {
             json!({}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "quota_exceeded");
     let (_, c) = app
         .get(&format!("/api/v1/containers/{alice}-a"), &token)
@@ -187,7 +187,7 @@ async fn a_start_over_the_running_quota_is_refused_and_changes_nothing() {
             json!({"name": "d", "image": image}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
@@ -210,7 +210,7 @@ async fn a_container_gets_the_cpu_and_memory_it_asks_within_the_quota() {
         )
         .await;
     assert_eq!(c["cpus"], 0.25);
-    assert_eq!(c["memory_bytes"], 200 << 20);
+    assert_eq!(c["memory"], 200 << 20);
     let engine = inspect("container", &app.engine_name(&alice, "big")).unwrap();
     assert_eq!(engine["HostConfig"]["NanoCpus"], 250_000_000);
     assert_eq!(engine["HostConfig"]["Memory"], 200 << 20);
@@ -244,7 +244,7 @@ async fn a_container_gets_the_cpu_and_memory_it_asks_within_the_quota() {
             json!({"name": "y", "image": image}),
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
     let m = e["error"]["message"].as_str().unwrap();
     assert!(
         m.contains("quota of memory: 200 MiB in use of 256 MiB, and this needs 64 MiB more"),
@@ -306,6 +306,12 @@ async fn quotas_are_set_only_by_administrators_with_valid_numbers() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, me) = app.get("/api/v1/me", &token).await;
     assert_eq!(me["quota"]["containers"], 3, "nothing changed: {me}");
+    // The administrator reads one user's quota; the user cannot.
+    let (status, one) = app.get(&path, &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["quota"]["containers"], 3, "{one}");
+    assert!(one["usage"]["storage"].is_number(), "{one}");
+    assert_eq!(app.get(&path, &token).await.0, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -383,7 +389,7 @@ async fn the_pages_show_the_quota_and_refuse_in_the_readers_language() {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
     let body = refused.text().await.unwrap();
     assert!(body.contains("割り当ての上限を超えています"), "{body}");
     assert!(

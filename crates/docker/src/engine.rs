@@ -7,12 +7,13 @@ use crate::labels;
 use crate::ports::PortPool;
 use crate::pull_error::PullFailure;
 use crate::settings::DockerSettings;
+use crate::storage::{self, StorageKind};
 use crate::subnets::Cidr;
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::container::{
-    Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
-    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    Config, CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, LogOutput,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
@@ -24,18 +25,20 @@ use bollard::models::{
 };
 use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
 use bollard::system::EventsOptions;
+use bollard::volume::{CreateVolumeOptions, RemoveVolumeOptions};
 use bollard::Docker;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
     ExecOutput, ExecRequest, Gpu, GpuKind, HostInfo, ImageInfo, PortBinding, Progress,
-    ProgressStream, RegistryAuth, RunnerSpec, RunnerState,
+    ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath,
 };
 use wm_domain::{ContainerKey, ContainerStatus, GuestPort, ImageRef, UserName};
 
@@ -314,6 +317,124 @@ impl DockerEngine {
         crate::network_name(&self.settings.instance, owner)
     }
 
+    /// The owner's named volume: `<instance>-<owner>-data`.
+    fn volume_name(&self, owner: &UserName) -> String {
+        format!("{}-{owner}-data", self.settings.instance)
+    }
+
+    /// The mount of the owner's storage, when the host keeps storage.
+    fn storage_mount(&self, owner: &UserName) -> Option<Mount> {
+        let s = &self.settings.storage;
+        let (typ, source) = match s.kind {
+            StorageKind::Off => return None,
+            StorageKind::Volume => (MountTypeEnum::VOLUME, self.volume_name(owner)),
+            StorageKind::Directory => (
+                MountTypeEnum::BIND,
+                storage::directory_of(s.root.as_deref()?, owner.as_str())
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+        };
+        Some(Mount {
+            source: Some(source),
+            target: Some(s.path.clone()),
+            typ: Some(typ),
+            read_only: Some(false),
+            ..Default::default()
+        })
+    }
+
+    /// The host directory of the owner's storage, made first when `make`; `None` when it
+    /// does not exist (and `make` is false).
+    ///
+    /// # Errors
+    /// [`BackendError::Storage`], saying what failed, when it cannot be made or is not ours.
+    async fn storage_dir(
+        &self,
+        owner: &UserName,
+        make: bool,
+    ) -> Result<Option<PathBuf>, BackendError> {
+        let s = &self.settings.storage;
+        match s.kind {
+            StorageKind::Off => Err(BackendError::Storage(
+                "this host keeps no storage for users".into(),
+            )),
+            StorageKind::Directory => {
+                let root = s.root.clone().unwrap_or_default();
+                let dir = storage::directory_of(&root, owner.as_str());
+                if make {
+                    let ids = storage::owner_ids(s, owner.as_str()).await;
+                    let o = owner.to_string();
+                    tokio::task::spawn_blocking(move || storage::ensure_directory(&root, &o, ids))
+                        .await
+                        .map_err(|e| BackendError::Engine(e.to_string()))??;
+                } else if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                    return Ok(None);
+                }
+                Ok(Some(dir))
+            }
+            StorageKind::Volume => {
+                let docker = self.docker().await?;
+                let name = self.volume_name(owner);
+                let volume = match self.call(docker.inspect_volume(&name)).await {
+                    Ok(v) => v,
+                    Err(BackendError::Refused(m))
+                        if m.to_ascii_lowercase().contains("no such volume") =>
+                    {
+                        if !make {
+                            return Ok(None);
+                        }
+                        let mut labels = self.our_labels(owner);
+                        labels.insert(labels::KIND.into(), "storage".into());
+                        self.call(docker.create_volume(CreateVolumeOptions {
+                            name: name.clone(),
+                            driver: "local".into(),
+                            driver_opts: HashMap::new(),
+                            labels,
+                        }))
+                        .await
+                        .map_err(|e| {
+                            tracing::warn!(volume = name, error = %e, "a user's volume cannot be made");
+                            BackendError::Storage(format!(
+                                "your storage could not be prepared: the host could not make its volume ({e}); tell an administrator"
+                            ))
+                        })?
+                    }
+                    Err(e) => return Err(e),
+                };
+                if !self.is_ours(&volume.labels)
+                    || volume.labels.get(labels::OWNER).map(String::as_str) != Some(owner.as_str())
+                {
+                    return Err(BackendError::Storage(
+                        "your storage could not be prepared: the host has a volume of its name that is not this installation's; tell an administrator".into(),
+                    ));
+                }
+                Ok(Some(PathBuf::from(volume.mountpoint)))
+            }
+        }
+    }
+
+    /// The owner's storage, opened for file operations (made first when `make`).
+    async fn storage_root(
+        &self,
+        owner: &UserName,
+        make: bool,
+    ) -> Result<Option<rustix::fd::OwnedFd>, BackendError> {
+        let Some(dir) = self.storage_dir(owner, make).await? else {
+            return Ok(None);
+        };
+        blocking(move || storage::open_root(&dir)).await.map(Some)
+    }
+
+    /// Who owns what the console writes into the owner's storage.
+    async fn storage_ids(&self, owner: &UserName) -> (u32, u32) {
+        let s = &self.settings.storage;
+        match s.kind {
+            StorageKind::Directory => storage::owner_ids(s, owner.as_str()).await,
+            _ => (s.uid, s.gid),
+        }
+    }
+
     fn our_labels(&self, owner: &UserName) -> HashMap<String, String> {
         let mut l: HashMap<String, String> = self.settings.labels.clone().into_iter().collect();
         l.extend([
@@ -473,6 +594,7 @@ impl DockerEngine {
                 read_only: Some(m.read_only),
                 ..Default::default()
             })
+            .chain(self.storage_mount(&spec.owner))
             .collect();
         // Device nodes read and written, never made (`m`): the container has no MKNOD.
         let devices = gpus
@@ -495,7 +617,13 @@ impl DockerEngine {
         let nvidia: Vec<String> = gpus
             .iter()
             .filter(|g| g.kind == GpuKind::Nvidia)
-            .map(|g| g.id.clone())
+            .map(|g| {
+                s.gpus
+                    .iter()
+                    .find(|d| d.id == g.id)
+                    .and_then(|d| d.uuid.clone())
+                    .unwrap_or_else(|| g.id.clone())
+            })
             .collect();
         let device_requests = if nvidia.is_empty() {
             Vec::new()
@@ -892,6 +1020,15 @@ fn unavailable(e: DockerError) -> BackendError {
 
 /// Sorts an engine error into what the console can act on. Status-specific meanings
 /// (404 for a container versus an image) are refined by the callers.
+/// Runs file-system work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::Engine(e.to_string()))?
+}
+
 fn classify(e: DockerError) -> BackendError {
     match e {
         DockerError::DockerResponseServerError {
@@ -1033,6 +1170,8 @@ impl ContainerBackend for DockerEngine {
             memory_committed: running.iter().map(|(_, m)| m).sum(),
             containers_running: running.len() as u64,
             gpus: self.gpus().await,
+            storage_path: (self.settings.storage.kind != StorageKind::Off)
+                .then(|| self.settings.storage.path.clone()),
         })
     }
 
@@ -1062,6 +1201,9 @@ impl ContainerBackend for DockerEngine {
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerState, BackendError> {
         self.check_policy(spec)?;
         let gpus = self.gpus_of(spec).await?;
+        if self.settings.storage.kind != StorageKind::Off {
+            self.storage_dir(&spec.owner, true).await?;
+        }
         if !self.ports.seeded() || !gpus.is_empty() {
             // Learn which ports (and GPUs) the engine's containers hold before lending any.
             self.list().await?;
@@ -1268,6 +1410,37 @@ impl ContainerBackend for DockerEngine {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn download(&self, name: &ContainerKey, path: &str) -> Result<ByteStream, BackendError> {
+        let docker = self.docker().await?;
+        let id = self.inspect(name).await?.id;
+        let mut stream = docker
+            .download_from_container(
+                &id,
+                Some(DownloadFromContainerOptions {
+                    path: path.to_string(),
+                }),
+            )
+            .boxed();
+        // The first chunk says whether the path is there.
+        let first = match tokio::time::timeout(self.timeout, stream.next()).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(None) => None,
+            Ok(Some(Ok(b))) => Some(b),
+            Ok(Some(Err(e))) => {
+                return Err(match classify(e) {
+                    BackendError::Refused(m)
+                        if m.contains("Could not find the file") || m.contains("no such file") =>
+                    {
+                        BackendError::NoSuchFile(format!("{path} does not exist in the container"))
+                    }
+                    e => e,
+                })
+            }
+        };
+        let rest = stream.map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+        Ok(futures::stream::iter(first.map(Ok)).chain(rest).boxed())
     }
 
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
@@ -1791,6 +1964,105 @@ impl ContainerBackend for DockerEngine {
         }
         // The runner kept the owner's network; it goes with the last of their containers.
         self.remove_network_if_unused(owner).await
+    }
+
+    async fn storage_usage(&self, owner: &UserName) -> Result<i64, BackendError> {
+        match self.storage_root(owner, false).await? {
+            None => Ok(0),
+            Some(fd) => blocking(move || storage::usage(&fd)).await,
+        }
+    }
+
+    async fn storage_stat(
+        &self,
+        owner: &UserName,
+        path: &str,
+    ) -> Result<StoragePath, BackendError> {
+        let rel = storage::relative(path)?;
+        match self.storage_root(owner, false).await? {
+            None if rel.is_empty() => Ok(StoragePath::Dir {
+                entries: Vec::new(),
+                truncated: false,
+            }),
+            None => Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            ))),
+            Some(fd) => blocking(move || storage::stat(&fd, &rel)).await,
+        }
+    }
+
+    async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError> {
+        let rel = storage::relative(path)?;
+        match self.storage_root(owner, false).await? {
+            None => Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            ))),
+            Some(fd) => blocking(move || storage::read(&fd, &rel)).await,
+        }
+    }
+
+    async fn storage_write(
+        &self,
+        owner: &UserName,
+        path: &str,
+        body: ByteStream,
+    ) -> Result<i64, BackendError> {
+        let rel = storage::relative(path)?;
+        let ids = self.storage_ids(owner).await;
+        let fd = self
+            .storage_root(owner, true)
+            .await?
+            .ok_or_else(|| BackendError::Storage("your storage could not be prepared".into()))?;
+        storage::write(fd, rel, ids, body).await
+    }
+
+    async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
+        let rel = storage::relative(path)?;
+        match self.storage_root(owner, false).await? {
+            None => Err(BackendError::NoSuchFile(format!(
+                "{rel} does not exist in your storage"
+            ))),
+            Some(fd) => blocking(move || storage::remove(&fd, &rel)).await,
+        }
+    }
+
+    async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
+        let in_use = self.list().await?.iter().any(|c| c.owner == owner.as_str());
+        if in_use {
+            return Err(BackendError::Refused(
+                "the storage is in use by a container of its owner; delete their containers first"
+                    .into(),
+            ));
+        }
+        let s = &self.settings.storage;
+        match s.kind {
+            StorageKind::Off => Ok(()),
+            StorageKind::Directory => {
+                let root = s.root.clone().unwrap_or_default();
+                let o = owner.to_string();
+                blocking(move || storage::remove_directory(&root, &o)).await
+            }
+            StorageKind::Volume => {
+                let docker = self.docker().await?;
+                let name = self.volume_name(owner);
+                match self.storage_dir(owner, false).await {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                match self
+                    .call(docker.remove_volume(&name, Some(RemoveVolumeOptions { force: false })))
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(BackendError::Refused(m)) if m.to_ascii_lowercase().contains("no such volume") => Ok(()),
+                    Err(BackendError::Refused(m)) if m.contains("in use") => Err(BackendError::Refused(
+                        "the storage is in use by a container; delete its owner's containers first".into(),
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
+        }
     }
 
     async fn image_events(

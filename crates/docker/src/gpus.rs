@@ -44,11 +44,16 @@ pub struct GpuDecl {
     /// Device nodes given to the container (AMD: `/dev/dri/renderD128` and `/dev/kfd`).
     #[serde(default)]
     pub devices: Vec<String>,
-    /// An NVIDIA GPU given by its UUID (a device request), without `nvidia-smi`.
+    /// An NVIDIA GPU given by a device request (by `uuid`, else by `id`), without
+    /// `nvidia-smi`.
     #[serde(default)]
     pub nvidia: bool,
-    /// How many containers may hold it at once (1..=64; 1 is exclusive).
-    #[serde(default = "one")]
+    /// The NVIDIA GPU's UUID (`GPU-...`) when `id` is a name of the site's choosing.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// How many containers may hold it at once (1..=64; 1 is exclusive): `shared` in the
+    /// file.
+    #[serde(default = "one", rename = "shared", alias = "share")]
     pub share: u32,
 }
 
@@ -95,6 +100,7 @@ pub fn parse_compact(s: &str) -> Result<Vec<GpuDecl>, String> {
                 name: None,
                 nvidia: devices.is_empty(),
                 devices,
+                uuid: None,
                 share: 1,
             };
             for option in parts {
@@ -161,6 +167,14 @@ pub(crate) fn validate(
             if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
                 return Err(format!(
                     "GPU {}: name {name:?} must be 1 to 128 characters",
+                    d.id
+                ));
+            }
+        }
+        if let Some(uuid) = &d.uuid {
+            if !d.nvidia || !id_ok(uuid) {
+                return Err(format!(
+                    "GPU {}: uuid {uuid:?} is for nvidia = true, and is letters, digits, '.', '_' and '-'",
                     d.id
                 ));
             }
@@ -561,6 +575,7 @@ x, GPU-zz, bad, 1
                     name: None,
                     devices: vec!["/dev/dri/renderD128".into(), "/dev/kfd".into()],
                     nvidia: false,
+                    uuid: None,
                     share: 2,
                 },
                 GpuDecl {
@@ -568,6 +583,7 @@ x, GPU-zz, bad, 1
                     name: Some("Big_one".into()),
                     devices: vec![],
                     nvidia: true,
+                    uuid: None,
                     share: 3,
                 },
                 GpuDecl {
@@ -575,6 +591,7 @@ x, GPU-zz, bad, 1
                     name: None,
                     devices: vec!["/dev/dri/renderD129".into()],
                     nvidia: false,
+                    uuid: None,
                     share: 1,
                 },
             ]
@@ -597,6 +614,7 @@ x, GPU-zz, bad, 1
             name: None,
             devices: devices.iter().map(|d| d.to_string()).collect(),
             nvidia: devices.is_empty(),
+            uuid: None,
             share,
         }
     }

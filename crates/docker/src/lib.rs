@@ -12,6 +12,7 @@ pub mod gpus;
 mod ports;
 pub mod pull_error;
 mod settings;
+pub mod storage;
 mod subnets;
 
 pub use engine::DockerEngine;

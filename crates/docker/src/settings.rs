@@ -2,6 +2,7 @@
 //! containers may have, and the ceilings on their limits.
 
 use crate::gpus::{GpuDecl, GpuDiscovery};
+use crate::storage::{StorageKind, StorageSettings};
 use serde::Deserialize;
 use std::fmt;
 use wm_backend::Limits;
@@ -124,6 +125,8 @@ pub struct DockerSettings {
     /// host files. Tests add a temporary directory of stand-in nodes.
     #[serde(deserialize_with = "words")]
     pub gpu_device_dirs: Vec<String>,
+    /// Each user's storage on this host (`[docker.storage]`, `WM_STORAGE*`).
+    pub storage: StorageSettings,
 }
 
 impl Default for DockerSettings {
@@ -164,6 +167,7 @@ impl Default for DockerSettings {
             gpus: Vec::new(),
             gpu_discovery: GpuDiscovery::Auto,
             gpu_device_dirs: vec!["/dev".into()],
+            storage: StorageSettings::default(),
         }
     }
 }
@@ -270,8 +274,17 @@ impl DockerSettings {
                 ));
             }
         }
+        self.storage.validate(FORBIDDEN_MOUNT_SOURCES)?;
         for m in &self.mounts {
             validate_mount(m)?;
+            if self.storage.kind != StorageKind::Off
+                && m.target.trim_end_matches('/') == self.storage.path.trim_end_matches('/')
+            {
+                return Err(format!(
+                    "mount {} -> {}: that is where users' storage is mounted (storage.path); choose another target or storage.path",
+                    m.source, m.target
+                ));
+            }
         }
         let l = &self.max_limits;
         if l.memory_bytes < 4 << 20 || l.nano_cpus < 10_000_000 || l.pids < 8 {
@@ -448,6 +461,20 @@ mod tests {
             read_only: false,
         }))
         .is_ok());
+        // Not over users' storage, unless there is none.
+        let over_storage = |s: &mut DockerSettings| {
+            s.mounts.push(MountRule {
+                source: "/srv/shared".into(),
+                target: "/data/".into(),
+                read_only: true,
+            })
+        };
+        assert!(with(&over_storage).is_err());
+        assert!(with(&|s| {
+            over_storage(s);
+            s.storage.kind = StorageKind::Off;
+        })
+        .is_ok());
         assert!(with(&|s| s.host = "ssh://x".into()).is_err());
         assert!(with(&|s| s.instance = "Bad_Name".into()).is_err());
         assert!(with(&|s| s.egress_allowed = vec!["host:99999".into()]).is_err());
@@ -473,21 +500,30 @@ mod tests {
             id = "card0"
             name = "AMD Radeon Pro W6800"
             devices = ["/dev/null", "/dev/zero"]
-            share = 2
+            shared = 2
             [[docker.gpus]]
             id = "GPU-0d4b2f7e"
             nvidia = true
+            [[docker.gpus]]
+            id = "a100-left"
+            nvidia = true
+            uuid = "GPU-77aa"
             "#,
         )
         .unwrap();
         let s = f.docker;
         assert_eq!(s.gpu_discovery, GpuDiscovery::Off);
-        assert_eq!(s.gpus.len(), 2);
+        assert_eq!(s.gpus.len(), 3);
         assert_eq!(s.gpus[0].share, 2);
         assert_eq!(s.gpus[0].devices, ["/dev/null", "/dev/zero"]);
         assert!(s.gpus[1].nvidia);
         assert_eq!(s.gpus[1].share, 1);
+        assert_eq!(s.gpus[2].uuid.as_deref(), Some("GPU-77aa"));
         s.validate().unwrap();
+        // A uuid is for an NVIDIA GPU only.
+        let mut bad = s.clone();
+        bad.gpus[0].uuid = Some("GPU-1".into());
+        assert!(bad.validate().is_err());
         let f: File = toml::from_str(
             "[docker]\ngpus = \"card0=/dev/null+/dev/zero:share=2 GPU-0d4b2f7e\"\ngpu_device_dirs = \"/dev /srv/nodes\"\n",
         )

@@ -57,6 +57,7 @@ impl Host {
                 name: None,
                 nvidia: devices.is_empty(),
                 devices,
+                uuid: None,
                 share: *share,
             });
         }
@@ -399,4 +400,37 @@ async fn nvidia_gpus_are_asked_for_by_uuid_never_by_count() {
         format!("{u1},{u2}").as_str()
     );
     assert_eq!(inspected["Config"]["Labels"][wm_testkit::TEST_LABEL], "1");
+}
+
+#[tokio::test]
+async fn an_nvidia_gpu_named_by_the_site_is_asked_for_by_its_uuid() {
+    let mut host = Host::new(&[]);
+    let uuid = format!("GPU-{}", uuid::Uuid::new_v4());
+    host.settings.gpus.push(GpuDecl {
+        id: "a100-left".into(),
+        name: None,
+        devices: Vec::new(),
+        nvidia: true,
+        uuid: Some(uuid.clone()),
+        share: 1,
+    });
+    host.settings.validate().unwrap();
+    let engine = DockerEngine::new(host.settings.clone());
+    let info = engine.info().await.unwrap();
+    assert_eq!(info.gpus[0].id, "a100-left", "people see the site's name");
+    let config = engine
+        .container_config(&host.spec("cuda", &["a100-left"]), &[])
+        .await
+        .unwrap();
+    let requests = config.host_config.unwrap().device_requests.unwrap();
+    assert_eq!(
+        requests[0].device_ids,
+        Some(vec![uuid]),
+        "the engine gets the UUID"
+    );
+    assert_eq!(
+        config.labels.unwrap()["wm.gpus"],
+        "a100-left",
+        "the container is labelled with the site's name"
+    );
 }

@@ -143,6 +143,8 @@ pub struct Usage {
     pub gpus: i64,
     /// Host ports held.
     pub ports: i64,
+    /// Bytes in the user's storage, on every host, as last measured.
+    pub storage_bytes: i64,
 }
 
 /// An administrator's overrides of a user's quota; `None` keeps the role's value.
@@ -951,6 +953,9 @@ impl Store {
             ),
             format!("SELECT owner, COUNT(*) AS n FROM gpu_leases {filter} GROUP BY owner"),
             format!("SELECT owner, COUNT(*) AS n FROM port_leases {filter} GROUP BY owner"),
+            format!(
+                "SELECT owner, CAST(SUM(bytes) AS BIGINT) AS n FROM storage_usage {filter} GROUP BY owner"
+            ),
         ];
         for (i, sql) in queries.iter().enumerate() {
             let mut q = sqlx::query(sql);
@@ -967,7 +972,8 @@ impl Store {
                     2 => u.nano_cpus = n,
                     3 => u.memory_bytes = n,
                     4 => u.gpus = n,
-                    _ => u.ports = n,
+                    5 => u.ports = n,
+                    _ => u.storage_bytes = n,
                 }
             }
         }
@@ -1036,6 +1042,58 @@ impl Store {
     pub async fn delete_quota_override(&self, user: &str) -> Result<()> {
         sqlx::query("DELETE FROM quotas WHERE user_name = $1")
             .bind(user)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // --- storage ------------------------------------------------------------------------------
+
+    /// Records what a user's storage on a host measured.
+    pub async fn set_storage_usage(
+        &self,
+        owner: &str,
+        host: &str,
+        bytes: i64,
+        at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO storage_usage (owner, host, bytes, measured_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (owner, host) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
+        )
+        .bind(owner)
+        .bind(host)
+        .bind(bytes)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What a user's storage measured on each host: `(host, bytes, measured_at)`.
+    pub async fn storage_usage(&self, owner: &str) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT host, bytes, measured_at FROM storage_usage WHERE owner = $1 ORDER BY host",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("host")?,
+                    r.try_get("bytes")?,
+                    r.try_get("measured_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Forgets a user's storage on a host (it was deleted).
+    pub async fn delete_storage_usage(&self, owner: &str, host: &str) -> Result<()> {
+        sqlx::query("DELETE FROM storage_usage WHERE owner = $1 AND host = $2")
+            .bind(owner)
+            .bind(host)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -812,3 +812,34 @@ async fn quota_overrides_round_trip() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn storage_usage_is_kept_per_host_and_summed() {
+    both(|s| async move {
+        s.set_storage_usage("alice", "h1", 100, 1).await.unwrap();
+        s.set_storage_usage("alice", "h2", 50, 2).await.unwrap();
+        // A new measurement replaces the old one.
+        s.set_storage_usage("alice", "h1", 300, 3).await.unwrap();
+        s.set_storage_usage("bob", "h1", 7, 3).await.unwrap();
+        assert_eq!(
+            s.storage_usage("alice").await.unwrap(),
+            vec![("h1".to_string(), 300, 3), ("h2".to_string(), 50, 2)]
+        );
+        let usage = s.usage(Some("alice")).await.unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].1.storage_bytes, 350);
+        assert_eq!(usage[0].1.containers, 0);
+        let all = s.usage(None).await.unwrap();
+        assert_eq!(
+            all.iter()
+                .find(|(u, _)| u.as_str() == "bob")
+                .unwrap()
+                .1
+                .storage_bytes,
+            7
+        );
+        s.delete_storage_usage("alice", "h1").await.unwrap();
+        assert_eq!(s.usage(Some("alice")).await.unwrap()[0].1.storage_bytes, 50);
+    })
+    .await;
+}

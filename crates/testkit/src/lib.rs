@@ -110,7 +110,7 @@ pub fn inspect(kind: &str, name: &str) -> Option<Value> {
     v.get(0).cloned()
 }
 
-/// Removes every container and network labelled `label=value`.
+/// Removes every container, network and volume labelled `label=value`.
 pub fn remove_labelled(label: &str, value: &str) {
     let filter = format!("label={label}={value}");
     let ids = docker(&["ps", "-aq", "--filter", &filter]);
@@ -126,6 +126,11 @@ pub fn remove_labelled(label: &str, value: &str) {
     let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
     for id in String::from_utf8_lossy(&nets.stdout).lines() {
         docker(&["network", "rm", id]);
+    }
+    // Users' storage volumes, once their containers are gone.
+    let volumes = docker(&["volume", "ls", "-q", "--filter", &filter]);
+    for name in String::from_utf8_lossy(&volumes.stdout).lines() {
+        docker(&["volume", "rm", name]);
     }
 }
 

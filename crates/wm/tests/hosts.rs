@@ -248,8 +248,8 @@ impl Console {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        let no_limit = json!({"containers": -1, "running": -1, "cpus": -1, "memory_bytes": -1,
-            "gpus": -1, "ports": -1, "builds": -1});
+        let no_limit = json!({"containers": -1, "running": -1, "cpus": -1, "memory": -1,
+            "gpus": -1, "ports": -1, "builds": -1, "storage": -1});
         let (status, body) = self
             .call(
                 Method::PUT,

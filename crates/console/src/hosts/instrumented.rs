@@ -11,7 +11,7 @@ use std::time::Instant;
 use wm_backend::{
     BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, ContainerState,
     ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth, RunnerSpec,
-    RunnerState,
+    RunnerState, StoragePath,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -114,8 +114,45 @@ impl ContainerBackend for InstrumentedBackend {
         self.timed("upload", self.inner.upload(name, dir, tar))
             .await
     }
+    async fn download(&self, name: &ContainerKey, path: &str) -> Result<ByteStream, BackendError> {
+        self.timed("download", self.inner.download(name, path))
+            .await
+    }
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
         self.timed("logs", self.inner.logs(name, tail)).await
+    }
+    async fn storage_usage(&self, owner: &UserName) -> Result<i64, BackendError> {
+        self.timed("storage_usage", self.inner.storage_usage(owner))
+            .await
+    }
+    async fn storage_stat(
+        &self,
+        owner: &UserName,
+        path: &str,
+    ) -> Result<StoragePath, BackendError> {
+        self.timed("storage_stat", self.inner.storage_stat(owner, path))
+            .await
+    }
+    async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError> {
+        self.timed("storage_read", self.inner.storage_read(owner, path))
+            .await
+    }
+    async fn storage_write(
+        &self,
+        owner: &UserName,
+        path: &str,
+        body: ByteStream,
+    ) -> Result<i64, BackendError> {
+        self.timed("storage_write", self.inner.storage_write(owner, path, body))
+            .await
+    }
+    async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
+        self.timed("storage_remove", self.inner.storage_remove(owner, path))
+            .await
+    }
+    async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
+        self.timed("storage_delete", self.inner.storage_delete(owner))
+            .await
     }
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {
         self.timed("images", self.inner.images()).await

@@ -14,7 +14,7 @@ use crate::service::reconcile::{ReconcileReport, Reconciler};
 use crate::service::system::{HostView, System};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use utoipa::{OpenApi, ToSchema};
         admin_hosts,
         admin_patch_host,
         list_quotas,
+        get_quota,
         set_quota,
         clear_quota,
         release_image
@@ -57,7 +58,7 @@ pub(super) fn router() -> Router<Http> {
         .route("/admin/quotas", get(list_quotas))
         .route(
             "/admin/users/{name}/quota",
-            put(set_quota).delete(clear_quota),
+            get(get_quota).put(set_quota).delete(clear_quota),
         )
         .route("/admin/images/{ref}/release", post(release_image))
 }
@@ -160,6 +161,17 @@ async fn list_quotas(
     admin: Admin,
 ) -> Result<Json<Vec<UserQuota>>, ApiError> {
     Ok(Json(quotas.all(&admin).await?))
+}
+
+/// One user's quota in force, their overrides and their usage (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/users/{name}/quota", params(("name" = String, Path)),
+    responses((status = 200, body = UserQuota), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_quota(
+    State(quotas): State<Arc<Quotas>>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> Result<Json<UserQuota>, ApiError> {
+    Ok(Json(quotas.get(&admin, &name).await?))
 }
 
 /// Set a user's quota overrides: each field given replaces the role's value for them

@@ -7,11 +7,12 @@ use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
 use crate::service::containers::{
-    Container, Containers, CreateContainer, ExecCommand, ExecResult, Port, Written,
+    Container, Containers, CreateContainer, Download, ExecCommand, ExecResult, Port, Written,
 };
+use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +32,7 @@ use utoipa::OpenApi;
         stop_container,
         exec_container,
         upload_files,
+        download_files,
         container_logs
     ),
     components(schemas(Container, Port, CreateContainer, ExecCommand, ExecResult, Written))
@@ -50,7 +52,9 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/containers/{name}/exec", post(exec_container))
         .route(
             "/containers/{name}/files",
-            post(upload_files).layer(DefaultBodyLimit::max(upload_limit)),
+            post(upload_files)
+                .get(download_files)
+                .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/containers/{name}/logs", get(container_logs))
 }
@@ -197,6 +201,51 @@ async fn upload_files(
     .await?;
     let written = containers.upload(&c, &upload.dir, upload.files).await?;
     Ok((StatusCode::CREATED, Json(written)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadQuery {
+    path: String,
+    owner: Option<String>,
+}
+
+/// Download a file (its bytes) or a directory (a tar archive) from the container.
+#[utoipa::path(get, path = "/api/v1/containers/{name}/files", params(("name" = String, Path), ("path" = String, Query, description = "absolute path in the container"), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
+    responses((status = 200, content_type = "application/octet-stream", description = "a file's bytes, or a directory as application/x-tar"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn download_files(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let c = containers.load(&caller, &name, q.owner.as_deref()).await?;
+    Ok(match containers.download(&c, &q.path).await? {
+        Download::File { name, size, bytes } => (
+            [
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
+                (CONTENT_LENGTH, HeaderValue::from(size)),
+                (CONTENT_DISPOSITION, super::attachment(&name)),
+            ],
+            Body::from_stream(bytes),
+        )
+            .into_response(),
+        Download::Archive { name, tar } => (
+            [
+                (CONTENT_TYPE, HeaderValue::from_static("application/x-tar")),
+                (
+                    CONTENT_DISPOSITION,
+                    super::attachment(&format!("{name}.tar")),
+                ),
+            ],
+            Body::from_stream(tar),
+        )
+            .into_response(),
+    })
 }
 
 #[derive(Deserialize)]

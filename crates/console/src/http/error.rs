@@ -52,7 +52,8 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
         Error::Invalid { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthenticated | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::NotFound { .. } | Error::FileNotFound(_) => StatusCode::NOT_FOUND,
+        Error::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Conflict(_) | Error::Ambiguous(_) => StatusCode::CONFLICT,
         Error::TooLarge(_) | Error::TooLargeBecause(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -64,7 +65,7 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
             Refusal::NotFound => StatusCode::NOT_FOUND,
             Refusal::InUse | Refusal::State | Refusal::Other => StatusCode::CONFLICT,
         },
-        Error::Quota { .. } => StatusCode::FORBIDDEN,
+        Error::Quota { .. } => StatusCode::CONFLICT,
         Error::Quarantined { .. } => StatusCode::CONFLICT,
         Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -35,19 +35,6 @@ struct ExportQuery {
 }
 
 /// A file name for a download: the reference with anything but `[A-Za-z0-9._-]` as `_`.
-fn download_name(reference: &str, ext: &str) -> HeaderValue {
-    let safe: String = reference
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    HeaderValue::from_str(&format!("attachment; filename=\"{safe}.{ext}\"")).expect("ASCII only")
-}
 
 #[utoipa::path(get, path = "/api/v1/images/{ref}/export",
     params(("ref" = String, Path), ("format" = Option<String>, Query, description = "docker-archive (default) or sif")),
@@ -65,7 +52,10 @@ async fn export_image(
         "docker-archive" => {
             let (image, archive) = sif.docker_archive(&caller, &raw).await?;
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
-            headers.insert(CONTENT_DISPOSITION, download_name(&image.reference, "tar"));
+            headers.insert(
+                CONTENT_DISPOSITION,
+                super::attachment(&format!("{}.tar", image.reference)),
+            );
             Ok((headers, Body::from_stream(archive)).into_response())
         }
         "sif" => {
@@ -83,7 +73,10 @@ async fn export_image(
                 HeaderValue::from_static("application/vnd.sylabs.sif"),
             );
             headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-            headers.insert(CONTENT_DISPOSITION, download_name(&image.reference, "sif"));
+            headers.insert(
+                CONTENT_DISPOSITION,
+                super::attachment(&format!("{}.sif", image.reference)),
+            );
             let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
             Ok((headers, body).into_response())
         }

@@ -19,6 +19,7 @@ mod kube;
 mod origin;
 pub(crate) mod serve;
 mod session;
+mod storage;
 mod system;
 mod web;
 
@@ -34,6 +35,7 @@ use crate::service::images::Images;
 use crate::service::quotas::Quotas;
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
+use crate::service::storage::Storage;
 use crate::service::system::System;
 use crate::service::Error;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
@@ -60,6 +62,7 @@ pub(crate) struct Http {
     pub(crate) reconciler: Arc<Reconciler>,
     pub(crate) system: Arc<System>,
     pub(crate) quotas: Arc<Quotas>,
+    pub(crate) storage: Arc<Storage>,
     pub(crate) audit: Audit,
 }
 
@@ -81,6 +84,7 @@ part!(ci: Arc<Ci>);
 part!(reconciler: Arc<Reconciler>);
 part!(system: Arc<System>);
 part!(quotas: Arc<Quotas>);
+part!(storage: Arc<Storage>);
 part!(audit: Audit);
 
 /// The whole HTTP service: the API under `/api/v1`, the pages, and the middleware.
@@ -92,6 +96,7 @@ pub(crate) fn router(http: Http) -> Router {
         .merge(images::router(&http.config))
         .merge(export::router())
         .merge(ci::router())
+        .merge(storage::router(&http.config))
         .merge(kube::router())
         .merge(system::api_router())
         .fallback(not_found)
@@ -111,6 +116,35 @@ pub(crate) fn router(http: Http) -> Router {
         .layer(middleware::from_fn_with_state(http.clone(), track_requests))
         .layer(middleware::from_fn(security_headers))
         .with_state(http)
+}
+
+/// `Content-Disposition` of a download called `file_name`: an ASCII stand-in for old
+/// clients, and the name itself (RFC 6266 `filename*`).
+pub(crate) fn attachment(file_name: &str) -> axum::http::HeaderValue {
+    let safe: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = file_name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".-_~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    axum::http::HeaderValue::from_str(&format!(
+        "attachment; filename=\"{safe}\"; filename*=UTF-8''{encoded}"
+    ))
+    .expect("ASCII only")
 }
 
 /// Headers every answer carries, pages, API answers and errors alike: no sniffing of

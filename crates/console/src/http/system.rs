@@ -33,6 +33,7 @@ pub(super) fn openapi() -> utoipa::openapi::OpenApi {
         super::images::Doc::openapi(),
         super::export::Doc::openapi(),
         super::ci::Doc::openapi(),
+        super::storage::Doc::openapi(),
         super::kube::Doc::openapi(),
     ] {
         doc.merge(part);

@@ -24,6 +24,13 @@ pub(crate) enum Error {
     /// Also what another user's resource looks like.
     #[error("{what} not found")]
     NotFound { code: &'static str, what: String },
+    /// A path that does not exist (in the user's storage or in a container), in a
+    /// sentence that says so.
+    #[error("{0}")]
+    FileNotFound(String),
+    /// A user's storage could not be prepared or reached; the sentence says what failed.
+    #[error("{0}")]
+    Storage(String),
     #[error("{0}")]
     Conflict(String),
     /// A full name that several owners' containers share, asked for by an administrator
@@ -104,6 +111,7 @@ pub(crate) enum QuotaKind {
     Gpus,
     Ports,
     Builds,
+    Storage,
 }
 
 impl QuotaKind {
@@ -116,6 +124,7 @@ impl QuotaKind {
             QuotaKind::Gpus => "gpus",
             QuotaKind::Ports => "ports",
             QuotaKind::Builds => "builds",
+            QuotaKind::Storage => "storage",
         }
     }
 
@@ -126,7 +135,7 @@ impl QuotaKind {
                 let c = n as f64 / 1e9;
                 format!("{} CPU{}", trim_number(c), if c == 1.0 { "" } else { "s" })
             }
-            QuotaKind::Memory => human_bytes(n),
+            QuotaKind::Memory | QuotaKind::Storage => human_bytes(n),
             other => {
                 let word = match other {
                     QuotaKind::Containers => "container",
@@ -164,6 +173,15 @@ pub(crate) fn human_bytes(n: i64) -> String {
 }
 
 fn quota_message(kind: QuotaKind, limit: i64, used: i64, asked: i64) -> String {
+    if asked == 0 {
+        // Already over it (storage that containers filled): nothing new may start.
+        return format!(
+            "over your quota of {}: {} in use of {}; free some up first, or ask a teacher or an administrator",
+            kind.as_str(),
+            kind.amount(used),
+            kind.amount(limit)
+        );
+    }
     format!(
         "over your quota of {}: {} in use of {}, and this needs {} more; stop or delete something, or ask a teacher or an administrator",
         kind.as_str(),
@@ -198,6 +216,7 @@ impl Error {
                 tracing::warn!(code, engine_error = %detail, "the container engine refused")
             }
             Error::Unavailable(m) => tracing::warn!(%m, "dependency unavailable"),
+            Error::Storage(m) => tracing::warn!(%m, "storage unavailable"),
             Error::Busy(m) => tracing::warn!(%m, "at a limit"),
             _ => {}
         }
@@ -219,6 +238,8 @@ impl Error {
             Error::Engine(_) => "engine_error",
             Error::EngineRefused { code, .. } => code,
             Error::Quota { .. } => "quota_exceeded",
+            Error::FileNotFound(_) => "file_not_found",
+            Error::Storage(_) => "storage_unavailable",
             Error::Quarantined {
                 hold: crate::service::images::Hold::Pending,
                 ..
@@ -278,6 +299,8 @@ impl From<BackendError> for Error {
                 message: m,
                 field: None,
             },
+            BackendError::NoSuchFile(m) => Error::FileNotFound(m),
+            BackendError::Storage(m) => Error::Storage(m),
             BackendError::Refused(m) => engine_refusal(m),
             BackendError::Engine(m) => Error::Engine(m),
         }

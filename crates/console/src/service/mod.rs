@@ -10,6 +10,7 @@
 //! - [`images`]: who may use which image, sharing, pulls and builds.
 //! - [`sif`]: exports and the SIF cache.
 //! - [`ci`]: each user's GitLab runner.
+//! - [`storage`]: each user's storage and its files.
 //! - [`reconcile`]: the database kept true to the hosts.
 //! - [`system`]: health, metrics, host administration; [`audit`]: the audit log.
 
@@ -23,6 +24,7 @@ pub(crate) mod quotas;
 pub(crate) mod ratelimit;
 pub(crate) mod reconcile;
 pub(crate) mod sif;
+pub(crate) mod storage;
 pub(crate) mod system;
 
 pub(crate) use error::{engine_refusal, human_bytes, trim_number, Error, QuotaKind, Refusal};

@@ -10,6 +10,7 @@
 use super::accounts::{Admin, Caller};
 use super::{Error, QuotaKind};
 use crate::config::{Config, RoleQuota};
+use crate::hosts::Hosts;
 use crate::metrics::{Metrics, QuotaLabels};
 use crate::util::now;
 use serde::{Deserialize, Serialize};
@@ -29,12 +30,15 @@ pub(crate) struct QuotaView {
     /// CPUs of the running containers, summed; also a container's maximum.
     pub(crate) cpus: Option<f64>,
     /// Bytes of memory of the running containers, summed; also a container's maximum.
+    #[serde(rename = "memory")]
     pub(crate) memory_bytes: Option<i64>,
     pub(crate) gpus: Option<i64>,
     /// Host ports held at once.
     pub(crate) ports: Option<i64>,
     /// Image builds at once.
     pub(crate) builds: Option<i64>,
+    /// Bytes of the user's storage volumes.
+    #[serde(rename = "storage")]
     pub(crate) storage_bytes: Option<i64>,
 }
 
@@ -44,10 +48,14 @@ pub(crate) struct UsageView {
     pub(crate) containers: i64,
     pub(crate) running: i64,
     pub(crate) cpus: f64,
+    #[serde(rename = "memory")]
     pub(crate) memory_bytes: i64,
     pub(crate) gpus: i64,
     pub(crate) ports: i64,
     pub(crate) builds: i64,
+    /// Bytes in the user's storage volumes, as last measured.
+    #[serde(rename = "storage")]
+    pub(crate) storage_bytes: i64,
 }
 
 /// A user's quota and usage, for administrators.
@@ -72,10 +80,14 @@ pub(crate) struct QuotaPatch {
     pub(crate) containers: Option<i64>,
     pub(crate) running: Option<i64>,
     pub(crate) cpus: Option<f64>,
+    /// Bytes.
+    #[serde(rename = "memory")]
     pub(crate) memory_bytes: Option<i64>,
     pub(crate) gpus: Option<i64>,
     pub(crate) ports: Option<i64>,
     pub(crate) builds: Option<i64>,
+    /// Bytes.
+    #[serde(rename = "storage")]
     pub(crate) storage_bytes: Option<i64>,
 }
 
@@ -135,6 +147,8 @@ impl Drop for BuildSlot {
 
 pub(crate) struct Quotas {
     store: Store,
+    /// Where users' storage is measured.
+    hosts: Arc<Hosts>,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     /// Each user's lock while one of their creates or starts is admitted; an entry goes
@@ -180,9 +194,15 @@ fn applied(role: Option<i64>, over: Option<i64>) -> Option<i64> {
 }
 
 impl Quotas {
-    pub(crate) fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        hosts: Arc<Hosts>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             store,
+            hosts,
             config,
             metrics,
             locks: Arc::new(Mutex::new(HashMap::new())),
@@ -243,6 +263,7 @@ impl Quotas {
             gpus: u.gpus,
             ports: u.ports,
             builds: self.builds_of(user),
+            storage_bytes: u.storage_bytes,
         }
     }
 
@@ -306,6 +327,71 @@ impl Quotas {
                     return Err(self.refuse(kind, limit, used, asked));
                 }
             }
+        }
+        // Storage that containers filled past the quota: no new container until it is
+        // freed (the storage is mounted in every one). Containers write into it unseen,
+        // so it is measured now.
+        if let (Some(limit), true) = (q.storage_bytes, ask.containers > 0) {
+            self.measure_storage(user, 0).await;
+            let used = self.usage(user).await?.storage_bytes;
+            if used > limit {
+                return Err(self.refuse(QuotaKind::Storage, limit, used, 0));
+            }
+        }
+        Ok(())
+    }
+
+    /// Measures the user's storage on each host that answers, where the last measurement
+    /// is older than `max_age` seconds, and records it. A host that fails keeps its last
+    /// figure.
+    pub(crate) async fn measure_storage(&self, user: &UserName, max_age: i64) {
+        let known: HashMap<String, i64> = match self.store.storage_usage(user.as_str()).await {
+            Ok(rows) => rows.into_iter().map(|(h, _, at)| (h, at)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "storage measurements cannot be read");
+                return;
+            }
+        };
+        let t = now();
+        let stale = self.hosts.usable().into_iter().filter(|h| {
+            h.info().is_some_and(|i| i.storage_path.is_some())
+                && known.get(&h.id).is_none_or(|at| t - at >= max_age)
+        });
+        let measured = futures::future::join_all(
+            stale.map(|h| async move { (h.id.clone(), h.backend.storage_usage(user).await) }),
+        )
+        .await;
+        for (host, bytes) in measured {
+            match bytes {
+                Ok(b) => {
+                    if let Err(e) = self
+                        .store
+                        .set_storage_usage(user.as_str(), &host, b, t)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "a storage measurement cannot be recorded");
+                    }
+                }
+                Err(e) => tracing::warn!(host, error = %e, "a user's storage cannot be measured"),
+            }
+        }
+    }
+
+    /// Refuses a write of `bytes` into the user's storage that would take them over their
+    /// storage quota. Call it holding [`Quotas::admit`], after measuring.
+    pub(crate) async fn check_storage(
+        &self,
+        _admitted: &Admitted,
+        user: &UserName,
+        role: Role,
+        bytes: i64,
+    ) -> Result<(), Error> {
+        let Some(limit) = self.of(user, role).await?.storage_bytes else {
+            return Ok(());
+        };
+        let used = self.usage(user).await?.storage_bytes;
+        if used + bytes > limit {
+            return Err(self.refuse(QuotaKind::Storage, limit, used, bytes.max(1)));
         }
         Ok(())
     }
@@ -423,6 +509,12 @@ impl Quotas {
         self.store
             .set_quota_override(&person.name, &o, now())
             .await?;
+        self.one(admin, &person).await
+    }
+
+    /// One user's quota and usage.
+    pub(crate) async fn get(&self, admin: &Admin, user: &str) -> Result<UserQuota, Error> {
+        let person = self.person(user).await?;
         self.one(admin, &person).await
     }
 

@@ -42,7 +42,7 @@ impl World {
         config.docker.egress_allowed = vec![REGISTRY.to_string()];
         // No quota: these tests are about the other rules.
         config
-            .quota
+            .quotas
             .insert(Role::Student, crate::config::QuotaSettings::unlimited());
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
@@ -59,7 +59,12 @@ impl World {
         ));
         let audit = Audit::new(store.clone());
         let catalog = Arc::new(Catalog::new(hosts.clone()));
-        let quotas = Arc::new(Quotas::new(store.clone(), config.clone(), metrics.clone()));
+        let quotas = Arc::new(Quotas::new(
+            store.clone(),
+            hosts.clone(),
+            config.clone(),
+            metrics.clone(),
+        ));
         // The memory hosts' images have no files: scanning is the integration tests' part.
         let scans = Arc::new(Scans::new(
             crate::config::ScanSettings {

@@ -59,7 +59,7 @@ pub fn test_config(data: &Path) -> Config {
     c.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     // No quota unless a test sets one: tests make many containers per user.
     for role in [wm_domain::Role::Student, wm_domain::Role::Teacher] {
-        c.quota
+        c.quotas
             .insert(role, wm_console::config::QuotaSettings::unlimited());
     }
     c.docker

@@ -73,19 +73,30 @@ impl Lang {
         let word = self.t().quota_word(kind);
         let amount = |n: i64| match (self, kind) {
             (Lang::En, _) => kind.amount(n),
-            (Lang::Ja, QuotaKind::Memory) => crate::service::human_bytes(n),
+            (Lang::Ja, QuotaKind::Memory | QuotaKind::Storage) => crate::service::human_bytes(n),
             (Lang::Ja, QuotaKind::Cpus) => crate::service::trim_number(n as f64 / 1e9),
             (Lang::Ja, _) => n.to_string(),
         };
-        match self {
-            Lang::En => format!(
+        match (self, asked) {
+            (Lang::En, 0) => format!(
+                "Over your quota of {}: {} in use of {}; free some up first.",
+                word.to_lowercase(),
+                amount(used),
+                amount(limit)
+            ),
+            (Lang::Ja, 0) => format!(
+                "{word}の割り当てを超えています（使用中 {} / 上限 {}）。先に空きを作ってください。",
+                amount(used),
+                amount(limit)
+            ),
+            (Lang::En, _) => format!(
                 "Over your quota of {}: {} in use of {}; this needs {} more.",
                 word.to_lowercase(),
                 amount(used),
                 amount(limit),
                 amount(asked)
             ),
-            Lang::Ja => format!(
+            (Lang::Ja, _) => format!(
                 "{word}の割り当てを超えます（使用中 {} / 上限 {}、さらに {} が必要です）。",
                 amount(used),
                 amount(limit),
@@ -312,6 +323,7 @@ pub(crate) struct Texts {
     pub q_gpus: &'static str,
     pub q_ports: &'static str,
     pub q_builds: &'static str,
+    pub q_storage: &'static str,
     pub cpus_label: &'static str,
     pub hint_cpus: &'static str,
     pub memory_label: &'static str,
@@ -367,6 +379,7 @@ impl Texts {
             Gpus => self.q_gpus,
             Ports => self.q_ports,
             Builds => self.q_builds,
+            Storage => self.q_storage,
         }
     }
 
@@ -638,6 +651,7 @@ pub(super) static EN: Texts = Texts {
     q_gpus: "GPUs",
     q_ports: "Host ports",
     q_builds: "Builds at once",
+    q_storage: "Storage",
     cpus_label: "CPUs",
     hint_cpus: "e.g. 0.5 or 2; empty for the default.",
     memory_label: "Memory",
@@ -866,6 +880,7 @@ pub(super) static JA: Texts = Texts {
     q_gpus: "GPU",
     q_ports: "ホストポート",
     q_builds: "同時ビルド",
+    q_storage: "ストレージ",
     cpus_label: "CPU 数",
     hint_cpus: "例: 0.5 や 2。空欄なら既定値。",
     memory_label: "メモリ",

@@ -345,4 +345,12 @@ impl OnHosts {
     pub(super) async fn logs(&self, c: &OwnedContainer, tail: u32) -> Result<bytes::Bytes, Error> {
         Ok(self.host(c)?.logs(&c.key(), tail).await?)
     }
+
+    pub(super) async fn download(
+        &self,
+        c: &OwnedContainer,
+        path: &str,
+    ) -> Result<ByteStream, Error> {
+        Ok(self.host(c)?.download(&c.key(), path).await?)
+    }
 }

@@ -54,6 +54,105 @@ pub(crate) struct SpoolFile {
     _permit: OwnedSemaphorePermit,
 }
 
+impl SpoolFile {
+    /// Its size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Its bytes, read back.
+    pub(crate) async fn stream(&self) -> Result<ByteStream, Error> {
+        use futures::StreamExt;
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| Error::Unexpected(e.into()))?;
+        Ok(tokio_util::io::ReaderStream::new(file).boxed())
+    }
+}
+
+/// What a download from a container gives: a file's bytes, or a tar archive of anything
+/// else (a directory with everything in it, a link).
+pub(crate) enum Download {
+    File {
+        name: String,
+        size: u64,
+        bytes: ByteStream,
+    },
+    Archive {
+        name: String,
+        tar: ByteStream,
+    },
+}
+
+/// Reads the first entry of the engine's archive of one path: a regular file comes out as
+/// its bytes, anything else as the archive itself.
+pub(super) async fn unpack_download(path: &str, tar: ByteStream) -> Result<Download, Error> {
+    use futures::StreamExt;
+    use tokio::io::AsyncReadExt;
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("root")
+        .to_string();
+    let mut reader = tokio_util::io::StreamReader::new(tar);
+    let mut seen: Vec<u8> = Vec::new();
+    let broken = |e: std::io::Error| Error::Engine(format!("the container's archive: {e}"));
+    // Extended headers (PAX, GNU long names) come before the entry they describe.
+    for _ in 0..8 {
+        let mut header = [0u8; 512];
+        reader.read_exact(&mut header).await.map_err(broken)?;
+        seen.extend_from_slice(&header);
+        let size = tar_size(&header[124..136])
+            .ok_or_else(|| Error::Engine("the container's archive has a bad size".into()))?;
+        match header[156] {
+            b'x' | b'g' | b'L' | b'K' => {
+                let padded = size.div_ceil(512) * 512;
+                let mut skip = vec![0u8; padded as usize];
+                if padded > 1 << 20 {
+                    return Err(Error::Engine(
+                        "the container's archive has a huge header".into(),
+                    ));
+                }
+                reader.read_exact(&mut skip).await.map_err(broken)?;
+                seen.extend_from_slice(&skip);
+            }
+            b'0' | 0 => {
+                let bytes = tokio_util::io::ReaderStream::new(reader.take(size)).boxed();
+                return Ok(Download::File { name, size, bytes });
+            }
+            _ => {
+                let rest = tokio_util::io::ReaderStream::new(reader);
+                let tar = futures::stream::iter([Ok(bytes::Bytes::from(seen))])
+                    .chain(rest)
+                    .boxed();
+                return Ok(Download::Archive { name, tar });
+            }
+        }
+    }
+    Err(Error::Engine(
+        "the container's archive has too many headers".into(),
+    ))
+}
+
+/// A tar header's size field: octal, or base-256 when its first bit is set.
+fn tar_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut n: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            n = n.checked_mul(256)?.checked_add(u64::from(*b))?;
+        }
+        return Some(n);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(digits, 8).ok()
+}
+
 impl TempFiles {
     pub(super) fn new(max: usize) -> Self {
         Self {
@@ -109,7 +208,7 @@ impl TempFiles {
         dir: &str,
         files: Vec<(String, SpoolFile)>,
     ) -> Result<(Archived, Tar), Error> {
-        let dir = parse_target_dir(dir.trim())?;
+        let dir = parse_container_path(dir.trim())?;
         if files.is_empty() {
             return Err(Error::Invalid {
                 code: "invalid_input",
@@ -171,8 +270,8 @@ impl TempFiles {
     }
 }
 
-/// A directory in the container: absolute, normalised, without `..`.
-fn parse_target_dir(s: &str) -> Result<String, Error> {
+/// A path in the container: absolute, normalised, without `..`.
+pub(super) fn parse_container_path(s: &str) -> Result<String, Error> {
     let bad = |m: &str| Error::Invalid {
         code: "invalid_input",
         message: m.to_string(),
@@ -180,7 +279,7 @@ fn parse_target_dir(s: &str) -> Result<String, Error> {
     };
     if !s.starts_with('/') {
         return Err(bad(
-            "path must be an absolute directory in the container, e.g. /tmp",
+            "path must be an absolute path in the container, e.g. /tmp",
         ));
     }
     if s.len() > 4096 || s.contains('\0') {
@@ -236,13 +335,84 @@ mod tests {
     use super::*;
 
     #[test]
-    fn target_dirs() {
-        assert_eq!(parse_target_dir("/tmp").unwrap(), "/tmp");
-        assert_eq!(parse_target_dir("/srv//www/./").unwrap(), "/srv/www");
-        assert_eq!(parse_target_dir("/").unwrap(), "/");
+    fn container_paths() {
+        assert_eq!(parse_container_path("/tmp").unwrap(), "/tmp");
+        assert_eq!(parse_container_path("/srv//www/./").unwrap(), "/srv/www");
+        assert_eq!(parse_container_path("/").unwrap(), "/");
         for bad in ["tmp", "", "/tmp/../etc", "/a\0b"] {
-            assert!(parse_target_dir(bad).is_err(), "{bad:?}");
+            assert!(parse_container_path(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn stream(bytes: Vec<u8>) -> ByteStream {
+        use futures::StreamExt;
+        // In small pieces, as a network would bring them.
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = bytes
+            .chunks(100)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(chunks).boxed()
+    }
+
+    async fn all(s: ByteStream) -> Vec<u8> {
+        use futures::StreamExt;
+        s.map(|c| c.unwrap().to_vec()).concat().await
+    }
+
+    #[tokio::test]
+    async fn a_downloaded_file_is_its_bytes_and_a_directory_its_archive() {
+        let long = format!("{}.txt", "n".repeat(150));
+        let file = archive(&[(&long, tar::EntryType::Regular, b"hello world")]);
+        match unpack_download(&format!("/tmp/{long}"), stream(file))
+            .await
+            .unwrap()
+        {
+            Download::File { name, size, bytes } => {
+                assert_eq!(name, long);
+                assert_eq!(size, 11);
+                assert_eq!(all(bytes).await, b"hello world");
+            }
+            Download::Archive { .. } => panic!("a file came out as an archive"),
+        }
+        let dir = archive(&[
+            ("d", tar::EntryType::Directory, b""),
+            ("d/a", tar::EntryType::Regular, b"a"),
+        ]);
+        match unpack_download("/srv/d/", stream(dir.clone()))
+            .await
+            .unwrap()
+        {
+            Download::Archive { name, tar } => {
+                assert_eq!(name, "d");
+                assert_eq!(all(tar).await, dir, "the archive, whole");
+            }
+            Download::File { .. } => panic!("a directory came out as a file"),
+        }
+        assert!(unpack_download("/x", stream(vec![0; 100])).await.is_err());
+    }
+
+    #[test]
+    fn tar_sizes() {
+        assert_eq!(tar_size(b"00000000013\0"), Some(11));
+        assert_eq!(tar_size(b"           \0"), Some(0));
+        let mut big = [0u8; 12];
+        big[0] = 0x80;
+        big[11] = 1;
+        big[10] = 1;
+        assert_eq!(tar_size(&big), Some(257));
+        assert_eq!(tar_size(b"0000000009x\0"), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod cluster;
 mod docker;
 mod files;
 
-pub(crate) use files::{parse_upload_name, SpoolFile, TempFiles, Written};
+pub(crate) use files::{parse_upload_name, Download, SpoolFile, TempFiles, Written};
 
 use crate::config::Config;
 use crate::hosts::{GatedCluster, Hosts};
@@ -60,6 +60,7 @@ pub(crate) struct Container {
     /// Its CPU limit, in CPUs.
     pub(crate) cpus: f64,
     /// Its memory limit, in bytes.
+    #[serde(rename = "memory")]
     pub(crate) memory_bytes: i64,
     /// The ids of the GPUs it holds on its host.
     pub(crate) gpus: Vec<String>,
@@ -680,6 +681,16 @@ impl Containers {
         self.docker.upload(c, &written.dir, tar.stream).await?;
         drop(tar.file);
         Ok(written.into())
+    }
+
+    /// A file's bytes, or an archive of a directory, from the container.
+    pub(crate) async fn download(&self, c: &OwnedContainer, path: &str) -> Result<Download, Error> {
+        if c.record.backend == Backend::Kubernetes {
+            return Err(cluster::unsupported("downloading files", "kubectl cp"));
+        }
+        let path = files::parse_container_path(path.trim())?;
+        let tar = self.docker.download(c, &path).await?;
+        files::unpack_download(&path, tar).await
     }
 
     /// The container's recent output.
