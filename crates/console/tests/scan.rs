@@ -161,6 +161,36 @@ async fn a_pulled_image_with_a_virus_is_quarantined_until_an_administrator_relea
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CONFLICT);
 
+    // The images page shows the finding, in either language, and offers administrators
+    // the release.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = post_login_form(&app, &client, "admin", ADMIN_PASSWORD).await;
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    for (lang, word) in [("en", "quarantined"), ("ja", "隔離中")] {
+        let html = client
+            .get(app.url("/images"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header(reqwest::header::ACCEPT_LANGUAGE, lang)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains(word), "{lang}: {html}");
+        assert!(html.contains("/eicar.txt: Eicar-Test-Signature"), "{html}");
+        assert!(html.contains("action=\"/images/release\""), "{html}");
+    }
+
     // Only an administrator releases it; then it starts.
     let release = format!("/api/v1/admin/images/{}/release", encode_ref(&infected));
     let (status, body) = app.post(&release, &token, json!({})).await;
