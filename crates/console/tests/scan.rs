@@ -443,3 +443,103 @@ async fn time_a_scan_adds_to_a_pull() {
     }
     println!("{}", report.join("\n"));
 }
+
+#[tokio::test]
+async fn a_scan_cut_short_by_a_restart_holds_its_image_back() {
+    // The store as a console stopped mid-scan left it: the test image `pending`.
+    let data = tempfile::tempdir().unwrap();
+    let config = test_config(data.path());
+    let image = test_image().await;
+    let id = wm_testkit::inspect("image", image).unwrap()[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let store = wm_store::Store::connect(&config.database_url())
+        .await
+        .unwrap();
+    store
+        .set_image_scan(&wm_store::ImageScan {
+            image_id: id,
+            status: wm_store::ScanStatus::Pending,
+            findings: Vec::new(),
+            scanner: "clamav".into(),
+            duration_ms: 0,
+            scanned_at: 1,
+            released_by: None,
+            released_at: None,
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let app = spawn_with(config, data).await;
+    let (_, token) = app.student().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &token,
+            json!({"name": "web", "image": image}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "image_quarantined", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a restart"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_being_scanned_cannot_be_started_yet() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    // A scanner that takes its time, then finds nothing.
+    config.scan.command = Scanner::Command(
+        ["sh", "-c", "sleep 5", "sh", "{dir}"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let app = std::sync::Arc::new(spawn_with(config, data).await);
+    let (owner, token) = app.student().await;
+    let reference = format!("wm/{owner}/slow:1");
+    let _cleanup = RemoveImages(vec![reference.clone()]);
+    let building = {
+        let (app, token) = (app.clone(), token.clone());
+        tokio::spawn(async move {
+            app.build(
+                &token,
+                "slow:1",
+                &format!("FROM {}\nLABEL slow=1\n", test_image().await),
+            )
+            .await
+        })
+    };
+    eventually(60, "the image is being scanned", || {
+        let (app, token, reference) = (app.clone(), token.clone(), reference.clone());
+        async move {
+            let (_, list) = app.get("/api/v1/images", &token).await;
+            list.as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["ref"] == reference.as_str() && i["scan"]["status"] == "pending")
+        }
+    })
+    .await;
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &token,
+            json!({"name": "early", "image": reference}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "image_scan_pending", "{body}");
+    let (status, lines) = building.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines.last().unwrap()["image"]["scan"]["status"], "clean");
+    app.create(&token, json!({"name": "later", "image": reference}))
+        .await;
+}
