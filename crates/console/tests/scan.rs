@@ -450,7 +450,7 @@ async fn a_scan_cut_short_by_a_restart_holds_its_image_back() {
     let data = tempfile::tempdir().unwrap();
     let config = test_config(data.path());
     let image = test_image().await;
-    let id = wm_testkit::inspect("image", image).unwrap()[0]["Id"]
+    let id = wm_testkit::inspect("image", image).unwrap()["Id"]
         .as_str()
         .unwrap()
         .to_string();
