@@ -244,6 +244,8 @@ pub struct ScanSettings {
     /// The largest file system scanned, in bytes (`WM_SCAN_MAX_BYTES`): a bigger one is a
     /// scan `error`, not `clean`.
     pub max_bytes: u64,
+    /// Scans run at once (`WM_SCAN_CONCURRENCY`); more wait their turn, `pending`.
+    pub concurrency: usize,
 }
 
 impl Default for ScanSettings {
@@ -253,6 +255,7 @@ impl Default for ScanSettings {
             clamav_database: PathBuf::from("/var/lib/clamav"),
             timeout_secs: 600,
             max_bytes: 8 << 30,
+            concurrency: 2,
         }
     }
 }
@@ -846,6 +849,7 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ),
     ("WM_SCAN_TIMEOUT_SECS", &["scan", "timeout_secs"], Kind::Int),
     ("WM_SCAN_MAX_BYTES", &["scan", "max_bytes"], Kind::Int),
+    ("WM_SCAN_CONCURRENCY", &["scan", "concurrency"], Kind::Int),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.
@@ -1096,8 +1100,10 @@ impl Config {
         if self.host_check_interval_secs == 0 {
             return e("host_check_interval_secs must be at least 1".into());
         }
-        if self.scan.timeout_secs == 0 || self.scan.max_bytes == 0 {
-            return e("scan.timeout_secs and scan.max_bytes must be above 0".into());
+        if self.scan.timeout_secs == 0 || self.scan.max_bytes == 0 || self.scan.concurrency == 0 {
+            return e(
+                "scan.timeout_secs, scan.max_bytes and scan.concurrency must be above 0".into(),
+            );
         }
         if self.reconcile_interval_secs == 0 {
             return e("reconcile_interval_secs must be at least 1".into());
@@ -1224,6 +1230,8 @@ mod tests {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.scan.command, Scanner::ClamAv);
         assert_eq!(c.scan.clamav_database, PathBuf::from("/var/lib/clamav"));
+        assert_eq!(c.scan.concurrency, 2);
+        assert!(Config::load(None, env(&[("WM_SCAN_CONCURRENCY", "0")])).is_err());
         let c = Config::load(None, env(&[("WM_SCAN_COMMAND", "off")])).unwrap();
         assert_eq!(c.scan.command, Scanner::Off);
         let c = Config::load(

@@ -17,7 +17,8 @@
 //! The tar is unpacked into a private temporary directory under `<data_dir>/scans`: only
 //! directories and regular files, never outside it (no `..`, no links followed or made, no
 //! device nodes), within `scan.max_bytes`, and removed afterwards whatever happens. The
-//! whole scan, export included, has `scan.timeout_secs`.
+//! whole scan, export included, has `scan.timeout_secs`; at most `scan.concurrency` run at
+//! once (each ClamAV run holds its signatures in memory).
 
 use super::{Error, Host};
 use crate::config::{ScanSettings, Scanner};
@@ -119,6 +120,8 @@ pub(crate) struct Scans {
     settings: ScanSettings,
     work: PathBuf,
     metrics: Arc<Metrics>,
+    /// One permit per scan that may run at once (`scan.concurrency`).
+    turns: tokio::sync::Semaphore,
 }
 
 impl Scans {
@@ -131,6 +134,7 @@ impl Scans {
             }
         }
         Self {
+            turns: tokio::sync::Semaphore::new(settings.concurrency),
             settings,
             work,
             metrics,
@@ -151,6 +155,14 @@ impl Scans {
                 .file_name()
                 .map_or_else(|| words[0].clone(), |n| n.to_string_lossy().into_owned()),
         }
+    }
+
+    /// Waits until one more scan may run; it may while the answer is held.
+    pub(crate) async fn turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.turns
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// Scans an image's file system (a tar stream) and counts the outcome. Never fails:
@@ -400,6 +412,8 @@ impl super::Images {
         if let Err(e) = self.store.set_image_scan(&pending).await {
             tracing::error!(error = ?e, image = image_id, "could not record a scan as pending");
         }
+        // The export waits for the turn too: nothing is made on the host before.
+        let turn = self.scans.turn().await;
         let (verdict, took) = match host.backend.image_filesystem(image_id).await {
             Ok(filesystem) => self.scans.scan(filesystem).await,
             Err(e) => (
@@ -410,6 +424,7 @@ impl super::Images {
                 Duration::ZERO,
             ),
         };
+        drop(turn);
         let record = self.scans.record(image_id, &verdict, took);
         tracing::info!(
             image = image_id,
