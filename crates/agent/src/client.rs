@@ -603,25 +603,7 @@ mod tests {
                 .with_tag("busybox")
                 .with_gpus(gpus.clone()),
         );
-        let token = "agent-token-for-the-tests-0123456789";
-        let router = crate::server::router(
-            host,
-            crate::server::AgentToken::new(token),
-            crate::server::BodyLimits {
-                upload: 1 << 20,
-                build_context: 1 << 20,
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(listener, router, None, async {
-            let _ = stopped.await;
-        }));
-        let endpoint = AgentEndpoint::parse_list(&format!("blade1=http://127.0.0.1:{port}"))
-            .unwrap()
-            .remove(0);
-        let client = RemoteBackend::new(&endpoint, token, None, Duration::from_secs(10)).unwrap();
+        let (client, stop, server) = agent_in_front_of(host).await;
 
         assert_eq!(client.info().await.unwrap().gpus, gpus);
 
@@ -661,6 +643,86 @@ mod tests {
             Err(BackendError::Policy(_))
         ));
 
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+
+    type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
+    /// A real agent over loopback in front of `host`, and a client of it.
+    async fn agent_in_front_of(
+        host: std::sync::Arc<wm_backend::memory::MemoryBackend>,
+    ) -> (RemoteBackend, tokio::sync::oneshot::Sender<()>, Server) {
+        let token = "agent-token-for-the-tests-0123456789";
+        let router = crate::server::router(
+            host,
+            crate::server::AgentToken::new(token),
+            crate::server::BodyLimits {
+                upload: 1 << 20,
+                build_context: 1 << 20,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::serve(listener, router, None, async {
+            let _ = stopped.await;
+        }));
+        let endpoint = AgentEndpoint::parse_list(&format!("blade1=http://127.0.0.1:{port}"))
+            .unwrap()
+            .remove(0);
+        let client = RemoteBackend::new(&endpoint, token, None, Duration::from_secs(10)).unwrap();
+        (client, stop, server)
+    }
+
+    /// A user's storage through the agent: every call, and its refusals as the host's own.
+    #[tokio::test]
+    async fn storage_crosses_the_wire() {
+        use wm_backend::memory::MemoryBackend;
+        use wm_backend::{FileKind, StoragePath};
+        let (client, stop, server) =
+            agent_in_front_of(std::sync::Arc::new(MemoryBackend::new("blade1"))).await;
+        let alice = UserName::parse("alice").unwrap();
+        let body = |b: &'static [u8]| -> ByteStream {
+            futures::stream::iter([Ok(Bytes::from_static(b))]).boxed()
+        };
+        assert_eq!(
+            client.info().await.unwrap().storage_path.as_deref(),
+            Some("/data")
+        );
+        assert_eq!(client.storage_usage(&alice).await.unwrap(), 0);
+        let n = client
+            .storage_write(&alice, "notes/a b.txt", body(b"hello"))
+            .await
+            .unwrap();
+        assert_eq!(n, 5);
+        match client.storage_stat(&alice, "notes").await.unwrap() {
+            StoragePath::Dir { entries, .. } => {
+                assert_eq!(entries[0].name, "a b.txt");
+                assert_eq!(entries[0].kind, FileKind::File);
+            }
+            other => panic!("{other:?}"),
+        }
+        let read: Vec<u8> = client
+            .storage_read(&alice, "notes/a b.txt")
+            .await
+            .unwrap()
+            .map(|c| c.unwrap().to_vec())
+            .concat()
+            .await;
+        assert_eq!(read, b"hello");
+        assert_eq!(client.storage_usage(&alice).await.unwrap(), 5);
+        assert!(matches!(
+            client.storage_read(&alice, "nope").await,
+            Err(BackendError::NoSuchFile(_))
+        ));
+        assert!(matches!(
+            client.storage_stat(&alice, "../x").await,
+            Err(BackendError::Policy(_))
+        ));
+        client.storage_remove(&alice, "notes").await.unwrap();
+        client.storage_delete(&alice).await.unwrap();
+        assert_eq!(client.storage_usage(&alice).await.unwrap(), 0);
         let _ = stop.send(());
         server.await.unwrap().unwrap();
     }

@@ -466,3 +466,102 @@ async fn directory_storage_is_made_on_first_use_and_its_failures_say_what_failed
     let (_, list) = app.get("/api/v1/containers", &token).await;
     assert_eq!(list, json!([]));
 }
+
+#[tokio::test]
+async fn the_files_page_lists_uploads_and_deletes_in_the_readers_language() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    upload(&app, &token, "/notes", &[("week1.txt", b"w1".to_vec())]).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = post_login_form(&app, &client, &alice, "password-123").await;
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = |path: String, lang: &'static str| {
+        let req = client
+            .get(app.url(&path))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header(reqwest::header::ACCEPT_LANGUAGE, lang);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let root = page("/files".into(), "en").await;
+    assert!(root.contains("id=\"mount-path\">/data<"), "{root}");
+    assert!(root.contains("href=\"/files?path=%2Fnotes\""), "{root}");
+    let folder = page("/files?path=/notes".into(), "ja").await;
+    assert!(folder.contains("このフォルダにアップロード"), "{folder}");
+    assert!(folder.contains("week1.txt"), "{folder}");
+    assert!(
+        folder.contains("href=\"/api/v1/storage/files?path=%2Fnotes%2Fweek1.txt\""),
+        "{folder}"
+    );
+    // The download link works with the page's session.
+    let file = client
+        .get(app.url("/api/v1/storage/files?path=%2Fnotes%2Fweek1.txt"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), StatusCode::OK);
+    assert_eq!(file.bytes().await.unwrap().as_ref(), b"w1");
+    let at = folder.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = folder[at..at + 64].to_string();
+    // Upload into the folder through the page's form, token first.
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("path", "/notes")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"w2".to_vec()).file_name("week2.txt"),
+        );
+    let r = client
+        .post(app.url("/files/upload"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(page("/files?path=/notes".into(), "en")
+        .await
+        .contains("week2.txt"));
+    // Without the token: refused, nothing written.
+    let form = reqwest::multipart::Form::new().text("path", "/notes").part(
+        "file",
+        reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("planted.txt"),
+    );
+    let r = client
+        .post(app.url("/files/upload"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .get("/api/v1/storage/files?path=/notes/planted.txt", &token)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Delete the folder from the page.
+    let r = client
+        .post(app.url("/files/delete"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("path", "/notes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        "/files?path=%2F&notice=file-deleted"
+    );
+    let root = page("/files?path=%2F&notice=file-deleted".into(), "en").await;
+    assert!(root.contains("This folder is empty."), "{root}");
+    assert!(root.contains("It was deleted."), "{root}");
+}

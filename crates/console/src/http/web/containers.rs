@@ -425,6 +425,21 @@ async fn detail_page(
                 button.primary type="submit" { (t.upload_button) }
             }
         }
+        section aria-labelledby="download-h" {
+            h2 #download-h { (t.download_title) }
+            // A GET form sends its fields as the query: the owner goes as one of them.
+            form.card method="get" action={ "/api/v1/containers/" (c.name) "/files" } {
+                @if c.owner != ctx.caller().name.as_str() {
+                    input type="hidden" name="owner" value=(c.owner);
+                }
+                div.field {
+                    label for="download-path" { (t.directory) }
+                    input #download-path name="path" type="text" value="/tmp" required autocapitalize="none" spellcheck="false";
+                    p.hint { (t.download_hint) }
+                }
+                button type="submit" { (t.download_button) }
+            }
+        }
         }
         section aria-labelledby="logs-h" {
             h2 #logs-h { (t.logs_title) }

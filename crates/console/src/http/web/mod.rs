@@ -13,6 +13,7 @@
 mod admin;
 mod ci;
 mod containers;
+mod files;
 mod i18n;
 mod images;
 mod login;
@@ -70,6 +71,12 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/images/edit", post(images::edit))
         .route("/images/delete", post(images::delete))
         .route("/images/release", post(images::release))
+        .route("/files", get(files::page_handler))
+        .route(
+            "/files/upload",
+            post(files::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/files/delete", post(files::delete))
         .route("/ci", get(ci::page_handler).post(ci::save))
         .route("/ci/delete", post(ci::remove))
         .route("/ci/build-token", post(ci::build_token))
@@ -348,6 +355,7 @@ pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Html<String> {
                                     (nav("/containers", t.containers))
                                     (nav("/containers/new", t.new_container))
                                     (nav("/images", t.images))
+                                    (nav("/files", t.nav_files))
                                     (nav("/ci", t.ci))
                                     @if c.is_admin() { (nav("/admin", t.admin)) }
                                 }
