@@ -450,6 +450,18 @@ impl ContainerBackend for RemoteBackend {
         Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
     }
 
+    async fn image_filesystem(&self, reference: &str) -> Result<ByteStream, BackendError> {
+        let req = self
+            .t
+            .http
+            .get(self.t.url("/images/filesystem"))
+            .query(&RefQuery {
+                reference: reference.to_string(),
+            });
+        let resp = self.t.send(req, None).await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
     async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
         let path = format!("/runners/{}", path_segment(spec.owner.as_str()));
         self.t.call(reqwest::Method::PUT, &path, Some(spec)).await

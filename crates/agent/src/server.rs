@@ -115,6 +115,7 @@ pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: Bod
             post(build).layer(DefaultBodyLimit::max(limits.build_context)),
         )
         .route("/images/save", get(save_image))
+        .route("/images/filesystem", get(image_filesystem))
         .route("/events/images", get(image_events))
         .route(
             "/runners/{owner}",
@@ -386,6 +387,18 @@ async fn save_image(State(a): Shared, Query(q): Query<RefQuery>) -> Result<Respo
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
         Body::from_stream(archive),
+    )
+        .into_response())
+}
+
+async fn image_filesystem(
+    State(a): Shared,
+    Query(q): Query<RefQuery>,
+) -> Result<Response, Failure> {
+    let tar = a.backend.image_filesystem(&q.reference).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(tar),
     )
         .into_response())
 }

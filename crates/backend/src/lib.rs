@@ -349,7 +349,8 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 ///
 /// # Guarantees
 /// Every object created carries the labels `wm.managed`, `wm.owner`, `wm.name` and
-/// `wm.instance`; `remove` and `remove_network_if_unused` may be repeated.
+/// `wm.instance` (a scan's container, which is nobody's, `wm.managed`, `wm.instance` and
+/// `wm.kind`); `remove` and `remove_network_if_unused` may be repeated.
 #[async_trait]
 pub trait ContainerBackend: Send + Sync {
     /// Which host this is (`Container.host`).
@@ -424,6 +425,14 @@ pub trait ContainerBackend: Send + Sync {
     /// # Errors
     /// [`BackendError::NoSuchImage`] when the host does not have it.
     async fn save_image(&self, reference: &str) -> Result<ByteStream, BackendError>;
+    /// The flattened file system of an image, as a tar stream: what a container from it
+    /// would see, for a scanner. Nothing of the image runs: the host makes a container
+    /// that is never started (labelled `wm.kind=image-scan`, no network, no capabilities),
+    /// exports it, and removes it when the stream ends or is dropped.
+    ///
+    /// # Errors
+    /// [`BackendError::NoSuchImage`] when the host does not have it.
+    async fn image_filesystem(&self, reference: &str) -> Result<ByteStream, BackendError>;
     /// Starts the owner's runner with `spec`, replacing the one they had.
     async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError>;
     /// The owner's runner, if they have one.

@@ -31,7 +31,8 @@
 //!
 //! What it does not model: `exec` runs nothing (its output is the command's words joined
 //! by spaces, or what [`MemoryBackend::set_exec_output`] says); `upload` only records the
-//! archive; `save_image` streams a few bytes that are not a real docker archive; pulls
+//! archive; `save_image` streams a few bytes that are not a real docker archive, and
+//! `image_filesystem` an empty tar (an image without files); pulls
 //! and builds happen at once when called (the progress stream only reports them), and a
 //! build ignores its context except for its size; `list` leaves `env` empty, as the
 //! engine's listing does (`inspect` fills it).
@@ -84,6 +85,7 @@ pub enum Op {
     Pull,
     Build,
     SaveImage,
+    ImageFilesystem,
     PutRunner,
     Runner,
     RemoveRunner,
@@ -1110,6 +1112,14 @@ impl ContainerBackend for MemoryBackend {
         Ok(stream::iter([Ok(bytes)]).boxed())
     }
 
+    async fn image_filesystem(&self, reference: &str) -> Result<ByteStream, BackendError> {
+        let s = self.enter(Op::ImageFilesystem, reference)?;
+        s.resolve(reference)
+            .ok_or_else(|| BackendError::NoSuchImage(reference.to_string()))?;
+        // Two zero blocks: the end of a tar archive that holds nothing.
+        Ok(stream::iter([Ok(Bytes::from(vec![0u8; 1024]))]).boxed())
+    }
+
     async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
         let mut s = self.enter(Op::PutRunner, spec.owner.as_str())?;
         s.runners.remove(&spec.owner);
@@ -1634,6 +1644,11 @@ mod tests {
         assert_eq!(built.owner.as_deref(), Some("alice"));
         assert_eq!(block_on(b.images()).unwrap().len(), 3);
         assert!(block_on(b.save_image("alpine:3")).is_ok());
+        assert!(block_on(b.image_filesystem("alpine:3")).is_ok());
+        assert_eq!(
+            block_on(b.image_filesystem("nope:1")).err(),
+            Some(BackendError::NoSuchImage("nope:1".into()))
+        );
         assert!(matches!(
             block_on(b.save_image("nope:1")),
             Err(BackendError::NoSuchImage(_))

@@ -11,7 +11,7 @@ use crate::service::audit::Audit;
 use crate::service::ci::Ci;
 use crate::service::cleanup::Cleanup;
 use crate::service::containers::Containers;
-use crate::service::images::{Catalog, Images};
+use crate::service::images::{Catalog, Images, Scans};
 use crate::service::quotas::Quotas;
 use crate::service::ratelimit::{LoginLimiter, LoginLimits};
 use crate::service::reclaim::Reclaimer;
@@ -144,6 +144,20 @@ pub async fn build_with_hosts(
         })?;
     }
     sealer.seal_plain_ci_tokens(&store).await?;
+    // A scan the last run did not finish holds its image back until a new pull, build or
+    // an administrator decides (see `service::images::scan`).
+    let interrupted = store
+        .fail_pending_image_scans(
+            "the scan was interrupted by a restart of the console",
+            crate::util::now(),
+        )
+        .await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "scans left unfinished by the last run are now errors"
+        );
+    }
     let metrics = Arc::new(Metrics::default());
     let directory = match &config.ldap {
         Some(settings) => Some(Arc::new(
@@ -198,6 +212,11 @@ pub async fn build_with_hosts(
         config.clone(),
         audit.clone(),
         quotas.clone(),
+        Arc::new(Scans::new(
+            config.scan.clone(),
+            config.data_dir.join("scans"),
+            metrics.clone(),
+        )),
     ));
     let containers = Arc::new(Containers::new(
         store.clone(),

@@ -225,6 +225,89 @@ pub struct Config {
     /// How far placement may commit a host's memory with the limits of its live
     /// containers (`WM_MEMORY_OVERCOMMIT`): 1.0 never beyond the host's memory.
     pub memory_overcommit: f64,
+    /// How pulled and built images are scanned before anyone may start them (`[scan]`,
+    /// `WM_SCAN_*`).
+    pub scan: ScanSettings,
+}
+
+/// How pulled and built images are scanned.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanSettings {
+    /// `clamav` (the default), `off`, or a command (`WM_SCAN_COMMAND`; a list in the file,
+    /// or one line split at spaces) that takes the image's file system as `{dir}` (a
+    /// directory) or `{tar}` (a tar file) and exits 0 when clean, 1 when it found
+    /// something (its output lines are the findings), anything else on failure.
+    #[serde(deserialize_with = "scanner")]
+    pub command: Scanner,
+    /// The directory of ClamAV's signatures (`WM_SCAN_CLAMAV_DATABASE`), where `freshclam`
+    /// keeps them: `/var/lib/clamav`.
+    pub clamav_database: PathBuf,
+    /// Longest one scan may take, export included (`WM_SCAN_TIMEOUT_SECS`).
+    pub timeout_secs: u64,
+    /// The largest file system scanned, in bytes (`WM_SCAN_MAX_BYTES`): a bigger one is a
+    /// scan `error`, not `clean`.
+    pub max_bytes: u64,
+    /// Scans run at once (`WM_SCAN_CONCURRENCY`); more wait their turn, `pending`.
+    pub concurrency: usize,
+}
+
+impl Default for ScanSettings {
+    fn default() -> Self {
+        Self {
+            command: Scanner::ClamAv,
+            clamav_database: PathBuf::from("/var/lib/clamav"),
+            timeout_secs: 600,
+            max_bytes: 8 << 30,
+            concurrency: 2,
+        }
+    }
+}
+
+/// What scans images.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scanner {
+    /// Nothing: images carry no scan and are usable at once.
+    Off,
+    /// `clamscan` over the image's file system, with [`ScanSettings::clamav_database`].
+    ClamAv,
+    /// A site's command; one of its words holds `{dir}` or `{tar}`.
+    Command(Vec<String>),
+}
+
+impl Scanner {
+    /// `clamav`, `off`, or the words of a command.
+    pub fn parse(words: Vec<String>) -> Result<Self, String> {
+        match words.as_slice() {
+            [w] if w == "clamav" => Ok(Scanner::ClamAv),
+            [w] if w == "off" => Ok(Scanner::Off),
+            [] => Err("the scan command is empty: say clamav, off, or a command".into()),
+            _ if words
+                .iter()
+                .any(|w| w.contains("{dir}") || w.contains("{tar}")) =>
+            {
+                Ok(Scanner::Command(words))
+            }
+            _ => Err(format!(
+                "the scan command {:?} must take the image as {{dir}} or {{tar}}",
+                words.join(" ")
+            )),
+        }
+    }
+}
+
+fn scanner<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Scanner, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Words {
+        Line(String),
+        Items(Vec<String>),
+    }
+    let words = match Words::deserialize(d)? {
+        Words::Line(s) => s.split_whitespace().map(str::to_string).collect(),
+        Words::Items(v) => v,
+    };
+    Scanner::parse(words).map_err(serde::de::Error::custom)
 }
 
 /// A role's quota as the file sets it: a setting left out keeps the role's default
@@ -647,6 +730,7 @@ impl Default for Config {
             kube_agent: None,
             quotas: Default::default(),
             memory_overcommit: 1.0,
+            scan: ScanSettings::default(),
         }
     }
 }
@@ -929,6 +1013,15 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         &["host_check_interval_secs"],
         Kind::Int,
     ),
+    ("WM_SCAN_COMMAND", &["scan", "command"], Kind::Str),
+    (
+        "WM_SCAN_CLAMAV_DATABASE",
+        &["scan", "clamav_database"],
+        Kind::Str,
+    ),
+    ("WM_SCAN_TIMEOUT_SECS", &["scan", "timeout_secs"], Kind::Int),
+    ("WM_SCAN_MAX_BYTES", &["scan", "max_bytes"], Kind::Int),
+    ("WM_SCAN_CONCURRENCY", &["scan", "concurrency"], Kind::Int),
 ];
 
 /// A configuration that cannot be used; the message says which setting and why.
@@ -1179,6 +1272,11 @@ impl Config {
         if self.host_check_interval_secs == 0 {
             return e("host_check_interval_secs must be at least 1".into());
         }
+        if self.scan.timeout_secs == 0 || self.scan.max_bytes == 0 || self.scan.concurrency == 0 {
+            return e(
+                "scan.timeout_secs, scan.max_bytes and scan.concurrency must be above 0".into(),
+            );
+        }
         if self.reconcile_interval_secs == 0 {
             return e("reconcile_interval_secs must be at least 1".into());
         }
@@ -1331,6 +1429,42 @@ mod tests {
         }
         assert_eq!(Span::parse("2w"), Ok(Span::secs(14 * 86400)));
         assert_eq!(Span::parse(" 15M "), Ok(Span::secs(900)));
+    }
+
+    #[test]
+    fn the_scanner_is_clamav_unless_set_off_or_to_a_command_that_takes_the_image() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.scan.command, Scanner::ClamAv);
+        assert_eq!(c.scan.clamav_database, PathBuf::from("/var/lib/clamav"));
+        assert_eq!(c.scan.concurrency, 2);
+        assert!(Config::load(None, env(&[("WM_SCAN_CONCURRENCY", "0")])).is_err());
+        let c = Config::load(None, env(&[("WM_SCAN_COMMAND", "off")])).unwrap();
+        assert_eq!(c.scan.command, Scanner::Off);
+        let c = Config::load(
+            None,
+            env(&[("WM_SCAN_COMMAND", "trivy rootfs --exit-code 1 {dir}")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.scan.command,
+            Scanner::Command(
+                ["trivy", "rootfs", "--exit-code", "1", "{dir}"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wm.toml");
+        std::fs::write(&file, "[scan]\ncommand = [\"grype\", \"{tar}\"]\n").unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            c.scan.command,
+            Scanner::Command(vec!["grype".into(), "{tar}".into()])
+        );
+        let err = Config::load(None, env(&[("WM_SCAN_COMMAND", "trivy rootfs /")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("{dir} or {tar}"), "{err}");
     }
 
     #[test]

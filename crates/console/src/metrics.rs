@@ -59,6 +59,14 @@ pub(crate) struct Metrics {
     pub(crate) reclaim_actions: Family<ReclaimLabels, Counter>,
     pub(crate) cleanup_removed: Family<CleanupLabels, Counter>,
     pub(crate) cleanup_freed_bytes: Family<CleanupLabels, Counter>,
+    pub(crate) image_scans: Family<ScanLabels, Counter>,
+    pub(crate) image_scan_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ScanLabels {
+    /// `clean`, `flagged` or `error`.
+    pub(crate) result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,10 +180,25 @@ impl Default for Metrics {
             "Bytes the clean-up freed, by kind (image, sif)",
             cleanup_freed_bytes.clone(),
         );
+        let image_scans = Family::<ScanLabels, Counter>::default();
+        registry.register(
+            "image_scans",
+            "Images scanned after a pull or build, by result (clean, flagged, error)",
+            image_scans.clone(),
+        );
+        // 0.1 s to about 55 min.
+        let image_scan_seconds = Histogram::new(exponential_buckets(0.1, 2.0, 16));
+        registry.register(
+            "image_scan_duration_seconds",
+            "Time to scan one image, export included",
+            image_scan_seconds.clone(),
+        );
         Self {
             reclaim_actions,
             cleanup_removed,
             cleanup_freed_bytes,
+            image_scans,
+            image_scan_seconds,
             gpus_allocated,
             quota_refusals,
             sif_conversions,

@@ -97,6 +97,7 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("get", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("put", "/api/v1/admin/users/{name}/quota") => AdminOnly,
         ("delete", "/api/v1/admin/users/{name}/quota") => AdminOnly,
+        ("post", "/api/v1/admin/images/{ref}/release") => AdminOnly,
         ("post", "/api/v1/containers") | ("get", "/api/v1/containers") => Own,
         ("get", "/api/v1/containers/{name}") => Owned,
         ("delete", "/api/v1/containers/{name}") => Owned,

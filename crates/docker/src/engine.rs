@@ -45,6 +45,10 @@ use wm_domain::{ContainerKey, ContainerStatus, GuestPort, ImageRef, UserName};
 
 /// `wm.kind` of a CI runner.
 const RUNNER_KIND: &str = "ci-runner";
+/// `wm.kind` of the never-started container an image's file system is exported from.
+const SCAN_KIND: &str = "image-scan";
+/// A scan container older than this is one a crash left behind.
+const STALE_SCAN_SECS: i64 = 6 * 3600;
 
 /// Most bytes of log output one call returns.
 const MAX_LOG_BYTES: usize = 4 << 20;
@@ -1773,6 +1777,66 @@ impl ContainerBackend for DockerEngine {
             .boxed())
     }
 
+    async fn image_filesystem(&self, reference: &str) -> Result<ByteStream, BackendError> {
+        let Some(image) = self.image(reference).await? else {
+            return Err(BackendError::NoSuchImage(reference.to_string()));
+        };
+        let docker = self.docker().await?;
+        self.remove_stale_scan_containers(&docker).await;
+        let mut labels: HashMap<String, String> =
+            self.settings.labels.clone().into_iter().collect();
+        labels.extend([
+            (labels::MANAGED.to_string(), "true".to_string()),
+            (labels::INSTANCE.to_string(), self.settings.instance.clone()),
+            (labels::KIND.to_string(), SCAN_KIND.to_string()),
+        ]);
+        // Never started: the command is only there because the engine wants one for an
+        // image without CMD or ENTRYPOINT. Hardened anyway, should anything start it.
+        let config = Config {
+            image: Some(image.id.clone()),
+            cmd: Some(vec!["/nonexistent".to_string()]),
+            entrypoint: Some(vec![]),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                privileged: Some(false),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges:true".into()]),
+                network_mode: Some("none".into()),
+                memory: Some(64 << 20),
+                pids_limit: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = format!(
+            "{}_scan.{}",
+            self.settings.instance,
+            uuid::Uuid::new_v4().simple()
+        );
+        let created = self
+            .call(docker.create_container(
+                Some(CreateContainerOptions {
+                    name: name.as_str(),
+                    platform: None,
+                }),
+                config,
+            ))
+            .await?;
+        let guard = RemoveOnDrop {
+            docker: docker.clone(),
+            id: created.id.clone(),
+        };
+        Ok(docker
+            .export_container(&created.id)
+            .map(move |chunk| {
+                // The container goes when the stream does.
+                let _ = &guard;
+                chunk.map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .boxed())
+    }
+
     async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
         self.remove_runner(&spec.owner).await?;
         if self.image(&spec.image).await?.is_none() {
@@ -2043,6 +2107,63 @@ impl ContainerBackend for DockerEngine {
             .events(Some(opts))
             .map(|e| e.map(|_| ()).map_err(classify))
             .boxed())
+    }
+}
+
+/// Removes a scan's container when its export stream is dropped, however it ends.
+struct RemoveOnDrop {
+    docker: Docker,
+    id: String,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let docker = self.docker.clone();
+        let id = std::mem::take(&mut self.id);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(container = %id, "no runtime to remove a scan's container");
+            return;
+        };
+        rt.spawn(async move {
+            let opts = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            if let Err(e) = docker.remove_container(&id, Some(opts)).await {
+                tracing::warn!(container = %id, error = %e, "could not remove a scan's container");
+            }
+        });
+    }
+}
+
+impl DockerEngine {
+    /// Removes scan containers a crash left behind (best effort: a scan must not fail
+    /// for this).
+    async fn remove_stale_scan_containers(&self, docker: &Docker) {
+        let Ok(found) = self
+            .labelled(
+                docker,
+                vec![
+                    format!("{}=true", labels::MANAGED),
+                    format!("{}={}", labels::INSTANCE, self.settings.instance),
+                    format!("{}={}", labels::KIND, SCAN_KIND),
+                ],
+            )
+            .await
+        else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for c in found {
+            if c.created.is_some_and(|t| now - t > STALE_SCAN_SECS) {
+                if let Some(id) = c.id {
+                    let _ = self.remove_container(&id).await;
+                }
+            }
+        }
     }
 }
 

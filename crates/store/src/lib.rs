@@ -230,6 +230,58 @@ pub struct ImageMeta {
     pub updated_at: i64,
 }
 
+/// Where an image's scan stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanStatus {
+    /// Pulled or built, not scanned yet (or being scanned).
+    Pending,
+    Clean,
+    /// The scanner found something: the image is quarantined.
+    Flagged,
+    /// The scan could not run or did not finish.
+    Error,
+}
+
+impl ScanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Pending => "pending",
+            ScanStatus::Clean => "clean",
+            ScanStatus::Flagged => "flagged",
+            ScanStatus::Error => "error",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "pending" => ScanStatus::Pending,
+            "clean" => ScanStatus::Clean,
+            "flagged" => ScanStatus::Flagged,
+            "error" => ScanStatus::Error,
+            other => return Err(StoreError::Corrupt(format!("scan status {other:?}"))),
+        })
+    }
+}
+
+/// The last scan of one image (by id), and an administrator's release of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageScan {
+    /// `sha256:...`.
+    pub image_id: String,
+    pub status: ScanStatus,
+    /// What the scanner reported, one line each (`/eicar.txt: Eicar-Signature`); for an
+    /// error, why the scan did not run.
+    pub findings: Vec<String>,
+    /// Which scanner (`clamav`, or the configured command's program).
+    pub scanner: String,
+    pub duration_ms: i64,
+    /// Unix seconds.
+    pub scanned_at: i64,
+    pub released_by: Option<String>,
+    /// Unix seconds.
+    pub released_at: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
     pub id: String,
@@ -1183,6 +1235,76 @@ impl Store {
             .collect()
     }
 
+    // --- image scans ----------------------------------------------------------------------
+
+    /// Records a scan of an image: its status, findings, scanner and time. A release of the
+    /// same image stays: the content is the same.
+    pub async fn set_image_scan(&self, scan: &ImageScan) -> Result<()> {
+        let findings = serde_json::to_string(&scan.findings)
+            .map_err(|e| StoreError::Corrupt(format!("findings: {e}")))?;
+        sqlx::query(
+            "INSERT INTO image_scans (image_id, status, findings, scanner, duration_ms, scanned_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (image_id) DO UPDATE SET status = excluded.status, \
+             findings = excluded.findings, scanner = excluded.scanner, \
+             duration_ms = excluded.duration_ms, scanned_at = excluded.scanned_at",
+        )
+        .bind(&scan.image_id)
+        .bind(scan.status.as_str())
+        .bind(findings)
+        .bind(&scan.scanner)
+        .bind(scan.duration_ms)
+        .bind(scan.scanned_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn image_scan(&self, image_id: &str) -> Result<Option<ImageScan>> {
+        let row = sqlx::query("SELECT * FROM image_scans WHERE image_id = $1")
+            .bind(image_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(image_scan_from_row).transpose()
+    }
+
+    pub async fn image_scans(&self) -> Result<Vec<ImageScan>> {
+        let rows = sqlx::query("SELECT * FROM image_scans ORDER BY image_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(image_scan_from_row).collect()
+    }
+
+    /// Marks an image's scan released by `by`; false when the image has no scan.
+    pub async fn release_image_scan(&self, image_id: &str, by: &str, at: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE image_scans SET released_by = $1, released_at = $2 WHERE image_id = $3",
+        )
+        .bind(by)
+        .bind(at)
+        .bind(image_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    /// Turns every `pending` scan into an `error` with `reason`: at start-up, the scans a
+    /// stopped console left unfinished. Returns how many.
+    pub async fn fail_pending_image_scans(&self, reason: &str, at: i64) -> Result<u64> {
+        let findings = serde_json::to_string(&[reason])
+            .map_err(|e| StoreError::Corrupt(format!("findings: {e}")))?;
+        Ok(sqlx::query(
+            "UPDATE image_scans SET status = 'error', findings = $1, scanned_at = $2 \
+             WHERE status = 'pending'",
+        )
+        .bind(findings)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// Whether a container that is not gone was made from `image`.
     pub async fn image_in_use(&self, image: &str) -> Result<bool> {
         let row = sqlx::query(
@@ -1403,6 +1525,21 @@ fn image_meta_from_row(r: &AnyRow) -> Result<ImageMeta> {
         description: r.try_get("description")?,
         shared: r.try_get::<i64, _>("shared")? != 0,
         updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn image_scan_from_row(r: &AnyRow) -> Result<ImageScan> {
+    let findings: String = r.try_get("findings")?;
+    Ok(ImageScan {
+        image_id: r.try_get("image_id")?,
+        status: ScanStatus::parse(&r.try_get::<String, _>("status")?)?,
+        findings: serde_json::from_str(&findings)
+            .map_err(|e| StoreError::Corrupt(format!("findings: {e}")))?,
+        scanner: r.try_get("scanner")?,
+        duration_ms: r.try_get("duration_ms")?,
+        scanned_at: r.try_get("scanned_at")?,
+        released_by: r.try_get("released_by")?,
+        released_at: r.try_get("released_at")?,
     })
 }
 

@@ -10,8 +10,8 @@ use wm_domain::{
     StopReason, UserName,
 };
 use wm_store::{
-    AuditEntry, CiSettings, ContainerRecord, ImageMeta, QuotaOverride, Store, StoreError, Token,
-    TokenKind, User, UserSource,
+    AuditEntry, CiSettings, ContainerRecord, ImageMeta, ImageScan, QuotaOverride, ScanStatus,
+    Store, StoreError, Token, TokenKind, User, UserSource,
 };
 
 /// A fresh database; dropping the guard removes a PostgreSQL one.
@@ -388,6 +388,59 @@ async fn concurrent_leases_never_share_a_port() {
             winners += usize::from(t.await.unwrap());
         }
         assert_eq!(winners, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn image_scans_are_kept_per_image_and_releases_outlive_rescans() {
+    both(|s| async move {
+        assert!(s.image_scan("sha256:aa").await.unwrap().is_none());
+        let mut scan = ImageScan {
+            image_id: "sha256:aa".into(),
+            status: ScanStatus::Pending,
+            findings: vec![],
+            scanner: "clamav".into(),
+            duration_ms: 0,
+            scanned_at: 10,
+            released_by: None,
+            released_at: None,
+        };
+        s.set_image_scan(&scan).await.unwrap();
+        assert_eq!(s.image_scan("sha256:aa").await.unwrap(), Some(scan.clone()));
+        scan.status = ScanStatus::Flagged;
+        scan.findings = vec!["/eicar.txt: Eicar-Test-Signature".into()];
+        scan.duration_ms = 1400;
+        s.set_image_scan(&scan).await.unwrap();
+        assert_eq!(s.image_scans().await.unwrap(), [scan.clone()]);
+
+        assert!(!s.release_image_scan("sha256:bb", "root", 20).await.unwrap());
+        assert!(s.release_image_scan("sha256:aa", "root", 20).await.unwrap());
+        // A rescan of the same content keeps the release.
+        scan.scanned_at = 30;
+        s.set_image_scan(&scan).await.unwrap();
+        let got = s.image_scan("sha256:aa").await.unwrap().unwrap();
+        assert_eq!(got.released_by.as_deref(), Some("root"));
+        assert_eq!(got.released_at, Some(20));
+        assert_eq!(got.scanned_at, 30);
+
+        let pending = ImageScan {
+            image_id: "sha256:cc".into(),
+            status: ScanStatus::Pending,
+            ..scan.clone()
+        };
+        s.set_image_scan(&pending).await.unwrap();
+        assert_eq!(
+            s.fail_pending_image_scans("interrupted", 40).await.unwrap(),
+            1
+        );
+        let failed = s.image_scan("sha256:cc").await.unwrap().unwrap();
+        assert_eq!(failed.status, ScanStatus::Error);
+        assert_eq!(failed.findings, ["interrupted"]);
+        assert_eq!(
+            s.image_scan("sha256:aa").await.unwrap().unwrap().status,
+            ScanStatus::Flagged
+        );
     })
     .await;
 }

@@ -799,3 +799,77 @@ async fn an_idle_container_behind_an_agent_is_stopped_for_it() {
     }
     panic!("the idle container behind the agent was never stopped");
 }
+
+#[tokio::test]
+async fn images_built_through_an_agent_are_scanned_there() {
+    let h1 = Agent::start("h1", 41900, "", &[]);
+    // ClamAV with one signature, for the EICAR test file (freshclam cannot fetch any here).
+    let db = tempfile::tempdir().unwrap();
+    let hex: String = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        db.path().join("test.ndb"),
+        format!("Eicar-Test-Signature:0:*:{hex}\n"),
+    )
+    .unwrap();
+    let db_path = db.path().display().to_string();
+    let console = Console::start(&[&h1], &[("WM_SCAN_CLAMAV_DATABASE", &db_path)]).await;
+    let (alice, token) = console.student().await;
+    let eicar = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+    for (name, run, want) in [
+        ("clean:1", "true".to_string(), "clean"),
+        (
+            "eicar:1",
+            format!("printf '%s' '{eicar}' > /e.txt"),
+            "flagged",
+        ),
+    ] {
+        let form = reqwest::multipart::Form::new().text("name", name).text(
+            "dockerfile",
+            format!("FROM {}\nRUN {run}\n", wm_testkit::TEST_IMAGE),
+        );
+        let text = console
+            .http
+            .post(format!(
+                "http://127.0.0.1:{}/api/v1/images/build",
+                console.port
+            ))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["status"], "done", "{text}");
+        assert_eq!(last["image"]["scan"]["status"], want, "{text}");
+        assert!(text.contains("scanning with clamav"), "{text}");
+    }
+    let (status, body) = console
+        .call(
+            Method::POST,
+            "/api/v1/containers",
+            &token,
+            Some(json!({"name": "web", "image": format!("wm/{alice}/eicar:1")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "image_quarantined");
+    // The containers the file systems were exported from are gone.
+    let left = wm_testkit::docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=wm.instance={}", h1.instance),
+        "--filter",
+        "label=wm.kind=image-scan",
+    ]);
+    assert!(left.stdout.is_empty(), "scan containers left behind");
+    for r in ["clean:1", "eicar:1"] {
+        wm_testkit::docker(&["rmi", "-f", &format!("wm/{alice}/{r}")]);
+    }
+}

@@ -183,6 +183,10 @@ impl ContainerBackend for InstrumentedBackend {
         self.timed("save_image", self.inner.save_image(reference))
             .await
     }
+    async fn image_filesystem(&self, reference: &str) -> Result<ByteStream, BackendError> {
+        self.timed("image_filesystem", self.inner.image_filesystem(reference))
+            .await
+    }
     async fn put_runner(&self, spec: &RunnerSpec) -> Result<RunnerState, BackendError> {
         self.timed("put_runner", self.inner.put_runner(spec)).await
     }

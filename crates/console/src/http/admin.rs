@@ -5,9 +5,11 @@ use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, Http};
 
+use crate::service::accounts::Caller;
 use crate::service::accounts::{Accounts, Admin, NewUser, UserInfo};
 use crate::service::audit::{Audit, AuditEntryView};
 use crate::service::cleanup::{Cleanup, CleanupReport, ImageRemoval, SifRemoval};
+use crate::service::images::{Image, Images};
 use crate::service::quotas::{QuotaPatch, Quotas, UserQuota};
 use crate::service::reconcile::{ReconcileReport, Reconciler};
 use crate::service::system::{HostView, ImageDisk, System};
@@ -33,7 +35,8 @@ use utoipa::{OpenApi, ToSchema};
         list_quotas,
         get_quota,
         set_quota,
-        clear_quota
+        clear_quota,
+        release_image
     ),
     components(schemas(
         NewUser,
@@ -65,6 +68,22 @@ pub(super) fn router() -> Router<Http> {
             "/admin/users/{name}/quota",
             get(get_quota).put(set_quota).delete(clear_quota),
         )
+        .route("/admin/images/{ref}/release", post(release_image))
+}
+
+/// Release an image from quarantine (admins only): it may be used whatever its scan found,
+/// until it is removed. Audited.
+#[utoipa::path(post, path = "/api/v1/admin/images/{ref}/release",
+    params(("ref" = String, Path, description = "percent-encoded reference or image id")),
+    responses((status = 200, body = Image), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the image has no scan to release it from")))]
+async fn release_image(
+    State(images): State<Arc<Images>>,
+    caller: Caller,
+    admin: Admin,
+    Path(raw): Path<String>,
+) -> Result<Json<Image>, ApiError> {
+    Ok(Json(images.release(&caller, &admin, &raw).await?))
 }
 
 /// Create a local account (admins only).

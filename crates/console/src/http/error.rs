@@ -66,6 +66,7 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
             Refusal::InUse | Refusal::State | Refusal::Other => StatusCode::CONFLICT,
         },
         Error::Quota { .. } => StatusCode::CONFLICT,
+        Error::Quarantined { .. } => StatusCode::CONFLICT,
         Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

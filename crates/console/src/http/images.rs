@@ -7,7 +7,7 @@ use super::forms::read_build;
 use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
-use crate::service::images::{Image, ImagePatch, Images, PullRequest};
+use crate::service::images::{Image, ImagePatch, Images, PullRequest, Scan};
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -25,7 +25,7 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     paths(list_images, patch_image, delete_image, pull_image, build_image),
-    components(schemas(Image, ImagePatch, PullRequest))
+    components(schemas(Image, ImagePatch, PullRequest, Scan))
 )]
 pub(super) struct Doc;
 

@@ -77,8 +77,34 @@ pub(crate) enum Error {
         used: i64,
         asked: i64,
     },
+    /// The image may not be used until its scan allows it (see `images::scan`).
+    #[error("{}", hold_message(image, hold))]
+    Quarantined {
+        image: String,
+        hold: crate::service::images::Hold,
+    },
     #[error("an internal error occurred; the administrators can find the details in the log")]
     Unexpected(#[source] anyhow::Error),
+}
+
+fn hold_message(image: &str, hold: &crate::service::images::Hold) -> String {
+    use crate::service::images::Hold;
+    let first = |f: &[String]| match f {
+        [] => String::new(),
+        [one] => one.clone(),
+        [one, rest @ ..] => format!("{one} (and {} more)", rest.len()),
+    };
+    match hold {
+        Hold::Flagged(f) => format!(
+            "image {image} is quarantined: the scan found {}; delete it, or ask an administrator to release it",
+            first(f)
+        ),
+        Hold::Failed(f) => format!(
+            "image {image} is quarantined: it could not be scanned ({}); pull or build it again to rescan it, or ask an administrator to release it",
+            first(f)
+        ),
+        Hold::Pending => format!("image {image} is being scanned; try again when the scan has finished"),
+    }
 }
 
 /// What a quota counts.
@@ -221,6 +247,11 @@ impl Error {
             Error::Quota { .. } => "quota_exceeded",
             Error::FileNotFound(_) => "file_not_found",
             Error::Storage(_) => "storage_unavailable",
+            Error::Quarantined {
+                hold: crate::service::images::Hold::Pending,
+                ..
+            } => "image_scan_pending",
+            Error::Quarantined { .. } => "image_quarantined",
             Error::Unexpected(_) => "internal",
         }
     }

@@ -251,16 +251,20 @@ impl SifCache {
             .unwrap_or_else(|| Error::Unavailable(format!("no host has {} now", image.reference))))
     }
 
-    /// The one image a path's `{ref}` names, under the same rules as starting a container.
+    /// The one image a path's `{ref}` names, under the same rules as starting a container
+    /// (its scan included).
     async fn one_image(&self, caller: &Caller, raw: &str) -> Result<Image, Error> {
         caller.require_full_scope()?;
-        Ok(self
+        let image = self
             .images
             .resolve(caller, raw)
             .await?
             .into_iter()
             .next()
-            .expect("resolve finds at least one"))
+            .expect("resolve finds at least one");
+        // A quarantined image leaves the installation no more than it starts.
+        self.images.check_scan(&image.id, raw).await?;
+        Ok(image)
     }
 
     /// The image as a `docker save` archive, streamed from a host that has it.

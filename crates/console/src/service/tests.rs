@@ -6,7 +6,7 @@ use super::accounts::Caller;
 use super::audit::Audit;
 use super::cleanup::Cleanup;
 use super::containers::{Containers, CreateContainer};
-use super::images::{Catalog, Images};
+use super::images::{Catalog, Images, Scans};
 use super::quotas::Quotas;
 use super::reclaim::Reclaimer;
 use super::reconcile::Reconciler;
@@ -76,6 +76,15 @@ impl World {
             config.clone(),
             metrics.clone(),
         ));
+        // The memory hosts' images have no files: scanning is the integration tests' part.
+        let scans = Arc::new(Scans::new(
+            crate::config::ScanSettings {
+                command: crate::config::Scanner::Off,
+                ..Default::default()
+            },
+            dir.path().join("scans"),
+            metrics.clone(),
+        ));
         let images = Arc::new(Images::new(
             store.clone(),
             hosts.clone(),
@@ -83,6 +92,7 @@ impl World {
             config.clone(),
             audit.clone(),
             quotas.clone(),
+            scans,
         ));
         let containers = Arc::new(Containers::new(
             store.clone(),

@@ -65,7 +65,30 @@ pub fn test_config(data: &Path) -> Config {
     c.docker
         .labels
         .insert(wm_testkit::TEST_LABEL.into(), "1".into());
+    // Images are scanned with the real ClamAV, whose signatures freshclam cannot fetch
+    // here: a database of one signature, for the EICAR test file.
+    c.scan.clamav_database = eicar_database(data);
     c
+}
+
+/// The EICAR test file: harmless, and what every virus scanner detects by agreement.
+pub const EICAR: &str = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// A ClamAV database under `data` that knows the EICAR test file (a body signature,
+/// `Eicar-Test-Signature`), and nothing else.
+pub fn eicar_database(data: &Path) -> std::path::PathBuf {
+    let dir = data.join("clamav");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hex: String = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE"
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        dir.join("test.ndb"),
+        format!("Eicar-Test-Signature:0:*:{hex}\n"),
+    )
+    .unwrap();
+    dir
 }
 
 fn rand_u16() -> u16 {

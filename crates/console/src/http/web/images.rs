@@ -44,12 +44,45 @@ fn downloads(ctx: &Ctx, i: &Image) -> Markup {
     }
 }
 
+/// The image's scan: what it found, and for an administrator the release of a held image.
+fn scan_status(ctx: &Ctx, i: &Image) -> Markup {
+    let t = ctx.t;
+    let Some(scan) = &i.scan else {
+        return html! {};
+    };
+    let released = scan.released_at.is_some();
+    let (class, word) = match scan.status.as_str() {
+        _ if released => ("ok", t.scan_released),
+        "clean" => ("ok", t.scan_clean),
+        "pending" => ("muted", t.scan_pending),
+        "flagged" => ("bad", t.scan_flagged),
+        _ => ("bad", t.scan_error),
+    };
+    let held = !released && scan.status != "clean";
+    html! {
+        div.scan data-scan=(scan.status) {
+            p class=(class) { (t.scan) " (" (scan.scanner) "): " strong { (word) } }
+            @if !scan.findings.is_empty() {
+                ul.findings { @for f in &scan.findings { li { code { (f) } } } }
+            }
+            @if held && scan.status != "pending" && ctx.caller().is_admin() {
+                form.inline method="post" action="/images/release" {
+                    (ctx.csrf_field())
+                    input type="hidden" name="ref" value=(i.reference);
+                    button type="submit" { (t.release) span.sr { " " (i.reference) } }
+                }
+            }
+        }
+    }
+}
+
 fn own_entry(ctx: &Ctx, i: &Image, n: usize) -> Markup {
     let t = ctx.t;
     html! {
         li.image.card {
             h3 { code { (i.reference) } }
             p.muted { (human_size(i.size)) " · " time datetime=(i.created_at) { (short_time(&i.created_at)) } }
+            (scan_status(ctx, i))
             form method="post" action="/images/edit" {
                 (ctx.csrf_field())
                 input type="hidden" name="ref" value=(i.reference);
@@ -84,6 +117,7 @@ fn other_entry(ctx: &Ctx, i: &Image) -> Markup {
                 (human_size(i.size)) " · " time datetime=(i.created_at) { (short_time(&i.created_at)) }
             }
             @if !i.description.is_empty() { p.description { (i.description) } }
+            (scan_status(ctx, i))
             (downloads(ctx, i))
         }
     }
@@ -208,6 +242,19 @@ pub(super) async fn delete(
         .await
         .or_page(ctx)?;
     Ok(see_other("/images?notice=image-deleted"))
+}
+
+pub(super) async fn release(
+    State(http): State<Http>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let admin = crate::service::accounts::Admin::check(ctx.caller()).or_page(ctx)?;
+    http.images
+        .release(ctx.caller(), &admin, posted.field("ref"))
+        .await
+        .or_page(ctx)?;
+    Ok(see_other("/images?notice=image-released"))
 }
 
 pub(super) async fn pull(State(http): State<Http>, posted: Posted) -> Result<Response, PageError> {

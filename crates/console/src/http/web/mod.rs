@@ -71,6 +71,7 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/images/build", post(images::build))
         .route("/images/edit", post(images::edit))
         .route("/images/delete", post(images::delete))
+        .route("/images/release", post(images::release))
         .route("/files", get(files::page_handler))
         .route(
             "/files/upload",

@@ -13,6 +13,7 @@
 use super::{set_status, Container, OwnedContainer, Port};
 use crate::hosts::GatedCluster;
 use crate::service::accounts::Caller;
+use crate::service::images::Images;
 use crate::service::Error;
 use crate::util::{new_id, now};
 use std::sync::Arc;
@@ -32,11 +33,20 @@ const STALE_CREATE_SECS: i64 = 300;
 pub(super) struct OnCluster {
     store: Store,
     cluster: Option<Arc<GatedCluster>>,
+    images: Arc<Images>,
 }
 
 impl OnCluster {
-    pub(super) fn new(store: Store, cluster: Option<Arc<GatedCluster>>) -> Self {
-        Self { store, cluster }
+    pub(super) fn new(
+        store: Store,
+        cluster: Option<Arc<GatedCluster>>,
+        images: Arc<Images>,
+    ) -> Self {
+        Self {
+            store,
+            cluster,
+            images,
+        }
     }
 
     /// Whether this installation lends containers on a cluster.
@@ -91,6 +101,9 @@ impl OnCluster {
             ..
         } = new;
         let cluster = self.cluster()?;
+        // The cluster pulls from the registry itself, unscanned; an image a pull or build
+        // here quarantined is refused on the cluster as on the hosts.
+        self.images.check_scan_on_hosts(&image).await?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let name = key.full_name();
         let conflict = || Error::Conflict(format!("you already have a container named {short}"));

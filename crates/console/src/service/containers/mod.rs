@@ -429,9 +429,14 @@ impl Containers {
     ) -> Self {
         Self {
             quotas,
-            docker: docker::OnHosts::new(store.clone(), hosts.clone(), images, config.clone()),
+            docker: docker::OnHosts::new(
+                store.clone(),
+                hosts.clone(),
+                images.clone(),
+                config.clone(),
+            ),
             hosts,
-            cluster: cluster::OnCluster::new(store.clone(), cluster),
+            cluster: cluster::OnCluster::new(store.clone(), cluster, images),
             files: TempFiles::new(config.upload_max_open_files),
             store,
             config,

@@ -2,7 +2,7 @@
 //! sent anything (see `wm_domain::dockerfile` and the README's security model).
 
 use super::context;
-use super::pull::{on_host, Lines};
+use super::pull::{on_host, Lines, Running};
 use super::{Caller, Error, Host, Images};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -105,6 +105,7 @@ impl Images {
             sends.push((h, pinned));
         }
         let mut streams = Vec::new();
+        let hosts: Vec<Arc<Host>> = sends.iter().map(|(h, _)| h.clone()).collect();
         for (h, pinned) in sends {
             let ctx = context.clone();
             let bytes = tokio::task::spawn_blocking(move || ctx.with_dockerfile(&pinned))
@@ -125,7 +126,7 @@ impl Images {
         Ok(self.lines(
             caller.clone(),
             tag,
-            progress,
+            Running { progress, hosts },
             "building",
             Some(timeout),
             Some(slot),
@@ -183,6 +184,8 @@ impl Images {
         if !self.allowed(caller, &info, &names).await? {
             return Err(build_image_not_found(raw));
         }
+        // Nothing is built from what its scan holds back.
+        self.check_scan(&info.id, raw).await?;
         Ok(info)
     }
 

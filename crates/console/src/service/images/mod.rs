@@ -17,11 +17,13 @@
 mod build;
 mod context;
 mod pull;
+mod scan;
 
 pub(crate) use build::{BuildInput, BuildSource};
 pub(crate) use pull::{Lines, PullRequest};
+pub(crate) use scan::{Hold, Scan, Scans};
 
-use super::accounts::Caller;
+use super::accounts::{Admin, Caller};
 use super::audit::Audit;
 use super::quotas::Quotas;
 use super::Error;
@@ -35,7 +37,7 @@ use tokio::sync::RwLock;
 use utoipa::ToSchema;
 use wm_backend::{BackendError, ImageInfo};
 use wm_domain::ImageRef;
-use wm_store::{ImageMeta, Store};
+use wm_store::{ImageMeta, ImageScan, Store};
 
 /// An image as the API shows it: one entry per reference.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -56,6 +58,9 @@ pub(crate) struct Image {
     pub(crate) kind: String,
     /// The hosts that have it.
     pub(crate) hosts: Vec<String>,
+    /// Its last scan; `null` for an image that never came through a pull or build here
+    /// (or while scanning is off), which is usable.
+    pub(crate) scan: Option<Scan>,
 }
 
 /// The images on each host that answers, as last seen.
@@ -131,6 +136,7 @@ pub(crate) struct Images {
     config: Arc<Config>,
     audit: Audit,
     quotas: Arc<Quotas>,
+    scans: Arc<Scans>,
 }
 
 /// `PATCH /api/v1/images/{ref}`.
@@ -151,8 +157,10 @@ impl Images {
         config: Arc<Config>,
         audit: Audit,
         quotas: Arc<Quotas>,
+        scans: Arc<Scans>,
     ) -> Self {
         Self {
+            scans,
             quotas,
             store,
             hosts,
@@ -171,6 +179,13 @@ impl Images {
             .await?
             .into_iter()
             .map(|m| (m.reference.clone(), m))
+            .collect();
+        let scans: HashMap<String, ImageScan> = self
+            .store
+            .image_scans()
+            .await?
+            .into_iter()
+            .map(|s| (s.image_id.clone(), s))
             .collect();
         let mut hosts: Vec<&String> = by_host.keys().collect();
         hosts.sort();
@@ -215,6 +230,7 @@ impl Images {
                 created_at: rfc3339(info.created_at),
                 kind: kind.into(),
                 hosts: on,
+                scan: scans.get(&info.id).map(Scan::from),
             });
         }
         out.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -277,11 +293,70 @@ impl Images {
                 None => image_not_found(image.as_str()),
             });
         };
-        if self.allowed(caller, &found, &[image.as_str()]).await? {
-            Ok(present)
-        } else {
-            Err(image_not_found(image.as_str()))
+        if !self.allowed(caller, &found, &[image.as_str()]).await? {
+            return Err(image_not_found(image.as_str()));
         }
+        self.check_scan(&found.id, image.as_str()).await?;
+        Ok(present)
+    }
+
+    /// Refuses an image its scan holds back (see [`scan`]): quarantined, or being scanned.
+    /// `name` is how the caller named it.
+    pub(crate) async fn check_scan(&self, image_id: &str, name: &str) -> Result<(), Error> {
+        match scan::hold(self.store.image_scan(image_id).await?.as_ref()) {
+            None => Ok(()),
+            Some(hold) => Err(Error::Quarantined {
+                image: name.to_string(),
+                hold,
+            }),
+        }
+    }
+
+    /// Refuses `image` when a host that answers has it under that reference and its scan
+    /// holds it back. Hosts that do not answer are passed over: this serves the
+    /// Kubernetes backend, which must not depend on the Docker hosts.
+    pub(crate) async fn check_scan_on_hosts(&self, image: &ImageRef) -> Result<(), Error> {
+        for host in self.hosts.usable() {
+            if let Ok(Some(info)) = host.backend.image(image.as_str()).await {
+                self.check_scan(&info.id, image.as_str()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases an image from quarantine (administrators): it may be used whatever its
+    /// scan says, until it is removed; a rescan of the same content keeps the release.
+    pub(crate) async fn release(
+        &self,
+        caller: &Caller,
+        _admin: &Admin,
+        raw: &str,
+    ) -> Result<Image, Error> {
+        let images = self.resolve(caller, raw).await?;
+        let image = &images[0];
+        let released = self
+            .store
+            .release_image_scan(&image.id, caller.name.as_str(), now())
+            .await?;
+        if !released {
+            return Err(Error::Conflict(format!(
+                "image {raw} has no scan to release it from"
+            )));
+        }
+        self.audit
+            .record(
+                Some(caller.name.to_string()),
+                "image.release".into(),
+                Some(image.reference.clone()),
+                200,
+                image
+                    .scan
+                    .as_ref()
+                    .map(|s| format!("{} {}: {}", s.scanner, s.status, s.findings.join("; "))),
+            )
+            .await;
+        let updated = self.resolve(caller, raw).await?;
+        Ok(updated.into_iter().next().expect("resolved before"))
     }
 
     /// The rule of who may use an image, for an image as a host knows it: public, the

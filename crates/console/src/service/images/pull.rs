@@ -30,6 +30,13 @@ pub(crate) struct PullRequest {
 pub(super) type HostProgress =
     futures::stream::BoxStream<'static, Result<(String, Progress), BackendError>>;
 
+/// A pull or build under way: its hosts' progress, merged, and the hosts it runs on (whose
+/// result is scanned when it ends).
+pub(super) struct Running {
+    pub(super) progress: HostProgress,
+    pub(super) hosts: Vec<Arc<Host>>,
+}
+
 impl Images {
     /// Pull an image from a registry, with live progress.
     pub(crate) async fn pull(&self, caller: &Caller, req: PullRequest) -> Result<Lines, Error> {
@@ -53,7 +60,8 @@ impl Images {
         self.check_egress(&image).await?;
         let auth = self.registry_auth(registry);
         let mut streams = Vec::new();
-        for host in self.target_hosts(req.host.as_deref())? {
+        let hosts = self.target_hosts(req.host.as_deref())?;
+        for host in &hosts {
             let progress = host
                 .backend
                 .pull(&image, auth.clone())
@@ -73,7 +81,14 @@ impl Images {
             streams.push(on_host(&host.id, progress));
         }
         let progress = futures::stream::select_all(streams).boxed();
-        Ok(self.lines(caller.clone(), image, progress, "pulling", None, None))
+        Ok(self.lines(
+            caller.clone(),
+            image,
+            Running { progress, hosts },
+            "pulling",
+            None,
+            None,
+        ))
     }
 
     /// Pulls a public image onto `host` before a container starts from it there.
@@ -103,7 +118,7 @@ impl Images {
                 ))
             })?;
         }
-        Ok(())
+        self.scan_pulled(host, image).await
     }
 
     /// Refuses a pull from a registry on the host's own network (loopback, link-local, this
@@ -180,7 +195,7 @@ impl Images {
         &self,
         caller: Caller,
         image: ImageRef,
-        progress: HostProgress,
+        running: Running,
         verb: &'static str,
         timeout: Option<Duration>,
         slot: Option<super::super::quotas::BuildSlot>,
@@ -189,8 +204,12 @@ impl Images {
         let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
         tokio::spawn(async move {
             let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-            let mut progress = progress;
+            let Running {
+                mut progress,
+                hosts,
+            } = running;
             let mut failure: Option<Value> = None;
+            let mut gone = false;
             loop {
                 let next = match deadline {
                     Some(d) => match tokio::time::timeout_at(d, progress.next()).await {
@@ -214,8 +233,10 @@ impl Images {
                         let mut line = progress_line(p, verb);
                         line["host"] = Value::String(host);
                         if tx.send(line).await.is_err() {
-                            // The client went away: dropping the stream cancels the work.
-                            return;
+                            // The client went away: dropping the stream cancels the work
+                            // (what it finished is still scanned, below).
+                            gone = true;
+                            break;
                         }
                     }
                     Some(Err(e)) => {
@@ -244,6 +265,12 @@ impl Images {
                 }
             }
             drop(progress);
+            if failure.is_none() || gone {
+                this.scan_new(&image, &hosts, &tx).await;
+            }
+            if gone {
+                return;
+            }
             let last = match failure {
                 Some(f) => f,
                 None => this.done_line(&caller, &image).await,
