@@ -15,7 +15,7 @@ use tokio_util::io::StreamReader;
 use wm_backend::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
-    RunnerSpec, RunnerState, StoragePath,
+    RunnerSpec, RunnerState, StoragePath, Terminal, TerminalRequest,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -384,9 +384,38 @@ impl ContainerBackend for RemoteBackend {
             .t
             .http
             .get(self.t.url(&path))
-            .query(&TailQuery { tail });
+            .query(&TailQuery {
+                tail,
+                follow: false,
+            });
         let resp = self.t.send(req, Some(self.t.timeout)).await?;
         resp.bytes().await.map_err(|e| self.t.unreachable(&e))
+    }
+
+    async fn follow_logs(
+        &self,
+        name: &ContainerKey,
+        tail: u32,
+    ) -> Result<ByteStream, BackendError> {
+        let path = format!("/containers/{}/logs", container_segments(name));
+        let req = self
+            .t
+            .http
+            .get(self.t.url(&path))
+            .query(&TailQuery { tail, follow: true });
+        // As long as the container runs: no clock bounds it.
+        let resp = self.t.send(req, None).await?;
+        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    async fn terminal(
+        &self,
+        _name: &ContainerKey,
+        _req: &TerminalRequest,
+    ) -> Result<Terminal, BackendError> {
+        Err(BackendError::Refused(
+            "interactive sessions do not cross an agent yet".into(),
+        ))
     }
 
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {

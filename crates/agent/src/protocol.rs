@@ -52,6 +52,9 @@ pub struct PathQuery {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TailQuery {
     pub tail: u32,
+    /// Stream until the container stops or the client goes away.
+    #[serde(default)]
+    pub follow: bool,
 }
 
 /// A build's request travels in the query; the body is the context.

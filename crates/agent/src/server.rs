@@ -311,7 +311,12 @@ async fn logs(
     Path(name): Path<(String, String)>,
     Query(q): Query<TailQuery>,
 ) -> Result<Response, Failure> {
-    let bytes = a.backend.logs(&container(&name)?, q.tail).await?;
+    let name = container(&name)?;
+    if q.follow {
+        let lines = a.backend.follow_logs(&name, q.tail).await?;
+        return Ok(Body::from_stream(lines).into_response());
+    }
+    let bytes = a.backend.logs(&name, q.tail).await?;
     Ok(bytes.into_response())
 }
 

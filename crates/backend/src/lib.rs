@@ -137,6 +137,45 @@ pub struct ExecOutput {
     pub truncated: bool,
 }
 
+/// An interactive session's start: a command under a terminal of this size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TerminalRequest {
+    /// `None`: the image's `bash` when it has one, else `sh`.
+    pub cmd: Option<Vec<String>>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// What a session's client sends: keyboard input, or a new window size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TerminalInput {
+    Data { data: Vec<u8> },
+    Resize { cols: u16, rows: u16 },
+}
+
+/// What a session sends back: terminal output, then once its exit status (`None` when
+/// the engine does not know it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TerminalOutput {
+    Data { data: Vec<u8> },
+    Exit { code: Option<i64> },
+}
+
+/// A running interactive session. Dropping `input` ends it: every process it started is
+/// killed. `output` ends after its [`TerminalOutput::Exit`], or with an error.
+pub struct Terminal {
+    pub input: futures::channel::mpsc::Sender<TerminalInput>,
+    pub output: BoxStream<'static, Result<TerminalOutput, BackendError>>,
+}
+
+impl std::fmt::Debug for Terminal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Terminal")
+    }
+}
+
 /// Credentials for one registry.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RegistryAuth {
@@ -385,6 +424,13 @@ pub trait ContainerBackend: Send + Sync {
         name: &ContainerKey,
         req: &ExecRequest,
     ) -> Result<ExecOutput, BackendError>;
+    /// Starts an interactive session (a TTY) in the running container, as its user and
+    /// with no more privileges than the container has.
+    async fn terminal(
+        &self,
+        name: &ContainerKey,
+        req: &TerminalRequest,
+    ) -> Result<Terminal, BackendError>;
     /// Extracts a tar archive into `dir`, which must exist in the container.
     async fn upload(
         &self,
@@ -400,6 +446,10 @@ pub trait ContainerBackend: Send + Sync {
     async fn download(&self, name: &ContainerKey, path: &str) -> Result<ByteStream, BackendError>;
     /// The last `tail` lines of the container's output, stdout and stderr interleaved.
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError>;
+    /// The last `tail` lines, then what the container writes until it stops (or the
+    /// stream is dropped).
+    async fn follow_logs(&self, name: &ContainerKey, tail: u32)
+    -> Result<ByteStream, BackendError>;
     /// Every tagged image on the host.
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError>;
     /// Removes one reference (the image goes with its last reference). Never forced.

@@ -45,7 +45,8 @@
 use crate::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, FileEntry, FileKind, Gpu, HostInfo, ImageInfo, Limits,
-    PortBinding, Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath,
+    PortBinding, Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath, Terminal,
+    TerminalInput, TerminalOutput, TerminalRequest,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -879,6 +880,42 @@ impl ContainerBackend for MemoryBackend {
         })
     }
 
+    /// An echo session: input comes back as output, a resize as the line
+    /// `resize COLSxROWS`; it exits with code 0 when its input is dropped.
+    async fn terminal(
+        &self,
+        name: &ContainerKey,
+        _req: &TerminalRequest,
+    ) -> Result<Terminal, BackendError> {
+        let s = self.enter(Op::Exec, name.to_string())?;
+        let c = s
+            .containers
+            .get(name)
+            .ok_or(BackendError::NoSuchContainer)?;
+        if c.state != ContainerStatus::Running {
+            return Err(BackendError::Refused(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let (input, rx) = futures::channel::mpsc::channel(16);
+        let echo = rx.map(|i| {
+            Ok(TerminalOutput::Data {
+                data: match i {
+                    TerminalInput::Data { data } => data,
+                    TerminalInput::Resize { cols, rows } => {
+                        format!("resize {cols}x{rows}\r\n").into_bytes()
+                    }
+                },
+            })
+        });
+        let exit = futures::stream::once(async { Ok(TerminalOutput::Exit { code: Some(0) }) });
+        Ok(Terminal {
+            input,
+            output: echo.chain(exit).boxed(),
+        })
+    }
+
     async fn upload(
         &self,
         name: &ContainerKey,
@@ -933,6 +970,16 @@ impl ContainerBackend for MemoryBackend {
             out.push('\n');
         }
         Ok(Bytes::from(out))
+    }
+
+    /// The last lines, then the stream ends (as if the container had stopped).
+    async fn follow_logs(
+        &self,
+        name: &ContainerKey,
+        tail: u32,
+    ) -> Result<ByteStream, BackendError> {
+        let lines = self.logs(name, tail).await?;
+        Ok(futures::stream::once(async { Ok(lines) }).boxed())
     }
 
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {

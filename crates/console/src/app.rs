@@ -10,7 +10,7 @@ use crate::service::accounts::Accounts;
 use crate::service::audit::Audit;
 use crate::service::ci::Ci;
 use crate::service::cleanup::Cleanup;
-use crate::service::containers::Containers;
+use crate::service::containers::{Containers, Sessions};
 use crate::service::images::{Catalog, Images, Scans};
 use crate::service::quotas::Quotas;
 use crate::service::ratelimit::{LoginLimiter, LoginLimits};
@@ -225,6 +225,10 @@ pub async fn build_with_hosts(
         images.clone(),
         quotas.clone(),
         config.clone(),
+        Sessions::new(
+            config.terminal_max_sessions,
+            metrics.terminal_sessions.clone(),
+        ),
     ));
     let sif_dir = config.data_dir.join("sif-cache");
     let sif = SifCache::open(

@@ -148,6 +148,9 @@ pub struct Config {
     pub exec_timeout_secs: u64,
     /// Most bytes of stdout and of stderr an exec returns (`WM_EXEC_MAX_OUTPUT`).
     pub exec_max_output: usize,
+    /// Most interactive terminal sessions one user may have open at once
+    /// (`WM_TERMINAL_MAX_SESSIONS`).
+    pub terminal_max_sessions: usize,
     /// Largest file upload, in bytes (`WM_UPLOAD_MAX_BYTES`).
     pub upload_max_bytes: usize,
     /// Seconds between reconciles of the database with the hosts
@@ -703,6 +706,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             exec_timeout_secs: 60,
             exec_max_output: 1 << 20,
+            terminal_max_sessions: 8,
             upload_max_bytes: 256 << 20,
             reconcile_interval_secs: 30,
             reclaim: ReclaimSettings::default(),
@@ -798,6 +802,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ),
     ("WM_EXEC_TIMEOUT_SECS", &["exec_timeout_secs"], Kind::Int),
     ("WM_EXEC_MAX_OUTPUT", &["exec_max_output"], Kind::Int),
+    (
+        "WM_TERMINAL_MAX_SESSIONS",
+        &["terminal_max_sessions"],
+        Kind::Int,
+    ),
     ("WM_UPLOAD_MAX_BYTES", &["upload_max_bytes"], Kind::Int),
     (
         "WM_RECONCILE_INTERVAL_SECS",
@@ -1218,6 +1227,9 @@ impl Config {
         }
         if self.exec_timeout_secs == 0 || self.exec_timeout_secs > 3600 {
             return e("exec_timeout_secs must be 1..3600".into());
+        }
+        if self.terminal_max_sessions == 0 || self.terminal_max_sessions > 1000 {
+            return e("terminal_max_sessions must be 1..1000".into());
         }
         if self.exec_max_output == 0 || self.upload_max_bytes == 0 {
             return e("exec_max_output and upload_max_bytes must be above 0".into());

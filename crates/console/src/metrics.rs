@@ -61,6 +61,7 @@ pub(crate) struct Metrics {
     pub(crate) cleanup_freed_bytes: Family<CleanupLabels, Counter>,
     pub(crate) image_scans: Family<ScanLabels, Counter>,
     pub(crate) image_scan_seconds: Histogram,
+    pub(crate) terminal_sessions: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,6 +151,12 @@ impl Default for Metrics {
             "Images converted to SIF (cache misses), by outcome",
             sif_conversions.clone(),
         );
+        let terminal_sessions = Gauge::default();
+        registry.register(
+            "terminal_sessions",
+            "Interactive terminal sessions open now",
+            terminal_sessions.clone(),
+        );
         let gpus_allocated = Family::<HostLabels, Gauge>::default();
         registry.register(
             "gpus_allocated",
@@ -199,6 +206,7 @@ impl Default for Metrics {
             cleanup_freed_bytes,
             image_scans,
             image_scan_seconds,
+            terminal_sessions,
             gpus_allocated,
             quota_refusals,
             sif_conversions,

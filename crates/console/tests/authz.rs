@@ -65,6 +65,9 @@ enum Kind {
     OwnBackendOff,
     /// Administrators only.
     AdminOnly,
+    /// Like [`Kind::Owned`], for a WebSocket route asked without upgrade headers: the
+    /// owner and admins get 400 `websocket_required` after the ownership check.
+    OwnedWebSocket,
 }
 
 /// What a cell expects.
@@ -114,6 +117,7 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("get", "/api/v1/admin/users/{name}/storage") => AdminOnly,
         ("delete", "/api/v1/admin/users/{name}/storage") => AdminOnly,
         ("get", "/api/v1/containers/{name}/logs") => Owned,
+        ("get", "/api/v1/containers/{name}/terminal") => OwnedWebSocket,
         ("get", "/api/v1/images") => Own,
         ("post", "/api/v1/images/pull") => Own,
         ("post", "/api/v1/images/build") => OwnOrBuild,
@@ -148,6 +152,10 @@ fn expected(kind: Kind, who: Who, path: &str) -> Expect {
         },
         Kind::Owned => match who {
             Owner | Admin => Success,
+            _ => Is(404),
+        },
+        Kind::OwnedWebSocket => match who {
+            Owner | Admin => Is(400),
             _ => Is(404),
         },
         Kind::OwnerOnly => match who {

@@ -17,7 +17,7 @@ use bollard::container::{
     UploadToContainerOptions,
 };
 use bollard::errors::Error as DockerError;
-use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::image::{CreateImageOptions, ListImagesOptions, RemoveImageOptions};
 use bollard::models::{
     BuildInfo, ContainerInspectResponse, ContainerStateStatusEnum, DeviceMapping, DeviceRequest,
@@ -39,7 +39,8 @@ use tokio::sync::{Mutex, RwLock};
 use wm_backend::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, Gpu, GpuKind, HostInfo, ImageInfo, PortBinding,
-    Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath,
+    Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath, Terminal,
+    TerminalInput, TerminalOutput, TerminalRequest,
 };
 use wm_domain::{ContainerKey, ContainerStatus, GuestPort, ImageRef, UserName};
 
@@ -1357,6 +1358,7 @@ impl ContainerBackend for DockerEngine {
     ) -> Result<ExecOutput, BackendError> {
         let docker = self.docker().await?;
         let id = self.inspect(name).await?.id;
+        let mark = exec_mark();
         let created = self
             .call(docker.create_exec(
                 &id,
@@ -1366,6 +1368,8 @@ impl ContainerBackend for DockerEngine {
                     attach_stderr: Some(true),
                     attach_stdin: Some(false),
                     tty: Some(false),
+                    privileged: Some(false),
+                    env: Some(vec![mark_env(&mark)]),
                     ..Default::default()
                 },
             ))
@@ -1399,7 +1403,10 @@ impl ContainerBackend for DockerEngine {
         };
         match tokio::time::timeout(Duration::from_secs(req.timeout_secs), collect).await {
             Ok(r) => r?,
-            Err(_) => out.timed_out = true,
+            Err(_) => {
+                out.timed_out = true;
+                kill_marked(&docker, &id, &mark).await;
+            }
         }
         out.stdout = String::from_utf8_lossy(&stdout).into_owned();
         out.stderr = String::from_utf8_lossy(&stderr).into_owned();
@@ -1407,6 +1414,106 @@ impl ContainerBackend for DockerEngine {
             out.exit_code = self.call(docker.inspect_exec(&created.id)).await?.exit_code;
         }
         Ok(out)
+    }
+
+    async fn terminal(
+        &self,
+        name: &ContainerKey,
+        req: &TerminalRequest,
+    ) -> Result<Terminal, BackendError> {
+        let docker = self.docker().await?;
+        let id = self.inspect(name).await?.id;
+        let mark = exec_mark();
+        let cmd = req.cmd.clone().unwrap_or_else(|| {
+            ["/bin/sh", "-c", DEFAULT_SHELL]
+                .map(String::from)
+                .to_vec()
+        });
+        let created = self
+            .call(docker.create_exec(
+                &id,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    privileged: Some(false),
+                    env: Some(vec![mark_env(&mark), "TERM=xterm-256color".to_string()]),
+                    ..Default::default()
+                },
+            ))
+            .await?;
+        let exec = created.id;
+        let started = self
+            .call(docker.start_exec(
+                &exec,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: true,
+                    output_capacity: None,
+                }),
+            ))
+            .await?;
+        let StartExecResults::Attached { output, mut input } = started else {
+            return Err(BackendError::Engine("exec did not attach".into()));
+        };
+        let size = |cols, rows| ResizeExecOptions {
+            width: cols,
+            height: rows,
+        };
+        // The process may not have its terminal yet; a failed first resize is not fatal.
+        if let Err(e) = docker
+            .resize_exec(&exec, size(req.cols, req.rows))
+            .await
+        {
+            tracing::debug!(error = %e, "first resize of a terminal failed");
+        }
+        let (tx, mut rx) = futures::channel::mpsc::channel::<TerminalInput>(16);
+        let (d, e) = (docker.clone(), exec.clone());
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Some(msg) = rx.next().await {
+                match msg {
+                    TerminalInput::Data { data } => {
+                        if input.write_all(&data).await.is_err() {
+                            break;
+                        }
+                    }
+                    TerminalInput::Resize { cols, rows } => {
+                        if let Err(err) = d.resize_exec(&e, size(cols, rows)).await {
+                            tracing::debug!(error = %err, "terminal resize failed");
+                        }
+                    }
+                }
+            }
+            // The client is gone: nothing the session started may outlive it.
+            kill_marked(&d, &id, &mark).await;
+            let _ = input.shutdown().await;
+        });
+        let data = output.map(|r| {
+            r.map(|o| TerminalOutput::Data {
+                data: o.into_bytes().to_vec(),
+            })
+            .map_err(classify)
+        });
+        let exit = futures::stream::once(async move {
+            // The engine records the exit code a moment after the output ends.
+            for _ in 0..100 {
+                let info = docker.inspect_exec(&exec).await.map_err(classify)?;
+                if info.running != Some(true) {
+                    return Ok(TerminalOutput::Exit {
+                        code: info.exit_code,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(TerminalOutput::Exit { code: None })
+        });
+        Ok(Terminal {
+            input: tx,
+            output: data.chain(exit).boxed(),
+        })
     }
 
     async fn upload(
@@ -1501,6 +1608,29 @@ impl ContainerBackend for DockerEngine {
             .await
             .map_err(|_| self.timed_out())??;
         Ok(buf.freeze())
+    }
+
+    async fn follow_logs(
+        &self,
+        name: &ContainerKey,
+        tail: u32,
+    ) -> Result<ByteStream, BackendError> {
+        let docker = self.docker().await?;
+        let id = self.inspect(name).await?.id;
+        let stream = docker.logs(
+            &id,
+            Some(LogsOptions::<String> {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                tail: tail.to_string(),
+                ..Default::default()
+            }),
+        );
+        Ok(stream
+            .map_ok(|chunk| chunk.into_bytes())
+            .map_err(std::io::Error::other)
+            .boxed())
     }
 
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {
@@ -2172,6 +2302,54 @@ fn is_lent(c: &bollard::models::ContainerSummary) -> bool {
     c.labels
         .as_ref()
         .is_none_or(|l| !l.contains_key(labels::KIND))
+}
+
+/// An interactive session's command when none is given: the image's bash, else its sh.
+const DEFAULT_SHELL: &str = "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi";
+
+/// The environment variable that marks every process of one exec (its children inherit
+/// it), so that what the exec started can be found and killed inside the container.
+const EXEC_MARK: &str = "WM_EXEC";
+
+fn exec_mark() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn mark_env(mark: &str) -> String {
+    format!("{EXEC_MARK}={mark}")
+}
+
+/// Kills every process in the container that carries the exec's mark, with an exec of
+/// the container's own `sh` (the engine may be on another machine than this process, and
+/// process ids in the container are its own). Best effort: a failure is logged.
+async fn kill_marked(docker: &Docker, container: &str, mark: &str) {
+    let script = format!(
+        "for d in /proc/[0-9]*; do \
+         if tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx '{}'; then \
+         kill -9 \"${{d#/proc/}}\" 2>/dev/null; fi; done; true",
+        mark_env(mark)
+    );
+    let opts = CreateExecOptions {
+        cmd: Some(vec!["/bin/sh".to_string(), "-c".to_string(), script]),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        privileged: Some(false),
+        ..Default::default()
+    };
+    let run = async {
+        let created = docker.create_exec(container, opts).await?;
+        if let StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&created.id, None).await?
+        {
+            while output.next().await.is_some() {}
+        }
+        Ok::<(), DockerError>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(30), run).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, container, "could not end an exec's processes"),
+        Err(_) => tracing::warn!(container, "ending an exec's processes timed out"),
+    }
 }
 
 #[cfg(test)]

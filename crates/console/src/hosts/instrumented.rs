@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use wm_backend::{
-    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
+    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, Terminal, TerminalRequest,
     ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
     RunnerSpec, RunnerState, StoragePath,
 };
@@ -108,6 +108,13 @@ impl ContainerBackend for InstrumentedBackend {
     ) -> Result<ExecOutput, BackendError> {
         self.timed("exec", self.inner.exec(name, req)).await
     }
+    async fn terminal(
+        &self,
+        name: &ContainerKey,
+        req: &TerminalRequest,
+    ) -> Result<Terminal, BackendError> {
+        self.timed("terminal", self.inner.terminal(name, req)).await
+    }
     async fn upload(
         &self,
         name: &ContainerKey,
@@ -123,6 +130,14 @@ impl ContainerBackend for InstrumentedBackend {
     }
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
         self.timed("logs", self.inner.logs(name, tail)).await
+    }
+    async fn follow_logs(
+        &self,
+        name: &ContainerKey,
+        tail: u32,
+    ) -> Result<ByteStream, BackendError> {
+        self.timed("follow_logs", self.inner.follow_logs(name, tail))
+            .await
     }
     async fn storage_usage(&self, owner: &UserName) -> Result<i64, BackendError> {
         self.timed("storage_usage", self.inner.storage_usage(owner))

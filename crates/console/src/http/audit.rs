@@ -8,13 +8,16 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// Records every request whose method changes state.
+/// Records every request whose method changes state, and every WebSocket session
+/// (`GET /api/v1/containers/{name}/terminal`, answered 101 when it opened).
 pub(super) async fn audit_mutations(
     State(http): State<Http>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !super::extract::is_websocket_upgrade(req.headers())
+    {
         return next.run(req).await;
     }
     let actor = AuditActor::default();

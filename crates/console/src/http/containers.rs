@@ -8,8 +8,12 @@ use crate::config::Config;
 use crate::service::accounts::Caller;
 use crate::service::containers::{
     Container, ContainerPatch, Containers, CreateContainer, Download, ExecCommand, ExecResult,
-    Port, Written,
+    Port, TerminalAsk, TerminalSession, Written,
 };
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::rejection::WebSocketUpgradeRejection;
+use futures::{SinkExt, StreamExt};
+use wm_backend::{TerminalInput, TerminalOutput};
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -35,7 +39,8 @@ use utoipa::OpenApi;
         exec_container,
         upload_files,
         download_files,
-        container_logs
+        container_logs,
+        container_terminal
     ),
     components(schemas(
         Container,
@@ -70,6 +75,7 @@ pub(super) fn router(config: &Config) -> Router<Http> {
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/containers/{name}/logs", get(container_logs))
+        .route("/containers/{name}/terminal", get(container_terminal))
 }
 
 /// Create and start a container.
@@ -283,6 +289,7 @@ async fn download_files(
 struct LogsQuery {
     tail: Option<u32>,
     owner: Option<String>,
+    follow: Option<bool>,
 }
 
 /// The container's recent output (stdout and stderr), as text.
@@ -296,11 +303,134 @@ async fn container_logs(
 ) -> Result<Response, ApiError> {
     let c = containers.load(&caller, &name, q.owner.as_deref()).await?;
     let tail = q.tail.unwrap_or(100).min(10_000);
-    let body = containers.logs(&c, tail).await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if q.follow == Some(true) {
+        let lines = containers.follow_logs(&c, tail).await?;
+        return Ok((headers, Body::from_stream(lines)).into_response());
+    }
+    let body = containers.logs(&c, tail).await?;
     Ok((headers, body).into_response())
+}
+
+/// Largest WebSocket message a terminal's client may send, in bytes.
+const TERMINAL_MAX_MESSAGE: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TerminalQuery {
+    cols: Option<u16>,
+    rows: Option<u16>,
+    cmd: Option<String>,
+    owner: Option<String>,
+}
+
+/// A control message from a terminal's client (a text frame).
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum TerminalControl {
+    Resize { cols: u16, rows: u16 },
+}
+
+/// An interactive session (a TTY) in the running container, over a WebSocket.
+///
+/// Query: `cols` and `rows` (default 80×24, each 1..1000), `cmd` (a command line for
+/// `/bin/sh -c`; default the image's `bash`, else `sh`). Client to server: binary frames
+/// are keyboard input (at most 64 KiB a message); text frames are JSON control messages,
+/// `{"type":"resize","cols":N,"rows":N}`. Server to client: binary frames are terminal
+/// output; when the command ends, one text frame `{"type":"exit","code":N}` (`code` is
+/// `null` when the engine does not know it), then a close frame. Closing the socket ends
+/// the session and kills every process it started. Errors before the upgrade are JSON
+/// errors; without WebSocket upgrade headers the answer is 400 `websocket_required`. With
+/// the session cookie (rather than a bearer token) the handshake's `Origin` must be the
+/// console's own.
+#[utoipa::path(get, path = "/api/v1/containers/{name}/terminal", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name"),
+        ("cols" = Option<u16>, Query, description = "columns; default 80"), ("rows" = Option<u16>, Query, description = "rows; default 24"),
+        ("cmd" = Option<String>, Query, description = "a command line; default the image's bash, else sh")),
+    responses((status = 101, description = "WebSocket session"), (status = 400, body = ErrorBody, description = "bad size or command, no upgrade headers, or a kubernetes container"),
+        (status = 403, body = ErrorBody, description = "cookie with a foreign Origin"), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not running"), (status = 503, body = ErrorBody, description = "too many sessions open")))]
+async fn container_terminal(
+    State(containers): State<Arc<Containers>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<TerminalQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ask = TerminalAsk {
+        cmd: q.cmd,
+        cols: q.cols.unwrap_or(80),
+        rows: q.rows.unwrap_or(24),
+    };
+    crate::service::containers::check_size(ask.cols, ask.rows)?;
+    let c = containers.load(&caller, &name, q.owner.as_deref()).await?;
+    let ws = ws.map_err(|e| {
+        ApiError::Service(crate::service::Error::Invalid {
+            code: "websocket_required",
+            message: format!("this route is a WebSocket session ({})", e.body_text()),
+            field: None,
+        })
+    })?;
+    let session = containers.terminal(&caller, &c, ask).await?;
+    Ok(ws
+        .max_message_size(TERMINAL_MAX_MESSAGE)
+        .max_frame_size(TERMINAL_MAX_MESSAGE)
+        .on_upgrade(move |socket| pump_terminal(socket, session)))
+}
+
+/// Carries a session both ways until its command ends or its client goes away; then
+/// the session is dropped, which kills what it started.
+async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
+    let TerminalSession {
+        mut terminal,
+        seat,
+    } = session;
+    let (mut tx, mut rx) = socket.split();
+    loop {
+        tokio::select! {
+            out = terminal.output.next() => match out {
+                Some(Ok(TerminalOutput::Data { data })) => {
+                    if tx.send(Message::Binary(data.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(TerminalOutput::Exit { code })) => {
+                    let exit = serde_json::json!({ "type": "exit", "code": code }).to_string();
+                    let _ = tx.send(Message::Text(exit.into())).await;
+                    let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    break;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "terminal session failed");
+                    let _ = tx.send(Message::Close(Some(CloseFrame { code: 1011, reason: "the container engine failed".into() }))).await;
+                    break;
+                }
+                None => break,
+            },
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Binary(data))) => {
+                    // A send fails once the command has ended; its exit comes as output.
+                    let _ = terminal.input.send(TerminalInput::Data { data: data.to_vec() }).await;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    match serde_json::from_str::<TerminalControl>(&text) {
+                        Ok(TerminalControl::Resize { cols, rows }) if crate::service::containers::check_size(cols, rows).is_ok() => {
+                            let _ = terminal.input.send(TerminalInput::Resize { cols, rows }).await;
+                        }
+                        _ => {
+                            let _ = tx.send(Message::Close(Some(CloseFrame { code: 1003, reason: "unknown control message".into() }))).await;
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    drop(terminal);
+    drop(seat);
 }

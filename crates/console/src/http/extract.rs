@@ -149,6 +149,14 @@ pub(crate) fn presented_token(parts: &Parts, cookie_name: &str) -> Option<(Strin
     cookie(&parts.headers, cookie_name).map(|v| (v, true))
 }
 
+/// A request that asks to become a WebSocket.
+pub(crate) fn is_websocket_upgrade(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
 /// A cookie-authenticated request that changes something must come from our own pages:
 /// when the browser names an origin, its host must be ours.
 pub(crate) fn same_origin(parts: &Parts) -> bool {
@@ -168,7 +176,10 @@ impl FromRequestParts<Http> for Caller {
     async fn from_request_parts(parts: &mut Parts, http: &Http) -> Result<Self, ApiError> {
         let (token, from_cookie) = presented_token(parts, session_cookie_name(&http.config))
             .ok_or(Error::Unauthenticated)?;
-        let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        // A WebSocket handshake is a GET that opens a session: a cookie may not open one
+        // from another site's page (cross-site WebSocket hijacking).
+        let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+            || is_websocket_upgrade(&parts.headers);
         let cross_origin_write = from_cookie && unsafe_method && !same_origin(parts);
         let actor = parts.extensions.get::<AuditActor>();
         Ok(http

@@ -5,7 +5,7 @@
 use super::accounts::Caller;
 use super::audit::Audit;
 use super::cleanup::Cleanup;
-use super::containers::{Containers, CreateContainer};
+use super::containers::{Containers, CreateContainer, Sessions};
 use super::images::{Catalog, Images, Scans};
 use super::quotas::Quotas;
 use super::reclaim::Reclaimer;
@@ -101,6 +101,7 @@ impl World {
             images.clone(),
             quotas,
             config.clone(),
+            Sessions::new(config.terminal_max_sessions, Default::default()),
         ));
         let reclaimer = Reclaimer::new(
             store.clone(),

@@ -341,6 +341,22 @@ impl OnHosts {
         Ok(self.host(c)?.logs(&c.key(), tail).await?)
     }
 
+    pub(super) async fn follow_logs(
+        &self,
+        c: &OwnedContainer,
+        tail: u32,
+    ) -> Result<ByteStream, Error> {
+        Ok(self.host(c)?.follow_logs(&c.key(), tail).await?)
+    }
+
+    pub(super) async fn terminal(
+        &self,
+        c: &OwnedContainer,
+        req: &wm_backend::TerminalRequest,
+    ) -> Result<wm_backend::Terminal, Error> {
+        Ok(self.host(c)?.terminal(&c.key(), req).await?)
+    }
+
     pub(super) async fn download(
         &self,
         c: &OwnedContainer,

@@ -10,9 +10,11 @@
 mod cluster;
 mod docker;
 mod files;
+mod terminal;
 
 pub(crate) use files::{parse_upload_name, Download, SpoolFile, TempFiles, Written};
 
+pub(crate) use terminal::{check_size, Sessions, TerminalAsk, TerminalSession};
 use crate::config::Config;
 use crate::hosts::{GatedCluster, Hosts};
 use crate::service::accounts::Caller;
@@ -416,6 +418,7 @@ pub(crate) struct Containers {
     docker: docker::OnHosts,
     cluster: cluster::OnCluster,
     files: TempFiles,
+    sessions: Arc<Sessions>,
 }
 
 impl Containers {
@@ -426,9 +429,11 @@ impl Containers {
         images: Arc<Images>,
         quotas: Arc<Quotas>,
         config: Arc<Config>,
+        sessions: Arc<Sessions>,
     ) -> Self {
         Self {
             quotas,
+            sessions,
             docker: docker::OnHosts::new(
                 store.clone(),
                 hosts.clone(),
@@ -900,6 +905,18 @@ impl Containers {
         match c.record.backend {
             Backend::Docker => self.docker.logs(c, tail).await,
             Backend::Kubernetes => self.cluster.logs(c, tail).await,
+        }
+    }
+
+    /// The last `tail` lines, then what the container writes until it stops.
+    pub(crate) async fn follow_logs(
+        &self,
+        c: &OwnedContainer,
+        tail: u32,
+    ) -> Result<wm_backend::ByteStream, Error> {
+        match c.record.backend {
+            Backend::Docker => self.docker.follow_logs(c, tail).await,
+            Backend::Kubernetes => Err(cluster::unsupported("following logs", "kubectl logs -f")),
         }
     }
 

@@ -1,0 +1,244 @@
+//! Interactive sessions (`GET /api/v1/containers/{name}/terminal`), one-shot execs that
+//! time out, and followed logs, against the real Docker engine.
+
+mod common;
+
+use common::{eventually, spawn_app, spawn_with, test_config, test_image, TestApp};
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, COOKIE, ORIGIN};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a session with these headers; the handshake's HTTP status when it is refused.
+async fn open_with(
+    app: &TestApp,
+    path: &str,
+    headers: &[(reqwest::header::HeaderName, String)],
+) -> Result<Socket, u16> {
+    let url = app.url(path).replacen("http://", "ws://", 1);
+    let mut req = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(k.clone(), v.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}
+
+async fn open(app: &TestApp, path: &str, token: &str) -> Socket {
+    open_with(app, path, &[(AUTHORIZATION, format!("Bearer {token}"))])
+        .await
+        .expect("the session opens")
+}
+
+/// Reads output until it contains `needle`; panics after a generous bound.
+async fn read_until(ws: &mut Socket, needle: &str) -> String {
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(msg) = ws.next().await {
+            match msg.expect("a frame") {
+                Message::Binary(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Message::Text(t) => seen.push_str(&t),
+                _ => {}
+            }
+            if seen.contains(needle) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "waiting for {needle:?}, got {seen:?}");
+    seen
+}
+
+async fn type_in(ws: &mut Socket, text: &str) {
+    ws.send(Message::Binary(text.as_bytes().to_vec().into()))
+        .await
+        .unwrap();
+}
+
+/// The container's process list, as `ps` in it prints it.
+async fn ps(app: &TestApp, path: &str, token: &str) -> String {
+    let (status, out) = app.post(path, token, json!({"cmd": "ps"})).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    out["stdout"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_session_types_resizes_and_exits_with_the_code() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    app.create(&token, json!({"name": "t", "image": test_image().await}))
+        .await;
+    let path = format!("/api/v1/containers/{alice}-t/terminal?cols=100&rows=30");
+    let mut ws = open(&app, &path, &token).await;
+    type_in(&mut ws, "echo $((6*7))\n").await;
+    read_until(&mut ws, "42").await;
+    type_in(&mut ws, "stty size\n").await;
+    read_until(&mut ws, "30 100").await;
+    ws.send(Message::Text(
+        json!({"type": "resize", "cols": 120, "rows": 40})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    type_in(&mut ws, "stty size\n").await;
+    read_until(&mut ws, "40 120").await;
+    type_in(&mut ws, "exit 3\n").await;
+    let rest = read_until(&mut ws, "\"type\":\"exit\"").await;
+    let exit: Value = serde_json::from_str(&rest[rest.rfind('{').unwrap()..]).unwrap();
+    assert_eq!(exit, json!({"type": "exit", "code": 3}));
+    let end = tokio::time::timeout(Duration::from_secs(60), ws.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, Some(Ok(Message::Close(_))) | None),
+        "{end:?}"
+    );
+
+    // A command of its own, and the session was audited with who and which container.
+    let cmd = format!("/api/v1/containers/{alice}-t/terminal?cmd=echo%20one%3B%20exit%205");
+    let mut ws = open(&app, &cmd, &token).await;
+    let rest = read_until(&mut ws, "\"type\":\"exit\"").await;
+    assert!(rest.contains("one"), "{rest}");
+    assert!(rest.contains("\"code\":5"), "{rest}");
+    let (status, audit) = app.get("/api/v1/admin/audit?limit=500", &app.admin).await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    let text = audit.to_string();
+    assert!(
+        text.contains("GET /api/v1/containers/{name}/terminal"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("/api/v1/containers/{alice}-t/terminal")));
+}
+
+#[tokio::test]
+async fn sessions_are_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let (_bob, bob_token) = app.student().await;
+    app.create(&token, json!({"name": "t", "image": test_image().await}))
+        .await;
+    let path = format!("/api/v1/containers/{alice}-t/terminal");
+    let bearer = |t: &str| vec![(AUTHORIZATION, format!("Bearer {t}"))];
+
+    assert_eq!(open_with(&app, &path, &bearer(&bob_token)).await.err(), Some(404));
+    assert_eq!(open_with(&app, &path, &[]).await.err(), Some(401));
+    let bad = format!("{path}?cols=0");
+    assert_eq!(open_with(&app, &bad, &bearer(&token)).await.err(), Some(400));
+    let bad = format!("{path}?rows=5000");
+    assert_eq!(open_with(&app, &bad, &bearer(&token)).await.err(), Some(400));
+    // Without upgrade headers: a JSON 400 that says what the route is.
+    let (status, body) = app.get(&path, &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "websocket_required", "{body}");
+
+    // With the session cookie, only from the console's own pages.
+    let host = app.base.trim_start_matches("http://").to_string();
+    let cookie = format!("wm_session={token}");
+    let foreign = vec![
+        (COOKIE, cookie.clone()),
+        (ORIGIN, "http://evil.example".to_string()),
+    ];
+    assert_eq!(open_with(&app, &path, &foreign).await.err(), Some(403));
+    let own = vec![(COOKIE, cookie), (ORIGIN, format!("http://{host}"))];
+    let mut ws = open_with(&app, &path, &own).await.expect("same origin opens");
+    type_in(&mut ws, "echo $((6*7))\n").await;
+    read_until(&mut ws, "42").await;
+    drop(ws);
+
+    // A stopped container has no session.
+    let (status, body) = app
+        .post(&format!("/api/v1/containers/{alice}-t/stop"), &token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(open_with(&app, &path, &bearer(&token)).await.err(), Some(409));
+}
+
+#[tokio::test]
+async fn closing_the_socket_ends_the_sessions_processes() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    app.create(&token, json!({"name": "t", "image": test_image().await}))
+        .await;
+    let exec = format!("/api/v1/containers/{alice}-t/exec");
+    let mut ws = open(&app, &format!("/api/v1/containers/{alice}-t/terminal"), &token).await;
+    type_in(&mut ws, "sleep 1000\n").await;
+    eventually(60, "the session's sleep runs", || async {
+        ps(&app, &exec, &token).await.contains("sleep 1000")
+    })
+    .await;
+    ws.close(None).await.unwrap();
+    drop(ws);
+    eventually(60, "the session's sleep is gone", || async {
+        !ps(&app, &exec, &token).await.contains("sleep 1000")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_exec_that_times_out_is_killed() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.exec_timeout_secs = 2;
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    app.create(&token, json!({"name": "t", "image": test_image().await}))
+        .await;
+    let exec = format!("/api/v1/containers/{alice}-t/exec");
+    let (status, out) = app
+        .post(&exec, &token, json!({"cmd": "sleep 1000"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["timed_out"], true, "{out}");
+    eventually(60, "the timed-out sleep is gone", || async {
+        !ps(&app, &exec, &token).await.contains("sleep 1000")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn followed_logs_stream_what_comes_later() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    app.create(&token, json!({"name": "t", "image": test_image().await}))
+        .await;
+    let resp = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/containers/{alice}-t/logs?follow=true&tail=0"
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.bytes_stream();
+    let exec = format!("/api/v1/containers/{alice}-t/exec");
+    let (status, out) = app
+        .post(&exec, &token, json!({"cmd": "echo late-line > /proc/1/fd/1"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("late-line") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{seen}");
+}
