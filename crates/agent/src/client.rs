@@ -2,11 +2,12 @@
 
 use crate::protocol::{
     BuildQuery, DirQuery, ErrorBody, Line, PathQuery, PullRequest, RefQuery, TailQuery,
+    TerminalQuery,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use tokio_util::io::StreamReader;
 use wm_backend::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
-    RunnerSpec, RunnerState, StoragePath, Terminal, TerminalRequest,
+    RunnerSpec, RunnerState, StoragePath, Terminal, TerminalInput, TerminalOutput, TerminalRequest,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -167,7 +168,7 @@ impl Transport {
         }
         let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
-        if status.is_success() {
+        if status.is_success() || status == reqwest::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(resp);
         }
         if status == reqwest::StatusCode::UNAUTHORIZED {
@@ -380,14 +381,10 @@ impl ContainerBackend for RemoteBackend {
 
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<Bytes, BackendError> {
         let path = format!("/containers/{}/logs", container_segments(name));
-        let req = self
-            .t
-            .http
-            .get(self.t.url(&path))
-            .query(&TailQuery {
-                tail,
-                follow: false,
-            });
+        let req = self.t.http.get(self.t.url(&path)).query(&TailQuery {
+            tail,
+            follow: false,
+        });
         let resp = self.t.send(req, Some(self.t.timeout)).await?;
         resp.bytes().await.map_err(|e| self.t.unreachable(&e))
     }
@@ -410,12 +407,76 @@ impl ContainerBackend for RemoteBackend {
 
     async fn terminal(
         &self,
-        _name: &ContainerKey,
-        _req: &TerminalRequest,
+        name: &ContainerKey,
+        req: &TerminalRequest,
     ) -> Result<Terminal, BackendError> {
-        Err(BackendError::Refused(
-            "interactive sessions do not cross an agent yet".into(),
-        ))
+        use reqwest::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        use tokio_tungstenite::tungstenite::Message;
+        let path = format!("/containers/{}/terminal", container_segments(name));
+        let cmd = req
+            .cmd
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| BackendError::Engine(e.to_string()))?;
+        // A WebSocket over the agent's own connection (its TLS and token); the key only
+        // guards against caches, which this connection has none of.
+        let r = self
+            .t
+            .http
+            .get(self.t.url(&path))
+            .query(&TerminalQuery {
+                cols: req.cols,
+                rows: req.rows,
+                cmd,
+            })
+            .header(CONNECTION, "Upgrade")
+            .header(UPGRADE, "websocket")
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            .header(SEC_WEBSOCKET_KEY, "d2hhbGVtb3VudGFpbiB0dHk=");
+        let resp = self.t.send(r, None).await?;
+        let io = resp.upgrade().await.map_err(|e| self.t.unreachable(&e))?;
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await;
+        let (mut sink, stream) = ws.split();
+        let (input, mut rx) = futures::channel::mpsc::channel::<TerminalInput>(16);
+        tokio::spawn(async move {
+            while let Some(i) = rx.next().await {
+                let msg = match i {
+                    TerminalInput::Data { data } => Message::Binary(data.into()),
+                    resize @ TerminalInput::Resize { .. } => {
+                        Message::Text(serde_json::to_string(&resize).unwrap_or_default().into())
+                    }
+                };
+                if sink.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            // The console is done with the session: the agent ends it.
+            let _ = sink.close().await;
+        });
+        let host = self.t.id.clone();
+        let output = stream.filter_map(move |m| {
+            let host = host.clone();
+            async move {
+                match m {
+                    Ok(Message::Binary(data)) => Some(Ok(TerminalOutput::Data {
+                        data: data.to_vec(),
+                    })),
+                    Ok(Message::Text(text)) => {
+                        serde_json::from_str::<TerminalOutput>(&text).ok().map(Ok)
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(BackendError::Unavailable(format!(
+                        "host {host}: its agent's terminal session failed: {e}"
+                    )))),
+                }
+            }
+        });
+        Ok(Terminal {
+            input,
+            output: output.boxed(),
+        })
     }
 
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {

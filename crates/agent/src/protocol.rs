@@ -57,6 +57,18 @@ pub struct TailQuery {
     pub follow: bool,
 }
 
+/// The query of a terminal session (a WebSocket: binary frames carry the terminal's
+/// bytes both ways; text frames carry `{"type":"resize",...}` to the agent and one
+/// `{"type":"exit","code":N}` back, as [`wm_backend::TerminalInput`] and
+/// [`wm_backend::TerminalOutput`] serialise them).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TerminalQuery {
+    pub cols: u16,
+    pub rows: u16,
+    /// A JSON array of strings; absent: the image's shell.
+    pub cmd: Option<String>,
+}
+
 /// A build's request travels in the query; the body is the context.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BuildQuery {

@@ -5,21 +5,24 @@
 
 use crate::protocol::{
     status_of, BuildQuery, DirQuery, ErrorBody, Health, Line, PathQuery, PullRequest, RefQuery,
-    TailQuery,
+    TailQuery, TerminalQuery,
 };
 use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use futures::SinkExt;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use wm_backend::{
-    BackendError, BuildRequest, ContainerBackend, ContainerSpec, ExecRequest, RunnerSpec,
+    BackendError, BuildRequest, ContainerBackend, ContainerSpec, ExecRequest, RunnerSpec, Terminal,
+    TerminalInput, TerminalOutput, TerminalRequest,
 };
 use wm_domain::{ContainerKey, ImageRef, ShortName, UserName};
 
@@ -94,6 +97,7 @@ pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: Bod
             put(upload).layer(DefaultBodyLimit::max(limits.upload)),
         )
         .route("/containers/{owner}/{name}/logs", get(logs))
+        .route("/containers/{owner}/{name}/terminal", get(terminal))
         .route("/containers/{owner}/{name}/activity", get(activity))
         .route("/containers/{owner}/{name}/archive", get(download))
         .route("/storage/{owner}", axum::routing::delete(storage_delete))
@@ -318,6 +322,69 @@ async fn logs(
     }
     let bytes = a.backend.logs(&name, q.tail).await?;
     Ok(bytes.into_response())
+}
+
+async fn terminal(
+    State(a): Shared,
+    Path(name): Path<(String, String)>,
+    Query(q): Query<TerminalQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, Failure> {
+    let cmd = q
+        .cmd
+        .map(|c| serde_json::from_str::<Vec<String>>(&c))
+        .transpose()
+        .map_err(|e| bad_request(format!("cmd must be a JSON array of strings: {e}")))?;
+    let req = TerminalRequest {
+        cmd,
+        cols: q.cols,
+        rows: q.rows,
+    };
+    let terminal = a.backend.terminal(&container(&name)?, &req).await?;
+    Ok(ws
+        .max_message_size(1 << 20)
+        .on_upgrade(move |socket| carry_terminal(socket, terminal)))
+}
+
+/// Carries a session until its command ends or the console goes away; dropping the
+/// terminal then ends what it started.
+async fn carry_terminal(socket: WebSocket, mut terminal: Terminal) {
+    let (mut tx, mut rx) = socket.split();
+    loop {
+        tokio::select! {
+            out = terminal.output.next() => {
+                let msg = match out {
+                    Some(Ok(TerminalOutput::Data { data })) => Message::Binary(data.into()),
+                    Some(Ok(exit @ TerminalOutput::Exit { .. })) => {
+                        let text = serde_json::to_string(&exit).unwrap_or_default();
+                        let _ = tx.send(Message::Text(text.into())).await;
+                        let _ = tx.close().await;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "terminal session failed");
+                        break;
+                    }
+                    None => break,
+                };
+                if tx.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Binary(data))) => {
+                    let _ = terminal.input.send(TerminalInput::Data { data: data.to_vec() }).await;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(control @ TerminalInput::Resize { .. }) = serde_json::from_str(&text) {
+                        let _ = terminal.input.send(control).await;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 async fn activity(

@@ -449,7 +449,7 @@ pub trait ContainerBackend: Send + Sync {
     /// The last `tail` lines, then what the container writes until it stops (or the
     /// stream is dropped).
     async fn follow_logs(&self, name: &ContainerKey, tail: u32)
-    -> Result<ByteStream, BackendError>;
+        -> Result<ByteStream, BackendError>;
     /// Every tagged image on the host.
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError>;
     /// Removes one reference (the image goes with its last reference). Never forced.

@@ -45,8 +45,8 @@
 use crate::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, FileEntry, FileKind, Gpu, HostInfo, ImageInfo, Limits,
-    PortBinding, Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath, Terminal,
-    TerminalInput, TerminalOutput, TerminalRequest,
+    PortBinding, Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath,
+    Terminal, TerminalInput, TerminalOutput, TerminalRequest,
 };
 use async_trait::async_trait;
 use bytes::Bytes;

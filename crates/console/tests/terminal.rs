@@ -101,10 +101,7 @@ async fn a_session_types_resizes_and_exits_with_the_code() {
     let end = tokio::time::timeout(Duration::from_secs(60), ws.next())
         .await
         .unwrap();
-    assert!(
-        matches!(end, Some(Ok(Message::Close(_))) | None),
-        "{end:?}"
-    );
+    assert!(matches!(end, Some(Ok(Message::Close(_))) | None), "{end:?}");
 
     // A command of its own, and the session was audited with who and which container.
     let cmd = format!("/api/v1/containers/{alice}-t/terminal?cmd=echo%20one%3B%20exit%205");
@@ -132,12 +129,21 @@ async fn sessions_are_refused_before_the_upgrade() {
     let path = format!("/api/v1/containers/{alice}-t/terminal");
     let bearer = |t: &str| vec![(AUTHORIZATION, format!("Bearer {t}"))];
 
-    assert_eq!(open_with(&app, &path, &bearer(&bob_token)).await.err(), Some(404));
+    assert_eq!(
+        open_with(&app, &path, &bearer(&bob_token)).await.err(),
+        Some(404)
+    );
     assert_eq!(open_with(&app, &path, &[]).await.err(), Some(401));
     let bad = format!("{path}?cols=0");
-    assert_eq!(open_with(&app, &bad, &bearer(&token)).await.err(), Some(400));
+    assert_eq!(
+        open_with(&app, &bad, &bearer(&token)).await.err(),
+        Some(400)
+    );
     let bad = format!("{path}?rows=5000");
-    assert_eq!(open_with(&app, &bad, &bearer(&token)).await.err(), Some(400));
+    assert_eq!(
+        open_with(&app, &bad, &bearer(&token)).await.err(),
+        Some(400)
+    );
     // Without upgrade headers: a JSON 400 that says what the route is.
     let (status, body) = app.get(&path, &token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -152,17 +158,26 @@ async fn sessions_are_refused_before_the_upgrade() {
     ];
     assert_eq!(open_with(&app, &path, &foreign).await.err(), Some(403));
     let own = vec![(COOKIE, cookie), (ORIGIN, format!("http://{host}"))];
-    let mut ws = open_with(&app, &path, &own).await.expect("same origin opens");
+    let mut ws = open_with(&app, &path, &own)
+        .await
+        .expect("same origin opens");
     type_in(&mut ws, "echo $((6*7))\n").await;
     read_until(&mut ws, "42").await;
     drop(ws);
 
     // A stopped container has no session.
     let (status, body) = app
-        .post(&format!("/api/v1/containers/{alice}-t/stop"), &token, json!({}))
+        .post(
+            &format!("/api/v1/containers/{alice}-t/stop"),
+            &token,
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(open_with(&app, &path, &bearer(&token)).await.err(), Some(409));
+    assert_eq!(
+        open_with(&app, &path, &bearer(&token)).await.err(),
+        Some(409)
+    );
 }
 
 #[tokio::test]
@@ -172,7 +187,12 @@ async fn closing_the_socket_ends_the_sessions_processes() {
     app.create(&token, json!({"name": "t", "image": test_image().await}))
         .await;
     let exec = format!("/api/v1/containers/{alice}-t/exec");
-    let mut ws = open(&app, &format!("/api/v1/containers/{alice}-t/terminal"), &token).await;
+    let mut ws = open(
+        &app,
+        &format!("/api/v1/containers/{alice}-t/terminal"),
+        &token,
+    )
+    .await;
     type_in(&mut ws, "sleep 1000\n").await;
     eventually(60, "the session's sleep runs", || async {
         ps(&app, &exec, &token).await.contains("sleep 1000")
@@ -196,9 +216,7 @@ async fn an_exec_that_times_out_is_killed() {
     app.create(&token, json!({"name": "t", "image": test_image().await}))
         .await;
     let exec = format!("/api/v1/containers/{alice}-t/exec");
-    let (status, out) = app
-        .post(&exec, &token, json!({"cmd": "sleep 1000"}))
-        .await;
+    let (status, out) = app.post(&exec, &token, json!({"cmd": "sleep 1000"})).await;
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["timed_out"], true, "{out}");
     eventually(60, "the timed-out sleep is gone", || async {
@@ -226,7 +244,11 @@ async fn followed_logs_stream_what_comes_later() {
     let mut body = resp.bytes_stream();
     let exec = format!("/api/v1/containers/{alice}-t/exec");
     let (status, out) = app
-        .post(&exec, &token, json!({"cmd": "echo late-line > /proc/1/fd/1"}))
+        .post(
+            &exec,
+            &token,
+            json!({"cmd": "echo late-line > /proc/1/fd/1"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{out}");
     let mut seen = String::new();

@@ -1424,11 +1424,10 @@ impl ContainerBackend for DockerEngine {
         let docker = self.docker().await?;
         let id = self.inspect(name).await?.id;
         let mark = exec_mark();
-        let cmd = req.cmd.clone().unwrap_or_else(|| {
-            ["/bin/sh", "-c", DEFAULT_SHELL]
-                .map(String::from)
-                .to_vec()
-        });
+        let cmd = req
+            .cmd
+            .clone()
+            .unwrap_or_else(|| ["/bin/sh", "-c", DEFAULT_SHELL].map(String::from).to_vec());
         let created = self
             .call(docker.create_exec(
                 &id,
@@ -1463,10 +1462,7 @@ impl ContainerBackend for DockerEngine {
             height: rows,
         };
         // The process may not have its terminal yet; a failed first resize is not fatal.
-        if let Err(e) = docker
-            .resize_exec(&exec, size(req.cols, req.rows))
-            .await
-        {
+        if let Err(e) = docker.resize_exec(&exec, size(req.cols, req.rows)).await {
             tracing::debug!(error = %e, "first resize of a terminal failed");
         }
         let (tx, mut rx) = futures::channel::mpsc::channel::<TerminalInput>(16);

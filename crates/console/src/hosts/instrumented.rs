@@ -9,9 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use wm_backend::{
-    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec, Terminal, TerminalRequest,
+    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
-    RunnerSpec, RunnerState, StoragePath,
+    RunnerSpec, RunnerState, StoragePath, Terminal, TerminalRequest,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 

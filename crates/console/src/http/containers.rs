@@ -10,21 +10,21 @@ use crate::service::containers::{
     Container, ContainerPatch, Containers, CreateContainer, Download, ExecCommand, ExecResult,
     Port, TerminalAsk, TerminalSession, Written,
 };
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::rejection::WebSocketUpgradeRejection;
-use futures::{SinkExt, StreamExt};
-use wm_backend::{TerminalInput, TerminalOutput};
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::OpenApi;
+use wm_backend::{TerminalInput, TerminalOutput};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -384,10 +384,7 @@ async fn container_terminal(
 /// Carries a session both ways until its command ends or its client goes away; then
 /// the session is dropped, which kills what it started.
 async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
-    let TerminalSession {
-        mut terminal,
-        seat,
-    } = session;
+    let TerminalSession { mut terminal, seat } = session;
     let (mut tx, mut rx) = socket.split();
     loop {
         tokio::select! {

@@ -56,6 +56,21 @@ pub(super) fn container_path(ctx: &Ctx, c: &Container, rest: &str) -> String {
     }
 }
 
+/// Output as the page shows it: without terminal escape codes (colours, cursor moves).
+fn plain(text: &str) -> String {
+    String::from_utf8_lossy(&strip_ansi_escapes::strip(text)).into_owned()
+}
+
+/// The API's streamed logs of the container (the session cookie authenticates it).
+fn follow_logs_url(ctx: &Ctx, c: &Container) -> String {
+    let url = format!("/api/v1/containers/{}/logs?follow=true&tail=100", c.name);
+    if c.owner == ctx.caller().name.as_str() {
+        url
+    } else {
+        format!("{url}&owner={}", c.owner)
+    }
+}
+
 fn action_form(ctx: &Ctx, c: &Container, action: &str, label: &str) -> Markup {
     html! {
         form.inline method="post" action=(container_path(ctx, c, &format!("/{action}"))) {
@@ -446,10 +461,10 @@ async fn detail_page(
                     @if r.timed_out { p.warn { (t.timed_out) } }
                     @if r.truncated { p.warn { (t.truncated) } }
                     h3 { (t.stdout) }
-                    pre #stdout tabindex="0" { (r.stdout) }
+                    pre #stdout tabindex="0" { (plain(&r.stdout)) }
                     @if !r.stderr.is_empty() {
                         h3 { (t.stderr) }
-                        pre #stderr tabindex="0" { (r.stderr) }
+                        pre #stderr tabindex="0" { (plain(&r.stderr)) }
                     }
                 }
             }
@@ -488,8 +503,12 @@ async fn detail_page(
         }
         section aria-labelledby="logs-h" {
             h2 #logs-h { (t.logs_title) }
-            @if logs.is_empty() { p.muted { (t.no_logs) } } @else { pre #logs tabindex="0" { (logs) } }
-            p { a href={ (container_path(ctx, &c, "")) "#logs-h" } { (t.refresh) } }
+            @if logs.is_empty() { p.muted { (t.no_logs) } } @else { pre #logs tabindex="0" { (plain(&logs)) } }
+            p {
+                a href={ (container_path(ctx, &c, "")) "#logs-h" } { (t.refresh) }
+                " · "
+                a href=(follow_logs_url(ctx, &c)) { (t.follow_logs) }
+            }
         }
     };
     Ok(page(ctx, &c.name, body).into_response())

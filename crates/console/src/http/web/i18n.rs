@@ -187,6 +187,7 @@ pub(crate) struct Texts {
     pub logs_title: &'static str,
     pub no_logs: &'static str,
     pub refresh: &'static str,
+    pub follow_logs: &'static str,
 
     pub own_images: &'static str,
     pub shared_images: &'static str,
@@ -550,6 +551,7 @@ pub(super) static EN: Texts = Texts {
     logs_title: "Recent logs",
     no_logs: "No output yet.",
     refresh: "Refresh",
+    follow_logs: "Follow live (plain text)",
 
     own_images: "Your images",
     shared_images: "Shared by others",
@@ -810,6 +812,7 @@ pub(super) static JA: Texts = Texts {
     logs_title: "最近のログ",
     no_logs: "まだ出力はありません。",
     refresh: "更新",
+    follow_logs: "ライブで表示（テキスト）",
 
     own_images: "自分のイメージ",
     shared_images: "他のユーザーが共有しているイメージ",

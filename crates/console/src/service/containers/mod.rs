@@ -14,7 +14,6 @@ mod terminal;
 
 pub(crate) use files::{parse_upload_name, Download, SpoolFile, TempFiles, Written};
 
-pub(crate) use terminal::{check_size, Sessions, TerminalAsk, TerminalSession};
 use crate::config::Config;
 use crate::hosts::{GatedCluster, Hosts};
 use crate::service::accounts::Caller;
@@ -25,6 +24,7 @@ use crate::util::{now, rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
+pub(crate) use terminal::{check_size, Sessions, TerminalAsk, TerminalSession};
 use utoipa::ToSchema;
 use wm_backend::ExecOutput;
 use wm_domain::{

@@ -137,9 +137,6 @@ impl Containers {
         };
         let terminal = self.docker.terminal(c, &req).await?;
         self.store.touch_container(&c.key(), now()).await?;
-        Ok(TerminalSession {
-            terminal,
-            seat,
-        })
+        Ok(TerminalSession { terminal, seat })
     }
 }
