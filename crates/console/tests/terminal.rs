@@ -147,7 +147,7 @@ async fn sessions_are_refused_before_the_upgrade() {
     // Without upgrade headers: a JSON 400 that says what the route is.
     let (status, body) = app.get(&path, &token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["code"], "websocket_required", "{body}");
+    assert_eq!(body["error"]["code"], "websocket_required", "{body}");
 
     // With the session cookie, only from the console's own pages.
     let host = app.base.trim_start_matches("http://").to_string();
