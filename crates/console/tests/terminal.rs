@@ -264,3 +264,107 @@ async fn followed_logs_stream_what_comes_later() {
     .await;
     assert_eq!(found, Ok(true), "{seen}");
 }
+
+/// Aborts the in-process agent when the test ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[tokio::test]
+async fn sessions_and_followed_logs_cross_a_docker_agent() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    let engine = wm_docker::DockerEngine::new(config.docker.clone());
+    let agent_token = "terminal-agent-token-0123456789abcdef";
+    let router = wm_agent::router(
+        std::sync::Arc::new(engine),
+        wm_agent::AgentToken::new(agent_token),
+        wm_agent::BodyLimits {
+            upload: 1 << 20,
+            build_context: 1 << 20,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _agent = AbortOnDrop(tokio::spawn(async move {
+        let _ = wm_agent::serve(listener, router, None, std::future::pending()).await;
+    }));
+    config.agents = vec![wm_agent::AgentEndpoint {
+        id: "h1".to_string(),
+        url,
+    }];
+    config.agent.token = Some(wm_console::config::Secret::new(agent_token));
+    let app = common::spawn_with_agents(config, data).await;
+    let (alice, token) = app.student().await;
+    let c = app
+        .create(&token, json!({"name": "t", "image": test_image().await}))
+        .await;
+    assert_eq!(c["host"], "h1", "{c}");
+    let exec = format!("/api/v1/containers/{alice}-t/exec");
+
+    let path = format!("/api/v1/containers/{alice}-t/terminal?cols=90&rows=20");
+    let mut ws = open(&app, &path, &token).await;
+    type_in(&mut ws, "echo $((6*7))\n").await;
+    read_until(&mut ws, "42").await;
+    ws.send(Message::Text(
+        json!({"type": "resize", "cols": 110, "rows": 33})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    type_in(&mut ws, "stty size\n").await;
+    read_until(&mut ws, "33 110").await;
+    type_in(&mut ws, "exit 3\n").await;
+    let rest = read_until(&mut ws, "\"type\":\"exit\"").await;
+    assert!(rest.contains("\"code\":3"), "{rest}");
+
+    let mut ws = open(&app, &path, &token).await;
+    type_in(&mut ws, "sleep 1000\n").await;
+    eventually(60, "the session's sleep runs", || async {
+        ps(&app, &exec, &token).await.contains("sleep 1000")
+    })
+    .await;
+    ws.close(None).await.unwrap();
+    drop(ws);
+    eventually(60, "the session's sleep is gone", || async {
+        !ps(&app, &exec, &token).await.contains("sleep 1000")
+    })
+    .await;
+
+    let resp = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/containers/{alice}-t/logs?follow=true&tail=0"
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.bytes_stream();
+    let (status, out) = app
+        .post(
+            &exec,
+            &token,
+            json!({"cmd": "echo agent-line > /proc/1/fd/1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("agent-line") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "{seen}");
+}
