@@ -1401,6 +1401,54 @@ mod tests {
     }
 
     #[test]
+    fn a_terminal_echoes_input_and_exits_when_its_input_is_dropped() {
+        use futures::SinkExt;
+        let b = host();
+        block_on(b.create(&spec("alice", "web", "busybox", &[]))).unwrap();
+        let req = TerminalRequest {
+            cmd: None,
+            cols: 80,
+            rows: 24,
+        };
+        let Terminal { mut input, output } =
+            block_on(b.terminal(&key("alice", "web"), &req)).unwrap();
+        block_on(async {
+            input
+                .send(TerminalInput::Data {
+                    data: b"hi".to_vec(),
+                })
+                .await
+                .unwrap();
+            input
+                .send(TerminalInput::Resize {
+                    cols: 100,
+                    rows: 30,
+                })
+                .await
+                .unwrap();
+        });
+        drop(input);
+        let out: Vec<_> = block_on(output.map(Result::unwrap).collect());
+        assert_eq!(
+            out,
+            vec![
+                TerminalOutput::Data {
+                    data: b"hi".to_vec()
+                },
+                TerminalOutput::Data {
+                    data: b"resize 100x30\r\n".to_vec()
+                },
+                TerminalOutput::Exit { code: Some(0) },
+            ]
+        );
+        block_on(b.stop(&key("alice", "web"))).unwrap();
+        assert!(matches!(
+            block_on(b.terminal(&key("alice", "web"), &req)),
+            Err(BackendError::Refused(_))
+        ));
+    }
+
+    #[test]
     fn each_guest_port_gets_its_own_host_port_and_exhaustion_leaves_nothing() {
         let b = MemoryBackend::new("h1")
             .with_tag("busybox")
