@@ -708,7 +708,7 @@ async fn agents_over_mutual_tls() {
     )
     .await;
     console.wait_host("h1", "up").await;
-    let (_, token) = console.student().await;
+    let (alice, token) = console.student().await;
     let c = console
         .create(
             &token,
@@ -717,6 +717,40 @@ async fn agents_over_mutual_tls() {
         .await;
     assert_eq!(c["host"], "h1");
     assert_eq!(c["status"], "running");
+
+    // An interactive session crosses the agent's mutual TLS too.
+    {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::Message;
+        let url = format!(
+            "ws://127.0.0.1:{}/api/v1/containers/{alice}-tls/terminal",
+            console.port
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("the session opens");
+        ws.send(Message::Binary(b"echo $((6*7))\n".to_vec().into()))
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        let answered = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(Ok(msg)) = ws.next().await {
+                if let Message::Binary(b) = msg {
+                    seen.push_str(&String::from_utf8_lossy(&b));
+                }
+                if seen.contains("42") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(answered, Ok(true), "{seen}");
+    }
 
     // A client that opens a connection and never says a word holds up nobody else's
     // handshake (it would be dropped only after 10 s).
