@@ -368,3 +368,54 @@ async fn sessions_and_followed_logs_cross_a_docker_agent() {
     .await;
     assert_eq!(found, Ok(true), "{seen}");
 }
+
+#[tokio::test]
+async fn sessions_are_counted_and_bounded() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.terminal_max_sessions = 1;
+    let app = spawn_with(config, data).await;
+    let (alice, token) = app.student().await;
+    app.create(&token, json!({"name": "t", "image": test_image().await}))
+        .await;
+    let path = format!("/api/v1/containers/{alice}-t/terminal");
+    let mut ws = open(&app, &path, &token).await;
+    type_in(&mut ws, "echo $((6*7))\n").await;
+    read_until(&mut ws, "42").await;
+    let bearer = vec![(AUTHORIZATION, format!("Bearer {token}"))];
+    assert_eq!(open_with(&app, &path, &bearer).await.err(), Some(503));
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("wm_terminal_sessions 1"), "{metrics}");
+
+    // Input beyond 64 KiB a message ends the session, and frees its place.
+    let big = vec![b'x'; 100 * 1024];
+    let _ = ws.send(Message::Binary(big.into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Ok(true));
+    eventually(60, "the place is free again", || async {
+        match open_with(&app, &path, &bearer).await {
+            Ok(mut ws) => {
+                let _ = ws.close(None).await;
+                true
+            }
+            Err(_) => false,
+        }
+    })
+    .await;
+}
