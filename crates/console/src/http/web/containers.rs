@@ -702,3 +702,14 @@ pub(super) async fn stop(
     http.containers.stop(owned).await.or_page(ctx)?;
     Ok(see_other("/containers?notice=stopped"))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_page_shows_output_without_escape_codes() {
+        assert_eq!(
+            super::plain("\u{1b}[1;31mred\u{1b}[0m \u{1b}[2J\u{1b}[Hdone\n"),
+            "red done\n"
+        );
+    }
+}
