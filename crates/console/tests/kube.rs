@@ -102,6 +102,29 @@ async fn a_kubernetes_container_from_create_to_delete() {
         .as_str()
         .unwrap()
         .contains("kubectl exec"));
+    // Nor a terminal (asked as a WebSocket handshake), nor followed logs.
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/containers/{name}/terminal")))
+        .bearer_auth(&token)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_for_backend", "{body}");
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/containers/{name}/logs?follow=true"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_for_backend");
 
     let (status, stopped) = app
         .post(
