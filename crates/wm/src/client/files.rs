@@ -1,0 +1,225 @@
+//! `wm cp`: files between this computer, a container (`NAME:/path`) and the caller's
+//! personal storage (`~/path`). Files go up; files and (from containers) folders come down.
+
+use super::failure::{Failure, Kind};
+use super::Session;
+use futures::StreamExt;
+use reqwest::multipart::{Form, Part};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// One side of a copy.
+#[derive(Debug, PartialEq)]
+enum Place {
+    Local(PathBuf),
+    /// A short name and an absolute path in the container.
+    Container(String, String),
+    /// A path relative to the storage's root.
+    Storage(String),
+}
+
+impl Place {
+    fn parse(s: &str) -> Place {
+        if s == "~" {
+            return Place::Storage(String::new());
+        }
+        if let Some(rest) = s.strip_prefix("~/") {
+            return Place::Storage(rest.to_string());
+        }
+        // `NAME:/path`; a local path with a colon is written `./a:b`.
+        match s.split_once(':') {
+            Some((name, path))
+                if !name.is_empty() && !name.contains('/') && path.starts_with('/') =>
+            {
+                Place::Container(name.to_string(), path.to_string())
+            }
+            _ => Place::Local(PathBuf::from(s)),
+        }
+    }
+}
+
+/// A remote destination: a folder and the file's name in it. `dir/` keeps the source's name.
+fn split_remote<'a>(path: &'a str, source_name: &'a str) -> (&'a str, &'a str) {
+    if path.is_empty() || path.ends_with('/') {
+        return (path.trim_end_matches('/'), source_name);
+    }
+    match path.rsplit_once('/') {
+        Some((dir, name)) => (dir, name),
+        None => ("", path),
+    }
+}
+
+pub(super) async fn cp(s: &Session, src: &str, dst: &str) -> Result<ExitCode, Failure> {
+    let usage = |m: &str| Err(Failure::new(Kind::Usage, m.to_string()));
+    match (Place::parse(src), Place::parse(dst)) {
+        (Place::Local(_), Place::Local(_)) => usage(s.api.lang.pick(
+            "one side must be a container (NAME:/path) or your storage (~/path)",
+            "どちらかはコンテナ (NAME:/path) か個人ストレージ (~/path) にしてください",
+        )),
+        (Place::Local(from), to) => upload(s, &from, to).await,
+        (from, Place::Local(to)) => download(s, from, &to).await,
+        _ => usage(s.api.lang.pick(
+            "copy through this computer: one side must be a local path",
+            "片方はローカルのパスにしてください",
+        )),
+    }
+}
+
+async fn upload(s: &Session, from: &Path, to: Place) -> Result<ExitCode, Failure> {
+    let meta = std::fs::metadata(from)
+        .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", from.display())))?;
+    if !meta.is_file() {
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "{}: {}",
+                from.display(),
+                s.api
+                    .lang
+                    .pick("only files can be copied up", "送れるのはファイルだけです")
+            ),
+        ));
+    }
+    let source_name = from
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file")
+        .to_string();
+    let file = tokio::fs::File::open(from).await?;
+    let bar = super::progress::bytes_bar(Some(meta.len()));
+    let stream = counted(file, bar.clone());
+    let (request, path) = match &to {
+        Place::Container(name, path) => (
+            s.api.post(&["containers", &s.full_name(name), "files"]),
+            path.as_str(),
+        ),
+        Place::Storage(path) => (s.api.post(&["storage", "files"]), path.as_str()),
+        Place::Local(_) => unreachable!("cp checks that one side is remote"),
+    };
+    let (dir, name) = split_remote(path, &source_name);
+    let dir = if dir.is_empty() && matches!(to, Place::Container(..)) {
+        "/"
+    } else {
+        dir
+    };
+    let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), meta.len())
+        .file_name(name.to_string());
+    let form = Form::new().text("path", dir.to_string()).part("file", part);
+    s.api.send(request.multipart(form)).await?;
+    bar.finish_and_clear();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file's bytes as a body stream, counted on the bar.
+fn counted(
+    file: tokio::fs::File,
+    bar: indicatif::ProgressBar,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+    futures::stream::unfold((file, bar), |(mut file, bar)| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                bar.inc(n as u64);
+                Some((Ok(bytes::Bytes::from(buf)), (file, bar)))
+            }
+            Err(e) => Some((Err(e), (file, bar))),
+        }
+    })
+}
+
+async fn download(s: &Session, from: Place, to: &Path) -> Result<ExitCode, Failure> {
+    let (request, path) = match &from {
+        Place::Container(name, path) => (
+            s.api.get(&["containers", &s.full_name(name), "files"]),
+            path.clone(),
+        ),
+        Place::Storage(path) => (s.api.get(&["storage", "files"]), path.clone()),
+        Place::Local(_) => unreachable!("cp checks that one side is remote"),
+    };
+    let resp = s.api.send(request.query(&[("path", &path)])).await?;
+    let kind = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if kind.starts_with("application/json") {
+        // The storage answers a folder with its listing.
+        return Err(Failure::new(
+            Kind::Usage,
+            format!(
+                "~/{path}: {}",
+                s.api.lang.pick(
+                    "is a folder; copy its files one by one",
+                    "はフォルダです。ファイルを一つずつコピーしてください"
+                )
+            ),
+        ));
+    }
+    let bar = super::progress::bytes_bar(resp.content_length());
+    let mut body = resp.bytes_stream();
+    let mut data = Vec::new();
+    let archive = kind.starts_with("application/x-tar");
+    let target = if !archive && to.is_dir() {
+        let name = path
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("file");
+        to.join(name)
+    } else {
+        to.to_path_buf()
+    };
+    let mut out = if archive {
+        None
+    } else {
+        Some(
+            std::fs::File::create(&target)
+                .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", target.display())))?,
+        )
+    };
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Failure::new(Kind::Other, super::api::error_chain(&e)))?;
+        bar.inc(chunk.len() as u64);
+        match &mut out {
+            Some(f) => f.write_all(&chunk)?,
+            None => data.extend_from_slice(&chunk),
+        }
+    }
+    bar.finish_and_clear();
+    if archive {
+        std::fs::create_dir_all(&target)?;
+        tar::Archive::new(data.as_slice())
+            .unpack(&target)
+            .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", target.display())))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places() {
+        assert_eq!(
+            Place::parse("web:/tmp/a"),
+            Place::Container("web".into(), "/tmp/a".into())
+        );
+        assert_eq!(Place::parse("~/d/a.txt"), Place::Storage("d/a.txt".into()));
+        assert_eq!(Place::parse("~"), Place::Storage(String::new()));
+        assert_eq!(Place::parse("./a:/b"), Place::Local("./a:/b".into()));
+        assert_eq!(
+            Place::parse("C:relative"),
+            Place::Local("C:relative".into())
+        );
+        assert_eq!(split_remote("/tmp/", "a.txt"), ("/tmp", "a.txt"));
+        assert_eq!(split_remote("/tmp/b.txt", "a.txt"), ("/tmp", "b.txt"));
+        assert_eq!(split_remote("", "a.txt"), ("", "a.txt"));
+        assert_eq!(split_remote("d/b", "a.txt"), ("d", "b"));
+    }
+}
