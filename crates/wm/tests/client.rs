@@ -164,7 +164,11 @@ fn a_session_from_the_command_line() {
     assert!(stderr(&out).contains("wm login"), "{}", stderr(&out));
     let out = wm.cmd(&["ps"]).env("LANG", "ja_JP.UTF-8").output().unwrap();
     assert_eq!(code(&out), Some(3));
-    assert!(stderr(&out).contains("ログインしていません"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ログインしていません"),
+        "{}",
+        stderr(&out)
+    );
 
     // A wrong password: exit 3 with the server's message.
     let out = wm
@@ -188,7 +192,16 @@ fn a_session_from_the_command_line() {
 
     // run → ps → exec.
     let image = wm_testkit::TEST_IMAGE;
-    wm.ok(&["run", "web", "--image", image, "-e", "GREETING=hi", "-p", "80"]);
+    wm.ok(&[
+        "run",
+        "web",
+        "--image",
+        image,
+        "-e",
+        "GREETING=hi",
+        "-p",
+        "80",
+    ]);
     let table = wm.ok(&["ps"]);
     assert!(table.starts_with("NAME"), "{table}");
     let row = table.lines().find(|l| l.starts_with("web ")).expect(&table);
@@ -196,7 +209,14 @@ fn a_session_from_the_command_line() {
     let list: serde_json::Value = serde_json::from_str(&wm.ok(&["ps", "--json"])).unwrap();
     assert_eq!(list[0]["name"], "admin-web", "{list}");
 
-    let out = wm.run(&["exec", "web", "--", "sh", "-c", "echo $GREETING; echo oops >&2; exit 3"]);
+    let out = wm.run(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; echo oops >&2; exit 3",
+    ]);
     assert_eq!(code(&out), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     assert_eq!(stderr(&out), "oops\n");
@@ -209,7 +229,10 @@ fn a_session_from_the_command_line() {
     std::fs::write(&file, "some notes\n").unwrap();
     let file_s = file.to_str().unwrap();
     wm.ok(&["cp", file_s, "web:/tmp/"]);
-    assert_eq!(wm.ok(&["exec", "web", "--", "cat", "/tmp/notes.txt"]), "some notes\n");
+    assert_eq!(
+        wm.ok(&["exec", "web", "--", "cat", "/tmp/notes.txt"]),
+        "some notes\n"
+    );
     let back = local.path().join("back.txt");
     wm.ok(&["cp", "web:/tmp/notes.txt", back.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "some notes\n");
@@ -230,7 +253,14 @@ fn a_session_from_the_command_line() {
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
 
     // logs.
-    wm.ok(&["exec", "web", "--", "sh", "-c", "echo to-the-log > /proc/1/fd/1"]);
+    wm.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo to-the-log > /proc/1/fd/1",
+    ]);
     let logs = wm.ok(&["logs", "web"]);
     assert!(logs.contains("to-the-log"), "{logs}");
 
@@ -249,12 +279,23 @@ fn a_session_from_the_command_line() {
     std::fs::write(ctx.path().join("secret.txt"), "secret\n").unwrap();
     std::fs::write(ctx.path().join(".dockerignore"), "secret.txt\n").unwrap();
     let name = wm_testkit::unique("cli");
-    let built = wm.ok(&["build", ctx.path().to_str().unwrap(), "--name", &format!("{name}:1")]);
+    let built = wm.ok(&[
+        "build",
+        ctx.path().to_str().unwrap(),
+        "--name",
+        &format!("{name}:1"),
+    ]);
     let built_ref = built.lines().last().unwrap_or_default().trim().to_string();
     let _image = ImageGuard(built_ref.clone());
     assert!(built_ref.contains(&name), "{built}");
     let listing = wm_testkit::docker(&[
-        "run", "--rm", "--label", &format!("{}=1", wm_testkit::TEST_LABEL), &built_ref, "ls", "/ctx",
+        "run",
+        "--rm",
+        "--label",
+        &format!("{}=1", wm_testkit::TEST_LABEL),
+        &built_ref,
+        "ls",
+        "/ctx",
     ]);
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(listing.contains("kept.txt"), "{listing}");
@@ -262,11 +303,26 @@ fn a_session_from_the_command_line() {
     let images = wm.ok(&["images"]);
     assert!(images.contains(&built_ref), "{images}");
     let images: serde_json::Value = serde_json::from_str(&wm.ok(&["images", "--json"])).unwrap();
-    assert!(images.as_array().unwrap().iter().any(|i| i["ref"] == built_ref.as_str()));
-    assert!(wm.ok(&["share", &built_ref, "--description", "for the class"]).contains("shared=true"));
-    assert!(wm.ok(&["share", &built_ref, "--off"]).contains("shared=false"));
+    assert!(images
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["ref"] == built_ref.as_str()));
+    assert!(wm
+        .ok(&["share", &built_ref, "--description", "for the class"])
+        .contains("shared=true"));
+    assert!(wm
+        .ok(&["share", &built_ref, "--off"])
+        .contains("shared=false"));
     let archive = local.path().join("image.tar");
-    wm.ok(&["export", &built_ref, "--format", "docker-archive", "-o", archive.to_str().unwrap()]);
+    wm.ok(&[
+        "export",
+        &built_ref,
+        "--format",
+        "docker-archive",
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
     let mut entries = tar::Archive::new(std::fs::File::open(&archive).unwrap());
     assert!(entries
         .entries()
@@ -275,7 +331,12 @@ fn a_session_from_the_command_line() {
 
     // quota, completions.
     let quota = wm.ok(&["quota"]);
-    assert!(quota.lines().any(|l| l.starts_with("containers") && l.contains('1')), "{quota}");
+    assert!(
+        quota
+            .lines()
+            .any(|l| l.starts_with("containers") && l.contains('1')),
+        "{quota}"
+    );
     assert!(!wm.ok(&["completions", "bash"]).is_empty());
 
     wm.ok(&["rm", "web"]);
@@ -291,7 +352,11 @@ fn a_session_from_the_command_line() {
         .env("WM_TOKEN", &token)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("admin"), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("admin"),
+        "{}",
+        stderr(&out)
+    );
 
     // logout revokes the token.
     wm.ok(&["logout"]);
@@ -306,7 +371,8 @@ fn a_session_from_the_command_line() {
 }
 
 fn walk_has(dir: &Path, name: &str) -> bool {
-    std::fs::read_dir(dir).unwrap().flatten().any(|e| {
-        e.file_name() == name || (e.path().is_dir() && walk_has(&e.path(), name))
-    })
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name() == name || (e.path().is_dir() && walk_has(&e.path(), name)))
 }

@@ -142,7 +142,8 @@ impl Api {
             .and_then(|v| v["error"]["message"].as_str().map(String::from))
             .unwrap_or_else(|| format!("{status}: {}", text.trim()));
         let kind = Kind::of_status(status);
-        let message = if kind == Kind::NotLoggedIn {
+        // A login's own 401 is a wrong password; any other asks for a new login.
+        let message = if kind == Kind::NotLoggedIn && self.token.is_some() {
             format!(
                 "{message} ({})",
                 self.lang.pick(

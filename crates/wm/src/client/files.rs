@@ -3,9 +3,7 @@
 
 use super::failure::{Failure, Kind};
 use super::Session;
-use futures::StreamExt;
 use reqwest::multipart::{Form, Part};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -160,11 +158,16 @@ async fn download(s: &Session, from: Place, to: &Path) -> Result<ExitCode, Failu
             ),
         ));
     }
-    let bar = super::progress::bytes_bar(resp.content_length());
-    let mut body = resp.bytes_stream();
-    let mut data = Vec::new();
-    let archive = kind.starts_with("application/x-tar");
-    let target = if !archive && to.is_dir() {
+    if kind.starts_with("application/x-tar") {
+        // A folder from a container: unpacked into the destination.
+        let data = super::progress::read(resp).await?;
+        std::fs::create_dir_all(to)?;
+        tar::Archive::new(data.as_slice())
+            .unpack(to)
+            .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", to.display())))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = if to.is_dir() {
         let name = path
             .trim_end_matches('/')
             .rsplit('/')
@@ -174,29 +177,7 @@ async fn download(s: &Session, from: Place, to: &Path) -> Result<ExitCode, Failu
     } else {
         to.to_path_buf()
     };
-    let mut out = if archive {
-        None
-    } else {
-        Some(
-            std::fs::File::create(&target)
-                .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", target.display())))?,
-        )
-    };
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Failure::new(Kind::Other, super::api::error_chain(&e)))?;
-        bar.inc(chunk.len() as u64);
-        match &mut out {
-            Some(f) => f.write_all(&chunk)?,
-            None => data.extend_from_slice(&chunk),
-        }
-    }
-    bar.finish_and_clear();
-    if archive {
-        std::fs::create_dir_all(&target)?;
-        tar::Archive::new(data.as_slice())
-            .unpack(&target)
-            .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", target.display())))?;
-    }
+    super::progress::save(resp, &target).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -200,16 +200,6 @@ pub(super) async fn export(
                 .query(&[("format", format)]),
         )
         .await?;
-    let bar = super::progress::bytes_bar(resp.content_length());
-    let io = |e: std::io::Error| Failure::new(Kind::Other, format!("{}: {e}", output.display()));
-    let mut file = std::fs::File::create(output).map_err(io)?;
-    let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Failure::new(Kind::Other, super::api::error_chain(&e)))?;
-        bar.inc(chunk.len() as u64);
-        file.write_all(&chunk).map_err(io)?;
-    }
-    file.sync_all().map_err(io)?;
-    bar.finish_and_clear();
+    super::progress::save(resp, output).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -52,9 +52,8 @@ pub(crate) enum ClientCommand {
         after_help = "Examples:\n  wm login --url https://wm.example.org --user alice\n  WM_PASSWORD=... wm login --url https://wm.example.org --user alice\n  wm login --url https://wm.example.org --token \"$TOKEN\""
     )]
     Login {
-        #[arg(long, value_name = "URL")]
-        url: String,
-        /// Your account name; the password is asked for (or taken from WM_PASSWORD).
+        /// Your account name; the password is asked for (or taken from WM_PASSWORD). The
+        /// console's address is `--url`.
         #[arg(long, value_name = "NAME", required_unless_present = "token")]
         user: Option<String>,
     },
@@ -168,7 +167,13 @@ impl Session {
 pub(crate) async fn run(target: Target, command: ClientCommand) -> ExitCode {
     let lang = Lang::from_env();
     let result = match command {
-        ClientCommand::Login { url, user } => account::login(&url, user, target.token, lang).await,
+        ClientCommand::Login { user } => match target.url {
+            Some(url) => account::login(&url, user, target.token, lang).await,
+            None => Err(Failure::new(
+                Kind::Usage,
+                lang.pick("wm login needs --url", "wm login には --url が必要です"),
+            )),
+        },
         command => match session(target, lang).await {
             Ok(session) => dispatch(&session, command).await,
             Err(e) => Err(e),

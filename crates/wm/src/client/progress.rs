@@ -1,7 +1,11 @@
 //! Output helpers: plain tables and byte sizes for people, progress bars on stderr only
 //! when it is a terminal (so scripts' logs stay clean).
 
+use super::failure::{Failure, Kind};
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::Write;
+use std::path::Path;
 
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -56,4 +60,46 @@ pub(super) fn spinner() -> ProgressBar {
     bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
+}
+
+/// Writes an answer's body to a file, with a bar; a failed download leaves no half file
+/// behind to be mistaken for a whole one.
+pub(super) async fn save(resp: reqwest::Response, output: &Path) -> Result<(), Failure> {
+    let bar = bytes_bar(resp.content_length());
+    let written = write_body(resp, output, &bar).await;
+    bar.finish_and_clear();
+    if written.is_err() {
+        let _ = std::fs::remove_file(output);
+    }
+    written
+}
+
+async fn write_body(
+    resp: reqwest::Response,
+    output: &Path,
+    bar: &ProgressBar,
+) -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure::new(Kind::Other, format!("{}: {e}", output.display()));
+    let mut file = std::fs::File::create(output).map_err(io)?;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Failure::new(Kind::Other, super::api::error_chain(&e)))?;
+        bar.inc(chunk.len() as u64);
+        file.write_all(&chunk).map_err(io)?;
+    }
+    file.sync_all().map_err(io)
+}
+
+/// An answer's whole body, with a bar.
+pub(super) async fn read(resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    let bar = bytes_bar(resp.content_length());
+    let mut body = resp.bytes_stream();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Failure::new(Kind::Other, super::api::error_chain(&e)))?;
+        bar.inc(chunk.len() as u64);
+        data.extend_from_slice(&chunk);
+    }
+    bar.finish_and_clear();
+    Ok(data)
 }
