@@ -25,7 +25,7 @@ impl Drop for Console {
 }
 
 impl Console {
-    fn start() -> Console {
+    fn start(extra: &[(&str, &str)]) -> Console {
         wm_testkit::ensure_test_image();
         let data = tempfile::tempdir().unwrap();
         let config = data.path().join("wm.toml");
@@ -51,6 +51,7 @@ impl Console {
             // Scanning has its own tests; here a built image is usable at once.
             .env("WM_SCAN_COMMAND", "off")
             .env("WM_LOG", "info")
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -156,7 +157,13 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn a_session_from_the_command_line() {
-    let console = Console::start();
+    let registry = wm_testkit::Registry::start();
+    let host = registry.host();
+    let console = Console::start(&[
+        ("WM_REGISTRIES_ALLOWED", host.as_str()),
+        // The registry is on loopback: allowed by name, as an administrator would.
+        ("WM_EGRESS_ALLOWED", host.as_str()),
+    ]);
     let wm = Wm::new();
     let url = console.url.as_str();
 
@@ -265,6 +272,20 @@ fn a_session_from_the_command_line() {
     ]);
     let logs = wm.ok(&["logs", "web"]);
     assert!(logs.contains("to-the-log"), "{logs}");
+    // -f: followed where the console streams; else the recent lines and a note.
+    let mut follower = wm
+        .cmd(&["logs", "-f", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(follower.stdout.take().unwrap());
+    let mut followed = String::new();
+    while !followed.contains("to-the-log") {
+        assert!(stdout.read_line(&mut followed).unwrap() > 0, "{followed}");
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
 
     // stop, start, rm.
     assert!(wm.ok(&["stop", "web"]).contains("exited"));
@@ -330,6 +351,15 @@ fn a_session_from_the_command_line() {
         .entries()
         .unwrap()
         .any(|e| e.unwrap().path().unwrap().to_string_lossy() == "manifest.json"));
+
+    // pull, with its progress on stderr.
+    let remote = registry.push(image, &format!("course/{}:1", wm_testkit::unique("tool-")));
+    let _pulled = ImageGuard(remote.clone());
+    let pulled = wm.ok(&["pull", &remote]);
+    assert!(pulled.contains(&remote), "{pulled}");
+    assert!(wm.ok(&["images"]).contains(&remote));
+    let out = wm.run(&["pull", &format!("{host}/course/missing:1")]);
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
 
     // quota, completions.
     let quota = wm.ok(&["quota"]);
