@@ -40,7 +40,11 @@ pub(super) async fn list(s: &Session, json: bool) -> Result<ExitCode, Failure> {
 /// Follows an NDJSON progress answer to its last line, `{status: done, image}` or
 /// `{status: error, error}`; `log` prints a line's output (a build's) as it comes.
 async fn follow(resp: reqwest::Response, log: bool) -> Result<Value, Failure> {
-    let bar = super::progress::spinner();
+    let bars = indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let bar = bars.add(super::progress::spinner());
+    // A byte bar per layer being downloaded, by host and layer.
+    let mut layers: std::collections::HashMap<String, indicatif::ProgressBar> =
+        std::collections::HashMap::new();
     let mut body = resp.bytes_stream();
     let mut pending = Vec::new();
     let mut last = Value::Null;
@@ -66,11 +70,24 @@ async fn follow(resp: reqwest::Response, log: bool) -> Result<Value, Failure> {
                 .filter_map(|f| f.as_str())
                 .collect::<Vec<_>>()
                 .join(" ");
+            if let (Some(layer), Some(total)) = (v["layer"].as_str(), v["total"].as_u64()) {
+                let key = format!("{} {layer}", v["host"].as_str().unwrap_or_default());
+                let layer_bar = layers.entry(key.clone()).or_insert_with(|| {
+                    let b = bars.add(super::progress::bytes_bar(Some(total)));
+                    b.set_message(key);
+                    b
+                });
+                layer_bar.set_length(total.max(1));
+                layer_bar.set_position(v["current"].as_u64().unwrap_or(0));
+            }
             bar.set_message(step);
             last = v;
         }
     }
     bar.finish_and_clear();
+    for b in layers.values() {
+        b.finish_and_clear();
+    }
     match last["status"].as_str() {
         Some("done") => Ok(last),
         Some("error") => Err(Failure::new(

@@ -41,7 +41,7 @@ pub(super) fn bytes_bar(total: Option<u64>) -> ProgressBar {
     let bar = match total {
         Some(t) => ProgressBar::new(t).with_style(
             ProgressStyle::with_template(
-                "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
+                "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta} {msg}",
             )
             .expect("a valid template"),
         ),
