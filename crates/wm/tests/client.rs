@@ -258,6 +258,27 @@ fn a_session_from_the_command_line() {
     let stored = local.path().join("stored.txt");
     wm.ok(&["cp", "~/cli/notes.txt", stored.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&stored).unwrap(), "some notes\n");
+    // A folder goes up with its subfolders.
+    let proj = local.path().join("proj");
+    std::fs::create_dir_all(proj.join("sub")).unwrap();
+    std::fs::write(proj.join("a.txt"), "a\n").unwrap();
+    std::fs::write(proj.join("sub/b.txt"), "b\n").unwrap();
+    wm.ok(&["cp", proj.to_str().unwrap(), "web:/tmp/"]);
+    assert_eq!(
+        wm.ok(&[
+            "exec",
+            "web",
+            "--",
+            "cat",
+            "/tmp/proj/a.txt",
+            "/tmp/proj/sub/b.txt"
+        ]),
+        "a\nb\n"
+    );
+    wm.ok(&["cp", proj.to_str().unwrap(), "~/"]);
+    let b = local.path().join("b.txt");
+    wm.ok(&["cp", "~/proj/sub/b.txt", b.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "b\n");
     let out = wm.run(&["cp", file_s, stored.to_str().unwrap()]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
 

@@ -1,5 +1,6 @@
 //! `wm cp`: files between this computer, a container (`NAME:/path`) and the caller's
-//! personal storage (`~/path`). Files go up; files and (from containers) folders come down.
+//! personal storage (`~/path`). Files and folders go up; files and (from containers)
+//! folders come down.
 
 use super::failure::{Failure, Kind};
 use super::Session;
@@ -65,34 +66,13 @@ pub(super) async fn cp(s: &Session, src: &str, dst: &str) -> Result<ExitCode, Fa
 }
 
 async fn upload(s: &Session, from: &Path, to: Place) -> Result<ExitCode, Failure> {
-    let meta = std::fs::metadata(from)
-        .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", from.display())))?;
-    if !meta.is_file() {
-        return Err(Failure::new(
-            Kind::Usage,
-            format!(
-                "{}: {}",
-                from.display(),
-                s.api
-                    .lang
-                    .pick("only files can be copied up", "送れるのはファイルだけです")
-            ),
-        ));
-    }
     let source_name = from
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("file")
         .to_string();
-    let file = tokio::fs::File::open(from).await?;
-    let bar = super::progress::bytes_bar(Some(meta.len()));
-    let stream = counted(file, bar.clone());
-    let (request, path) = match &to {
-        Place::Container(name, path) => (
-            s.api.post(&["containers", &s.full_name(name), "files"]),
-            path.as_str(),
-        ),
-        Place::Storage(path) => (s.api.post(&["storage", "files"]), path.as_str()),
+    let path = match &to {
+        Place::Container(_, path) | Place::Storage(path) => path.as_str(),
         Place::Local(_) => unreachable!("cp checks that one side is remote"),
     };
     let (dir, name) = split_remote(path, &source_name);
@@ -101,9 +81,54 @@ async fn upload(s: &Session, from: &Path, to: Place) -> Result<ExitCode, Failure
     } else {
         dir
     };
-    let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), meta.len())
-        .file_name(name.to_string());
-    let form = Form::new().text("path", dir.to_string()).part("file", part);
+    // Each file by its name in `dir`: a folder goes up as `cp -r` would copy it, as `NAME`
+    // in `DIR` with its subfolders (the API makes the folders a file's name holds).
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let meta = std::fs::metadata(from)
+        .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", from.display())))?;
+    if meta.is_file() {
+        files.push((from.to_path_buf(), name.to_string()));
+    } else {
+        let walk = ignore::WalkBuilder::new(from)
+            .standard_filters(false)
+            .sort_by_file_path(|a, b| a.cmp(b))
+            .build();
+        for entry in walk {
+            let entry = entry.map_err(|e| Failure::new(Kind::Other, e.to_string()))?;
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(from).expect("walked under from");
+            let rel = rel.to_str().ok_or_else(|| {
+                Failure::new(
+                    Kind::Usage,
+                    format!("{}: not UTF-8", entry.path().display()),
+                )
+            })?;
+            files.push((entry.path().to_path_buf(), format!("{name}/{rel}")));
+        }
+    }
+    let total = files
+        .iter()
+        .map(|(local, _)| std::fs::metadata(local).map_or(0, |m| m.len()))
+        .sum();
+    let bar = super::progress::bytes_bar(Some(total));
+    let mut form = Form::new().text("path", dir.to_string());
+    for (local, file_name) in files {
+        let file = tokio::fs::File::open(&local)
+            .await
+            .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", local.display())))?;
+        let len = file.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(counted(file, bar.clone()));
+        form = form.part(
+            "file",
+            Part::stream_with_length(body, len).file_name(file_name),
+        );
+    }
+    let request = match &to {
+        Place::Container(short, _) => s.api.post(&["containers", &s.full_name(short), "files"]),
+        _ => s.api.post(&["storage", "files"]),
+    };
     s.api.send(request.multipart(form)).await?;
     bar.finish_and_clear();
     Ok(ExitCode::SUCCESS)
