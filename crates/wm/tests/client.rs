@@ -279,6 +279,16 @@ fn a_session_from_the_command_line() {
     let b = local.path().join("b.txt");
     wm.ok(&["cp", "~/proj/sub/b.txt", b.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&b).unwrap(), "b\n");
+    let down = local.path().join("down");
+    wm.ok(&["cp", "~/proj", down.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(down.join("proj/sub/b.txt")).unwrap(),
+        "b\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(down.join("proj/a.txt")).unwrap(),
+        "a\n"
+    );
     let out = wm.run(&["cp", file_s, stored.to_str().unwrap()]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
 

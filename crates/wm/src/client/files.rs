@@ -1,6 +1,5 @@
 //! `wm cp`: files between this computer, a container (`NAME:/path`) and the caller's
-//! personal storage (`~/path`). Files and folders go up; files and (from containers)
-//! folders come down.
+//! personal storage (`~/path`), files and whole folders both ways.
 
 use super::failure::{Failure, Kind};
 use super::Session;
@@ -134,6 +133,59 @@ async fn upload(s: &Session, from: &Path, to: Place) -> Result<ExitCode, Failure
     Ok(ExitCode::SUCCESS)
 }
 
+/// A folder of the storage, with its subfolders, into `local`.
+async fn storage_folder(s: &Session, remote: &str, local: &Path) -> Result<(), Failure> {
+    let mut folders = vec![(
+        remote.trim_end_matches('/').to_string(),
+        local.to_path_buf(),
+    )];
+    while let Some((remote, local)) = folders.pop() {
+        let listing = s
+            .api
+            .send(s.api.get(&["storage", "files"]).query(&[("path", &remote)]))
+            .await?;
+        if listing.headers().contains_key("x-wm-truncated") {
+            eprintln!(
+                "wm: ~/{remote}: {}",
+                s.api.lang.pick(
+                    "too many entries; only the first were listed and copied",
+                    "項目が多すぎるため、最初の一部だけをコピーしました"
+                )
+            );
+        }
+        let entries: Vec<serde_json::Value> = listing
+            .json()
+            .await
+            .map_err(|e| Failure::new(Kind::Other, format!("unexpected answer: {e}")))?;
+        std::fs::create_dir_all(&local)
+            .map_err(|e| Failure::new(Kind::Other, format!("{}: {e}", local.display())))?;
+        for e in entries {
+            let name = e["name"].as_str().unwrap_or_default();
+            // A name is one path component; anything else is not written here.
+            if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                continue;
+            }
+            let child = if remote.is_empty() {
+                name.to_string()
+            } else {
+                format!("{remote}/{name}")
+            };
+            match e["type"].as_str() {
+                Some("dir") => folders.push((child, local.join(name))),
+                Some("file") => {
+                    let resp = s
+                        .api
+                        .send(s.api.get(&["storage", "files"]).query(&[("path", &child)]))
+                        .await?;
+                    super::progress::save(resp, &local.join(name)).await?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A file's bytes as a body stream, counted on the bar.
 fn counted(
     file: tokio::fs::File,
@@ -171,17 +223,10 @@ async fn download(s: &Session, from: Place, to: &Path) -> Result<ExitCode, Failu
         .unwrap_or("")
         .to_string();
     if kind.starts_with("application/json") {
-        // The storage answers a folder with its listing.
-        return Err(Failure::new(
-            Kind::Usage,
-            format!(
-                "~/{path}: {}",
-                s.api.lang.pick(
-                    "is a folder; copy its files one by one",
-                    "はフォルダです。ファイルを一つずつコピーしてください"
-                )
-            ),
-        ));
+        // The storage answers a folder with its listing: fetched file by file.
+        let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        storage_folder(s, &path, &to.join(name)).await?;
+        return Ok(ExitCode::SUCCESS);
     }
     if kind.starts_with("application/x-tar") {
         // A folder from a container: unpacked into the destination.

@@ -88,8 +88,8 @@ pub(crate) enum ClientCommand {
     /// Copy files between this computer, a container (`NAME:/path`) and your storage (`~/path`).
     #[command(
         after_help = "A destination ending in `/` is a folder the file or folder goes into; a\n\
-        folder goes up with everything in it, and one copied from a container is\n\
-        unpacked into the local destination folder.\n\
+        folder goes up with everything in it, and comes down into the local\n\
+        destination folder.\n\
         Quote `~/path` so that your shell does not expand it.\n\n\
         Examples:\n  wm cp report.pdf web:/tmp/\n  wm cp ./project web:/work/\n  wm cp web:/var/log/nginx ./logs\n  wm cp data.csv '~/datasets/'\n  wm cp '~/datasets/data.csv' ."
     )]
