@@ -211,6 +211,9 @@ fn a_session_from_the_command_line() {
         "-p",
         "80",
     ]);
+    // The name is taken: refused, exit 5.
+    let out = wm.run(&["run", "web", "--image", image]);
+    assert_eq!(code(&out), Some(5), "{}", stderr(&out));
     let table = wm.ok(&["ps"]);
     assert!(table.starts_with("NAME"), "{table}");
     let row = table.lines().find(|l| l.starts_with("web ")).expect(&table);
