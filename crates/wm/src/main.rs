@@ -1,7 +1,9 @@
-//! `wm`: the whalemountain binary.
+//! `wm`: the whalemountain binary: the services, and the command-line client.
+
+mod client;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,9 +11,16 @@ use std::sync::Arc;
 #[command(
     name = "wm",
     version,
-    about = "whalemountain: containers lent to a department's students and teachers"
+    about = "whalemountain: containers lent to a department's students and teachers",
+    after_help = "Exit codes of the client commands: 0 ok, 1 error, 2 usage or invalid input, \
+        3 not logged in, 4 not found, 5 refused (permission, conflict, quota); \
+        `wm exec` exits with the command's code (124 when the server stopped it at its time limit).\n\n\
+        Example session:\n  wm login --url https://wm.example.org --user alice\n  \
+        wm run web --image nginx -p 80\n  wm exec web -- nginx -v\n  wm cp site.html web:/usr/share/nginx/html/\n  wm rm web"
 )]
 struct Cli {
+    #[command(flatten)]
+    target: client::Target,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +50,13 @@ enum Command {
         #[command(subcommand)]
         command: KubeCommand,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
+    /// Print a shell's completion script for `wm`.
+    #[command(
+        after_help = "Example:\n  wm completions bash > ~/.local/share/bash-completion/completions/wm"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
@@ -62,10 +78,28 @@ enum AgentKind {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     // Every TLS client in the process (the directory's, later registries') uses ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    match cli.command {
+        Command::Client(command) => client::run(cli.target, command).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "wm", &mut std::io::stdout());
+            std::process::ExitCode::SUCCESS
+        }
+        command => match service(command).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e:?}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The services and tools that run on the installation's machines.
+async fn service(command: Command) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WM_LOG")
@@ -78,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
         // the default reports a failed write with eprintln!, which panics then.
         .log_internal_errors(false)
         .init();
-    match cli.command {
+    match command {
         Command::Serve { config } => console(config, false).await,
         Command::Console { config } => console(config, true).await,
         Command::Agent {
@@ -88,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
             kind: AgentKind::Kubernetes { config },
         } => kubernetes_agent(config).await,
         Command::Kube { command } => command.run(),
+        Command::Client(_) | Command::Completions { .. } => unreachable!("handled in main"),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiQuery};
-use super::forms::read_upload;
+use super::forms::{multipart_form, read_upload};
 use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
@@ -222,12 +222,7 @@ async fn upload_files(
     let c = containers
         .load(&caller, &name, whose.owner.as_deref())
         .await?;
-    let form = multipart.map_err(|e| {
-        ApiError::UnsupportedMediaType(format!(
-            "send the files as multipart/form-data ({})",
-            e.body_text()
-        ))
-    })?;
+    let form = multipart_form(multipart, "files")?;
     let upload = read_upload(
         form,
         None,

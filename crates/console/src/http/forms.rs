@@ -2,10 +2,11 @@
 //! builds. Forms from the web console must start with a `csrf` field that the page
 //! accepts, before anything else is read.
 
+use super::ApiError;
 use crate::service::containers::{parse_upload_name, SpoolFile, TempFiles};
 use crate::service::images::{BuildInput, BuildSource};
 use crate::service::Error;
-use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::Multipart;
 use axum::http::StatusCode;
 
@@ -14,6 +15,19 @@ const FORM_MAX_FIELDS: usize = 8;
 
 /// The check of a web form's `csrf` field.
 pub(super) type Csrf<'a> = Option<&'a (dyn Fn(&str) -> bool + Sync)>;
+
+/// The request's multipart form, or 415 saying to send `what` as one.
+pub(super) fn multipart_form(
+    multipart: Result<Multipart, MultipartRejection>,
+    what: &str,
+) -> Result<Multipart, ApiError> {
+    multipart.map_err(|e| {
+        ApiError::UnsupportedMediaType(format!(
+            "send the {what} as multipart/form-data ({})",
+            e.body_text()
+        ))
+    })
+}
 
 /// A multipart error as the user's error: too large, or not a form.
 fn multipart_error(e: MultipartError, limit: usize) -> Error {

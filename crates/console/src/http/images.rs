@@ -3,7 +3,7 @@
 
 use super::error::ErrorBody;
 use super::extract::ApiJson;
-use super::forms::read_build;
+use super::forms::{multipart_form, read_build};
 use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
@@ -112,12 +112,7 @@ async fn build_image(
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let form = multipart.map_err(|e| {
-        ApiError::UnsupportedMediaType(format!(
-            "send the build as multipart/form-data ({})",
-            e.body_text()
-        ))
-    })?;
+    let form = multipart_form(multipart, "build")?;
     let input = read_build(
         form,
         None,

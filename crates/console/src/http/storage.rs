@@ -3,7 +3,7 @@
 
 use super::error::ErrorBody;
 use super::extract::ApiQuery;
-use super::forms::read_upload;
+use super::forms::{multipart_form, read_upload};
 use super::{attachment, ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::{Admin, Caller};
@@ -124,12 +124,7 @@ async fn storage_upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Written>), ApiError> {
     caller.require_full_scope()?;
-    let form = multipart.map_err(|e| {
-        ApiError::UnsupportedMediaType(format!(
-            "send the files as multipart/form-data ({})",
-            e.body_text()
-        ))
-    })?;
+    let form = multipart_form(multipart, "files")?;
     let upload = read_upload(
         form,
         None,

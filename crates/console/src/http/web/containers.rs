@@ -4,12 +4,12 @@
 
 use super::i18n::Texts;
 use super::{
-    error_page, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery, OrPage,
-    PageError, Posted, Session,
+    error_page, form_refusal, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery,
+    OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
-use crate::http::forms::read_upload;
-use crate::http::{ApiError, Http};
+use crate::http::forms::{multipart_form, read_upload};
+use crate::http::Http;
 use crate::service::containers::{Container, ContainerPatch, CreateContainer, ExecResult};
 use crate::service::quotas::{QuotaView, UsageView};
 use crate::service::Error;
@@ -566,14 +566,9 @@ pub(super) async fn upload(
         .load(ctx.caller(), &name, whose.owner.as_deref())
         .await
         .or_page(&ctx)?;
-    let form = multipart
-        .map_err(|e| ApiError::UnsupportedMediaType(e.body_text()))
-        .or_page(&ctx)?;
+    let form = multipart_form(multipart, "files").or_page(&ctx)?;
     let accept = |token: &str| ctx.accepts(token);
-    let refused = |e: Error| match e {
-        Error::Forbidden(_) => PageError::new(super::csrf_refused(&ctx)),
-        e => PageError::new(error_page(&ctx, &e.into())),
-    };
+    let refused = form_refusal(&ctx);
     let upload = read_upload(
         form,
         Some(&accept),

@@ -2,12 +2,13 @@
 //! the entries with download and delete, and an upload into the folder.
 
 use super::{
-    encode, error_page, notice, page, see_other, NoticeQuery, OrPage, PageError, Posted, Session,
+    encode, error_page, form_refusal, notice, page, see_other, NoticeQuery, OrPage, PageError,
+    Posted, Session,
 };
-use crate::http::forms::read_upload;
-use crate::http::{ApiError, Http};
+use crate::http::forms::{multipart_form, read_upload};
+use crate::http::Http;
+use crate::service::human_bytes;
 use crate::service::storage::Found;
-use crate::service::{human_bytes, Error};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -133,14 +134,9 @@ pub(super) async fn upload(
     Session(ctx): Session,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, PageError> {
-    let form = multipart
-        .map_err(|e| ApiError::UnsupportedMediaType(e.body_text()))
-        .or_page(&ctx)?;
+    let form = multipart_form(multipart, "files").or_page(&ctx)?;
     let accept = |token: &str| ctx.accepts(token);
-    let refused = |e: Error| match e {
-        Error::Forbidden(_) => PageError::new(super::csrf_refused(&ctx)),
-        e => PageError::new(error_page(&ctx, &e.into())),
-    };
+    let refused = form_refusal(&ctx);
     let upload = read_upload(
         form,
         Some(&accept),

@@ -7,14 +7,13 @@
 
 use super::i18n::Texts;
 use super::{
-    csrf_refused, encode, error_page, human_size, notice, page, script, see_other, short_time, Ctx,
+    encode, form_refusal, human_size, notice, page, script, see_other, short_time, Ctx,
     NoticeQuery, OrPage, PageError, Posted, Session,
 };
-use crate::http::forms::read_build;
+use crate::http::forms::{multipart_form, read_build};
 use crate::http::images::ndjson;
-use crate::http::{ApiError, Http};
+use crate::http::Http;
 use crate::service::images::{Image, ImagePatch, PullRequest};
-use crate::service::Error;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
@@ -272,14 +271,9 @@ pub(super) async fn build(
     Session(ctx): Session,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, PageError> {
-    let form = multipart
-        .map_err(|e| ApiError::UnsupportedMediaType(e.body_text()))
-        .or_page(&ctx)?;
+    let form = multipart_form(multipart, "build").or_page(&ctx)?;
     let accept = |token: &str| ctx.accepts(token);
-    let refused = |e: Error| match e {
-        Error::Forbidden(_) => PageError::new(csrf_refused(&ctx)),
-        e => PageError::new(error_page(&ctx, &e.into())),
-    };
+    let refused = form_refusal(&ctx);
     let input = read_build(
         form,
         Some(&accept),

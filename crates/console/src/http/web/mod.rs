@@ -213,6 +213,15 @@ impl FromRequest<Http> for Posted {
     }
 }
 
+/// What a refused multipart form becomes: the CSRF page for a missing or wrong token (read
+/// first), else the error page.
+pub(super) fn form_refusal(ctx: &Ctx) -> impl Fn(Error) -> PageError + Copy + '_ {
+    move |e| match e {
+        Error::Forbidden(_) => PageError::new(csrf_refused(ctx)),
+        e => PageError::new(error_page(ctx, &e.into())),
+    }
+}
+
 fn csrf_refused(ctx: &Ctx) -> Response {
     let body = page(
         ctx,

@@ -1,0 +1,444 @@
+//! `wm` as a command-line client: the real binary against a live `wm serve`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const PASSWORD: &str = "admin-password";
+
+/// `wm serve` on the local engine, with everything it makes labelled and removed on drop.
+struct Console {
+    child: Child,
+    url: String,
+    instance: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        wm_testkit::remove_labelled("wm.instance", &self.instance);
+    }
+}
+
+impl Console {
+    fn start(extra: &[(&str, &str)]) -> Console {
+        wm_testkit::ensure_test_image();
+        let data = tempfile::tempdir().unwrap();
+        let config = data.path().join("wm.toml");
+        std::fs::write(
+            &config,
+            format!("[docker.labels]\n\"{}\" = \"1\"\n", wm_testkit::TEST_LABEL),
+        )
+        .unwrap();
+        let instance = wm_testkit::unique("cli");
+        let listen = format!("127.0.0.1:{}", wm_testkit::free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wm"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WM_DATA_DIR", data.path())
+            .env("WM_INSTANCE", &instance)
+            .env("WM_LISTEN", &listen)
+            .env("WM_ADMIN_PASSWORD", PASSWORD)
+            .env("WM_MEMORY_LIMIT", "64m")
+            .env("WM_CPU_LIMIT", "0.5")
+            .env("WM_LOGIN_RATE_LIMIT", "0")
+            // Scanning has its own tests; here a built image is usable at once.
+            .env("WM_SCAN_COMMAND", "off")
+            .env("WM_LOG", "info")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut said = String::new();
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("wm serve did not start:\n{said}"));
+            said.push_str(&line);
+            said.push('\n');
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        Console {
+            child,
+            url: format!("http://{listen}"),
+            instance,
+            _data: data,
+        }
+    }
+}
+
+/// The client, with its own config directory and no login from the environment.
+struct Wm {
+    home: tempfile::TempDir,
+}
+
+impl Wm {
+    fn new() -> Wm {
+        Wm {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.home.path().join("xdg/wm")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wm"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("xdg"))
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and expects success; answers stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "wm {args:?}: {:?}\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Removes an image built by a test, also when it fails.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            wm_testkit::docker(&["rmi", "-f", &self.0]);
+        }
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_session_from_the_command_line() {
+    let registry = wm_testkit::Registry::start();
+    let host = registry.host();
+    let console = Console::start(&[
+        ("WM_REGISTRIES_ALLOWED", host.as_str()),
+        // The registry is on loopback: allowed by name, as an administrator would.
+        ("WM_EGRESS_ALLOWED", host.as_str()),
+    ]);
+    let wm = Wm::new();
+    let url = console.url.as_str();
+
+    // Not logged in: exit 3, and the message in the locale's language.
+    let out = wm.run(&["ps"]);
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wm login"), "{}", stderr(&out));
+    let out = wm.cmd(&["ps"]).env("LANG", "ja_JP.UTF-8").output().unwrap();
+    assert_eq!(code(&out), Some(3));
+    assert!(
+        stderr(&out).contains("ログインしていません"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A wrong password: exit 3 with the server's message.
+    let out = wm
+        .cmd(&["login", "--url", url, "--user", "admin"])
+        .env("WM_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+    assert!(!wm.config_dir().join("config.toml").exists());
+
+    let out = wm
+        .cmd(&["login", "--url", url, "--user", "admin"])
+        .env("WM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = wm.config_dir().join("config.toml");
+    assert_eq!(mode(&config), 0o600);
+    assert_eq!(mode(&wm.config_dir()), 0o700);
+    assert!(wm.ok(&["whoami"]).starts_with("admin (admin)"));
+
+    // run → ps → exec.
+    let image = wm_testkit::TEST_IMAGE;
+    wm.ok(&[
+        "run",
+        "web",
+        "--image",
+        image,
+        "-e",
+        "GREETING=hi",
+        "-p",
+        "80",
+    ]);
+    // The name is taken: refused, exit 5.
+    let out = wm.run(&["run", "web", "--image", image]);
+    assert_eq!(code(&out), Some(5), "{}", stderr(&out));
+    let table = wm.ok(&["ps"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    let row = table.lines().find(|l| l.starts_with("web ")).expect(&table);
+    assert!(row.contains("running"), "{table}");
+    let list: serde_json::Value = serde_json::from_str(&wm.ok(&["ps", "--json"])).unwrap();
+    assert_eq!(list[0]["name"], "admin-web", "{list}");
+
+    let out = wm.run(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(code(&out), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(stderr(&out), "oops\n");
+    let out = wm.run(&["exec", "nothing-here", "--", "true"]);
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+
+    // cp up and down, to the container and to the personal storage.
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("notes.txt");
+    std::fs::write(&file, "some notes\n").unwrap();
+    let file_s = file.to_str().unwrap();
+    wm.ok(&["cp", file_s, "web:/tmp/"]);
+    assert_eq!(
+        wm.ok(&["exec", "web", "--", "cat", "/tmp/notes.txt"]),
+        "some notes\n"
+    );
+    let back = local.path().join("back.txt");
+    wm.ok(&["cp", "web:/tmp/notes.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "some notes\n");
+    // A folder comes down as its files.
+    let folder = local.path().join("tmp-copy");
+    wm.ok(&["cp", "web:/tmp", folder.to_str().unwrap()]);
+    assert!(
+        walk_has(&folder, "notes.txt"),
+        "{:?}",
+        std::fs::read_dir(&folder).unwrap().collect::<Vec<_>>()
+    );
+
+    wm.ok(&["cp", file_s, "~/cli/"]);
+    let stored = local.path().join("stored.txt");
+    wm.ok(&["cp", "~/cli/notes.txt", stored.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), "some notes\n");
+    // A folder goes up with its subfolders.
+    let proj = local.path().join("proj");
+    std::fs::create_dir_all(proj.join("sub")).unwrap();
+    std::fs::write(proj.join("a.txt"), "a\n").unwrap();
+    std::fs::write(proj.join("sub/b.txt"), "b\n").unwrap();
+    wm.ok(&["cp", proj.to_str().unwrap(), "web:/tmp/"]);
+    assert_eq!(
+        wm.ok(&[
+            "exec",
+            "web",
+            "--",
+            "cat",
+            "/tmp/proj/a.txt",
+            "/tmp/proj/sub/b.txt"
+        ]),
+        "a\nb\n"
+    );
+    wm.ok(&["cp", proj.to_str().unwrap(), "~/"]);
+    let b = local.path().join("b.txt");
+    wm.ok(&["cp", "~/proj/sub/b.txt", b.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "b\n");
+    let down = local.path().join("down");
+    wm.ok(&["cp", "~/proj", down.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(down.join("proj/sub/b.txt")).unwrap(),
+        "b\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(down.join("proj/a.txt")).unwrap(),
+        "a\n"
+    );
+    let out = wm.run(&["cp", file_s, stored.to_str().unwrap()]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+
+    // logs.
+    wm.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo to-the-log > /proc/1/fd/1",
+    ]);
+    let logs = wm.ok(&["logs", "web"]);
+    assert!(logs.contains("to-the-log"), "{logs}");
+    // -f: followed where the console streams; else the recent lines and a note.
+    let mut follower = wm
+        .cmd(&["logs", "-f", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(follower.stdout.take().unwrap());
+    let mut followed = String::new();
+    while !followed.contains("to-the-log") {
+        assert!(stdout.read_line(&mut followed).unwrap() > 0, "{followed}");
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // stop, start, rm.
+    assert!(wm.ok(&["stop", "web"]).contains("exited"));
+    assert!(wm.ok(&["start", "web"]).contains("running"));
+
+    // build with a .dockerignore, share, export.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY . /ctx/\n"),
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("kept.txt"), "kept\n").unwrap();
+    std::fs::write(ctx.path().join("secret.txt"), "secret\n").unwrap();
+    std::fs::write(ctx.path().join(".dockerignore"), "secret.txt\n").unwrap();
+    let name = wm_testkit::unique("cli");
+    let built = wm.ok(&[
+        "build",
+        ctx.path().to_str().unwrap(),
+        "--name",
+        &format!("{name}:1"),
+    ]);
+    let built_ref = built.lines().last().unwrap_or_default().trim().to_string();
+    let _image = ImageGuard(built_ref.clone());
+    assert!(built_ref.contains(&name), "{built}");
+    let listing = wm_testkit::docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &format!("{}=1", wm_testkit::TEST_LABEL),
+        &built_ref,
+        "ls",
+        "/ctx",
+    ]);
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("kept.txt"), "{listing}");
+    assert!(!listing.contains("secret.txt"), "{listing}");
+    let images = wm.ok(&["images"]);
+    assert!(images.contains(&built_ref), "{images}");
+    let images: serde_json::Value = serde_json::from_str(&wm.ok(&["images", "--json"])).unwrap();
+    assert!(images
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["ref"] == built_ref.as_str()));
+    assert!(wm
+        .ok(&["share", &built_ref, "--description", "for the class"])
+        .contains("shared=true"));
+    assert!(wm
+        .ok(&["share", &built_ref, "--off"])
+        .contains("shared=false"));
+    let archive = local.path().join("image.tar");
+    wm.ok(&[
+        "export",
+        &built_ref,
+        "--format",
+        "docker-archive",
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    let mut entries = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    assert!(entries
+        .entries()
+        .unwrap()
+        .any(|e| e.unwrap().path().unwrap().to_string_lossy() == "manifest.json"));
+
+    // pull, with its progress on stderr.
+    let remote = registry.push(image, &format!("course/{}:1", wm_testkit::unique("tool-")));
+    let _pulled = ImageGuard(remote.clone());
+    let pulled = wm.ok(&["pull", &remote]);
+    assert!(pulled.contains(&remote), "{pulled}");
+    assert!(wm.ok(&["images"]).contains(&remote));
+    let out = wm.run(&["pull", &format!("{host}/course/missing:1")]);
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+
+    // quota, completions.
+    let quota = wm.ok(&["quota"]);
+    assert!(
+        quota
+            .lines()
+            .any(|l| l.starts_with("containers") && l.contains('1')),
+        "{quota}"
+    );
+    assert!(!wm.ok(&["completions", "bash"]).is_empty());
+
+    wm.ok(&["rm", "web"]);
+    assert!(!wm.ok(&["ps"]).contains("web"));
+
+    // Scripts: the token from the environment, without the stored login.
+    let token: toml::Value = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let other = Wm::new();
+    let out = other
+        .cmd(&["whoami"])
+        .env("WM_URL", url)
+        .env("WM_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("admin"),
+        "{}",
+        stderr(&out)
+    );
+
+    // logout revokes the token.
+    wm.ok(&["logout"]);
+    assert!(!config.exists());
+    let out = other
+        .cmd(&["whoami"])
+        .env("WM_URL", url)
+        .env("WM_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(3), "{}", stderr(&out));
+}
+
+fn walk_has(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name() == name || (e.path().is_dir() && walk_has(&e.path(), name)))
+}
