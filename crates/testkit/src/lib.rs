@@ -134,6 +134,31 @@ pub fn remove_labelled(label: &str, value: &str) {
     }
 }
 
+/// Waits until the program `child` (started with its standard error piped) logs that it is
+/// listening; answers what it logged until then. Panics, with that, after `secs` seconds.
+/// Its later lines are read and dropped, so it never blocks on a full pipe.
+pub fn wait_until_listening(child: &mut std::process::Child, secs: u64) -> String {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("standard error is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = String::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(secs))
+            .unwrap_or_else(|_| panic!("the program did not start; it said:\n{said}"));
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("listening on") {
+            return said;
+        }
+    }
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -3,8 +3,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 const PASSWORD: &str = "admin-password";
 
@@ -56,26 +54,7 @@ impl Console {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut said = String::new();
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("wm serve did not start:\n{said}"));
-            said.push_str(&line);
-            said.push('\n');
-            if line.contains("listening on") {
-                break;
-            }
-        }
+        wm_testkit::wait_until_listening(&mut child, 60);
         Console {
             child,
             url: format!("http://{listen}"),

@@ -6,10 +6,8 @@
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 const TOKEN: &str = "agent-token-for-the-tests-0123456789";
@@ -43,24 +41,7 @@ fn start(args: &[&str], port: u16, env: &[(String, String)]) -> Proc {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut said = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("wm {args:?} did not start; it said:\n{said}"));
-        said.push_str(&line);
-        said.push('\n');
-        if line.contains("listening on") {
-            break;
-        }
-    }
+    wm_testkit::wait_until_listening(&mut child, 30);
     Proc { child }
 }
 

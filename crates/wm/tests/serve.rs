@@ -1,10 +1,7 @@
 //! `wm serve` as a newcomer meets it: the real binary, configured by `WM_*` variables.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 struct Serve {
     child: Child,
@@ -45,26 +42,7 @@ fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> Serve {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut startup = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("wm serve did not start; it said:\n{startup}"));
-        startup.push_str(&line);
-        startup.push('\n');
-        if line.contains("listening on") {
-            break;
-        }
-    }
+    let startup = wm_testkit::wait_until_listening(&mut child, 30);
     Serve {
         child,
         base: format!("http://{listen}"),
