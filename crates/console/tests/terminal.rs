@@ -231,23 +231,28 @@ async fn followed_logs_stream_what_comes_later() {
     let (alice, token) = app.student().await;
     app.create(&token, json!({"name": "t", "image": test_image().await}))
         .await;
+    follow_sees_a_later_line(&app, &token, &format!("{alice}-t"), "late-line").await;
+}
+
+/// Follows the container's logs from now, writes `line` to its output, and reads the
+/// followed stream until the line comes.
+async fn follow_sees_a_later_line(app: &TestApp, token: &str, container: &str, line: &str) {
     let resp = app
         .client
         .get(app.url(&format!(
-            "/api/v1/containers/{alice}-t/logs?follow=true&tail=0"
+            "/api/v1/containers/{container}/logs?follow=true&tail=0"
         )))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let mut body = resp.bytes_stream();
-    let exec = format!("/api/v1/containers/{alice}-t/exec");
     let (status, out) = app
         .post(
-            &exec,
-            &token,
-            json!({"cmd": "echo late-line > /proc/1/fd/1"}),
+            &format!("/api/v1/containers/{container}/exec"),
+            token,
+            json!({"cmd": format!("echo {line} > /proc/1/fd/1")}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{out}");
@@ -255,7 +260,7 @@ async fn followed_logs_stream_what_comes_later() {
     let found = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(chunk) = body.next().await {
             seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if seen.contains("late-line") {
+            if seen.contains(line) {
                 return true;
             }
         }
@@ -336,37 +341,7 @@ async fn sessions_and_followed_logs_cross_a_docker_agent() {
     })
     .await;
 
-    let resp = app
-        .client
-        .get(app.url(&format!(
-            "/api/v1/containers/{alice}-t/logs?follow=true&tail=0"
-        )))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.bytes_stream();
-    let (status, out) = app
-        .post(
-            &exec,
-            &token,
-            json!({"cmd": "echo agent-line > /proc/1/fd/1"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{out}");
-    let mut seen = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(chunk) = body.next().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if seen.contains("agent-line") {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(found, Ok(true), "{seen}");
+    follow_sees_a_later_line(&app, &token, &format!("{alice}-t"), "agent-line").await;
 }
 
 #[tokio::test]
