@@ -749,42 +749,18 @@ async fn kubernetes_containers_and_the_kubeconfig_in_the_console() {
         .is_some());
 }
 
-/// What the browser terminal shows: xterm.js mirrors its rows as text for screen readers.
-async fn terminal_screen(b: &Browser) -> String {
-    b.execute(
-        "const t = document.querySelector('[data-terminal] .xterm-accessibility-tree'); \
-         return t ? t.textContent : '';",
-    )
-    .await
-    .as_str()
-    .unwrap_or_default()
-    .to_string()
-}
-
-async fn terminal_shows(b: &Browser, text: &str) {
+/// Waits until the element shows `text` (a minute at most). The terminal's text is in
+/// `.xterm-accessibility-tree`: xterm.js mirrors its rows there for screen readers.
+async fn shows(b: &Browser, css: &str, text: &str) {
+    let mut seen = String::new();
     for _ in 0..300 {
-        if terminal_screen(b).await.contains(text) {
+        seen = b.text(css).await;
+        if seen.contains(text) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    panic!(
-        "the terminal never showed {text:?}: {:?}",
-        terminal_screen(b).await
-    );
-}
-
-/// The container's processes, as `ps` in it prints them.
-async fn processes(app: &TestApp, token: &str, container: &str) -> String {
-    let (status, out) = app
-        .post(
-            &format!("/api/v1/containers/{container}/exec"),
-            token,
-            json!({"cmd": "ps"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{out}");
-    out["stdout"].as_str().unwrap_or_default().to_string()
+    panic!("{css} never showed {text:?}: {seen:?}");
 }
 
 /// The terminal on the container page, in the Japanese console: typing into a shell and
@@ -792,6 +768,7 @@ async fn processes(app: &TestApp, token: &str, container: &str) -> String {
 /// the exit told in words, live logs, and a stopped container that offers no terminal.
 #[tokio::test]
 async fn the_container_page_has_a_terminal() {
+    const SCREEN: &str = "[data-terminal] .xterm-accessibility-tree";
     let app = spawn_app().await;
     let (alice, token) = app.student().await;
     let c = app
@@ -803,41 +780,35 @@ async fn the_container_page_has_a_terminal() {
     let page = app.url(&format!("/containers/{full}"));
     b.goto(&page).await;
     assert!(b.text("#terminal-h").await.contains("ターミナル"));
-    b.find("[data-terminal] .xterm-accessibility-tree").await;
+    b.find(SCREEN).await;
     b.click("[data-terminal]").await;
     b.type_keys("echo $((6*7))-ok\n").await;
-    terminal_shows(&b, "42-ok").await;
+    shows(&b, SCREEN, "42-ok").await;
     shot(&b, "terminal").await;
 
     // A reload ends the session and everything in it; the new page has a new session.
     b.click("[data-terminal]").await;
     b.type_keys("sleep 4242\n").await;
     eventually(60, "the terminal's sleep runs", || async {
-        processes(&app, &token, &full).await.contains("sleep 4242")
+        app.processes(&token, &full).await.contains("sleep 4242")
     })
     .await;
     b.goto(&page).await;
     eventually(60, "the old session's sleep is gone", || async {
-        !processes(&app, &token, &full).await.contains("sleep 4242")
+        !app.processes(&token, &full).await.contains("sleep 4242")
     })
     .await;
-    b.find("[data-terminal] .xterm-accessibility-tree").await;
+    b.find(SCREEN).await;
     b.click("[data-terminal]").await;
     b.type_keys("echo again-$((1+1))\n").await;
-    terminal_shows(&b, "again-2").await;
+    shows(&b, SCREEN, "again-2").await;
     b.type_keys("exit 7\n").await;
-    let mut said = String::new();
-    for _ in 0..300 {
-        said = b.text("#terminal-status").await;
-        if said.contains('7') {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(
-        said.contains("セッションが終了しました（終了コード 7）"),
-        "{said}"
-    );
+    shows(
+        &b,
+        "#terminal-status",
+        "セッションが終了しました（終了コード 7）",
+    )
+    .await;
     let again = b.find("#terminal-again").await;
     assert_eq!(b.attr(&again, "hidden").await, None, "the button shows");
 
@@ -849,15 +820,7 @@ async fn the_container_page_has_a_terminal() {
         json!({"cmd": "echo later-line > /proc/1/fd/1"}),
     )
     .await;
-    let mut logs = String::new();
-    for _ in 0..300 {
-        logs = b.text("#logs").await;
-        if logs.contains("later-line") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(logs.contains("later-line"), "{logs}");
+    shows(&b, "#logs", "later-line").await;
 
     // The one-shot form says it has a time limit; a stopped container has no terminal.
     assert!(b.text("#cmd-hint").await.contains("60 秒"));
