@@ -20,7 +20,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
-#[openapi(paths(export_image, convert_to_sif))]
+#[openapi(paths(export_image, convert_to_sif), components(schemas(ExportFormat)))]
 pub(super) struct Doc;
 
 pub(super) fn router() -> Router<Http> {

@@ -86,9 +86,11 @@ fn complete(doc: &mut serde_json::Value) {
             // `security: [{}]` marks the operations anyone may call.
             let secured = op["security"] != json!([{}]);
             let params = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
-            let path_params = op["parameters"]
-                .as_array()
-                .is_some_and(|p| p.iter().any(|p| p["in"] == "path"));
+            // A path parameter, or a query naming a host or an owner, can name nothing.
+            let path_params = op["parameters"].as_array().is_some_and(|p| {
+                p.iter()
+                    .any(|p| p["in"] == "path" || p["name"] == "host" || p["name"] == "owner")
+            });
             let body = op.get("requestBody").is_some();
             let responses = op["responses"]
                 .as_object_mut()
