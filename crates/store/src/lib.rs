@@ -58,6 +58,8 @@ pub struct User {
     pub password_hash: Option<String>,
     pub uid_number: Option<i64>,
     pub created_at: i64,
+    /// A disabled account cannot log in, and has no sessions or tokens.
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,10 +290,42 @@ pub struct AuditEntry {
     /// Unix microseconds.
     pub at: i64,
     pub actor: Option<String>,
+    /// A dotted verb: `container.create`, `user.disable`...
     pub action: String,
     pub target: Option<String>,
     pub result: i64,
     pub detail: Option<String>,
+    /// The client's address, for requests.
+    pub source: Option<String>,
+}
+
+/// Which audit entries to read: each field given narrows the search.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// An action, or a prefix ending in `.` (`container.`).
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// Unix microseconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix microseconds, exclusive.
+    pub until: Option<i64>,
+    pub limit: i64,
+}
+
+/// A course: a teacher's class, and who is enrolled.
+#[derive(Debug, Clone)]
+pub struct Course {
+    pub id: String,
+    pub name: String,
+    pub term: Option<String>,
+    pub owner: UserName,
+    /// Unix seconds.
+    pub ends_at: Option<i64>,
+    pub ldap_group: Option<String>,
+    pub created_at: i64,
+    /// Sorted by name.
+    pub members: Vec<UserName>,
 }
 
 #[derive(Clone)]
@@ -404,6 +438,7 @@ impl Store {
                 password_hash: Some(password_hash.to_string()),
                 uid_number: None,
                 created_at: now,
+                disabled: false,
             })
             .await?;
         }
@@ -444,6 +479,7 @@ impl Store {
                 password_hash: None,
                 uid_number,
                 created_at: now,
+                disabled: false,
             })
             .await?;
         }
@@ -483,7 +519,7 @@ impl Store {
             "SELECT t.hash, t.id, t.user_name, t.kind, t.name AS token_name, t.scope, \
                     t.created_at AS token_created_at, t.expires_at, t.last_used_at, u.* \
              FROM tokens t JOIN users u ON u.name = t.user_name \
-             WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+             WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.disabled = 0",
         )
         .bind(hash)
         .bind(now)
@@ -1378,8 +1414,8 @@ impl Store {
 
     pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, action, target, result, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_log (id, at, actor, action, target, result, detail, source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&e.id)
         .bind(e.at)
@@ -1388,6 +1424,7 @@ impl Store {
         .bind(e.target.clone())
         .bind(e.result)
         .bind(e.detail.clone())
+        .bind(e.source.clone())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1395,10 +1432,39 @@ impl Store {
 
     /// The newest `limit` entries, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        self.audit_search(&AuditFilter {
+            limit,
+            ..AuditFilter::default()
+        })
+        .await
+    }
+
+    /// The newest entries that `f` keeps, newest first, at most `f.limit`.
+    pub async fn audit_search(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        // Every condition is always there, switched off by a NULL parameter: one
+        // statement for every combination, and nothing but placeholders in it.
+        let action_prefix = f
+            .action
+            .as_deref()
+            .filter(|a| a.ends_with('.'))
+            .map(|a| format!("{}%", a.replace('%', "").replace('_', "")));
+        let action_exact = f.action.clone().filter(|a| !a.ends_with('.'));
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE \
+             ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) AND \
+             ($3 IS NULL OR action LIKE $3) AND ($4 IS NULL OR target = $4) AND \
+             ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6) \
+             ORDER BY at DESC, id DESC LIMIT $7",
+        )
+        .bind(f.actor.clone())
+        .bind(action_exact)
+        .bind(action_prefix)
+        .bind(f.target.clone())
+        .bind(f.since)
+        .bind(f.until)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEntry {
@@ -1409,10 +1475,210 @@ impl Store {
                     target: r.try_get("target")?,
                     result: r.try_get("result")?,
                     detail: r.try_get("detail")?,
+                    source: r.try_get("source")?,
                 })
             })
             .collect()
     }
+
+    // --- accounts ----------------------------------------------------------------------
+
+    /// Changes an account's role; `false` when there is no such account.
+    pub async fn set_user_role(&self, name: &str, role: Role) -> Result<bool> {
+        Ok(sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
+            .bind(role.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// Sets a local account's password hash; `false` when there is no such local account.
+    pub async fn set_user_password(&self, name: &str, hash: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2 AND source = 'local'")
+                .bind(hash)
+                .bind(name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    /// Disables (or enables) an account. Disabling also revokes every session and token
+    /// of it, in the same transaction: nothing signed in survives it.
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
+            .bind(i64::from(disabled))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if disabled {
+            sqlx::query("DELETE FROM tokens WHERE user_name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Ends every session of `user` but the one whose hash is `keep`.
+    pub async fn delete_other_sessions(&self, user: &str, keep: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM tokens WHERE user_name = $1 AND kind = 'session' AND hash <> $2",
+        )
+        .bind(user)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Deletes an account with its tokens, quota, CI settings, storage records, courses
+    /// and enrolments, and the descriptions of its images. Its containers must be gone
+    /// first ([`StoreError::Conflict`] otherwise).
+    pub async fn delete_user(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM containers WHERE owner = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if left > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{name} still has {left} containers"
+            )));
+        }
+        for q in [
+            "DELETE FROM storage_usage WHERE owner = $1",
+            "DELETE FROM image_meta WHERE owner = $1",
+        ] {
+            sqlx::query(q).bind(name).execute(&mut *tx).await?;
+        }
+        let found = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    // --- courses -----------------------------------------------------------------------
+
+    pub async fn insert_course(&self, c: &Course) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO courses (id, name, term, owner, ends_at, ldap_group, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(c.term.clone())
+        .bind(c.owner.as_str())
+        .bind(c.ends_at)
+        .bind(c.ldap_group.clone())
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("course {}", c.id)))?;
+        Ok(())
+    }
+
+    /// One course with its members.
+    pub async fn course(&self, id: &str) -> Result<Option<Course>> {
+        let row = sqlx::query("SELECT * FROM courses WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let mut c = course_from_row(&r)?;
+        c.members = self.course_members(id).await?;
+        Ok(Some(c))
+    }
+
+    /// Courses with their members: those `owner` teaches and those `member` is enrolled
+    /// in (either or both given), or every course when neither is.
+    pub async fn courses(&self, owner: Option<&str>, member: Option<&str>) -> Result<Vec<Course>> {
+        let rows = sqlx::query(
+            "SELECT * FROM courses c WHERE ($1 IS NULL AND $2 IS NULL) OR c.owner = $1 OR \
+             EXISTS (SELECT 1 FROM course_members m WHERE m.course = c.id AND m.user_name = $2) \
+             ORDER BY c.created_at DESC, c.id",
+        )
+        .bind(owner)
+        .bind(member)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut c = course_from_row(r)?;
+            c.members = self.course_members(&c.id).await?;
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    async fn course_members(&self, id: &str) -> Result<Vec<UserName>> {
+        let rows = sqlx::query(
+            "SELECT user_name FROM course_members WHERE course = $1 ORDER BY user_name",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| parse_user_name(r.try_get("user_name")?))
+            .collect()
+    }
+
+    /// Enrols users in a course, all or none; enrolling someone twice changes nothing.
+    pub async fn add_course_members(&self, id: &str, users: &[UserName], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for u in users {
+            sqlx::query(
+                "INSERT INTO course_members (course, user_name, added_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (course, user_name) DO NOTHING",
+            )
+            .bind(id)
+            .bind(u.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a user out of a course; `false` when they were not in it.
+    pub async fn remove_course_member(&self, id: &str, user: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("DELETE FROM course_members WHERE course = $1 AND user_name = $2")
+                .bind(id)
+                .bind(user)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+}
+
+fn course_from_row(r: &AnyRow) -> Result<Course> {
+    Ok(Course {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        term: r.try_get("term")?,
+        owner: parse_user_name(r.try_get("owner")?)?,
+        ends_at: r.try_get("ends_at")?,
+        ldap_group: r.try_get("ldap_group")?,
+        created_at: r.try_get("created_at")?,
+        members: Vec::new(),
+    })
 }
 
 fn conflict(e: sqlx::Error, what: String) -> StoreError {
@@ -1441,6 +1707,7 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         password_hash: r.try_get("password_hash")?,
         uid_number: r.try_get("uid_number")?,
         created_at: r.try_get("created_at")?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
     })
 }
 

@@ -6,6 +6,7 @@ use super::forms::{multipart_form, read_upload};
 use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
+use crate::service::audit::AuditActor;
 use crate::service::containers::{
     Container, ContainerPatch, Containers, CreateContainer, Download, ExecCommand, ExecResult,
     Port, TerminalAsk, TerminalSession, Written,
@@ -19,6 +20,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -85,9 +87,13 @@ pub(super) fn router(config: &Config) -> Router<Http> {
 async fn create_container(
     State(containers): State<Arc<Containers>>,
     caller: Caller,
+    audit: Option<Extension<AuditActor>>,
     ApiJson(req): ApiJson<CreateContainer>,
 ) -> Result<(StatusCode, Json<Container>), ApiError> {
     let c = containers.create(&caller, req).await?;
+    if let Some(Extension(a)) = audit {
+        a.set_target(&c.name);
+    }
     Ok((StatusCode::CREATED, Json(c)))
 }
 
@@ -199,11 +205,15 @@ async fn exec_container(
     caller: Caller,
     Path(name): Path<String>,
     ApiQuery(whose): ApiQuery<Whose>,
+    audit: Option<Extension<AuditActor>>,
     ApiJson(req): ApiJson<ExecCommand>,
 ) -> Result<Json<ExecResult>, ApiError> {
     let c = containers
         .load(&caller, &name, whose.owner.as_deref())
         .await?;
+    if let Some(Extension(a)) = audit {
+        a.set_detail(format!("command {}", req.cmd).chars().take(500).collect());
+    }
     Ok(Json(containers.exec(&c, req.cmd).await?))
 }
 

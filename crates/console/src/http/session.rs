@@ -5,14 +5,14 @@ use super::error::ErrorBody;
 use super::extract::{session_cookie, ApiJson};
 use super::{ApiError, Http};
 use crate::config::Config;
-use crate::service::accounts::{Accounts, Caller, TokenCreated, TokenInfo};
+use crate::service::accounts::{Accounts, Caller, PasswordChange, TokenCreated, TokenInfo};
 use crate::service::audit::AuditActor;
 use crate::service::quotas::{QuotaView, Quotas, UsageView};
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -20,11 +20,20 @@ use utoipa::{OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(login, logout, me, create_token, list_tokens, delete_token),
+    paths(
+        login,
+        logout,
+        me,
+        change_password,
+        create_token,
+        list_tokens,
+        delete_token
+    ),
     components(schemas(
         LoginRequest,
         LoginResponse,
         Me,
+        PasswordChange,
         NewToken,
         TokenCreated,
         TokenInfo,
@@ -39,6 +48,7 @@ pub(super) fn router() -> Router<Http> {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", get(me))
+        .route("/me/password", put(change_password))
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", delete(delete_token))
 }
@@ -174,5 +184,18 @@ async fn delete_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     accounts.delete_token(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change one's own password (local accounts; a directory account is told where to
+/// change it). The caller's other sessions end.
+#[utoipa::path(put, path = "/api/v1/me/password", request_body = PasswordChange,
+    responses((status = 204), (status = 400, body = ErrorBody, description = "too short, or `wrong_password`"), (status = 409, body = ErrorBody, description = "a directory account")))]
+async fn change_password(
+    State(accounts): State<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    accounts.change_password(&caller, req).await?;
     Ok(StatusCode::NO_CONTENT)
 }

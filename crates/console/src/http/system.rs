@@ -29,6 +29,7 @@ pub(super) fn openapi() -> utoipa::openapi::OpenApi {
     for part in [
         super::session::Doc::openapi(),
         super::admin::Doc::openapi(),
+        super::courses::Doc::openapi(),
         super::containers::Doc::openapi(),
         super::images::Doc::openapi(),
         super::export::Doc::openapi(),

@@ -169,9 +169,20 @@ pub(crate) struct UserInfo {
     pub(crate) source: String,
     pub(crate) display_name: Option<String>,
     pub(crate) created_at: String,
+    /// A disabled account cannot log in.
+    pub(crate) disabled: bool,
 }
 
-fn user_info(u: &User) -> UserInfo {
+/// `PUT /api/v1/me/password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordChange {
+    pub(crate) current: String,
+    /// At least 8 characters.
+    pub(crate) new: String,
+}
+
+pub(crate) fn user_info(u: &User) -> UserInfo {
     UserInfo {
         name: u.name.to_string(),
         role: u.role.to_string(),
@@ -181,7 +192,21 @@ fn user_info(u: &User) -> UserInfo {
         },
         display_name: u.display_name.clone(),
         created_at: rfc3339(u.created_at),
+        disabled: u.disabled,
     }
+}
+
+/// Checks a new password's length.
+pub(crate) fn check_new_password(pw: &str, field: &'static str) -> Result<(), Error> {
+    let chars = pw.chars().count();
+    if !(8..=MAX_PASSWORD_INPUT).contains(&chars) {
+        return Err(Error::Invalid {
+            code: "invalid_input",
+            message: format!("a password has 8 to {MAX_PASSWORD_INPUT} characters"),
+            field: Some(field),
+        });
+    }
+    Ok(())
 }
 
 /// The accounts of the installation and their sessions and tokens.
@@ -274,6 +299,11 @@ impl Accounts {
             self.limiter.failed(username, addr);
         }
         let user = checked?;
+        if user.disabled {
+            return Err(Error::Forbidden(
+                "this account is disabled; ask the administrators".into(),
+            ));
+        }
         let (token, hash, id) = new_token();
         let now = now();
         let ttl = self.session_secs;
@@ -466,14 +496,7 @@ impl Accounts {
     ) -> Result<UserInfo, Error> {
         let name = UserName::parse(&req.name)?;
         let role = Role::parse(&req.role)?;
-        let chars = req.password.chars().count();
-        if !(8..=MAX_PASSWORD_INPUT).contains(&chars) {
-            return Err(Error::Invalid {
-                code: "invalid_input",
-                message: format!("a password has 8 to {MAX_PASSWORD_INPUT} characters"),
-                field: Some("password"),
-            });
-        }
+        check_new_password(&req.password, "password")?;
         let user = User {
             name,
             display_name: None,
@@ -482,9 +505,53 @@ impl Accounts {
             password_hash: Some(hash_password(req.password).await?),
             uid_number: None,
             created_at: now(),
+            disabled: false,
         };
         self.store.insert_user(&user).await?;
         Ok(user_info(&user))
+    }
+
+    /// Changes the caller's own password (local accounts). Their other sessions end; this
+    /// one and their personal tokens go on.
+    ///
+    /// # Errors
+    /// 409 for a directory account, whose password is the directory's; 400
+    /// `wrong_password` when `current` is not the password.
+    pub(crate) async fn change_password(
+        &self,
+        caller: &Caller,
+        req: PasswordChange,
+    ) -> Result<(), Error> {
+        caller.require_full_scope()?;
+        if req.current.len() > MAX_PASSWORD_INPUT {
+            return Err(Error::invalid("the current password is too long"));
+        }
+        check_new_password(&req.new, "new")?;
+        let user = self
+            .store
+            .user(caller.name.as_str())
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if user.source == UserSource::Ldap {
+            return Err(Error::Conflict(
+                "your account is the department directory's (LDAP): change its password with the department's account service, not here".into(),
+            ));
+        }
+        if !verify_password(req.current, user.password_hash).await {
+            return Err(Error::Invalid {
+                code: "wrong_password",
+                message: "the current password is not right".into(),
+                field: Some("current"),
+            });
+        }
+        let hash = hash_password(req.new).await?;
+        self.store
+            .set_user_password(caller.name.as_str(), &hash)
+            .await?;
+        self.store
+            .delete_other_sessions(caller.name.as_str(), &caller.token_hash)
+            .await?;
+        Ok(())
     }
 
     /// Every account.

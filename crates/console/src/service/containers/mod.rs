@@ -4,7 +4,8 @@
 //!
 //! Ownership is a value: the operations on an existing container take an
 //! [`OwnedContainer`], which only [`Containers::load`] makes, and only for the container's owner or an
-//! administrator. Another user's container cannot be acted on because it cannot be
+//! administrator (and [`Containers::load_in_course`], for the teacher of a course the
+//! owner is enrolled in). Another user's container cannot be acted on because it cannot be
 //! loaded: it answers exactly as a missing one (404).
 
 mod cluster;
@@ -16,7 +17,8 @@ pub(crate) use files::{parse_upload_name, Download, SpoolFile, TempFiles, Writte
 
 use crate::config::Config;
 use crate::hosts::{GatedCluster, Hosts};
-use crate::service::accounts::Caller;
+use crate::service::accounts::{Admin, Caller};
+use crate::service::courses::Taught;
 use crate::service::images::Images;
 use crate::service::quotas::{Ask, Quotas};
 use crate::service::Error;
@@ -701,7 +703,66 @@ impl Containers {
         } else {
             Some(caller.name.as_str())
         };
-        let mut records = self.store.containers(owner).await?;
+        let records = self.store.containers(owner).await?;
+        self.show_all(records).await
+    }
+
+    /// The containers of a course's members, for its teacher.
+    pub(crate) async fn of_course(&self, course: &Taught) -> Result<Vec<Container>, Error> {
+        let mut records = Vec::new();
+        for member in course.members() {
+            records.extend(self.store.containers(Some(member.as_str())).await?);
+        }
+        self.show_all(records).await
+    }
+
+    /// A container of a member of the course, by its full name, for the course's teacher.
+    /// Any other container is the same 404 as a name that does not exist.
+    pub(crate) async fn load_in_course(
+        &self,
+        course: &Taught,
+        name: &str,
+    ) -> Result<OwnedContainer, Error> {
+        let not_found = || Error::not_found(format!("container {name}"));
+        if ContainerName::parse(name).is_err() {
+            return Err(not_found());
+        }
+        let mut found: Vec<ContainerRecord> = self
+            .store
+            .containers_named(name)
+            .await?
+            .into_iter()
+            .filter(|c| course.has_member(&c.owner))
+            .collect();
+        match found.len() {
+            0 => Err(not_found()),
+            1 => Ok(OwnedContainer {
+                record: found.remove(0),
+            }),
+            _ => Err(Error::Ambiguous(format!(
+                "several members of course {} have a container named {name}",
+                course.id()
+            ))),
+        }
+    }
+
+    /// Every container of `user`, for an administrator.
+    pub(crate) async fn of_user(
+        &self,
+        _admin: &Admin,
+        user: &UserName,
+    ) -> Result<Vec<OwnedContainer>, Error> {
+        Ok(self
+            .store
+            .containers(Some(user.as_str()))
+            .await?
+            .into_iter()
+            .map(|record| OwnedContainer { record })
+            .collect())
+    }
+
+    /// The records as the API shows them, with their current status from their hosts.
+    async fn show_all(&self, mut records: Vec<ContainerRecord>) -> Result<Vec<Container>, Error> {
         self.docker.refresh(&mut records).await?;
         let found = self.cluster.refresh(&mut records).await?;
         Ok(records
