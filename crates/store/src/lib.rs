@@ -1447,7 +1447,7 @@ impl Store {
             .action
             .as_deref()
             .filter(|a| a.ends_with('.'))
-            .map(|a| format!("{}%", a.replace('%', "").replace('_', "")));
+            .map(|a| format!("{}%", a.replace('%', "")));
         let action_exact = f.action.clone().filter(|a| !a.ends_with('.'));
         let rows = sqlx::query(
             "SELECT * FROM audit_log WHERE \

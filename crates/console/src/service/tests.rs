@@ -159,6 +159,7 @@ impl World {
                 password_hash: None,
                 uid_number: None,
                 created_at: 0,
+                disabled: false,
             })
             .await
             .expect("the account is stored");
