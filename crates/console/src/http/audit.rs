@@ -19,11 +19,11 @@ fn action(method: &Method, route: &str) -> String {
     let known = match (m, route) {
         ("POST", "/login") => "session.login",
         ("POST", "/logout") => "session.logout",
-        ("PUT", "/me/password") => "user.password",
+        ("PUT", "/me/password") | ("POST", "/account/password") => "user.password",
         ("POST", "/tokens") | ("POST", "/ci/build-token") => "token.create",
         ("DELETE", "/tokens/{id}") => "token.revoke",
         ("POST", "/admin/users") => "user.create",
-        ("PATCH", "/admin/users/{name}") => "user.update",
+        ("PATCH", "/admin/users/{name}") | ("POST", "/admin/users/{name}") => "user.update",
         ("DELETE", "/admin/users/{name}") => "user.delete",
         ("PUT", "/admin/users/{name}/quota") | ("POST", "/admin/quota") => "quota.set",
         ("DELETE", "/admin/users/{name}/quota") => "quota.clear",

@@ -554,6 +554,16 @@ impl Accounts {
         Ok(())
     }
 
+    /// The caller's own account.
+    pub(crate) async fn me(&self, caller: &Caller) -> Result<UserInfo, Error> {
+        let user = self
+            .store
+            .user(caller.name.as_str())
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        Ok(user_info(&user))
+    }
+
     /// Every account.
     pub(crate) async fn users(&self, _admin: &Admin) -> Result<Vec<UserInfo>, Error> {
         Ok(self.store.users().await?.iter().map(user_info).collect())
