@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use wm_testkit::browser::Browser;
 
 async fn call(
     app: &TestApp,
@@ -584,4 +585,112 @@ async fn audit(app: &TestApp, q: String) -> (StatusCode, Value) {
 
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
+}
+
+async fn log_in(b: &Browser, app: &TestApp, user: &str, password: &str) {
+    b.goto(&app.url("/login")).await;
+    b.fill("#username", user).await;
+    b.fill("#password", password).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.find("form[action='/logout']").await;
+}
+
+async fn log_out(b: &Browser) {
+    b.click("form[action='/logout'] button").await;
+    b.find("#username").await;
+}
+
+/// Waits until the page's text has `part`.
+async fn page_shows(b: &Browser, part: &str) {
+    for _ in 0..100 {
+        if b.source().await.contains(part) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the page never showed {part:?}: {}", b.url().await);
+}
+
+#[tokio::test]
+async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account() {
+    let app = spawn_app().await;
+    let (teacher, _) = app.user("tc", "teacher").await;
+    let (member, mt) = app.student().await;
+    let c = app
+        .create(&mt, json!({"name": "lab", "image": test_image().await}))
+        .await;
+    let lab = c["name"].as_str().unwrap().to_string();
+    let b = Browser::start("ja,en;q=0.5").await;
+
+    // The teacher creates a course, enrols the student, and stops their container.
+    log_in(&b, &app, &teacher, "password-123").await;
+    b.goto(&app.url("/courses")).await;
+    page_shows(&b, "コースを作成").await;
+    b.fill("#course-name", "演習A").await;
+    b.fill("#course-term", "2026 前期").await;
+    b.click("form[action='/courses'] button[type=submit]").await;
+    page_shows(&b, "受講者はまだいません").await;
+    let course_url = b.url().await;
+    b.fill("#enrol-users", &format!("{member}\nnobody-at-all"))
+        .await;
+    b.click("form[action$='/members'] button[type=submit]")
+        .await;
+    page_shows(&b, "アカウントのないユーザー名").await;
+    b.goto(&course_url).await;
+    page_shows(&b, "受講者はまだいません").await;
+    b.fill("#enrol-users", &member).await;
+    b.click("form[action$='/members'] button[type=submit]")
+        .await;
+    page_shows(&b, "登録しました").await;
+    let row = format!("tr[data-container='{lab}'] form[action$='/stop'] button");
+    b.click(&row).await;
+    page_shows(&b, "停止しました").await;
+    assert_ne!(
+        app.get(&format!("/api/v1/containers/{lab}"), &mt).await.1["status"],
+        "running"
+    );
+    log_out(&b).await;
+
+    // The student sees the course, not the members' containers; changes their password.
+    log_in(&b, &app, &member, "password-123").await;
+    b.goto(&app.url("/courses")).await;
+    page_shows(&b, "演習A").await;
+    b.goto(&app.url("/account")).await;
+    b.fill("#current", "wrong-password").await;
+    b.fill("#new", "a-new-password").await;
+    b.click("form[action='/account/password'] button[type=submit]")
+        .await;
+    page_shows(&b, "現在のパスワードが正しくありません").await;
+    b.goto(&app.url("/account")).await;
+    b.fill("#current", "password-123").await;
+    b.fill("#new", "a-new-password").await;
+    b.click("form[action='/account/password'] button[type=submit]")
+        .await;
+    page_shows(&b, "パスワードを変更しました").await;
+    log_out(&b).await;
+
+    // The admin disables the student, after a confirmation, and finds it in the log.
+    log_in(&b, &app, "admin", ADMIN_PASSWORD).await;
+    b.goto(&app.url(&format!("/admin/users/{member}"))).await;
+    b.click("input[name=op][value=disable] ~ button").await;
+    page_shows(&b, "このアカウントを今すぐ無効にしますか").await;
+    assert!(
+        !app.get("/api/v1/admin/users", &app.admin)
+            .await
+            .1
+            .to_string()
+            .contains("\"disabled\":true"),
+        "nothing happens before the confirmation"
+    );
+    b.click("#main form button.danger").await;
+    page_shows(&b, "アカウントを変更しました").await;
+    assert_eq!(app.get("/api/v1/me", &mt).await.0, StatusCode::UNAUTHORIZED);
+    b.goto(&app.url(&format!("/admin/audit?actor=admin&target={member}")))
+        .await;
+    page_shows(&b, "user.disable").await;
+    let export = b
+        .attr(&b.find("#audit-export").await, "href")
+        .await
+        .unwrap();
+    assert!(export.contains(&format!("target={member}")), "{export}");
 }

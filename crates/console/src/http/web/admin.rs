@@ -385,6 +385,7 @@ pub(super) async fn user_page(
     State(http): State<Http>,
     Session(ctx): Session,
     Path(name): Path<String>,
+    q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     let t = ctx.t;
     let admin = Admin::check(ctx.caller()).or_page(&ctx)?;
@@ -400,6 +401,7 @@ pub(super) async fn user_page(
     let action = format!("/admin/users/{}", encode(&user.name));
     let local = user.source == "local";
     let body = html! {
+        (notice(&ctx, &q))
         p {
             strong { (user.name) } " — " (user.role) " (" (user.source) ")"
             @if user.disabled { " " span.badge.bad { (t.disabled_badge) } }
