@@ -279,6 +279,104 @@ async fn a_teacher_sees_and_acts_only_on_the_members_of_their_course() {
 }
 
 #[tokio::test]
+async fn a_course_shares_images_with_its_members_first() {
+    let app = spawn_app().await;
+    let (teacher, tt) = app.user("tc", "teacher").await;
+    let (member, mt) = app.student().await;
+    let (_, ot) = app.student().await;
+    let (_, course) = app.post("/api/v1/courses", &tt, json!({"name": "c"})).await;
+    let id = course["id"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/api/v1/courses/{id}/members"),
+        &mt,
+        json!({"users": [member]}),
+    )
+    .await;
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/courses/{id}/members"),
+            &tt,
+            json!({"users": [member]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, lines) = app
+        .build(
+            &tt,
+            "exercise:3",
+            &format!("FROM {}\nLABEL exercise=3\n", test_image().await),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    let reference = format!("wm/{teacher}/exercise:3");
+    let path = format!("/api/v1/images/{}", encode_ref(&reference));
+
+    // Only a course of one's own, and nothing changes on a refusal.
+    let (_, other) = app
+        .post("/api/v1/courses", &app.admin, json!({"name": "not theirs"}))
+        .await;
+    let (status, body) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &tt,
+        json!({"courses": [id, other["id"]]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_course");
+    let sees = |list: &Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["ref"] == reference.as_str())
+    };
+    assert!(!sees(&app.get("/api/v1/images", &mt).await.1));
+
+    let (status, image) = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &tt,
+        json!({"courses": [id], "description": "use this for exercise 3"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{image}");
+    assert_eq!(image["courses"], json!([id]));
+    // The member sees it first, as the course's; others do not see it at all.
+    let (_, list) = app.get("/api/v1/images", &mt).await;
+    assert_eq!(list[0]["ref"], reference.as_str(), "{list}");
+    assert_eq!(list[0]["kind"], "course");
+    assert_eq!(list[0]["description"], "use this for exercise 3");
+    assert!(!sees(&app.get("/api/v1/images", &ot).await.1));
+    let c = app
+        .create(&mt, json!({"name": "ex3", "image": reference}))
+        .await;
+    assert_eq!(c["image"], reference.as_str());
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &ot,
+            json!({"name": "ex3", "image": reference}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, log) = app
+        .get(
+            &format!("/api/v1/admin/audit?actor={teacher}&action=image.update"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(log[0]["target"], reference.as_str(), "{log}");
+
+    // Unshared: gone for the member too.
+    let (status, _) = call(&app, Method::PATCH, &path, &tt, json!({"courses": []})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!sees(&app.get("/api/v1/images", &mt).await.1));
+}
+
+#[tokio::test]
 async fn administrators_manage_accounts_and_everyone_their_password() {
     let app = spawn_app().await;
     let (alice, at) = app.student().await;

@@ -1253,11 +1253,61 @@ impl Store {
     }
 
     pub async fn delete_image_meta(&self, reference: &str) -> Result<()> {
-        sqlx::query("DELETE FROM image_meta WHERE reference = $1")
-            .bind(reference)
-            .execute(&self.pool)
-            .await?;
+        for q in [
+            "DELETE FROM image_meta WHERE reference = $1",
+            "DELETE FROM image_courses WHERE reference = $1",
+        ] {
+            sqlx::query(q).bind(reference).execute(&self.pool).await?;
+        }
         Ok(())
+    }
+
+    /// Shares `owner`'s image with exactly these courses (none: with no course).
+    pub async fn set_image_courses(
+        &self,
+        reference: &str,
+        owner: &str,
+        courses: &[String],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM image_courses WHERE reference = $1")
+            .bind(reference)
+            .execute(&mut *tx)
+            .await?;
+        for c in courses {
+            sqlx::query("INSERT INTO image_courses (reference, owner, course) VALUES ($1, $2, $3)")
+                .bind(reference)
+                .bind(owner)
+                .bind(c)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The course shares `user` may use or made: (reference, owner, course id) of images
+    /// shared with a course they teach or are enrolled in, and of their own images.
+    pub async fn image_courses_for(&self, user: &str) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT i.reference, i.owner, i.course FROM image_courses i \
+             JOIN courses c ON c.id = i.course \
+             WHERE i.owner = $1 OR c.owner = $1 OR EXISTS \
+             (SELECT 1 FROM course_members m WHERE m.course = c.id AND m.user_name = $1) \
+             ORDER BY i.reference, i.course",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("reference")?,
+                    r.try_get("owner")?,
+                    r.try_get("course")?,
+                ))
+            })
+            .collect()
     }
 
     /// Every image reference a container uses, in any status (gone ones too: their
@@ -1558,6 +1608,7 @@ impl Store {
         for q in [
             "DELETE FROM storage_usage WHERE owner = $1",
             "DELETE FROM image_meta WHERE owner = $1",
+            "DELETE FROM image_courses WHERE owner = $1",
         ] {
             sqlx::query(q).bind(name).execute(&mut *tx).await?;
         }
