@@ -23,11 +23,15 @@ CREATE TABLE courses (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX courses_owner ON courses (owner);
+CREATE INDEX courses_ldap_group ON courses (ldap_group);
 
 CREATE TABLE course_members (
     course TEXT NOT NULL REFERENCES courses(id) ON DELETE CASCADE,
     user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
     added_at BIGINT NOT NULL,
+    -- 1: enrolled because of the course's directory group, and kept in step with it at
+    -- each login; 0: enrolled by name
+    via_group BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (course, user_name)
 );
 CREATE INDEX course_members_user ON course_members (user_name);

@@ -1705,6 +1705,41 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps `user`'s enrolments by directory group in step with `groups` (the `cn`s of
+    /// their groups now): enrolled in every course of one of those groups, and out of
+    /// those they were enrolled in by a group they have left. Enrolments by name stay.
+    pub async fn sync_group_courses(&self, user: &str, groups: &[String], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT id, ldap_group FROM courses WHERE ldap_group IS NOT NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let group: String = r.try_get("ldap_group")?;
+            if groups.contains(&group) {
+                sqlx::query(
+                    "INSERT INTO course_members (course, user_name, added_at, via_group) \
+                     VALUES ($1, $2, $3, 1) ON CONFLICT (course, user_name) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query(
+                    "DELETE FROM course_members WHERE course = $1 AND user_name = $2 AND via_group = 1",
+                )
+                .bind(&id)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Takes a user out of a course; `false` when they were not in it.
     pub async fn remove_course_member(&self, id: &str, user: &str) -> Result<bool> {
         Ok(

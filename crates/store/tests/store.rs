@@ -629,6 +629,29 @@ async fn courses_members_and_accounts() {
         assert!(s.remove_course_member("c1", "stud").await.unwrap());
         assert!(!s.remove_course_member("c1", "stud").await.unwrap());
 
+        // Enrolment by directory group follows the groups; enrolment by name stays.
+        let mut grouped = course.clone();
+        grouped.id = "c2".into();
+        grouped.ldap_group = Some("os".into());
+        s.insert_course(&grouped).await.unwrap();
+        s.add_course_members("c2", &[name("other")], 4)
+            .await
+            .unwrap();
+        for u in ["stud", "other"] {
+            s.sync_group_courses(u, &["os".into()], 5).await.unwrap();
+        }
+        assert_eq!(
+            s.course("c2").await.unwrap().unwrap().members,
+            [name("other"), name("stud")]
+        );
+        for u in ["stud", "other"] {
+            s.sync_group_courses(u, &[], 6).await.unwrap();
+        }
+        assert_eq!(
+            s.course("c2").await.unwrap().unwrap().members,
+            [name("other")]
+        );
+
         // Disabling revokes every token, and a disabled user's token does not authenticate.
         s.insert_token(&Token {
             hash: "h1".into(),

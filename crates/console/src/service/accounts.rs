@@ -380,16 +380,23 @@ impl Accounts {
             Err(DirectoryError::Unavailable(_))
         )));
         match outcome {
-            Ok(du) => Ok(self
-                .store
-                .upsert_directory_user(
-                    &du.name,
-                    du.display_name.as_deref(),
-                    du.uid_number,
-                    du.role,
-                    now(),
-                )
-                .await?),
+            Ok(du) => {
+                let user = self
+                    .store
+                    .upsert_directory_user(
+                        &du.name,
+                        du.display_name.as_deref(),
+                        du.uid_number,
+                        du.role,
+                        now(),
+                    )
+                    .await?;
+                // Courses enrolled by directory group follow the groups at each login.
+                self.store
+                    .sync_group_courses(du.name.as_str(), &du.groups, now())
+                    .await?;
+                Ok(user)
+            }
             Err(DirectoryError::InvalidCredentials) => Err(Error::InvalidCredentials),
             Err(DirectoryError::Unavailable(why)) => {
                 tracing::warn!(%why, "directory unavailable");
