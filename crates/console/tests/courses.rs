@@ -120,6 +120,18 @@ async fn a_teacher_sees_and_acts_only_on_the_members_of_their_course() {
     let mine = mine["name"].as_str().unwrap().to_string();
     let theirs = theirs["name"].as_str().unwrap().to_string();
     assert_eq!(mine, format!("{member}-lab"));
+    // The course's end is the container's expiry, the teacher's to move, not the member's.
+    let (_, c) = app.get(&format!("/api/v1/containers/{mine}"), &mt).await;
+    assert_eq!(c["expires_at"], "2099-03-31T14:59:00Z", "{c}");
+    let (status, body) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/containers/{mine}"),
+        &mt,
+        json!({"expires_at": null}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     // The teacher sees the member's container, with its status, image, host and ports.
     let (status, list) = app.get(&format!("{base}/containers"), &tt).await;
@@ -369,6 +381,53 @@ async fn a_course_shares_images_with_its_members_first() {
         )
         .await;
     assert_eq!(log[0]["target"], reference.as_str(), "{log}");
+
+    // A course's host labels are its members' containers' unless they ask otherwise.
+    let label = wm_testkit::unique("lab");
+    let (_, gpu) = app
+        .post(
+            "/api/v1/courses",
+            &tt,
+            json!({"name": "gpu", "host_labels": [label]}),
+        )
+        .await;
+    assert_eq!(gpu["host_labels"], json!([label]), "{gpu}");
+    let gpu_id = gpu["id"].as_str().unwrap();
+    app.post(
+        &format!("/api/v1/courses/{gpu_id}/members"),
+        &tt,
+        json!({"users": [member]}),
+    )
+    .await;
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &mt,
+            json!({"name": "g", "image": test_image().await, "course": gpu_id}),
+        )
+        .await;
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{body}"
+    );
+    assert!(body.to_string().contains(&label), "{body}");
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &mt,
+            json!({"name": "g", "image": test_image().await, "course": "nope"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_course");
+    let (status, body) = app
+        .post(
+            "/api/v1/courses",
+            &tt,
+            json!({"name": "bad", "host_labels": ["no spaces!"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Unshared: gone for the member too.
     let (status, _) = call(&app, Method::PATCH, &path, &tt, json!({"courses": []})).await;

@@ -20,6 +20,8 @@ CREATE TABLE courses (
     ends_at BIGINT,
     -- the directory group whose members are enrolled at their login
     ldap_group TEXT,
+    -- JSON array of host labels its members' containers need by default (GPU hosts)
+    host_labels TEXT NOT NULL DEFAULT '[]',
     created_at BIGINT NOT NULL
 );
 CREATE INDEX courses_owner ON courses (owner);

@@ -323,6 +323,8 @@ pub struct Course {
     /// Unix seconds.
     pub ends_at: Option<i64>,
     pub ldap_group: Option<String>,
+    /// Host labels the members' containers need unless they say otherwise.
+    pub host_labels: Vec<String>,
     pub created_at: i64,
     /// Sorted by name.
     pub members: Vec<UserName>,
@@ -1626,8 +1628,8 @@ impl Store {
 
     pub async fn insert_course(&self, c: &Course) -> Result<()> {
         sqlx::query(
-            "INSERT INTO courses (id, name, term, owner, ends_at, ldap_group, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO courses (id, name, term, owner, ends_at, ldap_group, host_labels, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -1635,6 +1637,7 @@ impl Store {
         .bind(c.owner.as_str())
         .bind(c.ends_at)
         .bind(c.ldap_group.clone())
+        .bind(serde_json::to_string(&c.host_labels).expect("strings serialise"))
         .bind(c.created_at)
         .execute(&self.pool)
         .await
@@ -1762,6 +1765,8 @@ fn course_from_row(r: &AnyRow) -> Result<Course> {
         owner: parse_user_name(r.try_get("owner")?)?,
         ends_at: r.try_get("ends_at")?,
         ldap_group: r.try_get("ldap_group")?,
+        host_labels: serde_json::from_str(&r.try_get::<String, _>("host_labels")?)
+            .map_err(|e| StoreError::Corrupt(format!("host labels of a course: {e}")))?,
         created_at: r.try_get("created_at")?,
         members: Vec::new(),
     })

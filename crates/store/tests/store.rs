@@ -599,6 +599,7 @@ async fn courses_members_and_accounts() {
             owner: name("teach"),
             ends_at: Some(1_800_000_000),
             ldap_group: None,
+            host_labels: vec!["gpu".into()],
             created_at: 1,
             members: Vec::new(),
         };

@@ -8,7 +8,7 @@
 //! like one that does not exist).
 
 use super::accounts::Caller;
-use super::containers::parse_expiry;
+use super::containers::{parse_expiry, parse_requires};
 use super::Error;
 use crate::util::{new_id, now, rfc3339};
 use serde::{Deserialize, Serialize};
@@ -31,9 +31,14 @@ pub(crate) struct NewCourse {
     /// RFC 3339, in the future.
     #[serde(default)]
     pub(crate) ends_at: Option<String>,
-    /// A directory group whose members belong to the course (recorded; see the README).
+    /// A directory group whose members are enrolled, and kept in step at each login.
     #[serde(default)]
     pub(crate) ldap_group: Option<String>,
+    /// Host labels the members' containers need unless they ask otherwise (`"gpu"` or
+    /// `["gpu"]`).
+    #[schema(value_type = Option<Object>)]
+    #[serde(default)]
+    pub(crate) host_labels: Option<serde_json::Value>,
 }
 
 /// `POST /api/v1/courses/{id}/members`.
@@ -55,6 +60,8 @@ pub(crate) struct CourseView {
     /// RFC 3339 or null.
     pub(crate) ends_at: Option<String>,
     pub(crate) ldap_group: Option<String>,
+    /// Host labels its members' containers need by default.
+    pub(crate) host_labels: Vec<String>,
     pub(crate) members: Vec<String>,
     pub(crate) created_at: String,
 }
@@ -68,6 +75,7 @@ impl From<&Course> for CourseView {
             owner: c.owner.to_string(),
             ends_at: c.ends_at.map(rfc3339),
             ldap_group: c.ldap_group.clone(),
+            host_labels: c.host_labels.clone(),
             members: c.members.iter().map(ToString::to_string).collect(),
             created_at: rfc3339(c.created_at),
         }
@@ -165,6 +173,11 @@ impl Courses {
                 .as_deref()
                 .map(|g| text(g, "ldap_group", 1, 256))
                 .transpose()?,
+            host_labels: parse_requires(req.host_labels).map_err(|e| Error::Invalid {
+                code: "invalid_input",
+                message: e.to_string(),
+                field: Some("host_labels"),
+            })?,
             created_at: now,
             members: Vec::new(),
         };

@@ -78,6 +78,7 @@ pub(super) async fn create(
         term: optional("term"),
         ends_at: optional("ends_at"),
         ldap_group: None,
+        host_labels: None,
     };
     let course = http.courses.create(ctx.caller(), req).await.or_page(ctx)?;
     Ok(see_other(&format!("/courses/{}", course.id)))

@@ -181,6 +181,12 @@ pub(crate) struct CreateContainer {
     /// installation's grace period.
     #[serde(default)]
     pub(crate) expires_at: Option<String>,
+    /// The course (id) it is for: its end is the container's expiry (set by the teacher,
+    /// so only they or an administrator may postpone it) and its host labels are the
+    /// container's unless `requires` is given. Left out: the one running course the
+    /// owner is enrolled in, if there is exactly one.
+    #[serde(default)]
+    pub(crate) course: Option<String>,
 }
 
 /// `PATCH /api/v1/containers/{name}`.
@@ -240,6 +246,8 @@ pub(super) struct NewContainer {
     pub(super) res: Resources,
     /// Unix seconds, checked to be in the future.
     pub(super) expires_at: Option<i64>,
+    /// Who set the expiry: the owner, or the teacher of the course it is for.
+    pub(super) expiry_by: String,
 }
 
 /// At most this many GPUs in one container.
@@ -521,6 +529,44 @@ impl Containers {
         Ok(OwnedContainer { record })
     }
 
+    /// The course a new container of the caller's is for: the one named (a course they
+    /// are enrolled in, else 400), or the one running course they are in, if only one.
+    async fn course_for(
+        &self,
+        caller: &Caller,
+        asked: Option<&str>,
+    ) -> Result<Option<wm_store::Course>, Error> {
+        let now = now();
+        let mine: Vec<wm_store::Course> = self
+            .store
+            .courses(None, Some(caller.name.as_str()))
+            .await?
+            .into_iter()
+            .filter(|c| c.members.contains(&caller.name))
+            .collect();
+        match asked {
+            Some(id) => mine
+                .into_iter()
+                .find(|c| c.id == id)
+                .map(Some)
+                .ok_or_else(|| Error::Invalid {
+                    code: "unknown_course",
+                    message: format!(
+                        "you are not enrolled in a course with the id {}",
+                        id.chars().take(64).collect::<String>()
+                    ),
+                    field: Some("course"),
+                }),
+            None => {
+                let mut running: Vec<_> = mine
+                    .into_iter()
+                    .filter(|c| c.ends_at.is_none_or(|e| e > now))
+                    .collect();
+                Ok((running.len() == 1).then(|| running.remove(0)))
+            }
+        }
+    }
+
     /// Creates and starts a container of the caller's.
     pub(crate) async fn create(
         &self,
@@ -533,12 +579,27 @@ impl Containers {
         let image = ImageRef::parse(&req.image)?;
         let env = parse_env(req.env)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
-        let required = parse_requires(req.requires)?;
-        let expires_at = req
+        let course = self.course_for(caller, req.course.as_deref()).await?;
+        let required = match (req.requires, &course) {
+            (None, Some(c)) => c.host_labels.clone(),
+            (asked, _) => parse_requires(asked)?,
+        };
+        let asked_expiry = req
             .expires_at
             .as_deref()
             .map(|t| parse_expiry(t, now()))
             .transpose()?;
+        // Never past the course's end; the course's end is its teacher's to move.
+        let (expires_at, expiry_by) = match (
+            asked_expiry,
+            course
+                .as_ref()
+                .and_then(|c| c.ends_at.map(|e| (e, &c.owner))),
+        ) {
+            (Some(a), Some((end, _))) if a < end => (Some(a), caller.name.to_string()),
+            (_, Some((end, teacher))) => (Some(end), teacher.to_string()),
+            (a, None) => (a, caller.name.to_string()),
+        };
         let backend = match req.backend.as_deref() {
             None => Backend::Docker,
             Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
@@ -576,6 +637,7 @@ impl Containers {
             required,
             res,
             expires_at,
+            expiry_by,
         };
         match backend {
             Backend::Docker => self
@@ -994,7 +1056,7 @@ impl Containers {
 }
 
 /// Host labels a request requires: `"gpu ssd"` or `["gpu", "ssd"]`.
-fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
+pub(crate) fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
     let bad = || {
         ParseError::new(
             "requires",
