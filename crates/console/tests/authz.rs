@@ -137,6 +137,8 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("get", "/api/v1/ci/gitlab-ci.yml") => Own,
         ("get", "/api/v1/kubeconfig") => OwnBackendOff,
         ("put", "/api/v1/me/password") => Own,
+        ("get", "/api/v1/sessions") => Own,
+        ("delete", "/api/v1/sessions/{id}") => Personal,
         ("patch", "/api/v1/admin/users/{name}") => AdminOnly,
         ("delete", "/api/v1/admin/users/{name}") => AdminOnly,
         ("get", "/api/v1/admin/audit/export") => AdminOnly,
@@ -448,6 +450,19 @@ async fn world() -> World {
     w
 }
 
+/// The id of the session marked `current` in a list of sessions.
+fn current_session(sessions: &serde_json::Value) -> String {
+    sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// One request of the matrix: the path's parameters filled in, and a body that the
 /// operation accepts from a caller it is for.
 async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::RequestBuilder {
@@ -468,6 +483,18 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         } else {
             w.kept_token_id.clone()
         };
+        concrete = concrete.replace("{id}", &id);
+    }
+    if path == "/api/v1/sessions/{id}" {
+        // Ending works on a session of the owner's made for the purpose; refused ends aim
+        // at the owner's own session, which must survive.
+        let token = if who == Who::Owner {
+            w.app.login(&w.owner, "password-123").await
+        } else {
+            w.owner_token.clone()
+        };
+        let (_, sessions) = w.app.get("/api/v1/sessions", &token).await;
+        let id = current_session(&sessions);
         concrete = concrete.replace("{id}", &id);
     }
     if path.starts_with("/api/v1/courses/{id}") {

@@ -548,6 +548,32 @@ async fn administrators_manage_accounts_and_everyone_their_password() {
     let at = app.login(&alice, "reset-password-1").await;
     let other_session = app.login(&alice, "reset-password-1").await;
 
+    // Their sessions: listed with the current one marked, each may be ended; nobody
+    // else's.
+    let third = app.login(&alice, "reset-password-1").await;
+    let (status, sessions) = app.get("/api/v1/sessions", &third).await;
+    assert_eq!(status, StatusCode::OK, "{sessions}");
+    let list = sessions.as_array().unwrap();
+    assert_eq!(list.len(), 3, "{sessions}");
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    let third_id = list.iter().find(|s| s["current"] == true).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, admin_sessions) = app.get("/api/v1/sessions", &app.admin).await;
+    let admins = admin_sessions[0]["id"].as_str().unwrap().to_string();
+    let (status, _) = app.delete(&format!("/api/v1/sessions/{admins}"), &at).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .delete(&format!("/api/v1/sessions/{third_id}"), &at)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/v1/me", &third).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get("/api/v1/me", &app.admin).await.0, StatusCode::OK);
+
     // Their own password: the current one is asked for, a short one refused.
     let me = "/api/v1/me/password";
     let (status, body) = call(

@@ -68,6 +68,15 @@ pub enum TokenKind {
     Personal,
 }
 
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Session => "session",
+            TokenKind::Personal => "personal",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Token {
     /// SHA-256 of the secret, hex.
@@ -500,10 +509,7 @@ impl Store {
         .bind(&t.hash)
         .bind(&t.id)
         .bind(t.user.as_str())
-        .bind(match t.kind {
-            TokenKind::Session => "session",
-            TokenKind::Personal => "personal",
-        })
+        .bind(t.kind.as_str())
         .bind(t.name.clone())
         .bind(t.scope.as_str())
         .bind(t.created_at)
@@ -543,10 +549,16 @@ impl Store {
 
     /// A user's personal access tokens, newest first.
     pub async fn personal_tokens(&self, user: &str) -> Result<Vec<Token>> {
+        self.tokens_of(user, TokenKind::Personal).await
+    }
+
+    /// A user's tokens of one kind (sessions or personal tokens), newest first.
+    pub async fn tokens_of(&self, user: &str, kind: TokenKind) -> Result<Vec<Token>> {
         let rows = sqlx::query(
-            "SELECT * FROM tokens WHERE user_name = $1 AND kind = 'personal' ORDER BY created_at DESC, id",
+            "SELECT * FROM tokens WHERE user_name = $1 AND kind = $2 ORDER BY created_at DESC, id",
         )
         .bind(user)
+        .bind(kind.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(token_from_row).collect()
@@ -555,15 +567,20 @@ impl Store {
     /// Revokes one of `user`'s personal tokens by its public id; `false` when they have
     /// none with that id.
     pub async fn delete_personal_token(&self, user: &str, id: &str) -> Result<bool> {
+        self.delete_token_of(user, id, TokenKind::Personal).await
+    }
+
+    /// Revokes one of `user`'s tokens of one kind by its public id; `false` when they have
+    /// none with that id.
+    pub async fn delete_token_of(&self, user: &str, id: &str, kind: TokenKind) -> Result<bool> {
         Ok(
-            sqlx::query(
-                "DELETE FROM tokens WHERE user_name = $1 AND id = $2 AND kind = 'personal'",
-            )
-            .bind(user)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
+            sqlx::query("DELETE FROM tokens WHERE user_name = $1 AND id = $2 AND kind = $3")
+                .bind(user)
+                .bind(id)
+                .bind(kind.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
                 > 0,
         )
     }

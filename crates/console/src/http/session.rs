@@ -5,7 +5,9 @@ use super::error::ErrorBody;
 use super::extract::{session_cookie, ApiJson};
 use super::{ApiError, Http};
 use crate::config::Config;
-use crate::service::accounts::{Accounts, Caller, PasswordChange, TokenCreated, TokenInfo};
+use crate::service::accounts::{
+    Accounts, Caller, PasswordChange, SessionInfo, TokenCreated, TokenInfo,
+};
 use crate::service::audit::AuditActor;
 use crate::service::quotas::{QuotaView, Quotas, UsageView};
 use axum::extract::{Path, State};
@@ -27,13 +29,16 @@ use utoipa::{OpenApi, ToSchema};
         change_password,
         create_token,
         list_tokens,
-        delete_token
+        delete_token,
+        list_sessions,
+        end_session
     ),
     components(schemas(
         LoginRequest,
         LoginResponse,
         Me,
         PasswordChange,
+        SessionInfo,
         NewToken,
         TokenCreated,
         TokenInfo,
@@ -51,6 +56,8 @@ pub(super) fn router() -> Router<Http> {
         .route("/me/password", put(change_password))
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", delete(delete_token))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", delete(end_session))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -197,5 +204,26 @@ async fn change_password(
     ApiJson(req): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     accounts.change_password(&caller, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's login sessions, with the one of this request marked `current`.
+#[utoipa::path(get, path = "/api/v1/sessions", responses((status = 200, body = [SessionInfo]), (status = 401, body = ErrorBody)))]
+async fn list_sessions(
+    State(accounts): State<Arc<Accounts>>,
+    caller: Caller,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    Ok(Json(accounts.sessions(&caller).await?))
+}
+
+/// End one of the caller's sessions (by its id; another's answers 404).
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn end_session(
+    State(accounts): State<Arc<Accounts>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    accounts.end_session(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

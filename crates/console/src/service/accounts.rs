@@ -151,6 +151,17 @@ pub(crate) struct TokenInfo {
     pub(crate) last_used_at: Option<String>,
 }
 
+/// One of the caller's login sessions.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct SessionInfo {
+    pub(crate) id: String,
+    pub(crate) created_at: String,
+    pub(crate) last_used_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
+    /// The session of this request.
+    pub(crate) current: bool,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUser {
@@ -479,6 +490,42 @@ impl Accounts {
                 last_used_at: t.last_used_at.map(rfc3339),
             })
             .collect())
+    }
+
+    /// The caller's login sessions (never the secrets); `current` marks the one asking.
+    pub(crate) async fn sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>, Error> {
+        caller.require_full_scope()?;
+        let sessions = self
+            .store
+            .tokens_of(caller.name.as_str(), TokenKind::Session)
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|t| SessionInfo {
+                current: t.hash == caller.token_hash,
+                id: t.id,
+                created_at: rfc3339(t.created_at),
+                last_used_at: t.last_used_at.map(rfc3339),
+                expires_at: t.expires_at.map(rfc3339),
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions (this one too, if asked).
+    pub(crate) async fn end_session(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        caller.require_full_scope()?;
+        if self
+            .store
+            .delete_token_of(caller.name.as_str(), id, TokenKind::Session)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!(
+                "session {}",
+                id.chars().take(64).collect::<String>()
+            )))
+        }
     }
 
     /// Revokes one of the caller's personal access tokens.

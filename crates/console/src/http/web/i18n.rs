@@ -432,6 +432,15 @@ pub(crate) struct Texts {
     pub notice_enrolled: &'static str,
     pub notice_unenrolled: &'static str,
     pub course_only_teacher: &'static str,
+    pub sessions_title: &'static str,
+    pub tokens_title: &'static str,
+    pub this_session: &'static str,
+    pub end_session: &'static str,
+    pub revoke: &'static str,
+    pub last_used: &'static str,
+    pub no_tokens: &'static str,
+    pub notice_session_ended: &'static str,
+    pub notice_token_revoked: &'static str,
 }
 
 impl Texts {
@@ -534,6 +543,8 @@ impl Texts {
             "image-released" => self.notice_saved,
             "file-deleted" => self.notice_file_deleted,
             "password-changed" => self.notice_password_changed,
+            "session-ended" => self.notice_session_ended,
+            "token-revoked" => self.notice_token_revoked,
             "user-changed" => self.notice_user_changed,
             "user-deleted" => self.notice_user_deleted,
             "enrolled" => self.notice_enrolled,
@@ -861,6 +872,15 @@ pub(super) static EN: Texts = Texts {
     notice_enrolled: "Enrolled.",
     notice_unenrolled: "Removed from the course.",
     course_only_teacher: "Only the course's teacher sees its members' containers.",
+    sessions_title: "Your sessions",
+    tokens_title: "Your personal tokens",
+    this_session: "this session",
+    end_session: "End",
+    revoke: "Revoke",
+    last_used: "Last used",
+    no_tokens: "No personal tokens.",
+    notice_session_ended: "The session was ended.",
+    notice_token_revoked: "The token was revoked.",
 };
 
 pub(super) static JA: Texts = Texts {
@@ -1181,6 +1201,15 @@ pub(super) static JA: Texts = Texts {
     notice_enrolled: "登録しました。",
     notice_unenrolled: "コースから外しました。",
     course_only_teacher: "受講者のコンテナはコースの担当教員だけが見られます。",
+    sessions_title: "ログイン中のセッション",
+    tokens_title: "個人用トークン",
+    this_session: "このセッション",
+    end_session: "終了",
+    revoke: "失効させる",
+    last_used: "最終使用",
+    no_tokens: "個人用トークンはありません。",
+    notice_session_ended: "セッションを終了しました。",
+    notice_token_revoked: "トークンを失効させました。",
 };
 
 #[cfg(test)]

@@ -85,6 +85,8 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/ci/build-token", post(ci::build_token))
         .route("/account", get(account::page_handler))
         .route("/account/password", post(account::change_password))
+        .route("/account/sessions/end", post(account::end_session))
+        .route("/account/tokens/revoke", post(account::revoke_token))
         .route("/courses", get(courses::list).post(courses::create))
         .route("/courses/{id}", get(courses::detail))
         .route("/courses/{id}/members", post(courses::enrol))
