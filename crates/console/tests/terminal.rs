@@ -116,12 +116,27 @@ async fn a_session_types_resizes_and_exits_with_the_code() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["action"] == "container.terminal"
+            .any(|e| e["action"] == "container.terminal_start"
                 && e["actor"] == alice.as_str()
                 && e["target"] == format!("{alice}-t")
                 && e["detail"].as_str().unwrap().contains("cmd=echo")),
         "{audit}"
     );
+    // Its end too, with how it ended.
+    eventually(10, "the end of the session in the audit log", || async {
+        let (_, audit) = app
+            .get(
+                "/api/v1/admin/audit?action=container.terminal_end",
+                &app.admin,
+            )
+            .await;
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"] == format!("{alice}-t") && e["detail"] == "exited with code 5")
+    })
+    .await;
 }
 
 #[tokio::test]

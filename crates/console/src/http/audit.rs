@@ -54,6 +54,7 @@ fn action(method: &Method, route: &str) -> String {
         ("POST", "/courses/{id}/members") => "course.enrol",
         ("DELETE", "/courses/{id}/members/{user}") => "course.unenrol",
         ("GET", "/courses/{id}/containers") => "course.containers",
+        ("GET", "/containers/{name}/terminal") => "container.terminal_start",
         _ => "",
     };
     if !known.is_empty() {
@@ -61,7 +62,7 @@ fn action(method: &Method, route: &str) -> String {
     }
     // The rest name their resource first and their verb last:
     // `/containers/{name}/stop` and `/courses/{id}/containers/{name}/stop` are
-    // `container.stop`, `/containers/{name}/terminal` is `container.terminal`.
+    // `container.stop`, `/containers/{name}/exec` is `container.exec`.
     let literals: Vec<&str> = route
         .split('/')
         .filter(|s| !s.is_empty() && !s.starts_with('{') && *s != "admin")
@@ -164,7 +165,7 @@ mod tests {
             (
                 Method::GET,
                 "/containers/{name}/terminal",
-                "container.terminal",
+                "container.terminal_start",
             ),
             (
                 Method::POST,

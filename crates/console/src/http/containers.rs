@@ -360,6 +360,7 @@ enum TerminalControl {
         (status = 409, body = ErrorBody, description = "not running"), (status = 503, body = ErrorBody, description = "too many sessions open")))]
 async fn container_terminal(
     State(containers): State<Arc<Containers>>,
+    State(audit): State<crate::service::audit::Audit>,
     caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<TerminalQuery>,
@@ -380,17 +381,31 @@ async fn container_terminal(
         })
     })?;
     let session = containers.terminal(&caller, &c, ask).await?;
+    let (who, target) = (caller.name.to_string(), c.name().to_string());
+    // The start is the request's own entry (with its command); the end is written here.
     Ok(ws
         .max_message_size(TERMINAL_MAX_MESSAGE)
         .max_frame_size(TERMINAL_MAX_MESSAGE)
-        .on_upgrade(move |socket| pump_terminal(socket, session)))
+        .on_upgrade(move |socket| async move {
+            let ending = pump_terminal(socket, session).await;
+            audit
+                .record(
+                    Some(who),
+                    "container.terminal_end".into(),
+                    Some(target),
+                    200,
+                    Some(ending),
+                )
+                .await;
+        }))
 }
 
 /// Carries a session both ways until its command ends or its client goes away; then
-/// the session is dropped, which kills what it started.
-async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
+/// the session is dropped, which kills what it started. Answers how it ended, in words.
+async fn pump_terminal(socket: WebSocket, session: TerminalSession) -> String {
     let TerminalSession { mut terminal, seat } = session;
     let (mut tx, mut rx) = socket.split();
+    let mut ending = "closed by the client".to_string();
     loop {
         tokio::select! {
             out = terminal.output.next() => match out {
@@ -400,6 +415,7 @@ async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
                     }
                 }
                 Some(Ok(TerminalOutput::Exit { code })) => {
+                    ending = format!("exited with code {code}");
                     let exit = serde_json::json!({ "type": "exit", "code": code }).to_string();
                     let _ = tx.send(Message::Text(exit.into())).await;
                     let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
@@ -407,6 +423,7 @@ async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "terminal session failed");
+                    ending = "the container engine failed".into();
                     let _ = tx.send(Message::Close(Some(CloseFrame { code: 1011, reason: "the container engine failed".into() }))).await;
                     break;
                 }
@@ -435,4 +452,5 @@ async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
     }
     drop(terminal);
     drop(seat);
+    ending
 }
