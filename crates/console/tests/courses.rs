@@ -575,34 +575,17 @@ async fn administrators_manage_accounts_and_everyone_their_password() {
     assert_eq!(app.get("/api/v1/me", &app.admin).await.0, StatusCode::OK);
 
     // Their own password: the current one is asked for, a short one refused.
-    let me = "/api/v1/me/password";
-    let (status, body) = call(
-        &app,
-        Method::PUT,
-        me,
-        &at,
-        json!({"current": "wrong-password", "new": "another-pass-2"}),
-    )
-    .await;
+    let change = |current: &str, new: &str| {
+        let body = json!({"current": current, "new": new});
+        let (app, at) = (&app, at.clone());
+        async move { call(app, Method::PUT, "/api/v1/me/password", &at, body).await }
+    };
+    let (status, body) = change("wrong-password", "another-pass-2").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "wrong_password");
-    let (status, body) = call(
-        &app,
-        Method::PUT,
-        me,
-        &at,
-        json!({"current": "reset-password-1", "new": "short"}),
-    )
-    .await;
+    let (status, body) = change("reset-password-1", "short").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = call(
-        &app,
-        Method::PUT,
-        me,
-        &at,
-        json!({"current": "reset-password-1", "new": "another-pass-2"}),
-    )
-    .await;
+    let (status, body) = change("reset-password-1", "another-pass-2").await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(
         app.get("/api/v1/me", &at).await.0,
@@ -768,19 +751,6 @@ async fn audit(app: &TestApp, q: String) -> (StatusCode, Value) {
 
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
-}
-
-async fn log_in(b: &Browser, app: &TestApp, user: &str, password: &str) {
-    b.goto(&app.url("/login")).await;
-    b.fill("#username", user).await;
-    b.fill("#password", password).await;
-    b.click("form[action='/login'] button[type=submit]").await;
-    b.find("form[action='/logout']").await;
-}
-
-async fn log_out(b: &Browser) {
-    b.click("form[action='/logout'] button").await;
-    b.find("#username").await;
 }
 
 /// Waits until the page's text has `part`.

@@ -36,14 +36,6 @@ async fn shot(b: &Browser, name: &str) {
     b.viewport(1280, 900, false).await;
 }
 
-async fn log_in(b: &Browser, app: &TestApp, user: &str, password: &str) {
-    b.goto(&app.url("/login")).await;
-    b.fill("#username", user).await;
-    b.fill("#password", password).await;
-    b.click("form[action='/login'] button[type=submit]").await;
-    b.find("form[action='/logout']").await;
-}
-
 /// Waits until the browser has followed a post's redirect to a URL with `part`.
 async fn wait_for_url(b: &Browser, part: &str) {
     for _ in 0..100 {
@@ -56,11 +48,6 @@ async fn wait_for_url(b: &Browser, part: &str) {
         "the browser never got to a URL with {part}: {}",
         b.url().await
     );
-}
-
-async fn log_out(b: &Browser) {
-    b.click("form[action='/logout'] button").await;
-    b.find("#username").await;
 }
 
 /// Builds an image through the API; answers the last NDJSON line.

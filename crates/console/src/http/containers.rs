@@ -415,7 +415,10 @@ async fn pump_terminal(socket: WebSocket, session: TerminalSession) -> String {
                     }
                 }
                 Some(Ok(TerminalOutput::Exit { code })) => {
-                    ending = format!("exited with code {code}");
+                    ending = code.map_or_else(
+                        || "ended without an exit code".to_string(),
+                        |c| format!("exited with code {c}"),
+                    );
                     let exit = serde_json::json!({ "type": "exit", "code": code }).to_string();
                     let _ = tx.send(Message::Text(exit.into())).await;
                     let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;

@@ -7,7 +7,7 @@ use super::extract::{ApiJson, ApiQuery};
 use super::{ApiError, Http};
 use crate::service::accounts::Caller;
 use crate::service::audit::AuditActor;
-use crate::service::containers::{Container, Containers};
+use crate::service::containers::{Container, Containers, OwnedContainer};
 use crate::service::courses::{CourseView, Courses, Enrolment, NewCourse};
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
@@ -133,6 +133,18 @@ async fn course_containers(
     Ok(Json(containers.of_course(&course).await?))
 }
 
+/// A member's container of a course the caller teaches.
+async fn member_container(
+    courses: &Courses,
+    containers: &Containers,
+    caller: &Caller,
+    id: &str,
+    name: &str,
+) -> Result<OwnedContainer, ApiError> {
+    let course = courses.taught(caller, id).await?;
+    Ok(containers.load_in_course(&course, name).await?)
+}
+
 /// Stop a member's container (the course's teacher; audited with their name).
 #[utoipa::path(post, path = "/api/v1/courses/{id}/containers/{name}/stop", params(("id" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = Container), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -142,8 +154,7 @@ async fn stop_member_container(
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<Container>, ApiError> {
-    let course = courses.taught(&caller, &id).await?;
-    let c = containers.load_in_course(&course, &name).await?;
+    let c = member_container(&courses, &containers, &caller, &id, &name).await?;
     Ok(Json(containers.stop(c).await?))
 }
 
@@ -157,8 +168,7 @@ async fn start_member_container(
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<Container>, ApiError> {
-    let course = courses.taught(&caller, &id).await?;
-    let c = containers.load_in_course(&course, &name).await?;
+    let c = member_container(&courses, &containers, &caller, &id, &name).await?;
     Ok(Json(containers.start(c).await?))
 }
 
@@ -178,8 +188,7 @@ async fn member_container_logs(
     Path((id, name)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let course = courses.taught(&caller, &id).await?;
-    let c = containers.load_in_course(&course, &name).await?;
+    let c = member_container(&courses, &containers, &caller, &id, &name).await?;
     let body = containers
         .logs(&c, q.tail.unwrap_or(100).min(10_000))
         .await?;

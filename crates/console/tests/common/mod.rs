@@ -399,3 +399,18 @@ pub async fn post_login_form(
         .await
         .unwrap()
 }
+
+/// Logs in through the login page of a real browser.
+pub async fn log_in(b: &wm_testkit::browser::Browser, app: &TestApp, user: &str, password: &str) {
+    b.goto(&app.url("/login")).await;
+    b.fill("#username", user).await;
+    b.fill("#password", password).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.find("form[action='/logout']").await;
+}
+
+/// Logs out through the page's button.
+pub async fn log_out(b: &wm_testkit::browser::Browser) {
+    b.click("form[action='/logout'] button").await;
+    b.find("#username").await;
+}
