@@ -136,7 +136,7 @@ async fn a_teacher_sees_and_acts_only_on_the_members_of_their_course() {
     // The teacher sees the member's container, with its status, image, host and ports.
     let (status, list) = app.get(&format!("{base}/containers"), &tt).await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    assert_eq!(names(&list), [mine.clone()]);
+    assert_eq!(names(&list), std::slice::from_ref(&mine));
     assert_eq!(list[0]["status"], "running");
     assert_eq!(list[0]["owner"], member.as_str());
     assert!(list[0]["host"].is_string() && list[0]["image"].is_string());
