@@ -621,10 +621,20 @@ async fn administrators_manage_accounts_and_everyone_their_password() {
         StatusCode::OK,
         "a refused delete changes nothing"
     );
+    let (status, lines) = app
+        .build(
+            &at,
+            "mine:1",
+            &format!("FROM {}\nLABEL mine=1\n", test_image().await),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    let image = format!("wm/{alice}/mine:1");
     let (status, body) = app
         .call(
             Method::DELETE,
-            &format!("{user}?containers=delete&storage=delete"),
+            &format!("{user}?containers=delete&images=delete&storage=delete"),
             Some(&app.admin),
             None,
         )
@@ -637,6 +647,11 @@ async fn administrators_manage_accounts_and_everyone_their_password() {
         !app.engine_containers()
             .contains(&app.engine_name(&alice, "box")),
         "the container is gone from the engine"
+    );
+    let (_, images) = app.get("/api/v1/images", &app.admin).await;
+    assert!(
+        !images.to_string().contains(&image),
+        "the image is gone: {images}"
     );
     let (_, log) = app
         .get(&format!("/api/v1/admin/audit?target={alice}"), &app.admin)
