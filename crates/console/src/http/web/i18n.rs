@@ -385,6 +385,7 @@ pub(crate) struct Texts {
     pub notice_password_changed: &'static str,
     pub err_wrong_password: &'static str,
     pub err_unknown_users: &'static str,
+    pub err_unknown_course: &'static str,
     pub manage: &'static str,
     pub disabled_badge: &'static str,
     pub manage_user_title: &'static str,
@@ -468,6 +469,7 @@ impl Texts {
             "image_scan_pending" => self.err_scan_pending,
             "wrong_password" => self.err_wrong_password,
             "unknown_users" => self.err_unknown_users,
+            "unknown_course" => self.err_unknown_course,
             _ => self.err_internal,
         }
     }
@@ -825,6 +827,7 @@ pub(super) static EN: Texts = Texts {
     notice_password_changed: "Your password was changed.",
     err_wrong_password: "The current password is not right.",
     err_unknown_users: "Some of those user names have no account; nobody was enrolled.",
+    err_unknown_course: "That is not a course of yours.",
     manage: "Manage",
     disabled_badge: "disabled",
     manage_user_title: "Manage an account",
@@ -1154,6 +1157,7 @@ pub(super) static JA: Texts = Texts {
     notice_password_changed: "パスワードを変更しました。",
     err_wrong_password: "現在のパスワードが正しくありません。",
     err_unknown_users: "アカウントのないユーザー名が含まれているため、誰も登録されませんでした。",
+    err_unknown_course: "あなたのコースではありません。",
     manage: "管理",
     disabled_badge: "無効",
     manage_user_title: "アカウントの管理",
