@@ -768,17 +768,6 @@ fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
 
-/// Waits until the page's text has `part`.
-async fn page_shows(b: &Browser, part: &str) {
-    for _ in 0..100 {
-        if b.source().await.contains(part) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the page never showed {part:?}: {}", b.url().await);
-}
-
 #[tokio::test]
 async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account() {
     let app = spawn_app().await;
@@ -793,26 +782,26 @@ async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account
     // The teacher creates a course, enrols the student, and stops their container.
     log_in(&b, &app, &teacher, "password-123").await;
     b.goto(&app.url("/courses")).await;
-    page_shows(&b, "コースを作成").await;
+    shows(&b, "#main", "コースを作成").await;
     b.fill("#course-name", "演習A").await;
     b.fill("#course-term", "2026 前期").await;
     b.click("form[action='/courses'] button[type=submit]").await;
-    page_shows(&b, "受講者はまだいません").await;
+    shows(&b, "#main", "受講者はまだいません").await;
     let course_url = b.url().await;
     b.fill("#enrol-users", &format!("{member}\nnobody-at-all"))
         .await;
     b.click("form[action$='/members'] button[type=submit]")
         .await;
-    page_shows(&b, "アカウントのないユーザー名").await;
+    shows(&b, "#main", "アカウントのないユーザー名").await;
     b.goto(&course_url).await;
-    page_shows(&b, "受講者はまだいません").await;
+    shows(&b, "#main", "受講者はまだいません").await;
     b.fill("#enrol-users", &member).await;
     b.click("form[action$='/members'] button[type=submit]")
         .await;
-    page_shows(&b, "登録しました").await;
+    shows(&b, "#main", "登録しました").await;
     let row = format!("tr[data-container='{lab}'] form[action$='/stop'] button");
     b.click(&row).await;
-    page_shows(&b, "停止しました").await;
+    shows(&b, "#main", "停止しました").await;
     assert_ne!(
         app.get(&format!("/api/v1/containers/{lab}"), &mt).await.1["status"],
         "running"
@@ -822,26 +811,26 @@ async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account
     // The student sees the course, not the members' containers; changes their password.
     log_in(&b, &app, &member, "password-123").await;
     b.goto(&app.url("/courses")).await;
-    page_shows(&b, "演習A").await;
+    shows(&b, "#main", "演習A").await;
     b.goto(&app.url("/account")).await;
     b.fill("#current", "wrong-password").await;
     b.fill("#new", "a-new-password").await;
     b.click("form[action='/account/password'] button[type=submit]")
         .await;
-    page_shows(&b, "現在のパスワードが正しくありません").await;
+    shows(&b, "#main", "現在のパスワードが正しくありません").await;
     b.goto(&app.url("/account")).await;
     b.fill("#current", "password-123").await;
     b.fill("#new", "a-new-password").await;
     b.click("form[action='/account/password'] button[type=submit]")
         .await;
-    page_shows(&b, "パスワードを変更しました").await;
+    shows(&b, "#main", "パスワードを変更しました").await;
     log_out(&b).await;
 
     // The admin disables the student, after a confirmation, and finds it in the log.
     log_in(&b, &app, "admin", ADMIN_PASSWORD).await;
     b.goto(&app.url(&format!("/admin/users/{member}"))).await;
     b.click("input[name=op][value=disable] ~ button").await;
-    page_shows(&b, "このアカウントを今すぐ無効にしますか").await;
+    shows(&b, "#main", "このアカウントを今すぐ無効にしますか").await;
     assert!(
         !app.get("/api/v1/admin/users", &app.admin)
             .await
@@ -851,11 +840,11 @@ async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account
         "nothing happens before the confirmation"
     );
     b.click("#main form button.danger").await;
-    page_shows(&b, "アカウントを変更しました").await;
+    shows(&b, "#main", "アカウントを変更しました").await;
     assert_eq!(app.get("/api/v1/me", &mt).await.0, StatusCode::UNAUTHORIZED);
     b.goto(&app.url(&format!("/admin/audit?actor=admin&target={member}")))
         .await;
-    page_shows(&b, "user.disable").await;
+    shows(&b, "#main", "user.disable").await;
     let export = b
         .attr(&b.find("#audit-export").await, "href")
         .await

@@ -736,20 +736,6 @@ async fn kubernetes_containers_and_the_kubeconfig_in_the_console() {
         .is_some());
 }
 
-/// Waits until the element shows `text` (a minute at most). The terminal's text is in
-/// `.xterm-accessibility-tree`: xterm.js mirrors its rows there for screen readers.
-async fn shows(b: &Browser, css: &str, text: &str) {
-    let mut seen = String::new();
-    for _ in 0..300 {
-        seen = b.text(css).await;
-        if seen.contains(text) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    panic!("{css} never showed {text:?}: {seen:?}");
-}
-
 /// The terminal on the container page, in the Japanese console: typing into a shell and
 /// reading its answer, a reload that ends the old session's processes and opens a new one,
 /// the exit told in words, live logs, and a stopped container that offers no terminal.

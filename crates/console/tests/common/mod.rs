@@ -427,3 +427,17 @@ pub async fn log_out(b: &wm_testkit::browser::Browser) {
     b.click("form[action='/logout'] button").await;
     b.find("#username").await;
 }
+
+/// Waits until the element shows `text` (a minute at most). The terminal's text is in
+/// `.xterm-accessibility-tree`: xterm.js mirrors its rows there for screen readers.
+pub async fn shows(b: &wm_testkit::browser::Browser, css: &str, text: &str) {
+    let mut seen = String::new();
+    for _ in 0..300 {
+        seen = b.text(css).await;
+        if seen.contains(text) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{css} never showed {text:?}: {seen:?}");
+}
