@@ -12,6 +12,14 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wm_testkit::browser::Browser;
 
+/// Builds a small image `name` (`repo:tag`) of the caller's from the test image.
+async fn build_image(app: &TestApp, token: &str, name: &str) {
+    let dockerfile = format!("FROM {}\nLABEL built={name}\n", test_image().await);
+    let (status, lines) = app.build(token, name, &dockerfile).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+}
+
 async fn call(
     app: &TestApp,
     m: Method,
@@ -312,15 +320,7 @@ async fn a_course_shares_images_with_its_members_first() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, lines) = app
-        .build(
-            &tt,
-            "exercise:3",
-            &format!("FROM {}\nLABEL exercise=3\n", test_image().await),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    build_image(&app, &tt, "exercise:3").await;
     let reference = format!("wm/{teacher}/exercise:3");
     let path = format!("/api/v1/images/{}", encode_ref(&reference));
 
@@ -621,15 +621,7 @@ async fn administrators_manage_accounts_and_everyone_their_password() {
         StatusCode::OK,
         "a refused delete changes nothing"
     );
-    let (status, lines) = app
-        .build(
-            &at,
-            "mine:1",
-            &format!("FROM {}\nLABEL mine=1\n", test_image().await),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    build_image(&app, &at, "mine:1").await;
     let image = format!("wm/{alice}/mine:1");
     let (status, body) = app
         .call(
