@@ -774,26 +774,26 @@ async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account
     // The teacher creates a course, enrols the student, and stops their container.
     log_in(&b, &app, &teacher, "password-123").await;
     b.goto(&app.url("/courses")).await;
-    shows(&b, "#main", "コースを作成").await;
+    page_has(&b, "コースを作成").await;
     b.fill("#course-name", "演習A").await;
     b.fill("#course-term", "2026 前期").await;
     b.click("form[action='/courses'] button[type=submit]").await;
-    shows(&b, "#main", "受講者はまだいません").await;
+    page_has(&b, "受講者はまだいません").await;
     let course_url = b.url().await;
     b.fill("#enrol-users", &format!("{member}\nnobody-at-all"))
         .await;
     b.click("form[action$='/members'] button[type=submit]")
         .await;
-    shows(&b, "#main", "アカウントのないユーザー名").await;
+    page_has(&b, "アカウントのないユーザー名").await;
     b.goto(&course_url).await;
-    shows(&b, "#main", "受講者はまだいません").await;
+    page_has(&b, "受講者はまだいません").await;
     b.fill("#enrol-users", &member).await;
     b.click("form[action$='/members'] button[type=submit]")
         .await;
-    shows(&b, "#main", "登録しました").await;
+    page_has(&b, "登録しました").await;
     let row = format!("tr[data-container='{lab}'] form[action$='/stop'] button");
     b.click(&row).await;
-    shows(&b, "#main", "停止しました").await;
+    page_has(&b, "停止しました").await;
     assert_ne!(
         app.get(&format!("/api/v1/containers/{lab}"), &mt).await.1["status"],
         "running"
@@ -803,26 +803,26 @@ async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account
     // The student sees the course, not the members' containers; changes their password.
     log_in(&b, &app, &member, "password-123").await;
     b.goto(&app.url("/courses")).await;
-    shows(&b, "#main", "演習A").await;
+    page_has(&b, "演習A").await;
     b.goto(&app.url("/account")).await;
     b.fill("#current", "wrong-password").await;
     b.fill("#new", "a-new-password").await;
     b.click("form[action='/account/password'] button[type=submit]")
         .await;
-    shows(&b, "#main", "現在のパスワードが正しくありません").await;
+    page_has(&b, "現在のパスワードが正しくありません").await;
     b.goto(&app.url("/account")).await;
     b.fill("#current", "password-123").await;
     b.fill("#new", "a-new-password").await;
     b.click("form[action='/account/password'] button[type=submit]")
         .await;
-    shows(&b, "#main", "パスワードを変更しました").await;
+    page_has(&b, "パスワードを変更しました").await;
     log_out(&b).await;
 
     // The admin disables the student, after a confirmation, and finds it in the log.
     log_in(&b, &app, "admin", ADMIN_PASSWORD).await;
     b.goto(&app.url(&format!("/admin/users/{member}"))).await;
     b.click("input[name=op][value=disable] ~ button").await;
-    shows(&b, "#main", "このアカウントを今すぐ無効にしますか").await;
+    page_has(&b, "このアカウントを今すぐ無効にしますか").await;
     assert!(
         !app.get("/api/v1/admin/users", &app.admin)
             .await
@@ -832,11 +832,11 @@ async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account
         "nothing happens before the confirmation"
     );
     b.click("#main form button.danger").await;
-    shows(&b, "#main", "アカウントを変更しました").await;
+    page_has(&b, "アカウントを変更しました").await;
     assert_eq!(app.get("/api/v1/me", &mt).await.0, StatusCode::UNAUTHORIZED);
     b.goto(&app.url(&format!("/admin/audit?actor=admin&target={member}")))
         .await;
-    shows(&b, "#main", "user.disable").await;
+    page_has(&b, "user.disable").await;
     let export = b
         .attr(&b.find("#audit-export").await, "href")
         .await

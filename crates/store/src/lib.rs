@@ -61,7 +61,17 @@ async fn applied_version(pool: &AnyPool) -> Option<i64> {
 /// Refuses a database a newer `wm` migrated (older ones are migrated forward at start).
 async fn check_schema_version(pool: &AnyPool) -> Result<()> {
     let known = schema_version();
-    match applied_version(pool).await {
+    // Read on a connection of its own, closed before the migrations run: a pooled SQLite
+    // connection that read the old schema would go on answering from it afterwards
+    // (`SELECT *` of a table the migrations changed came back short).
+    let mut conn = pool.acquire().await?;
+    let applied = sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(&mut *conn)
+        .await
+        .ok()
+        .and_then(|row| row.try_get::<Option<i64>, _>(0).ok().flatten());
+    conn.close().await?;
+    match applied {
         Some(found) if found > known => Err(StoreError::NewerSchema { found, known }),
         _ => Ok(()),
     }

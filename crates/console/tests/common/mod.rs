@@ -441,3 +441,15 @@ pub async fn shows(b: &wm_testkit::browser::Browser, css: &str, text: &str) {
     }
     panic!("{css} never showed {text:?}: {seen:?}");
 }
+
+/// Waits until the page has `text` in its source (ten seconds at most). Unlike [`shows`],
+/// it holds no element across the wait, so it follows a post's redirect to the next page.
+pub async fn page_has(b: &wm_testkit::browser::Browser, text: &str) {
+    for _ in 0..100 {
+        if b.source().await.contains(text) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the page never had {text:?}: {}", b.url().await);
+}
