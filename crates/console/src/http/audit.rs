@@ -71,9 +71,13 @@ fn action(method: &Method, route: &str) -> String {
         [.., r, _] | [r] => r.trim_end_matches('s'),
         [] => "request",
     };
-    let verb = match literals.as_slice() {
-        [.., v] if literals.len() > 1 => (*v).to_string(),
-        _ => m.to_ascii_lowercase(),
+    let verb = match (literals.as_slice(), m) {
+        ([.., v], _) if literals.len() > 1 => v,
+        (_, "POST") => "create",
+        (_, "PATCH") => "update",
+        (_, "PUT") => "set",
+        (_, "DELETE") => "delete",
+        _ => "read",
     };
     format!("{resource}.{verb}")
 }
@@ -180,6 +184,9 @@ mod tests {
             (Method::POST, "/courses/{id}/members", "course.enrol"),
             (Method::PATCH, "/admin/users/{name}", "user.update"),
             (Method::POST, "/login", "session.login"),
+            (Method::POST, "/vms", "vm.create"),
+            (Method::DELETE, "/vms/{name}", "vm.delete"),
+            (Method::POST, "/vms/{name}/start", "vm.start"),
         ];
         for (m, route, want) in cases {
             assert_eq!(action(&m, route), want, "{m} {route}");
