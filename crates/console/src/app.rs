@@ -11,6 +11,7 @@ use crate::service::audit::Audit;
 use crate::service::ci::Ci;
 use crate::service::cleanup::Cleanup;
 use crate::service::containers::{Containers, Sessions};
+use crate::service::courses::Courses;
 use crate::service::images::{Catalog, Images, Scans};
 use crate::service::quotas::Quotas;
 use crate::service::ratelimit::{LoginLimiter, LoginLimits};
@@ -19,6 +20,7 @@ use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
 use crate::service::storage::Storage;
 use crate::service::system::System;
+use crate::service::users::Users;
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -317,6 +319,13 @@ pub async fn build_with_hosts(
         metrics.clone(),
     ));
     let storage = Arc::new(Storage::new(store.clone(), hosts.clone(), quotas.clone()));
+    let courses = Arc::new(Courses::new(store.clone()));
+    let users = Arc::new(Users::new(
+        store.clone(),
+        containers.clone(),
+        images.clone(),
+        storage.clone(),
+    ));
     let ci = Arc::new(Ci::new(
         store,
         hosts.clone(),
@@ -348,6 +357,8 @@ pub async fn build_with_hosts(
         system: system.clone(),
         storage,
         quotas,
+        courses,
+        users,
         audit,
     });
     let workers = crate::workers::Deps {

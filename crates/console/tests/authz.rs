@@ -26,7 +26,8 @@ enum Who {
     BuildToken,
     /// Another student.
     Student,
-    /// A teacher (not the owner's teacher: there are no courses yet).
+    /// The teacher of a course the owner is enrolled in: no rights over the owner's things
+    /// but those of the course's routes.
     Teacher,
     /// The owner of the resources in the path.
     Owner,
@@ -68,6 +69,13 @@ enum Kind {
     /// Like [`Kind::Owned`], for a WebSocket route asked without upgrade headers: the
     /// owner and admins get 400 `websocket_required` after the ownership check.
     OwnedWebSocket,
+    /// Teachers and administrators (creating a course).
+    Teaching,
+    /// The course in the path: its teacher, its members (the owner) and admins see it.
+    CourseVisible,
+    /// The course in the path, for its teacher and admins: its member (the owner) is
+    /// told only the teacher may, anyone else that there is no such course.
+    CourseTeacher,
 }
 
 /// What a cell expects.
@@ -128,6 +136,21 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("put", "/api/v1/ci") | ("get", "/api/v1/ci") | ("delete", "/api/v1/ci") => Own,
         ("get", "/api/v1/ci/gitlab-ci.yml") => Own,
         ("get", "/api/v1/kubeconfig") => OwnBackendOff,
+        ("put", "/api/v1/me/password") => Own,
+        ("get", "/api/v1/sessions") => Own,
+        ("delete", "/api/v1/sessions/{id}") => Personal,
+        ("patch", "/api/v1/admin/users/{name}") => AdminOnly,
+        ("delete", "/api/v1/admin/users/{name}") => AdminOnly,
+        ("get", "/api/v1/admin/audit/export") => AdminOnly,
+        ("post", "/api/v1/courses") => Teaching,
+        ("get", "/api/v1/courses") => Own,
+        ("get", "/api/v1/courses/{id}") => CourseVisible,
+        ("post", "/api/v1/courses/{id}/members") => CourseTeacher,
+        ("delete", "/api/v1/courses/{id}/members/{user}") => CourseTeacher,
+        ("get", "/api/v1/courses/{id}/containers") => CourseTeacher,
+        ("post", "/api/v1/courses/{id}/containers/{name}/stop") => CourseTeacher,
+        ("post", "/api/v1/courses/{id}/containers/{name}/start") => CourseTeacher,
+        ("get", "/api/v1/courses/{id}/containers/{name}/logs") => CourseTeacher,
         _ => return None,
     })
 }
@@ -167,6 +190,19 @@ fn expected(kind: Kind, who: Who, path: &str) -> Expect {
             Admin => Success,
             _ => Is(403),
         },
+        Kind::Teaching => match who {
+            Teacher | Admin => Success,
+            _ => Is(403),
+        },
+        Kind::CourseVisible => match who {
+            Teacher | Owner | Admin => Success,
+            _ => Is(404),
+        },
+        Kind::CourseTeacher => match who {
+            Teacher | Admin => Success,
+            Owner => Is(403),
+            _ => Is(404),
+        },
     }
 }
 
@@ -179,6 +215,8 @@ struct World {
     container: String,
     image: String,
     host: String,
+    /// The teacher's course, the owner enrolled in it.
+    course: String,
     /// A token of the owner that stays valid: the `{id}` of refused token deletes.
     kept_token_id: String,
 }
@@ -232,8 +270,22 @@ impl World {
         }
     }
 
+    /// The owner in the teacher's course (again, after a cell that took them out).
+    async fn ensure_enrolled(&self) {
+        let (status, c) = self
+            .app
+            .post(
+                &format!("/api/v1/courses/{}/members", self.course),
+                self.token(Who::Teacher).unwrap(),
+                json!({"users": [self.owner]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{c}");
+    }
+
     /// Puts the owner's things back as they were after a cell that may change them.
     async fn restore(&self) {
+        self.ensure_enrolled().await;
         self.ensure_container().await;
         let (status, c) = self
             .app
@@ -301,6 +353,20 @@ impl World {
             .get("/api/v1/storage/files?path=/keep.txt", &self.owner_token)
             .await;
         assert_eq!(status, StatusCode::OK, "{after} removed the owner's file");
+        let (_, course) = self
+            .app
+            .get(
+                &format!("/api/v1/courses/{}", self.course),
+                &self.owner_token,
+            )
+            .await;
+        assert_eq!(
+            course["members"],
+            json!([self.owner]),
+            "{after} changed the course"
+        );
+        let (_, me) = self.app.get("/api/v1/me", &self.owner_token).await;
+        assert_eq!(me["role"], "student", "{after} changed the owner's role");
     }
 }
 
@@ -339,6 +405,11 @@ async fn world() -> World {
 
     let (_, hosts) = app.get("/api/v1/admin/hosts", &app.admin).await;
     let host = hosts[0]["id"].as_str().unwrap().to_string();
+    let (status, course) = app
+        .post("/api/v1/courses", &teacher, json!({"name": "authz"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{course}");
+    let course = course["id"].as_str().unwrap().to_string();
     let tokens = vec![
         (Who::Anonymous, None),
         (Who::Revoked, revoked["token"].as_str().map(String::from)),
@@ -355,9 +426,11 @@ async fn world() -> World {
         owner_token,
         tokens,
         host,
+        course,
         kept_token_id: kept["id"].as_str().unwrap().to_string(),
         app,
     };
+    w.ensure_enrolled().await;
     w.ensure_container().await;
     w.ensure_image().await;
     let form = reqwest::multipart::Form::new().text("path", "/").part(
@@ -375,6 +448,19 @@ async fn world() -> World {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     w
+}
+
+/// The id of the session marked `current` in a list of sessions.
+fn current_session(sessions: &serde_json::Value) -> String {
+    sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// One request of the matrix: the path's parameters filled in, and a body that the
@@ -399,8 +485,25 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         };
         concrete = concrete.replace("{id}", &id);
     }
+    if path == "/api/v1/sessions/{id}" {
+        // Ending works on a session of the owner's made for the purpose; refused ends aim
+        // at the owner's own session, which must survive.
+        let token = if who == Who::Owner {
+            w.app.login(&w.owner, "password-123").await
+        } else {
+            w.owner_token.clone()
+        };
+        let (_, sessions) = w.app.get("/api/v1/sessions", &token).await;
+        let id = current_session(&sessions);
+        concrete = concrete.replace("{id}", &id);
+    }
+    if path.starts_with("/api/v1/courses/{id}") {
+        concrete = concrete
+            .replace("{id}", &w.course)
+            .replace("{user}", &w.owner);
+    }
     concrete = concrete.replace("{id}", &w.host);
-    if path.ends_with("/export") {
+    if path == "/api/v1/images/{ref}/export" {
         concrete.push_str("?format=docker-archive");
     }
     if path == "/api/v1/containers/{name}/files" && method == "get" {
@@ -408,6 +511,11 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
     }
     if path == "/api/v1/storage/files" && method == "get" {
         concrete.push_str("?path=/");
+    }
+    if path == "/api/v1/admin/users/{name}" && method == "delete" && positive {
+        // As for storage: the owner must survive; a user made for the purpose goes.
+        let (fresh, _) = w.app.user("gone", "student").await;
+        concrete = format!("/api/v1/admin/users/{fresh}");
     }
     if path == "/api/v1/admin/users/{name}/storage" && method == "delete" && positive {
         // Deleting works on a user made for the purpose (the owner has containers, which
@@ -475,6 +583,17 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
             "name": unique("u"), "password": "password-123", "role": "student"})),
         ("patch", "/api/v1/admin/hosts/{id}") => req.json(&json!({"drained": false})),
         ("put", "/api/v1/admin/users/{name}/quota") => req.json(&json!({"containers": -1})),
+        // Refused callers try to take the owner's access; the admin's cell changes nothing.
+        ("patch", "/api/v1/admin/users/{name}") if who == Who::Admin => req.json(&json!({})),
+        ("patch", "/api/v1/admin/users/{name}") => {
+            req.json(&json!({"disabled": true, "role": "admin"}))
+        }
+        // The same password again: a change that leaves every caller able to log in.
+        ("put", "/api/v1/me/password") => req.json(&json!({
+            "current": if who == Who::Admin { ADMIN_PASSWORD } else { "password-123" },
+            "new": if who == Who::Admin { ADMIN_PASSWORD } else { "password-123" }})),
+        ("post", "/api/v1/courses") => req.json(&json!({"name": unique("c")})),
+        ("post", "/api/v1/courses/{id}/members") => req.json(&json!({"users": [w.owner]})),
         ("post", "/api/v1/containers") => req.json(&json!({"name": unique("m"), "image": image})),
         ("post", "/api/v1/containers/{name}/exec") => req.json(&json!({"cmd": ["true"]})),
         ("patch", "/api/v1/containers/{name}") => req.json(&json!({"expires_at": null})),

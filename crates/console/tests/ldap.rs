@@ -219,3 +219,55 @@ async fn a_directory_outage_is_503_and_everything_else_keeps_working() {
     let (_, metrics) = app.call(Method::GET, "/metrics", None, None).await;
     assert!(metrics.as_str().unwrap().contains("wm_ldap_up 1"));
 }
+
+#[tokio::test]
+async fn course_groups_follow_the_directory_at_each_login_and_passwords_stay_there() {
+    let (slapd, student, teacher) = directory();
+    let app = spawn_with_directory(&slapd).await;
+    let group = unique("os");
+    ldap_modify(
+        &slapd,
+        "ldapadd",
+        &format!(
+            "dn: cn={group},ou=groups,{LDAP_SUFFIX}\nobjectClass: posixGroup\ncn: {group}\ngidNumber: 3100\nmemberUid: {student}\n"
+        ),
+    );
+    let tt = app.login(&teacher, "teacher-password").await;
+    let (status, course) = app
+        .post(
+            "/api/v1/courses",
+            &tt,
+            json!({"name": "OS", "ldap_group": group}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{course}");
+    let path = format!("/api/v1/courses/{}", course["id"].as_str().unwrap());
+
+    // In the group: enrolled at login.
+    let st = app.login(&student, "student-password").await;
+    assert_eq!(app.get(&path, &tt).await.1["members"], json!([student]));
+
+    // Their password is the directory's: the console says where to change it.
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/me/password",
+            Some(&st),
+            Some(json!({"current": "student-password", "new": "another-password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("directory"));
+
+    // Out of the group: out of the course at the next login.
+    ldap_modify(
+        &slapd,
+        "ldapmodify",
+        &format!("dn: cn={group},ou=groups,{LDAP_SUFFIX}\nchangetype: modify\ndelete: memberUid\nmemberUid: {student}\n"),
+    );
+    app.login(&student, "student-password").await;
+    assert_eq!(app.get(&path, &tt).await.1["members"], json!([]));
+}

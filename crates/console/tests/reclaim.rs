@@ -128,7 +128,8 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
     );
     // The entry is written once the delete is done.
     eventually(30, "the stop and the delete are audited", || async {
-        audited(&app, "reclaim: stop", &name).await && audited(&app, "reclaim: delete", &name).await
+        audited(&app, "container.reclaim_stop", &name).await
+            && audited(&app, "container.reclaim_delete", &name).await
     })
     .await;
 }
@@ -187,7 +188,7 @@ async fn an_idle_container_is_stopped_with_a_warning_first_and_a_busy_one_is_not
     })
     .await;
     eventually(30, "the stop is audited", || {
-        audited(&app, "reclaim: stop", &idle)
+        audited(&app, "container.reclaim_stop", &idle)
     })
     .await;
     let detail = page(&app, &token, &format!("/containers/{idle}")).await;
@@ -308,7 +309,7 @@ async fn cleanup_lists_then_removes_old_unused_images_and_never_one_in_use() {
         !refs.contains(&unused.as_str())
     })
     .await;
-    assert!(audited(&app, "cleanup: remove image", &unused).await);
+    assert!(audited(&app, "image.cleanup", &unused).await);
 
     // The admin page and the hosts' API show the images' disk.
     let (_, hosts) = app.get("/api/v1/admin/hosts", &app.admin).await;

@@ -104,12 +104,32 @@ async fn a_session_types_resizes_and_exits_with_the_code() {
     assert!(rest.contains("\"code\":5"), "{rest}");
     let (status, audit) = app.get("/api/v1/admin/audit?limit=500", &app.admin).await;
     assert_eq!(status, StatusCode::OK, "{audit}");
-    let text = audit.to_string();
     assert!(
-        text.contains("GET /api/v1/containers/{name}/terminal"),
-        "{text}"
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "container.terminal_start"
+                && e["actor"] == alice.as_str()
+                && e["target"] == format!("{alice}-t")
+                && e["detail"].as_str().unwrap().contains("cmd=echo")),
+        "{audit}"
     );
-    assert!(text.contains(&format!("/api/v1/containers/{alice}-t/terminal")));
+    // Its end too, with how it ended.
+    eventually(10, "the end of the session in the audit log", || async {
+        let (_, audit) = app
+            .get(
+                "/api/v1/admin/audit?action=container.terminal_end",
+                &app.admin,
+            )
+            .await;
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"] == format!("{alice}-t") && e["detail"] == "exited with code 5")
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -36,14 +36,6 @@ async fn shot(b: &Browser, name: &str) {
     b.viewport(1280, 900, false).await;
 }
 
-async fn log_in(b: &Browser, app: &TestApp, user: &str, password: &str) {
-    b.goto(&app.url("/login")).await;
-    b.fill("#username", user).await;
-    b.fill("#password", password).await;
-    b.click("form[action='/login'] button[type=submit]").await;
-    b.find("form[action='/logout']").await;
-}
-
 /// Waits until the browser has followed a post's redirect to a URL with `part`.
 async fn wait_for_url(b: &Browser, part: &str) {
     for _ in 0..100 {
@@ -56,11 +48,6 @@ async fn wait_for_url(b: &Browser, part: &str) {
         "the browser never got to a URL with {part}: {}",
         b.url().await
     );
-}
-
-async fn log_out(b: &Browser) {
-    b.click("form[action='/logout'] button").await;
-    b.find("#username").await;
 }
 
 /// Builds an image through the API; answers the last NDJSON line.
@@ -747,20 +734,6 @@ async fn kubernetes_containers_and_the_kubeconfig_in_the_console() {
     assert!(server
         .object("deployments", &alice, &format!("{alice}-web"))
         .is_some());
-}
-
-/// Waits until the element shows `text` (a minute at most). The terminal's text is in
-/// `.xterm-accessibility-tree`: xterm.js mirrors its rows there for screen readers.
-async fn shows(b: &Browser, css: &str, text: &str) {
-    let mut seen = String::new();
-    for _ in 0..300 {
-        seen = b.text(css).await;
-        if seen.contains(text) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    panic!("{css} never showed {text:?}: {seen:?}");
 }
 
 /// The terminal on the container page, in the Japanese console: typing into a shell and

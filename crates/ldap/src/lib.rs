@@ -94,6 +94,8 @@ pub struct DirectoryUser {
     pub display_name: Option<String>,
     pub uid_number: Option<i64>,
     pub role: Role,
+    /// The `cn` of every group the person is a member of (for courses enrolled by group).
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -252,7 +254,8 @@ impl Directory {
         let entry = SearchEntry::construct(entry);
         let first = |attr: &str| entry.attrs.get(attr).and_then(|v| v.first()).cloned();
         let uid = first("uid").unwrap_or_else(|| name.to_string());
-        let role = self.role(ldap, &entry.dn, &uid).await?;
+        let groups = self.groups(ldap, &entry.dn, &uid).await?;
+        let role = self.role(&groups);
 
         let bound = ldap
             .with_timeout(self.timeout)
@@ -270,27 +273,34 @@ impl Directory {
             dn: entry.dn,
             name: name.clone(),
             role,
+            groups,
         })
     }
 
     /// The role from the configured groups: admin before teacher before student.
-    async fn role(&self, ldap: &mut Ldap, dn: &str, uid: &str) -> Result<Role, DirectoryError> {
-        let groups: Vec<&String> = [&self.settings.admin_group, &self.settings.teacher_group]
-            .into_iter()
-            .flatten()
-            .collect();
-        if groups.is_empty() {
-            return Ok(Role::Student);
+    fn role(&self, member_of: &[String]) -> Role {
+        let is = |g: &Option<String>| g.as_ref().is_some_and(|g| member_of.contains(g));
+        if is(&self.settings.admin_group) {
+            Role::Admin
+        } else if is(&self.settings.teacher_group) {
+            Role::Teacher
+        } else {
+            Role::Student
         }
-        let names: String = groups
-            .iter()
-            .map(|g| format!("(cn={})", ldap_escape(g.as_str())))
-            .collect();
+    }
+
+    /// The `cn` of every group (posix, of names, of unique names) the person is in.
+    async fn groups(
+        &self,
+        ldap: &mut Ldap,
+        dn: &str,
+        uid: &str,
+    ) -> Result<Vec<String>, DirectoryError> {
         let (uid, dn) = (ldap_escape(uid), ldap_escape(dn));
         let filter = format!(
-            "(&(|{names})(|(&(objectClass=posixGroup)(memberUid={uid}))\
+            "(|(&(objectClass=posixGroup)(memberUid={uid}))\
              (&(objectClass=groupOfNames)(member={dn}))\
-             (&(objectClass=groupOfUniqueNames)(uniqueMember={dn}))))"
+             (&(objectClass=groupOfUniqueNames)(uniqueMember={dn})))"
         );
         let base = self
             .settings
@@ -304,7 +314,7 @@ impl Directory {
             .map_err(unavailable)?
             .success()
             .map_err(refused)?;
-        let member_of: Vec<String> = entries
+        Ok(entries
             .into_iter()
             .flat_map(|e| {
                 SearchEntry::construct(e)
@@ -312,15 +322,7 @@ impl Directory {
                     .remove("cn")
                     .unwrap_or_default()
             })
-            .collect();
-        let is = |g: &Option<String>| g.as_ref().is_some_and(|g| member_of.contains(g));
-        Ok(if is(&self.settings.admin_group) {
-            Role::Admin
-        } else if is(&self.settings.teacher_group) {
-            Role::Teacher
-        } else {
-            Role::Student
-        })
+            .collect())
     }
 
     /// Connects and binds as the search account (or stays anonymous): what `/healthz`

@@ -61,7 +61,17 @@ async fn applied_version(pool: &AnyPool) -> Option<i64> {
 /// Refuses a database a newer `wm` migrated (older ones are migrated forward at start).
 async fn check_schema_version(pool: &AnyPool) -> Result<()> {
     let known = schema_version();
-    match applied_version(pool).await {
+    // Read on a connection of its own, closed before the migrations run: a pooled SQLite
+    // connection that read the old schema would go on answering from it afterwards
+    // (`SELECT *` of a table the migrations changed came back short).
+    let mut conn = pool.acquire().await?;
+    let applied = sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(&mut *conn)
+        .await
+        .ok()
+        .and_then(|row| row.try_get::<Option<i64>, _>(0).ok().flatten());
+    conn.close().await?;
+    match applied {
         Some(found) if found > known => Err(StoreError::NewerSchema { found, known }),
         _ => Ok(()),
     }
@@ -222,12 +232,23 @@ pub struct User {
     pub password_hash: Option<String>,
     pub uid_number: Option<i64>,
     pub created_at: i64,
+    /// A disabled account cannot log in, and has no sessions or tokens.
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     Session,
     Personal,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Session => "session",
+            TokenKind::Personal => "personal",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -452,10 +473,44 @@ pub struct AuditEntry {
     /// Unix microseconds.
     pub at: i64,
     pub actor: Option<String>,
+    /// A dotted verb: `container.create`, `user.disable`...
     pub action: String,
     pub target: Option<String>,
     pub result: i64,
     pub detail: Option<String>,
+    /// The client's address, for requests.
+    pub source: Option<String>,
+}
+
+/// Which audit entries to read: each field given narrows the search.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// An action, or a prefix ending in `.` (`container.`).
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// Unix microseconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix microseconds, exclusive.
+    pub until: Option<i64>,
+    pub limit: i64,
+}
+
+/// A course: a teacher's class, and who is enrolled.
+#[derive(Debug, Clone)]
+pub struct Course {
+    pub id: String,
+    pub name: String,
+    pub term: Option<String>,
+    pub owner: UserName,
+    /// Unix seconds.
+    pub ends_at: Option<i64>,
+    pub ldap_group: Option<String>,
+    /// Host labels the members' containers need unless they say otherwise.
+    pub host_labels: Vec<String>,
+    pub created_at: i64,
+    /// Sorted by name.
+    pub members: Vec<UserName>,
 }
 
 #[derive(Clone)]
@@ -569,6 +624,7 @@ impl Store {
                 password_hash: Some(password_hash.to_string()),
                 uid_number: None,
                 created_at: now,
+                disabled: false,
             })
             .await?;
         }
@@ -609,6 +665,7 @@ impl Store {
                 password_hash: None,
                 uid_number,
                 created_at: now,
+                disabled: false,
             })
             .await?;
         }
@@ -627,10 +684,7 @@ impl Store {
         .bind(&t.hash)
         .bind(&t.id)
         .bind(t.user.as_str())
-        .bind(match t.kind {
-            TokenKind::Session => "session",
-            TokenKind::Personal => "personal",
-        })
+        .bind(t.kind.as_str())
         .bind(t.name.clone())
         .bind(t.scope.as_str())
         .bind(t.created_at)
@@ -648,7 +702,7 @@ impl Store {
             "SELECT t.hash, t.id, t.user_name, t.kind, t.name AS token_name, t.scope, \
                     t.created_at AS token_created_at, t.expires_at, t.last_used_at, u.* \
              FROM tokens t JOIN users u ON u.name = t.user_name \
-             WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+             WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.disabled = 0",
         )
         .bind(hash)
         .bind(now)
@@ -670,10 +724,16 @@ impl Store {
 
     /// A user's personal access tokens, newest first.
     pub async fn personal_tokens(&self, user: &str) -> Result<Vec<Token>> {
+        self.tokens_of(user, TokenKind::Personal).await
+    }
+
+    /// A user's tokens of one kind (sessions or personal tokens), newest first.
+    pub async fn tokens_of(&self, user: &str, kind: TokenKind) -> Result<Vec<Token>> {
         let rows = sqlx::query(
-            "SELECT * FROM tokens WHERE user_name = $1 AND kind = 'personal' ORDER BY created_at DESC, id",
+            "SELECT * FROM tokens WHERE user_name = $1 AND kind = $2 ORDER BY created_at DESC, id",
         )
         .bind(user)
+        .bind(kind.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(token_from_row).collect()
@@ -682,15 +742,20 @@ impl Store {
     /// Revokes one of `user`'s personal tokens by its public id; `false` when they have
     /// none with that id.
     pub async fn delete_personal_token(&self, user: &str, id: &str) -> Result<bool> {
+        self.delete_token_of(user, id, TokenKind::Personal).await
+    }
+
+    /// Revokes one of `user`'s tokens of one kind by its public id; `false` when they have
+    /// none with that id.
+    pub async fn delete_token_of(&self, user: &str, id: &str, kind: TokenKind) -> Result<bool> {
         Ok(
-            sqlx::query(
-                "DELETE FROM tokens WHERE user_name = $1 AND id = $2 AND kind = 'personal'",
-            )
-            .bind(user)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
+            sqlx::query("DELETE FROM tokens WHERE user_name = $1 AND id = $2 AND kind = $3")
+                .bind(user)
+                .bind(id)
+                .bind(kind.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
                 > 0,
         )
     }
@@ -1382,11 +1447,61 @@ impl Store {
     }
 
     pub async fn delete_image_meta(&self, reference: &str) -> Result<()> {
-        sqlx::query("DELETE FROM image_meta WHERE reference = $1")
-            .bind(reference)
-            .execute(&self.pool)
-            .await?;
+        for q in [
+            "DELETE FROM image_meta WHERE reference = $1",
+            "DELETE FROM image_courses WHERE reference = $1",
+        ] {
+            sqlx::query(q).bind(reference).execute(&self.pool).await?;
+        }
         Ok(())
+    }
+
+    /// Shares `owner`'s image with exactly these courses (none: with no course).
+    pub async fn set_image_courses(
+        &self,
+        reference: &str,
+        owner: &str,
+        courses: &[String],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM image_courses WHERE reference = $1")
+            .bind(reference)
+            .execute(&mut *tx)
+            .await?;
+        for c in courses {
+            sqlx::query("INSERT INTO image_courses (reference, owner, course) VALUES ($1, $2, $3)")
+                .bind(reference)
+                .bind(owner)
+                .bind(c)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The course shares `user` may use or made: (reference, owner, course id) of images
+    /// shared with a course they teach or are enrolled in, and of their own images.
+    pub async fn image_courses_for(&self, user: &str) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT i.reference, i.owner, i.course FROM image_courses i \
+             JOIN courses c ON c.id = i.course \
+             WHERE i.owner = $1 OR c.owner = $1 OR EXISTS \
+             (SELECT 1 FROM course_members m WHERE m.course = c.id AND m.user_name = $1) \
+             ORDER BY i.reference, i.course",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("reference")?,
+                    r.try_get("owner")?,
+                    r.try_get("course")?,
+                ))
+            })
+            .collect()
     }
 
     /// Every image reference a container uses, in any status (gone ones too: their
@@ -1543,8 +1658,8 @@ impl Store {
 
     pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, action, target, result, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit_log (id, at, actor, action, target, result, detail, source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&e.id)
         .bind(e.at)
@@ -1553,6 +1668,7 @@ impl Store {
         .bind(e.target.clone())
         .bind(e.result)
         .bind(e.detail.clone())
+        .bind(e.source.clone())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1560,10 +1676,39 @@ impl Store {
 
     /// The newest `limit` entries, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        self.audit_search(&AuditFilter {
+            limit,
+            ..AuditFilter::default()
+        })
+        .await
+    }
+
+    /// The newest entries that `f` keeps, newest first, at most `f.limit`.
+    pub async fn audit_search(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        // Every condition is always there, switched off by a NULL parameter: one
+        // statement for every combination, and nothing but placeholders in it.
+        let action_prefix = f
+            .action
+            .as_deref()
+            .filter(|a| a.ends_with('.'))
+            .map(|a| format!("{}%", a.replace('%', "")));
+        let action_exact = f.action.clone().filter(|a| !a.ends_with('.'));
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE \
+             ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) AND \
+             ($3 IS NULL OR action LIKE $3) AND ($4 IS NULL OR target = $4) AND \
+             ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6) \
+             ORDER BY at DESC, id DESC LIMIT $7",
+        )
+        .bind(f.actor.clone())
+        .bind(action_exact)
+        .bind(action_prefix)
+        .bind(f.target.clone())
+        .bind(f.since)
+        .bind(f.until)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEntry {
@@ -1574,10 +1719,249 @@ impl Store {
                     target: r.try_get("target")?,
                     result: r.try_get("result")?,
                     detail: r.try_get("detail")?,
+                    source: r.try_get("source")?,
                 })
             })
             .collect()
     }
+
+    // --- accounts ----------------------------------------------------------------------
+
+    /// Changes an account's role; `false` when there is no such account.
+    pub async fn set_user_role(&self, name: &str, role: Role) -> Result<bool> {
+        Ok(sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
+            .bind(role.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// Sets a local account's password hash; `false` when there is no such local account.
+    pub async fn set_user_password(&self, name: &str, hash: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2 AND source = 'local'")
+                .bind(hash)
+                .bind(name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    /// Disables (or enables) an account. Disabling also revokes every session and token
+    /// of it, in the same transaction: nothing signed in survives it.
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
+            .bind(i64::from(disabled))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if disabled {
+            sqlx::query("DELETE FROM tokens WHERE user_name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Ends every session of `user` but the one whose hash is `keep`.
+    pub async fn delete_other_sessions(&self, user: &str, keep: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM tokens WHERE user_name = $1 AND kind = 'session' AND hash <> $2",
+        )
+        .bind(user)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Deletes an account with its tokens, quota, CI settings, storage records, courses
+    /// and enrolments, and the descriptions of its images. Its containers must be gone
+    /// first ([`StoreError::Conflict`] otherwise).
+    pub async fn delete_user(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM containers WHERE owner = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if left > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{name} still has {left} containers"
+            )));
+        }
+        for q in [
+            "DELETE FROM storage_usage WHERE owner = $1",
+            "DELETE FROM image_meta WHERE owner = $1",
+            "DELETE FROM image_courses WHERE owner = $1",
+        ] {
+            sqlx::query(q).bind(name).execute(&mut *tx).await?;
+        }
+        let found = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    // --- courses -----------------------------------------------------------------------
+
+    pub async fn insert_course(&self, c: &Course) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO courses (id, name, term, owner, ends_at, ldap_group, host_labels, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(c.term.clone())
+        .bind(c.owner.as_str())
+        .bind(c.ends_at)
+        .bind(c.ldap_group.clone())
+        .bind(serde_json::to_string(&c.host_labels).expect("strings serialise"))
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, format!("course {}", c.id)))?;
+        Ok(())
+    }
+
+    /// One course with its members.
+    pub async fn course(&self, id: &str) -> Result<Option<Course>> {
+        let row = sqlx::query("SELECT * FROM courses WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let mut c = course_from_row(&r)?;
+        c.members = self.course_members(id).await?;
+        Ok(Some(c))
+    }
+
+    /// Courses with their members: those `owner` teaches and those `member` is enrolled
+    /// in (either or both given), or every course when neither is.
+    pub async fn courses(&self, owner: Option<&str>, member: Option<&str>) -> Result<Vec<Course>> {
+        let rows = sqlx::query(
+            "SELECT * FROM courses c WHERE ($1 IS NULL AND $2 IS NULL) OR c.owner = $1 OR \
+             EXISTS (SELECT 1 FROM course_members m WHERE m.course = c.id AND m.user_name = $2) \
+             ORDER BY c.created_at DESC, c.id",
+        )
+        .bind(owner)
+        .bind(member)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut c = course_from_row(r)?;
+            c.members = self.course_members(&c.id).await?;
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    async fn course_members(&self, id: &str) -> Result<Vec<UserName>> {
+        let rows = sqlx::query(
+            "SELECT user_name FROM course_members WHERE course = $1 ORDER BY user_name",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| parse_user_name(r.try_get("user_name")?))
+            .collect()
+    }
+
+    /// Enrols users in a course, all or none; enrolling someone twice changes nothing.
+    pub async fn add_course_members(&self, id: &str, users: &[UserName], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for u in users {
+            sqlx::query(
+                "INSERT INTO course_members (course, user_name, added_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (course, user_name) DO NOTHING",
+            )
+            .bind(id)
+            .bind(u.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Keeps `user`'s enrolments by directory group in step with `groups` (the `cn`s of
+    /// their groups now): enrolled in every course of one of those groups, and out of
+    /// those they were enrolled in by a group they have left. Enrolments by name stay.
+    pub async fn sync_group_courses(&self, user: &str, groups: &[String], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT id, ldap_group FROM courses WHERE ldap_group IS NOT NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let group: String = r.try_get("ldap_group")?;
+            if groups.contains(&group) {
+                sqlx::query(
+                    "INSERT INTO course_members (course, user_name, added_at, via_group) \
+                     VALUES ($1, $2, $3, 1) ON CONFLICT (course, user_name) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(user)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query(
+                    "DELETE FROM course_members WHERE course = $1 AND user_name = $2 AND via_group = 1",
+                )
+                .bind(&id)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a user out of a course; `false` when they were not in it.
+    pub async fn remove_course_member(&self, id: &str, user: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("DELETE FROM course_members WHERE course = $1 AND user_name = $2")
+                .bind(id)
+                .bind(user)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+}
+
+fn course_from_row(r: &AnyRow) -> Result<Course> {
+    Ok(Course {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        term: r.try_get("term")?,
+        owner: parse_user_name(r.try_get("owner")?)?,
+        ends_at: r.try_get("ends_at")?,
+        ldap_group: r.try_get("ldap_group")?,
+        host_labels: serde_json::from_str(&r.try_get::<String, _>("host_labels")?)
+            .map_err(|e| StoreError::Corrupt(format!("host labels of a course: {e}")))?,
+        created_at: r.try_get("created_at")?,
+        members: Vec::new(),
+    })
 }
 
 fn conflict(e: sqlx::Error, what: String) -> StoreError {
@@ -1606,6 +1990,7 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         password_hash: r.try_get("password_hash")?,
         uid_number: r.try_get("uid_number")?,
         created_at: r.try_get("created_at")?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
     })
 }
 

@@ -10,8 +10,8 @@ use wm_domain::{
     StopReason, UserName,
 };
 use wm_store::{
-    AuditEntry, CiSettings, ContainerRecord, ImageMeta, ImageScan, QuotaOverride, ScanStatus,
-    Store, StoreError, Token, TokenKind, User, UserSource,
+    AuditEntry, AuditFilter, CiSettings, ContainerRecord, Course, ImageMeta, ImageScan,
+    QuotaOverride, ScanStatus, Store, StoreError, Token, TokenKind, User, UserSource,
 };
 
 /// A fresh database; dropping the guard removes a PostgreSQL one.
@@ -75,6 +75,7 @@ fn user(name: &str, role: Role) -> User {
         password_hash: Some("hash".into()),
         uid_number: Some(1000),
         created_at: 1_700_000_000,
+        disabled: false,
     }
 }
 
@@ -517,10 +518,16 @@ async fn audit_log_newest_first() {
                 id: format!("a{i}"),
                 at: 1000 + i,
                 actor: Some("alice".into()),
-                action: "POST /api/v1/containers".into(),
+                action: if i % 2 == 0 {
+                    "container.create"
+                } else {
+                    "container.stop"
+                }
+                .into(),
                 target: Some(format!("alice-c{i}")),
                 result: 201,
                 detail: None,
+                source: Some("192.0.2.1".into()),
             })
             .await
             .unwrap();
@@ -530,6 +537,149 @@ async fn audit_log_newest_first() {
         assert_eq!(ids, ["a4", "a3", "a2"]);
         assert_eq!(log[0].result, 201);
         assert_eq!(log[0].actor.as_deref(), Some("alice"));
+        assert_eq!(log[0].source.as_deref(), Some("192.0.2.1"));
+
+        let ids = |log: Vec<AuditEntry>| log.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        let f = |edit: &dyn Fn(&mut AuditFilter)| {
+            let mut f = AuditFilter {
+                limit: 100,
+                ..AuditFilter::default()
+            };
+            edit(&mut f);
+            f
+        };
+        let search = |f: AuditFilter| {
+            let s = s.clone();
+            async move { s.audit_search(&f).await.unwrap() }
+        };
+        assert_eq!(
+            ids(search(f(&|f| f.action = Some("container.stop".into()))).await),
+            ["a3", "a1"]
+        );
+        assert_eq!(
+            ids(search(f(&|f| f.action = Some("container.".into()))).await).len(),
+            5
+        );
+        assert_eq!(
+            ids(search(f(&|f| f.target = Some("alice-c2".into()))).await),
+            ["a2"]
+        );
+        assert!(search(f(&|f| f.actor = Some("bob".into())))
+            .await
+            .is_empty());
+        // A page: older than a4, at or after 1001, two at most.
+        assert_eq!(
+            ids(search(f(&|f| {
+                f.until = Some(1004);
+                f.since = Some(1001);
+                f.limit = 2;
+            }))
+            .await),
+            ["a3", "a2"]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn courses_members_and_accounts() {
+    both(|s| async move {
+        for (n, r) in [
+            ("teach", Role::Teacher),
+            ("stud", Role::Student),
+            ("other", Role::Student),
+        ] {
+            s.insert_user(&user(n, r)).await.unwrap();
+        }
+        let name = |n: &str| UserName::parse(n).unwrap();
+        let course = Course {
+            id: "c1".into(),
+            name: "Networks".into(),
+            term: Some("2026 spring".into()),
+            owner: name("teach"),
+            ends_at: Some(1_800_000_000),
+            ldap_group: None,
+            host_labels: vec!["gpu".into()],
+            created_at: 1,
+            members: Vec::new(),
+        };
+        s.insert_course(&course).await.unwrap();
+        s.add_course_members("c1", &[name("stud")], 2)
+            .await
+            .unwrap();
+        // Enrolling twice changes nothing.
+        s.add_course_members("c1", &[name("stud")], 3)
+            .await
+            .unwrap();
+        let got = s.course("c1").await.unwrap().unwrap();
+        assert_eq!(got.members, [name("stud")]);
+        assert_eq!(
+            s.courses(Some("teach"), Some("teach")).await.unwrap().len(),
+            1
+        );
+        assert_eq!(
+            s.courses(Some("stud"), Some("stud")).await.unwrap().len(),
+            1
+        );
+        assert!(s
+            .courses(Some("other"), Some("other"))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.courses(None, None).await.unwrap().len(), 1);
+        assert!(s.remove_course_member("c1", "stud").await.unwrap());
+        assert!(!s.remove_course_member("c1", "stud").await.unwrap());
+
+        // Enrolment by directory group follows the groups; enrolment by name stays.
+        let mut grouped = course.clone();
+        grouped.id = "c2".into();
+        grouped.ldap_group = Some("os".into());
+        s.insert_course(&grouped).await.unwrap();
+        s.add_course_members("c2", &[name("other")], 4)
+            .await
+            .unwrap();
+        for u in ["stud", "other"] {
+            s.sync_group_courses(u, &["os".into()], 5).await.unwrap();
+        }
+        assert_eq!(
+            s.course("c2").await.unwrap().unwrap().members,
+            [name("other"), name("stud")]
+        );
+        for u in ["stud", "other"] {
+            s.sync_group_courses(u, &[], 6).await.unwrap();
+        }
+        assert_eq!(
+            s.course("c2").await.unwrap().unwrap().members,
+            [name("other")]
+        );
+
+        // Disabling revokes every token, and a disabled user's token does not authenticate.
+        s.insert_token(&Token {
+            hash: "h1".into(),
+            id: "i1".into(),
+            user: name("stud"),
+            kind: TokenKind::Personal,
+            name: Some("t".into()),
+            scope: Scope::All,
+            created_at: 1,
+            expires_at: None,
+            last_used_at: None,
+        })
+        .await
+        .unwrap();
+        assert!(s.token("h1", 2).await.unwrap().is_some());
+        assert!(s.set_user_disabled("stud", true).await.unwrap());
+        assert!(s.token("h1", 2).await.unwrap().is_none());
+        assert!(s.user("stud").await.unwrap().unwrap().disabled);
+        assert!(s.set_user_disabled("stud", false).await.unwrap());
+        assert!(!s.user("stud").await.unwrap().unwrap().disabled);
+        assert!(s.set_user_role("stud", Role::Teacher).await.unwrap());
+        assert_eq!(s.user("stud").await.unwrap().unwrap().role, Role::Teacher);
+
+        // Deleting the teacher takes their course with it.
+        assert!(s.delete_user("teach").await.unwrap());
+        assert!(s.course("c1").await.unwrap().is_none());
+        assert!(s.user("teach").await.unwrap().is_none());
     })
     .await;
 }

@@ -7,15 +7,20 @@ use super::{ApiError, Http};
 
 use crate::service::accounts::Caller;
 use crate::service::accounts::{Accounts, Admin, NewUser, UserInfo};
-use crate::service::audit::{Audit, AuditEntryView};
+use crate::service::audit::AuditActor;
+use crate::service::audit::{Audit, AuditEntryView, AuditQuery};
 use crate::service::cleanup::{Cleanup, CleanupReport, ImageRemoval, SifRemoval};
 use crate::service::images::{Image, Images};
 use crate::service::quotas::{QuotaPatch, Quotas, UserQuota};
 use crate::service::reconcile::{ReconcileReport, Reconciler};
 use crate::service::system::{HostView, ImageDisk, System};
+use crate::service::users::{UserDeletion, UserPatch, Users};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -26,8 +31,11 @@ use utoipa::{OpenApi, ToSchema};
     paths(
         create_user,
         list_users,
+        patch_user,
+        delete_user,
         admin_reconcile,
         admin_audit,
+        admin_audit_export,
         admin_hosts,
         admin_patch_host,
         cleanup_report,
@@ -41,6 +49,7 @@ use utoipa::{OpenApi, ToSchema};
     components(schemas(
         NewUser,
         UserInfo,
+        UserPatch,
         ReconcileReport,
         AuditEntryView,
         HostView,
@@ -59,7 +68,9 @@ pub(super) fn router() -> Router<Http> {
     Router::new()
         .route("/admin/users", post(create_user).get(list_users))
         .route("/admin/reconcile", post(admin_reconcile))
+        .route("/admin/users/{name}", patch(patch_user).delete(delete_user))
         .route("/admin/audit", get(admin_audit))
+        .route("/admin/audit/export", get(admin_audit_export))
         .route("/admin/hosts", get(admin_hosts))
         .route("/admin/hosts/{id}", patch(admin_patch_host))
         .route("/admin/cleanup", get(cleanup_report).post(cleanup_run))
@@ -166,21 +177,80 @@ async fn admin_patch_host(
     Ok(Json(system.drain(&admin, &id, patch.drained).await?))
 }
 
-#[derive(Deserialize)]
-struct AuditQuery {
-    limit: Option<u16>,
-}
-
-/// The newest audit log entries (admins only).
-#[utoipa::path(get, path = "/api/v1/admin/audit", params(("limit" = Option<u16>, Query, description = "at most 1000; default 100")),
-    responses((status = 200, body = [AuditEntryView])))]
+/// The newest audit log entries that the filters keep, newest first (admins only). Page
+/// backwards with `before` set to the last `at` of a page.
+#[utoipa::path(get, path = "/api/v1/admin/audit", params(AuditQuery),
+    responses((status = 200, body = [AuditEntryView]), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn admin_audit(
     State(audit): State<Audit>,
     admin: Admin,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntryView>>, ApiError> {
-    let limit = i64::from(q.limit.unwrap_or(100).min(1000));
-    Ok(Json(audit.newest(&admin, limit).await?))
+    Ok(Json(audit.search(&admin, q).await?))
+}
+
+/// The entries the filters keep as JSON lines, oldest first, for the department's log
+/// system (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/audit/export", params(AuditQuery),
+    responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn admin_audit_export(
+    State(audit): State<Audit>,
+    admin: Admin,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let lines = audit.export(&admin, q).await?;
+    Ok((
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            ),
+            (CONTENT_DISPOSITION, super::attachment("audit.jsonl")),
+        ],
+        lines,
+    )
+        .into_response())
+}
+
+/// Change an account's role, reset a local account's password, or disable (sessions
+/// and tokens revoked at once, running containers stopped) or enable it (admins only).
+#[utoipa::path(patch, path = "/api/v1/admin/users/{name}", params(("name" = String, Path)), request_body = UserPatch,
+    responses((status = 200, body = UserInfo), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a directory account's role or password, or the caller's own access")))]
+async fn patch_user(
+    State(users): State<Arc<Users>>,
+    caller: Caller,
+    admin: Admin,
+    audit: Option<Extension<AuditActor>>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<UserPatch>,
+) -> Result<Json<UserInfo>, ApiError> {
+    if let Some(Extension(a)) = audit {
+        a.set_action(match (&req.disabled, &req.role, &req.password) {
+            (Some(true), _, _) => "user.disable",
+            (Some(false), _, _) => "user.enable",
+            (None, Some(_), _) => "user.role",
+            (None, None, Some(_)) => "user.password_reset",
+            (None, None, None) => "user.update",
+        });
+    }
+    Ok(Json(users.patch(&caller, &admin, &name, req).await?))
+}
+
+/// Delete an account (admins only): its containers are refused (409) unless
+/// `containers=delete`; its images and storage stay unless `images=delete`,
+/// `storage=delete`.
+#[utoipa::path(delete, path = "/api/v1/admin/users/{name}", params(("name" = String, Path), UserDeletion),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_user(
+    State(users): State<Arc<Users>>,
+    caller: Caller,
+    admin: Admin,
+    Path(name): Path<String>,
+    ApiQuery(how): ApiQuery<UserDeletion>,
+) -> Result<StatusCode, ApiError> {
+    users.delete(&caller, &admin, &name, how).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Every user's quota (their role's, with overrides) and what they hold now (admins only).

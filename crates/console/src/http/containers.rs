@@ -6,6 +6,7 @@ use super::forms::{multipart_form, read_upload};
 use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
+use crate::service::audit::AuditActor;
 use crate::service::containers::{
     Container, ContainerPatch, Containers, CreateContainer, Download, ExecCommand, ExecResult,
     Port, TerminalAsk, TerminalSession, Written,
@@ -19,6 +20,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -85,9 +87,13 @@ pub(super) fn router(config: &Config) -> Router<Http> {
 async fn create_container(
     State(containers): State<Arc<Containers>>,
     caller: Caller,
+    audit: Option<Extension<AuditActor>>,
     ApiJson(req): ApiJson<CreateContainer>,
 ) -> Result<(StatusCode, Json<Container>), ApiError> {
     let c = containers.create(&caller, req).await?;
+    if let Some(Extension(a)) = audit {
+        a.set_target(&c.name);
+    }
     Ok((StatusCode::CREATED, Json(c)))
 }
 
@@ -199,11 +205,15 @@ async fn exec_container(
     caller: Caller,
     Path(name): Path<String>,
     ApiQuery(whose): ApiQuery<Whose>,
+    audit: Option<Extension<AuditActor>>,
     ApiJson(req): ApiJson<ExecCommand>,
 ) -> Result<Json<ExecResult>, ApiError> {
     let c = containers
         .load(&caller, &name, whose.owner.as_deref())
         .await?;
+    if let Some(Extension(a)) = audit {
+        a.set_detail(format!("command {}", req.cmd).chars().take(500).collect());
+    }
     Ok(Json(containers.exec(&c, req.cmd).await?))
 }
 
@@ -350,6 +360,7 @@ enum TerminalControl {
         (status = 409, body = ErrorBody, description = "not running"), (status = 503, body = ErrorBody, description = "too many sessions open")))]
 async fn container_terminal(
     State(containers): State<Arc<Containers>>,
+    State(audit): State<crate::service::audit::Audit>,
     caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<TerminalQuery>,
@@ -370,17 +381,31 @@ async fn container_terminal(
         })
     })?;
     let session = containers.terminal(&caller, &c, ask).await?;
+    let (who, target) = (caller.name.to_string(), c.name().to_string());
+    // The start is the request's own entry (with its command); the end is written here.
     Ok(ws
         .max_message_size(TERMINAL_MAX_MESSAGE)
         .max_frame_size(TERMINAL_MAX_MESSAGE)
-        .on_upgrade(move |socket| pump_terminal(socket, session)))
+        .on_upgrade(move |socket| async move {
+            let ending = pump_terminal(socket, session).await;
+            audit
+                .record(
+                    Some(who),
+                    "container.terminal_end".into(),
+                    Some(target),
+                    200,
+                    Some(ending),
+                )
+                .await;
+        }))
 }
 
 /// Carries a session both ways until its command ends or its client goes away; then
-/// the session is dropped, which kills what it started.
-async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
+/// the session is dropped, which kills what it started. Answers how it ended, in words.
+async fn pump_terminal(socket: WebSocket, session: TerminalSession) -> String {
     let TerminalSession { mut terminal, seat } = session;
     let (mut tx, mut rx) = socket.split();
+    let mut ending = "closed by the client".to_string();
     loop {
         tokio::select! {
             out = terminal.output.next() => match out {
@@ -390,6 +415,10 @@ async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
                     }
                 }
                 Some(Ok(TerminalOutput::Exit { code })) => {
+                    ending = code.map_or_else(
+                        || "ended without an exit code".to_string(),
+                        |c| format!("exited with code {c}"),
+                    );
                     let exit = serde_json::json!({ "type": "exit", "code": code }).to_string();
                     let _ = tx.send(Message::Text(exit.into())).await;
                     let _ = tx.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
@@ -397,6 +426,7 @@ async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "terminal session failed");
+                    ending = "the container engine failed".into();
                     let _ = tx.send(Message::Close(Some(CloseFrame { code: 1011, reason: "the container engine failed".into() }))).await;
                     break;
                 }
@@ -425,4 +455,5 @@ async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
     }
     drop(terminal);
     drop(seat);
+    ending
 }

@@ -137,16 +137,20 @@ pub(crate) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<Stri
 
 /// The token sent with the request: bearer first, then the session cookie.
 pub(crate) fn presented_token(parts: &Parts, cookie_name: &str) -> Option<(String, bool)> {
-    if let Some(v) = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    presented_token_in(&parts.headers, cookie_name)
+}
+
+/// [`presented_token`] from the headers alone.
+pub(crate) fn presented_token_in(
+    headers: &axum::http::HeaderMap,
+    cookie_name: &str,
+) -> Option<(String, bool)> {
+    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Some(t) = v.strip_prefix("Bearer ") {
             return Some((t.trim().to_string(), false));
         }
     }
-    cookie(&parts.headers, cookie_name).map(|v| (v, true))
+    cookie(headers, cookie_name).map(|v| (v, true))
 }
 
 /// A request that asks to become a WebSocket.

@@ -7,6 +7,7 @@ use super::forms::{multipart_form, read_build};
 use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
+use crate::service::audit::AuditActor;
 use crate::service::images::{Image, ImagePatch, Images, PullRequest, Scan};
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
@@ -15,6 +16,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
+use axum::Extension;
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -71,9 +73,17 @@ async fn list_images(
 async fn patch_image(
     State(images): State<Arc<Images>>,
     caller: Caller,
+    audit: Option<Extension<AuditActor>>,
     Path(raw): Path<String>,
     ApiJson(patch): ApiJson<ImagePatch>,
 ) -> Result<Json<Image>, ApiError> {
+    if let (Some(Extension(a)), Some(shared)) = (audit, patch.shared) {
+        a.set_action(if shared {
+            "image.share"
+        } else {
+            "image.unshare"
+        });
+    }
     Ok(Json(images.patch(&caller, &raw, patch).await?))
 }
 

@@ -10,6 +10,7 @@ mod audit;
 mod ci;
 mod client_addr;
 mod containers;
+mod courses;
 mod error;
 mod export;
 mod extract;
@@ -32,12 +33,14 @@ use crate::service::audit::Audit;
 use crate::service::ci::Ci;
 use crate::service::cleanup::Cleanup;
 use crate::service::containers::Containers;
+use crate::service::courses::Courses;
 use crate::service::images::Images;
 use crate::service::quotas::Quotas;
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
 use crate::service::storage::Storage;
 use crate::service::system::System;
+use crate::service::users::Users;
 use crate::service::Error;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -65,6 +68,8 @@ pub(crate) struct Http {
     pub(crate) system: Arc<System>,
     pub(crate) quotas: Arc<Quotas>,
     pub(crate) storage: Arc<Storage>,
+    pub(crate) courses: Arc<Courses>,
+    pub(crate) users: Arc<Users>,
     pub(crate) audit: Audit,
 }
 
@@ -88,6 +93,8 @@ part!(reconciler: Arc<Reconciler>);
 part!(system: Arc<System>);
 part!(quotas: Arc<Quotas>);
 part!(storage: Arc<Storage>);
+part!(courses: Arc<Courses>);
+part!(users: Arc<Users>);
 part!(audit: Audit);
 
 /// The whole HTTP service: the API under `/api/v1`, the pages, and the middleware.
@@ -100,6 +107,7 @@ pub(crate) fn router(http: Http) -> Router {
         .merge(export::router())
         .merge(ci::router())
         .merge(storage::router(&http.config))
+        .merge(courses::router())
         .merge(kube::router())
         .merge(system::api_router())
         .fallback(not_found)

@@ -5,14 +5,16 @@ use super::error::ErrorBody;
 use super::extract::{session_cookie, ApiJson};
 use super::{ApiError, Http};
 use crate::config::Config;
-use crate::service::accounts::{Accounts, Caller, TokenCreated, TokenInfo};
+use crate::service::accounts::{
+    Accounts, Caller, PasswordChange, SessionInfo, TokenCreated, TokenInfo,
+};
 use crate::service::audit::AuditActor;
 use crate::service::quotas::{QuotaView, Quotas, UsageView};
 use axum::extract::{Path, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -20,11 +22,23 @@ use utoipa::{OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(login, logout, me, create_token, list_tokens, delete_token),
+    paths(
+        login,
+        logout,
+        me,
+        change_password,
+        create_token,
+        list_tokens,
+        delete_token,
+        list_sessions,
+        end_session
+    ),
     components(schemas(
         LoginRequest,
         LoginResponse,
         Me,
+        PasswordChange,
+        SessionInfo,
         NewToken,
         TokenCreated,
         TokenInfo,
@@ -39,8 +53,11 @@ pub(super) fn router() -> Router<Http> {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", get(me))
+        .route("/me/password", put(change_password))
         .route("/tokens", post(create_token).get(list_tokens))
         .route("/tokens/{id}", delete(delete_token))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", delete(end_session))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -174,5 +191,39 @@ async fn delete_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     accounts.delete_token(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change one's own password (local accounts; a directory account is told where to
+/// change it). The caller's other sessions end.
+#[utoipa::path(put, path = "/api/v1/me/password", request_body = PasswordChange,
+    responses((status = 204), (status = 400, body = ErrorBody, description = "too short, or `wrong_password`"), (status = 409, body = ErrorBody, description = "a directory account")))]
+async fn change_password(
+    State(accounts): State<Arc<Accounts>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    accounts.change_password(&caller, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's login sessions, with the one of this request marked `current`.
+#[utoipa::path(get, path = "/api/v1/sessions", responses((status = 200, body = [SessionInfo]), (status = 401, body = ErrorBody)))]
+async fn list_sessions(
+    State(accounts): State<Arc<Accounts>>,
+    caller: Caller,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    Ok(Json(accounts.sessions(&caller).await?))
+}
+
+/// End one of the caller's sessions (by its id; another's answers 404).
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn end_session(
+    State(accounts): State<Arc<Accounts>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    accounts.end_session(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

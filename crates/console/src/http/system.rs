@@ -188,6 +188,7 @@ fn annotated() -> utoipa::openapi::OpenApi {
     for part in [
         super::session::Doc::openapi(),
         super::admin::Doc::openapi(),
+        super::courses::Doc::openapi(),
         super::containers::Doc::openapi(),
         super::images::Doc::openapi(),
         super::export::Doc::openapi(),

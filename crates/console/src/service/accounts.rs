@@ -151,6 +151,17 @@ pub(crate) struct TokenInfo {
     pub(crate) last_used_at: Option<String>,
 }
 
+/// One of the caller's login sessions.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct SessionInfo {
+    pub(crate) id: String,
+    pub(crate) created_at: String,
+    pub(crate) last_used_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
+    /// The session of this request.
+    pub(crate) current: bool,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUser {
@@ -169,9 +180,20 @@ pub(crate) struct UserInfo {
     pub(crate) source: String,
     pub(crate) display_name: Option<String>,
     pub(crate) created_at: String,
+    /// A disabled account cannot log in.
+    pub(crate) disabled: bool,
 }
 
-fn user_info(u: &User) -> UserInfo {
+/// `PUT /api/v1/me/password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordChange {
+    pub(crate) current: String,
+    /// At least 8 characters.
+    pub(crate) new: String,
+}
+
+pub(crate) fn user_info(u: &User) -> UserInfo {
     UserInfo {
         name: u.name.to_string(),
         role: u.role.to_string(),
@@ -181,7 +203,21 @@ fn user_info(u: &User) -> UserInfo {
         },
         display_name: u.display_name.clone(),
         created_at: rfc3339(u.created_at),
+        disabled: u.disabled,
     }
+}
+
+/// Checks a new password's length.
+pub(crate) fn check_new_password(pw: &str, field: &'static str) -> Result<(), Error> {
+    let chars = pw.chars().count();
+    if !(8..=MAX_PASSWORD_INPUT).contains(&chars) {
+        return Err(Error::Invalid {
+            code: "invalid_input",
+            message: format!("a password has 8 to {MAX_PASSWORD_INPUT} characters"),
+            field: Some(field),
+        });
+    }
+    Ok(())
 }
 
 /// The accounts of the installation and their sessions and tokens.
@@ -274,6 +310,11 @@ impl Accounts {
             self.limiter.failed(username, addr);
         }
         let user = checked?;
+        if user.disabled {
+            return Err(Error::Forbidden(
+                "this account is disabled; ask the administrators".into(),
+            ));
+        }
         let (token, hash, id) = new_token();
         let now = now();
         let ttl = self.session_secs;
@@ -350,16 +391,23 @@ impl Accounts {
             Err(DirectoryError::Unavailable(_))
         )));
         match outcome {
-            Ok(du) => Ok(self
-                .store
-                .upsert_directory_user(
-                    &du.name,
-                    du.display_name.as_deref(),
-                    du.uid_number,
-                    du.role,
-                    now(),
-                )
-                .await?),
+            Ok(du) => {
+                let user = self
+                    .store
+                    .upsert_directory_user(
+                        &du.name,
+                        du.display_name.as_deref(),
+                        du.uid_number,
+                        du.role,
+                        now(),
+                    )
+                    .await?;
+                // Courses enrolled by directory group follow the groups at each login.
+                self.store
+                    .sync_group_courses(du.name.as_str(), &du.groups, now())
+                    .await?;
+                Ok(user)
+            }
             Err(DirectoryError::InvalidCredentials) => Err(Error::InvalidCredentials),
             Err(DirectoryError::Unavailable(why)) => {
                 tracing::warn!(%why, "directory unavailable");
@@ -444,6 +492,42 @@ impl Accounts {
             .collect())
     }
 
+    /// The caller's login sessions (never the secrets); `current` marks the one asking.
+    pub(crate) async fn sessions(&self, caller: &Caller) -> Result<Vec<SessionInfo>, Error> {
+        caller.require_full_scope()?;
+        let sessions = self
+            .store
+            .tokens_of(caller.name.as_str(), TokenKind::Session)
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|t| SessionInfo {
+                current: t.hash == caller.token_hash,
+                id: t.id,
+                created_at: rfc3339(t.created_at),
+                last_used_at: t.last_used_at.map(rfc3339),
+                expires_at: t.expires_at.map(rfc3339),
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's sessions (this one too, if asked).
+    pub(crate) async fn end_session(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        caller.require_full_scope()?;
+        if self
+            .store
+            .delete_token_of(caller.name.as_str(), id, TokenKind::Session)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!(
+                "session {}",
+                id.chars().take(64).collect::<String>()
+            )))
+        }
+    }
+
     /// Revokes one of the caller's personal access tokens.
     pub(crate) async fn delete_token(&self, caller: &Caller, id: &str) -> Result<(), Error> {
         caller.require_full_scope()?;
@@ -466,14 +550,7 @@ impl Accounts {
     ) -> Result<UserInfo, Error> {
         let name = UserName::parse(&req.name)?;
         let role = Role::parse(&req.role)?;
-        let chars = req.password.chars().count();
-        if !(8..=MAX_PASSWORD_INPUT).contains(&chars) {
-            return Err(Error::Invalid {
-                code: "invalid_input",
-                message: format!("a password has 8 to {MAX_PASSWORD_INPUT} characters"),
-                field: Some("password"),
-            });
-        }
+        check_new_password(&req.password, "password")?;
         let user = User {
             name,
             display_name: None,
@@ -482,8 +559,62 @@ impl Accounts {
             password_hash: Some(hash_password(req.password).await?),
             uid_number: None,
             created_at: now(),
+            disabled: false,
         };
         self.store.insert_user(&user).await?;
+        Ok(user_info(&user))
+    }
+
+    /// Changes the caller's own password (local accounts). Their other sessions end; this
+    /// one and their personal tokens go on.
+    ///
+    /// # Errors
+    /// 409 for a directory account, whose password is the directory's; 400
+    /// `wrong_password` when `current` is not the password.
+    pub(crate) async fn change_password(
+        &self,
+        caller: &Caller,
+        req: PasswordChange,
+    ) -> Result<(), Error> {
+        caller.require_full_scope()?;
+        if req.current.len() > MAX_PASSWORD_INPUT {
+            return Err(Error::invalid("the current password is too long"));
+        }
+        check_new_password(&req.new, "new")?;
+        let user = self
+            .store
+            .user(caller.name.as_str())
+            .await?
+            .ok_or(Error::Unauthenticated)?;
+        if user.source == UserSource::Ldap {
+            return Err(Error::Conflict(
+                "your account is the department directory's (LDAP): change its password with the department's account service, not here".into(),
+            ));
+        }
+        if !verify_password(req.current, user.password_hash).await {
+            return Err(Error::Invalid {
+                code: "wrong_password",
+                message: "the current password is not right".into(),
+                field: Some("current"),
+            });
+        }
+        let hash = hash_password(req.new).await?;
+        self.store
+            .set_user_password(caller.name.as_str(), &hash)
+            .await?;
+        self.store
+            .delete_other_sessions(caller.name.as_str(), &caller.token_hash)
+            .await?;
+        Ok(())
+    }
+
+    /// The caller's own account.
+    pub(crate) async fn me(&self, caller: &Caller) -> Result<UserInfo, Error> {
+        let user = self
+            .store
+            .user(caller.name.as_str())
+            .await?
+            .ok_or(Error::Unauthenticated)?;
         Ok(user_info(&user))
     }
 

@@ -105,7 +105,7 @@ impl Cleanup {
         self.audit
             .record(
                 None,
-                "cleanup: dry run".into(),
+                "cleanup.report".into(),
                 None,
                 200,
                 Some(summary(&report)),
@@ -158,7 +158,7 @@ impl Cleanup {
                 self.audit
                     .record(
                         None,
-                        "cleanup: remove image".into(),
+                        "image.cleanup".into(),
                         Some(img.references.join(" ")),
                         200,
                         Some(format!(
@@ -186,7 +186,7 @@ impl Cleanup {
                     self.audit
                         .record(
                             None,
-                            "cleanup: remove sif".into(),
+                            "sif.cleanup".into(),
                             Some(s.image_id.clone()),
                             200,
                             Some(format!("{}: {}", human_bytes(s.size), s.reason)),

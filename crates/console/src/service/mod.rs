@@ -14,6 +14,8 @@
 //! - [`reconcile`]: the database kept true to the hosts.
 //! - [`reclaim`]: idle and expired containers stopped and deleted; [`cleanup`]: unused
 //!   users' images and SIF files removed.
+//! - [`courses`]: courses, their members, and what their teachers may see and do.
+//! - [`users`]: administrators' account management: roles, disabling, deletion.
 //! - [`system`]: health, metrics, host administration; [`audit`]: the audit log.
 
 pub(crate) mod accounts;
@@ -21,6 +23,7 @@ pub(crate) mod audit;
 pub(crate) mod ci;
 pub(crate) mod cleanup;
 pub(crate) mod containers;
+pub(crate) mod courses;
 mod error;
 pub(crate) mod images;
 pub(crate) mod quotas;
@@ -30,6 +33,7 @@ pub(crate) mod reconcile;
 pub(crate) mod sif;
 pub(crate) mod storage;
 pub(crate) mod system;
+pub(crate) mod users;
 
 pub(crate) use error::{engine_refusal, human_bytes, trim_number, Error, QuotaKind, Refusal};
 

@@ -256,7 +256,7 @@ impl Reclaimer {
             Action::Delete => {
                 self.containers.delete(c).await?;
                 (
-                    "reclaim: delete",
+                    "container.reclaim_delete",
                     "delete_expired",
                     format!(
                         "expired at {expires}; deleted after the grace period of {} s",
@@ -268,7 +268,7 @@ impl Reclaimer {
             Action::StopExpired => {
                 self.containers.stop_for(c, StopReason::Expired).await?;
                 (
-                    "reclaim: stop",
+                    "container.reclaim_stop",
                     "stop_expired",
                     format!("expired at {expires}"),
                     Done::Stopped(StopReason::Expired),
@@ -277,7 +277,7 @@ impl Reclaimer {
             Action::StopIdle { since } => {
                 self.containers.stop_for(c, StopReason::Idle).await?;
                 (
-                    "reclaim: stop",
+                    "container.reclaim_stop",
                     "stop_idle",
                     format!("idle since {} ({} s)", rfc3339(since), now - since),
                     Done::Stopped(StopReason::Idle),

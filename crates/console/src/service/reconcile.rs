@@ -155,7 +155,7 @@ impl Reconciler {
                     self.audit
                         .record(
                             None,
-                            "reconcile: adopt".into(),
+                            "container.adopt".into(),
                             Some(s.name.clone()),
                             200,
                             None,
@@ -176,7 +176,7 @@ impl Reconciler {
                         self.audit
                             .record(
                                 None,
-                                "reconcile: unknown container".into(),
+                                "container.unknown".into(),
                                 Some(s.name.clone()),
                                 409,
                                 Some(why.clone()),

@@ -159,6 +159,7 @@ impl World {
                 password_hash: None,
                 uid_number: None,
                 created_at: 0,
+                disabled: false,
             })
             .await
             .expect("the account is stored");
@@ -729,7 +730,7 @@ async fn an_expired_container_is_stopped_then_deleted_after_the_grace() {
         "gone from its host"
     );
     let actions = audit_actions(&w).await;
-    for verb in ["reclaim: stop", "reclaim: delete"] {
+    for verb in ["container.reclaim_stop", "container.reclaim_delete"] {
         assert!(
             actions
                 .iter()
@@ -867,7 +868,7 @@ async fn an_idle_container_is_stopped_and_a_busy_one_is_not() {
     assert!(audit_actions(&w)
         .await
         .iter()
-        .any(|(a, t)| a == "reclaim: stop" && t.as_deref() == Some("alice-idle")));
+        .any(|(a, t)| a == "container.reclaim_stop" && t.as_deref() == Some("alice-idle")));
 
     // Started again, the reason goes and it is watched afresh.
     let c = w.containers.load(&alice, "alice-idle", None).await.unwrap();

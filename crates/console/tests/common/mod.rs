@@ -412,3 +412,44 @@ pub async fn post_login_form(
         .await
         .unwrap()
 }
+
+/// Logs in through the login page of a real browser.
+pub async fn log_in(b: &wm_testkit::browser::Browser, app: &TestApp, user: &str, password: &str) {
+    b.goto(&app.url("/login")).await;
+    b.fill("#username", user).await;
+    b.fill("#password", password).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.find("form[action='/logout']").await;
+}
+
+/// Logs out through the page's button.
+pub async fn log_out(b: &wm_testkit::browser::Browser) {
+    b.click("form[action='/logout'] button").await;
+    b.find("#username").await;
+}
+
+/// Waits until the element shows `text` (a minute at most). The terminal's text is in
+/// `.xterm-accessibility-tree`: xterm.js mirrors its rows there for screen readers.
+pub async fn shows(b: &wm_testkit::browser::Browser, css: &str, text: &str) {
+    let mut seen = String::new();
+    for _ in 0..300 {
+        seen = b.text(css).await;
+        if seen.contains(text) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{css} never showed {text:?}: {seen:?}");
+}
+
+/// Waits until the page has `text` in its source (ten seconds at most). Unlike [`shows`],
+/// it holds no element across the wait, so it follows a post's redirect to the next page.
+pub async fn page_has(b: &wm_testkit::browser::Browser, text: &str) {
+    for _ in 0..100 {
+        if b.source().await.contains(text) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the page never had {text:?}: {}", b.url().await);
+}

@@ -1,17 +1,23 @@
 //! `/admin`: every user, every container, the hosts, the recent audit log. Administrators
 //! only; anyone else gets the same 403 as the admin API.
 
+use super::i18n::Texts;
 use super::{
-    notice, page, see_other, short_time, status_badge, NoticeQuery, OrPage, PageError, Posted,
-    Session,
+    encode, notice, page, see_other, short_time, status_badge, NoticeQuery, OrPage, PageError,
+    Posted, Session,
 };
 use crate::http::Http;
 use crate::service::accounts::{Admin, NewUser};
+use crate::service::audit::{AuditActor, AuditEntryView, AuditQuery};
 use crate::service::quotas::QuotaPatch;
+use crate::service::users::{UserDeletion, UserPatch};
 use crate::service::{human_bytes, trim_number, Error};
+use axum::extract::Path;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use maud::html;
+use maud::Markup;
 
 pub(super) async fn page_handler(
     State(http): State<Http>,
@@ -117,14 +123,18 @@ pub(super) async fn page_handler(
         section aria-labelledby="users-h" {
             h2 #users-h { (t.users) " (" (users.len()) ")" }
             table.cards {
-                thead { tr { th scope="col" { (t.name) } th scope="col" { (t.role) } th scope="col" { (t.source) } th scope="col" { (t.created) } } }
+                thead { tr { th scope="col" { (t.name) } th scope="col" { (t.role) } th scope="col" { (t.source) } th scope="col" { (t.created) } th scope="col" { span.sr { (t.manage) } } } }
                 tbody {
                     @for u in &users {
-                        tr {
-                            td data-label=(t.name) { (u.name) @if let Some(d) = &u.display_name { " (" (d) ")" } }
+                        tr data-user=(u.name) {
+                            td data-label=(t.name) {
+                                (u.name) @if let Some(d) = &u.display_name { " (" (d) ")" }
+                                @if u.disabled { " " span.badge.bad { (t.disabled_badge) } }
+                            }
                             td data-label=(t.role) { (u.role) }
                             td data-label=(t.source) { (u.source) }
                             td data-label=(t.created) { (short_time(&u.created_at)) }
+                            td { a href={ "/admin/users/" (encode(&u.name)) } { (t.manage) } }
                         }
                     }
                 }
@@ -184,20 +194,8 @@ pub(super) async fn page_handler(
         }
         section aria-labelledby="audit-h" {
             h2 #audit-h { (t.audit_log) }
-            table.cards {
-                thead { tr { th scope="col" { (t.at) } th scope="col" { (t.actor) } th scope="col" { (t.action) } th scope="col" { (t.target) } th scope="col" { (t.result) } } }
-                tbody {
-                    @for e in &audit {
-                        tr {
-                            td data-label=(t.at) { (short_time(&e.at)) }
-                            td data-label=(t.actor) { (e.actor.as_deref().unwrap_or("—")) }
-                            td data-label=(t.action) { code { (e.action) } }
-                            td data-label=(t.target) { (e.target.as_deref().unwrap_or("")) }
-                            td data-label=(t.result) { (e.result) }
-                        }
-                    }
-                }
-            }
+            p { a href="/admin/audit" { (t.audit_all) } }
+            (audit_table(t, &audit))
         }
     };
     Ok(page(&ctx, t.admin, body).into_response())
@@ -287,4 +285,271 @@ pub(super) async fn set_quota(
         .await
         .or_page(ctx)?;
     Ok(see_other("/admin?notice=quota-saved"))
+}
+
+fn audit_table(t: &Texts, entries: &[AuditEntryView]) -> Markup {
+    html! {
+        table.cards #audit {
+            thead { tr {
+                th scope="col" { (t.at) } th scope="col" { (t.actor) } th scope="col" { (t.action) }
+                th scope="col" { (t.target) } th scope="col" { (t.result) } th scope="col" { (t.source_addr) }
+                th scope="col" { (t.detail_label) }
+            } }
+            tbody {
+                @for e in entries {
+                    tr {
+                        td data-label=(t.at) { (short_time(&e.at)) }
+                        td data-label=(t.actor) { (e.actor.as_deref().unwrap_or("—")) }
+                        td data-label=(t.action) { code { (e.action) } }
+                        td data-label=(t.target) { (e.target.as_deref().unwrap_or("")) }
+                        td data-label=(t.result) { (e.result) }
+                        td data-label=(t.source_addr) { (e.source.as_deref().unwrap_or("")) }
+                        td data-label=(t.detail_label) { small { (e.detail.as_deref().unwrap_or("")) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/admin/audit`: the audit log with the API's filters, a page at a time, and the
+/// export of what the filters keep.
+pub(super) async fn audit_page(
+    State(http): State<Http>,
+    Session(ctx): Session,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let t = ctx.t;
+    let admin = Admin::check(ctx.caller()).or_page(&ctx)?;
+    let get = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let query = AuditQuery {
+        actor: get("actor"),
+        action: get("action"),
+        target: get("target"),
+        since: get("since"),
+        until: get("until"),
+        limit: Some(100),
+        before: get("before"),
+    };
+    let entries = http.audit.search(&admin, query).await.or_page(&ctx)?;
+    let filters: Vec<(&str, String)> = ["actor", "action", "target", "since", "until"]
+        .into_iter()
+        .filter_map(|k| get(k).map(|v| (k, v)))
+        .collect();
+    let query_string = |extra: Option<(&str, &str)>| {
+        filters
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(extra)
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let older = (entries.len() == 100)
+        .then(|| {
+            entries
+                .last()
+                .map(|e| format!("/admin/audit?{}", query_string(Some(("before", &e.at)))))
+        })
+        .flatten();
+    let field = |name: &'static str, label: &'static str| {
+        html! {
+            div.field {
+                label for={ "audit-" (name) } { (label) }
+                input id={ "audit-" (name) } name=(name) value=(get(name).unwrap_or_default()) autocomplete="off";
+            }
+        }
+    };
+    let body = html! {
+        form.card #audit-filter method="get" action="/admin/audit" {
+            (field("actor", t.actor))
+            (field("action", t.action))
+            (field("target", t.target))
+            (field("since", t.audit_since))
+            (field("until", t.audit_until))
+            button.primary type="submit" { (t.audit_filter) }
+        }
+        p { a #audit-export href={ "/api/v1/admin/audit/export?" (query_string(None)) } { (t.audit_export) } }
+        (audit_table(t, &entries))
+        @if let Some(href) = older { p { a #audit-older href=(href) { (t.audit_older) } } }
+    };
+    Ok(page(&ctx, t.audit_title, body).into_response())
+}
+
+/// `/admin/users/{name}`: one account, and what an administrator may do to it.
+pub(super) async fn user_page(
+    State(http): State<Http>,
+    Session(ctx): Session,
+    Path(name): Path<String>,
+    q: Query<NoticeQuery>,
+) -> Result<Response, PageError> {
+    let t = ctx.t;
+    let admin = Admin::check(ctx.caller()).or_page(&ctx)?;
+    let user = http
+        .accounts
+        .users(&admin)
+        .await
+        .or_page(&ctx)?
+        .into_iter()
+        .find(|u| u.name == name)
+        .ok_or_else(|| Error::not_found(format!("user {name}")))
+        .or_page(&ctx)?;
+    let action = format!("/admin/users/{}", encode(&user.name));
+    let local = user.source == "local";
+    let body = html! {
+        (notice(&ctx, &q))
+        p {
+            strong { (user.name) } " — " (user.role) " (" (user.source) ")"
+            @if user.disabled { " " span.badge.bad { (t.disabled_badge) } }
+        }
+        @if !local { p.hint { (t.hint_directory_account) } }
+        @if local {
+            section aria-labelledby="role-h" {
+                h2 #role-h { (t.change_role) }
+                form.card method="post" action=(action) {
+                    (ctx.csrf_field())
+                    input type="hidden" name="op" value="role";
+                    div.field {
+                        label for="role" { (t.role) }
+                        select #role name="role" {
+                            @for r in ["student", "teacher", "admin"] {
+                                option value=(r) selected[r == user.role] { (r) }
+                            }
+                        }
+                    }
+                    button.primary type="submit" { (t.save_role) }
+                }
+            }
+            section aria-labelledby="reset-h" {
+                h2 #reset-h { (t.reset_password) }
+                form.card method="post" action=(action) {
+                    (ctx.csrf_field())
+                    input type="hidden" name="op" value="password";
+                    div.field {
+                        label for="reset-password" { (t.new_password) }
+                        input #reset-password name="password" type="password" required minlength="8" autocomplete="new-password";
+                    }
+                    button.primary type="submit" { (t.reset_password) }
+                }
+            }
+        }
+        section aria-labelledby="access-h" {
+            h2 #access-h { (if user.disabled { t.enable_account } else { t.disable_account }) }
+            @if !user.disabled { p.hint { (t.hint_disable) } }
+            form.card method="post" action=(action) {
+                (ctx.csrf_field())
+                input type="hidden" name="op" value=(if user.disabled { "enable" } else { "disable" });
+                button type="submit" { (if user.disabled { t.enable_account } else { t.disable_account }) }
+            }
+        }
+        section aria-labelledby="delete-h" {
+            h2 #delete-h { (t.delete_account) }
+            p.hint { (t.hint_delete_account) }
+            form.card method="post" action=(action) {
+                (ctx.csrf_field())
+                input type="hidden" name="op" value="delete";
+                @for (name, label) in [("containers", t.delete_containers), ("images", t.delete_images), ("storage", t.delete_storage)] {
+                    div.field {
+                        label { input type="checkbox" name=(name) value="delete"; " " (label) }
+                    }
+                }
+                button.danger type="submit" { (t.delete_account) }
+            }
+        }
+    };
+    Ok(page(&ctx, t.manage_user_title, body).into_response())
+}
+
+/// Applies one change of the account page. Disabling and deleting ask first: the form
+/// comes back as a confirmation page, whose button sends it again with `confirmed`.
+pub(super) async fn manage_user(
+    State(http): State<Http>,
+    Path(name): Path<String>,
+    audit: Option<Extension<AuditActor>>,
+    posted: Posted,
+) -> Result<Response, PageError> {
+    let ctx = &posted.ctx;
+    let t = ctx.t;
+    let caller = ctx.caller();
+    let admin = Admin::check(caller).or_page(ctx)?;
+    let op = posted.field("op");
+    let confirmed = posted.field("confirmed") == "yes";
+    if matches!(op, "disable" | "delete") && !confirmed {
+        let question = if op == "delete" {
+            t.confirm_delete_account
+        } else {
+            t.confirm_disable
+        };
+        let body = html! {
+            p #confirm-question { (question) }
+            p { strong { (name) } }
+            form.card method="post" action={ "/admin/users/" (encode(&name)) } {
+                (ctx.csrf_field())
+                @for (k, v) in &posted.fields {
+                    @if k != "csrf" { input type="hidden" name=(k) value=(v); }
+                }
+                input type="hidden" name="confirmed" value="yes";
+                div.actions {
+                    button.danger type="submit" { (t.confirm_button) }
+                    a.button href={ "/admin/users/" (encode(&name)) } { (t.cancel) }
+                }
+            }
+        };
+        return Ok(page(ctx, t.confirm_title, body).into_response());
+    }
+    let choice = |k: &str| (posted.field(k) == "delete").then(|| "delete".to_string());
+    let patch = match op {
+        "role" => UserPatch {
+            role: Some(posted.field("role").to_string()),
+            ..UserPatch::default()
+        },
+        "password" => UserPatch {
+            password: Some(posted.field("password").to_string()),
+            ..UserPatch::default()
+        },
+        "disable" => UserPatch {
+            disabled: Some(true),
+            ..UserPatch::default()
+        },
+        "enable" => UserPatch {
+            disabled: Some(false),
+            ..UserPatch::default()
+        },
+        "delete" => {
+            if let Some(Extension(a)) = &audit {
+                a.set_action("user.delete");
+            }
+            let how = UserDeletion {
+                containers: choice("containers"),
+                images: choice("images"),
+                storage: choice("storage"),
+            };
+            http.users
+                .delete(caller, &admin, &name, how)
+                .await
+                .or_page(ctx)?;
+            return Ok(see_other("/admin?notice=user-deleted"));
+        }
+        _ => return Err(Error::invalid("unknown account operation")).or_page(ctx),
+    };
+    if let Some(Extension(a)) = &audit {
+        a.set_action(match op {
+            "role" => "user.role",
+            "password" => "user.password_reset",
+            "disable" => "user.disable",
+            _ => "user.enable",
+        });
+    }
+    http.users
+        .patch(caller, &admin, &name, patch)
+        .await
+        .or_page(ctx)?;
+    Ok(see_other(&format!(
+        "/admin/users/{}?notice=user-changed",
+        encode(&name)
+    )))
 }

@@ -379,6 +379,7 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
             Err(_) => Some(u32::MAX),
         },
         expires_at: (!f.expires_at.is_empty()).then(|| f.expires_at.clone()),
+        course: None,
     };
     let e = match http.containers.create(ctx.caller(), req).await {
         Ok(_) => return see_other("/containers?notice=created"),

@@ -130,7 +130,9 @@ pub(super) async fn page_handler(
     let t = ctx.t;
     let all = http.images.visible(ctx.caller()).await.or_page(&ctx)?;
     let of = |kind: &str| all.iter().filter(|i| i.kind == kind).collect::<Vec<_>>();
-    let (own, shared, public, other) = (of("own"), of("shared"), of("public"), of("other"));
+    let (own, public, other) = (of("own"), of("public"), of("other"));
+    // A course's images first, then those shared with everyone.
+    let shared: Vec<&Image> = of("course").into_iter().chain(of("shared")).collect();
     let list = |id: &str, title: &str, items: &[&Image], own: bool| {
         html! {
             section aria-labelledby=(id) {
@@ -223,6 +225,7 @@ pub(super) async fn edit(State(http): State<Http>, posted: Posted) -> Result<Res
     let patch = ImagePatch {
         description: Some(posted.field("description").replace("\r\n", "\n")),
         shared: Some(posted.field("shared") == "on"),
+        courses: None,
     };
     http.images
         .patch(ctx.caller(), posted.field("ref"), patch)

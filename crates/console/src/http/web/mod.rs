@@ -10,9 +10,11 @@
 //! page of another site cannot read; a post without it, or with a foreign `Origin`, changes
 //! nothing and answers 403.
 
+mod account;
 mod admin;
 mod ci;
 mod containers;
+mod courses;
 mod files;
 mod i18n;
 mod images;
@@ -96,7 +98,25 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/ci", get(ci::page_handler).post(ci::save))
         .route("/ci/delete", post(ci::remove))
         .route("/ci/build-token", post(ci::build_token))
+        .route("/account", get(account::page_handler))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions/end", post(account::end_session))
+        .route("/account/tokens/revoke", post(account::revoke_token))
+        .route("/courses", get(courses::list).post(courses::create))
+        .route("/courses/{id}", get(courses::detail))
+        .route("/courses/{id}/members", post(courses::enrol))
+        .route("/courses/{id}/unenrol", post(courses::unenrol))
+        .route("/courses/{id}/containers/{name}/stop", post(courses::stop))
+        .route(
+            "/courses/{id}/containers/{name}/start",
+            post(courses::start),
+        )
         .route("/admin", get(admin::page_handler))
+        .route("/admin/audit", get(admin::audit_page))
+        .route(
+            "/admin/users/{name}",
+            get(admin::user_page).post(admin::manage_user),
+        )
         .route("/admin/users", post(admin::add_user))
         .route("/admin/reconcile", post(admin::reconcile))
         .route("/admin/quota", post(admin::set_quota))
@@ -382,6 +402,8 @@ pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Html<String> {
                                     (nav("/images", t.images))
                                     (nav("/files", t.nav_files))
                                     (nav("/ci", t.ci))
+                                    (nav("/courses", t.nav_courses))
+                                    (nav("/account", t.nav_account))
                                     @if c.is_admin() { (nav("/admin", t.admin)) }
                                 }
                             }

@@ -98,6 +98,7 @@ impl OnCluster {
             guests: ports,
             res,
             expires_at,
+            expiry_by,
             ..
         } = new;
         let cluster = self.cluster()?;
@@ -135,7 +136,7 @@ impl OnCluster {
                     nano_cpus: res.nano_cpus,
                     gpus: Vec::new(),
                     expires_at,
-                    expiry_set_by: expires_at.map(|_| caller.name.to_string()),
+                    expiry_set_by: expires_at.map(|_| expiry_by.clone()),
                     last_activity_at: None,
                     idle_since: None,
                     stop_reason: None,

@@ -63,6 +63,7 @@ impl OnHosts {
             mut required,
             res,
             expires_at,
+            expiry_by,
         } = new;
         let key = ContainerKey::new(&caller.name, &short)?;
         let name = key.full_name();
@@ -87,7 +88,7 @@ impl OnHosts {
             nano_cpus: res.nano_cpus,
             gpus: Vec::new(),
             expires_at,
-            expiry_set_by: expires_at.map(|_| caller.name.to_string()),
+            expiry_set_by: expires_at.map(|_| expiry_by.clone()),
             last_activity_at: None,
             idle_since: None,
             stop_reason: None,

@@ -4,7 +4,8 @@
 //!
 //! Ownership is a value: the operations on an existing container take an
 //! [`OwnedContainer`], which only [`Containers::load`] makes, and only for the container's owner or an
-//! administrator. Another user's container cannot be acted on because it cannot be
+//! administrator (and [`Containers::load_in_course`], for the teacher of a course the
+//! owner is enrolled in). Another user's container cannot be acted on because it cannot be
 //! loaded: it answers exactly as a missing one (404).
 
 mod cluster;
@@ -16,7 +17,8 @@ pub(crate) use files::{parse_upload_name, Download, SpoolFile, TempFiles, Writte
 
 use crate::config::Config;
 use crate::hosts::{GatedCluster, Hosts};
-use crate::service::accounts::Caller;
+use crate::service::accounts::{Admin, Caller};
+use crate::service::courses::Taught;
 use crate::service::images::Images;
 use crate::service::quotas::{Ask, Quotas};
 use crate::service::Error;
@@ -179,6 +181,12 @@ pub(crate) struct CreateContainer {
     /// installation's grace period.
     #[serde(default)]
     pub(crate) expires_at: Option<String>,
+    /// The course (id) it is for: its end is the container's expiry (set by the teacher,
+    /// so only they or an administrator may postpone it) and its host labels are the
+    /// container's unless `requires` is given. Left out: the one running course the
+    /// owner is enrolled in, if there is exactly one.
+    #[serde(default)]
+    pub(crate) course: Option<String>,
 }
 
 /// `PATCH /api/v1/containers/{name}`.
@@ -238,6 +246,8 @@ pub(super) struct NewContainer {
     pub(super) res: Resources,
     /// Unix seconds, checked to be in the future.
     pub(super) expires_at: Option<i64>,
+    /// Who set the expiry: the owner, or the teacher of the course it is for.
+    pub(super) expiry_by: String,
 }
 
 /// At most this many GPUs in one container.
@@ -519,6 +529,44 @@ impl Containers {
         Ok(OwnedContainer { record })
     }
 
+    /// The course a new container of the caller's is for: the one named (a course they
+    /// are enrolled in, else 400), or the one running course they are in, if only one.
+    async fn course_for(
+        &self,
+        caller: &Caller,
+        asked: Option<&str>,
+    ) -> Result<Option<wm_store::Course>, Error> {
+        let now = now();
+        let mine: Vec<wm_store::Course> = self
+            .store
+            .courses(None, Some(caller.name.as_str()))
+            .await?
+            .into_iter()
+            .filter(|c| c.members.contains(&caller.name))
+            .collect();
+        match asked {
+            Some(id) => mine
+                .into_iter()
+                .find(|c| c.id == id)
+                .map(Some)
+                .ok_or_else(|| Error::Invalid {
+                    code: "unknown_course",
+                    message: format!(
+                        "you are not enrolled in a course with the id {}",
+                        id.chars().take(64).collect::<String>()
+                    ),
+                    field: Some("course"),
+                }),
+            None => {
+                let mut running: Vec<_> = mine
+                    .into_iter()
+                    .filter(|c| c.ends_at.is_none_or(|e| e > now))
+                    .collect();
+                Ok((running.len() == 1).then(|| running.remove(0)))
+            }
+        }
+    }
+
     /// Creates and starts a container of the caller's.
     pub(crate) async fn create(
         &self,
@@ -531,12 +579,27 @@ impl Containers {
         let image = ImageRef::parse(&req.image)?;
         let env = parse_env(req.env)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
-        let required = parse_requires(req.requires)?;
-        let expires_at = req
+        let course = self.course_for(caller, req.course.as_deref()).await?;
+        let required = match (req.requires, &course) {
+            (None, Some(c)) => c.host_labels.clone(),
+            (asked, _) => parse_requires(asked)?,
+        };
+        let asked_expiry = req
             .expires_at
             .as_deref()
             .map(|t| parse_expiry(t, now()))
             .transpose()?;
+        // Never past the course's end; the course's end is its teacher's to move.
+        let (expires_at, expiry_by) = match (
+            asked_expiry,
+            course
+                .as_ref()
+                .and_then(|c| c.ends_at.map(|e| (e, &c.owner))),
+        ) {
+            (Some(a), Some((end, _))) if a < end => (Some(a), caller.name.to_string()),
+            (_, Some((end, teacher))) => (Some(end), teacher.to_string()),
+            (a, None) => (a, caller.name.to_string()),
+        };
         let backend = match req.backend.as_deref() {
             None => Backend::Docker,
             Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
@@ -574,6 +637,7 @@ impl Containers {
             required,
             res,
             expires_at,
+            expiry_by,
         };
         match backend {
             Backend::Docker => self
@@ -701,7 +765,66 @@ impl Containers {
         } else {
             Some(caller.name.as_str())
         };
-        let mut records = self.store.containers(owner).await?;
+        let records = self.store.containers(owner).await?;
+        self.show_all(records).await
+    }
+
+    /// The containers of a course's members, for its teacher.
+    pub(crate) async fn of_course(&self, course: &Taught) -> Result<Vec<Container>, Error> {
+        let mut records = Vec::new();
+        for member in course.members() {
+            records.extend(self.store.containers(Some(member.as_str())).await?);
+        }
+        self.show_all(records).await
+    }
+
+    /// A container of a member of the course, by its full name, for the course's teacher.
+    /// Any other container is the same 404 as a name that does not exist.
+    pub(crate) async fn load_in_course(
+        &self,
+        course: &Taught,
+        name: &str,
+    ) -> Result<OwnedContainer, Error> {
+        let not_found = || Error::not_found(format!("container {name}"));
+        if ContainerName::parse(name).is_err() {
+            return Err(not_found());
+        }
+        let mut found: Vec<ContainerRecord> = self
+            .store
+            .containers_named(name)
+            .await?
+            .into_iter()
+            .filter(|c| course.has_member(&c.owner))
+            .collect();
+        match found.len() {
+            0 => Err(not_found()),
+            1 => Ok(OwnedContainer {
+                record: found.remove(0),
+            }),
+            _ => Err(Error::Ambiguous(format!(
+                "several members of course {} have a container named {name}",
+                course.id()
+            ))),
+        }
+    }
+
+    /// Every container of `user`, for an administrator.
+    pub(crate) async fn of_user(
+        &self,
+        _admin: &Admin,
+        user: &UserName,
+    ) -> Result<Vec<OwnedContainer>, Error> {
+        Ok(self
+            .store
+            .containers(Some(user.as_str()))
+            .await?
+            .into_iter()
+            .map(|record| OwnedContainer { record })
+            .collect())
+    }
+
+    /// The records as the API shows them, with their current status from their hosts.
+    async fn show_all(&self, mut records: Vec<ContainerRecord>) -> Result<Vec<Container>, Error> {
         self.docker.refresh(&mut records).await?;
         let found = self.cluster.refresh(&mut records).await?;
         Ok(records
@@ -942,7 +1065,7 @@ impl Containers {
 }
 
 /// Host labels a request requires: `"gpu ssd"` or `["gpu", "ssd"]`.
-fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
+pub(crate) fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
     let bad = || {
         ParseError::new(
             "requires",

@@ -54,8 +54,12 @@ pub(crate) struct Image {
     pub(crate) size: i64,
     /// RFC 3339.
     pub(crate) created_at: String,
-    /// `own`, `shared` (another user's, shared with everyone) or `public`.
+    /// `own`, `course` (another user's, shared with a course of the caller's), `shared`
+    /// (another user's, shared with everyone) or `public`.
     pub(crate) kind: String,
+    /// The courses (ids) it is shared with, as far as the caller is in them (the owner:
+    /// all of them).
+    pub(crate) courses: Vec<String>,
     /// The hosts that have it.
     pub(crate) hosts: Vec<String>,
     /// Its last scan; `null` for an image that never came through a pull or build here
@@ -147,6 +151,10 @@ pub(crate) struct ImagePatch {
     pub(crate) description: Option<String>,
     /// Whether every user may use it.
     pub(crate) shared: Option<bool>,
+    /// The courses (ids) whose teacher and members may use it: exactly these, replacing
+    /// the ones before (`[]`: none). Courses the owner teaches or is enrolled in.
+    #[serde(default)]
+    pub(crate) courses: Option<Vec<String>>,
 }
 
 impl Images {
@@ -187,6 +195,14 @@ impl Images {
             .into_iter()
             .map(|s| (s.image_id.clone(), s))
             .collect();
+        let course_shares = self.store.image_courses_for(caller.name.as_str()).await?;
+        let courses_of = |reference: &str, owner: Option<&str>| -> Vec<String> {
+            course_shares
+                .iter()
+                .filter(|(r, o, _)| r == reference && Some(o.as_str()) == owner)
+                .map(|(_, _, c)| c.clone())
+                .collect()
+        };
         let mut hosts: Vec<&String> = by_host.keys().collect();
         hosts.sort();
         // The same reference on several hosts is one entry that lists them, described by the
@@ -213,9 +229,11 @@ impl Images {
                 .get(tag)
                 .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
             let shared = m.is_some_and(|m| m.shared);
+            let courses = courses_of(tag, info.owner.as_deref());
             let kind = match self.standing(info) {
                 Standing::Public => "public",
                 Standing::Owner(o) if o == caller.name.as_str() => "own",
+                Standing::Owner(_) if !courses.is_empty() => "course",
                 Standing::Owner(_) if shared => "shared",
                 _ if caller.is_admin() => "other",
                 _ => continue,
@@ -229,11 +247,15 @@ impl Images {
                 size: info.size,
                 created_at: rfc3339(info.created_at),
                 kind: kind.into(),
+                courses,
                 hosts: on,
                 scan: scans.get(&info.id).map(Scan::from),
             });
         }
-        out.sort_by(|a, b| a.reference.cmp(&b.reference));
+        // A course's images first: what the course asks its members to use.
+        out.sort_by(|a, b| {
+            (a.kind != "course", &a.reference).cmp(&(b.kind != "course", &b.reference))
+        });
         Ok(out)
     }
 
@@ -386,7 +408,10 @@ impl Images {
                 return Ok(true);
             }
         }
-        Ok(false)
+        let course_shares = self.store.image_courses_for(caller.name.as_str()).await?;
+        Ok(course_shares
+            .iter()
+            .any(|(r, o, _)| o == owner && names.contains(&r.as_str())))
     }
 
     /// Whether `image` is in the namespace of images built here (`<prefix>/...`), which no
@@ -442,7 +467,40 @@ impl Images {
         }
         let images = self.resolve(caller, raw).await?;
         own_only(&images, caller, raw)?;
+        if let Some(asked) = &patch.courses {
+            // Only courses the owner is in: sharing with someone else's class is not theirs.
+            let mine: Vec<String> = self
+                .store
+                .courses(Some(caller.name.as_str()), Some(caller.name.as_str()))
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            let unknown: Vec<&str> = asked
+                .iter()
+                .filter(|c| !mine.contains(c))
+                .map(|c| c.as_str())
+                .collect();
+            if asked.len() > 100 || !unknown.is_empty() {
+                return Err(Error::Invalid {
+                    code: "unknown_course",
+                    message: format!(
+                        "no course of yours has the id {}",
+                        unknown.join(", ").chars().take(200).collect::<String>()
+                    ),
+                    field: Some("courses"),
+                });
+            }
+        }
         for image in &images {
+            if let Some(courses) = &patch.courses {
+                let mut courses = courses.clone();
+                courses.sort();
+                courses.dedup();
+                self.store
+                    .set_image_courses(&image.reference, caller.name.as_str(), &courses)
+                    .await?;
+            }
             let current = self.store.image_meta(&image.reference).await?;
             let owner = caller.name.clone();
             self.store

@@ -279,7 +279,12 @@ impl Images {
             this.audit
                 .record(
                     Some(caller.name.to_string()),
-                    format!("{verb} {image}"),
+                    if verb == "building" {
+                        "image.build"
+                    } else {
+                        "image.pull"
+                    }
+                    .to_string(),
                     Some(image.to_string()),
                     if ok { 200 } else { 500 },
                     (!ok).then(|| {
