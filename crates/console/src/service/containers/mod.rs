@@ -1045,6 +1045,7 @@ impl Containers {
 
     /// A kubeconfig for the caller's own namespace.
     pub(crate) async fn kubeconfig(&self, caller: &Caller) -> Result<String, Error> {
+        caller.require_full_scope()?;
         // Without a cluster there is no namespace to describe: a missing resource.
         if !self.cluster.enabled() {
             return Err(Error::NotFound {
