@@ -30,6 +30,7 @@ pub(crate) mod reconcile;
 pub(crate) mod sif;
 pub(crate) mod storage;
 pub(crate) mod system;
+pub(crate) mod vms;
 
 pub(crate) use error::{engine_refusal, human_bytes, trim_number, Error, QuotaKind, Refusal};
 
