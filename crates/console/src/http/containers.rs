@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::service::accounts::Caller;
 use crate::service::containers::{
     Container, ContainerPatch, Containers, CreateContainer, Download, ExecCommand, ExecResult,
-    Port, TerminalAsk, TerminalSession, Written,
+    Port, Seat, TerminalAsk, Written,
 };
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
@@ -24,7 +24,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::OpenApi;
-use wm_backend::{TerminalInput, TerminalOutput};
+use wm_backend::{Terminal, TerminalInput, TerminalOutput};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -362,6 +362,15 @@ async fn container_terminal(
     };
     crate::service::containers::check_size(ask.cols, ask.rows)?;
     let c = containers.load(&caller, &name, q.owner.as_deref()).await?;
+    let ws = websocket(ws)?;
+    let session = containers.terminal(&caller, &c, ask).await?;
+    Ok(ws.on_upgrade(move |socket| pump_terminal(socket, session.terminal, session.seat)))
+}
+
+/// The upgrade of a terminal's route, or 400 `websocket_required` without its headers.
+pub(super) fn websocket(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, ApiError> {
     let ws = ws.map_err(|e| {
         ApiError::Service(crate::service::Error::Invalid {
             code: "websocket_required",
@@ -369,17 +378,15 @@ async fn container_terminal(
             field: None,
         })
     })?;
-    let session = containers.terminal(&caller, &c, ask).await?;
     Ok(ws
         .max_message_size(TERMINAL_MAX_MESSAGE)
-        .max_frame_size(TERMINAL_MAX_MESSAGE)
-        .on_upgrade(move |socket| pump_terminal(socket, session)))
+        .max_frame_size(TERMINAL_MAX_MESSAGE))
 }
 
 /// Carries a session both ways until its command ends or its client goes away; then
-/// the session is dropped, which kills what it started.
-async fn pump_terminal(socket: WebSocket, session: TerminalSession) {
-    let TerminalSession { mut terminal, seat } = session;
+/// the session is dropped, which kills what it started. A VM's serial console uses the
+/// same protocol (`super::vms`).
+pub(super) async fn pump_terminal(socket: WebSocket, mut terminal: Terminal, seat: Seat) {
     let (mut tx, mut rx) = socket.split();
     loop {
         tokio::select! {

@@ -21,6 +21,7 @@ pub(crate) mod serve;
 mod session;
 mod storage;
 mod system;
+mod vms;
 mod web;
 
 pub(crate) use error::ApiError;
@@ -38,6 +39,7 @@ use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
 use crate::service::storage::Storage;
 use crate::service::system::System;
+use crate::service::vms::Vms;
 use crate::service::Error;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -65,6 +67,7 @@ pub(crate) struct Http {
     pub(crate) system: Arc<System>,
     pub(crate) quotas: Arc<Quotas>,
     pub(crate) storage: Arc<Storage>,
+    pub(crate) vms: Arc<Vms>,
     pub(crate) audit: Audit,
 }
 
@@ -88,6 +91,7 @@ part!(reconciler: Arc<Reconciler>);
 part!(system: Arc<System>);
 part!(quotas: Arc<Quotas>);
 part!(storage: Arc<Storage>);
+part!(vms: Arc<Vms>);
 part!(audit: Audit);
 
 /// The whole HTTP service: the API under `/api/v1`, the pages, and the middleware.
@@ -100,6 +104,7 @@ pub(crate) fn router(http: Http) -> Router {
         .merge(export::router())
         .merge(ci::router())
         .merge(storage::router(&http.config))
+        .merge(vms::router(&http.config))
         .merge(kube::router())
         .merge(system::api_router())
         .fallback(not_found)

@@ -35,6 +35,7 @@ pub(super) fn openapi() -> utoipa::openapi::OpenApi {
         super::ci::Doc::openapi(),
         super::storage::Doc::openapi(),
         super::kube::Doc::openapi(),
+        super::vms::Doc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -16,6 +16,8 @@ use wm_docker::PortRange;
 
 use wm_testkit::{docker, unique};
 
+pub mod ws;
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// The busybox test image, built once per test process.

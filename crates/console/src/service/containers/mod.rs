@@ -24,7 +24,7 @@ use crate::util::{now, rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-pub(crate) use terminal::{check_size, Seat, Sessions, TerminalAsk, TerminalSession};
+pub(crate) use terminal::{check_size, Seat, Sessions, TerminalAsk};
 use utoipa::ToSchema;
 use wm_backend::ExecOutput;
 use wm_domain::{
