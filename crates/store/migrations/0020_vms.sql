@@ -1,9 +1,7 @@
 -- Virtual machines (issue 18): uploaded disk images, VMs defined from a template, and
--- their forwarded ports in the same table of host ports as containers'. A port lease says
--- whose kind of thing holds it; the primary key (host, host_port) still lends each host
--- port once, to a container or to a VM.
-
-ALTER TABLE port_leases ADD COLUMN kind TEXT NOT NULL DEFAULT 'container';
+-- the host ports forwarded to their guests. Those come from the same range of each host
+-- as containers' ports: a VM takes none that `port_leases` holds, and the engine takes
+-- none that a VM's QEMU has bound.
 
 CREATE TABLE vm_images (
     owner TEXT NOT NULL,
@@ -31,3 +29,14 @@ CREATE TABLE vms (
     PRIMARY KEY (owner, short_name)
 );
 CREATE INDEX vms_image ON vms (image_owner, image);
+
+CREATE TABLE vm_port_leases (
+    host TEXT NOT NULL,
+    host_port BIGINT NOT NULL,
+    owner TEXT NOT NULL,
+    short_name TEXT NOT NULL,
+    guest_port BIGINT NOT NULL,
+    PRIMARY KEY (host, host_port),
+    FOREIGN KEY (owner, short_name) REFERENCES vms (owner, short_name)
+);
+CREATE INDEX vm_port_leases_vm ON vm_port_leases (owner, short_name);

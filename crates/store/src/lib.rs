@@ -608,13 +608,13 @@ impl Store {
         };
         let leases = match owner {
             Some(o) => sqlx::query(
-                "SELECT owner, short_name, guest_port, host_port FROM port_leases WHERE owner = $1 AND kind = 'container'",
+                "SELECT owner, short_name, guest_port, host_port FROM port_leases WHERE owner = $1",
             )
             .bind(o)
             .fetch_all(&self.pool)
             .await?,
             None => {
-                sqlx::query("SELECT owner, short_name, guest_port, host_port FROM port_leases WHERE kind = 'container'")
+                sqlx::query("SELECT owner, short_name, guest_port, host_port FROM port_leases")
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -756,10 +756,10 @@ impl Store {
     /// short name as `$2`), in one transaction.
     async fn release_ports_and(&self, key: &ContainerKey, then: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for leases in ["port_leases WHERE kind = 'container' AND", "gpu_leases WHERE"] {
+        for leases in ["port_leases", "gpu_leases"] {
             // The table names are ours, never user input.
             sqlx::query(&format!(
-                "DELETE FROM {leases} owner = $1 AND short_name = $2"
+                "DELETE FROM {leases} WHERE owner = $1 AND short_name = $2"
             ))
             .bind(key.owner.as_str())
             .bind(key.short.as_str())
@@ -865,7 +865,7 @@ impl Store {
     async fn ports_of(&self, container: &ContainerKey) -> Result<Vec<PortLease>> {
         let rows = sqlx::query(
             "SELECT guest_port, host_port FROM port_leases \
-             WHERE owner = $1 AND short_name = $2 AND kind = 'container' ORDER BY guest_port",
+             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port",
         )
         .bind(container.owner.as_str())
         .bind(container.short.as_str())
@@ -1040,6 +1040,7 @@ impl Store {
             )),
             (4, format!("SELECT owner, COUNT(*) AS n FROM gpu_leases {filter} GROUP BY owner")),
             (5, format!("SELECT owner, COUNT(*) AS n FROM port_leases {filter} GROUP BY owner")),
+            (5, format!("SELECT owner, COUNT(*) AS n FROM vm_port_leases {filter} GROUP BY owner")),
             (6, format!(
                 "SELECT owner, CAST(SUM(bytes) AS BIGINT) AS n FROM storage_usage {filter} GROUP BY owner"
             )),

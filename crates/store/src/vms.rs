@@ -1,6 +1,6 @@
 //! Virtual machines: uploaded disk images, VMs, and the host ports their guests are
-//! forwarded from (in `port_leases`, with `kind = 'vm'`, so that one host port goes to one
-//! container or one VM).
+//! forwarded from (`vm_port_leases`; [`Store::leased_ports`] gives those of containers and
+//! VMs together, so that one host port goes to one container or one VM).
 
 use super::{conflict, lease_from_row, parse_user_name, PortLease, Result, Store, StoreError};
 use sqlx::any::AnyRow;
@@ -172,8 +172,8 @@ impl Store {
         .map_err(|e| conflict(e, format!("VM {}", v.short_name)))?;
         for p in &v.ports {
             sqlx::query(
-                "INSERT INTO port_leases (host, host_port, owner, short_name, guest_port, kind) \
-                 VALUES ($1, $2, $3, $4, $5, 'vm')",
+                "INSERT INTO vm_port_leases (host, host_port, owner, short_name, guest_port) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&v.host)
             .bind(i64::from(p.host_port))
@@ -190,8 +190,8 @@ impl Store {
 
     async fn vm_ports(&self, key: &ContainerKey) -> Result<Vec<PortLease>> {
         let rows = sqlx::query(
-            "SELECT guest_port, host_port FROM port_leases \
-             WHERE owner = $1 AND short_name = $2 AND kind = 'vm' ORDER BY guest_port",
+            "SELECT guest_port, host_port FROM vm_port_leases \
+             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port",
         )
         .bind(key.owner.as_str())
         .bind(key.short.as_str())
@@ -250,7 +250,7 @@ impl Store {
     pub async fn delete_vm(&self, key: &ContainerKey) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for sql in [
-            "DELETE FROM port_leases WHERE owner = $1 AND short_name = $2 AND kind = 'vm'",
+            "DELETE FROM vm_port_leases WHERE owner = $1 AND short_name = $2",
             "DELETE FROM vms WHERE owner = $1 AND short_name = $2",
         ] {
             sqlx::query(sql)
@@ -265,7 +265,10 @@ impl Store {
 
     /// The host ports leased on `host`, to containers and VMs.
     pub async fn leased_ports(&self, host: &str) -> Result<Vec<u16>> {
-        let rows = sqlx::query("SELECT host_port FROM port_leases WHERE host = $1")
+        let rows = sqlx::query(
+            "SELECT host_port FROM port_leases WHERE host = $1 \
+             UNION SELECT host_port FROM vm_port_leases WHERE host = $1",
+        )
             .bind(host)
             .fetch_all(&self.pool)
             .await?;
