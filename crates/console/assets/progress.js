@@ -1,6 +1,8 @@
 // Live progress for pulls and builds: posts the form to the API endpoint named in
 // data-ndjson and shows each NDJSON line as it arrives. Without JavaScript the form posts
 // to the console's own route, which streams the same lines as HTML.
+// Followed logs: a link with data-follow-logs streams the API's followed logs into the
+// page's log (without JavaScript the link opens the plain-text stream itself).
 "use strict";
 
 // Calls `show` with each line of an NDJSON answer as it arrives.
@@ -131,6 +133,30 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
       outcome.textContent = box.dataset.failed + " " + e;
     } finally {
       button.disabled = false;
+    }
+  });
+});
+
+// Followed logs: the link's stream replaces the recent lines and grows as the container
+// writes, until the page is left.
+document.querySelectorAll("a[data-follow-logs]").forEach((link) => {
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    const log = document.getElementById(link.dataset.followLogs);
+    const empty = document.getElementById("no-logs");
+    if (empty) empty.hidden = true;
+    log.hidden = false;
+    log.textContent = "";
+    link.replaceWith(link.dataset.following);
+    const resp = await fetch(link.href);
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      // Colours and cursor moves are dropped, as in the recent lines the server shows.
+      log.textContent += decoder.decode(value, { stream: true }).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
+      log.scrollTop = log.scrollHeight;
     }
   });
 });

@@ -12,13 +12,6 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, COOKIE, ORIGIN};
 use tokio_tungstenite::tungstenite::Message;
 
-/// The container's process list, as `ps` in it prints it.
-async fn ps(app: &TestApp, path: &str, token: &str) -> String {
-    let (status, out) = app.post(path, token, json!({"cmd": "ps"})).await;
-    assert_eq!(status, StatusCode::OK, "{out}");
-    out["stdout"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn a_session_types_resizes_and_exits_with_the_code() {
     let app = spawn_app().await;
@@ -132,7 +125,7 @@ async fn closing_the_socket_ends_the_sessions_processes() {
     let (alice, token) = app.student().await;
     app.create(&token, json!({"name": "t", "image": test_image().await}))
         .await;
-    let exec = format!("/api/v1/containers/{alice}-t/exec");
+    let container = format!("{alice}-t");
     let mut ws = open(
         &app,
         &format!("/api/v1/containers/{alice}-t/terminal"),
@@ -141,13 +134,17 @@ async fn closing_the_socket_ends_the_sessions_processes() {
     .await;
     type_in(&mut ws, "sleep 1000\n").await;
     eventually(60, "the session's sleep runs", || async {
-        ps(&app, &exec, &token).await.contains("sleep 1000")
+        app.processes(&token, &container)
+            .await
+            .contains("sleep 1000")
     })
     .await;
     ws.close(None).await.unwrap();
     drop(ws);
     eventually(60, "the session's sleep is gone", || async {
-        !ps(&app, &exec, &token).await.contains("sleep 1000")
+        !app.processes(&token, &container)
+            .await
+            .contains("sleep 1000")
     })
     .await;
 }
@@ -161,12 +158,20 @@ async fn an_exec_that_times_out_is_killed() {
     let (alice, token) = app.student().await;
     app.create(&token, json!({"name": "t", "image": test_image().await}))
         .await;
-    let exec = format!("/api/v1/containers/{alice}-t/exec");
-    let (status, out) = app.post(&exec, &token, json!({"cmd": "sleep 1000"})).await;
+    let container = format!("{alice}-t");
+    let (status, out) = app
+        .post(
+            &format!("/api/v1/containers/{container}/exec"),
+            &token,
+            json!({"cmd": "sleep 1000"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["timed_out"], true, "{out}");
     eventually(60, "the timed-out sleep is gone", || async {
-        !ps(&app, &exec, &token).await.contains("sleep 1000")
+        !app.processes(&token, &container)
+            .await
+            .contains("sleep 1000")
     })
     .await;
 }
@@ -255,7 +260,7 @@ async fn sessions_and_followed_logs_cross_a_docker_agent() {
         .create(&token, json!({"name": "t", "image": test_image().await}))
         .await;
     assert_eq!(c["host"], "h1", "{c}");
-    let exec = format!("/api/v1/containers/{alice}-t/exec");
+    let container = format!("{alice}-t");
 
     let path = format!("/api/v1/containers/{alice}-t/terminal?cols=90&rows=20");
     let mut ws = open(&app, &path, &token).await;
@@ -277,13 +282,17 @@ async fn sessions_and_followed_logs_cross_a_docker_agent() {
     let mut ws = open(&app, &path, &token).await;
     type_in(&mut ws, "sleep 1000\n").await;
     eventually(60, "the session's sleep runs", || async {
-        ps(&app, &exec, &token).await.contains("sleep 1000")
+        app.processes(&token, &container)
+            .await
+            .contains("sleep 1000")
     })
     .await;
     ws.close(None).await.unwrap();
     drop(ws);
     eventually(60, "the session's sleep is gone", || async {
-        !ps(&app, &exec, &token).await.contains("sleep 1000")
+        !app.processes(&token, &container)
+            .await
+            .contains("sleep 1000")
     })
     .await;
 

@@ -748,3 +748,95 @@ async fn kubernetes_containers_and_the_kubeconfig_in_the_console() {
         .object("deployments", &alice, &format!("{alice}-web"))
         .is_some());
 }
+
+/// Waits until the element shows `text` (a minute at most). The terminal's text is in
+/// `.xterm-accessibility-tree`: xterm.js mirrors its rows there for screen readers.
+async fn shows(b: &Browser, css: &str, text: &str) {
+    let mut seen = String::new();
+    for _ in 0..300 {
+        seen = b.text(css).await;
+        if seen.contains(text) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{css} never showed {text:?}: {seen:?}");
+}
+
+/// The terminal on the container page, in the Japanese console: typing into a shell and
+/// reading its answer, a reload that ends the old session's processes and opens a new one,
+/// the exit told in words, live logs, and a stopped container that offers no terminal.
+#[tokio::test]
+async fn the_container_page_has_a_terminal() {
+    const SCREEN: &str = "[data-terminal] .xterm-accessibility-tree";
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let c = app
+        .create(&token, json!({"name": "sh", "image": test_image().await}))
+        .await;
+    let full = c["name"].as_str().unwrap().to_string();
+    let b = Browser::start("ja,en;q=0.5").await;
+    log_in(&b, &app, &alice, "password-123").await;
+    let page = app.url(&format!("/containers/{full}"));
+    b.goto(&page).await;
+    assert!(b.text("#terminal-h").await.contains("ターミナル"));
+    b.find(SCREEN).await;
+    b.click("[data-terminal]").await;
+    b.type_keys("echo $((6*7))-ok\n").await;
+    shows(&b, SCREEN, "42-ok").await;
+    shot(&b, "terminal").await;
+
+    // A reload ends the session and everything in it; the new page has a new session.
+    b.click("[data-terminal]").await;
+    b.type_keys("sleep 4242\n").await;
+    eventually(60, "the terminal's sleep runs", || async {
+        app.processes(&token, &full).await.contains("sleep 4242")
+    })
+    .await;
+    b.goto(&page).await;
+    eventually(60, "the old session's sleep is gone", || async {
+        !app.processes(&token, &full).await.contains("sleep 4242")
+    })
+    .await;
+    b.find(SCREEN).await;
+    b.click("[data-terminal]").await;
+    b.type_keys("echo again-$((1+1))\n").await;
+    shows(&b, SCREEN, "again-2").await;
+    b.type_keys("exit 7\n").await;
+    shows(
+        &b,
+        "#terminal-status",
+        "セッションが終了しました（終了コード 7）",
+    )
+    .await;
+    let again = b.find("#terminal-again").await;
+    assert_eq!(b.attr(&again, "hidden").await, None, "the button shows");
+
+    // The logs follow live: a line written after the page loaded appears in it.
+    b.click("a[data-follow-logs]").await;
+    app.post(
+        &format!("/api/v1/containers/{full}/exec"),
+        &token,
+        json!({"cmd": "echo later-line > /proc/1/fd/1"}),
+    )
+    .await;
+    shows(&b, "#logs", "later-line").await;
+
+    // The one-shot form says it has a time limit; a stopped container has no terminal.
+    assert!(b.text("#cmd-hint").await.contains("60 秒"));
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/containers/{full}/stop"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    b.goto(&page).await;
+    let source = b.source().await;
+    assert!(
+        source.contains("ターミナルを開くには、コンテナを起動してください")
+            && !source.contains("data-terminal"),
+        "{source}"
+    );
+}

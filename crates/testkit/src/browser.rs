@@ -221,6 +221,17 @@ impl Browser {
         self.click_element(&e).await;
     }
 
+    /// Types into whatever has the keyboard focus (`\n` is the Enter key).
+    pub async fn type_keys(&self, text: &str) {
+        let active = self.get("/element/active").await;
+        let id = active[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no focused element: {active}"));
+        let keys = text.replace('\n', "\u{E007}");
+        self.post(&format!("/element/{id}/value"), json!({ "text": keys }))
+            .await;
+    }
+
     pub async fn click_element(&self, e: &Element) {
         self.post(&format!("/element/{}/click", e.0), json!({}))
             .await;

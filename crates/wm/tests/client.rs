@@ -81,9 +81,14 @@ impl Wm {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wm"));
-        cmd.args(args)
-            .env_clear()
+        let mut cmd = self.environment(Command::new(env!("CARGO_BIN_EXE_wm")));
+        cmd.args(args);
+        cmd
+    }
+
+    /// A command with the client's environment only, and no input.
+    fn environment(&self, mut cmd: Command) -> Command {
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("xdg"))
@@ -190,9 +195,17 @@ fn a_session_from_the_command_line() {
         "-p",
         "80",
     ]);
-    // The name is taken: refused, exit 5.
+    // The name is taken: refused, exit 5; in a Japanese locale the server says so in
+    // Japanese, with its English detail.
     let out = wm.run(&["run", "web", "--image", image]);
     assert_eq!(code(&out), Some(5), "{}", stderr(&out));
+    let out = wm
+        .cmd(&["run", "web", "--image", image])
+        .env("LANG", "ja_JP.UTF-8")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("現在の状態"), "{}", stderr(&out));
     let table = wm.ok(&["ps"]);
     assert!(table.starts_with("NAME"), "{table}");
     let row = table.lines().find(|l| l.starts_with("web ")).expect(&table);
@@ -285,7 +298,7 @@ fn a_session_from_the_command_line() {
     ]);
     let logs = wm.ok(&["logs", "web"]);
     assert!(logs.contains("to-the-log"), "{logs}");
-    // -f: followed where the console streams; else the recent lines and a note.
+    // -f: the recent lines, then what the container writes later.
     let mut follower = wm
         .cmd(&["logs", "-f", "web"])
         .stdout(Stdio::piped())
@@ -295,6 +308,17 @@ fn a_session_from_the_command_line() {
     let mut stdout = BufReader::new(follower.stdout.take().unwrap());
     let mut followed = String::new();
     while !followed.contains("to-the-log") {
+        assert!(stdout.read_line(&mut followed).unwrap() > 0, "{followed}");
+    }
+    wm.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo written-later > /proc/1/fd/1",
+    ]);
+    while !followed.contains("written-later") {
         assert!(stdout.read_line(&mut followed).unwrap() > 0, "{followed}");
     }
     let _ = follower.kill();
@@ -420,4 +444,99 @@ fn walk_has(dir: &Path, name: &str) -> bool {
         .unwrap()
         .flatten()
         .any(|e| e.file_name() == name || (e.path().is_dir() && walk_has(&e.path(), name)))
+}
+
+/// Runs `wm ARGS` under a real pseudo-terminal (tests/pty_session.py) and plays `steps`;
+/// answers the exit status and everything the terminal showed.
+fn in_a_terminal(wm: &Wm, args: &[&str], steps: serde_json::Value) -> (Option<i64>, String) {
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pty_session.py");
+    let out = wm
+        .environment(Command::new("python3"))
+        .arg(driver)
+        .arg(steps.to_string())
+        .arg(env!("CARGO_BIN_EXE_wm"))
+        .args(args)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the driver answers JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        )
+    });
+    let output = v["output"].as_str().unwrap_or_default().to_string();
+    assert!(
+        v["missing"].is_null(),
+        "never saw {}: {output:?}",
+        v["missing"]
+    );
+    (v["status"].as_i64(), output)
+}
+
+/// `wm exec -it` and `wm attach` in a pseudo-terminal: typing into a shell in the container
+/// and reading its answer, the terminal's size and a resize reaching the container, the
+/// shell's exit status becoming wm's, and a clear refusal without a terminal.
+#[test]
+fn interactive_sessions_in_a_terminal() {
+    let console = Console::start(&[]);
+    let url = console.url.as_str();
+    let wm = Wm::new();
+    let out = wm
+        .cmd(&["login", "--url", url, "--user", "admin"])
+        .env("WM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    wm.ok(&["run", "tty", "--image", wm_testkit::ensure_test_image()]);
+
+    let (status, shown) = in_a_terminal(
+        &wm,
+        &["exec", "-it", "tty"],
+        serde_json::json!([
+            ["size", 30, 100],
+            ["send", "echo $((6*7))-ok\r"],
+            ["expect", "42-ok"],
+            ["send", "stty size\r"],
+            ["expect", "30 100"],
+            ["size", 40, 120],
+            ["send", "stty size\r"],
+            ["expect", "40 120"],
+            ["send", "exit 3\r"],
+        ]),
+    );
+    assert_eq!(status, Some(3), "{shown:?}");
+
+    let (status, shown) = in_a_terminal(
+        &wm,
+        &["attach", "tty"],
+        serde_json::json!([["send", "cd /tmp && pwd && exit\r"], ["expect", "/tmp\r\n"]]),
+    );
+    assert_eq!(status, Some(0), "{shown:?}");
+
+    // A command of its own, with an argument the shell must not split.
+    let (status, shown) = in_a_terminal(
+        &wm,
+        &[
+            "exec",
+            "-it",
+            "tty",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$0\"; exit 4",
+            "two words",
+        ],
+        serde_json::json!([["expect", "two words"]]),
+    );
+    assert_eq!(status, Some(4), "{shown:?}");
+
+    // Not a terminal: a usage error that says what to do instead.
+    let out = wm.run(&["exec", "-it", "tty"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a terminal"), "{}", stderr(&out));
+    let out = wm.run(&["exec", "tty"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let (status, shown) = in_a_terminal(&wm, &["attach", "nothing-here"], serde_json::json!([]));
+    assert_eq!(status, Some(4), "{shown:?}");
 }

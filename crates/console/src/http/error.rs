@@ -27,7 +27,7 @@ pub(crate) struct ErrorBody {
     error: ErrorDetail,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
     code: String,
     message: String,
@@ -117,17 +117,51 @@ impl IntoResponse for ApiError {
             ApiError::Service(Error::Invalid { field, .. }) => field.map(str::to_string),
             _ => None,
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_string(),
-                message: self.to_string(),
-                field,
-            },
+        let detail = ErrorDetail {
+            code: self.code().to_string(),
+            message: self.to_string(),
+            field,
         };
-        let mut resp = (status, axum::Json(body)).into_response();
+        let mut resp = (
+            status,
+            axum::Json(ErrorBody {
+                error: detail.clone(),
+            }),
+        )
+            .into_response();
         resp.headers_mut().extend(self.headers());
+        // For `localize`, which knows the reader's language.
+        resp.extensions_mut().insert(detail);
         resp
     }
+}
+
+/// Error answers in the reader's language (`Accept-Language`, or the console's language
+/// switch): where the console has a sentence for the error's code in that language, the
+/// message is that sentence with the English detail after it; English answers as they are.
+pub(crate) async fn localize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let lang = super::web::Lang::from_headers(req.headers());
+    let resp = next.run(req).await;
+    if lang == super::web::Lang::En {
+        return resp;
+    }
+    let Some(detail) = resp.extensions().get::<ErrorDetail>().cloned() else {
+        return resp;
+    };
+    let Some(sentence) = lang.t().error_known(&detail.code) else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    let message = format!("{sentence}（{}）", detail.message);
+    let body = serde_json::to_vec(&ErrorBody {
+        error: ErrorDetail { message, ..detail },
+    })
+    .expect("an error body serializes");
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 #[cfg(test)]

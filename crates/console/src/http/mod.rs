@@ -108,7 +108,8 @@ pub(crate) fn router(http: Http) -> Router {
         .merge(kube::router())
         .merge(system::api_router())
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(error::localize));
     Router::new()
         .nest("/api/v1", api)
         .merge(web::router(&http.config))

@@ -184,6 +184,19 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// The processes of one of the caller's containers, as `ps` in it prints them.
+    pub async fn processes(&self, token: &str, container: &str) -> String {
+        let (status, out) = self
+            .post(
+                &format!("/api/v1/containers/{container}/exec"),
+                token,
+                json!({"cmd": "ps"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        out["stdout"].as_str().unwrap_or_default().to_string()
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, Some(token), None).await
     }

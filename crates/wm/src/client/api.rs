@@ -120,7 +120,34 @@ impl Api {
 
     /// Sends; an error answer becomes a [`Failure`] carrying the server's message.
     pub(crate) async fn send(&self, rb: RequestBuilder) -> Result<Response, Failure> {
-        let resp = rb.send().await.map_err(|e| {
+        let resp = self.reach(rb).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(self.refusal(resp).await)
+    }
+
+    /// Asks for a WebSocket on the request's connection (over its TLS and token) and
+    /// answers the upgraded connection; a refusal becomes a [`Failure`] as in [`Api::send`].
+    pub(crate) async fn upgrade(&self, rb: RequestBuilder) -> Result<reqwest::Upgraded, Failure> {
+        use reqwest::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+        let rb = rb
+            .header(CONNECTION, "Upgrade")
+            .header(UPGRADE, "websocket")
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            // The key guards against caches answering for the server; any will do here.
+            .header(SEC_WEBSOCKET_KEY, "d2hhbGVtb3VudGFpbiB0dHk=");
+        let resp = self.reach(rb).await?;
+        if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(self.refusal(resp).await);
+        }
+        resp.upgrade()
+            .await
+            .map_err(|e| Failure::new(Kind::Other, error_chain(&e)))
+    }
+
+    async fn reach(&self, rb: RequestBuilder) -> Result<Response, Failure> {
+        rb.send().await.map_err(|e| {
             Failure::new(
                 Kind::Other,
                 format!(
@@ -131,11 +158,12 @@ impl Api {
                     error_chain(&e)
                 ),
             )
-        })?;
+        })
+    }
+
+    /// What an answer that is not the one asked for says, as a [`Failure`].
+    async fn refusal(&self, resp: Response) -> Failure {
         let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
         let text = resp.text().await.unwrap_or_default();
         let message = serde_json::from_str::<Value>(&text)
             .ok()
@@ -154,7 +182,7 @@ impl Api {
         } else {
             message
         };
-        Err(Failure::new(kind, message))
+        Failure::new(kind, message)
     }
 
     pub(crate) async fn json<T: DeserializeOwned>(&self, rb: RequestBuilder) -> Result<T, Failure> {

@@ -179,22 +179,5 @@ pub(super) async fn logs(
         out.write_all(&chunk)?;
         out.flush()?;
     }
-    if follow {
-        // A following answer ends when the container stops; one that ends while it runs
-        // came from a console that does not follow yet (it ignores `follow`).
-        let c: Value = s
-            .api
-            .json(s.api.get(&["containers", &s.full_name(name)]))
-            .await?;
-        if c["status"] == "running" {
-            eprintln!(
-                "wm: {}",
-                s.api.lang.pick(
-                    "this console does not stream logs yet: these are the recent ones",
-                    "このコンソールはログの追跡にまだ対応していません: 最近のログを表示しました"
-                )
-            );
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }

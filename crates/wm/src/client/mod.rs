@@ -3,8 +3,8 @@
 //!
 //! A command resolves a [`Session`] (the stored login, or `--url`/`--token` for scripts),
 //! calls the API and prints a table or, with `--json`, the API's own JSON. Exit codes are
-//! documented on [`failure`]. The interactive commands (`attach`, `exec -it`) will use the
-//! console's WebSocket terminal through the same [`Session`].
+//! documented on [`failure`]. The interactive commands (`attach`, `exec -it`) use the
+//! console's WebSocket terminal through the same [`Session`] ([`terminal`]).
 
 mod account;
 mod api;
@@ -14,6 +14,7 @@ mod failure;
 mod files;
 mod images;
 mod progress;
+mod terminal;
 
 use api::{Api, Lang};
 use clap::{Args, Subcommand};
@@ -77,14 +78,29 @@ pub(crate) enum ClientCommand {
     Rm { name: String },
     /// Run a command in a container; exits with the command's exit code.
     #[command(
-        after_help = "Examples:\n  wm exec web -- ls -l /usr/share/nginx/html\n  wm exec web -- sh -c 'echo $HOSTNAME'"
+        after_help = "Without -it the command runs once, without input, within the server's time limit;\n\
+        with -it it runs in a terminal session as long as you like (the image's shell when no\n\
+        command is given). Closing the session ends everything started in it.\n\n\
+        Examples:\n  wm exec web -- ls -l /usr/share/nginx/html\n  wm exec web -- sh -c 'echo $HOSTNAME'\n  wm exec -it web\n  wm exec -it web -- top"
     )]
     Exec {
+        /// Keep the input open: type into the command (use with -t).
+        #[arg(short, long)]
+        interactive: bool,
+        /// Run it in a terminal (use with -i).
+        #[arg(short, long)]
+        tty: bool,
         name: String,
         /// The program and its arguments.
-        #[arg(last = true, required = true)]
+        #[arg(last = true)]
         cmd: Vec<String>,
     },
+    /// Open a shell in a running container, in this terminal (as `wm exec -it NAME`).
+    #[command(
+        after_help = "Leave with `exit` (or Ctrl-D); that ends the shell and what you started in it.\n\n\
+        Example:\n  wm attach web"
+    )]
+    Attach { name: String },
     /// Copy files between this computer, a container (`NAME:/path`) and your storage (`~/path`).
     #[command(
         after_help = "A destination ending in `/` is a folder the file or folder goes into; a\n\
@@ -198,7 +214,36 @@ async fn dispatch(s: &Session, command: ClientCommand) -> Result<ExitCode, Failu
         ClientCommand::Start { name } => containers::action(s, &name, "start").await,
         ClientCommand::Stop { name } => containers::action(s, &name, "stop").await,
         ClientCommand::Rm { name } => containers::rm(s, &name).await,
-        ClientCommand::Exec { name, cmd } => containers::exec(s, &name, cmd).await,
+        ClientCommand::Exec {
+            interactive,
+            tty,
+            name,
+            cmd,
+        } => {
+            if interactive || tty {
+                if !(interactive && tty) {
+                    return Err(Failure::new(
+                        Kind::Usage,
+                        s.api.lang.pick(
+                            "-i and -t go together: `wm exec -it NAME`",
+                            "-i と -t は一緒に使います: `wm exec -it NAME`",
+                        ),
+                    ));
+                }
+                terminal::session(s, &name, &cmd).await
+            } else if cmd.is_empty() {
+                Err(Failure::new(
+                    Kind::Usage,
+                    s.api.lang.pick(
+                        "name the command after `--`, or use -it for a shell: `wm exec NAME -- CMD`",
+                        "`--` の後にコマンドを書くか、シェルには -it を使ってください: `wm exec NAME -- CMD`",
+                    ),
+                ))
+            } else {
+                containers::exec(s, &name, cmd).await
+            }
+        }
+        ClientCommand::Attach { name } => terminal::session(s, &name, &[]).await,
         ClientCommand::Logs { name, follow, tail } => {
             containers::logs(s, &name, follow, tail).await
         }

@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    error_page, form_refusal, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery,
-    OrPage, PageError, Posted, Session,
+    error_page, form_refusal, has_terminal, notice, page, script, see_other, short_time,
+    status_badge, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::forms::{multipart_form, read_upload};
@@ -59,6 +59,40 @@ pub(super) fn container_path(ctx: &Ctx, c: &Container, rest: &str) -> String {
 /// Output as the page shows it: without terminal escape codes (colours, cursor moves).
 fn plain(text: &str) -> String {
     String::from_utf8_lossy(&strip_ansi_escapes::strip(text)).into_owned()
+}
+
+/// The browser terminal of a running docker container: an element the page script
+/// (`assets/terminal.js`) turns into xterm.js on the API's WebSocket session. Without
+/// JavaScript, or in a build without the terminal, it says so and the one-shot form below
+/// remains.
+fn terminal_section(ctx: &Ctx, c: &Container, running: bool) -> Markup {
+    let t = ctx.t;
+    let mut api = format!("/api/v1/containers/{}/terminal", c.name);
+    if c.owner != ctx.caller().name.as_str() {
+        api = format!("{api}?owner={}", c.owner);
+    }
+    html! {
+        section aria-labelledby="terminal-h" {
+            h2 #terminal-h { (t.terminal_title) }
+            @if !running {
+                p.muted { (t.terminal_not_running) }
+            } @else if !has_terminal() {
+                p.warn #terminal-missing { (t.terminal_missing) }
+            } @else {
+                p.hint { (t.terminal_hint) }
+                link rel="stylesheet" href="/assets/xterm.css";
+                div.terminal data-terminal=(api) tabindex="0" role="application" aria-labelledby="terminal-h"
+                    data-status="terminal-status" data-again="terminal-again"
+                    data-connecting=(t.terminal_connecting) data-ended=(t.terminal_ended)
+                    data-closed=(t.terminal_closed) data-failed=(t.terminal_failed) {
+                    noscript { p { (t.terminal_noscript) } }
+                }
+                p #terminal-status role="status" {}
+                button #terminal-again type="button" hidden { (t.terminal_again) }
+                (script("/assets/terminal.js"))
+            }
+        }
+    }
 }
 
 /// The API's streamed logs of the container (the session cookie authenticates it).
@@ -443,6 +477,7 @@ async fn detail_page(
                 p { a.button href="/api/v1/kubeconfig" download="kubeconfig.yaml" { (t.download_kubeconfig) } }
             }
         } @else {
+        (terminal_section(ctx, &c, running))
         section aria-labelledby="exec-h" {
             h2 #exec-h { (t.exec_title) }
             form.card method="post" action=(container_path(ctx, &c, "/exec")) {
@@ -451,7 +486,7 @@ async fn detail_page(
                     label for="cmd" { (t.command) }
                     input #cmd name="cmd" type="text" required autocapitalize="none" spellcheck="false"
                         value=(output.as_ref().map_or("", |(cmd, _)| cmd)) aria-describedby="cmd-hint";
-                    p.hint #cmd-hint { (t.hint_command) }
+                    p.hint #cmd-hint { (t.hint_command.replace("{secs}", &http.config.exec_timeout_secs.to_string())) }
                 }
                 button.primary type="submit" { (t.run) }
             }
@@ -503,13 +538,15 @@ async fn detail_page(
         }
         section aria-labelledby="logs-h" {
             h2 #logs-h { (t.logs_title) }
-            @if logs.is_empty() { p.muted { (t.no_logs) } } @else { pre #logs tabindex="0" { (plain(&logs)) } }
+            @if logs.is_empty() { p.muted #no-logs { (t.no_logs) } }
+            pre #logs tabindex="0" hidden[logs.is_empty()] { (plain(&logs)) }
             p {
                 a href={ (container_path(ctx, &c, "")) "#logs-h" } { (t.refresh) }
                 " · "
-                a href=(follow_logs_url(ctx, &c)) { (t.follow_logs) }
+                a href=(follow_logs_url(ctx, &c)) data-follow-logs="logs" data-following=(t.following) { (t.follow_logs) }
             }
         }
+        (script("/assets/progress.js"))
     };
     Ok(page(ctx, &c.name, body).into_response())
 }

@@ -171,6 +171,18 @@ pub(crate) struct Texts {
     pub err_ports: &'static str,
     pub err_backend: &'static str,
 
+    pub terminal_title: &'static str,
+    pub terminal_hint: &'static str,
+    pub terminal_not_running: &'static str,
+    pub terminal_missing: &'static str,
+    pub terminal_noscript: &'static str,
+    pub terminal_connecting: &'static str,
+    /// `{code}` is the exit code.
+    pub terminal_ended: &'static str,
+    pub terminal_closed: &'static str,
+    pub terminal_failed: &'static str,
+    pub terminal_again: &'static str,
+    pub following: &'static str,
     pub exec_title: &'static str,
     pub command: &'static str,
     pub hint_command: &'static str,
@@ -378,7 +390,12 @@ pub(crate) struct Texts {
 impl Texts {
     /// A short sentence for an error code of [`crate::error::ApiError`].
     pub(crate) fn error(&self, code: &str) -> &'static str {
-        match code {
+        self.error_known(code).unwrap_or(self.err_internal)
+    }
+
+    /// The sentence of an error code this language has one for.
+    pub(crate) fn error_known(&self, code: &str) -> Option<&'static str> {
+        Some(match code {
             "invalid_input" | "invalid_file_name" | "policy" | "malformed_json" => self.err_invalid,
             "invalid_credentials" => self.err_credentials,
             "unauthenticated" => self.err_unauthenticated,
@@ -398,8 +415,9 @@ impl Texts {
             "quota_exceeded" => self.err_quota,
             "image_quarantined" => self.err_quarantined,
             "image_scan_pending" => self.err_scan_pending,
-            _ => self.err_internal,
-        }
+            "internal" => self.err_internal,
+            _ => return None,
+        })
     }
 
     /// What a quota counts, as a word of this language.
@@ -535,14 +553,25 @@ pub(super) static EN: Texts = Texts {
     err_ports: "Write port numbers from 1 to 65535 separated by spaces, within the allowed count.",
     err_backend: "Choose one of the offered backends.",
 
+    terminal_title: "Terminal",
+    terminal_hint: "A shell in the container. Closing or reloading the page ends it and everything started in it.",
+    terminal_not_running: "Start the container to open a terminal in it.",
+    terminal_missing: "This console was built without its browser terminal: the server's administrators can install Debian's node-xterm and esbuild and build it again. Until then, run commands below or use `wm exec -it` from your own PC.",
+    terminal_noscript: "The terminal needs JavaScript; without it, run commands with the form below.",
+    terminal_connecting: "Connecting…",
+    terminal_ended: "The session ended (exit code {code}).",
+    terminal_closed: "The connection was closed.",
+    terminal_failed: "Could not open a session: is the container still running?",
+    terminal_again: "New session",
+    following: "Following the logs live…",
     exec_title: "Run a command",
     command: "Command",
-    hint_command: "Run by /bin/sh -c inside the container, e.g. ls -l /tmp.",
+    hint_command: "Run once by /bin/sh -c inside the container, without input, for at most {secs} seconds (then it is stopped), e.g. ls -l /tmp. Use the terminal for interactive programs such as top.",
     run: "Run",
     exit_code: "Exit code",
     stdout: "Standard output",
     stderr: "Standard error",
-    timed_out: "The command was still running at the time limit; this is its output so far.",
+    timed_out: "The command was stopped at the time limit; this is its output until then.",
     truncated: "The output was cut at the size limit.",
     upload_title: "Upload files",
     directory: "Directory in the container",
@@ -796,14 +825,25 @@ pub(super) static JA: Texts = Texts {
     err_ports: "1〜65535 のポート番号を空白で区切って、上限の数以内で入力してください。",
     err_backend: "表示されているバックエンドから選んでください。",
 
+    terminal_title: "ターミナル",
+    terminal_hint: "コンテナ内のシェルです。ページを閉じるか再読み込みすると、シェルとその中で起動したものは終了します。",
+    terminal_not_running: "ターミナルを開くには、コンテナを起動してください。",
+    terminal_missing: "このコンソールはブラウザのターミナルなしでビルドされています。サーバーの管理者が Debian の node-xterm と esbuild をインストールして再ビルドすると使えます。それまでは下のフォームでコマンドを実行するか、自分の PC から `wm exec -it` を使ってください。",
+    terminal_noscript: "ターミナルには JavaScript が必要です。JavaScript なしでは下のフォームでコマンドを実行してください。",
+    terminal_connecting: "接続しています…",
+    terminal_ended: "セッションが終了しました（終了コード {code}）。",
+    terminal_closed: "接続が閉じられました。",
+    terminal_failed: "セッションを開けませんでした。コンテナは起動していますか？",
+    terminal_again: "新しいセッション",
+    following: "ログをライブで表示しています…",
     exec_title: "コマンドの実行",
     command: "コマンド",
-    hint_command: "コンテナ内で /bin/sh -c により実行されます（例: ls -l /tmp）。",
+    hint_command: "コンテナ内で /bin/sh -c により 1 回だけ、入力なしで実行されます。{secs} 秒を過ぎると停止されます（例: ls -l /tmp）。top のように対話するプログラムにはターミナルを使ってください。",
     run: "実行",
     exit_code: "終了コード",
     stdout: "標準出力",
     stderr: "標準エラー出力",
-    timed_out: "制限時間になってもコマンドが終わりませんでした。ここまでの出力を表示しています。",
+    timed_out: "制限時間になったのでコマンドを停止しました。それまでの出力を表示しています。",
     truncated: "出力は上限の大きさで切り詰められました。",
     upload_title: "ファイルのアップロード",
     directory: "コンテナ内のディレクトリ",

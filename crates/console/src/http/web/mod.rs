@@ -30,7 +30,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use i18n::{Lang, Texts, LANG_COOKIE};
+pub(super) use i18n::Lang;
+use i18n::{Texts, LANG_COOKIE};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -38,6 +39,15 @@ use std::collections::HashMap;
 
 const CSS: &str = include_str!("../../../assets/console.css");
 const JS: &str = include_str!("../../../assets/progress.js");
+/// The browser terminal (xterm.js and `assets/terminal.js`), bundled by `build.rs`; empty
+/// when the console was built without Debian's node-xterm and esbuild.
+const TERMINAL_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/terminal.js"));
+const XTERM_CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/xterm.css"));
+
+/// Whether this build carries the browser terminal.
+pub(super) fn has_terminal() -> bool {
+    !TERMINAL_JS.is_empty()
+}
 
 pub(super) fn router(config: &Config) -> Router<Http> {
     let upload_limit = config.upload_max_bytes + 1024 * 1024;
@@ -48,6 +58,11 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/language", get(switch_language))
         .route("/assets/console.css", get(|| asset(CSS, "text/css")))
         .route("/assets/progress.js", get(|| asset(JS, "text/javascript")))
+        .route(
+            "/assets/terminal.js",
+            get(|| asset(TERMINAL_JS, "text/javascript")),
+        )
+        .route("/assets/xterm.css", get(|| asset(XTERM_CSS, "text/css")))
         .route("/containers", get(containers::list))
         .route(
             "/containers/new",
