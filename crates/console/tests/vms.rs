@@ -15,6 +15,7 @@ use common::{eventually, spawn_with, test_config, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use reqwest::header::COOKIE;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 
 /// A console lending VMs, whose domains and disks go when it is dropped.
@@ -349,6 +350,34 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     .await
     .err();
     assert_eq!(status, Some(409));
+
+    // The web console lists it beside the containers, in both languages, and shows its
+    // page to its owner only.
+    let page = |path: String, token: String, lang: &'static str| {
+        let req = app
+            .client
+            .get(app.url(&path))
+            .header(COOKIE, format!("wm_session={token}; wm_lang={lang}"));
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (status, en) = page("/containers".into(), token.clone(), "en").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(en.contains("Virtual machines") && en.contains(&format!("{alice}-vm")), "{en}");
+    assert!(en.contains("powered off"), "{en}");
+    let (_, ja) = page("/containers".into(), token.clone(), "ja").await;
+    assert!(ja.contains("仮想マシン") && ja.contains("電源オフ"), "{ja}");
+    let (status, vm_page) = page(format!("/vms/{alice}-vm"), token.clone(), "en").await;
+    assert_eq!(status, StatusCode::OK, "{vm_page}");
+    assert!(vm_page.contains("Domain XML") && vm_page.contains("&lt;domain type="), "{vm_page}");
+    let (_, other) = app.student().await;
+    let (status, _) = page(format!("/vms/{alice}-vm"), other.clone(), "ja").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, theirs) = page("/containers".into(), other, "en").await;
+    assert!(!theirs.contains(&format!("{alice}-vm")));
+
     let (status, _) = app.delete(&format!("/api/v1/vms/{alice}-vm"), &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
