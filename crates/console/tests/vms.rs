@@ -381,3 +381,49 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     let (status, _) = app.delete(&format!("/api/v1/vms/{alice}-vm"), &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn quotas_count_vcpus_memory_and_disk() {
+    let Some(app) = spawn_vm_app(None).await else {
+        return;
+    };
+    let (alice, token) = app.student().await;
+    let quota = format!("/api/v1/admin/users/{alice}/quota");
+    let put = |body: Value| {
+        app.call(
+            reqwest::Method::PUT,
+            &quota,
+            Some(&app.admin),
+            Some(body),
+        )
+    };
+    // Disk: an image past the storage quota is refused, and nothing is kept.
+    let (status, q) = put(json!({"storage": 1 << 20})).await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    let (status, body) = upload(&app, &token, "big", vec![0u8; 2 << 20]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    let (_, images) = app.get("/api/v1/vm-images", &token).await;
+    assert_eq!(images, json!([]));
+    let (status, q) = put(json!({"storage": 1 << 30, "memory": 128 << 20})).await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    let (status, body) = upload(&app, &token, "small", vec![0u8; 1 << 20]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, me) = app.get("/api/v1/me", &token).await;
+    assert!(me["usage"]["storage"].as_i64().unwrap() >= 1 << 20, "{me}");
+    let (status, body) = app
+        .post("/api/v1/vms", &token, json!({"name": "vm", "template": "tiny", "image": "small"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Memory (and vCPUs): a VM of 192 MiB does not start under a quota of 128 MiB.
+    let (status, body) = app
+        .post(&format!("/api/v1/vms/{alice}-vm/start"), &token, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert!(body["error"]["message"].as_str().unwrap().contains("memory"), "{body}");
+    let (_, vm) = app.get(&format!("/api/v1/vms/{alice}-vm"), &token).await;
+    assert_eq!(vm["status"], "shutoff");
+    let (_, me) = app.get("/api/v1/me", &token).await;
+    assert_eq!(me["usage"]["memory"], 0, "{me}");
+}
