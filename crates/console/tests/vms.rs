@@ -302,6 +302,9 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     assert!(body["error"]["message"].as_str().unwrap().contains("only qcow2 and raw"), "{body}");
     let (status, body) = upload(&app, &token, "empty", Vec::new()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = upload(&app, &token, "words", b"only words, no disk".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_image", "{body}");
     let (status, body) = upload(&app, &token, "huge", vec![0u8; 5 << 20]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     let (_, images) = app.get("/api/v1/vm-images", &token).await;

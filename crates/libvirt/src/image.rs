@@ -55,10 +55,15 @@ pub async fn inspect(path: &Path) -> Result<DiskInfo, ImageError> {
             "the file is not a disk image qemu-img can read".into(),
         ));
     }
-    check(&out.stdout)
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| ImageError::Tool(format!("cannot read the image: {e}")))?
+        .len();
+    check(&out.stdout, len)
 }
 
-fn check(json: &[u8]) -> Result<DiskInfo, ImageError> {
+/// `len`: the file's length in bytes (qemu-img rounds a raw image's size up to a sector).
+fn check(json: &[u8], len: u64) -> Result<DiskInfo, ImageError> {
     let info: Info = serde_json::from_slice(json)
         .map_err(|e| ImageError::Tool(format!("unexpected qemu-img output: {e}")))?;
     let format = DiskFormat::parse(&info.format).ok_or_else(|| {
@@ -85,6 +90,12 @@ fn check(json: &[u8]) -> Result<DiskInfo, ImageError> {
     if info.virtual_size == 0 {
         return Err(ImageError::Refused("the image is empty".into()));
     }
+    // Any file reads as raw; a disk is whole sectors, so this is what tells a stray file.
+    if format == DiskFormat::Raw && len % 512 != 0 {
+        return Err(ImageError::Refused(
+            "the file is neither a qcow2 image nor a raw disk (whose size is a multiple of 512 bytes)".into(),
+        ));
+    }
     Ok(DiskInfo {
         format,
         virtual_size: info.virtual_size,
@@ -99,13 +110,16 @@ mod tests {
     #[test]
     fn refuses_backing_files_data_files_and_other_formats() {
         let backed = br#"{"format":"qcow2","virtual-size":1048576,"actual-size":200704,"backing-filename":"/etc/shadow","full-backing-filename":"/etc/shadow","backing-filename-format":"raw"}"#;
-        assert!(matches!(check(backed), Err(ImageError::Refused(m)) if m.contains("backing file")));
+        assert!(matches!(check(backed, 4096), Err(ImageError::Refused(m)) if m.contains("backing file")));
         let data = br#"{"format":"qcow2","virtual-size":1048576,"format-specific":{"type":"qcow2","data":{"compat":"1.1","data-file":"/dev/sda"}}}"#;
-        assert!(matches!(check(data), Err(ImageError::Refused(m)) if m.contains("data file")));
+        assert!(matches!(check(data, 4096), Err(ImageError::Refused(m)) if m.contains("data file")));
         let vmdk = br#"{"format":"vmdk","virtual-size":1048576}"#;
-        assert!(matches!(check(vmdk), Err(ImageError::Refused(m)) if m.contains("vmdk")));
+        assert!(matches!(check(vmdk, 4096), Err(ImageError::Refused(m)) if m.contains("vmdk")));
+        let stray = br#"{"format":"raw","virtual-size":512}"#;
+        assert!(matches!(check(stray, 28), Err(ImageError::Refused(m)) if m.contains("512")));
+        assert!(check(stray, 512).is_ok());
         let fine = br#"{"format":"qcow2","virtual-size":1048576,"actual-size":4096,"format-specific":{"type":"qcow2","data":{"compat":"1.1"}}}"#;
-        let info = check(fine).unwrap();
+        let info = check(fine, 4096).unwrap();
         assert_eq!(info.format, DiskFormat::Qcow2);
         assert_eq!(info.virtual_size, 1048576);
     }

@@ -583,7 +583,7 @@ fn virtual_machines_from_the_command_line() {
     std::fs::write(&junk, "not a disk image, only words").unwrap();
     let out = wm.run(&["vm", "upload", junk.to_str().unwrap(), "--name", "junk"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("only qcow2 and raw"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("neither a qcow2 image nor a raw disk"), "{}", stderr(&out));
     assert!(wm.ok(&["vm", "images"]).contains("guest"));
 
     wm.ok(&["vm", "define", "os", "--template", "small", "--image", "guest", "-p", "80"]);
@@ -601,6 +601,19 @@ fn virtual_machines_from_the_command_line() {
         assert!(std::time::Instant::now() < deadline, "no marker in: {log}");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+    // The serial console in a terminal, left with Ctrl-] as in virsh.
+    let (status, shown) = in_a_terminal(
+        &wm,
+        &["vm", "console", "os"],
+        serde_json::json!([
+            ["expect", "Ctrl-]"],
+            ["send", "\r"],
+            ["send", "echo wm-$((6*7))\r"],
+            ["expect", "wm-42"],
+            ["send", "\u{1d}"],
+        ]),
+    );
+    assert_eq!(status, Some(0), "{shown:?}");
     assert!(wm.ok(&["vm", "destroy", "os"]).contains("shutoff"));
     wm.ok(&["vm", "undefine", "os"]);
     assert!(!wm.ok(&["vm", "list"]).contains("os"));
