@@ -310,7 +310,10 @@ impl VmSettings {
         for t in &self.templates {
             if t.name.is_empty()
                 || t.name.len() > 63
-                || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
             {
                 return Err(format!(
                     "vm.templates: name {:?} must be 1 to 63 letters, digits, '-' or '.'",
@@ -863,7 +866,11 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_VM_URI", &["vm", "uri"], Kind::Str),
     ("WM_VM_DOMAIN_TYPE", &["vm", "domain_type"], Kind::Str),
     ("WM_VM_STORAGE_DIR", &["vm", "storage_dir"], Kind::Str),
-    ("WM_VM_IMAGE_MAX_BYTES", &["vm", "image_max_bytes"], Kind::Int),
+    (
+        "WM_VM_IMAGE_MAX_BYTES",
+        &["vm", "image_max_bytes"],
+        Kind::Int,
+    ),
     ("WM_DATA_DIR", &["data_dir"], Kind::Str),
     ("WM_DATABASE_URL", &["database_url"], Kind::Str),
     ("WM_ADMIN_PASSWORD", &["admin_password"], Kind::Str),

@@ -268,7 +268,12 @@ impl World {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
     }
 
     /// The owner's VM `web` (its full name is the container's) and its image, named like
@@ -276,7 +281,8 @@ impl World {
     async fn ensure_vm(&self) {
         let (_, images) = self.app.get("/api/v1/vm-images", &self.owner_token).await;
         if !images.to_string().contains(&self.container) {
-            self.upload_vm_image(&self.owner_token, &self.container).await;
+            self.upload_vm_image(&self.owner_token, &self.container)
+                .await;
         }
         let path = format!("/api/v1/vms/{}", self.container);
         let (status, _) = self.app.get(&path, &self.owner_token).await;
@@ -370,7 +376,10 @@ impl World {
         assert_eq!(status, StatusCode::OK, "{after} removed the owner's file");
         let (status, vm) = self
             .app
-            .get(&format!("/api/v1/vms/{}", self.container), &self.owner_token)
+            .get(
+                &format!("/api/v1/vms/{}", self.container),
+                &self.owner_token,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{after} removed the VM: {vm}");
         assert_eq!(vm["status"], "shutoff", "{after} started the VM: {vm}");

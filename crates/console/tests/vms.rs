@@ -12,10 +12,10 @@ mod common;
 
 use common::ws::{open, open_with, read_until_within, type_in};
 use common::{eventually, spawn_with, test_config, TestApp};
+use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use reqwest::header::COOKIE;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 
 /// A console lending VMs, whose domains and disks go when it is dropped.
@@ -73,7 +73,10 @@ async fn spawn_vm_app(image_max_bytes: Option<u64>) -> Option<VmApp> {
 async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
     let form = reqwest::multipart::Form::new()
         .text("name", name.to_string())
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name("disk"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name("disk"),
+        );
     let resp = app
         .client
         .post(app.url("/api/v1/vm-images"))
@@ -84,7 +87,10 @@ async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>) -> (Stat
         .unwrap();
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn text(app: &TestApp, path: &str, token: &str) -> (StatusCode, String) {
@@ -109,7 +115,11 @@ fn qemu_img_create(dir: &Path, args: &[&str]) -> Vec<u8> {
         .arg("16M")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(&file).unwrap()
 }
 
@@ -128,7 +138,10 @@ async fn a_real_guest_boots_answers_and_goes_and_nobody_else_sees_it() {
     assert_eq!(status, StatusCode::CREATED, "{image}");
     assert_eq!(image["format"], "qcow2");
     assert_eq!(image["owner"], alice.as_str());
-    assert!(image["virtual_size"].as_i64().unwrap() >= 32 << 20, "{image}");
+    assert!(
+        image["virtual_size"].as_i64().unwrap() >= 32 << 20,
+        "{image}"
+    );
 
     let (status, templates) = app.get("/api/v1/vm-templates", &token).await;
     assert_eq!(status, StatusCode::OK);
@@ -159,7 +172,13 @@ async fn a_real_guest_boots_answers_and_goes_and_nobody_else_sees_it() {
     assert!(xml.contains("<domain type='qemu'"), "{xml}");
     assert!(xml.contains(wm_libvirt::NS), "{xml}");
     assert!(!xml.contains("hostdev"), "{xml}");
-    assert!(xml.contains(&format!("{}/vms/{alice}/os/disk.qcow2", app.storage.display())), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            "{}/vms/{alice}/os/disk.qcow2",
+            app.storage.display()
+        )),
+        "{xml}"
+    );
 
     // Another user finds nothing of it, whatever they try.
     for path in [
@@ -211,10 +230,14 @@ async fn a_real_guest_boots_answers_and_goes_and_nobody_else_sees_it() {
         .await;
     assert_eq!(status, StatusCode::OK, "{vm}");
     assert_eq!(vm["status"], "running");
-    eventually(240, "the guest's marker in the serial transcript", || async {
-        let (_, log) = text(&app, &format!("/api/v1/vms/{name}/console.log"), &token).await;
-        log.contains("WM-GUEST-READY")
-    })
+    eventually(
+        240,
+        "the guest's marker in the serial transcript",
+        || async {
+            let (_, log) = text(&app, &format!("/api/v1/vms/{name}/console.log"), &token).await;
+            log.contains("WM-GUEST-READY")
+        },
+    )
     .await;
     let page = format!("http://127.0.0.1:{host_port}/");
     eventually(60, "the forwarded port answers", || async {
@@ -255,7 +278,12 @@ async fn a_real_guest_boots_answers_and_goes_and_nobody_else_sees_it() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.delete("/api/v1/vm-images/busybox", &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(!app.storage.join("images").join(&alice).join("busybox").exists());
+    assert!(!app
+        .storage
+        .join("images")
+        .join(&alice)
+        .join("busybox")
+        .exists());
 }
 
 #[tokio::test]
@@ -266,23 +294,51 @@ async fn images_that_name_host_files_are_refused() {
     let (_, token) = app.student().await;
     let dir = tempfile::tempdir().unwrap();
     // A qcow2 whose backing file is a host file: the guest would read /etc/passwd.
-    let backed = qemu_img_create(dir.path(), &["-f", "qcow2", "-F", "raw", "-b", "/etc/passwd"]);
+    let backed = qemu_img_create(
+        dir.path(),
+        &["-f", "qcow2", "-F", "raw", "-b", "/etc/passwd"],
+    );
     let (status, body) = upload(&app, &token, "backed", backed).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "invalid_image");
-    assert!(body["error"]["message"].as_str().unwrap().contains("backing file"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backing file"),
+        "{body}"
+    );
     // A qcow2 whose data lives in an external file.
     let data_file = dir.path().join("data.raw");
     let external = qemu_img_create(
         dir.path(),
-        &["-f", "qcow2", "-o", &format!("data_file={}", data_file.display())],
+        &[
+            "-f",
+            "qcow2",
+            "-o",
+            &format!("data_file={}", data_file.display()),
+        ],
     );
     let (status, body) = upload(&app, &token, "external", external).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("data file"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data file"),
+        "{body}"
+    );
     let (_, images) = app.get("/api/v1/vm-images", &token).await;
     assert_eq!(images, json!([]));
-    assert!(!app.storage.join("images").exists() || std::fs::read_dir(app.storage.join("images")).unwrap().all(|d| std::fs::read_dir(d.unwrap().path()).unwrap().next().is_none()));
+    assert!(
+        !app.storage.join("images").exists()
+            || std::fs::read_dir(app.storage.join("images"))
+                .unwrap()
+                .all(|d| std::fs::read_dir(d.unwrap().path())
+                    .unwrap()
+                    .next()
+                    .is_none())
+    );
 }
 
 #[tokio::test]
@@ -299,7 +355,13 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     let vmdk = qemu_img_create(dir.path(), &["-f", "vmdk"]);
     let (status, body) = upload(&app, &token, "vmdk", vmdk).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("only qcow2 and raw"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only qcow2 and raw"),
+        "{body}"
+    );
     let (status, body) = upload(&app, &token, "empty", Vec::new()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = upload(&app, &token, "words", b"only words, no disk".to_vec()).await;
@@ -318,16 +380,39 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     for (req, want) in [
-        (json!({"name": "Bad_Name", "template": "tiny", "image": "plain"}), StatusCode::BAD_REQUEST),
-        (json!({"name": "vm", "template": "huge", "image": "plain"}), StatusCode::NOT_FOUND),
-        (json!({"name": "vm", "template": "tiny", "image": "nothing"}), StatusCode::NOT_FOUND),
-        (json!({"name": "vm", "template": "tiny", "image": "plain", "ports": [0]}), StatusCode::BAD_REQUEST),
-        (json!({"name": "vm", "template": "tiny", "image": "plain", "ports": "http"}), StatusCode::BAD_REQUEST),
-        (json!({"name": "vm", "template": "tiny", "image": "plain", "xml": "<domain/>"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"name": "Bad_Name", "template": "tiny", "image": "plain"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"name": "vm", "template": "huge", "image": "plain"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"name": "vm", "template": "tiny", "image": "nothing"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"name": "vm", "template": "tiny", "image": "plain", "ports": [0]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"name": "vm", "template": "tiny", "image": "plain", "ports": "http"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"name": "vm", "template": "tiny", "image": "plain", "xml": "<domain/>"}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let (status, body) = app.post("/api/v1/vms", &token, req.clone()).await;
         assert_eq!(status, want, "{req}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
     }
     let (_, vms) = app.get("/api/v1/vms", &token).await;
     assert_eq!(vms, json!([]));
@@ -337,11 +422,19 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
 
     // Defined once; the name is then taken.
     let (status, body) = app
-        .post("/api/v1/vms", &token, json!({"name": "vm", "template": "tiny", "image": "plain"}))
+        .post(
+            "/api/v1/vms",
+            &token,
+            json!({"name": "vm", "template": "tiny", "image": "plain"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = app
-        .post("/api/v1/vms", &token, json!({"name": "vm", "template": "tiny", "image": "plain"}))
+        .post(
+            "/api/v1/vms",
+            &token,
+            json!({"name": "vm", "template": "tiny", "image": "plain"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     // Not running: no console.
@@ -368,13 +461,19 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     };
     let (status, en) = page("/containers".into(), token.clone(), "en").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(en.contains("Virtual machines") && en.contains(&format!("{alice}-vm")), "{en}");
+    assert!(
+        en.contains("Virtual machines") && en.contains(&format!("{alice}-vm")),
+        "{en}"
+    );
     assert!(en.contains("powered off"), "{en}");
     let (_, ja) = page("/containers".into(), token.clone(), "ja").await;
     assert!(ja.contains("仮想マシン") && ja.contains("電源オフ"), "{ja}");
     let (status, vm_page) = page(format!("/vms/{alice}-vm"), token.clone(), "en").await;
     assert_eq!(status, StatusCode::OK, "{vm_page}");
-    assert!(vm_page.contains("Domain XML") && vm_page.contains("&lt;domain type="), "{vm_page}");
+    assert!(
+        vm_page.contains("Domain XML") && vm_page.contains("&lt;domain type="),
+        "{vm_page}"
+    );
     let (_, other) = app.student().await;
     let (status, _) = page(format!("/vms/{alice}-vm"), other.clone(), "ja").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -392,14 +491,7 @@ async fn quotas_count_vcpus_memory_and_disk() {
     };
     let (alice, token) = app.student().await;
     let quota = format!("/api/v1/admin/users/{alice}/quota");
-    let put = |body: Value| {
-        app.call(
-            reqwest::Method::PUT,
-            &quota,
-            Some(&app.admin),
-            Some(body),
-        )
-    };
+    let put = |body: Value| app.call(reqwest::Method::PUT, &quota, Some(&app.admin), Some(body));
     // Disk: an image past the storage quota is refused, and nothing is kept.
     let (status, q) = put(json!({"storage": 1 << 20})).await;
     assert_eq!(status, StatusCode::OK, "{q}");
@@ -415,7 +507,11 @@ async fn quotas_count_vcpus_memory_and_disk() {
     let (_, me) = app.get("/api/v1/me", &token).await;
     assert!(me["usage"]["storage"].as_i64().unwrap() >= 1 << 20, "{me}");
     let (status, body) = app
-        .post("/api/v1/vms", &token, json!({"name": "vm", "template": "tiny", "image": "small"}))
+        .post(
+            "/api/v1/vms",
+            &token,
+            json!({"name": "vm", "template": "tiny", "image": "small"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // Memory (and vCPUs): a VM of 192 MiB does not start under a quota of 128 MiB.
@@ -424,7 +520,13 @@ async fn quotas_count_vcpus_memory_and_disk() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "quota_exceeded");
-    assert!(body["error"]["message"].as_str().unwrap().contains("memory"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory"),
+        "{body}"
+    );
     let (_, vm) = app.get(&format!("/api/v1/vms/{alice}-vm"), &token).await;
     assert_eq!(vm["status"], "shutoff");
     let (_, me) = app.get("/api/v1/me", &token).await;

@@ -91,7 +91,7 @@ fn check(json: &[u8], len: u64) -> Result<DiskInfo, ImageError> {
         return Err(ImageError::Refused("the image is empty".into()));
     }
     // Any file reads as raw; a disk is whole sectors, so this is what tells a stray file.
-    if format == DiskFormat::Raw && len % 512 != 0 {
+    if format == DiskFormat::Raw && !len.is_multiple_of(512) {
         return Err(ImageError::Refused(
             "the file is neither a qcow2 image nor a raw disk (whose size is a multiple of 512 bytes)".into(),
         ));
@@ -110,9 +110,13 @@ mod tests {
     #[test]
     fn refuses_backing_files_data_files_and_other_formats() {
         let backed = br#"{"format":"qcow2","virtual-size":1048576,"actual-size":200704,"backing-filename":"/etc/shadow","full-backing-filename":"/etc/shadow","backing-filename-format":"raw"}"#;
-        assert!(matches!(check(backed, 4096), Err(ImageError::Refused(m)) if m.contains("backing file")));
+        assert!(
+            matches!(check(backed, 4096), Err(ImageError::Refused(m)) if m.contains("backing file"))
+        );
         let data = br#"{"format":"qcow2","virtual-size":1048576,"format-specific":{"type":"qcow2","data":{"compat":"1.1","data-file":"/dev/sda"}}}"#;
-        assert!(matches!(check(data, 4096), Err(ImageError::Refused(m)) if m.contains("data file")));
+        assert!(
+            matches!(check(data, 4096), Err(ImageError::Refused(m)) if m.contains("data file"))
+        );
         let vmdk = br#"{"format":"vmdk","virtual-size":1048576}"#;
         assert!(matches!(check(vmdk, 4096), Err(ImageError::Refused(m)) if m.contains("vmdk")));
         let stray = br#"{"format":"raw","virtual-size":512}"#;

@@ -260,7 +260,10 @@ impl VmBackend for Libvirt {
     async fn destroy(&self, key: &ContainerKey) -> Result<(), BackendError> {
         match self.state(key).await? {
             VmState::Shutoff | VmState::Gone => Ok(()),
-            _ => self.virsh(&["destroy", &self.domain(key)]).await.map(|_| ()),
+            _ => self
+                .virsh(&["destroy", &self.domain(key)])
+                .await
+                .map(|_| ()),
         }
     }
 
@@ -296,7 +299,11 @@ impl VmBackend for Libvirt {
         let names = self.virsh(&["list", "--all", "--name"]).await?;
         let prefix = format!("{}.", self.settings.instance);
         let mut found = Vec::new();
-        for name in names.lines().map(str::trim).filter(|n| n.starts_with(&prefix)) {
+        for name in names
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(&prefix))
+        {
             let xml = match self.virsh(&["dumpxml", "--inactive", name]).await {
                 Ok(x) => x,
                 Err(BackendError::NoSuchContainer) => continue,
@@ -324,12 +331,14 @@ impl VmBackend for Libvirt {
             return Err(BackendError::Refused("the VM is not running".into()));
         }
         let socket = self.vm_dir(key).join("serial.sock");
-        let stream = tokio::net::UnixStream::connect(&socket).await.map_err(|e| {
-            BackendError::Refused(format!(
-                "the serial console cannot be reached now ({})",
-                e.kind()
-            ))
-        })?;
+        let stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .map_err(|e| {
+                BackendError::Refused(format!(
+                    "the serial console cannot be reached now ({})",
+                    e.kind()
+                ))
+            })?;
         Ok(pump_serial(stream))
     }
 

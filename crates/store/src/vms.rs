@@ -103,7 +103,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn vm_image(&self, owner: &UserName, name: &ShortName) -> Result<Option<VmImageRecord>> {
+    pub async fn vm_image(
+        &self,
+        owner: &UserName,
+        name: &ShortName,
+    ) -> Result<Option<VmImageRecord>> {
         sqlx::query("SELECT * FROM vm_images WHERE owner = $1 AND name = $2")
             .bind(owner.as_str())
             .bind(name.as_str())
@@ -269,9 +273,9 @@ impl Store {
             "SELECT host_port FROM port_leases WHERE host = $1 \
              UNION SELECT host_port FROM vm_port_leases WHERE host = $1",
         )
-            .bind(host)
-            .fetch_all(&self.pool)
-            .await?;
+        .bind(host)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let p: i64 = r.try_get("host_port")?;

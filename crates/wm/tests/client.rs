@@ -583,10 +583,24 @@ fn virtual_machines_from_the_command_line() {
     std::fs::write(&junk, "not a disk image, only words").unwrap();
     let out = wm.run(&["vm", "upload", junk.to_str().unwrap(), "--name", "junk"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("neither a qcow2 image nor a raw disk"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("neither a qcow2 image nor a raw disk"),
+        "{}",
+        stderr(&out)
+    );
     assert!(wm.ok(&["vm", "images"]).contains("guest"));
 
-    wm.ok(&["vm", "define", "os", "--template", "small", "--image", "guest", "-p", "80"]);
+    wm.ok(&[
+        "vm",
+        "define",
+        "os",
+        "--template",
+        "small",
+        "--image",
+        "guest",
+        "-p",
+        "80",
+    ]);
     let list = wm.ok(&["vm", "list"]);
     assert!(list.contains("os") && list.contains("shutoff"), "{list}");
     let xml = wm.ok(&["vm", "dumpxml", "os"]);

@@ -213,7 +213,10 @@ async fn vm_xml(
     let vm = vms.load(&caller, &name, whose.owner.as_deref()).await?;
     let xml = vms.dumpxml(&vm).await?;
     Ok((
-        [(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"))],
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        )],
         xml,
     )
         .into_response())

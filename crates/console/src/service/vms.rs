@@ -371,13 +371,21 @@ impl Vms {
         let short = ShortName::parse(&req.name)?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
-        let template = self.template(&req.template).ok_or_else(|| Error::NotFound {
-            code: "template_not_found",
-            what: format!("VM template {:?}", req.template.chars().take(64).collect::<String>()),
-        })?;
+        let template = self
+            .template(&req.template)
+            .ok_or_else(|| Error::NotFound {
+                code: "template_not_found",
+                what: format!(
+                    "VM template {:?}",
+                    req.template.chars().take(64).collect::<String>()
+                ),
+            })?;
         let image_not_found = || Error::NotFound {
             code: "image_not_found",
-            what: format!("VM image {:?}", req.image.chars().take(64).collect::<String>()),
+            what: format!(
+                "VM image {:?}",
+                req.image.chars().take(64).collect::<String>()
+            ),
         };
         let image_name = ShortName::parse(&req.image).map_err(|_| image_not_found())?;
         let image = self
@@ -385,8 +393,9 @@ impl Vms {
             .vm_image(&caller.name, &image_name)
             .await?
             .ok_or_else(image_not_found)?;
-        let format = DiskFormat::parse(&image.format)
-            .ok_or_else(|| Error::Unexpected(anyhow::anyhow!("stored image format {}", image.format)))?;
+        let format = DiskFormat::parse(&image.format).ok_or_else(|| {
+            Error::Unexpected(anyhow::anyhow!("stored image format {}", image.format))
+        })?;
         let memory_bytes = parse_size(&template.memory).unwrap_or(0);
         let admitted = self.quotas.admit(&caller.name).await;
         if self.store.vm(&key).await?.is_some() {
@@ -489,7 +498,8 @@ impl Vms {
         owner: Option<&str>,
     ) -> Result<OwnedVm, Error> {
         caller.require_full_scope()?;
-        let not_found = || Error::not_found(format!("VM {}", name.chars().take(80).collect::<String>()));
+        let not_found =
+            || Error::not_found(format!("VM {}", name.chars().take(80).collect::<String>()));
         let owner = match owner {
             Some(o) if caller.is_admin() => Some(UserName::parse(o).map_err(|_| not_found())?),
             Some(o) if o != caller.name.as_str() => return Err(not_found()),
@@ -644,10 +654,9 @@ impl Vms {
         let host = self.host()?;
         let seat = self.sessions.enter(&caller.name)?;
         let terminal = host.backend.console(&vm.key()).await.map_err(|e| match e {
-            BackendError::Refused(m) => Error::Conflict(format!(
-                "VM {}: {m}; start it first",
-                vm.key()
-            )),
+            BackendError::Refused(m) => {
+                Error::Conflict(format!("VM {}: {m}; start it first", vm.key()))
+            }
             other => vm_error(other),
         })?;
         Ok(ConsoleSession { terminal, seat })

@@ -66,4 +66,3 @@ pub async fn type_in(ws: &mut Socket, text: &str) {
         .await
         .unwrap();
 }
-

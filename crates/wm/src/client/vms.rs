@@ -136,7 +136,8 @@ pub(super) async fn run(s: &Session, command: VmCommand) -> Result<ExitCode, Fai
                 .iter()
                 .map(|v| {
                     vec![
-                        s.short_name(v["name"].as_str().unwrap_or_default()).to_string(),
+                        s.short_name(v["name"].as_str().unwrap_or_default())
+                            .to_string(),
                         text(&v["template"]),
                         text(&v["image"]),
                         text(&v["status"]),
@@ -167,7 +168,10 @@ pub(super) async fn run(s: &Session, command: VmCommand) -> Result<ExitCode, Fai
                     ]
                 })
                 .collect();
-            super::progress::table(&["NAME", "FORMAT", "VIRTUAL SIZE", "SIZE", "CREATED"], &rows);
+            super::progress::table(
+                &["NAME", "FORMAT", "VIRTUAL SIZE", "SIZE", "CREATED"],
+                &rows,
+            );
         }
         VmCommand::Upload { file, name } => {
             let f = tokio::fs::File::open(&file)
@@ -176,12 +180,17 @@ pub(super) async fn run(s: &Session, command: VmCommand) -> Result<ExitCode, Fai
             let len = f.metadata().await?.len();
             let bar = super::progress::bytes_bar(Some(len));
             let body = reqwest::Body::wrap_stream(super::files::counted(f, bar.clone()));
-            let form = Form::new()
-                .text("name", name.clone())
-                .part("file", Part::stream_with_length(body, len).file_name("disk"));
+            let form = Form::new().text("name", name.clone()).part(
+                "file",
+                Part::stream_with_length(body, len).file_name("disk"),
+            );
             let v: Value = api.json(api.post(&["vm-images"]).multipart(form)).await?;
             bar.finish_and_clear();
-            println!("{name}\t{}\t{}", text(&v["format"]), text(&v["virtual_size"]));
+            println!(
+                "{name}\t{}\t{}",
+                text(&v["format"]),
+                text(&v["virtual_size"])
+            );
         }
         VmCommand::Rmi { name } => {
             api.send(api.request(reqwest::Method::DELETE, &["vm-images", &name]))

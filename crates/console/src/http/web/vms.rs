@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    has_terminal, notice, page, see_other, short_time, terminal_element, Ctx, NoticeQuery,
-    OrPage, PageError, Posted, Session,
+    has_terminal, notice, page, see_other, short_time, terminal_element, Ctx, NoticeQuery, OrPage,
+    PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::Http;
@@ -156,7 +156,13 @@ pub(super) async fn detail(
     Ok(page(&ctx, &v.name, body).into_response())
 }
 
-async fn power(http: Http, name: String, whose: Whose, posted: Posted, on: bool) -> Result<Response, PageError> {
+async fn power(
+    http: Http,
+    name: String,
+    whose: Whose,
+    posted: Posted,
+    on: bool,
+) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
     let vms = &http.vms;
     let owned = vms
