@@ -259,21 +259,8 @@ impl World {
         let form = reqwest::multipart::Form::new()
             .text("name", name.to_string())
             .part("file", blank_disk());
-        let r = self
-            .app
-            .client
-            .post(self.app.url("/api/v1/vm-images"))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
+        let (status, body) = self.app.post_form("/api/v1/vm-images", token, form).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
     /// The owner's VM `web` (its full name is the container's) and its image, named like

@@ -77,20 +77,17 @@ async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>) -> (Stat
             "file",
             reqwest::multipart::Part::bytes(bytes).file_name("disk"),
         );
-    let resp = app
-        .client
-        .post(app.url("/api/v1/vm-images"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    app.post_form("/api/v1/vm-images", token, form).await
+}
+
+/// Defines `name` from the template `tiny` and the caller's `image`.
+async fn define(app: &TestApp, token: &str, name: &str, image: &str) -> (StatusCode, Value) {
+    app.post(
+        "/api/v1/vms",
+        token,
+        json!({"name": name, "template": "tiny", "image": image}),
     )
+    .await
 }
 
 async fn text(app: &TestApp, path: &str, token: &str) -> (StatusCode, String) {
@@ -215,13 +212,7 @@ async fn a_real_guest_boots_answers_and_goes_and_nobody_else_sees_it() {
     let (_, their_images) = app.get("/api/v1/vm-images", &other).await;
     assert_eq!(their_images, json!([]));
     // Nor may they define a VM from it.
-    let (status, body) = app
-        .post(
-            "/api/v1/vms",
-            &other,
-            json!({"name": "os", "template": "tiny", "image": "busybox"}),
-        )
-        .await;
+    let (status, body) = define(&app, &other, "os", "busybox").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
     // Start: the guest prints its marker on the serial console, its port answers.
@@ -421,21 +412,9 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     assert!(!String::from_utf8_lossy(&listed.stdout).contains(&prefix));
 
     // Defined once; the name is then taken.
-    let (status, body) = app
-        .post(
-            "/api/v1/vms",
-            &token,
-            json!({"name": "vm", "template": "tiny", "image": "plain"}),
-        )
-        .await;
+    let (status, body) = define(&app, &token, "vm", "plain").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = app
-        .post(
-            "/api/v1/vms",
-            &token,
-            json!({"name": "vm", "template": "tiny", "image": "plain"}),
-        )
-        .await;
+    let (status, body) = define(&app, &token, "vm", "plain").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     // Not running: no console.
     let status = open_with(
@@ -506,13 +485,7 @@ async fn quotas_count_vcpus_memory_and_disk() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (_, me) = app.get("/api/v1/me", &token).await;
     assert!(me["usage"]["storage"].as_i64().unwrap() >= 1 << 20, "{me}");
-    let (status, body) = app
-        .post(
-            "/api/v1/vms",
-            &token,
-            json!({"name": "vm", "template": "tiny", "image": "small"}),
-        )
-        .await;
+    let (status, body) = define(&app, &token, "vm", "small").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // Memory (and vCPUs): a VM of 192 MiB does not start under a quota of 128 MiB.
     let (status, body) = app

@@ -863,10 +863,15 @@ impl Store {
     }
 
     async fn ports_of(&self, container: &ContainerKey) -> Result<Vec<PortLease>> {
-        let rows = sqlx::query(
-            "SELECT guest_port, host_port FROM port_leases \
-             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port",
-        )
+        self.leases_in("port_leases", container).await
+    }
+
+    /// The leases of one container or VM in `table` (ours, never user input).
+    async fn leases_in(&self, table: &str, container: &ContainerKey) -> Result<Vec<PortLease>> {
+        let rows = sqlx::query(&format!(
+            "SELECT guest_port, host_port FROM {table} \
+             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port"
+        ))
         .bind(container.owner.as_str())
         .bind(container.short.as_str())
         .fetch_all(&self.pool)

@@ -2,7 +2,7 @@
 //! forwarded from (`vm_port_leases`; [`Store::leased_ports`] gives those of containers and
 //! VMs together, so that one host port goes to one container or one VM).
 
-use super::{conflict, lease_from_row, parse_user_name, PortLease, Result, Store, StoreError};
+use super::{conflict, parse_user_name, PortLease, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use wm_domain::{ContainerKey, ShortName, UserName};
@@ -193,15 +193,7 @@ impl Store {
     }
 
     async fn vm_ports(&self, key: &ContainerKey) -> Result<Vec<PortLease>> {
-        let rows = sqlx::query(
-            "SELECT guest_port, host_port FROM vm_port_leases \
-             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port",
-        )
-        .bind(key.owner.as_str())
-        .bind(key.short.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(lease_from_row).collect()
+        self.leases_in("vm_port_leases", key).await
     }
 
     pub async fn vm(&self, key: &ContainerKey) -> Result<Option<VmRecord>> {

@@ -201,6 +201,15 @@ async fn undefine_vm(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A body of `content_type`.
+fn answer(content_type: &'static str, body: impl IntoResponse) -> Response {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
+}
+
 /// The domain XML exactly as libvirt has it (`virsh dumpxml`).
 #[utoipa::path(get, path = "/api/v1/vms/{name}/xml", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose VM")),
     responses((status = 200, content_type = "text/xml", body = String), (status = 404, body = ErrorBody)))]
@@ -211,15 +220,7 @@ async fn vm_xml(
     ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Response, ApiError> {
     let vm = vms.load(&caller, &name, whose.owner.as_deref()).await?;
-    let xml = vms.dumpxml(&vm).await?;
-    Ok((
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/xml; charset=utf-8"),
-        )],
-        xml,
-    )
-        .into_response())
+    Ok(answer("text/xml; charset=utf-8", vms.dumpxml(&vm).await?))
 }
 
 /// The serial transcript: what the guest wrote on its first serial port, the last MiB.
@@ -232,15 +233,10 @@ async fn vm_console_log(
     ApiQuery(whose): ApiQuery<Whose>,
 ) -> Result<Response, ApiError> {
     let vm = vms.load(&caller, &name, whose.owner.as_deref()).await?;
-    let bytes = vms.transcript(&vm).await?;
-    Ok((
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        bytes,
-    )
-        .into_response())
+    Ok(answer(
+        "text/plain; charset=utf-8",
+        vms.transcript(&vm).await?,
+    ))
 }
 
 /// The serial console of the running VM, over a WebSocket, with the protocol of the
