@@ -459,8 +459,23 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     let (_, theirs) = page("/containers".into(), other, "en").await;
     assert!(!theirs.contains(&format!("{alice}-vm")));
 
+    // A domain undefined behind the console's back shows as gone, and undefining it again
+    // still removes the record.
+    let domain = format!("{}.{alice}.vm", app.instance);
+    assert!(wm_testkit::virsh(&["undefine", &domain]).status.success());
+    let (_, vm) = app.get(&format!("/api/v1/vms/{alice}-vm"), &token).await;
+    assert_eq!(vm["status"], "gone", "{vm}");
     let (status, _) = app.delete(&format!("/api/v1/vms/{alice}-vm"), &token).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, vms) = app.get("/api/v1/vms", &token).await;
+    assert_eq!(vms, json!([]));
+    // Every change is in the audit log.
+    let (_, audit) = app.get("/api/v1/admin/audit", &app.admin).await;
+    let audit = audit.to_string();
+    assert!(
+        audit.contains("POST /api/v1/vms") && audit.contains("DELETE /api/v1/vms/{name}"),
+        "{audit}"
+    );
 }
 
 #[tokio::test]
