@@ -248,6 +248,27 @@ async fn a_real_guest_boots_answers_and_goes_and_nobody_else_sees_it() {
     read_until_within(&mut ws, "wm-42", 60).await;
     drop(ws);
 
+    // The VM's page carries the browser terminal on the same session.
+    let page = app
+        .client
+        .get(app.url(&format!("/vms/{name}")))
+        .header(COOKIE, format!("wm_session={token}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("data-terminal=\"/api/v1/vms/{name}/console\""))
+            || page.contains("terminal-missing"),
+        "{page}"
+    );
+    assert!(
+        page.contains("WM-GUEST-READY"),
+        "the transcript on the page: {page}"
+    );
+
     // An image in use stays.
     let (status, body) = app.delete("/api/v1/vm-images/busybox", &token).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
