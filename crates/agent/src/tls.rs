@@ -70,6 +70,98 @@ pub fn server_config(
         .map_err(|e| format!("{}: {e}", cert.display()))
 }
 
+/// The console's own HTTPS: its certificate chain and key, read again from their files
+/// when either changes (checked at most every few seconds, at a handshake), so a renewed
+/// certificate (certbot, an ACME client, a department CA) is served without a restart. A
+/// pair that does not load keeps the last good one, with a warning.
+pub fn reloading_server_config(
+    cert: &Path,
+    key_file: &Path,
+) -> Result<rustls::ServerConfig, String> {
+    let resolver = ReloadingCert::new(cert, key_file)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// How often the files are looked at again.
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+struct ReloadingCert {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    state: std::sync::Mutex<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    certified: Arc<rustls::sign::CertifiedKey>,
+    stamps: (Option<std::time::SystemTime>, Option<std::time::SystemTime>),
+    checked: std::time::Instant,
+}
+
+fn modified(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+impl ReloadingCert {
+    fn new(cert: &Path, key_file: &Path) -> Result<Self, String> {
+        Ok(Self {
+            cert: cert.to_path_buf(),
+            key: key_file.to_path_buf(),
+            state: std::sync::Mutex::new(Loaded {
+                stamps: (modified(cert), modified(key_file)),
+                certified: Arc::new(Self::load(cert, key_file)?),
+                checked: std::time::Instant::now(),
+            }),
+        })
+    }
+
+    fn load(cert: &Path, key_file: &Path) -> Result<rustls::sign::CertifiedKey, String> {
+        let key = provider()
+            .key_provider
+            .load_private_key(key(key_file)?)
+            .map_err(|e| format!("{}: {e}", key_file.display()))?;
+        let certified = rustls::sign::CertifiedKey::new(certs(cert)?, key);
+        certified
+            .keys_match()
+            .map_err(|e| format!("{} and {}: {e}", cert.display(), key_file.display()))?;
+        Ok(certified)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.checked.elapsed() >= RELOAD_CHECK {
+            state.checked = std::time::Instant::now();
+            let stamps = (modified(&self.cert), modified(&self.key));
+            if stamps != state.stamps {
+                match Self::load(&self.cert, &self.key) {
+                    Ok(c) => {
+                        tracing::info!(cert = %self.cert.display(), "loaded the renewed TLS certificate");
+                        state.certified = Arc::new(c);
+                        state.stamps = stamps;
+                    }
+                    // Mid-renewal (the certificate written, the key not yet): try again later.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the changed TLS certificate does not load; keeping the last one")
+                    }
+                }
+            }
+        }
+        Some(state.certified.clone())
+    }
+}
+
 /// The console's TLS towards its agents: the CA their certificates come from, and its own
 /// certificate and key for agents that require one.
 pub fn client_config(

@@ -41,6 +41,8 @@ pub enum StartError {
     Secret(#[from] crate::sealed::SealError),
     #[error("cannot open the database")]
     Store(#[from] wm_store::StoreError),
+    #[error("another wm already runs on the data directory {0} (its SQLite database takes one process): stop it first")]
+    Running(String),
     #[error("cannot set up the admin account")]
     Admin(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("directory settings: {0}")]
@@ -57,11 +59,50 @@ pub enum StartError {
 
 /// A console ready to serve, bound to its port.
 pub struct Application {
+    /// Held while the console runs (see [`lock_installation`]).
+    _lock: Option<std::fs::File>,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     config: Arc<Config>,
     system: Arc<System>,
     workers: crate::workers::Deps,
+}
+
+/// An installation on SQLite is one process: `<data dir>/wm.lock`, locked while a console
+/// runs there (and while `wm restore` replaces its database), so that a second `wm serve`
+/// or a restore under a running console is refused rather than corrupting it. PostgreSQL
+/// installations may run several consoles: nothing is locked.
+pub fn lock_installation(config: &Config) -> Result<Option<std::fs::File>, StartError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if wm_store::sqlite_file(&config.database_url()).is_none() {
+        return Ok(None);
+    }
+    crate::permissions::private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let path = config.data_dir.join("wm.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| StartError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(StartError::Running(config.data_dir.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// Builds the console of `wm serve`: the local Docker engine, in-process.
@@ -127,6 +168,7 @@ pub async fn build_with_hosts(
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    let lock = lock_installation(&config)?;
     let sealer = crate::sealed::Sealer::from_key_file(&config.secret_key_path())?;
     let database_url = config.database_url();
     let sqlite = crate::permissions::sqlite_path(&database_url).map(std::path::Path::to_path_buf);
@@ -159,7 +201,10 @@ pub async fn build_with_hosts(
             "scans left unfinished by the last run are now errors"
         );
     }
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(
+        config.ldap.is_some(),
+        config.kube.is_some() || config.kube_agent.is_some(),
+    ));
     let directory = match &config.ldap {
         Some(settings) => Some(Arc::new(
             wm_ldap::Directory::new(settings.clone()).map_err(StartError::Directory)?,
@@ -177,10 +222,6 @@ pub async fn build_with_hosts(
         metrics.clone(),
         config.session_hours * 3600,
     ));
-    accounts
-        .ensure_admin(config.admin_password.as_ref().map(|p| p.expose()))
-        .await
-        .map_err(|e| StartError::Admin(Box::new(e)))?;
     let hosts = Arc::new(Hosts::new(
         backends
             .into_iter()
@@ -188,6 +229,7 @@ pub async fn build_with_hosts(
             .collect(),
         store.clone(),
     ));
+    let tls = config.console_tls()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -294,6 +336,18 @@ pub async fn build_with_hosts(
         Arc::new(sealer),
         config.clone(),
     ));
+    // Last, once nothing else can fail and the port is ours (the listener is bound): a
+    // start that fails makes no account and prints no password.
+    let generated = accounts
+        .ensure_admin(config.admin_password.as_ref().map(|p| p.expose()))
+        .await
+        .map_err(|e| StartError::Admin(Box::new(e)))?;
+    if let Some(pw) = generated {
+        eprintln!(
+            "\nCreated the local account 'admin' with the password\n\n    {pw}\n\n\
+             It is shown only this once. Set WM_ADMIN_PASSWORD to choose another.\n"
+        );
+    }
     let router = crate::http::router(Http {
         config: config.clone(),
         metrics,
@@ -324,7 +378,9 @@ pub async fn build_with_hosts(
         check_interval: Duration::from_secs(config.host_check_interval_secs),
     };
     Ok(Application {
+        _lock: lock,
         listener,
+        tls,
         router,
         config,
         system,
@@ -402,6 +458,15 @@ impl Application {
             .port()
     }
 
+    /// `https` when the console serves TLS itself, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The addresses links to containers' published ports use, one per host.
     pub fn link_addresses(&self) -> Vec<String> {
         self.system.link_addresses()
@@ -424,6 +489,7 @@ impl Application {
             self.listener,
             self.router,
             crate::http::serve::ServeLimits::from_config(&self.config.http),
+            self.tls,
             shutdown,
         )
         .await;

@@ -693,6 +693,10 @@ pub struct HttpSettings {
     pub idle_timeout_secs: u64,
     /// Connections served at once; further ones wait in the listen queue until one ends.
     pub max_connections: usize,
+    /// The console serves HTTPS itself with this certificate chain (PEM;
+    /// `WM_TLS_CERT`) and key (`WM_TLS_KEY`), read again when the files change.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -701,6 +705,8 @@ impl Default for HttpSettings {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections: 4096,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -900,6 +906,8 @@ const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
         Kind::Int,
     ),
     ("WM_TRUSTED_PROXIES", &["trusted_proxies"], Kind::Str),
+    ("WM_TLS_CERT", &["http", "tls_cert"], Kind::Str),
+    ("WM_TLS_KEY", &["http", "tls_key"], Kind::Str),
     ("WM_UPLOAD_MAX_FILES", &["upload_max_files"], Kind::Int),
     (
         "WM_UPLOAD_MAX_OPEN_FILES",
@@ -1280,6 +1288,17 @@ impl Config {
         }
     }
 
+    /// The console's own HTTPS, when `WM_TLS_CERT` and `WM_TLS_KEY` are set.
+    pub(crate) fn console_tls(&self) -> Result<Option<tokio_rustls::TlsAcceptor>, ConfigError> {
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(c), Some(k)) => wm_agent::tls::reloading_server_config(c, k)
+                .map(|c| Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(c))))
+                .map_err(|e| ConfigError(format!("TLS (WM_TLS_CERT, WM_TLS_KEY): {e}"))),
+            (None, None) => Ok(None),
+            _ => Err(ConfigError("WM_TLS_CERT and WM_TLS_KEY go together".into())),
+        }
+    }
+
     /// Host labels the containers of `role` require.
     /// A role's quota: its default with what the file sets.
     pub(crate) fn role_quota(&self, role: Role) -> RoleQuota {
@@ -1444,6 +1463,7 @@ impl Config {
     /// `https://` public URL.
     pub(crate) fn behind_tls(&self) -> bool {
         self.secure_cookies
+            || self.http.tls_cert.is_some()
             || self
                 .public_url
                 .as_deref()

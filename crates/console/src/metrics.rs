@@ -92,8 +92,11 @@ pub(crate) struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The metrics of an installation; those of the directory and of Kubernetes only when
+    /// that part is configured (an alert on `wm_ldap_up == 0` must not fire where there is
+    /// no directory).
+    pub(crate) fn new(directory: bool, kubernetes: bool) -> Self {
         let mut registry = Registry::with_prefix("wm");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -128,23 +131,27 @@ impl Default for Metrics {
             hosts_up.clone(),
         );
         let directory_logins = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
-            "ldap_logins",
-            "Logins checked against the directory, by outcome (ok, invalid, unavailable, refused)",
-            directory_logins.clone(),
-        );
         let directory_up = Gauge::default();
-        registry.register(
-            "ldap_up",
-            "1 when the directory answered the last login or check; 0 without a directory",
-            directory_up.clone(),
-        );
+        if directory {
+            registry.register(
+                "ldap_logins",
+                "Logins checked against the directory, by outcome (ok, invalid, unavailable, refused)",
+                directory_logins.clone(),
+            );
+            registry.register(
+                "ldap_up",
+                "1 when the directory answered the last login or check",
+                directory_up.clone(),
+            );
+        }
         let kubernetes_up = Gauge::default();
-        registry.register(
-            "kubernetes_up",
-            "1 when the Kubernetes API answered the last check; 0 without a cluster",
-            kubernetes_up.clone(),
-        );
+        if kubernetes {
+            registry.register(
+                "kubernetes_up",
+                "1 when the Kubernetes API answered the last check",
+                kubernetes_up.clone(),
+            );
+        }
         let sif_conversions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "sif_conversions",

@@ -83,7 +83,7 @@ async fn ci_runner_tokens_are_sealed_at_rest() {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
     config.ci_runner_image = test_image().await.to_string();
-    let app = spawn_with(config, data).await;
+    let mut app = spawn_with(config, data).await;
     let (alice, token) = app.student().await;
     let secret = "glrt-sealed-secret-token-1234";
     let (status, ci) = app
@@ -123,9 +123,9 @@ async fn ci_runner_tokens_are_sealed_at_rest() {
     let mut old = row.clone();
     old.runner_token = "glrt-plain-old-token-5678".into();
     store.set_ci_settings(&old).await.unwrap();
-    let restarted = wm_console::build(app.config.clone())
-        .await
-        .expect("starts again");
+    app.stop_server().await;
+    let data = std::mem::replace(&mut app.data, tempfile::tempdir().unwrap());
+    let restarted = spawn_with(app.config.clone(), data).await;
     let row = store.ci_settings(&alice).await.unwrap().unwrap();
     assert!(
         row.runner_token.starts_with("v1:"),
@@ -133,8 +133,7 @@ async fn ci_runner_tokens_are_sealed_at_rest() {
         row.runner_token
     );
     assert!(!row.runner_token.contains("glrt-plain-old"));
-    drop(restarted);
-    let (_, ci) = app.get("/api/v1/ci", &token).await;
+    let (_, ci) = restarted.get("/api/v1/ci", &token).await;
     assert_eq!(ci["token_hint"], "…5678");
 }
 

@@ -466,4 +466,8 @@ async fn openapi_health_and_metrics() {
     let up = format!("wm_docker_up{{host=\"{}\"}} 1", app.config.docker.host_name);
     assert!(text.contains(&up), "{up} missing from:\n{text}");
     assert!(text.contains("route=\"/api/v1/me\""), "{text}");
+    // Parts that are not configured export nothing an alert could fire on.
+    for absent in ["wm_ldap_", "wm_kubernetes_up"] {
+        assert!(!text.contains(absent), "{absent} without its part:\n{text}");
+    }
 }

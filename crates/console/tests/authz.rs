@@ -154,7 +154,7 @@ fn expected(kind: Kind, who: Who, path: &str) -> Expect {
         Kind::OwnOrBuild | Kind::AnyToken => Success,
         _ if who == BuildToken => Is(403),
         Kind::Own => Success,
-        Kind::OwnBackendOff => Is(400),
+        Kind::OwnBackendOff => Is(404),
         Kind::Personal => match who {
             Owner => Success,
             _ => Is(404),

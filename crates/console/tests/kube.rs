@@ -494,7 +494,8 @@ async fn without_a_cluster_kubernetes_is_refused_clearly() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "backend_unavailable");
     let (status, body) = app.get("/api/v1/kubeconfig", &token).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "backend_unavailable");
     let (_, health) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(health["kubernetes"], Value::Null);
 }

@@ -32,11 +32,175 @@ pub enum StoreError {
     Corrupt(String),
     #[error("migrating the database failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer `wm`: running this one on it could lose data.
+    #[error(
+        "the database's schema is at migration {found}, newer than this wm knows (up to {known}): \
+         run the wm version that upgraded it, or restore a backup taken before the upgrade"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    /// A backup or restore could not be made.
+    #[error("{0}")]
+    Backup(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The newest migration this binary carries.
+pub fn schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The newest migration applied to the database; `None` for a new one.
+async fn applied_version(pool: &AnyPool) -> Option<i64> {
+    // No table yet (a new database) reads as none.
+    sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await
+        .ok()
+        .and_then(|row| row.try_get::<Option<i64>, _>(0).ok().flatten())
+}
+
+/// Refuses a database a newer `wm` migrated (older ones are migrated forward at start).
+async fn check_schema_version(pool: &AnyPool) -> Result<()> {
+    let known = schema_version();
+    match applied_version(pool).await {
+        Some(found) if found > known => Err(StoreError::NewerSchema { found, known }),
+        _ => Ok(()),
+    }
+}
+
+/// The file of a `sqlite:` URL.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Writes a consistent copy of the store at `url` to `dest`, also while consoles use it:
+/// SQLite's `VACUUM INTO` (one read transaction, so one moment's state), or `pg_dump`'s
+/// custom format for PostgreSQL (one snapshot). `dest` must not exist.
+pub async fn backup(url: &str, dest: &std::path::Path) -> Result<()> {
+    if dest.exists() {
+        return Err(StoreError::Backup(format!(
+            "{} exists already: name a new file",
+            dest.display()
+        )));
+    }
+    if let Some(db) = sqlite_file(url) {
+        if !db.exists() {
+            return Err(StoreError::Backup(format!(
+                "no database at {}",
+                db.display()
+            )));
+        }
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=ro", db.display()))
+            .await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest.display().to_string())
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        return Ok(());
+    }
+    let out = tokio::process::Command::new("pg_dump")
+        .args(["--format=custom", "--no-owner", "--file"])
+        .arg(dest)
+        .arg(url)
+        .output()
+        .await
+        .map_err(|e| {
+            StoreError::Backup(format!(
+                "pg_dump did not run ({e}): install postgresql-client"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(StoreError::Backup(format!(
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Loads a copy made by [`backup`] into the store at `url`, replacing what it holds. The
+/// caller makes sure no console uses it. A copy of a newer schema is refused; an older
+/// one is migrated forward at the next start, as after an upgrade.
+pub async fn restore(url: &str, src: &std::path::Path) -> Result<()> {
+    if !src.is_file() {
+        return Err(StoreError::Backup(format!(
+            "no backup at {}",
+            src.display()
+        )));
+    }
+    if let Some(db) = sqlite_file(url) {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=ro", src.display()))
+            .await
+            .map_err(|e| {
+                StoreError::Backup(format!("{} is not a SQLite backup: {e}", src.display()))
+            })?;
+        let version = applied_version(&pool).await;
+        pool.close().await;
+        match version {
+            None => {
+                return Err(StoreError::Backup(format!(
+                    "{} is not a backup of whalemountain (no migrations in it)",
+                    src.display()
+                )))
+            }
+            Some(found) if found > schema_version() => {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    known: schema_version(),
+                })
+            }
+            Some(_) => {}
+        }
+        // Into place in one rename; the old database's journal files go with it.
+        let parent = db.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Backup(e.to_string()))?;
+        let staged = parent.join(".wm-restore.db");
+        std::fs::copy(src, &staged).map_err(|e| StoreError::Backup(e.to_string()))?;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        std::fs::rename(&staged, &db).map_err(|e| StoreError::Backup(e.to_string()))?;
+        return Ok(());
+    }
+    let out = tokio::process::Command::new("pg_restore")
+        .args([
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            "--dbname",
+        ])
+        .arg(url)
+        .arg(src)
+        .output()
+        .await
+        .map_err(|e| {
+            StoreError::Backup(format!(
+                "pg_restore did not run ({e}): install postgresql-client"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(StoreError::Backup(format!(
+            "pg_restore failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserSource {
@@ -332,6 +496,7 @@ impl Store {
             })
             .connect(&url)
             .await?;
+        check_schema_version(&pool).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }

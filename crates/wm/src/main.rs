@@ -40,6 +40,26 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Write a consistent copy of the installation's store to FILE, also while it runs
+    /// (SQLite: `VACUUM INTO`; PostgreSQL: `pg_dump`'s custom format).
+    #[command(after_help = "Example:\n  wm backup /var/backups/wm/wm-$(date +%F).db")]
+    Backup {
+        file: PathBuf,
+        /// The installation's TOML configuration file; `WM_*` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Replace the store of an installation that is not running with a copy `wm backup`
+    /// wrote. Its migrations are applied at the next start if it is older.
+    #[command(
+        after_help = "Example:\n  systemctl stop wm-serve && wm restore wm-2026-12-01.db && systemctl start wm-serve"
+    )]
+    Restore {
+        file: PathBuf,
+        /// The installation's TOML configuration file; `WM_*` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run an agent: the narrow, authenticated API of one container host.
     Agent {
         #[command(subcommand)]
@@ -100,18 +120,7 @@ async fn main() -> std::process::ExitCode {
 
 /// The services and tools that run on the installation's machines.
 async fn service(command: Command) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WM_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not in a log file or journal.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // A log reader that went away (a closed pipe) must not take the service down:
-        // the default reports a failed write with eprintln!, which panics then.
-        .log_internal_errors(false)
-        .init();
+    init_logs()?;
     match command {
         Command::Serve { config } => console(config, false).await,
         Command::Console { config } => console(config, true).await,
@@ -122,8 +131,44 @@ async fn service(command: Command) -> anyhow::Result<()> {
             kind: AgentKind::Kubernetes { config },
         } => kubernetes_agent(config).await,
         Command::Kube { command } => command.run(),
+        Command::Backup { file, config } => {
+            let config = wm_console::Config::load(config.as_deref(), std::env::vars())?;
+            wm_store::backup(&config.database_url(), &file).await?;
+            tracing::info!(file = %file.display(), "backup written");
+            Ok(())
+        }
+        Command::Restore { file, config } => {
+            let config = wm_console::Config::load(config.as_deref(), std::env::vars())?;
+            // Held while the database is replaced: no console may start meanwhile.
+            let _lock = wm_console::app::lock_installation(&config)?;
+            wm_store::restore(&config.database_url(), &file).await?;
+            tracing::info!(file = %file.display(), "restored; start the installation again");
+            Ok(())
+        }
         Command::Client(_) | Command::Completions { .. } => unreachable!("handled in main"),
     }
+}
+
+/// Logs on standard error: `WM_LOG` filters (default `info`), `WM_LOG_FORMAT` is `text`
+/// (default: colours only for a person at a terminal, never in a file or the journal) or
+/// `json` (one JSON object a line, for a log collector).
+fn init_logs() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WM_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // A log reader that went away (a closed pipe) must not take the service down:
+        // the default reports a failed write with eprintln!, which panics then.
+        .log_internal_errors(false);
+    match std::env::var("WM_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().with_current_span(false).init(),
+        Ok("text") | Ok("") | Err(_) => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Ok(other) => anyhow::bail!("WM_LOG_FORMAT is `text` or `json`, not {other:?}"),
+    }
+    Ok(())
 }
 
 async fn console(file: Option<PathBuf>, with_agents: bool) -> anyhow::Result<()> {
@@ -141,7 +186,8 @@ async fn console(file: Option<PathBuf>, with_agents: bool) -> anyhow::Result<()>
     }
     .context("whalemountain could not start")?;
     tracing::info!(
-        "whalemountain listening on http://{}:{}",
+        "whalemountain listening on {}://{}:{}",
+        app.scheme(),
         listen.ip(),
         app.port()
     );

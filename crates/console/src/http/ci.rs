@@ -52,7 +52,7 @@ async fn delete_ci(State(ci): State<Arc<Ci>>, caller: Caller) -> Result<StatusCo
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/ci/gitlab-ci.yml", responses((status = 200, content_type = "text/yaml", body = String)))]
+#[utoipa::path(get, path = "/api/v1/ci/gitlab-ci.yml", responses((status = 200, content_type = "text/yaml", description = "the pipeline, a YAML document")))]
 /// A pipeline to commit beside the Dockerfile: it sends the repository to the build API.
 async fn gitlab_ci_yml(
     State(ci): State<Arc<Ci>>,

@@ -209,7 +209,7 @@ async fn exec_container(
 
 /// Upload files (multipart: `path`, then one or more `file` parts) into a directory.
 #[utoipa::path(post, path = "/api/v1/containers/{name}/files", params(("name" = String, Path), ("owner" = Option<String>, Query, description = "admins: whose container, when several owners have one of this full name")),
-    request_body(content_type = "multipart/form-data", description = "`path`: directory in the container; `file`: one or more files"),
+    request_body(content = super::forms::UploadForm, content_type = "multipart/form-data", description = "`path`: directory in the container; `file`: one or more files"),
     responses((status = 201, body = Written), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn upload_files(
     State(containers): State<Arc<Containers>>,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
-#[openapi(paths(export_image, convert_to_sif))]
+#[openapi(paths(export_image, convert_to_sif), components(schemas(ExportFormat)))]
 pub(super) struct Doc;
 
 pub(super) fn router() -> Router<Http> {
@@ -30,15 +30,25 @@ pub(super) fn router() -> Router<Http> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ExportQuery {
-    format: Option<String>,
+    format: Option<ExportFormat>,
+}
+
+/// The file an export is.
+#[derive(Deserialize, utoipa::ToSchema, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum ExportFormat {
+    DockerArchive,
+    Sif,
 }
 
 /// A file name for a download: the reference with anything but `[A-Za-z0-9._-]` as `_`.
 
 #[utoipa::path(get, path = "/api/v1/images/{ref}/export",
-    params(("ref" = String, Path), ("format" = Option<String>, Query, description = "docker-archive (default) or sif")),
-    responses((status = 200, content_type = "application/octet-stream", description = "the file"),
+    params(("ref" = String, Path), ("format" = Option<ExportFormat>, Query, description = "docker-archive (default) or sif")),
+    responses((status = 200, description = "the file: a `docker save` tar archive, or a SIF file",
+            content((Vec<u8> = "application/x-tar"), (Vec<u8> = "application/vnd.sylabs.sif"))),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 /// Download an image as a `docker save` archive or as a SIF file.
 async fn export_image(
@@ -48,8 +58,8 @@ async fn export_image(
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let mut headers = HeaderMap::new();
-    match q.format.as_deref().unwrap_or("docker-archive") {
-        "docker-archive" => {
+    match q.format.unwrap_or(ExportFormat::DockerArchive) {
+        ExportFormat::DockerArchive => {
             let (image, archive) = sif.docker_archive(&caller, &raw).await?;
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
             headers.insert(
@@ -58,7 +68,7 @@ async fn export_image(
             );
             Ok((headers, Body::from_stream(archive)).into_response())
         }
-        "sif" => {
+        ExportFormat::Sif => {
             let (image, path) = sif.sif_file(&caller, &raw).await?;
             let file = tokio::fs::File::open(&path)
                 .await
@@ -80,12 +90,6 @@ async fn export_image(
             let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
             Ok((headers, body).into_response())
         }
-        other => Err(Error::Invalid {
-            code: "invalid_input",
-            message: format!("unknown format {other:?}; use docker-archive or sif"),
-            field: Some("format"),
-        }
-        .into()),
     }
 }
 

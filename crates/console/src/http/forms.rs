@@ -301,3 +301,36 @@ pub(super) async fn read_vm_image(
     })?;
     Ok(VmImageUpload { name, file })
 }
+
+/// The parts of an upload, for the API document: [`read_upload`] reads them as they come.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation of the form's parts, never built
+pub(super) struct UploadForm {
+    /// The directory to write into, before the files.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00-\x1f\x7f]+$")]
+    path: String,
+    /// One or more files (each part's file name is kept).
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
+    file: Vec<Vec<u8>>,
+}
+
+/// The parts of a build, for the API document: [`read_build`] reads them as they come.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation of the form's parts, never built
+pub(super) struct BuildForm {
+    /// `NAME[:TAG]` in the caller's namespace, e.g. `web` or `web:1`.
+    #[schema(
+        max_length = 128,
+        pattern = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$"
+    )]
+    name: String,
+    /// The Dockerfile's text, when no `context` is sent.
+    dockerfile: Option<String>,
+    /// A tar or tar.gz archive of the context, with its Dockerfile.
+    #[schema(value_type = Option<String>, format = Binary)]
+    context: Option<Vec<u8>>,
+    /// Build arguments, `KEY=value`, any number.
+    buildarg: Option<Vec<String>>,
+    /// Build on this host only.
+    host: Option<String>,
+}

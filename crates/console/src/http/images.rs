@@ -102,9 +102,9 @@ async fn pull_image(
 }
 
 #[utoipa::path(post, path = "/api/v1/images/build",
-    request_body(content_type = "multipart/form-data", description = "`name` (web or web:1); `dockerfile` (text) or `context` (tar or tar.gz file); any number of `buildarg` (KEY=value); `host` to build on one host only"),
+    request_body(content = super::forms::BuildForm, content_type = "multipart/form-data", description = "`name` (web or web:1); `dockerfile` (text) or `context` (tar or tar.gz file); any number of `buildarg` (KEY=value); `host` to build on one host only"),
     responses((status = 200, content_type = "application/x-ndjson", description = "build log lines; the last is {status: done, image} or {status: error, error}"),
-        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "over the builds quota"), (status = 413, body = ErrorBody)))]
 /// Build an image into the caller's namespace, with its live log.
 async fn build_image(
     State(images): State<Arc<Images>>,

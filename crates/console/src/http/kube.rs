@@ -22,7 +22,7 @@ pub(super) fn router() -> Router<Http> {
 
 #[utoipa::path(get, path = "/api/v1/kubeconfig",
     responses((status = 200, content_type = "text/yaml", description = "a kubeconfig for the caller's namespace, with a token of limited lifetime"),
-        (status = 400, body = ErrorBody, description = "the kubernetes backend is not enabled"),
+        (status = 404, body = ErrorBody, description = "the kubernetes backend is not enabled (`backend_unavailable`)"),
         (status = 503, body = ErrorBody)))]
 /// A kubeconfig for the caller's own namespace.
 async fn kubeconfig(

@@ -15,6 +15,10 @@
 //! - Past the cap, the loop stops accepting; new connections wait in the kernel's listen
 //!   queue until one ends, so the ones being served keep their resources.
 //!
+//! With TLS (`WM_TLS_CERT`/`WM_TLS_KEY`) each connection's handshake runs in its own task,
+//! holding its connection slot, bounded by the head's time: a client that stalls its
+//! handshake holds up nobody else.
+//!
 //! Graceful shutdown: the listener closes, idle connections close at once, and the loop
 //! returns when the last request in flight is answered.
 
@@ -30,7 +34,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
@@ -58,6 +62,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let max = limits.max_connections.min(Semaphore::MAX_PERMITS);
@@ -85,8 +90,22 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, router, limits, stop).await;
+            match tls {
+                None => serve_connection(stream, peer, router, limits, stop).await,
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, tls.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, router, limits, stop).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -97,13 +116,15 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     router: Router,
     limits: ServeLimits,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let idle = limits.idle_timeout;
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));

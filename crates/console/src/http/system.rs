@@ -23,8 +23,167 @@ use utoipa::OpenApi;
 )]
 struct ApiDoc;
 
-/// The API document: every resource's paths and schemas.
-pub(super) fn openapi() -> utoipa::openapi::OpenApi {
+/// The API document: every resource's paths and schemas, with the answers every operation
+/// can give ([`complete`]) and the links from creates to what they make.
+pub(super) fn openapi() -> serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(annotated()).expect("the document serializes");
+        complete(&mut doc);
+        doc
+    })
+    .clone()
+}
+
+/// Error answers shared by every operation, by what the operation takes: what the front
+/// door, the extractors and the use cases answer for any of them.
+fn common_errors(
+    secured: bool,
+    params: bool,
+    path_params: bool,
+    body: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let mut answers = Vec::new();
+    if params || body {
+        answers.push(("400", "invalid input: the message says which field and why"));
+    }
+    if secured {
+        answers.push(("401", "no valid session or token"));
+        answers.push(("403", "not allowed: a build-scope token, another role's operation, or a session cookie from another site"));
+    }
+    if path_params {
+        answers.push(("404", "no such thing, or another user's"));
+    }
+    if body {
+        answers.push(("413", "the body is larger than the limit"));
+        answers.push(("415", "a content type this operation does not take"));
+    }
+    answers.push(("500", "an internal error (the log says more)"));
+    answers.push((
+        "503",
+        "a container host, the cluster or the database does not answer now; try again",
+    ));
+    answers
+}
+
+/// Adds [`common_errors`] to each operation that does not name them itself, and the
+/// links from creates to the resources they make (for clients and stateful fuzzers).
+fn complete(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    let ids = operation_ids(doc);
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            if !["get", "put", "post", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            // `security: [{}]` marks the operations anyone may call.
+            let secured = op["security"] != json!([{}]);
+            let params = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+            // A path parameter, or a query naming a host or an owner, can name nothing.
+            let path_params = op["parameters"].as_array().is_some_and(|p| {
+                p.iter()
+                    .any(|p| p["in"] == "path" || p["name"] == "host" || p["name"] == "owner")
+            });
+            let body = op.get("requestBody").is_some();
+            let responses = op["responses"]
+                .as_object_mut()
+                .expect("every operation has responses");
+            if path.starts_with("/api/") {
+                for (status, description) in common_errors(secured, params, path_params, body) {
+                    responses
+                        .entry(status)
+                        .or_insert_with(|| json!({"description": description, "content": error}));
+                }
+            }
+            for (from, status, field, targets) in LINKS {
+                if *from != format!("{method} {path}") {
+                    continue;
+                }
+                let mut links = serde_json::Map::new();
+                for (target, param) in *targets {
+                    if let Some(id) = ids.get(*target) {
+                        links.insert(
+                            id.clone(),
+                            json!({"operationId": id, "parameters": {*param: format!("$response.body#/{field}")}}),
+                        );
+                    }
+                }
+                if let Some(r) = responses.get_mut(*status) {
+                    r["links"] = serde_json::Value::Object(links);
+                }
+            }
+        }
+    }
+}
+
+/// `"METHOD /path"` to its operation id.
+fn operation_ids(doc: &serde_json::Value) -> std::collections::HashMap<String, String> {
+    let mut ids = std::collections::HashMap::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if let Some(id) = op["operationId"].as_str() {
+                ids.insert(format!("{method} {path}"), id.to_string());
+            }
+        }
+    }
+    ids
+}
+
+/// What a create answers leads to: (the create, its status, the answer's field, and the
+/// operations with the parameter that field fills).
+type Link = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const LINKS: &[Link] = &[
+    (
+        "post /api/v1/containers",
+        "201",
+        "name",
+        &[
+            ("get /api/v1/containers/{name}", "name"),
+            ("patch /api/v1/containers/{name}", "name"),
+            ("delete /api/v1/containers/{name}", "name"),
+            ("post /api/v1/containers/{name}/start", "name"),
+            ("post /api/v1/containers/{name}/stop", "name"),
+            ("post /api/v1/containers/{name}/exec", "name"),
+            ("get /api/v1/containers/{name}/logs", "name"),
+            ("get /api/v1/containers/{name}/files", "name"),
+            ("post /api/v1/containers/{name}/files", "name"),
+        ],
+    ),
+    (
+        "post /api/v1/tokens",
+        "201",
+        "id",
+        &[("delete /api/v1/tokens/{id}", "id")],
+    ),
+    (
+        "post /api/v1/admin/users",
+        "201",
+        "name",
+        &[
+            ("get /api/v1/admin/users/{name}/quota", "name"),
+            ("put /api/v1/admin/users/{name}/quota", "name"),
+            ("delete /api/v1/admin/users/{name}/quota", "name"),
+            ("get /api/v1/admin/users/{name}/storage", "name"),
+            ("delete /api/v1/admin/users/{name}/storage", "name"),
+        ],
+    ),
+];
+
+/// The document as the handlers' annotations give it.
+fn annotated() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     for part in [
         super::session::Doc::openapi(),
@@ -90,7 +249,7 @@ async fn healthz(State(system): State<Arc<System>>) -> (StatusCode, Json<Health>
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(system): State<Arc<System>>) -> Response {
     let text = system.metrics_text().await;
     let mut headers = HeaderMap::new();
@@ -101,6 +260,6 @@ async fn metrics(State(system): State<Arc<System>>) -> Response {
     (headers, text).into_response()
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi())
 }

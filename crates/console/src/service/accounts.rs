@@ -493,8 +493,11 @@ impl Accounts {
     }
 
     /// Creates the local `admin` account on first start, or sets its password when one is
-    /// configured. A generated password is printed once, on standard error.
-    pub(crate) async fn ensure_admin(&self, password: Option<&str>) -> Result<(), Error> {
+    /// configured. Answers the password it generated, for the caller to show once.
+    pub(crate) async fn ensure_admin(
+        &self,
+        password: Option<&str>,
+    ) -> Result<Option<String>, Error> {
         let admin = UserName::parse("admin").expect("valid name");
         match password {
             Some(pw) => {
@@ -509,13 +512,10 @@ impl Accounts {
                 self.store
                     .upsert_local_user(&admin, Role::Admin, &hash, now())
                     .await?;
-                eprintln!(
-                    "\nCreated the local account 'admin' with the password\n\n    {pw}\n\n\
-                     It is shown only this once. Set WM_ADMIN_PASSWORD to choose another.\n"
-                );
+                return Ok(Some(pw));
             }
             None => {}
         }
-        Ok(())
+        Ok(None)
     }
 }

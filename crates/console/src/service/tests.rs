@@ -56,7 +56,7 @@ impl World {
             .insert(Role::Student, crate::config::QuotaSettings::unlimited());
         tweak(&mut config);
         let config = Arc::new(config);
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(false, false));
         let backends: Vec<Arc<MemoryBackend>> = backends.into_iter().map(Arc::new).collect();
         let hosts = Arc::new(Hosts::new(
             backends

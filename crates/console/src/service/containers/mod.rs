@@ -923,6 +923,15 @@ impl Containers {
 
     /// A kubeconfig for the caller's own namespace.
     pub(crate) async fn kubeconfig(&self, caller: &Caller) -> Result<String, Error> {
+        // Without a cluster there is no namespace to describe: a missing resource.
+        if !self.cluster.enabled() {
+            return Err(Error::NotFound {
+                code: "backend_unavailable",
+                what:
+                    "the kubernetes backend is not enabled on this installation, so a kubeconfig is"
+                        .into(),
+            });
+        }
         self.cluster.kubeconfig(caller).await
     }
 
