@@ -8,6 +8,7 @@
 // An in-memory host for tests and benchmarks (feature `memory`, off by default).
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod vm;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -21,6 +21,7 @@ use crate::service::sif::SifCache;
 use crate::service::storage::Storage;
 use crate::service::system::System;
 use crate::service::users::Users;
+use crate::service::vms::{VmHost, Vms};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -262,6 +263,11 @@ pub async fn build_with_hosts(
             metrics.clone(),
         )),
     ));
+    // Containers' terminals and VMs' serial consoles count together per user.
+    let sessions = Sessions::new(
+        config.terminal_max_sessions,
+        metrics.terminal_sessions.clone(),
+    );
     let containers = Arc::new(Containers::new(
         store.clone(),
         hosts.clone(),
@@ -269,11 +275,18 @@ pub async fn build_with_hosts(
         images.clone(),
         quotas.clone(),
         config.clone(),
-        Sessions::new(
-            config.terminal_max_sessions,
-            metrics.terminal_sessions.clone(),
-        ),
+        sessions.clone(),
     ));
+    let vms = Arc::new(Vms::new(
+        store.clone(),
+        vm_host(&config, &addresses).await?,
+        config.clone(),
+        quotas.clone(),
+        sessions,
+    ));
+    if let Err(e) = vms.reconcile().await {
+        tracing::warn!(error = %e, "the VMs could not be reconciled with the VM host");
+    }
     let sif_dir = config.data_dir.join("sif-cache");
     let sif = SifCache::open(
         sif_dir.clone(),
@@ -359,6 +372,7 @@ pub async fn build_with_hosts(
         quotas,
         courses,
         users,
+        vms,
         audit,
     });
     let workers = crate::workers::Deps {
@@ -383,6 +397,44 @@ pub async fn build_with_hosts(
         system,
         workers,
     })
+}
+
+/// The VM host of the configuration: libvirt on this machine when `vm.enabled` is set,
+/// or, left unset, when `wm serve` finds libvirt answering.
+async fn vm_host(config: &Config, addresses: &[String]) -> Result<Option<VmHost>, StartError> {
+    let auto = config.vm.enabled.is_none() && config.agents.is_empty();
+    if config.vm.enabled != Some(true) && !auto {
+        return Ok(None);
+    }
+    let libvirt = wm_libvirt::Libvirt::new(wm_libvirt::LibvirtSettings {
+        uri: config.vm.uri.clone(),
+        domain_type: config.vm.domain_type(),
+        storage_dir: config.vm.storage_dir.clone(),
+        instance: config.docker.instance.clone(),
+        publish_address: config.docker.publish_address.clone(),
+    });
+    match libvirt.check().await {
+        Ok(()) => {}
+        Err(e) if auto => {
+            tracing::info!(error = %e, "no virtual machines: libvirt does not answer");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(crate::config::ConfigError::new(format!(
+                "vm.enabled is set but libvirt at {} does not answer: {e}",
+                config.vm.uri
+            ))
+            .into())
+        }
+    }
+    Ok(Some(VmHost {
+        backend: Arc::new(libvirt),
+        id: config.docker.host_name.clone(),
+        address: addresses
+            .first()
+            .cloned()
+            .unwrap_or_else(|| config.docker.host_name.clone()),
+    }))
 }
 
 /// The cluster of the configuration: a kubernetes agent, the cluster in-process, or none.

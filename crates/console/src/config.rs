@@ -231,6 +231,117 @@ pub struct Config {
     /// How pulled and built images are scanned before anyone may start them (`[scan]`,
     /// `WM_SCAN_*`).
     pub scan: ScanSettings,
+    /// Virtual machines on libvirt (`[vm]`, `[[vm.templates]]`, `WM_VM_*`).
+    pub vm: VmSettings,
+}
+
+/// Virtual machines: where libvirt is, where disks live, and the administrators'
+/// templates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VmSettings {
+    /// Offer VMs (`WM_VM`): `true`, `false`, or unset for "when libvirt answers at start".
+    pub enabled: Option<bool>,
+    /// libvirt's URI (`WM_VM_URI`); its system daemon.
+    pub uri: String,
+    /// `kvm`, or `qemu` for software emulation (`WM_VM_DOMAIN_TYPE`); default `kvm` where
+    /// `/dev/kvm` exists, else `qemu`.
+    pub domain_type: Option<String>,
+    /// Where uploaded images and VM disks live (`WM_VM_STORAGE_DIR`); every directory on
+    /// the way must be searchable by libvirt's QEMU user.
+    pub storage_dir: std::path::PathBuf,
+    /// Largest image upload, in bytes (`WM_VM_IMAGE_MAX_BYTES`).
+    pub image_max_bytes: u64,
+    /// Most bytes of the serial transcript one request returns.
+    pub transcript_max_bytes: u64,
+    /// What users may define VMs from (file only: `[[vm.templates]]`).
+    pub templates: Vec<VmTemplateSettings>,
+}
+
+impl Default for VmSettings {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            uri: "qemu:///system".into(),
+            domain_type: None,
+            storage_dir: "/var/lib/libvirt/images/whalemountain".into(),
+            image_max_bytes: 8 << 30,
+            transcript_max_bytes: 1 << 20,
+            templates: vec![VmTemplateSettings {
+                name: "small".into(),
+                vcpus: 1,
+                memory: "512m".into(),
+                nic: wm_backend::vm::NicModel::Virtio,
+                disk_bus: wm_backend::vm::DiskBus::Virtio,
+                description: None,
+            }],
+        }
+    }
+}
+
+/// One template: a VM's size and devices.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmTemplateSettings {
+    pub name: String,
+    pub vcpus: u32,
+    /// A size like `"256m"`.
+    pub memory: String,
+    /// `virtio` (default) or `e1000`.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub nic: wm_backend::vm::NicModel,
+    /// `virtio` (default) or `sata`.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub disk_bus: wm_backend::vm::DiskBus,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl VmSettings {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(t) = &self.domain_type {
+            if t != "kvm" && t != "qemu" {
+                return Err(format!("vm.domain_type {t:?} must be kvm or qemu"));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &self.templates {
+            if t.name.is_empty()
+                || t.name.len() > 63
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return Err(format!(
+                    "vm.templates: name {:?} must be 1 to 63 letters, digits, '-' or '.'",
+                    t.name
+                ));
+            }
+            if !seen.insert(&t.name) {
+                return Err(format!("vm.templates: {} is named twice", t.name));
+            }
+            if !(1..=64).contains(&t.vcpus) {
+                return Err(format!("vm.templates {}: vcpus must be 1 to 64", t.name));
+            }
+            if parse_size(&t.memory).is_none_or(|m| m < 16 << 20) {
+                return Err(format!(
+                    "vm.templates {}: memory {:?} must be a size like 256m, at least 16m",
+                    t.name, t.memory
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The domain type in force.
+    pub fn domain_type(&self) -> String {
+        self.domain_type
+            .clone()
+            .unwrap_or_else(|| wm_libvirt::default_domain_type().to_string())
+    }
 }
 
 /// How pulled and built images are scanned.
@@ -741,6 +852,7 @@ impl Default for Config {
             quotas: Default::default(),
             memory_overcommit: 1.0,
             scan: ScanSettings::default(),
+            vm: VmSettings::default(),
         }
     }
 }
@@ -756,6 +868,15 @@ enum Kind {
 /// Each variable and the key of the file it sets.
 const ENV_KEYS: &[(&str, &[&str], Kind)] = &[
     ("WM_LISTEN", &["listen"], Kind::Str),
+    ("WM_VM", &["vm", "enabled"], Kind::Bool),
+    ("WM_VM_URI", &["vm", "uri"], Kind::Str),
+    ("WM_VM_DOMAIN_TYPE", &["vm", "domain_type"], Kind::Str),
+    ("WM_VM_STORAGE_DIR", &["vm", "storage_dir"], Kind::Str),
+    (
+        "WM_VM_IMAGE_MAX_BYTES",
+        &["vm", "image_max_bytes"],
+        Kind::Int,
+    ),
     ("WM_DATA_DIR", &["data_dir"], Kind::Str),
     ("WM_DATABASE_URL", &["database_url"], Kind::Str),
     ("WM_ADMIN_PASSWORD", &["admin_password"], Kind::Str),
@@ -1312,6 +1433,7 @@ impl Config {
             return e("reconcile_interval_secs must be at least 1".into());
         }
         self.reclaim.validate().map_err(ConfigError)?;
+        self.vm.validate().map_err(ConfigError)?;
         if self.upload_max_files == 0 || self.upload_max_open_files == 0 {
             return e("upload_max_files and upload_max_open_files must be at least 1".into());
         }

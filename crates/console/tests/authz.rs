@@ -151,6 +151,15 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("post", "/api/v1/courses/{id}/containers/{name}/stop") => CourseTeacher,
         ("post", "/api/v1/courses/{id}/containers/{name}/start") => CourseTeacher,
         ("get", "/api/v1/courses/{id}/containers/{name}/logs") => CourseTeacher,
+        ("post", "/api/v1/vm-images") | ("get", "/api/v1/vm-images") => Own,
+        // Image names are each owner's own: another's name is a missing one of theirs.
+        ("delete", "/api/v1/vm-images/{name}") => Personal,
+        ("get", "/api/v1/vm-templates") => Own,
+        ("post", "/api/v1/vms") | ("get", "/api/v1/vms") => Own,
+        ("get", "/api/v1/vms/{name}") | ("delete", "/api/v1/vms/{name}") => Owned,
+        ("post", "/api/v1/vms/{name}/start") | ("post", "/api/v1/vms/{name}/destroy") => Owned,
+        ("get", "/api/v1/vms/{name}/xml") | ("get", "/api/v1/vms/{name}/console.log") => Owned,
+        ("get", "/api/v1/vms/{name}/console") => OwnedWebSocket,
         _ => return None,
     })
 }
@@ -219,6 +228,19 @@ struct World {
     course: String,
     /// A token of the owner that stays valid: the `{id}` of refused token deletes.
     kept_token_id: String,
+    /// Where the VMs' disks are; removed, with the domains, when the matrix ends.
+    vm_storage: std::path::PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        wm_testkit::remove_vms(&self.app.instance, &self.vm_storage);
+    }
+}
+
+/// A disk image for the VM routes: never booted for long, so blank will do.
+fn blank_disk() -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(vec![0u8; 1 << 20]).file_name("disk.img")
 }
 
 impl World {
@@ -283,9 +305,47 @@ impl World {
         assert_eq!(status, StatusCode::OK, "{c}");
     }
 
+    /// Uploads a VM image `name` as the caller of `token`.
+    async fn upload_vm_image(&self, token: &str, name: &str) {
+        let form = reqwest::multipart::Form::new()
+            .text("name", name.to_string())
+            .part("file", blank_disk());
+        let (status, body) = self.app.post_form("/api/v1/vm-images", token, form).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// The owner's VM `web` (its full name is the container's) and its image, named like
+    /// the container too, defined again if an earlier cell removed them; powered off.
+    async fn ensure_vm(&self) {
+        let (_, images) = self.app.get("/api/v1/vm-images", &self.owner_token).await;
+        if !images.to_string().contains(&self.container) {
+            self.upload_vm_image(&self.owner_token, &self.container)
+                .await;
+        }
+        let path = format!("/api/v1/vms/{}", self.container);
+        let (status, _) = self.app.get(&path, &self.owner_token).await;
+        if status == StatusCode::NOT_FOUND {
+            let (status, vm) = self
+                .app
+                .post(
+                    "/api/v1/vms",
+                    &self.owner_token,
+                    json!({"name": "web", "template": "small", "image": self.container}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{vm}");
+        }
+        let (status, vm) = self
+            .app
+            .post(&format!("{path}/destroy"), &self.owner_token, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{vm}");
+    }
+
     /// Puts the owner's things back as they were after a cell that may change them.
     async fn restore(&self) {
         self.ensure_enrolled().await;
+        self.ensure_vm().await;
         self.ensure_container().await;
         let (status, c) = self
             .app
@@ -367,6 +427,20 @@ impl World {
         );
         let (_, me) = self.app.get("/api/v1/me", &self.owner_token).await;
         assert_eq!(me["role"], "student", "{after} changed the owner's role");
+        let (status, vm) = self
+            .app
+            .get(
+                &format!("/api/v1/vms/{}", self.container),
+                &self.owner_token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{after} removed the VM: {vm}");
+        assert_eq!(vm["status"], "shutoff", "{after} started the VM: {vm}");
+        let (_, images) = self.app.get("/api/v1/vm-images", &self.owner_token).await;
+        assert!(
+            images.to_string().contains(&self.container),
+            "{after} removed the VM image"
+        );
     }
 }
 
@@ -374,6 +448,10 @@ async fn world() -> World {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
     config.ci_runner_image = test_image().await.to_string();
+    let vm_storage = std::path::Path::new("/var/lib/libvirt/images").join(&config.docker.instance);
+    config.vm.enabled = Some(true);
+    config.vm.domain_type = Some("qemu".into());
+    config.vm.storage_dir = vm_storage.clone();
     let app = spawn_with(config, data).await;
     let (owner, owner_token) = app.student().await;
     let (_, student) = app.student().await;
@@ -428,9 +506,11 @@ async fn world() -> World {
         host,
         course,
         kept_token_id: kept["id"].as_str().unwrap().to_string(),
+        vm_storage,
         app,
     };
     w.ensure_enrolled().await;
+    w.ensure_vm().await;
     w.ensure_container().await;
     w.ensure_image().await;
     let form = reqwest::multipart::Form::new().text("path", "/").part(
@@ -469,6 +549,11 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
     let positive = matches!(who, Who::Owner | Who::Admin);
     let mut concrete = if path.starts_with("/api/v1/admin/users/{name}") {
         path.replace("{name}", &w.owner)
+    } else if path == "/api/v1/vm-images/{name}" && positive && who == Who::Owner {
+        // Deleting works on an image made for the purpose (the VM uses the other one).
+        let name = unique("i");
+        w.upload_vm_image(&w.owner_token, &name).await;
+        format!("/api/v1/vm-images/{name}")
     } else {
         path.to_string()
     };
@@ -576,6 +661,17 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         req = req.bearer_auth(t);
     }
     let image = test_image().await;
+    if (method, path) == ("post", "/api/v1/vms") {
+        // Each caller defines from an image of their own, put there for the purpose.
+        let name = unique("i");
+        if let Some(t) = w
+            .token(who)
+            .filter(|_| matches!(who, Who::Student | Who::Teacher | Who::Owner | Who::Admin))
+        {
+            w.upload_vm_image(t, &name).await;
+        }
+        return req.json(&json!({"name": unique("v"), "template": "small", "image": name}));
+    }
     match (method, path) {
         ("post", "/api/v1/login") => req.json(&json!({"username": w.owner, "password": "wrong"})),
         ("post", "/api/v1/tokens") => req.json(&json!({"name": unique("t")})),
@@ -594,6 +690,11 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
             "new": if who == Who::Admin { ADMIN_PASSWORD } else { "password-123" }})),
         ("post", "/api/v1/courses") => req.json(&json!({"name": unique("c")})),
         ("post", "/api/v1/courses/{id}/members") => req.json(&json!({"users": [w.owner]})),
+        ("post", "/api/v1/vm-images") => req.multipart(
+            reqwest::multipart::Form::new()
+                .text("name", unique("i"))
+                .part("file", blank_disk()),
+        ),
         ("post", "/api/v1/containers") => req.json(&json!({"name": unique("m"), "image": image})),
         ("post", "/api/v1/containers/{name}/exec") => req.json(&json!({"cmd": ["true"]})),
         ("patch", "/api/v1/containers/{name}") => req.json(&json!({"expires_at": null})),
@@ -656,6 +757,7 @@ async fn every_operation_answers_every_caller_as_the_rules_say() {
             let want = expected(kind, who, path);
             if want == Expect::Success {
                 // A cell that may remove the owner's things runs on fresh ones.
+                w.ensure_vm().await;
                 w.ensure_container().await;
                 w.ensure_image().await;
             }

@@ -34,20 +34,7 @@ async fn upload(
             reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
         );
     }
-    let r = app
-        .client
-        .post(app.url("/api/v1/storage/files"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    app.post_form("/api/v1/storage/files", token, form).await
 }
 
 async fn raw(

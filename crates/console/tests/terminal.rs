@@ -3,68 +3,14 @@
 
 mod common;
 
+use common::ws::{open, open_with, read_until, type_in};
 use common::{eventually, spawn_app, spawn_with, test_config, test_image, TestApp};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, COOKIE, ORIGIN};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Opens a session with these headers; the handshake's HTTP status when it is refused.
-async fn open_with(
-    app: &TestApp,
-    path: &str,
-    headers: &[(reqwest::header::HeaderName, String)],
-) -> Result<Socket, u16> {
-    let url = app.url(path).replacen("http://", "ws://", 1);
-    let mut req = url.into_client_request().unwrap();
-    for (k, v) in headers {
-        req.headers_mut().insert(k.clone(), v.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("handshake failed: {e}"),
-    }
-}
-
-async fn open(app: &TestApp, path: &str, token: &str) -> Socket {
-    open_with(app, path, &[(AUTHORIZATION, format!("Bearer {token}"))])
-        .await
-        .expect("the session opens")
-}
-
-/// Reads output until it contains `needle`; panics after a generous bound.
-async fn read_until(ws: &mut Socket, needle: &str) -> String {
-    let mut seen = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(msg) = ws.next().await {
-            match msg.expect("a frame") {
-                Message::Binary(b) => seen.push_str(&String::from_utf8_lossy(&b)),
-                Message::Text(t) => seen.push_str(&t),
-                _ => {}
-            }
-            if seen.contains(needle) {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(found, Ok(true), "waiting for {needle:?}, got {seen:?}");
-    seen
-}
-
-async fn type_in(ws: &mut Socket, text: &str) {
-    ws.send(Message::Binary(text.as_bytes().to_vec().into()))
-        .await
-        .unwrap();
-}
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn a_session_types_resizes_and_exits_with_the_code() {

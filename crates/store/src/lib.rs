@@ -16,6 +16,10 @@ use wm_domain::{
     UserName,
 };
 
+mod vms;
+
+pub use vms::{VmImageRecord, VmRecord};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 #[derive(Debug, thiserror::Error)]
@@ -1089,10 +1093,15 @@ impl Store {
     }
 
     async fn ports_of(&self, container: &ContainerKey) -> Result<Vec<PortLease>> {
-        let rows = sqlx::query(
-            "SELECT guest_port, host_port FROM port_leases \
-             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port",
-        )
+        self.leases_in("port_leases", container).await
+    }
+
+    /// The leases of one container or VM in `table` (ours, never user input).
+    async fn leases_in(&self, table: &str, container: &ContainerKey) -> Result<Vec<PortLease>> {
+        let rows = sqlx::query(&format!(
+            "SELECT guest_port, host_port FROM {table} \
+             WHERE owner = $1 AND short_name = $2 ORDER BY guest_port"
+        ))
         .bind(container.owner.as_str())
         .bind(container.short.as_str())
         .fetch_all(&self.pool)
@@ -1249,26 +1258,45 @@ impl Store {
         } else {
             ""
         };
+        // (what it counts, the query): several queries may add to one figure (a running VM
+        // holds CPUs and memory as a container does).
         let queries = [
-            format!(
+            (0, format!(
                 "SELECT owner, COUNT(*) AS n FROM containers WHERE status <> 'gone' {and} GROUP BY owner"
-            ),
-            format!(
+            )),
+            (1, format!(
                 "SELECT owner, COUNT(*) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
-            ),
-            format!(
+            )),
+            (2, format!(
                 "SELECT owner, CAST(SUM(nano_cpus) AS BIGINT) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
-            ),
-            format!(
+            )),
+            (3, format!(
                 "SELECT owner, CAST(SUM(memory_bytes) AS BIGINT) AS n FROM containers WHERE status IN ({live}) {and} GROUP BY owner"
-            ),
-            format!("SELECT owner, COUNT(*) AS n FROM gpu_leases {filter} GROUP BY owner"),
-            format!("SELECT owner, COUNT(*) AS n FROM port_leases {filter} GROUP BY owner"),
-            format!(
+            )),
+            (4, format!("SELECT owner, COUNT(*) AS n FROM gpu_leases {filter} GROUP BY owner")),
+            (5, format!("SELECT owner, COUNT(*) AS n FROM port_leases {filter} GROUP BY owner")),
+            (5, format!("SELECT owner, COUNT(*) AS n FROM vm_port_leases {filter} GROUP BY owner")),
+            (6, format!(
                 "SELECT owner, CAST(SUM(bytes) AS BIGINT) AS n FROM storage_usage {filter} GROUP BY owner"
-            ),
+            )),
+            (1, format!(
+                "SELECT owner, COUNT(*) AS n FROM vms WHERE status = 'running' {and} GROUP BY owner"
+            )),
+            (2, format!(
+                "SELECT owner, CAST(SUM(vcpus) * 1000000000 AS BIGINT) AS n FROM vms WHERE status = 'running' {and} GROUP BY owner"
+            )),
+            (3, format!(
+                "SELECT owner, CAST(SUM(memory_bytes) AS BIGINT) AS n FROM vms WHERE status = 'running' {and} GROUP BY owner"
+            )),
+            // A VM's disk may grow to its image's virtual size; an image takes its file.
+            (6, format!(
+                "SELECT owner, CAST(SUM(disk_bytes) AS BIGINT) AS n FROM vms {filter} GROUP BY owner"
+            )),
+            (6, format!(
+                "SELECT owner, CAST(SUM(size) AS BIGINT) AS n FROM vm_images {filter} GROUP BY owner"
+            )),
         ];
-        for (i, sql) in queries.iter().enumerate() {
+        for (i, sql) in &queries {
             let mut q = sqlx::query(sql);
             if let Some(o) = owner {
                 q = q.bind(o);
@@ -1278,13 +1306,13 @@ impl Store {
                 let n: i64 = r.try_get::<Option<i64>, _>("n")?.unwrap_or(0);
                 let u = by_owner.entry(who).or_default();
                 match i {
-                    0 => u.containers = n,
-                    1 => u.running = n,
-                    2 => u.nano_cpus = n,
-                    3 => u.memory_bytes = n,
-                    4 => u.gpus = n,
-                    5 => u.ports = n,
-                    _ => u.storage_bytes = n,
+                    0 => u.containers += n,
+                    1 => u.running += n,
+                    2 => u.nano_cpus += n,
+                    3 => u.memory_bytes += n,
+                    4 => u.gpus += n,
+                    5 => u.ports += n,
+                    _ => u.storage_bytes += n,
                 }
             }
         }

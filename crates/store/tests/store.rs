@@ -1049,3 +1049,80 @@ async fn storage_usage_is_kept_per_host_and_summed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn vms_images_ports_and_usage() {
+    use wm_store::{PortLease, VmImageRecord, VmRecord};
+    both(|s| async move {
+        let alice = UserName::parse("alice").unwrap();
+        let name = |n: &str| wm_domain::ShortName::parse(n).unwrap();
+        let image = VmImageRecord {
+            owner: alice.clone(),
+            name: name("debian"),
+            format: "qcow2".into(),
+            virtual_size: 10 << 20,
+            size: 3 << 20,
+            host: "h1".into(),
+            created_at: 1,
+        };
+        s.insert_vm_image(&image).await.unwrap();
+        assert!(matches!(
+            s.insert_vm_image(&image).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let vm = VmRecord {
+            owner: alice.clone(),
+            short_name: name("os"),
+            template: "small".into(),
+            image_owner: alice.clone(),
+            image: name("debian"),
+            host: "h1".into(),
+            status: "shutoff".into(),
+            vcpus: 2,
+            memory_bytes: 256 << 20,
+            disk_bytes: 10 << 20,
+            created_at: 2,
+            ports: vec![PortLease {
+                guest: wm_domain::GuestPort::new(22).unwrap(),
+                host_port: 40022,
+            }],
+        };
+        s.insert_vm(&vm).await.unwrap();
+        // The port is taken: a second VM with it is refused and nothing of it is kept.
+        let mut other = vm.clone();
+        other.short_name = name("os2");
+        assert!(matches!(
+            s.insert_vm(&other).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.vm(&other.key()).await.unwrap().is_none());
+        assert_eq!(s.leased_ports("h1").await.unwrap(), vec![40022]);
+        assert!(!s
+            .delete_vm_image_unused(&alice, &name("debian"))
+            .await
+            .unwrap());
+
+        let u = |s: Store| async move { s.usage(Some("alice")).await.unwrap()[0].1 };
+        let before = u(s.clone()).await;
+        assert_eq!(before.ports, 1);
+        assert_eq!(before.storage_bytes, (10 << 20) + (3 << 20));
+        assert_eq!(before.memory_bytes, 0);
+        s.set_vm_status(&vm.key(), "running").await.unwrap();
+        let running = u(s.clone()).await;
+        assert_eq!(running.nano_cpus, 2_000_000_000);
+        assert_eq!(running.memory_bytes, 256 << 20);
+        assert_eq!(running.running, 1);
+
+        let got = s.vm(&vm.key()).await.unwrap().unwrap();
+        assert_eq!(got.ports, vm.ports);
+        assert_eq!(s.vms(Some(&alice)).await.unwrap().len(), 1);
+        s.delete_vm(&vm.key()).await.unwrap();
+        assert!(s.leased_ports("h1").await.unwrap().is_empty());
+        assert!(s
+            .delete_vm_image_unused(&alice, &name("debian"))
+            .await
+            .unwrap());
+        assert!(s.vm_images(None).await.unwrap().is_empty());
+    })
+    .await;
+}

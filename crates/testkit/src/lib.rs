@@ -547,3 +547,56 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `virsh -c qemu:///system` with `args`.
+pub fn virsh(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("virsh")
+        .args(["-q", "-c", "qemu:///system"])
+        .args(args)
+        .output()
+        .expect("virsh runs")
+}
+
+/// Whether libvirt's system daemon answers.
+pub fn libvirt_answers() -> bool {
+    std::process::Command::new("virsh")
+        .args(["-q", "-c", "qemu:///system", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Powers off and undefines every domain whose name starts with `<instance>.` (what a
+/// test's console defines), and removes `storage_dir`.
+pub fn remove_vms(instance: &str, storage_dir: &std::path::Path) {
+    let prefix = format!("{instance}.");
+    let names = virsh(&["list", "--all", "--name"]);
+    for name in String::from_utf8_lossy(&names.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with(&prefix))
+    {
+        virsh(&["destroy", name]);
+        virsh(&["undefine", name]);
+    }
+    let _ = std::fs::remove_dir_all(storage_dir);
+}
+
+/// The small bootable disk of `scripts/vm-test-disk` (made once, cached under the target
+/// directory): Debian's kernel and a busybox initramfs that prints `WM-GUEST-READY` on
+/// the serial console and serves HTTP on port 80.
+pub fn vm_test_disk() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let out = std::process::Command::new(root.join("scripts/vm-test-disk"))
+        .arg(target.join("vm-test-disk"))
+        .output()
+        .expect("scripts/vm-test-disk runs");
+    assert!(
+        out.status.success(),
+        "scripts/vm-test-disk failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

@@ -65,7 +65,14 @@ fn fuzz(base: &str, token: &str, exclude: &[&str], scratch: &Path) -> (bool, Str
         .arg("--header")
         .arg(format!("Authorization: Bearer {token}"))
         // Ending the session would leave the rest of the run without one.
-        .args(["--exclude-path", "/api/v1/logout"]);
+        .args(["--exclude-path", "/api/v1/logout"])
+        // Not yet: the VM operations. Fuzzed uploads would be defined and booted as
+        // domains this test does not clean up; the serve below offers no VMs, and the VM
+        // routes have their own tests (crates/console/tests/vms.rs).
+        .args([
+            "--exclude-path-regex",
+            "^/api/v1/(vms|vm-images|vm-templates)",
+        ]);
     for name in exclude {
         cmd.args(["--exclude-name", name]);
     }
@@ -118,6 +125,7 @@ async fn schemathesis_finds_nothing() {
         .env("WM_CPU_LIMIT", "0.5")
         .env("WM_LOGIN_RATE_LIMIT", "0")
         .env("WM_SCAN_COMMAND", "off")
+        .env("WM_VM", "false")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

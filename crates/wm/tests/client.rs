@@ -540,3 +540,98 @@ fn interactive_sessions_in_a_terminal() {
     let (status, shown) = in_a_terminal(&wm, &["attach", "nothing-here"], serde_json::json!([]));
     assert_eq!(status, Some(4), "{shown:?}");
 }
+
+/// `wm vm ...` against a console lending VMs on the real libvirt: upload the test guest's
+/// disk, define from the default template, start, read the serial transcript, dumpxml,
+/// destroy and undefine; a bad image is refused with the console's reason.
+#[test]
+fn virtual_machines_from_the_command_line() {
+    if !wm_testkit::libvirt_answers() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libvirt's system daemon does not answer (scripts/test starts it)"
+        );
+        eprintln!("skipped: libvirt's system daemon does not answer");
+        return;
+    }
+    let storage = Path::new("/var/lib/libvirt/images").join(wm_testkit::unique("cli"));
+    let storage_env = storage.display().to_string();
+    let console = Console::start(&[
+        ("WM_VM", "true"),
+        ("WM_VM_DOMAIN_TYPE", "qemu"),
+        ("WM_VM_STORAGE_DIR", &storage_env),
+    ]);
+    struct Vms<'a>(&'a Console, PathBuf);
+    impl Drop for Vms<'_> {
+        fn drop(&mut self) {
+            wm_testkit::remove_vms(&self.0.instance, &self.1);
+        }
+    }
+    let _vms = Vms(&console, storage.clone());
+    let wm = Wm::new();
+    let out = wm
+        .cmd(&["login", "--url", &console.url, "--user", "admin"])
+        .env("WM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let disk = wm_testkit::vm_test_disk();
+    let shown = wm.ok(&["vm", "upload", disk.to_str().unwrap(), "--name", "guest"]);
+    assert!(shown.contains("guest\tqcow2"), "{shown}");
+    let junk = wm.home.path().join("junk.img");
+    std::fs::write(&junk, "not a disk image, only words").unwrap();
+    let out = wm.run(&["vm", "upload", junk.to_str().unwrap(), "--name", "junk"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("neither a qcow2 image nor a raw disk"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(wm.ok(&["vm", "images"]).contains("guest"));
+
+    wm.ok(&[
+        "vm",
+        "define",
+        "os",
+        "--template",
+        "small",
+        "--image",
+        "guest",
+        "-p",
+        "80",
+    ]);
+    let list = wm.ok(&["vm", "list"]);
+    assert!(list.contains("os") && list.contains("shutoff"), "{list}");
+    let xml = wm.ok(&["vm", "dumpxml", "os"]);
+    assert!(xml.contains("<domain type='qemu'"), "{xml}");
+    assert!(wm.ok(&["vm", "start", "os"]).contains("running"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    loop {
+        let log = wm.ok(&["vm", "console", "--log", "os"]);
+        if log.contains("WM-GUEST-READY") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no marker in: {log}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // The serial console in a terminal, left with Ctrl-] as in virsh.
+    let (status, shown) = in_a_terminal(
+        &wm,
+        &["vm", "console", "os"],
+        serde_json::json!([
+            ["expect", "Ctrl-]"],
+            ["send", "\r"],
+            ["send", "echo wm-$((6*7))\r"],
+            ["expect", "wm-42"],
+            ["send", "\u{1d}"],
+        ]),
+    );
+    assert_eq!(status, Some(0), "{shown:?}");
+    assert!(wm.ok(&["vm", "destroy", "os"]).contains("shutoff"));
+    wm.ok(&["vm", "undefine", "os"]);
+    assert!(!wm.ok(&["vm", "list"]).contains("os"));
+    wm.ok(&["vm", "rmi", "guest"]);
+    let out = wm.run(&["vm", "start", "os"]);
+    assert!(!out.status.success());
+}

@@ -9,7 +9,7 @@ use crate::service::accounts::Caller;
 use crate::service::audit::AuditActor;
 use crate::service::containers::{
     Container, ContainerPatch, Containers, CreateContainer, Download, ExecCommand, ExecResult,
-    Port, TerminalAsk, TerminalSession, Written,
+    Port, Seat, TerminalAsk, Written,
 };
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
@@ -26,7 +26,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::OpenApi;
-use wm_backend::{TerminalInput, TerminalOutput};
+use wm_backend::{Terminal, TerminalInput, TerminalOutput};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -373,6 +373,28 @@ async fn container_terminal(
     };
     crate::service::containers::check_size(ask.cols, ask.rows)?;
     let c = containers.load(&caller, &name, q.owner.as_deref()).await?;
+    let ws = websocket(ws)?;
+    let session = containers.terminal(&caller, &c, ask).await?;
+    let (who, target) = (caller.name.to_string(), c.name().to_string());
+    // The start is the request's own entry (with its command); the end is written here.
+    Ok(ws.on_upgrade(move |socket| async move {
+        let ending = pump_terminal(socket, session.terminal, session.seat).await;
+        audit
+            .record(
+                Some(who),
+                "container.terminal_end".into(),
+                Some(target),
+                200,
+                Some(ending),
+            )
+            .await;
+    }))
+}
+
+/// The upgrade of a terminal's route, or 400 `websocket_required` without its headers.
+pub(super) fn websocket(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, ApiError> {
     let ws = ws.map_err(|e| {
         ApiError::Service(crate::service::Error::Invalid {
             code: "websocket_required",
@@ -380,30 +402,15 @@ async fn container_terminal(
             field: None,
         })
     })?;
-    let session = containers.terminal(&caller, &c, ask).await?;
-    let (who, target) = (caller.name.to_string(), c.name().to_string());
-    // The start is the request's own entry (with its command); the end is written here.
     Ok(ws
         .max_message_size(TERMINAL_MAX_MESSAGE)
-        .max_frame_size(TERMINAL_MAX_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let ending = pump_terminal(socket, session).await;
-            audit
-                .record(
-                    Some(who),
-                    "container.terminal_end".into(),
-                    Some(target),
-                    200,
-                    Some(ending),
-                )
-                .await;
-        }))
+        .max_frame_size(TERMINAL_MAX_MESSAGE))
 }
 
 /// Carries a session both ways until its command ends or its client goes away; then
 /// the session is dropped, which kills what it started. Answers how it ended, in words.
-async fn pump_terminal(socket: WebSocket, session: TerminalSession) -> String {
-    let TerminalSession { mut terminal, seat } = session;
+/// A VM's serial console uses the same protocol (`super::vms`).
+pub(super) async fn pump_terminal(socket: WebSocket, mut terminal: Terminal, seat: Seat) -> String {
     let (mut tx, mut rx) = socket.split();
     let mut ending = "closed by the client".to_string();
     loop {

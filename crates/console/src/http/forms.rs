@@ -230,6 +230,78 @@ pub(super) async fn read_build(
     Ok(input)
 }
 
+/// A VM image upload: `name`, and one `file` part spooled to a temporary file as it
+/// arrives; past `limit` bytes the form ends, having kept nothing.
+pub(super) struct VmImageUpload {
+    pub(super) name: String,
+    pub(super) file: SpoolFile,
+}
+
+pub(super) async fn read_vm_image(
+    mut form: Multipart,
+    csrf: Csrf<'_>,
+    temp: &TempFiles,
+    limit: usize,
+) -> Result<VmImageUpload, Error> {
+    check_csrf(&mut form, csrf, limit).await?;
+    let mut name = None;
+    let mut file = None;
+    let mut fields = 0usize;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
+        fields += 1;
+        if fields > FORM_MAX_FIELDS {
+            return Err(too_many_parts(1));
+        }
+        match field.name() {
+            Some("name") => {
+                name = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
+            }
+            Some("file") if file.is_none() => {
+                let chunks = futures::stream::poll_fn(|cx| {
+                    use futures::Stream;
+                    std::pin::Pin::new(&mut field)
+                        .poll_next(cx)
+                        .map(|c| c.map(|r| r.map_err(|e| multipart_error(e, limit))))
+                });
+                let mut total = 0usize;
+                file = Some(
+                    temp.spool(Box::pin(chunks), |n| {
+                        total += n;
+                        if total > limit {
+                            Err(Error::TooLarge(limit))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .await?,
+                );
+            }
+            Some("file") => return Err(too_many_parts(1)),
+            other => {
+                return Err(Error::invalid(format!(
+                    "unexpected form field {:?}; send name and file",
+                    other.unwrap_or("")
+                )))
+            }
+        }
+    }
+    let name = name.ok_or_else(|| Error::Invalid {
+        code: "invalid_input",
+        message: "the form has no name field (the image's name)".into(),
+        field: Some("name"),
+    })?;
+    let file = file.ok_or_else(|| Error::Invalid {
+        code: "invalid_input",
+        message: "the form has no file".into(),
+        field: Some("file"),
+    })?;
+    Ok(VmImageUpload { name, file })
+}
+
 /// The parts of an upload, for the API document: [`read_upload`] reads them as they come.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documentation of the form's parts, never built

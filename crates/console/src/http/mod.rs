@@ -22,6 +22,7 @@ pub(crate) mod serve;
 mod session;
 mod storage;
 mod system;
+mod vms;
 mod web;
 
 pub(crate) use error::ApiError;
@@ -41,6 +42,7 @@ use crate::service::sif::SifCache;
 use crate::service::storage::Storage;
 use crate::service::system::System;
 use crate::service::users::Users;
+use crate::service::vms::Vms;
 use crate::service::Error;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -70,6 +72,7 @@ pub(crate) struct Http {
     pub(crate) storage: Arc<Storage>,
     pub(crate) courses: Arc<Courses>,
     pub(crate) users: Arc<Users>,
+    pub(crate) vms: Arc<Vms>,
     pub(crate) audit: Audit,
 }
 
@@ -95,6 +98,7 @@ part!(quotas: Arc<Quotas>);
 part!(storage: Arc<Storage>);
 part!(courses: Arc<Courses>);
 part!(users: Arc<Users>);
+part!(vms: Arc<Vms>);
 part!(audit: Audit);
 
 /// The whole HTTP service: the API under `/api/v1`, the pages, and the middleware.
@@ -108,6 +112,7 @@ pub(crate) fn router(http: Http) -> Router {
         .merge(ci::router())
         .merge(storage::router(&http.config))
         .merge(courses::router())
+        .merge(vms::router(&http.config))
         .merge(kube::router())
         .merge(system::api_router())
         .fallback(not_found)

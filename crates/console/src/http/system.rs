@@ -195,6 +195,7 @@ fn annotated() -> utoipa::openapi::OpenApi {
         super::ci::Doc::openapi(),
         super::storage::Doc::openapi(),
         super::kube::Doc::openapi(),
+        super::vms::Doc::openapi(),
     ] {
         doc.merge(part);
     }

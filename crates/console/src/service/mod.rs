@@ -34,6 +34,7 @@ pub(crate) mod sif;
 pub(crate) mod storage;
 pub(crate) mod system;
 pub(crate) mod users;
+pub(crate) mod vms;
 
 pub(crate) use error::{engine_refusal, human_bytes, trim_number, Error, QuotaKind, Refusal};
 

@@ -100,6 +100,8 @@ pub(crate) struct Ask {
     pub(crate) memory_bytes: i64,
     pub(crate) gpus: i64,
     pub(crate) ports: i64,
+    /// Bytes of disk (a VM's disk, an uploaded VM image).
+    pub(crate) storage_bytes: i64,
 }
 
 type Locks = Arc<Mutex<HashMap<UserName, Arc<tokio::sync::Mutex<()>>>>>;
@@ -326,6 +328,16 @@ impl Quotas {
                 if asked > 0 && used + asked > limit {
                     return Err(self.refuse(kind, limit, used, asked));
                 }
+            }
+        }
+        if let (Some(limit), true) = (q.storage_bytes, ask.storage_bytes > 0) {
+            if u.storage_bytes + ask.storage_bytes > limit {
+                return Err(self.refuse(
+                    QuotaKind::Storage,
+                    limit,
+                    u.storage_bytes,
+                    ask.storage_bytes,
+                ));
             }
         }
         // Storage that containers filled past the quota: no new container until it is

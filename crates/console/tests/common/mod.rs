@@ -16,6 +16,8 @@ use wm_docker::PortRange;
 
 use wm_testkit::{docker, unique};
 
+pub mod ws;
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// The busybox test image, built once per test process.
@@ -365,6 +367,29 @@ impl TestApp {
     }
 
     /// Sends any build form through the API; answers its NDJSON lines.
+    /// Posts a multipart form; answers the status and the JSON (or the text) of the body.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        token: &str,
+        form: reqwest::multipart::Form,
+    ) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn build_form(
         &self,
         token: &str,

@@ -187,7 +187,7 @@ async fn storage_folder(s: &Session, remote: &str, local: &Path) -> Result<(), F
 }
 
 /// A file's bytes as a body stream, counted on the bar.
-fn counted(
+pub(super) fn counted(
     file: tokio::fs::File,
     bar: indicatif::ProgressBar,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {

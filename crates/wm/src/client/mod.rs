@@ -15,6 +15,7 @@ mod files;
 mod images;
 mod progress;
 mod terminal;
+mod vms;
 
 use api::{Api, Lang};
 use clap::{Args, Subcommand};
@@ -158,6 +159,9 @@ pub(crate) enum ClientCommand {
     Kubeconfig,
     /// Show your quota and what you use of it.
     Quota(Json),
+    /// Virtual machines: define, start, destroy, console, dumpxml, undefine, and disk images.
+    #[command(subcommand)]
+    Vm(vms::VmCommand),
 }
 
 /// What a command that has logged in works with.
@@ -208,6 +212,7 @@ async fn dispatch(s: &Session, command: ClientCommand) -> Result<ExitCode, Failu
         ClientCommand::Logout => account::logout(s).await,
         ClientCommand::Whoami(j) => account::whoami(s, j.json).await,
         ClientCommand::Quota(j) => account::quota(s, j.json).await,
+        ClientCommand::Vm(command) => vms::run(s, command).await,
         ClientCommand::Kubeconfig => account::kubeconfig(s).await,
         ClientCommand::Ps(j) => containers::ps(s, j.json).await,
         ClientCommand::Run(args) => containers::run(s, args).await,

@@ -15,19 +15,24 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The refusal when the input is not a terminal: `hint` says what to do instead.
+fn need_terminal(s: &Session, hint: (&str, &str)) -> Result<(), Failure> {
+    if std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    Err(Failure::new(Kind::Usage, s.api.lang.pick(hint.0, hint.1)))
+}
+
 /// Opens a session on the caller's container `name`, running `cmd` (the image's shell when
 /// empty), and carries it until the command ends or the connection closes.
 pub(super) async fn session(s: &Session, name: &str, cmd: &[String]) -> Result<ExitCode, Failure> {
-    let lang = s.api.lang;
-    if !std::io::stdin().is_terminal() {
-        return Err(Failure::new(
-            Kind::Usage,
-            lang.pick(
-                "the input is not a terminal: run `wm exec NAME -- CMD` (without -it) from scripts",
-                "入力が端末ではありません: スクリプトからは -it を付けずに `wm exec NAME -- CMD` を使ってください",
-            ),
-        ));
-    }
+    need_terminal(
+        s,
+        (
+            "the input is not a terminal: run `wm exec NAME -- CMD` (without -it) from scripts",
+            "入力が端末ではありません: スクリプトからは -it を付けずに `wm exec NAME -- CMD` を使ってください",
+        ),
+    )?;
     let (cols, rows) = window_size();
     let mut query = vec![("cols", cols.to_string()), ("rows", rows.to_string())];
     if !cmd.is_empty() {
@@ -37,6 +42,41 @@ pub(super) async fn session(s: &Session, name: &str, cmd: &[String]) -> Result<E
         .api
         .get(&["containers", &s.full_name(name), "terminal"])
         .query(&query);
+    carry(s, rb, None).await
+}
+
+/// Ctrl-]: leaves a VM's serial console, as in `virsh console`.
+const ESCAPE: u8 = 0x1d;
+
+/// `wm vm console`: the serial console of the caller's running VM `name`, until Ctrl-]
+/// or the VM powers off.
+pub(super) async fn serial(s: &Session, name: &str) -> Result<ExitCode, Failure> {
+    need_terminal(
+        s,
+        (
+            "the input is not a terminal: read the transcript with `wm vm console --log NAME`",
+            "入力が端末ではありません: 記録は `wm vm console --log NAME` で読めます",
+        ),
+    )?;
+    let rb = s.api.get(&["vms", &s.full_name(name), "console"]);
+    eprintln!(
+        "{}",
+        s.api.lang.pick(
+            "Connected to the serial console; leave with Ctrl-]. Press Enter if nothing shows.",
+            "シリアルコンソールに接続しました。Ctrl-] で抜けます。何も表示されないときは Enter キーを押してください。",
+        )
+    );
+    carry(s, rb, Some(ESCAPE)).await
+}
+
+/// Carries the session of `rb` both ways with this terminal in raw mode; `escape` is a key
+/// that leaves it.
+async fn carry(
+    s: &Session,
+    rb: reqwest::RequestBuilder,
+    escape: Option<u8>,
+) -> Result<ExitCode, Failure> {
+    let lang = s.api.lang;
     let io = s.api.upgrade(rb).await?;
     let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await;
     let (mut tx, mut rx) = ws.split();
@@ -69,6 +109,11 @@ pub(super) async fn session(s: &Session, name: &str, cmd: &[String]) -> Result<E
                 }
             },
             Some(bytes) = keys.recv() => {
+                if escape.is_some_and(|e| bytes.contains(&e)) {
+                    let _ = tx.send(Message::Close(None)).await;
+                    drop(raw);
+                    return Ok(ExitCode::SUCCESS);
+                }
                 if tx.send(Message::Binary(bytes.into())).await.is_err() {
                     break;
                 }

@@ -5,7 +5,7 @@
 use super::i18n::Texts;
 use super::{
     error_page, form_refusal, has_terminal, notice, page, script, see_other, short_time,
-    status_badge, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
+    status_badge, terminal_element, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::forms::{multipart_form, read_upload};
@@ -80,16 +80,7 @@ fn terminal_section(ctx: &Ctx, c: &Container, running: bool) -> Markup {
                 p.warn #terminal-missing { (t.terminal_missing) }
             } @else {
                 p.hint { (t.terminal_hint) }
-                link rel="stylesheet" href="/assets/xterm.css";
-                div.terminal data-terminal=(api) tabindex="0" role="application" aria-labelledby="terminal-h"
-                    data-status="terminal-status" data-again="terminal-again"
-                    data-connecting=(t.terminal_connecting) data-ended=(t.terminal_ended)
-                    data-closed=(t.terminal_closed) data-failed=(t.terminal_failed) {
-                    noscript { p { (t.terminal_noscript) } }
-                }
-                p #terminal-status role="status" {}
-                button #terminal-again type="button" hidden { (t.terminal_again) }
-                (script("/assets/terminal.js"))
+                (terminal_element(t, &api))
             }
         }
     }
@@ -148,6 +139,7 @@ pub(super) async fn list(
         .await
         .or_page(&ctx)?;
     let (quota, usage) = http.quotas.mine(ctx.caller()).await.or_page(&ctx)?;
+    let vms = super::vms::section(&http, &ctx).await?;
     let body = html! {
         (notice(&ctx, &q))
         (usage_panel(&ctx, &quota, &usage))
@@ -195,6 +187,7 @@ pub(super) async fn list(
                 }
             }
         }
+        (vms)
     };
     Ok(page(&ctx, t.containers, body).into_response())
 }

@@ -182,6 +182,22 @@ pub(crate) struct Texts {
     pub terminal_closed: &'static str,
     pub terminal_failed: &'static str,
     pub terminal_again: &'static str,
+
+    pub vms_title: &'static str,
+    pub no_vms: &'static str,
+    pub vm_template: &'static str,
+    pub vm_image: &'static str,
+    pub vm_power_on: &'static str,
+    pub vm_power_off: &'static str,
+    pub vm_console_title: &'static str,
+    pub vm_console_hint: &'static str,
+    pub vm_not_running: &'static str,
+    pub vm_transcript: &'static str,
+    pub vm_no_transcript: &'static str,
+    pub vm_xml: &'static str,
+    pub vm_cli_hint: &'static str,
+    pub vm_st_shutoff: &'static str,
+    pub vm_st_crashed: &'static str,
     pub following: &'static str,
     pub exec_title: &'static str,
     pub command: &'static str,
@@ -538,6 +554,18 @@ impl Texts {
         }
     }
 
+    /// A VM's state (libvirt's word) in words, and its badge style.
+    pub(crate) fn vm_status(&self, status: &str) -> (&'static str, &'static str) {
+        match status {
+            "running" => (self.st_running, "ok"),
+            "paused" => (self.st_paused, "neutral"),
+            "shutoff" => (self.vm_st_shutoff, "bad"),
+            "crashed" => (self.vm_st_crashed, "bad"),
+            "gone" => (self.st_gone, "bad"),
+            _ => (self.st_unknown, "neutral"),
+        }
+    }
+
     /// A backend in words.
     pub(crate) fn backend_word(&self, backend: Backend) -> &'static str {
         match backend {
@@ -642,6 +670,22 @@ pub(super) static EN: Texts = Texts {
     terminal_closed: "The connection was closed.",
     terminal_failed: "Could not open a session: is the container still running?",
     terminal_again: "New session",
+
+    vms_title: "Virtual machines",
+    no_vms: "You have no virtual machines.",
+    vm_template: "Template",
+    vm_image: "Disk image",
+    vm_power_on: "Power on",
+    vm_power_off: "Power off",
+    vm_console_title: "Serial console",
+    vm_console_hint: "The VM's first serial port (ttyS0). Click here or press Tab to type; press Enter if nothing shows.",
+    vm_not_running: "The VM is powered off; power it on to use its console.",
+    vm_transcript: "Serial transcript",
+    vm_no_transcript: "Nothing was written on the serial port yet.",
+    vm_xml: "Domain XML (what runs)",
+    vm_cli_hint: "Upload disk images and define VMs with wm vm upload and wm vm define.",
+    vm_st_shutoff: "powered off",
+    vm_st_crashed: "crashed",
     following: "Following the logs live…",
     exec_title: "Run a command",
     command: "Command",
@@ -983,6 +1027,22 @@ pub(super) static JA: Texts = Texts {
     terminal_closed: "接続が閉じられました。",
     terminal_failed: "セッションを開けませんでした。コンテナは起動していますか？",
     terminal_again: "新しいセッション",
+
+    vms_title: "仮想マシン",
+    no_vms: "仮想マシンはありません。",
+    vm_template: "テンプレート",
+    vm_image: "ディスクイメージ",
+    vm_power_on: "電源オン",
+    vm_power_off: "電源オフ",
+    vm_console_title: "シリアルコンソール",
+    vm_console_hint: "仮想マシンの最初のシリアルポート (ttyS0) です。ここをクリックするか Tab キーで入力できます。何も表示されないときは Enter キーを押してください。",
+    vm_not_running: "仮想マシンの電源が切れています。コンソールを使うには電源を入れてください。",
+    vm_transcript: "シリアルの記録",
+    vm_no_transcript: "シリアルポートにはまだ何も出力されていません。",
+    vm_xml: "ドメイン XML (実行される内容)",
+    vm_cli_hint: "ディスクイメージのアップロードと仮想マシンの定義は wm vm upload と wm vm define で行います。",
+    vm_st_shutoff: "電源オフ",
+    vm_st_crashed: "クラッシュ",
     following: "ログをライブで表示しています…",
     exec_title: "コマンドの実行",
     command: "コマンド",

@@ -19,6 +19,7 @@ mod files;
 mod i18n;
 mod images;
 mod login;
+mod vms;
 
 use super::extract::{presented_token, session_cookie_name};
 use super::{ApiError, Http};
@@ -83,6 +84,9 @@ pub(super) fn router(config: &Config) -> Router<Http> {
             "/containers/{name}/files",
             post(containers::upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
+        .route("/vms/{name}", get(vms::detail))
+        .route("/vms/{name}/start", post(vms::start))
+        .route("/vms/{name}/destroy", post(vms::destroy))
         .route("/images", get(images::page_handler))
         .route("/images/pull", post(images::pull))
         .route("/images/build", post(images::build))
@@ -543,6 +547,24 @@ pub(super) fn status_class(status: wm_domain::ContainerStatus) -> &'static str {
         S::Running => "ok",
         S::Exited | S::Dead | S::Gone | S::Failed | S::Stopped => "bad",
         S::Creating | S::Created | S::Paused | S::Restarting | S::Pending | S::Unknown => "neutral",
+    }
+}
+
+/// The browser terminal on the WebSocket session at `api` (a container's terminal or a
+/// VM's serial console; one protocol): an element the page script (`assets/terminal.js`)
+/// turns into xterm.js, under a heading `#terminal-h`.
+pub(super) fn terminal_element(t: &Texts, api: &str) -> Markup {
+    html! {
+        link rel="stylesheet" href="/assets/xterm.css";
+        div.terminal data-terminal=(api) tabindex="0" role="application" aria-labelledby="terminal-h"
+            data-status="terminal-status" data-again="terminal-again"
+            data-connecting=(t.terminal_connecting) data-ended=(t.terminal_ended)
+            data-closed=(t.terminal_closed) data-failed=(t.terminal_failed) {
+            noscript { p { (t.terminal_noscript) } }
+        }
+        p #terminal-status role="status" {}
+        button #terminal-again type="button" hidden { (t.terminal_again) }
+        (script("/assets/terminal.js"))
     }
 }
 

@@ -60,6 +60,11 @@ impl SpoolFile {
         self.size
     }
 
+    /// Where it is, for a use case that takes the file over (a VM image).
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Its bytes, read back.
     pub(crate) async fn stream(&self) -> Result<ByteStream, Error> {
         use futures::StreamExt;

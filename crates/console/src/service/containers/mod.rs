@@ -26,7 +26,7 @@ use crate::util::{now, rfc3339};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-pub(crate) use terminal::{check_size, Sessions, TerminalAsk, TerminalSession};
+pub(crate) use terminal::{check_size, Seat, Sessions, TerminalAsk};
 use utoipa::ToSchema;
 use wm_backend::ExecOutput;
 use wm_domain::{
@@ -307,7 +307,7 @@ fn parse_env(v: Option<Value>) -> Result<Vec<EnvVar>, ParseError> {
     }
 }
 
-fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>, ParseError> {
+pub(crate) fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>, ParseError> {
     let bad = |what: &str| {
         ParseError::new(
             "ports",
@@ -625,6 +625,7 @@ impl Containers {
             } else {
                 0
             },
+            storage_bytes: 0,
         };
         self.quotas
             .check(&admitted, &caller.name, caller.role, &ask)

@@ -30,7 +30,7 @@ impl Sessions {
         })
     }
 
-    fn enter(self: &Arc<Self>, user: &UserName) -> Result<Seat, Error> {
+    pub(crate) fn enter(self: &Arc<Self>, user: &UserName) -> Result<Seat, Error> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.entry(user.clone()).or_default();
         if *n >= self.max_per_user {

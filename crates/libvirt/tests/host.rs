@@ -1,0 +1,94 @@
+//! The libvirt backend against the real system daemon: what it defines carries our
+//! metadata, which `list` reads back from libvirt's own copy of the XML (as after a
+//! restart), and undefine removes the domain and the VM's disk, also when repeated.
+
+use wm_backend::vm::{DiskBus, DiskFormat, NicModel, VmBackend, VmImageKey, VmSpec, VmState};
+use wm_domain::{ContainerKey, ShortName, UserName};
+use wm_libvirt::{Libvirt, LibvirtSettings};
+
+/// Removes the test's domains and directory, also when the test fails.
+struct Cleanup(String, std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let names = std::process::Command::new("virsh")
+            .args(["-q", "-c", "qemu:///system", "list", "--all", "--name"])
+            .output();
+        if let Ok(out) = names {
+            for name in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|n| n.starts_with(&format!("{}.", self.0)))
+            {
+                let _ = std::process::Command::new("virsh")
+                    .args(["-q", "-c", "qemu:///system", "undefine", name.trim()])
+                    .output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+#[tokio::test]
+async fn defined_domains_are_found_again_from_their_metadata() {
+    let answers = std::process::Command::new("virsh")
+        .args(["-q", "-c", "qemu:///system", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !answers {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libvirt's system daemon does not answer (scripts/test starts it)"
+        );
+        return;
+    }
+    let instance = format!("lv{}", std::process::id());
+    let storage = std::path::Path::new("/var/lib/libvirt/images").join(&instance);
+    let _cleanup = Cleanup(instance.clone(), storage.clone());
+    let host = Libvirt::new(LibvirtSettings {
+        uri: "qemu:///system".into(),
+        domain_type: "qemu".into(),
+        storage_dir: storage.clone(),
+        instance: instance.clone(),
+        publish_address: "127.0.0.1".into(),
+    });
+    let owner = UserName::parse("alice").unwrap();
+    let image = VmImageKey {
+        owner: owner.clone(),
+        name: ShortName::parse("blank").unwrap(),
+    };
+    let upload = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(upload.path(), vec![0u8; 1 << 20]).unwrap();
+    let info = host.import_image(&image, upload.path()).await.unwrap();
+    assert_eq!(info.format, DiskFormat::Raw);
+
+    let key = ContainerKey::new(&owner, &ShortName::parse("os").unwrap()).unwrap();
+    let spec = VmSpec {
+        key: key.clone(),
+        template: "small".into(),
+        image: image.clone(),
+        image_format: DiskFormat::Raw,
+        vcpus: 1,
+        memory_bytes: 128 << 20,
+        nic: NicModel::Virtio,
+        disk_bus: DiskBus::Sata,
+        forwards: Vec::new(),
+    };
+    host.define(&spec).await.unwrap();
+    assert_eq!(host.state(&key).await.unwrap(), VmState::Shutoff);
+    let found = host.list().await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].key, key);
+    assert_eq!(found[0].template, "small");
+    assert_eq!(found[0].image, "alice/blank");
+    let xml = host.dumpxml(&key).await.unwrap();
+    assert!(xml.contains(wm_libvirt::NS), "{xml}");
+    assert!(xml.contains("bus='sata'"), "{xml}");
+
+    host.undefine(&key).await.unwrap();
+    host.undefine(&key).await.unwrap();
+    assert_eq!(host.state(&key).await.unwrap(), VmState::Gone);
+    assert!(host.list().await.unwrap().is_empty());
+    assert!(!storage.join("vms/alice/os").exists());
+    host.remove_image(&image).await.unwrap();
+    host.remove_image(&image).await.unwrap();
+}
