@@ -494,7 +494,9 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
     let (_, audit) = app.get("/api/v1/admin/audit", &app.admin).await;
     let audit = audit.to_string();
     assert!(
-        audit.contains("POST /api/v1/vms") && audit.contains("DELETE /api/v1/vms/{name}"),
+        audit.contains(r#""action":"vm.create""#)
+            && audit.contains(&format!(r#""action":"vm.delete","actor":"{alice}""#))
+            && audit.contains(&format!(r#""target":"{alice}-vm""#)),
         "{audit}"
     );
 }
