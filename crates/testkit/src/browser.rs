@@ -300,8 +300,33 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Ending chromedriver ends its browser too.
+        // The session's end closes its browser; killing chromedriver alone would leave the
+        // browser running, a child of nobody. Drop may run outside any runtime, so the
+        // request is written by hand on a blocking socket.
+        end_session(&self.session);
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE` of a WebDriver session URL (`http://127.0.0.1:PORT/session/ID`), waiting a
+/// few seconds at most for the answer.
+fn end_session(url: &str) {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return;
+    };
+    let Some((host, path)) = rest.split_once('/') else {
+        return;
+    };
+    let Ok(mut conn) = std::net::TcpStream::connect(host) else {
+        return;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if conn.write_all(request.as_bytes()).is_ok() {
+        let _ = conn.read_to_end(&mut Vec::new());
     }
 }
