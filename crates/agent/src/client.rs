@@ -410,7 +410,6 @@ impl ContainerBackend for RemoteBackend {
         name: &ContainerKey,
         req: &TerminalRequest,
     ) -> Result<Terminal, BackendError> {
-        use reqwest::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
         use tokio_tungstenite::tungstenite::protocol::Role;
         use tokio_tungstenite::tungstenite::Message;
         let path = format!("/containers/{}/terminal", container_segments(name));
@@ -420,21 +419,12 @@ impl ContainerBackend for RemoteBackend {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| BackendError::Engine(e.to_string()))?;
-        // A WebSocket over the agent's own connection (its TLS and token); the key only
-        // guards against caches, which this connection has none of.
-        let r = self
-            .t
-            .http
-            .get(self.t.url(&path))
-            .query(&TerminalQuery {
-                cols: req.cols,
-                rows: req.rows,
-                cmd,
-            })
-            .header(CONNECTION, "Upgrade")
-            .header(UPGRADE, "websocket")
-            .header(SEC_WEBSOCKET_VERSION, "13")
-            .header(SEC_WEBSOCKET_KEY, "d2hhbGVtb3VudGFpbiB0dHk=");
+        // A WebSocket over the agent's own connection (its TLS and token).
+        let r = websocket_request(self.t.http.get(self.t.url(&path)).query(&TerminalQuery {
+            cols: req.cols,
+            rows: req.rows,
+            cmd,
+        }));
         let resp = self.t.send(r, None).await?;
         let io = resp.upgrade().await.map_err(|e| self.t.unreachable(&e))?;
         let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await;
@@ -643,6 +633,17 @@ impl ContainerBackend for RemoteBackend {
             .await?;
         Ok(self.t.lines(resp))
     }
+}
+
+/// The headers that ask for a WebSocket on a request's own connection (its TLS and
+/// token), for `reqwest::Response::upgrade`. The key only guards against caches answering
+/// for the server, which such a connection has none of: any will do.
+pub fn websocket_request(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    use reqwest::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+    rb.header(CONNECTION, "Upgrade")
+        .header(UPGRADE, "websocket")
+        .header(SEC_WEBSOCKET_VERSION, "13")
+        .header(SEC_WEBSOCKET_KEY, "d2hhbGVtb3VudGFpbiB0dHk=")
 }
 
 #[cfg(test)]

@@ -130,14 +130,7 @@ impl Api {
     /// Asks for a WebSocket on the request's connection (over its TLS and token) and
     /// answers the upgraded connection; a refusal becomes a [`Failure`] as in [`Api::send`].
     pub(crate) async fn upgrade(&self, rb: RequestBuilder) -> Result<reqwest::Upgraded, Failure> {
-        use reqwest::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
-        let rb = rb
-            .header(CONNECTION, "Upgrade")
-            .header(UPGRADE, "websocket")
-            .header(SEC_WEBSOCKET_VERSION, "13")
-            // The key guards against caches answering for the server; any will do here.
-            .header(SEC_WEBSOCKET_KEY, "d2hhbGVtb3VudGFpbiB0dHk=");
-        let resp = self.reach(rb).await?;
+        let resp = self.reach(wm_agent::client::websocket_request(rb)).await?;
         if resp.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
             return Err(self.refusal(resp).await);
         }

@@ -4,7 +4,7 @@
 
 use super::i18n::Texts;
 use super::{
-    error_page, form_refusal, has_terminal, notice, page, script, see_other, short_time,
+    error_page, for_owner, form_refusal, has_terminal, notice, page, script, see_other, short_time,
     status_badge, terminal_element, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
@@ -49,11 +49,7 @@ fn port_links(ctx: &Ctx, c: &Container) -> Markup {
 /// The path of a container's page (`rest` is `""`, `"/exec"`, ...), saying whose it is
 /// when it is not the caller's own: a full name alone may be several owners'.
 pub(super) fn container_path(ctx: &Ctx, c: &Container, rest: &str) -> String {
-    if c.owner == ctx.caller().name.as_str() {
-        format!("/containers/{}{rest}", c.name)
-    } else {
-        format!("/containers/{}{rest}?owner={}", c.name, c.owner)
-    }
+    for_owner(ctx, &c.owner, format!("/containers/{}{rest}", c.name))
 }
 
 /// Output as the page shows it: without terminal escape codes (colours, cursor moves).
@@ -67,10 +63,11 @@ fn plain(text: &str) -> String {
 /// remains.
 fn terminal_section(ctx: &Ctx, c: &Container, running: bool) -> Markup {
     let t = ctx.t;
-    let mut api = format!("/api/v1/containers/{}/terminal", c.name);
-    if c.owner != ctx.caller().name.as_str() {
-        api = format!("{api}?owner={}", c.owner);
-    }
+    let api = for_owner(
+        ctx,
+        &c.owner,
+        format!("/api/v1/containers/{}/terminal", c.name),
+    );
     html! {
         section aria-labelledby="terminal-h" {
             h2 #terminal-h { (t.terminal_title) }
@@ -89,11 +86,7 @@ fn terminal_section(ctx: &Ctx, c: &Container, running: bool) -> Markup {
 /// The API's streamed logs of the container (the session cookie authenticates it).
 fn follow_logs_url(ctx: &Ctx, c: &Container) -> String {
     let url = format!("/api/v1/containers/{}/logs?follow=true&tail=100", c.name);
-    if c.owner == ctx.caller().name.as_str() {
-        url
-    } else {
-        format!("{url}&owner={}", c.owner)
-    }
+    for_owner(ctx, &c.owner, url)
 }
 
 fn action_form(ctx: &Ctx, c: &Container, action: &str, label: &str) -> Markup {
@@ -634,15 +627,11 @@ pub(super) async fn confirm_delete(
         .load(ctx.caller(), &name, whose.owner.as_deref())
         .await
         .or_page(&ctx)?;
-    let action = if owned.record().owner == ctx.caller().name {
-        format!("/containers/{}/delete", owned.name())
-    } else {
-        format!(
-            "/containers/{}/delete?owner={}",
-            owned.name(),
-            owned.record().owner
-        )
-    };
+    let action = for_owner(
+        &ctx,
+        owned.record().owner.as_str(),
+        format!("/containers/{}/delete", owned.name()),
+    );
     let body = html! {
         p { (t.confirm_delete) }
         p { strong { (owned.name().as_str()) } }

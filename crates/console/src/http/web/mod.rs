@@ -153,6 +153,17 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// `url` with `owner` in its query when the thing is not the caller's own: a full name
+/// alone may be several owners', and an administrator's links must say whose.
+pub(super) fn for_owner(ctx: &Ctx, owner: &str, url: String) -> String {
+    if owner == ctx.caller().name.as_str() {
+        url
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}owner={owner}")
+    }
+}
+
 /// What every page needs to know about the request.
 pub(super) struct Ctx {
     pub lang: Lang,

@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    has_terminal, notice, page, see_other, short_time, terminal_element, Ctx, NoticeQuery, OrPage,
-    PageError, Posted, Session,
+    for_owner, has_terminal, notice, page, see_other, short_time, terminal_element, Ctx,
+    NoticeQuery, OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::Http;
@@ -17,11 +17,7 @@ use maud::{html, Markup};
 /// The path of a VM's page (`rest`: `""`, `"/start"`, ...), saying whose it is when it
 /// is not the caller's own.
 fn vm_path(ctx: &Ctx, v: &Vm, rest: &str) -> String {
-    if v.owner == ctx.caller().name.as_str() {
-        format!("/vms/{}{rest}", v.name)
-    } else {
-        format!("/vms/{}{rest}?owner={}", v.name, v.owner)
-    }
+    for_owner(ctx, &v.owner, format!("/vms/{}{rest}", v.name))
 }
 
 fn badge(t: &Texts, status: &str) -> Markup {
@@ -115,10 +111,7 @@ pub(super) async fn detail(
     let xml = vms.dumpxml(&owned).await.or_page(&ctx)?;
     let transcript = vms.transcript(&owned).await.or_page(&ctx)?;
     let v = vms.get(owned).await.or_page(&ctx)?;
-    let mut api = format!("/api/v1/vms/{}/console", v.name);
-    if v.owner != ctx.caller().name.as_str() {
-        api = format!("{api}?owner={}", v.owner);
-    }
+    let api = for_owner(&ctx, &v.owner, format!("/api/v1/vms/{}/console", v.name));
     let transcript = String::from_utf8_lossy(&strip_ansi_escapes::strip(&transcript)).into_owned();
     let body = html! {
         (notice(&ctx, &q))
