@@ -46,6 +46,8 @@ function open(box) {
   again.addEventListener("click", () => {
     term.reset();
     connect();
+    // Asked for by the user: the new session takes the keyboard.
+    term.focus();
   });
 
   function say(text) {
@@ -63,10 +65,9 @@ function open(box) {
     say(box.dataset.connecting);
     socket = new WebSocket(url);
     socket.binaryType = "arraybuffer";
-    socket.onopen = () => {
-      say("");
-      term.focus();
-    };
+    // Opening never takes the keyboard: someone typing into another field of the page
+    // (the upload or one-shot form) keeps it.
+    socket.onopen = () => say("");
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
         const message = JSON.parse(event.data);
