@@ -16,7 +16,10 @@ use wm_docker::PortRange;
 
 use wm_testkit::{docker, unique};
 
+pub mod pages;
 pub mod ws;
+
+pub use pages::{screenshots, shot, wait_for_url};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 

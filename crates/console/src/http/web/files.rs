@@ -3,7 +3,7 @@
 
 use super::{
     encode, error_page, form_refusal, notice, page, see_other, NoticeQuery, OrPage, PageError,
-    Posted, Session,
+    Posted, Session, when,
 };
 use crate::http::forms::{multipart_form, read_upload};
 use crate::http::Http;
@@ -98,7 +98,7 @@ pub(super) async fn page_handler(
                                 }
                             }
                             td data-label=(t.files_size) { @if e.kind == "file" { (human_bytes(e.size)) } }
-                            td data-label=(t.files_modified) { time datetime=(e.modified) { (e.modified) } }
+                            td data-label=(t.files_modified) { (when(&e.modified)) }
                             td {
                                 form.inline method="post" action="/files/delete" {
                                     (ctx.csrf_field())
