@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::pages::{shot, wait_for_url};
 use common::*;
 use reqwest::header::{COOKIE, ORIGIN};
 use reqwest::{Method, StatusCode};

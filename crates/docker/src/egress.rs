@@ -394,9 +394,7 @@ impl HostNetwork {
     /// at: not loopback, link-local or the like, nor on one of its container networks.
     pub fn reachable_v4(&self) -> Option<Ipv4Addr> {
         self.own.iter().find_map(|ip| match ip {
-            IpAddr::V4(v4) if classify_special(*ip).is_none() && !self.on_bridge(*v4) => {
-                Some(*v4)
-            }
+            IpAddr::V4(v4) if classify_special(*ip).is_none() && !self.on_bridge(*v4) => Some(*v4),
             _ => None,
         })
     }

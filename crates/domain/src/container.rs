@@ -498,19 +498,21 @@ mod tests {
         assert_eq!(vars("\"MSG=a b\""), ["MSG=a b"]);
         assert_eq!(vars("A=x\\ y"), ["A=x y"]);
         assert_eq!(vars("A='it'\\''s'"), ["A=it's"]);
-        assert_eq!(vars("A=\"say \\\"hi\\\" \\\\ \\$HOME \\n\""), ["A=say \"hi\" \\ $HOME \\n"]);
+        assert_eq!(
+            vars("A=\"say \\\"hi\\\" \\\\ \\$HOME \\n\""),
+            ["A=say \"hi\" \\ $HOME \\n"]
+        );
         assert_eq!(vars("A='$HOME \\n \"'"), ["A=$HOME \\n \""]);
         assert_eq!(vars("A= B=\"\""), ["A=", "B="]);
         assert_eq!(vars("A=日本語\u{3000}B=x"), ["A=日本語", "B=x"]);
-        assert_eq!(
-            shell_words("A=\"open"),
-            Err(QuotingError::Unclosed('"'))
-        );
+        assert_eq!(shell_words("A=\"open"), Err(QuotingError::Unclosed('"')));
         assert_eq!(shell_words("A='open"), Err(QuotingError::Unclosed('\'')));
         assert_eq!(shell_words("A=\"x\\"), Err(QuotingError::Unclosed('"')));
         assert_eq!(shell_words("A=x\\"), Err(QuotingError::TrailingBackslash));
         assert_eq!(shell_words("\"\" ''").unwrap(), ["", ""]);
-        for bad in ["A=\"open", "A='open", "A=x\\", "\"\"", "KEY", "A=1 A=2", "1A=x"] {
+        for bad in [
+            "A=\"open", "A='open", "A=x\\", "\"\"", "KEY", "A=1 A=2", "1A=x",
+        ] {
             let e = parse_env_string(bad).unwrap_err();
             assert_eq!(e.field, "env", "{bad:?}");
         }

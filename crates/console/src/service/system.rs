@@ -322,10 +322,7 @@ mod tests {
     fn links_that_look_unreachable() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(link_doubt("192.0.2.2", &[ip("192.0.2.2")]), None);
-        assert_eq!(
-            link_doubt("blade1.example.org", &[ip("192.0.2.7")]),
-            None
-        );
+        assert_eq!(link_doubt("blade1.example.org", &[ip("192.0.2.7")]), None);
         assert_eq!(
             link_doubt("127.0.0.1", &[ip("127.0.0.1")]),
             Some(LinkDoubt::Loopback)

@@ -19,8 +19,6 @@ use wm_testkit::{docker, unique};
 pub mod pages;
 pub mod ws;
 
-pub use pages::{screenshots, shot, wait_for_url};
-
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// The busybox test image, built once per test process.

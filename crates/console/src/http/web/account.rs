@@ -1,7 +1,9 @@
 //! `/account`: one's own account: the password of a local account (a directory account is
 //! told where to change it), one's sessions and personal tokens, each of which may be ended.
 
-use super::{notice, page, see_other, when, maybe_when, NoticeQuery, OrPage, PageError, Posted, Session};
+use super::{
+    maybe_when, notice, page, see_other, when, NoticeQuery, OrPage, PageError, Posted, Session,
+};
 use crate::http::Http;
 use crate::service::accounts::PasswordChange;
 use axum::extract::{Query, State};

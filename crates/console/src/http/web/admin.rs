@@ -3,8 +3,8 @@
 
 use super::i18n::Texts;
 use super::{
-    encode, notice, page, see_other, when, status_badge, NoticeQuery, OrPage, PageError,
-    Posted, Session,
+    encode, notice, page, see_other, status_badge, when, NoticeQuery, OrPage, PageError, Posted,
+    Session,
 };
 use crate::http::Http;
 use crate::service::accounts::{Admin, NewUser};

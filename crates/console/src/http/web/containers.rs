@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    error_page, for_owner, form_refusal, has_terminal, notice, page, script, see_other, when,
-    status_badge, terminal_element, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
+    error_page, for_owner, form_refusal, has_terminal, notice, page, script, see_other,
+    status_badge, terminal_element, when, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::forms::{multipart_form, read_upload};

@@ -3,8 +3,8 @@
 //! through the same use cases (and the same checks) as the API.
 
 use super::{
-    encode, notice, page, maybe_when, see_other, when, status_badge, NoticeQuery, OrPage, PageError,
-    Posted, Session,
+    encode, maybe_when, notice, page, see_other, status_badge, when, NoticeQuery, OrPage,
+    PageError, Posted, Session,
 };
 use crate::http::Http;
 use crate::service::courses::{Enrolment, NewCourse};

@@ -2,8 +2,8 @@
 //! the entries with download and delete, and an upload into the folder.
 
 use super::{
-    encode, error_page, form_refusal, notice, page, see_other, NoticeQuery, OrPage, PageError,
-    Posted, Session, when,
+    encode, error_page, form_refusal, notice, page, see_other, when, NoticeQuery, OrPage,
+    PageError, Posted, Session,
 };
 use crate::http::forms::{multipart_form, read_upload};
 use crate::http::Http;

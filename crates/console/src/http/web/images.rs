@@ -7,8 +7,8 @@
 
 use super::i18n::Texts;
 use super::{
-    encode, form_refusal, human_size, notice, page, script, see_other, when, Ctx,
-    NoticeQuery, OrPage, PageError, Posted, Session,
+    encode, form_refusal, human_size, notice, page, script, see_other, when, Ctx, NoticeQuery,
+    OrPage, PageError, Posted, Session,
 };
 use crate::http::forms::{multipart_form, read_build};
 use crate::http::images::ndjson;

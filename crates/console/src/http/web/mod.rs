@@ -62,7 +62,10 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/language", get(switch_language))
         .route("/assets/console.css", get(|| asset(CSS, "text/css")))
         .route("/assets/progress.js", get(|| asset(JS, "text/javascript")))
-        .route("/assets/times.js", get(|| asset(TIMES_JS, "text/javascript")))
+        .route(
+            "/assets/times.js",
+            get(|| asset(TIMES_JS, "text/javascript")),
+        )
         .route(
             "/assets/terminal.js",
             get(|| asset(TERMINAL_JS, "text/javascript")),

@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    for_owner, has_terminal, notice, page, see_other, when, terminal_element, Ctx,
-    NoticeQuery, OrPage, PageError, Posted, Session,
+    for_owner, has_terminal, notice, page, see_other, terminal_element, when, Ctx, NoticeQuery,
+    OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::Http;

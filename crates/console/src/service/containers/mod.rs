@@ -30,8 +30,8 @@ pub(crate) use terminal::{check_size, Seat, Sessions, TerminalAsk};
 use utoipa::ToSchema;
 use wm_backend::ExecOutput;
 use wm_domain::{
-    parse_env_list, parse_env_string, parse_port_list, Backend, ContainerKey, ContainerName, ContainerStatus, EnvVar,
-    GuestPort, ImageRef, ParseError, ShortName, StopReason, UserName,
+    parse_env_list, parse_env_string, parse_port_list, Backend, ContainerKey, ContainerName,
+    ContainerStatus, EnvVar, GuestPort, ImageRef, ParseError, ShortName, StopReason, UserName,
 };
 use wm_store::{ContainerRecord, Store};
 
@@ -149,7 +149,8 @@ pub(crate) struct CreateContainer {
     pub(crate) name: String,
     /// Image reference (`busybox`, `registry:5000/alice/web:1`).
     pub(crate) image: String,
-    /// `"KEY=value KEY2=value2"` or `["KEY=value", ...]`.
+    /// `"KEY=value KEY2=value2"` (a value with spaces quoted as in a shell:
+    /// `"MSG='hello world'"`) or `["KEY=value", ...]`.
     #[schema(value_type = Option<Object>)]
     #[serde(default)]
     pub(crate) env: Option<Value>,
