@@ -209,14 +209,19 @@ async fn the_backend_is_a_choice_only_with_a_cluster_and_the_login_names_the_acc
         .unwrap(),
     );
     let directory = spawn_with(config, data).await;
-    for (lang, accept, intro) in [
-        ("en", EN, "department account"),
-        ("ja", JA, "学科のアカウント"),
+    for (lang, accept, intro, account) in [
+        ("en", EN, "department account", "department account"),
+        ("ja", JA, "学科のアカウント", "学科アカウント"),
     ] {
         let b = Browser::start(accept).await;
         b.goto(&directory.url("/login")).await;
         let said = b.text("#login-intro").await;
         assert!(said.contains(intro), "{lang}: {said}");
+        shot(&b, &format!("newcomer-login-directory-{lang}")).await;
+        log_in(&b, &directory, "admin", ADMIN_PASSWORD).await;
+        b.goto(&directory.url("/admin")).await;
+        let hint = b.text("#add-user-hint").await;
+        assert!(hint.contains(account), "{lang}: {hint}");
     }
 }
 
@@ -399,7 +404,8 @@ async fn links_to_host_ports_go_where_users_can_reach_and_doubtful_ones_are_flag
 }
 
 /// The hosts table shows each host's memory; the add-user form's name box is as wide and
-/// styled as the other fields, at desktop and phone width.
+/// styled as the other fields, at desktop and phone width, and its hint speaks of no
+/// department accounts when there is no directory.
 #[tokio::test]
 async fn the_admin_page_shows_host_memory_and_a_styled_add_user_form() {
     let app = spawn_app().await;
@@ -425,6 +431,12 @@ async fn the_admin_page_shows_host_memory_and_a_styled_add_user_form() {
             total.starts_with(|c: char| c.is_ascii_digit())
                 && (total.ends_with("GiB") || total.ends_with("MiB")),
             "{lang}: {memory:?}"
+        );
+        // Without a directory there are no department accounts to speak of.
+        let hint = b.text("#add-user-hint").await;
+        assert!(
+            !hint.contains("department") && !hint.contains("学科"),
+            "{lang}: {hint}"
         );
         for width in [1280, 375] {
             b.viewport(width, 900, width < 500).await;

@@ -153,7 +153,9 @@ pub(super) async fn page_handler(
         }
         section aria-labelledby="add-user-h" {
             h2 #add-user-h { (t.add_account) }
-            p.hint { (t.hint_add_account) }
+            p.hint #add-user-hint {
+                (if http.config.ldap.is_some() { t.hint_add_account } else { t.hint_add_account_local })
+            }
             form.card method="post" action="/admin/users" {
                 (ctx.csrf_field())
                 div.field {

@@ -473,6 +473,8 @@ pub(crate) struct Texts {
     // newcomer2:
     /// The login page's first line when no directory is configured.
     pub login_intro_local: &'static str,
+    /// The add-user form's hint when no directory is configured.
+    pub hint_add_account_local: &'static str,
     pub err_env_quote: &'static str,
     pub err_env_backslash: &'static str,
     pub host_memory: &'static str,
@@ -970,6 +972,7 @@ pub(super) static EN: Texts = Texts {
     notice_token_revoked: "The token was revoked.",
     // newcomer2:
     login_intro_local: "Log in with the user name and password you were given.",
+    hint_add_account_local: "Every account is one made here: give each person the name and password to log in with.",
     err_env_quote: "A quote (\" or ') is opened but never closed: close it, as in MSG=\"hello world\", or put a backslash before it.",
     err_env_backslash: "The environment ends with a backslash (\\): remove it, or put the character it keeps after it.",
     host_memory: "Memory (committed / total)",
@@ -1336,6 +1339,7 @@ pub(super) static JA: Texts = Texts {
     notice_token_revoked: "トークンを失効させました。",
     // newcomer2:
     login_intro_local: "配布されたユーザー名とパスワードでログインしてください。",
+    hint_add_account_local: "アカウントはすべてここで作ります。ログインに使う名前とパスワードを各自に伝えてください。",
     err_env_quote: "引用符（\" または '）が閉じられていません。MSG=\"hello world\" のように閉じるか、引用符の前にバックスラッシュを付けてください。",
     err_env_backslash: "環境変数の末尾にバックスラッシュ（\\）があります。削除するか、後ろに続ける文字を書いてください。",
     host_memory: "メモリ（割当済み / 合計）",
