@@ -119,11 +119,16 @@ pub async fn build(config: Config) -> Result<Application, StartError> {
 
 /// Where `wm serve`'s links to published ports point unless `WM_HOST_ADDRESS` says: this
 /// machine's primary IPv4 address, which students' PCs can reach and which is not the name
-/// the console is normally browsed under (see `crate::origin`); the host name when the
-/// machine has none.
+/// the console is normally browsed under (see `crate::origin`); the host name only when the
+/// machine has no address another machine could reach.
 ///
 /// The primary address is the source address of the default route, found by connecting a
-/// UDP socket: that only asks the kernel for a route and sends nothing.
+/// UDP socket: that only asks the kernel for a route and sends nothing. Without a default
+/// route it is the first of the machine's own addresses that is neither loopback,
+/// link-local nor on a container network (read from `/proc`).
+///
+/// The console's own name (the `Host` of a request) is never used: browsers would send its
+/// session cookie to every container's port there (see `crate::http::origin`).
 pub fn default_link_address(host_name: &str) -> String {
     let probe = || -> std::io::Result<std::net::IpAddr> {
         let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
@@ -132,7 +137,9 @@ pub fn default_link_address(host_name: &str) -> String {
     };
     match probe() {
         Ok(ip) if !ip.is_loopback() && !ip.is_unspecified() => ip.to_string(),
-        _ => host_name.to_string(),
+        _ => wm_docker::egress::HostNetwork::read()
+            .reachable_v4()
+            .map_or_else(|| host_name.to_string(), |ip| ip.to_string()),
     }
 }
 

@@ -378,12 +378,25 @@ impl HostNetwork {
             return Some("it is one of this host's own addresses");
         }
         if let IpAddr::V4(v4) = ip {
-            let v = u32::from(v4);
-            if self.bridges.iter().any(|&(net, mask)| v & mask == net) {
+            if self.on_bridge(v4) {
                 return Some("it is on one of this host's container networks");
             }
         }
         None
+    }
+
+    fn on_bridge(&self, v4: Ipv4Addr) -> bool {
+        let v = u32::from(v4);
+        self.bridges.iter().any(|&(net, mask)| v & mask == net)
+    }
+
+    /// The first of this machine's own IPv4 addresses that other machines could reach it
+    /// at: not loopback, link-local or the like, nor on one of its container networks.
+    pub fn reachable_v4(&self) -> Option<Ipv4Addr> {
+        self.own.iter().find_map(|ip| match ip {
+            IpAddr::V4(v4) if classify_special(*ip).is_none() && !self.on_bridge(*v4) => Some(*v4),
+            _ => None,
+        })
     }
 }
 
@@ -595,6 +608,17 @@ mod tests {
             assert!(net.classify(ip.parse().unwrap()).is_some(), "{ip}");
         }
         assert_eq!(net.classify("10.0.2.16".parse().unwrap()), None);
+        assert_eq!(net.reachable_v4(), Some(Ipv4Addr::new(10, 0, 2, 15)));
+        let only_local = HostNetwork {
+            own: vec![
+                "127.0.0.1".parse().unwrap(),
+                "169.254.1.1".parse().unwrap(),
+                "172.17.0.1".parse().unwrap(),
+                "2001:db8::5".parse().unwrap(),
+            ],
+            bridges: net.bridges.clone(),
+        };
+        assert_eq!(only_local.reachable_v4(), None);
     }
 
     #[test]

@@ -259,6 +259,87 @@ pub fn parse_env_list<'a>(
     Ok(out)
 }
 
+/// Environment variables written as one line, `KEY=value` pairs separated by spaces, the
+/// way a shell reads them: `'…'` keeps everything literally, `"…"` too except that `\"`,
+/// `\\`, `\$` and `` \` `` stand for the character, and outside quotes a backslash keeps the
+/// next character (a space too). So `MSG="hello world" A=x\ y` is two variables. This is
+/// the one reading of the string form, for the API, the web form and the command line.
+pub fn parse_env_string(s: &str) -> Result<Vec<EnvVar>, ParseError> {
+    let words = shell_words(s).map_err(|e| ParseError::new("env", e.to_string()))?;
+    parse_env_list(words.iter().map(String::as_str))
+}
+
+/// What keeps a line from being split into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QuotingError {
+    /// A `'` or `"` was opened and never closed.
+    #[error("the quote {0} is opened but never closed: close it, or put a backslash before it")]
+    Unclosed(char),
+    /// The line ends with a backslash that has nothing to keep.
+    #[error("the line ends with a backslash")]
+    TrailingBackslash,
+}
+
+/// Splits a line into words as a POSIX shell does, without expanding anything (see
+/// [`parse_env_string`]).
+pub fn shell_words(s: &str) -> Result<Vec<String>, QuotingError> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    // A word may be empty (`""`), so whether one was begun is kept apart from its text.
+    let mut begun = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if begun {
+                    words.push(std::mem::take(&mut word));
+                    begun = false;
+                }
+            }
+            '\'' => {
+                begun = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err(QuotingError::Unclosed('\'')),
+                    }
+                }
+            }
+            '"' => {
+                begun = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err(QuotingError::Unclosed('"')),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err(QuotingError::Unclosed('"')),
+                    }
+                }
+            }
+            '\\' => {
+                begun = true;
+                word.push(chars.next().ok_or(QuotingError::TrailingBackslash)?);
+            }
+            c => {
+                begun = true;
+                word.push(c);
+            }
+        }
+    }
+    if begun {
+        words.push(word);
+    }
+    Ok(words)
+}
+
 /// A port inside the container, 1 to 65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -399,6 +480,46 @@ mod tests {
         assert!(parse_env_list(["A=1", "A=2"]).is_err());
         let many: Vec<String> = (0..=MAX_ENV_VARS).map(|i| format!("V{i}=1")).collect();
         assert!(parse_env_list(many.iter().map(String::as_str)).is_err());
+    }
+
+    #[test]
+    fn env_strings_are_read_as_a_shell_reads_them() {
+        let vars = |s: &str| -> Vec<String> {
+            parse_env_string(s)
+                .unwrap_or_else(|e| panic!("{s:?}: {e}"))
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(vars("A=1  B_2=x=y\tC="), ["A=1", "B_2=x=y", "C="]);
+        assert!(vars("  ").is_empty());
+        assert_eq!(vars("MSG=\"hello world\""), ["MSG=hello world"]);
+        assert_eq!(vars("MSG='hello world' N=2"), ["MSG=hello world", "N=2"]);
+        assert_eq!(vars("\"MSG=a b\""), ["MSG=a b"]);
+        assert_eq!(vars("A=x\\ y"), ["A=x y"]);
+        assert_eq!(vars("A='it'\\''s'"), ["A=it's"]);
+        assert_eq!(
+            vars("A=\"say \\\"hi\\\" \\\\ \\$HOME \\n\""),
+            ["A=say \"hi\" \\ $HOME \\n"]
+        );
+        assert_eq!(vars("A='$HOME \\n \"'"), ["A=$HOME \\n \""]);
+        assert_eq!(vars("A= B=\"\""), ["A=", "B="]);
+        assert_eq!(vars("A=日本語\u{3000}B=x"), ["A=日本語", "B=x"]);
+        assert_eq!(shell_words("A=\"open"), Err(QuotingError::Unclosed('"')));
+        assert_eq!(shell_words("A='open"), Err(QuotingError::Unclosed('\'')));
+        assert_eq!(shell_words("A=\"x\\"), Err(QuotingError::Unclosed('"')));
+        assert_eq!(shell_words("A=x\\"), Err(QuotingError::TrailingBackslash));
+        assert_eq!(shell_words("\"\" ''").unwrap(), ["", ""]);
+        for bad in [
+            "A=\"open", "A='open", "A=x\\", "\"\"", "KEY", "A=1 A=2", "1A=x",
+        ] {
+            let e = parse_env_string(bad).unwrap_err();
+            assert_eq!(e.field, "env", "{bad:?}");
+        }
+        assert!(parse_env_string("A=\"open")
+            .unwrap_err()
+            .message
+            .contains("never closed"));
     }
 
     #[test]

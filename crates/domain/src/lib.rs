@@ -11,8 +11,8 @@ mod status;
 mod user;
 
 pub use container::{
-    parse_env_list, parse_port_list, ContainerKey, ContainerName, EnvVar, GuestPort, ShortName,
-    MAX_ENV_VARS,
+    parse_env_list, parse_env_string, parse_port_list, shell_words, ContainerKey, ContainerName,
+    EnvVar, GuestPort, QuotingError, ShortName, MAX_ENV_VARS,
 };
 pub use dockerfile::Dockerfile;
 pub use image::ImageRef;

@@ -274,6 +274,25 @@ impl Browser {
         .await;
     }
 
+    /// Runs the page's clocks in the time zone `id` (`Asia/Tokyo`), as if the computer were
+    /// set to it; it holds for the pages that follow.
+    pub async fn time_zone(&self, id: &str) {
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setTimezoneOverride", "params": {"timezoneId": id}}),
+        )
+        .await;
+    }
+
+    /// Turns the pages' scripts off (or on again), as for a reader without JavaScript.
+    pub async fn scripts(&self, enabled: bool) {
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setScriptExecutionDisabled", "params": {"value": !enabled}}),
+        )
+        .await;
+    }
+
     /// Whether the page is wider than the viewport (it would scroll sideways).
     pub async fn scrolls_sideways(&self) -> bool {
         self.execute("return document.documentElement.scrollWidth > window.innerWidth;")

@@ -250,7 +250,8 @@ enum KubeCommand {
         /// Guest ports, space-separated ("80 8080"); the first gets the Ingress.
         #[arg(long, requires = "container", default_value = "")]
         ports: String,
-        /// Environment, space-separated `KEY=value` pairs.
+        /// Environment, space-separated `KEY=value` pairs, quoted as in a shell
+        /// (`MSG="hello world"`).
         #[arg(long, requires = "container", default_value = "")]
         env: String,
         /// The creation id written on the container's objects.
@@ -266,7 +267,7 @@ enum KubeCommand {
 impl KubeCommand {
     fn run(self) -> anyhow::Result<()> {
         use wm_domain::{
-            parse_env_list, parse_port_list, ContainerName, GuestPort, ImageRef, Role, ShortName,
+            parse_env_string, parse_port_list, ContainerName, GuestPort, ImageRef, Role, ShortName,
             UserName,
         };
         let KubeCommand::Manifests {
@@ -296,7 +297,7 @@ impl KubeCommand {
                         owner: owner.clone(),
                         short_name,
                         image: ImageRef::parse(&image)?,
-                        env: parse_env_list(env.split_whitespace())?,
+                        env: parse_env_string(&env)?,
                         ports: parse_port_list(ports, usize::from(u16::MAX))?,
                         creation_id,
                         role,

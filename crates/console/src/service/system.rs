@@ -8,7 +8,9 @@ pub(crate) use crate::hosts::{HostView, ImageDisk};
 use crate::metrics::Metrics;
 use crate::util::now;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::ToSchema;
 use wm_store::Store;
 
@@ -221,6 +223,38 @@ impl System {
         Ok(views)
     }
 
+    /// The hosts whose links to published ports point at an address that users' computers
+    /// likely cannot reach, as far as the console can tell by resolving it itself (at most
+    /// two seconds per host, all at once).
+    pub(crate) async fn link_warnings(&self, _admin: &Admin) -> Vec<LinkWarning> {
+        let hosts = self.hosts.all();
+        futures::future::join_all(hosts.iter().map(|h| async move {
+            let address = h.address();
+            let host = crate::util::host_without_port(&address);
+            let resolved: Vec<IpAddr> = match host.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::net::lookup_host((host.as_str(), 0)),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .unwrap_or_default(),
+            };
+            link_doubt(&host, &resolved).map(|doubt| LinkWarning {
+                host: h.id.clone(),
+                address,
+                doubt,
+            })
+        }))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// Drains a host (it keeps its containers but gets no new ones), or puts it back.
     pub(crate) async fn drain(
         &self,
@@ -240,5 +274,77 @@ impl System {
             .into_iter()
             .find(|h| h.id == id)
             .expect("the host exists"))
+    }
+}
+
+/// Why users' computers may not reach a host's links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkDoubt {
+    /// The address is, or its name resolves only to, the machine itself (loopback).
+    Loopback,
+    /// The name does not resolve, not even from the console.
+    Unresolved,
+    /// A name without a domain (`vm`): it resolves here, and perhaps nowhere else.
+    ShortName,
+}
+
+/// A host whose links look unreachable, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkWarning {
+    pub(crate) host: String,
+    pub(crate) address: String,
+    pub(crate) doubt: LinkDoubt,
+}
+
+/// Whether a link's `host` (a name or an IP address), which resolves to `resolved` from the
+/// console, looks unreachable for users' computers.
+fn link_doubt(host: &str, resolved: &[IpAddr]) -> Option<LinkDoubt> {
+    let is_ip = host.parse::<IpAddr>().is_ok();
+    if resolved.is_empty() {
+        Some(LinkDoubt::Unresolved)
+    } else if resolved
+        .iter()
+        .all(|ip| ip.is_loopback() || ip.is_unspecified())
+    {
+        Some(LinkDoubt::Loopback)
+    } else if !is_ip && !host.contains('.') {
+        Some(LinkDoubt::ShortName)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_that_look_unreachable() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(link_doubt("192.0.2.2", &[ip("192.0.2.2")]), None);
+        assert_eq!(link_doubt("blade1.example.org", &[ip("192.0.2.7")]), None);
+        assert_eq!(
+            link_doubt("127.0.0.1", &[ip("127.0.0.1")]),
+            Some(LinkDoubt::Loopback)
+        );
+        assert_eq!(link_doubt("::1", &[ip("::1")]), Some(LinkDoubt::Loopback));
+        assert_eq!(
+            link_doubt("vm", &[ip("127.0.1.1")]),
+            Some(LinkDoubt::Loopback)
+        );
+        assert_eq!(link_doubt("vm", &[]), Some(LinkDoubt::Unresolved));
+        assert_eq!(
+            link_doubt("nowhere.example.org", &[]),
+            Some(LinkDoubt::Unresolved)
+        );
+        assert_eq!(
+            link_doubt("blade1", &[ip("192.0.2.7")]),
+            Some(LinkDoubt::ShortName)
+        );
+        // A name that also resolves to the loopback is not only the machine itself.
+        assert_eq!(
+            link_doubt("wm.example.org", &[ip("127.0.0.1"), ip("192.0.2.2")]),
+            None
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! `/account`: one's own account: the password of a local account (a directory account is
 //! told where to change it), one's sessions and personal tokens, each of which may be ended.
 
-use super::{notice, page, see_other, short_time, NoticeQuery, OrPage, PageError, Posted, Session};
+use super::{
+    maybe_when, notice, page, see_other, when, NoticeQuery, OrPage, PageError, Posted, Session,
+};
 use crate::http::Http;
 use crate::service::accounts::PasswordChange;
 use axum::extract::{Query, State};
@@ -54,9 +56,9 @@ pub(super) async fn page_handler(
             table.cards #sessions {
                 thead { tr { th scope="col" { (t.created) } th scope="col" { (t.last_used) } th scope="col" { (t.expires) } th scope="col" { span.sr { (t.end_session) } } } }
                 tbody { @for s in &sessions { tr data-session=(s.id) {
-                    td data-label=(t.created) { (short_time(&s.created_at)) @if s.current { " " span.badge.ok { (t.this_session) } } }
-                    td data-label=(t.last_used) { (s.last_used_at.as_deref().map_or("—".to_string(), short_time)) }
-                    td data-label=(t.expires) { (s.expires_at.as_deref().map_or("—".to_string(), short_time)) }
+                    td data-label=(t.created) { (when(&s.created_at)) @if s.current { " " span.badge.ok { (t.this_session) } } }
+                    td data-label=(t.last_used) { (maybe_when(s.last_used_at.as_deref())) }
+                    td data-label=(t.expires) { (maybe_when(s.expires_at.as_deref())) }
                     td { (end("/account/sessions/end", &s.id, t.end_session)) }
                 } } }
             }
@@ -68,8 +70,8 @@ pub(super) async fn page_handler(
                     thead { tr { th scope="col" { (t.name) } th scope="col" { (t.created) } th scope="col" { (t.last_used) } th scope="col" { span.sr { (t.revoke) } } } }
                     tbody { @for k in &tokens { tr data-token=(k.id) {
                         td data-label=(t.name) { (k.name.as_deref().unwrap_or("—")) " (" (k.scope.as_str()) ")" }
-                        td data-label=(t.created) { (short_time(&k.created_at)) }
-                        td data-label=(t.last_used) { (k.last_used_at.as_deref().map_or("—".to_string(), short_time)) }
+                        td data-label=(t.created) { (when(&k.created_at)) }
+                        td data-label=(t.last_used) { (maybe_when(k.last_used_at.as_deref())) }
                         td { (end("/account/tokens/revoke", &k.id, t.revoke)) }
                     } } }
                 }

@@ -3,13 +3,14 @@
 
 use super::i18n::Texts;
 use super::{
-    encode, notice, page, see_other, short_time, status_badge, NoticeQuery, OrPage, PageError,
-    Posted, Session,
+    encode, notice, page, see_other, status_badge, when, NoticeQuery, OrPage, PageError, Posted,
+    Session,
 };
 use crate::http::Http;
 use crate::service::accounts::{Admin, NewUser};
 use crate::service::audit::{AuditActor, AuditEntryView, AuditQuery};
 use crate::service::quotas::QuotaPatch;
+use crate::service::system::{LinkDoubt, LinkWarning};
 use crate::service::users::{UserDeletion, UserPatch};
 use crate::service::{human_bytes, trim_number, Error};
 use axum::extract::Path;
@@ -33,15 +34,19 @@ pub(super) async fn page_handler(
     let audit = http.audit.newest(&admin, 50).await.or_page(&ctx)?;
     let hosts = http.system.hosts(&admin).await.or_page(&ctx)?;
     let quotas = http.quotas.all(&admin).await.or_page(&ctx)?;
+    let link_warnings = http.system.link_warnings(&admin).await;
     let limit = |n: Option<i64>| n.map_or_else(|| t.no_limit.to_string(), |n| n.to_string());
     let body = html! {
         (notice(&ctx, &q))
         section aria-labelledby="hosts-h" {
             h2 #hosts-h { (t.hosts) }
+            @for w in &link_warnings {
+                p.caution role="alert" data-link-warning=(w.host) { (link_warning(t, w)) }
+            }
             table.cards {
                 thead { tr {
                     th scope="col" { (t.host) } th scope="col" { (t.status) } th scope="col" { (t.containers) }
-                    th scope="col" { (t.host_labels) } th scope="col" { (t.host_gpus) } th scope="col" { (t.image_disk) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
+                    th scope="col" { (t.host_memory) } th scope="col" { (t.host_labels) } th scope="col" { (t.host_gpus) } th scope="col" { (t.image_disk) } th scope="col" { (t.version) } th scope="col" { span.sr { (t.drain) } }
                 } }
                 tbody { @for h in &hosts { tr {
                     td data-label=(t.host) {
@@ -53,6 +58,12 @@ pub(super) async fn page_handler(
                         @if h.drained { " " span.badge { (t.drained) } }
                     }
                     td data-label=(t.containers) { (h.containers) }
+                    td data-label=(t.host_memory) data-host-memory=(h.id) {
+                        @match (h.memory_committed, h.memory_total) {
+                            (Some(used), Some(total)) => { (human_bytes(used)) " / " (human_bytes(total)) }
+                            _ => { "—" }
+                        }
+                    }
                     td data-label=(t.host_labels) { (if h.labels.is_empty() { "—".to_string() } else { h.labels.join(" ") }) }
                     td data-label=(t.host_gpus) {
                         @if h.gpus.is_empty() { "—" }
@@ -133,7 +144,7 @@ pub(super) async fn page_handler(
                             }
                             td data-label=(t.role) { (u.role) }
                             td data-label=(t.source) { (u.source) }
-                            td data-label=(t.created) { (short_time(&u.created_at)) }
+                            td data-label=(t.created) { (when(&u.created_at)) }
                             td { a href={ "/admin/users/" (encode(&u.name)) } { (t.manage) } }
                         }
                     }
@@ -142,12 +153,15 @@ pub(super) async fn page_handler(
         }
         section aria-labelledby="add-user-h" {
             h2 #add-user-h { (t.add_account) }
-            p.hint { (t.hint_add_account) }
+            p.hint #add-user-hint {
+                (if http.config.ldap.is_some() { t.hint_add_account } else { t.hint_add_account_local })
+            }
             form.card method="post" action="/admin/users" {
                 (ctx.csrf_field())
                 div.field {
                     label for="new-name" { (t.name) }
-                    input #new-name name="name" required autocomplete="off";
+                    input #new-name name="name" type="text" required autocomplete="off"
+                        autocapitalize="none" spellcheck="false";
                 }
                 div.field {
                     label for="new-password" { (t.password) }
@@ -298,7 +312,7 @@ fn audit_table(t: &Texts, entries: &[AuditEntryView]) -> Markup {
             tbody {
                 @for e in entries {
                     tr {
-                        td data-label=(t.at) { (short_time(&e.at)) }
+                        td data-label=(t.at) { (when(&e.at)) }
                         td data-label=(t.actor) { (e.actor.as_deref().unwrap_or("—")) }
                         td data-label=(t.action) { code { (e.action) } }
                         td data-label=(t.target) { (e.target.as_deref().unwrap_or("")) }
@@ -552,4 +566,17 @@ pub(super) async fn manage_user(
         "/admin/users/{}?notice=user-changed",
         encode(&name)
     )))
+}
+
+/// The warning about a host whose links users' computers may not reach.
+fn link_warning(t: &Texts, w: &LinkWarning) -> String {
+    let why = match w.doubt {
+        LinkDoubt::Loopback => t.link_loopback,
+        LinkDoubt::Unresolved => t.link_unresolved,
+        LinkDoubt::ShortName => t.link_short_name,
+    };
+    t.link_warning
+        .replace("{host}", &w.host)
+        .replace("{address}", &w.address)
+        .replace("{why}", why)
 }

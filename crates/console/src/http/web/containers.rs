@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    error_page, for_owner, form_refusal, has_terminal, notice, page, script, see_other, short_time,
-    status_badge, terminal_element, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
+    error_page, for_owner, form_refusal, has_terminal, notice, page, script, see_other,
+    status_badge, terminal_element, when, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::forms::{multipart_form, read_upload};
@@ -111,11 +111,11 @@ fn reclaim_note(t: &Texts, c: &Container) -> Markup {
             }
         }
         @if let (true, Some(at)) = (c.expired, &c.deletes_at) {
-            p.reclaim.warn data-reclaim="expired" { (t.expired_note) " " time datetime=(at) { (short_time(at)) } }
+            p.reclaim.warn data-reclaim="expired" { (t.expired_note) " " (when(at)) }
         } @else if let (true, Some(at)) = (c.warning, &c.idle_stop_at) {
-            p.reclaim.warn role="status" data-reclaim="idle" { (t.idle_warning) " " time datetime=(at) { (short_time(at)) } }
+            p.reclaim.warn role="status" data-reclaim="idle" { (t.idle_warning) " " (when(at)) }
         } @else if let (true, Some(at)) = (c.warning, &c.expires_at) {
-            p.reclaim.warn role="status" data-reclaim="expiry" { (t.expiry_warning) " " time datetime=(at) { (short_time(at)) } }
+            p.reclaim.warn role="status" data-reclaim="expiry" { (t.expiry_warning) " " (when(at)) }
         }
     }
 }
@@ -133,6 +133,8 @@ pub(super) async fn list(
         .or_page(&ctx)?;
     let (quota, usage) = http.quotas.mine(ctx.caller()).await.or_page(&ctx)?;
     let vms = super::vms::section(&http, &ctx).await?;
+    // Where a container runs is a choice only with a cluster; without one it is no news.
+    let backends = http.containers.cluster_enabled();
     let body = html! {
         (notice(&ctx, &q))
         (usage_panel(&ctx, &quota, &usage))
@@ -149,7 +151,7 @@ pub(super) async fn list(
             table.cards {
                 thead { tr {
                     th scope="col" { (t.name) } th scope="col" { (t.image) }
-                    th scope="col" { (t.backend) } th scope="col" { (t.host) }
+                    @if backends { th scope="col" { (t.backend) } } th scope="col" { (t.host) }
                     th scope="col" { (t.status) } th scope="col" { (t.ports) }
                     th scope="col" { (t.created) } th scope="col" { (t.actions) }
                 } }
@@ -158,11 +160,11 @@ pub(super) async fn list(
                         tr {
                             td data-label=(t.name) { a href=(container_path(&ctx, c, "")) { (c.name) } }
                             td data-label=(t.image) { code { (c.image) } }
-                            td data-label=(t.backend) { (t.backend_word(c.backend)) }
+                            @if backends { td data-label=(t.backend) { (t.backend_word(c.backend)) } }
                             td data-label=(t.host) { (c.host) }
                             td data-label=(t.status) { (status_badge(t, c.status)) (reclaim_note(t, c)) }
                             td data-label=(t.ports) { (port_links(&ctx, c)) }
-                            td data-label=(t.created) { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
+                            td data-label=(t.created) { (when(&c.created_at)) }
                             td data-label=(t.actions) {
                                 div.actions {
                                     @if c.status == wm_domain::ContainerStatus::Running {
@@ -302,18 +304,20 @@ async fn new_page(http: &Http, ctx: &Ctx, f: &NewForm, status: StatusCode) -> Re
                     p.hint #gpus-hint { (t.gpus_free) ": " (gpus_free) }
                 }
             }
-            div.field.invalid[f.error_field == Some("backend")] {
-                label for="backend" { (t.backend) }
-                @if f.error_field == Some("backend") {
-                    p.field-error #backend-error { (f.error.as_deref().unwrap_or("")) }
-                }
-                select #backend name="backend" aria-describedby="backend-hint" {
-                    option value=(Backend::Docker) selected[f.backend != Backend::Kubernetes.as_str()] { (t.backend_word(Backend::Docker)) }
-                    @if http.containers.cluster_enabled() {
+            // Only a cluster makes where it runs a choice; without one the field is not shown
+            // and the container goes to Docker.
+            @if http.containers.cluster_enabled() {
+                div.field.invalid[f.error_field == Some("backend")] {
+                    label for="backend" { (t.backend) }
+                    @if f.error_field == Some("backend") {
+                        p.field-error #backend-error { (f.error.as_deref().unwrap_or("")) }
+                    }
+                    select #backend name="backend" aria-describedby="backend-hint" {
+                        option value=(Backend::Docker) selected[f.backend != Backend::Kubernetes.as_str()] { (t.backend_word(Backend::Docker)) }
                         option value=(Backend::Kubernetes) selected[f.backend == Backend::Kubernetes.as_str()] { (t.backend_word(Backend::Kubernetes)) }
                     }
+                    p.hint #backend-hint { (t.hint_backend) }
                 }
-                p.hint #backend-hint { (t.hint_backend) }
             }
             button.primary type="submit" { (t.create_button) }
         }
@@ -378,7 +382,7 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
         } => match *field {
             "name" => ("name", t.err_name),
             "image" => ("image", t.err_image),
-            "env" => ("env", t.err_env),
+            "env" => ("env", env_error(t, &f.env)),
             "ports" => ("ports", t.err_ports),
             "backend" => ("backend", t.err_backend),
             "cpus" => ("cpus", t.err_invalid),
@@ -397,6 +401,16 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
     f.error = Some(message.to_string());
     f.summary = Some(t.form_has_errors.to_string());
     new_page(&http, ctx, &f, status).await
+}
+
+/// What is wrong with the environment field, in the reader's words: its quoting when the
+/// line cannot be split into words (the domain's one reading of it), else its pairs.
+fn env_error(t: &Texts, env: &str) -> &'static str {
+    match wm_domain::shell_words(env) {
+        Err(wm_domain::QuotingError::Unclosed(_)) => t.err_env_quote,
+        Err(wm_domain::QuotingError::TrailingBackslash) => t.err_env_backslash,
+        Ok(_) => t.err_env,
+    }
 }
 
 async fn detail_page(
@@ -425,7 +439,7 @@ async fn detail_page(
         dl.facts {
             dt { (t.owner) } dd { (c.owner) }
             dt { (t.image) } dd { code { (c.image) } }
-            dt { (t.backend) } dd { (t.backend_word(c.backend)) }
+            @if http.containers.cluster_enabled() { dt { (t.backend) } dd { (t.backend_word(c.backend)) } }
             dt { (t.host) } dd { (c.host) }
             dt { (t.status) } dd { (status_badge(t, c.status)) }
             dt { (t.ports) } dd { (port_links(ctx, &c)) }
@@ -433,11 +447,11 @@ async fn detail_page(
                 @if c.env.is_empty() { span.muted { "—" } }
                 @for e in &c.env { code { (e) } " " }
             }
-            dt { (t.created) } dd { time datetime=(c.created_at) { (short_time(&c.created_at)) } }
+            dt { (t.created) } dd { (when(&c.created_at)) }
             @if let Some(at) = &c.expires_at {
                 dt { (t.expires) } dd {
-                    time datetime=(at) { (short_time(at)) }
-                    @if let Some(d) = &c.deletes_at { " (" (t.deleted_after) " " time datetime=(d) { (short_time(d)) } ")" }
+                    (when(at))
+                    @if let Some(d) = &c.deletes_at { " (" (t.deleted_after) " " (when(d)) ")" }
                 }
             }
         }

@@ -3,8 +3,8 @@
 //! through the same use cases (and the same checks) as the API.
 
 use super::{
-    encode, notice, page, see_other, short_time, status_badge, NoticeQuery, OrPage, PageError,
-    Posted, Session,
+    encode, maybe_when, notice, page, see_other, status_badge, when, NoticeQuery, OrPage,
+    PageError, Posted, Session,
 };
 use crate::http::Http;
 use crate::service::courses::{Enrolment, NewCourse};
@@ -35,7 +35,7 @@ pub(super) async fn list(
                     td data-label=(t.course_term) { (c.term.as_deref().unwrap_or("—")) }
                     td data-label=(t.course_teacher) { (c.owner) }
                     td data-label=(t.members) { (c.members.len()) }
-                    td data-label=(t.expires) { (c.ends_at.as_deref().map_or("—".to_string(), short_time)) }
+                    td data-label=(t.expires) { (maybe_when(c.ends_at.as_deref())) }
                 } } }
             }
         }
@@ -108,7 +108,7 @@ pub(super) async fn detail(
         p {
             (t.course_teacher) ": " strong { (course.owner) }
             @if let Some(term) = &course.term { " — " (term) }
-            @if let Some(ends) = &course.ends_at { " — " (t.expires) " " (short_time(ends)) }
+            @if let Some(ends) = &course.ends_at { " — " (t.expires) " " (when(ends)) }
         }
         section aria-labelledby="members-h" {
             h2 #members-h { (t.members) " (" (course.members.len()) ")" }
@@ -159,7 +159,7 @@ pub(super) async fn detail(
                                     (p.guest) "→" (p.host.map_or("Service".to_string(), |h| h.to_string())) " "
                                 }
                             }
-                            td data-label=(t.created) { (short_time(&c.created_at)) }
+                            td data-label=(t.created) { (when(&c.created_at)) }
                             td data-label=(t.actions) {
                                 @let op = if c.status.is_live() { ("stop", t.stop) } else { ("start", t.start) };
                                 form.inline method="post" action={ (base) "/containers/" (encode(&c.name)) "/" (op.0) } {

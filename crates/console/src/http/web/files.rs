@@ -2,8 +2,8 @@
 //! the entries with download and delete, and an upload into the folder.
 
 use super::{
-    encode, error_page, form_refusal, notice, page, see_other, NoticeQuery, OrPage, PageError,
-    Posted, Session,
+    encode, error_page, form_refusal, notice, page, see_other, when, NoticeQuery, OrPage,
+    PageError, Posted, Session,
 };
 use crate::http::forms::{multipart_form, read_upload};
 use crate::http::Http;
@@ -98,7 +98,7 @@ pub(super) async fn page_handler(
                                 }
                             }
                             td data-label=(t.files_size) { @if e.kind == "file" { (human_bytes(e.size)) } }
-                            td data-label=(t.files_modified) { time datetime=(e.modified) { (e.modified) } }
+                            td data-label=(t.files_modified) { (when(&e.modified)) }
                             td {
                                 form.inline method="post" action="/files/delete" {
                                     (ctx.csrf_field())

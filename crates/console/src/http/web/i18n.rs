@@ -470,6 +470,19 @@ pub(crate) struct Texts {
     pub no_tokens: &'static str,
     pub notice_session_ended: &'static str,
     pub notice_token_revoked: &'static str,
+    // newcomer2:
+    /// The login page's first line when no directory is configured.
+    pub login_intro_local: &'static str,
+    /// The add-user form's hint when no directory is configured.
+    pub hint_add_account_local: &'static str,
+    pub err_env_quote: &'static str,
+    pub err_env_backslash: &'static str,
+    pub host_memory: &'static str,
+    /// `{host}`, `{address}`, `{why}` (one of the three below).
+    pub link_warning: &'static str,
+    pub link_loopback: &'static str,
+    pub link_unresolved: &'static str,
+    pub link_short_name: &'static str,
 }
 
 impl Texts {
@@ -644,9 +657,9 @@ pub(super) static EN: Texts = Texts {
     new_title: "New container",
     hint_name: "Lowercase letters, digits and hyphens, starting with a letter. The full name is your user name, a hyphen and this.",
     hint_image: "An image you may use: your own, one shared with you, or a public one.",
-    hint_env: "Optional. Space-separated KEY=value pairs, e.g. MODE=dev PORT=8080.",
+    hint_env: "Optional. KEY=value pairs separated by spaces, e.g. MODE=dev PORT=8080; quote a value with spaces as in a shell: MSG=\"hello world\".",
     hint_ports: "Optional. Space-separated ports inside the container, e.g. 80 8080; each gets a host port.",
-    hint_backend: "Where the container runs.",
+    hint_backend: "Where the container runs. Docker, the usual choice: on one of the department's machines, with a terminal on its page here. Kubernetes: in the department's cluster, with a web address of its own; you reach its shell with kubectl.",
     download_kubeconfig: "Download kubeconfig",
     hint_kubeconfig: "For kubectl on your own PC: it works in your own Kubernetes namespace only, and its token expires; download a new one when it does.",
     hint_kubectl: "Commands in a Kubernetes container run with kubectl and your kubeconfig; kubectl cp copies files into it.",
@@ -957,6 +970,16 @@ pub(super) static EN: Texts = Texts {
     no_tokens: "No personal tokens.",
     notice_session_ended: "The session was ended.",
     notice_token_revoked: "The token was revoked.",
+    // newcomer2:
+    login_intro_local: "Log in with the user name and password you were given.",
+    hint_add_account_local: "Every account is one made here: give each person the name and password to log in with.",
+    err_env_quote: "A quote (\" or ') is opened but never closed: close it, as in MSG=\"hello world\", or put a backslash before it.",
+    err_env_backslash: "The environment ends with a backslash (\\): remove it, or put the character it keeps after it.",
+    host_memory: "Memory (committed / total)",
+    link_warning: "Links to the ports of containers on {host} point at {address}, which {why}. Students' computers may not reach it: set WM_HOST_ADDRESS on that host to a name or address they can reach.",
+    link_loopback: "is this machine itself (loopback)",
+    link_unresolved: "does not resolve, not even from the console",
+    link_short_name: "is a name without a domain, which other computers may not find",
 };
 
 pub(super) static JA: Texts = Texts {
@@ -1001,9 +1024,9 @@ pub(super) static JA: Texts = Texts {
     new_title: "新しいコンテナ",
     hint_name: "英小文字・数字・ハイフン（先頭は英小文字）。正式な名前は「ユーザー名-この名前」になります。",
     hint_image: "使えるイメージ: 自分のもの、共有されたもの、公開イメージ。",
-    hint_env: "省略可。KEY=value を空白で区切って入力（例: MODE=dev PORT=8080）。",
+    hint_env: "省略可。KEY=value を空白で区切って入力（例: MODE=dev PORT=8080）。空白を含む値はシェルと同じく引用符で囲みます（MSG=\"hello world\"）。",
     hint_ports: "省略可。コンテナ内のポート番号を空白で区切って入力（例: 80 8080）。それぞれにホストのポートが割り当てられます。",
-    hint_backend: "コンテナを動かす場所。",
+    hint_backend: "コンテナを動かす場所です。Docker（通常はこちら）: 学科のマシンで動き、このコンソールのページからターミナルを使えます。Kubernetes: 学科のクラスターで動き、専用の Web アドレスが付きます。シェルには kubectl で入ります。",
     download_kubeconfig: "kubeconfig をダウンロード",
     hint_kubeconfig: "自分の PC の kubectl で使います。自分の Kubernetes 名前空間だけで使え、トークンには期限があります。切れたらもう一度ダウンロードしてください。",
     hint_kubectl: "Kubernetes のコンテナでのコマンド実行は kubectl と kubeconfig で行います。ファイルは kubectl cp でコピーできます。",
@@ -1314,6 +1337,16 @@ pub(super) static JA: Texts = Texts {
     no_tokens: "個人用トークンはありません。",
     notice_session_ended: "セッションを終了しました。",
     notice_token_revoked: "トークンを失効させました。",
+    // newcomer2:
+    login_intro_local: "配布されたユーザー名とパスワードでログインしてください。",
+    hint_add_account_local: "アカウントはすべてここで作ります。ログインに使う名前とパスワードを各自に伝えてください。",
+    err_env_quote: "引用符（\" または '）が閉じられていません。MSG=\"hello world\" のように閉じるか、引用符の前にバックスラッシュを付けてください。",
+    err_env_backslash: "環境変数の末尾にバックスラッシュ（\\）があります。削除するか、後ろに続ける文字を書いてください。",
+    host_memory: "メモリ（割当済み / 合計）",
+    link_warning: "{host} のコンテナのポートへのリンクは {address} を指していますが、これは{why}。学生のコンピュータからは届かない可能性があります。そのホストの WM_HOST_ADDRESS に、学生から届く名前かアドレスを設定してください。",
+    link_loopback: "このマシン自身（ループバック）です",
+    link_unresolved: "コンソールからも名前解決できません",
+    link_short_name: "ドメインのない名前で、他のコンピュータからは見つからない可能性があります",
 };
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 
 use super::i18n::Texts;
 use super::{
-    encode, form_refusal, human_size, notice, page, script, see_other, short_time, Ctx,
-    NoticeQuery, OrPage, PageError, Posted, Session,
+    encode, form_refusal, human_size, notice, page, script, see_other, when, Ctx, NoticeQuery,
+    OrPage, PageError, Posted, Session,
 };
 use crate::http::forms::{multipart_form, read_build};
 use crate::http::images::ndjson;
@@ -80,7 +80,7 @@ fn own_entry(ctx: &Ctx, i: &Image, n: usize) -> Markup {
     html! {
         li.image.card {
             h3 { code { (i.reference) } }
-            p.muted { (human_size(i.size)) " · " time datetime=(i.created_at) { (short_time(&i.created_at)) } }
+            p.muted { (human_size(i.size)) " · " (when(&i.created_at)) }
             (scan_status(ctx, i))
             form method="post" action="/images/edit" {
                 (ctx.csrf_field())
@@ -113,7 +113,7 @@ fn other_entry(ctx: &Ctx, i: &Image) -> Markup {
             h3 { code { (i.reference) } }
             p.muted {
                 @if let Some(o) = &i.owner { (ctx.t.owner) ": " (o) " · " }
-                (human_size(i.size)) " · " time datetime=(i.created_at) { (short_time(&i.created_at)) }
+                (human_size(i.size)) " · " (when(&i.created_at))
             }
             @if !i.description.is_empty() { p.description { (i.description) } }
             (scan_status(ctx, i))

@@ -25,13 +25,20 @@ fn login_cookie(parts: &Parts) -> Option<String> {
     cookie(&parts.headers, LOGIN_COOKIE).filter(|v| v.len() == 64)
 }
 
-fn form(ctx: &Ctx, token: &str, username: &str, error: Option<&str>) -> Response {
+/// The login form. It speaks of department accounts only when a directory is configured;
+/// otherwise every account is one an administrator made.
+fn form(http: &Http, ctx: &Ctx, token: &str, username: &str, error: Option<&str>) -> Response {
     let t = ctx.t;
+    let intro = if http.config.ldap.is_some() {
+        t.login_intro
+    } else {
+        t.login_intro_local
+    };
     frame(
         ctx,
         t.login_title,
         html! {
-            p { (t.login_intro) }
+            p #login-intro { (intro) }
             @if let Some(e) = error { p.error role="alert" #login-error { (e) } }
             form.card method="post" action="/login" {
                 input type="hidden" name="csrf" value=(token);
@@ -71,7 +78,7 @@ fn with_login_cookie(mut resp: Response, token: &str, http: &Http) -> Response {
 pub(super) async fn page(State(http): State<Http>, parts: Parts) -> Response {
     let ctx = Ctx::anonymous(&parts);
     let token = login_cookie(&parts).unwrap_or_else(new_login_token);
-    with_login_cookie(form(&ctx, &token, "", None), &token, &http)
+    with_login_cookie(form(&http, &ctx, &token, "", None), &token, &http)
 }
 
 fn new_login_token() -> String {
@@ -123,7 +130,13 @@ pub(super) async fn submit(
         Err(e @ (Error::InvalidCredentials | Error::RateLimited { .. })) => {
             let e = ApiError::from(e);
             let status = e.status();
-            let mut resp = form(&ctx, &token, &f.username, Some(ctx.t.error(e.code())));
+            let mut resp = form(
+                &http,
+                &ctx,
+                &token,
+                &f.username,
+                Some(ctx.t.error(e.code())),
+            );
             *resp.status_mut() = status;
             resp.headers_mut().extend(e.headers());
             with_login_cookie(resp, &token, &http)

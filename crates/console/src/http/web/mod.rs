@@ -42,6 +42,7 @@ use std::collections::HashMap;
 
 const CSS: &str = include_str!("../../../assets/console.css");
 const JS: &str = include_str!("../../../assets/progress.js");
+const TIMES_JS: &str = include_str!("../../../assets/times.js");
 /// The browser terminal (xterm.js and `assets/terminal.js`), bundled by `build.rs`; empty
 /// when the console was built without Debian's node-xterm and esbuild.
 const TERMINAL_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/terminal.js"));
@@ -61,6 +62,10 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/language", get(switch_language))
         .route("/assets/console.css", get(|| asset(CSS, "text/css")))
         .route("/assets/progress.js", get(|| asset(JS, "text/javascript")))
+        .route(
+            "/assets/times.js",
+            get(|| asset(TIMES_JS, "text/javascript")),
+        )
         .route(
             "/assets/terminal.js",
             get(|| asset(TERMINAL_JS, "text/javascript")),
@@ -404,6 +409,7 @@ pub(super) fn page(ctx: &Ctx, title: &str, content: Markup) -> Html<String> {
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " — whalemountain" }
                     link rel="stylesheet" href="/assets/console.css";
+                    (script("/assets/times.js"))
                 }
                 body {
                     a.skip href="#main" { (t.skip) }
@@ -579,9 +585,35 @@ pub(super) fn terminal_element(t: &Texts, api: &str) -> Markup {
     }
 }
 
-/// RFC 3339 shortened for a table: date and minutes, UTC.
-pub(super) fn short_time(rfc3339: &str) -> String {
-    rfc3339.get(..16).unwrap_or(rfc3339).replace('T', " ")
+/// A moment as every page shows it: a `<time>` holding the instant (RFC 3339, UTC) whose
+/// text is its date and minutes in UTC, saying so; `assets/times.js` rewrites the text in
+/// the reader's own time zone (its UTC text stays as the title). Text that is not RFC 3339
+/// is shown as it is.
+pub(super) fn when(rfc3339: &str) -> Markup {
+    use time::format_description::well_known::Rfc3339;
+    let Ok(at) = time::OffsetDateTime::parse(rfc3339, &Rfc3339) else {
+        return html! { (rfc3339) };
+    };
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    let text = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute()
+    );
+    html! {
+        time datetime=(utc.format(&Rfc3339).unwrap_or_else(|_| rfc3339.to_string())) data-local { (text) }
+    }
+}
+
+/// [`when`] of a moment that may not be, or a dash.
+pub(super) fn maybe_when(rfc3339: Option<&str>) -> Markup {
+    match rfc3339 {
+        Some(at) => when(at),
+        None => html! { "—" },
+    }
 }
 
 pub(super) fn script(src: &str) -> Markup {
@@ -637,6 +669,17 @@ mod tests {
         ] {
             assert_eq!(local_path(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn times_say_their_zone() {
+        let html = when("2026-12-01T14:05:09+09:00").into_string();
+        assert_eq!(
+            html,
+            r#"<time datetime="2026-12-01T05:05:09Z" data-local>2026-12-01 05:05 UTC</time>"#
+        );
+        assert_eq!(when("soon").into_string(), "soon");
+        assert_eq!(maybe_when(None).into_string(), "—");
     }
 
     #[test]

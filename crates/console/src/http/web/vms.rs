@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    for_owner, has_terminal, notice, page, see_other, short_time, terminal_element, Ctx,
-    NoticeQuery, OrPage, PageError, Posted, Session,
+    for_owner, has_terminal, notice, page, see_other, terminal_element, when, Ctx, NoticeQuery,
+    OrPage, PageError, Posted, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::Http;
@@ -84,7 +84,7 @@ pub(super) async fn section(http: &Http, ctx: &Ctx) -> Result<Markup, PageError>
                                 td data-label=(t.host) { (v.host) }
                                 td data-label=(t.status) { (badge(t, &v.status)) }
                                 td data-label=(t.ports) { (ports(ctx, v)) }
-                                td data-label=(t.created) { time datetime=(v.created_at) { (short_time(&v.created_at)) } }
+                                td data-label=(t.created) { (when(&v.created_at)) }
                                 td data-label=(t.actions) { div.actions { (power_form(ctx, v)) } }
                             }
                         }

@@ -30,8 +30,8 @@ pub(crate) use terminal::{check_size, Seat, Sessions, TerminalAsk};
 use utoipa::ToSchema;
 use wm_backend::ExecOutput;
 use wm_domain::{
-    parse_env_list, parse_port_list, Backend, ContainerKey, ContainerName, ContainerStatus, EnvVar,
-    GuestPort, ImageRef, ParseError, ShortName, StopReason, UserName,
+    parse_env_list, parse_env_string, parse_port_list, Backend, ContainerKey, ContainerName,
+    ContainerStatus, EnvVar, GuestPort, ImageRef, ParseError, ShortName, StopReason, UserName,
 };
 use wm_store::{ContainerRecord, Store};
 
@@ -149,7 +149,8 @@ pub(crate) struct CreateContainer {
     pub(crate) name: String,
     /// Image reference (`busybox`, `registry:5000/alice/web:1`).
     pub(crate) image: String,
-    /// `"KEY=value KEY2=value2"` or `["KEY=value", ...]`.
+    /// `"KEY=value KEY2=value2"` (a value with spaces quoted as in a shell:
+    /// `"MSG='hello world'"`) or `["KEY=value", ...]`.
     #[schema(value_type = Option<Object>)]
     #[serde(default)]
     pub(crate) env: Option<Value>,
@@ -290,12 +291,12 @@ fn parse_env(v: Option<Value>) -> Result<Vec<EnvVar>, ParseError> {
     let bad = || {
         ParseError::new(
             "env",
-            "env must be a string of space-separated KEY=value pairs or an array of \"KEY=value\" strings",
+            "env must be a string of space-separated KEY=value pairs (quoted as in a shell: MSG=\"hello world\") or an array of \"KEY=value\" strings",
         )
     };
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => parse_env_list(s.split_whitespace()),
+        Some(Value::String(s)) => parse_env_string(&s),
         Some(Value::Array(items)) => {
             let strings = items
                 .iter()
@@ -1113,9 +1114,14 @@ mod tests {
             parse_env(Some(json!(["MSG=hello world"]))).unwrap()[0].value(),
             "hello world"
         );
+        assert_eq!(
+            parse_env(Some(json!("MSG=\"hello world\" N=1"))).unwrap(),
+            parse_env(Some(json!(["MSG=hello world", "N=1"]))).unwrap()
+        );
         for bad in [
             json!("=x"),
             json!("KEY"),
+            json!("MSG=\"hello"),
             json!([1]),
             json!({"A": "1"}),
             json!(true),
