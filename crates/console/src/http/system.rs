@@ -130,6 +130,7 @@ fn complete(doc: &mut serde_json::Value) {
 fn add_rules(doc: &mut serde_json::Value) {
     use crate::service::accounts::{MAX_PASSWORD_INPUT, MAX_TOKEN_NAME, MAX_USERNAME_INPUT};
     use crate::service::containers::{LABELS_PATTERN, LABEL_PATTERN, MAX_LABELS};
+    use crate::service::courses::{self, text_pattern};
     use crate::service::storage::{MAX_PATH, PATH_PATTERN};
     use serde_json::json;
     use wm_domain::{ImageRef, ShortName, UserName};
@@ -154,7 +155,7 @@ fn add_rules(doc: &mut serde_json::Value) {
         (
             "CreateContainer",
             "memory",
-            json!({"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 1}, {"type": "null"}]}),
+            json!({"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 16 << 20}, {"type": "null"}]}),
         ),
         ("CreateVm", "ports", ports),
         ("NewCourse", "host_labels", labels),
@@ -198,14 +199,35 @@ fn add_rules(doc: &mut serde_json::Value) {
             json!({"minLength": 1, "maxLength": MAX_TOKEN_NAME, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}),
         ),
         ("StorageUploadForm", "path", storage_path.clone()),
+        ("NewCourse", "name", json!({"pattern": text_pattern(1, courses::MAX_NAME)})),
+        ("NewCourse", "term", json!({"pattern": text_pattern(1, courses::MAX_TERM)})),
+        ("NewCourse", "ends_at", json!({"format": "date-time"})),
+        ("CreateContainer", "expires_at", json!({"format": "date-time"})),
+        ("NewUser", "role", json!({"enum": ["student", "teacher", "admin"]})),
+        ("UserPatch", "role", json!({"enum": ["student", "teacher", "admin", null]})),
     ];
     for (schema, property, rule) in rules {
         merge(property_schema(doc, schema, property), rule);
     }
-    let parameters = [
+    let mut parameters = vec![
         ("/api/v1/storage/files", "get", "path", storage_path.clone()),
         ("/api/v1/storage/files", "delete", "path", storage_path),
     ];
+    for path in ["/api/v1/admin/audit", "/api/v1/admin/audit/export"] {
+        for time in ["since", "until", "before"] {
+            parameters.push((path, "get", time, json!({"format": "date-time"})));
+        }
+        for text in ["actor", "action", "target"] {
+            parameters.push((path, "get", text, json!({"maxLength": 256})));
+        }
+        // Any count a u32 holds; the server clamps it to its page size.
+        parameters.push((
+            path,
+            "get",
+            "limit",
+            json!({"format": "int64", "minimum": 0, "maximum": u32::MAX}),
+        ));
+    }
     for (path, method, name, rule) in parameters {
         let params = doc["paths"][path][method]["parameters"].as_array_mut();
         let target = params
