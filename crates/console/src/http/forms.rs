@@ -326,6 +326,18 @@ pub(super) struct StorageUploadForm {
     file: Vec<Vec<u8>>,
 }
 
+/// The parts of a VM image upload, for the API document: [`read_vm_image`] reads them as
+/// they come.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation of the form's parts, never built
+pub(super) struct VmImageForm {
+    /// The image's name: a DNS label, before the file.
+    name: String,
+    /// The image: qcow2 or raw.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// The parts of a build, for the API document: [`read_build`] reads them as they come.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documentation of the form's parts, never built

@@ -93,6 +93,10 @@ fn complete(doc: &mut serde_json::Value) {
                     .any(|p| p["in"] == "path" || p["name"] == "host" || p["name"] == "owner")
             });
             let body = op.get("requestBody").is_some();
+            // Every operation that takes a body needs one.
+            if body {
+                op["requestBody"]["required"] = json!(true);
+            }
             let responses = op["responses"]
                 .as_object_mut()
                 .expect("every operation has responses");
@@ -147,7 +151,13 @@ fn add_rules(doc: &mut serde_json::Value) {
         {"type": "array", "items": {"type": "string", "pattern": LABEL_PATTERN}, "maxItems": MAX_LABELS},
         {"type": "null"}
     ]});
-    let ports = list(json!({"type": "integer", "minimum": 1, "maximum": 65535}));
+    // Ports: the string form's words are numbers of 1 to 6 digits (the range, a port given
+    // twice and the installation's most ports are checked by the server alone).
+    let ports = json!({"oneOf": [
+        {"type": "string", "pattern": "^\\s*(?:[0-9]{1,6}(?:\\s+[0-9]{1,6})*)?\\s*$"},
+        {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}},
+        {"type": "null"}
+    ]});
     let forms = [
         ("CreateContainer", "env", strings.clone()),
         ("CreateContainer", "ports", ports.clone()),
@@ -184,7 +194,8 @@ fn add_rules(doc: &mut serde_json::Value) {
     let rules = [
         ("CreateContainer", "name", short_name.clone()),
         ("CreateContainer", "image", image.clone()),
-        ("CreateVm", "name", short_name),
+        ("CreateVm", "name", short_name.clone()),
+        ("VmImageForm", "name", short_name),
         ("PullRequest", "image", image),
         ("NewUser", "name", user_name),
         ("NewUser", "password", new_password.clone()),
@@ -295,6 +306,25 @@ const LINKS: &[Link] = &[
             ("get /api/v1/containers/{name}/files", "name"),
             ("post /api/v1/containers/{name}/files", "name"),
         ],
+    ),
+    (
+        "post /api/v1/vms",
+        "201",
+        "name",
+        &[
+            ("get /api/v1/vms/{name}", "name"),
+            ("post /api/v1/vms/{name}/start", "name"),
+            ("post /api/v1/vms/{name}/destroy", "name"),
+            ("delete /api/v1/vms/{name}", "name"),
+            ("get /api/v1/vms/{name}/xml", "name"),
+            ("get /api/v1/vms/{name}/console.log", "name"),
+        ],
+    ),
+    (
+        "post /api/v1/vm-images",
+        "201",
+        "name",
+        &[("delete /api/v1/vm-images/{name}", "name")],
     ),
     (
         "post /api/v1/tokens",

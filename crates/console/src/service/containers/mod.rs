@@ -323,8 +323,14 @@ pub(crate) fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| match i {
+                // JSON has one kind of number: 80.0 is the whole number 80.
                 Value::Number(n) => n
                     .as_i64()
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() <= 1e9)
+                            .map(|f| f as i64)
+                    })
                     .ok_or_else(|| bad(&format!("{n} is not a whole number")))
                     .and_then(GuestPort::new),
                 other => Err(bad(&format!("{other} is not a number"))),
