@@ -233,7 +233,7 @@ async fn files_are_listed_uploaded_downloaded_and_deleted_within_the_storage() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{dir} {name}: {e}");
     }
     let (status, e) = app.delete("/api/v1/storage/files?path=/", &token).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
     let (status, _) = app.delete("/api/v1/storage/files?path=/nope", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app

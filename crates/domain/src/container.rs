@@ -13,9 +13,33 @@ use std::fmt;
 pub struct ShortName(String);
 
 impl ShortName {
+    /// The longest short name a create takes: with the longest user name
+    /// ([`UserName::MAX_LEN`]) the full name still fits in [`ContainerName::MAX_LEN`], so
+    /// the rule is the same for everyone (and the API document can state it).
+    pub const MAX_NEW_LEN: usize = ContainerName::MAX_LEN - UserName::MAX_LEN - 1;
+
+    /// [`ShortName::parse_new`]'s rule as a regular expression (the API document's).
+    pub const PATTERN: &'static str = "^[a-z0-9](?:[-a-z0-9]{0,28}[a-z0-9])?$";
+
+    /// A name as stored or sent by an agent: any DNS label that fits a full name.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         check_dns_label(s, "name", "the container name")?;
         Ok(Self(s.to_string()))
+    }
+
+    /// A name for a new container or VM: a DNS label of at most [`Self::MAX_NEW_LEN`].
+    pub fn parse_new(s: &str) -> Result<Self, ParseError> {
+        let short = Self::parse(s)?;
+        if s.len() > Self::MAX_NEW_LEN {
+            return Err(ParseError::new(
+                "name",
+                format!(
+                    "the container name is longer than {} characters",
+                    Self::MAX_NEW_LEN
+                ),
+            ));
+        }
+        Ok(short)
     }
 
     pub fn as_str(&self) -> &str {

@@ -10,10 +10,44 @@ use std::fmt;
 #[serde(transparent)]
 pub struct ImageRef(String);
 
-const MAX_NAME: usize = 255;
 const MAX_TAG: usize = 128;
 
+/// Parts of [`ImageRef::PATTERN`].
+macro_rules! label {
+    () => {
+        "[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?"
+    };
+}
+macro_rules! component {
+    () => {
+        "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    };
+}
+
 impl ImageRef {
+    /// The longest reference taken, tag and digest included.
+    pub const MAX_LEN: usize = 255;
+
+    /// [`ImageRef::parse`]'s rule (apart from [`Self::MAX_LEN`]) as a regular expression:
+    /// the API document's. A first part before a `/` is a registry (a host name with an
+    /// optional port) or a path component without a dot; a name of one part is a path
+    /// component.
+    pub const PATTERN: &'static str = concat!(
+        "^(?:(?:",
+        label!(),
+        "(?:\\.",
+        label!(),
+        ")*(?::[0-9]{1,5})?",
+        "|[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*",
+        ")/(?:",
+        component!(),
+        "/)*",
+        component!(),
+        "|",
+        component!(),
+        ")(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+    );
+
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let bad = |why: &str| {
             ParseError::new(
@@ -23,6 +57,9 @@ impl ImageRef {
         };
         if s.is_empty() {
             return Err(ParseError::new("image", "the image reference is empty"));
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(bad("it is longer than 255 characters"));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => (r, Some(d)),
@@ -43,9 +80,6 @@ impl ImageRef {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if name.len() > MAX_NAME {
-            return Err(bad("the name is longer than 255 characters"));
-        }
         if let Some(t) = tag {
             let ok = !t.is_empty()
                 && t.len() <= MAX_TAG

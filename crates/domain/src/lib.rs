@@ -62,3 +62,81 @@ pub(crate) fn excerpt(s: &str) -> String {
         format!("{cut}…")
     }
 }
+
+/// The regular expressions the API document states agree with the parsers, on every
+/// string of a small alphabet up to a length and on a corpus of long and tricky ones.
+#[cfg(test)]
+mod patterns {
+    use super::*;
+
+    /// The document says: matches `pattern`, at most `max` characters.
+    fn agree(pattern: &str, max: usize, parse: impl Fn(&str) -> bool, inputs: &[String]) {
+        let re = regex::Regex::new(pattern).unwrap();
+        for s in inputs {
+            let valid = re.is_match(s) && s.chars().count() <= max;
+            assert_eq!(valid, parse(s), "{pattern} and the parser disagree on {s:?}");
+        }
+    }
+
+    /// Every string over `alphabet` up to `len` characters.
+    fn all(alphabet: &str, len: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..len {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.chars().map(move |c| format!("{s}{c}")))
+                .collect();
+            out.extend(last.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn short_names() {
+        let mut inputs = all("a0-_A", 4);
+        inputs.extend((25..40).map(|n| "a".repeat(n)));
+        inputs.push(format!("a{}a", "-".repeat(28)));
+        agree(ShortName::PATTERN, ShortName::MAX_NEW_LEN, |s| ShortName::parse_new(s).is_ok(), &inputs);
+    }
+
+    #[test]
+    fn user_names() {
+        let mut inputs = all("a0-_.A", 4);
+        inputs.extend((30..35).map(|n| "u".repeat(n)));
+        agree(UserName::PATTERN, UserName::MAX_LEN, |s| UserName::parse(s).is_ok(), &inputs);
+    }
+
+    #[test]
+    fn image_references() {
+        let mut inputs = all("a/.:_-A1", 5);
+        let digest = format!("@sha256:{}", "0".repeat(64));
+        for s in [
+            "busybox",
+            "a_b.c/d",
+            "a.b/c",
+            "Foo/bar",
+            "localhost/x",
+            "localhost:5000/a/b:1",
+            "registry.ie.u-ryukyu.ac.jp/alice/web:v1",
+            "a__b.c-d---e:T_1.x",
+            "a___b",
+            "-a/b",
+            "a-/b",
+            "host:123456/a",
+            "a/b:c:d",
+            "a:b/c",
+            "a/b/c/d:e",
+            "x:_tag",
+            "x:.tag",
+        ] {
+            inputs.push(s.to_string());
+            inputs.push(format!("{s}{digest}"));
+        }
+        inputs.push(format!("a{}", &digest[..digest.len() - 1]));
+        inputs.push(format!("a:{}", "t".repeat(128)));
+        inputs.push(format!("a:{}", "t".repeat(129)));
+        inputs.extend((250..260).map(|n| "a".repeat(n)));
+        agree(ImageRef::PATTERN, ImageRef::MAX_LEN, |s| ImageRef::parse(s).is_ok(), &inputs);
+    }
+}

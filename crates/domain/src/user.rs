@@ -14,6 +14,9 @@ pub struct UserName(String);
 impl UserName {
     pub const MAX_LEN: usize = 32;
 
+    /// [`UserName::parse`]'s rule as a regular expression (the API document's).
+    pub const PATTERN: &'static str = "^[a-z][-a-z0-9_.]{0,31}$";
+
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let err = |m: String| ParseError::new("username", m);
         if s.is_empty() {

@@ -12,8 +12,9 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-/// A JSON body. Malformed JSON, wrong types, unknown fields and oversized bodies are
-/// 4xx answers that name the problem.
+/// A JSON body: an object, whose fields the type names. Malformed JSON, another kind of
+/// value (serde would take an array for a struct's fields in order), wrong types, unknown
+/// fields and oversized bodies are 4xx answers that name the problem.
 pub(crate) struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -24,10 +25,26 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        if !value.is_object() {
+            return Err(Error::Invalid {
+                code: "invalid_input",
+                message: "the body must be a JSON object".into(),
+                field: None,
+            }
+            .into());
         }
+        serde_json::from_value(value).map(Self).map_err(|e| {
+            Error::Invalid {
+                code: "invalid_input",
+                message: e.to_string(),
+                field: None,
+            }
+            .into()
+        })
     }
 }
 

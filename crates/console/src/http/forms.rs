@@ -314,6 +314,30 @@ pub(super) struct UploadForm {
     file: Vec<Vec<u8>>,
 }
 
+/// The parts of an upload into the user's storage, for the API document: as
+/// [`UploadForm`], with the storage's path rule (added in `system::add_rules`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation of the form's parts, never built
+pub(super) struct StorageUploadForm {
+    /// The directory in the storage to write into (made if missing), before the files.
+    path: String,
+    /// One or more files (each part's file name is kept).
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
+    file: Vec<Vec<u8>>,
+}
+
+/// The parts of a VM image upload, for the API document: [`read_vm_image`] reads them as
+/// they come.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation of the form's parts, never built
+pub(super) struct VmImageForm {
+    /// The image's name: a DNS label, before the file.
+    name: String,
+    /// The image: qcow2 or raw.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// The parts of a build, for the API document: [`read_build`] reads them as they come.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documentation of the form's parts, never built

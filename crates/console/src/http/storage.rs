@@ -112,7 +112,7 @@ async fn storage_get(
 /// one or more `file` parts); refused whole when it would go over the storage quota.
 #[utoipa::path(post, path = "/api/v1/storage/files",
     params(("host" = Option<String>, Query, description = "whose host's storage; default: the first that answers")),
-    request_body(content = super::forms::UploadForm, content_type = "multipart/form-data", description = "`path`: directory in the storage; `file`: one or more files"),
+    request_body(content = super::forms::StorageUploadForm, content_type = "multipart/form-data", description = "`path`: directory in the storage; `file`: one or more files"),
     responses((status = 201, body = Written), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "over the storage quota"),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn storage_upload(

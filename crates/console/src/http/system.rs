@@ -30,6 +30,7 @@ pub(super) fn openapi() -> serde_json::Value {
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(annotated()).expect("the document serializes");
         complete(&mut doc);
+        add_rules(&mut doc);
         doc
     })
     .clone()
@@ -92,6 +93,10 @@ fn complete(doc: &mut serde_json::Value) {
                     .any(|p| p["in"] == "path" || p["name"] == "host" || p["name"] == "owner")
             });
             let body = op.get("requestBody").is_some();
+            // Every operation that takes a body needs one.
+            if body {
+                op["requestBody"]["required"] = json!(true);
+            }
             let responses = op["responses"]
                 .as_object_mut()
                 .expect("every operation has responses");
@@ -120,6 +125,146 @@ fn complete(doc: &mut serde_json::Value) {
                 }
             }
         }
+    }
+}
+
+/// Rules of the server's validation that the handlers' annotations do not carry, so a
+/// client (and a fuzzer) knows before sending what will be refused: each pattern is the
+/// parser's, and a unit test beside each parser shows they agree.
+fn add_rules(doc: &mut serde_json::Value) {
+    use crate::service::accounts::{MAX_PASSWORD_INPUT, MAX_TOKEN_NAME, MAX_USERNAME_INPUT};
+    use crate::service::containers::{LABELS_PATTERN, LABEL_PATTERN, MAX_LABELS};
+    use crate::service::courses::{self, text_pattern};
+    use crate::service::storage::{MAX_PATH, PATH_PATTERN};
+    use serde_json::json;
+    use wm_domain::{ImageRef, ShortName, UserName};
+
+    // Fields that take one of several forms: the annotation's stand-in type is replaced,
+    // its description stays. A list comes in either of the report's forms: one
+    // space-separated string, or an array.
+    let list = |item: serde_json::Value| {
+        json!({"oneOf": [{"type": "string"}, {"type": "array", "items": item}, {"type": "null"}]})
+    };
+    let strings = list(json!({"type": "string"}));
+    let labels = json!({"oneOf": [
+        {"type": "string", "pattern": LABELS_PATTERN},
+        {"type": "array", "items": {"type": "string", "pattern": LABEL_PATTERN}, "maxItems": MAX_LABELS},
+        {"type": "null"}
+    ]});
+    // Ports: the string form's words are numbers of 1 to 6 digits (the range, a port given
+    // twice and the installation's most ports are checked by the server alone).
+    let ports = json!({"oneOf": [
+        {"type": "string", "pattern": "^\\s*(?:[0-9]{1,6}(?:\\s+[0-9]{1,6})*)?\\s*$"},
+        {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}},
+        {"type": "null"}
+    ]});
+    let forms = [
+        ("CreateContainer", "env", strings.clone()),
+        ("CreateContainer", "ports", ports.clone()),
+        ("CreateContainer", "requires", labels.clone()),
+        (
+            "CreateContainer",
+            "memory",
+            json!({"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 16 << 20}, {"type": "null"}]}),
+        ),
+        ("CreateVm", "ports", ports),
+        ("NewCourse", "host_labels", labels),
+        (
+            "ExecCommand",
+            "cmd",
+            json!({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
+        ),
+        ("NewToken", "scope", json!({"enum": ["all", "build", null]})),
+    ];
+    for (schema, property, form) in forms {
+        let target = property_schema(doc, schema, property);
+        let description = target["description"].take();
+        *target = form;
+        if !description.is_null() {
+            target["description"] = description;
+        }
+    }
+
+    // Rules added to a field's type.
+    let short_name = json!({"pattern": ShortName::PATTERN, "maxLength": ShortName::MAX_NEW_LEN});
+    let image = json!({"pattern": ImageRef::PATTERN, "maxLength": ImageRef::MAX_LEN});
+    let user_name = json!({"pattern": UserName::PATTERN, "maxLength": UserName::MAX_LEN});
+    let new_password = json!({"minLength": 8, "maxLength": MAX_PASSWORD_INPUT});
+    let storage_path = json!({"pattern": PATH_PATTERN, "maxLength": MAX_PATH});
+    let rules = [
+        ("CreateContainer", "name", short_name.clone()),
+        ("CreateContainer", "image", image.clone()),
+        ("CreateVm", "name", short_name.clone()),
+        ("VmImageForm", "name", short_name),
+        ("PullRequest", "image", image),
+        ("NewUser", "name", user_name),
+        ("NewUser", "password", new_password.clone()),
+        ("UserPatch", "password", new_password.clone()),
+        ("PasswordChange", "new", new_password),
+        ("PasswordChange", "current", json!({"maxLength": MAX_PASSWORD_INPUT})),
+        ("LoginRequest", "username", json!({"maxLength": MAX_USERNAME_INPUT})),
+        ("LoginRequest", "password", json!({"maxLength": MAX_PASSWORD_INPUT})),
+        (
+            "NewToken",
+            "name",
+            json!({"minLength": 1, "maxLength": MAX_TOKEN_NAME, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}),
+        ),
+        ("StorageUploadForm", "path", storage_path.clone()),
+        ("NewCourse", "name", json!({"pattern": text_pattern(1, courses::MAX_NAME)})),
+        ("NewCourse", "term", json!({"pattern": text_pattern(1, courses::MAX_TERM)})),
+        ("NewCourse", "ends_at", json!({"format": "date-time"})),
+        ("CreateContainer", "expires_at", json!({"format": "date-time"})),
+        ("NewUser", "role", json!({"enum": ["student", "teacher", "admin"]})),
+        ("UserPatch", "role", json!({"enum": ["student", "teacher", "admin", null]})),
+    ];
+    for (schema, property, rule) in rules {
+        merge(property_schema(doc, schema, property), rule);
+    }
+    let mut parameters = vec![
+        ("/api/v1/storage/files", "get", "path", storage_path.clone()),
+        ("/api/v1/storage/files", "delete", "path", storage_path),
+    ];
+    for path in ["/api/v1/admin/audit", "/api/v1/admin/audit/export"] {
+        for time in ["since", "until", "before"] {
+            parameters.push((path, "get", time, json!({"format": "date-time"})));
+        }
+        for text in ["actor", "action", "target"] {
+            parameters.push((path, "get", text, json!({"maxLength": 256})));
+        }
+        // Any count a u32 holds; the server clamps it to its page size.
+        parameters.push((
+            path,
+            "get",
+            "limit",
+            json!({"format": "int64", "minimum": 0, "maximum": u32::MAX}),
+        ));
+    }
+    for (path, method, name, rule) in parameters {
+        let params = doc["paths"][path][method]["parameters"].as_array_mut();
+        let target = params
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name} in {method} {path}"));
+        merge(&mut target["schema"], rule);
+    }
+}
+
+/// A property's schema in the document (there must be one: a renamed field would
+/// otherwise lose its rule without a word).
+fn property_schema<'a>(
+    doc: &'a mut serde_json::Value,
+    schema: &str,
+    property: &str,
+) -> &'a mut serde_json::Value {
+    let target = &mut doc["components"]["schemas"][schema]["properties"][property];
+    assert!(target.is_object(), "no property {property} in {schema}");
+    target
+}
+
+fn merge(target: &mut serde_json::Value, rule: serde_json::Value) {
+    if let (Some(t), serde_json::Value::Object(r)) = (target.as_object_mut(), rule) {
+        t.extend(r);
     }
 }
 
@@ -161,6 +306,25 @@ const LINKS: &[Link] = &[
             ("get /api/v1/containers/{name}/files", "name"),
             ("post /api/v1/containers/{name}/files", "name"),
         ],
+    ),
+    (
+        "post /api/v1/vms",
+        "201",
+        "name",
+        &[
+            ("get /api/v1/vms/{name}", "name"),
+            ("post /api/v1/vms/{name}/start", "name"),
+            ("post /api/v1/vms/{name}/destroy", "name"),
+            ("delete /api/v1/vms/{name}", "name"),
+            ("get /api/v1/vms/{name}/xml", "name"),
+            ("get /api/v1/vms/{name}/console.log", "name"),
+        ],
+    ),
+    (
+        "post /api/v1/vm-images",
+        "201",
+        "name",
+        &[("delete /api/v1/vm-images/{name}", "name")],
     ),
     (
         "post /api/v1/tokens",
@@ -263,4 +427,16 @@ async fn metrics(State(system): State<Arc<System>>) -> Response {
 
 async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every rule finds the property or parameter it is for (a renamed field would
+    /// otherwise lose its rule without a word).
+    #[test]
+    fn every_rule_lands() {
+        let doc = super::openapi();
+        let name = &doc["components"]["schemas"]["CreateContainer"]["properties"]["name"];
+        assert_eq!(name["maxLength"], wm_domain::ShortName::MAX_NEW_LEN);
+    }
 }

@@ -76,7 +76,7 @@ struct ListQuery {
 /// Upload a disk image (multipart: `name`, `file`): a qcow2 or raw image, checked with
 /// `qemu-img info`; an image naming a backing file or an external data file is refused.
 #[utoipa::path(post, path = "/api/v1/vm-images",
-    request_body(content_type = "multipart/form-data", description = "`name`: a DNS label; `file`: the image"),
+    request_body(content = super::forms::VmImageForm, content_type = "multipart/form-data", description = "`name`: a DNS label; `file`: the image"),
     responses((status = 201, body = VmImage), (status = 400, body = ErrorBody, description = "bad name, not a qcow2 or raw image, a backing or data file"),
         (status = 409, body = ErrorBody, description = "name in use, or over the storage quota"), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody, description = "no VM host")))]
 async fn upload_vm_image(

@@ -22,8 +22,10 @@ use utoipa::ToSchema;
 use wm_domain::{Role, Scope, UserName};
 use wm_store::{Store, Token, TokenKind, User, UserSource};
 
-const MAX_USERNAME_INPUT: usize = 256;
-const MAX_PASSWORD_INPUT: usize = 1024;
+pub(crate) const MAX_USERNAME_INPUT: usize = 256;
+pub(crate) const MAX_PASSWORD_INPUT: usize = 1024;
+/// A token's name: 1 to this many characters, none of them a control character.
+pub(crate) const MAX_TOKEN_NAME: usize = 64;
 
 /// Hashes a password with Argon2id (on a blocking thread: it is slow on purpose).
 pub(crate) async fn hash_password(password: String) -> Result<String, Error> {
@@ -301,7 +303,9 @@ impl Accounts {
         username: &str,
         password: String,
     ) -> Result<(User, String), Error> {
-        if username.len() > MAX_USERNAME_INPUT || password.len() > MAX_PASSWORD_INPUT {
+        if username.chars().count() > MAX_USERNAME_INPUT
+            || password.chars().count() > MAX_PASSWORD_INPUT
+        {
             return Err(Error::invalid("the user name or password is too long"));
         }
         self.limiter.check(username, addr)?;
@@ -438,8 +442,8 @@ impl Accounts {
         scope: Option<&str>,
     ) -> Result<TokenCreated, Error> {
         caller.require_full_scope()?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        let length = name.chars().count();
+        if !(1..=MAX_TOKEN_NAME).contains(&length) || name.chars().any(char::is_control) {
             return Err(Error::Invalid {
                 code: "invalid_input",
                 message: "a token name is 1 to 64 printable characters".into(),
@@ -577,7 +581,7 @@ impl Accounts {
         req: PasswordChange,
     ) -> Result<(), Error> {
         caller.require_full_scope()?;
-        if req.current.len() > MAX_PASSWORD_INPUT {
+        if req.current.chars().count() > MAX_PASSWORD_INPUT {
             return Err(Error::invalid("the current password is too long"));
         }
         check_new_password(&req.new, "new")?;

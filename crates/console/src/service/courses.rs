@@ -110,6 +110,21 @@ fn not_found(id: &str) -> Error {
     ))
 }
 
+/// The longest course name, and term, in characters.
+pub(crate) const MAX_NAME: usize = 100;
+pub(crate) const MAX_TERM: usize = 40;
+
+/// [`text`]'s rule as a regular expression (the API document's): `min` is 0 or 1.
+pub(crate) fn text_pattern(min: usize, max: usize) -> String {
+    const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+    let inner = format!(
+        "[^\\s{CONTROL}](?:[^{CONTROL}]{{0,{}}}[^\\s{CONTROL}])?",
+        max - 2
+    );
+    let optional = if min == 0 { "?" } else { "" };
+    format!("^\\s*(?:{inner}){optional}\\s*$")
+}
+
 /// Checks free text: trimmed, `min..=max` characters, no control characters.
 fn text(value: &str, field: &'static str, min: usize, max: usize) -> Result<String, Error> {
     let v = value.trim();
@@ -149,11 +164,11 @@ impl Courses {
         let now = now();
         let course = Course {
             id: new_id()[..12].to_string(),
-            name: text(&req.name, "name", 1, 100)?,
+            name: text(&req.name, "name", 1, MAX_NAME)?,
             term: req
                 .term
                 .as_deref()
-                .map(|t| text(t, "term", 1, 40))
+                .map(|t| text(t, "term", 1, MAX_TERM))
                 .transpose()?,
             owner: caller.name.clone(),
             ends_at: req
@@ -275,5 +290,28 @@ impl Courses {
     async fn reload(&self, id: &str) -> Result<CourseView, Error> {
         let course = self.store.course(id).await?.ok_or_else(|| not_found(id))?;
         Ok(CourseView::from(&course))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API document's pattern for free text says what [`text`] does.
+    #[test]
+    fn the_documented_text_pattern_agrees() {
+        let re = regex::Regex::new(&text_pattern(1, 5)).unwrap();
+        let mut inputs = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..7 {
+            last = last
+                .iter()
+                .flat_map(|s| ['a', ' ', '\t', '\u{1}', 'é'].map(|c| format!("{s}{c}")))
+                .collect();
+            inputs.extend(last.iter().cloned());
+        }
+        for s in &inputs {
+            assert_eq!(re.is_match(s), text(s, "name", 1, 5).is_ok(), "{s:?}");
+        }
     }
 }

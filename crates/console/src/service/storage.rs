@@ -83,6 +83,30 @@ fn kind_name(k: FileKind) -> &'static str {
     }
 }
 
+/// The longest storage path taken, in characters.
+pub(crate) const MAX_PATH: usize = 4096;
+
+/// The longest part of a storage path, in characters (and, as the file system counts,
+/// in bytes: a part of many-byte characters may be refused sooner).
+const MAX_PART: usize = 255;
+
+/// One part of [`PATH_PATTERN`]: 1 to 255 characters, no slash or control character,
+/// not `..` (`.` is allowed and means nothing).
+macro_rules! path_part {
+    () => {
+        concat!(
+            "(?:\\.\\.[^/\\x00-\\x1f\\x7f-\\x9f]{1,253}",
+            "|\\.[^/.\\x00-\\x1f\\x7f-\\x9f][^/\\x00-\\x1f\\x7f-\\x9f]{0,253}",
+            "|\\.",
+            "|[^/.\\x00-\\x1f\\x7f-\\x9f][^/\\x00-\\x1f\\x7f-\\x9f]{0,254})"
+        )
+    };
+}
+
+/// [`parse_storage_path`]'s rule as a regular expression (the API document's; with
+/// [`MAX_PATH`] as its length).
+pub(crate) const PATH_PATTERN: &str = concat!("^/*(?:", path_part!(), "/+)*", path_part!(), "?$");
+
 /// A path in the storage as users give it (`/notes/a.txt`, `notes/a.txt`): relative,
 /// normalised, without `..`.
 fn parse_storage_path(s: &str) -> Result<String, Error> {
@@ -91,7 +115,7 @@ fn parse_storage_path(s: &str) -> Result<String, Error> {
         message: m.to_string(),
         field: Some("path"),
     };
-    if s.len() > 4096 || s.contains('\0') || s.chars().any(char::is_control) {
+    if s.chars().count() > MAX_PATH || s.chars().any(char::is_control) {
         return Err(bad("path is too long or contains a control character"));
     }
     let mut parts = Vec::new();
@@ -99,7 +123,9 @@ fn parse_storage_path(s: &str) -> Result<String, Error> {
         match c {
             "" | "." => {}
             ".." => return Err(bad("path may not contain '..'")),
-            c if c.len() > 255 => return Err(bad("a part of the path is longer than 255 bytes")),
+            c if c.chars().count() > MAX_PART || c.len() > MAX_PART => {
+                return Err(bad("a part of the path is longer than 255 characters"))
+            }
             c => parts.push(c),
         }
     }
@@ -279,11 +305,9 @@ impl Storage {
         caller.require_full_scope()?;
         let rel = parse_storage_path(path)?;
         if rel.is_empty() {
-            return Err(Error::Invalid {
-                code: "invalid_input",
-                message: "the root of your storage cannot be deleted; delete what is in it".into(),
-                field: Some("path"),
-            });
+            return Err(Error::Forbidden(
+                "the root of your storage cannot be deleted; delete what is in it".into(),
+            ));
         }
         let h = self.host(host)?;
         let r = h.backend.storage_remove(&caller.name, &rel).await;
@@ -379,5 +403,34 @@ mod tests {
             assert!(parse_storage_path(bad).is_err(), "{bad:?}");
         }
         assert!(parse_storage_path(&"x".repeat(256)).is_err());
+    }
+
+    /// The API document's pattern says what the parser does (for characters of one byte;
+    /// the file system counts a part's bytes).
+    #[test]
+    fn the_documented_pattern_agrees() {
+        let re = regex::Regex::new(PATH_PATTERN).unwrap();
+        let mut inputs = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|s| "a./\n".chars().map(move |c| format!("{s}{c}")))
+                .collect();
+            inputs.extend(last.iter().cloned());
+        }
+        for n in [253, 254, 255, 256] {
+            for prefix in ["", ".", ".."] {
+                let part = format!("{prefix}{}", "x".repeat(n - prefix.len()));
+                inputs.push(part.clone());
+                inputs.push(format!("/a/{part}/b"));
+            }
+        }
+        inputs.push("a/".repeat(2048));
+        inputs.push(format!("{}b", "a/".repeat(2048)));
+        for s in &inputs {
+            let documented = re.is_match(s) && s.chars().count() <= MAX_PATH;
+            assert_eq!(documented, parse_storage_path(s).is_ok(), "{s:?}");
+        }
     }
 }

@@ -240,7 +240,7 @@ impl Vms {
     ) -> Result<VmImage, Error> {
         caller.require_full_scope()?;
         let host = self.host()?;
-        let name = ShortName::parse(name)?;
+        let name = ShortName::parse_new(name)?;
         if file.size() == 0 {
             return Err(invalid("invalid_image", "file", "the file is empty"));
         }
@@ -368,7 +368,7 @@ impl Vms {
     pub(crate) async fn define(&self, caller: &Caller, req: CreateVm) -> Result<Vm, Error> {
         caller.require_full_scope()?;
         let host = self.host()?;
-        let short = ShortName::parse(&req.name)?;
+        let short = ShortName::parse_new(&req.name)?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
         let template = self

@@ -324,8 +324,14 @@ pub(crate) fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| match i {
+                // JSON has one kind of number: 80.0 is the whole number 80.
                 Value::Number(n) => n
                     .as_i64()
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() <= 1e9)
+                            .map(|f| f as i64)
+                    })
                     .ok_or_else(|| bad(&format!("{n} is not a whole number")))
                     .and_then(GuestPort::new),
                 other => Err(bad(&format!("{other} is not a number"))),
@@ -575,7 +581,7 @@ impl Containers {
         req: CreateContainer,
     ) -> Result<Container, Error> {
         caller.require_full_scope()?;
-        let short = ShortName::parse(&req.name)?;
+        let short = ShortName::parse_new(&req.name)?;
         ContainerKey::new(&caller.name, &short)?;
         let image = ImageRef::parse(&req.image)?;
         let env = parse_env(req.env)?;
@@ -1067,6 +1073,16 @@ impl Containers {
     }
 }
 
+/// The most host labels a request may require.
+pub(crate) const MAX_LABELS: usize = 16;
+
+/// One host label, as a regular expression (the API document's).
+pub(crate) const LABEL_PATTERN: &str = "^[-A-Za-z0-9_.]{1,63}$";
+
+/// Host labels in the one-string form, as a regular expression (the API document's).
+pub(crate) const LABELS_PATTERN: &str =
+    "^\\s*(?:[-A-Za-z0-9_.]{1,63}(?:\\s+[-A-Za-z0-9_.]{1,63}){0,15})?\\s*$";
+
 /// Host labels a request requires: `"gpu ssd"` or `["gpu", "ssd"]`.
 pub(crate) fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError> {
     let bad = || {
@@ -1090,7 +1106,7 @@ pub(crate) fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError
             && l.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
-    if labels.len() > 16 || !labels.iter().all(ok) {
+    if labels.len() > MAX_LABELS || !labels.iter().all(ok) {
         return Err(ParseError::new(
             "requires",
             "host labels are at most 16 words of letters, digits, '-', '_' or '.'",
@@ -1103,6 +1119,27 @@ pub(crate) fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The API document's patterns for host labels say what [`parse_requires`] does.
+    #[test]
+    fn the_documented_label_patterns_agree() {
+        let one = regex::Regex::new(LABEL_PATTERN).unwrap();
+        let words = regex::Regex::new(LABELS_PATTERN).unwrap();
+        let mut inputs: Vec<String> = ["", " ", "gpu", " gpu  ssd ", "a\tb", "g/u", "é"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        inputs.push("x".repeat(63));
+        inputs.push("x".repeat(64));
+        inputs.push(vec!["l"; 16].join(" "));
+        inputs.push(vec!["l"; 17].join(" "));
+        for s in &inputs {
+            let parsed = parse_requires(Some(json!(s))).is_ok();
+            assert_eq!(words.is_match(s), parsed, "string form {s:?}");
+            let item = parse_requires(Some(json!([s]))).is_ok();
+            assert_eq!(one.is_match(s), item, "array item {s:?}");
+        }
+    }
 
     #[test]
     fn env_in_both_forms() {
