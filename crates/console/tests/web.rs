@@ -7,48 +7,12 @@
 
 mod common;
 
+use common::browser::*;
 use common::*;
 use reqwest::header::{COOKIE, ORIGIN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use wm_testkit::browser::Browser;
-
-fn screenshots() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("screenshots")
-}
-
-/// A screenshot at desktop width and one at 375 px, where the page must not scroll
-/// sideways.
-async fn shot(b: &Browser, name: &str) {
-    let dir = screenshots();
-    b.viewport(1280, 900, false).await;
-    b.screenshot(&dir.join(format!("{name}-desktop.png"))).await;
-    b.viewport(375, 812, true).await;
-    assert!(
-        !b.scrolls_sideways().await,
-        "{name} scrolls sideways at 375 px"
-    );
-    b.screenshot(&dir.join(format!("{name}-375.png"))).await;
-    b.viewport(1280, 900, false).await;
-}
-
-/// Waits until the browser has followed a post's redirect to a URL with `part`.
-async fn wait_for_url(b: &Browser, part: &str) {
-    for _ in 0..100 {
-        if b.url().await.contains(part) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!(
-        "the browser never got to a URL with {part}: {}",
-        b.url().await
-    );
-}
 
 /// Builds an image through the API; answers the last NDJSON line.
 async fn api_build(app: &TestApp, token: &str, name: &str, dockerfile: &str) -> Value {
@@ -246,25 +210,6 @@ async fn a_student_works_through_the_console_in_a_browser() {
     shot(&b, "admin").await;
 }
 
-/// The session cookie and the CSRF token of a page, as the browser would hold them.
-async fn page_token(app: &TestApp, cookie: &str, path: &str) -> String {
-    let html = app
-        .client
-        .get(app.url(path))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a token")
-        + 19;
-    html[at..at + 64].to_string()
-}
-
 #[tokio::test]
 async fn posts_without_the_token_or_from_elsewhere_change_nothing() {
     let app = spawn_app().await;
@@ -446,19 +391,6 @@ async fn pulls_and_builds_stream_into_the_page_without_javascript() {
         html.contains("the registry could not be reached"),
         "told by its reason: {html}"
     );
-}
-
-/// Waits until the progress box of a form ends; answers its outcome line.
-async fn outcome(b: &Browser, id: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let text = b.text(&format!("#{id} .outcome")).await;
-        if !text.is_empty() {
-            return text;
-        }
-        assert!(std::time::Instant::now() < deadline, "{id} did not end");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

@@ -19,13 +19,20 @@ pub use image::ImageRef;
 pub use status::{Backend, ContainerStatus, Scope, StopReason};
 pub use user::{Role, UserName};
 
-/// Why a piece of user input was refused. The message is a sentence meant for the user.
+/// Why a piece of user input was refused. The message is a sentence meant for the user,
+/// in English; `reason` and `params` say the same for other languages, which have a
+/// sentence per field and reason with the parameters in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ParseError {
     /// Which input was wrong (`name`, `env`, `ports`, `image`, ...), for forms that mark it.
     pub field: &'static str,
     pub message: String,
+    /// Which rule of the field the input broke (`empty`, `bad_char`, ...); empty when
+    /// only the English message says it.
+    pub reason: &'static str,
+    /// The values the message names (`value`, `char`, `max`, ...), by name.
+    pub params: Vec<(&'static str, String)>,
 }
 
 impl ParseError {
@@ -33,7 +40,20 @@ impl ParseError {
         Self {
             field,
             message: message.into(),
+            reason: "",
+            params: Vec::new(),
         }
+    }
+
+    /// The same error, saying which rule it broke and with which values.
+    pub fn because<const N: usize>(
+        mut self,
+        reason: &'static str,
+        params: [(&'static str, String); N],
+    ) -> Self {
+        self.reason = reason;
+        self.params = params.into();
+        self
     }
 }
 
