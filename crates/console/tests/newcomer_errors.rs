@@ -148,13 +148,16 @@ async fn an_upload_through_the_api_creates_its_directory_only_when_asked() {
     assert_eq!(body["written"][0], "/made/by/upload/x.txt");
     let out = run(&app, &alice_t, &format!("{alice}-api"), "cat /made/by/upload/x.txt").await;
     assert_eq!(out["stdout"], "made", "{out}");
-    // Directories that exist keep their mode: /tmp stays world-writable and sticky.
+    // Directories that exist keep their owner and mode: only the missing ones are made.
+    let stat = "chmod 1777 /tmp && stat -c '%a %u' /tmp";
+    let before = run(&app, &alice_t, &format!("{alice}-api"), stat).await;
+    assert_eq!(before["stdout"], "1777 0\n", "{before}");
     let (status, _) = app
         .post_form(
             &path,
             &alice_t,
             reqwest::multipart::Form::new()
-                .text("path", "/tmp")
+                .text("path", "/tmp/deeper/still")
                 .text("create", "true")
                 .part(
                     "file",
@@ -163,8 +166,14 @@ async fn an_upload_through_the_api_creates_its_directory_only_when_asked() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let out = run(&app, &alice_t, &format!("{alice}-api"), "stat -c %a /tmp").await;
-    assert_eq!(out["stdout"], "1777\n", "{out}");
+    let out = run(
+        &app,
+        &alice_t,
+        &format!("{alice}-api"),
+        "stat -c '%a %u' /tmp && cat /tmp/deeper/still/t.txt",
+    )
+    .await;
+    assert_eq!(out["stdout"], "1777 0\nt", "{out}");
 }
 
 #[tokio::test]

@@ -477,11 +477,12 @@ impl Refused {
             .map_or(default, String::as_str)
     }
 
-    /// The alert a refused form shows above its fields (`#<form>-error`), or nothing.
+    /// The alert a refused form shows above its fields (`#<form>-error`), or nothing. It
+    /// takes the focus, so that the browser shows it however far down the page it is.
     pub(super) fn alert(r: Option<&Refused>, ctx: &Ctx, form: &str) -> Markup {
         html! {
             @if let Some(r) = Self::of(r, form) {
-                div.error.form-error role="alert" id={ (form) "-error" } {
+                div.error.form-error role="alert" id={ (form) "-error" } tabindex="-1" autofocus {
                     p { strong { (ctx.t.error_here) } }
                     (r.said)
                 }
