@@ -95,15 +95,18 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
     box.hidden = false;
     box.classList.remove("failed");
     log.textContent = "";
+    log.hidden = false;
     outcome.textContent = "";
     bar.hidden = false;
     bar.removeAttribute("value");
     button.disabled = true;
-    // A failure stops the bar and is said once, in the outcome.
+    // A failure stops the bar and is said once, in the outcome, which comes into view.
     const fail = (text) => {
       bar.hidden = true;
+      log.hidden = !log.children.length;
       box.classList.add("failed");
       outcome.textContent = box.dataset.failed + " " + text;
+      outcome.scrollIntoView({ block: "nearest" });
     };
     const add = (text, cls) => {
       const li = document.createElement("li");

@@ -110,9 +110,18 @@ async fn an_upload_to_a_missing_directory_stays_on_the_page_and_may_create_it() 
         b.fill("#file", &small).await;
         b.click("#upload button[type=submit]").await;
         b.find("p.notice").await;
-        let out = run(&app, &alice_t, &full, &format!("ls -ld {dir} && cat {dir}/hello.txt")).await;
+        let out = run(
+            &app,
+            &alice_t,
+            &full,
+            &format!("ls -ld {dir} && cat {dir}/hello.txt"),
+        )
+        .await;
         assert_eq!(out["exit_code"], 0, "{out}");
-        assert!(out["stdout"].as_str().unwrap().contains("xxxxxxxxxxxx"), "{out}");
+        assert!(
+            out["stdout"].as_str().unwrap().contains("xxxxxxxxxxxx"),
+            "{out}"
+        );
     }
 }
 
@@ -146,7 +155,13 @@ async fn an_upload_through_the_api_creates_its_directory_only_when_asked() {
     let (status, body) = app.post_form(&path, &alice_t, form(Some("true"))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["written"][0], "/made/by/upload/x.txt");
-    let out = run(&app, &alice_t, &format!("{alice}-api"), "cat /made/by/upload/x.txt").await;
+    let out = run(
+        &app,
+        &alice_t,
+        &format!("{alice}-api"),
+        "cat /made/by/upload/x.txt",
+    )
+    .await;
     assert_eq!(out["stdout"], "made", "{out}");
     // Directories that exist keep their owner and mode: only the missing ones are made.
     let stat = "chmod 1777 /tmp && stat -c '%a %u' /tmp";
@@ -214,10 +229,30 @@ async fn refused_input_is_explained_in_the_readers_language() {
 
     // Every rule of the forms' fields, in Japanese.
     for (body, field, reason, says) in [
-        (json!({"name": "web", "image": image, "ports": "http"}), "ports", "not_a_number", "「http」はポート番号ではありません"),
-        (json!({"name": "web", "image": image, "env": "1X=y"}), "env", "bad_key", "「1X」は変数名に使えません"),
-        (json!({"name": "web", "image": "Bad Image"}), "image", "path", "正しいイメージ参照ではありません"),
-        (json!({"name": "-web", "image": image}), "name", "bad_edge", "英小文字か数字で始め"),
+        (
+            json!({"name": "web", "image": image, "ports": "http"}),
+            "ports",
+            "not_a_number",
+            "「http」はポート番号ではありません",
+        ),
+        (
+            json!({"name": "web", "image": image, "env": "1X=y"}),
+            "env",
+            "bad_key",
+            "「1X」は変数名に使えません",
+        ),
+        (
+            json!({"name": "web", "image": "Bad Image"}),
+            "image",
+            "path",
+            "正しいイメージ参照ではありません",
+        ),
+        (
+            json!({"name": "-web", "image": image}),
+            "name",
+            "bad_edge",
+            "英小文字か数字で始め",
+        ),
     ] {
         let r = app
             .client
@@ -304,7 +339,10 @@ async fn the_add_user_form_keeps_its_input_and_says_what_is_wrong() {
         };
         assert!(alert.contains(says), "{alert}");
         let name = b.find("#new-name").await;
-        assert_eq!(b.attr(&name, "value").await.as_deref(), Some(alice.as_str()));
+        assert_eq!(
+            b.attr(&name, "value").await.as_deref(),
+            Some(alice.as_str())
+        );
     }
     let (_, users) = app.get("/api/v1/admin/users", &app.admin).await;
     assert!(!users.to_string().contains("Bob Smith"));
@@ -314,10 +352,7 @@ async fn the_add_user_form_keeps_its_input_and_says_what_is_wrong() {
 async fn an_error_page_has_a_way_back() {
     let app = spawn_app().await;
     let (alice, _) = app.student().await;
-    for (lang, accept, says) in [
-        ("en", "en-US,en", "Back"),
-        ("ja", "ja,en;q=0.5", "戻る"),
-    ] {
+    for (lang, accept, says) in [("en", "en-US,en", "Back"), ("ja", "ja,en;q=0.5", "戻る")] {
         let b = Browser::start(accept).await;
         log_in(&b, &app, &alice, "password-123").await;
         b.goto(&app.url("/images")).await;
@@ -402,7 +437,10 @@ async fn deleting_an_image_asks_first_and_counts_other_users_containers() {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"delete-error\""), "{html}");
-    assert!(html.contains("A container of another user uses this image"), "{html}");
+    assert!(
+        html.contains("A container of another user uses this image"),
+        "{html}"
+    );
     assert!(wm_testkit::inspect("image", &reference).is_some());
 
     // When bob's container has gone, the confirmation deletes it.
@@ -456,10 +494,17 @@ async fn a_failed_pull_or_build_stops_and_says_why_once() {
             .await;
         b.click("#build button[type=submit]").await;
         let said = outcome(&b, "build-progress").await;
-        let failed = if lang == "en" { "Failed:" } else { "失敗しました:" };
+        let failed = if lang == "en" {
+            "Failed:"
+        } else {
+            "失敗しました:"
+        };
         assert!(said.starts_with(failed), "{said}");
         let log = b.text("#build-progress ol").await;
-        assert!(!log.contains(failed), "the failure is said once, below: {log}");
+        assert!(
+            !log.contains(failed),
+            "the failure is said once, below: {log}"
+        );
         let stopped = b
             .execute("return document.querySelector('#build-progress progress').hidden;")
             .await;

@@ -89,7 +89,10 @@ impl ContainerName {
                 [
                     ("value", excerpt(&full)),
                     ("max", Self::MAX_LEN.to_string()),
-                    ("short_max", (Self::MAX_LEN - owner.as_str().len() - 1).to_string()),
+                    (
+                        "short_max",
+                        (Self::MAX_LEN - owner.as_str().len() - 1).to_string(),
+                    ),
                 ],
             ));
         }
@@ -185,11 +188,10 @@ impl EnvVar {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let err = |m: String| ParseError::new("env", m);
         let Some((key, value)) = s.split_once('=') else {
-            return Err(err(format!(
-                "{:?} is not KEY=value: it has no '='",
-                excerpt(s)
-            ))
-            .because("no_equals", [("value", excerpt(s))]));
+            return Err(
+                err(format!("{:?} is not KEY=value: it has no '='", excerpt(s)))
+                    .because("no_equals", [("value", excerpt(s))]),
+            );
         };
         if key.is_empty() {
             return Err(err(format!("{:?} has no name before '='", excerpt(s)))
@@ -267,11 +269,10 @@ pub fn parse_env_list<'a>(
     for item in items {
         let var = EnvVar::parse(item)?;
         if out.iter().any(|v| v.key == var.key) {
-            return Err(ParseError::new(
-                "env",
-                format!("the variable {} is given twice", var.key),
-            )
-            .because("twice", [("key", var.key.clone())]));
+            return Err(
+                ParseError::new("env", format!("the variable {} is given twice", var.key))
+                    .because("twice", [("key", var.key.clone())]),
+            );
         }
         out.push(var);
         if out.len() > MAX_ENV_VARS {
@@ -296,22 +297,20 @@ impl GuestPort {
     pub fn new(n: i64) -> Result<Self, ParseError> {
         match u16::try_from(n) {
             Ok(p) if p >= 1 => Ok(Self(p)),
-            _ => Err(ParseError::new(
-                "ports",
-                format!("port {n} is outside 1..65535"),
-            )
-            .because("out_of_range", [("port", n.to_string())])),
+            _ => Err(
+                ParseError::new("ports", format!("port {n} is outside 1..65535"))
+                    .because("out_of_range", [("port", n.to_string())]),
+            ),
         }
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         // Digits only: "+80", "0x50" and " 80" are not what anyone means by a port.
         if s.is_empty() || s.len() > 6 || !s.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ParseError::new(
-                "ports",
-                format!("{:?} is not a port number", excerpt(s)),
-            )
-            .because("not_a_number", [("value", excerpt(s))]));
+            return Err(
+                ParseError::new("ports", format!("{:?} is not a port number", excerpt(s)))
+                    .because("not_a_number", [("value", excerpt(s))]),
+            );
         }
         Self::new(s.parse::<i64>().expect("at most six digits"))
     }
@@ -329,11 +328,10 @@ pub fn parse_port_list(
     let mut out: Vec<GuestPort> = Vec::new();
     for p in ports {
         if out.contains(&p) {
-            return Err(ParseError::new(
-                "ports",
-                format!("port {} is given twice", p.0),
-            )
-            .because("twice", [("port", p.0.to_string())]));
+            return Err(
+                ParseError::new("ports", format!("port {} is given twice", p.0))
+                    .because("twice", [("port", p.0.to_string())]),
+            );
         }
         out.push(p);
         if out.len() > max {

@@ -482,7 +482,10 @@ async fn image_metadata_and_use() {
             s.image_users("wm/alice/web:1", "alice").await.unwrap(),
             (1, 1)
         );
-        assert_eq!(s.image_users("busybox:latest", "alice").await.unwrap(), (0, 0));
+        assert_eq!(
+            s.image_users("busybox:latest", "alice").await.unwrap(),
+            (0, 0)
+        );
         s.mark_container_gone(&k("alice", "web")).await.unwrap();
         s.mark_container_gone(&k("bob", "web")).await.unwrap();
         assert_eq!(

@@ -399,7 +399,7 @@ pub(super) fn websocket(
 ) -> Result<WebSocketUpgrade, ApiError> {
     let ws = ws.map_err(|e| {
         ApiError::Service(crate::service::Error::Invalid {
-rule: None,
+            rule: None,
             code: "websocket_required",
             message: format!("this route is a WebSocket session ({})", e.body_text()),
             field: None,

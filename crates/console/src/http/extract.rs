@@ -34,13 +34,13 @@ where
 fn json_rejection(r: JsonRejection) -> ApiError {
     let e = match r {
         JsonRejection::JsonDataError(e) => Error::Invalid {
-rule: None,
+            rule: None,
             code: "invalid_input",
             message: inner_message(&e.body_text()),
             field: None,
         },
         JsonRejection::JsonSyntaxError(e) => Error::Invalid {
-rule: None,
+            rule: None,
             code: "malformed_json",
             message: format!(
                 "the body is not valid JSON: {}",

@@ -131,7 +131,7 @@ pub(super) async fn read_upload(
                 let name = parse_upload_name(field.file_name().unwrap_or(""))?;
                 if files.iter().any(|(n, _)| *n == name) {
                     return Err(Error::Invalid {
-rule: None,
+                        rule: None,
                         code: "invalid_file_name",
                         message: format!("the file {name} is given twice"),
                         field: Some("file"),
@@ -164,7 +164,7 @@ rule: None,
         }
     }
     let dir = dir.ok_or_else(|| Error::Invalid {
-rule: None,
+        rule: None,
         code: "invalid_input",
         message: "the form has no path field (the directory to write into)".into(),
         field: Some("path"),
@@ -303,13 +303,13 @@ pub(super) async fn read_vm_image(
         }
     }
     let name = name.ok_or_else(|| Error::Invalid {
-rule: None,
+        rule: None,
         code: "invalid_input",
         message: "the form has no name field (the image's name)".into(),
         field: Some("name"),
     })?;
     let file = file.ok_or_else(|| Error::Invalid {
-rule: None,
+        rule: None,
         code: "invalid_input",
         message: "the form has no file".into(),
         field: Some("file"),

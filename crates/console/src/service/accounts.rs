@@ -442,7 +442,7 @@ impl Accounts {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: "a token name is 1 to 64 printable characters".into(),
                 field: Some("name"),
@@ -451,7 +451,7 @@ rule: None,
         let scope = match scope {
             None => Scope::All,
             Some(s) => Scope::parse(s).map_err(|_| Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: format!("unknown scope {s:?}; use all or build"),
                 field: Some("scope"),
@@ -596,7 +596,7 @@ rule: None,
         }
         if !verify_password(req.current, user.password_hash).await {
             return Err(Error::Invalid {
-rule: None,
+                rule: None,
                 code: "wrong_password",
                 message: "the current password is not right".into(),
                 field: Some("current"),

@@ -242,12 +242,14 @@ impl Error {
         params: [(&'static str, String); N],
         english: impl Into<String>,
     ) -> Self {
-        ParseError::new(field, english).because(reason, params).into()
+        ParseError::new(field, english)
+            .because(reason, params)
+            .into()
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid {
-rule: None,
+            rule: None,
             code: "invalid_input",
             message: message.into(),
             field: None,
@@ -308,7 +310,7 @@ rule: None,
 
 impl From<ParseError> for Error {
     fn from(e: ParseError) -> Self {
-        let rule = (!e.reason.is_empty()).then(|| Rule {
+        let rule = (!e.reason.is_empty()).then_some(Rule {
             reason: e.reason,
             params: e.params,
         });

@@ -87,7 +87,7 @@ fn kind_name(k: FileKind) -> &'static str {
 /// normalised, without `..`.
 fn parse_storage_path(s: &str) -> Result<String, Error> {
     let bad = |m: &str| Error::Invalid {
-rule: None,
+        rule: None,
         code: "invalid_input",
         message: m.to_string(),
         field: Some("path"),
@@ -225,7 +225,7 @@ impl Storage {
         let dir = parse_storage_path(dir)?;
         if files.is_empty() {
             return Err(Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: "the form has no file".into(),
                 field: Some("file"),
@@ -282,7 +282,7 @@ rule: None,
         let rel = parse_storage_path(path)?;
         if rel.is_empty() {
             return Err(Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: "the root of your storage cannot be deleted; delete what is in it".into(),
                 field: Some("path"),

@@ -74,4 +74,3 @@ pub async fn outcome(b: &Browser, id: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
-

@@ -195,7 +195,7 @@ async fn admin_page(
                 tbody {
                     @for c in all {
                         tr {
-                            td data-label=(t.name) { a href=(super::containers::container_path(&ctx, c, "")) { (c.name) } }
+                            td data-label=(t.name) { a href=(super::containers::container_path(ctx, c, "")) { (c.name) } }
                             td data-label=(t.owner) { (c.owner) }
                             td data-label=(t.image) { code { (c.image) } }
                             td data-label=(t.status) { (status_badge(t, c.status)) }

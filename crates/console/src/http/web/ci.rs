@@ -1,6 +1,8 @@
 //! `/ci`: the person's GitLab runner token, their runner's state, the pipeline file.
 
-use super::{notice, page, see_other, Ctx, NoticeQuery, OrPage, PageError, Posted, Refused, Session};
+use super::{
+    notice, page, see_other, Ctx, NoticeQuery, OrPage, PageError, Posted, Refused, Session,
+};
 use crate::http::Http;
 use crate::service::ci::CiRequest;
 use axum::extract::{Query, State};

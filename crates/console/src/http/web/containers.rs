@@ -607,7 +607,16 @@ pub(super) async fn exec(
         .await
     {
         Ok(result) => {
-            detail_page(&http, ctx, &name, owner, html! {}, Some((cmd, result)), None).await
+            detail_page(
+                &http,
+                ctx,
+                &name,
+                owner,
+                html! {},
+                Some((cmd, result)),
+                None,
+            )
+            .await
         }
         Err(e) => {
             let refused = Refused::new(ctx, "exec", posted.fields.clone(), e);
@@ -650,7 +659,10 @@ pub(super) async fn upload(
     };
     let sent = HashMap::from([
         ("path".to_string(), upload.dir.clone()),
-        ("create".to_string(), if upload.create { "on" } else { "" }.to_string()),
+        (
+            "create".to_string(),
+            if upload.create { "on" } else { "" }.to_string(),
+        ),
     ]);
     if let Err(e) = http
         .containers

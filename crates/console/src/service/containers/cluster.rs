@@ -57,7 +57,7 @@ impl OnCluster {
     /// The cluster, or 400 when this installation lends none.
     fn cluster(&self) -> Result<&Arc<GatedCluster>, Error> {
         self.cluster.as_ref().ok_or_else(|| Error::Invalid {
-rule: None,
+            rule: None,
             code: "backend_unavailable",
             message: "the kubernetes backend is not enabled on this installation".into(),
             field: Some("backend"),

@@ -209,7 +209,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 /// An expiry as the API takes it: RFC 3339, in the future.
 pub(crate) fn parse_expiry(s: &str, now: i64) -> Result<i64, Error> {
     let bad = |message: String| Error::Invalid {
-rule: None,
+        rule: None,
         code: "invalid_expiry",
         message,
         field: Some("expires_at"),
@@ -338,7 +338,7 @@ pub(crate) fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>
 
 fn parse_cmd(v: Value) -> Result<Vec<String>, Error> {
     let field = |m: &str| Error::Invalid {
-rule: None,
+        rule: None,
         code: "invalid_input",
         message: m.to_string(),
         field: Some("cmd"),
@@ -552,7 +552,7 @@ impl Containers {
                 .find(|c| c.id == id)
                 .map(Some)
                 .ok_or_else(|| Error::Invalid {
-rule: None,
+                    rule: None,
                     code: "unknown_course",
                     message: format!(
                         "you are not enrolled in a course with the id {}",
@@ -606,7 +606,7 @@ rule: None,
         let backend = match req.backend.as_deref() {
             None => Backend::Docker,
             Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: format!("unknown backend {s:?}; use docker or kubernetes"),
                 field: Some("backend"),
@@ -654,7 +654,7 @@ rule: None,
                 if !new.required.is_empty() {
                     // The cluster's scheduler places pods; our host labels are Docker's.
                     return Err(Error::Invalid {
-rule: None,
+                        rule: None,
                         code: "invalid_input",
                         message: "host labels apply to docker hosts only".into(),
                         field: Some("requires"),
@@ -680,7 +680,7 @@ rule: None,
         let quota = self.quotas.of(&caller.name, caller.role).await?;
         let max = &self.config.docker.max_limits;
         let invalid = |field: &'static str, message: String| Error::Invalid {
-rule: None,
+            rule: None,
             code: "invalid_input",
             message,
             field: Some(field),

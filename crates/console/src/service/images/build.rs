@@ -44,14 +44,14 @@ impl Images {
         let mut build_args = Vec::new();
         for text in &input.build_args {
             let arg = EnvVar::parse(text.trim()).map_err(|e| Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: format!("build argument: {}", e.message),
                 field: Some("buildarg"),
             })?;
             if arg.key() == OWNER_ARG {
                 return Err(Error::Invalid {
-rule: None,
+                    rule: None,
                     code: "invalid_input",
                     message: format!("the build argument {OWNER_ARG} is set by the console"),
                     field: Some("buildarg"),
@@ -61,7 +61,7 @@ rule: None,
         }
         let tag = self.build_reference(caller, &input.name)?;
         let context = input.source.ok_or_else(|| Error::Invalid {
-rule: None,
+            rule: None,
             code: "invalid_input",
             message: "send a dockerfile or a context".into(),
             field: Some("dockerfile"),
@@ -69,7 +69,7 @@ rule: None,
         if let BuildSource::Archive(raw) = &context {
             if !looks_like_tar(raw) {
                 return Err(Error::Invalid {
-rule: None,
+                    rule: None,
                     code: "invalid_input",
                     message: "the context must be a tar archive, optionally gzipped".into(),
                     field: Some("context"),
@@ -86,7 +86,7 @@ rule: None,
         .map_err(|e| match e {
             context::ContextError::TooLarge(_) => Error::TooLargeBecause(e.to_string()),
             context::ContextError::Invalid(m) => Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: m,
                 field: Some("context"),
@@ -117,7 +117,7 @@ rule: None,
                 .await
                 .map_err(|e| Error::Unexpected(e.into()))?
                 .map_err(|e| Error::Invalid {
-rule: None,
+                    rule: None,
                     code: "invalid_input",
                     message: format!(
                         "the context has an entry that cannot be sent to the engine: {e}"
@@ -142,7 +142,7 @@ rule: None,
     /// A build name, `name` or `name:tag`: one lowercase path component and a tag.
     fn build_reference(&self, caller: &Caller, name: &str) -> Result<ImageRef, Error> {
         let bad = |m: String| Error::Invalid {
-rule: None,
+            rule: None,
             code: "invalid_input",
             message: m,
             field: Some("name"),
@@ -178,7 +178,7 @@ rule: None,
             || hex_id(raw);
         if !well_formed {
             return Err(Error::Invalid {
-rule: None,
+                rule: None,
                 code: "invalid_input",
                 message: format!("the Dockerfile names {raw:?}, which is not an image reference"),
                 field: Some("dockerfile"),

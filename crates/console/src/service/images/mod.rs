@@ -484,7 +484,7 @@ impl Images {
                 .collect();
             if asked.len() > 100 || !unknown.is_empty() {
                 return Err(Error::Invalid {
-rule: None,
+                    rule: None,
                     code: "unknown_course",
                     message: format!(
                         "no course of yours has the id {}",

@@ -167,7 +167,7 @@ rule: None,
             Some(id) => {
                 let Some(h) = self.hosts.get(id) else {
                     return Err(Error::Invalid {
-rule: None,
+                        rule: None,
                         code: "invalid_input",
                         message: format!("there is no host {id:?}; leave it out for every host"),
                         field: Some("host"),
