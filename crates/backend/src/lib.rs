@@ -433,6 +433,9 @@ pub trait ContainerBackend: Send + Sync {
         req: &TerminalRequest,
     ) -> Result<Terminal, BackendError>;
     /// Extracts a tar archive into `dir`, which must exist in the container.
+    ///
+    /// # Errors
+    /// [`BackendError::NoSuchFile`] when `dir` does not exist or is not a directory.
     async fn upload(
         &self,
         name: &ContainerKey,

@@ -3,7 +3,35 @@
 // to the console's own route, which streams the same lines as HTML.
 // Followed logs: a link with data-follow-logs streams the API's followed logs into the
 // page's log (without JavaScript the link opens the plain-text stream itself).
+// Uploads: a form with data-max-bytes is not sent when its files are larger than that
+// (the server refuses them too, after they were sent).
 "use strict";
+
+const mib = (n) => (n / 1048576).toFixed(1).replace(/\.0$/, "") + " MiB";
+
+document.querySelectorAll("form[data-max-bytes]").forEach((form) => {
+  const input = form.querySelector("input[type=file]");
+  const error = form.querySelector("#file-size-error");
+  const check = () => {
+    let total = 0;
+    for (const f of input.files) total += f.size;
+    const over = total > Number(form.dataset.maxBytes);
+    error.hidden = !over;
+    error.textContent = over
+      ? form.dataset.tooLarge.replace("{size}", mib(total)).replace("{limit}", form.dataset.limit)
+      : "";
+    if (over) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    return !over;
+  };
+  input.addEventListener("change", check);
+  form.addEventListener("submit", (event) => {
+    if (!check()) {
+      event.preventDefault();
+      input.focus();
+    }
+  });
+});
 
 // Calls `show` with each line of an NDJSON answer as it arrives.
 async function readLines(resp, show) {
@@ -65,10 +93,21 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
     const outcome = box.querySelector(".outcome");
     const button = form.querySelector("button[type=submit]");
     box.hidden = false;
+    box.classList.remove("failed");
     log.textContent = "";
+    log.hidden = false;
     outcome.textContent = "";
+    bar.hidden = false;
     bar.removeAttribute("value");
     button.disabled = true;
+    // A failure stops the bar and is said once, in the outcome, which comes into view.
+    const fail = (text) => {
+      bar.hidden = true;
+      log.hidden = !log.children.length;
+      box.classList.add("failed");
+      outcome.textContent = box.dataset.failed + " " + text;
+      outcome.scrollIntoView({ block: "nearest" });
+    };
     const add = (text, cls) => {
       const li = document.createElement("li");
       li.textContent = text;
@@ -103,8 +142,7 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
       } else if (v.status === "error") {
         // A failed pull is told by its reason, in the page's language.
         const reasons = JSON.parse(box.dataset.reasons || "{}");
-        outcome.textContent = box.dataset.failed + " " + (reasons[v.error.reason] || v.error.message);
-        add(outcome.textContent, "bad");
+        fail(reasons[v.error.reason] || v.error.message);
       } else if (v.stream) {
         add(v.stream.trimEnd());
       } else {
@@ -121,7 +159,7 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
       const resp = await fetch(form.dataset.ndjson, init);
       if (!resp.ok) {
         const body = await resp.json().catch(() => null);
-        outcome.textContent = box.dataset.failed + " " + (body && body.error ? body.error.message : resp.status);
+        fail(body && body.error ? body.error.message : String(resp.status));
         return;
       }
       await readLines(resp, show);
@@ -130,7 +168,7 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
       back.textContent = box.dataset.back;
       outcome.append(" ", back);
     } catch (e) {
-      outcome.textContent = box.dataset.failed + " " + e;
+      fail(String(e));
     } finally {
       button.disabled = false;
     }

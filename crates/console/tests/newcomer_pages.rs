@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::pages::{shot, wait_for_url};
+use common::browser::{shot, wait_for_url};
 use common::*;
 use serde_json::{json, Value};
 use wm_testkit::browser::Browser;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::pages::{shot, wait_for_url};
+use common::browser::*;
 use common::*;
 use reqwest::header::{COOKIE, ORIGIN};
 use reqwest::{Method, StatusCode};
@@ -210,25 +210,6 @@ async fn a_student_works_through_the_console_in_a_browser() {
     shot(&b, "admin").await;
 }
 
-/// The session cookie and the CSRF token of a page, as the browser would hold them.
-async fn page_token(app: &TestApp, cookie: &str, path: &str) -> String {
-    let html = app
-        .client
-        .get(app.url(path))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a token")
-        + 19;
-    html[at..at + 64].to_string()
-}
-
 #[tokio::test]
 async fn posts_without_the_token_or_from_elsewhere_change_nothing() {
     let app = spawn_app().await;
@@ -410,19 +391,6 @@ async fn pulls_and_builds_stream_into_the_page_without_javascript() {
         html.contains("the registry could not be reached"),
         "told by its reason: {html}"
     );
-}
-
-/// Waits until the progress box of a form ends; answers its outcome line.
-async fn outcome(b: &Browser, id: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let text = b.text(&format!("#{id} .outcome")).await;
-        if !text.is_empty() {
-            return text;
-        }
-        assert!(std::time::Instant::now() < deadline, "{id} did not end");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

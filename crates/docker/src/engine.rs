@@ -1537,7 +1537,7 @@ impl ContainerBackend for DockerEngine {
             Err(BackendError::Refused(m)) | Err(BackendError::Engine(m))
                 if m.contains("Could not find the file") || m.contains("not a directory") =>
             {
-                Err(BackendError::Refused(format!(
+                Err(BackendError::NoSuchFile(format!(
                     "the directory {dir} does not exist in the container"
                 )))
             }

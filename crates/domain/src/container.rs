@@ -50,13 +50,14 @@ impl ShortName {
 fn check_dns_label(s: &str, field: &'static str, what: &str) -> Result<(), ParseError> {
     let err = |m: String| ParseError::new(field, m);
     if s.is_empty() {
-        return Err(err(format!("{what} is empty")));
+        return Err(err(format!("{what} is empty")).because("empty", []));
     }
     if s.len() > ContainerName::MAX_LEN {
         return Err(err(format!(
             "{what} is longer than {} characters",
             ContainerName::MAX_LEN
-        )));
+        ))
+        .because("too_long", [("max", ContainerName::MAX_LEN.to_string())]));
     }
     if let Some(c) = s
         .chars()
@@ -66,13 +67,15 @@ fn check_dns_label(s: &str, field: &'static str, what: &str) -> Result<(), Parse
             "{what} {:?} contains {:?}; use lowercase letters, digits and '-'",
             excerpt(s),
             c
-        )));
+        ))
+        .because("bad_char", [("value", excerpt(s)), ("char", c.to_string())]));
     }
     if s.starts_with('-') || s.ends_with('-') {
         return Err(err(format!(
             "{what} {:?} must start and end with a letter or digit",
             excerpt(s)
-        )));
+        ))
+        .because("bad_edge", [("value", excerpt(s))]));
     }
     Ok(())
 }
@@ -104,6 +107,17 @@ impl ContainerName {
                     Self::MAX_LEN,
                     Self::MAX_LEN - owner.as_str().len() - 1
                 ),
+            )
+            .because(
+                "full_too_long",
+                [
+                    ("value", excerpt(&full)),
+                    ("max", Self::MAX_LEN.to_string()),
+                    (
+                        "short_max",
+                        (Self::MAX_LEN - owner.as_str().len() - 1).to_string(),
+                    ),
+                ],
             ));
         }
         Ok(Self(full))
@@ -122,7 +136,8 @@ impl ContainerName {
             return Err(ParseError::new(
                 "name",
                 format!("{:?} is not a container name", excerpt(s)),
-            ));
+            )
+            .because("not_a_name", [("value", excerpt(s))]));
         }
         Ok(Self(s.to_string()))
     }
@@ -197,19 +212,24 @@ impl EnvVar {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let err = |m: String| ParseError::new("env", m);
         let Some((key, value)) = s.split_once('=') else {
-            return Err(err(format!(
-                "{:?} is not KEY=value: it has no '='",
-                excerpt(s)
-            )));
+            return Err(
+                err(format!("{:?} is not KEY=value: it has no '='", excerpt(s)))
+                    .because("no_equals", [("value", excerpt(s))]),
+            );
         };
         if key.is_empty() {
-            return Err(err(format!("{:?} has no name before '='", excerpt(s))));
+            return Err(err(format!("{:?} has no name before '='", excerpt(s)))
+                .because("no_key", [("value", excerpt(s))]));
         }
         if key.len() > MAX_ENV_KEY {
             return Err(err(format!(
                 "the variable name {:?} is longer than {MAX_ENV_KEY} characters",
                 excerpt(key)
-            )));
+            ))
+            .because(
+                "key_too_long",
+                [("value", excerpt(key)), ("max", MAX_ENV_KEY.to_string())],
+            ));
         }
         let valid_key = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -217,15 +237,21 @@ impl EnvVar {
             return Err(err(format!(
                 "{:?} is not a variable name: use letters, digits and '_', not starting with a digit",
                 excerpt(key)
-            )));
+            ))
+            .because("bad_key", [("value", excerpt(key))]));
         }
         if value.len() > MAX_ENV_VALUE {
             return Err(err(format!(
                 "the value of {key} is longer than {MAX_ENV_VALUE} bytes"
-            )));
+            ))
+            .because(
+                "value_too_long",
+                [("key", key.to_string()), ("max", MAX_ENV_VALUE.to_string())],
+            ));
         }
         if value.contains('\0') {
-            return Err(err(format!("the value of {key} contains a NUL character")));
+            return Err(err(format!("the value of {key} contains a NUL character"))
+                .because("value_nul", [("key", key.to_string())]));
         }
         Ok(Self {
             key: key.to_string(),
@@ -267,17 +293,18 @@ pub fn parse_env_list<'a>(
     for item in items {
         let var = EnvVar::parse(item)?;
         if out.iter().any(|v| v.key == var.key) {
-            return Err(ParseError::new(
-                "env",
-                format!("the variable {} is given twice", var.key),
-            ));
+            return Err(
+                ParseError::new("env", format!("the variable {} is given twice", var.key))
+                    .because("twice", [("key", var.key.clone())]),
+            );
         }
         out.push(var);
         if out.len() > MAX_ENV_VARS {
             return Err(ParseError::new(
                 "env",
                 format!("more than {MAX_ENV_VARS} environment variables"),
-            ));
+            )
+            .because("too_many", [("max", MAX_ENV_VARS.to_string())]));
         }
     }
     Ok(out)
@@ -375,20 +402,20 @@ impl GuestPort {
     pub fn new(n: i64) -> Result<Self, ParseError> {
         match u16::try_from(n) {
             Ok(p) if p >= 1 => Ok(Self(p)),
-            _ => Err(ParseError::new(
-                "ports",
-                format!("port {n} is outside 1..65535"),
-            )),
+            _ => Err(
+                ParseError::new("ports", format!("port {n} is outside 1..65535"))
+                    .because("out_of_range", [("port", n.to_string())]),
+            ),
         }
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         // Digits only: "+80", "0x50" and " 80" are not what anyone means by a port.
         if s.is_empty() || s.len() > 6 || !s.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ParseError::new(
-                "ports",
-                format!("{:?} is not a port number", excerpt(s)),
-            ));
+            return Err(
+                ParseError::new("ports", format!("{:?} is not a port number", excerpt(s)))
+                    .because("not_a_number", [("value", excerpt(s))]),
+            );
         }
         Self::new(s.parse::<i64>().expect("at most six digits"))
     }
@@ -406,17 +433,18 @@ pub fn parse_port_list(
     let mut out: Vec<GuestPort> = Vec::new();
     for p in ports {
         if out.contains(&p) {
-            return Err(ParseError::new(
-                "ports",
-                format!("port {} is given twice", p.0),
-            ));
+            return Err(
+                ParseError::new("ports", format!("port {} is given twice", p.0))
+                    .because("twice", [("port", p.0.to_string())]),
+            );
         }
         out.push(p);
         if out.len() > max {
             return Err(ParseError::new(
                 "ports",
                 format!("more than {max} ports; ask an administrator if you need more"),
-            ));
+            )
+            .because("too_many", [("max", max.to_string())]));
         }
     }
     Ok(out)

@@ -49,17 +49,20 @@ impl ImageRef {
     );
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let bad = |why: &str| {
+        let bad = |(reason, why): (&'static str, &str)| {
             ParseError::new(
                 "image",
                 format!("{:?} is not a valid image reference: {why}", excerpt(s)),
             )
+            .because(reason, [("value", excerpt(s))])
         };
         if s.is_empty() {
-            return Err(ParseError::new("image", "the image reference is empty"));
+            return Err(
+                ParseError::new("image", "the image reference is empty").because("empty", [])
+            );
         }
         if s.len() > Self::MAX_LEN {
-            return Err(bad("it is longer than 255 characters"));
+            return Err(bad(("too_long", "it is longer than 255 characters")));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => (r, Some(d)),
@@ -68,9 +71,9 @@ impl ImageRef {
         if let Some(d) = digest {
             let hex = d
                 .strip_prefix("sha256:")
-                .ok_or_else(|| bad("the digest must be sha256:<64 hex digits>"))?;
+                .ok_or_else(|| bad(("digest", "the digest must be sha256:<64 hex digits>")))?;
             if hex.len() != 64 || !hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
-                return Err(bad("the digest must be sha256:<64 hex digits>"));
+                return Err(bad(("digest", "the digest must be sha256:<64 hex digits>")));
             }
         }
         // A tag follows the last ':' that comes after the last '/'; an earlier ':' is a
@@ -87,7 +90,10 @@ impl ImageRef {
                 && t.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
             if !ok {
-                return Err(bad("a tag is 1 to 128 letters, digits, '_', '.' or '-'"));
+                return Err(bad((
+                    "tag",
+                    "a tag is 1 to 128 letters, digits, '_', '.' or '-'",
+                )));
             }
         }
         let mut parts: Vec<&str> = name.split('/').collect();
@@ -97,9 +103,10 @@ impl ImageRef {
         }
         for p in &parts {
             if !is_path_component(p) {
-                return Err(bad(
+                return Err(bad((
+                    "path",
                     "each part of the name is lowercase letters and digits, separated by '.', '_', '__' or '-'",
-                ));
+                )));
             }
         }
         let normalised = if tag.is_none() && digest.is_none() {
@@ -159,14 +166,15 @@ fn is_domain(first: &str) -> bool {
         || first.chars().any(|c| c.is_ascii_uppercase())
 }
 
-fn check_domain(d: &str) -> Result<(), &'static str> {
+/// Refused with a reason and its English sentence.
+fn check_domain(d: &str) -> Result<(), (&'static str, &'static str)> {
     let (host, port) = match d.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (d, None),
     };
     if let Some(p) = port {
         if p.is_empty() || p.len() > 5 || !p.chars().all(|c| c.is_ascii_digit()) {
-            return Err("the registry port must be a number");
+            return Err(("registry_port", "the registry port must be a number"));
         }
     }
     let ok = !host.is_empty()
@@ -179,7 +187,7 @@ fn check_domain(d: &str) -> Result<(), &'static str> {
     if ok {
         Ok(())
     } else {
-        Err("the registry is not a valid host name")
+        Err(("registry", "the registry is not a valid host name"))
     }
 }
 

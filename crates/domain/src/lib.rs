@@ -19,13 +19,20 @@ pub use image::ImageRef;
 pub use status::{Backend, ContainerStatus, Scope, StopReason};
 pub use user::{Role, UserName};
 
-/// Why a piece of user input was refused. The message is a sentence meant for the user.
+/// Why a piece of user input was refused. The message is a sentence meant for the user,
+/// in English; `reason` and `params` say the same for other languages, which have a
+/// sentence per field and reason with the parameters in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ParseError {
     /// Which input was wrong (`name`, `env`, `ports`, `image`, ...), for forms that mark it.
     pub field: &'static str,
     pub message: String,
+    /// Which rule of the field the input broke (`empty`, `bad_char`, ...); empty when
+    /// only the English message says it.
+    pub reason: &'static str,
+    /// The values the message names (`value`, `char`, `max`, ...), by name.
+    pub params: Vec<(&'static str, String)>,
 }
 
 impl ParseError {
@@ -33,7 +40,20 @@ impl ParseError {
         Self {
             field,
             message: message.into(),
+            reason: "",
+            params: Vec::new(),
         }
+    }
+
+    /// The same error, saying which rule it broke and with which values.
+    pub fn because<const N: usize>(
+        mut self,
+        reason: &'static str,
+        params: [(&'static str, String); N],
+    ) -> Self {
+        self.reason = reason;
+        self.params = params.into();
+        self
     }
 }
 
@@ -74,7 +94,11 @@ mod patterns {
         let re = regex::Regex::new(pattern).unwrap();
         for s in inputs {
             let valid = re.is_match(s) && s.chars().count() <= max;
-            assert_eq!(valid, parse(s), "{pattern} and the parser disagree on {s:?}");
+            assert_eq!(
+                valid,
+                parse(s),
+                "{pattern} and the parser disagree on {s:?}"
+            );
         }
     }
 
@@ -97,14 +121,24 @@ mod patterns {
         let mut inputs = all("a0-_A", 4);
         inputs.extend((25..40).map(|n| "a".repeat(n)));
         inputs.push(format!("a{}a", "-".repeat(28)));
-        agree(ShortName::PATTERN, ShortName::MAX_NEW_LEN, |s| ShortName::parse_new(s).is_ok(), &inputs);
+        agree(
+            ShortName::PATTERN,
+            ShortName::MAX_NEW_LEN,
+            |s| ShortName::parse_new(s).is_ok(),
+            &inputs,
+        );
     }
 
     #[test]
     fn user_names() {
         let mut inputs = all("a0-_.A", 4);
         inputs.extend((30..35).map(|n| "u".repeat(n)));
-        agree(UserName::PATTERN, UserName::MAX_LEN, |s| UserName::parse(s).is_ok(), &inputs);
+        agree(
+            UserName::PATTERN,
+            UserName::MAX_LEN,
+            |s| UserName::parse(s).is_ok(),
+            &inputs,
+        );
     }
 
     #[test]
@@ -137,6 +171,11 @@ mod patterns {
         inputs.push(format!("a:{}", "t".repeat(128)));
         inputs.push(format!("a:{}", "t".repeat(129)));
         inputs.extend((250..260).map(|n| "a".repeat(n)));
-        agree(ImageRef::PATTERN, ImageRef::MAX_LEN, |s| ImageRef::parse(s).is_ok(), &inputs);
+        agree(
+            ImageRef::PATTERN,
+            ImageRef::MAX_LEN,
+            |s| ImageRef::parse(s).is_ok(),
+            &inputs,
+        );
     }
 }

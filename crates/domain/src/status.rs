@@ -45,6 +45,10 @@ macro_rules! word_enum {
                             crate::excerpt(s),
                             [$($text),+].join(", ")
                         ),
+                    )
+                    .because(
+                        "unknown",
+                        [("value", crate::excerpt(s)), ("choices", [$($text),+].join(", "))],
                     )),
                 }
             }

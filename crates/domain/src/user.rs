@@ -20,19 +20,21 @@ impl UserName {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let err = |m: String| ParseError::new("username", m);
         if s.is_empty() {
-            return Err(err("the user name is empty".into()));
+            return Err(err("the user name is empty".into()).because("empty", []));
         }
         if s.len() > Self::MAX_LEN {
             return Err(err(format!(
                 "the user name is longer than {} characters",
                 Self::MAX_LEN
-            )));
+            ))
+            .because("too_long", [("max", Self::MAX_LEN.to_string())]));
         }
         if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
             return Err(err(format!(
                 "the user name {:?} must start with a lowercase letter",
                 excerpt(s)
-            )));
+            ))
+            .because("bad_start", [("value", excerpt(s))]));
         }
         if let Some(c) = s
             .chars()
@@ -42,7 +44,8 @@ impl UserName {
                 "the user name {:?} contains {:?}; use lowercase letters, digits, '-', '_' and '.'",
                 excerpt(s),
                 c
-            )));
+            ))
+            .because("bad_char", [("value", excerpt(s)), ("char", c.to_string())]));
         }
         Ok(Self(s.to_string()))
     }
@@ -90,7 +93,8 @@ impl Role {
                     "unknown role {:?}; use student, teacher or admin",
                     excerpt(other)
                 ),
-            )),
+            )
+            .because("unknown", [("value", excerpt(other))])),
         }
     }
 }

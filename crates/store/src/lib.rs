@@ -1614,14 +1614,18 @@ impl Store {
     }
 
     /// Whether a container that is not gone was made from `image`.
-    pub async fn image_in_use(&self, image: &str) -> Result<bool> {
+    /// How many containers (not gone) use `image`: `owner`'s own, and other users'.
+    pub async fn image_users(&self, image: &str, owner: &str) -> Result<(i64, i64)> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM containers WHERE image = $1 AND status <> 'gone'",
+            "SELECT CAST(COALESCE(SUM(CASE WHEN owner = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS own, \
+                    CAST(COALESCE(SUM(CASE WHEN owner = $2 THEN 0 ELSE 1 END), 0) AS BIGINT) AS others \
+             FROM containers WHERE image = $1 AND status <> 'gone'",
         )
         .bind(image)
+        .bind(owner)
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
+        Ok((row.try_get("own")?, row.try_get("others")?))
     }
 
     // --- CI settings ---------------------------------------------------------------------

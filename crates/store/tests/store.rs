@@ -474,11 +474,23 @@ async fn image_metadata_and_use() {
         let mut c = container("alice", "web");
         c.image = "wm/alice/web:1".into();
         s.insert_container(&c).await.unwrap();
-        assert!(s.image_in_use("wm/alice/web:1").await.unwrap());
-        assert!(!s.image_in_use("busybox:latest").await.unwrap());
+        s.insert_user(&user("bob", Role::Student)).await.unwrap();
+        let mut theirs = container("bob", "web");
+        theirs.image = "wm/alice/web:1".into();
+        s.insert_container(&theirs).await.unwrap();
+        assert_eq!(
+            s.image_users("wm/alice/web:1", "alice").await.unwrap(),
+            (1, 1)
+        );
+        assert_eq!(
+            s.image_users("busybox:latest", "alice").await.unwrap(),
+            (0, 0)
+        );
         s.mark_container_gone(&k("alice", "web")).await.unwrap();
-        assert!(
-            !s.image_in_use("wm/alice/web:1").await.unwrap(),
+        s.mark_container_gone(&k("bob", "web")).await.unwrap();
+        assert_eq!(
+            s.image_users("wm/alice/web:1", "alice").await.unwrap(),
+            (0, 0),
             "gone containers use nothing"
         );
     })

@@ -241,7 +241,9 @@ async fn upload_files(
         config.upload_max_files,
     )
     .await?;
-    let written = containers.upload(&c, &upload.dir, upload.files).await?;
+    let written = containers
+        .upload(&c, &upload.dir, upload.files, upload.create)
+        .await?;
     Ok((StatusCode::CREATED, Json(written)))
 }
 
@@ -397,6 +399,7 @@ pub(super) fn websocket(
 ) -> Result<WebSocketUpgrade, ApiError> {
     let ws = ws.map_err(|e| {
         ApiError::Service(crate::service::Error::Invalid {
+            rule: None,
             code: "websocket_required",
             message: format!("this route is a WebSocket session ({})", e.body_text()),
             field: None,

@@ -2,7 +2,8 @@
 //!
 //! Every answer that is not a success has the shape
 //! `{"error": {"code": "<machine_code>", "message": "<human sentence>"}}` (plus `field` when
-//! one input was wrong). A 5xx says nothing internal; the cause chain goes to the log, once.
+//! one input was wrong, and `reason` and `params` when the rule it broke is known). A 5xx
+//! says nothing internal; the cause chain goes to the log, once.
 
 use crate::service::{Error, Refusal};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -34,6 +35,14 @@ pub(crate) struct ErrorDetail {
     /// The input at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// Which rule of `field` the input broke (`empty`, `bad_char`, `too_long`, ...), when
+    /// it is known: with `field`, what a client needs to say it in its own words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The values the message names (`value`, `char`, `max`, ...), by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    params: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl ApiError {
@@ -65,7 +74,7 @@ pub(crate) fn service_status(e: &Error) -> StatusCode {
             Refusal::NotFound => StatusCode::NOT_FOUND,
             Refusal::InUse | Refusal::State | Refusal::Other => StatusCode::CONFLICT,
         },
-        Error::Quota { .. } => StatusCode::CONFLICT,
+        Error::Quota { .. } | Error::ImageInUse(_) => StatusCode::CONFLICT,
         Error::Quarantined { .. } => StatusCode::CONFLICT,
         Error::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -113,14 +122,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         self.log();
-        let field = match &self {
-            ApiError::Service(Error::Invalid { field, .. }) => field.map(str::to_string),
-            _ => None,
+        let (field, rule) = match &self {
+            ApiError::Service(Error::Invalid { field, rule, .. }) => {
+                (field.map(str::to_string), rule.as_ref())
+            }
+            _ => (None, None),
         };
         let detail = ErrorDetail {
             code: self.code().to_string(),
             message: self.to_string(),
             field,
+            reason: rule.map(|r| r.reason.to_string()),
+            params: rule.filter(|r| !r.params.is_empty()).map(|r| {
+                r.params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect()
+            }),
         };
         let mut resp = (
             status,
@@ -138,7 +156,8 @@ impl IntoResponse for ApiError {
 
 /// Error answers in the reader's language (`Accept-Language`, or the console's language
 /// switch): where the console has a sentence for the error's code in that language, the
-/// message is that sentence with the English detail after it; English answers as they are.
+/// message is that sentence with the detail after it, in that language too when the rule
+/// the input broke is known (else in English); English answers as they are.
 pub(crate) async fn localize(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -155,7 +174,22 @@ pub(crate) async fn localize(
         return resp;
     };
     let (mut parts, _) = resp.into_parts();
-    let message = format!("{sentence}（{}）", detail.message);
+    let said = match (&detail.field, &detail.reason) {
+        (Some(field), Some(reason)) => {
+            let params: Vec<(&str, String)> = detail
+                .params
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            lang.rule_sentence(field, reason, &params)
+        }
+        _ => None,
+    };
+    let message = format!(
+        "{sentence}（{}）",
+        said.as_deref().unwrap_or(&detail.message)
+    );
     let body = serde_json::to_vec(&ErrorBody {
         error: ErrorDetail { message, ..detail },
     })

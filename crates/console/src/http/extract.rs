@@ -31,6 +31,7 @@ where
         };
         if !value.is_object() {
             return Err(Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: "the body must be a JSON object".into(),
                 field: None,
@@ -39,6 +40,7 @@ where
         }
         serde_json::from_value(value).map(Self).map_err(|e| {
             Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: e.to_string(),
                 field: None,
@@ -51,11 +53,13 @@ where
 fn json_rejection(r: JsonRejection) -> ApiError {
     let e = match r {
         JsonRejection::JsonDataError(e) => Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message: inner_message(&e.body_text()),
             field: None,
         },
         JsonRejection::JsonSyntaxError(e) => Error::Invalid {
+            rule: None,
             code: "malformed_json",
             message: format!(
                 "the body is not valid JSON: {}",

@@ -44,6 +44,7 @@ fn multipart_error(e: MultipartError, limit: usize) -> Error {
 /// The error for a form with more parts than it may have.
 fn too_many_parts(max_files: usize) -> Error {
     Error::Invalid {
+rule: None,
         code: "too_many_files",
         message: format!(
             "the form has too many parts: at most {max_files} files and {FORM_MAX_FIELDS} other fields at once"
@@ -76,11 +77,15 @@ async fn check_csrf(form: &mut Multipart, csrf: Csrf<'_>, limit: usize) -> Resul
     }
 }
 
-/// An upload form: `path`, then one or more `file` parts, each spooled to a temporary
-/// file as it arrives. A flood of parts, a name that would leave the directory or a
-/// total past `limit` ends the form before anything is written into the container.
+/// An upload form: `path` (and `create`), then one or more `file` parts, each spooled to
+/// a temporary file as it arrives. A flood of parts, a name that would leave the
+/// directory or a total past `limit` ends the form before anything is written into the
+/// container.
 pub(super) struct Upload {
     pub(super) dir: String,
+    /// Whether the directory is to be made when it does not exist (`create` is `true`
+    /// or `on`, a checked box): a container's directory; storage makes its own always.
+    pub(super) create: bool,
     pub(super) files: Vec<(String, SpoolFile)>,
 }
 
@@ -93,6 +98,7 @@ pub(super) async fn read_upload(
 ) -> Result<Upload, Error> {
     check_csrf(&mut form, csrf, limit).await?;
     let mut dir = None;
+    let mut create = false;
     let mut files: Vec<(String, SpoolFile)> = Vec::new();
     let mut total = 0usize;
     let mut fields = 0usize;
@@ -117,10 +123,15 @@ pub(super) async fn read_upload(
             Some("path") => {
                 dir = Some(field.text().await.map_err(|e| multipart_error(e, limit))?);
             }
+            Some("create") => {
+                let v = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                create = matches!(v.as_str(), "true" | "on");
+            }
             Some("file") => {
                 let name = parse_upload_name(field.file_name().unwrap_or(""))?;
                 if files.iter().any(|(n, _)| *n == name) {
                     return Err(Error::Invalid {
+                        rule: None,
                         code: "invalid_file_name",
                         message: format!("the file {name} is given twice"),
                         field: Some("file"),
@@ -153,11 +164,12 @@ pub(super) async fn read_upload(
         }
     }
     let dir = dir.ok_or_else(|| Error::Invalid {
+        rule: None,
         code: "invalid_input",
         message: "the form has no path field (the directory to write into)".into(),
         field: Some("path"),
     })?;
-    Ok(Upload { dir, files })
+    Ok(Upload { dir, create, files })
 }
 
 /// A build form: `name`, `dockerfile` (text) or `context` (an archive), any number of
@@ -199,6 +211,7 @@ pub(super) async fn read_build(
                 }
                 if text.trim().is_empty() {
                     return Err(Error::Invalid {
+rule: None,
                         code: "invalid_input",
                         message: "the Dockerfile is empty".into(),
                         field: Some("dockerfile"),
@@ -290,11 +303,13 @@ pub(super) async fn read_vm_image(
         }
     }
     let name = name.ok_or_else(|| Error::Invalid {
+        rule: None,
         code: "invalid_input",
         message: "the form has no name field (the image's name)".into(),
         field: Some("name"),
     })?;
     let file = file.ok_or_else(|| Error::Invalid {
+        rule: None,
         code: "invalid_input",
         message: "the form has no file".into(),
         field: Some("file"),
@@ -309,6 +324,10 @@ pub(super) struct UploadForm {
     /// The directory to write into, before the files.
     #[schema(min_length = 1, max_length = 4096, pattern = r"^[^\x00-\x1f\x7f]+$")]
     path: String,
+    /// `true` to make the directory (and those above it) when it does not exist in the
+    /// container; without it, a missing directory is refused (400, field `path`). Storage
+    /// makes its directories always.
+    create: Option<bool>,
     /// One or more files (each part's file name is kept).
     #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
     file: Vec<Vec<u8>>,

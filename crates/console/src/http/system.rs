@@ -142,9 +142,7 @@ fn add_rules(doc: &mut serde_json::Value) {
     // Fields that take one of several forms: the annotation's stand-in type is replaced,
     // its description stays. A list comes in either of the report's forms: one
     // space-separated string, or an array.
-    let list = |item: serde_json::Value| {
-        json!({"oneOf": [{"type": "string"}, {"type": "array", "items": item}, {"type": "null"}]})
-    };
+    let list = |item: serde_json::Value| json!({"oneOf": [{"type": "string"}, {"type": "array", "items": item}, {"type": "null"}]});
     let strings = list(json!({"type": "string"}));
     let labels = json!({"oneOf": [
         {"type": "string", "pattern": LABELS_PATTERN},
@@ -201,21 +199,53 @@ fn add_rules(doc: &mut serde_json::Value) {
         ("NewUser", "password", new_password.clone()),
         ("UserPatch", "password", new_password.clone()),
         ("PasswordChange", "new", new_password),
-        ("PasswordChange", "current", json!({"maxLength": MAX_PASSWORD_INPUT})),
-        ("LoginRequest", "username", json!({"maxLength": MAX_USERNAME_INPUT})),
-        ("LoginRequest", "password", json!({"maxLength": MAX_PASSWORD_INPUT})),
+        (
+            "PasswordChange",
+            "current",
+            json!({"maxLength": MAX_PASSWORD_INPUT}),
+        ),
+        (
+            "LoginRequest",
+            "username",
+            json!({"maxLength": MAX_USERNAME_INPUT}),
+        ),
+        (
+            "LoginRequest",
+            "password",
+            json!({"maxLength": MAX_PASSWORD_INPUT}),
+        ),
         (
             "NewToken",
             "name",
             json!({"minLength": 1, "maxLength": MAX_TOKEN_NAME, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}),
         ),
         ("StorageUploadForm", "path", storage_path.clone()),
-        ("NewCourse", "name", json!({"pattern": text_pattern(1, courses::MAX_NAME)})),
-        ("NewCourse", "term", json!({"pattern": text_pattern(1, courses::MAX_TERM)})),
+        (
+            "NewCourse",
+            "name",
+            json!({"pattern": text_pattern(1, courses::MAX_NAME)}),
+        ),
+        (
+            "NewCourse",
+            "term",
+            json!({"pattern": text_pattern(1, courses::MAX_TERM)}),
+        ),
         ("NewCourse", "ends_at", json!({"format": "date-time"})),
-        ("CreateContainer", "expires_at", json!({"format": "date-time"})),
-        ("NewUser", "role", json!({"enum": ["student", "teacher", "admin"]})),
-        ("UserPatch", "role", json!({"enum": ["student", "teacher", "admin", null]})),
+        (
+            "CreateContainer",
+            "expires_at",
+            json!({"format": "date-time"}),
+        ),
+        (
+            "NewUser",
+            "role",
+            json!({"enum": ["student", "teacher", "admin"]}),
+        ),
+        (
+            "UserPatch",
+            "role",
+            json!({"enum": ["student", "teacher", "admin", null]}),
+        ),
     ];
     for (schema, property, rule) in rules {
         merge(property_schema(doc, schema, property), rule);

@@ -213,11 +213,12 @@ pub(crate) fn user_info(u: &User) -> UserInfo {
 pub(crate) fn check_new_password(pw: &str, field: &'static str) -> Result<(), Error> {
     let chars = pw.chars().count();
     if !(8..=MAX_PASSWORD_INPUT).contains(&chars) {
-        return Err(Error::Invalid {
-            code: "invalid_input",
-            message: format!("a password has 8 to {MAX_PASSWORD_INPUT} characters"),
-            field: Some(field),
-        });
+        return Err(Error::broke(
+            field,
+            "length",
+            [("max", MAX_PASSWORD_INPUT.to_string())],
+            format!("a password has 8 to {MAX_PASSWORD_INPUT} characters"),
+        ));
     }
     Ok(())
 }
@@ -445,6 +446,7 @@ impl Accounts {
         let length = name.chars().count();
         if !(1..=MAX_TOKEN_NAME).contains(&length) || name.chars().any(char::is_control) {
             return Err(Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: "a token name is 1 to 64 printable characters".into(),
                 field: Some("name"),
@@ -453,6 +455,7 @@ impl Accounts {
         let scope = match scope {
             None => Scope::All,
             Some(s) => Scope::parse(s).map_err(|_| Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: format!("unknown scope {s:?}; use all or build"),
                 field: Some("scope"),
@@ -597,6 +600,7 @@ impl Accounts {
         }
         if !verify_password(req.current, user.password_hash).await {
             return Err(Error::Invalid {
+                rule: None,
                 code: "wrong_password",
                 message: "the current password is not right".into(),
                 field: Some("current"),

@@ -113,6 +113,7 @@ fn micros(value: Option<&str>, field: &'static str) -> Result<Option<i64>, Error
             time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339)
                 .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
                 .map_err(|_| Error::Invalid {
+                    rule: None,
                     code: "invalid_input",
                     message: format!("{field} is a date and time like 2026-04-01T09:00:00+09:00"),
                     field: Some(field),
@@ -125,6 +126,7 @@ fn micros(value: Option<&str>, field: &'static str) -> Result<Option<i64>, Error
 fn filter_text(value: Option<String>, field: &'static str) -> Result<Option<String>, Error> {
     match value {
         Some(v) if v.chars().count() > 256 => Err(Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message: format!("{field} is at most 256 characters"),
             field: Some(field),

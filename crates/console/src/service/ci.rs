@@ -53,6 +53,7 @@ pub(crate) struct RunnerView {
 
 fn parse_gitlab_url(s: &str) -> Result<String, Error> {
     let bad = || Error::Invalid {
+        rule: None,
         code: "invalid_input",
         message: "gitlab_url must be an http(s) address like https://gitlab.example.org".into(),
         field: Some("gitlab_url"),
@@ -88,6 +89,7 @@ fn parse_runner_token(s: &str) -> Result<String, Error> {
         Ok(s.to_string())
     } else {
         Err(Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message: "the runner token is 1 to 256 letters, digits, '-', '_' or '.'".into(),
             field: Some("token"),
@@ -204,6 +206,7 @@ impl Ci {
     async fn check_gitlab_url(&self, url: &str) -> Result<(), Error> {
         use wm_docker::egress::EgressError;
         let refuse = |message: String| Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message,
             field: Some("gitlab_url"),

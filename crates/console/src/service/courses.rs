@@ -131,6 +131,7 @@ fn text(value: &str, field: &'static str, min: usize, max: usize) -> Result<Stri
     let n = v.chars().count();
     if n < min || n > max || v.chars().any(char::is_control) {
         return Err(Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message: format!("{field} is {min} to {max} printable characters"),
             field: Some(field),
@@ -176,6 +177,7 @@ impl Courses {
                 .as_deref()
                 .map(|t| {
                     parse_expiry(t, now).map_err(|_| Error::Invalid {
+                        rule: None,
                         code: "invalid_input",
                         message: "ends_at is a future date and time like 2026-07-31T23:59:00+09:00"
                             .into(),
@@ -189,6 +191,7 @@ impl Courses {
                 .map(|g| text(g, "ldap_group", 1, 256))
                 .transpose()?,
             host_labels: parse_requires(req.host_labels).map_err(|e| Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: e.to_string(),
                 field: Some("host_labels"),
@@ -246,6 +249,7 @@ impl Courses {
     pub(crate) async fn enrol(&self, course: Taught, req: Enrolment) -> Result<CourseView, Error> {
         if req.users.is_empty() || req.users.len() > MAX_ENROL {
             return Err(Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: format!("users is a list of 1 to {MAX_ENROL} user names"),
                 field: Some("users"),
@@ -261,6 +265,7 @@ impl Courses {
         }
         if !unknown.is_empty() {
             return Err(Error::Invalid {
+                rule: None,
                 code: "unknown_users",
                 message: format!(
                     "no accounts named {}; a directory account exists once its owner has logged in",

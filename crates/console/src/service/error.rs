@@ -8,12 +8,14 @@ use wm_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    /// Input that does not parse; `field` names it where one field is at fault.
+    /// Input that does not parse; `field` names it where one field is at fault, and
+    /// `rule` says which of its rules it broke, for the other languages' sentences.
     #[error("{message}")]
     Invalid {
         code: &'static str,
         message: String,
         field: Option<&'static str>,
+        rule: Option<Rule>,
     },
     #[error("authentication required: log in or send a bearer token")]
     Unauthenticated,
@@ -77,6 +79,10 @@ pub(crate) enum Error {
         used: i64,
         asked: i64,
     },
+    /// The image cannot be removed while containers use it: the owner's own, or other
+    /// users' (counted, never named).
+    #[error("{}", in_use_message(.0))]
+    ImageInUse(crate::service::images::ImageUsers),
     /// The image may not be used until its scan allows it (see `images::scan`).
     #[error("{}", hold_message(image, hold))]
     Quarantined {
@@ -85,6 +91,28 @@ pub(crate) enum Error {
     },
     #[error("an internal error occurred; the administrators can find the details in the log")]
     Unexpected(#[source] anyhow::Error),
+}
+
+fn in_use_message(u: &crate::service::images::ImageUsers) -> String {
+    let image = &u.reference;
+    match (u.own, u.others) {
+        (0, n) => format!(
+            "{n} container{} of other users use {image}; it can be deleted when they have deleted {}: ask them, or wait until they expire{}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" },
+            if u.shared { "; stop sharing it so that nobody starts new ones" } else { "" }
+        ),
+        (n, 0) => format!(
+            "{n} container{} of yours use{} {image}; delete {} first",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "s" } else { "" },
+            if n == 1 { "it" } else { "them" },
+        ),
+        (n, m) => format!(
+            "{n} container{} of yours and {m} of other users use {image}; delete yours first, and ask them to delete theirs or wait until they expire",
+            if n == 1 { "" } else { "s" },
+        ),
+    }
 }
 
 fn hold_message(image: &str, hold: &crate::service::images::Hold) -> String {
@@ -197,9 +225,31 @@ fn quota_message(kind: QuotaKind, limit: i64, used: i64, asked: i64) -> String {
     )
 }
 
+/// Which rule of a field an input broke (`empty`, `bad_char`, ...) and the values its
+/// sentence names: what a language other than English needs to say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rule {
+    pub(crate) reason: &'static str,
+    pub(crate) params: Vec<(&'static str, String)>,
+}
+
 impl Error {
+    /// Input of `field` that breaks its rule `reason`: `english` says it in English, the
+    /// console's other languages by the field, the reason and the `params`.
+    pub(crate) fn broke<const N: usize>(
+        field: &'static str,
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        ParseError::new(field, english)
+            .because(reason, params)
+            .into()
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::Invalid {
+            rule: None,
             code: "invalid_input",
             message: message.into(),
             field: None,
@@ -247,6 +297,7 @@ impl Error {
             Error::Quota { .. } => "quota_exceeded",
             Error::FileNotFound(_) => "file_not_found",
             Error::Storage(_) => "storage_unavailable",
+            Error::ImageInUse(_) => "image_in_use",
             Error::Quarantined {
                 hold: crate::service::images::Hold::Pending,
                 ..
@@ -259,10 +310,15 @@ impl Error {
 
 impl From<ParseError> for Error {
     fn from(e: ParseError) -> Self {
+        let rule = (!e.reason.is_empty()).then_some(Rule {
+            reason: e.reason,
+            params: e.params,
+        });
         Self::Invalid {
             code: "invalid_input",
             message: e.message,
             field: Some(e.field),
+            rule,
         }
     }
 }
@@ -302,6 +358,7 @@ impl From<BackendError> for Error {
                 "the host already has a container or network of that name that is not yours; ask an administrator".into(),
             ),
             BackendError::Policy(m) => Error::Invalid {
+rule: None,
                 code: "policy",
                 message: m,
                 field: None,

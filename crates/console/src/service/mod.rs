@@ -24,7 +24,7 @@ pub(crate) mod ci;
 pub(crate) mod cleanup;
 pub(crate) mod containers;
 pub(crate) mod courses;
-mod error;
+pub(crate) mod error;
 pub(crate) mod images;
 pub(crate) mod quotas;
 pub(crate) mod ratelimit;

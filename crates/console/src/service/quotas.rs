@@ -488,6 +488,7 @@ impl Quotas {
         let person = self.person(user).await?;
         let field = |name: &'static str, v: Option<i64>| match v {
             Some(n) if n < -1 => Err(Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: format!("{name} is 0 or more, or -1 for no limit"),
                 field: Some(name),
@@ -502,6 +503,7 @@ impl Quotas {
             }
             Some(_) => {
                 return Err(Error::Invalid {
+                    rule: None,
                     code: "invalid_input",
                     message: "cpus is 0 to 4096, or -1 for no limit".into(),
                     field: Some("cpus"),

@@ -111,6 +111,7 @@ pub(crate) const PATH_PATTERN: &str = concat!("^/*(?:", path_part!(), "/+)*", pa
 /// normalised, without `..`.
 fn parse_storage_path(s: &str) -> Result<String, Error> {
     let bad = |m: &str| Error::Invalid {
+        rule: None,
         code: "invalid_input",
         message: m.to_string(),
         field: Some("path"),
@@ -250,6 +251,7 @@ impl Storage {
         let dir = parse_storage_path(dir)?;
         if files.is_empty() {
             return Err(Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: "the form has no file".into(),
                 field: Some("file"),

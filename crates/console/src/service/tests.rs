@@ -523,7 +523,11 @@ async fn uploads_reach_the_container_as_one_archive_of_regular_files() {
             temp.spool(chunks, |_| Ok(())).await.unwrap(),
         ));
     }
-    let written = w.containers.upload(&c, "/srv//www/", files).await.unwrap();
+    let written = w
+        .containers
+        .upload(&c, "/srv//www/", files, false)
+        .await
+        .unwrap();
     assert_eq!(written.written, ["/srv/www/a.txt", "/srv/www/sub/b.txt"]);
     let uploads = w.backends[0].uploads_to(&c.key());
     assert_eq!(uploads.len(), 1);
@@ -551,7 +555,7 @@ async fn uploads_reach_the_container_as_one_archive_of_regular_files() {
         temp.spool(chunks, |_| Ok(())).await.unwrap(),
     )];
     assert!(matches!(
-        w.containers.upload(&c, "/tmp", bad).await,
+        w.containers.upload(&c, "/tmp", bad, false).await,
         Err(Error::Invalid {
             code: "invalid_file_name",
             ..

@@ -55,6 +55,7 @@ fn choice(value: Option<&str>, field: &'static str, keep: &'static str) -> Resul
         Some(v) if v == keep => Ok(false),
         Some("delete") => Ok(true),
         Some(v) => Err(Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message: format!(
                 "{field}={:?}: use {keep} or delete",

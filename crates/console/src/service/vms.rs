@@ -149,6 +149,7 @@ pub(crate) struct Vms {
 
 fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Error {
     Error::Invalid {
+        rule: None,
         code,
         message: message.into(),
         field: Some(field),

@@ -16,7 +16,7 @@ use wm_docker::PortRange;
 
 use wm_testkit::{docker, unique};
 
-pub mod pages;
+pub mod browser;
 pub mod ws;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";

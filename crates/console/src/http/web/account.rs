@@ -2,23 +2,35 @@
 //! told where to change it), one's sessions and personal tokens, each of which may be ended.
 
 use super::{
-    maybe_when, notice, page, see_other, when, NoticeQuery, OrPage, PageError, Posted, Session,
+    maybe_when, notice, page, see_other, when, Ctx, NoticeQuery, OrPage, PageError, Posted,
+    Refused, Session,
 };
 use crate::http::Http;
 use crate::service::accounts::PasswordChange;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{html, Markup};
 
 pub(super) async fn page_handler(
     State(http): State<Http>,
     Session(ctx): Session,
     q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    account_page(&http, &ctx, notice(&ctx, &q), None).await
+}
+
+/// The account page: `top` above it, or a refused form of it.
+async fn account_page(
+    http: &Http,
+    ctx: &Ctx,
+    top: Markup,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
     let t = ctx.t;
-    let me = http.accounts.me(ctx.caller()).await.or_page(&ctx)?;
-    let sessions = http.accounts.sessions(ctx.caller()).await.or_page(&ctx)?;
-    let tokens = http.accounts.tokens(ctx.caller()).await.or_page(&ctx)?;
+    let me = http.accounts.me(ctx.caller()).await.or_page(ctx)?;
+    let sessions = http.accounts.sessions(ctx.caller()).await.or_page(ctx)?;
+    let tokens = http.accounts.tokens(ctx.caller()).await.or_page(ctx)?;
     let end = |action: &str, id: &str, label: &str| {
         html! {
             form.inline method="post" action=(action) {
@@ -29,7 +41,8 @@ pub(super) async fn page_handler(
         }
     };
     let body = html! {
-        (notice(&ctx, &q))
+        (top)
+        (Refused::alert(refused, ctx, "end"))
         p { strong { (me.name) } " — " (me.role) " (" (me.source) ")" }
         section aria-labelledby="password-h" {
             h2 #password-h { (t.change_password) }
@@ -37,8 +50,9 @@ pub(super) async fn page_handler(
                 p #ldap-password { (t.ldap_password) }
             } @else {
                 p.hint #password-hint { (t.hint_password_change) }
-                form.card method="post" action="/account/password" aria-describedby="password-hint" {
+                form.card #password method="post" action="/account/password" aria-describedby="password-hint" {
                     (ctx.csrf_field())
+                    (Refused::alert(refused, ctx, "password"))
                     div.field {
                         label for="current" { (t.current_password) }
                         input #current name="current" type="password" required autocomplete="current-password";
@@ -78,7 +92,8 @@ pub(super) async fn page_handler(
             }
         }
     };
-    Ok(page(&ctx, t.account_title, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, t.account_title, body)).into_response())
 }
 
 /// Changes the caller's password through the same code as the API.
@@ -91,10 +106,10 @@ pub(super) async fn change_password(
         current: posted.field("current").to_string(),
         new: posted.field("new").to_string(),
     };
-    http.accounts
-        .change_password(ctx.caller(), req)
-        .await
-        .or_page(ctx)?;
+    if let Err(e) = http.accounts.change_password(ctx.caller(), req).await {
+        let refused = Refused::new(ctx, "password", posted.fields.clone(), e);
+        return account_page(&http, ctx, html! {}, Some(&refused)).await;
+    }
     Ok(see_other("/account?notice=password-changed"))
 }
 
@@ -104,10 +119,14 @@ pub(super) async fn end_session(
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
-    http.accounts
+    if let Err(e) = http
+        .accounts
         .end_session(ctx.caller(), posted.field("id"))
         .await
-        .or_page(ctx)?;
+    {
+        let refused = Refused::new(ctx, "end", posted.fields.clone(), e);
+        return account_page(&http, ctx, html! {}, Some(&refused)).await;
+    }
     Ok(see_other("/account?notice=session-ended"))
 }
 
@@ -117,9 +136,13 @@ pub(super) async fn revoke_token(
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
-    http.accounts
+    if let Err(e) = http
+        .accounts
         .delete_token(ctx.caller(), posted.field("id"))
         .await
-        .or_page(ctx)?;
+    {
+        let refused = Refused::new(ctx, "end", posted.fields.clone(), e);
+        return account_page(&http, ctx, html! {}, Some(&refused)).await;
+    }
     Ok(see_other("/account?notice=token-revoked"))
 }

@@ -3,8 +3,8 @@
 
 use super::i18n::Texts;
 use super::{
-    encode, notice, page, see_other, status_badge, when, NoticeQuery, OrPage, PageError, Posted,
-    Session,
+    encode, notice, page, see_other, status_badge, when, Ctx, NoticeQuery, OrPage, PageError,
+    Posted, Refused, Session,
 };
 use crate::http::Http;
 use crate::service::accounts::{Admin, NewUser};
@@ -15,6 +15,7 @@ use crate::service::users::{UserDeletion, UserPatch};
 use crate::service::{human_bytes, trim_number, Error};
 use axum::extract::Path;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::html;
@@ -25,19 +26,32 @@ pub(super) async fn page_handler(
     Session(ctx): Session,
     q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    admin_page(&http, &ctx, notice(&ctx, &q), None).await
+}
+
+/// The admin page: `top` above it, or a refused form of it.
+async fn admin_page(
+    http: &Http,
+    ctx: &Ctx,
+    top: Markup,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
     let t = ctx.t;
     let caller = ctx.caller();
-    let admin = Admin::check(caller).or_page(&ctx)?;
-    let users = http.accounts.users(&admin).await.or_page(&ctx)?;
+    let admin = Admin::check(caller).or_page(ctx)?;
+    let users = http.accounts.users(&admin).await.or_page(ctx)?;
     // Users and the audit log stay readable while the Docker host is down.
     let all = http.containers.list(caller, true).await;
-    let audit = http.audit.newest(&admin, 50).await.or_page(&ctx)?;
-    let hosts = http.system.hosts(&admin).await.or_page(&ctx)?;
-    let quotas = http.quotas.all(&admin).await.or_page(&ctx)?;
+    let audit = http.audit.newest(&admin, 50).await.or_page(ctx)?;
+    let hosts = http.system.hosts(&admin).await.or_page(ctx)?;
+    let quotas = http.quotas.all(&admin).await.or_page(ctx)?;
     let link_warnings = http.system.link_warnings(&admin).await;
     let limit = |n: Option<i64>| n.map_or_else(|| t.no_limit.to_string(), |n| n.to_string());
+    let wrong = |form: &str, field: &str| {
+        Refused::of(refused, form).is_some_and(|r| r.field == Some(field))
+    };
     let body = html! {
-        (notice(&ctx, &q))
+        (top)
         section aria-labelledby="hosts-h" {
             h2 #hosts-h { (t.hosts) }
             @for w in &link_warnings {
@@ -116,16 +130,19 @@ pub(super) async fn page_handler(
             }
             h3 { (t.set_quota) }
             p.hint #quota-hint { (t.hint_set_quota) }
-            form.card method="post" action="/admin/quota" aria-describedby="quota-hint" {
+            form.card #quota-form method="post" action="/admin/quota" aria-describedby="quota-hint" {
                 (ctx.csrf_field())
+                (Refused::alert(refused, ctx, "quota-form"))
                 div.field {
                     label for="quota-user" { (t.user_label) }
-                    input #quota-user name="user" required autocomplete="off";
+                    input #quota-user name="user" required autocomplete="off"
+                        value=(Refused::value(refused, "quota-form", "user", ""));
                 }
                 @for (name, label) in [("containers", t.q_containers), ("running", t.q_running), ("cpus", t.q_cpus), ("memory_bytes", t.q_memory), ("gpus", t.q_gpus), ("ports", t.q_ports), ("builds", t.q_builds)] {
-                    div.field {
+                    div.field.invalid[wrong("quota-form", name)] {
                         label for={ "quota-" (name) } { (label) }
-                        input id={ "quota-" (name) } name=(name) inputmode="decimal" autocomplete="off";
+                        input id={ "quota-" (name) } name=(name) inputmode="decimal" autocomplete="off"
+                            value=(Refused::value(refused, "quota-form", name, ""));
                     }
                 }
                 button.primary type="submit" { (t.save_quota) }
@@ -156,12 +173,15 @@ pub(super) async fn page_handler(
             p.hint #add-user-hint {
                 (if http.config.ldap.is_some() { t.hint_add_account } else { t.hint_add_account_local })
             }
-            form.card method="post" action="/admin/users" {
+            form.card #add-user method="post" action="/admin/users" {
                 (ctx.csrf_field())
-                div.field {
+                (Refused::alert(refused, ctx, "add-user"))
+                div.field.invalid[wrong("add-user", "username")] {
                     label for="new-name" { (t.name) }
                     input #new-name name="name" type="text" required autocomplete="off"
-                        autocapitalize="none" spellcheck="false";
+                        autocapitalize="none" spellcheck="false"
+                        value=(Refused::value(refused, "add-user", "name", ""))
+                        aria-invalid=[wrong("add-user", "username").then_some("true")];
                 }
                 div.field {
                     label for="new-password" { (t.password) }
@@ -170,9 +190,9 @@ pub(super) async fn page_handler(
                 div.field {
                     label for="new-role" { (t.role) }
                     select #new-role name="role" {
-                        option value="student" { "student" }
-                        option value="teacher" { "teacher" }
-                        option value="admin" { "admin" }
+                        @for role in ["student", "teacher", "admin"] {
+                            option value=(role) selected[Refused::value(refused, "add-user", "role", "") == role] { (role) }
+                        }
                     }
                 }
                 button.primary type="submit" { (t.create_account) }
@@ -189,7 +209,7 @@ pub(super) async fn page_handler(
                 tbody {
                     @for c in all {
                         tr {
-                            td data-label=(t.name) { a href=(super::containers::container_path(&ctx, c, "")) { (c.name) } }
+                            td data-label=(t.name) { a href=(super::containers::container_path(ctx, c, "")) { (c.name) } }
                             td data-label=(t.owner) { (c.owner) }
                             td data-label=(t.image) { code { (c.image) } }
                             td data-label=(t.status) { (status_badge(t, c.status)) }
@@ -212,7 +232,8 @@ pub(super) async fn page_handler(
             (audit_table(t, &audit))
         }
     };
-    Ok(page(&ctx, t.admin, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, t.admin, body)).into_response())
 }
 
 /// Creates a local account through the same code as the API.
@@ -227,7 +248,14 @@ pub(super) async fn add_user(
         password: posted.field("password").to_string(),
         role: posted.field("role").to_string(),
     };
-    http.accounts.create_user(&admin, req).await.or_page(ctx)?;
+    if let Err(e) = http.accounts.create_user(&admin, req).await {
+        let taken = matches!(e, Error::Conflict(_));
+        let mut refused = Refused::new(ctx, "add-user", posted.fields.clone(), e);
+        if taken {
+            refused = refused.saying("username", ctx.t.err_user_taken);
+        }
+        return admin_page(&http, ctx, html! {}, Some(&refused)).await;
+    }
     Ok(see_other("/admin?notice=user-created"))
 }
 
@@ -266,38 +294,50 @@ pub(super) async fn set_quota(
         if v.is_empty() {
             return Ok(None);
         }
-        v.parse().map(Some).map_err(|_| Error::Invalid {
-            code: "invalid_input",
-            message: format!("{name} is a whole number, or -1 for no limit"),
-            field: Some(name),
+        v.parse().map(Some).map_err(|_| {
+            Error::broke(
+                name,
+                "not_whole",
+                [],
+                format!("{name} is a whole number, or -1 for no limit"),
+            )
         })
     };
-    let cpus = match posted.field("cpus").trim() {
-        "" => None,
-        v => Some(
-            v.parse::<f64>()
-                .map_err(|_| Error::Invalid {
-                    code: "invalid_input",
-                    message: "cpus is a number, or -1 for no limit".into(),
-                    field: Some("cpus"),
-                })
-                .or_page(ctx)?,
-        ),
+    let patch = || -> Result<QuotaPatch, Error> {
+        let cpus = match posted.field("cpus").trim() {
+            "" => None,
+            v => Some(v.parse::<f64>().map_err(|_| {
+                Error::broke(
+                    "cpus",
+                    "not_a_number",
+                    [],
+                    "cpus is a number, or -1 for no limit",
+                )
+            })?),
+        };
+        Ok(QuotaPatch {
+            containers: int("containers")?,
+            running: int("running")?,
+            cpus,
+            memory_bytes: int("memory_bytes")?,
+            gpus: int("gpus")?,
+            ports: int("ports")?,
+            builds: int("builds")?,
+            storage_bytes: None,
+        })
     };
-    let patch = QuotaPatch {
-        containers: int("containers").or_page(ctx)?,
-        running: int("running").or_page(ctx)?,
-        cpus,
-        memory_bytes: int("memory_bytes").or_page(ctx)?,
-        gpus: int("gpus").or_page(ctx)?,
-        ports: int("ports").or_page(ctx)?,
-        builds: int("builds").or_page(ctx)?,
-        storage_bytes: None,
+    let saved = match patch() {
+        Ok(patch) => {
+            http.quotas
+                .set(&admin, posted.field("user").trim(), patch)
+                .await
+        }
+        Err(e) => Err(e),
     };
-    http.quotas
-        .set(&admin, posted.field("user").trim(), patch)
-        .await
-        .or_page(ctx)?;
+    if let Err(e) = saved {
+        let refused = Refused::new(ctx, "quota-form", posted.fields.clone(), e);
+        return admin_page(&http, ctx, html! {}, Some(&refused)).await;
+    }
     Ok(see_other("/admin?notice=quota-saved"))
 }
 

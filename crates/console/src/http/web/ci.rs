@@ -1,21 +1,34 @@
 //! `/ci`: the person's GitLab runner token, their runner's state, the pipeline file.
 
-use super::{notice, page, see_other, NoticeQuery, OrPage, PageError, Posted, Session};
+use super::{
+    notice, page, see_other, Ctx, NoticeQuery, OrPage, PageError, Posted, Refused, Session,
+};
 use crate::http::Http;
 use crate::service::ci::CiRequest;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{html, Markup};
 
 pub(super) async fn page_handler(
     State(http): State<Http>,
     Session(ctx): Session,
     q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    ci_page(&http, &ctx, notice(&ctx, &q), None).await
+}
+
+/// The CI page: `top` above it, or its refused form.
+async fn ci_page(
+    http: &Http,
+    ctx: &Ctx,
+    top: Markup,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
     let t = ctx.t;
-    let view = http.ci.get(ctx.caller()).await.or_page(&ctx)?;
+    let view = http.ci.get(ctx.caller()).await.or_page(ctx)?;
     let body = html! {
-        (notice(&ctx, &q))
+        (top)
         p { (t.ci_intro) }
         section aria-labelledby="runner-h" {
             h2 #runner-h { (t.runner) }
@@ -38,12 +51,13 @@ pub(super) async fn page_handler(
                 }
             }
         }
-        form.card method="post" action="/ci" {
+        form.card #ci-settings method="post" action="/ci" {
             (ctx.csrf_field())
+            (Refused::alert(refused, ctx, "ci-settings"))
             div.field {
                 label for="gitlab_url" { (t.gitlab_url) }
                 input #gitlab_url name="gitlab_url" type="url" required placeholder="https://gitlab.example.org"
-                    value=(view.gitlab_url.as_deref().unwrap_or(""));
+                    value=(Refused::value(refused, "ci-settings", "gitlab_url", view.gitlab_url.as_deref().unwrap_or("")));
             }
             div.field {
                 label for="token" { (t.runner_token) }
@@ -62,7 +76,8 @@ pub(super) async fn page_handler(
             }
         }
     };
-    Ok(page(&ctx, t.ci, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, t.ci, body)).into_response())
 }
 
 pub(super) async fn save(State(http): State<Http>, posted: Posted) -> Result<Response, PageError> {
@@ -72,7 +87,10 @@ pub(super) async fn save(State(http): State<Http>, posted: Posted) -> Result<Res
         token: posted.field("token").to_string(),
     };
     // The page after the redirect shows the new state.
-    http.ci.put(ctx.caller(), req).await.or_page(ctx)?;
+    if let Err(e) = http.ci.put(ctx.caller(), req).await {
+        let refused = Refused::new(ctx, "ci-settings", posted.fields.clone(), e);
+        return ci_page(&http, ctx, html! {}, Some(&refused)).await;
+    }
     Ok(see_other("/ci?notice=saved"))
 }
 

@@ -4,8 +4,8 @@
 
 use super::i18n::Texts;
 use super::{
-    error_page, for_owner, form_refusal, has_terminal, notice, page, script, see_other,
-    status_badge, terminal_element, when, Ctx, NoticeQuery, OrPage, PageError, Posted, Session,
+    csrf_first, error_page, for_owner, has_terminal, notice, page, script, see_other, status_badge,
+    terminal_element, when, Ctx, NoticeQuery, OrPage, PageError, Posted, Refused, Session,
 };
 use crate::http::containers::Whose;
 use crate::http::forms::{multipart_form, read_upload};
@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::Value;
+use std::collections::HashMap;
 use wm_domain::{Backend, StopReason};
 
 fn port_links(ctx: &Ctx, c: &Container) -> Markup {
@@ -398,7 +399,10 @@ pub(super) async fn create(State(http): State<Http>, posted: Posted) -> Response
         _ => return error_page(ctx, &e.into()),
     };
     f.error_field = Some(field);
-    f.error = Some(message.to_string());
+    f.error = Some(match super::what_is_wrong(ctx, &e) {
+        Some(wrong) => format!("{wrong} {message}"),
+        None => message.to_string(),
+    });
     f.summary = Some(t.form_has_errors.to_string());
     new_page(&http, ctx, &f, status).await
 }
@@ -413,6 +417,7 @@ fn env_error(t: &Texts, env: &str) -> &'static str {
     }
 }
 
+/// A container's page: `top` above it all, a command's output, or a refused form of it.
 async fn detail_page(
     http: &Http,
     ctx: &Ctx,
@@ -420,8 +425,12 @@ async fn detail_page(
     owner: Option<&str>,
     top: Markup,
     output: Option<(&str, ExecResult)>,
+    refused: Option<&Refused>,
 ) -> Result<Response, PageError> {
     let t = ctx.t;
+    let wrong = |form: &str, field: &str| {
+        Refused::of(refused, form).is_some_and(|r| r.field == Some(field))
+    };
     let owned = http
         .containers
         .load(ctx.caller(), name, owner)
@@ -456,12 +465,14 @@ async fn detail_page(
             }
         }
         (reclaim_note(t, &c))
-        form.inline method="post" action=(container_path(ctx, &c, "/expiry")) {
+        form.inline #expiry method="post" action=(container_path(ctx, &c, "/expiry")) {
             (ctx.csrf_field())
+            (Refused::alert(refused, ctx, "expiry"))
             label for="expires_at" { (t.expires) }
             " "
             input #expires_at name="expires_at" type="text" autocapitalize="none" spellcheck="false"
-                value=(c.expires_at.as_deref().unwrap_or("")) aria-describedby="expires-hint";
+                value=(Refused::value(refused, "expiry", "expires_at", c.expires_at.as_deref().unwrap_or("")))
+                aria-invalid=[Refused::of(refused, "expiry").map(|_| "true")] aria-describedby="expires-hint";
             " "
             button type="submit" { (t.save) }
             p.hint #expires-hint { (t.hint_expires) }
@@ -481,12 +492,14 @@ async fn detail_page(
         (terminal_section(ctx, &c, running))
         section aria-labelledby="exec-h" {
             h2 #exec-h { (t.exec_title) }
-            form.card method="post" action=(container_path(ctx, &c, "/exec")) {
+            form.card #exec method="post" action=(container_path(ctx, &c, "/exec")) {
                 (ctx.csrf_field())
+                (Refused::alert(refused, ctx, "exec"))
                 div.field {
                     label for="cmd" { (t.command) }
                     input #cmd name="cmd" type="text" required autocapitalize="none" spellcheck="false"
-                        value=(output.as_ref().map_or("", |(cmd, _)| cmd)) aria-describedby="cmd-hint";
+                        value=(Refused::value(refused, "exec", "cmd", output.as_ref().map_or("", |(cmd, _)| cmd)))
+                        aria-describedby="cmd-hint";
                     p.hint #cmd-hint { (t.hint_command.replace("{secs}", &http.config.exec_timeout_secs.to_string())) }
                 }
                 button.primary type="submit" { (t.run) }
@@ -507,16 +520,32 @@ async fn detail_page(
         }
         section aria-labelledby="upload-h" {
             h2 #upload-h { (t.upload_title) }
-            form.card method="post" action=(container_path(ctx, &c, "/files")) enctype="multipart/form-data" {
+            // The script checks the files' size against the limit before they are sent.
+            form.card #upload method="post" action=(container_path(ctx, &c, "/files")) enctype="multipart/form-data"
+                data-max-bytes=(http.config.upload_max_bytes) data-too-large=(t.upload_too_large)
+                data-limit=(human_bytes(http.config.upload_max_bytes as i64)) {
                 // First, so the token is checked before any file is read.
                 (ctx.csrf_field())
-                div.field {
+                (Refused::alert(refused, ctx, "upload"))
+                div.field.invalid[wrong("upload", "path")] {
                     label for="path" { (t.directory) }
-                    input #path name="path" type="text" value="/tmp" required autocapitalize="none" spellcheck="false";
+                    input #path name="path" type="text" value=(Refused::value(refused, "upload", "path", "/tmp"))
+                        required autocapitalize="none" spellcheck="false"
+                        aria-invalid=[wrong("upload", "path").then_some("true")];
                 }
-                div.field {
+                div.field.check {
+                    input #create type="checkbox" name="create" value="on"
+                        checked[Refused::value(refused, "upload", "create", "") == "on"];
+                    label for="create" { (t.create_dir) }
+                }
+                div.field.invalid[wrong("upload", "file")] {
                     label for="file" { (t.files) }
-                    input #file name="file" type="file" multiple required;
+                    input #file name="file" type="file" multiple required aria-describedby="file-hint";
+                    p.hint #file-hint {
+                        (t.upload_limit.replace("{size}", &human_bytes(http.config.upload_max_bytes as i64)))
+                        @if Refused::of(refused, "upload").is_some() { " " (t.files_not_kept) }
+                    }
+                    p.field-error #file-size-error role="alert" hidden {}
                 }
                 button.primary type="submit" { (t.upload_button) }
             }
@@ -549,7 +578,8 @@ async fn detail_page(
         }
         (script("/assets/progress.js"))
     };
-    Ok(page(ctx, &c.name, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, &c.name, body)).into_response())
 }
 
 pub(super) async fn detail(
@@ -565,6 +595,7 @@ pub(super) async fn detail(
         &name,
         whose.owner.as_deref(),
         notice(&ctx, &q),
+        None,
         None,
     )
     .await
@@ -584,12 +615,28 @@ pub(super) async fn exec(
         .load(ctx.caller(), &name, owner)
         .await
         .or_page(ctx)?;
-    let result = http
+    match http
         .containers
         .exec(&owned, Value::String(cmd.to_string()))
         .await
-        .or_page(ctx)?;
-    detail_page(&http, ctx, &name, owner, html! {}, Some((cmd, result))).await
+    {
+        Ok(result) => {
+            detail_page(
+                &http,
+                ctx,
+                &name,
+                owner,
+                html! {},
+                Some((cmd, result)),
+                None,
+            )
+            .await
+        }
+        Err(e) => {
+            let refused = Refused::new(ctx, "exec", posted.fields.clone(), e);
+            detail_page(&http, ctx, &name, owner, html! {}, None, Some(&refused)).await
+        }
+    }
 }
 
 pub(super) async fn upload(
@@ -606,8 +653,13 @@ pub(super) async fn upload(
         .or_page(&ctx)?;
     let form = multipart_form(multipart, "files").or_page(&ctx)?;
     let accept = |token: &str| ctx.accepts(token);
-    let refused = form_refusal(&ctx);
-    let upload = read_upload(
+    let (owner, page_of) = (whose.owner.as_deref(), (&http, &ctx, name.as_str()));
+    let refuse = |sent: HashMap<String, String>, e: Error| {
+        let (http, ctx, name) = page_of;
+        let refused = Refused::new(ctx, "upload", sent, e);
+        async move { detail_page(http, ctx, name, owner, html! {}, None, Some(&refused)).await }
+    };
+    let upload = match read_upload(
         form,
         Some(&accept),
         http.containers.temp_files(),
@@ -615,18 +667,29 @@ pub(super) async fn upload(
         http.config.upload_max_files,
     )
     .await
-    .map_err(refused)?;
-    http.containers
-        .upload(&owned, &upload.dir, upload.files)
-        .await
-        .map_err(refused)?;
-    let back = match whose.owner {
-        Some(o) if o != ctx.caller().name.as_str() => {
-            format!("/containers/{name}?owner={o}&notice=uploaded")
-        }
-        _ => format!("/containers/{name}?notice=uploaded"),
+    {
+        Ok(u) => u,
+        Err(e) => return refuse(HashMap::new(), csrf_first(&ctx, e)?).await,
     };
-    Ok(see_other(&back))
+    let sent = HashMap::from([
+        ("path".to_string(), upload.dir.clone()),
+        (
+            "create".to_string(),
+            if upload.create { "on" } else { "" }.to_string(),
+        ),
+    ]);
+    if let Err(e) = http
+        .containers
+        .upload(&owned, &upload.dir, upload.files, upload.create)
+        .await
+    {
+        return refuse(sent, e).await;
+    }
+    Ok(see_other(&for_owner(
+        &ctx,
+        owned.record().owner.as_str(),
+        format!("/containers/{}?notice=uploaded", owned.name()),
+    )))
 }
 
 pub(super) async fn confirm_delete(
@@ -709,10 +772,19 @@ pub(super) async fn expiry(
     let patch = ContainerPatch {
         expires_at: Some((!asked.is_empty()).then(|| asked.to_string())),
     };
-    http.containers
-        .set_expiry(ctx.caller(), owned, patch)
-        .await
-        .or_page(ctx)?;
+    if let Err(e) = http.containers.set_expiry(ctx.caller(), owned, patch).await {
+        let refused = Refused::new(ctx, "expiry", posted.fields.clone(), e);
+        return detail_page(
+            &http,
+            ctx,
+            &name,
+            whose.owner.as_deref(),
+            html! {},
+            None,
+            Some(&refused),
+        )
+        .await;
+    }
     Ok(see_other("/containers?notice=saved"))
 }
 

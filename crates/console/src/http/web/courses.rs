@@ -3,15 +3,16 @@
 //! through the same use cases (and the same checks) as the API.
 
 use super::{
-    encode, maybe_when, notice, page, see_other, status_badge, when, NoticeQuery, OrPage,
-    PageError, Posted, Session,
+    encode, maybe_when, notice, page, see_other, status_badge, when, Ctx, NoticeQuery, OrPage,
+    PageError, Posted, Refused, Session,
 };
 use crate::http::Http;
 use crate::service::courses::{Enrolment, NewCourse};
 use crate::service::Error;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{html, Markup};
 use wm_domain::Role;
 
 pub(super) async fn list(
@@ -19,11 +20,22 @@ pub(super) async fn list(
     Session(ctx): Session,
     q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    list_page(&http, &ctx, notice(&ctx, &q), None).await
+}
+
+/// The list of courses: `top` above it, or the refused form of a new course.
+async fn list_page(
+    http: &Http,
+    ctx: &Ctx,
+    top: Markup,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
     let t = ctx.t;
-    let courses = http.courses.list(ctx.caller()).await.or_page(&ctx)?;
+    let courses = http.courses.list(ctx.caller()).await.or_page(ctx)?;
     let teaches = matches!(ctx.caller().role, Role::Teacher | Role::Admin);
+    let kept = |name: &str| Refused::value(refused, "new-course", name, "");
     let body = html! {
-        (notice(&ctx, &q))
+        (top)
         @if courses.is_empty() { p.muted { (t.no_courses) } } @else {
             table.cards #courses {
                 thead { tr {
@@ -42,26 +54,28 @@ pub(super) async fn list(
         @if teaches {
             section aria-labelledby="new-course-h" {
                 h2 #new-course-h { (t.create_course) }
-                form.card method="post" action="/courses" {
+                form.card #new-course method="post" action="/courses" {
                     (ctx.csrf_field())
+                    (Refused::alert(refused, ctx, "new-course"))
                     div.field {
                         label for="course-name" { (t.course_name) }
-                        input #course-name name="name" required maxlength="100" autocomplete="off";
+                        input #course-name name="name" required maxlength="100" autocomplete="off" value=(kept("name"));
                     }
                     div.field {
                         label for="course-term" { (t.course_term) }
-                        input #course-term name="term" maxlength="40" autocomplete="off";
+                        input #course-term name="term" maxlength="40" autocomplete="off" value=(kept("term"));
                     }
                     div.field {
                         label for="course-ends" { (t.course_ends) }
-                        input #course-ends name="ends_at" autocomplete="off" placeholder="2026-07-31T23:59:00+09:00";
+                        input #course-ends name="ends_at" autocomplete="off" placeholder="2026-07-31T23:59:00+09:00" value=(kept("ends_at"));
                     }
                     button.primary type="submit" { (t.create_course) }
                 }
             }
         }
     };
-    Ok(page(&ctx, t.courses_title, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, t.courses_title, body)).into_response())
 }
 
 pub(super) async fn create(
@@ -80,8 +94,13 @@ pub(super) async fn create(
         ldap_group: None,
         host_labels: None,
     };
-    let course = http.courses.create(ctx.caller(), req).await.or_page(ctx)?;
-    Ok(see_other(&format!("/courses/{}", course.id)))
+    match http.courses.create(ctx.caller(), req).await {
+        Ok(course) => Ok(see_other(&format!("/courses/{}", course.id))),
+        Err(e) => {
+            let refused = Refused::new(ctx, "new-course", posted.fields.clone(), e);
+            list_page(&http, ctx, html! {}, Some(&refused)).await
+        }
+    }
 }
 
 pub(super) async fn detail(
@@ -90,21 +109,32 @@ pub(super) async fn detail(
     Path(id): Path<String>,
     q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    detail_page(&http, &ctx, &id, notice(&ctx, &q), None).await
+}
+
+/// A course's page: `top` above it, or a refused form of it.
+async fn detail_page(
+    http: &Http,
+    ctx: &Ctx,
+    id: &str,
+    top: Markup,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
     let t = ctx.t;
     let caller = ctx.caller();
-    let course = http.courses.get(caller, &id).await.or_page(&ctx)?;
-    let taught = match http.courses.taught(caller, &id).await {
+    let course = http.courses.get(caller, id).await.or_page(ctx)?;
+    let taught = match http.courses.taught(caller, id).await {
         Ok(taught) => Some(taught),
         Err(Error::Forbidden(_)) => None,
-        Err(e) => return Err(e).or_page(&ctx),
+        Err(e) => return Err(e).or_page(ctx),
     };
     let containers = match &taught {
-        Some(c) => Some(http.containers.of_course(c).await.or_page(&ctx)?),
+        Some(c) => Some(http.containers.of_course(c).await.or_page(ctx)?),
         None => None,
     };
     let base = format!("/courses/{}", course.id);
     let body = html! {
-        (notice(&ctx, &q))
+        (top)
         p {
             (t.course_teacher) ": " strong { (course.owner) }
             @if let Some(term) = &course.term { " — " (term) }
@@ -125,11 +155,14 @@ pub(super) async fn detail(
                 }
             } } }
             @if taught.is_some() {
-                form.card method="post" action={ (base) "/members" } {
+                form.card #enrol method="post" action={ (base) "/members" } {
                     (ctx.csrf_field())
+                    (Refused::alert(refused, ctx, "enrol"))
                     div.field {
                         label for="enrol-users" { (t.enrol) }
-                        textarea #enrol-users name="users" rows="3" required aria-describedby="enrol-hint" {}
+                        textarea #enrol-users name="users" rows="3" required aria-describedby="enrol-hint" {
+                            (Refused::value(refused, "enrol", "users", ""))
+                        }
                         p.hint #enrol-hint { (t.enrol_hint) }
                     }
                     button.primary type="submit" { (t.enrol) }
@@ -175,7 +208,8 @@ pub(super) async fn detail(
             }
         }
     };
-    Ok(page(&ctx, &course.name, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, &course.name, body)).into_response())
 }
 
 pub(super) async fn enrol(
@@ -191,10 +225,10 @@ pub(super) async fn enrol(
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    http.courses
-        .enrol(course, Enrolment { users })
-        .await
-        .or_page(ctx)?;
+    if let Err(e) = http.courses.enrol(course, Enrolment { users }).await {
+        let refused = Refused::new(ctx, "enrol", posted.fields.clone(), e);
+        return detail_page(&http, ctx, &id, html! {}, Some(&refused)).await;
+    }
     Ok(see_other(&format!("/courses/{id}?notice=enrolled")))
 }
 

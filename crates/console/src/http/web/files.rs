@@ -2,8 +2,8 @@
 //! the entries with download and delete, and an upload into the folder.
 
 use super::{
-    encode, error_page, form_refusal, notice, page, see_other, when, NoticeQuery, OrPage,
-    PageError, Posted, Session,
+    csrf_first, encode, notice, page, see_other, when, Ctx, NoticeQuery, OrPage, PageError, Posted,
+    Refused, Session,
 };
 use crate::http::forms::{multipart_form, read_upload};
 use crate::http::Http;
@@ -11,9 +11,11 @@ use crate::service::human_bytes;
 use crate::service::storage::Found;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{html, Markup};
 use serde::Deserialize;
+use std::collections::HashMap;
 
 #[derive(Deserialize)]
 pub(super) struct FolderQuery {
@@ -37,13 +39,24 @@ pub(super) async fn page_handler(
     Query(q): Query<FolderQuery>,
     n: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    files_page(&http, &ctx, &shown(&q.path), notice(&ctx, &n), None).await
+}
+
+/// The page of the folder `dir`: `top` above it, or a refused form of it.
+async fn files_page(
+    http: &Http,
+    ctx: &Ctx,
+    dir: &str,
+    top: Markup,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
     let t = ctx.t;
     let caller = ctx.caller();
-    let dir = shown(&q.path);
-    let overview = http.storage.overview(caller).await.or_page(&ctx)?;
+    let dir = dir.to_string();
+    let overview = http.storage.overview(caller).await.or_page(ctx)?;
     let Some(mount) = overview.mount_path.clone() else {
         let body = html! { p.notice role="status" #no-storage { (t.files_no_storage) } };
-        return Ok(page(&ctx, t.files_title, body).into_response());
+        return Ok(page(ctx, t.files_title, body).into_response());
     };
     let listing = match http.storage.get(caller, &dir, None).await {
         Ok(Found::Dir { entries, truncated }) => (entries, truncated),
@@ -52,7 +65,7 @@ pub(super) async fn page_handler(
             let parent = dir.rsplit_once('/').map_or("/", |(p, _)| p);
             return Ok(see_other(&format!("/files?path={}", encode(parent))));
         }
-        Err(e) => return Err(PageError::new(error_page(&ctx, &e.into()))),
+        Err(e) => return Err(e).or_page(ctx),
     };
     let crumbs: Vec<(String, String)> = {
         let mut acc = String::new();
@@ -64,7 +77,8 @@ pub(super) async fn page_handler(
         out
     };
     let body = html! {
-        (notice(&ctx, &n))
+        (top)
+        (Refused::alert(refused, ctx, "delete"))
         p { (t.files_intro) " " code #mount-path { (mount) } }
         p #usage {
             (t.files_used) ": " strong { (human_bytes(overview.used)) }
@@ -114,19 +128,30 @@ pub(super) async fn page_handler(
         }
         section aria-labelledby="upload-h" {
             h2 #upload-h { (t.files_upload_title) }
-            form.card method="post" action="/files/upload" enctype="multipart/form-data" {
+            // The script checks the files' size against the limit before they are sent.
+            form.card #upload method="post" action="/files/upload" enctype="multipart/form-data"
+                data-max-bytes=(http.config.upload_max_bytes) data-too-large=(t.upload_too_large)
+                data-limit=(human_bytes(http.config.upload_max_bytes as i64)) {
                 // First, so the token is checked before any file is read.
                 (ctx.csrf_field())
+                (Refused::alert(refused, ctx, "upload"))
                 input type="hidden" name="path" value=(dir);
                 div.field {
                     label for="file" { (t.files) }
-                    input #file name="file" type="file" multiple required;
+                    input #file name="file" type="file" multiple required aria-describedby="file-hint";
+                    p.hint #file-hint {
+                        (t.upload_limit.replace("{size}", &human_bytes(http.config.upload_max_bytes as i64)))
+                        @if Refused::of(refused, "upload").is_some() { " " (t.files_not_kept) }
+                    }
+                    p.field-error #file-size-error role="alert" hidden {}
                 }
                 button.primary type="submit" { (t.upload_button) }
             }
         }
+        (super::script("/assets/progress.js"))
     };
-    Ok(page(&ctx, t.files_title, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, t.files_title, body)).into_response())
 }
 
 pub(super) async fn upload(
@@ -136,8 +161,7 @@ pub(super) async fn upload(
 ) -> Result<Response, PageError> {
     let form = multipart_form(multipart, "files").or_page(&ctx)?;
     let accept = |token: &str| ctx.accepts(token);
-    let refused = form_refusal(&ctx);
-    let upload = read_upload(
+    let upload = match read_upload(
         form,
         Some(&accept),
         http.containers.temp_files(),
@@ -145,12 +169,22 @@ pub(super) async fn upload(
         http.config.upload_max_files,
     )
     .await
-    .map_err(refused)?;
+    {
+        Ok(u) => u,
+        Err(e) => {
+            let refused = Refused::new(&ctx, "upload", HashMap::new(), csrf_first(&ctx, e)?);
+            return files_page(&http, &ctx, "/", html! {}, Some(&refused)).await;
+        }
+    };
     let dir = shown(&upload.dir);
-    http.storage
+    if let Err(e) = http
+        .storage
         .upload(ctx.caller(), &dir, upload.files, None)
         .await
-        .map_err(refused)?;
+    {
+        let refused = Refused::new(&ctx, "upload", HashMap::new(), e);
+        return files_page(&http, &ctx, &dir, html! {}, Some(&refused)).await;
+    }
     Ok(see_other(&format!(
         "/files?path={}&notice=uploaded",
         encode(&dir)
@@ -160,13 +194,13 @@ pub(super) async fn upload(
 pub(super) async fn delete(State(http): State<Http>, form: Posted) -> Result<Response, PageError> {
     let ctx = &form.ctx;
     let path = shown(form.field("path"));
-    http.storage
-        .delete(ctx.caller(), &path, None)
-        .await
-        .or_page(ctx)?;
     let parent = path
         .rsplit_once('/')
         .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
+    if let Err(e) = http.storage.delete(ctx.caller(), &path, None).await {
+        let refused = Refused::new(ctx, "delete", form.fields.clone(), e);
+        return files_page(&http, ctx, parent, html! {}, Some(&refused)).await;
+    }
     Ok(see_other(&format!(
         "/files?path={}&notice=file-deleted",
         encode(parent)

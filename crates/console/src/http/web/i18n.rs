@@ -105,6 +105,37 @@ impl Lang {
         }
     }
 
+    /// The sentence of input that broke `field`'s rule `reason`, with its `params` in it;
+    /// `None` for English (the error's own message says it) or an unknown rule.
+    pub(crate) fn rule_sentence(
+        self,
+        field: &str,
+        reason: &str,
+        params: &[(&str, String)],
+    ) -> Option<String> {
+        let (_, _, template) = self
+            .t()
+            .rules
+            .iter()
+            .find(|(f, r, _)| *f == field && *r == reason)?;
+        // One pass, so a value that looks like a place stays as it is.
+        let mut out = String::new();
+        let mut rest = *template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let close = after.find('}').unwrap_or(after.len());
+            match params.iter().find(|(n, _)| *n == &after[..close]) {
+                Some((_, value)) => out.push_str(value),
+                None => out.push_str(&format!("{{{}}}", &after[..close])),
+            }
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        out.push_str(rest);
+        out.push('。');
+        Some(out)
+    }
+
     pub(crate) fn t(self) -> &'static Texts {
         match self {
             Lang::En => &EN,
@@ -483,6 +514,29 @@ pub(crate) struct Texts {
     pub link_loopback: &'static str,
     pub link_unresolved: &'static str,
     pub link_short_name: &'static str,
+
+    // newcomer1: refused forms shown on their page, upload, image deletion, failed pulls.
+    /// Sentences of refused input by field and reason (see `Lang::rule_sentence`), with
+    /// `{param}` places; English says them in the error's own message.
+    pub rules: &'static [(&'static str, &'static str, &'static str)],
+    pub back: &'static str,
+    pub error_here: &'static str,
+    pub create_dir: &'static str,
+    /// `{size}` is the server's limit.
+    pub upload_limit: &'static str,
+    /// `{size}` is the files' size, `{limit}` the limit.
+    pub upload_too_large: &'static str,
+    pub files_not_kept: &'static str,
+    pub confirm_image_delete_title: &'static str,
+    pub confirm_image_delete: &'static str,
+    pub image_used_by_another: &'static str,
+    /// `{n}` is how many (more than one).
+    pub image_used_by_others: &'static str,
+    pub image_used_by_others_help: &'static str,
+    pub image_used_shared_help: &'static str,
+    pub image_used_by_own: &'static str,
+    pub err_user_taken: &'static str,
+    pub err_image_in_use: &'static str,
 }
 
 impl Texts {
@@ -499,7 +553,8 @@ impl Texts {
             "unauthenticated" => self.err_unauthenticated,
             "forbidden" => self.err_forbidden,
             "not_found" | "image_not_found" => self.err_not_found,
-            "conflict" | "image_in_use" | "container_state" | "engine_refused" => self.err_conflict,
+            "conflict" | "container_state" | "engine_refused" => self.err_conflict,
+            "image_in_use" => self.err_image_in_use,
             "container_start_failed" => self.err_start_failed,
             "container_expired" => self.err_expired,
             "invalid_expiry" => self.err_expiry,
@@ -980,6 +1035,24 @@ pub(super) static EN: Texts = Texts {
     link_loopback: "is this machine itself (loopback)",
     link_unresolved: "does not resolve, not even from the console",
     link_short_name: "is a name without a domain, which other computers may not find",
+
+    // newcomer1:
+    rules: &[],
+    back: "Back",
+    error_here: "This was not done:",
+    create_dir: "Create the directory if it does not exist",
+    upload_limit: "At most {size} in all.",
+    upload_too_large: "These files are {size} together, more than the limit of {limit}. Choose fewer or smaller files.",
+    files_not_kept: "Choose the files again: a browser does not keep them.",
+    confirm_image_delete_title: "Delete image",
+    confirm_image_delete: "Delete this image from the server? Containers can no longer be made from it. This cannot be undone.",
+    image_used_by_another: "A container of another user uses this image, so it cannot be deleted now.",
+    image_used_by_others: "{n} containers of other users use this image, so it cannot be deleted now.",
+    image_used_by_others_help: "It can be deleted once no container uses it: ask your classmates, or wait until their containers expire.",
+    image_used_shared_help: "It is shared: stop sharing it (on the images page) so that nobody makes new containers from it.",
+    image_used_by_own: "Your containers use this image: delete them first.",
+    err_user_taken: "An account with this name exists already.",
+    err_image_in_use: "The image is in use.",
 };
 
 pub(super) static JA: Texts = Texts {
@@ -1347,6 +1420,76 @@ pub(super) static JA: Texts = Texts {
     link_loopback: "このマシン自身（ループバック）です",
     link_unresolved: "コンソールからも名前解決できません",
     link_short_name: "ドメインのない名前で、他のコンピュータからは見つからない可能性があります",
+
+    // newcomer1:
+    rules: &[
+        ("name", "empty", "コンテナ名が空です"),
+        ("name", "too_long", "コンテナ名が{max}文字を超えています"),
+        ("name", "bad_char", "コンテナ名「{value}」に使えない文字「{char}」があります。英小文字・数字・「-」を使ってください"),
+        ("name", "bad_edge", "コンテナ名「{value}」は英小文字か数字で始め、英小文字か数字で終えてください"),
+        ("name", "full_too_long", "コンテナの正式名「{value}」が{max}文字を超えます。名前を{short_max}文字以内にしてください"),
+        ("name", "not_a_name", "「{value}」はコンテナ名ではありません"),
+        ("username", "empty", "ユーザー名が空です"),
+        ("username", "too_long", "ユーザー名が{max}文字を超えています"),
+        ("username", "bad_start", "ユーザー名「{value}」は英小文字で始めてください"),
+        ("username", "bad_char", "ユーザー名「{value}」に使えない文字「{char}」があります。英小文字・数字・「-」「_」「.」を使ってください"),
+        ("password", "length", "パスワードは8〜{max}文字にしてください"),
+        ("new", "length", "パスワードは8〜{max}文字にしてください"),
+        ("role", "unknown", "「{value}」という役割はありません。student・teacher・admin のいずれかにしてください"),
+        ("backend", "unknown", "「{value}」というバックエンドはありません。{choices} のいずれかにしてください"),
+        ("scope", "unknown", "「{value}」というスコープはありません。{choices} のいずれかにしてください"),
+        ("env", "no_equals", "「{value}」は KEY=value の形ではありません（「=」がありません）"),
+        ("env", "no_key", "「{value}」は「=」の前に変数名がありません"),
+        ("env", "key_too_long", "変数名「{value}」が{max}文字を超えています"),
+        ("env", "bad_key", "「{value}」は変数名に使えません。英字・数字・「_」を使い、数字で始めないでください"),
+        ("env", "value_too_long", "{key} の値が{max}バイトを超えています"),
+        ("env", "value_nul", "{key} の値に NUL 文字があります"),
+        ("env", "twice", "変数 {key} が2回指定されています"),
+        ("env", "too_many", "環境変数が{max}個を超えています"),
+        ("ports", "out_of_range", "ポート {port} は 1〜65535 の範囲外です"),
+        ("ports", "not_a_number", "「{value}」はポート番号ではありません"),
+        ("ports", "twice", "ポート {port} が2回指定されています"),
+        ("ports", "too_many", "ポートが{max}個を超えています。もっと必要なら管理者に相談してください"),
+        ("image", "empty", "イメージの参照が空です"),
+        ("image", "digest", "「{value}」は正しいイメージ参照ではありません。ダイジェストは sha256:<16進数64桁> です"),
+        ("image", "too_long", "「{value}」は正しいイメージ参照ではありません。255文字を超えています"),
+        ("image", "tag", "「{value}」は正しいイメージ参照ではありません。タグは英数字・「_」「.」「-」の1〜128文字です"),
+        ("image", "path", "「{value}」は正しいイメージ参照ではありません。名前の各部分は英小文字と数字で、「.」「_」「__」「-」で区切ります"),
+        ("image", "registry_port", "「{value}」は正しいイメージ参照ではありません。レジストリのポートは数字です"),
+        ("image", "registry", "「{value}」は正しいイメージ参照ではありません。レジストリが正しいホスト名ではありません"),
+        ("image", "unresolvable", "レジストリ {registry} に接続できません（名前を解決できません）。このサーバーはインターネットにつながっていないかもしれません。サーバーにあるイメージを使うか、管理者に相談してください"),
+        ("path", "relative", "ディレクトリはコンテナ内の絶対パスにしてください（例: /tmp）"),
+        ("path", "too_long", "パスが長すぎるか、NUL 文字があります"),
+        ("path", "dotdot", "パスに「..」は使えません"),
+        ("path", "missing", "ディレクトリ {path} はコンテナにありません。「ディレクトリがなければ作成する」を選ぶと作成します"),
+        ("path", "not_a_directory", "{path} の途中にディレクトリでないものがあります"),
+        ("file", "none", "ファイルが選ばれていません"),
+        ("file", "twice", "ファイル {name} が2回指定されています"),
+        ("file", "bad_name", "ファイル名「{value}」は使えません。目的のディレクトリの中に収まる名前にしてください"),
+        ("containers", "not_whole", "コンテナ数は整数で指定してください（-1 は無制限）"),
+        ("running", "not_whole", "同時に動かせるコンテナ数は整数で指定してください（-1 は無制限）"),
+        ("cpus", "not_a_number", "CPU は数で指定してください（-1 は無制限）"),
+        ("memory_bytes", "not_whole", "メモリはバイト数（整数）で指定してください（-1 は無制限）"),
+        ("gpus", "not_whole", "GPU 数は整数で指定してください（-1 は無制限）"),
+        ("ports", "not_whole", "ポート数は整数で指定してください（-1 は無制限）"),
+        ("builds", "not_whole", "同時ビルド数は整数で指定してください（-1 は無制限）"),
+        ("description", "too_long", "説明は2000文字以内で、改行以外の制御文字は使えません"),
+    ],
+    back: "戻る",
+    error_here: "実行されませんでした:",
+    create_dir: "ディレクトリがなければ作成する",
+    upload_limit: "合計 {size} まで。",
+    upload_too_large: "選んだファイルは合計 {size} で、上限の {limit} を超えています。ファイルを減らすか小さくしてください。",
+    files_not_kept: "ファイルをもう一度選んでください（ブラウザはファイルを保持しません）。",
+    confirm_image_delete_title: "イメージの削除",
+    confirm_image_delete: "このイメージをサーバーから削除しますか？ このイメージからコンテナを作れなくなります。元に戻せません。",
+    image_used_by_another: "ほかのユーザーのコンテナ 1 個がこのイメージを使っているため、今は削除できません。",
+    image_used_by_others: "ほかのユーザーのコンテナ {n} 個がこのイメージを使っているため、今は削除できません。",
+    image_used_by_others_help: "使っているコンテナがなくなれば削除できます。クラスメートに頼むか、そのコンテナが期限切れになるまで待ってください。",
+    image_used_shared_help: "共有中です。新しいコンテナが作られないように、イメージ一覧で共有をやめてください。",
+    image_used_by_own: "あなたのコンテナがこのイメージを使っています。先にそれらを削除してください。",
+    err_user_taken: "この名前のアカウントはすでにあります。",
+    err_image_in_use: "このイメージは使用中です。",
 };
 
 #[cfg(test)]

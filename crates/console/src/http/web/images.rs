@@ -7,23 +7,24 @@
 
 use super::i18n::Texts;
 use super::{
-    encode, form_refusal, human_size, notice, page, script, see_other, when, Ctx, NoticeQuery,
-    OrPage, PageError, Posted, Session,
+    csrf_first, encode, human_size, in_use, notice, page, script, see_other, when, Ctx,
+    NoticeQuery, OrPage, PageError, Posted, Refused, Session,
 };
 use crate::http::forms::{multipart_form, read_build};
 use crate::http::images::ndjson;
 use crate::http::Http;
-use crate::service::images::{Image, ImagePatch, PullRequest};
+use crate::service::images::{BuildSource, Image, ImagePatch, PullRequest};
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use maud::{html, Markup};
 use serde_json::Value;
+use std::collections::HashMap;
 
 fn downloads(ctx: &Ctx, i: &Image) -> Markup {
     let base = format!("/api/v1/images/{}/export", encode(&i.reference));
@@ -75,8 +76,14 @@ fn scan_status(ctx: &Ctx, i: &Image) -> Markup {
     }
 }
 
-fn own_entry(ctx: &Ctx, i: &Image, n: usize) -> Markup {
+fn own_entry(ctx: &Ctx, i: &Image, n: usize, refused: Option<&Refused>) -> Markup {
     let t = ctx.t;
+    // A refused edit is this entry's when it names this image.
+    let refused = refused.filter(|r| r.sent.get("ref") == Some(&i.reference));
+    let shared = match Refused::of(refused, "edit") {
+        Some(r) => r.sent.get("shared").is_some_and(|v| v == "on"),
+        None => i.shared,
+    };
     html! {
         li.image.card {
             h3 { code { (i.reference) } }
@@ -84,23 +91,24 @@ fn own_entry(ctx: &Ctx, i: &Image, n: usize) -> Markup {
             (scan_status(ctx, i))
             form method="post" action="/images/edit" {
                 (ctx.csrf_field())
+                (Refused::alert(refused, ctx, "edit"))
                 input type="hidden" name="ref" value=(i.reference);
                 div.field {
                     label for={ "desc-" (n) } { (t.description) }
-                    textarea id={ "desc-" (n) } name="description" rows="2" { (i.description) }
+                    textarea id={ "desc-" (n) } name="description" rows="2" {
+                        (Refused::value(refused, "edit", "description", &i.description))
+                    }
                 }
                 div.field.check {
-                    input type="checkbox" id={ "shared-" (n) } name="shared" value="on" checked[i.shared];
+                    input type="checkbox" id={ "shared-" (n) } name="shared" value="on" checked[shared];
                     label for={ "shared-" (n) } { (t.share_with_everyone) }
                 }
                 button type="submit" { (t.save) span.sr { " " (i.reference) } }
             }
             div.actions {
                 (downloads(ctx, i))
-                form.inline method="post" action="/images/delete" {
-                    (ctx.csrf_field())
-                    input type="hidden" name="ref" value=(i.reference);
-                    button.danger type="submit" { (t.delete) span.sr { " " (i.reference) } }
+                a.button.danger href={ "/images/delete?ref=" (encode(&i.reference)) } {
+                    (t.delete) span.sr { " " (i.reference) }
                 }
             }
         }
@@ -127,8 +135,18 @@ pub(super) async fn page_handler(
     Session(ctx): Session,
     q: Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
+    images_page(&http, &ctx, notice(&ctx, &q), None).await
+}
+
+/// The images page: `top` above it, or a refused form of it.
+async fn images_page(
+    http: &Http,
+    ctx: &Ctx,
+    top: Markup,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
     let t = ctx.t;
-    let all = http.images.visible(ctx.caller()).await.or_page(&ctx)?;
+    let all = http.images.visible(ctx.caller()).await.or_page(ctx)?;
     let of = |kind: &str| all.iter().filter(|i| i.kind == kind).collect::<Vec<_>>();
     let (own, public, other) = (of("own"), of("public"), of("other"));
     // A course's images first, then those shared with everyone.
@@ -140,48 +158,54 @@ pub(super) async fn page_handler(
                 @if items.is_empty() { p.muted { (t.no_images) } } @else {
                     ul.images {
                         @for (n, i) in items.iter().enumerate() {
-                            @if own { (own_entry(&ctx, i, n)) } @else { (other_entry(&ctx, i)) }
+                            @if own { (own_entry(ctx, i, n, refused)) } @else { (other_entry(ctx, i)) }
                         }
                     }
                 }
             }
         }
     };
+    let wrong = |form: &str| Refused::of(refused, form).is_some();
     let body = html! {
-        (notice(&ctx, &q))
+        (top)
         (list("own-h", t.own_images, &own, true))
         (list("shared-h", t.shared_images, &shared, false))
         (list("public-h", t.public_images, &public, false))
         @if !other.is_empty() { (list("other-h", t.others_images, &other, false)) }
         section aria-labelledby="pull-h" {
             h2 #pull-h { (t.pull_title) }
-            form.card method="post" action="/images/pull" data-ndjson="/api/v1/images/pull" data-output="pull-progress" {
+            form.card #pull method="post" action="/images/pull" data-ndjson="/api/v1/images/pull" data-output="pull-progress" {
                 (ctx.csrf_field())
-                div.field {
+                (Refused::alert(refused, ctx, "pull"))
+                div.field.invalid[wrong("pull")] {
                     label for="pull-image" { (t.reference) }
                     input #pull-image name="image" type="text" required autocapitalize="none"
+                        value=(Refused::value(refused, "pull", "image", ""))
+                        aria-invalid=[wrong("pull").then_some("true")]
                         spellcheck="false" aria-describedby="pull-hint";
                     p.hint #pull-hint { (t.hint_pull) }
                 }
                 button.primary type="submit" { (t.pull_button) }
-                (progress_box(&ctx, "pull-progress"))
+                (progress_box(ctx, "pull-progress"))
             }
         }
         section aria-labelledby="build-h" {
             h2 #build-h { (t.build_title) }
-            form.card method="post" action="/images/build" enctype="multipart/form-data"
+            form.card #build method="post" action="/images/build" enctype="multipart/form-data"
                 data-ndjson="/api/v1/images/build" data-output="build-progress" {
                 (ctx.csrf_field())
+                (Refused::alert(refused, ctx, "build"))
                 div.field {
                     label for="build-name" { (t.name) }
                     input #build-name name="name" type="text" required autocapitalize="none"
+                        value=(Refused::value(refused, "build", "name", ""))
                         spellcheck="false" aria-describedby="build-name-hint";
                     p.hint #build-name-hint { (t.hint_build_name) }
                 }
                 div.field {
                     label for="build-dockerfile" { (t.dockerfile) }
                     textarea #build-dockerfile name="dockerfile" rows="6" spellcheck="false"
-                        placeholder="FROM debian:12\nRUN ..." {}
+                        placeholder="FROM debian:12\nRUN ..." { (Refused::value(refused, "build", "dockerfile", "")) }
                 }
                 div.field {
                     label for="build-context" { (t.context) }
@@ -190,12 +214,13 @@ pub(super) async fn page_handler(
                     p.hint #build-context-hint { (t.hint_context) }
                 }
                 button.primary type="submit" { (t.build_button) }
-                (progress_box(&ctx, "build-progress"))
+                (progress_box(ctx, "build-progress"))
             }
         }
         (script("/assets/progress.js"))
     };
-    Ok(page(&ctx, t.images, body).into_response())
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, t.images, body)).into_response())
 }
 
 fn progress_box(ctx: &Ctx, id: &str) -> Markup {
@@ -227,11 +252,65 @@ pub(super) async fn edit(State(http): State<Http>, posted: Posted) -> Result<Res
         shared: Some(posted.field("shared") == "on"),
         courses: None,
     };
-    http.images
+    if let Err(e) = http
+        .images
         .patch(ctx.caller(), posted.field("ref"), patch)
         .await
-        .or_page(ctx)?;
+    {
+        let refused = Refused::new(ctx, "edit", posted.fields.clone(), e);
+        return images_page(&http, ctx, html! {}, Some(&refused)).await;
+    }
     Ok(see_other("/images?notice=saved"))
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct RefQuery {
+    #[serde(rename = "ref")]
+    reference: String,
+}
+
+/// Asks before an image is deleted, and says first what keeps it: the owner's containers,
+/// or how many of other users' (never whose).
+pub(super) async fn confirm_delete(
+    State(http): State<Http>,
+    Session(ctx): Session,
+    Query(q): Query<RefQuery>,
+) -> Result<Response, PageError> {
+    delete_page(&http, &ctx, &q.reference, None).await
+}
+
+async fn delete_page(
+    http: &Http,
+    ctx: &Ctx,
+    reference: &str,
+    refused: Option<&Refused>,
+) -> Result<Response, PageError> {
+    let t = ctx.t;
+    let users = http
+        .images
+        .users(ctx.caller(), reference)
+        .await
+        .or_page(ctx)?;
+    let used = users.own + users.others > 0;
+    let body = html! {
+        p { (t.confirm_image_delete) }
+        p { strong { code { (users.reference) } } }
+        @if let Some(r) = refused {
+            (Refused::alert(Some(r), ctx, "delete"))
+        } @else if used {
+            div.warn #image-in-use role="status" { p { (in_use(t, &users)) } }
+        }
+        form.card #delete method="post" action="/images/delete" {
+            (ctx.csrf_field())
+            input type="hidden" name="ref" value=(users.reference);
+            div.actions {
+                button.danger type="submit" disabled[used] { (t.delete) }
+                a.button href="/images" { (t.cancel) }
+            }
+        }
+    };
+    let status = refused.map_or(StatusCode::OK, |r| r.status);
+    Ok((status, page(ctx, t.confirm_image_delete_title, body)).into_response())
 }
 
 pub(super) async fn delete(
@@ -239,10 +318,11 @@ pub(super) async fn delete(
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
-    http.images
-        .delete(ctx.caller(), posted.field("ref"))
-        .await
-        .or_page(ctx)?;
+    let reference = posted.field("ref");
+    if let Err(e) = http.images.delete(ctx.caller(), reference).await {
+        let refused = Refused::new(ctx, "delete", posted.fields.clone(), e);
+        return delete_page(&http, ctx, reference, Some(&refused)).await;
+    }
     Ok(see_other("/images?notice=image-deleted"))
 }
 
@@ -260,13 +340,18 @@ pub(super) async fn release(
 }
 
 pub(super) async fn pull(State(http): State<Http>, posted: Posted) -> Result<Response, PageError> {
-    let ctx = posted.ctx;
+    let ctx = &posted.ctx;
     let req = PullRequest {
-        image: posted.fields.get("image").cloned().unwrap_or_default(),
+        image: posted.field("image").trim().to_string(),
         host: None,
     };
-    let resp = ndjson(http.images.pull(ctx.caller(), req).await.or_page(&ctx)?);
-    Ok(stream_page(&ctx, ctx.t.pull_title, resp))
+    match http.images.pull(ctx.caller(), req).await {
+        Ok(lines) => Ok(stream_page(ctx, ctx.t.pull_title, ndjson(lines))),
+        Err(e) => {
+            let refused = Refused::new(ctx, "pull", posted.fields.clone(), e);
+            images_page(&http, ctx, html! {}, Some(&refused)).await
+        }
+    }
 }
 
 pub(super) async fn build(
@@ -276,22 +361,31 @@ pub(super) async fn build(
 ) -> Result<Response, PageError> {
     let form = multipart_form(multipart, "build").or_page(&ctx)?;
     let accept = |token: &str| ctx.accepts(token);
-    let refused = form_refusal(&ctx);
-    let input = read_build(
+    let input = match read_build(
         form,
         Some(&accept),
         http.config.build_context_max_bytes,
         http.config.upload_max_files,
     )
     .await
-    .map_err(refused)?;
-    let resp = ndjson(
-        http.images
-            .build(ctx.caller(), input)
-            .await
-            .map_err(refused)?,
-    );
-    Ok(stream_page(&ctx, ctx.t.build_title, resp))
+    {
+        Ok(input) => input,
+        Err(e) => {
+            let refused = Refused::new(&ctx, "build", HashMap::new(), csrf_first(&ctx, e)?);
+            return images_page(&http, &ctx, html! {}, Some(&refused)).await;
+        }
+    };
+    let mut sent = HashMap::from([("name".to_string(), input.name.clone())]);
+    if let Some(BuildSource::Text(text)) = &input.source {
+        sent.insert("dockerfile".into(), text.clone());
+    }
+    match http.images.build(ctx.caller(), input).await {
+        Ok(lines) => Ok(stream_page(&ctx, ctx.t.build_title, ndjson(lines))),
+        Err(e) => {
+            let refused = Refused::new(&ctx, "build", sent, e);
+            images_page(&http, &ctx, html! {}, Some(&refused)).await
+        }
+    }
 }
 
 /// One NDJSON progress line as a list item.

@@ -96,7 +96,10 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/images/pull", post(images::pull))
         .route("/images/build", post(images::build))
         .route("/images/edit", post(images::edit))
-        .route("/images/delete", post(images::delete))
+        .route(
+            "/images/delete",
+            get(images::confirm_delete).post(images::delete),
+        )
         .route("/images/release", post(images::release))
         .route("/files", get(files::page_handler))
         .route(
@@ -177,6 +180,9 @@ pub(super) struct Ctx {
     pub csrf: String,
     /// The path and query of the page, for the language switch to come back to.
     pub here: String,
+    /// The page of this site the request came from (its `Referer`), for an error page's
+    /// way back.
+    pub back: Option<String>,
 }
 
 impl Ctx {
@@ -191,6 +197,7 @@ impl Ctx {
                 .uri
                 .path_and_query()
                 .map_or("/".into(), |p| p.as_str().to_string()),
+            back: came_from(&parts.headers),
         }
     }
 
@@ -268,12 +275,12 @@ impl FromRequest<Http> for Posted {
     }
 }
 
-/// What a refused multipart form becomes: the CSRF page for a missing or wrong token (read
-/// first), else the error page.
-pub(super) fn form_refusal(ctx: &Ctx) -> impl Fn(Error) -> PageError + Copy + '_ {
-    move |e| match e {
-        Error::Forbidden(_) => PageError::new(csrf_refused(ctx)),
-        e => PageError::new(error_page(ctx, &e.into())),
+/// A refused multipart form: the CSRF page for a missing or wrong token (read first),
+/// else the error for the form's page to show ([`Refused`]).
+pub(super) fn csrf_first(ctx: &Ctx, e: Error) -> Result<Error, PageError> {
+    match e {
+        Error::Forbidden(_) => Err(PageError::new(csrf_refused(ctx))),
+        e => Ok(e),
     }
 }
 
@@ -286,28 +293,207 @@ fn csrf_refused(ctx: &Ctx) -> Response {
     (StatusCode::FORBIDDEN, body).into_response()
 }
 
+/// The path of the page of this site a request came from: its `Referer` when that names
+/// this host.
+fn came_from(headers: &axum::http::HeaderMap) -> Option<String> {
+    let referer = headers.get(axum::http::header::REFERER)?.to_str().ok()?;
+    let host = headers.get(axum::http::header::HOST)?.to_str().ok()?;
+    let rest = referer
+        .strip_prefix("http://")
+        .or_else(|| referer.strip_prefix("https://"))?;
+    let path = rest.strip_prefix(host)?;
+    local_path(path).map(str::to_string)
+}
+
+/// What an error says, in the reader's language: the sentence of its code, a quota's
+/// numbers, and the detail — in the reader's language where the rule the input broke is
+/// known, else in English (nothing more for an internal error in English).
+fn explain(ctx: &Ctx, e: &ApiError) -> Markup {
+    let detail = match e {
+        ApiError::Service(Error::Invalid {
+            field: Some(field),
+            rule: Some(rule),
+            ..
+        }) => ctx
+            .lang
+            .rule_sentence(field, rule.reason, &rule.params)
+            .map(|s| (s, ctx.lang)),
+        ApiError::Service(Error::ImageInUse(users)) => Some((in_use(ctx.t, users), ctx.lang)),
+        _ => None,
+    };
+    let detail = detail.or_else(|| {
+        (ctx.lang != Lang::En || !e.is_internal()).then(|| (sentence(&e.to_string()), Lang::En))
+    });
+    html! {
+        p { (ctx.t.error(e.code())) }
+        @if let ApiError::Service(Error::Quota { kind, limit, used, asked }) = e {
+            p #quota-refused { (ctx.lang.quota_sentence(*kind, *used, *limit, *asked)) }
+        }
+        @if let Some((text, lang)) = detail {
+            p.detail lang=(lang.code()) { (text) }
+        }
+    }
+}
+
+/// Who uses an image that cannot be deleted, and what the owner can do: other users'
+/// containers are counted, never named.
+pub(super) fn in_use(t: &Texts, u: &crate::service::images::ImageUsers) -> String {
+    let mut out = Vec::new();
+    if u.own > 0 {
+        out.push(t.image_used_by_own.to_string());
+    }
+    if u.others == 1 {
+        out.push(t.image_used_by_another.to_string());
+    } else if u.others > 1 {
+        out.push(t.image_used_by_others.replace("{n}", &u.others.to_string()));
+    }
+    if u.others > 0 {
+        out.push(t.image_used_by_others_help.to_string());
+        if u.shared {
+            out.push(t.image_used_shared_help.to_string());
+        }
+    }
+    out.join(" ")
+}
+
+/// What is wrong with one field's input, in the reader's language where its rule is known
+/// (in English, the error's own message).
+pub(super) fn what_is_wrong(ctx: &Ctx, e: &Error) -> Option<String> {
+    let Error::Invalid {
+        field: Some(field),
+        rule,
+        message,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    match (ctx.lang, rule) {
+        (Lang::En, _) => Some(sentence(message)),
+        (_, Some(r)) => ctx
+            .lang
+            .rule_sentence(field, r.reason, &r.params)
+            .map(|s| sentence(&s)),
+        _ => None,
+    }
+}
+
+/// A message as a sentence: capital first, full stop last.
+fn sentence(s: &str) -> String {
+    let mut out: String = s.chars().take(1).flat_map(char::to_uppercase).collect();
+    out.extend(s.chars().skip(1));
+    if !out.ends_with(['.', '!', '?', '。']) {
+        out.push('.');
+    }
+    out
+}
+
 /// An error as a page in the reader's language, with the status and headers the API
-/// would answer.
+/// would answer, and a way back to the page the request came from. Forms show their
+/// errors on their own page instead ([`Refused`]); this is for what has no form to keep.
 pub(super) fn error_page(ctx: &Ctx, e: &ApiError) -> Response {
     e.log();
+    let back = ctx
+        .back
+        .as_deref()
+        .filter(|b| *b != ctx.here)
+        .unwrap_or("/");
     let body = page(
         ctx,
         ctx.t.error_title,
         html! {
-            div.error role="alert" {
-                p { (ctx.t.error(e.code())) }
-                @if let ApiError::Service(Error::Quota { kind, limit, used, asked }) = e {
-                    p #quota-refused { (ctx.lang.quota_sentence(*kind, *used, *limit, *asked)) }
-                }
-                @if ctx.lang != Lang::En || !e.is_internal() {
-                    p.detail lang="en" { (e.to_string()) }
-                }
-            }
+            div.error role="alert" { (explain(ctx, e)) }
+            p { a.button #back href=(back) { (ctx.t.back) } }
         },
     );
     let mut resp = (e.status(), body).into_response();
     resp.headers_mut().extend(e.headers());
     resp
+}
+
+/// A refused form, shown on the page it came from as the new-container form does it: the
+/// page is drawn again with what was sent and, at the form and its field at fault, what
+/// is wrong, answered with the error's status.
+pub(super) struct Refused {
+    /// Which form of the page (its id).
+    pub form: &'static str,
+    /// The input at fault, when one is.
+    pub field: Option<&'static str>,
+    pub status: StatusCode,
+    /// What the form sent (never a password), to fill it in again.
+    pub sent: HashMap<String, String>,
+    said: Markup,
+}
+
+impl Refused {
+    pub(super) fn new(
+        ctx: &Ctx,
+        form: &'static str,
+        mut sent: HashMap<String, String>,
+        e: impl Into<ApiError>,
+    ) -> Self {
+        let e = e.into();
+        e.log();
+        // Secrets are typed again, never sent back in a page.
+        sent.retain(|k, _| {
+            !(k == "csrf"
+                || k == "new"
+                || k == "current"
+                || k.contains("password")
+                || k.contains("token"))
+        });
+        let field = match &e {
+            ApiError::Service(Error::Invalid { field, .. }) => *field,
+            _ => None,
+        };
+        Refused {
+            form,
+            field,
+            status: e.status(),
+            sent,
+            said: explain(ctx, &e),
+        }
+    }
+
+    /// The same refusal, saying `said` for `field` instead (a form that knows better what
+    /// the error means for it).
+    pub(super) fn saying(self, field: &'static str, said: &str) -> Self {
+        Refused {
+            field: Some(field),
+            said: html! { p { (said) } },
+            ..self
+        }
+    }
+
+    /// The refusal of `form`, if that is the refused one.
+    pub(super) fn of<'a>(r: Option<&'a Refused>, form: &str) -> Option<&'a Refused> {
+        r.filter(|r| r.form == form)
+    }
+
+    /// What `form` showed in `name`: what was sent when it was refused, else `default`.
+    pub(super) fn value<'a>(
+        r: Option<&'a Refused>,
+        form: &str,
+        name: &str,
+        default: &'a str,
+    ) -> &'a str {
+        Self::of(r, form)
+            .and_then(|r| r.sent.get(name))
+            .map_or(default, String::as_str)
+    }
+
+    /// The alert a refused form shows above its fields (`#<form>-error`), or nothing. It
+    /// takes the focus, so that the browser shows it however far down the page it is.
+    pub(super) fn alert(r: Option<&Refused>, ctx: &Ctx, form: &str) -> Markup {
+        html! {
+            @if let Some(r) = Self::of(r, form) {
+                div.error.form-error role="alert" id={ (form) "-error" } tabindex="-1" autofocus {
+                    p { strong { (ctx.t.error_here) } }
+                    (r.said)
+                }
+            }
+        }
+    }
 }
 
 /// What an unknown address outside the API answers.
@@ -328,6 +514,7 @@ pub(super) fn misdirected_page(
         caller: None,
         csrf: String::new(),
         here: "/".into(),
+        back: None,
     };
     let body = page(
         &ctx,

@@ -57,6 +57,7 @@ impl OnCluster {
     /// The cluster, or 400 when this installation lends none.
     fn cluster(&self) -> Result<&Arc<GatedCluster>, Error> {
         self.cluster.as_ref().ok_or_else(|| Error::Invalid {
+            rule: None,
             code: "backend_unavailable",
             message: "the kubernetes backend is not enabled on this installation".into(),
             field: Some("backend"),
@@ -346,6 +347,7 @@ fn is_of(k: &KubeContainer, r: &ContainerRecord) -> bool {
 /// What the API does not do for the cluster's containers, and what to use instead.
 pub(super) fn unsupported(what: &str, kubectl: &str) -> Error {
     Error::Invalid {
+rule: None,
         code: "unsupported_for_backend",
         message: format!(
             "{what} is not offered for kubernetes containers; use `{kubectl}` with the kubeconfig from GET /api/v1/kubeconfig"

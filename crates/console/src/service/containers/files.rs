@@ -1,6 +1,7 @@
 //! Files uploaded into a container: where they may go, what they may be called, and the
 //! server's temporary files that hold them on the way.
 
+use crate::service::error::Rule;
 use crate::service::Error;
 use crate::util::now;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ pub(crate) struct Written {
     pub(crate) written: Vec<String>,
 }
 
-/// What an upload wrote, and where.
+/// What an upload wrote, and where its archive unpacks.
 pub(super) struct Archived {
     pub(super) dir: String,
     written: Vec<String>,
@@ -205,21 +206,19 @@ impl TempFiles {
         })
     }
 
-    /// The tar archive of `files` for the directory `dir` (checked here). The archive
-    /// holds regular files only, with names checked by [`parse_upload_name`]: nothing in
-    /// it can point or climb out of the target directory.
+    /// The tar archive of `files` for the directory `dir` (checked by
+    /// [`parse_container_path`]), to be unpacked where the last of `missing` (parts of
+    /// `dir`) are cut off, holding those directories first. The archive holds these
+    /// directories and regular files only, with names checked by [`parse_upload_name`]:
+    /// nothing in it can point or climb out of the target directory.
     pub(super) async fn archive(
         &self,
         dir: &str,
-        files: Vec<(String, SpoolFile)>,
+        missing: &[&str],
+        files: &[(String, SpoolFile)],
     ) -> Result<(Archived, Tar), Error> {
-        let dir = parse_container_path(dir.trim())?;
         if files.is_empty() {
-            return Err(Error::Invalid {
-                code: "invalid_input",
-                message: "the form has no file".into(),
-                field: Some("file"),
-            });
+            return Err(Error::broke("file", "none", [], "the form has no file"));
         }
         for (i, (name, _)) in files.iter().enumerate() {
             parse_upload_name(name)?;
@@ -228,6 +227,10 @@ impl TempFiles {
                     code: "invalid_file_name",
                     message: format!("the file {name} is given twice"),
                     field: Some("file"),
+                    rule: Some(Rule {
+                        reason: "twice",
+                        params: vec![("name", name.clone())],
+                    }),
                 });
             }
         }
@@ -235,19 +238,44 @@ impl TempFiles {
             .iter()
             .map(|(n, _)| format!("{}/{n}", dir.trim_end_matches('/')))
             .collect();
+        let prefix = missing.join("/");
+        let below = dir.len() - missing.iter().map(|m| m.len() + 1).sum::<usize>();
+        let target = if below == 0 { "/" } else { &dir[..below] }.to_string();
+        let dirs: Vec<String> = (1..=missing.len())
+            .map(|n| missing[..n].join("/"))
+            .collect();
+        let sources: Vec<(String, std::path::PathBuf, u64)> = files
+            .iter()
+            .map(|(n, f)| {
+                let name = if prefix.is_empty() {
+                    n.clone()
+                } else {
+                    format!("{prefix}/{n}")
+                };
+                (name, f.path.to_path_buf(), f.size)
+            })
+            .collect();
         let permit = self.permit().await?;
         let (archive, size) =
             tokio::task::spawn_blocking(move || -> std::io::Result<(tempfile::TempPath, u64)> {
                 let out = tempfile::NamedTempFile::new()?;
                 let mut builder = tar::Builder::new(out.reopen()?);
                 let mtime = now().max(0) as u64;
-                for (fname, tmp) in &files {
+                for d in &dirs {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    header.set_mode(0o755);
+                    header.set_mtime(mtime);
+                    builder.append_data(&mut header, format!("{d}/"), std::io::empty())?;
+                }
+                for (fname, path, size) in &sources {
                     let mut header = tar::Header::new_gnu();
                     header.set_entry_type(tar::EntryType::Regular);
-                    header.set_size(tmp.size);
+                    header.set_size(*size);
                     header.set_mode(0o644);
                     header.set_mtime(mtime);
-                    builder.append_data(&mut header, fname, std::fs::File::open(&tmp.path)?)?;
+                    builder.append_data(&mut header, fname, std::fs::File::open(path)?)?;
                 }
                 builder.into_inner()?.flush()?;
                 let size = out.as_file().metadata()?.len();
@@ -262,7 +290,10 @@ impl TempFiles {
         use futures::StreamExt;
         let stream = tokio_util::io::ReaderStream::new(file).boxed();
         Ok((
-            Archived { dir, written },
+            Archived {
+                dir: target,
+                written,
+            },
             Tar {
                 file: SpoolFile {
                     path: archive,
@@ -277,24 +308,24 @@ impl TempFiles {
 
 /// A path in the container: absolute, normalised, without `..`.
 pub(super) fn parse_container_path(s: &str) -> Result<String, Error> {
-    let bad = |m: &str| Error::Invalid {
-        code: "invalid_input",
-        message: m.to_string(),
-        field: Some("path"),
-    };
+    let bad = |reason: &'static str, m: &str| Error::broke("path", reason, [], m);
     if !s.starts_with('/') {
         return Err(bad(
+            "relative",
             "path must be an absolute path in the container, e.g. /tmp",
         ));
     }
     if s.len() > 4096 || s.contains('\0') {
-        return Err(bad("path is too long or contains a NUL character"));
+        return Err(bad(
+            "too_long",
+            "path is too long or contains a NUL character",
+        ));
     }
     let mut parts = Vec::new();
     for c in s.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(bad("path may not contain '..'")),
+            ".." => return Err(bad("dotdot", "path may not contain '..'")),
             c => parts.push(c),
         }
     }
@@ -304,6 +335,10 @@ pub(super) fn parse_container_path(s: &str) -> Result<String, Error> {
 /// A file name from the form: relative, inside the target directory.
 pub(crate) fn parse_upload_name(s: &str) -> Result<String, Error> {
     let bad = |why: &str| Error::Invalid {
+        rule: Some(Rule {
+            reason: "bad_name",
+            params: vec![("value", s.chars().take(80).collect())],
+        }),
         code: "invalid_file_name",
         message: format!(
             "file name {:?} {why}",

@@ -210,6 +210,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 /// An expiry as the API takes it: RFC 3339, in the future.
 pub(crate) fn parse_expiry(s: &str, now: i64) -> Result<i64, Error> {
     let bad = |message: String| Error::Invalid {
+        rule: None,
         code: "invalid_expiry",
         message,
         field: Some("expires_at"),
@@ -344,6 +345,7 @@ pub(crate) fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>
 
 fn parse_cmd(v: Value) -> Result<Vec<String>, Error> {
     let field = |m: &str| Error::Invalid {
+        rule: None,
         code: "invalid_input",
         message: m.to_string(),
         field: Some("cmd"),
@@ -557,6 +559,7 @@ impl Containers {
                 .find(|c| c.id == id)
                 .map(Some)
                 .ok_or_else(|| Error::Invalid {
+                    rule: None,
                     code: "unknown_course",
                     message: format!(
                         "you are not enrolled in a course with the id {}",
@@ -610,6 +613,7 @@ impl Containers {
         let backend = match req.backend.as_deref() {
             None => Backend::Docker,
             Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: format!("unknown backend {s:?}; use docker or kubernetes"),
                 field: Some("backend"),
@@ -657,6 +661,7 @@ impl Containers {
                 if !new.required.is_empty() {
                     // The cluster's scheduler places pods; our host labels are Docker's.
                     return Err(Error::Invalid {
+                        rule: None,
                         code: "invalid_input",
                         message: "host labels apply to docker hosts only".into(),
                         field: Some("requires"),
@@ -682,6 +687,7 @@ impl Containers {
         let quota = self.quotas.of(&caller.name, caller.role).await?;
         let max = &self.config.docker.max_limits;
         let invalid = |field: &'static str, message: String| Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message,
             field: Some(field),
@@ -1005,20 +1011,46 @@ impl Containers {
         Ok(out)
     }
 
-    /// Writes uploaded files into a directory of the container.
+    /// Writes uploaded files into a directory of the container. With `create`, the
+    /// directories of `dir` that do not exist are made too: the archive goes to the
+    /// nearest one that does, holding the missing ones (the engine unpacks it inside the
+    /// container, as any upload, and never replaces a file by a directory).
     pub(crate) async fn upload(
         &self,
         c: &OwnedContainer,
         dir: &str,
         files: Vec<(String, SpoolFile)>,
+        create: bool,
     ) -> Result<Written, Error> {
         if c.record.backend == Backend::Kubernetes {
             return Err(cluster::unsupported("uploading files", "kubectl cp"));
         }
-        let (written, tar) = self.files.archive(dir, files).await?;
-        self.docker.upload(c, &written.dir, tar.stream).await?;
-        drop(tar.file);
-        Ok(written.into())
+        let dir = files::parse_container_path(dir.trim())?;
+        let mut missing: Vec<&str> = Vec::new();
+        loop {
+            let (written, tar) = self.files.archive(&dir, &missing, &files).await?;
+            let sent = self.docker.upload(c, &written.dir, tar.stream).await;
+            drop(tar.file);
+            match sent {
+                Ok(()) => return Ok(written.into()),
+                Err(Error::FileNotFound(_)) if create && written.dir != "/" => {
+                    let below = dir.len() - missing.iter().map(|m| m.len() + 1).sum::<usize>();
+                    let (_, last) = dir[..below].rsplit_once('/').expect("an absolute path");
+                    missing.insert(0, last);
+                }
+                Err(Error::FileNotFound(_)) => {
+                    return Err(Error::broke(
+                        "path",
+                        "missing",
+                        [("path", dir.clone())],
+                        format!(
+                            "the directory {dir} does not exist in the container (or is not a directory); choose another, or have it created"
+                        ),
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A file's bytes, or an archive of a directory, from the container.

@@ -87,6 +87,7 @@ pub(crate) struct TerminalAsk {
 
 fn invalid(field: &'static str, message: &str) -> Error {
     Error::Invalid {
+        rule: None,
         code: "invalid_input",
         message: message.to_string(),
         field: Some(field),

@@ -44,12 +44,14 @@ impl Images {
         let mut build_args = Vec::new();
         for text in &input.build_args {
             let arg = EnvVar::parse(text.trim()).map_err(|e| Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: format!("build argument: {}", e.message),
                 field: Some("buildarg"),
             })?;
             if arg.key() == OWNER_ARG {
                 return Err(Error::Invalid {
+                    rule: None,
                     code: "invalid_input",
                     message: format!("the build argument {OWNER_ARG} is set by the console"),
                     field: Some("buildarg"),
@@ -59,6 +61,7 @@ impl Images {
         }
         let tag = self.build_reference(caller, &input.name)?;
         let context = input.source.ok_or_else(|| Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message: "send a dockerfile or a context".into(),
             field: Some("dockerfile"),
@@ -66,6 +69,7 @@ impl Images {
         if let BuildSource::Archive(raw) = &context {
             if !looks_like_tar(raw) {
                 return Err(Error::Invalid {
+                    rule: None,
                     code: "invalid_input",
                     message: "the context must be a tar archive, optionally gzipped".into(),
                     field: Some("context"),
@@ -82,6 +86,7 @@ impl Images {
         .map_err(|e| match e {
             context::ContextError::TooLarge(_) => Error::TooLargeBecause(e.to_string()),
             context::ContextError::Invalid(m) => Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: m,
                 field: Some("context"),
@@ -112,6 +117,7 @@ impl Images {
                 .await
                 .map_err(|e| Error::Unexpected(e.into()))?
                 .map_err(|e| Error::Invalid {
+                    rule: None,
                     code: "invalid_input",
                     message: format!(
                         "the context has an entry that cannot be sent to the engine: {e}"
@@ -136,6 +142,7 @@ impl Images {
     /// A build name, `name` or `name:tag`: one lowercase path component and a tag.
     fn build_reference(&self, caller: &Caller, name: &str) -> Result<ImageRef, Error> {
         let bad = |m: String| Error::Invalid {
+            rule: None,
             code: "invalid_input",
             message: m,
             field: Some("name"),
@@ -171,6 +178,7 @@ impl Images {
             || hex_id(raw);
         if !well_formed {
             return Err(Error::Invalid {
+                rule: None,
                 code: "invalid_input",
                 message: format!("the Dockerfile names {raw:?}, which is not an image reference"),
                 field: Some("dockerfile"),
@@ -238,6 +246,7 @@ impl Images {
                 // 400, not 403: the web console reads a 403 of a build form as its token.
                 Err(EgressError::Forbidden { host, reason }) => {
                     return Err(Error::Invalid {
+rule: None,
                         code: "invalid_input",
                         message: format!(
                             "ADD {url}: builds may not fetch from {host} ({reason}); an administrator can allow it by name (WM_EGRESS_ALLOWED)"
@@ -247,6 +256,7 @@ impl Images {
                 }
                 Err(EgressError::Unresolvable(_)) => {
                     return Err(Error::Invalid {
+rule: None,
                         code: "invalid_input",
                         message: format!("ADD {url}: its host name does not resolve"),
                         field: Some("dockerfile"),
@@ -254,6 +264,7 @@ impl Images {
                 }
                 Err(EgressError::Invalid(m)) => {
                     return Err(Error::Invalid {
+rule: None,
                         code: "invalid_input",
                         message: format!("ADD {url}: {m}"),
                         field: Some("dockerfile"),

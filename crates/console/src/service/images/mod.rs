@@ -458,11 +458,12 @@ impl Images {
         caller.require_full_scope()?;
         if let Some(d) = &patch.description {
             if d.chars().count() > 2000 || d.chars().any(|c| c.is_control() && c != '\n') {
-                return Err(Error::Invalid {
-                    code: "invalid_input",
-                    message: "a description has at most 2000 characters and no control characters but line breaks".into(),
-                    field: Some("description"),
-                });
+                return Err(Error::broke(
+                    "description",
+                    "too_long",
+                    [],
+                    "a description has at most 2000 characters and no control characters but line breaks",
+                ));
             }
         }
         let images = self.resolve(caller, raw).await?;
@@ -483,6 +484,7 @@ impl Images {
                 .collect();
             if asked.len() > 100 || !unknown.is_empty() {
                 return Err(Error::Invalid {
+                    rule: None,
                     code: "unknown_course",
                     message: format!(
                         "no course of yours has the id {}",
@@ -524,8 +526,9 @@ impl Images {
         Ok(updated.into_iter().next().expect("resolved before"))
     }
 
-    /// Remove an image (its owner; public images only an admin).
-    pub(crate) async fn delete(&self, caller: &Caller, raw: &str) -> Result<(), Error> {
+    /// The images `raw` names that the caller may remove (their owner; public images only
+    /// an admin).
+    async fn removable(&self, caller: &Caller, raw: &str) -> Result<Vec<Image>, Error> {
         caller.require_full_scope()?;
         let images = self.resolve(caller, raw).await?;
         if images
@@ -544,14 +547,35 @@ impl Images {
             }
             own_only(&images, caller, raw)?;
         }
+        Ok(images)
+    }
+
+    /// How many containers use the image the caller may remove: its owner's, and other
+    /// users' (only counted: whose they are is not the caller's to know).
+    pub(crate) async fn users(&self, caller: &Caller, raw: &str) -> Result<ImageUsers, Error> {
+        let images = self.removable(caller, raw).await?;
+        let mut users = ImageUsers {
+            reference: images[0].reference.clone(),
+            shared: images.iter().any(|i| i.shared),
+            own: 0,
+            others: 0,
+        };
         for image in &images {
-            if self.store.image_in_use(&image.reference).await? {
-                return Err(Error::Conflict(format!(
-                    "a container uses {}; delete the container first",
-                    image.reference
-                )));
-            }
+            let owner = image.owner.as_deref().unwrap_or_default();
+            let (own, others) = self.store.image_users(&image.reference, owner).await?;
+            users.own += own;
+            users.others += others;
         }
+        Ok(users)
+    }
+
+    /// Remove an image (its owner; public images only an admin) that no container uses.
+    pub(crate) async fn delete(&self, caller: &Caller, raw: &str) -> Result<(), Error> {
+        let users = self.users(caller, raw).await?;
+        if users.own + users.others > 0 {
+            return Err(Error::ImageInUse(users));
+        }
+        let images = self.removable(caller, raw).await?;
         for image in &images {
             let r = ImageRef::parse(&image.reference).map_err(|e| Error::Unexpected(e.into()))?;
             for host in &image.hosts {
@@ -571,6 +595,17 @@ impl Images {
         self.catalog.refresh().await?;
         Ok(())
     }
+}
+
+/// How many containers use an image, for its owner: their own, and other users' (whose is
+/// not said).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImageUsers {
+    pub(crate) reference: String,
+    /// Whether the image is shared, so that others may start more containers from it.
+    pub(crate) shared: bool,
+    pub(crate) own: i64,
+    pub(crate) others: i64,
 }
 
 /// How much a host's view of an image says, best first: hosts of one console may carry

@@ -132,12 +132,14 @@ impl Images {
             Err(EgressError::Forbidden { reason, .. }) => Err(Error::Forbidden(format!(
                 "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
             ))),
-            Err(EgressError::Unresolvable(_)) => Err(Error::Invalid {
-                code: "invalid_input",
-                message: format!("the registry {registry} could not be found: its name does not resolve"),
-                field: Some("image"),
-            }),
+            Err(EgressError::Unresolvable(_)) => Err(Error::broke(
+                "image",
+                "unresolvable",
+                [("registry", registry.to_string())],
+                format!("the registry {registry} could not be reached: its name does not resolve. This server may have no connection to the internet; use an image that is already here, or ask an administrator"),
+            )),
             Err(EgressError::Invalid(m)) => Err(Error::Invalid {
+rule: None,
                 code: "invalid_input",
                 message: m,
                 field: Some("image"),
@@ -165,6 +167,7 @@ impl Images {
             Some(id) => {
                 let Some(h) = self.hosts.get(id) else {
                     return Err(Error::Invalid {
+                        rule: None,
                         code: "invalid_input",
                         message: format!("there is no host {id:?}; leave it out for every host"),
                         field: Some("host"),
