@@ -151,6 +151,15 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("post", "/api/v1/courses/{id}/containers/{name}/stop") => CourseTeacher,
         ("post", "/api/v1/courses/{id}/containers/{name}/start") => CourseTeacher,
         ("get", "/api/v1/courses/{id}/containers/{name}/logs") => CourseTeacher,
+        ("get", "/api/v1/courses/{id}/containers/{name}") => CourseTeacher,
+        ("post", "/api/v1/courses/join") => Own,
+        ("put", "/api/v1/courses/{id}/join-code") => CourseTeacher,
+        ("delete", "/api/v1/courses/{id}/join-code") => CourseTeacher,
+        ("get", "/api/v1/courses/{id}/images") => CourseVisible,
+        ("put", "/api/v1/courses/{id}/images") => CourseTeacher,
+        ("put", "/api/v1/courses/{id}/quota") | ("delete", "/api/v1/courses/{id}/quota") => {
+            AdminOnly
+        }
         ("post", "/api/v1/vm-images") | ("get", "/api/v1/vm-images") => Own,
         // Image names are each owner's own: another's name is a missing one of theirs.
         ("delete", "/api/v1/vm-images/{name}") => Personal,
@@ -226,6 +235,8 @@ struct World {
     host: String,
     /// The teacher's course, the owner enrolled in it.
     course: String,
+    /// The join code of another course of the teacher's, which every caller may join.
+    join_code: String,
     /// A token of the owner that stays valid: the `{id}` of refused token deletes.
     kept_token_id: String,
     /// Where the VMs' disks are; removed, with the domains, when the matrix ends.
@@ -488,6 +499,20 @@ async fn world() -> World {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{course}");
     let course = course["id"].as_str().unwrap().to_string();
+    let (status, open) = app
+        .post("/api/v1/courses", &teacher, json!({"name": "open"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{open}");
+    let (status, open) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/courses/{}/join-code", open["id"].as_str().unwrap()),
+            Some(&teacher),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{open}");
+    let join_code = open["join_code"].as_str().unwrap().to_string();
     let tokens = vec![
         (Who::Anonymous, None),
         (Who::Revoked, revoked["token"].as_str().map(String::from)),
@@ -505,6 +530,7 @@ async fn world() -> World {
         tokens,
         host,
         course,
+        join_code,
         kept_token_id: kept["id"].as_str().unwrap().to_string(),
         vm_storage,
         app,
@@ -661,6 +687,22 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         req = req.bearer_auth(t);
     }
     let image = test_image().await;
+    if (method, path) == ("put", "/api/v1/courses/{id}/images") {
+        // Naming works on an image shared with the course: the owner's, shared again in
+        // case an earlier cell removed it.
+        w.ensure_image().await;
+        let (status, shared) = w
+            .app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/images/{}", encode_ref(&w.image)),
+                Some(&w.owner_token),
+                Some(json!({"courses": [w.course]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{shared}");
+        return req.json(&json!({"image": w.image, "title": "exercise", "note": "authz"}));
+    }
     if (method, path) == ("post", "/api/v1/vms") {
         // Each caller defines from an image of their own, put there for the purpose.
         let name = unique("i");
@@ -690,6 +732,8 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
             "new": if who == Who::Admin { ADMIN_PASSWORD } else { "password-123" }})),
         ("post", "/api/v1/courses") => req.json(&json!({"name": unique("c")})),
         ("post", "/api/v1/courses/{id}/members") => req.json(&json!({"users": [w.owner]})),
+        ("post", "/api/v1/courses/join") => req.json(&json!({"code": w.join_code})),
+        ("put", "/api/v1/courses/{id}/quota") => req.json(&json!({"containers": 100})),
         ("post", "/api/v1/vm-images") => req.multipart(
             reqwest::multipart::Form::new()
                 .text("name", unique("i"))

@@ -11,30 +11,7 @@ use common::*;
 use reqwest::header::{COOKIE, ORIGIN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use wm_testkit::browser::Browser;
-
-fn screenshots() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("screenshots")
-}
-
-/// A screenshot at desktop width and one at 375 px, where the page must not scroll
-/// sideways.
-async fn shot(b: &Browser, name: &str) {
-    let dir = screenshots();
-    b.viewport(1280, 900, false).await;
-    b.screenshot(&dir.join(format!("{name}-desktop.png"))).await;
-    b.viewport(375, 812, true).await;
-    assert!(
-        !b.scrolls_sideways().await,
-        "{name} scrolls sideways at 375 px"
-    );
-    b.screenshot(&dir.join(format!("{name}-375.png"))).await;
-    b.viewport(1280, 900, false).await;
-}
 
 /// Waits until the browser has followed a post's redirect to a URL with `part`.
 async fn wait_for_url(b: &Browser, part: &str) {

@@ -301,6 +301,7 @@ impl KubeCommand {
                         creation_id,
                         role,
                         gpus: 0,
+                        courses: Vec::new(),
                     })
                 }
                 _ => None,

@@ -478,3 +478,28 @@ pub async fn page_has(b: &wm_testkit::browser::Browser, text: &str) {
     }
     panic!("the page never had {text:?}: {}", b.url().await);
 }
+
+/// Where browser tests put their screenshots: `<target>/screenshots/`.
+pub fn screenshots() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
+        });
+    target.join("screenshots")
+}
+
+/// A screenshot at desktop width and one at 375 px, where the page must not scroll
+/// sideways.
+pub async fn shot(b: &wm_testkit::browser::Browser, name: &str) {
+    let dir = screenshots();
+    b.viewport(1280, 900, false).await;
+    b.screenshot(&dir.join(format!("{name}-desktop.png"))).await;
+    b.viewport(375, 812, true).await;
+    assert!(
+        !b.scrolls_sideways().await,
+        "{name} scrolls sideways at 375 px"
+    );
+    b.screenshot(&dir.join(format!("{name}-375.png"))).await;
+    b.viewport(1280, 900, false).await;
+}
