@@ -671,10 +671,10 @@ fn courses_and_accounts_from_the_command_line() {
         .trim()
         .to_string();
     assert_eq!(id.len(), 12, "{id}");
-    let code = teacher.ok(&["course", "code", &id]).trim().to_string();
-    assert_eq!(code.len(), 11, "{code}");
+    let join_code = teacher.ok(&["course", "code", &id]).trim().to_string();
+    assert_eq!(join_code.len(), 11, "{join_code}");
     let shown = teacher.ok(&["course", "show", &id]);
-    assert!(shown.contains(&code) && shown.contains("teacher\tteach"), "{shown}");
+    assert!(shown.contains(&join_code) && shown.contains("teacher\tteach"), "{shown}");
     teacher.ok(&["course", "enrol", &id, "late"]);
     let out = teacher.run(&["course", "enrol", &id, "nobody-here"]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
@@ -684,7 +684,7 @@ fn courses_and_accounts_from_the_command_line() {
     log_in(&student, url, "stud", "password-123");
     let out = student.run(&["course", "join", "WRONG-CODE2"]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(student.ok(&["course", "join", &code]).contains(&id));
+    assert!(student.ok(&["course", "join", &join_code]).contains(&id));
     let list = student.ok(&["course", "list"]);
     assert!(list.contains("Operating systems") && list.contains("teach"), "{list}");
     let out = student.run(&["course", "containers", &id]);
@@ -705,7 +705,7 @@ fn courses_and_accounts_from_the_command_line() {
     teacher.ok(&["course", "code", &id, "--off"]);
     let late = Wm::new();
     log_in(&late, url, "late", "password-123");
-    let refused = late.run(&["course", "join", &code]);
+    let refused = late.run(&["course", "join", &join_code]);
     assert_eq!(code(&refused), Some(2), "{}", stderr(&refused));
 
     // The student's account: a second session ended from the first, the password changed.
