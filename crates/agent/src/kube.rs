@@ -114,7 +114,9 @@ async fn kubeconfig(
     Path(name): Path<String>,
     Query(q): Query<RoleQuery>,
 ) -> Answer<String> {
-    Ok(Json(c.kubeconfig(&user(&name)?, q.role, &q.courses()).await?))
+    Ok(Json(
+        c.kubeconfig(&user(&name)?, q.role, &q.courses()).await?,
+    ))
 }
 
 async fn create(State(c): Shared, Json(spec): Json<KubeContainerSpec>) -> Answer<KubeContainer> {

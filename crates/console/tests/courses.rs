@@ -927,7 +927,10 @@ async fn students_join_with_the_courses_code_and_wrong_codes_tell_nothing() {
     let (_, renewed) = call(&app, Method::PUT, &code_path, &tt, json!({})).await;
     let new_code = renewed["join_code"].as_str().unwrap().to_string();
     assert_ne!(new_code, code);
-    assert_eq!(join(gt.clone(), code.clone()).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        join(gt.clone(), code.clone()).await.0,
+        StatusCode::BAD_REQUEST
+    );
     let (status, off) = app.delete(&code_path, &tt).await;
     assert_eq!(status, StatusCode::OK, "{off}");
     assert_eq!(off["join_code"], Value::Null);
@@ -1004,7 +1007,8 @@ async fn a_course_names_the_images_shared_with_it_and_members_see_them_first() {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let images = format!("/api/v1/courses/{id}/images");
-    let note = json!({"image": reference, "title": "Exercise 3", "note": "use this for exercise 3"});
+    let note =
+        json!({"image": reference, "title": "Exercise 3", "note": "use this for exercise 3"});
 
     // Refused: a member, another teacher, an image not shared with the course, bad text.
     assert_eq!(
@@ -1036,7 +1040,10 @@ async fn a_course_names_the_images_shared_with_it_and_members_see_them_first() {
     }
     let (_, list) = app.get(&images, &tt).await;
     assert!(
-        list.as_array().unwrap().iter().all(|i| i["title"].is_null()),
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["title"].is_null()),
         "{list}"
     );
 
@@ -1139,9 +1146,20 @@ async fn a_courses_quota_comes_between_the_role_and_the_users_overrides() {
     assert_eq!(mine(mt.clone()).await, 1);
 
     // Administrators only; bad values change nothing.
-    let (status, _) = call(&app, Method::PUT, &quota(&small), &tt, json!({"containers": 5})).await;
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        &quota(&small),
+        &tt,
+        json!({"containers": 5}),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    for bad in [json!({"containers": -2}), json!({"cpus": "many"}), json!({"colour": 1})] {
+    for bad in [
+        json!({"containers": -2}),
+        json!({"cpus": "many"}),
+        json!({"colour": 1}),
+    ] {
         let (status, body) = call(&app, Method::PUT, &quota(&small), &app.admin, bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
@@ -1158,15 +1176,32 @@ async fn a_courses_quota_comes_between_the_role_and_the_users_overrides() {
 
     // A course's value replaces the role's for its members, the most generous course's
     // when there are several; others keep the role's.
-    let (status, c) = call(&app, Method::PUT, &quota(&small), &app.admin, json!({"containers": 2})).await;
+    let (status, c) = call(
+        &app,
+        Method::PUT,
+        &quota(&small),
+        &app.admin,
+        json!({"containers": 2}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{c}");
     assert_eq!(c["quota"]["containers"], 2);
     assert_eq!(c["quota"]["running"], Value::Null);
     assert_eq!(mine(mt.clone()).await, 2);
     assert_eq!(mine(ot.clone()).await, 1);
-    call(&app, Method::PUT, &quota(&large), &app.admin, json!({"containers": 3})).await;
+    call(
+        &app,
+        Method::PUT,
+        &quota(&large),
+        &app.admin,
+        json!({"containers": 3}),
+    )
+    .await;
     assert_eq!(mine(mt.clone()).await, 3);
-    assert_eq!(app.get(&format!("/api/v1/courses/{large}"), &mt).await.1["quota"]["containers"], 3);
+    assert_eq!(
+        app.get(&format!("/api/v1/courses/{large}"), &mt).await.1["quota"]["containers"],
+        3
+    );
     let (_, all) = app.get("/api/v1/admin/quotas", &app.admin).await;
     let row = all
         .as_array()
@@ -1182,20 +1217,38 @@ async fn a_courses_quota_comes_between_the_role_and_the_users_overrides() {
         app.create(&mt, json!({"name": n, "image": image})).await;
     }
     let (status, body) = app
-        .post("/api/v1/containers", &mt, json!({"name": "q4", "image": image}))
+        .post(
+            "/api/v1/containers",
+            &mt,
+            json!({"name": "q4", "image": image}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "quota_exceeded");
 
     // The user's own override comes first; without it the courses' quota is back.
     let user_quota = format!("/api/v1/admin/users/{member}/quota");
-    call(&app, Method::PUT, &user_quota, &app.admin, json!({"containers": 1})).await;
+    call(
+        &app,
+        Method::PUT,
+        &user_quota,
+        &app.admin,
+        json!({"containers": 1}),
+    )
+    .await;
     assert_eq!(mine(mt.clone()).await, 1);
     app.delete(&user_quota, &app.admin).await;
     assert_eq!(mine(mt.clone()).await, 3);
 
     // No limit is the most generous of all; cleared, the role's applies again.
-    call(&app, Method::PUT, &quota(&small), &app.admin, json!({"containers": -1})).await;
+    call(
+        &app,
+        Method::PUT,
+        &quota(&small),
+        &app.admin,
+        json!({"containers": -1}),
+    )
+    .await;
     assert_eq!(mine(mt.clone()).await, Value::Null);
     for id in [&small, &large] {
         let (status, c) = app.delete(&quota(id), &app.admin).await;
@@ -1204,7 +1257,14 @@ async fn a_courses_quota_comes_between_the_role_and_the_users_overrides() {
     }
     assert_eq!(mine(mt.clone()).await, 1);
     // Out of the course, out of its quota.
-    call(&app, Method::PUT, &quota(&large), &app.admin, json!({"containers": 3})).await;
+    call(
+        &app,
+        Method::PUT,
+        &quota(&large),
+        &app.admin,
+        json!({"containers": 3}),
+    )
+    .await;
     assert_eq!(mine(mt.clone()).await, 3);
     app.delete(&format!("/api/v1/courses/{large}/members/{member}"), &tt)
         .await;
@@ -1243,7 +1303,10 @@ async fn a_teacher_views_a_members_container_read_only_and_nothing_outside_the_c
     assert_eq!(row["owner"], member.as_str());
     assert_eq!(row["ports"][0]["guest"], 80);
     assert!(row["created_at"].is_string() && row["host"].is_string());
-    assert!(row["usage"]["cpu_seconds"].as_f64().unwrap() >= 0.0, "{row}");
+    assert!(
+        row["usage"]["cpu_seconds"].as_f64().unwrap() >= 0.0,
+        "{row}"
+    );
     assert!(row["usage"]["memory"].as_u64().unwrap() > 0, "{row}");
 
     // One container, read only.
@@ -1253,10 +1316,12 @@ async fn a_teacher_views_a_members_container_read_only_and_nothing_outside_the_c
     assert_eq!(c["image"], image);
     assert!(c["usage"]["memory"].as_u64().unwrap() > 0, "{c}");
     // Stopped: shown without usage.
-    app.post(&format!("{base}/{mine}/stop"), &tt, json!({})).await;
+    app.post(&format!("{base}/{mine}/stop"), &tt, json!({}))
+        .await;
     let (_, c) = app.get(&format!("{base}/{mine}"), &tt).await;
     assert_eq!(c["usage"], Value::Null, "{c}");
-    app.post(&format!("{base}/{mine}/start"), &tt, json!({})).await;
+    app.post(&format!("{base}/{mine}/start"), &tt, json!({}))
+        .await;
 
     // Outside the course: the same 404 as a container that does not exist, for the view
     // as for every other course path; the member is told only the teacher may; another
@@ -1264,11 +1329,21 @@ async fn a_teacher_views_a_members_container_read_only_and_nothing_outside_the_c
     let missing = format!("{outsider}-nothing");
     let (s1, b1) = app.get(&format!("{base}/{theirs}"), &tt).await;
     let (s2, b2) = app.get(&format!("{base}/{missing}"), &tt).await;
-    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND), "{b1}");
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
+        "{b1}"
+    );
     assert_eq!(b1["error"]["code"], b2["error"]["code"]);
     assert_eq!(
-        b1["error"]["message"].as_str().unwrap().replace(&theirs, "X"),
-        b2["error"]["message"].as_str().unwrap().replace(&missing, "X")
+        b1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&theirs, "X"),
+        b2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&missing, "X")
     );
     assert_eq!(
         app.get(&format!("{base}/{mine}"), &other_teacher).await.0,
@@ -1284,7 +1359,10 @@ async fn a_teacher_views_a_members_container_read_only_and_nothing_outside_the_c
         (Method::POST, format!("{base}/{mine}/exec")),
         (Method::GET, format!("{base}/{mine}/files?path=/etc")),
         (Method::POST, format!("/api/v1/containers/{mine}/exec")),
-        (Method::GET, format!("/api/v1/containers/{mine}/files?path=/etc")),
+        (
+            Method::GET,
+            format!("/api/v1/containers/{mine}/files?path=/etc"),
+        ),
         (Method::GET, format!("/api/v1/containers/{mine}/terminal")),
     ] {
         let (status, body) = app
@@ -1374,10 +1452,8 @@ async fn course_labels_go_through_a_kubernetes_agent() {
         .await
         .unwrap();
     let token = "kubernetes-agent-token-courses-0123";
-    let router = wm_agent::kube::router(
-        std::sync::Arc::new(kube),
-        wm_agent::AgentToken::new(token),
-    );
+    let router =
+        wm_agent::kube::router(std::sync::Arc::new(kube), wm_agent::AgentToken::new(token));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let agent_url = format!("http://{}", listener.local_addr().unwrap());
     let agent = tokio::spawn(wm_agent::serve(

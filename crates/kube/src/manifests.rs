@@ -63,7 +63,10 @@ pub fn course_label(course: &str) -> Option<String> {
         && course
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && course.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+        && course
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     ok.then_some(name)
 }
 
@@ -464,7 +467,9 @@ mod tests {
         // An id no label can hold is left out; only the namespace is labelled.
         assert_eq!(labels.as_object().unwrap().len(), 6, "{labels}");
         for o in &objs[1..] {
-            assert!(o["metadata"]["labels"].get("wm.course.3f2a9c1b0d4e").is_none());
+            assert!(o["metadata"]["labels"]
+                .get("wm.course.3f2a9c1b0d4e")
+                .is_none());
         }
         assert_eq!(course_label("x".repeat(60).as_str()), None);
         let none = user_objects(&s, &alice, Role::Student, &[]).unwrap();

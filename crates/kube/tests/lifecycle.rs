@@ -93,9 +93,15 @@ async fn user_namespace_is_made_once_and_kept_right() {
     let s = setup(|_| {}).await;
     assert_eq!(s.kube.health().await.unwrap(), "v1.33.0-wm-standin");
     let alice = user("alice");
-    s.kube.ensure_user(&alice, Role::Student, &[]).await.unwrap();
+    s.kube
+        .ensure_user(&alice, Role::Student, &[])
+        .await
+        .unwrap();
     let role_before = s.server.object("roles", "alice", "wm-user").unwrap();
-    s.kube.ensure_user(&alice, Role::Student, &[]).await.unwrap();
+    s.kube
+        .ensure_user(&alice, Role::Student, &[])
+        .await
+        .unwrap();
     let role_after = s.server.object("roles", "alice", "wm-user").unwrap();
     assert_eq!(role_before["rules"], role_after["rules"]);
     assert_eq!(
@@ -134,7 +140,10 @@ async fn user_namespace_is_made_once_and_kept_right() {
     assert_eq!(quota["spec"]["hard"]["limits.memory"], "4Gi");
 
     // A changed role changes the quota of the same namespace.
-    s.kube.ensure_user(&alice, Role::Teacher, &[]).await.unwrap();
+    s.kube
+        .ensure_user(&alice, Role::Teacher, &[])
+        .await
+        .unwrap();
     let quota = s
         .server
         .object("resourcequotas", "alice", "wm-user")
@@ -332,7 +341,10 @@ async fn a_half_done_creation_is_completed_by_its_retry() {
 
     // Only the Deployment got made before the crash.
     let api = spec("alice", "api", &[8000], "id-2");
-    s.kube.ensure_user(&api.owner, Role::Student, &[]).await.unwrap();
+    s.kube
+        .ensure_user(&api.owner, Role::Student, &[])
+        .await
+        .unwrap();
     let deployment = container_objects(s.kube.settings(), &api)
         .unwrap()
         .remove(0);

@@ -2035,14 +2035,16 @@ impl Store {
     /// Sets (or with `None` removes) the course's join code; a code another course has
     /// is a [`StoreError::Conflict`].
     pub async fn set_course_join_code(&self, id: &str, code: Option<&str>) -> Result<bool> {
-        Ok(sqlx::query("UPDATE courses SET join_code = $1 WHERE id = $2")
-            .bind(code)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict(e, "join code".into()))?
-            .rows_affected()
-            > 0)
+        Ok(
+            sqlx::query("UPDATE courses SET join_code = $1 WHERE id = $2")
+                .bind(code)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| conflict(e, "join code".into()))?
+                .rows_affected()
+                > 0,
+        )
     }
 
     /// The course that takes this join code.

@@ -1151,7 +1151,10 @@ async fn course_join_codes_image_names_and_quotas() {
         s.insert_course(&course("c2", Some(1_000))).await.unwrap();
 
         // A join code finds its course; two courses never share one; none finds nothing.
-        assert!(s.set_course_join_code("c1", Some("ABCDEFGHJK")).await.unwrap());
+        assert!(s
+            .set_course_join_code("c1", Some("ABCDEFGHJK"))
+            .await
+            .unwrap());
         let found = s.course_by_join_code("ABCDEFGHJK").await.unwrap().unwrap();
         assert_eq!(found.id, "c1");
         assert_eq!(found.join_code.as_deref(), Some("ABCDEFGHJK"));
@@ -1183,10 +1186,14 @@ async fn course_join_codes_image_names_and_quotas() {
         assert_eq!(images[0].title.as_deref(), Some("Exercise 3"));
         assert_eq!(images[0].note.as_deref(), Some("use it"));
         assert!(s.course_images("c2").await.unwrap().is_empty());
-        s.add_course_members("c1", &[name("stud")], 2).await.unwrap();
+        s.add_course_members("c1", &[name("stud")], 2)
+            .await
+            .unwrap();
         let seen = s.image_courses_for("stud").await.unwrap();
         assert_eq!(seen, images);
-        s.set_image_courses("wm/teach/ex:3", "teach", &[]).await.unwrap();
+        s.set_image_courses("wm/teach/ex:3", "teach", &[])
+            .await
+            .unwrap();
         s.set_image_courses("wm/teach/ex:3", "teach", &shared(&["c1"]))
             .await
             .unwrap();
@@ -1203,7 +1210,9 @@ async fn course_join_codes_image_names_and_quotas() {
             .await
             .unwrap();
         assert_eq!(s.course_quota("c1").await.unwrap(), Some(q));
-        s.add_course_members("c2", &[name("stud")], 2).await.unwrap();
+        s.add_course_members("c2", &[name("stud")], 2)
+            .await
+            .unwrap();
         let of = s.member_course_quotas(Some("stud"), 500).await.unwrap();
         assert_eq!(of.len(), 2, "{of:?}");
         let later = s.member_course_quotas(Some("stud"), 2_000).await.unwrap();

@@ -652,7 +652,11 @@ fn courses_and_accounts_from_the_command_line() {
     let url = console.url.as_str();
     let admin = Wm::new();
     log_in(&admin, url, "admin", PASSWORD);
-    for (name, role) in [("teach", "teacher"), ("stud", "student"), ("late", "student")] {
+    for (name, role) in [
+        ("teach", "teacher"),
+        ("stud", "student"),
+        ("late", "student"),
+    ] {
         let out = admin
             .cmd(&["admin", "add-user", name, "--role", role])
             .env("WM_NEW_PASSWORD", "password-123")
@@ -661,20 +665,34 @@ fn courses_and_accounts_from_the_command_line() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let users = admin.ok(&["admin", "users"]);
-    assert!(users.lines().any(|l| l.starts_with("teach ") && l.contains("teacher")), "{users}");
+    assert!(
+        users
+            .lines()
+            .any(|l| l.starts_with("teach ") && l.contains("teacher")),
+        "{users}"
+    );
 
     // The teacher: a course, its join code, an enrolment by name.
     let teacher = Wm::new();
     log_in(&teacher, url, "teach", "password-123");
     let id = teacher
-        .ok(&["course", "create", "Operating systems", "--term", "2026 spring"])
+        .ok(&[
+            "course",
+            "create",
+            "Operating systems",
+            "--term",
+            "2026 spring",
+        ])
         .trim()
         .to_string();
     assert_eq!(id.len(), 12, "{id}");
     let join_code = teacher.ok(&["course", "code", &id]).trim().to_string();
     assert_eq!(join_code.len(), 11, "{join_code}");
     let shown = teacher.ok(&["course", "show", &id]);
-    assert!(shown.contains(&join_code) && shown.contains("teacher\tteach"), "{shown}");
+    assert!(
+        shown.contains(&join_code) && shown.contains("teacher\tteach"),
+        "{shown}"
+    );
     teacher.ok(&["course", "enrol", &id, "late"]);
     let out = teacher.run(&["course", "enrol", &id, "nobody-here"]);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
@@ -686,7 +704,10 @@ fn courses_and_accounts_from_the_command_line() {
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
     assert!(student.ok(&["course", "join", &join_code]).contains(&id));
     let list = student.ok(&["course", "list"]);
-    assert!(list.contains("Operating systems") && list.contains("teach"), "{list}");
+    assert!(
+        list.contains("Operating systems") && list.contains("teach"),
+        "{list}"
+    );
     let out = student.run(&["course", "containers", &id]);
     assert_eq!(code(&out), Some(5), "only the teacher: {}", stderr(&out));
     student.ok(&["run", "lab", "--image", wm_testkit::TEST_IMAGE]);
@@ -696,7 +717,10 @@ fn courses_and_accounts_from_the_command_line() {
         serde_json::from_str(&teacher.ok(&["course", "show", &id, "--json"])).unwrap();
     assert_eq!(course["members"], serde_json::json!(["late", "stud"]));
     let table = teacher.ok(&["course", "containers", &id]);
-    let row = table.lines().find(|l| l.starts_with("stud-lab")).expect(&table);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("stud-lab"))
+        .expect(&table);
     assert!(row.contains("running"), "{table}");
     let rows: serde_json::Value =
         serde_json::from_str(&teacher.ok(&["course", "containers", &id, "--json"])).unwrap();
@@ -744,7 +768,9 @@ fn courses_and_accounts_from_the_command_line() {
     log_in(&second, url, "stud", "another-pass-1");
 
     // The administrator: role, disable and enable, a reset password, delete.
-    assert!(admin.ok(&["admin", "role", "stud", "teacher"]).contains("teacher"));
+    assert!(admin
+        .ok(&["admin", "role", "stud", "teacher"])
+        .contains("teacher"));
     assert!(admin.ok(&["admin", "disable", "stud"]).contains("disabled"));
     assert_eq!(code(&second.run(&["whoami"])), Some(3));
     let out = student
@@ -768,14 +794,7 @@ fn courses_and_accounts_from_the_command_line() {
     let out = admin.run(&["admin", "delete", "stud", "--yes"]);
     assert_eq!(code(&out), Some(5), "containers left: {}", stderr(&out));
     assert!(admin.ok(&["admin", "users"]).contains("stud "));
-    admin.ok(&[
-        "admin",
-        "delete",
-        "stud",
-        "--containers",
-        "delete",
-        "--yes",
-    ]);
+    admin.ok(&["admin", "delete", "stud", "--containers", "delete", "--yes"]);
     assert!(!admin.ok(&["admin", "users"]).contains("stud "));
     assert_eq!(code(&student.run(&["whoami"])), Some(3));
 }

@@ -323,7 +323,10 @@ async fn note_course_image(
 ) -> Result<Json<Vec<CourseImage>>, ApiError> {
     let course = courses.taught(&caller, &id).await?;
     if let Some(Extension(a)) = audit {
-        a.set_detail(format!("image {}", req.image.chars().take(200).collect::<String>()));
+        a.set_detail(format!(
+            "image {}",
+            req.image.chars().take(200).collect::<String>()
+        ));
     }
     Ok(Json(courses.note_image(course, req).await?))
 }

@@ -435,7 +435,9 @@ impl Courses {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict("no free join code was found; try again".into()))
+        Err(Error::Conflict(
+            "no free join code was found; try again".into(),
+        ))
     }
 
     /// Turns the course's join code off: only its teacher enrols people then.
@@ -481,7 +483,11 @@ impl Courses {
 
     /// The images shared with the course, with its name and note for each (its teacher,
     /// members and administrators).
-    pub(crate) async fn images(&self, caller: &Caller, id: &str) -> Result<Vec<CourseImage>, Error> {
+    pub(crate) async fn images(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<CourseImage>, Error> {
         let course = self.get(caller, id).await?;
         Ok(self
             .store
@@ -498,12 +504,12 @@ impl Courses {
         course: Taught,
         req: CourseImageNote,
     ) -> Result<Vec<CourseImage>, Error> {
-        let optional = |v: &Option<String>, field: &'static str, max: usize| {
-            match v.as_deref().map(str::trim) {
+        let optional =
+            |v: &Option<String>, field: &'static str, max: usize| match v.as_deref().map(str::trim)
+            {
                 None | Some("") => Ok(None),
                 Some(t) => text(t, field, 1, max).map(Some),
-            }
-        };
+            };
         let title = optional(&req.title, "title", 100)?;
         let note = optional(&req.note, "note", 500)?;
         let missing = || Error::NotFound {

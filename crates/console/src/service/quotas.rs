@@ -552,7 +552,13 @@ impl Quotas {
             .map(|u| {
                 let used = usage.get(&u.name).copied().unwrap_or_default();
                 let course = courses.get(&u.name).and_then(|c| most_generous(c));
-                self.user_quota(&u.name, u.role, course.as_ref(), overrides.get(&u.name), &used)
+                self.user_quota(
+                    &u.name,
+                    u.role,
+                    course.as_ref(),
+                    overrides.get(&u.name),
+                    &used,
+                )
             })
             .collect())
     }

@@ -104,10 +104,7 @@ pub(super) async fn run(s: &Session, command: CourseCommand) -> Result<ExitCode,
                     ]
                 })
                 .collect();
-            super::progress::table(
-                &["ID", "NAME", "TERM", "TEACHER", "MEMBERS", "ENDS"],
-                &rows,
-            );
+            super::progress::table(&["ID", "NAME", "TERM", "TEACHER", "MEMBERS", "ENDS"], &rows);
         }
         CourseCommand::Show { id, json } => {
             let c: Value = api.json(api.get(&["courses", &id])).await?;
@@ -157,7 +154,10 @@ pub(super) async fn run(s: &Session, command: CourseCommand) -> Result<ExitCode,
         }
         CourseCommand::Join { code } => {
             let c: Value = api
-                .json(api.post(&["courses", "join"]).json(&json!({ "code": code })))
+                .json(
+                    api.post(&["courses", "join"])
+                        .json(&json!({ "code": code })),
+                )
                 .await?;
             println!("{}\t{}", text(&c["id"]), text(&c["name"]));
         }

@@ -103,7 +103,10 @@ pub(super) async fn account(s: &Session, command: AccountCommand) -> Result<Exit
     let lang = api.lang;
     match command {
         AccountCommand::Passwd => {
-            let current = password("WM_PASSWORD", lang.pick("Current password", "現在のパスワード"))?;
+            let current = password(
+                "WM_PASSWORD",
+                lang.pick("Current password", "現在のパスワード"),
+            )?;
             let new = new_password(lang)?;
             api.send(
                 api.request(reqwest::Method::PUT, &["me", "password"])

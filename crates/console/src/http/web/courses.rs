@@ -5,8 +5,8 @@
 
 use super::i18n::Lang;
 use super::{
-    encode, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery, OrPage,
-    PageError, Posted, Session,
+    encode, notice, page, see_other, short_time, status_badge, Ctx, NoticeQuery, OrPage, PageError,
+    Posted, Session,
 };
 use crate::http::client_addr::ClientAddr;
 use crate::http::Http;
@@ -42,8 +42,9 @@ fn usage_cells(usage: Option<&ContainerUsage>) -> (String, String) {
     match usage {
         Some(u) => (
             format!("{} s", trim_number(u.cpu_seconds)),
-            u.memory
-                .map_or("—".into(), |m| human_bytes(i64::try_from(m).unwrap_or(i64::MAX))),
+            u.memory.map_or("—".into(), |m| {
+                human_bytes(i64::try_from(m).unwrap_or(i64::MAX))
+            }),
         ),
         None => ("—".into(), "—".into()),
     }

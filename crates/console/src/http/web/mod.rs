@@ -115,10 +115,7 @@ pub(super) fn router(config: &Config) -> Router<Http> {
             post(courses::remove_join_code),
         )
         .route("/courses/{id}/images", post(courses::note_image))
-        .route(
-            "/courses/{id}/containers/{name}",
-            get(courses::container),
-        )
+        .route("/courses/{id}/containers/{name}", get(courses::container))
         .route("/courses/{id}/members", post(courses::enrol))
         .route("/courses/{id}/unenrol", post(courses::unenrol))
         .route("/courses/{id}/containers/{name}/stop", post(courses::stop))
