@@ -237,6 +237,8 @@ struct World {
     course: String,
     /// The join code of another course of the teacher's, which every caller may join.
     join_code: String,
+    /// The teacher's image, shared with the course: the one the course names.
+    course_image: String,
     /// A token of the owner that stays valid: the `{id}` of refused token deletes.
     kept_token_id: String,
     /// Where the VMs' disks are; removed, with the domains, when the matrix ends.
@@ -513,6 +515,26 @@ async fn world() -> World {
         .await;
     assert_eq!(status, StatusCode::OK, "{open}");
     let join_code = open["join_code"].as_str().unwrap().to_string();
+    let (status, lines) = app
+        .build(
+            &teacher,
+            "authz-course:1",
+            &format!("FROM {}\nLABEL authz=course\n", test_image().await),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    let (_, me) = app.get("/api/v1/me", &teacher).await;
+    let course_image = format!("wm/{}/authz-course:1", me["name"].as_str().unwrap());
+    let (status, shared) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/images/{}", encode_ref(&course_image)),
+            Some(&teacher),
+            Some(json!({"courses": [course]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shared}");
     let tokens = vec![
         (Who::Anonymous, None),
         (Who::Revoked, revoked["token"].as_str().map(String::from)),
@@ -531,6 +553,7 @@ async fn world() -> World {
         host,
         course,
         join_code,
+        course_image,
         kept_token_id: kept["id"].as_str().unwrap().to_string(),
         vm_storage,
         app,
@@ -687,22 +710,6 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         req = req.bearer_auth(t);
     }
     let image = test_image().await;
-    if (method, path) == ("put", "/api/v1/courses/{id}/images") {
-        // Naming works on an image shared with the course: the owner's, shared again in
-        // case an earlier cell removed it.
-        w.ensure_image().await;
-        let (status, shared) = w
-            .app
-            .call(
-                Method::PATCH,
-                &format!("/api/v1/images/{}", encode_ref(&w.image)),
-                Some(&w.owner_token),
-                Some(json!({"courses": [w.course]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{shared}");
-        return req.json(&json!({"image": w.image, "title": "exercise", "note": "authz"}));
-    }
     if (method, path) == ("post", "/api/v1/vms") {
         // Each caller defines from an image of their own, put there for the purpose.
         let name = unique("i");
@@ -733,6 +740,8 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
         ("post", "/api/v1/courses") => req.json(&json!({"name": unique("c")})),
         ("post", "/api/v1/courses/{id}/members") => req.json(&json!({"users": [w.owner]})),
         ("post", "/api/v1/courses/join") => req.json(&json!({"code": w.join_code})),
+        ("put", "/api/v1/courses/{id}/images") => req.json(&json!({
+            "image": w.course_image, "title": "exercise", "note": "authz"})),
         ("put", "/api/v1/courses/{id}/quota") => req.json(&json!({"containers": 100})),
         ("post", "/api/v1/vm-images") => req.multipart(
             reqwest::multipart::Form::new()
