@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use wm_testkit::browser::Browser;
 
 #[tokio::test]
@@ -148,6 +148,20 @@ async fn in_the_browser_students_join_by_code_and_a_teacher_looks_without_touchi
         .await;
     page_has(&b, "見つかりません").await;
     assert!(!outside.contains(image), "nothing of the container shows");
+    let (_, joins) = app
+        .get(
+            &format!("/api/v1/admin/audit?actor={student}&action=course.join"),
+            &app.admin,
+        )
+        .await;
+    let results: Vec<(Value, Value)> = joins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["result"].clone(), e["target"].clone()))
+        .collect();
+    assert!(results.contains(&(json!(303), json!(id))), "{joins}");
+    assert!(results.iter().any(|(r, _)| r == 400), "{joins}");
     let (_, log) = app
         .get(
             &format!("/api/v1/admin/audit?actor={teacher}&action=container.view"),

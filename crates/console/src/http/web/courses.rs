@@ -10,10 +10,12 @@ use super::{
 };
 use crate::http::client_addr::ClientAddr;
 use crate::http::Http;
+use crate::service::audit::AuditActor;
 use crate::service::containers::ContainerUsage;
 use crate::service::courses::{CourseImageNote, Enrolment, JoinCourse, NewCourse};
 use crate::service::{human_bytes, trim_number, Error};
 use axum::extract::{Path, Query, State};
+use axum::Extension;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use wm_domain::Role;
@@ -390,6 +392,7 @@ async fn act(
 pub(super) async fn join(
     State(http): State<Http>,
     ClientAddr(addr): ClientAddr,
+    audit: Option<Extension<AuditActor>>,
     posted: Posted,
 ) -> Result<Response, PageError> {
     let ctx = &posted.ctx;
@@ -401,6 +404,9 @@ pub(super) async fn join(
         .join(ctx.caller(), addr, req)
         .await
         .or_page(ctx)?;
+    if let Some(Extension(a)) = audit {
+        a.set_target(&course.id);
+    }
     Ok(see_other(&format!("/courses/{}?notice=joined", course.id)))
 }
 
