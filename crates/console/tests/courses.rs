@@ -1398,11 +1398,30 @@ async fn a_teacher_views_a_members_container_read_only_and_nothing_outside_the_c
 
 /// A student's namespace carries a label of each course they are enrolled in, set at the
 /// create of a kubernetes container and kept in step at each later visit (here, a
-/// kubeconfig); nothing else of the namespace changes.
+/// kubeconfig); nothing else of the namespace changes. The course's (Docker) host labels
+/// do not stop the create.
 async fn namespaces_carry_their_courses(app: TestApp, server: &KubeApiServer) {
     let (_, tt) = app.user("tc", "teacher").await;
     let (member, mt) = app.student().await;
-    let id = course_with(&app, &tt, &[&member]).await;
+    // The course's host labels are the Docker hosts': its members' kubernetes containers
+    // go without them.
+    let (status, course) = app
+        .post(
+            "/api/v1/courses",
+            &tt,
+            json!({"name": "cluster course", "host_labels": ["gpu"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{course}");
+    let id = course["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/courses/{id}/members"),
+            &tt,
+            json!({ "users": [member] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let label = format!("wm.course.{id}");
     let c = app
         .create(

@@ -15,8 +15,8 @@ use crate::service::containers::ContainerUsage;
 use crate::service::courses::{CourseImageNote, Enrolment, JoinCourse, NewCourse};
 use crate::service::{human_bytes, trim_number, Error};
 use axum::extract::{Path, Query, State};
-use axum::Extension;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use maud::{html, Markup};
 use wm_domain::Role;
 

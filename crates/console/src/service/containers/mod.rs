@@ -201,8 +201,8 @@ pub(crate) struct CreateContainer {
     #[serde(default)]
     pub(crate) expires_at: Option<String>,
     /// The course (id) it is for: its end is the container's expiry (set by the teacher,
-    /// so only they or an administrator may postpone it) and its host labels are the
-    /// container's unless `requires` is given. Left out: the one running course the
+    /// so only they or an administrator may postpone it) and its host labels are a
+    /// docker container's unless `requires` is given. Left out: the one running course the
     /// owner is enrolled in, if there is exactly one.
     #[serde(default)]
     pub(crate) course: Option<String>,
@@ -599,9 +599,19 @@ impl Containers {
         let env = parse_env(req.env)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
         let course = self.course_for(caller, req.course.as_deref()).await?;
-        let required = match (req.requires, &course) {
-            (None, Some(c)) => c.host_labels.clone(),
-            (asked, _) => parse_requires(asked)?,
+        let backend = match req.backend.as_deref() {
+            None => Backend::Docker,
+            Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
+                code: "invalid_input",
+                message: format!("unknown backend {s:?}; use docker or kubernetes"),
+                field: Some("backend"),
+            })?,
+        };
+        // The course's host labels are the Docker hosts': a kubernetes container of a
+        // member goes without them.
+        let required = match (req.requires, &course, backend) {
+            (None, Some(c), Backend::Docker) => c.host_labels.clone(),
+            (asked, _, _) => parse_requires(asked)?,
         };
         let asked_expiry = req
             .expires_at
@@ -618,14 +628,6 @@ impl Containers {
             (Some(a), Some((end, _))) if a < end => (Some(a), caller.name.to_string()),
             (_, Some((end, teacher))) => (Some(end), teacher.to_string()),
             (a, None) => (a, caller.name.to_string()),
-        };
-        let backend = match req.backend.as_deref() {
-            None => Backend::Docker,
-            Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
-                code: "invalid_input",
-                message: format!("unknown backend {s:?}; use docker or kubernetes"),
-                field: Some("backend"),
-            })?,
         };
         let res = self
             .resources(caller, req.cpus, req.memory, req.gpus)
