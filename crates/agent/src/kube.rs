@@ -20,9 +20,32 @@ use wm_kube::{Cluster, KubeContainer, KubeContainerSpec};
 /// Some cluster calls wait for objects to go; the agent's answer comes after that.
 const SLOW_CALL: Duration = Duration::from_secs(90);
 
+/// The user's role, and the courses (ids, comma-separated) they are enrolled in. An
+/// older agent ignores `courses` (its namespaces carry no course labels); an older
+/// console leaves it out.
 #[derive(Debug, Serialize, Deserialize)]
 struct RoleQuery {
     role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    courses: Option<String>,
+}
+
+impl RoleQuery {
+    fn new(role: Role, courses: &[String]) -> Self {
+        Self {
+            role,
+            courses: (!courses.is_empty()).then(|| courses.join(",")),
+        }
+    }
+
+    fn courses(&self) -> Vec<String> {
+        self.courses
+            .iter()
+            .flat_map(|c| c.split(','))
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,7 +105,7 @@ async fn ensure_user(
     Path(name): Path<String>,
     Query(q): Query<RoleQuery>,
 ) -> Result<StatusCode, Failure> {
-    c.ensure_user(&user(&name)?, q.role).await?;
+    c.ensure_user(&user(&name)?, q.role, &q.courses()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -91,7 +114,9 @@ async fn kubeconfig(
     Path(name): Path<String>,
     Query(q): Query<RoleQuery>,
 ) -> Answer<String> {
-    Ok(Json(c.kubeconfig(&user(&name)?, q.role).await?))
+    Ok(Json(
+        c.kubeconfig(&user(&name)?, q.role, &q.courses()).await?,
+    ))
 }
 
 async fn create(State(c): Shared, Json(spec): Json<KubeContainerSpec>) -> Answer<KubeContainer> {
@@ -168,13 +193,18 @@ impl Cluster for RemoteCluster {
             .await
     }
 
-    async fn ensure_user(&self, user: &UserName, role: Role) -> Result<(), BackendError> {
+    async fn ensure_user(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<(), BackendError> {
         let path = format!("/kube/users/{}", path_segment(user.as_str()));
         let req = self
             .t
             .http
             .put(self.t.url(&path))
-            .query(&RoleQuery { role });
+            .query(&RoleQuery::new(role, courses));
         self.t.send(req, Some(SLOW_CALL)).await.map(drop)
     }
 
@@ -232,13 +262,18 @@ impl Cluster for RemoteCluster {
         self.t.json(req, self.t.timeout).await
     }
 
-    async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError> {
+    async fn kubeconfig(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<String, BackendError> {
         let path = format!("/kube/users/{}/kubeconfig", path_segment(user.as_str()));
         let req = self
             .t
             .http
             .get(self.t.url(&path))
-            .query(&RoleQuery { role });
+            .query(&RoleQuery::new(role, courses));
         self.t.json(req, SLOW_CALL).await
     }
 }

@@ -117,6 +117,9 @@ pub struct Activity {
     pub rx_bytes: u64,
     /// Bytes sent on its networks.
     pub tx_bytes: u64,
+    /// Memory in use now (not cumulative), when the host says; an older agent does not.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// A command to run in a container.

@@ -339,7 +339,16 @@ pub async fn build_with_hosts(
         metrics.clone(),
     ));
     let storage = Arc::new(Storage::new(store.clone(), hosts.clone(), quotas.clone()));
-    let courses = Arc::new(Courses::new(store.clone()));
+    // Join codes are limited as logins are: a wrong code counts as a failed login of the
+    // caller's name from their address.
+    let courses = Arc::new(Courses::new(
+        store.clone(),
+        LoginLimiter::new(LoginLimits {
+            pair: config.login_rate_limit,
+            user: config.login_user_rate_limit,
+            address: config.login_address_rate_limit,
+        }),
+    ));
     let users = Arc::new(Users::new(
         store.clone(),
         containers.clone(),

@@ -151,6 +151,15 @@ fn rule(method: &str, path: &str) -> Option<Kind> {
         ("post", "/api/v1/courses/{id}/containers/{name}/stop") => CourseTeacher,
         ("post", "/api/v1/courses/{id}/containers/{name}/start") => CourseTeacher,
         ("get", "/api/v1/courses/{id}/containers/{name}/logs") => CourseTeacher,
+        ("get", "/api/v1/courses/{id}/containers/{name}") => CourseTeacher,
+        ("post", "/api/v1/courses/join") => Own,
+        ("put", "/api/v1/courses/{id}/join-code") => CourseTeacher,
+        ("delete", "/api/v1/courses/{id}/join-code") => CourseTeacher,
+        ("get", "/api/v1/courses/{id}/images") => CourseVisible,
+        ("put", "/api/v1/courses/{id}/images") => CourseTeacher,
+        ("put", "/api/v1/courses/{id}/quota") | ("delete", "/api/v1/courses/{id}/quota") => {
+            AdminOnly
+        }
         ("post", "/api/v1/vm-images") | ("get", "/api/v1/vm-images") => Own,
         // Image names are each owner's own: another's name is a missing one of theirs.
         ("delete", "/api/v1/vm-images/{name}") => Personal,
@@ -226,6 +235,10 @@ struct World {
     host: String,
     /// The teacher's course, the owner enrolled in it.
     course: String,
+    /// The join code of another course of the teacher's, which every caller may join.
+    join_code: String,
+    /// The teacher's image, shared with the course: the one the course names.
+    course_image: String,
     /// A token of the owner that stays valid: the `{id}` of refused token deletes.
     kept_token_id: String,
     /// Where the VMs' disks are; removed, with the domains, when the matrix ends.
@@ -488,6 +501,40 @@ async fn world() -> World {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{course}");
     let course = course["id"].as_str().unwrap().to_string();
+    let (status, open) = app
+        .post("/api/v1/courses", &teacher, json!({"name": "open"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{open}");
+    let (status, open) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/courses/{}/join-code", open["id"].as_str().unwrap()),
+            Some(&teacher),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{open}");
+    let join_code = open["join_code"].as_str().unwrap().to_string();
+    let (status, lines) = app
+        .build(
+            &teacher,
+            "authz-course:1",
+            &format!("FROM {}\nLABEL authz=course\n", test_image().await),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines.last().unwrap()["status"], "done", "{lines:?}");
+    let (_, me) = app.get("/api/v1/me", &teacher).await;
+    let course_image = format!("wm/{}/authz-course:1", me["name"].as_str().unwrap());
+    let (status, shared) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/images/{}", encode_ref(&course_image)),
+            Some(&teacher),
+            Some(json!({"courses": [course]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shared}");
     let tokens = vec![
         (Who::Anonymous, None),
         (Who::Revoked, revoked["token"].as_str().map(String::from)),
@@ -505,6 +552,8 @@ async fn world() -> World {
         tokens,
         host,
         course,
+        join_code,
+        course_image,
         kept_token_id: kept["id"].as_str().unwrap().to_string(),
         vm_storage,
         app,
@@ -690,6 +739,10 @@ async fn request(w: &World, method: &str, path: &str, who: Who) -> reqwest::Requ
             "new": if who == Who::Admin { ADMIN_PASSWORD } else { "password-123" }})),
         ("post", "/api/v1/courses") => req.json(&json!({"name": unique("c")})),
         ("post", "/api/v1/courses/{id}/members") => req.json(&json!({"users": [w.owner]})),
+        ("post", "/api/v1/courses/join") => req.json(&json!({"code": w.join_code})),
+        ("put", "/api/v1/courses/{id}/images") => req.json(&json!({
+            "image": w.course_image, "title": "exercise", "note": "authz"})),
+        ("put", "/api/v1/courses/{id}/quota") => req.json(&json!({"containers": 100})),
         ("post", "/api/v1/vm-images") => req.multipart(
             reqwest::multipart::Form::new()
                 .text("name", unique("i"))

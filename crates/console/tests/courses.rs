@@ -11,6 +11,7 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wm_testkit::browser::Browser;
+use wm_testkit::kube_apiserver::KubeApiServer;
 
 /// Builds a small image `name` (`repo:tag`) of the caller's from the test image.
 async fn build_image(app: &TestApp, token: &str, name: &str) {
@@ -842,4 +843,648 @@ async fn in_the_browser_a_teacher_runs_a_course_and_an_admin_disables_an_account
         .await
         .unwrap();
     assert!(export.contains(&format!("target={member}")), "{export}");
+}
+
+/// A course made by `token`'s teacher, with `members` enrolled; answers its id.
+async fn course_with(app: &TestApp, token: &str, members: &[&str]) -> String {
+    let (status, course) = app
+        .post("/api/v1/courses", token, json!({"name": "lab course"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{course}");
+    let id = course["id"].as_str().unwrap().to_string();
+    if !members.is_empty() {
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/courses/{id}/members"),
+                token,
+                json!({ "users": members }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    id
+}
+
+#[tokio::test]
+async fn students_join_with_the_courses_code_and_wrong_codes_tell_nothing() {
+    let app = spawn_app().await;
+    let (teacher, tt) = app.user("tc", "teacher").await;
+    let (_, other_teacher) = app.user("tc", "teacher").await;
+    let (student, st) = app.student().await;
+    let (guesser, gt) = app.student().await;
+    let id = course_with(&app, &tt, &[]).await;
+    let base = format!("/api/v1/courses/{id}");
+    let code_path = format!("{base}/join-code");
+    assert_eq!(app.get(&base, &tt).await.1["join_code"], Value::Null);
+
+    // Only the course's teacher makes its code: another teacher is told there is no such
+    // course, and nothing changes.
+    let (status, _) = call(&app, Method::PUT, &code_path, &other_teacher, json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&base, &tt).await.1["join_code"], Value::Null);
+    let (status, course) = call(&app, Method::PUT, &code_path, &tt, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{course}");
+    let code = course["join_code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 11, "{code}");
+    assert_eq!(&code[5..6], "-");
+
+    // A wrong code, whatever it looks like, is the same 400 and enrols nobody.
+    let join = |token: String, code: String| {
+        let app = &app;
+        async move {
+            app.post("/api/v1/courses/join", &token, json!({ "code": code }))
+                .await
+        }
+    };
+    let mut answers = Vec::new();
+    for wrong in ["nope", "AAAAA-AAAAA", "", &code[..10]] {
+        let (status, body) = join(st.clone(), wrong.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{wrong}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_join_code");
+        answers.push(body["error"]["message"].clone());
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(app.get(&base, &tt).await.1["members"], json!([]));
+    let (status, body) = app
+        .post("/api/v1/courses/join", &st, json!({"code": code, "x": 1}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The right code, however it is typed, enrols the student; they do not see the code.
+    let typed = format!(" {} ", code.replace('-', "").to_lowercase());
+    let (status, joined) = join(st.clone(), typed).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["id"], id.as_str());
+    assert_eq!(joined["members"], json!([student]));
+    assert_eq!(joined["join_code"], Value::Null);
+    assert_eq!(app.get(&base, &st).await.1["join_code"], Value::Null);
+    assert_eq!(join(st.clone(), code.clone()).await.0, StatusCode::OK);
+    // A member does not make codes.
+    let (status, _) = call(&app, Method::PUT, &code_path, &st, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A new code: the old one no longer enrols. Turned off: no code does.
+    let (_, renewed) = call(&app, Method::PUT, &code_path, &tt, json!({})).await;
+    let new_code = renewed["join_code"].as_str().unwrap().to_string();
+    assert_ne!(new_code, code);
+    assert_eq!(
+        join(gt.clone(), code.clone()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, off) = app.delete(&code_path, &tt).await;
+    assert_eq!(status, StatusCode::OK, "{off}");
+    assert_eq!(off["join_code"], Value::Null);
+    assert_eq!(
+        join(gt.clone(), new_code.clone()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(app.get(&base, &tt).await.1["members"], json!([student]));
+
+    // Guessing is limited like logins: after the failures a login may have, even the right
+    // code is refused for a while.
+    let (_, renewed) = call(&app, Method::PUT, &code_path, &tt, json!({})).await;
+    let code = renewed["join_code"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(join(gt.clone(), "BBBBB-BBBBB".into()).await.0);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let (status, body) = join(gt.clone(), code.clone()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(app.get(&base, &tt).await.1["members"], json!([student]));
+
+    // Audited: who joined which course; the code is never written down.
+    let (_, log) = app
+        .get("/api/v1/admin/audit?action=course.join", &app.admin)
+        .await;
+    let entries = log.as_array().unwrap();
+    assert!(
+        entries.iter().any(|e| e["actor"] == student.as_str()
+            && e["target"] == id.as_str()
+            && e["result"] == 200),
+        "{log}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["actor"] == guesser.as_str() && e["result"] == 400),
+        "{log}"
+    );
+    assert!(!log.to_string().contains(&code[..5]), "{log}");
+    let (_, log) = app
+        .get(
+            &format!("/api/v1/admin/audit?actor={teacher}&action=course.join_code"),
+            &app.admin,
+        )
+        .await;
+    assert!(log.as_array().unwrap().len() >= 3, "{log}");
+}
+
+#[tokio::test]
+async fn a_course_names_the_images_shared_with_it_and_members_see_them_first() {
+    let app = spawn_app().await;
+    let (teacher, tt) = app.user("tc", "teacher").await;
+    let (member, mt) = app.student().await;
+    let (_, ot) = app.student().await;
+    let (_, other_teacher) = app.user("tc", "teacher").await;
+    let id = course_with(&app, &tt, &[&member]).await;
+    build_image(&app, &tt, "ex:3").await;
+    build_image(&app, &tt, "aaa:1").await;
+    let reference = format!("wm/{teacher}/ex:3");
+    let unnamed = format!("wm/{teacher}/aaa:1");
+    for r in [&reference, &unnamed] {
+        let (status, body) = call(
+            &app,
+            Method::PATCH,
+            &format!("/api/v1/images/{}", encode_ref(r)),
+            &tt,
+            json!({ "courses": [id] }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let images = format!("/api/v1/courses/{id}/images");
+    let note =
+        json!({"image": reference, "title": "Exercise 3", "note": "use this for exercise 3"});
+
+    // Refused: a member, another teacher, an image not shared with the course, bad text.
+    assert_eq!(
+        call(&app, Method::PUT, &images, &mt, note.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, Method::PUT, &images, &other_teacher, note.clone())
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = call(
+        &app,
+        Method::PUT,
+        &images,
+        &tt,
+        json!({"image": test_image().await, "title": "x"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    for bad in [
+        json!({"image": reference, "title": "x".repeat(101)}),
+        json!({"image": reference, "note": "a\u{7}b"}),
+        json!({"image": reference, "colour": "red"}),
+    ] {
+        let (status, body) = call(&app, Method::PUT, &images, &tt, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (_, list) = app.get(&images, &tt).await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["title"].is_null()),
+        "{list}"
+    );
+
+    let (status, list) = call(&app, Method::PUT, &images, &tt, note).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let named = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["ref"] == reference.as_str())
+        .unwrap();
+    assert_eq!(named["title"], "Exercise 3");
+    assert_eq!(named["note"], "use this for exercise 3");
+
+    // The member sees the course's images first, the named one before the other, with
+    // the course's name and note; outsiders see neither the list nor the images.
+    let (status, theirs) = app.get(&images, &mt).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(theirs, list);
+    assert_eq!(app.get(&images, &ot).await.0, StatusCode::NOT_FOUND);
+    let (_, visible) = app.get("/api/v1/images", &mt).await;
+    assert_eq!(visible[0]["ref"], reference.as_str(), "{visible}");
+    assert_eq!(visible[0]["course_notes"][0]["course"], id.as_str());
+    assert_eq!(visible[0]["course_notes"][0]["title"], "Exercise 3");
+    assert_eq!(visible[1]["ref"], unnamed.as_str(), "{visible}");
+    assert_eq!(visible[1]["course_notes"], json!([]));
+
+    // The owner's sharing again keeps the name; unsharing takes it with the share.
+    let path = format!("/api/v1/images/{}", encode_ref(&reference));
+    call(
+        &app,
+        Method::PATCH,
+        &path,
+        &tt,
+        json!({"courses": [id], "description": "d"}),
+    )
+    .await;
+    let (_, visible) = app.get("/api/v1/images", &mt).await;
+    assert_eq!(visible[0]["course_notes"][0]["title"], "Exercise 3");
+    call(&app, Method::PATCH, &path, &tt, json!({"courses": []})).await;
+    call(&app, Method::PATCH, &path, &tt, json!({"courses": [id]})).await;
+    let (_, visible) = app.get("/api/v1/images", &mt).await;
+    assert!(!visible.to_string().contains("Exercise 3"), "{visible}");
+
+    // Emptied: the name goes.
+    call(
+        &app,
+        Method::PUT,
+        &images,
+        &tt,
+        json!({"image": reference, "title": "Again"}),
+    )
+    .await;
+    let (_, list) = call(
+        &app,
+        Method::PUT,
+        &images,
+        &tt,
+        json!({"image": reference, "title": "", "note": ""}),
+    )
+    .await;
+    assert!(!list.to_string().contains("Again"), "{list}");
+    let (_, log) = app
+        .get(
+            &format!("/api/v1/admin/audit?actor={teacher}&action=course.image"),
+            &app.admin,
+        )
+        .await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["target"] == id.as_str() && e["result"] == 200),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_courses_quota_comes_between_the_role_and_the_users_overrides() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.quotas.insert(
+        wm_domain::Role::Student,
+        wm_console::config::QuotaSettings {
+            containers: Some(1),
+            ..wm_console::config::QuotaSettings::unlimited()
+        },
+    );
+    let app = spawn_with(config, data).await;
+    let (_, tt) = app.user("tc", "teacher").await;
+    let (member, mt) = app.student().await;
+    let (_, ot) = app.student().await;
+    let small = course_with(&app, &tt, &[&member]).await;
+    let large = course_with(&app, &tt, &[&member]).await;
+    let quota = |id: &str| format!("/api/v1/courses/{id}/quota");
+    let mine = |token: String| {
+        let app = &app;
+        async move { app.get("/api/v1/me", &token).await.1["quota"]["containers"].clone() }
+    };
+    assert_eq!(mine(mt.clone()).await, 1);
+
+    // Administrators only; bad values change nothing.
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        &quota(&small),
+        &tt,
+        json!({"containers": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for bad in [
+        json!({"containers": -2}),
+        json!({"cpus": "many"}),
+        json!({"colour": 1}),
+    ] {
+        let (status, body) = call(&app, Method::PUT, &quota(&small), &app.admin, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/api/v1/courses/nothing-here/quota",
+        &app.admin,
+        json!({"containers": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(mine(mt.clone()).await, 1);
+
+    // A course's value replaces the role's for its members, the most generous course's
+    // when there are several; others keep the role's.
+    let (status, c) = call(
+        &app,
+        Method::PUT,
+        &quota(&small),
+        &app.admin,
+        json!({"containers": 2}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["quota"]["containers"], 2);
+    assert_eq!(c["quota"]["running"], Value::Null);
+    assert_eq!(mine(mt.clone()).await, 2);
+    assert_eq!(mine(ot.clone()).await, 1);
+    call(
+        &app,
+        Method::PUT,
+        &quota(&large),
+        &app.admin,
+        json!({"containers": 3}),
+    )
+    .await;
+    assert_eq!(mine(mt.clone()).await, 3);
+    assert_eq!(
+        app.get(&format!("/api/v1/courses/{large}"), &mt).await.1["quota"]["containers"],
+        3
+    );
+    let (_, all) = app.get("/api/v1/admin/quotas", &app.admin).await;
+    let row = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["user"] == member.as_str())
+        .unwrap();
+    assert_eq!(row["quota"]["containers"], 3, "{row}");
+
+    // Enforced: three containers, not four.
+    let image = test_image().await;
+    for n in ["q1", "q2", "q3"] {
+        app.create(&mt, json!({"name": n, "image": image})).await;
+    }
+    let (status, body) = app
+        .post(
+            "/api/v1/containers",
+            &mt,
+            json!({"name": "q4", "image": image}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+
+    // The user's own override comes first; without it the courses' quota is back.
+    let user_quota = format!("/api/v1/admin/users/{member}/quota");
+    call(
+        &app,
+        Method::PUT,
+        &user_quota,
+        &app.admin,
+        json!({"containers": 1}),
+    )
+    .await;
+    assert_eq!(mine(mt.clone()).await, 1);
+    app.delete(&user_quota, &app.admin).await;
+    assert_eq!(mine(mt.clone()).await, 3);
+
+    // No limit is the most generous of all; cleared, the role's applies again.
+    call(
+        &app,
+        Method::PUT,
+        &quota(&small),
+        &app.admin,
+        json!({"containers": -1}),
+    )
+    .await;
+    assert_eq!(mine(mt.clone()).await, Value::Null);
+    for id in [&small, &large] {
+        let (status, c) = app.delete(&quota(id), &app.admin).await;
+        assert_eq!(status, StatusCode::OK, "{c}");
+        assert_eq!(c["quota"], Value::Null);
+    }
+    assert_eq!(mine(mt.clone()).await, 1);
+    // Out of the course, out of its quota.
+    call(
+        &app,
+        Method::PUT,
+        &quota(&large),
+        &app.admin,
+        json!({"containers": 3}),
+    )
+    .await;
+    assert_eq!(mine(mt.clone()).await, 3);
+    app.delete(&format!("/api/v1/courses/{large}/members/{member}"), &tt)
+        .await;
+    assert_eq!(mine(mt.clone()).await, 1);
+}
+
+#[tokio::test]
+async fn a_teacher_views_a_members_container_read_only_and_nothing_outside_the_course() {
+    let app = spawn_app().await;
+    let (teacher, tt) = app.user("tc", "teacher").await;
+    let (_, other_teacher) = app.user("tc", "teacher").await;
+    let (member, mt) = app.student().await;
+    let (outsider, ot) = app.student().await;
+    let id = course_with(&app, &tt, &[&member]).await;
+    let image = test_image().await;
+    let mine = app
+        .create(&mt, json!({"name": "lab", "image": image, "ports": [80]}))
+        .await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = app
+        .create(&ot, json!({"name": "lab", "image": image}))
+        .await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("/api/v1/courses/{id}/containers");
+
+    // The course's table: status, image, host, ports, age and what it uses now.
+    let (status, list) = app.get(&base, &tt).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(names(&list), std::slice::from_ref(&mine));
+    let row = &list[0];
+    assert_eq!(row["status"], "running");
+    assert_eq!(row["owner"], member.as_str());
+    assert_eq!(row["ports"][0]["guest"], 80);
+    assert!(row["created_at"].is_string() && row["host"].is_string());
+    assert!(
+        row["usage"]["cpu_seconds"].as_f64().unwrap() >= 0.0,
+        "{row}"
+    );
+    assert!(row["usage"]["memory"].as_u64().unwrap() > 0, "{row}");
+
+    // One container, read only.
+    let (status, c) = app.get(&format!("{base}/{mine}"), &tt).await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["name"], mine.as_str());
+    assert_eq!(c["image"], image);
+    assert!(c["usage"]["memory"].as_u64().unwrap() > 0, "{c}");
+    // Stopped: shown without usage.
+    app.post(&format!("{base}/{mine}/stop"), &tt, json!({}))
+        .await;
+    let (_, c) = app.get(&format!("{base}/{mine}"), &tt).await;
+    assert_eq!(c["usage"], Value::Null, "{c}");
+    app.post(&format!("{base}/{mine}/start"), &tt, json!({}))
+        .await;
+
+    // Outside the course: the same 404 as a container that does not exist, for the view
+    // as for every other course path; the member is told only the teacher may; another
+    // teacher does not see the course at all.
+    let missing = format!("{outsider}-nothing");
+    let (s1, b1) = app.get(&format!("{base}/{theirs}"), &tt).await;
+    let (s2, b2) = app.get(&format!("{base}/{missing}"), &tt).await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
+        "{b1}"
+    );
+    assert_eq!(b1["error"]["code"], b2["error"]["code"]);
+    assert_eq!(
+        b1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&theirs, "X"),
+        b2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&missing, "X")
+    );
+    assert_eq!(
+        app.get(&format!("{base}/{mine}"), &other_teacher).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("{base}/{mine}"), &mt).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Nothing reaches inside: no exec, files or terminal for the teacher, here or on the
+    // owner's routes.
+    for (m, path) in [
+        (Method::POST, format!("{base}/{mine}/exec")),
+        (Method::GET, format!("{base}/{mine}/files?path=/etc")),
+        (Method::POST, format!("/api/v1/containers/{mine}/exec")),
+        (
+            Method::GET,
+            format!("/api/v1/containers/{mine}/files?path=/etc"),
+        ),
+        (Method::GET, format!("/api/v1/containers/{mine}/terminal")),
+    ] {
+        let (status, body) = app
+            .call(m.clone(), &path, Some(&tt), Some(json!({"cmd": ["true"]})))
+            .await;
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED,
+            "{m} {path}: {status} {body}"
+        );
+    }
+
+    // Every look is audited with the teacher's name, the refused ones too.
+    let (_, log) = app
+        .get(
+            &format!("/api/v1/admin/audit?actor={teacher}&action=container.view"),
+            &app.admin,
+        )
+        .await;
+    let entries = log.as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["target"] == mine.as_str() && e["result"] == 200),
+        "{log}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["target"] == theirs.as_str() && e["result"] == 404),
+        "{log}"
+    );
+}
+
+/// A student's namespace carries a label of each course they are enrolled in, set at the
+/// create of a kubernetes container and kept in step at each later visit (here, a
+/// kubeconfig); nothing else of the namespace changes. The course's (Docker) host labels
+/// do not stop the create.
+async fn namespaces_carry_their_courses(app: TestApp, server: &KubeApiServer) {
+    let (_, tt) = app.user("tc", "teacher").await;
+    let (member, mt) = app.student().await;
+    // The course's host labels are the Docker hosts': its members' kubernetes containers
+    // go without them.
+    let (status, course) = app
+        .post(
+            "/api/v1/courses",
+            &tt,
+            json!({"name": "cluster course", "host_labels": ["gpu"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{course}");
+    let id = course["id"].as_str().unwrap().to_string();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/courses/{id}/members"),
+            &tt,
+            json!({ "users": [member] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let label = format!("wm.course.{id}");
+    let c = app
+        .create(
+            &mt,
+            json!({"name": "web", "image": "nginx", "backend": "kubernetes"}),
+        )
+        .await;
+    assert_eq!(c["backend"], "kubernetes", "{c}");
+    let labels = || {
+        server
+            .object("namespaces", "", &member)
+            .expect("the member's namespace")["metadata"]["labels"]
+            .clone()
+    };
+    assert_eq!(labels()[&label], "true", "{}", labels());
+    assert_eq!(labels()["wm.owner"], member.as_str());
+    let (status, _) = app
+        .delete(&format!("/api/v1/courses/{id}/members/{member}"), &tt)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/kubeconfig", Some(&mt), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(labels().get(&label).is_none(), "{}", labels());
+    assert_eq!(labels()["pod-security.kubernetes.io/enforce"], "baseline");
+    let (status, _) = app
+        .delete(&format!("/api/v1/containers/{member}-web"), &mt)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn course_members_namespaces_carry_the_courses_label() {
+    let server = KubeApiServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.kube = Some(kube_settings(&server, data.path()));
+    namespaces_carry_their_courses(spawn_with(config, data).await, &server).await;
+}
+
+#[tokio::test]
+async fn course_labels_go_through_a_kubernetes_agent() {
+    let server = KubeApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kube = wm_kube::Kube::new(kube_settings(&server, dir.path()))
+        .await
+        .unwrap();
+    let token = "kubernetes-agent-token-courses-0123";
+    let router =
+        wm_agent::kube::router(std::sync::Arc::new(kube), wm_agent::AgentToken::new(token));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent_url = format!("http://{}", listener.local_addr().unwrap());
+    let agent = tokio::spawn(wm_agent::serve(
+        listener,
+        router,
+        None,
+        std::future::pending(),
+    ));
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.kube_agent = Some(agent_url);
+    config.agent.token = Some(wm_console::config::Secret::new(token));
+    namespaces_carry_their_courses(spawn_with(config, data).await, &server).await;
+    agent.abort();
 }

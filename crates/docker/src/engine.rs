@@ -1344,6 +1344,7 @@ impl ContainerBackend for DockerEngine {
             cpu_nanos: sample.cpu_stats.cpu_usage.total_usage,
             rx_bytes,
             tx_bytes,
+            memory_bytes: sample.memory_stats.usage,
         })
     }
 

@@ -36,7 +36,7 @@ use std::future::Future;
 use std::time::Duration;
 use wm_domain::{ContainerKey, Role, UserName};
 
-pub use manifests::{render_manifests, KubeContainerSpec};
+pub use manifests::{course_label, render_manifests, KubeContainerSpec};
 pub use settings::{KubeSettings, Resources, ResourcesByRole, RoleResources, MAX_GPUS};
 pub use wm_backend::BackendError;
 
@@ -172,9 +172,15 @@ impl Kube {
 
     /// Makes the user's namespace and everything in it as their role says. Idempotent, and
     /// repeating it brings a namespace changed behind our back (or by a changed role)
-    /// back to what it should be.
-    pub async fn ensure_user(&self, user: &UserName, role: Role) -> Result<(), BackendError> {
-        for object in user_objects(&self.settings, user, role)? {
+    /// back to what it should be; the namespace's course labels follow `courses` (the
+    /// ids of the courses the user is enrolled in).
+    pub async fn ensure_user(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<(), BackendError> {
+        for object in user_objects(&self.settings, user, role, courses)? {
             self.apply(&object).await?;
         }
         Ok(())
@@ -188,7 +194,8 @@ impl Kube {
     /// (another `creation_id`); objects with the same id are a retry and are completed.
     pub async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError> {
         let objects = container_objects(&self.settings, spec)?;
-        self.ensure_user(&spec.owner, spec.role).await?;
+        self.ensure_user(&spec.owner, spec.role, &spec.courses)
+            .await?;
         let ns = spec.owner.as_str();
         let name = spec.name.as_str();
         let taken = || BackendError::NameTaken(name.to_string());
@@ -331,8 +338,13 @@ impl Kube {
     /// A kubeconfig for the user's own namespace, with a token of their ServiceAccount:
     /// short-lived from the TokenRequest API, or the long-lived Secret's when so
     /// configured. The namespace is made first if it is not there yet.
-    pub async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError> {
-        self.ensure_user(user, role).await?;
+    pub async fn kubeconfig(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<String, BackendError> {
+        self.ensure_user(user, role, courses).await?;
         let ns = namespace_of(&self.settings, user)?;
         let token = if self.settings.long_lived_tokens {
             self.long_lived_token(user).await?
@@ -711,8 +723,14 @@ fn base64_encode(data: &[u8]) -> String {
 pub trait Cluster: Send + Sync {
     /// The API server's version; [`BackendError::Unavailable`] when it cannot be reached.
     async fn health(&self) -> Result<String, BackendError>;
-    /// Creates or updates the user's namespace and what goes in it.
-    async fn ensure_user(&self, user: &UserName, role: Role) -> Result<(), BackendError>;
+    /// Creates or updates the user's namespace and what goes in it, labelled with the
+    /// courses (ids) they are enrolled in.
+    async fn ensure_user(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<(), BackendError>;
     async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError>;
     async fn inspect(&self, name: &ContainerKey) -> Result<KubeContainer, BackendError>;
     /// Every container of this installation in the cluster.
@@ -722,8 +740,14 @@ pub trait Cluster: Send + Sync {
     /// Removes the container's objects and waits until they are gone.
     async fn remove(&self, name: &ContainerKey) -> Result<(), BackendError>;
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<String, BackendError>;
-    /// A kubeconfig for the user's namespace with a fresh token.
-    async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError>;
+    /// A kubeconfig for the user's namespace with a fresh token (the namespace made or
+    /// brought up to date first, as by `ensure_user`).
+    async fn kubeconfig(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<String, BackendError>;
 }
 
 #[async_trait::async_trait]
@@ -731,8 +755,13 @@ impl Cluster for Kube {
     async fn health(&self) -> Result<String, BackendError> {
         Kube::health(self).await
     }
-    async fn ensure_user(&self, user: &UserName, role: Role) -> Result<(), BackendError> {
-        Kube::ensure_user(self, user, role).await
+    async fn ensure_user(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<(), BackendError> {
+        Kube::ensure_user(self, user, role, courses).await
     }
     async fn create(&self, spec: &KubeContainerSpec) -> Result<KubeContainer, BackendError> {
         Kube::create(self, spec).await
@@ -755,7 +784,12 @@ impl Cluster for Kube {
     async fn logs(&self, name: &ContainerKey, tail: u32) -> Result<String, BackendError> {
         Kube::logs(self, name, tail).await
     }
-    async fn kubeconfig(&self, user: &UserName, role: Role) -> Result<String, BackendError> {
-        Kube::kubeconfig(self, user, role).await
+    async fn kubeconfig(
+        &self,
+        user: &UserName,
+        role: Role,
+        courses: &[String],
+    ) -> Result<String, BackendError> {
+        Kube::kubeconfig(self, user, role, courses).await
     }
 }

@@ -47,6 +47,27 @@ pub struct KubeContainerSpec {
     /// `max_gpus`; 0: none.
     #[serde(default)]
     pub gpus: u32,
+    /// The courses (ids) the owner is enrolled in: their namespace carries a
+    /// [`course_label`] of each. Left out by older consoles: no course labels.
+    #[serde(default)]
+    pub courses: Vec<String>,
+}
+
+/// The label a namespace carries, set to `"true"`, for each course its user is enrolled
+/// in (`wm.course.<id>`): `kubectl get ns -l wm.course.<id>` lists a class's namespaces.
+/// `None` for an id that cannot be part of a label's name.
+pub fn course_label(course: &str) -> Option<String> {
+    let name = format!("wm.course.{course}");
+    let ok = !course.is_empty()
+        && name.len() <= 63
+        && course
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && course
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    ok.then_some(name)
 }
 
 /// The user's namespace, which is their account name: refused unless it is a DNS label
@@ -107,14 +128,28 @@ pub fn instance_selector(settings: &KubeSettings) -> String {
 }
 
 /// Everything a user's namespace holds, in the order it must be applied (the namespace
-/// first, the binding after its role and account).
+/// first, the binding after its role and account). The namespace carries a
+/// [`course_label`] for each of `courses`.
 pub fn user_objects(
     settings: &KubeSettings,
     user: &UserName,
     role: Role,
+    courses: &[String],
 ) -> Result<Vec<Value>, BackendError> {
     let ns = namespace_of(settings, user)?;
     let labels = labels(settings, user, None);
+    let mut ns_labels = merged(
+        &labels,
+        json!({
+            // Baseline forbids privileged pods, host namespaces and host paths
+            // whoever creates them; restricted would also forbid running as root,
+            // which student images do.
+            "pod-security.kubernetes.io/enforce": "baseline",
+        }),
+    );
+    for label in courses.iter().filter_map(|c| course_label(c)) {
+        ns_labels[label.as_str()] = "true".into();
+    }
     let meta = |name: &str| json!({ "name": name, "namespace": ns, "labels": labels });
     let res = settings.resources.of(role);
     let read = ["get", "list", "watch"];
@@ -131,15 +166,7 @@ pub fn user_objects(
     let mut objects = vec![
         json!({
             "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {
-                "name": ns,
-                "labels": merged(&labels, json!({
-                    // Baseline forbids privileged pods, host namespaces and host paths
-                    // whoever creates them; restricted would also forbid running as root,
-                    // which student images do.
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                })),
-            },
+            "metadata": { "name": ns, "labels": ns_labels },
         }),
         json!({
             "apiVersion": "v1", "kind": "ServiceAccount",
@@ -388,7 +415,8 @@ pub fn render_manifests(
     container: Option<&KubeContainerSpec>,
 ) -> Result<String, BackendError> {
     settings.validate().map_err(BackendError::Policy)?;
-    let mut objects = user_objects(settings, user, role)?;
+    let courses = container.map_or(&[][..], |c| c.courses.as_slice());
+    let mut objects = user_objects(settings, user, role, courses)?;
     if let Some(spec) = container {
         if &spec.owner != user {
             return Err(BackendError::Refused(format!(
@@ -421,7 +449,35 @@ mod tests {
             creation_id: "c1".into(),
             role: Role::Student,
             gpus: 0,
+            courses: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_namespace_carries_a_label_of_each_course() {
+        let s = KubeSettings::default();
+        let alice = UserName::parse("alice").unwrap();
+        let courses = ["3f2a9c1b0d4e".to_string(), "bad id!".to_string()];
+        let objs = user_objects(&s, &alice, Role::Student, &courses).unwrap();
+        let labels = &objs[0]["metadata"]["labels"];
+        assert_eq!(objs[0]["kind"], "Namespace");
+        assert_eq!(labels["wm.course.3f2a9c1b0d4e"], "true");
+        assert_eq!(labels["wm.owner"], "alice");
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
+        // An id no label can hold is left out; only the namespace is labelled.
+        assert_eq!(labels.as_object().unwrap().len(), 6, "{labels}");
+        for o in &objs[1..] {
+            assert!(o["metadata"]["labels"]
+                .get("wm.course.3f2a9c1b0d4e")
+                .is_none());
+        }
+        assert_eq!(course_label("x".repeat(60).as_str()), None);
+        let none = user_objects(&s, &alice, Role::Student, &[]).unwrap();
+        assert!(!none[0]["metadata"]["labels"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("wm.course.")));
     }
 
     #[test]
@@ -430,7 +486,7 @@ mod tests {
         s.resources.teacher.max_gpus = 2;
         let alice = UserName::parse("alice").unwrap();
         let quota = |role| {
-            user_objects(&s, &alice, role)
+            user_objects(&s, &alice, role, &[])
                 .unwrap()
                 .into_iter()
                 .find(|o| o["kind"] == "ResourceQuota")
@@ -447,7 +503,7 @@ mod tests {
         );
         // The LimitRange never names GPUs: its max would become every pod's limit.
         for role in [Role::Student, Role::Teacher] {
-            let objs = user_objects(&s, &alice, role).unwrap();
+            let objs = user_objects(&s, &alice, role, &[]).unwrap();
             let lr = objs.iter().find(|o| o["kind"] == "LimitRange").unwrap();
             assert!(!lr.to_string().contains("gpu"), "{lr}");
         }
@@ -515,7 +571,7 @@ mod tests {
             let u = UserName::parse(bad).unwrap();
             assert!(
                 matches!(
-                    user_objects(&s, &u, Role::Student),
+                    user_objects(&s, &u, Role::Student, &[]),
                     Err(BackendError::Policy(_))
                 ),
                 "{bad}"

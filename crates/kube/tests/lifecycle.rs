@@ -77,6 +77,7 @@ fn spec(owner: &str, short: &str, ports: &[u16], creation_id: &str) -> KubeConta
         creation_id: creation_id.into(),
         role: Role::Student,
         gpus: 0,
+        courses: Vec::new(),
     }
 }
 
@@ -92,9 +93,15 @@ async fn user_namespace_is_made_once_and_kept_right() {
     let s = setup(|_| {}).await;
     assert_eq!(s.kube.health().await.unwrap(), "v1.33.0-wm-standin");
     let alice = user("alice");
-    s.kube.ensure_user(&alice, Role::Student).await.unwrap();
+    s.kube
+        .ensure_user(&alice, Role::Student, &[])
+        .await
+        .unwrap();
     let role_before = s.server.object("roles", "alice", "wm-user").unwrap();
-    s.kube.ensure_user(&alice, Role::Student).await.unwrap();
+    s.kube
+        .ensure_user(&alice, Role::Student, &[])
+        .await
+        .unwrap();
     let role_after = s.server.object("roles", "alice", "wm-user").unwrap();
     assert_eq!(role_before["rules"], role_after["rules"]);
     assert_eq!(
@@ -133,7 +140,10 @@ async fn user_namespace_is_made_once_and_kept_right() {
     assert_eq!(quota["spec"]["hard"]["limits.memory"], "4Gi");
 
     // A changed role changes the quota of the same namespace.
-    s.kube.ensure_user(&alice, Role::Teacher).await.unwrap();
+    s.kube
+        .ensure_user(&alice, Role::Teacher, &[])
+        .await
+        .unwrap();
     let quota = s
         .server
         .object("resourcequotas", "alice", "wm-user")
@@ -331,7 +341,10 @@ async fn a_half_done_creation_is_completed_by_its_retry() {
 
     // Only the Deployment got made before the crash.
     let api = spec("alice", "api", &[8000], "id-2");
-    s.kube.ensure_user(&api.owner, Role::Student).await.unwrap();
+    s.kube
+        .ensure_user(&api.owner, Role::Student, &[])
+        .await
+        .unwrap();
     let deployment = container_objects(s.kube.settings(), &api)
         .unwrap()
         .remove(0);
@@ -383,7 +396,7 @@ async fn invalid_user_names_are_refused_before_any_call() {
     for name in ["a.b", "a_b", "kube-system", "default", "ingress-nginx"] {
         let err = s
             .kube
-            .ensure_user(&user(name), Role::Student)
+            .ensure_user(&user(name), Role::Student, &[])
             .await
             .unwrap_err();
         assert!(matches!(err, BackendError::Policy(_)), "{name}: {err:?}");
@@ -569,7 +582,7 @@ async fn a_users_kubeconfig_acts_in_their_namespace_only() {
         .unwrap();
     let yaml = s
         .kube
-        .kubeconfig(&user("alice"), Role::Student)
+        .kubeconfig(&user("alice"), Role::Student, &[])
         .await
         .unwrap();
     assert!(!yaml.contains(s.server.admin_token()));
@@ -601,7 +614,7 @@ async fn long_lived_tokens_come_from_a_token_secret() {
         .unwrap();
     let yaml = s
         .kube
-        .kubeconfig(&user("alice"), Role::Student)
+        .kubeconfig(&user("alice"), Role::Student, &[])
         .await
         .unwrap();
     let secret = s.server.object("secrets", "alice", "alice-token").unwrap();
@@ -610,7 +623,7 @@ async fn long_lived_tokens_come_from_a_token_secret() {
     // The same token on the next call.
     assert_eq!(
         s.kube
-            .kubeconfig(&user("alice"), Role::Student)
+            .kubeconfig(&user("alice"), Role::Student, &[])
             .await
             .unwrap(),
         yaml
@@ -622,7 +635,7 @@ async fn public_server_goes_into_kubeconfigs() {
     let s = setup(|s| s.public_server = Some("https://k8s.example.org:6443".into())).await;
     let yaml = s
         .kube
-        .kubeconfig(&user("alice"), Role::Student)
+        .kubeconfig(&user("alice"), Role::Student, &[])
         .await
         .unwrap();
     let kc = Kubeconfig::from_yaml(&yaml).unwrap();
@@ -734,7 +747,7 @@ async fn the_clusters_ca_goes_into_kubeconfigs() {
     .await
     .unwrap();
     let yaml = kube
-        .kubeconfig(&user("alice"), Role::Student)
+        .kubeconfig(&user("alice"), Role::Student, &[])
         .await
         .unwrap();
     let kc = Kubeconfig::from_yaml(&yaml).unwrap();

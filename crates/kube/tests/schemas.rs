@@ -66,6 +66,7 @@ fn every_generated_object_is_valid_for_each_kubernetes_release() {
         creation_id: "4b4c0a5e-6f43-4f0e-9a55-0ad0e2b1e1a7".into(),
         role: Role::Teacher,
         gpus: 1,
+        courses: Vec::new(),
     };
     let yaml = render_manifests(&settings, &owner, Role::Teacher, Some(&spec)).unwrap();
     assert_eq!(

@@ -515,6 +515,21 @@ pub struct Course {
     pub created_at: i64,
     /// Sorted by name.
     pub members: Vec<UserName>,
+    /// The code that enrols whoever enters it; `None`: the course takes none.
+    pub join_code: Option<String>,
+}
+
+/// An image shared with a course, with the course's own name and note for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CourseShare {
+    pub reference: String,
+    /// Whose image it is.
+    pub owner: String,
+    pub course: String,
+    /// The course's name for it ("exercise 3").
+    pub title: Option<String>,
+    /// The course's note on it ("use this for exercise 3").
+    pub note: Option<String>,
 }
 
 #[derive(Clone)]
@@ -1484,7 +1499,8 @@ impl Store {
         Ok(())
     }
 
-    /// Shares `owner`'s image with exactly these courses (none: with no course).
+    /// Shares `owner`'s image with exactly these courses (none: with no course). A share
+    /// that stays keeps the course's name and note for the image.
     pub async fn set_image_courses(
         &self,
         reference: &str,
@@ -1492,27 +1508,41 @@ impl Store {
         courses: &[String],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM image_courses WHERE reference = $1")
+        let rows = sqlx::query("SELECT course, owner FROM image_courses WHERE reference = $1")
             .bind(reference)
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            let course: String = r.try_get("course")?;
+            let was: String = r.try_get("owner")?;
+            if !courses.contains(&course) || was != owner {
+                sqlx::query("DELETE FROM image_courses WHERE reference = $1 AND course = $2")
+                    .bind(reference)
+                    .bind(&course)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for c in courses {
+            sqlx::query(
+                "INSERT INTO image_courses (reference, owner, course) VALUES ($1, $2, $3) \
+                 ON CONFLICT (reference, course) DO NOTHING",
+            )
+            .bind(reference)
+            .bind(owner)
+            .bind(c)
             .execute(&mut *tx)
             .await?;
-        for c in courses {
-            sqlx::query("INSERT INTO image_courses (reference, owner, course) VALUES ($1, $2, $3)")
-                .bind(reference)
-                .bind(owner)
-                .bind(c)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// The course shares `user` may use or made: (reference, owner, course id) of images
-    /// shared with a course they teach or are enrolled in, and of their own images.
-    pub async fn image_courses_for(&self, user: &str) -> Result<Vec<(String, String, String)>> {
+    /// The course shares `user` may use or made: images shared with a course they teach
+    /// or are enrolled in, and their own images' shares.
+    pub async fn image_courses_for(&self, user: &str) -> Result<Vec<CourseShare>> {
         let rows = sqlx::query(
-            "SELECT i.reference, i.owner, i.course FROM image_courses i \
+            "SELECT i.reference, i.owner, i.course, i.title, i.note FROM image_courses i \
              JOIN courses c ON c.id = i.course \
              WHERE i.owner = $1 OR c.owner = $1 OR EXISTS \
              (SELECT 1 FROM course_members m WHERE m.course = c.id AND m.user_name = $1) \
@@ -1521,15 +1551,41 @@ impl Store {
         .bind(user)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("reference")?,
-                    r.try_get("owner")?,
-                    r.try_get("course")?,
-                ))
-            })
-            .collect()
+        rows.iter().map(course_share_from_row).collect()
+    }
+
+    /// The images shared with a course, by reference.
+    pub async fn course_images(&self, course: &str) -> Result<Vec<CourseShare>> {
+        let rows = sqlx::query(
+            "SELECT reference, owner, course, title, note FROM image_courses \
+             WHERE course = $1 ORDER BY reference",
+        )
+        .bind(course)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(course_share_from_row).collect()
+    }
+
+    /// Sets the course's name and note for an image shared with it (`None`: none);
+    /// `false` when the image is not shared with the course.
+    pub async fn set_course_image_note(
+        &self,
+        course: &str,
+        reference: &str,
+        title: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE image_courses SET title = $1, note = $2 WHERE course = $3 AND reference = $4",
+        )
+        .bind(title)
+        .bind(note)
+        .bind(course)
+        .bind(reference)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
     }
 
     /// Every image reference a container uses, in any status (gone ones too: their
@@ -1979,6 +2035,105 @@ impl Store {
                 > 0,
         )
     }
+
+    /// Sets (or with `None` removes) the course's join code; a code another course has
+    /// is a [`StoreError::Conflict`].
+    pub async fn set_course_join_code(&self, id: &str, code: Option<&str>) -> Result<bool> {
+        Ok(
+            sqlx::query("UPDATE courses SET join_code = $1 WHERE id = $2")
+                .bind(code)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| conflict(e, "join code".into()))?
+                .rows_affected()
+                > 0,
+        )
+    }
+
+    /// The course that takes this join code.
+    pub async fn course_by_join_code(&self, code: &str) -> Result<Option<Course>> {
+        let row = sqlx::query("SELECT id FROM courses WHERE join_code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => self.course(&r.try_get::<String, _>("id")?).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The course's quota for its members, if an administrator set one.
+    pub async fn course_quota(&self, id: &str) -> Result<Option<QuotaOverride>> {
+        let row = sqlx::query("SELECT * FROM course_quotas WHERE course = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(quota_from_row).transpose()
+    }
+
+    /// Sets the course's quota (all of it: a `None` keeps the role's value).
+    pub async fn set_course_quota(&self, id: &str, q: &QuotaOverride, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO course_quotas (course, containers, running, nano_cpus, memory_bytes, gpus, ports, builds, storage_bytes, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (course) DO UPDATE SET containers = excluded.containers, \
+             running = excluded.running, nano_cpus = excluded.nano_cpus, \
+             memory_bytes = excluded.memory_bytes, gpus = excluded.gpus, ports = excluded.ports, \
+             builds = excluded.builds, storage_bytes = excluded.storage_bytes, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(q.containers)
+        .bind(q.running)
+        .bind(q.nano_cpus)
+        .bind(q.memory_bytes)
+        .bind(q.gpus)
+        .bind(q.ports)
+        .bind(q.builds)
+        .bind(q.storage_bytes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the course's quota.
+    pub async fn delete_course_quota(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM course_quotas WHERE course = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The quotas of the courses each member is enrolled in that have not ended at `now`
+    /// (`user` given: that user's only).
+    pub async fn member_course_quotas(
+        &self,
+        user: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<(UserName, QuotaOverride)>> {
+        let rows = sqlx::query(
+            "SELECT m.user_name, q.* FROM course_quotas q \
+             JOIN courses c ON c.id = q.course \
+             JOIN course_members m ON m.course = q.course \
+             WHERE ($1 IS NULL OR m.user_name = $1) AND (c.ends_at IS NULL OR c.ends_at > $2) \
+             ORDER BY m.user_name, q.course",
+        )
+        .bind(user)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse_user_name(r.try_get("user_name")?)?,
+                    quota_from_row(r)?,
+                ))
+            })
+            .collect()
+    }
 }
 
 fn course_from_row(r: &AnyRow) -> Result<Course> {
@@ -1993,6 +2148,17 @@ fn course_from_row(r: &AnyRow) -> Result<Course> {
             .map_err(|e| StoreError::Corrupt(format!("host labels of a course: {e}")))?,
         created_at: r.try_get("created_at")?,
         members: Vec::new(),
+        join_code: r.try_get("join_code")?,
+    })
+}
+
+fn course_share_from_row(r: &AnyRow) -> Result<CourseShare> {
+    Ok(CourseShare {
+        reference: r.try_get("reference")?,
+        owner: r.try_get("owner")?,
+        course: r.try_get("course")?,
+        title: r.try_get("title")?,
+        note: r.try_get("note")?,
     })
 }
 

@@ -614,6 +614,7 @@ async fn courses_members_and_accounts() {
             host_labels: vec!["gpu".into()],
             created_at: 1,
             members: Vec::new(),
+            join_code: None,
         };
         s.insert_course(&course).await.unwrap();
         s.add_course_members("c1", &[name("stud")], 2)
@@ -1135,6 +1136,112 @@ async fn vms_images_ports_and_usage() {
             .await
             .unwrap());
         assert!(s.vm_images(None).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn course_join_codes_image_names_and_quotas() {
+    both(|s| async move {
+        for (n, r) in [("teach", Role::Teacher), ("stud", Role::Student)] {
+            s.insert_user(&user(n, r)).await.unwrap();
+        }
+        let name = |n: &str| UserName::parse(n).unwrap();
+        let course = |id: &str, ends_at: Option<i64>| Course {
+            id: id.into(),
+            name: "Networks".into(),
+            term: None,
+            owner: name("teach"),
+            ends_at,
+            ldap_group: None,
+            host_labels: Vec::new(),
+            created_at: 1,
+            members: Vec::new(),
+            join_code: None,
+        };
+        s.insert_course(&course("c1", None)).await.unwrap();
+        s.insert_course(&course("c2", Some(1_000))).await.unwrap();
+
+        // A join code finds its course; two courses never share one; none finds nothing.
+        assert!(s
+            .set_course_join_code("c1", Some("ABCDEFGHJK"))
+            .await
+            .unwrap());
+        let found = s.course_by_join_code("ABCDEFGHJK").await.unwrap().unwrap();
+        assert_eq!(found.id, "c1");
+        assert_eq!(found.join_code.as_deref(), Some("ABCDEFGHJK"));
+        let taken = s.set_course_join_code("c2", Some("ABCDEFGHJK")).await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+        assert!(s.set_course_join_code("c2", None).await.unwrap());
+        assert!(s.set_course_join_code("c1", None).await.unwrap());
+        assert!(s.course_by_join_code("ABCDEFGHJK").await.unwrap().is_none());
+        assert!(!s.set_course_join_code("nope", None).await.unwrap());
+
+        // A course's name for an image stays while the share does.
+        let shared = |courses: &[&str]| courses.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        s.set_image_courses("wm/teach/ex:3", "teach", &shared(&["c1", "c2"]))
+            .await
+            .unwrap();
+        assert!(s
+            .set_course_image_note("c1", "wm/teach/ex:3", Some("Exercise 3"), Some("use it"))
+            .await
+            .unwrap());
+        assert!(!s
+            .set_course_image_note("c1", "wm/teach/other:1", Some("x"), None)
+            .await
+            .unwrap());
+        s.set_image_courses("wm/teach/ex:3", "teach", &shared(&["c1"]))
+            .await
+            .unwrap();
+        let images = s.course_images("c1").await.unwrap();
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].title.as_deref(), Some("Exercise 3"));
+        assert_eq!(images[0].note.as_deref(), Some("use it"));
+        assert!(s.course_images("c2").await.unwrap().is_empty());
+        s.add_course_members("c1", &[name("stud")], 2)
+            .await
+            .unwrap();
+        let seen = s.image_courses_for("stud").await.unwrap();
+        assert_eq!(seen, images);
+        s.set_image_courses("wm/teach/ex:3", "teach", &[])
+            .await
+            .unwrap();
+        s.set_image_courses("wm/teach/ex:3", "teach", &shared(&["c1"]))
+            .await
+            .unwrap();
+        assert_eq!(s.course_images("c1").await.unwrap()[0].title, None);
+
+        // Course quotas: a member's, of running courses only.
+        let q = QuotaOverride {
+            containers: Some(4),
+            gpus: Some(-1),
+            ..Default::default()
+        };
+        s.set_course_quota("c1", &q, 3).await.unwrap();
+        s.set_course_quota("c2", &QuotaOverride::default(), 3)
+            .await
+            .unwrap();
+        assert_eq!(s.course_quota("c1").await.unwrap(), Some(q));
+        s.add_course_members("c2", &[name("stud")], 2)
+            .await
+            .unwrap();
+        let of = s.member_course_quotas(Some("stud"), 500).await.unwrap();
+        assert_eq!(of.len(), 2, "{of:?}");
+        let later = s.member_course_quotas(Some("stud"), 2_000).await.unwrap();
+        assert_eq!(later, vec![(name("stud"), q)], "c2 has ended");
+        assert_eq!(s.member_course_quotas(None, 2_000).await.unwrap(), later);
+        assert!(s
+            .member_course_quotas(Some("teach"), 500)
+            .await
+            .unwrap()
+            .is_empty());
+        s.delete_course_quota("c1").await.unwrap();
+        assert_eq!(s.course_quota("c1").await.unwrap(), None);
+        assert!(s
+            .member_course_quotas(Some("stud"), 2_000)
+            .await
+            .unwrap()
+            .is_empty());
     })
     .await;
 }

@@ -302,6 +302,7 @@ impl KubeCommand {
                         creation_id,
                         role,
                         gpus: 0,
+                        courses: Vec::new(),
                     })
                 }
                 _ => None,

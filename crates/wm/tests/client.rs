@@ -635,3 +635,166 @@ fn virtual_machines_from_the_command_line() {
     let out = wm.run(&["vm", "start", "os"]);
     assert!(!out.status.success());
 }
+
+/// `wm login` as `user` with `password`, into this client's config.
+fn log_in(wm: &Wm, url: &str, user: &str, password: &str) {
+    let out = wm
+        .cmd(&["login", "--url", url, "--user", user])
+        .env("WM_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "login as {user}: {}", stderr(&out));
+}
+
+#[test]
+fn courses_and_accounts_from_the_command_line() {
+    let console = Console::start(&[]);
+    let url = console.url.as_str();
+    let admin = Wm::new();
+    log_in(&admin, url, "admin", PASSWORD);
+    for (name, role) in [
+        ("teach", "teacher"),
+        ("stud", "student"),
+        ("late", "student"),
+    ] {
+        let out = admin
+            .cmd(&["admin", "add-user", name, "--role", role])
+            .env("WM_NEW_PASSWORD", "password-123")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let users = admin.ok(&["admin", "users"]);
+    assert!(
+        users
+            .lines()
+            .any(|l| l.starts_with("teach ") && l.contains("teacher")),
+        "{users}"
+    );
+
+    // The teacher: a course, its join code, an enrolment by name.
+    let teacher = Wm::new();
+    log_in(&teacher, url, "teach", "password-123");
+    let id = teacher
+        .ok(&[
+            "course",
+            "create",
+            "Operating systems",
+            "--term",
+            "2026 spring",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 12, "{id}");
+    let join_code = teacher.ok(&["course", "code", &id]).trim().to_string();
+    assert_eq!(join_code.len(), 11, "{join_code}");
+    let shown = teacher.ok(&["course", "show", &id]);
+    assert!(
+        shown.contains(&join_code) && shown.contains("teacher\tteach"),
+        "{shown}"
+    );
+    teacher.ok(&["course", "enrol", &id, "late"]);
+    let out = teacher.run(&["course", "enrol", &id, "nobody-here"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+
+    // The student joins with the code (a wrong one is refused) and runs a container.
+    let student = Wm::new();
+    log_in(&student, url, "stud", "password-123");
+    let out = student.run(&["course", "join", "WRONG-CODE2"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(student.ok(&["course", "join", &join_code]).contains(&id));
+    let list = student.ok(&["course", "list"]);
+    assert!(
+        list.contains("Operating systems") && list.contains("teach"),
+        "{list}"
+    );
+    let out = student.run(&["course", "containers", &id]);
+    assert_eq!(code(&out), Some(5), "only the teacher: {}", stderr(&out));
+    student.ok(&["run", "lab", "--image", wm_testkit::TEST_IMAGE]);
+
+    // The teacher sees the members and their containers, with what they use.
+    let course: serde_json::Value =
+        serde_json::from_str(&teacher.ok(&["course", "show", &id, "--json"])).unwrap();
+    assert_eq!(course["members"], serde_json::json!(["late", "stud"]));
+    let table = teacher.ok(&["course", "containers", &id]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("stud-lab"))
+        .expect(&table);
+    assert!(row.contains("running"), "{table}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&teacher.ok(&["course", "containers", &id, "--json"])).unwrap();
+    assert!(rows[0]["usage"]["memory"].as_u64().unwrap() > 0, "{rows}");
+    teacher.ok(&["course", "unenrol", &id, "late"]);
+    teacher.ok(&["course", "code", &id, "--off"]);
+    let late = Wm::new();
+    log_in(&late, url, "late", "password-123");
+    let refused = late.run(&["course", "join", &join_code]);
+    assert_eq!(code(&refused), Some(2), "{}", stderr(&refused));
+
+    // The student's account: a second session ended from the first, the password changed.
+    let second = Wm::new();
+    log_in(&second, url, "stud", "password-123");
+    let sessions: serde_json::Value =
+        serde_json::from_str(&student.ok(&["account", "sessions", "--json"])).unwrap();
+    let others: Vec<&str> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["current"] == false)
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(others.len(), 1, "{sessions}");
+    assert!(student.ok(&["account", "sessions"]).contains('*'));
+    student.ok(&["account", "end-session", others[0]]);
+    assert_eq!(code(&second.run(&["whoami"])), Some(3));
+    assert!(student.ok(&["account", "tokens"]).starts_with("ID"));
+    let out = student.run(&["account", "revoke", "no-such-token"]);
+    assert_eq!(code(&out), Some(4), "{}", stderr(&out));
+    let out = student
+        .cmd(&["account", "passwd"])
+        .env("WM_PASSWORD", "wrong-password")
+        .env("WM_NEW_PASSWORD", "another-pass-1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let out = student
+        .cmd(&["account", "passwd"])
+        .env("WM_PASSWORD", "password-123")
+        .env("WM_NEW_PASSWORD", "another-pass-1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    log_in(&second, url, "stud", "another-pass-1");
+
+    // The administrator: role, disable and enable, a reset password, delete.
+    assert!(admin
+        .ok(&["admin", "role", "stud", "teacher"])
+        .contains("teacher"));
+    assert!(admin.ok(&["admin", "disable", "stud"]).contains("disabled"));
+    assert_eq!(code(&second.run(&["whoami"])), Some(3));
+    let out = student
+        .cmd(&["login", "--url", url, "--user", "stud"])
+        .env("WM_PASSWORD", "another-pass-1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(5), "{}", stderr(&out));
+    admin.ok(&["admin", "enable", "stud"]);
+    let out = admin
+        .cmd(&["admin", "passwd", "stud"])
+        .env("WM_NEW_PASSWORD", "reset-pass-22")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    log_in(&student, url, "stud", "reset-pass-22");
+    let out = admin.run(&["admin", "role", "stud", "king"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let out = admin.run(&["admin", "delete", "stud"]);
+    assert_eq!(code(&out), Some(2), "no --yes: {}", stderr(&out));
+    let out = admin.run(&["admin", "delete", "stud", "--yes"]);
+    assert_eq!(code(&out), Some(5), "containers left: {}", stderr(&out));
+    assert!(admin.ok(&["admin", "users"]).contains("stud "));
+    admin.ok(&["admin", "delete", "stud", "--containers", "delete", "--yes"]);
+    assert!(!admin.ok(&["admin", "users"]).contains("stud "));
+    assert_eq!(code(&student.run(&["whoami"])), Some(3));
+}

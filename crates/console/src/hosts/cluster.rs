@@ -91,7 +91,8 @@ impl GatedCluster {
         &self,
         user: &UserName,
         role: Role,
+        courses: &[String],
     ) -> Result<String, BackendError> {
-        self.saw(self.open()?.kubeconfig(user, role).await)
+        self.saw(self.open()?.kubeconfig(user, role, courses).await)
     }
 }

@@ -54,6 +54,17 @@ fn action(method: &Method, route: &str) -> String {
         ("POST", "/courses/{id}/members") => "course.enrol",
         ("DELETE", "/courses/{id}/members/{user}") => "course.unenrol",
         ("GET", "/courses/{id}/containers") => "course.containers",
+        ("POST", "/courses/join") => "course.join",
+        ("PUT", "/courses/{id}/join-code") | ("POST", "/courses/{id}/join-code") => {
+            "course.join_code"
+        }
+        ("DELETE", "/courses/{id}/join-code") | ("POST", "/courses/{id}/join-code/delete") => {
+            "course.join_code_delete"
+        }
+        ("PUT", "/courses/{id}/images") | ("POST", "/courses/{id}/images") => "course.image",
+        ("PUT", "/courses/{id}/quota") => "course.quota",
+        ("DELETE", "/courses/{id}/quota") => "course.quota_clear",
+        ("GET", "/courses/{id}/containers/{name}") => "container.view",
         ("GET", "/containers/{name}/terminal") => "container.terminal_start",
         _ => "",
     };
@@ -88,6 +99,7 @@ fn audited(req: &Request, route: &str) -> bool {
     !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || super::extract::is_websocket_upgrade(req.headers())
         || route.starts_with("/api/v1/courses/{id}/containers")
+        || route.starts_with("/courses/{id}/containers/")
 }
 
 /// Records every audited request (see [`audited`]).
@@ -182,6 +194,13 @@ mod tests {
                 "container.logs",
             ),
             (Method::POST, "/courses/{id}/members", "course.enrol"),
+            (Method::POST, "/courses/join", "course.join"),
+            (Method::PUT, "/courses/{id}/join-code", "course.join_code"),
+            (
+                Method::GET,
+                "/courses/{id}/containers/{name}",
+                "container.view",
+            ),
             (Method::PATCH, "/admin/users/{name}", "user.update"),
             (Method::POST, "/login", "session.login"),
             (Method::POST, "/vms", "vm.create"),

@@ -8,7 +8,7 @@ use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
 use crate::service::audit::AuditActor;
-use crate::service::images::{Image, ImagePatch, Images, PullRequest, Scan};
+use crate::service::images::{CourseNote, Image, ImagePatch, Images, PullRequest, Scan};
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -27,7 +27,7 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     paths(list_images, patch_image, delete_image, pull_image, build_image),
-    components(schemas(Image, ImagePatch, PullRequest, Scan))
+    components(schemas(Image, ImagePatch, PullRequest, Scan, CourseNote))
 )]
 pub(super) struct Doc;
 

@@ -6,15 +6,28 @@
 //! only by [`Courses::taught`], and the container use cases that act for a teacher take
 //! one, so a container outside the teacher's courses cannot be reached (it answers 404,
 //! like one that does not exist).
+//!
+//! Students also enrol themselves with the course's join code, which its teacher makes,
+//! renews and turns off. A code is ten characters drawn from 32 (50 random bits), and
+//! entering codes is rate limited like logins (a wrong code counts as a failed login of
+//! the caller's name from their address), so codes cannot be guessed; a wrong code, a
+//! turned-off one and an ended course's all get the same 400, which says nothing about
+//! which courses exist.
+//!
+//! A course names the images shared with it (its own title and note for each), and an
+//! administrator may give it a quota for its members (see `service::quotas`).
 
-use super::accounts::Caller;
+use super::accounts::{Admin, Caller};
 use super::containers::{parse_expiry, parse_requires};
+use super::quotas::{override_view, parse_patch, QuotaPatch, QuotaView};
+use super::ratelimit::LoginLimiter;
 use super::Error;
 use crate::util::{new_id, now, rfc3339};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use utoipa::ToSchema;
-use wm_domain::{Role, UserName};
-use wm_store::{Course, Store};
+use wm_domain::{ImageRef, Role, UserName};
+use wm_store::{Course, CourseShare, Store, StoreError};
 
 /// At most this many names in one enrolment request.
 const MAX_ENROL: usize = 1000;
@@ -64,6 +77,63 @@ pub(crate) struct CourseView {
     pub(crate) host_labels: Vec<String>,
     pub(crate) members: Vec<String>,
     pub(crate) created_at: String,
+    /// The code that enrols whoever enters it (`POST /api/v1/courses/join`), shown to
+    /// the course's teacher and administrators only; `null` otherwise, or when the
+    /// course takes none.
+    pub(crate) join_code: Option<String>,
+    /// The quota an administrator gave the course's members (`null` fields keep the
+    /// role's value); `null` when none.
+    pub(crate) quota: Option<QuotaView>,
+}
+
+/// `POST /api/v1/courses/join`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JoinCourse {
+    /// The course's join code, as its teacher gave it (case, spaces and `-` do not
+    /// matter).
+    pub(crate) code: String,
+}
+
+/// `PUT /api/v1/courses/{id}/images`: the course's name and note for an image shared
+/// with it; both empty or left out remove them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CourseImageNote {
+    /// The image's reference, as shared with the course.
+    pub(crate) image: String,
+    /// The course's name for it ("exercise 3"); at most 100 characters.
+    #[serde(default)]
+    pub(crate) title: Option<String>,
+    /// What the members should do with it; at most 500 characters.
+    #[serde(default)]
+    pub(crate) note: Option<String>,
+}
+
+/// An image shared with a course, with the course's name and note for it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CourseImage {
+    /// The image's reference.
+    #[serde(rename = "ref")]
+    pub(crate) reference: String,
+    /// Whose image it is.
+    pub(crate) owner: String,
+    /// The course (id).
+    pub(crate) course: String,
+    pub(crate) title: Option<String>,
+    pub(crate) note: Option<String>,
+}
+
+impl From<CourseShare> for CourseImage {
+    fn from(s: CourseShare) -> Self {
+        Self {
+            reference: s.reference,
+            owner: s.owner,
+            course: s.course,
+            title: s.title,
+            note: s.note,
+        }
+    }
 }
 
 impl From<&Course> for CourseView {
@@ -78,7 +148,51 @@ impl From<&Course> for CourseView {
             host_labels: c.host_labels.clone(),
             members: c.members.iter().map(ToString::to_string).collect(),
             created_at: rfc3339(c.created_at),
+            join_code: None,
+            quota: None,
         }
+    }
+}
+
+/// The characters of join codes: no 0/O or 1/I, which read alike.
+const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+/// Characters in a join code: 10 of 32 are 50 random bits.
+const CODE_LEN: usize = 10;
+
+/// A new random join code, as stored (without the `-` it is shown with).
+fn new_join_code() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; CODE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    // 256 is a multiple of 32: every character is equally likely.
+    b.iter()
+        .map(|x| char::from(CODE_ALPHABET[usize::from(*x) % CODE_ALPHABET.len()]))
+        .collect()
+}
+
+/// A join code as shown: `ABCDE-FGHJK`.
+fn shown_code(code: &str) -> String {
+    let (a, b) = code.split_at(code.len() / 2);
+    format!("{a}-{b}")
+}
+
+/// A join code as entered, in the stored form; `None` when it cannot be one.
+fn entered_code(raw: &str) -> Option<String> {
+    let code: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b))).then_some(code)
+}
+
+/// The one answer to a code that enrols in nothing.
+fn wrong_code() -> Error {
+    Error::Invalid {
+        rule: None,
+        code: "invalid_join_code",
+        message: "this join code is not valid: check it with your teacher".into(),
+        field: Some("code"),
     }
 }
 
@@ -143,11 +257,35 @@ fn text(value: &str, field: &'static str, min: usize, max: usize) -> Result<Stri
 /// The courses of the installation.
 pub(crate) struct Courses {
     store: Store,
+    /// Failed join codes, counted like failed logins.
+    joins: LoginLimiter,
 }
 
 impl Courses {
-    pub(crate) fn new(store: Store) -> Self {
-        Self { store }
+    pub(crate) fn new(store: Store, joins: LoginLimiter) -> Self {
+        Self { store, joins }
+    }
+
+    /// The course as `caller` may see it: its join code for its teacher and
+    /// administrators only.
+    async fn show(&self, caller: &Caller, course: &Course) -> Result<CourseView, Error> {
+        self.view(course, caller.is_admin() || course.owner == caller.name)
+            .await
+    }
+
+    /// The course with its quota, and its join code when `teaching`.
+    async fn view(&self, course: &Course, teaching: bool) -> Result<CourseView, Error> {
+        let mut view = CourseView::from(course);
+        if teaching {
+            view.join_code = course.join_code.as_deref().map(shown_code);
+        }
+        view.quota = self
+            .store
+            .course_quota(&course.id)
+            .await?
+            .as_ref()
+            .map(override_view);
+        Ok(view)
     }
 
     /// Creates a course taught by the caller (a teacher or an administrator).
@@ -198,9 +336,10 @@ impl Courses {
             })?,
             created_at: now,
             members: Vec::new(),
+            join_code: None,
         };
         self.store.insert_course(&course).await?;
-        Ok(CourseView::from(&course))
+        self.show(caller, &course).await
     }
 
     /// The courses the caller teaches or is enrolled in; every course for an
@@ -213,7 +352,11 @@ impl Courses {
             let me = Some(caller.name.as_str());
             self.store.courses(me, me).await?
         };
-        Ok(courses.iter().map(CourseView::from).collect())
+        let mut out = Vec::with_capacity(courses.len());
+        for c in &courses {
+            out.push(self.show(caller, c).await?);
+        }
+        Ok(out)
     }
 
     /// One course, for its teacher, its members and administrators; anyone else is told
@@ -223,7 +366,7 @@ impl Courses {
         let course = self.store.course(id).await?.ok_or_else(|| not_found(id))?;
         if caller.is_admin() || course.owner == caller.name || course.members.contains(&caller.name)
         {
-            Ok(CourseView::from(&course))
+            self.show(caller, &course).await
         } else {
             Err(not_found(id))
         }
@@ -277,7 +420,7 @@ impl Courses {
         self.store
             .add_course_members(course.id(), &names, now())
             .await?;
-        self.reload(course.id()).await
+        self.reload(&course).await
     }
 
     /// Takes a member out of the course.
@@ -289,12 +432,158 @@ impl Courses {
                 course.id()
             )));
         }
-        self.reload(course.id()).await
+        self.reload(&course).await
     }
 
-    async fn reload(&self, id: &str) -> Result<CourseView, Error> {
+    /// The course as its teacher sees it now.
+    async fn reload(&self, taught: &Taught) -> Result<CourseView, Error> {
+        let id = taught.id();
         let course = self.store.course(id).await?.ok_or_else(|| not_found(id))?;
-        Ok(CourseView::from(&course))
+        self.view(&course, true).await
+    }
+
+    /// Gives the course a new join code (the old one no longer enrols anyone).
+    pub(crate) async fn renew_join_code(&self, course: Taught) -> Result<CourseView, Error> {
+        // Two courses drawing the same code is unlikely; drawing again settles it.
+        for _ in 0..5 {
+            match self
+                .store
+                .set_course_join_code(course.id(), Some(&new_join_code()))
+                .await
+            {
+                Ok(_) => return self.reload(&course).await,
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict(
+            "no free join code was found; try again".into(),
+        ))
+    }
+
+    /// Turns the course's join code off: only its teacher enrols people then.
+    pub(crate) async fn remove_join_code(&self, course: Taught) -> Result<CourseView, Error> {
+        self.store.set_course_join_code(course.id(), None).await?;
+        self.reload(&course).await
+    }
+
+    /// Enrols the caller in the course whose join code they entered. A wrong code, a
+    /// turned-off one and one of a course that has ended are the same 400, and count
+    /// against the caller like a failed login; too many answer 429.
+    pub(crate) async fn join(
+        &self,
+        caller: &Caller,
+        addr: Option<IpAddr>,
+        req: JoinCourse,
+    ) -> Result<CourseView, Error> {
+        caller.require_full_scope()?;
+        self.joins.check(caller.name.as_str(), addr)?;
+        let found = match entered_code(&req.code) {
+            Some(code) => self.store.course_by_join_code(&code).await?,
+            None => None,
+        };
+        let course = match found {
+            Some(c) if c.ends_at.is_none_or(|e| e > now()) => c,
+            _ => {
+                self.joins.failed(caller.name.as_str(), addr);
+                return Err(wrong_code());
+            }
+        };
+        if course.owner != caller.name {
+            self.store
+                .add_course_members(&course.id, std::slice::from_ref(&caller.name), now())
+                .await?;
+        }
+        let course = self
+            .store
+            .course(&course.id)
+            .await?
+            .ok_or_else(|| not_found(&course.id))?;
+        self.show(caller, &course).await
+    }
+
+    /// The images shared with the course, with its name and note for each (its teacher,
+    /// members and administrators).
+    pub(crate) async fn images(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<CourseImage>, Error> {
+        let course = self.get(caller, id).await?;
+        Ok(self
+            .store
+            .course_images(&course.id)
+            .await?
+            .into_iter()
+            .map(CourseImage::from)
+            .collect())
+    }
+
+    /// Sets the course's name and note for an image shared with it (its teacher).
+    pub(crate) async fn note_image(
+        &self,
+        course: Taught,
+        req: CourseImageNote,
+    ) -> Result<Vec<CourseImage>, Error> {
+        let optional =
+            |v: &Option<String>, field: &'static str, max: usize| match v.as_deref().map(str::trim)
+            {
+                None | Some("") => Ok(None),
+                Some(t) => text(t, field, 1, max).map(Some),
+            };
+        let title = optional(&req.title, "title", 100)?;
+        let note = optional(&req.note, "note", 500)?;
+        let missing = || Error::NotFound {
+            code: "image_not_found",
+            what: format!(
+                "image {} shared with course {}",
+                req.image.chars().take(200).collect::<String>(),
+                course.id()
+            ),
+        };
+        let image = ImageRef::parse(req.image.trim()).map_err(|_| missing())?;
+        if !self
+            .store
+            .set_course_image_note(
+                course.id(),
+                image.as_str(),
+                title.as_deref(),
+                note.as_deref(),
+            )
+            .await?
+        {
+            return Err(missing());
+        }
+        Ok(self
+            .store
+            .course_images(course.id())
+            .await?
+            .into_iter()
+            .map(CourseImage::from)
+            .collect())
+    }
+
+    /// Gives the course's members a quota (administrators): each value given replaces
+    /// the role's while the course runs.
+    pub(crate) async fn set_quota(
+        &self,
+        _admin: &Admin,
+        course: Taught,
+        patch: QuotaPatch,
+    ) -> Result<CourseView, Error> {
+        let q = parse_patch(patch)?;
+        self.store.set_course_quota(course.id(), &q, now()).await?;
+        self.reload(&course).await
+    }
+
+    /// Removes the course's quota (administrators).
+    pub(crate) async fn clear_quota(
+        &self,
+        _admin: &Admin,
+        course: Taught,
+    ) -> Result<CourseView, Error> {
+        self.store.delete_course_quota(course.id()).await?;
+        self.reload(&course).await
     }
 }
 

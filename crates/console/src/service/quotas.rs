@@ -6,6 +6,11 @@
 //! quota of 3 containers who sends 20 creates at once gets exactly 3. Different users do
 //! not wait for each other; what they share (a host's memory, its GPUs and ports) is
 //! placement's, under the placement lock.
+//!
+//! Which quota applies: each value of a user's own overrides (an administrator's) comes
+//! first; then, for a value the overrides leave, the most generous value among the
+//! quotas of the running courses the user is enrolled in (no limit beats any number);
+//! then the role's.
 
 use super::accounts::{Admin, Caller};
 use super::{Error, QuotaKind};
@@ -173,7 +178,7 @@ fn view(q: &RoleQuota) -> QuotaView {
     }
 }
 
-fn override_view(o: &QuotaOverride) -> QuotaView {
+pub(crate) fn override_view(o: &QuotaOverride) -> QuotaView {
     view(&RoleQuota {
         containers: o.containers,
         running: o.running,
@@ -195,6 +200,65 @@ fn applied(role: Option<i64>, over: Option<i64>) -> Option<i64> {
     }
 }
 
+/// The most generous of two stored values (`-1`: no limit; `None`: not set).
+fn generous(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(-1), _) | (_, Some(-1)) => Some(-1),
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) | (None, x) => x,
+    }
+}
+
+/// The most generous value of each field among a user's course quotas.
+fn most_generous(courses: &[QuotaOverride]) -> Option<QuotaOverride> {
+    courses.iter().copied().reduce(|a, b| QuotaOverride {
+        containers: generous(a.containers, b.containers),
+        running: generous(a.running, b.running),
+        nano_cpus: generous(a.nano_cpus, b.nano_cpus),
+        memory_bytes: generous(a.memory_bytes, b.memory_bytes),
+        gpus: generous(a.gpus, b.gpus),
+        ports: generous(a.ports, b.ports),
+        builds: generous(a.builds, b.builds),
+        storage_bytes: generous(a.storage_bytes, b.storage_bytes),
+    })
+}
+
+/// A quota as given (`-1`: no limit; a field left out: not set), checked.
+pub(crate) fn parse_patch(patch: QuotaPatch) -> Result<QuotaOverride, Error> {
+    let field = |name: &'static str, v: Option<i64>| match v {
+        Some(n) if n < -1 => Err(Error::Invalid {
+            rule: None,
+            code: "invalid_input",
+            message: format!("{name} is 0 or more, or -1 for no limit"),
+            field: Some(name),
+        }),
+        other => Ok(other),
+    };
+    let cpus = match patch.cpus {
+        None => None,
+        Some(-1.0) => Some(-1),
+        Some(c) if c.is_finite() && (0.0..=4096.0).contains(&c) => Some((c * 1e9).round() as i64),
+        Some(_) => {
+            return Err(Error::Invalid {
+                rule: None,
+                code: "invalid_input",
+                message: "cpus is 0 to 4096, or -1 for no limit".into(),
+                field: Some("cpus"),
+            })
+        }
+    };
+    Ok(QuotaOverride {
+        containers: field("containers", patch.containers)?,
+        running: field("running", patch.running)?,
+        nano_cpus: cpus,
+        memory_bytes: field("memory_bytes", patch.memory_bytes)?,
+        gpus: field("gpus", patch.gpus)?,
+        ports: field("ports", patch.ports)?,
+        builds: field("builds", patch.builds)?,
+        storage_bytes: field("storage_bytes", patch.storage_bytes)?,
+    })
+}
+
 impl Quotas {
     pub(crate) fn new(
         store: Store,
@@ -212,18 +276,47 @@ impl Quotas {
         }
     }
 
-    /// The quota in force for a user: the role's, with the administrator's overrides.
+    /// The quota in force for a user: the role's, under their courses' quotas, under
+    /// the administrator's overrides.
     pub(crate) async fn of(&self, user: &UserName, role: Role) -> Result<RoleQuota, Error> {
         let o = self.store.quota_override(user.as_str()).await?;
-        Ok(self.in_force(role, o.as_ref()))
+        let courses = self.course_quotas(Some(user)).await?;
+        let c = most_generous(&courses.into_iter().map(|(_, q)| q).collect::<Vec<_>>());
+        Ok(self.in_force(role, c.as_ref(), o.as_ref()))
     }
 
-    /// A role's quota with a user's overrides, if any.
-    fn in_force(&self, role: Role, o: Option<&QuotaOverride>) -> RoleQuota {
+    /// The quotas of the running courses of `user` (or everyone).
+    async fn course_quotas(
+        &self,
+        user: Option<&UserName>,
+    ) -> Result<Vec<(UserName, QuotaOverride)>, Error> {
+        Ok(self
+            .store
+            .member_course_quotas(user.map(UserName::as_str), now())
+            .await?)
+    }
+
+    /// A role's quota, with the most generous of a user's course quotas over it, and
+    /// their own overrides over that.
+    fn in_force(
+        &self,
+        role: Role,
+        course: Option<&QuotaOverride>,
+        o: Option<&QuotaOverride>,
+    ) -> RoleQuota {
         let r = self.config.role_quota(role);
-        let Some(o) = o else {
-            return r;
+        let r = match course {
+            Some(c) => Self::overlaid(r, c),
+            None => r,
         };
+        match o {
+            Some(o) => Self::overlaid(r, o),
+            None => r,
+        }
+    }
+
+    /// `r` with each value `o` sets replacing its own.
+    fn overlaid(r: RoleQuota, o: &QuotaOverride) -> RoleQuota {
         RoleQuota {
             containers: applied(r.containers, o.containers),
             running: applied(r.running, o.running),
@@ -452,11 +545,22 @@ impl Quotas {
         let usage: HashMap<UserName, Usage> = self.store.usage(None).await?.into_iter().collect();
         let overrides: HashMap<UserName, QuotaOverride> =
             self.store.quota_overrides().await?.into_iter().collect();
+        let mut courses: HashMap<UserName, Vec<QuotaOverride>> = HashMap::new();
+        for (u, q) in self.course_quotas(None).await? {
+            courses.entry(u).or_default().push(q);
+        }
         Ok(users
             .into_iter()
             .map(|u| {
                 let used = usage.get(&u.name).copied().unwrap_or_default();
-                self.user_quota(&u.name, u.role, overrides.get(&u.name), &used)
+                let course = courses.get(&u.name).and_then(|c| most_generous(c));
+                self.user_quota(
+                    &u.name,
+                    u.role,
+                    course.as_ref(),
+                    overrides.get(&u.name),
+                    &used,
+                )
             })
             .collect())
     }
@@ -466,13 +570,14 @@ impl Quotas {
         &self,
         user: &UserName,
         role: Role,
+        course: Option<&QuotaOverride>,
         o: Option<&QuotaOverride>,
         used: &Usage,
     ) -> UserQuota {
         UserQuota {
             user: user.to_string(),
             role,
-            quota: view(&self.in_force(role, o)),
+            quota: view(&self.in_force(role, course, o)),
             overrides: o.map(override_view).unwrap_or_default(),
             usage: self.usage_view(user, used),
         }
@@ -486,40 +591,7 @@ impl Quotas {
         patch: QuotaPatch,
     ) -> Result<UserQuota, Error> {
         let person = self.person(user).await?;
-        let field = |name: &'static str, v: Option<i64>| match v {
-            Some(n) if n < -1 => Err(Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: format!("{name} is 0 or more, or -1 for no limit"),
-                field: Some(name),
-            }),
-            other => Ok(other),
-        };
-        let cpus = match patch.cpus {
-            None => None,
-            Some(-1.0) => Some(-1),
-            Some(c) if c.is_finite() && (0.0..=4096.0).contains(&c) => {
-                Some((c * 1e9).round() as i64)
-            }
-            Some(_) => {
-                return Err(Error::Invalid {
-                    rule: None,
-                    code: "invalid_input",
-                    message: "cpus is 0 to 4096, or -1 for no limit".into(),
-                    field: Some("cpus"),
-                })
-            }
-        };
-        let o = QuotaOverride {
-            containers: field("containers", patch.containers)?,
-            running: field("running", patch.running)?,
-            nano_cpus: cpus,
-            memory_bytes: field("memory_bytes", patch.memory_bytes)?,
-            gpus: field("gpus", patch.gpus)?,
-            ports: field("ports", patch.ports)?,
-            builds: field("builds", patch.builds)?,
-            storage_bytes: field("storage_bytes", patch.storage_bytes)?,
-        };
+        let o = parse_patch(patch)?;
         self.store
             .set_quota_override(&person.name, &o, now())
             .await?;
@@ -549,7 +621,9 @@ impl Quotas {
 
     async fn one(&self, _admin: &Admin, user: &User) -> Result<UserQuota, Error> {
         let o = self.store.quota_override(user.name.as_str()).await?;
+        let courses = self.course_quotas(Some(&user.name)).await?;
+        let course = most_generous(&courses.into_iter().map(|(_, q)| q).collect::<Vec<_>>());
         let used = self.usage(&user.name).await?;
-        Ok(self.user_quota(&user.name, user.role, o.as_ref(), &used))
+        Ok(self.user_quota(&user.name, user.role, course.as_ref(), o.as_ref(), &used))
     }
 }

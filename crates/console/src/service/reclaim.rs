@@ -313,6 +313,7 @@ mod tests {
                 cpu_nanos,
                 rx_bytes: net,
                 tx_bytes: 0,
+                memory_bytes: None,
             },
         }
     }

@@ -835,6 +835,7 @@ async fn an_idle_container_is_stopped_and_a_busy_one_is_not() {
         cpu_nanos: 30_000_000_000,
         rx_bytes: 0,
         tx_bytes: 0,
+        memory_bytes: None,
     };
     // A command through the console is activity: it is written down.
     let used = w.containers.load(&alice, "alice-used", None).await.unwrap();

@@ -10,11 +10,13 @@ mod account;
 mod api;
 mod config;
 mod containers;
+mod courses;
 mod failure;
 mod files;
 mod images;
 mod progress;
 mod terminal;
+mod users;
 mod vms;
 
 use api::{Api, Lang};
@@ -162,6 +164,16 @@ pub(crate) enum ClientCommand {
     /// Virtual machines: define, start, destroy, console, dumpxml, undefine, and disk images.
     #[command(subcommand)]
     Vm(vms::VmCommand),
+    /// Courses: list, show, create, enrol and unenrol, join with a code, the members'
+    /// containers.
+    #[command(subcommand)]
+    Course(courses::CourseCommand),
+    /// Your account: password, sessions, personal tokens.
+    #[command(subcommand)]
+    Account(users::AccountCommand),
+    /// Accounts, for administrators: list, add, role, password, disable, enable, delete.
+    #[command(subcommand)]
+    Admin(users::AdminCommand),
 }
 
 /// What a command that has logged in works with.
@@ -213,6 +225,9 @@ async fn dispatch(s: &Session, command: ClientCommand) -> Result<ExitCode, Failu
         ClientCommand::Whoami(j) => account::whoami(s, j.json).await,
         ClientCommand::Quota(j) => account::quota(s, j.json).await,
         ClientCommand::Vm(command) => vms::run(s, command).await,
+        ClientCommand::Course(command) => courses::run(s, command).await,
+        ClientCommand::Account(command) => users::account(s, command).await,
+        ClientCommand::Admin(command) => users::admin(s, command).await,
         ClientCommand::Kubeconfig => account::kubeconfig(s).await,
         ClientCommand::Ps(j) => containers::ps(s, j.json).await,
         ClientCommand::Run(args) => containers::run(s, args).await,

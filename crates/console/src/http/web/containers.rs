@@ -287,7 +287,27 @@ async fn new_page(http: &Http, ctx: &Ctx, f: &NewForm, status: StatusCode) -> Re
             (field("name", t.name, t.hint_name, &f.name, true))
             (field("image", t.image, t.hint_image, &f.image, true))
             datalist #image-list {
-                @for i in &suggestions { option value=(i.reference) {} }
+                @for i in &suggestions {
+                    @let named = i.course_notes.first().map(|n| {
+                        [n.title.as_deref(), n.note.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" — ")
+                    });
+                    option value=(i.reference) label=[named] {}
+                }
+            }
+            @let course_images: Vec<_> = suggestions.iter().filter(|i| !i.course_notes.is_empty()).collect();
+            @if !course_images.is_empty() {
+                div.field {
+                    p.hint { (t.course_images_hint) }
+                    ul #course-image-list {
+                        @for i in course_images { @for n in &i.course_notes {
+                            li data-image=(i.reference) {
+                                @if let Some(title) = &n.title { strong { (title) } " " }
+                                code { (i.reference) }
+                                @if let Some(note) = &n.note { " — " (note) }
+                            }
+                        } }
+                    }
+                }
             }
             (field("env", t.env, t.hint_env, &f.env, false))
             (field("ports", t.ports, t.hint_ports, &f.ports, false))

@@ -488,7 +488,6 @@ pub(crate) struct Texts {
     pub enrol_hint: &'static str,
     pub unenrol: &'static str,
     pub course_containers: &'static str,
-    pub logs_link: &'static str,
     pub notice_enrolled: &'static str,
     pub notice_unenrolled: &'static str,
     pub course_only_teacher: &'static str,
@@ -537,6 +536,30 @@ pub(crate) struct Texts {
     pub image_used_by_own: &'static str,
     pub err_user_taken: &'static str,
     pub err_image_in_use: &'static str,
+
+    // courses2:
+    pub err_join_code: &'static str,
+    pub join_title: &'static str,
+    pub join_code: &'static str,
+    pub join_button: &'static str,
+    pub join_code_hint: &'static str,
+    pub join_code_none: &'static str,
+    pub join_code_new: &'static str,
+    pub join_code_off: &'static str,
+    pub notice_joined: &'static str,
+    pub notice_join_code: &'static str,
+    pub course_images: &'static str,
+    pub no_course_images: &'static str,
+    pub course_image_title: &'static str,
+    pub course_image_note: &'static str,
+    pub course_images_hint: &'static str,
+    pub course_quota: &'static str,
+    pub course_quota_none: &'static str,
+    pub cpu_time: &'static str,
+    pub memory_in_use: &'static str,
+    pub age: &'static str,
+    pub view_link: &'static str,
+    pub read_only_note: &'static str,
 }
 
 impl Texts {
@@ -571,6 +594,7 @@ impl Texts {
             "wrong_password" => self.err_wrong_password,
             "unknown_users" => self.err_unknown_users,
             "unknown_course" => self.err_unknown_course,
+            "invalid_join_code" => self.err_join_code,
             "internal" => self.err_internal,
             _ => return None,
         })
@@ -665,6 +689,8 @@ impl Texts {
             "user-deleted" => self.notice_user_deleted,
             "enrolled" => self.notice_enrolled,
             "unenrolled" => self.notice_unenrolled,
+            "joined" => self.notice_joined,
+            "join-code" => self.notice_join_code,
             _ => return None,
         })
     }
@@ -1012,7 +1038,6 @@ pub(super) static EN: Texts = Texts {
     enrol_hint: "User names, separated by spaces or new lines. Everyone must already have an account (directory users: after their first login).",
     unenrol: "Remove",
     course_containers: "Members' containers",
-    logs_link: "Logs",
     notice_enrolled: "Enrolled.",
     notice_unenrolled: "Removed from the course.",
     course_only_teacher: "Only the course's teacher sees its members' containers.",
@@ -1053,6 +1078,30 @@ pub(super) static EN: Texts = Texts {
     image_used_by_own: "Your containers use this image: delete them first.",
     err_user_taken: "An account with this name exists already.",
     err_image_in_use: "The image is in use.",
+
+    // courses2:
+    err_join_code: "That join code is not valid. Check it with your teacher.",
+    join_title: "Join a course",
+    join_code: "Join code",
+    join_button: "Join",
+    join_code_hint: "Give this code to your class: whoever enters it on the Courses page is enrolled.",
+    join_code_none: "No join code: only you enrol people.",
+    join_code_new: "New join code",
+    join_code_off: "Turn the join code off",
+    notice_joined: "You are enrolled in the course.",
+    notice_join_code: "The join code was changed.",
+    course_images: "The course's images",
+    no_course_images: "No images are shared with this course yet.",
+    course_image_title: "Name in the course",
+    course_image_note: "Note",
+    course_images_hint: "Your courses' images, as your teachers named them:",
+    course_quota: "Members' quota",
+    course_quota_none: "The members have their role's quota.",
+    cpu_time: "CPU time",
+    memory_in_use: "Memory in use",
+    age: "Age",
+    view_link: "View",
+    read_only_note: "A member's container, read only: no commands, terminal or files.",
 };
 
 pub(super) static JA: Texts = Texts {
@@ -1397,7 +1446,6 @@ pub(super) static JA: Texts = Texts {
     enrol_hint: "ユーザー名を空白または改行で区切って入力します。全員にアカウントが必要です（ディレクトリのユーザーは初回ログイン後）。",
     unenrol: "外す",
     course_containers: "受講者のコンテナ",
-    logs_link: "ログ",
     notice_enrolled: "登録しました。",
     notice_unenrolled: "コースから外しました。",
     course_only_teacher: "受講者のコンテナはコースの担当教員だけが見られます。",
@@ -1490,6 +1538,30 @@ pub(super) static JA: Texts = Texts {
     image_used_by_own: "あなたのコンテナがこのイメージを使っています。先にそれらを削除してください。",
     err_user_taken: "この名前のアカウントはすでにあります。",
     err_image_in_use: "このイメージは使用中です。",
+
+    // courses2:
+    err_join_code: "参加コードが正しくありません。担当教員に確認してください。",
+    join_title: "コースに参加",
+    join_code: "参加コード",
+    join_button: "参加する",
+    join_code_hint: "この参加コードを受講者に伝えてください。コースのページで入力した人が登録されます。",
+    join_code_none: "参加コードはありません。受講者を登録できるのは担当教員だけです。",
+    join_code_new: "新しい参加コード",
+    join_code_off: "参加コードを無効にする",
+    notice_joined: "コースに参加しました。",
+    notice_join_code: "参加コードを変更しました。",
+    course_images: "コースのイメージ",
+    no_course_images: "このコースと共有されたイメージはまだありません。",
+    course_image_title: "コースでの名前",
+    course_image_note: "メモ",
+    course_images_hint: "受講しているコースのイメージ（教員による名前とメモ）:",
+    course_quota: "受講者のクォータ",
+    course_quota_none: "受講者にはロールのクォータが適用されます。",
+    cpu_time: "CPU 時間",
+    memory_in_use: "使用中のメモリ",
+    age: "経過時間",
+    view_link: "表示",
+    read_only_note: "受講者のコンテナの閲覧専用の表示です。コマンド・端末・ファイル操作はできません。",
 };
 
 #[cfg(test)]

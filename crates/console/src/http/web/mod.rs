@@ -115,7 +115,15 @@ pub(super) fn router(config: &Config) -> Router<Http> {
         .route("/account/sessions/end", post(account::end_session))
         .route("/account/tokens/revoke", post(account::revoke_token))
         .route("/courses", get(courses::list).post(courses::create))
+        .route("/courses/join", post(courses::join))
         .route("/courses/{id}", get(courses::detail))
+        .route("/courses/{id}/join-code", post(courses::renew_join_code))
+        .route(
+            "/courses/{id}/join-code/delete",
+            post(courses::remove_join_code),
+        )
+        .route("/courses/{id}/images", post(courses::note_image))
+        .route("/courses/{id}/containers/{name}", get(courses::container))
         .route("/courses/{id}/members", post(courses::enrol))
         .route("/courses/{id}/unenrol", post(courses::unenrol))
         .route("/courses/{id}/containers/{name}/stop", post(courses::stop))

@@ -159,6 +159,7 @@ impl OnCluster {
             creation_id: record.engine_id.clone().expect("set above"),
             role: caller.role,
             gpus: res.gpus as u32,
+            courses: self.courses_of(caller).await?,
         };
         match cluster.create(&spec).await {
             Ok(k) => {
@@ -322,10 +323,23 @@ impl OnCluster {
     /// A kubeconfig for the caller's own namespace.
     pub(super) async fn kubeconfig(&self, caller: &Caller) -> Result<String, Error> {
         caller.require_full_scope()?;
+        let courses = self.courses_of(caller).await?;
         Ok(self
             .cluster()?
-            .kubeconfig(&caller.name, caller.role)
+            .kubeconfig(&caller.name, caller.role, &courses)
             .await?)
+    }
+
+    /// The courses (ids) the caller is enrolled in: their namespace's course labels.
+    async fn courses_of(&self, caller: &Caller) -> Result<Vec<String>, Error> {
+        Ok(self
+            .store
+            .courses(None, Some(caller.name.as_str()))
+            .await?
+            .into_iter()
+            .filter(|c| c.members.contains(&caller.name))
+            .map(|c| c.id)
+            .collect())
     }
 }
 

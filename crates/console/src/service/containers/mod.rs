@@ -87,6 +87,25 @@ pub(crate) struct Container {
     raw: RawTimes,
 }
 
+/// What a running container uses now, as its host measures it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ContainerUsage {
+    /// CPU time it has used since it started, in seconds.
+    pub(crate) cpu_seconds: f64,
+    /// Bytes of memory in use now; `null` when its host does not say.
+    pub(crate) memory: Option<u64>,
+}
+
+/// A member's container as the course's teacher sees it: the container, and what it
+/// uses now.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct MemberContainer {
+    #[serde(flatten)]
+    pub(crate) container: Container,
+    /// `null` unless it runs on a Docker host that answered.
+    pub(crate) usage: Option<ContainerUsage>,
+}
+
 /// A container's reclaim times as Unix seconds, for [`Containers::finish`].
 #[derive(Debug, Default, Clone, Copy)]
 struct RawTimes {
@@ -183,8 +202,8 @@ pub(crate) struct CreateContainer {
     #[serde(default)]
     pub(crate) expires_at: Option<String>,
     /// The course (id) it is for: its end is the container's expiry (set by the teacher,
-    /// so only they or an administrator may postpone it) and its host labels are the
-    /// container's unless `requires` is given. Left out: the one running course the
+    /// so only they or an administrator may postpone it) and its host labels are a
+    /// docker container's unless `requires` is given. Left out: the one running course the
     /// owner is enrolled in, if there is exactly one.
     #[serde(default)]
     pub(crate) course: Option<String>,
@@ -590,9 +609,20 @@ impl Containers {
         let env = parse_env(req.env)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
         let course = self.course_for(caller, req.course.as_deref()).await?;
-        let required = match (req.requires, &course) {
-            (None, Some(c)) => c.host_labels.clone(),
-            (asked, _) => parse_requires(asked)?,
+        let backend = match req.backend.as_deref() {
+            None => Backend::Docker,
+            Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
+                rule: None,
+                code: "invalid_input",
+                message: format!("unknown backend {s:?}; use docker or kubernetes"),
+                field: Some("backend"),
+            })?,
+        };
+        // The course's host labels are the Docker hosts': a kubernetes container of a
+        // member goes without them.
+        let required = match (req.requires, &course, backend) {
+            (None, Some(c), Backend::Docker) => c.host_labels.clone(),
+            (asked, _, _) => parse_requires(asked)?,
         };
         let asked_expiry = req
             .expires_at
@@ -609,15 +639,6 @@ impl Containers {
             (Some(a), Some((end, _))) if a < end => (Some(a), caller.name.to_string()),
             (_, Some((end, teacher))) => (Some(end), teacher.to_string()),
             (a, None) => (a, caller.name.to_string()),
-        };
-        let backend = match req.backend.as_deref() {
-            None => Backend::Docker,
-            Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: format!("unknown backend {s:?}; use docker or kubernetes"),
-                field: Some("backend"),
-            })?,
         };
         let res = self
             .resources(caller, req.cpus, req.memory, req.gpus)
@@ -783,13 +804,48 @@ impl Containers {
         self.show_all(records).await
     }
 
-    /// The containers of a course's members, for its teacher.
-    pub(crate) async fn of_course(&self, course: &Taught) -> Result<Vec<Container>, Error> {
+    /// The containers of a course's members with what they use, for its teacher.
+    pub(crate) async fn of_course(&self, course: &Taught) -> Result<Vec<MemberContainer>, Error> {
         let mut records = Vec::new();
         for member in course.members() {
             records.extend(self.store.containers(Some(member.as_str())).await?);
         }
-        self.show_all(records).await
+        let keys: Vec<ContainerKey> = records.iter().map(ContainerRecord::key).collect();
+        let shown = self.show_all(records).await?;
+        Ok(futures::future::join_all(
+            shown
+                .into_iter()
+                .zip(keys)
+                .map(|(c, key)| self.with_usage(c, key)),
+        )
+        .await)
+    }
+
+    /// A member's container of the course, with what it uses, for the course's teacher:
+    /// what the read-only view shows.
+    pub(crate) async fn member(&self, c: OwnedContainer) -> Result<MemberContainer, Error> {
+        let key = c.key();
+        let shown = self.get(c).await?;
+        Ok(self.with_usage(shown, key).await)
+    }
+
+    /// The container with what its host measures it uses now (a running Docker
+    /// container's; nothing for others, or when the host does not answer).
+    async fn with_usage(&self, container: Container, key: ContainerKey) -> MemberContainer {
+        let usage = if container.backend == Backend::Docker
+            && container.status == ContainerStatus::Running
+        {
+            match self.hosts.reach(&container.host) {
+                Ok(host) => host.activity(&key).await.ok().map(|a| ContainerUsage {
+                    cpu_seconds: a.cpu_nanos as f64 / 1e9,
+                    memory: a.memory_bytes,
+                }),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        MemberContainer { container, usage }
     }
 
     /// A container of a member of the course, by its full name, for the course's teacher.

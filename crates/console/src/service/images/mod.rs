@@ -37,7 +37,7 @@ use tokio::sync::RwLock;
 use utoipa::ToSchema;
 use wm_backend::{BackendError, ImageInfo};
 use wm_domain::ImageRef;
-use wm_store::{ImageMeta, ImageScan, Store};
+use wm_store::{CourseShare, ImageMeta, ImageScan, Store};
 
 /// An image as the API shows it: one entry per reference.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -60,11 +60,23 @@ pub(crate) struct Image {
     /// The courses (ids) it is shared with, as far as the caller is in them (the owner:
     /// all of them).
     pub(crate) courses: Vec<String>,
+    /// What those courses call it and say of it, where their teachers did (see
+    /// `PUT /api/v1/courses/{id}/images`).
+    pub(crate) course_notes: Vec<CourseNote>,
     /// The hosts that have it.
     pub(crate) hosts: Vec<String>,
     /// Its last scan; `null` for an image that never came through a pull or build here
     /// (or while scanning is off), which is usable.
     pub(crate) scan: Option<Scan>,
+}
+
+/// A course's name and note for an image shared with it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CourseNote {
+    /// The course (id).
+    pub(crate) course: String,
+    pub(crate) title: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// The images on each host that answers, as last seen.
@@ -196,11 +208,10 @@ impl Images {
             .map(|s| (s.image_id.clone(), s))
             .collect();
         let course_shares = self.store.image_courses_for(caller.name.as_str()).await?;
-        let courses_of = |reference: &str, owner: Option<&str>| -> Vec<String> {
+        let shares_of = |reference: &str, owner: Option<&str>| -> Vec<&CourseShare> {
             course_shares
                 .iter()
-                .filter(|(r, o, _)| r == reference && Some(o.as_str()) == owner)
-                .map(|(_, _, c)| c.clone())
+                .filter(|s| s.reference == reference && Some(s.owner.as_str()) == owner)
                 .collect()
         };
         let mut hosts: Vec<&String> = by_host.keys().collect();
@@ -229,7 +240,17 @@ impl Images {
                 .get(tag)
                 .filter(|m| Some(m.owner.as_str()) == info.owner.as_deref());
             let shared = m.is_some_and(|m| m.shared);
-            let courses = courses_of(tag, info.owner.as_deref());
+            let shares = shares_of(tag, info.owner.as_deref());
+            let courses: Vec<String> = shares.iter().map(|s| s.course.clone()).collect();
+            let course_notes: Vec<CourseNote> = shares
+                .iter()
+                .filter(|s| s.title.is_some() || s.note.is_some())
+                .map(|s| CourseNote {
+                    course: s.course.clone(),
+                    title: s.title.clone(),
+                    note: s.note.clone(),
+                })
+                .collect();
             let kind = match self.standing(info) {
                 Standing::Public => "public",
                 Standing::Owner(o) if o == caller.name.as_str() => "own",
@@ -248,13 +269,16 @@ impl Images {
                 created_at: rfc3339(info.created_at),
                 kind: kind.into(),
                 courses,
+                course_notes,
                 hosts: on,
                 scan: scans.get(&info.id).map(Scan::from),
             });
         }
-        // A course's images first: what the course asks its members to use.
+        // A course's images first, those it named before the others: what the course
+        // asks its members to use.
         out.sort_by(|a, b| {
-            (a.kind != "course", &a.reference).cmp(&(b.kind != "course", &b.reference))
+            let rank = |i: &Image| (i.kind != "course", i.course_notes.is_empty());
+            (rank(a), &a.reference).cmp(&(rank(b), &b.reference))
         });
         Ok(out)
     }
@@ -411,7 +435,7 @@ impl Images {
         let course_shares = self.store.image_courses_for(caller.name.as_str()).await?;
         Ok(course_shares
             .iter()
-            .any(|(r, o, _)| o == owner && names.contains(&r.as_str())))
+            .any(|s| s.owner == owner && names.contains(&s.reference.as_str())))
     }
 
     /// Whether `image` is in the namespace of images built here (`<prefix>/...`), which no
