@@ -6,6 +6,8 @@ STEPS_JSON is a list of steps:
   ["size", rows, cols]   set the terminal's window size (the program gets SIGWINCH)
   ["send", text]         type text (a carriage return is the Enter key)
   ["expect", text]       read the program's output until it contains text (60 s at most)
+  ["retry", send, text]  type send, read for 2 s until text shows; again, 60 s at most
+                         (for what takes effect a moment later, such as a window size)
 Then waits for the program to exit and prints {"status": N, "output": "..."} as JSON.
 """
 import fcntl
@@ -51,6 +53,22 @@ for step in steps:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", step[1], step[2], 0, 0))
     elif step[0] == "send":
         os.write(fd, step[1].encode())
+    elif step[0] == "retry":
+        deadline = time.monotonic() + 60
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            start = len(output)
+            os.write(fd, step[1].encode())
+            until = time.monotonic() + 2
+            while time.monotonic() < until and step[2].encode() not in output[start:]:
+                if not read_some(0.2):
+                    break
+            seen = step[2].encode() in output[start:]
+        if not seen:
+            print(json.dumps({"status": None, "missing": step[2],
+                              "output": output.decode("utf-8", "replace")}))
+            os.kill(pid, 9)
+            sys.exit(0)
     elif step[0] == "expect":
         start = len(output)
         deadline = time.monotonic() + 60
