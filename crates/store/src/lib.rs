@@ -1368,16 +1368,30 @@ impl Store {
         q: &QuotaOverride,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO quotas (user_name, containers, running, nano_cpus, memory_bytes, gpus, ports, builds, storage_bytes, updated_at) \
+        self.upsert_quota("quotas", "user_name", user.as_str(), q, now)
+            .await
+    }
+
+    /// Writes a row of quota values to `table` (`quotas` or `course_quotas`), keyed by
+    /// its `key` column: the one statement both kinds of quota are set with.
+    async fn upsert_quota(
+        &self,
+        table: &'static str,
+        key: &'static str,
+        id: &str,
+        q: &QuotaOverride,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({key}, containers, running, nano_cpus, memory_bytes, gpus, ports, builds, storage_bytes, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (user_name) DO UPDATE SET containers = excluded.containers, \
+             ON CONFLICT ({key}) DO UPDATE SET containers = excluded.containers, \
              running = excluded.running, nano_cpus = excluded.nano_cpus, \
              memory_bytes = excluded.memory_bytes, gpus = excluded.gpus, ports = excluded.ports, \
              builds = excluded.builds, storage_bytes = excluded.storage_bytes, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(user.as_str())
+             updated_at = excluded.updated_at"
+        ))
+        .bind(id)
         .bind(q.containers)
         .bind(q.running)
         .bind(q.nano_cpus)
@@ -2074,28 +2088,8 @@ impl Store {
 
     /// Sets the course's quota (all of it: a `None` keeps the role's value).
     pub async fn set_course_quota(&self, id: &str, q: &QuotaOverride, now: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO course_quotas (course, containers, running, nano_cpus, memory_bytes, gpus, ports, builds, storage_bytes, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (course) DO UPDATE SET containers = excluded.containers, \
-             running = excluded.running, nano_cpus = excluded.nano_cpus, \
-             memory_bytes = excluded.memory_bytes, gpus = excluded.gpus, ports = excluded.ports, \
-             builds = excluded.builds, storage_bytes = excluded.storage_bytes, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(id)
-        .bind(q.containers)
-        .bind(q.running)
-        .bind(q.nano_cpus)
-        .bind(q.memory_bytes)
-        .bind(q.gpus)
-        .bind(q.ports)
-        .bind(q.builds)
-        .bind(q.storage_bytes)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.upsert_quota("course_quotas", "course", id, q, now)
+            .await
     }
 
     /// Removes the course's quota.
