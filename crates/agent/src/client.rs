@@ -223,6 +223,58 @@ impl Transport {
         self.send(req, Some(self.timeout)).await.map(drop)
     }
 
+    /// A terminal session on a WebSocket over the agent's own connection (its TLS and
+    /// token): binary frames carry the bytes both ways, text frames the controls.
+    pub(crate) async fn terminal(
+        &self,
+        r: reqwest::RequestBuilder,
+    ) -> Result<Terminal, BackendError> {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        use tokio_tungstenite::tungstenite::Message;
+        let resp = self.send(websocket_request(r), None).await?;
+        let io = resp.upgrade().await.map_err(|e| self.unreachable(&e))?;
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await;
+        let (mut sink, stream) = ws.split();
+        let (input, mut rx) = futures::channel::mpsc::channel::<TerminalInput>(16);
+        tokio::spawn(async move {
+            while let Some(i) = rx.next().await {
+                let msg = match i {
+                    TerminalInput::Data { data } => Message::Binary(data.into()),
+                    resize @ TerminalInput::Resize { .. } => {
+                        Message::Text(serde_json::to_string(&resize).unwrap_or_default().into())
+                    }
+                };
+                if sink.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            // The console is done with the session: the agent ends it.
+            let _ = sink.close().await;
+        });
+        let host = self.id.clone();
+        let output = stream.filter_map(move |m| {
+            let host = host.clone();
+            async move {
+                match m {
+                    Ok(Message::Binary(data)) => Some(Ok(TerminalOutput::Data {
+                        data: data.to_vec(),
+                    })),
+                    Ok(Message::Text(text)) => {
+                        serde_json::from_str::<TerminalOutput>(&text).ok().map(Ok)
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Err(BackendError::Unavailable(format!(
+                        "host {host}: its agent's terminal session failed: {e}"
+                    )))),
+                }
+            }
+        });
+        Ok(Terminal {
+            input,
+            output: output.boxed(),
+        })
+    }
+
     /// An NDJSON answer as a stream of the host's results.
     fn lines<T: DeserializeOwned + Send + 'static>(
         &self,
@@ -410,8 +462,6 @@ impl ContainerBackend for RemoteBackend {
         name: &ContainerKey,
         req: &TerminalRequest,
     ) -> Result<Terminal, BackendError> {
-        use tokio_tungstenite::tungstenite::protocol::Role;
-        use tokio_tungstenite::tungstenite::Message;
         let path = format!("/containers/{}/terminal", container_segments(name));
         let cmd = req
             .cmd
@@ -419,54 +469,12 @@ impl ContainerBackend for RemoteBackend {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| BackendError::Engine(e.to_string()))?;
-        // A WebSocket over the agent's own connection (its TLS and token).
-        let r = websocket_request(self.t.http.get(self.t.url(&path)).query(&TerminalQuery {
+        let r = self.t.http.get(self.t.url(&path)).query(&TerminalQuery {
             cols: req.cols,
             rows: req.rows,
             cmd,
-        }));
-        let resp = self.t.send(r, None).await?;
-        let io = resp.upgrade().await.map_err(|e| self.t.unreachable(&e))?;
-        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await;
-        let (mut sink, stream) = ws.split();
-        let (input, mut rx) = futures::channel::mpsc::channel::<TerminalInput>(16);
-        tokio::spawn(async move {
-            while let Some(i) = rx.next().await {
-                let msg = match i {
-                    TerminalInput::Data { data } => Message::Binary(data.into()),
-                    resize @ TerminalInput::Resize { .. } => {
-                        Message::Text(serde_json::to_string(&resize).unwrap_or_default().into())
-                    }
-                };
-                if sink.send(msg).await.is_err() {
-                    return;
-                }
-            }
-            // The console is done with the session: the agent ends it.
-            let _ = sink.close().await;
         });
-        let host = self.t.id.clone();
-        let output = stream.filter_map(move |m| {
-            let host = host.clone();
-            async move {
-                match m {
-                    Ok(Message::Binary(data)) => Some(Ok(TerminalOutput::Data {
-                        data: data.to_vec(),
-                    })),
-                    Ok(Message::Text(text)) => {
-                        serde_json::from_str::<TerminalOutput>(&text).ok().map(Ok)
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(Err(BackendError::Unavailable(format!(
-                        "host {host}: its agent's terminal session failed: {e}"
-                    )))),
-                }
-            }
-        });
-        Ok(Terminal {
-            input,
-            output: output.boxed(),
-        })
+        self.t.terminal(r).await
     }
 
     async fn images(&self) -> Result<Vec<ImageInfo>, BackendError> {
@@ -752,10 +760,12 @@ mod tests {
         let token = "agent-token-for-the-tests-0123456789";
         let router = crate::server::router(
             host,
+            None,
             crate::server::AgentToken::new(token),
             crate::server::BodyLimits {
                 upload: 1 << 20,
                 build_context: 1 << 20,
+                vm_image: 1 << 20,
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,7 @@
 //!   host gave.
 //! - Long operations (pulls, builds, image events) are NDJSON, one `{"ok": ...}` or
 //!   `{"err": BackendError}` per line; downloads and uploads are raw byte streams.
+//! - A host with libvirt lends virtual machines through the same agent ([`vm`]).
 //! - Optionally HTTPS, and optionally mutual TLS ([`tls`]).
 
 pub mod client;
@@ -20,6 +21,8 @@ pub mod kube;
 pub mod protocol;
 pub mod server;
 pub mod tls;
+pub mod vm;
 
 pub use client::{AgentEndpoint, RemoteBackend};
 pub use server::{router, serve, AgentToken, BodyLimits};
+pub use vm::{RemoteVms, VmAgent};

@@ -7,6 +7,7 @@ use crate::protocol::{
     status_of, BuildQuery, DirQuery, ErrorBody, Health, Line, PathQuery, PullRequest, RefQuery,
     TailQuery, TerminalQuery,
 };
+use crate::vm::{self, VmAgent};
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -51,13 +52,18 @@ impl AgentToken {
 pub struct BodyLimits {
     pub upload: usize,
     pub build_context: usize,
+    /// A VM image upload.
+    pub vm_image: usize,
 }
 
-struct Agent {
+pub(crate) struct Agent {
     backend: Arc<dyn ContainerBackend>,
+    /// The host's VMs, when it lends them.
+    pub(crate) vms: Option<VmAgent>,
+    pub(crate) limits: BodyLimits,
 }
 
-type Shared = State<Arc<Agent>>;
+pub(crate) type Shared = State<Arc<Agent>>;
 
 /// An error as the protocol sends it.
 pub(crate) struct Failure(pub(crate) BackendError);
@@ -82,9 +88,18 @@ pub(crate) fn bad_request(message: String) -> Failure {
 
 type Answer<T> = Result<Json<T>, Failure>;
 
-/// The agent's routes around `backend`.
-pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: BodyLimits) -> Router {
-    let agent = Arc::new(Agent { backend });
+/// The agent's routes around `backend`, and `vms` when the host lends VMs too.
+pub fn router(
+    backend: Arc<dyn ContainerBackend>,
+    vms: Option<VmAgent>,
+    token: AgentToken,
+    limits: BodyLimits,
+) -> Router {
+    let agent = Arc::new(Agent {
+        backend,
+        vms,
+        limits,
+    });
     let v1 = Router::new()
         .route("/info", get(info))
         .route("/containers", post(create).get(list))
@@ -125,6 +140,19 @@ pub fn router(backend: Arc<dyn ContainerBackend>, token: AgentToken, limits: Bod
             "/runners/{owner}",
             put(put_runner).get(runner).delete(remove_runner),
         )
+        .route(
+            "/vm-images/{owner}/{name}",
+            put(vm::import_image)
+                .delete(vm::remove_image)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/vms", post(vm::define).get(vm::list))
+        .route("/vms/{owner}/{name}", get(vm::state).delete(vm::undefine))
+        .route("/vms/{owner}/{name}/start", post(vm::start))
+        .route("/vms/{owner}/{name}/destroy", post(vm::destroy))
+        .route("/vms/{owner}/{name}/xml", get(vm::dumpxml))
+        .route("/vms/{owner}/{name}/transcript", get(vm::transcript))
+        .route("/vms/{owner}/{name}/console", get(vm::console))
         .fallback(|| async { bad_request("no such agent endpoint".into()).into_response() })
         .layer(middleware::from_fn_with_state(token, authenticate));
     Router::new()
@@ -177,7 +205,9 @@ fn owner(name: &str) -> Result<UserName, Failure> {
 }
 
 async fn info(State(a): Shared) -> Answer<wm_backend::HostInfo> {
-    Ok(Json(a.backend.info().await?))
+    let mut info = a.backend.info().await?;
+    info.vms = a.vms.is_some();
+    Ok(Json(info))
 }
 
 async fn create(
@@ -348,7 +378,7 @@ async fn terminal(
 
 /// Carries a session until its command ends or the console goes away; dropping the
 /// terminal then ends what it started.
-async fn carry_terminal(socket: WebSocket, mut terminal: Terminal) {
+pub(crate) async fn carry_terminal(socket: WebSocket, mut terminal: Terminal) {
     let (mut tx, mut rx) = socket.split();
     loop {
         tokio::select! {

@@ -8,6 +8,7 @@
 // An in-memory host for tests and benchmarks (feature `memory`, off by default).
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod ports;
 pub mod vm;
 
 use async_trait::async_trait;
@@ -282,6 +283,9 @@ pub struct HostInfo {
     /// when the host keeps no storage for users.
     #[serde(default)]
     pub storage_path: Option<String>,
+    /// Whether the host lends virtual machines too (its agent serves libvirt).
+    #[serde(default)]
+    pub vms: bool,
 }
 
 /// What a path in a user's storage is.

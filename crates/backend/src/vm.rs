@@ -91,7 +91,8 @@ pub struct VmSpec {
     pub memory_bytes: u64,
     pub nic: NicModel,
     pub disk_bus: DiskBus,
-    pub forwards: Vec<Forward>,
+    /// Guest ports to forward; the host lends the host ports from its pool.
+    pub ports: Vec<GuestPort>,
 }
 
 /// A domain's state as libvirt reports it.
@@ -139,6 +140,9 @@ pub struct FoundVm {
     pub template: String,
     pub image: String,
     pub state: VmState,
+    /// Its forwarded ports, from the metadata.
+    #[serde(default)]
+    pub forwards: Vec<Forward>,
 }
 
 /// The operations the console needs from a VM host, and nothing more.
@@ -155,8 +159,12 @@ pub trait VmBackend: Send + Sync {
     /// raw image, or names a backing file or an external data file.
     async fn import_image(&self, key: &VmImageKey, file: &Path) -> Result<DiskInfo, BackendError>;
     async fn remove_image(&self, key: &VmImageKey) -> Result<(), BackendError>;
-    /// Makes the VM's own disk (an overlay of the image) and defines the domain.
-    async fn define(&self, spec: &VmSpec) -> Result<(), BackendError>;
+    /// Makes the VM's own disk (an overlay of the image) and defines the domain, with
+    /// host ports for its guest ports lent from the host's pool (the containers' too).
+    ///
+    /// # Errors
+    /// [`BackendError::Exhausted`] when the pool has no free port left.
+    async fn define(&self, spec: &VmSpec) -> Result<Vec<Forward>, BackendError>;
     async fn start(&self, key: &ContainerKey) -> Result<(), BackendError>;
     /// Powers off at once (`virsh destroy`); a stopped VM is left as it is.
     async fn destroy(&self, key: &ContainerKey) -> Result<(), BackendError>;
@@ -165,7 +173,8 @@ pub trait VmBackend: Send + Sync {
     async fn state(&self, key: &ContainerKey) -> Result<VmState, BackendError>;
     /// The domain's XML as libvirt has it now.
     async fn dumpxml(&self, key: &ContainerKey) -> Result<String, BackendError>;
-    /// Our domains on the host.
+    /// Our domains on the host; their forwarded ports are the pool's again after a
+    /// restart.
     async fn list(&self) -> Result<Vec<FoundVm>, BackendError>;
     /// The serial console, both ways, with the terminal protocol of containers.
     async fn console(&self, key: &ContainerKey) -> Result<Terminal, BackendError>;

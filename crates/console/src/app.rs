@@ -107,14 +107,29 @@ pub fn lock_installation(config: &Config) -> Result<Option<std::fs::File>, Start
     }
 }
 
-/// Builds the console of `wm serve`: the local Docker engine, in-process.
+/// Builds the console of `wm serve`: the local Docker engine, in-process, and libvirt on
+/// this machine when it lends VMs (see [`local_libvirt`]).
 pub async fn build(config: Config) -> Result<Application, StartError> {
-    let engine: Arc<dyn ContainerBackend> = Arc::new(DockerEngine::new(config.docker.clone()));
+    let engine = Arc::new(DockerEngine::new(config.docker.clone()));
+    let vm_hosts = local_libvirt(&config, engine.port_pool())
+        .await?
+        .map(|libvirt| VmHost {
+            backend: Arc::new(libvirt),
+            id: config.docker.host_name.clone(),
+            local: true,
+        })
+        .into_iter()
+        .collect();
     let address = match &config.docker.address {
         Some(a) => a.clone(),
         None => default_link_address(&config.docker.host_name),
     };
-    build_with_hosts(config, vec![(engine, address)]).await
+    build_with(
+        config,
+        vec![(engine as Arc<dyn ContainerBackend>, address)],
+        vm_hosts,
+    )
+    .await
 }
 
 /// Where `wm serve`'s links to published ports point unless `WM_HOST_ADDRESS` says: this
@@ -155,12 +170,24 @@ pub async fn build_with_agents(config: Config) -> Result<Application, StartError
     let tls = config.agents_client_tls()?;
     let timeout = Duration::from_secs(config.docker.call_timeout_secs);
     let mut hosts: Vec<(Arc<dyn ContainerBackend>, String)> = Vec::new();
+    let mut vm_hosts = Vec::new();
     for a in &config.agents {
         let remote = wm_agent::RemoteBackend::new(a, token, tls.clone(), timeout)
             .map_err(crate::config::ConfigError::new)?;
         hosts.push((Arc::new(remote), a.host().unwrap_or_else(|| a.id.clone())));
+        // Each agent may lend VMs: it says so in its info (`WM_VM=false` here turns them
+        // off for the whole console).
+        if config.vm.enabled != Some(false) {
+            let vms = wm_agent::RemoteVms::new(a, token, tls.clone(), timeout)
+                .map_err(crate::config::ConfigError::new)?;
+            vm_hosts.push(VmHost {
+                backend: Arc::new(vms),
+                id: a.id.clone(),
+                local: false,
+            });
+        }
     }
-    build_with_hosts(config, hosts).await
+    build_with(config, hosts, vm_hosts).await
 }
 
 /// Builds the console around the given container hosts, each with the address its
@@ -170,6 +197,14 @@ pub async fn build_with_agents(config: Config) -> Result<Application, StartError
 pub async fn build_with_hosts(
     config: Config,
     backends: Vec<(Arc<dyn ContainerBackend>, String)>,
+) -> Result<Application, StartError> {
+    build_with(config, backends, Vec::new()).await
+}
+
+async fn build_with(
+    config: Config,
+    backends: Vec<(Arc<dyn ContainerBackend>, String)>,
+    vm_hosts: Vec<VmHost>,
 ) -> Result<Application, StartError> {
     let addresses: Vec<String> = backends.iter().map(|(_, a)| a.clone()).collect();
     config.check_public_url(&addresses)?;
@@ -286,14 +321,12 @@ pub async fn build_with_hosts(
     ));
     let vms = Arc::new(Vms::new(
         store.clone(),
-        vm_host(&config, &addresses).await?,
+        vm_hosts,
+        hosts.clone(),
         config.clone(),
         quotas.clone(),
         sessions,
     ));
-    if let Err(e) = vms.reconcile().await {
-        tracing::warn!(error = %e, "the VMs could not be reconciled with the VM host");
-    }
     let sif_dir = config.data_dir.join("sif-cache");
     let sif = SifCache::open(
         sif_dir.clone(),
@@ -388,13 +421,14 @@ pub async fn build_with_hosts(
         quotas,
         courses,
         users,
-        vms,
+        vms: vms.clone(),
         audit,
     });
     let workers = crate::workers::Deps {
         hosts,
         catalog,
         reconciler,
+        vms,
         system: system.clone(),
         reclaimer,
         cleanup: (config.reclaim.image_max_age.is_some() || config.reclaim.sif_max_age.is_some())
@@ -415,11 +449,18 @@ pub async fn build_with_hosts(
     })
 }
 
-/// The VM host of the configuration: libvirt on this machine when `vm.enabled` is set,
-/// or, left unset, when `wm serve` finds libvirt answering.
-async fn vm_host(config: &Config, addresses: &[String]) -> Result<Option<VmHost>, StartError> {
-    let auto = config.vm.enabled.is_none() && config.agents.is_empty();
-    if config.vm.enabled != Some(true) && !auto {
+/// Libvirt on this machine, for `wm serve` and `wm agent docker`: when `vm.enabled` is
+/// set (and then it must answer), or, left unset, when libvirt answers. Its forwarded
+/// ports are lent from `ports`, the pool of the machine's containers.
+///
+/// # Errors
+/// When `vm.enabled` is set and libvirt does not answer.
+pub async fn local_libvirt(
+    config: &Config,
+    ports: Arc<wm_backend::ports::PortPool>,
+) -> Result<Option<wm_libvirt::Libvirt>, StartError> {
+    let auto = config.vm.enabled.is_none();
+    if config.vm.enabled == Some(false) {
         return Ok(None);
     }
     let libvirt = wm_libvirt::Libvirt::new(wm_libvirt::LibvirtSettings {
@@ -428,29 +469,20 @@ async fn vm_host(config: &Config, addresses: &[String]) -> Result<Option<VmHost>
         storage_dir: config.vm.storage_dir.clone(),
         instance: config.docker.instance.clone(),
         publish_address: config.docker.publish_address.clone(),
+        ports,
     });
     match libvirt.check().await {
-        Ok(()) => {}
+        Ok(()) => Ok(Some(libvirt)),
         Err(e) if auto => {
             tracing::info!(error = %e, "no virtual machines: libvirt does not answer");
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => {
-            return Err(crate::config::ConfigError::new(format!(
-                "vm.enabled is set but libvirt at {} does not answer: {e}",
-                config.vm.uri
-            ))
-            .into())
-        }
+        Err(e) => Err(crate::config::ConfigError::new(format!(
+            "vm.enabled is set but libvirt at {} does not answer: {e}",
+            config.vm.uri
+        ))
+        .into()),
     }
-    Ok(Some(VmHost {
-        backend: Arc::new(libvirt),
-        id: config.docker.host_name.clone(),
-        address: addresses
-            .first()
-            .cloned()
-            .unwrap_or_else(|| config.docker.host_name.clone()),
-    }))
 }
 
 /// The cluster of the configuration: a kubernetes agent, the cluster in-process, or none.

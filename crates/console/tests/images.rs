@@ -534,15 +534,6 @@ async fn the_catalog_follows_the_engine() {
     .await;
 }
 
-/// A task that is aborted when this is dropped, also when the test fails.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A registry-like listener on loopback that answers every request with a 404 whose body,
 /// in the registry API's error format (which the engine quotes in its errors), carries
 /// `marker`.
@@ -621,19 +612,7 @@ async fn pulls_from_the_hosts_own_network_are_refused() {
     // compromised console would.
     let engine = wm_docker::DockerEngine::new(app.config.docker.clone());
     let agent_token = "egress-agent-token-0123456789abcdef";
-    let router = wm_agent::router(
-        std::sync::Arc::new(engine),
-        wm_agent::AgentToken::new(agent_token),
-        wm_agent::BodyLimits {
-            upload: 1 << 20,
-            build_context: 1 << 20,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let agent_url = format!("http://{}", listener.local_addr().unwrap());
-    let _agent = AbortOnDrop(tokio::spawn(async move {
-        let _ = wm_agent::serve(listener, router, None, std::future::pending()).await;
-    }));
+    let (agent_url, _agent) = common::agent(std::sync::Arc::new(engine), None, agent_token).await;
     let resp = app
         .client
         .post(format!("{agent_url}/v1/images/pull"))

@@ -241,34 +241,13 @@ async fn follow_sees_a_later_line(app: &TestApp, token: &str, container: &str, l
     assert_eq!(found, Ok(true), "{seen}");
 }
 
-/// Aborts the in-process agent when the test ends, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 #[tokio::test]
 async fn sessions_and_followed_logs_cross_a_docker_agent() {
     let data = tempfile::tempdir().unwrap();
     let mut config = test_config(data.path());
-    let engine = wm_docker::DockerEngine::new(config.docker.clone());
+    let engine = std::sync::Arc::new(wm_docker::DockerEngine::new(config.docker.clone()));
     let agent_token = "terminal-agent-token-0123456789abcdef";
-    let router = wm_agent::router(
-        std::sync::Arc::new(engine),
-        wm_agent::AgentToken::new(agent_token),
-        wm_agent::BodyLimits {
-            upload: 1 << 20,
-            build_context: 1 << 20,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let _agent = AbortOnDrop(tokio::spawn(async move {
-        let _ = wm_agent::serve(listener, router, None, std::future::pending()).await;
-    }));
+    let (url, _agent) = common::agent(engine, None, agent_token).await;
     config.agents = vec![wm_agent::AgentEndpoint {
         id: "h1".to_string(),
         url,

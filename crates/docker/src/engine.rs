@@ -4,7 +4,6 @@ use crate::build::{post_build, BuildCgroup};
 use crate::egress::EgressError;
 use crate::gpus::{self, Discovery, GpuDiscovery, GpuPool, Taken};
 use crate::labels;
-use crate::ports::PortPool;
 use crate::pull_error::PullFailure;
 use crate::settings::DockerSettings;
 use crate::storage::{self, StorageKind};
@@ -36,6 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
+use wm_backend::ports::PortPool;
 use wm_backend::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, Gpu, GpuKind, HostInfo, ImageInfo, PortBinding,
@@ -71,7 +71,7 @@ pub struct DockerEngine {
     /// Around choosing a subnet from the pool and creating the network with it, so two
     /// owners' networks never pick the same one.
     subnet_lock: Mutex<()>,
-    ports: PortPool,
+    ports: Arc<PortPool>,
     /// Which containers hold which GPUs, kept as the port pool is.
     gpu_pool: GpuPool,
     /// `nvidia-smi`'s last answer.
@@ -85,7 +85,7 @@ impl DockerEngine {
     pub fn new(settings: DockerSettings) -> Self {
         let timeout = Duration::from_secs(settings.call_timeout_secs);
         Self {
-            ports: PortPool::new(settings.port_range()),
+            ports: Arc::new(PortPool::new(settings.port_range())),
             gpu_pool: GpuPool::default(),
             discovery: Discovery::default(),
             settings,
@@ -99,6 +99,11 @@ impl DockerEngine {
 
     pub fn settings(&self) -> &DockerSettings {
         &self.settings
+    }
+
+    /// The host's port pool, for a VM host on the same machine to lend its forwards from.
+    pub fn port_pool(&self) -> Arc<PortPool> {
+        self.ports.clone()
     }
 
     /// The host's GPUs: those `nvidia-smi` finds (unless discovery is off), with the
@@ -1174,6 +1179,8 @@ impl ContainerBackend for DockerEngine {
             gpus: self.gpus().await,
             storage_path: (self.settings.storage.kind != StorageKind::Off)
                 .then(|| self.settings.storage.path.clone()),
+            // Its agent says whether it lends VMs.
+            vms: false,
         })
     }
 

@@ -9,7 +9,6 @@ mod build;
 pub mod egress;
 mod engine;
 pub mod gpus;
-mod ports;
 pub mod pull_error;
 mod settings;
 pub mod storage;
@@ -17,7 +16,8 @@ mod subnets;
 
 pub use engine::DockerEngine;
 pub use gpus::{GpuDecl, GpuDiscovery};
-pub use settings::{DockerSettings, MountRule, PortRange, CAPABILITY_CEILING};
+pub use settings::{DockerSettings, MountRule, CAPABILITY_CEILING};
+pub use wm_backend::ports::PortRange;
 
 use wm_domain::{ContainerKey, UserName};
 

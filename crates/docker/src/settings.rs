@@ -4,7 +4,7 @@
 use crate::gpus::{GpuDecl, GpuDiscovery};
 use crate::storage::{StorageKind, StorageSettings};
 use serde::Deserialize;
-use std::fmt;
+use wm_backend::ports::PortRange;
 use wm_backend::Limits;
 
 /// Capabilities a container may ever be given: Docker's default set without `NET_RAW`
@@ -319,80 +319,6 @@ impl DockerSettings {
         )
         .map_err(|e| format!("gpus: {e}"))?;
         Ok(())
-    }
-}
-
-/// Inclusive range of host ports lent to containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-impl PortRange {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("port range {s:?} must look like 40000-40999"))?;
-        let num = |x: &str| {
-            x.trim()
-                .parse::<u16>()
-                .map_err(|_| format!("port range {s:?}: {x:?} is not a port number"))
-        };
-        let (first, last) = (num(a)?, num(b)?);
-        if first == 0 || first > last {
-            return Err(format!(
-                "port range {s:?} must go from a lower to a higher port, both 1..65535"
-            ));
-        }
-        Ok(Self { first, last })
-    }
-
-    /// The kernel's ephemeral range, as in the report; 32768-60999 where it cannot be read.
-    pub fn ephemeral() -> Self {
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|s| {
-                let mut it = s.split_whitespace().map(|n| n.parse::<u16>().ok());
-                Some(Self {
-                    first: it.next()??,
-                    last: it.next()??,
-                })
-            })
-            .filter(|r| r.first > 0 && r.first <= r.last)
-            .unwrap_or(Self {
-                first: 32768,
-                last: 60999,
-            })
-    }
-
-    pub fn size(&self) -> usize {
-        usize::from(self.last - self.first) + 1
-    }
-
-    pub fn contains(&self, port: u16) -> bool {
-        (self.first..=self.last).contains(&port)
-    }
-
-    /// The port after `port`, wrapping round to the first.
-    pub fn after(&self, port: u16) -> u16 {
-        if port >= self.last || port < self.first {
-            self.first
-        } else {
-            port + 1
-        }
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.first, self.last)
-    }
-}
-
-impl<'de> Deserialize<'de> for PortRange {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        PortRange::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

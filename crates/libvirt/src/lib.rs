@@ -18,14 +18,16 @@ pub use xml::NS;
 use async_trait::async_trait;
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use wm_backend::vm::{DiskInfo, FoundVm, VmBackend, VmImageKey, VmSpec, VmState};
+use wm_backend::ports::PortPool;
+use wm_backend::vm::{DiskInfo, Forward, FoundVm, VmBackend, VmImageKey, VmSpec, VmState};
 use wm_backend::{BackendError, Terminal, TerminalInput, TerminalOutput};
 use wm_domain::ContainerKey;
 
 /// Where and how this host runs VMs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LibvirtSettings {
     /// `qemu:///system`.
     pub uri: String,
@@ -37,6 +39,9 @@ pub struct LibvirtSettings {
     pub instance: String,
     /// The host address forwarded ports listen on.
     pub publish_address: String,
+    /// Where forwarded ports are lent from: the pool of the host's containers, so that a
+    /// VM and a container never get one port.
+    pub ports: Arc<PortPool>,
 }
 
 /// The default domain type: `kvm` where `/dev/kvm` exists, else `qemu`.
@@ -147,6 +152,62 @@ impl Libvirt {
         Ok(())
     }
 
+    /// The VM's disk and domain, with these forwards; on failure nothing is left.
+    async fn define_with(
+        &self,
+        spec: &VmSpec,
+        name: &str,
+        forwards: &[Forward],
+    ) -> Result<(), BackendError> {
+        let image = self.image_path(&spec.image);
+        let dir = self.vm_dir(&spec.key);
+        self.make_dir(&dir).await?;
+        let disk = dir.join("disk.qcow2");
+        let _ = tokio::fs::remove_file(&disk).await;
+        // The backing format is given, never probed: a raw image stays raw.
+        self.qemu_img(&[
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            "-F".as_ref(),
+            spec.image_format.as_str().as_ref(),
+            "-b".as_ref(),
+            image.as_os_str(),
+            disk.as_os_str(),
+        ])
+        .await?;
+        let (disk_s, sock, log) = (
+            disk.display().to_string(),
+            dir.join("serial.sock").display().to_string(),
+            dir.join("console.log").display().to_string(),
+        );
+        let xml = xml::domain_xml(
+            spec,
+            &xml::HostPart {
+                domain_name: name,
+                domain_type: &self.settings.domain_type,
+                instance: &self.settings.instance,
+                disk: &disk_s,
+                serial_socket: &sock,
+                serial_log: &log,
+                publish_address: &self.settings.publish_address,
+                forwards,
+            },
+        );
+        let file = dir.join("domain.xml");
+        tokio::fs::write(&file, xml)
+            .await
+            .map_err(|e| io("cannot write the domain", e))?;
+        let defined = self.virsh(&["define", &file.display().to_string()]).await;
+        let _ = tokio::fs::remove_file(&file).await;
+        if let Err(e) = defined {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     async fn qemu_img(&self, args: &[&std::ffi::OsStr]) -> Result<(), BackendError> {
         let out = tokio::process::Command::new("qemu-img")
             .args(args)
@@ -193,7 +254,7 @@ impl VmBackend for Libvirt {
         }
     }
 
-    async fn define(&self, spec: &VmSpec) -> Result<(), BackendError> {
+    async fn define(&self, spec: &VmSpec) -> Result<Vec<Forward>, BackendError> {
         let image = self.image_path(&spec.image);
         if !image.exists() {
             return Err(BackendError::NoSuchImage(format!(
@@ -202,52 +263,24 @@ impl VmBackend for Libvirt {
                 spec.image.name.as_str()
             )));
         }
-        let dir = self.vm_dir(&spec.key);
-        self.make_dir(&dir).await?;
-        let disk = dir.join("disk.qcow2");
-        let _ = tokio::fs::remove_file(&disk).await;
-        // The backing format is given, never probed: a raw image stays raw.
-        self.qemu_img(&[
-            "create".as_ref(),
-            "-q".as_ref(),
-            "-f".as_ref(),
-            "qcow2".as_ref(),
-            "-F".as_ref(),
-            spec.image_format.as_str().as_ref(),
-            "-b".as_ref(),
-            image.as_os_str(),
-            disk.as_os_str(),
-        ])
-        .await?;
         let name = self.domain(&spec.key);
-        let (disk_s, sock, log) = (
-            disk.display().to_string(),
-            dir.join("serial.sock").display().to_string(),
-            dir.join("console.log").display().to_string(),
-        );
-        let xml = xml::domain_xml(
-            spec,
-            &xml::HostPart {
-                domain_name: &name,
-                domain_type: &self.settings.domain_type,
-                instance: &self.settings.instance,
-                disk: &disk_s,
-                serial_socket: &sock,
-                serial_log: &log,
-                publish_address: &self.settings.publish_address,
-            },
-        );
-        let file = dir.join("domain.xml");
-        tokio::fs::write(&file, xml)
-            .await
-            .map_err(|e| io("cannot write the domain", e))?;
-        let defined = self.virsh(&["define", &file.display().to_string()]).await;
-        let _ = tokio::fs::remove_file(&file).await;
-        if let Err(e) = defined {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            return Err(e);
+        let forwards: Vec<Forward> = self
+            .settings
+            .ports
+            .lend_kept(&name, spec.ports.len())
+            .map_err(BackendError::Exhausted)?
+            .into_iter()
+            .zip(&spec.ports)
+            .map(|(host, guest)| Forward {
+                guest: *guest,
+                host,
+            })
+            .collect();
+        let defined = self.define_with(spec, &name, &forwards).await;
+        if defined.is_err() {
+            self.settings.ports.release(&name);
         }
-        Ok(())
+        defined.map(|()| forwards)
     }
 
     async fn start(&self, key: &ContainerKey) -> Result<(), BackendError> {
@@ -276,6 +309,7 @@ impl VmBackend for Libvirt {
             Ok(_) | Err(BackendError::NoSuchContainer) => {}
             Err(e) => return Err(e),
         }
+        self.settings.ports.release(&self.domain(key));
         match tokio::fs::remove_dir_all(self.vm_dir(key)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -309,18 +343,21 @@ impl VmBackend for Libvirt {
                 Err(BackendError::NoSuchContainer) => continue,
                 Err(e) => return Err(e),
             };
-            let Some((instance, key, template, image)) = xml::read_meta(&xml) else {
+            let Some(meta) = xml::read_meta(&xml) else {
                 continue;
             };
-            if instance != self.settings.instance {
+            if meta.instance != self.settings.instance {
                 continue;
             }
-            let state = self.state(&key).await?;
+            let held: Vec<u16> = meta.forwards.iter().map(|f| f.host).collect();
+            self.settings.ports.keep(name, &held);
+            let state = self.state(&meta.key).await?;
             found.push(FoundVm {
-                key,
-                template,
-                image,
+                key: meta.key,
+                template: meta.template,
+                image: meta.image,
                 state,
+                forwards: meta.forwards,
             });
         }
         Ok(found)

@@ -3,7 +3,8 @@
 //! socket and transcript); there are no host devices. Our metadata (namespace [`NS`])
 //! lets [`read_meta`] find owner and name again after any restart.
 
-use wm_backend::vm::{DiskBus, NicModel, VmSpec};
+use wm_backend::vm::{DiskBus, Forward, NicModel, VmSpec};
+use wm_domain::GuestPort;
 use wm_domain::{ContainerKey, ShortName, UserName};
 
 /// The namespace of our metadata element.
@@ -18,6 +19,18 @@ pub(crate) struct HostPart<'a> {
     pub(crate) serial_socket: &'a str,
     pub(crate) serial_log: &'a str,
     pub(crate) publish_address: &'a str,
+    /// The host ports lent to the spec's guest ports, in its order.
+    pub(crate) forwards: &'a [Forward],
+}
+
+/// Our metadata, as read back from a domain.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub(crate) instance: String,
+    pub(crate) key: ContainerKey,
+    pub(crate) template: String,
+    pub(crate) image: String,
+    pub(crate) forwards: Vec<Forward>,
 }
 
 fn esc(s: &str) -> String {
@@ -52,7 +65,7 @@ pub(crate) fn domain_xml(spec: &VmSpec, host: &HostPart<'_>) -> String {
         NicModel::E1000 => "e1000",
     };
     let mut netdev = "user,id=wmnet0,restrict=on".to_string();
-    for f in &spec.forwards {
+    for f in host.forwards {
         netdev.push_str(&format!(
             ",hostfwd=tcp:{}:{}-:{}",
             host.publish_address,
@@ -70,6 +83,7 @@ pub(crate) fn domain_xml(spec: &VmSpec, host: &HostPart<'_>) -> String {
       <wm:name>{short}</wm:name>
       <wm:template>{template}</wm:template>
       <wm:image>{image_owner}/{image}</wm:image>
+      <wm:forwards>{forwards}</wm:forwards>
     </wm:vm>
   </metadata>
   <memory unit='KiB'>{memory_kib}</memory>
@@ -122,11 +136,17 @@ pub(crate) fn domain_xml(spec: &VmSpec, host: &HostPart<'_>) -> String {
         socket = esc(host.serial_socket),
         log = esc(host.serial_log),
         netdev = esc(&netdev),
+        forwards = host
+            .forwards
+            .iter()
+            .map(|f| format!("{}:{}", f.guest.get(), f.host))
+            .collect::<Vec<_>>()
+            .join(" "),
     )
 }
 
-/// Our metadata in a domain's XML: `(instance, key, template, image)`.
-pub(crate) fn read_meta(xml: &str) -> Option<(String, ContainerKey, String, String)> {
+/// Our metadata in a domain's XML.
+pub(crate) fn read_meta(xml: &str) -> Option<Meta> {
     let start = xml.find(NS)?;
     let rest = &xml[start..];
     let field = |tag: &str| -> Option<String> {
@@ -138,7 +158,25 @@ pub(crate) fn read_meta(xml: &str) -> Option<(String, ContainerKey, String, Stri
     let owner = UserName::parse(&field("owner")?).ok()?;
     let short = ShortName::parse(&field("name")?).ok()?;
     let key = ContainerKey::new(&owner, &short).ok()?;
-    Some((field("instance")?, key, field("template")?, field("image")?))
+    // `guest:host` pairs; a domain defined before forwards were recorded has none.
+    let forwards = field("forwards")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pair| {
+            let (guest, host) = pair.split_once(':')?;
+            Some(Forward {
+                guest: GuestPort::new(guest.parse().ok()?).ok()?,
+                host: host.parse().ok()?,
+            })
+        })
+        .collect();
+    Some(Meta {
+        instance: field("instance")?,
+        key,
+        template: field("template")?,
+        image: field("image")?,
+        forwards,
+    })
 }
 
 fn unescape(s: &str) -> String {
@@ -152,8 +190,7 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wm_backend::vm::{DiskFormat, Forward, VmImageKey};
-    use wm_domain::GuestPort;
+    use wm_backend::vm::{DiskFormat, VmImageKey};
 
     fn spec() -> VmSpec {
         let owner = UserName::parse("alice").unwrap();
@@ -169,14 +206,18 @@ mod tests {
             memory_bytes: 256 << 20,
             nic: NicModel::E1000,
             disk_bus: DiskBus::Virtio,
-            forwards: vec![Forward {
-                guest: GuestPort::new(80).unwrap(),
-                host: 40001,
-            }],
+            ports: vec![GuestPort::new(80).unwrap()],
         }
     }
 
-    fn host() -> HostPart<'static> {
+    fn forwards() -> Vec<Forward> {
+        vec![Forward {
+            guest: GuestPort::new(80).unwrap(),
+            host: 40001,
+        }]
+    }
+
+    fn host(forwards: &[Forward]) -> HostPart<'_> {
         HostPart {
             domain_name: "wm.alice.os1",
             domain_type: "qemu",
@@ -185,12 +226,13 @@ mod tests {
             serial_socket: "/var/lib/wm/vms/alice/os1/serial.sock",
             serial_log: "/var/lib/wm/vms/alice/os1/console.log",
             publish_address: "0.0.0.0",
+            forwards,
         }
     }
 
     #[test]
     fn the_domain_has_our_settings_and_nothing_of_the_users_but_names() {
-        let xml = domain_xml(&spec(), &host());
+        let xml = domain_xml(&spec(), &host(&forwards()));
         assert!(xml.contains("<domain type='qemu'"));
         assert!(xml.contains("<memory unit='KiB'>262144</memory>"));
         assert!(xml.contains("<vcpu>2</vcpu>"));
@@ -206,11 +248,12 @@ mod tests {
 
     #[test]
     fn metadata_reads_back() {
-        let xml = domain_xml(&spec(), &host()).replace("wm:", "ns0:");
-        let (instance, key, template, image) = read_meta(&xml).unwrap();
-        assert_eq!(instance, "wm");
-        assert_eq!(key.to_string(), "alice-os1");
-        assert_eq!(template, "small<&>");
-        assert_eq!(image, "alice/debian");
+        let xml = domain_xml(&spec(), &host(&forwards())).replace("wm:", "ns0:");
+        let meta = read_meta(&xml).unwrap();
+        assert_eq!(meta.instance, "wm");
+        assert_eq!(meta.key.to_string(), "alice-os1");
+        assert_eq!(meta.template, "small<&>");
+        assert_eq!(meta.image, "alice/debian");
+        assert_eq!(meta.forwards, forwards());
     }
 }

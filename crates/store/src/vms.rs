@@ -1,6 +1,6 @@
 //! Virtual machines: uploaded disk images, VMs, and the host ports their guests are
-//! forwarded from (`vm_port_leases`; [`Store::leased_ports`] gives those of containers and
-//! VMs together, so that one host port goes to one container or one VM).
+//! forwarded from (`vm_port_leases`; the VM host lends them from the pool of its
+//! containers' ports, and a primary key per host and port keeps each recorded once).
 
 use super::{conflict, parse_user_name, PortLease, Result, Store, StoreError};
 use sqlx::any::AnyRow;
@@ -174,20 +174,21 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, format!("VM {}", v.short_name)))?;
-        for p in &v.ports {
-            sqlx::query(
-                "INSERT INTO vm_port_leases (host, host_port, owner, short_name, guest_port) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&v.host)
-            .bind(i64::from(p.host_port))
-            .bind(v.owner.as_str())
-            .bind(v.short_name.as_str())
-            .bind(i64::from(p.guest.get()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| conflict(e, format!("host port {}", p.host_port)))?;
-        }
+        lease(&mut tx, &v.key(), &v.host, &v.ports).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the host ports the VM host lent to a recorded VM.
+    /// [`StoreError::Conflict`] when one is recorded already; nothing is kept then.
+    pub async fn lease_vm_ports(
+        &self,
+        key: &ContainerKey,
+        host: &str,
+        ports: &[PortLease],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        lease(&mut tx, key, host, ports).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -258,21 +259,27 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    /// The host ports leased on `host`, to containers and VMs.
-    pub async fn leased_ports(&self, host: &str) -> Result<Vec<u16>> {
-        let rows = sqlx::query(
-            "SELECT host_port FROM port_leases WHERE host = $1 \
-             UNION SELECT host_port FROM vm_port_leases WHERE host = $1",
+async fn lease(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &ContainerKey,
+    host: &str,
+    ports: &[PortLease],
+) -> Result<()> {
+    for p in ports {
+        sqlx::query(
+            "INSERT INTO vm_port_leases (host, host_port, owner, short_name, guest_port) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(host)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let p: i64 = r.try_get("host_port")?;
-                u16::try_from(p).map_err(|_| StoreError::Corrupt(format!("host port {p}")))
-            })
-            .collect()
+        .bind(i64::from(p.host_port))
+        .bind(key.owner.as_str())
+        .bind(key.short.as_str())
+        .bind(i64::from(p.guest.get()))
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| conflict(e, format!("host port {}", p.host_port)))?;
     }
+    Ok(())
 }

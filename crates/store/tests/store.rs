@@ -1109,7 +1109,15 @@ async fn vms_images_ports_and_usage() {
             Err(StoreError::Conflict(_))
         ));
         assert!(s.vm(&other.key()).await.unwrap().is_none());
-        assert_eq!(s.leased_ports("h1").await.unwrap(), vec![40022]);
+        // Ports lent after the record was made: the same rule.
+        other.ports.clear();
+        s.insert_vm(&other).await.unwrap();
+        assert!(matches!(
+            s.lease_vm_ports(&other.key(), "h1", &vm.ports).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(s.vm(&other.key()).await.unwrap().unwrap().ports.is_empty());
+        s.delete_vm(&other.key()).await.unwrap();
         assert!(!s
             .delete_vm_image_unused(&alice, &name("debian"))
             .await
@@ -1130,7 +1138,13 @@ async fn vms_images_ports_and_usage() {
         assert_eq!(got.ports, vm.ports);
         assert_eq!(s.vms(Some(&alice)).await.unwrap().len(), 1);
         s.delete_vm(&vm.key()).await.unwrap();
-        assert!(s.leased_ports("h1").await.unwrap().is_empty());
+        other.short_name = name("os3");
+        s.insert_vm(&other).await.unwrap();
+        s.lease_vm_ports(&other.key(), "h1", &vm.ports)
+            .await
+            .unwrap();
+        assert_eq!(s.vm(&other.key()).await.unwrap().unwrap().ports, vm.ports);
+        s.delete_vm(&other.key()).await.unwrap();
         assert!(s
             .delete_vm_image_unused(&alice, &name("debian"))
             .await

@@ -209,6 +209,20 @@ async fn docker_agent(file: Option<PathBuf>) -> anyhow::Result<()> {
     let token = wm_agent::AgentToken::new(config.agent_token()?);
     let tls = config.agent_server_tls()?;
     let engine = Arc::new(wm_docker::DockerEngine::new(config.docker.clone()));
+    let vms = match wm_console::app::local_libvirt(&config, engine.port_pool()).await? {
+        Some(libvirt) => {
+            use wm_backend::vm::VmBackend;
+            // The forwards of the domains defined before a restart go back to the pool
+            // before any container can be lent one of them.
+            let found = libvirt.list().await?;
+            tracing::info!(vms = found.len(), "lending virtual machines from libvirt");
+            Some(wm_agent::VmAgent {
+                backend: Arc::new(libvirt),
+                spool_dir: config.vm.storage_dir.join("incoming"),
+            })
+        }
+        None => None,
+    };
     let limits = wm_agent::BodyLimits {
         upload: config.upload_max_bytes + (1 << 20),
         // The console sends a context unpacked (with its Dockerfile pinned).
@@ -216,6 +230,7 @@ async fn docker_agent(file: Option<PathBuf>) -> anyhow::Result<()> {
             .build_context_max_bytes
             .max(usize::try_from(config.build_context_max_unpacked_bytes).unwrap_or(usize::MAX))
             .saturating_add(1 << 20),
+        vm_image: usize::try_from(config.vm.image_max_bytes).unwrap_or(usize::MAX),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -227,7 +242,7 @@ async fn docker_agent(file: Option<PathBuf>) -> anyhow::Result<()> {
         if tls.is_some() { "https" } else { "http" },
         listener.local_addr()?
     );
-    let router = wm_agent::router(engine, token, limits);
+    let router = wm_agent::router(engine, vms, token, limits);
     wm_agent::serve(listener, router, tls, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

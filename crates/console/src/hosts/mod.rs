@@ -366,6 +366,7 @@ impl Hosts {
             .hosts
             .iter()
             .filter(|h| h.usable() && !drained.contains(&h.id))
+            .filter(|h| need.only.is_none_or(|only| only.contains(&h.id)))
             .filter(|h| {
                 let labels = h.labels();
                 need.required.iter().all(|r| labels.contains(r))
@@ -409,6 +410,9 @@ pub(crate) struct Need<'a> {
     pub(crate) gpus: usize,
     /// How far a host's memory may be committed (1.0: never beyond it).
     pub(crate) overcommit: f64,
+    /// Only these hosts may be chosen (those that lend VMs, for a VM's image); `None`:
+    /// any.
+    pub(crate) only: Option<&'a [String]>,
 }
 
 /// The host chosen for a new container, the GPU places it gets there (`(gpu, place)`),
@@ -525,6 +529,7 @@ mod tests {
             memory: 100,
             gpus,
             overcommit: 1.0,
+            only: None,
         }
     }
 

@@ -329,6 +329,7 @@ impl Ci {
                 memory: 0,
                 gpus: 0,
                 overcommit: self.config.memory_overcommit,
+                only: None,
             })
             .await?
             .host;

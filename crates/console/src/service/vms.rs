@@ -8,6 +8,7 @@
 //! template, the image and its own settings.
 
 use crate::config::{parse_size, Config, VmTemplateSettings};
+use crate::hosts::{Hosts, Need};
 use crate::service::accounts::Caller;
 use crate::service::containers::{parse_ports, Seat, Sessions, SpoolFile};
 use crate::service::quotas::{Ask, Quotas};
@@ -17,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use utoipa::ToSchema;
-use wm_backend::vm::{DiskFormat, Forward, VmBackend, VmImageKey, VmSpec, VmState};
+use wm_backend::vm::{DiskFormat, VmBackend, VmImageKey, VmSpec, VmState};
 use wm_backend::{BackendError, Terminal};
-use wm_domain::{ContainerKey, GuestPort, ShortName, UserName};
+use wm_domain::{ContainerKey, ShortName, UserName};
 use wm_store::{PortLease, Store, StoreError, VmImageRecord, VmRecord};
 
 /// An uploaded disk image.
@@ -33,6 +34,8 @@ pub(crate) struct VmImage {
     pub(crate) virtual_size: i64,
     /// The bytes the file takes.
     pub(crate) size: i64,
+    /// The id of the host that keeps it; its VMs run there.
+    pub(crate) host: String,
     /// RFC 3339.
     pub(crate) created_at: String,
 }
@@ -45,6 +48,7 @@ impl From<&VmImageRecord> for VmImage {
             format: i.format.clone(),
             virtual_size: i.virtual_size,
             size: i.size,
+            host: i.host.clone(),
             created_at: rfc3339(i.created_at),
         }
     }
@@ -130,18 +134,22 @@ pub(crate) struct ConsoleSession {
     pub(crate) seat: Seat,
 }
 
-/// The VM host of this console and what it needs to lend VMs.
+/// A host that may lend VMs: `wm serve`'s own libvirt, or a docker agent's.
 pub(crate) struct VmHost {
     pub(crate) backend: Arc<dyn VmBackend>,
-    /// Its id, as containers' hosts have one.
+    /// The id of the container host on the same machine: a VM's ports are that host's,
+    /// reached at its address.
     pub(crate) id: String,
-    /// Where its forwarded ports are reached.
-    pub(crate) address: String,
+    /// `wm serve`'s own libvirt, which lends VMs whenever the console runs. An agent's
+    /// lends them while the agent answers and says so (`HostInfo.vms`).
+    pub(crate) local: bool,
 }
 
 pub(crate) struct Vms {
     store: Store,
-    host: Option<VmHost>,
+    vm_hosts: Vec<VmHost>,
+    /// The container hosts: their health, addresses and placement.
+    hosts: Arc<Hosts>,
     config: Arc<Config>,
     quotas: Arc<Quotas>,
     sessions: Arc<Sessions>,
@@ -171,32 +179,84 @@ fn vm_error(e: BackendError) -> Error {
 impl Vms {
     pub(crate) fn new(
         store: Store,
-        host: Option<VmHost>,
+        vm_hosts: Vec<VmHost>,
+        hosts: Arc<Hosts>,
         config: Arc<Config>,
         quotas: Arc<Quotas>,
         sessions: Arc<Sessions>,
     ) -> Self {
         Self {
             store,
-            host,
+            vm_hosts,
+            hosts,
             config,
             quotas,
             sessions,
         }
     }
 
-    /// Whether this console lends VMs.
-    pub(crate) fn enabled(&self) -> bool {
-        self.host.is_some()
+    /// Whether `h` lends VMs now.
+    fn lends(&self, h: &VmHost) -> bool {
+        h.local
+            || self
+                .hosts
+                .get(&h.id)
+                .is_some_and(|c| c.usable() && c.info().is_some_and(|i| i.vms))
     }
 
-    fn host(&self) -> Result<&VmHost, Error> {
-        self.host.as_ref().ok_or_else(|| {
-            Error::Unavailable(
-                "virtual machines are not offered here: no libvirt host is configured or reachable"
-                    .into(),
-            )
-        })
+    /// Whether this console lends VMs now.
+    pub(crate) fn enabled(&self) -> bool {
+        self.vm_hosts.iter().any(|h| self.lends(h))
+    }
+
+    fn not_offered() -> Error {
+        Error::Unavailable(
+            "virtual machines are not offered here now: no VM host is configured or answers".into(),
+        )
+    }
+
+    /// The VM host `id` (where a VM or image is), or 503 while it cannot be used.
+    fn host(&self, id: &str) -> Result<&VmHost, Error> {
+        match self.vm_hosts.iter().find(|h| h.id == id) {
+            Some(h) if self.lends(h) => Ok(h),
+            Some(_) => Err(Error::Unavailable(format!(
+                "the VM host {id} does not answer now; try again later"
+            ))),
+            None if self.vm_hosts.is_empty() => Err(Self::not_offered()),
+            None => Err(Error::Unavailable(format!(
+                "the VM host {id} is not among this console's hosts; ask an administrator"
+            ))),
+        }
+    }
+
+    /// Where a new image of `caller`'s goes (and the VMs made from it): among the hosts
+    /// that lend VMs now, by the containers' placement (not drained, the labels the
+    /// owner's role requires, the fewest running containers).
+    async fn place(&self, caller: &Caller) -> Result<&VmHost, Error> {
+        let ids: Vec<String> = self
+            .vm_hosts
+            .iter()
+            .filter(|h| self.lends(h))
+            .map(|h| h.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Err(Self::not_offered());
+        }
+        let chosen = self
+            .hosts
+            .place(&Need {
+                required: self.config.required_labels(caller.role),
+                has_image: &[],
+                memory: 0,
+                gpus: 0,
+                overcommit: self.config.memory_overcommit,
+                only: Some(&ids),
+            })
+            .await?
+            .host
+            .id
+            .clone();
+        self.host(&chosen)
     }
 
     fn view(&self, r: &VmRecord) -> Vm {
@@ -207,9 +267,9 @@ impl Vms {
             image: r.image.to_string(),
             host: r.host.clone(),
             address: self
-                .host
-                .as_ref()
-                .map_or_else(|| r.host.clone(), |h| h.address.clone()),
+                .hosts
+                .get(&r.host)
+                .map_or_else(|| r.host.clone(), |h| h.address()),
             status: r.status.clone(),
             vcpus: r.vcpus,
             memory: r.memory_bytes,
@@ -240,7 +300,6 @@ impl Vms {
         file: SpoolFile,
     ) -> Result<VmImage, Error> {
         caller.require_full_scope()?;
-        let host = self.host()?;
         let name = ShortName::parse_new(name)?;
         if file.size() == 0 {
             return Err(invalid("invalid_image", "file", "the file is empty"));
@@ -258,6 +317,7 @@ impl Vms {
         self.quotas
             .check(&admitted, &caller.name, caller.role, &ask)
             .await?;
+        let host = self.place(caller).await?;
         let key = VmImageKey {
             owner: caller.name.clone(),
             name: name.clone(),
@@ -307,9 +367,10 @@ impl Vms {
             what: format!("VM image {name}"),
         };
         let short = ShortName::parse(name).map_err(|_| not_found())?;
-        if self.store.vm_image(&caller.name, &short).await?.is_none() {
+        let Some(image) = self.store.vm_image(&caller.name, &short).await? else {
             return Err(not_found());
-        }
+        };
+        let host = self.host(&image.host)?;
         if !self
             .store
             .delete_vm_image_unused(&caller.name, &short)
@@ -323,11 +384,7 @@ impl Vms {
             owner: caller.name.clone(),
             name: short,
         };
-        self.host()?
-            .backend
-            .remove_image(&key)
-            .await
-            .map_err(vm_error)
+        host.backend.remove_image(&key).await.map_err(vm_error)
     }
 
     // --- templates -----------------------------------------------------------------------
@@ -368,7 +425,6 @@ impl Vms {
     /// name is taken or past a quota; 503 without a VM host.
     pub(crate) async fn define(&self, caller: &Caller, req: CreateVm) -> Result<Vm, Error> {
         caller.require_full_scope()?;
-        let host = self.host()?;
         let short = ShortName::parse_new(&req.name)?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
@@ -394,6 +450,8 @@ impl Vms {
             .vm_image(&caller.name, &image_name)
             .await?
             .ok_or_else(image_not_found)?;
+        // A VM runs where its image is.
+        let host = self.host(&image.host)?;
         let format = DiskFormat::parse(&image.format).ok_or_else(|| {
             Error::Unexpected(anyhow::anyhow!("stored image format {}", image.format))
         })?;
@@ -412,7 +470,6 @@ impl Vms {
         self.quotas
             .check(&admitted, &caller.name, caller.role, &ask)
             .await?;
-        let ports = self.free_ports(&host.id, &guests).await?;
         let spec = VmSpec {
             key: key.clone(),
             template: template.name.clone(),
@@ -425,13 +482,7 @@ impl Vms {
             memory_bytes: memory_bytes as u64,
             nic: template.nic,
             disk_bus: template.disk_bus,
-            forwards: ports
-                .iter()
-                .map(|p| Forward {
-                    guest: p.guest,
-                    host: p.host_port,
-                })
-                .collect(),
+            ports: guests,
         };
         let record = VmRecord {
             owner: caller.name.clone(),
@@ -445,9 +496,10 @@ impl Vms {
             memory_bytes,
             disk_bytes: image.virtual_size,
             created_at: now(),
-            ports,
+            ports: Vec::new(),
         };
-        // The record first: it holds the name and the ports while the host works.
+        // The record first: it holds the name while the host works; the host lends the
+        // ports, from the pool of its containers' ports.
         self.store.insert_vm(&record).await.map_err(|e| match e {
             StoreError::Conflict(what) => {
                 Error::Conflict(format!("{what} was taken meanwhile; try again"))
@@ -455,38 +507,33 @@ impl Vms {
             other => other.into(),
         })?;
         drop(admitted);
-        if let Err(e) = host.backend.define(&spec).await {
-            let _ = host.backend.undefine(&key).await;
-            self.store.delete_vm(&key).await?;
-            return Err(vm_error(e));
+        let leased = match host.backend.define(&spec).await {
+            Ok(forwards) => {
+                let leases: Vec<PortLease> = forwards
+                    .iter()
+                    .map(|f| PortLease {
+                        guest: f.guest,
+                        host_port: f.host,
+                    })
+                    .collect();
+                self.store
+                    .lease_vm_ports(&key, &host.id, &leases)
+                    .await
+                    .map(|()| leases)
+                    .map_err(Error::from)
+            }
+            Err(e) => Err(vm_error(e)),
+        };
+        let mut record = record;
+        match leased {
+            Ok(leases) => record.ports = leases,
+            Err(e) => {
+                let _ = host.backend.undefine(&key).await;
+                self.store.delete_vm(&key).await?;
+                return Err(e);
+            }
         }
         Ok(self.view(&record))
-    }
-
-    /// Host ports for `guests` from the containers' range of this host: not leased to a
-    /// container or VM, and free to bind now.
-    async fn free_ports(&self, host: &str, guests: &[GuestPort]) -> Result<Vec<PortLease>, Error> {
-        if guests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let leased: std::collections::HashSet<u16> =
-            self.store.leased_ports(host).await?.into_iter().collect();
-        let range = self.config.docker.port_range();
-        let mut out = Vec::new();
-        let mut candidates = (range.first..=range.last).filter(|p| !leased.contains(p));
-        for g in guests {
-            let port = candidates
-                .by_ref()
-                .find(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok())
-                .ok_or_else(|| {
-                    Error::Unavailable("no free host port is left on the VM host".into())
-                })?;
-            out.push(PortLease {
-                guest: *g,
-                host_port: port,
-            });
-        }
-        Ok(out)
     }
 
     /// Loads a VM for `caller` by its full name `<owner>-<name>`: theirs, or anyone's for
@@ -557,7 +604,7 @@ impl Vms {
     /// Brings a record's status to libvirt's; `unknown` (not stored) when the host does
     /// not answer.
     async fn refresh(&self, r: &mut VmRecord) {
-        let Ok(host) = self.host() else {
+        let Ok(host) = self.host(&r.host) else {
             r.status = "unknown".into();
             return;
         };
@@ -577,7 +624,7 @@ impl Vms {
 
     /// Starts the VM; its vCPUs and memory count against the owner's quota while it runs.
     pub(crate) async fn start(&self, vm: OwnedVm) -> Result<Vm, Error> {
-        let host = self.host()?;
+        let host = self.host(&vm.record.host)?;
         let key = vm.key();
         let mut r = vm.record;
         let state = host.backend.state(&key).await.map_err(vm_error)?;
@@ -607,7 +654,7 @@ impl Vms {
 
     /// Powers the VM off at once (`virsh destroy`).
     pub(crate) async fn destroy(&self, vm: OwnedVm) -> Result<Vm, Error> {
-        let host = self.host()?;
+        let host = self.host(&vm.record.host)?;
         let key = vm.key();
         let mut r = vm.record;
         host.backend.destroy(&key).await.map_err(vm_error)?;
@@ -620,7 +667,7 @@ impl Vms {
 
     /// Undefines the VM; its disk and transcript go with it, and its ports are freed.
     pub(crate) async fn undefine(&self, vm: OwnedVm) -> Result<(), Error> {
-        let host = self.host()?;
+        let host = self.host(&vm.record.host)?;
         let key = vm.key();
         host.backend.undefine(&key).await.map_err(vm_error)?;
         self.store.delete_vm(&key).await?;
@@ -629,7 +676,7 @@ impl Vms {
 
     /// The domain's XML exactly as libvirt has it.
     pub(crate) async fn dumpxml(&self, vm: &OwnedVm) -> Result<String, Error> {
-        self.host()?
+        self.host(&vm.record.host)?
             .backend
             .dumpxml(&vm.key())
             .await
@@ -638,7 +685,7 @@ impl Vms {
 
     /// The end of the serial transcript.
     pub(crate) async fn transcript(&self, vm: &OwnedVm) -> Result<Vec<u8>, Error> {
-        self.host()?
+        self.host(&vm.record.host)?
             .backend
             .transcript(&vm.key(), self.config.vm.transcript_max_bytes)
             .await
@@ -652,7 +699,7 @@ impl Vms {
         caller: &Caller,
         vm: &OwnedVm,
     ) -> Result<ConsoleSession, Error> {
-        let host = self.host()?;
+        let host = self.host(&vm.record.host)?;
         let seat = self.sessions.enter(&caller.name)?;
         let terminal = host.backend.console(&vm.key()).await.map_err(|e| match e {
             BackendError::Refused(m) => {
@@ -663,27 +710,37 @@ impl Vms {
         Ok(ConsoleSession { terminal, seat })
     }
 
-    /// Brings the records to what the VM host has, from libvirt's own metadata: each
+    /// Brings the records to what the VM hosts have, from libvirt's own metadata: each
     /// VM's state; a record whose domain is gone says `gone`. Domains of ours without a
-    /// record are logged, never removed: they hold someone's disk.
+    /// record are logged, never removed: they hold someone's disk. A host that does not
+    /// answer is left as it is (its VMs show `unknown` until it does). Listing also gives
+    /// the VMs' ports back to the host's pool after the host restarted.
     pub(crate) async fn reconcile(&self) -> Result<(), Error> {
-        let Some(host) = &self.host else {
-            return Ok(());
-        };
-        let found = host.backend.list().await.map_err(vm_error)?;
         let records = self.store.vms(None).await?;
-        for r in &records {
-            let state = found
-                .iter()
-                .find(|f| f.key == r.key())
-                .map_or(VmState::Gone, |f| f.state);
-            if state.as_str() != r.status {
-                self.store.set_vm_status(&r.key(), state.as_str()).await?;
+        for host in self.vm_hosts.iter().filter(|h| self.lends(h)) {
+            let found = match host.backend.list().await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(host = %host.id, error = %e, "the VM host could not be reconciled");
+                    continue;
+                }
+            };
+            for r in records.iter().filter(|r| r.host == host.id) {
+                let state = found
+                    .iter()
+                    .find(|f| f.key == r.key())
+                    .map_or(VmState::Gone, |f| f.state);
+                if state.as_str() != r.status {
+                    self.store.set_vm_status(&r.key(), state.as_str()).await?;
+                }
             }
-        }
-        for f in &found {
-            if !records.iter().any(|r| r.key() == f.key) {
-                tracing::warn!(vm = %f.key, image = %f.image, "the VM host has a domain of ours that the database does not know");
+            for f in &found {
+                if !records
+                    .iter()
+                    .any(|r| r.key() == f.key && r.host == host.id)
+                {
+                    tracing::warn!(host = %host.id, vm = %f.key, image = %f.image, "the VM host has a domain of ours that the database does not know");
+                }
             }
         }
         Ok(())

@@ -14,6 +14,7 @@ use crate::service::images::Catalog;
 use crate::service::reclaim::Reclaimer;
 use crate::service::reconcile::Reconciler;
 use crate::service::system::System;
+use crate::service::vms::Vms;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -23,6 +24,7 @@ pub(crate) struct Deps {
     pub(crate) hosts: Arc<Hosts>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) reconciler: Arc<Reconciler>,
+    pub(crate) vms: Arc<Vms>,
     pub(crate) system: Arc<System>,
     pub(crate) reclaimer: Arc<Reclaimer>,
     /// `None` when neither images nor SIF files have a maximum age.
@@ -46,6 +48,7 @@ impl Workers {
         let mut tasks = vec![
             tokio::spawn(reconcile::run(
                 deps.reconciler.clone(),
+                deps.vms.clone(),
                 deps.reconcile_interval,
             )),
             tokio::spawn(health::run(

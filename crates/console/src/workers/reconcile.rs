@@ -1,12 +1,14 @@
-//! The periodic reconcile, and the purge of expired sessions with it.
+//! The periodic reconcile of containers and VMs, and the purge of expired sessions with
+//! it.
 
 use crate::service::reconcile::Reconciler;
+use crate::service::vms::Vms;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Reconciles every `interval` until stopped. An unreachable host is logged and tried
-/// again next time.
-pub(super) async fn run(reconciler: Arc<Reconciler>, interval: Duration) {
+/// Reconciles every `interval` until stopped, the first time at once. An unreachable host
+/// is logged and tried again next time.
+pub(super) async fn run(reconciler: Arc<Reconciler>, vms: Arc<Vms>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -17,6 +19,9 @@ pub(super) async fn run(reconciler: Arc<Reconciler>, interval: Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "reconcile skipped"),
+        }
+        if let Err(e) = vms.reconcile().await {
+            tracing::warn!(error = %e, "the VMs could not be reconciled");
         }
         reconciler.purge_expired_tokens().await;
     }

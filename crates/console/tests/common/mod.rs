@@ -19,6 +19,49 @@ use wm_testkit::{docker, unique};
 pub mod browser;
 pub mod ws;
 
+/// A task that is aborted when this is dropped, also when the test fails.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A real docker agent (`wm agent docker`'s routes) in-process on `listener`, in front of
+/// `engine` and, when given, a VM host; it stops when the answer is dropped.
+pub fn agent_on(
+    listener: tokio::net::TcpListener,
+    engine: std::sync::Arc<wm_docker::DockerEngine>,
+    vms: Option<wm_agent::VmAgent>,
+    token: &str,
+) -> AbortOnDrop {
+    let router = wm_agent::router(
+        engine,
+        vms,
+        wm_agent::AgentToken::new(token),
+        wm_agent::BodyLimits {
+            upload: 1 << 20,
+            build_context: 1 << 20,
+            vm_image: 256 << 20,
+        },
+    );
+    AbortOnDrop(tokio::spawn(async move {
+        let _ = wm_agent::serve(listener, router, None, std::future::pending()).await;
+    }))
+}
+
+/// [`agent_on`] a new loopback port; its URL.
+pub async fn agent(
+    engine: std::sync::Arc<wm_docker::DockerEngine>,
+    vms: Option<wm_agent::VmAgent>,
+    token: &str,
+) -> (String, AbortOnDrop) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (url, agent_on(listener, engine, vms, token))
+}
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// The busybox test image, built once per test process.

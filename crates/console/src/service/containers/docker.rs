@@ -101,6 +101,7 @@ impl OnHosts {
                 memory: res.memory_bytes,
                 gpus: res.gpus,
                 overcommit: self.config.memory_overcommit,
+                only: None,
             })
             .await?;
         let host = placement.host.clone();
