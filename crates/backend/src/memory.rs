@@ -726,7 +726,6 @@ impl ContainerBackend for MemoryBackend {
             containers_running: running.count() as u64,
             gpus: s.gpus.clone(),
             storage_path: Some("/data".into()),
-            // Its agent says whether it lends VMs.
             vms: false,
         })
     }
