@@ -10,65 +10,14 @@
 
 mod common;
 
+use common::vm::spawn_vm_app;
 use common::ws::{open, open_with, read_until_within, type_in};
-use common::{eventually, spawn_with, test_config, TestApp};
+use common::{eventually, TestApp};
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
-
-/// A console lending VMs, whose domains and disks go when it is dropped.
-struct VmApp {
-    app: TestApp,
-    storage: PathBuf,
-}
-
-impl Drop for VmApp {
-    fn drop(&mut self) {
-        wm_testkit::remove_vms(&self.app.instance, &self.storage);
-    }
-}
-
-impl std::ops::Deref for VmApp {
-    type Target = TestApp;
-    fn deref(&self) -> &TestApp {
-        &self.app
-    }
-}
-
-/// The console, or `None` (outside CI) when libvirt is not here; under `CI=true` a
-/// missing libvirt fails the test.
-async fn spawn_vm_app(image_max_bytes: Option<u64>) -> Option<VmApp> {
-    if !wm_testkit::libvirt_answers() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "libvirt's system daemon does not answer (scripts/test starts it)"
-        );
-        eprintln!("skipped: libvirt's system daemon does not answer");
-        return None;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let mut config = test_config(data.path());
-    // Under /var/lib/libvirt/images, whose mode lets libvirt's QEMU user reach the disks.
-    let storage = Path::new("/var/lib/libvirt/images").join(&config.docker.instance);
-    config.vm.enabled = Some(true);
-    config.vm.domain_type = Some("qemu".into());
-    config.vm.storage_dir = storage.clone();
-    if let Some(max) = image_max_bytes {
-        config.vm.image_max_bytes = max;
-    }
-    config.vm.templates = vec![wm_console::config::VmTemplateSettings {
-        name: "tiny".into(),
-        vcpus: 1,
-        memory: "192m".into(),
-        nic: wm_backend::vm::NicModel::E1000,
-        disk_bus: wm_backend::vm::DiskBus::Virtio,
-        description: Some("for the tests".into()),
-    }];
-    let app = spawn_with(config, data).await;
-    Some(VmApp { app, storage })
-}
 
 async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
     let form = reqwest::multipart::Form::new()

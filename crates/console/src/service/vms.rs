@@ -209,6 +209,15 @@ impl Vms {
         self.vm_hosts.iter().any(|h| self.lends(h))
     }
 
+    /// 503 while no host lends VMs.
+    pub(crate) fn require_enabled(&self) -> Result<(), Error> {
+        if self.enabled() {
+            Ok(())
+        } else {
+            Err(Self::not_offered())
+        }
+    }
+
     fn not_offered() -> Error {
         Error::Unavailable(
             "virtual machines are not offered here now: no VM host is configured or answers".into(),

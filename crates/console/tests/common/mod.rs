@@ -17,6 +17,7 @@ use wm_docker::PortRange;
 use wm_testkit::{docker, unique};
 
 pub mod browser;
+pub mod vm;
 pub mod ws;
 
 /// A task that is aborted when this is dropped, also when the test fails.

@@ -55,6 +55,9 @@ pub(super) fn has_terminal() -> bool {
 
 pub(super) fn router(config: &Config) -> Router<Http> {
     let upload_limit = config.upload_max_bytes + 1024 * 1024;
+    let vm_image_limit = usize::try_from(config.vm.image_max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024);
     Router::new()
         .route("/", get(|| async { Redirect::to("/containers") }))
         .route("/login", get(login::page).post(login::submit))
@@ -89,9 +92,22 @@ pub(super) fn router(config: &Config) -> Router<Http> {
             "/containers/{name}/files",
             post(containers::upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
+        .route("/vms/new", get(vms::new_page).post(vms::define))
+        .route(
+            "/vms/images",
+            post(vms::upload_image).layer(DefaultBodyLimit::max(vm_image_limit)),
+        )
+        .route(
+            "/vms/images/{name}/delete",
+            get(vms::confirm_delete_image).post(vms::delete_image),
+        )
         .route("/vms/{name}", get(vms::detail))
         .route("/vms/{name}/start", post(vms::start))
         .route("/vms/{name}/destroy", post(vms::destroy))
+        .route(
+            "/vms/{name}/delete",
+            get(vms::confirm_delete).post(vms::delete),
+        )
         .route("/images", get(images::page_handler))
         .route("/images/pull", post(images::pull))
         .route("/images/build", post(images::build))
