@@ -164,12 +164,13 @@ pub(super) async fn run(s: &Session, command: VmCommand) -> Result<ExitCode, Fai
                         text(&i["format"]),
                         text(&i["virtual_size"]),
                         text(&i["size"]),
+                        text(&i["host"]),
                         text(&i["created_at"]),
                     ]
                 })
                 .collect();
             super::progress::table(
-                &["NAME", "FORMAT", "VIRTUAL SIZE", "SIZE", "CREATED"],
+                &["NAME", "FORMAT", "VIRTUAL SIZE", "SIZE", "HOST", "CREATED"],
                 &rows,
             );
         }
