@@ -589,7 +589,8 @@ fn virtual_machines_from_the_command_line() {
         "{}",
         stderr(&out)
     );
-    assert!(wm.ok(&["vm", "images"]).contains("guest"));
+    let images = wm.ok(&["vm", "images"]);
+    assert!(images.contains("guest") && images.contains("HOST"), "{images}");
 
     wm.ok(&[
         "vm",
