@@ -590,7 +590,10 @@ fn virtual_machines_from_the_command_line() {
         stderr(&out)
     );
     let images = wm.ok(&["vm", "images"]);
-    assert!(images.contains("guest") && images.contains("HOST"), "{images}");
+    assert!(
+        images.contains("guest") && images.contains("HOST"),
+        "{images}"
+    );
 
     wm.ok(&[
         "vm",

@@ -76,6 +76,8 @@ impl Agent {
             ("WM_PORT_RANGE", format!("{}-{}", range.0, range.1)),
             ("WM_PUBLISH_ADDRESS", "127.0.0.1".to_string()),
             ("WM_HOST_LABELS", labels.to_string()),
+            // No VMs unless a test asks (the extra variables come after and win).
+            ("WM_VM", "false".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -887,4 +889,81 @@ async fn images_built_through_an_agent_are_scanned_there() {
     for r in ["clean:1", "eicar:1"] {
         wm_testkit::docker(&["rmi", "-f", &format!("wm/{alice}/{r}")]);
     }
+}
+
+/// A real agent on a machine with libvirt lends VMs through the same protocol and says so;
+/// the console keeps a new VM image on it, never on the agent without VMs, and removes it
+/// there.
+#[tokio::test]
+async fn an_agent_with_libvirt_lends_vms_beside_its_containers() {
+    if !wm_testkit::libvirt_answers() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libvirt's system daemon does not answer (scripts/test starts it)"
+        );
+        return;
+    }
+    struct Storage(PathBuf);
+    impl Drop for Storage {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let storage = Storage(Path::new("/var/lib/libvirt/images").join(wm_testkit::unique("agvm")));
+    let storage_env = storage.0.display().to_string();
+    let plain = Agent::start("plain", 42000, "", &[]);
+    let vms = Agent::start(
+        "vmhost",
+        42100,
+        "",
+        &[
+            ("WM_VM", "true"),
+            ("WM_VM_DOMAIN_TYPE", "qemu"),
+            ("WM_VM_STORAGE_DIR", &storage_env),
+        ],
+    );
+    let console = Console::start(&[&plain, &vms], &[]).await;
+    for (agent, lends) in [(&plain, false), (&vms, true)] {
+        let info: Value = console
+            .http
+            .get(format!("{}/v1/info", agent.url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(info["vms"], lends, "{}: {info}", agent.id);
+    }
+    let (alice, token) = console.student().await;
+    let form = reqwest::multipart::Form::new().text("name", "blank").part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![0u8; 1 << 20]).file_name("disk"),
+    );
+    let resp = console
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/vm-images",
+            console.port
+        ))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let image: Value = resp.json().await.unwrap();
+    assert_eq!(image["host"], "vmhost", "{image}");
+    assert_eq!(image["format"], "raw", "{image}");
+    let kept = storage.0.join("images").join(&alice).join("blank");
+    assert!(kept.exists(), "kept by the agent's host");
+    // Nothing of the upload is left in the agent's spool.
+    let spool = storage.0.join("incoming");
+    assert!(std::fs::read_dir(&spool).map_or(true, |mut d| d.next().is_none()));
+    let (status, body) = console
+        .call(Method::DELETE, "/api/v1/vm-images/blank", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(!kept.exists());
 }
