@@ -16,8 +16,10 @@ use wm_domain::{
     UserName,
 };
 
+mod coordination;
 mod vms;
 
+pub use coordination::{DbLock, LeaderLease, LoginFailures};
 pub use vms::{VmImageRecord, VmRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -535,6 +537,8 @@ pub struct CourseShare {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where it connects: the leader lease opens a connection of its own there.
+    url: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -568,7 +572,10 @@ impl Store {
             .await?;
         check_schema_version(&pool).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            url: url.into(),
+        })
     }
 
     /// Closes every connection; waits for them to be returned.

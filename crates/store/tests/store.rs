@@ -1245,3 +1245,170 @@ async fn course_join_codes_image_names_and_quotas() {
     })
     .await;
 }
+
+/// Failed logins are counted per kind, pair, user name and address, over the window asked
+/// for, and forgotten once older than the caller says.
+#[tokio::test]
+async fn login_failures_are_counted_and_forgotten() {
+    both(|s| async move {
+        for (kind, user, addr, at) in [
+            ("login", "alice", "10.0.0.1", 1_000),
+            ("login", "alice", "10.0.0.1", 2_000),
+            ("login", "alice", "10.0.0.2", 3_000),
+            ("login", "bob", "10.0.0.1", 4_000),
+            ("join", "alice", "10.0.0.1", 5_000),
+        ] {
+            s.record_login_failure(kind, user, addr, at, 0)
+                .await
+                .unwrap();
+        }
+        let f = s
+            .login_failures("login", "alice", "10.0.0.1", 0)
+            .await
+            .unwrap();
+        assert_eq!(f.pair, vec![1_000, 2_000]);
+        assert_eq!(f.user, vec![1_000, 2_000, 3_000]);
+        assert_eq!(
+            f.names,
+            vec![("alice".to_string(), 2_000), ("bob".to_string(), 4_000)]
+        );
+        // Only failures since the window's start count.
+        let f = s
+            .login_failures("login", "alice", "10.0.0.1", 1_500)
+            .await
+            .unwrap();
+        assert_eq!(f.pair, vec![2_000]);
+        // The join codes' failures are their own.
+        let j = s
+            .login_failures("join", "alice", "10.0.0.1", 0)
+            .await
+            .unwrap();
+        assert_eq!(j.pair, vec![5_000]);
+        assert_eq!(j.names, vec![("alice".to_string(), 5_000)]);
+        // A new failure forgets those before the time given.
+        s.record_login_failure("login", "carol", "", 6_000, 3_500)
+            .await
+            .unwrap();
+        let f = s
+            .login_failures("login", "alice", "10.0.0.1", 0)
+            .await
+            .unwrap();
+        assert!(f.pair.is_empty() && f.user.is_empty(), "{f:?}");
+        assert_eq!(f.names, vec![("bob".to_string(), 4_000)]);
+        let unknown = s.login_failures("login", "carol", "", 0).await.unwrap();
+        assert_eq!(unknown.pair, vec![6_000]);
+    })
+    .await;
+}
+
+/// On SQLite the one process leads and its own locks suffice: there is no lease to
+/// take, and a lock is granted at once, also twice.
+#[tokio::test]
+async fn sqlite_has_no_lease_and_free_locks() {
+    let s = sqlite().await;
+    assert!(!s.store.is_postgres());
+    assert!(s.store.leader_lease().await.unwrap().is_none());
+    let a = s.store.lock("user alice").await.unwrap();
+    let b = s.store.lock("user alice").await.unwrap();
+    drop((a, b));
+}
+
+/// The count of advisory locks held in the database, read on a connection of its own.
+async fn advisory_locks(url: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    n
+}
+
+/// Polls `f` until it holds, at most 100 times 100 ms apart.
+async fn eventually<F, Fut>(what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} never came true");
+}
+
+/// On PostgreSQL one connection at a time holds the leader lease; it passes to another
+/// when the holder's connection closes. A lock is held in the database until dropped, and
+/// a second one of the same name waits for it.
+#[tokio::test]
+async fn postgres_lease_passes_on_and_locks_exclude() {
+    let (p, db) = postgres().await;
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").unwrap();
+    let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let s = p.store.clone();
+    assert!(s.is_postgres());
+
+    let mut first = s.leader_lease().await.unwrap().expect("a lease on PostgreSQL");
+    let mut second = s.leader_lease().await.unwrap().unwrap();
+    assert!(first.try_take().await.unwrap());
+    assert!(!second.try_take().await.unwrap());
+    first.check().await.unwrap();
+    first.close().await;
+    let second = std::sync::Arc::new(tokio::sync::Mutex::new(second));
+    eventually("the second connection takes the lease", || {
+        let second = second.clone();
+        async move { second.lock().await.try_take().await.unwrap() }
+    })
+    .await;
+    std::sync::Arc::into_inner(second)
+        .unwrap()
+        .into_inner()
+        .close()
+        .await;
+    eventually("the lease is released", || async {
+        advisory_locks(&url).await == 0
+    })
+    .await;
+
+    let held = s.lock("user alice").await.unwrap();
+    assert_eq!(advisory_locks(&url).await, 1);
+    // Another name is not held up.
+    let other = s.lock("user bob").await.unwrap();
+    assert_eq!(advisory_locks(&url).await, 2);
+    drop(other);
+    let waiter = tokio::spawn({
+        let s = s.clone();
+        async move { s.lock("user alice").await.unwrap() }
+    });
+    // The waiter is queued behind the holder: its lock is asked for, not granted.
+    eventually("the second lock waits", || async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        waiting == 1
+    })
+    .await;
+    assert!(!waiter.is_finished());
+    drop(held);
+    let again = waiter.await.unwrap();
+    drop(again);
+    eventually("every lock is released", || async {
+        advisory_locks(&url).await == 0
+    })
+    .await;
+
+    p.store.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
