@@ -14,12 +14,13 @@ use crate::service::containers::{Containers, Sessions};
 use crate::service::courses::Courses;
 use crate::service::images::{Catalog, Images, Scans};
 use crate::service::quotas::Quotas;
-use crate::service::ratelimit::{LoginLimiter, LoginLimits};
+use crate::service::ratelimit::{Attempts, LoginLimiter, LoginLimits};
 use crate::service::reclaim::Reclaimer;
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
 use crate::service::storage::Storage;
 use crate::service::system::System;
+use crate::workers::leader::Leading;
 use crate::service::users::Users;
 use crate::service::vms::{VmHost, Vms};
 use axum::Router;
@@ -220,14 +221,15 @@ pub async fn build_with_hosts(
         )),
         None => None,
     };
+    let login_limits = LoginLimits {
+        pair: config.login_rate_limit,
+        user: config.login_user_rate_limit,
+        address: config.login_address_rate_limit,
+    };
     let accounts = Arc::new(Accounts::new(
         store.clone(),
         directory.clone(),
-        LoginLimiter::new(LoginLimits {
-            pair: config.login_rate_limit,
-            user: config.login_user_rate_limit,
-            address: config.login_address_rate_limit,
-        }),
+        LoginLimiter::new(store.clone(), Attempts::Logins, login_limits),
         metrics.clone(),
         config.session_hours * 3600,
     ));
@@ -331,23 +333,21 @@ pub async fn build_with_hosts(
         audit.clone(),
         config.default_limits(),
     ));
+    let leading = Arc::new(Leading::new(metrics.clone()));
     let system = Arc::new(System::new(
         store.clone(),
         hosts.clone(),
         cluster,
         directory,
         metrics.clone(),
+        leading.clone(),
     ));
     let storage = Arc::new(Storage::new(store.clone(), hosts.clone(), quotas.clone()));
     // Join codes are limited as logins are: a wrong code counts as a failed login of the
     // caller's name from their address.
     let courses = Arc::new(Courses::new(
         store.clone(),
-        LoginLimiter::new(LoginLimits {
-            pair: config.login_rate_limit,
-            user: config.login_user_rate_limit,
-            address: config.login_address_rate_limit,
-        }),
+        LoginLimiter::new(store.clone(), Attempts::JoinCodes, login_limits),
     ));
     let users = Arc::new(Users::new(
         store.clone(),
@@ -355,6 +355,7 @@ pub async fn build_with_hosts(
         images.clone(),
         storage.clone(),
     ));
+    let leader_store = store.clone();
     let ci = Arc::new(Ci::new(
         store,
         hosts.clone(),
@@ -403,6 +404,8 @@ pub async fn build_with_hosts(
         cleanup_interval: Duration::from_secs(config.reclaim.cleanup_interval_secs),
         reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
         check_interval: Duration::from_secs(config.host_check_interval_secs),
+        store: leader_store,
+        leading,
     };
     Ok(Application {
         _lock: lock,

@@ -48,7 +48,8 @@ impl LeaderLease {
 /// A lock across the consoles of a PostgreSQL database, held until dropped (then its
 /// transaction rolls back, which releases it); nothing on SQLite.
 pub struct DbLock {
-    _tx: Option<Transaction<'static, Any>>,
+    /// In a mutex only to be `Sync`: it is never touched again.
+    _tx: Option<std::sync::Mutex<Transaction<'static, Any>>>,
 }
 
 /// The failures counted against one attempt, each a time in Unix milliseconds.
@@ -90,7 +91,9 @@ impl Store {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        Ok(DbLock { _tx: Some(tx) })
+        Ok(DbLock {
+            _tx: Some(std::sync::Mutex::new(tx)),
+        })
     }
 
     /// Counts a failed login (`kind` `login`) or join code (`join`) of `user` from

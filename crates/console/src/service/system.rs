@@ -6,6 +6,7 @@ use super::Error;
 use crate::hosts::{GatedCluster, Hosts};
 pub(crate) use crate::hosts::{HostView, ImageDisk};
 use crate::metrics::Metrics;
+use crate::workers::leader::Leading;
 use crate::util::now;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -27,6 +28,9 @@ pub(crate) struct Health {
     pub(crate) kubernetes: Option<KubeHealth>,
     /// `null` when no directory is configured.
     pub(crate) ldap: Option<DirectoryHealth>,
+    /// Whether this console runs the periodic work (reconcile, reclaim, clean-up): one
+    /// console of an installation does at a time.
+    pub(crate) leader: bool,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -59,6 +63,7 @@ pub(crate) struct System {
     cluster: Option<Arc<GatedCluster>>,
     directory: Option<Arc<wm_ldap::Directory>>,
     metrics: Arc<Metrics>,
+    leading: Arc<Leading>,
 }
 
 impl System {
@@ -68,6 +73,7 @@ impl System {
         cluster: Option<Arc<GatedCluster>>,
         directory: Option<Arc<wm_ldap::Directory>>,
         metrics: Arc<Metrics>,
+        leading: Arc<Leading>,
     ) -> Self {
         Self {
             store,
@@ -75,6 +81,7 @@ impl System {
             cluster,
             directory,
             metrics,
+            leading,
         }
     }
 
@@ -163,6 +170,7 @@ impl System {
             hosts,
             kubernetes,
             ldap,
+            leader: self.leading.get(),
         }
     }
 

@@ -1,4 +1,9 @@
-//! The periodic reconcile, and the purge of expired sessions with it.
+//! The periodic reconcile, and the purge of expired sessions with it: the leader's.
+//!
+//! Safe on two consoles at once: both write the status each host reports (the same
+//! words); a container both try to adopt is recorded once, the primary key refusing the
+//! second (which logs it as not adoptable, once); marking gone and purging are
+//! idempotent.
 
 use crate::service::reconcile::Reconciler;
 use std::sync::Arc;
