@@ -17,9 +17,11 @@ use wm_domain::{
 };
 
 mod coordination;
+mod copy;
 mod vms;
 
 pub use coordination::{DbLock, LeaderLease, LoginFailures};
+pub use copy::copy_store;
 pub use vms::{VmImageRecord, VmRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();

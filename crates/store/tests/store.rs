@@ -1354,7 +1354,11 @@ async fn postgres_lease_passes_on_and_locks_exclude() {
     let s = p.store.clone();
     assert!(s.is_postgres());
 
-    let mut first = s.leader_lease().await.unwrap().expect("a lease on PostgreSQL");
+    let mut first = s
+        .leader_lease()
+        .await
+        .unwrap()
+        .expect("a lease on PostgreSQL");
     let mut second = s.leader_lease().await.unwrap().unwrap();
     assert!(first.try_take().await.unwrap());
     assert!(!second.try_take().await.unwrap());
@@ -1410,5 +1414,94 @@ async fn postgres_lease_passes_on_and_locks_exclude() {
     .await;
 
     p.store.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// `wm migrate-store`: a SQLite store's rows, copied into an empty PostgreSQL one, read
+/// back the same there (users, sessions, containers with their port leases, quotas,
+/// failed logins); a store that holds anything is refused, and left as it was.
+#[tokio::test]
+async fn a_sqlite_store_is_copied_into_an_empty_postgresql_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite://{}/wm.db", dir.path().display());
+    let s = Store::connect(&from).await.unwrap();
+    s.insert_user(&user("alice", Role::Student)).await.unwrap();
+    s.insert_user(&user("bob", Role::Teacher)).await.unwrap();
+    s.insert_token(&Token {
+        hash: "h-session".into(),
+        id: "id1".into(),
+        user: UserName::parse("alice").unwrap(),
+        kind: TokenKind::Session,
+        name: None,
+        scope: Scope::All,
+        created_at: 100,
+        expires_at: Some(4_000_000_000),
+        last_used_at: None,
+    })
+    .await
+    .unwrap();
+    s.insert_container(&container("alice", "web"))
+        .await
+        .unwrap();
+    assert!(s
+        .lease_port("h1", 42000, &k("alice", "web"), GuestPort::new(80).unwrap())
+        .await
+        .unwrap());
+    let q = QuotaOverride {
+        containers: Some(7),
+        ..QuotaOverride::default()
+    };
+    s.set_quota_override(&UserName::parse("bob").unwrap(), &q, 1)
+        .await
+        .unwrap();
+    s.record_login_failure("login", "alice", "10.0.0.1", 5_000, 0)
+        .await
+        .unwrap();
+    s.close().await;
+
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").expect("WM_TEST_POSTGRES_URL");
+    let db = format!("wm_test_{}", uuid::Uuid::new_v4().simple());
+    raw(&admin, &format!("CREATE DATABASE {db}")).await;
+    let to = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let copied = wm_store::copy_store(&from, &to).await.unwrap();
+    let count = |t: &str| copied.iter().find(|(n, _)| n == t).map(|(_, n)| *n);
+    assert_eq!(count("users"), Some(2));
+    assert_eq!(count("containers"), Some(1));
+    assert_eq!(count("port_leases"), Some(1));
+
+    let p = Store::connect(&to).await.unwrap();
+    let (token, owner) = p.token("h-session", 200).await.unwrap().unwrap();
+    assert_eq!((token.id.as_str(), owner.name.as_str()), ("id1", "alice"));
+    assert_eq!(p.user("bob").await.unwrap().unwrap().role, Role::Teacher);
+    let c = p.container(&k("alice", "web")).await.unwrap().unwrap();
+    assert_eq!(c.env, vec!["A=1".to_string(), "B=two words".to_string()]);
+    assert_eq!(c.ports.len(), 1);
+    assert_eq!(c.ports[0].host_port, 42000);
+    // The lease still holds its port there.
+    assert!(!p
+        .lease_port("h1", 42000, &k("alice", "web"), GuestPort::new(81).unwrap())
+        .await
+        .unwrap());
+    assert_eq!(p.quota_override("bob").await.unwrap(), Some(q));
+    let f = p
+        .login_failures("login", "alice", "10.0.0.1", 0)
+        .await
+        .unwrap();
+    assert_eq!(f.pair, vec![5_000]);
+
+    // Again into the same: refused, nothing doubled.
+    match wm_store::copy_store(&from, &to).await {
+        Err(StoreError::Backup(m)) => assert!(m.contains("not empty"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(p.users().await.unwrap().len(), 2);
+    // Only into PostgreSQL.
+    let other = tempfile::tempdir().unwrap();
+    let into_sqlite = format!("sqlite://{}/wm.db", other.path().display());
+    assert!(matches!(
+        wm_store::copy_store(&from, &into_sqlite).await,
+        Err(StoreError::Backup(_))
+    ));
+    p.close().await;
     raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
 }

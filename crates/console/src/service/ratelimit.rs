@@ -99,7 +99,12 @@ impl LoginLimiter {
         let now = now_ms();
         let f = self
             .store
-            .login_failures(self.kind(), &user.to_lowercase(), &address(addr), now - WINDOW_MS)
+            .login_failures(
+                self.kind(),
+                &user.to_lowercase(),
+                &address(addr),
+                now - WINDOW_MS,
+            )
             .await?;
         let mut names: Vec<i64> = f.names.iter().map(|(_, t)| *t).collect();
         names.sort();
