@@ -1,6 +1,11 @@
 //! What lets several consoles share one database: the leader lease (which console runs
 //! the periodic work), locks that order one user's admissions or the placements across
-//! consoles, and the failed logins the rate limits count.
+//! consoles, the creates each console has in flight, and the failed logins the rate
+//! limits count.
+//!
+//! Each console (each [`Store`]) has a name of its own, and on PostgreSQL holds the
+//! advisory lock of that name on its lease connection while it runs: a console whose lock
+//! is free is gone, and the creates it had in flight were cut short.
 //!
 //! On PostgreSQL the lease and the locks are advisory locks: the lease a session lock on
 //! a connection of its own, outside the pool, so that it goes when that connection
@@ -9,12 +14,19 @@
 //! (the console locks its data directory): that process always leads, and the console's
 //! own locks are enough.
 
-use super::{Result, Store};
+use super::{Result, Store, StoreError};
 use sqlx::AnyConnection;
 use sqlx::{Any, Connection, Row, Transaction};
+use std::collections::BTreeMap;
+use wm_domain::ContainerKey;
 
 /// The advisory lock key of the leader lease ("wmlead" in ASCII).
 const LEADER_KEY: i64 = 0x776d_6c65_6164;
+
+/// The name of the lock the console `console` holds while it runs.
+fn console_lock(console: &str) -> String {
+    format!("console {console}")
+}
 
 /// The leader lease of a PostgreSQL database, tried and held on a connection of its own.
 pub struct LeaderLease {
@@ -75,8 +87,88 @@ impl Store {
         if !self.is_postgres() {
             return Ok(None);
         }
-        let conn = AnyConnection::connect(&self.url).await?;
+        let mut conn = AnyConnection::connect(&self.url).await?;
+        // Not waited for: a connection of this console's that broke on our side may hold
+        // it until the server notices; the caller tries again later.
+        let row = sqlx::query("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(self.console_lock())
+            .fetch_one(&mut conn)
+            .await?;
+        if !row.try_get::<bool, _>(0)? {
+            let _ = conn.close().await;
+            return Err(StoreError::Held(
+                "an earlier connection of this console still holds its lock".into(),
+            ));
+        }
         Ok(Some(LeaderLease { conn }))
+    }
+
+    /// The name of the lock this console holds while it runs.
+    fn console_lock(&self) -> String {
+        console_lock(&self.console)
+    }
+
+    /// The create of `key` ended (made, or its record deleted with the failure).
+    pub async fn create_ended(&self, key: &ContainerKey) -> Result<()> {
+        sqlx::query("DELETE FROM creates_in_flight WHERE owner = $1 AND short_name = $2")
+            .bind(key.owner.as_str())
+            .bind(key.short.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The containers whose create was cut short: the console making them is gone. On
+    /// PostgreSQL that is a console whose lock is free (taken here for a moment to know);
+    /// on SQLite any console but this one, as one runs at a time. A console whose lease
+    /// connection is broken for the moment looks gone too: its creates may be settled
+    /// by the reconcile while they end, and the create's own end then writes the last
+    /// word.
+    pub async fn creates_cut_short(&self) -> Result<Vec<ContainerKey>> {
+        let rows = sqlx::query("SELECT owner, short_name, console FROM creates_in_flight")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut gone: BTreeMap<String, bool> = BTreeMap::new();
+        let mut keys = Vec::new();
+        for r in rows {
+            let console: String = r.try_get(2)?;
+            if console == *self.console {
+                continue;
+            }
+            let is_gone = match gone.get(&console) {
+                Some(g) => *g,
+                None => {
+                    let g =
+                        !self.is_postgres() || self.lock_is_free(&console_lock(&console)).await?;
+                    gone.insert(console.clone(), g);
+                    g
+                }
+            };
+            if is_gone {
+                let owner = super::parse_user_name(r.try_get(0)?)?;
+                let short: String = r.try_get(1)?;
+                let short = wm_domain::ShortName::parse(&short).map_err(|e| {
+                    StoreError::Corrupt(format!("short name of a create in flight: {e}"))
+                })?;
+                keys.push(
+                    ContainerKey::new(&owner, &short)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Whether no session holds the advisory lock `name` (PostgreSQL).
+    async fn lock_is_free(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        let free = row.try_get::<bool, _>(0)?;
+        tx.rollback().await?;
+        Ok(free)
     }
 
     /// Waits for the lock `name` across consoles, and holds it until the answer is

@@ -52,9 +52,11 @@ pub async fn copy_store(from: &str, to: &str) -> Result<Vec<(String, u64)>> {
                 q = match kind.as_str() {
                     "bigint" | "integer" | "smallint" => q.bind(row.try_get::<Option<i64>, _>(i)?),
                     "text" | "character varying" => q.bind(row.try_get::<Option<String>, _>(i)?),
-                    other => return Err(StoreError::Backup(format!(
+                    other => {
+                        return Err(StoreError::Backup(format!(
                         "column {table}.{name} is of type {other}, which this copy does not know"
-                    ))),
+                    )))
+                    }
                 };
             }
             q.execute(&mut *tx).await?;

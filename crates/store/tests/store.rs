@@ -1354,12 +1354,16 @@ async fn postgres_lease_passes_on_and_locks_exclude() {
     let s = p.store.clone();
     assert!(s.is_postgres());
 
+    // Two consoles on one database.
+    let other = Store::connect(&url).await.unwrap();
     let mut first = s
         .leader_lease()
         .await
         .unwrap()
         .expect("a lease on PostgreSQL");
-    let mut second = s.leader_lease().await.unwrap().unwrap();
+    let mut second = other.leader_lease().await.unwrap().unwrap();
+    // One console has one lease connection at a time.
+    assert!(matches!(s.leader_lease().await, Err(StoreError::Held(_))));
     assert!(first.try_take().await.unwrap());
     assert!(!second.try_take().await.unwrap());
     first.check().await.unwrap();
@@ -1375,6 +1379,7 @@ async fn postgres_lease_passes_on_and_locks_exclude() {
         .into_inner()
         .close()
         .await;
+    other.close().await;
     eventually("the lease is released", || async {
         advisory_locks(&url).await == 0
     })
@@ -1503,5 +1508,64 @@ async fn a_sqlite_store_is_copied_into_an_empty_postgresql_one() {
         Err(StoreError::Backup(_))
     ));
     p.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// A create in flight is its console's: another console sees it cut short only once that
+/// console is gone (on PostgreSQL, its lease connection closed; on SQLite, any other
+/// process), and not once the create ended.
+#[tokio::test]
+async fn creates_in_flight_are_cut_short_when_their_console_goes() {
+    // SQLite: a second process on the same file is the one after a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wm.db", dir.path().display());
+    let first = Store::connect(&url).await.unwrap();
+    first
+        .insert_user(&user("alice", Role::Student))
+        .await
+        .unwrap();
+    first
+        .insert_container_with_gpus(&container("alice", "web"), &[])
+        .await
+        .unwrap();
+    first
+        .insert_container_with_gpus(&container("alice", "db"), &[])
+        .await
+        .unwrap();
+    assert!(first.creates_cut_short().await.unwrap().is_empty());
+    first.create_ended(&k("alice", "db")).await.unwrap();
+    let after = Store::connect(&url).await.unwrap();
+    assert_eq!(
+        after.creates_cut_short().await.unwrap(),
+        vec![k("alice", "web")]
+    );
+    // Its record deleted, the create is forgotten with it.
+    after.delete_container(&k("alice", "web")).await.unwrap();
+    assert!(after.creates_cut_short().await.unwrap().is_empty());
+
+    // PostgreSQL: alive while its lease connection is open.
+    let (p, db) = postgres().await;
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").unwrap();
+    let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let other = Store::connect(&url).await.unwrap();
+    let s = p.store.clone();
+    let lease = s.leader_lease().await.unwrap().unwrap();
+    s.insert_user(&user("alice", Role::Student)).await.unwrap();
+    s.insert_container_with_gpus(&container("alice", "web"), &[])
+        .await
+        .unwrap();
+    assert!(other.creates_cut_short().await.unwrap().is_empty());
+    assert!(s.creates_cut_short().await.unwrap().is_empty());
+    lease.close().await;
+    let other = std::sync::Arc::new(other);
+    eventually("the create is seen cut short", || {
+        let other = other.clone();
+        async move { other.creates_cut_short().await.unwrap() == vec![k("alice", "web")] }
+    })
+    .await;
+    s.create_ended(&k("alice", "web")).await.unwrap();
+    assert!(other.creates_cut_short().await.unwrap().is_empty());
+    other.close().await;
+    s.close().await;
     raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
 }

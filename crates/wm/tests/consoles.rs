@@ -496,18 +496,38 @@ async fn three_consoles_share_one_database_through_kills_and_restarts() {
     let new_leader = one_leader(&http, &alive).await;
     assert!(leaders(&http, &bases).await.len() == 1);
 
-    // Each container once in the API, with host ports of its own.
+    // Creates cut short by the kill are settled by the new leader's reconcile: every
+    // container runs, within a bounded number of polls.
+    let mut lists = Vec::new();
+    for _ in 0..120 {
+        lists.clear();
+        for (i, t) in tokens.iter().enumerate() {
+            lists.push(ok(&http, &alive[i % 2], Method::GET, "/api/v1/containers", t).await);
+        }
+        let settled = lists.iter().all(|l| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["status"] == "running")
+        });
+        if settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Each container once in the API, running, with a host port of its own.
     let mut ports = HashSet::new();
     let mut in_api = HashSet::new();
-    for (i, t) in tokens.iter().enumerate() {
-        let list = ok(&http, &alive[i % 2], Method::GET, "/api/v1/containers", t).await;
+    for list in &lists {
         for c in list.as_array().unwrap() {
             let name = c["name"].as_str().unwrap().to_string();
-            assert!(
-                in_api.insert((users[i].clone(), name.clone())),
-                "{name} listed twice"
-            );
-            for p in c["ports"].as_array().unwrap() {
+            let owner = c["owner"].as_str().unwrap().to_string();
+            assert!(in_api.insert((owner, name.clone())), "{name} listed twice");
+            assert_eq!(c["status"], "running", "{c}");
+            let published = c["ports"].as_array().unwrap();
+            assert_eq!(published.len(), 1, "{c}");
+            for p in published {
                 let host_port = p["host"].as_u64().unwrap();
                 assert!(ports.insert(host_port), "host port {host_port} lent twice");
             }
