@@ -7,9 +7,9 @@ use crate::hosts::{GatedCluster, Hosts};
 pub(crate) use crate::hosts::{HostView, ImageDisk};
 use crate::metrics::Metrics;
 use crate::util::now;
-use crate::workers::leader::Leading;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -54,6 +54,31 @@ pub(crate) struct KubeHealth {
     /// The API server's version.
     pub(crate) version: Option<String>,
     pub(crate) error: Option<String>,
+}
+
+/// Whether this console leads the periodic work now (`crate::workers` decides): in the
+/// health answer, and the `wm_console_leader` metric.
+pub(crate) struct Leading {
+    now: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Leading {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            now: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    pub(crate) fn get(&self) -> bool {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set(&self, leading: bool) {
+        self.now.store(leading, Ordering::SeqCst);
+        self.metrics.console_leader.set(i64::from(leading));
+    }
 }
 
 /// Health, metrics and host administration.

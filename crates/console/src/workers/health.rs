@@ -1,7 +1,7 @@
 //! The health checks of the hosts and the cluster.
 
-use super::leader::Leading;
 use crate::service::reconcile::Reconciler;
+use crate::service::system::Leading;
 use crate::service::system::System;
 use std::sync::Arc;
 use std::time::Duration;

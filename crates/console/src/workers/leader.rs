@@ -13,8 +13,7 @@
 //! lead: every leader's job is safe to run on two consoles at once for a moment (each
 //! says why in its module).
 
-use crate::metrics::Metrics;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::service::system::Leading;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -22,31 +21,6 @@ use wm_store::{LeaderLease, Store};
 
 /// How often a console tries to take the lease, and the leader checks it.
 const TRY_EVERY: Duration = Duration::from_secs(2);
-
-/// Whether this console leads now: in the health answer, and the `wm_console_leader`
-/// metric.
-pub(crate) struct Leading {
-    now: AtomicBool,
-    metrics: Arc<Metrics>,
-}
-
-impl Leading {
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
-        Self {
-            now: AtomicBool::new(false),
-            metrics,
-        }
-    }
-
-    pub(crate) fn get(&self) -> bool {
-        self.now.load(Ordering::SeqCst)
-    }
-
-    fn set(&self, leading: bool) {
-        self.now.store(leading, Ordering::SeqCst);
-        self.metrics.console_leader.set(i64::from(leading));
-    }
-}
 
 /// The leader's jobs while they run; dropping it stops them.
 struct Jobs(Vec<JoinHandle<()>>);

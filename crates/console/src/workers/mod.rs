@@ -10,7 +10,7 @@
 
 mod health;
 mod image_events;
-pub(crate) mod leader;
+mod leader;
 mod reclaim;
 mod reconcile;
 
@@ -19,8 +19,8 @@ use crate::service::cleanup::Cleanup;
 use crate::service::images::Catalog;
 use crate::service::reclaim::Reclaimer;
 use crate::service::reconcile::Reconciler;
+use crate::service::system::Leading;
 use crate::service::system::System;
-use leader::Leading;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
