@@ -1,8 +1,7 @@
 //! The health checks of the hosts and the cluster.
 
 use crate::service::reconcile::Reconciler;
-use crate::service::system::Leading;
-use crate::service::system::System;
+use crate::service::system::{Leading, System};
 use std::sync::Arc;
 use std::time::Duration;
 
