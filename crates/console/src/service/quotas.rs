@@ -4,9 +4,9 @@
 //! A user's creates and starts pass [`Quotas::admit`] one at a time: the check and the
 //! record it is checked against are made under the user's own lock, so a user with a
 //! quota of 3 containers who sends 20 creates at once gets exactly 3. On PostgreSQL the
-//! lock is also taken in the database, so that this holds across several consoles. Different users do
-//! not wait for each other; what they share (a host's memory, its GPUs and ports) is
-//! placement's, under the placement lock.
+//! lock is also taken in the database, so that this holds across several consoles.
+//! Different users do not wait for each other; what they share (a host's memory, its GPUs
+//! and ports) is placement's, under the placement lock.
 //!
 //! Which quota applies: each value of a user's own overrides (an administrator's) comes
 //! first; then, for a value the overrides leave, the most generous value among the
@@ -166,17 +166,18 @@ pub(crate) struct Quotas {
     /// Each user's lock while one of their creates or starts is admitted; an entry goes
     /// with its last holder.
     locks: Locks,
-    /// Admissions holding their database lock now, at most [`ADMITTING`]: each holds a
-    /// connection on PostgreSQL, and the rest of the pool must stay free for the work
-    /// (placement's lock and the queries), or admissions waiting for it would wait for
-    /// ever.
+    /// Admissions holding their database lock now, on PostgreSQL at most [`ADMITTING`]:
+    /// each holds a connection there, and the rest of the pool must stay free for the
+    /// work (placement's lock and the queries), or admissions waiting for it would wait
+    /// for ever. SQLite's locks hold nothing: no bound.
     admitting: Arc<tokio::sync::Semaphore>,
     /// Builds running now, per user. Counted by each console alone: with several, a user
     /// may run up to this many builds on each.
     builds: Arc<Mutex<HashMap<UserName, i64>>>,
 }
 
-/// Admissions of different users at once, per console (a user's own wait in turn).
+/// Admissions of different users at once, per console on PostgreSQL (a user's own wait
+/// in turn).
 const ADMITTING: usize = 4;
 
 fn view(q: &RoleQuota) -> QuotaView {
@@ -280,13 +281,18 @@ impl Quotas {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let admitting = if store.is_postgres() {
+            ADMITTING
+        } else {
+            tokio::sync::Semaphore::MAX_PERMITS
+        };
         Self {
             store,
             hosts,
             config,
             metrics,
             locks: Arc::new(Mutex::new(HashMap::new())),
-            admitting: Arc::new(tokio::sync::Semaphore::new(ADMITTING)),
+            admitting: Arc::new(tokio::sync::Semaphore::new(admitting)),
             builds: Arc::new(Mutex::new(HashMap::new())),
         }
     }
