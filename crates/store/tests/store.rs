@@ -1569,3 +1569,35 @@ async fn creates_in_flight_are_cut_short_when_their_console_goes() {
     s.close().await;
     raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
 }
+
+/// A leader whose lease connection the server ends (a restart, `pg_terminate_backend`)
+/// learns it at its next check, and the lease is free for another console.
+#[tokio::test]
+async fn a_broken_lease_connection_is_noticed_and_frees_the_lease() {
+    let (p, db) = postgres().await;
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").unwrap();
+    let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let other = Store::connect(&url).await.unwrap();
+    let mut leader = p.store.leader_lease().await.unwrap().unwrap();
+    assert!(leader.try_take().await.unwrap());
+    leader.check().await.unwrap();
+    // The lease's key, 0x776d6c656164, as pg_locks shows a bigint key: high and low halves.
+    raw(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 30573 AND objid = 1818583396",
+    )
+    .await;
+    assert!(leader.check().await.is_err());
+    let mut next = other.leader_lease().await.unwrap().unwrap();
+    let next = std::sync::Arc::new(tokio::sync::Mutex::new(&mut next));
+    eventually("another console takes the lease", || {
+        let next = next.clone();
+        async move { next.lock().await.try_take().await.unwrap() }
+    })
+    .await;
+    drop(next);
+    other.close().await;
+    p.store.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
