@@ -14,11 +14,12 @@ use crate::service::containers::{Containers, Sessions};
 use crate::service::courses::Courses;
 use crate::service::images::{Catalog, Images, Scans};
 use crate::service::quotas::Quotas;
-use crate::service::ratelimit::{LoginLimiter, LoginLimits};
+use crate::service::ratelimit::{Attempts, LoginLimiter, LoginLimits};
 use crate::service::reclaim::Reclaimer;
 use crate::service::reconcile::Reconciler;
 use crate::service::sif::SifCache;
 use crate::service::storage::Storage;
+use crate::service::system::Leading;
 use crate::service::system::System;
 use crate::service::users::Users;
 use crate::service::vms::{VmHost, Vms};
@@ -255,14 +256,15 @@ async fn build_with(
         )),
         None => None,
     };
+    let login_limits = LoginLimits {
+        pair: config.login_rate_limit,
+        user: config.login_user_rate_limit,
+        address: config.login_address_rate_limit,
+    };
     let accounts = Arc::new(Accounts::new(
         store.clone(),
         directory.clone(),
-        LoginLimiter::new(LoginLimits {
-            pair: config.login_rate_limit,
-            user: config.login_user_rate_limit,
-            address: config.login_address_rate_limit,
-        }),
+        LoginLimiter::new(store.clone(), Attempts::Logins, login_limits),
         metrics.clone(),
         config.session_hours * 3600,
     ));
@@ -364,23 +366,21 @@ async fn build_with(
         audit.clone(),
         config.default_limits(),
     ));
+    let leading = Arc::new(Leading::new(metrics.clone()));
     let system = Arc::new(System::new(
         store.clone(),
         hosts.clone(),
         cluster,
         directory,
         metrics.clone(),
+        leading.clone(),
     ));
     let storage = Arc::new(Storage::new(store.clone(), hosts.clone(), quotas.clone()));
     // Join codes are limited as logins are: a wrong code counts as a failed login of the
     // caller's name from their address.
     let courses = Arc::new(Courses::new(
         store.clone(),
-        LoginLimiter::new(LoginLimits {
-            pair: config.login_rate_limit,
-            user: config.login_user_rate_limit,
-            address: config.login_address_rate_limit,
-        }),
+        LoginLimiter::new(store.clone(), Attempts::JoinCodes, login_limits),
     ));
     let users = Arc::new(Users::new(
         store.clone(),
@@ -388,6 +388,7 @@ async fn build_with(
         images.clone(),
         storage.clone(),
     ));
+    let leader_store = store.clone();
     let ci = Arc::new(Ci::new(
         store,
         hosts.clone(),
@@ -437,6 +438,8 @@ async fn build_with(
         cleanup_interval: Duration::from_secs(config.reclaim.cleanup_interval_secs),
         reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
         check_interval: Duration::from_secs(config.host_check_interval_secs),
+        store: leader_store,
+        leading,
     };
     Ok(Application {
         _lock: lock,

@@ -62,6 +62,8 @@ pub(crate) struct Metrics {
     pub(crate) image_scans: Family<ScanLabels, Counter>,
     pub(crate) image_scan_seconds: Histogram,
     pub(crate) terminal_sessions: Gauge,
+    /// 1 while this console leads the periodic work (see `crate::workers::leader`).
+    pub(crate) console_leader: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -207,7 +209,14 @@ impl Metrics {
             "Time to scan one image, export included",
             image_scan_seconds.clone(),
         );
+        let console_leader = Gauge::default();
+        registry.register(
+            "console_leader",
+            "1 while this console runs the periodic work (reconcile, reclaim, clean-up), else 0",
+            console_leader.clone(),
+        );
         Self {
+            console_leader,
             reclaim_actions,
             cleanup_removed,
             cleanup_freed_bytes,

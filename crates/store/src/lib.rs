@@ -16,8 +16,12 @@ use wm_domain::{
     UserName,
 };
 
+mod coordination;
+mod copy;
 mod vms;
 
+pub use coordination::{DbLock, LeaderLease, LoginFailures};
+pub use copy::copy_store;
 pub use vms::{VmImageRecord, VmRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -38,9 +42,12 @@ pub enum StoreError {
          run the wm version that upgraded it, or restore a backup taken before the upgrade"
     )]
     NewerSchema { found: i64, known: i64 },
-    /// A backup or restore could not be made.
+    /// A backup, restore or copy of the store could not be made.
     #[error("{0}")]
     Backup(String),
+    /// A lock this needs is held elsewhere for now: try again later.
+    #[error("{0}")]
+    Held(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
@@ -535,6 +542,10 @@ pub struct CourseShare {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where it connects: the leader lease opens a connection of its own there.
+    url: std::sync::Arc<str>,
+    /// This process's name among the consoles of the database (see `coordination`).
+    console: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -568,7 +579,11 @@ impl Store {
             .await?;
         check_schema_version(&pool).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            url: url.into(),
+            console: uuid::Uuid::new_v4().simple().to_string().into(),
+        })
     }
 
     /// Closes every connection; waits for them to be returned.
@@ -1127,7 +1142,8 @@ impl Store {
     // --- GPU leases ------------------------------------------------------------------------
 
     /// Records the container and leases it the GPU places `gpus` (`(gpu, slot)`) on its
-    /// host, in one transaction. [`StoreError::Conflict`] when its owner has a container
+    /// host, noting this console as the one making it ([`Store::create_ended`] when it is
+    /// made), in one transaction. [`StoreError::Conflict`] when its owner has a container
     /// of that short name or a place is taken: the primary keys decide, so of two
     /// concurrent callers one gets the conflict and nothing of its is kept.
     pub async fn insert_container_with_gpus(
@@ -1170,6 +1186,14 @@ impl Store {
             .await
             .map_err(|e| conflict(e, format!("place {slot} of GPU {gpu} on {}", c.host)))?;
         }
+        sqlx::query(
+            "INSERT INTO creates_in_flight (owner, short_name, console) VALUES ($1, $2, $3)",
+        )
+        .bind(c.owner.as_str())
+        .bind(c.short_name.as_str())
+        .bind(&*self.console)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

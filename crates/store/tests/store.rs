@@ -1259,3 +1259,359 @@ async fn course_join_codes_image_names_and_quotas() {
     })
     .await;
 }
+
+/// Failed logins are counted per kind, pair, user name and address, over the window asked
+/// for, and forgotten once older than the caller says.
+#[tokio::test]
+async fn login_failures_are_counted_and_forgotten() {
+    both(|s| async move {
+        for (kind, user, addr, at) in [
+            ("login", "alice", "10.0.0.1", 1_000),
+            ("login", "alice", "10.0.0.1", 2_000),
+            ("login", "alice", "10.0.0.2", 3_000),
+            ("login", "bob", "10.0.0.1", 4_000),
+            ("join", "alice", "10.0.0.1", 5_000),
+        ] {
+            s.record_login_failure(kind, user, addr, at, 0)
+                .await
+                .unwrap();
+        }
+        let f = s
+            .login_failures("login", "alice", "10.0.0.1", 0)
+            .await
+            .unwrap();
+        assert_eq!(f.pair, vec![1_000, 2_000]);
+        assert_eq!(f.user, vec![1_000, 2_000, 3_000]);
+        assert_eq!(
+            f.names,
+            vec![("alice".to_string(), 2_000), ("bob".to_string(), 4_000)]
+        );
+        // Only failures since the window's start count.
+        let f = s
+            .login_failures("login", "alice", "10.0.0.1", 1_500)
+            .await
+            .unwrap();
+        assert_eq!(f.pair, vec![2_000]);
+        // The join codes' failures are their own.
+        let j = s
+            .login_failures("join", "alice", "10.0.0.1", 0)
+            .await
+            .unwrap();
+        assert_eq!(j.pair, vec![5_000]);
+        assert_eq!(j.names, vec![("alice".to_string(), 5_000)]);
+        // A new failure forgets those before the time given.
+        s.record_login_failure("login", "carol", "", 6_000, 3_500)
+            .await
+            .unwrap();
+        let f = s
+            .login_failures("login", "alice", "10.0.0.1", 0)
+            .await
+            .unwrap();
+        assert!(f.pair.is_empty() && f.user.is_empty(), "{f:?}");
+        assert_eq!(f.names, vec![("bob".to_string(), 4_000)]);
+        let unknown = s.login_failures("login", "carol", "", 0).await.unwrap();
+        assert_eq!(unknown.pair, vec![6_000]);
+    })
+    .await;
+}
+
+/// On SQLite the one process leads and its own locks suffice: there is no lease to
+/// take, and a lock is granted at once, also twice.
+#[tokio::test]
+async fn sqlite_has_no_lease_and_free_locks() {
+    let s = sqlite().await;
+    assert!(!s.store.is_postgres());
+    assert!(s.store.leader_lease().await.unwrap().is_none());
+    let a = s.store.lock("user alice").await.unwrap();
+    let b = s.store.lock("user alice").await.unwrap();
+    drop((a, b));
+}
+
+/// The count of advisory locks held in the database, read on a connection of its own.
+async fn advisory_locks(url: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    n
+}
+
+/// Polls `f` until it holds, at most 100 times 100 ms apart.
+async fn eventually<F, Fut>(what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} never came true");
+}
+
+/// On PostgreSQL one connection at a time holds the leader lease; it passes to another
+/// when the holder's connection closes. A lock is held in the database until dropped, and
+/// a second one of the same name waits for it.
+#[tokio::test]
+async fn postgres_lease_passes_on_and_locks_exclude() {
+    let (p, db) = postgres().await;
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").unwrap();
+    let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let s = p.store.clone();
+    assert!(s.is_postgres());
+
+    // Two consoles on one database.
+    let other = Store::connect(&url).await.unwrap();
+    let mut first = s
+        .leader_lease()
+        .await
+        .unwrap()
+        .expect("a lease on PostgreSQL");
+    let mut second = other.leader_lease().await.unwrap().unwrap();
+    // One console has one lease connection at a time.
+    assert!(matches!(s.leader_lease().await, Err(StoreError::Held(_))));
+    assert!(first.try_take().await.unwrap());
+    assert!(!second.try_take().await.unwrap());
+    first.check().await.unwrap();
+    first.close().await;
+    let second = std::sync::Arc::new(tokio::sync::Mutex::new(second));
+    eventually("the second connection takes the lease", || {
+        let second = second.clone();
+        async move { second.lock().await.try_take().await.unwrap() }
+    })
+    .await;
+    std::sync::Arc::into_inner(second)
+        .unwrap()
+        .into_inner()
+        .close()
+        .await;
+    other.close().await;
+    eventually("the lease is released", || async {
+        advisory_locks(&url).await == 0
+    })
+    .await;
+
+    let held = s.lock("user alice").await.unwrap();
+    assert_eq!(advisory_locks(&url).await, 1);
+    // Another name is not held up.
+    let other = s.lock("user bob").await.unwrap();
+    assert_eq!(advisory_locks(&url).await, 2);
+    drop(other);
+    let waiter = tokio::spawn({
+        let s = s.clone();
+        async move { s.lock("user alice").await.unwrap() }
+    });
+    // The waiter is queued behind the holder: its lock is asked for, not granted.
+    eventually("the second lock waits", || async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        waiting == 1
+    })
+    .await;
+    assert!(!waiter.is_finished());
+    drop(held);
+    let again = waiter.await.unwrap();
+    drop(again);
+    eventually("every lock is released", || async {
+        advisory_locks(&url).await == 0
+    })
+    .await;
+
+    p.store.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// `wm migrate-store`: a SQLite store's rows, copied into an empty PostgreSQL one, read
+/// back the same there (users, sessions, containers with their port leases, quotas,
+/// failed logins); a store that holds anything is refused, and left as it was.
+#[tokio::test]
+async fn a_sqlite_store_is_copied_into_an_empty_postgresql_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("sqlite://{}/wm.db", dir.path().display());
+    let s = Store::connect(&from).await.unwrap();
+    s.insert_user(&user("alice", Role::Student)).await.unwrap();
+    s.insert_user(&user("bob", Role::Teacher)).await.unwrap();
+    s.insert_token(&Token {
+        hash: "h-session".into(),
+        id: "id1".into(),
+        user: UserName::parse("alice").unwrap(),
+        kind: TokenKind::Session,
+        name: None,
+        scope: Scope::All,
+        created_at: 100,
+        expires_at: Some(4_000_000_000),
+        last_used_at: None,
+    })
+    .await
+    .unwrap();
+    s.insert_container(&container("alice", "web"))
+        .await
+        .unwrap();
+    assert!(s
+        .lease_port("h1", 42000, &k("alice", "web"), GuestPort::new(80).unwrap())
+        .await
+        .unwrap());
+    let q = QuotaOverride {
+        containers: Some(7),
+        ..QuotaOverride::default()
+    };
+    s.set_quota_override(&UserName::parse("bob").unwrap(), &q, 1)
+        .await
+        .unwrap();
+    s.record_login_failure("login", "alice", "10.0.0.1", 5_000, 0)
+        .await
+        .unwrap();
+    s.close().await;
+
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").expect("WM_TEST_POSTGRES_URL");
+    let db = format!("wm_test_{}", uuid::Uuid::new_v4().simple());
+    raw(&admin, &format!("CREATE DATABASE {db}")).await;
+    let to = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let copied = wm_store::copy_store(&from, &to).await.unwrap();
+    let count = |t: &str| copied.iter().find(|(n, _)| n == t).map(|(_, n)| *n);
+    assert_eq!(count("users"), Some(2));
+    assert_eq!(count("containers"), Some(1));
+    assert_eq!(count("port_leases"), Some(1));
+
+    let p = Store::connect(&to).await.unwrap();
+    let (token, owner) = p.token("h-session", 200).await.unwrap().unwrap();
+    assert_eq!((token.id.as_str(), owner.name.as_str()), ("id1", "alice"));
+    assert_eq!(p.user("bob").await.unwrap().unwrap().role, Role::Teacher);
+    let c = p.container(&k("alice", "web")).await.unwrap().unwrap();
+    assert_eq!(c.env, vec!["A=1".to_string(), "B=two words".to_string()]);
+    assert_eq!(c.ports.len(), 1);
+    assert_eq!(c.ports[0].host_port, 42000);
+    // The lease still holds its port there.
+    assert!(!p
+        .lease_port("h1", 42000, &k("alice", "web"), GuestPort::new(81).unwrap())
+        .await
+        .unwrap());
+    assert_eq!(p.quota_override("bob").await.unwrap(), Some(q));
+    let f = p
+        .login_failures("login", "alice", "10.0.0.1", 0)
+        .await
+        .unwrap();
+    assert_eq!(f.pair, vec![5_000]);
+
+    // Again into the same: refused, nothing doubled.
+    match wm_store::copy_store(&from, &to).await {
+        Err(StoreError::Backup(m)) => assert!(m.contains("not empty"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(p.users().await.unwrap().len(), 2);
+    // Only into PostgreSQL.
+    let other = tempfile::tempdir().unwrap();
+    let into_sqlite = format!("sqlite://{}/wm.db", other.path().display());
+    assert!(matches!(
+        wm_store::copy_store(&from, &into_sqlite).await,
+        Err(StoreError::Backup(_))
+    ));
+    p.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// A create in flight is its console's: another console sees it cut short only once that
+/// console is gone (on PostgreSQL, its lease connection closed; on SQLite, any other
+/// process), and not once the create ended.
+#[tokio::test]
+async fn creates_in_flight_are_cut_short_when_their_console_goes() {
+    // SQLite: a second process on the same file is the one after a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/wm.db", dir.path().display());
+    let first = Store::connect(&url).await.unwrap();
+    first
+        .insert_user(&user("alice", Role::Student))
+        .await
+        .unwrap();
+    first
+        .insert_container_with_gpus(&container("alice", "web"), &[])
+        .await
+        .unwrap();
+    first
+        .insert_container_with_gpus(&container("alice", "db"), &[])
+        .await
+        .unwrap();
+    assert!(first.creates_cut_short().await.unwrap().is_empty());
+    first.create_ended(&k("alice", "db")).await.unwrap();
+    let after = Store::connect(&url).await.unwrap();
+    assert_eq!(
+        after.creates_cut_short().await.unwrap(),
+        vec![k("alice", "web")]
+    );
+    // Its record deleted, the create is forgotten with it.
+    after.delete_container(&k("alice", "web")).await.unwrap();
+    assert!(after.creates_cut_short().await.unwrap().is_empty());
+
+    // PostgreSQL: alive while its lease connection is open.
+    let (p, db) = postgres().await;
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").unwrap();
+    let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let other = Store::connect(&url).await.unwrap();
+    let s = p.store.clone();
+    let lease = s.leader_lease().await.unwrap().unwrap();
+    s.insert_user(&user("alice", Role::Student)).await.unwrap();
+    s.insert_container_with_gpus(&container("alice", "web"), &[])
+        .await
+        .unwrap();
+    assert!(other.creates_cut_short().await.unwrap().is_empty());
+    assert!(s.creates_cut_short().await.unwrap().is_empty());
+    lease.close().await;
+    let other = std::sync::Arc::new(other);
+    eventually("the create is seen cut short", || {
+        let other = other.clone();
+        async move { other.creates_cut_short().await.unwrap() == vec![k("alice", "web")] }
+    })
+    .await;
+    s.create_ended(&k("alice", "web")).await.unwrap();
+    assert!(other.creates_cut_short().await.unwrap().is_empty());
+    other.close().await;
+    s.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// A leader whose lease connection the server ends (a restart, `pg_terminate_backend`)
+/// learns it at its next check, and the lease is free for another console.
+#[tokio::test]
+async fn a_broken_lease_connection_is_noticed_and_frees_the_lease() {
+    let (p, db) = postgres().await;
+    let admin = std::env::var("WM_TEST_POSTGRES_URL").unwrap();
+    let url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let other = Store::connect(&url).await.unwrap();
+    let mut leader = p.store.leader_lease().await.unwrap().unwrap();
+    assert!(leader.try_take().await.unwrap());
+    leader.check().await.unwrap();
+    // The lease's key, 0x776d6c656164, as pg_locks shows a bigint key: high and low halves.
+    raw(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 30573 AND objid = 1818583396",
+    )
+    .await;
+    assert!(leader.check().await.is_err());
+    let mut next = other.leader_lease().await.unwrap().unwrap();
+    let next = std::sync::Arc::new(tokio::sync::Mutex::new(&mut next));
+    eventually("another console takes the lease", || {
+        let next = next.clone();
+        async move { next.lock().await.try_take().await.unwrap() }
+    })
+    .await;
+    drop(next);
+    other.close().await;
+    p.store.close().await;
+    raw(&admin, &format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}

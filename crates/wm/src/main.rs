@@ -60,6 +60,21 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Copy every row of a store (the SQLite file of a one-machine installation) into an
+    /// empty PostgreSQL database, to run several consoles on it. Stop the installation
+    /// first; point `WM_DATABASE_URL` at the new database afterwards.
+    #[command(
+        name = "migrate-store",
+        after_help = "Example:\n  systemctl stop wm-serve\n  wm migrate-store --from sqlite:///var/lib/wm/wm.db --to postgres://wm:secret@db.example.org/wm"
+    )]
+    MigrateStore {
+        /// The store to copy: `sqlite://<file>` (or `postgres://...`).
+        #[arg(long)]
+        from: String,
+        /// The empty PostgreSQL database to copy into: `postgres://...`.
+        #[arg(long)]
+        to: String,
+    },
     /// Run an agent: the narrow, authenticated API of one container host.
     Agent {
         #[command(subcommand)]
@@ -143,6 +158,18 @@ async fn service(command: Command) -> anyhow::Result<()> {
             let _lock = wm_console::app::lock_installation(&config)?;
             wm_store::restore(&config.database_url(), &file).await?;
             tracing::info!(file = %file.display(), "restored; start the installation again");
+            Ok(())
+        }
+        Command::MigrateStore { from, to } => {
+            if let Some(file) = wm_store::sqlite_file(&from).filter(|f| !f.exists()) {
+                anyhow::bail!("no SQLite database at {}", file.display());
+            }
+            for (table, rows) in wm_store::copy_store(&from, &to).await? {
+                tracing::info!(table, rows, "copied");
+            }
+            tracing::info!(
+                "copied; set WM_DATABASE_URL to the new database and start the consoles"
+            );
             Ok(())
         }
         Command::Client(_) | Command::Completions { .. } => unreachable!("handled in main"),

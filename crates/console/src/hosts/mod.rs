@@ -122,8 +122,9 @@ pub(crate) struct Hosts {
     hosts: Vec<Arc<Host>>,
     /// Where the hosts' containers are recorded: placement counts them.
     store: Store,
-    /// Placement reads the counts and records the choice under this lock, so concurrent
-    /// creates see each other's choices.
+    /// Placement reads the counts and records the choice under this lock (and, on
+    /// PostgreSQL, the database's lock of the same name), so concurrent creates see each
+    /// other's choices, also across consoles.
     placing: tokio::sync::Mutex<()>,
 }
 
@@ -354,6 +355,7 @@ impl Hosts {
     /// next placement counts them.
     pub(crate) async fn place(&self, need: &Need<'_>) -> Result<Placement<'_>, HostsError> {
         let guard = self.placing.lock().await;
+        let db = self.store.lock("placement").await?;
         let (drained, counts) = self.records().await?;
         let committed: HashMap<String, i64> =
             self.store.memory_per_host().await?.into_iter().collect();
@@ -393,6 +395,7 @@ impl Hosts {
         Ok(Placement {
             host,
             gpus,
+            _db: db,
             _guard: guard,
         })
     }
@@ -420,6 +423,7 @@ pub(crate) struct Need<'a> {
 pub(crate) struct Placement<'a> {
     pub(crate) host: Arc<Host>,
     pub(crate) gpus: Vec<(String, i64)>,
+    _db: wm_store::DbLock,
     _guard: tokio::sync::MutexGuard<'a, ()>,
 }
 

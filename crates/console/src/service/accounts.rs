@@ -309,10 +309,10 @@ impl Accounts {
         {
             return Err(Error::invalid("the user name or password is too long"));
         }
-        self.limiter.check(username, addr)?;
+        self.limiter.check(username, addr).await?;
         let checked = self.check_password(actor, username, password).await;
         if matches!(checked, Err(Error::InvalidCredentials)) {
-            self.limiter.failed(username, addr);
+            self.limiter.failed(username, addr).await?;
         }
         let user = checked?;
         if user.disabled {

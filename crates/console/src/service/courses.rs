@@ -477,7 +477,7 @@ impl Courses {
         req: JoinCourse,
     ) -> Result<CourseView, Error> {
         caller.require_full_scope()?;
-        self.joins.check(caller.name.as_str(), addr)?;
+        self.joins.check(caller.name.as_str(), addr).await?;
         let found = match entered_code(&req.code) {
             Some(code) => self.store.course_by_join_code(&code).await?,
             None => None,
@@ -485,7 +485,7 @@ impl Courses {
         let course = match found {
             Some(c) if c.ends_at.is_none_or(|e| e > now()) => c,
             _ => {
-                self.joins.failed(caller.name.as_str(), addr);
+                self.joins.failed(caller.name.as_str(), addr).await?;
                 return Err(wrong_code());
             }
         };

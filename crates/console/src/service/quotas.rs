@@ -3,9 +3,10 @@
 //!
 //! A user's creates and starts pass [`Quotas::admit`] one at a time: the check and the
 //! record it is checked against are made under the user's own lock, so a user with a
-//! quota of 3 containers who sends 20 creates at once gets exactly 3. Different users do
-//! not wait for each other; what they share (a host's memory, its GPUs and ports) is
-//! placement's, under the placement lock.
+//! quota of 3 containers who sends 20 creates at once gets exactly 3. On PostgreSQL the
+//! lock is also taken in the database, so that this holds across several consoles.
+//! Different users do not wait for each other; what they share (a host's memory, its GPUs
+//! and ports) is placement's, under the placement lock.
 //!
 //! Which quota applies: each value of a user's own overrides (an administrator's) comes
 //! first; then, for a value the overrides leave, the most generous value among the
@@ -113,6 +114,9 @@ type Locks = Arc<Mutex<HashMap<UserName, Arc<tokio::sync::Mutex<()>>>>>;
 
 /// Held while a user's create or start is checked and recorded.
 pub(crate) struct Admitted {
+    /// The user's lock across consoles (see [`Store::lock`]) and the slot it is held
+    /// in, once taken.
+    db: Option<(wm_store::DbLock, tokio::sync::OwnedSemaphorePermit)>,
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
     lock: Arc<tokio::sync::Mutex<()>>,
     locks: Locks,
@@ -121,6 +125,7 @@ pub(crate) struct Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
+        self.db.take();
         self.guard.take();
         // The map keeps only users someone is admitting or waiting for: when the map's
         // and ours are the last, the entry goes.
@@ -161,9 +166,19 @@ pub(crate) struct Quotas {
     /// Each user's lock while one of their creates or starts is admitted; an entry goes
     /// with its last holder.
     locks: Locks,
-    /// Builds running now, per user.
+    /// Admissions holding their database lock now, on PostgreSQL at most [`ADMITTING`]:
+    /// each holds a connection there, and the rest of the pool must stay free for the
+    /// work (placement's lock and the queries), or admissions waiting for it would wait
+    /// for ever. SQLite's locks hold nothing: no bound.
+    admitting: Arc<tokio::sync::Semaphore>,
+    /// Builds running now, per user. Counted by each console alone: with several, a user
+    /// may run up to this many builds on each.
     builds: Arc<Mutex<HashMap<UserName, i64>>>,
 }
+
+/// Admissions of different users at once, per console on PostgreSQL (a user's own wait
+/// in turn).
+const ADMITTING: usize = 4;
 
 fn view(q: &RoleQuota) -> QuotaView {
     QuotaView {
@@ -266,12 +281,18 @@ impl Quotas {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let admitting = if store.is_postgres() {
+            ADMITTING
+        } else {
+            tokio::sync::Semaphore::MAX_PERMITS
+        };
         Self {
             store,
             hosts,
             config,
             metrics,
             locks: Arc::new(Mutex::new(HashMap::new())),
+            admitting: Arc::new(tokio::sync::Semaphore::new(admitting)),
             builds: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -370,7 +391,9 @@ impl Quotas {
     }
 
     /// Takes the user's admission lock: hold it from the check until the record is made.
-    pub(crate) async fn admit(&self, user: &UserName) -> Admitted {
+    /// The console's own lock comes first, so that a console waits on the database for
+    /// a user with one connection at most.
+    pub(crate) async fn admit(&self, user: &UserName) -> Result<Admitted, Error> {
         let lock = self
             .locks
             .lock()
@@ -379,12 +402,21 @@ impl Quotas {
             .or_default()
             .clone();
         let guard = lock.clone().lock_owned().await;
-        Admitted {
+        let mut admitted = Admitted {
+            db: None,
             guard: Some(guard),
             lock,
             locks: self.locks.clone(),
             user: user.clone(),
-        }
+        };
+        let slot = self
+            .admitting
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        admitted.db = Some((self.store.lock(&format!("admit {user}")).await?, slot));
+        Ok(admitted)
     }
 
     /// Refuses what would take the user over one of their quotas, naming it and the

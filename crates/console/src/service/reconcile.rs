@@ -7,6 +7,9 @@
 //! - A container of ours on the host that the database does not know (a crash between
 //!   creating it and recording it, or a restored database) is adopted when its labels
 //!   name a known user and a valid name, and reported otherwise; it is never duplicated.
+//! - A create whose console died (or that stayed `creating` for long) is settled from
+//!   the host: its status, engine id and ports recorded when the host made it, `gone`
+//!   when not.
 //! - Statuses are brought up to date, and the image catalog is read again.
 
 use super::audit::Audit;
@@ -121,13 +124,31 @@ impl Reconciler {
             .filter(|r| r.backend == Backend::Docker && r.host == host)
             .collect();
         let now = now();
+        let cut_short = self.store.creates_cut_short().await?;
 
         for r in &records {
-            // A create in flight is left alone; one that stayed `creating` for long was cut
-            // short by a crash and is settled like any other.
-            let in_flight =
-                r.status == ContainerStatus::Creating && now - r.created_at < STALE_CREATE_SECS;
+            // A create in flight is left alone; one whose console is gone, or that stayed
+            // `creating` for long, was cut short by a crash and is settled like any other.
+            let ended = cut_short.contains(&r.key());
+            let in_flight = r.status == ContainerStatus::Creating
+                && !ended
+                && now - r.created_at < STALE_CREATE_SECS;
             match on_host.iter().find(|s| is_of(s, r)) {
+                Some(s) if ended || r.status == ContainerStatus::Gone => {
+                    // Made, but not written down (or back after it was found gone): what
+                    // its create would have recorded.
+                    for p in &s.ports {
+                        self.store
+                            .lease_port(&host, p.host, &r.key(), p.guest)
+                            .await?;
+                    }
+                    self.store
+                        .set_container_status(&r.key(), s.state, Some(&s.id))
+                        .await?;
+                    self.store.create_ended(&r.key()).await?;
+                    tracing::info!(container = %r.name, "recorded a container its create did not finish");
+                    report.updated += 1;
+                }
                 Some(s) => {
                     if !in_flight && r.status != s.state {
                         self.store
@@ -139,6 +160,9 @@ impl Reconciler {
                 None if r.status == ContainerStatus::Gone || in_flight => {}
                 None => {
                     self.store.mark_container_gone(&r.key()).await?;
+                    if ended {
+                        self.store.create_ended(&r.key()).await?;
+                    }
                     tracing::warn!(container = %r.name, "container is gone from its host");
                     report.gone.push(r.name.to_string());
                 }

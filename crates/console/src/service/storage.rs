@@ -263,7 +263,7 @@ impl Storage {
         let h = self.host(host)?;
         let total: i64 = files.iter().map(|(_, f)| f.size() as i64).sum();
         // One user's writes one at a time, from the check until they are measured.
-        let admitted = self.quotas.admit(&caller.name).await;
+        let admitted = self.quotas.admit(&caller.name).await?;
         self.quotas.measure_storage(&caller.name, 0).await;
         self.quotas
             .check_storage(&admitted, &caller.name, caller.role, total)

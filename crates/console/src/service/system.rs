@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::util::now;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -27,6 +28,9 @@ pub(crate) struct Health {
     pub(crate) kubernetes: Option<KubeHealth>,
     /// `null` when no directory is configured.
     pub(crate) ldap: Option<DirectoryHealth>,
+    /// Whether this console runs the periodic work (reconcile, reclaim, clean-up): one
+    /// console of an installation does at a time.
+    pub(crate) leader: bool,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -52,6 +56,31 @@ pub(crate) struct KubeHealth {
     pub(crate) error: Option<String>,
 }
 
+/// Whether this console leads the periodic work now (`crate::workers` decides): in the
+/// health answer, and the `wm_console_leader` metric.
+pub(crate) struct Leading {
+    now: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Leading {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            now: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    pub(crate) fn get(&self) -> bool {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set(&self, leading: bool) {
+        self.now.store(leading, Ordering::SeqCst);
+        self.metrics.console_leader.set(i64::from(leading));
+    }
+}
+
 /// Health, metrics and host administration.
 pub(crate) struct System {
     store: Store,
@@ -59,6 +88,7 @@ pub(crate) struct System {
     cluster: Option<Arc<GatedCluster>>,
     directory: Option<Arc<wm_ldap::Directory>>,
     metrics: Arc<Metrics>,
+    leading: Arc<Leading>,
 }
 
 impl System {
@@ -68,6 +98,7 @@ impl System {
         cluster: Option<Arc<GatedCluster>>,
         directory: Option<Arc<wm_ldap::Directory>>,
         metrics: Arc<Metrics>,
+        leading: Arc<Leading>,
     ) -> Self {
         Self {
             store,
@@ -75,6 +106,7 @@ impl System {
             cluster,
             directory,
             metrics,
+            leading,
         }
     }
 
@@ -163,6 +195,7 @@ impl System {
             hosts,
             kubernetes,
             ldap,
+            leader: self.leading.get(),
         }
     }
 

@@ -313,7 +313,7 @@ impl Vms {
         if file.size() == 0 {
             return Err(invalid("invalid_image", "file", "the file is empty"));
         }
-        let admitted = self.quotas.admit(&caller.name).await;
+        let admitted = self.quotas.admit(&caller.name).await?;
         if self.store.vm_image(&caller.name, &name).await?.is_some() {
             return Err(Error::Conflict(format!(
                 "you already have a VM image named {name}; delete it first or choose another name"
@@ -465,7 +465,7 @@ impl Vms {
             Error::Unexpected(anyhow::anyhow!("stored image format {}", image.format))
         })?;
         let memory_bytes = parse_size(&template.memory).unwrap_or(0);
-        let admitted = self.quotas.admit(&caller.name).await;
+        let admitted = self.quotas.admit(&caller.name).await?;
         if self.store.vm(&key).await?.is_some() {
             return Err(Error::Conflict(format!(
                 "you already have a VM named {short}"
@@ -638,7 +638,7 @@ impl Vms {
         let mut r = vm.record;
         let state = host.backend.state(&key).await.map_err(vm_error)?;
         if state != VmState::Running {
-            let admitted = self.quotas.admit(&r.owner).await;
+            let admitted = self.quotas.admit(&r.owner).await?;
             let role = self
                 .store
                 .user(r.owner.as_str())

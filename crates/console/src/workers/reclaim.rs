@@ -1,5 +1,10 @@
 //! The reclaim of idle and expired containers, and the clean-up of images and SIF files,
-//! each on its own interval.
+//! each on its own interval: the leader's.
+//!
+//! Safe on two consoles at once: stopping a stopped container and deleting a deleted one
+//! or a removed image are refused or no-ops, logged and audited twice at worst. A new
+//! leader's reclaim starts without CPU samples (they live in memory), so it takes a
+//! baseline first: idle containers are stopped one pass later, never sooner.
 
 use crate::service::cleanup::Cleanup;
 use crate::service::reclaim::Reclaimer;

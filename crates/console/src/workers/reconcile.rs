@@ -1,5 +1,10 @@
 //! The periodic reconcile of containers and VMs, and the purge of expired sessions with
-//! it.
+//! it: the leader's.
+//!
+//! Safe on two consoles at once: both write the status each host reports (the same
+//! words); a container both try to adopt is recorded once, the primary key refusing the
+//! second (which logs it as not adoptable, once); marking gone and purging are
+//! idempotent; VMs are never adopted or removed, only their states written.
 
 use crate::service::reconcile::Reconciler;
 use crate::service::vms::Vms;

@@ -151,6 +151,7 @@ impl OnHosts {
                 self.store
                     .set_container_status(&key, st.state, Some(&st.id))
                     .await?;
+                self.store.create_ended(&key).await?;
                 record.status = st.state;
                 record.engine_id = Some(st.id);
                 record.ports = st

@@ -645,7 +645,7 @@ impl Containers {
             .await?;
         // The user's creates and starts one at a time, from the check until the record
         // is made: a burst cannot go past a quota.
-        let admitted = self.quotas.admit(&caller.name).await;
+        let admitted = self.quotas.admit(&caller.name).await?;
         let ask = Ask {
             containers: 1,
             running: 1,
@@ -953,7 +953,7 @@ impl Containers {
                 at: rfc3339(at),
             });
         }
-        let admitted = self.quotas.admit(&r.owner).await;
+        let admitted = self.quotas.admit(&r.owner).await?;
         if !(r.status.is_live() || r.status == ContainerStatus::Pending) {
             let role = self
                 .store
