@@ -612,7 +612,7 @@ async fn pulls_from_the_hosts_own_network_are_refused() {
     // compromised console would.
     let engine = wm_docker::DockerEngine::new(app.config.docker.clone());
     let agent_token = "egress-agent-token-0123456789abcdef";
-    let (agent_url, _agent) = common::agent(std::sync::Arc::new(engine), None, agent_token).await;
+    let (agent_url, _agent) = common::agent(std::sync::Arc::new(engine), None, agent_token);
     let resp = app
         .client
         .post(format!("{agent_url}/v1/images/pull"))

@@ -247,7 +247,7 @@ async fn sessions_and_followed_logs_cross_a_docker_agent() {
     let mut config = test_config(data.path());
     let engine = std::sync::Arc::new(wm_docker::DockerEngine::new(config.docker.clone()));
     let agent_token = "terminal-agent-token-0123456789abcdef";
-    let (url, _agent) = common::agent(engine, None, agent_token).await;
+    let (url, _agent) = common::agent(engine, None, agent_token);
     config.agents = vec![wm_agent::AgentEndpoint {
         id: "h1".to_string(),
         url,

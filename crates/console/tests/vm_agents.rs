@@ -112,8 +112,8 @@ async fn a_vm_on_an_agents_host_boots_keeps_its_port_and_survives_restarts() {
     };
     let blade1 = Arc::new(agent_docker(&config, "blade1", &[], rest));
     let blade2 = Arc::new(agent_docker(&config, "blade2", &["vmhost"], two));
-    let listener1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listener2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url1 = format!("http://{}", listener1.local_addr().unwrap());
     let addr2 = listener2.local_addr().unwrap();
     let _agent1 = agent_on(listener1, blade1, None, TOKEN);
@@ -206,7 +206,7 @@ async fn a_vm_on_an_agents_host_boots_keeps_its_port_and_survives_restarts() {
     let blade2 = Arc::new(agent_docker(&config, "blade2", &["vmhost"], two));
     let vms2 = vm_agent(&config, &blade2).await;
     let listener2 = loop {
-        match tokio::net::TcpListener::bind(addr2).await {
+        match std::net::TcpListener::bind(addr2) {
             Ok(l) => break l,
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }

@@ -29,14 +29,29 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A real docker agent (`wm agent docker`'s routes) in-process on `listener`, in front of
-/// `engine` and, when given, a VM host; it stops when the answer is dropped.
+/// A real docker agent (`wm agent docker`'s routes) on `listener`, in front of `engine`
+/// and, when given, a VM host, on a runtime of its own: dropping the answer ends it as the
+/// end of its process would, its open connections included.
+pub struct AgentRuntime {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for AgentRuntime {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 pub fn agent_on(
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     engine: std::sync::Arc<wm_docker::DockerEngine>,
     vms: Option<wm_agent::VmAgent>,
     token: &str,
-) -> AbortOnDrop {
+) -> AgentRuntime {
     let router = wm_agent::router(
         engine,
         vms,
@@ -47,18 +62,34 @@ pub fn agent_on(
             vm_image: 256 << 20,
         },
     );
-    AbortOnDrop(tokio::spawn(async move {
-        let _ = wm_agent::serve(listener, router, None, std::future::pending()).await;
-    }))
+    listener.set_nonblocking(true).unwrap();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = wm_agent::serve(listener, router, None, std::future::pending()).await;
+        });
+        let _ = stopped.recv();
+        rt.shutdown_background();
+    });
+    AgentRuntime {
+        stop: Some(stop),
+        thread: Some(thread),
+    }
 }
 
 /// [`agent_on`] a new loopback port; its URL.
-pub async fn agent(
+pub fn agent(
     engine: std::sync::Arc<wm_docker::DockerEngine>,
     vms: Option<wm_agent::VmAgent>,
     token: &str,
-) -> (String, AbortOnDrop) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+) -> (String, AgentRuntime) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     (url, agent_on(listener, engine, vms, token))
 }
