@@ -314,24 +314,19 @@ fn came_from(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 /// What an error says, in the reader's language: the sentence of its code, a quota's
-/// numbers, and the detail — in the reader's language where the rule the input broke is
-/// known, else in English (nothing more for an internal error in English).
+/// numbers, and the detail — the error's own sentence by its key ([`Lang::explain`]) in a
+/// language other than English, its message in English (nothing more for an internal
+/// error, or a quota, whose numbers said it).
 fn explain(ctx: &Ctx, e: &ApiError) -> Markup {
     let detail = match e {
-        ApiError::Service(Error::Invalid {
-            field: Some(field),
-            rule: Some(rule),
-            ..
-        }) => ctx
-            .lang
-            .rule_sentence(field, rule.reason, &rule.params)
-            .map(|s| (s, ctx.lang)),
         ApiError::Service(Error::ImageInUse(users)) => Some((in_use(ctx.t, users), ctx.lang)),
-        _ => None,
+        ApiError::Service(Error::Quota { .. }) if ctx.lang != Lang::En => None,
+        ApiError::Service(e) if ctx.lang != Lang::En => {
+            ctx.lang.explain(e).map(|s| (sentence(&s), ctx.lang))
+        }
+        _ if e.is_internal() => None,
+        _ => Some((sentence(&e.to_string()), Lang::En)),
     };
-    let detail = detail.or_else(|| {
-        (ctx.lang != Lang::En || !e.is_internal()).then(|| (sentence(&e.to_string()), Lang::En))
-    });
     html! {
         p { (ctx.t.error(e.code())) }
         @if let ApiError::Service(Error::Quota { kind, limit, used, asked }) = e {
@@ -368,21 +363,16 @@ pub(super) fn in_use(t: &Texts, u: &crate::service::images::ImageUsers) -> Strin
 /// (in English, the error's own message).
 pub(super) fn what_is_wrong(ctx: &Ctx, e: &Error) -> Option<String> {
     let Error::Invalid {
-        field: Some(field),
-        rule,
-        message,
+        field: Some(_),
+        said,
         ..
     } = e
     else {
         return None;
     };
-    match (ctx.lang, rule) {
-        (Lang::En, _) => Some(sentence(message)),
-        (_, Some(r)) => ctx
-            .lang
-            .rule_sentence(field, r.reason, &r.params)
-            .map(|s| sentence(&s)),
-        _ => None,
+    match ctx.lang {
+        Lang::En => Some(sentence(said.message())),
+        lang => lang.explain(e).map(|s| sentence(&s)),
     }
 }
 
