@@ -553,13 +553,15 @@ impl Vms {
                 match found.len() {
                     0 => return Err(not_found()),
                     1 => found.remove(0),
-                    _ => return Err(Error::ambiguous(
-                        "vm_owners",
-                        [("name", name.to_string())],
-                        format!(
+                    _ => {
+                        return Err(Error::ambiguous(
+                            "vm_owners",
+                            [("name", name.to_string())],
+                            format!(
                             "several users have a VM named {name}; add ?owner=<name> to say whose"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
         };

@@ -321,9 +321,7 @@ fn explain(ctx: &Ctx, e: &ApiError) -> Markup {
     let detail = match e {
         ApiError::Service(Error::ImageInUse(users)) => Some((in_use(ctx.t, users), ctx.lang)),
         ApiError::Service(Error::Quota { .. }) if ctx.lang != Lang::En => None,
-        ApiError::Service(e) if ctx.lang != Lang::En => {
-            ctx.lang.explain(e).map(|s| (sentence(&s), ctx.lang))
-        }
+        ApiError::Service(e) if ctx.lang != Lang::En => ctx.lang.explain(e).map(|s| (s, ctx.lang)),
         _ if e.is_internal() => None,
         _ => Some((sentence(&e.to_string()), Lang::En)),
     };
@@ -372,11 +370,11 @@ pub(super) fn what_is_wrong(ctx: &Ctx, e: &Error) -> Option<String> {
     };
     match ctx.lang {
         Lang::En => Some(sentence(said.message())),
-        lang => lang.explain(e).map(|s| sentence(&s)),
+        lang => lang.explain(e),
     }
 }
 
-/// A message as a sentence: capital first, full stop last.
+/// An English message as a sentence: capital first, full stop last.
 fn sentence(s: &str) -> String {
     let mut out: String = s.chars().take(1).flat_map(char::to_uppercase).collect();
     out.extend(s.chars().skip(1));
