@@ -250,8 +250,8 @@ async fn a_conflict_says_what_is_in_the_way_in_the_readers_language() {
         let (heading, detail) = if lang == "en" {
             (
                 "This conflicts with the current state.",
-                // (The page starts the sentence with a capital, the name's too.)
-                " has 1 containers; delete them first".to_string(),
+                // The name keeps its case at the start of the sentence.
+                format!("{bob} has 1 containers; delete them first"),
             )
         } else {
             (

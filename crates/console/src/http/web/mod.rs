@@ -323,7 +323,7 @@ fn explain(ctx: &Ctx, e: &ApiError) -> Markup {
         ApiError::Service(Error::Quota { .. }) if ctx.lang != Lang::En => None,
         ApiError::Service(e) if ctx.lang != Lang::En => ctx.lang.explain(e).map(|s| (s, ctx.lang)),
         _ if e.is_internal() => None,
-        _ => Some((sentence(&e.to_string()), Lang::En)),
+        _ => Some((in_english(e), Lang::En)),
     };
     html! {
         p { (ctx.t.error(e.code())) }
@@ -371,6 +371,29 @@ pub(super) fn what_is_wrong(ctx: &Ctx, e: &Error) -> Option<String> {
     match ctx.lang {
         Lang::En => Some(sentence(said.message())),
         lang => lang.explain(e),
+    }
+}
+
+/// An error's English message as a sentence; a name it starts with (one of the values it
+/// names, as `alice has 2 containers`) keeps its case.
+fn in_english(e: &ApiError) -> String {
+    let message = e.to_string();
+    let starts_with_a_name = match e {
+        ApiError::Service(e) => e.said().is_some_and(|(_, rule)| {
+            rule.params
+                .iter()
+                .any(|(_, v)| !v.is_empty() && message.starts_with(v.as_str()))
+        }),
+        _ => false,
+    };
+    if starts_with_a_name {
+        let mut out = message;
+        if !out.ends_with(['.', '!', '?']) {
+            out.push('.');
+        }
+        out
+    } else {
+        sentence(&message)
     }
 }
 
