@@ -298,6 +298,81 @@ async fn a_conflict_says_what_is_in_the_way_in_the_readers_language() {
     .await;
 }
 
+/// A refused build form, in `lang`: the status and the error.
+async fn build_in(
+    app: &TestApp,
+    token: &str,
+    fields: &[(&str, &str)],
+    lang: &str,
+) -> (StatusCode, Value) {
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/images/build"))
+        .bearer_auth(token)
+        .header(ACCEPT_LANGUAGE, lang)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    (status, body["error"].clone())
+}
+
+#[tokio::test]
+async fn a_refused_build_is_explained_in_the_readers_language() {
+    let app = spawn_app().await;
+    let image = test_image().await;
+    let (_, token) = app.student().await;
+    let from = format!("FROM {image}\n");
+    let long = "a".repeat(260);
+    for (fields, english, ja, reason) in [
+        (
+            vec![("name", long.as_str()), ("dockerfile", from.as_str())],
+            "is not a valid image reference: it is longer than 255 characters",
+            "イメージ名「",
+            "image_too_long",
+        ),
+        (
+            vec![
+                ("name", "x:1"),
+                ("dockerfile", from.as_str()),
+                ("buildarg", "WM_BUILD_OWNER=me"),
+            ],
+            "the build argument WM_BUILD_OWNER is set by the console",
+            "ビルド引数 WM_BUILD_OWNER はコンソールが設定するため、指定できません。",
+            "reserved",
+        ),
+        (
+            vec![("name", "x:1"), ("dockerfile", "RUN true\n")],
+            "Dockerfile line 1",
+            "Dockerfile の1行目に誤りがあります（",
+            "line",
+        ),
+    ] {
+        let (en_status, en) = build_in(&app, &token, &fields, "en").await;
+        let (ja_status, jp) = build_in(&app, &token, &fields, "ja").await;
+        assert_eq!(
+            (en_status, ja_status),
+            (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(en["reason"], reason, "{en}");
+        for key in ["code", "field", "reason", "params"] {
+            assert_eq!(en[key], jp[key], "{key}: {en} {jp}");
+        }
+        let (en, jp) = (
+            en["message"].as_str().unwrap(),
+            jp["message"].as_str().unwrap(),
+        );
+        assert!(en.contains(english), "{en}");
+        assert!(jp.contains(ja), "{jp}");
+    }
+}
+
 /// A console lending VMs (libvirt), whose domains and disks go when it is dropped.
 struct VmApp {
     app: TestApp,

@@ -51,6 +51,7 @@ pub(crate) const SAYINGS: &[Saying] = &[
     ("invalid_input", "name", "no_field", NONE),
     ("invalid_input", "name", "no_image_name", NONE),
     ("invalid_input", "name", "image_path", &["value", "prefix"]),
+    ("invalid_input", "name", "image_too_long", V),
     ("invalid_input", "name", "digest", V),
     ("invalid_input", "name", "tag", V),
     ("invalid_input", "name", "path", V),

@@ -169,9 +169,19 @@ impl Images {
                 format!("{name:?}: give only a name and tag; the image goes under {prefix}"),
             ));
         }
-        // The rule of an image reference, said of the name.
-        ImageRef::parse(&format!("{prefix}{name}"))
-            .map_err(|e| Error::from(wm_domain::ParseError { field: "name", ..e }))
+        // The rule of an image reference, said of the name (whose length is the
+        // reference's, not a container name's).
+        ImageRef::parse(&format!("{prefix}{name}")).map_err(|e| {
+            let reason = match e.reason {
+                "too_long" => "image_too_long",
+                other => other,
+            };
+            Error::from(wm_domain::ParseError {
+                field: "name",
+                reason,
+                ..e
+            })
+        })
     }
 
     /// Resolves `raw` on `host` the way the builder will (the engine resolves the string as
