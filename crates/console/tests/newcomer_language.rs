@@ -461,3 +461,38 @@ async fn a_refused_vm_is_explained_in_the_readers_language() {
     let (_, listed) = app.get("/api/v1/vms", &token).await;
     assert_eq!(listed, json!([]), "nothing was defined");
 }
+
+/// The transport's own refusals (a body of the wrong type, a method an address does not
+/// take) are said in Japanese too; English keeps its sentence.
+#[tokio::test]
+async fn the_transports_refusals_are_said_in_japanese() {
+    let app = spawn_app().await;
+    let (_, token) = app.student().await;
+    for (lang, says) in [
+        ("en", "send the body as JSON with Content-Type: application/json"),
+        (
+            "ja",
+            "本文の形式が違います。JSON なら Content-Type: application/json、フォームなら multipart/form-data で送ってください。",
+        ),
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/containers"))
+            .bearer_auth(&token)
+            .header(ACCEPT_LANGUAGE, lang)
+            .body("name=x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+        assert_eq!(body["error"]["message"], says, "{body}");
+    }
+    let (_, ja) = ask(&app, Method::PUT, "/api/v1/me", &token, None, "ja").await;
+    assert_eq!(ja["code"], "method_not_allowed", "{ja}");
+    assert_eq!(
+        ja["message"],
+        "このアドレスはその HTTP メソッドを受け付けません。"
+    );
+}

@@ -581,6 +581,10 @@ pub(crate) struct Texts {
     pub age: &'static str,
     pub view_link: &'static str,
     pub read_only_note: &'static str,
+
+    // i18n: the transport's own refusals (`ApiError`), whose sentence says all.
+    pub err_media_type: &'static str,
+    pub err_method: &'static str,
 }
 
 impl Texts {
@@ -604,6 +608,8 @@ impl Texts {
             | "unsupported_for_backend"
             | "websocket_required"
             | "backend_unavailable" => self.err_invalid,
+            "unsupported_media_type" => self.err_media_type,
+            "method_not_allowed" => self.err_method,
             "conflict" | "container_state" | "engine_refused" => self.err_conflict,
             "image_in_use" => self.err_image_in_use,
             "container_start_failed" => self.err_start_failed,
@@ -1130,6 +1136,10 @@ pub(super) static EN: Texts = Texts {
     age: "Age",
     view_link: "View",
     read_only_note: "A member's container, read only: no commands, terminal or files.",
+
+    // i18n:
+    err_media_type: "The body is not of the type this address takes.",
+    err_method: "This address does not take that method.",
 };
 
 pub(super) static JA: Texts = Texts {
@@ -1803,6 +1813,10 @@ pub(super) static JA: Texts = Texts {
     age: "経過時間",
     view_link: "表示",
     read_only_note: "受講者のコンテナの閲覧専用の表示です。コマンド・端末・ファイル操作はできません。",
+
+    // i18n:
+    err_media_type: "本文の形式が違います。JSON なら Content-Type: application/json、フォームなら multipart/form-data で送ってください。",
+    err_method: "このアドレスはその HTTP メソッドを受け付けません。",
 };
 
 #[cfg(test)]
