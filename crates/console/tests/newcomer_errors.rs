@@ -331,12 +331,14 @@ async fn the_add_user_form_keeps_its_input_and_says_what_is_wrong() {
         b.fill("#new-name", &alice).await;
         b.fill("#new-password", "a-new-password").await;
         b.click("#add-user button[type=submit]").await;
-        let alert = b.text("#add-user-error").await;
         let says = if lang == "en" {
             "An account with this name exists already."
         } else {
             "この名前のアカウントはすでにあります。"
         };
+        // The page before has an alert of this form too: wait for the new one.
+        page_has(&b, says).await;
+        let alert = b.text("#add-user-error").await;
         assert!(alert.contains(says), "{alert}");
         let name = b.find("#new-name").await;
         assert_eq!(

@@ -37,7 +37,8 @@ impl ShortName {
                     "the container name is longer than {} characters",
                     Self::MAX_NEW_LEN
                 ),
-            ));
+            )
+            .because("too_long", [("max", Self::MAX_NEW_LEN.to_string())]));
         }
         Ok(short)
     }
@@ -316,7 +317,13 @@ pub fn parse_env_list<'a>(
 /// next character (a space too). So `MSG="hello world" A=x\ y` is two variables. This is
 /// the one reading of the string form, for the API, the web form and the command line.
 pub fn parse_env_string(s: &str) -> Result<Vec<EnvVar>, ParseError> {
-    let words = shell_words(s).map_err(|e| ParseError::new("env", e.to_string()))?;
+    let words = shell_words(s).map_err(|e| {
+        let because = ParseError::new("env", e.to_string());
+        match e {
+            QuotingError::Unclosed(q) => because.because("unclosed", [("quote", q.to_string())]),
+            QuotingError::TrailingBackslash => because.because("trailing_backslash", []),
+        }
+    })?;
     parse_env_list(words.iter().map(String::as_str))
 }
 

@@ -60,11 +60,12 @@ struct Rewrite {
     is_from: bool,
 }
 
+/// An error on a line of the Dockerfile: the line's number and, in English, what is wrong
+/// with it (the instruction's own words are not translated).
 fn err(line: usize, message: impl Into<String>) -> ParseError {
-    ParseError::new(
-        "dockerfile",
-        format!("Dockerfile line {line}: {}", message.into()),
-    )
+    let detail = message.into();
+    ParseError::new("dockerfile", format!("Dockerfile line {line}: {detail}"))
+        .because("line", [("line", line.to_string()), ("detail", detail)])
 }
 
 /// A stage name as the builder allows it.
@@ -194,10 +195,10 @@ impl Dockerfile {
             df.nodes.push(node);
         }
         if df.stages.is_empty() {
-            return Err(ParseError::new(
-                "dockerfile",
-                "the Dockerfile has no FROM instruction",
-            ));
+            return Err(
+                ParseError::new("dockerfile", "the Dockerfile has no FROM instruction")
+                    .because("no_from", []),
+            );
         }
         Ok(df)
     }
@@ -481,6 +482,10 @@ impl Dockerfile {
                     ParseError::new(
                         "dockerfile",
                         format!("an ONBUILD step of the base image of stage {stage}: {e}"),
+                    )
+                    .because(
+                        "onbuild",
+                        [("stage", stage.to_string()), ("detail", e.to_string())],
                     )
                 })?;
         }

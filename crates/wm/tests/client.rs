@@ -196,7 +196,7 @@ fn a_session_from_the_command_line() {
         "80",
     ]);
     // The name is taken: refused, exit 5; in a Japanese locale the server says so in
-    // Japanese, with its English detail.
+    // Japanese, its detail too.
     let out = wm.run(&["run", "web", "--image", image]);
     assert_eq!(code(&out), Some(5), "{}", stderr(&out));
     let out = wm
@@ -206,6 +206,11 @@ fn a_session_from_the_command_line() {
         .unwrap();
     assert_eq!(code(&out), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).contains("現在の状態"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("web という名前のコンテナはすでにあります"),
+        "{}",
+        stderr(&out)
+    );
     let table = wm.ok(&["ps"]);
     assert!(table.starts_with("NAME"), "{table}");
     let row = table.lines().find(|l| l.starts_with("web ")).expect(&table);

@@ -37,9 +37,14 @@ use wm_store::{Store, StoreError};
 /// Why the hosts cannot serve a call now.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HostsError {
-    /// No host (or not the one asked for) can be used now; the sentence says why.
-    #[error("{0}")]
-    Unavailable(String),
+    /// No host (or not the one asked for) can be used now; the sentence says why, and
+    /// `reason` with `params` keys it for the console's other languages.
+    #[error("{message}")]
+    Unavailable {
+        reason: &'static str,
+        params: Vec<(&'static str, String)>,
+        message: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -194,13 +199,25 @@ impl Hosts {
     pub(crate) fn reach(&self, id: &str) -> Result<Arc<dyn ContainerBackend>, HostsError> {
         match self.get(id) {
             Some(h) if h.usable() => Ok(h.backend.clone()),
-            Some(h) => Err(HostsError::Unavailable(format!(
-                "host {id} is unavailable{}; try again later",
-                h.error().map(|e| format!(" ({e})")).unwrap_or_default()
-            ))),
-            None => Err(HostsError::Unavailable(format!(
-                "host {id} is not among this console's hosts; ask an administrator"
-            ))),
+            Some(h) => Err(match h.error() {
+                Some(why) => HostsError::Unavailable {
+                    message: format!("host {id} is unavailable ({why}); try again later"),
+                    reason: "host_down_why",
+                    params: vec![("host", id.to_string()), ("why", why)],
+                },
+                None => HostsError::Unavailable {
+                    reason: "host_down",
+                    params: vec![("host", id.to_string())],
+                    message: format!("host {id} is unavailable; try again later"),
+                },
+            }),
+            None => Err(HostsError::Unavailable {
+                reason: "host_unknown",
+                params: vec![("host", id.to_string())],
+                message: format!(
+                    "host {id} is not among this console's hosts; ask an administrator"
+                ),
+            }),
         }
     }
 
@@ -217,10 +234,14 @@ impl Hosts {
                 )
             })
             .collect();
-        HostsError::Unavailable(format!(
-            "no container host answers now ({}); try again later",
-            why.join("; ")
-        ))
+        HostsError::Unavailable {
+            reason: "none_answer",
+            params: vec![("why", why.join("; "))],
+            message: format!(
+                "no container host answers now ({}); try again later",
+                why.join("; ")
+            ),
+        }
     }
 
     /// Hosts calls may go to now.
@@ -390,7 +411,7 @@ impl Hosts {
                 }
             })
             .collect();
-        let (chosen, gpus) = choose(candidates, need).map_err(HostsError::Unavailable)?;
+        let (chosen, gpus) = choose(candidates, need)?;
         let host = self.get(&chosen).expect("chosen among the hosts").clone();
         Ok(Placement {
             host,
@@ -459,35 +480,59 @@ fn free_gpus(
 fn choose(
     mut candidates: Vec<Candidate>,
     need: &Need<'_>,
-) -> Result<(String, Vec<(String, i64)>), String> {
-    let busy = |what: String| {
-        let with = if need.required.is_empty() {
-            String::new()
+) -> Result<(String, Vec<(String, i64)>), HostsError> {
+    // `reason` is `no_room`, `no_gpus` or `no_memory`, `_with` the labels asked for.
+    let busy = |reason: &'static str,
+                with_labels: &'static str,
+                mut params: Vec<(&'static str, String)>,
+                what: String| {
+        let (reason, with) = if need.required.is_empty() {
+            (reason, String::new())
         } else {
-            format!(" with {}", need.required.join(", "))
+            params.push(("labels", need.required.join(", ")));
+            (with_labels, format!(" with {}", need.required.join(", ")))
         };
-        format!("no container host{with} has {what} now; try again later")
+        HostsError::Unavailable {
+            reason,
+            params,
+            message: format!("no container host{with} has {what} now; try again later"),
+        }
     };
     if candidates.is_empty() {
-        return Err(busy("room for a new container".into()));
+        return Err(busy(
+            "no_room",
+            "no_room_with",
+            Vec::new(),
+            "room for a new container".into(),
+        ));
     }
     if need.gpus > 0 {
         candidates.retain(|c| c.gpus.len() >= need.gpus);
         if candidates.is_empty() {
-            return Err(busy(format!(
-                "{} free GPU{}",
-                need.gpus,
-                if need.gpus == 1 { "" } else { "s" }
-            )));
+            return Err(busy(
+                "no_gpus",
+                "no_gpus_with",
+                vec![("n", need.gpus.to_string())],
+                format!(
+                    "{} free GPU{}",
+                    need.gpus,
+                    if need.gpus == 1 { "" } else { "s" }
+                ),
+            ));
         }
     }
     // A host known to lack the memory is never chosen: placement does not overcommit.
     candidates.retain(|c| c.free_memory.is_none_or(|f| f >= need.memory));
     if candidates.is_empty() {
-        return Err(busy(format!(
-            "{} MiB of memory free for a new container",
-            need.memory >> 20
-        )));
+        return Err(busy(
+            "no_memory",
+            "no_memory_with",
+            vec![("mib", (need.memory >> 20).to_string())],
+            format!(
+                "{} MiB of memory free for a new container",
+                need.memory >> 20
+            ),
+        ));
     }
     if candidates.iter().any(|c| c.has_image) {
         candidates.retain(|c| c.has_image);
@@ -601,7 +646,8 @@ mod tests {
             ],
             &need(0),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("memory"), "{e}");
         assert!(choose(Vec::new(), &need(0)).is_err());
     }
@@ -633,7 +679,7 @@ mod tests {
         assert_eq!(places, vec![("g2".to_string(), 0), ("g1".to_string(), 1)]);
         let mut none = candidate("h", 0, Some(1000), false);
         none.gpus = Vec::new();
-        let e = choose(vec![none], &need(1)).unwrap_err();
+        let e = choose(vec![none], &need(1)).unwrap_err().to_string();
         assert!(e.contains("1 free GPU"), "{e}");
     }
 }

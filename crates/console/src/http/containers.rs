@@ -398,12 +398,13 @@ pub(super) fn websocket(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<WebSocketUpgrade, ApiError> {
     let ws = ws.map_err(|e| {
-        ApiError::Service(crate::service::Error::Invalid {
-            rule: None,
-            code: "websocket_required",
-            message: format!("this route is a WebSocket session ({})", e.body_text()),
-            field: None,
-        })
+        ApiError::Service(crate::service::Error::refused(
+            "websocket_required",
+            None,
+            "websocket",
+            [("why", e.body_text())],
+            format!("this route is a WebSocket session ({})", e.body_text()),
+        ))
     })?;
     Ok(ws
         .max_message_size(TERMINAL_MAX_MESSAGE)

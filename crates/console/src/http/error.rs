@@ -2,9 +2,11 @@
 //!
 //! Every answer that is not a success has the shape
 //! `{"error": {"code": "<machine_code>", "message": "<human sentence>"}}` (plus `field` when
-//! one input was wrong, and `reason` and `params` when the rule it broke is known). A 5xx
-//! says nothing internal; the cause chain goes to the log, once.
+//! one input was wrong, and `reason` and `params`: the key of the sentence, by which the
+//! console says it in the reader's language). A 5xx says nothing internal; the cause chain
+//! goes to the log, once.
 
+use super::web::Lang;
 use crate::service::{Error, Refusal};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,8 +37,9 @@ pub(crate) struct ErrorDetail {
     /// The input at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
-    /// Which rule of `field` the input broke (`empty`, `bad_char`, `too_long`, ...), when
-    /// it is known: with `field`, what a client needs to say it in its own words.
+    /// Which rule of `field` the input broke (`empty`, `bad_char`, `too_long`, ...), or
+    /// which case of the code it is (`container_taken`, ...): with `code` and `field`,
+    /// what a client needs to say it in its own words.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     /// The values the message names (`value`, `char`, `max`, ...), by name.
@@ -122,23 +125,35 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         self.log();
-        let (field, rule) = match &self {
-            ApiError::Service(Error::Invalid { field, rule, .. }) => {
-                (field.map(str::to_string), rule.as_ref())
-            }
-            _ => (None, None),
+        let field = match &self {
+            ApiError::Service(Error::Invalid { field, .. }) => field.map(str::to_string),
+            _ => None,
+        };
+        let rule = match &self {
+            ApiError::Service(e) => e.said().map(|(_, rule)| rule),
+            _ => None,
         };
         let detail = ErrorDetail {
             code: self.code().to_string(),
             message: self.to_string(),
             field,
-            reason: rule.map(|r| r.reason.to_string()),
+            reason: rule.as_ref().map(|r| r.reason.to_string()),
             params: rule.filter(|r| !r.params.is_empty()).map(|r| {
                 r.params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
                     .collect()
             }),
+        };
+        // For `localize`: what the error says in each of the console's other languages.
+        let explained = match &self {
+            ApiError::Service(e) => Explained(
+                Lang::ALL
+                    .iter()
+                    .filter_map(|&l| l.explain(e).map(|s| (l, s)))
+                    .collect(),
+            ),
+            _ => Explained(Vec::new()),
         };
         let mut resp = (
             status,
@@ -150,46 +165,43 @@ impl IntoResponse for ApiError {
         resp.headers_mut().extend(self.headers());
         // For `localize`, which knows the reader's language.
         resp.extensions_mut().insert(detail);
+        resp.extensions_mut().insert(explained);
         resp
     }
 }
 
+/// An error's sentences in the languages other than English (see [`Lang::explain`]).
+#[derive(Clone)]
+struct Explained(Vec<(Lang, String)>);
+
 /// Error answers in the reader's language (`Accept-Language`, or the console's language
-/// switch): where the console has a sentence for the error's code in that language, the
-/// message is that sentence with the detail after it, in that language too when the rule
-/// the input broke is known (else in English); English answers as they are.
+/// switch): the message is the sentence of the error's code in that language with, after
+/// it, what this error says, keyed by its code, field and reason (`ErrorDetail`); an
+/// error whose code says all has only the sentence. English answers as they are.
 pub(crate) async fn localize(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let lang = super::web::Lang::from_headers(req.headers());
+    let lang = Lang::from_headers(req.headers());
     let resp = next.run(req).await;
-    if lang == super::web::Lang::En {
+    if lang == Lang::En {
         return resp;
     }
     let Some(detail) = resp.extensions().get::<ErrorDetail>().cloned() else {
         return resp;
     };
-    let Some(sentence) = lang.t().error_known(&detail.code) else {
-        return resp;
+    let said = resp
+        .extensions()
+        .get::<Explained>()
+        .and_then(|x| x.0.iter().find(|(l, _)| *l == lang))
+        .map(|(_, s)| s.clone());
+    let message = match (lang.t().error_known(&detail.code), said) {
+        (Some(sentence), Some(said)) => format!("{sentence}（{said}）"),
+        (Some(sentence), None) => sentence.to_string(),
+        (None, Some(said)) => said,
+        (None, None) => return resp,
     };
     let (mut parts, _) = resp.into_parts();
-    let said = match (&detail.field, &detail.reason) {
-        (Some(field), Some(reason)) => {
-            let params: Vec<(&str, String)> = detail
-                .params
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.as_str(), v.clone()))
-                .collect();
-            lang.rule_sentence(field, reason, &params)
-        }
-        _ => None,
-    };
-    let message = format!(
-        "{sentence}（{}）",
-        said.as_deref().unwrap_or(&detail.message)
-    );
     let body = serde_json::to_vec(&ErrorBody {
         error: ErrorDetail { message, ..detail },
     })

@@ -30,43 +30,34 @@ where
             Err(rejection) => return Err(json_rejection(rejection)),
         };
         if !value.is_object() {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: "the body must be a JSON object".into(),
-                field: None,
-            }
+            return Err(Error::refused(
+                "invalid_input",
+                None,
+                "not_an_object",
+                [],
+                "the body must be a JSON object",
+            )
             .into());
         }
-        serde_json::from_value(value).map(Self).map_err(|e| {
-            Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: e.to_string(),
-                field: None,
-            }
-            .into()
-        })
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| body_error(e.to_string()).into())
     }
 }
 
 fn json_rejection(r: JsonRejection) -> ApiError {
     let e = match r {
-        JsonRejection::JsonDataError(e) => Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: inner_message(&e.body_text()),
-            field: None,
-        },
-        JsonRejection::JsonSyntaxError(e) => Error::Invalid {
-            rule: None,
-            code: "malformed_json",
-            message: format!(
-                "the body is not valid JSON: {}",
-                inner_message(&e.body_text())
-            ),
-            field: None,
-        },
+        JsonRejection::JsonDataError(e) => body_error(inner_message(&e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => {
+            let why = inner_message(&e.body_text());
+            Error::refused(
+                "malformed_json",
+                None,
+                "syntax",
+                [("why", why.clone())],
+                format!("the body is not valid JSON: {why}"),
+            )
+        }
         JsonRejection::MissingJsonContentType(_) => {
             return ApiError::UnsupportedMediaType(
                 "send the body as JSON with Content-Type: application/json".into(),
@@ -75,9 +66,15 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Error::TooLarge(super::JSON_BODY_LIMIT)
         }
-        other => Error::invalid(other.body_text()),
+        other => body_error(other.body_text()),
     };
     e.into()
+}
+
+/// A body or query that does not have the shape the operation takes; `why` is serde's
+/// sentence, which names the field and the position.
+fn body_error(why: String) -> Error {
+    Error::refused("invalid_input", None, "shape", [("why", why.clone())], why)
 }
 
 /// axum prefixes serde's message with its own sentence; keep serde's part, which names
@@ -102,9 +99,9 @@ where
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(Error::invalid(inner_message(&e.body_text())).into())
+                Err(body_error(inner_message(&e.body_text())).into())
             }
-            Err(other) => Err(Error::invalid(other.body_text()).into()),
+            Err(other) => Err(body_error(other.body_text()).into()),
         }
     }
 }

@@ -34,23 +34,46 @@ fn multipart_error(e: MultipartError, limit: usize) -> Error {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::TooLarge(limit)
     } else {
-        Error::invalid(format!(
-            "the form is not valid multipart/form-data: {}",
-            e.body_text()
-        ))
+        Error::refused(
+            "invalid_input",
+            None,
+            "not_multipart",
+            [("why", e.body_text())],
+            format!(
+                "the form is not valid multipart/form-data: {}",
+                e.body_text()
+            ),
+        )
     }
+}
+
+/// A form field the form does not have; `expected` names the ones it has, `send` says
+/// it in English.
+fn unexpected_field(name: &str, expected: &str, send: &str) -> Error {
+    let name: String = name.chars().take(64).collect();
+    Error::refused(
+        "invalid_input",
+        None,
+        "unexpected_field",
+        [("name", name.clone()), ("expected", expected.to_string())],
+        format!("unexpected form field {name:?}; {send}"),
+    )
 }
 
 /// The error for a form with more parts than it may have.
 fn too_many_parts(max_files: usize) -> Error {
-    Error::Invalid {
-rule: None,
-        code: "too_many_files",
-        message: format!(
+    Error::refused(
+        "too_many_files",
+        Some("file"),
+        "too_many_parts",
+        [
+            ("max", max_files.to_string()),
+            ("fields", FORM_MAX_FIELDS.to_string()),
+        ],
+        format!(
             "the form has too many parts: at most {max_files} files and {FORM_MAX_FIELDS} other fields at once"
         ),
-        field: Some("file"),
-    }
+    )
 }
 
 /// Reads the `csrf` field a web form starts with; refuses the form without it.
@@ -71,8 +94,10 @@ async fn check_csrf(form: &mut Multipart, csrf: Csrf<'_>, limit: usize) -> Resul
     if ok {
         Ok(())
     } else {
-        Err(Error::Forbidden(
-            "the form's security token is missing or wrong; reload the page".into(),
+        Err(Error::forbidden(
+            "csrf",
+            [],
+            "the form's security token is missing or wrong; reload the page",
         ))
     }
 }
@@ -130,12 +155,13 @@ pub(super) async fn read_upload(
             Some("file") => {
                 let name = parse_upload_name(field.file_name().unwrap_or(""))?;
                 if files.iter().any(|(n, _)| *n == name) {
-                    return Err(Error::Invalid {
-                        rule: None,
-                        code: "invalid_file_name",
-                        message: format!("the file {name} is given twice"),
-                        field: Some("file"),
-                    });
+                    return Err(Error::refused(
+                        "invalid_file_name",
+                        Some("file"),
+                        "twice",
+                        [("name", name.clone())],
+                        format!("the file {name} is given twice"),
+                    ));
                 }
                 let chunks = futures::stream::poll_fn(|cx| {
                     use futures::Stream;
@@ -156,18 +182,21 @@ pub(super) async fn read_upload(
                 files.push((name, file));
             }
             other => {
-                return Err(Error::invalid(format!(
-                    "unexpected form field {:?}; send path and file",
-                    other.unwrap_or("")
-                )))
+                return Err(unexpected_field(
+                    other.unwrap_or(""),
+                    "path, file",
+                    "send path and file",
+                ))
             }
         }
     }
-    let dir = dir.ok_or_else(|| Error::Invalid {
-        rule: None,
-        code: "invalid_input",
-        message: "the form has no path field (the directory to write into)".into(),
-        field: Some("path"),
+    let dir = dir.ok_or_else(|| {
+        Error::broke(
+            "path",
+            "no_field",
+            [],
+            "the form has no path field (the directory to write into)",
+        )
     })?;
     Ok(Upload { dir, create, files })
 }
@@ -202,7 +231,13 @@ pub(super) async fn read_build(
             "name" => input.name = field.text().await.map_err(too_big)?,
             "host" => input.host = Some(field.text().await.map_err(too_big)?.trim().to_string()),
             "dockerfile" | "context" if input.source.is_some() && !from_web => {
-                return Err(Error::invalid("send either dockerfile or context, once"))
+                return Err(Error::refused(
+                    "invalid_input",
+                    None,
+                    "one_source",
+                    [],
+                    "send either dockerfile or context, once",
+                ))
             }
             "dockerfile" => {
                 let text = field.text().await.map_err(too_big)?;
@@ -210,12 +245,12 @@ pub(super) async fn read_build(
                     continue;
                 }
                 if text.trim().is_empty() {
-                    return Err(Error::Invalid {
-rule: None,
-                        code: "invalid_input",
-                        message: "the Dockerfile is empty".into(),
-                        field: Some("dockerfile"),
-                    });
+                    return Err(Error::broke(
+                        "dockerfile",
+                        "empty",
+                        [],
+                        "the Dockerfile is empty",
+                    ));
                 }
                 input.source = Some(BuildSource::Text(text));
             }
@@ -234,9 +269,11 @@ rule: None,
             }
             "buildarg" => input.build_args.push(field.text().await.map_err(too_big)?),
             other => {
-                return Err(Error::invalid(format!(
-                    "unexpected form field {other:?}; send name, dockerfile or context, buildarg, and host"
-                )))
+                return Err(unexpected_field(
+                    other,
+                    "name, dockerfile, context, buildarg, host",
+                    "send name, dockerfile or context, buildarg, and host",
+                ))
             }
         }
     }
@@ -295,25 +332,23 @@ pub(super) async fn read_vm_image(
             }
             Some("file") => return Err(too_many_parts(1)),
             other => {
-                return Err(Error::invalid(format!(
-                    "unexpected form field {:?}; send name and file",
-                    other.unwrap_or("")
-                )))
+                return Err(unexpected_field(
+                    other.unwrap_or(""),
+                    "name, file",
+                    "send name and file",
+                ))
             }
         }
     }
-    let name = name.ok_or_else(|| Error::Invalid {
-        rule: None,
-        code: "invalid_input",
-        message: "the form has no name field (the image's name)".into(),
-        field: Some("name"),
+    let name = name.ok_or_else(|| {
+        Error::broke(
+            "name",
+            "no_field",
+            [],
+            "the form has no name field (the image's name)",
+        )
     })?;
-    let file = file.ok_or_else(|| Error::Invalid {
-        rule: None,
-        code: "invalid_input",
-        message: "the form has no file".into(),
-        field: Some("file"),
-    })?;
+    let file = file.ok_or_else(|| Error::broke("file", "none", [], "the form has no file"))?;
     Ok(VmImageUpload { name, file })
 }
 

@@ -206,7 +206,7 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 }
 
 async fn not_found() -> ApiError {
-    Error::not_found("no such endpoint; this").into()
+    Error::missing("not_found", "endpoint", [], "no such endpoint; this").into()
 }
 
 async fn method_not_allowed() -> ApiError {

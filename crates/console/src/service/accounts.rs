@@ -112,8 +112,10 @@ impl Caller {
     pub(crate) fn require_full_scope(&self) -> Result<(), Error> {
         match self.scope {
             Scope::All => Ok(()),
-            Scope::Build => Err(Error::Forbidden(
-                "this token may only be used for image builds".into(),
+            Scope::Build => Err(Error::forbidden(
+                "build_token",
+                [],
+                "this token may only be used for image builds",
             )),
         }
     }
@@ -129,7 +131,11 @@ impl Admin {
     pub(crate) fn check(caller: &Caller) -> Result<Self, Error> {
         caller.require_full_scope()?;
         if !caller.is_admin() {
-            return Err(Error::Forbidden("only administrators may do this".into()));
+            return Err(Error::forbidden(
+                "admins_only",
+                [],
+                "only administrators may do this",
+            ));
         }
         Ok(Admin { _checked: () })
     }
@@ -278,7 +284,11 @@ impl Accounts {
             .await?
             .ok_or(Error::Unauthenticated)?;
         if cross_origin_write {
-            return Err(Error::Forbidden("cross-origin request refused".into()));
+            return Err(Error::forbidden(
+                "cross_origin",
+                [],
+                "cross-origin request refused",
+            ));
         }
         // At most one write a minute per token, not one per request.
         if t.last_used_at.is_none_or(|used| used < now - 60) {
@@ -307,7 +317,13 @@ impl Accounts {
         if username.chars().count() > MAX_USERNAME_INPUT
             || password.chars().count() > MAX_PASSWORD_INPUT
         {
-            return Err(Error::invalid("the user name or password is too long"));
+            return Err(Error::refused(
+                "invalid_input",
+                None,
+                "login_too_long",
+                [],
+                "the user name or password is too long",
+            ));
         }
         self.limiter.check(username, addr).await?;
         let checked = self.check_password(actor, username, password).await;
@@ -316,8 +332,10 @@ impl Accounts {
         }
         let user = checked?;
         if user.disabled {
-            return Err(Error::Forbidden(
-                "this account is disabled; ask the administrators".into(),
+            return Err(Error::forbidden(
+                "disabled",
+                [],
+                "this account is disabled; ask the administrators",
             ));
         }
         let (token, hash, id) = new_token();
@@ -416,14 +434,18 @@ impl Accounts {
             Err(DirectoryError::InvalidCredentials) => Err(Error::InvalidCredentials),
             Err(DirectoryError::Unavailable(why)) => {
                 tracing::warn!(%why, "directory unavailable");
-                Err(Error::Unavailable(
-                    "the department directory is unavailable; try again later (local accounts and existing sessions still work)".into(),
+                Err(Error::unavailable(
+                    "directory",
+                    [],
+                    "the department directory is unavailable; try again later (local accounts and existing sessions still work)",
                 ))
             }
             Err(DirectoryError::Refused(why)) => {
                 tracing::error!(%why, "the directory refused a login search");
-                Err(Error::Unavailable(
-                    "the department directory refused the request; the administrators can find the details in the log".into(),
+                Err(Error::unavailable(
+                    "directory_refused",
+                    [],
+                    "the department directory refused the request; the administrators can find the details in the log",
                 ))
             }
         }
@@ -445,20 +467,23 @@ impl Accounts {
         caller.require_full_scope()?;
         let length = name.chars().count();
         if !(1..=MAX_TOKEN_NAME).contains(&length) || name.chars().any(char::is_control) {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: "a token name is 1 to 64 printable characters".into(),
-                field: Some("name"),
-            });
+            return Err(Error::broke(
+                "name",
+                "token_name",
+                [],
+                "a token name is 1 to 64 printable characters",
+            ));
         }
         let scope = match scope {
             None => Scope::All,
-            Some(s) => Scope::parse(s).map_err(|_| Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: format!("unknown scope {s:?}; use all or build"),
-                field: Some("scope"),
+            Some(s) => Scope::parse(s).map_err(|_| {
+                let value: String = s.chars().take(64).collect();
+                Error::broke(
+                    "scope",
+                    "unknown",
+                    [("value", value), ("choices", "all, build".to_string())],
+                    format!("unknown scope {s:?}; use all or build"),
+                )
             })?,
         };
         let (token, hash, id) = new_token();
@@ -528,10 +553,13 @@ impl Accounts {
         {
             Ok(())
         } else {
-            Err(Error::not_found(format!(
-                "session {}",
-                id.chars().take(64).collect::<String>()
-            )))
+            let id: String = id.chars().take(64).collect();
+            Err(Error::missing(
+                "not_found",
+                "session",
+                [("id", id.clone())],
+                format!("session {id}"),
+            ))
         }
     }
 
@@ -545,7 +573,13 @@ impl Accounts {
         {
             Ok(())
         } else {
-            Err(Error::not_found(format!("token {id}")))
+            let id: String = id.chars().take(64).collect();
+            Err(Error::missing(
+                "not_found",
+                "token",
+                [("id", id.clone())],
+                format!("token {id}"),
+            ))
         }
     }
 
@@ -585,7 +619,12 @@ impl Accounts {
     ) -> Result<(), Error> {
         caller.require_full_scope()?;
         if req.current.chars().count() > MAX_PASSWORD_INPUT {
-            return Err(Error::invalid("the current password is too long"));
+            return Err(Error::broke(
+                "current",
+                "too_long",
+                [],
+                "the current password is too long",
+            ));
         }
         check_new_password(&req.new, "new")?;
         let user = self
@@ -594,17 +633,20 @@ impl Accounts {
             .await?
             .ok_or(Error::Unauthenticated)?;
         if user.source == UserSource::Ldap {
-            return Err(Error::Conflict(
-                "your account is the department directory's (LDAP): change its password with the department's account service, not here".into(),
+            return Err(Error::conflict(
+                "directory_password",
+                [],
+                "your account is the department directory's (LDAP): change its password with the department's account service, not here",
             ));
         }
         if !verify_password(req.current, user.password_hash).await {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "wrong_password",
-                message: "the current password is not right".into(),
-                field: Some("current"),
-            });
+            return Err(Error::refused(
+                "wrong_password",
+                Some("current"),
+                "wrong",
+                [],
+                "the current password is not right",
+            ));
         }
         let hash = hash_password(req.new).await?;
         self.store

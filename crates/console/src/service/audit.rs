@@ -112,11 +112,13 @@ fn micros(value: Option<&str>, field: &'static str) -> Result<Option<i64>, Error
         .map(|v| {
             time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339)
                 .map(|t| (t.unix_timestamp_nanos() / 1000) as i64)
-                .map_err(|_| Error::Invalid {
-                    rule: None,
-                    code: "invalid_input",
-                    message: format!("{field} is a date and time like 2026-04-01T09:00:00+09:00"),
-                    field: Some(field),
+                .map_err(|_| {
+                    Error::broke(
+                        field,
+                        "not_a_time",
+                        [],
+                        format!("{field} is a date and time like 2026-04-01T09:00:00+09:00"),
+                    )
                 })
         })
         .transpose()
@@ -125,12 +127,13 @@ fn micros(value: Option<&str>, field: &'static str) -> Result<Option<i64>, Error
 /// A filter value: at most 256 characters, empty as absent.
 fn filter_text(value: Option<String>, field: &'static str) -> Result<Option<String>, Error> {
     match value {
-        Some(v) if v.chars().count() > 256 => Err(Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: format!("{field} is at most 256 characters"),
-            field: Some(field),
-        }),
+        Some(v) if v.chars().count() > 256 => Err(Error::broke(
+            field,
+            "too_long",
+            [],
+            format!("{field} is at most 256 characters"),
+        )),
+
         Some(v) if v.trim().is_empty() => Ok(None),
         other => Ok(other),
     }

@@ -52,11 +52,13 @@ pub(crate) struct RunnerView {
 }
 
 fn parse_gitlab_url(s: &str) -> Result<String, Error> {
-    let bad = || Error::Invalid {
-        rule: None,
-        code: "invalid_input",
-        message: "gitlab_url must be an http(s) address like https://gitlab.example.org".into(),
-        field: Some("gitlab_url"),
+    let bad = || {
+        Error::broke(
+            "gitlab_url",
+            "not_http",
+            [],
+            "gitlab_url must be an http(s) address like https://gitlab.example.org",
+        )
     };
     let s = s.trim().trim_end_matches('/');
     let rest = s
@@ -88,12 +90,12 @@ fn parse_runner_token(s: &str) -> Result<String, Error> {
     if ok {
         Ok(s.to_string())
     } else {
-        Err(Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: "the runner token is 1 to 256 letters, digits, '-', '_' or '.'".into(),
-            field: Some("token"),
-        })
+        Err(Error::broke(
+            "token",
+            "runner_token",
+            [],
+            "the runner token is 1 to 256 letters, digits, '-', '_' or '.'",
+        ))
     }
 }
 
@@ -205,25 +207,27 @@ impl Ci {
     /// (`WM_EGRESS_ALLOWED`).
     async fn check_gitlab_url(&self, url: &str) -> Result<(), Error> {
         use wm_docker::egress::EgressError;
-        let refuse = |message: String| Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message,
-            field: Some("gitlab_url"),
-        };
         match self.config.docker.egress_rule().check_url(url).await {
             Ok(()) => Ok(()),
-            Err(EgressError::Forbidden { host, reason }) => Err(refuse(format!(
-                "gitlab_url may not point to {host}: {reason}; an administrator can allow a GitLab on the host's own network by name (WM_EGRESS_ALLOWED)"
-            ))),
+            Err(EgressError::Forbidden { host, reason }) => Err(Error::broke(
+                "gitlab_url",
+                "egress",
+                [("host", host.to_string()), ("why", reason.to_string())],
+                format!(
+                    "gitlab_url may not point to {host}: {reason}; an administrator can allow a GitLab on the host's own network by name (WM_EGRESS_ALLOWED)"
+                ),
+            )),
             // The runner resolves the name when it connects, and a name can change after any
             // check: one that does not resolve now is no more dangerous than one that does.
             Err(EgressError::Unresolvable(host)) => {
                 tracing::info!(%host, "the GitLab's name does not resolve here; accepted");
                 Ok(())
             }
-            Err(EgressError::Invalid(_)) => Err(refuse(
-                "gitlab_url must be an http(s) address like https://gitlab.example.org".into(),
+            Err(EgressError::Invalid(_)) => Err(Error::broke(
+                "gitlab_url",
+                "not_http",
+                [],
+                "gitlab_url must be an http(s) address like https://gitlab.example.org",
             )),
         }
     }
@@ -339,10 +343,15 @@ impl Ci {
             }
         }
         host.backend.put_runner(&spec).await.map_err(|e| match e {
-            BackendError::NoSuchImage(image) => Error::Unavailable(format!(
-                "the runner image {image} is not on host {}; an administrator must pull it",
-                host.id
-            )),
+            BackendError::NoSuchImage(image) => Error::unavailable(
+                "runner_image",
+                [("image", image.clone()), ("host", host.id.to_string())],
+                format!(
+                    "the runner image {image} is not on host {}; an administrator must pull it",
+                    host.id
+                ),
+            ),
+
             other => other.into(),
         })?;
         self.store

@@ -188,12 +188,13 @@ fn entered_code(raw: &str) -> Option<String> {
 
 /// The one answer to a code that enrols in nothing.
 fn wrong_code() -> Error {
-    Error::Invalid {
-        rule: None,
-        code: "invalid_join_code",
-        message: "this join code is not valid: check it with your teacher".into(),
-        field: Some("code"),
-    }
+    Error::refused(
+        "invalid_join_code",
+        Some("code"),
+        "wrong",
+        [],
+        "this join code is not valid: check it with your teacher",
+    )
 }
 
 /// A course the caller teaches (or any course, for an administrator): the proof the
@@ -218,10 +219,13 @@ impl Taught {
 }
 
 fn not_found(id: &str) -> Error {
-    Error::not_found(format!(
-        "course {}",
-        id.chars().take(64).collect::<String>()
-    ))
+    let id: String = id.chars().take(64).collect();
+    Error::missing(
+        "not_found",
+        "course",
+        [("id", id.clone())],
+        format!("course {id}"),
+    )
 }
 
 /// The longest course name, and term, in characters.
@@ -244,12 +248,12 @@ fn text(value: &str, field: &'static str, min: usize, max: usize) -> Result<Stri
     let v = value.trim();
     let n = v.chars().count();
     if n < min || n > max || v.chars().any(char::is_control) {
-        return Err(Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: format!("{field} is {min} to {max} printable characters"),
-            field: Some(field),
-        });
+        return Err(Error::broke(
+            field,
+            "printable",
+            [("min", min.to_string()), ("max", max.to_string())],
+            format!("{field} is {min} to {max} printable characters"),
+        ));
     }
     Ok(v.to_string())
 }
@@ -296,8 +300,10 @@ impl Courses {
     ) -> Result<CourseView, Error> {
         caller.require_full_scope()?;
         if !matches!(caller.role, Role::Teacher | Role::Admin) {
-            return Err(Error::Forbidden(
-                "only teachers and administrators may create courses".into(),
+            return Err(Error::forbidden(
+                "teachers_only",
+                [],
+                "only teachers and administrators may create courses",
             ));
         }
         let now = now();
@@ -314,12 +320,13 @@ impl Courses {
                 .ends_at
                 .as_deref()
                 .map(|t| {
-                    parse_expiry(t, now).map_err(|_| Error::Invalid {
-                        rule: None,
-                        code: "invalid_input",
-                        message: "ends_at is a future date and time like 2026-07-31T23:59:00+09:00"
-                            .into(),
-                        field: Some("ends_at"),
+                    parse_expiry(t, now).map_err(|_| {
+                        Error::broke(
+                            "ends_at",
+                            "not_future",
+                            [],
+                            "ends_at is a future date and time like 2026-07-31T23:59:00+09:00",
+                        )
                     })
                 })
                 .transpose()?,
@@ -328,12 +335,8 @@ impl Courses {
                 .as_deref()
                 .map(|g| text(g, "ldap_group", 1, 256))
                 .transpose()?,
-            host_labels: parse_requires(req.host_labels).map_err(|e| Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: e.to_string(),
-                field: Some("host_labels"),
-            })?,
+            host_labels: parse_requires(req.host_labels)
+                .map_err(|e| Error::broke("host_labels", e.reason, [], e.message))?,
             created_at: now,
             members: Vec::new(),
             join_code: None,
@@ -380,8 +383,10 @@ impl Courses {
         if caller.is_admin() || course.owner == caller.name {
             Ok(Taught { course })
         } else if course.members.contains(&caller.name) {
-            Err(Error::Forbidden(
-                "only the course's teacher may do this".into(),
+            Err(Error::forbidden(
+                "teacher_only",
+                [],
+                "only the course's teacher may do this",
             ))
         } else {
             Err(not_found(id))
@@ -391,12 +396,12 @@ impl Courses {
     /// Enrols existing accounts, all or none: an unknown name changes nothing.
     pub(crate) async fn enrol(&self, course: Taught, req: Enrolment) -> Result<CourseView, Error> {
         if req.users.is_empty() || req.users.len() > MAX_ENROL {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: format!("users is a list of 1 to {MAX_ENROL} user names"),
-                field: Some("users"),
-            });
+            return Err(Error::broke(
+                "users",
+                "count",
+                [("max", MAX_ENROL.to_string())],
+                format!("users is a list of 1 to {MAX_ENROL} user names"),
+            ));
         }
         let mut names = Vec::with_capacity(req.users.len());
         let mut unknown = Vec::new();
@@ -407,15 +412,16 @@ impl Courses {
             }
         }
         if !unknown.is_empty() {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "unknown_users",
-                message: format!(
+            return Err(Error::refused(
+                "unknown_users",
+                Some("users"),
+                "unknown",
+                [("names", unknown.join(", "))],
+                format!(
                     "no accounts named {}; a directory account exists once its owner has logged in",
                     unknown.join(", ")
                 ),
-                field: Some("users"),
-            });
+            ));
         }
         self.store
             .add_course_members(course.id(), &names, now())
@@ -426,11 +432,13 @@ impl Courses {
     /// Takes a member out of the course.
     pub(crate) async fn unenrol(&self, course: Taught, user: &str) -> Result<CourseView, Error> {
         if !self.store.remove_course_member(course.id(), user).await? {
-            return Err(Error::not_found(format!(
-                "member {} of course {}",
-                user.chars().take(64).collect::<String>(),
-                course.id()
-            )));
+            let user: String = user.chars().take(64).collect();
+            return Err(Error::missing(
+                "not_found",
+                "member",
+                [("name", user.clone()), ("course", course.id().to_string())],
+                format!("member {user} of course {}", course.id()),
+            ));
         }
         self.reload(&course).await
     }
@@ -456,8 +464,10 @@ impl Courses {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict(
-            "no free join code was found; try again".into(),
+        Err(Error::conflict(
+            "no_join_code",
+            [],
+            "no free join code was found; try again",
         ))
     }
 
@@ -533,14 +543,19 @@ impl Courses {
             };
         let title = optional(&req.title, "title", 100)?;
         let note = optional(&req.note, "note", 500)?;
-        let missing = || Error::NotFound {
-            code: "image_not_found",
-            what: format!(
-                "image {} shared with course {}",
-                req.image.chars().take(200).collect::<String>(),
-                course.id()
-            ),
+        let missing = || {
+            let image: String = req.image.chars().take(200).collect();
+            Error::missing(
+                "image_not_found",
+                "course_image",
+                [
+                    ("image", image.clone()),
+                    ("course", course.id().to_string()),
+                ],
+                format!("image {image} shared with course {}", course.id()),
+            )
         };
+
         let image = ImageRef::parse(req.image.trim()).map_err(|_| missing())?;
         if !self
             .store

@@ -8,33 +8,32 @@ use wm_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    /// Input that does not parse; `field` names it where one field is at fault, and
-    /// `rule` says which of its rules it broke, for the other languages' sentences.
-    #[error("{message}")]
+    /// Input that does not parse; `field` names it where one field is at fault.
+    #[error("{said}")]
     Invalid {
         code: &'static str,
-        message: String,
         field: Option<&'static str>,
-        rule: Option<Rule>,
+        said: Said,
     },
     #[error("authentication required: log in or send a bearer token")]
     Unauthenticated,
     #[error("wrong user name or password")]
     InvalidCredentials,
     #[error("{0}")]
-    Forbidden(String),
-    /// Also what another user's resource looks like.
+    Forbidden(Said),
+    /// Also what another user's resource looks like; `what` says which, as in
+    /// "container x" (the sentence is "{what} not found").
     #[error("{what} not found")]
-    NotFound { code: &'static str, what: String },
+    NotFound { code: &'static str, what: Said },
     /// A path that does not exist (in the user's storage or in a container), in a
     /// sentence that says so.
     #[error("{0}")]
-    FileNotFound(String),
+    FileNotFound(Said),
     /// A user's storage could not be prepared or reached; the sentence says what failed.
     #[error("{0}")]
-    Storage(String),
+    Storage(Said),
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Said),
     /// The container's expiry date has passed: it stays stopped until it is deleted,
     /// unless someone allowed to extends it.
     #[error(
@@ -44,22 +43,22 @@ pub(crate) enum Error {
     /// A full name that several owners' containers share, asked for by an administrator
     /// without saying whose (`?owner=`).
     #[error("{0}")]
-    Ambiguous(String),
+    Ambiguous(Said),
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
     /// Too large for a reason the sentence names (an unpacked build context).
     #[error("{0}")]
-    TooLargeBecause(String),
+    TooLargeBecause(Said),
     /// Too many failed logins for the user name or the address; try again later.
     #[error("too many failed logins; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
     /// The server is at one of its own limits for a moment (temporary upload files);
     /// answered 503 with `Retry-After`.
     #[error("{0}")]
-    Busy(String),
+    Busy(Said),
     /// A dependency (the container engine) cannot be used right now.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(Said),
     #[error("the container engine failed; the administrators can find the details in the log")]
     Engine(String),
     /// The engine refused a request: a fixed sentence by kind ([`engine_refusal`]); the
@@ -91,6 +90,52 @@ pub(crate) enum Error {
     },
     #[error("an internal error occurred; the administrators can find the details in the log")]
     Unexpected(#[source] anyhow::Error),
+}
+
+/// What an error says: its English sentence, and the rule (a reason and the values the
+/// sentence names) by which the console's other languages say it. Made only here, by the
+/// constructors of [`Error`], each of which is held to the list of known sayings
+/// ([`super::said::SAYINGS`]): no error reaches a user without a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Said {
+    message: String,
+    rule: Rule,
+}
+
+impl Said {
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Said {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// `english` with the key `reason` of `code` (and `field`), checked against the list of
+/// known sayings in debug builds (every test): a saying nobody can translate fails there.
+fn say(
+    code: &'static str,
+    field: Option<&'static str>,
+    reason: &'static str,
+    params: impl Into<Vec<(&'static str, String)>>,
+    english: impl Into<String>,
+) -> Said {
+    let rule = Rule {
+        reason,
+        params: params.into(),
+    };
+    debug_assert!(
+        super::said::known(code, field, &rule),
+        "no saying ({code}, {field:?}, {reason}) with the params {:?} in service::said::SAYINGS",
+        rule.params
+    );
+    Said {
+        message: english.into(),
+        rule,
+    }
 }
 
 fn in_use_message(u: &crate::service::images::ImageUsers) -> String {
@@ -242,25 +287,184 @@ impl Error {
         params: [(&'static str, String); N],
         english: impl Into<String>,
     ) -> Self {
-        ParseError::new(field, english)
-            .because(reason, params)
-            .into()
+        Self::refused("invalid_input", Some(field), reason, params, english)
     }
 
-    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+    /// Input refused with a code of its own (`invalid_expiry`, `unsupported_for_backend`,
+    /// ...), of `field` where one is at fault.
+    pub(crate) fn refused<const N: usize>(
+        code: &'static str,
+        field: Option<&'static str>,
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
         Self::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: message.into(),
-            field: None,
+            code,
+            field,
+            said: say(code, field, reason, params, english),
         }
     }
 
-    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+    /// Something `what` (in English, as "container x") that is not there or not the
+    /// caller's, with a code of its own (`image_not_found`, ...) or `not_found`.
+    pub(crate) fn missing<const N: usize>(
+        code: &'static str,
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        what: impl Into<String>,
+    ) -> Self {
         Self::NotFound {
-            code: "not_found",
-            what: what.into(),
+            code,
+            what: say(code, None, reason, params, what),
         }
+    }
+
+    /// A thing of the kind `reason` (`container`, `page`), in English the same word, that
+    /// is not there or not the caller's, named by nothing more.
+    pub(crate) fn not_found(reason: &'static str) -> Self {
+        Self::missing("not_found", reason, [], reason)
+    }
+
+    pub(crate) fn forbidden<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Forbidden(say("forbidden", None, reason, params, english))
+    }
+
+    pub(crate) fn conflict<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Conflict(say("conflict", None, reason, params, english))
+    }
+
+    pub(crate) fn file_not_found<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::FileNotFound(say("file_not_found", None, reason, params, english))
+    }
+
+    pub(crate) fn storage<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Storage(say("storage_unavailable", None, reason, params, english))
+    }
+
+    pub(crate) fn ambiguous<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Ambiguous(say("ambiguous_name", None, reason, params, english))
+    }
+
+    pub(crate) fn too_large_because<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::TooLargeBecause(say("payload_too_large", None, reason, params, english))
+    }
+
+    pub(crate) fn busy<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Busy(say("busy", None, reason, params, english))
+    }
+
+    pub(crate) fn unavailable<const N: usize>(
+        reason: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Unavailable(say("unavailable", None, reason, params, english))
+    }
+
+    /// The key its sentence is found by in the console's languages — the field at fault,
+    /// else the code — with the rule it broke; `None` for an error whose code says all
+    /// (`unauthenticated`, `internal`, an engine's refusal).
+    pub(crate) fn said(&self) -> Option<(&'static str, Rule)> {
+        use crate::service::images::Hold;
+        let rule =
+            |reason: &'static str, params: Vec<(&'static str, String)>| Rule { reason, params };
+        let code = self.code();
+        Some(match self {
+            Error::Invalid { field, said, .. } => (field.unwrap_or(code), said.rule.clone()),
+            Error::NotFound { what: s, .. }
+            | Error::Forbidden(s)
+            | Error::FileNotFound(s)
+            | Error::Storage(s)
+            | Error::Conflict(s)
+            | Error::Ambiguous(s)
+            | Error::TooLargeBecause(s)
+            | Error::Busy(s)
+            | Error::Unavailable(s) => (code, s.rule.clone()),
+            Error::Expired { name, at } => (
+                code,
+                rule("expired", vec![("name", name.clone()), ("at", at.clone())]),
+            ),
+            Error::TooLarge(max) => (code, rule("body", vec![("max", max.to_string())])),
+            Error::RateLimited { retry_after_secs } => (
+                code,
+                rule("logins", vec![("seconds", retry_after_secs.to_string())]),
+            ),
+            Error::Quota {
+                kind,
+                limit,
+                used,
+                asked,
+            } => (
+                code,
+                rule(
+                    if *asked == 0 { "over_now" } else { "over" },
+                    vec![
+                        ("kind", kind.as_str().to_string()),
+                        ("limit", limit.to_string()),
+                        ("used", used.to_string()),
+                        ("asked", asked.to_string()),
+                    ],
+                ),
+            ),
+            Error::ImageInUse(u) => (
+                code,
+                rule(
+                    match (u.own, u.others) {
+                        (0, _) => "others",
+                        (_, 0) => "own",
+                        _ => "both",
+                    },
+                    vec![
+                        ("image", u.reference.clone()),
+                        ("own", u.own.to_string()),
+                        ("others", u.others.to_string()),
+                    ],
+                ),
+            ),
+            Error::Quarantined { image, hold } => {
+                let first = |f: &[String]| f.first().cloned().unwrap_or_default();
+                let image = ("image", image.clone());
+                match hold {
+                    Hold::Flagged(f) => (code, rule("flagged", vec![image, ("finding", first(f))])),
+                    Hold::Failed(f) => (code, rule("failed", vec![image, ("finding", first(f))])),
+                    Hold::Pending => (code, rule("pending", vec![image])),
+                }
+            }
+            Error::Unauthenticated
+            | Error::InvalidCredentials
+            | Error::Engine(_)
+            | Error::EngineRefused { .. }
+            | Error::Unexpected(_) => return None,
+        })
     }
 
     /// Logs what the administrators must see, once, when the error becomes an answer.
@@ -310,15 +514,25 @@ impl Error {
 
 impl From<ParseError> for Error {
     fn from(e: ParseError) -> Self {
-        let rule = (!e.reason.is_empty()).then_some(Rule {
+        let code = "invalid_input";
+        let field = Some(e.field);
+        let rule = Rule {
             reason: e.reason,
             params: e.params,
-        });
+        };
+        debug_assert!(
+            super::said::known(code, field, &rule),
+            "no saying ({code}, {field:?}, {}) with the params {:?} in service::said::SAYINGS",
+            rule.reason,
+            rule.params
+        );
         Self::Invalid {
-            code: "invalid_input",
-            message: e.message,
-            field: Some(e.field),
-            rule,
+            code,
+            field,
+            said: Said {
+                message: e.message,
+                rule,
+            },
         }
     }
 }
@@ -326,7 +540,11 @@ impl From<ParseError> for Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => Error::Conflict(format!("{what} exists already")),
+            StoreError::Conflict(what) => Error::conflict(
+                "exists",
+                [("what", what.clone())],
+                format!("{what} exists already"),
+            ),
             other => Error::Unexpected(other.into()),
         }
     }
@@ -335,7 +553,11 @@ impl From<StoreError> for Error {
 impl From<HostsError> for Error {
     fn from(e: HostsError) -> Self {
         match e {
-            HostsError::Unavailable(m) => Error::Unavailable(m),
+            HostsError::Unavailable {
+                reason,
+                params,
+                message,
+            } => Error::Unavailable(say("unavailable", None, reason, params, message)),
             HostsError::Store(e) => e.into(),
         }
     }
@@ -344,27 +566,34 @@ impl From<HostsError> for Error {
 impl From<BackendError> for Error {
     fn from(e: BackendError) -> Self {
         match e {
-            BackendError::Unavailable(why) => Error::Unavailable(format!(
-                "the container host is unavailable ({why}); try again later"
-            )),
-            BackendError::Exhausted(why) => Error::Unavailable(why),
-            BackendError::NoSuchContainer => Error::not_found("container"),
-            BackendError::NoSuchImage(r) => Error::NotFound {
-                code: "image_not_found",
-                what: format!("image {r}"),
-            },
-            // The engine's text names its objects; the sentence stays ours.
-            BackendError::NameTaken(_) => Error::Conflict(
-                "the host already has a container or network of that name that is not yours; ask an administrator".into(),
+            BackendError::Unavailable(why) => Error::unavailable(
+                "host",
+                [("why", why.clone())],
+                format!("the container host is unavailable ({why}); try again later"),
             ),
-            BackendError::Policy(m) => Error::Invalid {
-rule: None,
-                code: "policy",
-                message: m,
-                field: None,
-            },
-            BackendError::NoSuchFile(m) => Error::FileNotFound(m),
-            BackendError::Storage(m) => Error::Storage(m),
+            BackendError::Exhausted(why) => {
+                Error::unavailable("exhausted", [("why", why.clone())], why)
+            }
+            BackendError::NoSuchContainer => Error::not_found("container"),
+            BackendError::NoSuchImage(r) => Error::missing(
+                "image_not_found",
+                "image",
+                [("image", r.clone())],
+                format!("image {r}"),
+            ),
+            // The engine's text names its objects; the sentence stays ours.
+            BackendError::NameTaken(_) => Error::conflict(
+                "host_name_taken",
+                [],
+                "the host already has a container or network of that name that is not yours; ask an administrator",
+            ),
+            BackendError::Policy(m) => {
+                Error::refused("policy", None, "policy", [("why", m.clone())], m)
+            }
+            BackendError::NoSuchFile(m) => {
+                Error::file_not_found("engine", [("why", m.clone())], m)
+            }
+            BackendError::Storage(m) => Error::storage("engine", [("why", m.clone())], m),
             BackendError::Refused(m) => engine_refusal(m),
             BackendError::Engine(m) => Error::Engine(m),
         }

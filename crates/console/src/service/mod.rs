@@ -30,6 +30,7 @@ pub(crate) mod quotas;
 pub(crate) mod ratelimit;
 pub(crate) mod reclaim;
 pub(crate) mod reconcile;
+pub(crate) mod said;
 pub(crate) mod sif;
 pub(crate) mod storage;
 pub(crate) mod system;

@@ -241,12 +241,12 @@ fn most_generous(courses: &[QuotaOverride]) -> Option<QuotaOverride> {
 /// A quota as given (`-1`: no limit; a field left out: not set), checked.
 pub(crate) fn parse_patch(patch: QuotaPatch) -> Result<QuotaOverride, Error> {
     let field = |name: &'static str, v: Option<i64>| match v {
-        Some(n) if n < -1 => Err(Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: format!("{name} is 0 or more, or -1 for no limit"),
-            field: Some(name),
-        }),
+        Some(n) if n < -1 => Err(Error::broke(
+            name,
+            "below_minus_one",
+            [],
+            format!("{name} is 0 or more, or -1 for no limit"),
+        )),
         other => Ok(other),
     };
     let cpus = match patch.cpus {
@@ -254,12 +254,12 @@ pub(crate) fn parse_patch(patch: QuotaPatch) -> Result<QuotaOverride, Error> {
         Some(-1.0) => Some(-1),
         Some(c) if c.is_finite() && (0.0..=4096.0).contains(&c) => Some((c * 1e9).round() as i64),
         Some(_) => {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: "cpus is 0 to 4096, or -1 for no limit".into(),
-                field: Some("cpus"),
-            })
+            return Err(Error::broke(
+                "cpus",
+                "out_of_range",
+                [],
+                "cpus is 0 to 4096, or -1 for no limit",
+            ))
         }
     };
     Ok(QuotaOverride {
@@ -646,7 +646,16 @@ impl Quotas {
     }
 
     async fn person(&self, user: &str) -> Result<User, Error> {
-        let not_found = || Error::not_found(format!("user {user}"));
+        let not_found = || {
+            let name: String = user.chars().take(64).collect();
+            Error::missing(
+                "not_found",
+                "user",
+                [("name", name.clone())],
+                format!("user {name}"),
+            )
+        };
+
         let name = UserName::parse(user).map_err(|_| not_found())?;
         self.store.user(name.as_str()).await?.ok_or_else(not_found)
     }

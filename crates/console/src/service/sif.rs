@@ -247,8 +247,13 @@ impl SifCache {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last
-            .unwrap_or_else(|| Error::Unavailable(format!("no host has {} now", image.reference))))
+        Err(last.unwrap_or_else(|| {
+            Error::unavailable(
+                "no_host_has",
+                [("image", image.reference.to_string())],
+                format!("no host has {} now", image.reference),
+            )
+        }))
     }
 
     /// The one image a path's `{ref}` names, under the same rules as starting a container

@@ -110,22 +110,23 @@ pub(crate) const PATH_PATTERN: &str = concat!("^/*(?:", path_part!(), "/+)*", pa
 /// A path in the storage as users give it (`/notes/a.txt`, `notes/a.txt`): relative,
 /// normalised, without `..`.
 fn parse_storage_path(s: &str) -> Result<String, Error> {
-    let bad = |m: &str| Error::Invalid {
-        rule: None,
-        code: "invalid_input",
-        message: m.to_string(),
-        field: Some("path"),
-    };
+    let bad = |reason: &'static str, m: &str| Error::broke("path", reason, [], m);
     if s.chars().count() > MAX_PATH || s.chars().any(char::is_control) {
-        return Err(bad("path is too long or contains a control character"));
+        return Err(bad(
+            "too_long",
+            "path is too long or contains a control character",
+        ));
     }
     let mut parts = Vec::new();
     for c in s.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(bad("path may not contain '..'")),
+            ".." => return Err(bad("dotdot", "path may not contain '..'")),
             c if c.chars().count() > MAX_PART || c.len() > MAX_PART => {
-                return Err(bad("a part of the path is longer than 255 characters"))
+                return Err(bad(
+                    "part_too_long",
+                    "a part of the path is longer than 255 characters",
+                ))
             }
             c => parts.push(c),
         }
@@ -150,15 +151,22 @@ impl Storage {
     fn host(&self, host: Option<&str>) -> Result<Arc<Host>, Error> {
         match host {
             Some(id) => {
-                let h = self
-                    .hosts
-                    .get(id)
-                    .ok_or_else(|| Error::not_found(format!("host {id}")))?;
+                let h = self.hosts.get(id).ok_or_else(|| {
+                    let id: String = id.chars().take(64).collect();
+                    Error::missing(
+                        "not_found",
+                        "host",
+                        [("name", id.clone())],
+                        format!("host {id}"),
+                    )
+                })?;
                 self.hosts.reach(id)?;
                 if !Self::keeps_storage(h) {
-                    return Err(Error::Storage(format!(
-                        "host {id} keeps no storage for users"
-                    )));
+                    return Err(Error::storage(
+                        "host_keeps_none",
+                        [("host", id.to_string())],
+                        format!("host {id} keeps no storage for users"),
+                    ));
                 }
                 Ok(h.clone())
             }
@@ -168,7 +176,11 @@ impl Storage {
                     .into_iter()
                     .find(|h| Self::keeps_storage(h))
                     .ok_or_else(|| {
-                        Error::Storage("no host that answers now keeps storage for users".into())
+                        Error::storage(
+                            "no_host",
+                            [],
+                            "no host that answers now keeps storage for users",
+                        )
                     })
             }
         }
@@ -250,12 +262,7 @@ impl Storage {
         caller.require_full_scope()?;
         let dir = parse_storage_path(dir)?;
         if files.is_empty() {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: "the form has no file".into(),
-                field: Some("file"),
-            });
+            return Err(Error::broke("file", "none", [], "the form has no file"));
         }
         for (name, _) in &files {
             parse_upload_name(name)?;
@@ -307,8 +314,10 @@ impl Storage {
         caller.require_full_scope()?;
         let rel = parse_storage_path(path)?;
         if rel.is_empty() {
-            return Err(Error::Forbidden(
-                "the root of your storage cannot be deleted; delete what is in it".into(),
+            return Err(Error::forbidden(
+                "storage_root",
+                [],
+                "the root of your storage cannot be deleted; delete what is in it",
             ));
         }
         let h = self.host(host)?;
@@ -378,7 +387,15 @@ impl Storage {
     }
 
     async fn person(&self, user: &str) -> Result<UserName, Error> {
-        let not_found = || Error::not_found(format!("user {user}"));
+        let not_found = || {
+            let name: String = user.chars().take(64).collect();
+            Error::missing(
+                "not_found",
+                "user",
+                [("name", name.clone())],
+                format!("user {name}"),
+            )
+        };
         let name = UserName::parse(user).map_err(|_| not_found())?;
         self.store
             .user(name.as_str())

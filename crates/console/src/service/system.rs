@@ -296,7 +296,13 @@ impl System {
         drained: bool,
     ) -> Result<HostView, Error> {
         if !self.hosts.has(id) {
-            return Err(Error::not_found(format!("host {id}")));
+            let id: String = id.chars().take(64).collect();
+            return Err(Error::missing(
+                "not_found",
+                "host",
+                [("name", id.clone())],
+                format!("host {id}"),
+            ));
         }
         self.store.set_host_drained(id, drained, now()).await?;
         tracing::info!(host = id, drained, "host placement changed");

@@ -609,7 +609,7 @@ async fn a_burst_for_gpus_gets_each_exclusive_gpu_once() {
     for r in &answers {
         if let Err(e) = r {
             assert!(
-                matches!(e, Error::Unavailable(m) if m.contains("1 free GPU")),
+                matches!(e, Error::Unavailable(m) if m.message().contains("1 free GPU")),
                 "{e}"
             );
         }
@@ -663,7 +663,7 @@ async fn placement_never_commits_a_hosts_memory_beyond_it() {
     assert!(answers
         .iter()
         .filter_map(|r| r.as_ref().err())
-        .all(|e| matches!(e, Error::Unavailable(m) if m.contains("memory"))));
+        .all(|e| matches!(e, Error::Unavailable(m) if m.message().contains("memory"))));
     assert_eq!(w.backends[0].count(Op::Create), 3);
 }
 

@@ -54,15 +54,15 @@ fn choice(value: Option<&str>, field: &'static str, keep: &'static str) -> Resul
         None => Ok(false),
         Some(v) if v == keep => Ok(false),
         Some("delete") => Ok(true),
-        Some(v) => Err(Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: format!(
-                "{field}={:?}: use {keep} or delete",
-                v.chars().take(20).collect::<String>()
-            ),
-            field: Some(field),
-        }),
+        Some(v) => {
+            let v: String = v.chars().take(20).collect();
+            Err(Error::broke(
+                field,
+                "choice",
+                [("value", v.clone()), ("keep", keep.to_string())],
+                format!("{field}={v:?}: use {keep} or delete"),
+            ))
+        }
     }
 }
 
@@ -91,10 +91,13 @@ impl Users {
 
     async fn load(&self, name: &str) -> Result<User, Error> {
         let not_found = || {
-            Error::not_found(format!(
-                "user {}",
-                name.chars().take(64).collect::<String>()
-            ))
+            let name: String = name.chars().take(64).collect();
+            Error::missing(
+                "not_found",
+                "user",
+                [("name", name.clone())],
+                format!("user {name}"),
+            )
         };
         let n = UserName::parse(name).map_err(|_| not_found())?;
         self.store.user(n.as_str()).await?.ok_or_else(not_found)
@@ -118,22 +121,32 @@ impl Users {
         if let Some(pw) = &patch.password {
             check_new_password(pw, "password")?;
             if directory {
-                return Err(Error::Conflict(format!(
-                    "{} is a directory (LDAP) account: its password is changed in the department directory",
-                    user.name
-                )));
+                return Err(Error::conflict(
+                    "directory_password_of",
+                    [("name", user.name.to_string())],
+                    format!(
+                        "{} is a directory (LDAP) account: its password is changed in the department directory",
+                        user.name
+                    ),
+                ));
             }
         }
         if directory && role.is_some_and(|r| r != user.role) {
-            return Err(Error::Conflict(format!(
-                "{} is a directory (LDAP) account: its role follows its groups in the directory",
-                user.name
-            )));
+            return Err(Error::conflict(
+                "directory_role",
+                [("name", user.name.to_string())],
+                format!(
+                    "{} is a directory (LDAP) account: its role follows its groups in the directory",
+                    user.name
+                ),
+            ));
         }
         let own = user.name == caller.name;
         if own && (patch.disabled == Some(true) || role.is_some_and(|r| r != Role::Admin)) {
-            return Err(Error::Conflict(
-                "administrators cannot disable or demote their own account".into(),
+            return Err(Error::conflict(
+                "own_account",
+                [],
+                "administrators cannot disable or demote their own account",
             ));
         }
         if let Some(r) = role {
@@ -194,17 +207,26 @@ impl Users {
         let images = choice(how.images.as_deref(), "images", "keep")?;
         let storage = choice(how.storage.as_deref(), "storage", "keep")?;
         if user.name == caller.name {
-            return Err(Error::Conflict(
-                "administrators cannot delete their own account".into(),
+            return Err(Error::conflict(
+                "delete_own_account",
+                [],
+                "administrators cannot delete their own account",
             ));
         }
         let owned = self.containers.of_user(admin, &user.name).await?;
         if !owned.is_empty() && !containers {
-            return Err(Error::Conflict(format!(
-                "{} has {} containers; delete them first, or ask for containers=delete",
-                user.name,
-                owned.len()
-            )));
+            return Err(Error::conflict(
+                "user_has_containers",
+                [
+                    ("name", user.name.to_string()),
+                    ("n", owned.len().to_string()),
+                ],
+                format!(
+                    "{} has {} containers; delete them first, or ask for containers=delete",
+                    user.name,
+                    owned.len()
+                ),
+            ));
         }
         // Nothing signed in as them survives what follows, whatever fails in it.
         self.store

@@ -155,23 +155,16 @@ pub(crate) struct Vms {
     sessions: Arc<Sessions>,
 }
 
-fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Error {
-    Error::Invalid {
-        rule: None,
-        code,
-        message: message.into(),
-        field: Some(field),
-    }
-}
-
 /// A VM host's error in words about VMs.
 fn vm_error(e: BackendError) -> Error {
     match e {
-        BackendError::NoSuchContainer => Error::not_found("VM"),
-        BackendError::Refused(m) => Error::Conflict(m),
-        BackendError::Unavailable(why) => Error::Unavailable(format!(
-            "the VM host is unavailable ({why}); try again later"
-        )),
+        BackendError::NoSuchContainer => Error::missing("not_found", "vm", [], "VM"),
+        BackendError::Refused(m) => Error::conflict("vm_refused", [("why", m.clone())], m),
+        BackendError::Unavailable(why) => Error::unavailable(
+            "vm_host",
+            [("why", why.clone())],
+            format!("the VM host is unavailable ({why}); try again later"),
+        ),
         other => Error::from(other),
     }
 }
@@ -219,8 +212,10 @@ impl Vms {
     }
 
     fn not_offered() -> Error {
-        Error::Unavailable(
-            "virtual machines are not offered here now: no VM host is configured or answers".into(),
+        Error::unavailable(
+            "no_vm_host",
+            [],
+            "virtual machines are not offered here now: no VM host is configured or answers",
         )
     }
 
@@ -228,13 +223,17 @@ impl Vms {
     fn host(&self, id: &str) -> Result<&VmHost, Error> {
         match self.vm_hosts.iter().find(|h| h.id == id) {
             Some(h) if self.lends(h) => Ok(h),
-            Some(_) => Err(Error::Unavailable(format!(
-                "the VM host {id} does not answer now; try again later"
-            ))),
+            Some(_) => Err(Error::unavailable(
+                "vm_host_down",
+                [("host", id.to_string())],
+                format!("the VM host {id} does not answer now; try again later"),
+            )),
             None if self.vm_hosts.is_empty() => Err(Self::not_offered()),
-            None => Err(Error::Unavailable(format!(
-                "the VM host {id} is not among this console's hosts; ask an administrator"
-            ))),
+            None => Err(Error::unavailable(
+                "vm_host_unknown",
+                [("host", id.to_string())],
+                format!("the VM host {id} is not among this console's hosts; ask an administrator"),
+            )),
         }
     }
 
@@ -311,13 +310,23 @@ impl Vms {
         caller.require_full_scope()?;
         let name = ShortName::parse_new(name)?;
         if file.size() == 0 {
-            return Err(invalid("invalid_image", "file", "the file is empty"));
+            return Err(Error::refused(
+                "invalid_image",
+                Some("file"),
+                "empty",
+                [],
+                "the file is empty",
+            ));
         }
         let admitted = self.quotas.admit(&caller.name).await?;
         if self.store.vm_image(&caller.name, &name).await?.is_some() {
-            return Err(Error::Conflict(format!(
-                "you already have a VM image named {name}; delete it first or choose another name"
-            )));
+            return Err(Error::conflict(
+                "vm_image_taken",
+                [("name", name.to_string())],
+                format!(
+                    "you already have a VM image named {name}; delete it first or choose another name"
+                ),
+            ));
         }
         let ask = Ask {
             storage_bytes: file.size() as i64,
@@ -336,7 +345,13 @@ impl Vms {
             .import_image(&key, file.path())
             .await
             .map_err(|e| match e {
-                BackendError::Refused(m) => invalid("invalid_image", "file", m),
+                BackendError::Refused(m) => Error::refused(
+                    "invalid_image",
+                    Some("file"),
+                    "refused",
+                    [("why", m.clone())],
+                    m,
+                ),
                 other => vm_error(other),
             })?;
         let record = VmImageRecord {
@@ -371,9 +386,14 @@ impl Vms {
     /// Deletes one of the caller's images; 409 while a VM uses it.
     pub(crate) async fn delete_image(&self, caller: &Caller, name: &str) -> Result<(), Error> {
         caller.require_full_scope()?;
-        let not_found = || Error::NotFound {
-            code: "image_not_found",
-            what: format!("VM image {name}"),
+        let not_found = || {
+            let name: String = name.chars().take(64).collect();
+            Error::missing(
+                "image_not_found",
+                "vm_image",
+                [("name", name.clone())],
+                format!("VM image {name}"),
+            )
         };
         let short = ShortName::parse(name).map_err(|_| not_found())?;
         let Some(image) = self.store.vm_image(&caller.name, &short).await? else {
@@ -385,9 +405,11 @@ impl Vms {
             .delete_vm_image_unused(&caller.name, &short)
             .await?
         {
-            return Err(Error::Conflict(format!(
-                "VM image {name} is used by a VM; undefine the VM first"
-            )));
+            return Err(Error::conflict(
+                "vm_image_in_use",
+                [("name", name.to_string())],
+                format!("VM image {name} is used by a VM; undefine the VM first"),
+            ));
         }
         let key = VmImageKey {
             owner: caller.name.clone(),
@@ -437,21 +459,23 @@ impl Vms {
         let short = ShortName::parse_new(&req.name)?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
-        let template = self
-            .template(&req.template)
-            .ok_or_else(|| Error::NotFound {
-                code: "template_not_found",
-                what: format!(
-                    "VM template {:?}",
-                    req.template.chars().take(64).collect::<String>()
-                ),
-            })?;
-        let image_not_found = || Error::NotFound {
-            code: "image_not_found",
-            what: format!(
-                "VM image {:?}",
-                req.image.chars().take(64).collect::<String>()
-            ),
+        let template = self.template(&req.template).ok_or_else(|| {
+            let name: String = req.template.chars().take(64).collect();
+            Error::missing(
+                "template_not_found",
+                "template",
+                [("name", name.clone())],
+                format!("VM template {name:?}"),
+            )
+        })?;
+        let image_not_found = || {
+            let name: String = req.image.chars().take(64).collect();
+            Error::missing(
+                "image_not_found",
+                "vm_image",
+                [("name", name.clone())],
+                format!("VM image {name:?}"),
+            )
         };
         let image_name = ShortName::parse(&req.image).map_err(|_| image_not_found())?;
         let image = self
@@ -467,9 +491,11 @@ impl Vms {
         let memory_bytes = parse_size(&template.memory).unwrap_or(0);
         let admitted = self.quotas.admit(&caller.name).await?;
         if self.store.vm(&key).await?.is_some() {
-            return Err(Error::Conflict(format!(
-                "you already have a VM named {short}"
-            )));
+            return Err(Error::conflict(
+                "vm_taken",
+                [("name", short.to_string())],
+                format!("you already have a VM named {short}"),
+            ));
         }
         let ask = Ask {
             ports: guests.len() as i64,
@@ -510,9 +536,11 @@ impl Vms {
         // The record first: it holds the name while the host works; the host lends the
         // ports, from the pool of its containers' ports.
         self.store.insert_vm(&record).await.map_err(|e| match e {
-            StoreError::Conflict(what) => {
-                Error::Conflict(format!("{what} was taken meanwhile; try again"))
-            }
+            StoreError::Conflict(what) => Error::conflict(
+                "taken_meanwhile",
+                [("what", what.clone())],
+                format!("{what} was taken meanwhile; try again"),
+            ),
             other => other.into(),
         })?;
         drop(admitted);
@@ -555,8 +583,15 @@ impl Vms {
         owner: Option<&str>,
     ) -> Result<OwnedVm, Error> {
         caller.require_full_scope()?;
-        let not_found =
-            || Error::not_found(format!("VM {}", name.chars().take(80).collect::<String>()));
+        let not_found = || {
+            let name: String = name.chars().take(80).collect();
+            Error::missing(
+                "not_found",
+                "vm_named",
+                [("name", name.clone())],
+                format!("VM {name}"),
+            )
+        };
         let owner = match owner {
             Some(o) if caller.is_admin() => Some(UserName::parse(o).map_err(|_| not_found())?),
             Some(o) if o != caller.name.as_str() => return Err(not_found()),
@@ -580,9 +615,13 @@ impl Vms {
                     0 => return Err(not_found()),
                     1 => found.remove(0),
                     _ => {
-                        return Err(Error::Ambiguous(format!(
+                        return Err(Error::ambiguous(
+                            "vm_owners",
+                            [("name", name.to_string())],
+                            format!(
                             "several users have a VM named {name}; add ?owner=<name> to say whose"
-                        )))
+                        ),
+                        ))
                     }
                 }
             }
@@ -711,9 +750,11 @@ impl Vms {
         let host = self.host(&vm.record.host)?;
         let seat = self.sessions.enter(&caller.name)?;
         let terminal = host.backend.console(&vm.key()).await.map_err(|e| match e {
-            BackendError::Refused(m) => {
-                Error::Conflict(format!("VM {}: {m}; start it first", vm.key()))
-            }
+            BackendError::Refused(m) => Error::conflict(
+                "vm_console",
+                [("name", vm.key().to_string()), ("why", m.clone())],
+                format!("VM {}: {m}; start it first", vm.key()),
+            ),
             other => vm_error(other),
         })?;
         Ok(ConsoleSession { terminal, seat })

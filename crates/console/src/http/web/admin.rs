@@ -450,7 +450,15 @@ pub(super) async fn user_page(
         .or_page(&ctx)?
         .into_iter()
         .find(|u| u.name == name)
-        .ok_or_else(|| Error::not_found(format!("user {name}")))
+        .ok_or_else(|| {
+            let name: String = name.chars().take(64).collect();
+            Error::missing(
+                "not_found",
+                "user",
+                [("name", name.clone())],
+                format!("user {name}"),
+            )
+        })
         .or_page(&ctx)?;
     let action = format!("/admin/users/{}", encode(&user.name));
     let local = user.source == "local";
@@ -588,7 +596,16 @@ pub(super) async fn manage_user(
                 .or_page(ctx)?;
             return Ok(see_other("/admin?notice=user-deleted"));
         }
-        _ => return Err(Error::invalid("unknown account operation")).or_page(ctx),
+        _ => {
+            return Err(Error::refused(
+                "invalid_input",
+                None,
+                "unknown_operation",
+                [],
+                "unknown account operation",
+            ))
+            .or_page(ctx)
+        }
     };
     if let Some(Extension(a)) = &audit {
         a.set_action(match op {

@@ -16,6 +16,8 @@ pub(crate) enum Lang {
 }
 
 impl Lang {
+    pub(crate) const ALL: [Lang; 2] = [Lang::En, Lang::Ja];
+
     pub(crate) fn code(self) -> &'static str {
         match self {
             Lang::En => "en",
@@ -105,14 +107,33 @@ impl Lang {
         }
     }
 
-    /// The sentence of input that broke `field`'s rule `reason`, with its `params` in it;
-    /// `None` for English (the error's own message says it) or an unknown rule.
-    pub(crate) fn rule_sentence(
-        self,
-        field: &str,
-        reason: &str,
-        params: &[(&str, String)],
-    ) -> Option<String> {
+    /// What the error says, in this language: its sentence by its key (see
+    /// [`crate::service::said`]), a quota's numbers, an image's users; `None` in English,
+    /// where the error's own message says it, and for an error whose code says all.
+    pub(crate) fn explain(self, e: &crate::service::Error) -> Option<String> {
+        use crate::service::Error;
+        if self == Lang::En {
+            return None;
+        }
+        match e {
+            Error::Quota {
+                kind,
+                limit,
+                used,
+                asked,
+            } => Some(self.quota_sentence(*kind, *used, *limit, *asked)),
+            Error::ImageInUse(users) => Some(super::in_use(self.t(), users)),
+            e => {
+                let (key, rule) = e.said()?;
+                self.rule_sentence(key, rule.reason, &rule.params)
+            }
+        }
+    }
+
+    /// The sentence keyed `key` (the field at fault, else the error's code) and `reason`,
+    /// with its `params` in it; `None` for English (the error's own message says it) or an
+    /// unknown key.
+    fn rule_sentence(self, field: &str, reason: &str, params: &[(&str, String)]) -> Option<String> {
         let (_, _, template) = self
             .t()
             .rules
@@ -582,6 +603,10 @@ pub(crate) struct Texts {
     pub age: &'static str,
     pub view_link: &'static str,
     pub read_only_note: &'static str,
+
+    // i18n: the transport's own refusals (`ApiError`), whose sentence says all.
+    pub err_media_type: &'static str,
+    pub err_method: &'static str,
 }
 
 impl Texts {
@@ -593,12 +618,20 @@ impl Texts {
     /// The sentence of an error code this language has one for.
     pub(crate) fn error_known(&self, code: &str) -> Option<&'static str> {
         Some(match code {
-            "invalid_input" | "invalid_file_name" | "invalid_image" | "policy"
-            | "malformed_json" => self.err_invalid,
+            "invalid_input" | "invalid_file_name" | "policy" | "malformed_json" => self.err_invalid,
             "invalid_credentials" => self.err_credentials,
             "unauthenticated" => self.err_unauthenticated,
             "forbidden" => self.err_forbidden,
-            "not_found" | "image_not_found" | "template_not_found" => self.err_not_found,
+            "not_found" | "image_not_found" | "template_not_found" | "file_not_found" => {
+                self.err_not_found
+            }
+            // i18n:
+            "invalid_image"
+            | "unsupported_for_backend"
+            | "websocket_required"
+            | "backend_unavailable" => self.err_invalid,
+            "unsupported_media_type" => self.err_media_type,
+            "method_not_allowed" => self.err_method,
             "conflict" | "container_state" | "engine_refused" => self.err_conflict,
             "image_in_use" => self.err_image_in_use,
             "container_start_failed" => self.err_start_failed,
@@ -1151,6 +1184,10 @@ pub(super) static EN: Texts = Texts {
     age: "Age",
     view_link: "View",
     read_only_note: "A member's container, read only: no commands, terminal or files.",
+
+    // i18n:
+    err_media_type: "The body is not of the type this address takes.",
+    err_method: "This address does not take that method.",
 };
 
 pub(super) static JA: Texts = Texts {
@@ -1592,7 +1629,221 @@ pub(super) static JA: Texts = Texts {
         ("gpus", "not_whole", "GPU 数は整数で指定してください（-1 は無制限）"),
         ("ports", "not_whole", "ポート数は整数で指定してください（-1 は無制限）"),
         ("builds", "not_whole", "同時ビルド数は整数で指定してください（-1 は無制限）"),
-        ("description", "too_long", "説明は2000文字以内で、改行以外の制御文字は使えません"),
+        ("description", "too_long", "説明は2000文字以内で、改行以外の制御文字は使えません"),        // i18n: every other sentence an error says (see `crate::service::said`), by the field
+        // at fault or, without one, by the error's code.
+        ("name", "token_name", "トークン名は1〜64文字の印字可能な文字にしてください"),
+        ("name", "printable", "名前は{min}〜{max}文字の印字可能な文字にしてください"),
+        ("name", "no_field", "フォームに name（イメージ名）の欄がありません"),
+        ("name", "no_image_name", "イメージに名前を付けてください（例: web、web:1）"),
+        ("name", "image_path", "「{value}」には名前とタグだけを書いてください。イメージは {prefix} の下に置かれます"),
+        ("name", "image_too_long", "イメージ名「{value}」が正しくありません。イメージの参照全体で255文字を超えています"),
+        ("name", "digest", "イメージ名「{value}」が正しくありません。ダイジェストは sha256:<16進数64桁> です"),
+        ("name", "tag", "イメージ名「{value}」が正しくありません。タグは英数字・「_」「.」「-」の1〜128文字です"),
+        ("name", "path", "イメージ名「{value}」が正しくありません。英小文字と数字を使い、「.」「_」「__」「-」で区切ってください"),
+        ("name", "registry_port", "イメージ名「{value}」が正しくありません。レジストリのポートは数字です"),
+        ("name", "registry", "イメージ名「{value}」が正しくありません。レジストリが正しいホスト名ではありません"),
+        ("current", "too_long", "現在のパスワードが長すぎます"),
+        ("current", "wrong", "現在のパスワードが正しくありません"),
+        ("status", "unknown", "「{value}」という状態はありません。{choices} のいずれかにしてください"),
+        ("stop_reason", "unknown", "「{value}」という停止理由はありません。{choices} のいずれかにしてください"),
+        ("backend", "kubernetes_off", "このサーバーでは Kubernetes バックエンドが有効になっていません"),
+        ("env", "unclosed", "引用符 {quote} が閉じられていません。閉じるか、前にバックスラッシュを付けてください"),
+        ("env", "trailing_backslash", "環境変数の末尾にバックスラッシュがあります"),
+        ("env", "shape", "環境変数は、空白で区切った KEY=value の並び（MSG=\"hello world\" のようにシェルと同じく引用できます）か、\"KEY=value\" の文字列の配列で指定してください"),
+        ("buildarg", "no_equals", "ビルド引数「{value}」は KEY=value の形ではありません（「=」がありません）"),
+        ("buildarg", "no_key", "ビルド引数「{value}」は「=」の前に名前がありません"),
+        ("buildarg", "key_too_long", "ビルド引数の名前「{value}」が{max}文字を超えています"),
+        ("buildarg", "bad_key", "「{value}」はビルド引数の名前に使えません。英字・数字・「_」を使い、数字で始めないでください"),
+        ("buildarg", "value_too_long", "ビルド引数 {key} の値が{max}バイトを超えています"),
+        ("buildarg", "value_nul", "ビルド引数 {key} の値に NUL 文字があります"),
+        ("buildarg", "reserved", "ビルド引数 {key} はコンソールが設定するため、指定できません"),
+        ("ports", "shape", "ポートは、空白で区切ったポート番号の並びか、整数の配列で指定してください"),
+        ("image", "egress_invalid", "このイメージは取得できません（{why}）"),
+        ("host", "unknown", "「{value}」というホストはありません。すべてのホストに対して行うには指定しないでください"),
+        ("path", "part_too_long", "パスの一部が255文字を超えています"),
+        ("path", "no_field", "フォームに path（書き込み先のディレクトリ）の欄がありません"),
+        ("file", "too_many_parts", "フォームの項目が多すぎます。一度に送れるのはファイル{max}個とほかの項目{fields}個までです"),
+        ("file", "empty", "ファイルが空です"),
+        ("file", "refused", "このファイルは VM イメージとして使えません（{why}）"),
+        ("cmd", "empty", "コマンドが空です"),
+        ("cmd", "shape", "コマンドは文字列1つか、文字列の配列で指定してください"),
+        ("cmd", "too_long", "コマンドが128 KiB または引数1024個を超えています"),
+        ("cmd", "nul", "コマンドに NUL 文字があります"),
+        ("cols", "out_of_range", "端末の列数は1〜1000にしてください"),
+        ("rows", "out_of_range", "端末の行数は1〜1000にしてください"),
+        ("cpus", "not_cpus", "CPU は0.01以上の数で指定してください（例: 0.5、2）"),
+        ("cpus", "out_of_range", "CPU は0〜4096で指定してください（-1 は無制限）"),
+        ("cpus", "over_max", "1つのコンテナの CPU は{max}個までです"),
+        ("memory", "not_a_size", "メモリは 512m や 2g のようなサイズか、バイト数で指定してください"),
+        ("memory", "bad_size", "メモリ「{value}」はサイズではありません。512m や 2g のように指定してください"),
+        ("memory", "too_little", "コンテナのメモリは16 MiB 以上にしてください"),
+        ("memory", "over_max", "1つのコンテナのメモリは{max}までです"),
+        ("gpus", "over_max", "1つのコンテナの GPU は{max}個までです"),
+        ("containers", "below_minus_one", "コンテナ数は0以上にしてください（-1 は無制限）"),
+        ("running", "below_minus_one", "同時に動かせるコンテナ数は0以上にしてください（-1 は無制限）"),
+        ("memory_bytes", "below_minus_one", "メモリは0以上にしてください（-1 は無制限）"),
+        ("gpus", "below_minus_one", "GPU 数は0以上にしてください（-1 は無制限）"),
+        ("ports", "below_minus_one", "ポート数は0以上にしてください（-1 は無制限）"),
+        ("builds", "below_minus_one", "同時ビルド数は0以上にしてください（-1 は無制限）"),
+        ("storage_bytes", "below_minus_one", "ストレージは0以上にしてください（-1 は無制限）"),
+        ("requires", "shape", "ホストラベルは、空白で区切ったラベルの並びか、その配列で指定してください"),
+        ("requires", "labels", "ホストラベルは16個まで、英数字・「-」「_」「.」で書いてください"),
+        ("requires", "docker_only", "ホストラベルは Docker のホストにだけ使えます"),
+        ("host_labels", "shape", "ホストラベルは、空白で区切ったラベルの並びか、その配列で指定してください"),
+        ("host_labels", "labels", "ホストラベルは16個まで、英数字・「-」「_」「.」で書いてください"),
+        ("expires_at", "not_a_time", "有効期限「{value}」は 2026-03-31T23:59:00+09:00 のような日時ではありません"),
+        ("expires_at", "past", "指定された日時はすでに過ぎています"),
+        ("course", "not_enrolled", "ID が {id} のコースに登録されていません"),
+        ("courses", "not_yours", "ID が {id} のコースはあなたのコースではありません"),
+        ("code", "wrong", "入力された参加コードで参加できるコースはありません"),
+        ("term", "printable", "学期は{min}〜{max}文字の印字可能な文字にしてください"),
+        ("ldap_group", "printable", "LDAP グループは{min}〜{max}文字の印字可能な文字にしてください"),
+        ("title", "printable", "コースでの名前は{min}〜{max}文字の印字可能な文字にしてください"),
+        ("note", "printable", "メモは{min}〜{max}文字の印字可能な文字にしてください"),
+        ("ends_at", "not_future", "終了日時は 2026-07-31T23:59:00+09:00 のような未来の日時にしてください"),
+        ("users", "count", "ユーザー名は1〜{max}個にしてください"),
+        ("users", "unknown", "{names} という名前のアカウントはありません。ディレクトリのアカウントは、本人が一度ログインすると作られます"),
+        ("containers", "choice", "containers=「{value}」は使えません。{keep} か delete にしてください"),
+        ("images", "choice", "images=「{value}」は使えません。{keep} か delete にしてください"),
+        ("storage", "choice", "storage=「{value}」は使えません。{keep} か delete にしてください"),
+        ("since", "not_a_time", "since は 2026-04-01T09:00:00+09:00 のような日時にしてください"),
+        ("until", "not_a_time", "until は 2026-04-01T09:00:00+09:00 のような日時にしてください"),
+        ("before", "not_a_time", "before は 2026-04-01T09:00:00+09:00 のような日時にしてください"),
+        ("actor", "too_long", "actor は256文字以内にしてください"),
+        ("action", "too_long", "action は256文字以内にしてください"),
+        ("target", "too_long", "target は256文字以内にしてください"),
+        ("gitlab_url", "not_http", "GitLab の URL は https://gitlab.example.org のような http(s) のアドレスにしてください"),
+        ("gitlab_url", "egress", "GitLab の URL に {host} は使えません（{why}）。ホストのネットワーク内の GitLab は、管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
+        ("token", "runner_token", "ランナートークンは英数字・「-」「_」「.」の1〜256文字です"),
+        ("dockerfile", "none", "Dockerfile かコンテキストを送ってください"),
+        ("dockerfile", "empty", "Dockerfile が空です"),
+        ("dockerfile", "not_an_image", "Dockerfile にある「{value}」はイメージの参照ではありません"),
+        ("dockerfile", "add_egress", "ADD {url}: ビルドから {host} には接続できません（{why}）。管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
+        ("dockerfile", "add_unresolvable", "ADD {url}: ホスト名を解決できません"),
+        ("dockerfile", "add_url", "ADD {url}: この URL は使えません（{why}）"),
+        ("dockerfile", "line", "Dockerfile の{line}行目に誤りがあります（{detail}）"),
+        ("dockerfile", "no_from", "Dockerfile に FROM 命令がありません"),
+        ("dockerfile", "onbuild", "ステージ {stage} のベースイメージの ONBUILD 命令に誤りがあります（{detail}）"),
+        ("context", "not_tar", "コンテキストは tar アーカイブ（gzip 圧縮も可）にしてください"),
+        ("context", "not_gzip", "コンテキストが正しい gzip 形式ではありません"),
+        ("context", "dockerfile_too_large", "コンテキストの {path} が大きすぎます"),
+        ("context", "not_utf8", "コンテキストの {path} が UTF-8 のテキストではありません"),
+        ("context", "no_dockerfile", "コンテキストの最上位に Dockerfile がありません"),
+        ("context", "dockerfile_not_file", "コンテキストの Dockerfile は通常のファイルにしてください（リンクやディレクトリは使えません）"),
+        ("context", "bad_entry", "コンテキストにコンテナエンジンへ送れない項目があります（{why}）"),
+        ("invalid_input", "login_too_long", "ユーザー名かパスワードが長すぎます"),
+        ("invalid_input", "not_multipart", "フォームが正しい multipart/form-data ではありません（{why}）"),
+        ("invalid_input", "one_source", "dockerfile と context はどちらか一方を一度だけ送ってください"),
+        ("invalid_input", "unexpected_field", "フォームに「{name}」という項目はありません。送れるのは {expected} です"),
+        ("invalid_input", "not_an_object", "本文は JSON のオブジェクトにしてください"),
+        ("invalid_input", "shape", "リクエストの内容が正しくありません（{why}）"),
+        ("invalid_input", "unknown_operation", "アカウントに対するその操作はありません"),
+        ("malformed_json", "syntax", "本文が正しい JSON ではありません（{why}）"),
+        ("websocket_required", "websocket", "このアドレスは WebSocket のセッション用です（{why}）"),
+        ("policy", "policy", "このサーバーの規則で許可されていません（{why}）"),
+        ("unsupported_for_backend", "exec", "Kubernetes のコンテナではコマンドの実行はできません。GET /api/v1/kubeconfig で得た kubeconfig で `{kubectl}` を使ってください"),
+        ("unsupported_for_backend", "upload", "Kubernetes のコンテナではファイルのアップロードはできません。GET /api/v1/kubeconfig で得た kubeconfig で `{kubectl}` を使ってください"),
+        ("unsupported_for_backend", "download", "Kubernetes のコンテナではファイルのダウンロードはできません。GET /api/v1/kubeconfig で得た kubeconfig で `{kubectl}` を使ってください"),
+        ("unsupported_for_backend", "logs", "Kubernetes のコンテナではログの追跡はできません。GET /api/v1/kubeconfig で得た kubeconfig で `{kubectl}` を使ってください"),
+        ("unsupported_for_backend", "terminal", "Kubernetes のコンテナでは端末は使えません。GET /api/v1/kubeconfig で得た kubeconfig で `{kubectl}` を使ってください"),
+        ("forbidden", "build_token", "このトークンはイメージのビルドにしか使えません"),
+        ("forbidden", "admins_only", "この操作は管理者だけができます"),
+        ("forbidden", "cross_origin", "別のオリジンからのリクエストは受け付けません"),
+        ("forbidden", "disabled", "このアカウントは無効になっています。管理者に相談してください"),
+        ("forbidden", "csrf", "フォームのセキュリティトークンがないか、正しくありません。ページを再読み込みしてください"),
+        ("forbidden", "teachers_only", "コースを作れるのは教員と管理者だけです"),
+        ("forbidden", "teacher_only", "この操作はコースの担当教員だけができます"),
+        ("forbidden", "expiry_set_by_other", "{name} の有効期限は {by} さんが設定しました。延長や解除ができるのは本人か管理者だけです"),
+        ("forbidden", "other_installation", "このイメージはほかのインストール（または誰のものでもない）と記録されています。削除が必要なら、エンジンの上で直接削除してください"),
+        ("forbidden", "public_image", "公開イメージを削除できるのは管理者だけです"),
+        ("forbidden", "not_yours", "イメージ {image} はあなたが変更できるものではありません"),
+        ("forbidden", "owned_by", "イメージ {image} は {owner} さんのものです。変更できるのは所有者だけです"),
+        ("forbidden", "public", "イメージ {image} は公開イメージで、所有者がいません。変更できるのは所有者だけです"),
+        ("forbidden", "registry_not_allowed", "このサーバーでは {registry} からは取得できません。取得できるのは {allowed} です"),
+        ("forbidden", "built_here", "{prefix}/... はこのサーバーでビルドしたイメージの場所です。別の名前で取得してください"),
+        ("forbidden", "policy", "このサーバーの規則で許可されていません（{why}）"),
+        ("forbidden", "egress", "{registry} からは取得できません（{why}）。ホストのネットワーク内のレジストリは、管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
+        ("forbidden", "storage_root", "ストレージの最上位は削除できません。中身を削除してください"),
+        ("not_found", "container", "コンテナが見つかりません"),
+        ("not_found", "container_named", "コンテナ {name} が見つかりません"),
+        ("not_found", "page", "ページが見つかりません"),
+        ("not_found", "endpoint", "そのエンドポイントはありません"),
+        ("not_found", "vm", "VM が見つかりません"),
+        ("not_found", "vm_named", "VM {name} が見つかりません"),
+        ("not_found", "session", "セッション {id} が見つかりません"),
+        ("not_found", "token", "トークン {id} が見つかりません"),
+        ("not_found", "user", "ユーザー {name} が見つかりません"),
+        ("not_found", "course", "コース {id} が見つかりません"),
+        ("not_found", "member", "コース {course} に受講者 {name} はいません"),
+        ("not_found", "host", "ホスト {name} が見つかりません"),
+        ("image_not_found", "image", "イメージ {image} が見つかりません"),
+        ("image_not_found", "course_image", "コース {course} と共有されたイメージ {image} が見つかりません"),
+        ("image_not_found", "build_image", "イメージ {image} が見つかりません（ビルドはホストにすでにあるイメージしか読めません。公開イメージなら先に取得してください）"),
+        ("image_not_found", "vm_image", "VM イメージ {name} が見つかりません"),
+        ("template_not_found", "template", "VM テンプレート {name} が見つかりません"),
+        ("backend_unavailable", "kubeconfig", "このサーバーでは Kubernetes バックエンドが有効でないため、kubeconfig はありません"),
+        ("file_not_found", "engine", "ファイルが見つかりません（{why}）"),
+        ("conflict", "exists", "すでにあります（{what}）"),
+        ("conflict", "host_name_taken", "ホストに、あなたのものではない同じ名前のコンテナかネットワークがすでにあります。管理者に相談してください"),
+        ("conflict", "directory_password", "あなたのアカウントは学科のディレクトリ（LDAP）のものです。パスワードはここではなく、学科のアカウントサービスで変更してください"),
+        ("conflict", "directory_password_of", "{name} はディレクトリ（LDAP）のアカウントです。パスワードは学科のディレクトリで変更します"),
+        ("conflict", "directory_role", "{name} はディレクトリ（LDAP）のアカウントです。役割はディレクトリのグループで決まります"),
+        ("conflict", "own_account", "管理者は自分のアカウントを無効にしたり、降格したりできません"),
+        ("conflict", "delete_own_account", "管理者は自分のアカウントを削除できません"),
+        ("conflict", "user_has_containers", "{name} さんにはコンテナが{n}個あります。先にそれらを削除するか、コンテナも削除するよう指定してください"),
+        ("conflict", "no_join_code", "使える参加コードが見つかりませんでした。もう一度試してください"),
+        ("conflict", "container_taken", "{name} という名前のコンテナはすでにあります"),
+        ("conflict", "gone_from_host", "コンテナ {name} はホストからなくなっています。削除してください"),
+        ("conflict", "gone_from_cluster", "コンテナ {name} はクラスタからなくなっています。削除してください"),
+        ("conflict", "cluster_name_taken", "クラスタには、このリクエストで作ったのではない {name} という名前のオブジェクトがすでにあります。管理者に相談してください"),
+        ("conflict", "not_running", "コンテナ {name} は動いていません。先に起動してください"),
+        ("conflict", "no_scan", "イメージ {image} には解除するスキャン結果がありません"),
+        ("conflict", "pull_failed", "イメージを取得できませんでした（{why}）"),
+        ("conflict", "vm_refused", "VM ホストが要求を受け付けませんでした（{why}）"),
+        ("conflict", "vm_image_taken", "{name} という名前の VM イメージはすでにあります。先に削除するか、別の名前にしてください"),
+        ("conflict", "vm_image_in_use", "VM イメージ {name} は VM が使っています。先にその VM を削除してください"),
+        ("conflict", "vm_taken", "{name} という名前の VM はすでにあります"),
+        ("conflict", "taken_meanwhile", "その間にほかで使われました（{what}）。もう一度試してください"),
+        ("conflict", "vm_console", "VM {name} のコンソールに接続できません（{why}）。先に起動してください"),
+        ("ambiguous_name", "owners", "{name} という名前のコンテナが複数のユーザーにあります（所有者: {owners}）。?owner=<名前> で誰のものか指定してください"),
+        ("ambiguous_name", "members", "コース {course} の複数の受講者に {name} という名前のコンテナがあります"),
+        ("ambiguous_name", "vm_owners", "{name} という名前の VM が複数のユーザーにあります。?owner=<名前> で誰のものか指定してください"),
+        ("container_expired", "expired", "コンテナ {name} は {at} に有効期限が切れました。期限を延長しない限り起動できません"),
+        ("image_quarantined", "flagged", "イメージ {image} は隔離されています。スキャンで {finding} が見つかりました。削除するか、管理者に解除を依頼してください"),
+        ("image_quarantined", "failed", "イメージ {image} は隔離されています。スキャンできませんでした（{finding}）。もう一度取得かビルドをして再スキャンするか、管理者に解除を依頼してください"),
+        ("image_scan_pending", "pending", "イメージ {image} はスキャン中です。スキャンが終わってからもう一度試してください"),
+        ("payload_too_large", "body", "リクエストの本文が上限の{max}バイトを超えています"),
+        ("payload_too_large", "context_unpacked", "ビルドコンテキストを展開すると上限の{max}バイトを超えます（WM_BUILD_CONTEXT_MAX_UNPACKED_BYTES）"),
+        ("rate_limited", "logins", "ログインの失敗が多すぎます。{seconds}秒後にもう一度試してください"),
+        ("busy", "uploads", "サーバーがほかのアップロードを受け取っています。数秒後にもう一度試してください"),
+        ("busy", "terminals", "端末のセッションがすでに{max}個開いています。どれかを閉じてください"),
+        ("unavailable", "host", "コンテナのホストを使えません（{why}）。しばらくしてからもう一度試してください"),
+        ("unavailable", "exhausted", "ホストに空きがありません（{why}）"),
+        ("unavailable", "directory", "学科のディレクトリを使えません。しばらくしてからもう一度試してください（ローカルのアカウントとログイン中のセッションは使えます）"),
+        ("unavailable", "directory_refused", "学科のディレクトリが要求を受け付けませんでした。詳細は管理者がログで確認できます"),
+        ("unavailable", "runner_image", "ランナーのイメージ {image} がホスト {host} にありません。管理者が取得する必要があります"),
+        ("unavailable", "no_host_has", "今 {image} を持っているホストがありません"),
+        ("unavailable", "place_taken", "{what} がちょうど使われました。もう一度試してください"),
+        ("unavailable", "cluster_unfinished", "クラスタが {name} の作成を終えていません（{why}）。同じリクエストをもう一度送って完了させるか、削除してください"),
+        ("unavailable", "built_elsewhere", "{image} はこのサーバーでビルドされたもので、{host} にはありません。持っているホストは今コンテナを受け付けられません。しばらくしてからもう一度試してください"),
+        ("unavailable", "pull_onto", "ホスト {host} にイメージを取得できませんでした（{why}）"),
+        ("unavailable", "vm_host", "VM のホストを使えません（{why}）。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_vm_host", "このサーバーでは今、仮想マシンを提供していません（VM のホストが設定されていないか、応答しません）"),
+        ("unavailable", "vm_host_down", "VM のホスト {host} が今は応答しません。しばらくしてからもう一度試してください"),
+        ("unavailable", "vm_host_unknown", "VM のホスト {host} はこのコンソールのホストにありません。管理者に問い合わせてください"),
+        ("unavailable", "host_down", "ホスト {host} を使えません。しばらくしてからもう一度試してください"),
+        ("unavailable", "host_down_why", "ホスト {host} を使えません（{why}）。しばらくしてからもう一度試してください"),
+        ("unavailable", "host_unknown", "ホスト {host} はこのコンソールのホストではありません。管理者に相談してください"),
+        ("unavailable", "none_answer", "応答するコンテナホストがありません（{why}）。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_room", "新しいコンテナを置ける空きのあるホストが今はありません。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_room_with", "ラベル {labels} を持ち、新しいコンテナを置ける空きのあるホストが今はありません。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_gpus", "空いている GPU が{n}個あるホストが今はありません。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_gpus_with", "ラベル {labels} を持ち、空いている GPU が{n}個あるホストが今はありません。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_memory", "新しいコンテナに{mib} MiB のメモリを空けられるホストが今はありません。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_memory_with", "ラベル {labels} を持ち、新しいコンテナに{mib} MiB のメモリを空けられるホストが今はありません。しばらくしてからもう一度試してください"),
+        ("storage_unavailable", "engine", "ストレージを使えません（{why}）"),
+        ("storage_unavailable", "host_keeps_none", "ホスト {host} にはユーザーのストレージがありません"),
+        ("storage_unavailable", "no_host", "今応答するホストに、ユーザーのストレージを持つものがありません"),
     ],
     back: "戻る",
     error_here: "実行されませんでした:",
@@ -1633,6 +1884,10 @@ pub(super) static JA: Texts = Texts {
     age: "経過時間",
     view_link: "表示",
     read_only_note: "受講者のコンテナの閲覧専用の表示です。コマンド・端末・ファイル操作はできません。",
+
+    // i18n:
+    err_media_type: "本文の形式が違います。JSON なら Content-Type: application/json、フォームなら multipart/form-data で送ってください。",
+    err_method: "このアドレスはその HTTP メソッドを受け付けません。",
 };
 
 #[cfg(test)]
@@ -1699,6 +1954,118 @@ mod tests {
         for &b in Backend::ALL {
             assert!(!EN.backend_word(b).is_empty() && !JA.backend_word(b).is_empty());
         }
+    }
+
+    /// The places of a sentence: the names between braces.
+    fn places(template: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = template
+            .split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Codes whose sentences a function of their own makes rather than a template: a
+    /// quota's amounts and an image's users need each language's own words.
+    const SAID_BY_FUNCTION: &[&str] = &["quota_exceeded", "image_in_use"];
+
+    /// Every sentence an error can say (`service::said::SAYINGS`) exists in every language:
+    /// in English as the error's message, in the others by its key, naming exactly the
+    /// values the error gives; and every error code has its heading in every language.
+    #[test]
+    fn every_saying_has_a_sentence_in_every_language() {
+        use crate::service::said::SAYINGS;
+        for (code, field, reason, params) in SAYINGS {
+            let key = if field.is_empty() { *code } else { *field };
+            for lang in Lang::ALL {
+                assert!(
+                    lang.t().error_known(code).is_some(),
+                    "{code} has no heading in {}",
+                    lang.code()
+                );
+                if lang == Lang::En || SAID_BY_FUNCTION.contains(code) {
+                    continue;
+                }
+                let found: Vec<_> = lang
+                    .t()
+                    .rules
+                    .iter()
+                    .filter(|(f, r, _)| f == &key && r == reason)
+                    .collect();
+                assert_eq!(
+                    found.len(),
+                    1,
+                    "({key}, {reason}) has {} sentences in {}",
+                    found.len(),
+                    lang.code()
+                );
+                let mut want = params.to_vec();
+                want.sort_unstable();
+                assert_eq!(
+                    places(found[0].2),
+                    want,
+                    "the places of ({key}, {reason}) in {}",
+                    lang.code()
+                );
+                assert!(
+                    !found[0].2.is_ascii(),
+                    "({key}, {reason}) is not translated"
+                );
+            }
+        }
+        // No sentence without a saying: a removed error takes its sentences with it.
+        for lang in Lang::ALL {
+            for (key, reason, _) in lang.t().rules {
+                assert!(
+                    SAYINGS.iter().any(|(c, f, r, _)| r == reason
+                        && (f == key || (f.is_empty() && c == key))),
+                    "({key}, {reason}) in {} is said by no error",
+                    lang.code()
+                );
+            }
+        }
+    }
+
+    /// A quota's refusal and an image's users are said in Japanese, numbers and all.
+    #[test]
+    fn quotas_and_image_users_are_said_in_japanese() {
+        use crate::service::{images::ImageUsers, Error, QuotaKind};
+        let over = Error::Quota {
+            kind: QuotaKind::Memory,
+            limit: 1 << 30,
+            used: 1 << 30,
+            asked: 512 << 20,
+        };
+        let said = Lang::Ja.explain(&over).unwrap();
+        assert!(said.contains("1 GiB") && said.contains("512 MiB"), "{said}");
+        assert_eq!(Lang::En.explain(&over), None);
+        let users = Error::ImageInUse(ImageUsers {
+            reference: "x".into(),
+            own: 0,
+            others: 2,
+            shared: false,
+        });
+        let said = Lang::Ja.explain(&users).unwrap();
+        assert!(said.contains('2') && !said.is_ascii(), "{said}");
+    }
+
+    /// An error's sentence in Japanese carries its values; English keeps the message.
+    #[test]
+    fn a_conflict_is_said_in_japanese_with_its_name() {
+        let e = crate::service::Error::conflict(
+            "container_taken",
+            [("name", "web".to_string())],
+            "you already have a container named web",
+        );
+        assert_eq!(e.to_string(), "you already have a container named web");
+        assert_eq!(
+            Lang::Ja.explain(&e).as_deref(),
+            Some("web という名前のコンテナはすでにあります。")
+        );
+        assert_eq!(Lang::En.explain(&e), None);
     }
 
     /// A failed Kubernetes container reads as failed in Japanese and is styled as an error.

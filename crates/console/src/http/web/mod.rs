@@ -330,24 +330,17 @@ fn came_from(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 /// What an error says, in the reader's language: the sentence of its code, a quota's
-/// numbers, and the detail — in the reader's language where the rule the input broke is
-/// known, else in English (nothing more for an internal error in English).
+/// numbers, and the detail — the error's own sentence by its key ([`Lang::explain`]) in a
+/// language other than English, its message in English (nothing more for an internal
+/// error, or a quota, whose numbers said it).
 fn explain(ctx: &Ctx, e: &ApiError) -> Markup {
     let detail = match e {
-        ApiError::Service(Error::Invalid {
-            field: Some(field),
-            rule: Some(rule),
-            ..
-        }) => ctx
-            .lang
-            .rule_sentence(field, rule.reason, &rule.params)
-            .map(|s| (s, ctx.lang)),
         ApiError::Service(Error::ImageInUse(users)) => Some((in_use(ctx.t, users), ctx.lang)),
-        _ => None,
+        ApiError::Service(Error::Quota { .. }) if ctx.lang != Lang::En => None,
+        ApiError::Service(e) if ctx.lang != Lang::En => ctx.lang.explain(e).map(|s| (s, ctx.lang)),
+        _ if e.is_internal() => None,
+        _ => Some((in_english(e), Lang::En)),
     };
-    let detail = detail.or_else(|| {
-        (ctx.lang != Lang::En || !e.is_internal()).then(|| (sentence(&e.to_string()), Lang::En))
-    });
     html! {
         p { (ctx.t.error(e.code())) }
         @if let ApiError::Service(Error::Quota { kind, limit, used, asked }) = e {
@@ -384,25 +377,43 @@ pub(super) fn in_use(t: &Texts, u: &crate::service::images::ImageUsers) -> Strin
 /// (in English, the error's own message).
 pub(super) fn what_is_wrong(ctx: &Ctx, e: &Error) -> Option<String> {
     let Error::Invalid {
-        field: Some(field),
-        rule,
-        message,
+        field: Some(_),
+        said,
         ..
     } = e
     else {
         return None;
     };
-    match (ctx.lang, rule) {
-        (Lang::En, _) => Some(sentence(message)),
-        (_, Some(r)) => ctx
-            .lang
-            .rule_sentence(field, r.reason, &r.params)
-            .map(|s| sentence(&s)),
-        _ => None,
+    match ctx.lang {
+        Lang::En => Some(sentence(said.message())),
+        lang => lang.explain(e),
     }
 }
 
-/// A message as a sentence: capital first, full stop last.
+/// An error's English message as a sentence; a name it starts with (one of the values it
+/// names, as `alice has 2 containers`) keeps its case.
+fn in_english(e: &ApiError) -> String {
+    let message = e.to_string();
+    let starts_with_a_name = match e {
+        ApiError::Service(e) => e.said().is_some_and(|(_, rule)| {
+            rule.params
+                .iter()
+                .any(|(_, v)| !v.is_empty() && message.starts_with(v.as_str()))
+        }),
+        _ => false,
+    };
+    if starts_with_a_name {
+        let mut out = message;
+        if !out.ends_with(['.', '!', '?']) {
+            out.push('.');
+        }
+        out
+    } else {
+        sentence(&message)
+    }
+}
+
+/// An English message as a sentence: capital first, full stop last.
 fn sentence(s: &str) -> String {
     let mut out: String = s.chars().take(1).flat_map(char::to_uppercase).collect();
     out.extend(s.chars().skip(1));

@@ -432,7 +432,15 @@ pub(super) async fn confirm_delete_image(
     let image = images
         .iter()
         .find(|i| i.name == name)
-        .ok_or_else(|| Error::not_found(format!("VM image {name}")))
+        .ok_or_else(|| {
+            let name: String = name.chars().take(64).collect();
+            Error::missing(
+                "image_not_found",
+                "vm_image",
+                [("name", name.clone())],
+                format!("VM image {name}"),
+            )
+        })
         .or_page(&ctx)?;
     let action = format!("/vms/images/{}/delete", image.name);
     Ok(confirm(

@@ -56,11 +56,14 @@ impl OnCluster {
 
     /// The cluster, or 400 when this installation lends none.
     fn cluster(&self) -> Result<&Arc<GatedCluster>, Error> {
-        self.cluster.as_ref().ok_or_else(|| Error::Invalid {
-            rule: None,
-            code: "backend_unavailable",
-            message: "the kubernetes backend is not enabled on this installation".into(),
-            field: Some("backend"),
+        self.cluster.as_ref().ok_or_else(|| {
+            Error::refused(
+                "backend_unavailable",
+                Some("backend"),
+                "kubernetes_off",
+                [],
+                "the kubernetes backend is not enabled on this installation",
+            )
         })
     }
 
@@ -108,7 +111,13 @@ impl OnCluster {
         self.images.check_scan_on_hosts(&image).await?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let name = key.full_name();
-        let conflict = || Error::Conflict(format!("you already have a container named {short}"));
+        let conflict = || {
+            Error::conflict(
+                "container_taken",
+                [("name", short.to_string())],
+                format!("you already have a container named {short}"),
+            )
+        };
         let mut record = match self.store.container(&key).await? {
             // The same request again after the cluster failed half-way: complete it.
             Some(r)
@@ -171,15 +180,23 @@ impl OnCluster {
                 record.status = status;
                 Ok(Self::show(&record, Some(&k)))
             }
-            Err(BackendError::Unavailable(why)) => Err(Error::Unavailable(format!(
-                "the cluster did not finish creating {name} ({why}); send the same request again to complete it, or delete it"
-            ))),
+            Err(BackendError::Unavailable(why)) => Err(Error::unavailable(
+                "cluster_unfinished",
+                [("name", name.to_string()), ("why", why.clone())],
+                format!(
+                    "the cluster did not finish creating {name} ({why}); send the same request again to complete it, or delete it"
+                ),
+            )),
             Err(e) => {
                 self.store.delete_container(&key).await?;
                 Err(match e {
-                    BackendError::NameTaken(_) => Error::Conflict(format!(
-                        "the cluster already has objects named {name} that whalemountain did not make for this request; ask an administrator"
-                    )),
+                    BackendError::NameTaken(_) => Error::conflict(
+                        "cluster_name_taken",
+                        [("name", name.to_string())],
+                        format!(
+                            "the cluster already has objects named {name} that whalemountain did not make for this request; ask an administrator"
+                        ),
+                    ),
                     other => other.into(),
                 })
             }
@@ -261,10 +278,14 @@ impl OnCluster {
             cluster.stop(&record.key()).await
         }
         .map_err(|e| match e {
-            BackendError::NoSuchContainer => Error::Conflict(format!(
-                "container {} is gone from the cluster; delete it",
-                record.name
-            )),
+            BackendError::NoSuchContainer => Error::conflict(
+                "gone_from_cluster",
+                [("name", record.name.to_string())],
+                format!(
+                    "container {} is gone from the cluster; delete it",
+                    record.name
+                ),
+            ),
             other => other.into(),
         })?;
         self.settle(&mut record, Some(&k)).await?;
@@ -358,14 +379,16 @@ fn is_of(k: &KubeContainer, r: &ContainerRecord) -> bool {
     k.owner == r.owner.as_str() && k.name == r.name.as_str()
 }
 
-/// What the API does not do for the cluster's containers, and what to use instead.
-pub(super) fn unsupported(what: &str, kubectl: &str) -> Error {
-    Error::Invalid {
-rule: None,
-        code: "unsupported_for_backend",
-        message: format!(
+/// What the API does not do for the cluster's containers (`reason`: `exec`, `upload`,
+/// `download`, `logs`, `terminal`; `what` says it in English), and what to use instead.
+pub(super) fn unsupported(reason: &'static str, what: &str, kubectl: &str) -> Error {
+    Error::refused(
+        "unsupported_for_backend",
+        None,
+        reason,
+        [("kubectl", kubectl.to_string())],
+        format!(
             "{what} is not offered for kubernetes containers; use `{kubectl}` with the kubeconfig from GET /api/v1/kubeconfig"
         ),
-        field: None,
-    }
+    )
 }

@@ -114,11 +114,17 @@ impl OnHosts {
             .await
             .map_err(|e| match e {
                 wm_store::StoreError::Conflict(what) if what.starts_with("place ") => {
-                    Error::Unavailable(format!("{what} was just taken; try again"))
+                    Error::unavailable(
+                        "place_taken",
+                        [("what", what.clone())],
+                        format!("{what} was just taken; try again"),
+                    )
                 }
-                wm_store::StoreError::Conflict(_) => {
-                    Error::Conflict(format!("you already have a container named {short}"))
-                }
+                wm_store::StoreError::Conflict(_) => Error::conflict(
+                    "container_taken",
+                    [("name", short.to_string())],
+                    format!("you already have a container named {short}"),
+                ),
                 other => other.into(),
             })?;
         drop(placement);
@@ -276,10 +282,12 @@ impl OnHosts {
         result: Result<ContainerState, BackendError>,
     ) -> Result<Container, Error> {
         let st = result.map_err(|e| match e {
-            BackendError::NoSuchContainer => Error::Conflict(format!(
-                "container {} is gone from its host; delete it",
-                c.name()
-            )),
+            BackendError::NoSuchContainer => Error::conflict(
+                "gone_from_host",
+                [("name", c.name().to_string())],
+                format!("container {} is gone from its host; delete it", c.name()),
+            ),
+
             other => other.into(),
         })?;
         let mut record = c.into_record();

@@ -1,7 +1,6 @@
 //! Files uploaded into a container: where they may go, what they may be called, and the
 //! server's temporary files that hold them on the way.
 
-use crate::service::error::Rule;
 use crate::service::Error;
 use crate::util::now;
 use serde::{Deserialize, Serialize};
@@ -170,8 +169,10 @@ impl TempFiles {
     async fn permit(&self) -> Result<OwnedSemaphorePermit, Error> {
         match tokio::time::timeout(WAIT, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Error::Busy(
-                "the server is busy receiving other uploads; try again in a few seconds".into(),
+            _ => Err(Error::busy(
+                "uploads",
+                [],
+                "the server is busy receiving other uploads; try again in a few seconds",
             )),
         }
     }
@@ -223,15 +224,13 @@ impl TempFiles {
         for (i, (name, _)) in files.iter().enumerate() {
             parse_upload_name(name)?;
             if files[..i].iter().any(|(n, _)| n == name) {
-                return Err(Error::Invalid {
-                    code: "invalid_file_name",
-                    message: format!("the file {name} is given twice"),
-                    field: Some("file"),
-                    rule: Some(Rule {
-                        reason: "twice",
-                        params: vec![("name", name.clone())],
-                    }),
-                });
+                return Err(Error::refused(
+                    "invalid_file_name",
+                    Some("file"),
+                    "twice",
+                    [("name", name.clone())],
+                    format!("the file {name} is given twice"),
+                ));
             }
         }
         let written: Vec<String> = files
@@ -334,18 +333,17 @@ pub(super) fn parse_container_path(s: &str) -> Result<String, Error> {
 
 /// A file name from the form: relative, inside the target directory.
 pub(crate) fn parse_upload_name(s: &str) -> Result<String, Error> {
-    let bad = |why: &str| Error::Invalid {
-        rule: Some(Rule {
-            reason: "bad_name",
-            params: vec![("value", s.chars().take(80).collect())],
-        }),
-        code: "invalid_file_name",
-        message: format!(
-            "file name {:?} {why}",
-            s.chars().take(80).collect::<String>()
-        ),
-        field: Some("file"),
+    let bad = |why: &str| {
+        let value: String = s.chars().take(80).collect();
+        Error::refused(
+            "invalid_file_name",
+            Some("file"),
+            "bad_name",
+            [("value", value.clone())],
+            format!("file name {value:?} {why}"),
+        )
     };
+
     if s.is_empty() {
         return Err(bad("is empty"));
     }

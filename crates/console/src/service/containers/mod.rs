@@ -228,22 +228,28 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 
 /// An expiry as the API takes it: RFC 3339, in the future.
 pub(crate) fn parse_expiry(s: &str, now: i64) -> Result<i64, Error> {
-    let bad = |message: String| Error::Invalid {
-        rule: None,
-        code: "invalid_expiry",
-        message,
-        field: Some("expires_at"),
-    };
     let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
-            bad(format!(
-                "expires_at {:?} is not a date and time like 2026-03-31T23:59:00+09:00",
-                s.chars().take(40).collect::<String>()
-            ))
+            let value: String = s.chars().take(40).collect();
+            Error::refused(
+                "invalid_expiry",
+                Some("expires_at"),
+                "not_a_time",
+                [("value", value.clone())],
+                format!(
+                    "expires_at {value:?} is not a date and time like 2026-03-31T23:59:00+09:00"
+                ),
+            )
         })?
         .unix_timestamp();
     if t <= now {
-        return Err(bad("expires_at must be in the future".into()));
+        return Err(Error::refused(
+            "invalid_expiry",
+            Some("expires_at"),
+            "past",
+            [],
+            "expires_at must be in the future",
+        ));
     }
     Ok(t)
 }
@@ -313,6 +319,7 @@ fn parse_env(v: Option<Value>) -> Result<Vec<EnvVar>, ParseError> {
             "env",
             "env must be a string of space-separated KEY=value pairs (quoted as in a shell: MSG=\"hello world\") or an array of \"KEY=value\" strings",
         )
+        .because("shape", [])
     };
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
@@ -334,6 +341,7 @@ pub(crate) fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>
             "ports",
             format!("{what}: ports must be a string of space-separated port numbers or an array of integers"),
         )
+        .because("shape", [])
     };
     let ports = match v {
         None | Some(Value::Null) => Vec::new(),
@@ -363,43 +371,55 @@ pub(crate) fn parse_ports(v: Option<Value>, max: usize) -> Result<Vec<GuestPort>
 }
 
 fn parse_cmd(v: Value) -> Result<Vec<String>, Error> {
-    let field = |m: &str| Error::Invalid {
-        rule: None,
-        code: "invalid_input",
-        message: m.to_string(),
-        field: Some("cmd"),
-    };
+    let field = |reason: &'static str, m: &str| Error::broke("cmd", reason, [], m);
+    let shape = "cmd must be an array of strings or one string";
     let cmd = match v {
-        Value::String(s) if s.trim().is_empty() => return Err(field("the command is empty")),
+        Value::String(s) if s.trim().is_empty() => {
+            return Err(field("empty", "the command is empty"))
+        }
         Value::String(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s],
         Value::Array(items) => items
             .into_iter()
             .map(|i| match i {
                 Value::String(s) => Ok(s),
-                _ => Err(field("cmd must be an array of strings or one string")),
+                _ => Err(field("shape", shape)),
             })
             .collect::<Result<Vec<_>, _>>()?,
-        _ => return Err(field("cmd must be an array of strings or one string")),
+        _ => return Err(field("shape", shape)),
     };
     if cmd.is_empty() || cmd[0].is_empty() {
-        return Err(field("the command is empty"));
+        return Err(field("empty", "the command is empty"));
     }
     if cmd.len() > 1024 || cmd.iter().map(String::len).sum::<usize>() > 128 * 1024 {
         return Err(field(
+            "too_long",
             "the command is longer than 128 KiB or 1024 arguments",
         ));
     }
     if cmd.iter().any(|a| a.contains('\0')) {
-        return Err(field("the command contains a NUL character"));
+        return Err(field("nul", "the command contains a NUL character"));
     }
     Ok(cmd)
 }
 
+/// A container `name` that is not there or not the caller's.
+fn container_not_found(name: &str) -> Error {
+    let name: String = name.chars().take(80).collect();
+    Error::missing(
+        "not_found",
+        "container_named",
+        [("name", name.clone())],
+        format!("container {name}"),
+    )
+}
+
 pub(super) fn image_not_found(image: &ImageRef) -> Error {
-    Error::NotFound {
-        code: "image_not_found",
-        what: format!("image {image}"),
-    }
+    Error::missing(
+        "image_not_found",
+        "image",
+        [("image", image.to_string())],
+        format!("image {image}"),
+    )
 }
 
 /// A container the caller may act on.
@@ -522,7 +542,7 @@ impl Containers {
         owner: Option<&str>,
     ) -> Result<OwnedContainer, Error> {
         caller.require_full_scope()?;
-        let not_found = || Error::not_found(format!("container {name}"));
+        let not_found = || container_not_found(name);
         if ContainerName::parse(name).is_err() {
             return Err(not_found());
         }
@@ -546,10 +566,14 @@ impl Containers {
                     _ => {
                         let owners: Vec<String> =
                             found.iter().map(|c| c.owner.to_string()).collect();
-                        return Err(Error::Ambiguous(format!(
-                            "several users have a container named {name} (owners: {}); add ?owner=<name> to say whose",
-                            owners.join(", ")
-                        )));
+                        return Err(Error::ambiguous(
+                            "owners",
+                            [("name", name.to_string()), ("owners", owners.join(", "))],
+                            format!(
+                                "several users have a container named {name} (owners: {}); add ?owner=<name> to say whose",
+                                owners.join(", ")
+                            ),
+                        ));
                     }
                 }
             }
@@ -577,14 +601,15 @@ impl Containers {
                 .into_iter()
                 .find(|c| c.id == id)
                 .map(Some)
-                .ok_or_else(|| Error::Invalid {
-                    rule: None,
-                    code: "unknown_course",
-                    message: format!(
-                        "you are not enrolled in a course with the id {}",
-                        id.chars().take(64).collect::<String>()
-                    ),
-                    field: Some("course"),
+                .ok_or_else(|| {
+                    let id: String = id.chars().take(64).collect();
+                    Error::refused(
+                        "unknown_course",
+                        Some("course"),
+                        "not_enrolled",
+                        [("id", id.clone())],
+                        format!("you are not enrolled in a course with the id {id}"),
+                    )
                 }),
             None => {
                 let mut running: Vec<_> = mine
@@ -611,11 +636,17 @@ impl Containers {
         let course = self.course_for(caller, req.course.as_deref()).await?;
         let backend = match req.backend.as_deref() {
             None => Backend::Docker,
-            Some(s) => Backend::parse(s).map_err(|_| Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: format!("unknown backend {s:?}; use docker or kubernetes"),
-                field: Some("backend"),
+            Some(s) => Backend::parse(s).map_err(|_| {
+                let value: String = s.chars().take(64).collect();
+                Error::broke(
+                    "backend",
+                    "unknown",
+                    [
+                        ("value", value),
+                        ("choices", "docker, kubernetes".to_string()),
+                    ],
+                    format!("unknown backend {s:?}; use docker or kubernetes"),
+                )
             })?,
         };
         // The course's host labels are the Docker hosts': a kubernetes container of a
@@ -681,12 +712,12 @@ impl Containers {
             Backend::Kubernetes => {
                 if !new.required.is_empty() {
                     // The cluster's scheduler places pods; our host labels are Docker's.
-                    return Err(Error::Invalid {
-                        rule: None,
-                        code: "invalid_input",
-                        message: "host labels apply to docker hosts only".into(),
-                        field: Some("requires"),
-                    });
+                    return Err(Error::broke(
+                        "requires",
+                        "docker_only",
+                        [],
+                        "host labels apply to docker hosts only",
+                    ));
                 }
                 let created = self.cluster.create(caller, new).await;
                 drop(admitted);
@@ -707,47 +738,46 @@ impl Containers {
         let default = self.config.default_limits();
         let quota = self.quotas.of(&caller.name, caller.role).await?;
         let max = &self.config.docker.max_limits;
-        let invalid = |field: &'static str, message: String| Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message,
-            field: Some(field),
+        let not_a_size = || {
+            Error::broke(
+                "memory",
+                "not_a_size",
+                [],
+                "memory is a size like 512m or 2g, or a number of bytes",
+            )
         };
         let nano_cpus = match cpus {
             None => default.nano_cpus,
             Some(c) if (0.01..=4096.0).contains(&c) => (c * 1e9).round() as i64,
             Some(_) => {
-                return Err(invalid(
+                return Err(Error::broke(
                     "cpus",
-                    "cpus is a number of CPUs from 0.01, e.g. 0.5 or 2".into(),
+                    "not_a_number",
+                    [],
+                    "cpus is a number of CPUs from 0.01, e.g. 0.5 or 2",
                 ))
             }
         };
         let memory_bytes = match memory {
             None | Some(Value::Null) => default.memory_bytes,
-            Some(Value::Number(n)) => n.as_i64().filter(|n| *n > 0).ok_or_else(|| {
-                invalid(
-                    "memory",
-                    "memory is a size like 512m or 2g, or a number of bytes".into(),
-                )
-            })?,
+            Some(Value::Number(n)) => n.as_i64().filter(|n| *n > 0).ok_or_else(not_a_size)?,
             Some(Value::String(t)) => crate::config::parse_size(&t).ok_or_else(|| {
-                invalid(
+                let value: String = t.chars().take(40).collect();
+                Error::broke(
                     "memory",
-                    format!("memory {t:?} is not a size like 512m or 2g"),
+                    "bad_size",
+                    [("value", value.clone())],
+                    format!("memory {value:?} is not a size like 512m or 2g"),
                 )
             })?,
-            Some(_) => {
-                return Err(invalid(
-                    "memory",
-                    "memory is a size like 512m or 2g, or a number of bytes".into(),
-                ))
-            }
+            Some(_) => return Err(not_a_size()),
         };
         if memory_bytes < 16 << 20 {
-            return Err(invalid(
+            return Err(Error::broke(
                 "memory",
-                "a container has at least 16 MiB of memory".into(),
+                "too_little",
+                [],
+                "a container has at least 16 MiB of memory",
             ));
         }
         for (field, asked, limit, kind) in [
@@ -770,8 +800,14 @@ impl Containers {
         ] {
             if let Some(limit) = limit {
                 if asked > limit {
-                    return Err(invalid(
+                    let max = match kind {
+                        super::QuotaKind::Cpus => super::trim_number(limit as f64 / 1e9),
+                        _ => super::human_bytes(limit),
+                    };
+                    return Err(Error::broke(
                         field,
+                        "over_max",
+                        [("max", max)],
                         format!("a container may have at most {}", kind.amount(limit)),
                     ));
                 }
@@ -779,8 +815,10 @@ impl Containers {
         }
         let gpus = gpus.unwrap_or(0);
         if gpus > MAX_GPUS {
-            return Err(invalid(
+            return Err(Error::broke(
                 "gpus",
+                "over_max",
+                [("max", MAX_GPUS.to_string())],
                 format!("a container has at most {MAX_GPUS} GPUs"),
             ));
         }
@@ -855,7 +893,7 @@ impl Containers {
         course: &Taught,
         name: &str,
     ) -> Result<OwnedContainer, Error> {
-        let not_found = || Error::not_found(format!("container {name}"));
+        let not_found = || container_not_found(name);
         if ContainerName::parse(name).is_err() {
             return Err(not_found());
         }
@@ -871,10 +909,17 @@ impl Containers {
             1 => Ok(OwnedContainer {
                 record: found.remove(0),
             }),
-            _ => Err(Error::Ambiguous(format!(
-                "several members of course {} have a container named {name}",
-                course.id()
-            ))),
+            _ => Err(Error::ambiguous(
+                "members",
+                [
+                    ("name", name.to_string()),
+                    ("course", course.id().to_string()),
+                ],
+                format!(
+                    "several members of course {} have a container named {name}",
+                    course.id()
+                ),
+            )),
         }
     }
 
@@ -1032,11 +1077,15 @@ impl Containers {
             (None, _) => false,
         };
         if set_by_other && postpones && !caller.is_admin() {
-            return Err(Error::Forbidden(format!(
-                "the expiry of {} was set by {}; only they or an administrator may postpone or remove it",
-                r.name,
-                r.expiry_set_by.as_deref().unwrap_or_default()
-            )));
+            let by = r.expiry_set_by.as_deref().unwrap_or_default();
+            return Err(Error::forbidden(
+                "expiry_set_by_other",
+                [("name", r.name.to_string()), ("by", by.to_string())],
+                format!(
+                    "the expiry of {} was set by {by}; only they or an administrator may postpone or remove it",
+                    r.name
+                ),
+            ));
         }
         let set_by = asked.map(|_| caller.name.as_str());
         self.store
@@ -1061,7 +1110,7 @@ impl Containers {
     pub(crate) async fn exec(&self, c: &OwnedContainer, cmd: Value) -> Result<ExecResult, Error> {
         let out = match c.record.backend {
             Backend::Docker => self.docker.exec(c, cmd).await,
-            Backend::Kubernetes => Err(cluster::unsupported("exec", "kubectl exec")),
+            Backend::Kubernetes => Err(cluster::unsupported("exec", "exec", "kubectl exec")),
         }?;
         self.store.touch_container(&c.key(), now()).await?;
         Ok(out)
@@ -1079,7 +1128,11 @@ impl Containers {
         create: bool,
     ) -> Result<Written, Error> {
         if c.record.backend == Backend::Kubernetes {
-            return Err(cluster::unsupported("uploading files", "kubectl cp"));
+            return Err(cluster::unsupported(
+                "upload",
+                "uploading files",
+                "kubectl cp",
+            ));
         }
         let dir = files::parse_container_path(dir.trim())?;
         let mut missing: Vec<&str> = Vec::new();
@@ -1112,7 +1165,11 @@ impl Containers {
     /// A file's bytes, or an archive of a directory, from the container.
     pub(crate) async fn download(&self, c: &OwnedContainer, path: &str) -> Result<Download, Error> {
         if c.record.backend == Backend::Kubernetes {
-            return Err(cluster::unsupported("downloading files", "kubectl cp"));
+            return Err(cluster::unsupported(
+                "download",
+                "downloading files",
+                "kubectl cp",
+            ));
         }
         let path = files::parse_container_path(path.trim())?;
         let tar = self.docker.download(c, &path).await?;
@@ -1135,7 +1192,11 @@ impl Containers {
     ) -> Result<wm_backend::ByteStream, Error> {
         match c.record.backend {
             Backend::Docker => self.docker.follow_logs(c, tail).await,
-            Backend::Kubernetes => Err(cluster::unsupported("following logs", "kubectl logs -f")),
+            Backend::Kubernetes => Err(cluster::unsupported(
+                "logs",
+                "following logs",
+                "kubectl logs -f",
+            )),
         }
     }
 
@@ -1144,12 +1205,12 @@ impl Containers {
         caller.require_full_scope()?;
         // Without a cluster there is no namespace to describe: a missing resource.
         if !self.cluster.enabled() {
-            return Err(Error::NotFound {
-                code: "backend_unavailable",
-                what:
-                    "the kubernetes backend is not enabled on this installation, so a kubeconfig is"
-                        .into(),
-            });
+            return Err(Error::missing(
+                "backend_unavailable",
+                "kubeconfig",
+                [],
+                "the kubernetes backend is not enabled on this installation, so a kubeconfig is",
+            ));
         }
         self.cluster.kubeconfig(caller).await
     }
@@ -1178,6 +1239,7 @@ pub(crate) fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError
             "requires",
             "requires must be a string of space-separated host labels or an array of them",
         )
+        .because("shape", [])
     };
     let labels: Vec<String> = match v {
         None | Some(Value::Null) => Vec::new(),
@@ -1198,7 +1260,8 @@ pub(crate) fn parse_requires(v: Option<Value>) -> Result<Vec<String>, ParseError
         return Err(ParseError::new(
             "requires",
             "host labels are at most 16 words of letters, digits, '-', '_' or '.'",
-        ));
+        )
+        .because("labels", []));
     }
     Ok(labels)
 }

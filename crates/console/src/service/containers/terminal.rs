@@ -34,10 +34,14 @@ impl Sessions {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.entry(user.clone()).or_default();
         if *n >= self.max_per_user {
-            return Err(Error::Busy(format!(
-                "you already have {} terminal sessions open; close one first",
-                self.max_per_user
-            )));
+            return Err(Error::busy(
+                "terminals",
+                [("max", self.max_per_user.to_string())],
+                format!(
+                    "you already have {} terminal sessions open; close one first",
+                    self.max_per_user
+                ),
+            ));
         }
         *n += 1;
         self.gauge.inc();
@@ -85,22 +89,23 @@ pub(crate) struct TerminalAsk {
     pub(crate) rows: u16,
 }
 
-fn invalid(field: &'static str, message: &str) -> Error {
-    Error::Invalid {
-        rule: None,
-        code: "invalid_input",
-        message: message.to_string(),
-        field: Some(field),
-    }
-}
-
 /// Refuses window sizes out of 1..=1000.
 pub(crate) fn check_size(cols: u16, rows: u16) -> Result<(), Error> {
     if !(1..=MAX_SIZE).contains(&cols) {
-        return Err(invalid("cols", "cols must be between 1 and 1000"));
+        return Err(Error::broke(
+            "cols",
+            "out_of_range",
+            [],
+            "cols must be between 1 and 1000",
+        ));
     }
     if !(1..=MAX_SIZE).contains(&rows) {
-        return Err(invalid("rows", "rows must be between 1 and 1000"));
+        return Err(Error::broke(
+            "rows",
+            "out_of_range",
+            [],
+            "rows must be between 1 and 1000",
+        ));
     }
     Ok(())
 }
@@ -122,13 +127,18 @@ impl Containers {
         check_size(ask.cols, ask.rows)?;
         let cmd = ask.cmd.map(|s| parse_cmd(Value::String(s))).transpose()?;
         if c.record.backend == Backend::Kubernetes {
-            return Err(cluster::unsupported("a terminal", "kubectl exec -it"));
+            return Err(cluster::unsupported(
+                "terminal",
+                "a terminal",
+                "kubectl exec -it",
+            ));
         }
         if c.record.status != ContainerStatus::Running {
-            return Err(Error::Conflict(format!(
-                "container {} is not running; start it first",
-                c.record.name
-            )));
+            return Err(Error::conflict(
+                "not_running",
+                [("name", c.record.name.to_string())],
+                format!("container {} is not running; start it first", c.record.name),
+            ));
         }
         let seat = self.sessions.enter(&caller.name)?;
         let req = TerminalRequest {

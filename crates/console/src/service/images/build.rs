@@ -43,37 +43,38 @@ impl Images {
         let slot = self.quotas.begin_build(caller).await?;
         let mut build_args = Vec::new();
         for text in &input.build_args {
-            let arg = EnvVar::parse(text.trim()).map_err(|e| Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: format!("build argument: {}", e.message),
-                field: Some("buildarg"),
+            let arg = EnvVar::parse(text.trim()).map_err(|e| {
+                // The rule an environment variable broke, said of a build argument.
+                debug_assert_eq!(e.field, "env");
+                let message = format!("build argument: {}", e.message);
+                Error::from(wm_domain::ParseError {
+                    field: "buildarg",
+                    message,
+                    ..e
+                })
             })?;
             if arg.key() == OWNER_ARG {
-                return Err(Error::Invalid {
-                    rule: None,
-                    code: "invalid_input",
-                    message: format!("the build argument {OWNER_ARG} is set by the console"),
-                    field: Some("buildarg"),
-                });
+                return Err(Error::broke(
+                    "buildarg",
+                    "reserved",
+                    [("key", OWNER_ARG.to_string())],
+                    format!("the build argument {OWNER_ARG} is set by the console"),
+                ));
             }
             build_args.push((arg.key().to_string(), arg.value().to_string()));
         }
         let tag = self.build_reference(caller, &input.name)?;
-        let context = input.source.ok_or_else(|| Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: "send a dockerfile or a context".into(),
-            field: Some("dockerfile"),
+        let context = input.source.ok_or_else(|| {
+            Error::broke("dockerfile", "none", [], "send a dockerfile or a context")
         })?;
         if let BuildSource::Archive(raw) = &context {
             if !looks_like_tar(raw) {
-                return Err(Error::Invalid {
-                    rule: None,
-                    code: "invalid_input",
-                    message: "the context must be a tar archive, optionally gzipped".into(),
-                    field: Some("context"),
-                });
+                return Err(Error::broke(
+                    "context",
+                    "not_tar",
+                    [],
+                    "the context must be a tar archive, optionally gzipped",
+                ));
             }
         }
         let unpacked_limit = self.config.build_context_max_unpacked_bytes;
@@ -84,13 +85,21 @@ impl Images {
         .await
         .map_err(|e| Error::Unexpected(e.into()))?
         .map_err(|e| match e {
-            context::ContextError::TooLarge(_) => Error::TooLargeBecause(e.to_string()),
-            context::ContextError::Invalid(m) => Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: m,
-                field: Some("context"),
-            },
+            context::ContextError::TooLarge(max) => Error::too_large_because(
+                "context_unpacked",
+                [("max", max.to_string())],
+                e.to_string(),
+            ),
+            context::ContextError::Invalid {
+                reason,
+                path: Some(path),
+                message,
+            } => Error::broke("context", reason, [("path", path)], message),
+            context::ContextError::Invalid {
+                reason,
+                path: None,
+                message,
+            } => Error::broke("context", reason, [], message),
         })?;
         let context = Arc::new(context);
         let df = Dockerfile::parse(&context.dockerfile, &build_args)?;
@@ -116,13 +125,13 @@ impl Images {
             let bytes = tokio::task::spawn_blocking(move || ctx.with_dockerfile(&pinned))
                 .await
                 .map_err(|e| Error::Unexpected(e.into()))?
-                .map_err(|e| Error::Invalid {
-                    rule: None,
-                    code: "invalid_input",
-                    message: format!(
-                        "the context has an entry that cannot be sent to the engine: {e}"
-                    ),
-                    field: Some("context"),
+                .map_err(|e| {
+                    Error::broke(
+                        "context",
+                        "bad_entry",
+                        [("why", e.to_string())],
+                        format!("the context has an entry that cannot be sent to the engine: {e}"),
+                    )
                 })?;
             let progress = h.backend.build(&req, Bytes::from(bytes)).await?;
             streams.push(on_host(&h.id, progress));
@@ -141,24 +150,38 @@ impl Images {
 
     /// A build name, `name` or `name:tag`: one lowercase path component and a tag.
     fn build_reference(&self, caller: &Caller, name: &str) -> Result<ImageRef, Error> {
-        let bad = |m: String| Error::Invalid {
-            rule: None,
-            code: "invalid_input",
-            message: m,
-            field: Some("name"),
-        };
         let name = name.trim();
         if name.is_empty() {
-            return Err(bad("the image needs a name, e.g. web or web:1".into()));
+            return Err(Error::broke(
+                "name",
+                "no_image_name",
+                [],
+                "the image needs a name, e.g. web or web:1",
+            ));
         }
+        let prefix = format!("{}/{}/", self.config.image_prefix, caller.name);
         if name.contains('/') || name.contains('@') {
-            return Err(bad(format!(
-                "{name:?}: give only a name and tag; the image goes under {}/{}/",
-                self.config.image_prefix, caller.name
-            )));
+            let value: String = name.chars().take(80).collect();
+            return Err(Error::broke(
+                "name",
+                "image_path",
+                [("value", value), ("prefix", prefix.clone())],
+                format!("{name:?}: give only a name and tag; the image goes under {prefix}"),
+            ));
         }
-        let full = format!("{}/{}/{name}", self.config.image_prefix, caller.name);
-        ImageRef::parse(&full).map_err(|e| bad(e.message))
+        // The rule of an image reference, said of the name (whose length is the
+        // reference's, not a container name's).
+        ImageRef::parse(&format!("{prefix}{name}")).map_err(|e| {
+            let reason = match e.reason {
+                "too_long" => "image_too_long",
+                other => other,
+            };
+            Error::from(wm_domain::ParseError {
+                field: "name",
+                reason,
+                ..e
+            })
+        })
     }
 
     /// Resolves `raw` on `host` the way the builder will (the engine resolves the string as
@@ -177,12 +200,13 @@ impl Images {
             || raw.strip_prefix("sha256:").is_some_and(hex_id)
             || hex_id(raw);
         if !well_formed {
-            return Err(Error::Invalid {
-                rule: None,
-                code: "invalid_input",
-                message: format!("the Dockerfile names {raw:?}, which is not an image reference"),
-                field: Some("dockerfile"),
-            });
+            let value: String = raw.chars().take(80).collect();
+            return Err(Error::broke(
+                "dockerfile",
+                "not_an_image",
+                [("value", value)],
+                format!("the Dockerfile names {raw:?}, which is not an image reference"),
+            ));
         }
         let Some(info) = host.backend.image(raw).await? else {
             return Err(build_image_not_found(raw));
@@ -245,30 +269,34 @@ impl Images {
                 Ok(()) => {}
                 // 400, not 403: the web console reads a 403 of a build form as its token.
                 Err(EgressError::Forbidden { host, reason }) => {
-                    return Err(Error::Invalid {
-rule: None,
-                        code: "invalid_input",
-                        message: format!(
+                    return Err(Error::broke(
+                        "dockerfile",
+                        "add_egress",
+                        [
+                            ("url", url.to_string()),
+                            ("host", host.to_string()),
+                            ("why", reason.to_string()),
+                        ],
+                        format!(
                             "ADD {url}: builds may not fetch from {host} ({reason}); an administrator can allow it by name (WM_EGRESS_ALLOWED)"
                         ),
-                        field: Some("dockerfile"),
-                    })
+                    ))
                 }
                 Err(EgressError::Unresolvable(_)) => {
-                    return Err(Error::Invalid {
-rule: None,
-                        code: "invalid_input",
-                        message: format!("ADD {url}: its host name does not resolve"),
-                        field: Some("dockerfile"),
-                    })
+                    return Err(Error::broke(
+                        "dockerfile",
+                        "add_unresolvable",
+                        [("url", url.to_string())],
+                        format!("ADD {url}: its host name does not resolve"),
+                    ))
                 }
                 Err(EgressError::Invalid(m)) => {
-                    return Err(Error::Invalid {
-rule: None,
-                        code: "invalid_input",
-                        message: format!("ADD {url}: {m}"),
-                        field: Some("dockerfile"),
-                    })
+                    return Err(Error::broke(
+                        "dockerfile",
+                        "add_url",
+                        [("url", url.to_string()), ("why", m.clone())],
+                        format!("ADD {url}: {m}"),
+                    ))
                 }
             }
         }
@@ -278,12 +306,14 @@ rule: None,
 
 /// What a build on one host reads: the missing or forbidden image answers the same.
 fn build_image_not_found(raw: &str) -> Error {
-    Error::NotFound {
-        code: "image_not_found",
-        what: format!(
+    Error::missing(
+        "image_not_found",
+        "build_image",
+        [("image", raw.to_string())],
+        format!(
             "image {raw} (a build reads only images already on its host; pull a public one first) was"
         ),
-    }
+    )
 }
 
 /// Whether bytes start a tar archive or a gzip stream.

@@ -13,8 +13,14 @@ const MAX_DOCKERFILE: u64 = 1 << 20;
 pub(super) enum ContextError {
     #[error("the build context unpacks to more than {0} bytes, the limit for an unpacked context (WM_BUILD_CONTEXT_MAX_UNPACKED_BYTES)")]
     TooLarge(u64),
-    #[error("{0}")]
-    Invalid(String),
+    /// Not an archive the builder can use: `reason` keys the sentence, `path` names the
+    /// Dockerfile at fault where one is.
+    #[error("{message}")]
+    Invalid {
+        reason: &'static str,
+        path: Option<String>,
+        message: String,
+    },
 }
 
 /// An unpacked context (a plain tar) and its Dockerfile's text.
@@ -54,39 +60,57 @@ pub(super) fn unpack(raw: &[u8], max: u64) -> Result<Context, ContextError> {
     let mut tar = Vec::new();
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut dec = flate2::read::GzDecoder::new(raw).take(max + 1);
-        dec.read_to_end(&mut tar).map_err(|e| {
-            ContextError::Invalid(format!("the context is not a valid gzip stream: {e}"))
-        })?;
+        dec.read_to_end(&mut tar)
+            .map_err(|e| ContextError::Invalid {
+                reason: "not_gzip",
+                path: None,
+                message: format!("the context is not a valid gzip stream: {e}"),
+            })?;
     } else {
         tar.extend_from_slice(raw);
     }
     if tar.len() as u64 > max {
         return Err(ContextError::TooLarge(max));
     }
-    let bad = |m: String| ContextError::Invalid(m);
+    let bad = |reason: &'static str, m: String| ContextError::Invalid {
+        reason,
+        path: None,
+        message: m,
+    };
+    let bad_file = |reason: &'static str, path: &str, m: String| ContextError::Invalid {
+        reason,
+        path: Some(path.to_string()),
+        message: m,
+    };
     let mut upper = None;
     let mut lower = None;
     let mut archive = tar::Archive::new(tar.as_slice());
     for entry in archive
         .entries()
-        .map_err(|e| bad(format!("the context is not a tar archive: {e}")))?
+        .map_err(|e| bad("not_tar", format!("the context is not a tar archive: {e}")))?
     {
-        let mut entry =
-            entry.map_err(|e| bad(format!("the context is not a valid tar archive: {e}")))?;
+        let mut entry = entry.map_err(|e| {
+            bad(
+                "not_tar",
+                format!("the context is not a valid tar archive: {e}"),
+            )
+        })?;
         let path = clean(&entry.path_bytes());
         if !is_dockerfile(&path) {
             continue;
         }
         let text = if entry.header().entry_type().is_file() {
             if entry.size() > MAX_DOCKERFILE {
-                return Err(bad(format!(
-                    "the {path} is larger than {MAX_DOCKERFILE} bytes"
-                )));
+                return Err(bad_file(
+                    "dockerfile_too_large",
+                    &path,
+                    format!("the {path} is larger than {MAX_DOCKERFILE} bytes"),
+                ));
             }
             let mut s = String::new();
-            entry
-                .read_to_string(&mut s)
-                .map_err(|_| bad(format!("the {path} is not UTF-8 text")))?;
+            entry.read_to_string(&mut s).map_err(|_| {
+                bad_file("not_utf8", &path, format!("the {path} is not UTF-8 text"))
+            })?;
             Some(s)
         } else {
             None
@@ -98,11 +122,17 @@ pub(super) fn unpack(raw: &[u8], max: u64) -> Result<Context, ContextError> {
             lower = Some(text);
         }
     }
-    let found = upper
-        .or(lower)
-        .ok_or_else(|| bad("the context has no Dockerfile at its root".into()))?;
+    let found = upper.or(lower).ok_or_else(|| {
+        bad(
+            "no_dockerfile",
+            "the context has no Dockerfile at its root".into(),
+        )
+    })?;
     let dockerfile = found.ok_or_else(|| {
-        bad("the context's Dockerfile must be a regular file (not a link or a directory)".into())
+        bad(
+            "dockerfile_not_file",
+            "the context's Dockerfile must be a regular file (not a link or a directory)".into(),
+        )
     })?;
     Ok(Context { tar, dockerfile })
 }

@@ -385,9 +385,11 @@ impl Images {
             .release_image_scan(&image.id, caller.name.as_str(), now())
             .await?;
         if !released {
-            return Err(Error::Conflict(format!(
-                "image {raw} has no scan to release it from"
-            )));
+            return Err(Error::conflict(
+                "no_scan",
+                [("image", raw.to_string())],
+                format!("image {raw} has no scan to release it from"),
+            ));
         }
         self.audit
             .record(
@@ -507,15 +509,14 @@ impl Images {
                 .map(|c| c.as_str())
                 .collect();
             if asked.len() > 100 || !unknown.is_empty() {
-                return Err(Error::Invalid {
-                    rule: None,
-                    code: "unknown_course",
-                    message: format!(
-                        "no course of yours has the id {}",
-                        unknown.join(", ").chars().take(200).collect::<String>()
-                    ),
-                    field: Some("courses"),
-                });
+                let ids: String = unknown.join(", ").chars().take(200).collect();
+                return Err(Error::refused(
+                    "unknown_course",
+                    Some("courses"),
+                    "not_yours",
+                    [("id", ids.clone())],
+                    format!("no course of yours has the id {ids}"),
+                ));
             }
         }
         for image in &images {
@@ -559,14 +560,18 @@ impl Images {
             .iter()
             .any(|i| i.owner.is_none() && i.kind == "other")
         {
-            return Err(Error::Forbidden(
-                "this image is marked as another installation's (or nobody's); remove it on the engine itself if it must go".into(),
+            return Err(Error::forbidden(
+                "other_installation",
+                [],
+                "this image is marked as another installation's (or nobody's); remove it on the engine itself if it must go",
             ));
         }
         if !caller.is_admin() {
             if images.iter().any(|i| i.owner.is_none()) {
-                return Err(Error::Forbidden(
-                    "only an administrator may remove a public image".into(),
+                return Err(Error::forbidden(
+                    "public_image",
+                    [],
+                    "only an administrator may remove a public image",
                 ));
             }
             own_only(&images, caller, raw)?;
@@ -652,10 +657,12 @@ pub(crate) enum Standing<'a> {
 }
 
 fn image_not_found(what: &str) -> Error {
-    Error::NotFound {
-        code: "image_not_found",
-        what: format!("image {what}"),
-    }
+    Error::missing(
+        "image_not_found",
+        "image",
+        [("image", what.to_string())],
+        format!("image {what}"),
+    )
 }
 
 /// Refuses changes to what the caller does not own: 404 for what they cannot see,
@@ -668,15 +675,22 @@ fn own_only(images: &[Image], caller: &Caller, raw: &str) -> Result<(), Error> {
         return Ok(());
     }
     if images.iter().any(|i| i.kind == "other") {
-        return Err(Error::Forbidden(format!(
-            "image {raw} is not yours to change"
-        )));
+        return Err(Error::forbidden(
+            "not_yours",
+            [("image", raw.to_string())],
+            format!("image {raw} is not yours to change"),
+        ));
     }
-    Err(Error::Forbidden(format!(
-        "image {raw} belongs to {}; only its owner may change it",
-        images[0]
-            .owner
-            .as_deref()
-            .unwrap_or("nobody (it is public)")
-    )))
+    match images[0].owner.as_deref() {
+        Some(owner) => Err(Error::forbidden(
+            "owned_by",
+            [("image", raw.to_string()), ("owner", owner.to_string())],
+            format!("image {raw} belongs to {owner}; only its owner may change it"),
+        )),
+        None => Err(Error::forbidden(
+            "public",
+            [("image", raw.to_string())],
+            format!("image {raw} belongs to nobody (it is public); only its owner may change it"),
+        )),
+    }
 }

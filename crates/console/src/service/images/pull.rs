@@ -45,17 +45,28 @@ impl Images {
         let registry = image.registry();
         if let Some(allowed) = self.config.allowed_registries() {
             if !allowed.contains(&registry) {
-                return Err(Error::Forbidden(format!(
-                    "pulls from {registry} are not allowed here; allowed: {}",
-                    allowed.join(", ")
-                )));
+                return Err(Error::forbidden(
+                    "registry_not_allowed",
+                    [
+                        ("registry", registry.to_string()),
+                        ("allowed", allowed.join(", ")),
+                    ],
+                    format!(
+                        "pulls from {registry} are not allowed here; allowed: {}",
+                        allowed.join(", ")
+                    ),
+                ));
             }
         }
         if self.built_here(&image) {
-            return Err(Error::Forbidden(format!(
-                "{}/... holds the images built here; pull into another name",
-                self.config.image_prefix
-            )));
+            return Err(Error::forbidden(
+                "built_here",
+                [("prefix", self.config.image_prefix.to_string())],
+                format!(
+                    "{}/... holds the images built here; pull into another name",
+                    self.config.image_prefix
+                ),
+            ));
         }
         self.check_egress(&image).await?;
         let auth = self.registry_auth(registry);
@@ -67,9 +78,12 @@ impl Images {
                 .pull(&image, auth.clone())
                 .await
                 .map_err(|e| match e {
-                    BackendError::Policy(m) => Error::Forbidden(m),
+                    BackendError::Policy(m) => Error::forbidden("policy", [("why", m.clone())], m),
                     BackendError::Unavailable(_) => e.into(),
-                    other => Error::Conflict(pull_failure_text(&image, other)),
+                    other => {
+                        let why = pull_failure_text(&image, other);
+                        Error::conflict("pull_failed", [("why", why.clone())], why)
+                    }
                 })?;
             let pulled = image.clone();
             let progress = progress
@@ -98,10 +112,14 @@ impl Images {
     /// the hosts that have it cannot take the container now.
     pub(crate) async fn pull_quietly(&self, host: &Host, image: &ImageRef) -> Result<(), Error> {
         if self.built_here(image) {
-            return Err(Error::Unavailable(format!(
-                "{image} was built here and is not on {}, and the hosts that have it cannot take a container now; try again later",
-                host.id
-            )));
+            return Err(Error::unavailable(
+                "built_elsewhere",
+                [("image", image.to_string()), ("host", host.id.to_string())],
+                format!(
+                    "{image} was built here and is not on {}, and the hosts that have it cannot take a container now; try again later",
+                    host.id
+                ),
+            ));
         }
         self.check_egress(image).await?;
         tracing::info!(host = %host.id, %image, "pulling the image before a container starts from it");
@@ -111,11 +129,12 @@ impl Images {
             .await?;
         while let Some(step) = progress.next().await {
             step.map_err(|e| {
-                Error::Unavailable(format!(
-                    "{} (onto host {})",
-                    pull_failure_text(image, e),
-                    host.id
-                ))
+                let why = pull_failure_text(image, e);
+                Error::unavailable(
+                    "pull_onto",
+                    [("why", why.clone()), ("host", host.id.to_string())],
+                    format!("{why} (onto host {})", host.id),
+                )
             })?;
         }
         self.scan_pulled(host, image).await
@@ -129,21 +148,22 @@ impl Images {
         let registry = image.registry();
         match self.config.docker.egress_rule().check_pull(image.as_str()).await {
             Ok(()) => Ok(()),
-            Err(EgressError::Forbidden { reason, .. }) => Err(Error::Forbidden(format!(
-                "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
-            ))),
+            Err(EgressError::Forbidden { reason, .. }) => Err(Error::forbidden(
+                "egress",
+                [("registry", registry.to_string()), ("why", reason.to_string())],
+                format!(
+                    "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
+                ),
+            )),
             Err(EgressError::Unresolvable(_)) => Err(Error::broke(
                 "image",
                 "unresolvable",
                 [("registry", registry.to_string())],
                 format!("the registry {registry} could not be reached: its name does not resolve. This server may have no connection to the internet; use an image that is already here, or ask an administrator"),
             )),
-            Err(EgressError::Invalid(m)) => Err(Error::Invalid {
-rule: None,
-                code: "invalid_input",
-                message: m,
-                field: Some("image"),
-            }),
+            Err(EgressError::Invalid(m)) => {
+                Err(Error::broke("image", "egress_invalid", [("why", m.clone())], m))
+            }
         }
     }
 
@@ -166,12 +186,13 @@ rule: None,
             None | Some("") | Some("all") => Ok(self.hosts.answering()?),
             Some(id) => {
                 let Some(h) = self.hosts.get(id) else {
-                    return Err(Error::Invalid {
-                        rule: None,
-                        code: "invalid_input",
-                        message: format!("there is no host {id:?}; leave it out for every host"),
-                        field: Some("host"),
-                    });
+                    let value: String = id.chars().take(64).collect();
+                    return Err(Error::broke(
+                        "host",
+                        "unknown",
+                        [("value", value.clone())],
+                        format!("there is no host {value:?}; leave it out for every host"),
+                    ));
                 };
                 self.hosts.reach(id)?;
                 Ok(vec![h.clone()])
