@@ -162,6 +162,8 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    // A /18 of networks per agent and for the direct creates: 1,024 students at most.
+    assert!(n <= 1024, "at most 1024 students");
     tokio::task::spawn_blocking(wm_testkit::ensure_test_image)
         .await
         .unwrap();
@@ -195,7 +197,7 @@ async fn main() {
                 ("WM_PUBLISH_ADDRESS", "127.0.0.1".into()),
                 (
                     "WM_NETWORK_POOL",
-                    format!("10.{}.{}.0/20", 214 + k, third & 0xf0),
+                    format!("10.{}.{}.0/18", 214 + k, third & 0xc0),
                 ),
                 ("WM_NETWORK_PREFIX", "28".into()),
             ],
@@ -315,10 +317,10 @@ async fn main() {
     let direct = join_all((0..n).map(|i| {
         let docker = docker.clone();
         let instance = direct_instance.clone();
-        // A /28 each from a /20 of its own, and a port each from a range of its own.
+        // A /28 each from a /18 of its own, and a port each from a range of its own.
         let subnet = format!(
             "10.216.{}.{}/28",
-            (third & 0xf0) + (i / 16) as u8,
+            (third & 0xc0) + (i / 16) as u8,
             (i % 16) * 16
         );
         async move {
