@@ -550,14 +550,18 @@ impl Store {
         } else {
             url.to_string()
         };
+        // SQLite takes one writer at a time and makes the others wait by polling its lock
+        // with sleeps of up to 100 ms (the busy timeout): under concurrent writes a login
+        // or a create waited tens of milliseconds for nothing. With one connection the
+        // console's queries queue in order in-process instead; each is short.
         let pool = AnyPoolOptions::new()
-            .max_connections(if is_sqlite { 4 } else { 10 })
+            .max_connections(if is_sqlite { 1 } else { 10 })
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
-                        // WAL lets readers go on while one request writes; the busy
-                        // timeout queues writers instead of failing them.
+                        // WAL lets other processes (a backup) read while the console
+                        // writes; the busy timeout makes them wait instead of failing.
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
                             .await?;
                     }
