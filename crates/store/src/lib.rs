@@ -1421,24 +1421,28 @@ impl Store {
 
     // --- storage ------------------------------------------------------------------------------
 
-    /// Records what a user's storage on a host measured.
+    /// Records what a user's storage measured at `at` on each host of `measured`
+    /// (`(host, bytes)`), in one transaction: one commit for all the hosts.
     pub async fn set_storage_usage(
         &self,
         owner: &str,
-        host: &str,
-        bytes: i64,
+        measured: &[(&str, i64)],
         at: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO storage_usage (owner, host, bytes, measured_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (owner, host) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
-        )
-        .bind(owner)
-        .bind(host)
-        .bind(bytes)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        for (host, bytes) in measured {
+            sqlx::query(
+                "INSERT INTO storage_usage (owner, host, bytes, measured_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (owner, host) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
+            )
+            .bind(owner)
+            .bind(*host)
+            .bind(*bytes)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
