@@ -144,6 +144,7 @@ impl OnHosts {
             if !present.contains(&host.id) {
                 self.images.pull_quietly(&host, &image).await?;
             }
+            let _turn = host.create_turn().await;
             Ok::<_, Error>(host.backend.create(&spec).await?)
         };
         match created.await {
