@@ -218,6 +218,9 @@ async fn main() {
             ("WM_ADMIN_PASSWORD", PASSWORD.into()),
             ("WM_DATA_DIR", data.path().display().to_string()),
             ("WM_LOGIN_RATE_LIMIT", "0".into()),
+            // Both agents are this one machine: a class of 1,000 at the default limit
+            // (512 MiB) commits 500 GiB, which placement allows only this far over.
+            ("WM_MEMORY_OVERCOMMIT", "16".into()),
         ],
     );
     let base = format!("http://127.0.0.1:{console_port}");
