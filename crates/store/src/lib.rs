@@ -552,8 +552,9 @@ impl Store {
         };
         // SQLite takes one writer at a time and makes the others wait by polling its lock
         // with sleeps of up to 100 ms (the busy timeout): under concurrent writes a login
-        // or a create waited tens of milliseconds for nothing. With one connection the
-        // console's queries queue in order in-process instead; each is short.
+        // or a create waited up to seconds for nothing. With one connection the console's
+        // queries queue in order in-process instead; each is short, since a commit does
+        // not wait for the disk (below).
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 1 } else { 10 })
             .acquire_timeout(Duration::from_secs(10))
@@ -562,7 +563,10 @@ impl Store {
                     if is_sqlite {
                         // WAL lets other processes (a backup) read while the console
                         // writes; the busy timeout makes them wait instead of failing.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        // With WAL, synchronous = NORMAL commits without waiting for the
+                        // disk (it syncs at checkpoints): the database stays whole after
+                        // any crash, and a power cut can undo the last commits.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
                             .await?;
                     }
                     Ok(())
