@@ -1,7 +1,7 @@
 //! The console's side: a [`ContainerBackend`] that is an agent on another host.
 
 use crate::protocol::{
-    BuildQuery, DirQuery, ErrorBody, Line, PathQuery, PullRequest, RefQuery, TailQuery,
+    BuildQuery, DirQuery, ErrorBody, Line, ListQuery, PathQuery, PullRequest, RefQuery, TailQuery,
     TerminalQuery,
 };
 use async_trait::async_trait;
@@ -391,6 +391,17 @@ impl ContainerBackend for RemoteBackend {
             .await
     }
 
+    async fn list_of(&self, owner: &UserName) -> Result<Vec<ContainerState>, BackendError> {
+        let req = self
+            .t
+            .http
+            .get(self.t.url("/containers"))
+            .query(&ListQuery {
+                owner: Some(owner.to_string()),
+            });
+        self.t.json(req, self.t.timeout).await
+    }
+
     async fn exec(
         &self,
         name: &ContainerKey,
@@ -737,6 +748,15 @@ mod tests {
         assert_eq!(made.gpus, [a100, "card0"]);
         let listed = client.list().await.unwrap();
         assert_eq!(listed[0].gpus, [a100, "card0"]);
+        // One owner's list carries theirs only.
+        let mine = client.list_of(&owner).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(
+            (mine[0].owner.as_str(), mine[0].id.as_str()),
+            ("alice", listed[0].id.as_str())
+        );
+        let bob = UserName::parse("bob").unwrap();
+        assert!(client.list_of(&bob).await.unwrap().is_empty());
         // The refusals arrive as the host's own errors.
         match client.create(&spec("again", &[a100])).await {
             Err(BackendError::Exhausted(m)) => assert!(m.contains("in use by 1 container"), "{m}"),

@@ -15,11 +15,15 @@
 //!   `{"err": BackendError}` per line; downloads and uploads are raw byte streams.
 //! - A host with libvirt lends virtual machines through the same agent ([`vm`]).
 //! - Optionally HTTPS, and optionally mutual TLS ([`tls`]).
+//! - For benchmarks and tests only (feature `simulated`): `simulated::SimulatedAgent`, the
+//!   real routes in front of an in-memory host.
 
 pub mod client;
 pub mod kube;
 pub mod protocol;
 pub mod server;
+#[cfg(feature = "simulated")]
+pub mod simulated;
 pub mod tls;
 pub mod vm;
 

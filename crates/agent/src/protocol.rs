@@ -31,6 +31,13 @@ pub fn status_of(e: &BackendError) -> u16 {
     }
 }
 
+/// The query of a container listing: one owner's only, when given (an agent that does
+/// not know it answers every container, which the console filters alike).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub owner: Option<String>,
+}
+
 /// The query of calls that name an image or a directory.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RefQuery {

@@ -4,8 +4,8 @@
 //! carry their labels, so an agent can be restarted at any time.
 
 use crate::protocol::{
-    status_of, BuildQuery, DirQuery, ErrorBody, Health, Line, PathQuery, PullRequest, RefQuery,
-    TailQuery, TerminalQuery,
+    status_of, BuildQuery, DirQuery, ErrorBody, Health, Line, ListQuery, PathQuery, PullRequest,
+    RefQuery, TailQuery, TerminalQuery,
 };
 use crate::vm::{self, VmAgent};
 use axum::body::Body;
@@ -217,8 +217,14 @@ async fn create(
     Ok(Json(a.backend.create(&spec).await?))
 }
 
-async fn list(State(a): Shared) -> Answer<Vec<wm_backend::ContainerState>> {
-    Ok(Json(a.backend.list().await?))
+async fn list(
+    State(a): Shared,
+    Query(q): Query<ListQuery>,
+) -> Answer<Vec<wm_backend::ContainerState>> {
+    Ok(Json(match q.owner {
+        Some(o) => a.backend.list_of(&owner(&o)?).await?,
+        None => a.backend.list().await?,
+    }))
 }
 
 async fn inspect(

@@ -427,6 +427,13 @@ pub trait ContainerBackend: Send + Sync {
     async fn activity(&self, name: &ContainerKey) -> Result<Activity, BackendError>;
     /// Every container of this installation on the host.
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError>;
+    /// The containers of one owner on the host: what [`list`](Self::list) answers for
+    /// them, without the others' (one student's list need not carry the whole host's).
+    async fn list_of(&self, owner: &UserName) -> Result<Vec<ContainerState>, BackendError> {
+        let mut all = self.list().await?;
+        all.retain(|c| c.owner == owner.as_str());
+        Ok(all)
+    }
     async fn exec(
         &self,
         name: &ContainerKey,

@@ -721,75 +721,31 @@ impl DockerEngine {
         held
     }
 
+    /// The lent containers of this installation on the engine (of `owner` only, when
+    /// given), with their memory limits.
+    async fn lent(
+        &self,
+        docker: &Docker,
+        owner: Option<&UserName>,
+    ) -> Result<Vec<(ContainerState, i64)>, BackendError> {
+        let mut filter = vec![
+            format!("{}=true", labels::MANAGED),
+            format!("{}={}", labels::INSTANCE, self.settings.instance),
+        ];
+        if let Some(o) = owner {
+            filter.push(format!("{}={o}", labels::OWNER));
+        }
+        let found = self.labelled(docker, filter).await?;
+        Ok(found.into_iter().filter(is_lent).map(lent_state).collect())
+    }
+
     /// Every lent container of this installation on the engine, with its memory limit;
     /// rebuilds the port pool from what it finds.
     async fn scan(&self) -> Result<Vec<(ContainerState, i64)>, BackendError> {
         let docker = self.docker().await?;
         let began = self.ports.begin_scan();
         let gpus_began = self.gpu_pool.begin_scan();
-        let found = self
-            .labelled(
-                &docker,
-                vec![
-                    format!("{}=true", labels::MANAGED),
-                    format!("{}={}", labels::INSTANCE, self.settings.instance),
-                ],
-            )
-            .await?;
-        let ours = found
-            .into_iter()
-            .filter(is_lent)
-            .map(|c| {
-                let labels = c.labels.unwrap_or_default();
-                let memory = labels
-                    .get(labels::MEMORY)
-                    .and_then(|m| m.parse().ok())
-                    .unwrap_or(0);
-                // Containers made before the label existed: what the engine publishes.
-                let ports = match labels.get(labels::PORTS) {
-                    Some(l) => ports_from_label(l),
-                    None => c
-                        .ports
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|p| {
-                            Some(PortBinding {
-                                guest: GuestPort::new(p.private_port.into()).ok()?,
-                                host: p.public_port?,
-                            })
-                        })
-                        .collect(),
-                };
-                let state = ContainerState {
-                    id: c.id.unwrap_or_default(),
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
-                    owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
-                    short_name: labels.get(labels::NAME).cloned().unwrap_or_default(),
-                    image: c.image.unwrap_or_default(),
-                    state: match c.state.as_deref() {
-                        Some("created") => ContainerStatus::Created,
-                        Some("running") => ContainerStatus::Running,
-                        Some("paused") => ContainerStatus::Paused,
-                        Some("restarting") => ContainerStatus::Restarting,
-                        Some("exited") => ContainerStatus::Exited,
-                        _ => ContainerStatus::Dead,
-                    },
-                    ports,
-                    env: Vec::new(),
-                    created_at: c.created.unwrap_or_default(),
-                    gpus: labels
-                        .get(labels::GPUS)
-                        .map(|l| gpus::from_label(l))
-                        .unwrap_or_default(),
-                };
-                (state, memory)
-            })
-            .collect::<Vec<_>>();
+        let ours = self.lent(&docker, None).await?;
         self.ports.rebuild(
             began,
             ours.iter()
@@ -1357,6 +1313,12 @@ impl ContainerBackend for DockerEngine {
 
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
         Ok(self.scan().await?.into_iter().map(|(c, _)| c).collect())
+    }
+
+    async fn list_of(&self, owner: &UserName) -> Result<Vec<ContainerState>, BackendError> {
+        let docker = self.docker().await?;
+        let found = self.lent(&docker, Some(owner)).await?;
+        Ok(found.into_iter().map(|(c, _)| c).collect())
     }
 
     async fn exec(
@@ -2302,6 +2264,58 @@ impl DockerEngine {
 }
 
 /// Whether a container of ours is one lent to a user: a CI runner (it has a kind) is not.
+/// A lent container as the engine lists it, with its memory limit.
+fn lent_state(c: bollard::models::ContainerSummary) -> (ContainerState, i64) {
+    let labels = c.labels.unwrap_or_default();
+    let memory = labels
+        .get(labels::MEMORY)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    // Containers made before the label existed: what the engine publishes.
+    let ports = match labels.get(labels::PORTS) {
+        Some(l) => ports_from_label(l),
+        None => c
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                Some(PortBinding {
+                    guest: GuestPort::new(p.private_port.into()).ok()?,
+                    host: p.public_port?,
+                })
+            })
+            .collect(),
+    };
+    let state = ContainerState {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+        short_name: labels.get(labels::NAME).cloned().unwrap_or_default(),
+        image: c.image.unwrap_or_default(),
+        state: match c.state.as_deref() {
+            Some("created") => ContainerStatus::Created,
+            Some("running") => ContainerStatus::Running,
+            Some("paused") => ContainerStatus::Paused,
+            Some("restarting") => ContainerStatus::Restarting,
+            Some("exited") => ContainerStatus::Exited,
+            _ => ContainerStatus::Dead,
+        },
+        ports,
+        env: Vec::new(),
+        created_at: c.created.unwrap_or_default(),
+        gpus: labels
+            .get(labels::GPUS)
+            .map(|l| gpus::from_label(l))
+            .unwrap_or_default(),
+    };
+    (state, memory)
+}
+
 fn is_lent(c: &bollard::models::ContainerSummary) -> bool {
     c.labels
         .as_ref()

@@ -561,15 +561,23 @@ impl Store {
         } else {
             url.to_string()
         };
+        // SQLite takes one writer at a time and makes the others wait by polling its lock
+        // with sleeps of up to 100 ms (the busy timeout): under concurrent writes a login
+        // or a create waited up to seconds for nothing. With one connection the console's
+        // queries queue in order in-process instead; each is short, since a commit does
+        // not wait for the disk (below).
         let pool = AnyPoolOptions::new()
-            .max_connections(if is_sqlite { 4 } else { 10 })
+            .max_connections(if is_sqlite { 1 } else { 10 })
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
-                        // WAL lets readers go on while one request writes; the busy
-                        // timeout queues writers instead of failing them.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        // WAL lets other processes (a backup) read while the console
+                        // writes; the busy timeout makes them wait instead of failing.
+                        // With WAL, synchronous = NORMAL commits without waiting for the
+                        // disk (it syncs at checkpoints): the database stays whole after
+                        // any crash, and a power cut can undo the last commits.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
                             .await?;
                     }
                     Ok(())
@@ -1441,24 +1449,28 @@ impl Store {
 
     // --- storage ------------------------------------------------------------------------------
 
-    /// Records what a user's storage on a host measured.
+    /// Records what a user's storage measured at `at` on each host of `measured`
+    /// (`(host, bytes)`), in one transaction: one commit for all the hosts.
     pub async fn set_storage_usage(
         &self,
         owner: &str,
-        host: &str,
-        bytes: i64,
+        measured: &[(&str, i64)],
         at: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO storage_usage (owner, host, bytes, measured_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (owner, host) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
-        )
-        .bind(owner)
-        .bind(host)
-        .bind(bytes)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        for (host, bytes) in measured {
+            sqlx::query(
+                "INSERT INTO storage_usage (owner, host, bytes, measured_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (owner, host) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
+            )
+            .bind(owner)
+            .bind(*host)
+            .bind(*bytes)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -1035,11 +1035,19 @@ async fn expiry_idleness_and_stop_reasons() {
 #[tokio::test]
 async fn storage_usage_is_kept_per_host_and_summed() {
     both(|s| async move {
-        s.set_storage_usage("alice", "h1", 100, 1).await.unwrap();
-        s.set_storage_usage("alice", "h2", 50, 2).await.unwrap();
-        // A new measurement replaces the old one.
-        s.set_storage_usage("alice", "h1", 300, 3).await.unwrap();
-        s.set_storage_usage("bob", "h1", 7, 3).await.unwrap();
+        s.set_storage_usage("alice", &[("h1", 100)], 1)
+            .await
+            .unwrap();
+        s.set_storage_usage("alice", &[("h2", 50)], 2)
+            .await
+            .unwrap();
+        // A new measurement replaces the old one; several hosts at once.
+        s.set_storage_usage("alice", &[("h1", 300)], 3)
+            .await
+            .unwrap();
+        s.set_storage_usage("bob", &[("h1", 7), ("h2", 9)], 3)
+            .await
+            .unwrap();
         assert_eq!(
             s.storage_usage("alice").await.unwrap(),
             vec![("h1".to_string(), 300, 3), ("h2".to_string(), 50, 2)]
@@ -1055,7 +1063,7 @@ async fn storage_usage_is_kept_per_host_and_summed() {
                 .unwrap()
                 .1
                 .storage_bytes,
-            7
+            16
         );
         s.delete_storage_usage("alice", "h1").await.unwrap();
         assert_eq!(s.usage(Some("alice")).await.unwrap()[0].1.storage_bytes, 50);

@@ -101,6 +101,9 @@ impl ContainerBackend for InstrumentedBackend {
     async fn list(&self) -> Result<Vec<ContainerState>, BackendError> {
         self.timed("list", self.inner.list()).await
     }
+    async fn list_of(&self, owner: &UserName) -> Result<Vec<ContainerState>, BackendError> {
+        self.timed("list_of", self.inner.list_of(owner)).await
+    }
     async fn exec(
         &self,
         name: &ContainerKey,

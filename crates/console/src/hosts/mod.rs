@@ -59,7 +59,15 @@ pub(crate) struct Host {
     /// Where users reach published ports when the host does not say.
     fallback_address: String,
     health: Arc<Gate<HostInfo>>,
+    /// Turns for creates on the host ([`CREATES_AT_ONCE`]).
+    creates: Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many containers are being created on one host at once; more creates wait
+/// their turn in the console. An engine works through a class starting at once one
+/// network and container at a time: sent all together, the last ones ran past the call
+/// timeout and the host was counted as down while it was only busy.
+const CREATES_AT_ONCE: usize = 8;
 
 impl Host {
     /// A host around `backend`, whose calls are timed into `metrics`.
@@ -75,7 +83,18 @@ impl Host {
             backend: Arc::new(InstrumentedBackend::new(backend, metrics, health.clone())),
             fallback_address,
             health,
+            creates: Arc::new(tokio::sync::Semaphore::new(CREATES_AT_ONCE)),
         }
+    }
+
+    /// Waits for a turn to create a container on the host; the turn ends when the answer
+    /// is dropped.
+    pub(crate) async fn create_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.creates
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// Whether calls may go to the host: up, or not checked yet.

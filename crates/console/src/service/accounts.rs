@@ -380,7 +380,9 @@ impl Accounts {
                     && verify_password(password, u.password_hash.clone()).await;
                 ok.then_some(u)
             }
-            (Some(n), _, Some(dir)) => Some(self.directory_login(dir, &n, &password).await?),
+            (Some(n), known, Some(dir)) => {
+                Some(self.directory_login(dir, &n, &password, known).await?)
+            }
             _ => {
                 // Same work as for a known name, so timing does not tell names apart.
                 verify_password(password, None).await;
@@ -390,12 +392,15 @@ impl Accounts {
         user.ok_or(Error::InvalidCredentials)
     }
 
-    /// Checks a login against the directory and records the person.
+    /// Checks a login against the directory and records the person (`known`: their
+    /// account as the store has it, which is not written again when the directory says the
+    /// same).
     async fn directory_login(
         &self,
         dir: &wm_ldap::Directory,
         name: &UserName,
         password: &str,
+        known: Option<User>,
     ) -> Result<User, Error> {
         use wm_ldap::DirectoryError;
         let outcome = dir.authenticate(name, password).await;
@@ -415,16 +420,26 @@ impl Accounts {
         )));
         match outcome {
             Ok(du) => {
-                let user = self
-                    .store
-                    .upsert_directory_user(
-                        &du.name,
-                        du.display_name.as_deref(),
-                        du.uid_number,
-                        du.role,
-                        now(),
-                    )
-                    .await?;
+                let unchanged = known.filter(|u| {
+                    u.source == UserSource::Ldap
+                        && u.display_name == du.display_name
+                        && u.uid_number == du.uid_number
+                        && u.role == du.role
+                });
+                let user = match unchanged {
+                    Some(u) => u,
+                    None => {
+                        self.store
+                            .upsert_directory_user(
+                                &du.name,
+                                du.display_name.as_deref(),
+                                du.uid_number,
+                                du.role,
+                                now(),
+                            )
+                            .await?
+                    }
+                };
                 // Courses enrolled by directory group follow the groups at each login.
                 self.store
                     .sync_group_courses(du.name.as_str(), &du.groups, now())

@@ -498,19 +498,19 @@ impl Quotas {
             stale.map(|h| async move { (h.id.clone(), h.backend.storage_usage(user).await) }),
         )
         .await;
-        for (host, bytes) in measured {
+        let mut figures = Vec::with_capacity(measured.len());
+        for (host, bytes) in &measured {
             match bytes {
-                Ok(b) => {
-                    if let Err(e) = self
-                        .store
-                        .set_storage_usage(user.as_str(), &host, b, t)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "a storage measurement cannot be recorded");
-                    }
-                }
+                Ok(b) => figures.push((host.as_str(), *b)),
                 Err(e) => tracing::warn!(host, error = %e, "a user's storage cannot be measured"),
             }
+        }
+        if let Err(e) = self
+            .store
+            .set_storage_usage(user.as_str(), &figures, t)
+            .await
+        {
+            tracing::warn!(error = %e, "the storage measurements cannot be recorded");
         }
     }
 

@@ -331,7 +331,7 @@ impl Storage {
             Ok(b) => {
                 if let Err(e) = self
                     .store
-                    .set_storage_usage(user.as_str(), &h.id, b, now())
+                    .set_storage_usage(user.as_str(), &[(&h.id, b)], now())
                     .await
                 {
                     tracing::warn!(error = %e, "a storage measurement cannot be recorded");

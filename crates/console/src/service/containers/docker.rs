@@ -11,6 +11,7 @@ use crate::service::images::Images;
 use crate::service::quotas::Admitted;
 use crate::service::Error;
 use crate::util::now;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use wm_backend::{
     BackendError, ByteStream, ContainerBackend, ContainerSpec, ContainerState, ExecRequest,
@@ -149,6 +150,7 @@ impl OnHosts {
             if !present.contains(&host.id) {
                 self.images.pull_quietly(&host, &image).await?;
             }
+            let _turn = host.create_turn().await;
             Ok::<_, Error>(host.backend.create(&spec).await?)
         };
         match created.await {
@@ -229,28 +231,50 @@ impl OnHosts {
             .collect();
         hosts.sort_unstable();
         hosts.dedup();
+        // One owner's containers (a user's own list): each host sends theirs only.
+        let owner = records
+            .first()
+            .map(|r| &r.owner)
+            .filter(|o| records.iter().all(|r| r.owner == **o));
         let lists = futures::future::join_all(hosts.iter().map(|id| async move {
-            let found = match self.hosts.reach(id) {
-                Ok(b) => b.list().await.ok(),
-                Err(_) => None,
+            let found = match (self.hosts.reach(id), owner) {
+                (Ok(b), Some(o)) => b.list_of(o).await.ok(),
+                (Ok(b), None) => b.list().await.ok(),
+                (Err(_), _) => None,
             };
-            (id.to_string(), found)
+            (*id, found)
         }))
         .await;
-        for r in records.iter_mut() {
-            if r.backend != Backend::Docker || r.status == ContainerStatus::Creating {
+        // What each answering host holds, by host, owner and short name.
+        let mut held: HashMap<(&str, &str, &str), ContainerStatus> = HashMap::new();
+        let answered: HashSet<&str> = lists
+            .iter()
+            .filter_map(|(h, found)| found.as_ref().map(|_| *h))
+            .collect();
+        for (host, found) in &lists {
+            for s in found.iter().flatten() {
+                held.insert((host, &s.owner, &s.short_name), s.state);
+            }
+        }
+        let mut changed = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            if r.backend != Backend::Docker
+                || r.status == ContainerStatus::Creating
+                || !answered.contains(r.host.as_str())
+            {
                 continue;
             }
-            let Some((_, Some(on_host))) = lists.iter().find(|(h, _)| *h == r.host) else {
-                continue;
-            };
-            let now = on_host
-                .iter()
-                .find(|s| s.owner == r.owner.as_str() && s.short_name == r.short_name.as_str())
-                .map_or(ContainerStatus::Gone, |s| s.state);
+            let now = held
+                .get(&(r.host.as_str(), r.owner.as_str(), r.short_name.as_str()))
+                .copied()
+                .unwrap_or(ContainerStatus::Gone);
             if now != r.status {
-                set_status(&self.store, r, now).await?;
+                changed.push((i, now));
             }
+        }
+        for (i, now) in changed {
+            let r = &mut records[i];
+            set_status(&self.store, r, now).await?;
         }
         Ok(())
     }
