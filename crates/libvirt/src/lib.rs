@@ -59,6 +59,8 @@ pub struct Libvirt {
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How many times a define tries other host ports when some are held by another program.
+const PORT_ATTEMPTS: usize = 8;
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::Unavailable(e.to_string())
@@ -150,6 +152,38 @@ impl Libvirt {
             }
         }
         Ok(())
+    }
+
+    /// `count` ports from the pool for the domain `name` that no other program holds now
+    /// (those found held are skipped for a while, as for containers).
+    fn lend_free(&self, name: &str, count: usize) -> Result<Vec<u16>, BackendError> {
+        let pool = &self.settings.ports;
+        for _ in 0..PORT_ATTEMPTS {
+            let ports = pool
+                .lend_kept(name, count)
+                .map_err(BackendError::Exhausted)?;
+            let held: Vec<u16> = ports
+                .iter()
+                .copied()
+                .filter(|p| {
+                    std::net::TcpListener::bind(format!("{}:{p}", self.settings.publish_address))
+                        .is_err()
+                })
+                .collect();
+            if held.is_empty() {
+                return Ok(ports);
+            }
+            tracing::info!(
+                domain = name,
+                ?held,
+                "host ports held by another program; trying others"
+            );
+            pool.release(name);
+            pool.mark_busy(&held);
+        }
+        Err(BackendError::Unavailable(
+            "could not find free host ports; try again".into(),
+        ))
     }
 
     /// The VM's disk and domain, with these forwards; on failure nothing is left.
@@ -265,10 +299,7 @@ impl VmBackend for Libvirt {
         }
         let name = self.domain(&spec.key);
         let forwards: Vec<Forward> = self
-            .settings
-            .ports
-            .lend_kept(&name, spec.ports.len())
-            .map_err(BackendError::Exhausted)?
+            .lend_free(&name, spec.ports.len())?
             .into_iter()
             .zip(&spec.ports)
             .map(|(host, guest)| Forward {
