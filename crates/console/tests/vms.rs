@@ -16,7 +16,6 @@ use common::{eventually, TestApp};
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::path::Path;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 
 async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
@@ -48,25 +47,6 @@ async fn text(app: &TestApp, path: &str, token: &str) -> (StatusCode, String) {
         .await
         .unwrap();
     (resp.status(), resp.text().await.unwrap())
-}
-
-/// `qemu-img create` in a temporary directory; the image's bytes.
-fn qemu_img_create(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let file = dir.join("made.img");
-    let out = std::process::Command::new("qemu-img")
-        .arg("create")
-        .arg("-q")
-        .args(args)
-        .arg(&file)
-        .arg("16M")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(&file).unwrap()
 }
 
 #[tokio::test]
@@ -255,10 +235,11 @@ async fn images_that_name_host_files_are_refused() {
     let (_, token) = app.student().await;
     let dir = tempfile::tempdir().unwrap();
     // A qcow2 whose backing file is a host file: the guest would read /etc/passwd.
-    let backed = qemu_img_create(
+    let backed = std::fs::read(common::vm::qemu_img_create(
         dir.path(),
         &["-f", "qcow2", "-F", "raw", "-b", "/etc/passwd"],
-    );
+    ))
+    .unwrap();
     let (status, body) = upload(&app, &token, "backed", backed).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "invalid_image");
@@ -271,7 +252,7 @@ async fn images_that_name_host_files_are_refused() {
     );
     // A qcow2 whose data lives in an external file.
     let data_file = dir.path().join("data.raw");
-    let external = qemu_img_create(
+    let external = std::fs::read(common::vm::qemu_img_create(
         dir.path(),
         &[
             "-f",
@@ -279,7 +260,8 @@ async fn images_that_name_host_files_are_refused() {
             "-o",
             &format!("data_file={}", data_file.display()),
         ],
-    );
+    ))
+    .unwrap();
     let (status, body) = upload(&app, &token, "external", external).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
@@ -313,7 +295,7 @@ async fn bad_input_is_refused_with_a_reason_and_changes_nothing() {
 
     let (status, body) = upload(&app, &token, "Bad_Name", raw.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let vmdk = qemu_img_create(dir.path(), &["-f", "vmdk"]);
+    let vmdk = std::fs::read(common::vm::qemu_img_create(dir.path(), &["-f", "vmdk"])).unwrap();
     let (status, body) = upload(&app, &token, "vmdk", vmdk).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(

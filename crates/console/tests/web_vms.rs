@@ -8,7 +8,7 @@
 mod common;
 
 use common::browser::{page_token, shot, wait_for_url};
-use common::vm::spawn_vm_app;
+use common::vm::{qemu_img_create, spawn_vm_app};
 use common::*;
 use reqwest::header::COOKIE;
 use reqwest::StatusCode;
@@ -16,25 +16,6 @@ use wm_testkit::browser::Browser;
 
 const EN: &str = "en-US,en";
 const JA: &str = "ja,en;q=0.5";
-
-/// `qemu-img create` into `dir/name`; its path.
-fn qemu_img(dir: &std::path::Path, name: &str, args: &[&str]) -> String {
-    let file = dir.join(name);
-    let out = std::process::Command::new("qemu-img")
-        .arg("create")
-        .arg("-q")
-        .args(args)
-        .arg(&file)
-        .arg("16M")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    file.display().to_string()
-}
 
 /// The status of the page the browser shows, as the server answered it.
 async fn page_status(b: &Browser) -> u64 {
@@ -50,12 +31,15 @@ async fn a_student_uploads_an_image_and_defines_and_deletes_a_vm_in_the_browser(
         return;
     };
     let files = tempfile::tempdir().unwrap();
-    let good = qemu_img(files.path(), "good.qcow2", &["-f", "qcow2"]);
-    let bad = qemu_img(
+    let good = qemu_img_create(files.path(), &["-f", "qcow2"])
+        .display()
+        .to_string();
+    let bad = qemu_img_create(
         files.path(),
-        "bad.qcow2",
         &["-f", "qcow2", "-F", "raw", "-b", "/etc/passwd"],
-    );
+    )
+    .display()
+    .to_string();
     let (alice, _) = app.student().await;
     let (bob, _) = app.student().await;
     for (lang, accept, refused_word) in [

@@ -55,3 +55,22 @@ pub async fn spawn_vm_app(image_max_bytes: Option<u64>) -> Option<VmApp> {
     let app = spawn_with(config, data).await;
     Some(VmApp { app, storage })
 }
+
+/// `qemu-img create` of 16 MiB into `dir` with `args`; the image's path.
+pub fn qemu_img_create(dir: &Path, args: &[&str]) -> PathBuf {
+    let file = dir.join(format!("made-{}.img", args.join("").replace('/', "_")));
+    let out = std::process::Command::new("qemu-img")
+        .arg("create")
+        .arg("-q")
+        .args(args)
+        .arg(&file)
+        .arg("16M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
