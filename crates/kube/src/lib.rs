@@ -98,7 +98,9 @@ impl Kube {
     /// Reads the cluster access (kubeconfig file, or in-cluster / inferred) without
     /// contacting the cluster, so the console starts while Kubernetes is down.
     pub async fn new(settings: KubeSettings) -> Result<Self, BackendError> {
-        settings.validate().map_err(|m| BackendError::Policy(m.into()))?;
+        settings
+            .validate()
+            .map_err(|m| BackendError::Policy(m.into()))?;
         let options = KubeConfigOptions {
             context: settings.context.clone(),
             ..Default::default()
@@ -150,7 +152,9 @@ impl Kube {
 
     /// As [`Kube::new`], with the cluster access given directly.
     pub fn with_config(settings: KubeSettings, mut config: Config) -> Result<Self, BackendError> {
-        settings.validate().map_err(|m| BackendError::Policy(m.into()))?;
+        settings
+            .validate()
+            .map_err(|m| BackendError::Policy(m.into()))?;
         let call = Duration::from_secs(settings.call_timeout_secs);
         config.connect_timeout = Some(Duration::from_secs(settings.connect_timeout_secs));
         config.read_timeout = Some(call);

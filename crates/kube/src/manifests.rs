@@ -426,7 +426,9 @@ pub fn render_manifests(
     role: Role,
     container: Option<&KubeContainerSpec>,
 ) -> Result<String, BackendError> {
-    settings.validate().map_err(|m| BackendError::Policy(m.into()))?;
+    settings
+        .validate()
+        .map_err(|m| BackendError::Policy(m.into()))?;
     let courses = container.map_or(&[][..], |c| c.courses.as_slice());
     let mut objects = user_objects(settings, user, role, courses)?;
     if let Some(spec) = container {

@@ -574,6 +574,15 @@ mod tests {
         let missing =
             regex::Regex::new(r#"Error::missing\(\s*"([a-z_]+)",\s*"([a-z_]+)""#).unwrap();
         let not_found = regex::Regex::new(r#"Error::not_found\(\s*"([a-z_]+)"\)"#).unwrap();
+        // A backend's sentence said by a generic saying when its key is unknown.
+        let refused_by_backend = regex::Regex::new(
+            r#"Error::refused_by_backend\(\s*"([a-z_]+)",\s*(None|Some\("([a-z_]+)"\)),\s*"([a-z_]+)""#,
+        )
+        .unwrap();
+        let by_backend = regex::Regex::new(
+            r#"Error::(conflict|unavailable)_by_backend\(\s*&[a-z_.]+,\s*"([a-z_]+)""#,
+        )
+        .unwrap();
         let code_of = |f: &str| match f {
             "forbidden" => "forbidden",
             "conflict" => "conflict",
@@ -611,6 +620,12 @@ mod tests {
             }
             for c in not_found.captures_iter(&text) {
                 check("not_found", "", &c[1]);
+            }
+            for c in refused_by_backend.captures_iter(&text) {
+                check(&c[1], c.get(3).map_or("", |m| m.as_str()), &c[4]);
+            }
+            for c in by_backend.captures_iter(&text) {
+                check(&c[1], "", &c[2]);
             }
         }
         assert!(
