@@ -2136,6 +2136,33 @@ mod tests {
         assert_eq!(Lang::En.explain(&e), None);
     }
 
+    /// A host's own sentence is said by its key, wholly in Japanese; one whose reason this
+    /// console does not know (a newer agent's), or without a key (an older agent's), is
+    /// said by its code's generic sentence with the host's English in it.
+    #[test]
+    fn a_hosts_sentence_is_said_by_its_key_or_else_generically() {
+        use wm_backend::{why, BackendError, Why};
+        let e = crate::service::Error::from(BackendError::Policy(why::no_gpu("3", &["0", "1"])));
+        assert_eq!(e.code(), "policy");
+        assert_eq!(e.to_string(), "this host has no GPU \"3\" (its GPUs: 0, 1)");
+        assert_eq!(
+            Lang::Ja.explain(&e).as_deref(),
+            Some("このホストに GPU「3」はありません（このホストの GPU: 0, 1）。そのどれかを指定してください。")
+        );
+        let unknown = Why::new("from_a_newer_agent", [("gpu", "3".into())], "no GPU 3 here");
+        for why in [unknown, Why::from("no GPU 3 here")] {
+            let e = crate::service::Error::from(BackendError::Policy(why));
+            assert_eq!(e.code(), "policy");
+            assert_eq!(
+                Lang::Ja.explain(&e).as_deref(),
+                Some("このサーバーの規則で許可されていません（no GPU 3 here）。")
+            );
+        }
+        // Known under another code only: said generically here too.
+        let e = crate::service::Error::from(BackendError::Exhausted(why::memory_limit(5)));
+        assert_eq!(e.said().unwrap().1.reason, "exhausted");
+    }
+
     /// A failed Kubernetes container reads as failed in Japanese and is styled as an error.
     #[test]
     fn failed_and_dead_are_errors_and_running_is_ok() {
