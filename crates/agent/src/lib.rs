@@ -12,7 +12,7 @@
 //!   status and `{"error": BackendError}`, so the console gets back the very error the
 //!   host gave: a sentence for the user travels as a [`wm_backend::Why`],
 //!   `{"reason", "params", "text"}`, which the console says in the user's language by its
-//!   key; a plain string there (an older agent's) reads as a sentence without a key.
+//!   key; a sentence without a key is a plain string, as agents of older versions send.
 //! - Long operations (pulls, builds, image events) are NDJSON, one `{"ok": ...}` or
 //!   `{"err": BackendError}` per line; downloads and uploads are raw byte streams.
 //! - A host with libvirt lends virtual machines through the same agent ([`vm`]).

@@ -101,8 +101,9 @@ mod tests {
     use super::*;
     use wm_backend::Why;
 
-    /// A keyed sentence crosses with its key, and a console reads an older agent's error,
-    /// whose sentence is a plain string, as a sentence without a key.
+    /// A keyed sentence crosses with its key; one without a key crosses as a plain string,
+    /// which is what an older agent sends (read as a sentence without a key) and what an
+    /// older console reads.
     #[test]
     fn errors_cross_with_their_key_and_old_agents_are_read() {
         let keyed = BackendError::Policy(Why::new(
@@ -126,6 +127,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let unkeyed = BackendError::Refused("no".into());
+        assert_eq!(
+            serde_json::to_string(&Line::<u8>::Err(unkeyed)).unwrap(),
+            r#"{"err":{"Refused":"no"}}"#
+        );
         let line: Line<u8> = serde_json::from_str(r#"{"err":{"Refused":"no"}}"#).unwrap();
         assert!(matches!(line, Line::Err(BackendError::Refused(w)) if w.text == "no"));
     }

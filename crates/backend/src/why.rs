@@ -11,10 +11,10 @@ use std::borrow::Cow;
 /// engine's text, a system error) has no key: `reason` is empty.
 ///
 /// It reads as its text (`Display`, and `Deref` to `str` for matching an engine's words).
-/// On the wire it is `{"reason", "params", "text"}`; a plain string (what an agent of an
-/// older version sends) reads as a sentence without a key.
+/// On the wire a keyed one is `{"reason", "params", "text"}`, one without a key its text
+/// alone: what agents of older versions send, and what older consoles read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "WireWhy")]
+#[serde(from = "WireWhy", into = "WireWhy")]
 pub struct Why {
     pub reason: Cow<'static, str>,
     pub params: Vec<(Cow<'static, str>, String)>,
@@ -73,8 +73,8 @@ impl std::ops::Deref for Why {
     }
 }
 
-/// What a [`Why`] is read from: the keyed struct, or the plain string of an older agent.
-#[derive(Deserialize)]
+/// How a [`Why`] travels: the keyed struct, or its text alone.
+#[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum WireWhy {
     Text(String),
@@ -84,6 +84,20 @@ enum WireWhy {
         params: Vec<(Cow<'static, str>, String)>,
         text: String,
     },
+}
+
+impl From<Why> for WireWhy {
+    fn from(w: Why) -> Self {
+        if w.is_keyed() {
+            WireWhy::Keyed {
+                reason: w.reason,
+                params: w.params,
+                text: w.text,
+            }
+        } else {
+            WireWhy::Text(w.text)
+        }
+    }
 }
 
 impl From<WireWhy> for Why {
