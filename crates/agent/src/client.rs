@@ -17,6 +17,7 @@ use wm_backend::{
     Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, HostInfo, ImageInfo, ProgressStream, RegistryAuth,
     RunnerSpec, RunnerState, StoragePath, Terminal, TerminalInput, TerminalOutput, TerminalRequest,
+    Why,
 };
 use wm_domain::{ContainerKey, ImageRef, UserName};
 
@@ -146,14 +147,21 @@ impl Transport {
     }
 
     pub(crate) fn unreachable(&self, e: &reqwest::Error) -> BackendError {
-        let why = if e.is_timeout() {
-            "did not answer in time".to_string()
+        BackendError::Unavailable(if e.is_timeout() {
+            Why::new(
+                "agent_timeout",
+                [("host", self.id.clone())],
+                format!("host {}: its agent did not answer in time", self.id),
+            )
         } else if e.is_connect() {
-            "cannot be reached".to_string()
+            Why::new(
+                "agent_unreachable",
+                [("host", self.id.clone())],
+                format!("host {}: its agent cannot be reached", self.id),
+            )
         } else {
-            format!("failed: {e}")
-        };
-        BackendError::Unavailable(format!("host {}: its agent {why}", self.id))
+            format!("host {}: its agent failed: {e}", self.id).into()
+        })
     }
 
     /// Sends with the token; a failed answer becomes the host's own error.
@@ -172,9 +180,13 @@ impl Transport {
             return Ok(resp);
         }
         if status == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(BackendError::Unavailable(format!(
-                "host {}: its agent refused the console's agent token",
-                self.id
+            return Err(BackendError::Unavailable(Why::new(
+                "agent_token",
+                [("host", self.id.clone())],
+                format!(
+                    "host {}: its agent refused the console's agent token",
+                    self.id
+                ),
             )));
         }
         let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
@@ -263,9 +275,9 @@ impl Transport {
                         serde_json::from_str::<TerminalOutput>(&text).ok().map(Ok)
                     }
                     Ok(_) => None,
-                    Err(e) => Some(Err(BackendError::Unavailable(format!(
-                        "host {host}: its agent's terminal session failed: {e}"
-                    )))),
+                    Err(e) => Some(Err(BackendError::Unavailable(
+                        format!("host {host}: its agent's terminal session failed: {e}").into(),
+                    ))),
                 }
             }
         });
@@ -285,7 +297,11 @@ impl Transport {
         FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_LINE))
             .map(move |line| {
                 let line = line.map_err(|e| {
-                    BackendError::Unavailable(format!("host {id}: the stream broke off: {e}"))
+                    BackendError::Unavailable(Why::new(
+                        "agent_stream_broke",
+                        [("host", id.clone())],
+                        format!("host {id}: the stream broke off: {e}"),
+                    ))
                 })?;
                 match serde_json::from_str::<Line<T>>(&line) {
                     Ok(Line::Ok(v)) => Ok(v),

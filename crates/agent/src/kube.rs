@@ -80,7 +80,7 @@ pub fn router(cluster: Arc<dyn Cluster>, token: AgentToken) -> Router {
         .route("/kube/containers/{owner}/{name}/start", post(start))
         .route("/kube/containers/{owner}/{name}/stop", post(stop))
         .route("/kube/containers/{owner}/{name}/logs", get(logs))
-        .fallback(|| async { bad_request("no such agent endpoint".into()).into_response() })
+        .fallback(|| async { bad_request("no such agent endpoint").into_response() })
         .layer(axum::middleware::from_fn_with_state(token, authenticate));
     Router::new()
         .nest("/v1", v1)

@@ -10,7 +10,9 @@
 //!   constant time); `/healthz` answers without it.
 //! - Requests and answers are the backend's own serde types as JSON. A failure is its
 //!   status and `{"error": BackendError}`, so the console gets back the very error the
-//!   host gave.
+//!   host gave: a sentence for the user travels as a [`wm_backend::Why`],
+//!   `{"reason", "params", "text"}`, which the console says in the user's language by its
+//!   key; a sentence without a key is a plain string, as agents of older versions send.
 //! - Long operations (pulls, builds, image events) are NDJSON, one `{"ok": ...}` or
 //!   `{"err": BackendError}` per line; downloads and uploads are raw byte streams.
 //! - A host with libvirt lends virtual machines through the same agent ([`vm`]).

@@ -95,3 +95,44 @@ pub struct Health {
     pub status: String,
     pub host: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wm_backend::Why;
+
+    /// A keyed sentence crosses with its key; one without a key crosses as a plain string,
+    /// which is what an older agent sends (read as a sentence without a key) and what an
+    /// older console reads.
+    #[test]
+    fn errors_cross_with_their_key_and_old_agents_are_read() {
+        let keyed = BackendError::Policy(Why::new(
+            "no_gpu",
+            [("gpu", "3".into()), ("known", "0, 1".into())],
+            "this host has no GPU \"3\" (its GPUs: 0, 1)",
+        ));
+        let wire = serde_json::to_string(&ErrorBody {
+            error: keyed.clone(),
+        })
+        .unwrap();
+        let back: ErrorBody = serde_json::from_str(&wire).unwrap();
+        assert_eq!(back.error, keyed);
+
+        let old = r#"{"error":{"Policy":"this host has no GPU \"3\" (its GPUs: 0, 1)"}}"#;
+        let read: ErrorBody = serde_json::from_str(old).unwrap();
+        match read.error {
+            BackendError::Policy(why) => {
+                assert!(!why.is_keyed());
+                assert_eq!(why.text, "this host has no GPU \"3\" (its GPUs: 0, 1)");
+            }
+            other => panic!("{other:?}"),
+        }
+        let unkeyed = BackendError::Refused("no".into());
+        assert_eq!(
+            serde_json::to_string(&Line::<u8>::Err(unkeyed)).unwrap(),
+            r#"{"err":{"Refused":"no"}}"#
+        );
+        let line: Line<u8> = serde_json::from_str(r#"{"err":{"Refused":"no"}}"#).unwrap();
+        assert!(matches!(line, Line::Err(BackendError::Refused(w)) if w.text == "no"));
+    }
+}

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use wm_backend::{
     BackendError, BuildRequest, ContainerBackend, ContainerSpec, ExecRequest, RunnerSpec, Terminal,
-    TerminalInput, TerminalOutput, TerminalRequest,
+    TerminalInput, TerminalOutput, TerminalRequest, Why,
 };
 use wm_domain::{ContainerKey, ImageRef, ShortName, UserName};
 
@@ -82,8 +82,8 @@ impl IntoResponse for Failure {
 }
 
 /// A request the agent cannot read: bad names in the path, a malformed query.
-pub(crate) fn bad_request(message: String) -> Failure {
-    Failure(BackendError::Refused(message))
+pub(crate) fn bad_request(message: impl Into<Why>) -> Failure {
+    Failure(BackendError::Refused(message.into()))
 }
 
 type Answer<T> = Result<Json<T>, Failure>;
@@ -153,7 +153,7 @@ pub fn router(
         .route("/vms/{owner}/{name}/xml", get(vm::dumpxml))
         .route("/vms/{owner}/{name}/transcript", get(vm::transcript))
         .route("/vms/{owner}/{name}/console", get(vm::console))
-        .fallback(|| async { bad_request("no such agent endpoint".into()).into_response() })
+        .fallback(|| async { bad_request("no such agent endpoint").into_response() })
         .layer(middleware::from_fn_with_state(token, authenticate));
     Router::new()
         .nest("/v1", v1)
@@ -522,7 +522,7 @@ async fn put_runner(
     Json(spec): Json<RunnerSpec>,
 ) -> Answer<wm_backend::RunnerState> {
     if spec.owner != owner(&name)? {
-        return Err(bad_request("the runner's owner must match the path".into()));
+        return Err(bad_request("the runner's owner must match the path"));
     }
     Ok(Json(a.backend.put_runner(&spec).await?))
 }

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use wm_backend::vm::{DiskInfo, Forward, FoundVm, VmBackend, VmImageKey, VmSpec, VmState};
-use wm_backend::{BackendError, Terminal};
+use wm_backend::{BackendError, Terminal, Why};
 use wm_domain::{ContainerKey, ShortName, UserName};
 
 /// What an agent needs to lend VMs.
@@ -48,9 +48,11 @@ pub(crate) struct TranscriptQuery {
 
 fn vms(a: &crate::server::Agent) -> Result<&VmAgent, Failure> {
     a.vms.as_ref().ok_or_else(|| {
-        Failure(BackendError::Unavailable(
-            "this host lends no virtual machines (its agent has no libvirt)".into(),
-        ))
+        Failure(BackendError::Unavailable(Why::new(
+            "no_libvirt",
+            [],
+            "this host lends no virtual machines (its agent has no libvirt)",
+        )))
     })
 }
 
@@ -86,8 +88,13 @@ pub(crate) async fn import_image(
     let key = image_key(&name)?;
     let v = vms(&a)?;
     let limit = a.limits.vm_image as u64;
-    std::fs::create_dir_all(&v.spool_dir)
-        .map_err(|e| BackendError::Storage(format!("cannot make the upload directory: {e}")))?;
+    std::fs::create_dir_all(&v.spool_dir).map_err(|e| {
+        BackendError::Storage(Why::new(
+            "vm_spool",
+            [],
+            format!("cannot make the upload directory: {e}"),
+        ))
+    })?;
     let spool = Spool(v.spool_dir.join(format!(
         "{}.{}.{}.{}",
         std::process::id(),
@@ -95,29 +102,45 @@ pub(crate) async fn import_image(
         key.owner.as_str(),
         key.name.as_str()
     )));
-    let mut file = tokio::fs::File::create(&spool.0)
-        .await
-        .map_err(|e| BackendError::Storage(format!("cannot spool the upload: {e}")))?;
+    let mut file = tokio::fs::File::create(&spool.0).await.map_err(|e| {
+        BackendError::Storage(Why::new(
+            "vm_spool",
+            [],
+            format!("cannot spool the upload: {e}"),
+        ))
+    })?;
     let mut stream = body.into_data_stream();
     let mut written = 0u64;
-    while let Some(chunk) = stream
-        .try_next()
-        .await
-        .map_err(|e| bad_request(format!("the upload broke off: {e}")))?
-    {
+    while let Some(chunk) = stream.try_next().await.map_err(|e| {
+        bad_request(Why::new(
+            "image_upload_broke",
+            [],
+            format!("the upload broke off: {e}"),
+        ))
+    })? {
         written += chunk.len() as u64;
         if written > limit {
-            return Err(bad_request(format!(
-                "the image is larger than this host's limit of {limit} bytes"
+            return Err(bad_request(Why::new(
+                "image_too_large",
+                [("max", limit.to_string())],
+                format!("the image is larger than this host's limit of {limit} bytes"),
             )));
         }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| BackendError::Storage(format!("cannot spool the upload: {e}")))?;
+        file.write_all(&chunk).await.map_err(|e| {
+            BackendError::Storage(Why::new(
+                "vm_spool",
+                [],
+                format!("cannot spool the upload: {e}"),
+            ))
+        })?;
     }
-    file.flush()
-        .await
-        .map_err(|e| BackendError::Storage(format!("cannot spool the upload: {e}")))?;
+    file.flush().await.map_err(|e| {
+        BackendError::Storage(Why::new(
+            "vm_spool",
+            [],
+            format!("cannot spool the upload: {e}"),
+        ))
+    })?;
     drop(file);
     Ok(Json(v.backend.import_image(&key, &spool.0).await?))
 }
@@ -244,13 +267,23 @@ impl RemoteVms {
 #[async_trait]
 impl VmBackend for RemoteVms {
     async fn import_image(&self, key: &VmImageKey, file: &Path) -> Result<DiskInfo, BackendError> {
-        let f = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| BackendError::Storage(format!("cannot read the upload: {e}")))?;
+        let f = tokio::fs::File::open(file).await.map_err(|e| {
+            BackendError::Storage(Why::new(
+                "vm_spool",
+                [],
+                format!("cannot read the upload: {e}"),
+            ))
+        })?;
         let len = f
             .metadata()
             .await
-            .map_err(|e| BackendError::Storage(format!("cannot read the upload: {e}")))?
+            .map_err(|e| {
+                BackendError::Storage(Why::new(
+                    "vm_spool",
+                    [],
+                    format!("cannot read the upload: {e}"),
+                ))
+            })?
             .len();
         let req = self
             .t

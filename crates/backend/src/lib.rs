@@ -10,6 +10,9 @@
 pub mod memory;
 pub mod ports;
 pub mod vm;
+pub mod why;
+
+pub use why::Why;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -361,7 +364,7 @@ pub enum GpuKind {
 pub enum BackendError {
     /// The engine cannot be reached or did not answer in time.
     #[error("the container engine is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Why),
     #[error("no such container")]
     NoSuchContainer,
     #[error("no such image: {0}")]
@@ -369,23 +372,24 @@ pub enum BackendError {
     /// A path that does not exist, or is not what the call needs (in the user's storage or
     /// in a container).
     #[error("{0}")]
-    NoSuchFile(String),
+    NoSuchFile(Why),
     /// The host is up but has no room: no free host port left in its range.
     #[error("{0}")]
-    Exhausted(String),
+    Exhausted(Why),
     /// A container (or a network) of that name, not ours to use, already exists on the host.
     #[error("{0} already exists on the host")]
     NameTaken(String),
     /// A user's storage could not be prepared or used; the message says what failed, in
     /// words for the user (no host paths).
     #[error("{0}")]
-    Storage(String),
+    Storage(Why),
     /// The request breaks the backend's own policy (limits above its ceilings, ...).
     #[error("refused by the host's policy: {0}")]
-    Policy(String),
-    /// The engine refused the request for a reason the user can act on.
+    Policy(Why),
+    /// The engine refused the request for a reason the user can act on: the engine's
+    /// text, or the backend's own sentence (with its key).
     #[error("{0}")]
-    Refused(String),
+    Refused(Why),
     #[error("container engine error: {0}")]
     Engine(String),
 }

@@ -43,7 +43,7 @@
 //! [`MemoryBackend::execs`], [`MemoryBackend::uploads`], [`MemoryBackend::networks`]).
 
 use crate::{
-    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
+    why, Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, FileEntry, FileKind, Gpu, HostInfo, ImageInfo, Limits,
     PortBinding, Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath,
     Terminal, TerminalInput, TerminalOutput, TerminalRequest,
@@ -314,7 +314,7 @@ impl MemoryBackend {
         let mut s = self.lock();
         if let Some(why) = &why {
             for tx in s.subscribers.drain(..) {
-                let _ = tx.unbounded_send(Err(BackendError::Unavailable(why.clone())));
+                let _ = tx.unbounded_send(Err(BackendError::Unavailable(why.clone().into())));
             }
         }
         s.unavailable = why;
@@ -456,7 +456,7 @@ impl MemoryBackend {
             subject: subject.into(),
         });
         if let Some(why) = &s.unavailable {
-            return Err(BackendError::Unavailable(why.clone()));
+            return Err(BackendError::Unavailable(why.clone().into()));
         }
         if let Some(i) = s.failures.iter().position(|(o, _)| *o == op) {
             return Err(s.failures.remove(i).1);
@@ -551,28 +551,17 @@ impl State {
         if let Some(max) = &self.max_limits {
             let l = &spec.limits;
             if l.memory_bytes <= 0 || l.memory_bytes > max.memory_bytes {
-                return Err(BackendError::Policy(format!(
-                    "memory limit must be between 1 byte and {} bytes",
-                    max.memory_bytes
-                )));
+                return Err(BackendError::Policy(why::memory_limit(max.memory_bytes)));
             }
             if l.nano_cpus <= 0 || l.nano_cpus > max.nano_cpus {
-                return Err(BackendError::Policy(format!(
-                    "CPU limit must be between 1 and {} nano-CPUs",
-                    max.nano_cpus
-                )));
+                return Err(BackendError::Policy(why::cpu_limit(max.nano_cpus)));
             }
             if l.pids <= 0 || l.pids > max.pids {
-                return Err(BackendError::Policy(format!(
-                    "process limit must be between 1 and {}",
-                    max.pids
-                )));
+                return Err(BackendError::Policy(why::pids_limit(max.pids)));
             }
         }
         if spec.name != spec.key().full_name() {
-            return Err(BackendError::Policy(
-                "the container name must be <owner>-<short name>".into(),
-            ));
+            return Err(BackendError::Policy(why::container_name()));
         }
         Ok(())
     }
@@ -584,13 +573,12 @@ impl State {
         let mut wanted: Vec<&Gpu> = Vec::with_capacity(spec.gpus.len());
         for id in &spec.gpus {
             if wanted.iter().any(|g| &g.id == id) {
-                return Err(BackendError::Policy(format!("GPU {id} is asked for twice")));
+                return Err(BackendError::Policy(why::gpu_twice(id)));
             }
-            let gpu = self
-                .gpus
-                .iter()
-                .find(|g| &g.id == id)
-                .ok_or_else(|| BackendError::Policy(format!("this host has no GPU {id:?}")))?;
+            let gpu = self.gpus.iter().find(|g| &g.id == id).ok_or_else(|| {
+                let known: Vec<&str> = self.gpus.iter().map(|g| g.id.as_str()).collect();
+                BackendError::Policy(why::no_gpu(id, &known))
+            })?;
             wanted.push(gpu);
         }
         for gpu in wanted {
@@ -600,11 +588,8 @@ impl State {
                 .filter(|c| c.gpus.contains(&gpu.id))
                 .count();
             if holders >= gpu.share as usize {
-                return Err(BackendError::Exhausted(format!(
-                    "GPU {} is in use by {holders} container{} (it may be shared by {})",
-                    gpu.id,
-                    if holders == 1 { "" } else { "s" },
-                    gpu.share
+                return Err(BackendError::Exhausted(why::gpu_in_use(
+                    &gpu.id, holders, gpu.share,
                 )));
             }
         }
@@ -740,13 +725,7 @@ impl ContainerBackend for MemoryBackend {
         let mut s = self.enter(Op::Create, key.to_string())?;
         s.check_policy(spec)?;
         let hosts = s.free_ports(spec.ports.len()).ok_or_else(|| {
-            BackendError::Exhausted(format!(
-                "host {} has no free host port left in {}-{} for {} more",
-                self.host_name,
-                s.ports.0,
-                s.ports.1,
-                spec.ports.len()
-            ))
+            BackendError::Exhausted(why::ports_full(format!("{}-{}", s.ports.0, s.ports.1)))
         })?;
         if s.containers.contains_key(&key) {
             return Err(BackendError::NameTaken(format!(
@@ -862,10 +841,9 @@ impl ContainerBackend for MemoryBackend {
             .get(name)
             .ok_or(BackendError::NoSuchContainer)?;
         if c.state != ContainerStatus::Running {
-            return Err(BackendError::Refused(format!(
-                "Container {} is not running",
-                c.id
-            )));
+            return Err(BackendError::Refused(
+                format!("Container {} is not running", c.id).into(),
+            ));
         }
         s.execs.push((name.clone(), req.clone()));
         if let Some(out) = &s.exec_output {
@@ -894,10 +872,9 @@ impl ContainerBackend for MemoryBackend {
             .get(name)
             .ok_or(BackendError::NoSuchContainer)?;
         if c.state != ContainerStatus::Running {
-            return Err(BackendError::Refused(format!(
-                "Container {} is not running",
-                c.id
-            )));
+            return Err(BackendError::Refused(
+                format!("Container {} is not running", c.id).into(),
+            ));
         }
         let (input, rx) = futures::channel::mpsc::channel(16);
         let echo = rx.map(|i| {
@@ -927,10 +904,9 @@ impl ContainerBackend for MemoryBackend {
             let s = self.enter(Op::Upload, name.to_string())?;
             s.container_state(name)?;
         }
-        let chunks: Vec<Bytes> = tar
-            .try_collect()
-            .await
-            .map_err(|e| BackendError::Refused(format!("the archive could not be read: {e}")))?;
+        let chunks: Vec<Bytes> = tar.try_collect().await.map_err(|e| {
+            BackendError::Refused(format!("the archive could not be read: {e}").into())
+        })?;
         let tar = Bytes::from(chunks.concat());
         let mut s = self.lock();
         // Removed while the archive streamed in.
@@ -952,9 +928,7 @@ impl ContainerBackend for MemoryBackend {
         });
         match found {
             Some(u) => Ok(futures::stream::iter([Ok(u.tar.clone())]).boxed()),
-            None => Err(BackendError::NoSuchFile(format!(
-                "{path} does not exist in the container"
-            ))),
+            None => Err(BackendError::NoSuchFile(why::path_missing(path))),
         }
     }
 
@@ -1014,14 +988,14 @@ impl ContainerBackend for MemoryBackend {
             return Err(BackendError::Refused(format!(
                 "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                 short_id(&id)
-            )));
+            ).into()));
         }
         if let Some(user) = s.user_of(&id) {
             return Err(BackendError::Refused(format!(
                 "conflict: unable to remove repository reference \"{r}\" (must force) - container {} is using its referenced image {}",
                 short_id(&user),
                 short_id(&id)
-            )));
+            ).into()));
         }
         s.images.remove(i);
         s.image_changed();
@@ -1120,9 +1094,7 @@ impl ContainerBackend for MemoryBackend {
         if let Some(max) = req.max_image_bytes.filter(|&max| size > max) {
             return Ok(progress(vec![
                 Ok(step),
-                Err(BackendError::Refused(format!(
-                    "the image is {size} bytes, more than the {max} bytes allowed; it was removed"
-                ))),
+                Err(BackendError::Refused(why::build_too_large(size, max))),
             ]));
         }
         let id = s.next_image_id();
@@ -1256,9 +1228,7 @@ impl ContainerBackend for MemoryBackend {
             });
         }
         if entries.is_empty() && !rel.is_empty() {
-            return Err(BackendError::NoSuchFile(format!(
-                "{rel} does not exist in your storage"
-            )));
+            return Err(BackendError::NoSuchFile(why::storage_missing(&rel)));
         }
         Ok(StoragePath::Dir {
             entries: entries.into_values().collect(),
@@ -1271,9 +1241,7 @@ impl ContainerBackend for MemoryBackend {
         let rel = memory_relative(path)?;
         match s.storage.get(owner).and_then(|f| f.get(&rel)) {
             Some((b, _)) => Ok(futures::stream::iter([Ok(b.clone())]).boxed()),
-            None => Err(BackendError::NoSuchFile(format!(
-                "{rel} does not exist in your storage"
-            ))),
+            None => Err(BackendError::NoSuchFile(why::storage_missing(&rel))),
         }
     }
 
@@ -1288,13 +1256,13 @@ impl ContainerBackend for MemoryBackend {
         let chunks: Vec<Bytes> = body
             .try_collect()
             .await
-            .map_err(|e| BackendError::Refused(format!("the upload of {rel} broke off: {e}")))?;
+            .map_err(|e| BackendError::Refused(why::upload_broke(&rel, e)))?;
         let bytes = Bytes::from(chunks.concat());
         let n = bytes.len() as i64;
         let mut s = self.lock();
         let files = s.storage.entry(owner.clone()).or_default();
         if files.keys().any(|p| p.starts_with(&format!("{rel}/"))) {
-            return Err(BackendError::Refused(format!("{rel} is a directory")));
+            return Err(BackendError::Refused(why::storage_is_dir(&rel)));
         }
         files.insert(rel, (bytes, 0));
         Ok(n)
@@ -1304,17 +1272,13 @@ impl ContainerBackend for MemoryBackend {
         let mut s = self.enter(Op::Storage, owner.as_str())?;
         let rel = memory_relative(path)?;
         if rel.is_empty() {
-            return Err(BackendError::Policy(
-                "the root of your storage cannot be removed".into(),
-            ));
+            return Err(BackendError::Policy(why::storage_root()));
         }
         let files = s.storage.entry(owner.clone()).or_default();
         let before = files.len();
         files.retain(|p, _| p != &rel && !p.starts_with(&format!("{rel}/")));
         if files.len() == before {
-            return Err(BackendError::NoSuchFile(format!(
-                "{rel} does not exist in your storage"
-            )));
+            return Err(BackendError::NoSuchFile(why::storage_missing(&rel)));
         }
         Ok(())
     }
@@ -1322,9 +1286,7 @@ impl ContainerBackend for MemoryBackend {
     async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
         let mut s = self.enter(Op::Storage, owner.as_str())?;
         if s.containers.keys().any(|k| &k.owner == owner) {
-            return Err(BackendError::Refused(
-                "the storage is in use by a container of its owner".into(),
-            ));
+            return Err(BackendError::Refused(why::storage_in_use()));
         }
         s.storage.remove(owner);
         Ok(())
@@ -1346,7 +1308,7 @@ fn memory_relative(path: &str) -> Result<String, BackendError> {
     for c in path.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(BackendError::Policy("a path may not contain '..'".into())),
+            ".." => return Err(BackendError::Policy(why::path_dotdot())),
             c => parts.push(c),
         }
     }
@@ -1514,12 +1476,7 @@ mod tests {
         // Stopped, it still holds them.
         block_on(b.stop(&key("alice", "x"))).unwrap();
         let err = block_on(b.create(&with_gpus("bob", "y", &["GPU-b", "GPU-a"]))).unwrap_err();
-        assert_eq!(
-            err,
-            BackendError::Exhausted(
-                "GPU GPU-a is in use by 1 container (it may be shared by 1)".into()
-            )
-        );
+        assert_eq!(err, BackendError::Exhausted(why::gpu_in_use("GPU-a", 1, 1)));
         // Nothing left behind: no container, no port, no network, no share taken.
         assert!(matches!(
             block_on(b.inspect(&key("bob", "y"))),

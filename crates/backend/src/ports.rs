@@ -177,7 +177,7 @@ impl PortPool {
     ///
     /// # Errors
     /// The message for the user when the range has no free port left.
-    pub fn lend(&self, container: &str, count: usize) -> Result<Vec<u16>, String> {
+    pub fn lend(&self, container: &str, count: usize) -> Result<Vec<u16>, crate::Why> {
         let mut inner = self.inner.lock().expect("not poisoned");
         let out = self.take(&mut inner, count)?;
         for p in &out {
@@ -192,7 +192,7 @@ impl PortPool {
     ///
     /// # Errors
     /// As [`lend`](Self::lend).
-    pub fn lend_kept(&self, holder: &str, count: usize) -> Result<Vec<u16>, String> {
+    pub fn lend_kept(&self, holder: &str, count: usize) -> Result<Vec<u16>, crate::Why> {
         let mut inner = self.inner.lock().expect("not poisoned");
         let out = self.take(&mut inner, count)?;
         for p in &out {
@@ -211,7 +211,7 @@ impl PortPool {
     }
 
     /// `count` free ports from the cursor on: not lent, not kept, not busy.
-    fn take(&self, inner: &mut Inner, count: usize) -> Result<Vec<u16>, String> {
+    fn take(&self, inner: &mut Inner, count: usize) -> Result<Vec<u16>, crate::Why> {
         let now = Instant::now();
         inner
             .busy
@@ -220,10 +220,7 @@ impl PortPool {
         let mut tried = 0;
         while out.len() < count {
             if tried >= self.range.size() {
-                return Err(format!(
-                    "no free host port is left in {} on this host; ask an administrator",
-                    self.range
-                ));
+                return Err(crate::why::ports_full(self.range));
             }
             tried += 1;
             let port = inner.cursor;

@@ -228,6 +228,51 @@ async fn a_storage_path_refusal_is_explained_in_the_readers_language() {
     .await;
 }
 
+/// A refusal that the host writes (here: a path that is not in the user's storage) is said
+/// by its key, wholly in Japanese: no English sentence of the host's inside the Japanese
+/// one, on the page and in the API.
+#[tokio::test]
+async fn a_hosts_refusal_is_said_wholly_in_the_readers_language() {
+    let app = spawn_app().await;
+    let (alice, token) = app.student().await;
+    let english = "nope does not exist in your storage";
+    let japanese = "あなたのストレージに「nope」がありません。";
+    for (lang, accept) in LANGUAGES {
+        let b = Browser::start(accept).await;
+        log_in(&b, &app, &alice, "password-123").await;
+        b.goto(&app.url("/files?path=/nope")).await;
+        b.find(&format!("html[lang={lang}]")).await;
+        let said = b.text("div.error").await;
+        if lang == "en" {
+            assert!(said.contains("does not exist in your storage"), "{said}");
+        } else {
+            assert!(said.contains(japanese), "{said}");
+            for word in ["does not exist", "storage", "your"] {
+                assert!(!said.contains(word), "English left: {said}");
+            }
+        }
+        shot(&b, &format!("lang-host-refusal-{lang}")).await;
+    }
+    let e = in_both(
+        &app,
+        Method::GET,
+        "/api/v1/storage/files?path=/nope",
+        &token,
+        None,
+        english,
+        japanese,
+    )
+    .await;
+    assert_eq!(
+        (&e["code"], &e["reason"], &e["params"]),
+        (
+            &json!("file_not_found"),
+            &json!("storage_missing"),
+            &json!({"path": "nope"})
+        )
+    );
+}
+
 #[tokio::test]
 async fn a_conflict_says_what_is_in_the_way_in_the_readers_language() {
     let app = spawn_app().await;
@@ -422,13 +467,17 @@ async fn a_refused_vm_is_explained_in_the_readers_language() {
         "/api/v1/vms",
         &token,
         Some(json!({"name": "bad name", "template": "tiny", "image": "disk"})),
-        "contains ' '",
-        "「bad name」に使えない文字「 」があります。",
+        "the VM name \"bad name\" contains ' '",
+        "VM の名前「bad name」に使えない文字「 」があります。",
     )
     .await;
     assert_eq!(
         (&e["field"], &e["reason"]),
-        (&json!("name"), &json!("bad_char"))
+        (&json!("name"), &json!("vm_bad_char"))
+    );
+    assert!(
+        !e["message"].as_str().unwrap().contains("container"),
+        "a VM's name is not a container's: {e}"
     );
     let e = in_both(
         app,

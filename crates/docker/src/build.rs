@@ -183,11 +183,11 @@ pub(crate) async fn post_build(
 ) -> Result<BoxStream<'static, Result<BuildInfo, BackendError>>, BackendError> {
     let stream = tokio::net::UnixStream::connect(socket)
         .await
-        .map_err(|e| BackendError::Unavailable(format!("{socket}: {e}")))?;
+        .map_err(|e| BackendError::Unavailable(format!("{socket}: {e}").into()))?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            .map_err(|e| BackendError::Unavailable(e.to_string().into()))?;
     tokio::spawn(async move {
         // Ends when the response is read or dropped (which cancels the build).
         let _ = conn.await;
@@ -204,7 +204,7 @@ pub(crate) async fn post_build(
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        .map_err(|e| BackendError::Unavailable(e.to_string().into()))?;
     let status = resp.status();
     let body = resp.into_body();
     if !status.is_success() {
@@ -218,7 +218,7 @@ pub(crate) async fn post_build(
             .and_then(|v| v["message"].as_str().map(String::from))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
         return Err(if status.is_client_error() {
-            BackendError::Refused(message)
+            BackendError::Refused(message.into())
         } else {
             BackendError::Engine(message)
         });
@@ -261,8 +261,10 @@ pub(crate) async fn post_build(
                     }
                     Some(Err(e)) => {
                         return Some((
-                            Err(BackendError::Unavailable(format!(
-                                "the build's connection broke: {e}"
+                            Err(BackendError::Unavailable(wm_backend::Why::new(
+                                "build_broke",
+                                [],
+                                format!("the build's connection broke: {e}"),
                             ))),
                             (body, BytesMut::new(), true),
                         ))

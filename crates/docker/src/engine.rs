@@ -37,10 +37,10 @@ use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
 use wm_backend::ports::PortPool;
 use wm_backend::{
-    Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
+    why, Activity, BackendError, BuildRequest, ByteStream, ContainerBackend, ContainerSpec,
     ContainerState, ExecOutput, ExecRequest, Gpu, GpuKind, HostInfo, ImageInfo, PortBinding,
     Progress, ProgressStream, RegistryAuth, RunnerSpec, RunnerState, StoragePath, Terminal,
-    TerminalInput, TerminalOutput, TerminalRequest,
+    TerminalInput, TerminalOutput, TerminalRequest, Why,
 };
 use wm_domain::{ContainerKey, ContainerStatus, GuestPort, ImageRef, UserName};
 
@@ -128,18 +128,11 @@ impl DockerEngine {
         let mut out: Vec<Gpu> = Vec::with_capacity(spec.gpus.len());
         for id in &spec.gpus {
             if out.iter().any(|g| &g.id == id) {
-                return Err(BackendError::Policy(format!("GPU {id} is asked for twice")));
+                return Err(BackendError::Policy(why::gpu_twice(id)));
             }
             let gpu = inventory.iter().find(|g| &g.id == id).ok_or_else(|| {
                 let known: Vec<&str> = inventory.iter().map(|g| g.id.as_str()).collect();
-                BackendError::Policy(format!(
-                    "this host has no GPU {id:?} (its GPUs: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ))
+                BackendError::Policy(why::no_gpu(id, &known))
             })?;
             out.push(gpu.clone());
         }
@@ -222,9 +215,13 @@ impl DockerEngine {
     }
 
     fn timed_out(&self) -> BackendError {
-        BackendError::Unavailable(format!(
-            "the Docker engine did not answer within {} seconds",
-            self.timeout.as_secs()
+        BackendError::Unavailable(Why::new(
+            "engine_timeout",
+            [("seconds", self.timeout.as_secs().to_string())],
+            format!(
+                "the Docker engine did not answer within {} seconds",
+                self.timeout.as_secs()
+            ),
         ))
     }
 
@@ -363,9 +360,11 @@ impl DockerEngine {
     ) -> Result<Option<PathBuf>, BackendError> {
         let s = &self.settings.storage;
         match s.kind {
-            StorageKind::Off => Err(BackendError::Storage(
-                "this host keeps no storage for users".into(),
-            )),
+            StorageKind::Off => Err(BackendError::Storage(Why::new(
+                "storage_off",
+                [],
+                "this host keeps no storage for users",
+            ))),
             StorageKind::Directory => {
                 let root = s.root.clone().unwrap_or_default();
                 let dir = storage::directory_of(&root, owner.as_str());
@@ -402,8 +401,10 @@ impl DockerEngine {
                         .await
                         .map_err(|e| {
                             tracing::warn!(volume = name, error = %e, "a user's volume cannot be made");
-                            BackendError::Storage(format!(
-                                "your storage could not be prepared: the host could not make its volume ({e}); tell an administrator"
+                            BackendError::Storage(Why::new(
+                                "volume_failed",
+                                [],
+                                format!("your storage could not be prepared: the host could not make its volume ({e}); tell an administrator"),
                             ))
                         })?
                     }
@@ -412,9 +413,11 @@ impl DockerEngine {
                 if !self.is_ours(&volume.labels)
                     || volume.labels.get(labels::OWNER).map(String::as_str) != Some(owner.as_str())
                 {
-                    return Err(BackendError::Storage(
-                        "your storage could not be prepared: the host has a volume of its name that is not this installation's; tell an administrator".into(),
-                    ));
+                    return Err(BackendError::Storage(Why::new(
+                        "volume_foreign",
+                        [],
+                        "your storage could not be prepared: the host has a volume of its name that is not this installation's; tell an administrator",
+                    )));
                 }
                 Ok(Some(PathBuf::from(volume.mountpoint)))
             }
@@ -543,14 +546,15 @@ impl DockerEngine {
             // Two creates for the same owner at once: the other one made it.
             Err(BackendError::NameTaken(_)) => Ok(()),
             Err(BackendError::Refused(m)) if m.contains("already exists") => Ok(()),
-            Err(BackendError::Refused(m) | BackendError::Engine(m))
+            Err(BackendError::Refused(Why { text: m, .. }) | BackendError::Engine(m))
                 if m.contains("non-overlapping") =>
             {
-                Err(BackendError::Exhausted(
+                Err(BackendError::Exhausted(Why::new(
+                    "no_address_range",
+                    [],
                     "this host's Docker has no address range left for another user's network; \
-                     an administrator must set WM_NETWORK_POOL (or Docker's default-address-pools)"
-                        .into(),
-                ))
+                     an administrator must set WM_NETWORK_POOL (or Docker's default-address-pools)",
+                )))
             }
             Err(e) => Err(e),
         }
@@ -558,7 +562,7 @@ impl DockerEngine {
 
     /// The first subnet of the pool that no network on the engine overlaps.
     async fn free_subnet(&self, docker: &Docker, pool: &str) -> Result<String, BackendError> {
-        let pool = Cidr::parse(pool).map_err(BackendError::Policy)?;
+        let pool = Cidr::parse(pool).map_err(|m| BackendError::Policy(m.into()))?;
         let networks = self.call(docker.list_networks::<String>(None)).await?;
         let taken: Vec<Cidr> = networks
             .iter()
@@ -569,9 +573,16 @@ impl DockerEngine {
         pool.first_free(self.settings.network_prefix, &taken)
             .map(|c| c.to_string())
             .ok_or_else(|| {
-                BackendError::Exhausted(format!(
-                    "the network pool {pool} has no /{} subnet left for another user's network; ask an administrator",
-                    self.settings.network_prefix
+                BackendError::Exhausted(Why::new(
+                    "network_pool_full",
+                    [
+                        ("pool", pool.to_string()),
+                        ("prefix", self.settings.network_prefix.to_string()),
+                    ],
+                    format!(
+                        "the network pool {pool} has no /{} subnet left for another user's network; ask an administrator",
+                        self.settings.network_prefix
+                    ),
                 ))
             })
     }
@@ -680,27 +691,16 @@ impl DockerEngine {
         let max = &self.settings.max_limits;
         let l = &spec.limits;
         if l.memory_bytes <= 0 || l.memory_bytes > max.memory_bytes {
-            return Err(BackendError::Policy(format!(
-                "memory limit must be between 1 byte and {} bytes",
-                max.memory_bytes
-            )));
+            return Err(BackendError::Policy(why::memory_limit(max.memory_bytes)));
         }
         if l.nano_cpus <= 0 || l.nano_cpus > max.nano_cpus {
-            return Err(BackendError::Policy(format!(
-                "CPU limit must be between 1 and {} nano-CPUs",
-                max.nano_cpus
-            )));
+            return Err(BackendError::Policy(why::cpu_limit(max.nano_cpus)));
         }
         if l.pids <= 0 || l.pids > max.pids {
-            return Err(BackendError::Policy(format!(
-                "process limit must be between 1 and {}",
-                max.pids
-            )));
+            return Err(BackendError::Policy(why::pids_limit(max.pids)));
         }
         if spec.name != spec.key().full_name() {
-            return Err(BackendError::Policy(
-                "the container name must be <owner>-<short name>".into(),
-            ));
+            return Err(BackendError::Policy(why::container_name()));
         }
         Ok(())
     }
@@ -846,9 +846,7 @@ impl DockerEngine {
                 }
             }
         }
-        Err(BackendError::Unavailable(
-            "could not find free host ports; try again".into(),
-        ))
+        Err(BackendError::Unavailable(why::ports_held()))
     }
 
     /// Removes the container from the engine; one already gone is not an error.
@@ -960,9 +958,7 @@ async fn check_image_size(docker: &Docker, tag: &str, max: i64) -> Result<(), Ba
     if let Err(e) = docker.remove_image(tag, Some(opts), None).await {
         tracing::warn!(error = %e, tag, "an oversized build result could not be removed");
     }
-    Err(BackendError::Refused(format!(
-        "the image is {size} bytes, over the limit of {max} bytes for a build's result (WM_BUILD_IMAGE_MAX_BYTES); it was removed"
-    )))
+    Err(BackendError::Refused(why::build_too_large(size, max)))
 }
 
 /// The last line of an error a pull or build reported in its stream.
@@ -978,7 +974,7 @@ fn port_key(p: GuestPort) -> String {
 }
 
 fn unavailable(e: DockerError) -> BackendError {
-    BackendError::Unavailable(e.to_string())
+    BackendError::Unavailable(e.to_string().into())
 }
 
 /// Sorts an engine error into what the console can act on. Status-specific meanings
@@ -1001,7 +997,7 @@ fn classify(e: DockerError) -> BackendError {
             404 if message.contains("No such container") => BackendError::NoSuchContainer,
             404 if message.contains("No such image") => BackendError::NoSuchImage(message),
             409 if message.contains("is already in use") => BackendError::NameTaken(message),
-            400..=499 => BackendError::Refused(message),
+            400..=499 => BackendError::Refused(message.into()),
             _ => BackendError::Engine(message),
         },
         DockerError::RequestTimeoutError
@@ -1011,7 +1007,7 @@ fn classify(e: DockerError) -> BackendError {
         | DockerError::HyperLegacyError { .. } => unavailable(e),
         // A pull or build that failed mid-way: the message is the engine's reason (a
         // failing RUN step, a missing manifest), for the user to read.
-        DockerError::DockerStreamError { error } => BackendError::Refused(error),
+        DockerError::DockerStreamError { error } => BackendError::Refused(error.into()),
         other => BackendError::Engine(other.to_string()),
     }
 }
@@ -1019,7 +1015,8 @@ fn classify(e: DockerError) -> BackendError {
 /// The runner's `config.toml` with every runner's jobs (`[runners.docker] network_mode`)
 /// on `network`.
 fn runner_config_on_network(config_toml: &str, network: &str) -> Result<String, BackendError> {
-    let invalid = |why: String| BackendError::Policy(format!("the runner configuration {why}"));
+    let invalid =
+        |why: String| BackendError::Policy(format!("the runner configuration {why}").into());
     let mut config: toml::Table = config_toml
         .parse()
         .map_err(|e| invalid(format!("is not valid TOML: {e}")))?;
@@ -1044,13 +1041,17 @@ fn runner_config_on_network(config_toml: &str, network: &str) -> Result<String, 
 /// A pull the egress rule refuses, as the backend's error.
 fn pull_refused(image: &str, e: EgressError) -> BackendError {
     match e {
-        EgressError::Forbidden { host, reason } => BackendError::Policy(format!(
-            "pulls from {host} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
+        EgressError::Forbidden { host, reason } => BackendError::Policy(Why::new(
+            "egress",
+            [("registry", host.clone()), ("why", reason.clone())],
+            format!(
+                "pulls from {host} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
+            ),
         )),
         EgressError::Unresolvable(_) => {
-            BackendError::Refused(PullFailure::Unreachable.message(image))
+            BackendError::Refused(PullFailure::Unreachable.message(image).into())
         }
-        EgressError::Invalid(m) => BackendError::Policy(m),
+        EgressError::Invalid(m) => BackendError::Policy(m.into()),
     }
 }
 
@@ -1504,11 +1505,13 @@ impl ContainerBackend for DockerEngine {
             .map_err(classify)
         {
             Ok(()) => Ok(()),
-            Err(BackendError::Refused(m)) | Err(BackendError::Engine(m))
+            Err(BackendError::Refused(Why { text: m, .. }) | BackendError::Engine(m))
                 if m.contains("Could not find the file") || m.contains("not a directory") =>
             {
-                Err(BackendError::NoSuchFile(format!(
-                    "the directory {dir} does not exist in the container"
+                Err(BackendError::NoSuchFile(Why::new(
+                    "dir_missing",
+                    [("dir", dir.to_string())],
+                    format!("the directory {dir} does not exist in the container"),
                 )))
             }
             Err(e) => Err(e),
@@ -1536,7 +1539,7 @@ impl ContainerBackend for DockerEngine {
                     BackendError::Refused(m)
                         if m.contains("Could not find the file") || m.contains("no such file") =>
                     {
-                        BackendError::NoSuchFile(format!("{path} does not exist in the container"))
+                        BackendError::NoSuchFile(why::path_missing(path))
                     }
                     e => e,
                 })
@@ -1677,15 +1680,14 @@ impl ContainerBackend for DockerEngine {
                 // sentence, the log the text.
                 let info = item.map_err(|e| match classify(e) {
                     BackendError::Unavailable(m) => BackendError::Unavailable(m),
-                    other => BackendError::Refused(PullFailure::from_engine(
-                        &reference,
-                        &other.to_string(),
-                    )),
+                    other => BackendError::Refused(
+                        PullFailure::from_engine(&reference, &other.to_string()).into(),
+                    ),
                 })?;
                 if let Some(message) = stream_error(info.error, info.error_detail) {
-                    return Err(BackendError::Refused(PullFailure::from_engine(
-                        &reference, &message,
-                    )));
+                    return Err(BackendError::Refused(
+                        PullFailure::from_engine(&reference, &message).into(),
+                    ));
                 }
                 let status = info.status.unwrap_or_default();
                 Ok(match info.id {
@@ -1710,9 +1712,13 @@ impl ContainerBackend for DockerEngine {
         let setting = "docker.build_cgroup_parent, WM_BUILD_CGROUP_PARENT";
         // The process limit is a cgroup on the engine's machine: only a local engine.
         let Some(socket) = self.settings.host.strip_prefix("unix://") else {
-            return Err(BackendError::Exhausted(format!(
-                "builds are refused: their process limit needs the engine on this machine's socket, and {} is not ({setting})",
-                self.settings.host
+            return Err(BackendError::Exhausted(Why::new(
+                "build_pids_socket",
+                [("host", self.settings.host.to_string()), ("setting", setting.to_string())],
+                format!(
+                    "builds are refused: their process limit needs the engine on this machine's socket, and {} is not ({setting})",
+                    self.settings.host
+                ),
             )));
         };
         let system = self.call(docker.info()).await?;
@@ -1731,8 +1737,12 @@ impl ContainerBackend for DockerEngine {
             req.limits.pids,
         )
         .map_err(|why| {
-            BackendError::Exhausted(format!(
-                "builds are refused until their process limit can be set: {why} ({setting})"
+            BackendError::Exhausted(Why::new(
+                "build_pids",
+                [("why", why.to_string()), ("setting", setting.to_string())],
+                format!(
+                    "builds are refused until their process limit can be set: {why} ({setting})"
+                ),
             ))
         })?;
         // RUN steps join the owner's own network, never the default bridge.
@@ -1843,7 +1853,7 @@ impl ContainerBackend for DockerEngine {
         .map(|item| {
             let info = item?;
             if let Some(message) = stream_error(info.error, info.error_detail) {
-                return Err(BackendError::Refused(message));
+                return Err(BackendError::Refused(message.into()));
             }
             Ok(match (info.stream, info.status) {
                 (Some(line), _) => Progress::Log { line },
@@ -2110,9 +2120,7 @@ impl ContainerBackend for DockerEngine {
                 entries: Vec::new(),
                 truncated: false,
             }),
-            None => Err(BackendError::NoSuchFile(format!(
-                "{rel} does not exist in your storage"
-            ))),
+            None => Err(BackendError::NoSuchFile(why::storage_missing(&rel))),
             Some(fd) => blocking(move || storage::stat(&fd, &rel)).await,
         }
     }
@@ -2120,9 +2128,7 @@ impl ContainerBackend for DockerEngine {
     async fn storage_read(&self, owner: &UserName, path: &str) -> Result<ByteStream, BackendError> {
         let rel = storage::relative(path)?;
         match self.storage_root(owner, false).await? {
-            None => Err(BackendError::NoSuchFile(format!(
-                "{rel} does not exist in your storage"
-            ))),
+            None => Err(BackendError::NoSuchFile(why::storage_missing(&rel))),
             Some(fd) => blocking(move || storage::read(&fd, &rel)).await,
         }
     }
@@ -2135,19 +2141,20 @@ impl ContainerBackend for DockerEngine {
     ) -> Result<i64, BackendError> {
         let rel = storage::relative(path)?;
         let ids = self.storage_ids(owner).await;
-        let fd = self
-            .storage_root(owner, true)
-            .await?
-            .ok_or_else(|| BackendError::Storage("your storage could not be prepared".into()))?;
+        let fd = self.storage_root(owner, true).await?.ok_or_else(|| {
+            BackendError::Storage(Why::new(
+                "storage_unprepared",
+                [],
+                "your storage could not be prepared",
+            ))
+        })?;
         storage::write(fd, rel, ids, body).await
     }
 
     async fn storage_remove(&self, owner: &UserName, path: &str) -> Result<(), BackendError> {
         let rel = storage::relative(path)?;
         match self.storage_root(owner, false).await? {
-            None => Err(BackendError::NoSuchFile(format!(
-                "{rel} does not exist in your storage"
-            ))),
+            None => Err(BackendError::NoSuchFile(why::storage_missing(&rel))),
             Some(fd) => blocking(move || storage::remove(&fd, &rel)).await,
         }
     }
@@ -2155,10 +2162,7 @@ impl ContainerBackend for DockerEngine {
     async fn storage_delete(&self, owner: &UserName) -> Result<(), BackendError> {
         let in_use = self.list().await?.iter().any(|c| c.owner == owner.as_str());
         if in_use {
-            return Err(BackendError::Refused(
-                "the storage is in use by a container of its owner; delete their containers first"
-                    .into(),
-            ));
+            return Err(BackendError::Refused(why::storage_in_use()));
         }
         let s = &self.settings.storage;
         match s.kind {
@@ -2181,10 +2185,14 @@ impl ContainerBackend for DockerEngine {
                     .await
                 {
                     Ok(()) => Ok(()),
-                    Err(BackendError::Refused(m)) if m.to_ascii_lowercase().contains("no such volume") => Ok(()),
-                    Err(BackendError::Refused(m)) if m.contains("in use") => Err(BackendError::Refused(
-                        "the storage is in use by a container; delete its owner's containers first".into(),
-                    )),
+                    Err(BackendError::Refused(m))
+                        if m.to_ascii_lowercase().contains("no such volume") =>
+                    {
+                        Ok(())
+                    }
+                    Err(BackendError::Refused(m)) if m.contains("in use") => {
+                        Err(BackendError::Refused(why::storage_in_use()))
+                    }
                     Err(e) => Err(e),
                 }
             }

@@ -464,12 +464,8 @@ impl GpuPool {
                 .filter(|ids| ids.contains(&gpu.id))
                 .count();
             if holders >= gpu.share as usize {
-                return Err(Taken::Full(format!(
-                    "GPU {} is in use by {holders} container{} (it may be shared by {}); \
-                     choose another GPU or try again when one is removed",
-                    gpu.id,
-                    if holders == 1 { "" } else { "s" },
-                    gpu.share
+                return Err(Taken::Full(wm_backend::why::gpu_in_use(
+                    &gpu.id, holders, gpu.share,
                 )));
             }
         }
@@ -514,7 +510,7 @@ impl GpuPool {
 #[derive(Debug)]
 pub(crate) enum Taken {
     Name,
-    Full(String),
+    Full(wm_backend::Why),
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use rustix::io::Errno;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
-use wm_backend::{BackendError, ByteStream, FileEntry, FileKind, StoragePath};
+use wm_backend::{why, BackendError, ByteStream, FileEntry, FileKind, StoragePath, Why};
 
 /// Most entries one listing answers.
 pub const MAX_LIST: usize = 10_000;
@@ -125,19 +125,23 @@ impl StorageSettings {
 /// [`BackendError::Policy`] for `..`, NUL, or parts too long.
 pub fn relative(path: &str) -> Result<String, BackendError> {
     if path.len() > 4096 || path.contains('\0') {
-        return Err(BackendError::Policy(
-            "the path is too long or contains a NUL character".into(),
-        ));
+        return Err(BackendError::Policy(Why::new(
+            "path_invalid",
+            [],
+            "the path is too long or contains a NUL character",
+        )));
     }
     let mut parts = Vec::new();
     for c in path.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(BackendError::Policy("a path may not contain '..'".into())),
+            ".." => return Err(BackendError::Policy(why::path_dotdot())),
             c if c.len() > 255 => {
-                return Err(BackendError::Policy(
-                    "a part of the path is longer than 255 bytes".into(),
-                ))
+                return Err(BackendError::Policy(Why::new(
+                    "path_part_too_long",
+                    [],
+                    "a part of the path is longer than 255 bytes",
+                )))
             }
             c => parts.push(c),
         }
@@ -158,17 +162,33 @@ fn io(e: Errno) -> std::io::Error {
 fn failed(rel: &str, e: Errno) -> BackendError {
     let shown = if rel.is_empty() { "/" } else { rel };
     match e {
-        Errno::NOENT => BackendError::NoSuchFile(format!("{shown} does not exist in your storage")),
-        Errno::LOOP | Errno::XDEV => BackendError::NoSuchFile(format!(
-            "{shown} goes through a symbolic link or a mount; links are not followed"
+        Errno::NOENT => BackendError::NoSuchFile(why::storage_missing(shown)),
+        Errno::LOOP | Errno::XDEV => BackendError::NoSuchFile(Why::new(
+            "storage_link",
+            [("path", shown.to_string())],
+            format!("{shown} goes through a symbolic link or a mount; links are not followed"),
         )),
-        Errno::NOTDIR => BackendError::NoSuchFile(format!("a part of {shown} is not a directory")),
-        Errno::ISDIR => BackendError::Refused(format!("{shown} is a directory")),
-        Errno::EXIST => BackendError::Refused(format!("{shown} exists and is not a directory")),
-        Errno::NOSPC | Errno::DQUOT => BackendError::Exhausted(
-            "the host's disk for storage is full; tell an administrator".into(),
-        ),
-        Errno::NAMETOOLONG => BackendError::Policy(format!("{shown}: a name is too long")),
+        Errno::NOTDIR => BackendError::NoSuchFile(Why::new(
+            "storage_not_dir",
+            [("path", shown.to_string())],
+            format!("a part of {shown} is not a directory"),
+        )),
+        Errno::ISDIR => BackendError::Refused(why::storage_is_dir(shown)),
+        Errno::EXIST => BackendError::Refused(Why::new(
+            "storage_exists",
+            [("path", shown.to_string())],
+            format!("{shown} exists and is not a directory"),
+        )),
+        Errno::NOSPC | Errno::DQUOT => BackendError::Exhausted(Why::new(
+            "storage_disk_full",
+            [],
+            "the host's disk for storage is full; tell an administrator",
+        )),
+        Errno::NAMETOOLONG => BackendError::Policy(Why::new(
+            "name_too_long",
+            [("path", shown.to_string())],
+            format!("{shown}: a name is too long"),
+        )),
         e => BackendError::Engine(format!("storage: {shown}: {}", io(e))),
     }
 }
@@ -181,9 +201,10 @@ pub(crate) fn open_root(root: &Path) -> Result<OwnedFd, BackendError> {
         Mode::empty(),
     )
     .map_err(|e| {
-        BackendError::Storage(format!(
-            "your storage cannot be opened on this host ({})",
-            io(e)
+        BackendError::Storage(Why::new(
+            "storage_unopenable",
+            [],
+            format!("your storage cannot be opened on this host ({})", io(e)),
         ))
     })
 }
@@ -236,8 +257,10 @@ pub(crate) fn stat(root: &OwnedFd, rel: &str) -> Result<StoragePath, BackendErro
             modified: st.st_mtime,
         }),
         FileType::Symlink => Err(failed(rel, Errno::LOOP)),
-        _ => Err(BackendError::NoSuchFile(format!(
-            "{rel} is neither a file nor a directory"
+        _ => Err(BackendError::NoSuchFile(Why::new(
+            "storage_odd",
+            [("path", rel.to_string())],
+            format!("{rel} is neither a file nor a directory"),
         ))),
     }
 }
@@ -287,8 +310,10 @@ pub(crate) fn read(root: &OwnedFd, rel: &str) -> Result<ByteStream, BackendError
         FileType::RegularFile => {}
         FileType::Directory => return Err(failed(rel, Errno::ISDIR)),
         _ => {
-            return Err(BackendError::NoSuchFile(format!(
-                "{rel} is not a regular file"
+            return Err(BackendError::NoSuchFile(Why::new(
+                "storage_not_file",
+                [("path", rel.to_string())],
+                format!("{rel} is not a regular file"),
             )))
         }
     }
@@ -331,9 +356,8 @@ pub(crate) async fn write(
     let mut written: i64 = 0;
     let outcome: Result<(), BackendError> = async {
         while let Some(chunk) = body.next().await {
-            let chunk: Bytes = chunk.map_err(|e| {
-                BackendError::Refused(format!("the upload of {rel} broke off: {e}"))
-            })?;
+            let chunk: Bytes =
+                chunk.map_err(|e| BackendError::Refused(why::upload_broke(&rel, e)))?;
             written += chunk.len() as i64;
             file.write_all(&chunk)
                 .await
@@ -397,9 +421,7 @@ fn make_dirs(root: &OwnedFd, rel: &str, owner: (u32, u32)) -> Result<OwnedFd, Er
 /// Removes a file, a link or a directory tree. Never the root.
 pub(crate) fn remove(root: &OwnedFd, rel: &str) -> Result<(), BackendError> {
     if rel.is_empty() {
-        return Err(BackendError::Policy(
-            "the root of your storage cannot be removed; remove what is in it".into(),
-        ));
+        return Err(BackendError::Policy(why::storage_root()));
     }
     let (parent, name) = split(rel);
     let p = open_dir(root, parent).map_err(|e| failed(rel, e))?;
@@ -531,9 +553,11 @@ pub(crate) fn ensure_directory(
     )
     .map_err(|e| {
         tracing::warn!(root, error = %io(e), "the storage root cannot be opened");
-        BackendError::Storage(
-            "your storage could not be prepared: the host's storage directory is missing or cannot be used; tell an administrator".into(),
-        )
+        BackendError::Storage(Why::new(
+            "storage_root_missing",
+            [],
+            "your storage could not be prepared: the host's storage directory is missing or cannot be used; tell an administrator",
+        ))
     })?;
     match rustix::fs::mkdirat(&r, owner, Mode::from_raw_mode(0o700)) {
         Ok(()) => {
@@ -541,9 +565,11 @@ pub(crate) fn ensure_directory(
                 .map_err(|e| {
                     let _ = rustix::fs::unlinkat(&r, owner, AtFlags::REMOVEDIR);
                     tracing::warn!(root, owner, error = %io(e), "a user's storage directory cannot be given its owner");
-                    BackendError::Storage(
-                        "your storage could not be prepared: its directory cannot be given to you; tell an administrator".into(),
-                    )
+                    BackendError::Storage(Why::new(
+                        "storage_not_given",
+                        [],
+                        "your storage could not be prepared: its directory cannot be given to you; tell an administrator",
+                    ))
                 })
         }
         Err(Errno::EXIST) => {
@@ -551,16 +577,22 @@ pub(crate) fn ensure_directory(
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 Ok(())
             } else {
-                Err(BackendError::Storage(
-                    "your storage could not be prepared: something that is not a directory has its name; tell an administrator".into(),
-                ))
+                Err(BackendError::Storage(Why::new(
+                    "storage_name_taken",
+                    [],
+                    "your storage could not be prepared: something that is not a directory has its name; tell an administrator",
+                )))
             }
         }
         Err(e) => {
             tracing::warn!(root, owner, error = %io(e), "a user's storage directory cannot be made");
-            Err(BackendError::Storage(format!(
-                "your storage could not be prepared: its directory cannot be made ({}); tell an administrator",
-                io(e)
+            Err(BackendError::Storage(Why::new(
+                "storage_unmade",
+                [],
+                format!(
+                    "your storage could not be prepared: its directory cannot be made ({}); tell an administrator",
+                    io(e)
+                ),
             )))
         }
     }

@@ -361,7 +361,9 @@ async fn nvidia_gpus_are_asked_for_by_uuid_never_by_count() {
     // the GPUs included (a second try fails the same way, not for want of GPUs).
     for _ in 0..2 {
         match host.engine.create(&spec).await {
-            Err(BackendError::Engine(m) | BackendError::Refused(m)) => {
+            Err(
+                BackendError::Engine(m) | BackendError::Refused(wm_backend::Why { text: m, .. }),
+            ) => {
                 assert!(m.contains("nvidia") || m.contains("device driver"), "{m}")
             }
             other => panic!("{other:?}"),

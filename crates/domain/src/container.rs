@@ -23,24 +23,35 @@ impl ShortName {
 
     /// A name as stored or sent by an agent: any DNS label that fits a full name.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        check_dns_label(s, "name", "the container name")?;
+        check_dns_label(s, "name", &CONTAINER)?;
         Ok(Self(s.to_string()))
     }
 
-    /// A name for a new container or VM: a DNS label of at most [`Self::MAX_NEW_LEN`].
+    /// A name for a new container: a DNS label of at most [`Self::MAX_NEW_LEN`].
     pub fn parse_new(s: &str) -> Result<Self, ParseError> {
-        let short = Self::parse(s)?;
+        Self::parse_new_as(s, &CONTAINER)
+    }
+
+    /// A name for a new VM: the rule of [`Self::parse_new`], its errors in words about VMs
+    /// (the reasons `vm_empty`, `vm_too_long`, `vm_bad_char`, `vm_bad_edge`).
+    pub fn parse_new_vm(s: &str) -> Result<Self, ParseError> {
+        Self::parse_new_as(s, &VM)
+    }
+
+    fn parse_new_as(s: &str, words: &Words) -> Result<Self, ParseError> {
+        check_dns_label(s, "name", words)?;
         if s.len() > Self::MAX_NEW_LEN {
             return Err(ParseError::new(
                 "name",
                 format!(
-                    "the container name is longer than {} characters",
+                    "{} is longer than {} characters",
+                    words.what,
                     Self::MAX_NEW_LEN
                 ),
             )
-            .because("too_long", [("max", Self::MAX_NEW_LEN.to_string())]));
+            .because(words.too_long, [("max", Self::MAX_NEW_LEN.to_string())]));
         }
-        Ok(short)
+        Ok(Self(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -48,17 +59,46 @@ impl ShortName {
     }
 }
 
-fn check_dns_label(s: &str, field: &'static str, what: &str) -> Result<(), ParseError> {
+/// The words of a name's errors: what it names, and the reason of each rule it breaks.
+struct Words {
+    what: &'static str,
+    empty: &'static str,
+    too_long: &'static str,
+    bad_char: &'static str,
+    bad_edge: &'static str,
+}
+
+const CONTAINER: Words = Words {
+    what: "the container name",
+    empty: "empty",
+    too_long: "too_long",
+    bad_char: "bad_char",
+    bad_edge: "bad_edge",
+};
+
+const VM: Words = Words {
+    what: "the VM name",
+    empty: "vm_empty",
+    too_long: "vm_too_long",
+    bad_char: "vm_bad_char",
+    bad_edge: "vm_bad_edge",
+};
+
+fn check_dns_label(s: &str, field: &'static str, words: &Words) -> Result<(), ParseError> {
+    let what = words.what;
     let err = |m: String| ParseError::new(field, m);
     if s.is_empty() {
-        return Err(err(format!("{what} is empty")).because("empty", []));
+        return Err(err(format!("{what} is empty")).because(words.empty, []));
     }
     if s.len() > ContainerName::MAX_LEN {
         return Err(err(format!(
             "{what} is longer than {} characters",
             ContainerName::MAX_LEN
         ))
-        .because("too_long", [("max", ContainerName::MAX_LEN.to_string())]));
+        .because(
+            words.too_long,
+            [("max", ContainerName::MAX_LEN.to_string())],
+        ));
     }
     if let Some(c) = s
         .chars()
@@ -69,14 +109,17 @@ fn check_dns_label(s: &str, field: &'static str, what: &str) -> Result<(), Parse
             excerpt(s),
             c
         ))
-        .because("bad_char", [("value", excerpt(s)), ("char", c.to_string())]));
+        .because(
+            words.bad_char,
+            [("value", excerpt(s)), ("char", c.to_string())],
+        ));
     }
     if s.starts_with('-') || s.ends_with('-') {
         return Err(err(format!(
             "{what} {:?} must start and end with a letter or digit",
             excerpt(s)
         ))
-        .because("bad_edge", [("value", excerpt(s))]));
+        .because(words.bad_edge, [("value", excerpt(s))]));
     }
     Ok(())
 }
@@ -463,6 +506,28 @@ mod tests {
 
     fn user(s: &str) -> UserName {
         UserName::parse(s).unwrap()
+    }
+
+    /// A VM's name follows a container's rule, and its errors speak of a VM.
+    #[test]
+    fn a_vm_name_is_refused_in_words_about_vms() {
+        for (bad, reason) in [
+            ("", "vm_empty"),
+            ("My_VM", "vm_bad_char"),
+            ("vm-", "vm_bad_edge"),
+            (&"a".repeat(40), "vm_too_long"),
+        ] {
+            let e = ShortName::parse_new_vm(bad).unwrap_err();
+            assert_eq!((e.field, e.reason), ("name", reason), "{bad:?}");
+            assert!(e.message.starts_with("the VM name"), "{}", e.message);
+            assert!(!e.message.contains("container"), "{}", e.message);
+            let c = ShortName::parse_new(bad).unwrap_err();
+            assert!(c.message.starts_with("the container name"), "{}", c.message);
+        }
+        assert_eq!(
+            ShortName::parse_new_vm("ubuntu-1").unwrap().as_str(),
+            "ubuntu-1"
+        );
     }
 
     #[test]

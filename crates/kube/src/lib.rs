@@ -39,6 +39,7 @@ use wm_domain::{ContainerKey, Role, UserName};
 pub use manifests::{course_label, render_manifests, KubeContainerSpec};
 pub use settings::{KubeSettings, Resources, ResourcesByRole, RoleResources, MAX_GPUS};
 pub use wm_backend::BackendError;
+use wm_backend::Why;
 
 use manifests::{
     container_objects, host_of, instance_selector, namespace_of, user_objects, CONTAINER,
@@ -97,7 +98,9 @@ impl Kube {
     /// Reads the cluster access (kubeconfig file, or in-cluster / inferred) without
     /// contacting the cluster, so the console starts while Kubernetes is down.
     pub async fn new(settings: KubeSettings) -> Result<Self, BackendError> {
-        settings.validate().map_err(BackendError::Policy)?;
+        settings
+            .validate()
+            .map_err(|m| BackendError::Policy(m.into()))?;
         let options = KubeConfigOptions {
             context: settings.context.clone(),
             ..Default::default()
@@ -105,32 +108,43 @@ impl Kube {
         let config = match &settings.kubeconfig {
             Some(path) => {
                 let kc = Kubeconfig::read_from(path).map_err(|e| {
-                    BackendError::Policy(format!(
-                        "cannot read the kubeconfig {}: {}",
-                        path.display(),
-                        chain(&e)
-                    ))
+                    BackendError::Policy(
+                        format!(
+                            "cannot read the kubeconfig {}: {}",
+                            path.display(),
+                            chain(&e)
+                        )
+                        .into(),
+                    )
                 })?;
                 Config::from_custom_kubeconfig(kc, &options)
                     .await
                     .map_err(|e| {
-                        BackendError::Policy(format!(
-                            "the kubeconfig {} is not usable: {}",
-                            path.display(),
-                            chain(&e)
-                        ))
+                        BackendError::Policy(
+                            format!(
+                                "the kubeconfig {} is not usable: {}",
+                                path.display(),
+                                chain(&e)
+                            )
+                            .into(),
+                        )
                     })?
             }
             None if settings.context.is_some() => {
                 Config::from_kubeconfig(&options).await.map_err(|e| {
-                    BackendError::Policy(format!("the kubeconfig is not usable: {}", chain(&e)))
+                    BackendError::Policy(
+                        format!("the kubeconfig is not usable: {}", chain(&e)).into(),
+                    )
                 })?
             }
             None => Config::infer().await.map_err(|e| {
-                BackendError::Policy(format!(
-                    "no cluster access: not in a cluster and no kubeconfig: {}",
-                    chain(&e)
-                ))
+                BackendError::Policy(
+                    format!(
+                        "no cluster access: not in a cluster and no kubeconfig: {}",
+                        chain(&e)
+                    )
+                    .into(),
+                )
             })?,
         };
         Self::with_config(settings, config)
@@ -138,17 +152,18 @@ impl Kube {
 
     /// As [`Kube::new`], with the cluster access given directly.
     pub fn with_config(settings: KubeSettings, mut config: Config) -> Result<Self, BackendError> {
-        settings.validate().map_err(BackendError::Policy)?;
+        settings
+            .validate()
+            .map_err(|m| BackendError::Policy(m.into()))?;
         let call = Duration::from_secs(settings.call_timeout_secs);
         config.connect_timeout = Some(Duration::from_secs(settings.connect_timeout_secs));
         config.read_timeout = Some(call);
         config.write_timeout = Some(call);
         config.reset_reader_on_write = true;
         let client = Client::try_from(config.clone()).map_err(|e| {
-            BackendError::Policy(format!(
-                "cannot set up the Kubernetes client: {}",
-                chain(&e)
-            ))
+            BackendError::Policy(
+                format!("cannot set up the Kubernetes client: {}", chain(&e)).into(),
+            )
         })?;
         Ok(Self {
             client,
@@ -430,11 +445,14 @@ impl Kube {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(BackendError::Unavailable(format!(
-                    "the cluster did not fill the token of Secret {ns}/{name} within {} s; \
+                return Err(BackendError::Unavailable(
+                    format!(
+                        "the cluster did not fill the token of Secret {ns}/{name} within {} s; \
                      is its token controller running?",
-                    self.settings.call_timeout_secs
-                )));
+                        self.settings.call_timeout_secs
+                    )
+                    .into(),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -625,9 +643,13 @@ impl Kube {
         tokio::time::timeout(Duration::from_secs(secs), fut)
             .await
             .map_err(|_| {
-                BackendError::Unavailable(format!(
-                    "the Kubernetes API at {} did not answer within {secs} s",
-                    self.config.cluster_url
+                BackendError::Unavailable(Why::new(
+                    "cluster_timeout",
+                    [("seconds", secs.to_string())],
+                    format!(
+                        "the Kubernetes API at {} did not answer within {secs} s",
+                        self.config.cluster_url
+                    ),
                 ))
             })
     }
@@ -651,23 +673,28 @@ impl Kube {
     fn error(&self, e: kube::Error) -> BackendError {
         match e {
             kube::Error::Api(s) => match s.code {
-                400 | 422 => BackendError::Refused(s.message),
+                400 | 422 => BackendError::Refused(s.message.into()),
                 // The admission of a ResourceQuota answers 403 too.
-                403 if s.message.contains("exceeded quota") => BackendError::Refused(s.message),
-                429 | 500..=599 => BackendError::Unavailable(format!(
-                    "the Kubernetes API answered {}: {}",
-                    s.code, s.message
-                )),
+                403 if s.message.contains("exceeded quota") => {
+                    BackendError::Refused(s.message.into())
+                }
+                429 | 500..=599 => BackendError::Unavailable(
+                    format!("the Kubernetes API answered {}: {}", s.code, s.message).into(),
+                ),
                 code => BackendError::Engine(format!(
                     "the Kubernetes API answered {code} {}: {}",
                     s.reason, s.message
                 )),
             },
             e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
-                BackendError::Unavailable(format!(
-                    "cannot reach the Kubernetes API at {}: {}",
-                    self.config.cluster_url,
-                    chain(&e)
+                BackendError::Unavailable(Why::new(
+                    "cluster_unreachable",
+                    [],
+                    format!(
+                        "cannot reach the Kubernetes API at {}: {}",
+                        self.config.cluster_url,
+                        chain(&e)
+                    ),
                 ))
             }
             e => BackendError::Engine(chain(&e)),

@@ -6,7 +6,7 @@
 use crate::settings::{is_dns_label, is_label_value, KubeSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use wm_backend::BackendError;
+use wm_backend::{BackendError, Why};
 use wm_domain::{ContainerName, EnvVar, GuestPort, ImageRef, Role, ShortName, UserName};
 
 /// The field manager of every server-side apply and write.
@@ -78,14 +78,20 @@ pub fn namespace_of<'a>(
 ) -> Result<&'a str, BackendError> {
     let ns = user.as_str();
     if !is_dns_label(ns) {
-        return Err(BackendError::Policy(format!(
-            "the user name {ns:?} cannot name a Kubernetes namespace: only lowercase letters, \
-             digits and '-' (not at the end) are allowed there"
+        return Err(BackendError::Policy(Why::new(
+            "namespace_name",
+            [("user", ns.to_string())],
+            format!(
+                "the user name {ns:?} cannot name a Kubernetes namespace: only lowercase letters, \
+                 digits and '-' (not at the end) are allowed there"
+            ),
         )));
     }
     if ns == "default" || ns.starts_with("kube-") || ns == settings.ingress_namespace {
-        return Err(BackendError::Policy(format!(
-            "the user name {ns:?} is the name of a system namespace of the cluster"
+        return Err(BackendError::Policy(Why::new(
+            "system_namespace",
+            [("user", ns.to_string())],
+            format!("the user name {ns:?} is the name of a system namespace of the cluster"),
         )));
     }
     Ok(ns)
@@ -245,12 +251,11 @@ pub fn user_objects(
 pub fn check_spec(settings: &KubeSettings, spec: &KubeContainerSpec) -> Result<(), BackendError> {
     namespace_of(settings, &spec.owner)?;
     let expected = ContainerName::new(&spec.owner, &spec.short_name)
-        .map_err(|e| BackendError::Refused(e.message))?;
+        .map_err(|e| BackendError::Refused(e.message.into()))?;
     if expected != spec.name {
-        return Err(BackendError::Refused(format!(
-            "the container name {} is not {}",
-            spec.name, expected
-        )));
+        return Err(BackendError::Refused(
+            format!("the container name {} is not {}", spec.name, expected).into(),
+        ));
     }
     if spec.creation_id.is_empty() || spec.creation_id.len() > 253 {
         return Err(BackendError::Refused(
@@ -259,18 +264,25 @@ pub fn check_spec(settings: &KubeSettings, spec: &KubeContainerSpec) -> Result<(
     }
     let max_gpus = settings.resources.of(spec.role).max_gpus;
     if spec.gpus > max_gpus {
-        return Err(BackendError::Policy(format!(
-            "a {} may have at most {max_gpus} GPU{} on the cluster; {} asked for",
-            spec.role.as_str(),
-            if max_gpus == 1 { "" } else { "s" },
-            spec.gpus
+        return Err(BackendError::Policy(Why::new(
+            "cluster_gpus",
+            [
+                ("role", spec.role.as_str().to_string()),
+                ("max", max_gpus.to_string()),
+                ("asked", spec.gpus.to_string()),
+            ],
+            format!(
+                "a {} may have at most {max_gpus} GPU{} on the cluster; {} asked for",
+                spec.role.as_str(),
+                if max_gpus == 1 { "" } else { "s" },
+                spec.gpus
+            ),
         )));
     }
     if !is_label_value(spec.name.as_str()) {
-        return Err(BackendError::Refused(format!(
-            "the container name {} cannot be a label value",
-            spec.name
-        )));
+        return Err(BackendError::Refused(
+            format!("the container name {} cannot be a label value", spec.name).into(),
+        ));
     }
     Ok(())
 }
@@ -414,15 +426,16 @@ pub fn render_manifests(
     role: Role,
     container: Option<&KubeContainerSpec>,
 ) -> Result<String, BackendError> {
-    settings.validate().map_err(BackendError::Policy)?;
+    settings
+        .validate()
+        .map_err(|m| BackendError::Policy(m.into()))?;
     let courses = container.map_or(&[][..], |c| c.courses.as_slice());
     let mut objects = user_objects(settings, user, role, courses)?;
     if let Some(spec) = container {
         if &spec.owner != user {
-            return Err(BackendError::Refused(format!(
-                "the container's owner {} is not {user}",
-                spec.owner
-            )));
+            return Err(BackendError::Refused(
+                format!("the container's owner {} is not {user}", spec.owner).into(),
+            ));
         }
         objects.extend(container_objects(settings, spec)?);
     }

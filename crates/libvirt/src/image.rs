@@ -7,12 +7,13 @@ use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
 use wm_backend::vm::{DiskFormat, DiskInfo};
+use wm_backend::Why;
 
-/// Why an image is refused: a sentence for its uploader.
+/// Why an image is refused: a sentence for its uploader, with its key.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("{0}")]
-    Refused(String),
+    Refused(Why),
     #[error("qemu-img failed: {0}")]
     Tool(String),
 }
@@ -51,9 +52,11 @@ pub async fn inspect(path: &Path) -> Result<DiskInfo, ImageError> {
     .map_err(|_| ImageError::Tool("qemu-img info took longer than 60 s".into()))?
     .map_err(|e| ImageError::Tool(format!("cannot run qemu-img: {e}")))?;
     if !out.status.success() {
-        return Err(ImageError::Refused(
-            "the file is not a disk image qemu-img can read".into(),
-        ));
+        return Err(ImageError::Refused(Why::new(
+            "image_unreadable",
+            [],
+            "the file is not a disk image qemu-img can read",
+        )));
     }
     let len = tokio::fs::metadata(path)
         .await
@@ -67,15 +70,21 @@ fn check(json: &[u8], len: u64) -> Result<DiskInfo, ImageError> {
     let info: Info = serde_json::from_slice(json)
         .map_err(|e| ImageError::Tool(format!("unexpected qemu-img output: {e}")))?;
     let format = DiskFormat::parse(&info.format).ok_or_else(|| {
-        ImageError::Refused(format!(
-            "the image is {}; only qcow2 and raw images are accepted",
-            info.format
+        ImageError::Refused(Why::new(
+            "image_format",
+            [("format", info.format.clone())],
+            format!(
+                "the image is {}; only qcow2 and raw images are accepted",
+                info.format
+            ),
         ))
     })?;
     if info.backing_filename.is_some() || info.full_backing_filename.is_some() {
-        return Err(ImageError::Refused(
-            "the image names a backing file; upload a self-contained image (qemu-img convert -O qcow2 in.qcow2 out.qcow2)".into(),
-        ));
+        return Err(ImageError::Refused(Why::new(
+            "image_backing_file",
+            [],
+            "the image names a backing file; upload a self-contained image (qemu-img convert -O qcow2 in.qcow2 out.qcow2)",
+        )));
     }
     let data_file = info
         .format_specific
@@ -83,18 +92,26 @@ fn check(json: &[u8], len: u64) -> Result<DiskInfo, ImageError> {
         .and_then(|f| f.get("data"))
         .and_then(|d| d.get("data-file"));
     if data_file.is_some() {
-        return Err(ImageError::Refused(
-            "the image names an external data file; upload a self-contained image".into(),
-        ));
+        return Err(ImageError::Refused(Why::new(
+            "image_data_file",
+            [],
+            "the image names an external data file; upload a self-contained image",
+        )));
     }
     if info.virtual_size == 0 {
-        return Err(ImageError::Refused("the image is empty".into()));
+        return Err(ImageError::Refused(Why::new(
+            "image_empty",
+            [],
+            "the image is empty",
+        )));
     }
     // Any file reads as raw; a disk is whole sectors, so this is what tells a stray file.
     if format == DiskFormat::Raw && !len.is_multiple_of(512) {
-        return Err(ImageError::Refused(
-            "the file is neither a qcow2 image nor a raw disk (whose size is a multiple of 512 bytes)".into(),
-        ));
+        return Err(ImageError::Refused(Why::new(
+            "image_not_disk",
+            [],
+            "the file is neither a qcow2 image nor a raw disk (whose size is a multiple of 512 bytes)",
+        )));
     }
     Ok(DiskInfo {
         format,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use wm_backend::ports::PortPool;
 use wm_backend::vm::{DiskInfo, Forward, FoundVm, VmBackend, VmImageKey, VmSpec, VmState};
-use wm_backend::{BackendError, Terminal, TerminalInput, TerminalOutput};
+use wm_backend::{BackendError, Terminal, TerminalInput, TerminalOutput, Why};
 use wm_domain::ContainerKey;
 
 /// Where and how this host runs VMs.
@@ -63,7 +63,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 const PORT_ATTEMPTS: usize = 8;
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
-    BackendError::Unavailable(e.to_string())
+    BackendError::Unavailable(e.to_string().into())
 }
 
 fn io(what: &str, e: std::io::Error) -> BackendError {
@@ -181,9 +181,7 @@ impl Libvirt {
             pool.release(name);
             pool.mark_busy(&held);
         }
-        Err(BackendError::Unavailable(
-            "could not find free host ports; try again".into(),
-        ))
+        Err(BackendError::Unavailable(wm_backend::why::ports_held()))
     }
 
     /// The VM's disk and domain, with these forwards; on failure nothing is left.
@@ -396,15 +394,20 @@ impl VmBackend for Libvirt {
 
     async fn console(&self, key: &ContainerKey) -> Result<Terminal, BackendError> {
         if self.state(key).await? != VmState::Running {
-            return Err(BackendError::Refused("the VM is not running".into()));
+            return Err(BackendError::Refused(Why::new(
+                "vm_not_running",
+                [],
+                "the VM is not running",
+            )));
         }
         let socket = self.vm_dir(key).join("serial.sock");
         let stream = tokio::net::UnixStream::connect(&socket)
             .await
             .map_err(|e| {
-                BackendError::Refused(format!(
-                    "the serial console cannot be reached now ({})",
-                    e.kind()
+                BackendError::Refused(Why::new(
+                    "serial_unreachable",
+                    [],
+                    format!("the serial console cannot be reached now ({})", e.kind()),
                 ))
             })?;
         Ok(pump_serial(stream))

@@ -33,16 +33,15 @@ impl GatedCluster {
     pub(crate) async fn check(&self) -> Result<String, BackendError> {
         let r = match tokio::time::timeout(CHECK_TIMEOUT, self.inner.health()).await {
             Ok(r) => r,
-            Err(_) => Err(BackendError::Unavailable(format!(
-                "no answer within {} seconds",
-                CHECK_TIMEOUT.as_secs()
-            ))),
+            Err(_) => Err(BackendError::Unavailable(
+                format!("no answer within {} seconds", CHECK_TIMEOUT.as_secs()).into(),
+            )),
         };
         match &r {
             Ok(version) => {
                 self.gate.up(version.clone());
             }
-            Err(e) => self.gate.down(e.to_string()),
+            Err(e) => self.gate.failed(e),
         }
         self.metrics.kubernetes_up.set(i64::from(r.is_ok()));
         r

@@ -5,7 +5,7 @@
 //! `WM_HOST_CHECK_INTERVAL_SECS`) finds it again.
 
 use std::sync::RwLock;
-use wm_backend::BackendError;
+use wm_backend::{BackendError, Why};
 
 /// What the last check or call found of one target, and what it said of itself.
 pub(crate) struct Gate<I> {
@@ -20,7 +20,8 @@ pub(crate) struct Seen<I> {
     pub(crate) up: Option<bool>,
     /// What the target said of itself at its last good check.
     pub(crate) info: Option<I>,
-    pub(crate) error: Option<String>,
+    /// Why it was found down, last.
+    pub(crate) error: Option<Why>,
 }
 
 impl<I> Default for Seen<I> {
@@ -68,8 +69,17 @@ impl<I: Clone> Gate<I> {
         }
     }
 
+    /// Notes a check that failed with `e`: a backend's keyed sentence is kept as it is (to
+    /// be said in the user's language), anything else as its text.
+    pub(crate) fn failed(&self, e: &BackendError) {
+        self.down(match e {
+            BackendError::Unavailable(why) if why.is_keyed() => why.clone(),
+            e => e.to_string().into(),
+        });
+    }
+
     /// Notes a check or call that found the target unreachable.
-    pub(crate) fn down(&self, error: String) {
+    pub(crate) fn down(&self, error: Why) {
         let mut s = self.state.write().expect("not poisoned");
         if s.up != Some(false) {
             tracing::warn!(target = %self.name, %error, "is down");
@@ -107,7 +117,7 @@ mod tests {
         g.saw(&BackendError::Unavailable("connection refused".into()));
         assert!(!g.is_open());
         match g.pass() {
-            Err(BackendError::Unavailable(why)) => assert_eq!(why, "connection refused"),
+            Err(BackendError::Unavailable(why)) => assert_eq!(why.text, "connection refused"),
             other => panic!("{other:?}"),
         }
         assert!(g.up(7), "it was down");

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
-use wm_backend::{BackendError, ContainerBackend, HostInfo};
+use wm_backend::{BackendError, ContainerBackend, HostInfo, Why};
 use wm_store::{Store, StoreError};
 
 /// Why the hosts cannot serve a call now.
@@ -43,6 +43,14 @@ pub(crate) enum HostsError {
     Unavailable {
         reason: &'static str,
         params: Vec<(&'static str, String)>,
+        message: String,
+    },
+    /// The host `host` is down, for the reason `why` (a backend's sentence, keyed when
+    /// the backend said it).
+    #[error("{message}")]
+    Down {
+        host: String,
+        why: Why,
         message: String,
     },
     #[error(transparent)]
@@ -106,7 +114,7 @@ impl Host {
         self.health.read().info
     }
 
-    pub(crate) fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<Why> {
         self.health.read().error
     }
 
@@ -126,15 +134,14 @@ impl Host {
     pub(crate) async fn check(&self) -> bool {
         let answer = match tokio::time::timeout(CHECK_TIMEOUT, self.backend.info()).await {
             Ok(r) => r,
-            Err(_) => Err(BackendError::Unavailable(format!(
-                "no answer within {} seconds",
-                CHECK_TIMEOUT.as_secs()
-            ))),
+            Err(_) => Err(BackendError::Unavailable(
+                format!("no answer within {} seconds", CHECK_TIMEOUT.as_secs()).into(),
+            )),
         };
         match answer {
             Ok(info) => self.health.up(info),
             Err(e) => {
-                self.health.down(e.to_string());
+                self.health.failed(&e);
                 false
             }
         }
@@ -219,10 +226,10 @@ impl Hosts {
         match self.get(id) {
             Some(h) if h.usable() => Ok(h.backend.clone()),
             Some(h) => Err(match h.error() {
-                Some(why) => HostsError::Unavailable {
+                Some(why) => HostsError::Down {
+                    host: id.to_string(),
                     message: format!("host {id} is unavailable ({why}); try again later"),
-                    reason: "host_down_why",
-                    params: vec![("host", id.to_string()), ("why", why)],
+                    why,
                 },
                 None => HostsError::Unavailable {
                     reason: "host_down",
@@ -249,7 +256,7 @@ impl Hosts {
                 format!(
                     "{}: {}",
                     h.id,
-                    h.error().unwrap_or_else(|| "no answer".into())
+                    h.error().map_or_else(|| "no answer".into(), |w| w.text)
                 )
             })
             .collect();
@@ -337,7 +344,7 @@ impl Hosts {
                         })
                         .unwrap_or_default(),
                     images: None,
-                    error: health.error,
+                    error: health.error.map(|w| w.text),
                 }
             })
             .collect())

@@ -2,7 +2,7 @@
 //! machine code. `crate::http` turns it into an HTTP answer; nothing here knows HTTP.
 
 use crate::hosts::HostsError;
-use wm_backend::BackendError;
+use wm_backend::{BackendError, Why};
 use wm_domain::ParseError;
 use wm_store::StoreError;
 
@@ -135,6 +135,27 @@ fn say(
     Said {
         message: english.into(),
         rule,
+    }
+}
+
+/// A backend's sentence `why` said as the error `code` (of `field`): by its own key when
+/// this console knows that reason for the code ([`super::said::backend_rule`]), else by
+/// the `generic` saying, which names `why`'s English text among its `params`. `english`
+/// is the message either way.
+fn said_by_backend<const N: usize>(
+    code: &'static str,
+    field: Option<&'static str>,
+    why: &Why,
+    generic: &'static str,
+    params: [(&'static str, String); N],
+    english: impl Into<String>,
+) -> Said {
+    match super::said::backend_rule(code, field, why) {
+        Some(rule) => Said {
+            message: english.into(),
+            rule,
+        },
+        None => say(code, field, generic, params, english),
     }
 }
 
@@ -342,14 +363,6 @@ impl Error {
         Self::Conflict(say("conflict", None, reason, params, english))
     }
 
-    pub(crate) fn file_not_found<const N: usize>(
-        reason: &'static str,
-        params: [(&'static str, String); N],
-        english: impl Into<String>,
-    ) -> Self {
-        Self::FileNotFound(say("file_not_found", None, reason, params, english))
-    }
-
     pub(crate) fn storage<const N: usize>(
         reason: &'static str,
         params: [(&'static str, String); N],
@@ -388,6 +401,73 @@ impl Error {
         english: impl Into<String>,
     ) -> Self {
         Self::Unavailable(say("unavailable", None, reason, params, english))
+    }
+
+    /// A backend's sentence `why` refused with `code` (of `field`): said by `why`'s key
+    /// when this console knows it, else by the saying `generic`, which puts `why`'s text
+    /// in its place `{why}`; in English, `why`'s text.
+    pub(crate) fn refused_by_backend(
+        code: &'static str,
+        field: Option<&'static str>,
+        generic: &'static str,
+        why: &Why,
+    ) -> Self {
+        Self::Invalid {
+            code,
+            field,
+            said: said_by_backend(
+                code,
+                field,
+                why,
+                generic,
+                [("why", why.text.clone())],
+                &why.text,
+            ),
+        }
+    }
+
+    /// A backend's sentence `why` refusing what the caller may do: by `why`'s key when
+    /// this console knows it, else by the saying `policy` with `why`'s text.
+    pub(crate) fn forbidden_by_backend(why: &Why) -> Self {
+        Self::Forbidden(said_by_backend(
+            "forbidden",
+            None,
+            why,
+            "policy",
+            [("why", why.text.clone())],
+            &why.text,
+        ))
+    }
+
+    /// A backend's sentence `why` as a conflict: by `why`'s key when this console knows it,
+    /// else by the saying `generic` with these `params` (one of them `why`'s text).
+    pub(crate) fn conflict_by_backend<const N: usize>(
+        why: &Why,
+        generic: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Conflict(said_by_backend(
+            "conflict", None, why, generic, params, english,
+        ))
+    }
+
+    /// A backend's sentence `why` as a dependency that cannot be used now: by `why`'s key
+    /// when this console knows it, else by the saying `generic` with these `params`.
+    pub(crate) fn unavailable_by_backend<const N: usize>(
+        why: &Why,
+        generic: &'static str,
+        params: [(&'static str, String); N],
+        english: impl Into<String>,
+    ) -> Self {
+        Self::Unavailable(said_by_backend(
+            "unavailable",
+            None,
+            why,
+            generic,
+            params,
+            english,
+        ))
     }
 
     /// The key its sentence is found by in the console's languages — the field at fault,
@@ -558,6 +638,12 @@ impl From<HostsError> for Error {
                 params,
                 message,
             } => Error::Unavailable(say("unavailable", None, reason, params, message)),
+            HostsError::Down { host, why, message } => Error::unavailable_by_backend(
+                &why,
+                "host_down_why",
+                [("host", host), ("why", why.text.clone())],
+                message,
+            ),
             HostsError::Store(e) => e.into(),
         }
     }
@@ -566,14 +652,18 @@ impl From<HostsError> for Error {
 impl From<BackendError> for Error {
     fn from(e: BackendError) -> Self {
         match e {
-            BackendError::Unavailable(why) => Error::unavailable(
+            BackendError::Unavailable(why) => Error::unavailable_by_backend(
+                &why,
                 "host",
-                [("why", why.clone())],
+                [("why", why.text.clone())],
                 format!("the container host is unavailable ({why}); try again later"),
             ),
-            BackendError::Exhausted(why) => {
-                Error::unavailable("exhausted", [("why", why.clone())], why)
-            }
+            BackendError::Exhausted(why) => Error::unavailable_by_backend(
+                &why,
+                "exhausted",
+                [("why", why.text.clone())],
+                &why.text,
+            ),
             BackendError::NoSuchContainer => Error::not_found("container"),
             BackendError::NoSuchImage(r) => Error::missing(
                 "image_not_found",
@@ -587,14 +677,32 @@ impl From<BackendError> for Error {
                 [],
                 "the host already has a container or network of that name that is not yours; ask an administrator",
             ),
-            BackendError::Policy(m) => {
-                Error::refused("policy", None, "policy", [("why", m.clone())], m)
-            }
-            BackendError::NoSuchFile(m) => {
-                Error::file_not_found("engine", [("why", m.clone())], m)
-            }
-            BackendError::Storage(m) => Error::storage("engine", [("why", m.clone())], m),
-            BackendError::Refused(m) => engine_refusal(m),
+            BackendError::Policy(why) => Error::refused_by_backend("policy", None, "policy", &why),
+            BackendError::NoSuchFile(why) => Error::FileNotFound(said_by_backend(
+                "file_not_found",
+                None,
+                &why,
+                "engine",
+                [("why", why.text.clone())],
+                &why.text,
+            )),
+            BackendError::Storage(why) => Error::Storage(said_by_backend(
+                "storage_unavailable",
+                None,
+                &why,
+                "engine",
+                [("why", why.text.clone())],
+                &why.text,
+            )),
+            // The backend's own sentence, when this console knows it; else the engine's
+            // text, which the user is told only by its kind.
+            BackendError::Refused(why) => match super::said::backend_rule("conflict", None, &why) {
+                Some(rule) => Error::Conflict(Said {
+                    message: why.text,
+                    rule,
+                }),
+                None => engine_refusal(why.text),
+            },
             BackendError::Engine(m) => Error::Engine(m),
         }
     }

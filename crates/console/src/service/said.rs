@@ -6,6 +6,7 @@
 //! one the crate's source names is.
 
 use super::error::Rule;
+use wm_backend::Why;
 
 /// `(code, field, reason, params)`.
 pub(crate) type Saying = (
@@ -30,6 +31,33 @@ pub(crate) fn known(code: &str, field: Option<&str>, rule: &Rule) -> bool {
     })
 }
 
+/// The rule of a backend's keyed sentence said as the error `code` (of `field`): its
+/// reason and params as listed here (which makes them `'static`), when this console knows
+/// that reason for that code with exactly those params. `None` for a sentence without a
+/// key, or one this console does not know (a newer agent's).
+pub(crate) fn backend_rule(code: &str, field: Option<&str>, why: &Why) -> Option<Rule> {
+    if !why.is_keyed() {
+        return None;
+    }
+    let field = field.unwrap_or("");
+    let (_, _, reason, names) = SAYINGS
+        .iter()
+        .find(|(c, f, r, _)| *c == code && *f == field && *r == why.reason)?;
+    if names.len() != why.params.len() {
+        return None;
+    }
+    let params = names
+        .iter()
+        .map(|n| {
+            why.params
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| (*n, v.clone()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Rule { reason, params })
+}
+
 const V: &[&str] = &["value"];
 const NONE: &[&str] = &[];
 
@@ -46,6 +74,10 @@ pub(crate) const SAYINGS: &[Saying] = &[
         &["value", "max", "short_max"],
     ),
     ("invalid_input", "name", "not_a_name", V),
+    ("invalid_input", "name", "vm_empty", NONE),
+    ("invalid_input", "name", "vm_too_long", &["max"]),
+    ("invalid_input", "name", "vm_bad_char", &["value", "char"]),
+    ("invalid_input", "name", "vm_bad_edge", V),
     ("invalid_input", "name", "token_name", NONE),
     ("invalid_input", "name", "printable", &["min", "max"]),
     ("invalid_input", "name", "no_field", NONE),
@@ -373,6 +405,77 @@ pub(crate) const SAYINGS: &[Saying] = &[
     ("storage_unavailable", "", "engine", &["why"]),
     ("storage_unavailable", "", "host_keeps_none", &["host"]),
     ("storage_unavailable", "", "no_host", NONE),
+    // The backends' own sentences (`wm_backend::Why`), under the code the console says
+    // them with.
+    ("policy", "", "memory_limit", &["max"]),
+    ("policy", "", "cpu_limit", &["max"]),
+    ("policy", "", "pids_limit", &["max"]),
+    ("policy", "", "container_name", NONE),
+    ("policy", "", "gpu_twice", &["gpu"]),
+    ("policy", "", "no_gpu", &["gpu", "known"]),
+    ("policy", "", "no_gpu_none", &["gpu"]),
+    ("policy", "", "path_dotdot", NONE),
+    ("policy", "", "path_invalid", NONE),
+    ("policy", "", "path_part_too_long", NONE),
+    ("policy", "", "name_too_long", &["path"]),
+    ("policy", "", "storage_root", NONE),
+    ("policy", "", "namespace_name", &["user"]),
+    ("policy", "", "system_namespace", &["user"]),
+    ("policy", "", "cluster_gpus", &["role", "max", "asked"]),
+    ("unavailable", "", "ports_full", &["range"]),
+    ("unavailable", "", "ports_held", NONE),
+    (
+        "unavailable",
+        "",
+        "gpu_in_use",
+        &["gpu", "holders", "share"],
+    ),
+    ("unavailable", "", "no_address_range", NONE),
+    ("unavailable", "", "network_pool_full", &["pool", "prefix"]),
+    ("unavailable", "", "build_pids_socket", &["host", "setting"]),
+    ("unavailable", "", "build_pids", &["why", "setting"]),
+    ("unavailable", "", "build_broke", NONE),
+    ("unavailable", "", "storage_disk_full", NONE),
+    ("unavailable", "", "engine_timeout", &["seconds"]),
+    ("unavailable", "", "cluster_timeout", &["seconds"]),
+    ("unavailable", "", "cluster_unreachable", NONE),
+    ("unavailable", "", "no_libvirt", NONE),
+    ("unavailable", "", "agent_timeout", &["host"]),
+    ("unavailable", "", "agent_unreachable", &["host"]),
+    ("unavailable", "", "agent_token", &["host"]),
+    ("unavailable", "", "agent_stream_broke", &["host"]),
+    ("storage_unavailable", "", "storage_off", NONE),
+    ("storage_unavailable", "", "storage_unprepared", NONE),
+    ("storage_unavailable", "", "storage_unopenable", NONE),
+    ("storage_unavailable", "", "storage_root_missing", NONE),
+    ("storage_unavailable", "", "storage_not_given", NONE),
+    ("storage_unavailable", "", "storage_name_taken", NONE),
+    ("storage_unavailable", "", "storage_unmade", NONE),
+    ("storage_unavailable", "", "volume_failed", NONE),
+    ("storage_unavailable", "", "volume_foreign", NONE),
+    ("storage_unavailable", "", "vm_spool", NONE),
+    ("file_not_found", "", "dir_missing", &["dir"]),
+    ("file_not_found", "", "path_missing", &["path"]),
+    ("file_not_found", "", "storage_missing", &["path"]),
+    ("file_not_found", "", "storage_link", &["path"]),
+    ("file_not_found", "", "storage_not_dir", &["path"]),
+    ("file_not_found", "", "storage_odd", &["path"]),
+    ("file_not_found", "", "storage_not_file", &["path"]),
+    ("conflict", "", "build_too_large", &["size", "max"]),
+    ("conflict", "", "storage_in_use", NONE),
+    ("conflict", "", "storage_is_dir", &["path"]),
+    ("conflict", "", "storage_exists", &["path"]),
+    ("conflict", "", "upload_broke", &["path"]),
+    ("conflict", "", "vm_not_running", NONE),
+    ("conflict", "", "serial_unreachable", NONE),
+    ("invalid_image", "file", "image_unreadable", NONE),
+    ("invalid_image", "file", "image_format", &["format"]),
+    ("invalid_image", "file", "image_backing_file", NONE),
+    ("invalid_image", "file", "image_data_file", NONE),
+    ("invalid_image", "file", "image_empty", NONE),
+    ("invalid_image", "file", "image_not_disk", NONE),
+    ("invalid_image", "file", "image_too_large", &["max"]),
+    ("invalid_image", "file", "image_upload_broke", NONE),
 ];
 
 #[cfg(test)]
@@ -389,8 +492,8 @@ mod tests {
         }
     }
 
-    /// The service's source files, for the scans below.
-    fn sources() -> Vec<(String, String)> {
+    /// The Rust files under `root`.
+    fn rust_files(root: &std::path::Path) -> Vec<(String, String)> {
         fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
             for e in std::fs::read_dir(dir).unwrap() {
                 let p = e.unwrap().path();
@@ -405,9 +508,51 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        walk(&root, &mut out);
+        walk(root, &mut out);
         out
+    }
+
+    /// The service's source files, for the scans below.
+    fn sources() -> Vec<(String, String)> {
+        rust_files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+    }
+
+    /// Every sentence a backend keys (`Why::new("reason", ...)` in the backend crates) is
+    /// listed under a code, with exactly the params it names (and so, by `http::web::i18n`'s
+    /// tests, has its sentence in every language): a new backend sentence without its
+    /// translation fails here.
+    #[test]
+    fn every_backend_sentence_is_listed() {
+        let why = regex::Regex::new(r#"Why::new\(\s*"([a-z_]+)",\s*\[([^\]]*)\]"#).unwrap();
+        let param = regex::Regex::new(r#"\(\s*"([a-z_]+)""#).unwrap();
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut seen = 0;
+        for krate in ["backend", "docker", "kube", "libvirt", "agent"] {
+            for (path, text) in rust_files(&crates.join(krate).join("src")) {
+                for c in why.captures_iter(&text) {
+                    seen += 1;
+                    let reason = &c[1];
+                    let mut names: Vec<&str> = param
+                        .captures_iter(&c[2])
+                        .map(|p| p.get(1).unwrap().as_str())
+                        .collect();
+                    names.sort_unstable();
+                    let listed = SAYINGS.iter().any(|(_, _, r, params)| {
+                        let mut want = params.to_vec();
+                        want.sort_unstable();
+                        *r == reason && want == names
+                    });
+                    assert!(
+                        listed,
+                        "{path}: the backend's sentence {reason:?} with the params {names:?} is not in service::said::SAYINGS"
+                    );
+                }
+            }
+        }
+        assert!(
+            seen > 60,
+            "the scan found only {seen} backend sentences: has their form changed?"
+        );
     }
 
     /// Every reason the source gives an error, with a literal field or code, is listed for
@@ -423,16 +568,24 @@ mod tests {
         )
         .unwrap();
         let by_code = regex::Regex::new(
-            r#"Error::(forbidden|conflict|file_not_found|storage|ambiguous|too_large_because|busy|unavailable)\(\s*"([a-z_]+)""#,
+            r#"Error::(forbidden|conflict|storage|ambiguous|too_large_because|busy|unavailable)\(\s*"([a-z_]+)""#,
         )
         .unwrap();
         let missing =
             regex::Regex::new(r#"Error::missing\(\s*"([a-z_]+)",\s*"([a-z_]+)""#).unwrap();
         let not_found = regex::Regex::new(r#"Error::not_found\(\s*"([a-z_]+)"\)"#).unwrap();
+        // A backend's sentence said by a generic saying when its key is unknown.
+        let refused_by_backend = regex::Regex::new(
+            r#"Error::refused_by_backend\(\s*"([a-z_]+)",\s*(None|Some\("([a-z_]+)"\)),\s*"([a-z_]+)""#,
+        )
+        .unwrap();
+        let by_backend = regex::Regex::new(
+            r#"Error::(conflict|unavailable)_by_backend\(\s*&[a-z_.]+,\s*"([a-z_]+)""#,
+        )
+        .unwrap();
         let code_of = |f: &str| match f {
             "forbidden" => "forbidden",
             "conflict" => "conflict",
-            "file_not_found" => "file_not_found",
             "storage" => "storage_unavailable",
             "ambiguous" => "ambiguous_name",
             "too_large_because" => "payload_too_large",
@@ -467,6 +620,12 @@ mod tests {
             }
             for c in not_found.captures_iter(&text) {
                 check("not_found", "", &c[1]);
+            }
+            for c in refused_by_backend.captures_iter(&text) {
+                check(&c[1], c.get(3).map_or("", |m| m.as_str()), &c[4]);
+            }
+            for c in by_backend.captures_iter(&text) {
+                check(&c[1], "", &c[2]);
             }
         }
         assert!(

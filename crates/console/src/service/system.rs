@@ -164,7 +164,7 @@ impl System {
                     reachable: info.is_some(),
                     host: h.id.clone(),
                     version: info.map(|i| i.version),
-                    error: h.error(),
+                    error: h.error().map(|w| w.text),
                 }
             })
             .collect();

@@ -159,10 +159,13 @@ pub(crate) struct Vms {
 fn vm_error(e: BackendError) -> Error {
     match e {
         BackendError::NoSuchContainer => Error::missing("not_found", "vm", [], "VM"),
-        BackendError::Refused(m) => Error::conflict("vm_refused", [("why", m.clone())], m),
-        BackendError::Unavailable(why) => Error::unavailable(
+        BackendError::Refused(why) => {
+            Error::conflict_by_backend(&why, "vm_refused", [("why", why.text.clone())], &why.text)
+        }
+        BackendError::Unavailable(why) => Error::unavailable_by_backend(
+            &why,
             "vm_host",
-            [("why", why.clone())],
+            [("why", why.text.clone())],
             format!("the VM host is unavailable ({why}); try again later"),
         ),
         other => Error::from(other),
@@ -345,13 +348,9 @@ impl Vms {
             .import_image(&key, file.path())
             .await
             .map_err(|e| match e {
-                BackendError::Refused(m) => Error::refused(
-                    "invalid_image",
-                    Some("file"),
-                    "refused",
-                    [("why", m.clone())],
-                    m,
-                ),
+                BackendError::Refused(why) => {
+                    Error::refused_by_backend("invalid_image", Some("file"), "refused", &why)
+                }
                 other => vm_error(other),
             })?;
         let record = VmImageRecord {
@@ -456,7 +455,7 @@ impl Vms {
     /// name is taken or past a quota; 503 without a VM host.
     pub(crate) async fn define(&self, caller: &Caller, req: CreateVm) -> Result<Vm, Error> {
         caller.require_full_scope()?;
-        let short = ShortName::parse_new(&req.name)?;
+        let short = ShortName::parse_new_vm(&req.name)?;
         let key = ContainerKey::new(&caller.name, &short)?;
         let guests = parse_ports(req.ports, self.config.max_ports)?;
         let template = self.template(&req.template).ok_or_else(|| {
@@ -750,10 +749,11 @@ impl Vms {
         let host = self.host(&vm.record.host)?;
         let seat = self.sessions.enter(&caller.name)?;
         let terminal = host.backend.console(&vm.key()).await.map_err(|e| match e {
-            BackendError::Refused(m) => Error::conflict(
+            BackendError::Refused(why) => Error::conflict_by_backend(
+                &why,
                 "vm_console",
-                [("name", vm.key().to_string()), ("why", m.clone())],
-                format!("VM {}: {m}; start it first", vm.key()),
+                [("name", vm.key().to_string()), ("why", why.text.clone())],
+                format!("VM {}: {why}; start it first", vm.key()),
             ),
             other => vm_error(other),
         })?;

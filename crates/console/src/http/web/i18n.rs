@@ -1585,6 +1585,10 @@ pub(super) static JA: Texts = Texts {
         ("name", "bad_edge", "コンテナ名「{value}」は英小文字か数字で始め、英小文字か数字で終えてください"),
         ("name", "full_too_long", "コンテナの正式名「{value}」が{max}文字を超えます。名前を{short_max}文字以内にしてください"),
         ("name", "not_a_name", "「{value}」はコンテナ名ではありません"),
+        ("name", "vm_empty", "VM の名前が空です"),
+        ("name", "vm_too_long", "VM の名前が{max}文字を超えています"),
+        ("name", "vm_bad_char", "VM の名前「{value}」に使えない文字「{char}」があります。英小文字・数字・「-」を使ってください"),
+        ("name", "vm_bad_edge", "VM の名前「{value}」は英小文字か数字で始め、英小文字か数字で終えてください"),
         ("username", "empty", "ユーザー名が空です"),
         ("username", "too_long", "ユーザー名が{max}文字を超えています"),
         ("username", "bad_start", "ユーザー名「{value}」は英小文字で始めてください"),
@@ -1844,6 +1848,70 @@ pub(super) static JA: Texts = Texts {
         ("storage_unavailable", "engine", "ストレージを使えません（{why}）"),
         ("storage_unavailable", "host_keeps_none", "ホスト {host} にはユーザーのストレージがありません"),
         ("storage_unavailable", "no_host", "今応答するホストに、ユーザーのストレージを持つものがありません"),
+        ("policy", "memory_limit", "メモリの上限は1バイトから{max}バイトまでにしてください"),
+        ("policy", "cpu_limit", "CPU の上限は1から{max}ナノ CPU までにしてください"),
+        ("policy", "pids_limit", "プロセス数の上限は1から{max}までにしてください"),
+        ("policy", "container_name", "コンテナの名前は「<所有者>-<短い名前>」の形でなければなりません"),
+        ("policy", "gpu_twice", "GPU「{gpu}」が二度指定されています。一度だけ指定してください"),
+        ("policy", "no_gpu", "このホストに GPU「{gpu}」はありません（このホストの GPU: {known}）。そのどれかを指定してください"),
+        ("policy", "no_gpu_none", "このホストに GPU「{gpu}」はありません（このホストには GPU がありません）"),
+        ("policy", "path_dotdot", "パスに「..」は使えません"),
+        ("policy", "path_invalid", "パスが長すぎるか、NUL 文字を含んでいます"),
+        ("policy", "path_part_too_long", "パスの一部が255バイトを超えています。短い名前にしてください"),
+        ("policy", "name_too_long", "「{path}」に長すぎる名前があります。短い名前にしてください"),
+        ("policy", "storage_root", "ストレージの最上位は削除できません。中身を削除してください"),
+        ("policy", "namespace_name", "ユーザー名「{user}」は Kubernetes の名前空間の名前にできません（英小文字・数字・「-」だけが使え、「-」で終わることはできません）。管理者に相談してください"),
+        ("policy", "system_namespace", "ユーザー名「{user}」はクラスタのシステムの名前空間と同じ名前です。管理者に相談してください"),
+        ("policy", "cluster_gpus", "クラスタで {role} が使える GPU は{max}個までです（{asked}個が指定されました）"),
+        ("unavailable", "ports_full", "このホストのポートの範囲 {range} に空いているホストポートがありません。管理者に相談してください"),
+        ("unavailable", "ports_held", "空いているホストポートが見つかりませんでした。もう一度試してください"),
+        ("unavailable", "gpu_in_use", "GPU「{gpu}」はコンテナ{holders}個が使用中です（共有できるのは{share}個まで）。別の GPU を選ぶか、使っているコンテナがなくなってからもう一度試してください"),
+        ("unavailable", "no_address_range", "このホストの Docker には、ユーザーのネットワークに使えるアドレスの範囲が残っていません。管理者が WM_NETWORK_POOL（または Docker の default-address-pools）を設定する必要があります"),
+        ("unavailable", "network_pool_full", "ネットワークのプール {pool} に、ユーザーのネットワークに使える /{prefix} のサブネットが残っていません。管理者に相談してください"),
+        ("unavailable", "build_pids_socket", "このホストではビルドできません。ビルドのプロセス数を制限するには、このマシンのソケットの Docker エンジンが必要ですが、{host} はそうではありません（{setting}）。管理者に相談してください"),
+        ("unavailable", "build_pids", "ビルドのプロセス数を制限できるようになるまで、このホストではビルドできません（{why}、{setting}）。管理者に相談してください"),
+        ("unavailable", "build_broke", "ビルドの途中でエンジンとの接続が切れました。もう一度試してください"),
+        ("unavailable", "storage_disk_full", "ストレージ用のホストのディスクがいっぱいです。管理者に連絡してください"),
+        ("unavailable", "engine_timeout", "コンテナのホストの Docker エンジンが{seconds}秒以内に応答しませんでした。しばらくしてからもう一度試してください"),
+        ("unavailable", "cluster_timeout", "Kubernetes の API が{seconds}秒以内に応答しませんでした。しばらくしてからもう一度試してください"),
+        ("unavailable", "cluster_unreachable", "Kubernetes の API に接続できません。しばらくしてからもう一度試してください"),
+        ("unavailable", "no_libvirt", "このホストは仮想マシンを提供していません（エージェントに libvirt がありません）"),
+        ("unavailable", "agent_timeout", "ホスト {host} のエージェントが時間内に応答しませんでした。しばらくしてからもう一度試してください"),
+        ("unavailable", "agent_unreachable", "ホスト {host} のエージェントに接続できません。しばらくしてからもう一度試してください"),
+        ("unavailable", "agent_token", "ホスト {host} のエージェントがコンソールのエージェントトークンを受け付けませんでした。管理者に連絡してください"),
+        ("unavailable", "agent_stream_broke", "ホスト {host} のエージェントとの接続が途中で切れました。もう一度試してください"),
+        ("storage_unavailable", "storage_off", "このホストにはユーザーのストレージがありません"),
+        ("storage_unavailable", "storage_unprepared", "あなたのストレージを準備できませんでした"),
+        ("storage_unavailable", "storage_unopenable", "このホストであなたのストレージを開けません。管理者に連絡してください"),
+        ("storage_unavailable", "storage_root_missing", "あなたのストレージを準備できませんでした。ホストのストレージ用ディレクトリがないか、使えません。管理者に連絡してください"),
+        ("storage_unavailable", "storage_not_given", "あなたのストレージを準備できませんでした。ディレクトリをあなたのものにできません。管理者に連絡してください"),
+        ("storage_unavailable", "storage_name_taken", "あなたのストレージを準備できませんでした。ディレクトリではないものが同じ名前を使っています。管理者に連絡してください"),
+        ("storage_unavailable", "storage_unmade", "あなたのストレージを準備できませんでした。ディレクトリを作れません。管理者に連絡してください"),
+        ("storage_unavailable", "volume_failed", "あなたのストレージを準備できませんでした。ホストがボリュームを作れません。管理者に連絡してください"),
+        ("storage_unavailable", "volume_foreign", "あなたのストレージを準備できませんでした。このインストールのものではない同じ名前のボリュームがホストにあります。管理者に連絡してください"),
+        ("storage_unavailable", "vm_spool", "アップロードをホストに一時保存できませんでした。管理者に連絡してください"),
+        ("file_not_found", "dir_missing", "コンテナにディレクトリ「{dir}」がありません。先に作るか、別のディレクトリを指定してください"),
+        ("file_not_found", "path_missing", "コンテナに「{path}」がありません"),
+        ("file_not_found", "storage_missing", "あなたのストレージに「{path}」がありません"),
+        ("file_not_found", "storage_link", "「{path}」はシンボリックリンクかマウントを通ります。リンクはたどりません"),
+        ("file_not_found", "storage_not_dir", "「{path}」の途中にディレクトリでないものがあります"),
+        ("file_not_found", "storage_odd", "「{path}」はファイルでもディレクトリでもありません"),
+        ("file_not_found", "storage_not_file", "「{path}」は通常のファイルではありません"),
+        ("conflict", "build_too_large", "ビルドしたイメージは{size}バイトで、ビルド結果の上限の{max}バイトを超えたため削除しました（WM_BUILD_IMAGE_MAX_BYTES）。イメージを小さくしてください"),
+        ("conflict", "storage_in_use", "ストレージは所有者のコンテナが使用中です。先にそのコンテナを削除してください"),
+        ("conflict", "storage_is_dir", "「{path}」はディレクトリです"),
+        ("conflict", "storage_exists", "「{path}」はすでにあり、ディレクトリではありません"),
+        ("conflict", "upload_broke", "「{path}」のアップロードが途中で切れました。もう一度試してください"),
+        ("conflict", "vm_not_running", "VM は動いていません。先に起動してください"),
+        ("conflict", "serial_unreachable", "今は VM のシリアルコンソールに接続できません。しばらくしてからもう一度試してください"),
+        ("file", "image_unreadable", "このファイルは qemu-img が読めるディスクイメージではありません"),
+        ("file", "image_format", "このイメージの形式は {format} です。受け付けるのは qcow2 と raw のイメージだけです"),
+        ("file", "image_backing_file", "このイメージはバッキングファイルを参照しています。単独で完結したイメージをアップロードしてください（qemu-img convert -O qcow2 in.qcow2 out.qcow2）"),
+        ("file", "image_data_file", "このイメージは外部のデータファイルを参照しています。単独で完結したイメージをアップロードしてください"),
+        ("file", "image_empty", "このイメージは空です"),
+        ("file", "image_not_disk", "このファイルは qcow2 イメージでも raw ディスク（大きさが512バイトの倍数）でもありません"),
+        ("file", "image_too_large", "イメージがこのホストの上限の{max}バイトを超えています"),
+        ("file", "image_upload_broke", "イメージのアップロードが途中で切れました。もう一度試してください"),
     ],
     back: "戻る",
     error_here: "実行されませんでした:",
@@ -2066,6 +2134,33 @@ mod tests {
             Some("web という名前のコンテナはすでにあります。")
         );
         assert_eq!(Lang::En.explain(&e), None);
+    }
+
+    /// A host's own sentence is said by its key, wholly in Japanese; one whose reason this
+    /// console does not know (a newer agent's), or without a key (an older agent's), is
+    /// said by its code's generic sentence with the host's English in it.
+    #[test]
+    fn a_hosts_sentence_is_said_by_its_key_or_else_generically() {
+        use wm_backend::{why, BackendError, Why};
+        let e = crate::service::Error::from(BackendError::Policy(why::no_gpu("3", &["0", "1"])));
+        assert_eq!(e.code(), "policy");
+        assert_eq!(e.to_string(), "this host has no GPU \"3\" (its GPUs: 0, 1)");
+        assert_eq!(
+            Lang::Ja.explain(&e).as_deref(),
+            Some("このホストに GPU「3」はありません（このホストの GPU: 0, 1）。そのどれかを指定してください。")
+        );
+        let unknown = Why::new("from_a_newer_agent", [("gpu", "3".into())], "no GPU 3 here");
+        for why in [unknown, Why::from("no GPU 3 here")] {
+            let e = crate::service::Error::from(BackendError::Policy(why));
+            assert_eq!(e.code(), "policy");
+            assert_eq!(
+                Lang::Ja.explain(&e).as_deref(),
+                Some("このサーバーの規則で許可されていません（no GPU 3 here）。")
+            );
+        }
+        // Known under another code only: said generically here too.
+        let e = crate::service::Error::from(BackendError::Exhausted(why::memory_limit(5)));
+        assert_eq!(e.said().unwrap().1.reason, "exhausted");
     }
 
     /// A failed Kubernetes container reads as failed in Japanese and is styled as an error.

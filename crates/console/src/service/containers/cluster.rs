@@ -182,7 +182,7 @@ impl OnCluster {
             }
             Err(BackendError::Unavailable(why)) => Err(Error::unavailable(
                 "cluster_unfinished",
-                [("name", name.to_string()), ("why", why.clone())],
+                [("name", name.to_string()), ("why", why.text.clone())],
                 format!(
                     "the cluster did not finish creating {name} ({why}); send the same request again to complete it, or delete it"
                 ),

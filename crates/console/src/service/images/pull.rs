@@ -78,7 +78,7 @@ impl Images {
                 .pull(&image, auth.clone())
                 .await
                 .map_err(|e| match e {
-                    BackendError::Policy(m) => Error::forbidden("policy", [("why", m.clone())], m),
+                    BackendError::Policy(why) => Error::forbidden_by_backend(&why),
                     BackendError::Unavailable(_) => e.into(),
                     other => {
                         let why = pull_failure_text(&image, other);
@@ -89,7 +89,7 @@ impl Images {
             let progress = progress
                 .map_err(move |e| match e {
                     BackendError::Unavailable(_) => e,
-                    other => BackendError::Refused(pull_failure_text(&pulled, other)),
+                    other => BackendError::Refused(pull_failure_text(&pulled, other).into()),
                 })
                 .boxed();
             streams.push(on_host(&host.id, progress));
@@ -334,7 +334,7 @@ fn pull_failure_text(image: &ImageRef, e: BackendError) -> String {
     match e {
         // Our own connection to the engine or agent, with nothing from the registry.
         BackendError::Unavailable(m) => BackendError::Unavailable(m).to_string(),
-        BackendError::Policy(m) => m,
+        BackendError::Policy(why) => why.text,
         other => PullFailure::from_engine(image.as_str(), &other.to_string()),
     }
 }
@@ -363,7 +363,7 @@ pub(super) fn on_host(id: &str, progress: wm_backend::ProgressStream) -> HostPro
     progress
         .map(move |step| {
             step.map(|p| (id.clone(), p)).map_err(|e| match e {
-                BackendError::Refused(m) => BackendError::Refused(format!("{id}: {m}")),
+                BackendError::Refused(m) => BackendError::Refused(format!("{id}: {m}").into()),
                 other => other,
             })
         })
