@@ -291,6 +291,12 @@ async fn over_the_storage_quota_writes_and_new_containers_are_refused() {
     )
     .await;
     assert_eq!(out["exit_code"], 0, "{out}");
+    // Also once the container that wrote is gone: a create measures where the user's
+    // containers are and where one was removed since the last measurement.
+    let (status, _) = app
+        .delete(&format!("/api/v1/containers/{alice}-w"), &token)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, e) = app
         .post(
             "/api/v1/containers",

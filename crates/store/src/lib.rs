@@ -9,7 +9,7 @@
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use wm_domain::{
     Backend, ContainerKey, ContainerName, ContainerStatus, GuestPort, Role, Scope, StopReason,
@@ -1024,6 +1024,18 @@ impl Store {
     /// short name as `$2`), in one transaction.
     async fn release_ports_and(&self, key: &ContainerKey, then: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // What the container wrote into its owner's storage since the last measurement is
+        // unseen: that host's figure is measured again before it is trusted
+        // (`storage_written_on`).
+        sqlx::query(
+            "INSERT INTO storage_usage (owner, host, bytes, measured_at, stale) \
+             SELECT owner, host, 0, 0, 1 FROM containers WHERE owner = $1 AND short_name = $2 \
+             ON CONFLICT (owner, host) DO UPDATE SET stale = 1",
+        )
+        .bind(key.owner.as_str())
+        .bind(key.short.as_str())
+        .execute(&mut *tx)
+        .await?;
         for leases in ["port_leases", "gpu_leases"] {
             // The table names are ours, never user input.
             sqlx::query(&format!(
@@ -1461,7 +1473,8 @@ impl Store {
         for (host, bytes) in measured {
             sqlx::query(
                 "INSERT INTO storage_usage (owner, host, bytes, measured_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (owner, host) DO UPDATE SET bytes = excluded.bytes, measured_at = excluded.measured_at",
+                 ON CONFLICT (owner, host) DO UPDATE \
+                 SET bytes = excluded.bytes, measured_at = excluded.measured_at, stale = 0",
             )
             .bind(owner)
             .bind(*host)
@@ -1491,6 +1504,21 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// The hosts where a user's storage may have changed since it was last measured there:
+    /// those that hold one of the user's containers (mounted in each), and those where one
+    /// was removed since (`stale`). Elsewhere it changes only through the console's
+    /// storage calls, which measure what they wrote.
+    pub async fn storage_written_on(&self, owner: &str) -> Result<HashSet<String>> {
+        let rows = sqlx::query(
+            "SELECT host FROM containers WHERE owner = $1 \
+             UNION SELECT host FROM storage_usage WHERE owner = $1 AND stale = 1",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("host")?)).collect()
     }
 
     /// Forgets a user's storage on a host (it was deleted).

@@ -1072,6 +1072,59 @@ async fn storage_usage_is_kept_per_host_and_summed() {
 }
 
 #[tokio::test]
+async fn storage_is_remeasured_where_containers_are_or_were() {
+    both(|s| async move {
+        s.insert_user(&user("alice", Role::Student)).await.unwrap();
+        s.insert_user(&user("bob", Role::Student)).await.unwrap();
+        let hosts = |s: Store| async move {
+            let mut h: Vec<String> = s
+                .storage_written_on("alice")
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+            h.sort();
+            h
+        };
+        s.set_storage_usage("alice", &[("h1", 10), ("h2", 20)], 5)
+            .await
+            .unwrap();
+        assert!(hosts(s.clone()).await.is_empty(), "measured, no container");
+        // A container on h1 writes there; bob's does not count for alice.
+        s.insert_container(&container("alice", "web")).await.unwrap();
+        let mut db = container("bob", "db");
+        db.host = "h2".into();
+        s.insert_container(&db).await.unwrap();
+        assert_eq!(hosts(s.clone()).await, ["h1"]);
+        // Gone from h1 (deleted, or vanished from its host): h1 stays to measure, with its
+        // last figure, until measured again.
+        s.delete_container(&k("alice", "web")).await.unwrap();
+        assert_eq!(hosts(s.clone()).await, ["h1"]);
+        assert_eq!(s.usage(Some("alice")).await.unwrap()[0].1.storage_bytes, 30);
+        s.set_storage_usage("alice", &[("h1", 40)], 6)
+            .await
+            .unwrap();
+        assert!(hosts(s.clone()).await.is_empty());
+        // A host never measured for alice gets a figure to measure.
+        let mut lab = container("alice", "lab");
+        lab.host = "h3".into();
+        s.insert_container(&lab).await.unwrap();
+        s.mark_container_gone(&k("alice", "lab")).await.unwrap();
+        s.delete_container(&k("alice", "lab")).await.unwrap();
+        assert_eq!(hosts(s.clone()).await, ["h3"]);
+        assert_eq!(
+            s.storage_usage("alice").await.unwrap(),
+            vec![
+                ("h1".to_string(), 40, 6),
+                ("h2".to_string(), 20, 5),
+                ("h3".to_string(), 0, 0)
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn vms_images_ports_and_usage() {
     use wm_store::{PortLease, VmImageRecord, VmRecord};
     both(|s| async move {

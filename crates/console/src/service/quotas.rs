@@ -176,6 +176,19 @@ pub(crate) struct Quotas {
     builds: Arc<Mutex<HashMap<UserName, i64>>>,
 }
 
+/// Where [`Quotas::measure_storage`] measures a user's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Measure {
+    /// On every host that keeps storage: what the user is shown.
+    Everywhere,
+    /// Where it may have changed unseen ([`wm_store::Store::storage_written_on`]): the
+    /// hosts that hold one of the user's containers (they write into it), and those where
+    /// one was removed since the last measurement. Elsewhere it changes only through the
+    /// console's storage calls, which measure what they wrote. A create checks the storage
+    /// quota so, rather than asking every host (50 calls on 50 hosts).
+    WhereWritten,
+}
+
 /// Admissions of different users at once, per console on PostgreSQL (a user's own wait
 /// in turn).
 const ADMITTING: usize = 4;
@@ -467,9 +480,9 @@ impl Quotas {
         }
         // Storage that containers filled past the quota: no new container until it is
         // freed (the storage is mounted in every one). Containers write into it unseen,
-        // so it is measured now.
+        // so it is measured now, where they may have written.
         if let (Some(limit), true) = (q.storage_bytes, ask.containers > 0) {
-            self.measure_storage(user, 0).await;
+            self.measure_storage(user, Measure::WhereWritten).await;
             let used = self.usage(user).await?.storage_bytes;
             if used > limit {
                 return Err(self.refuse(QuotaKind::Storage, limit, used, 0));
@@ -478,21 +491,23 @@ impl Quotas {
         Ok(())
     }
 
-    /// Measures the user's storage on each host that answers, where the last measurement
-    /// is older than `max_age` seconds, and records it. A host that fails keeps its last
-    /// figure.
-    pub(crate) async fn measure_storage(&self, user: &UserName, max_age: i64) {
-        let known: HashMap<String, i64> = match self.store.storage_usage(user.as_str()).await {
-            Ok(rows) => rows.into_iter().map(|(h, _, at)| (h, at)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "storage measurements cannot be read");
-                return;
-            }
+    /// Measures the user's storage on the hosts `which` names, among those that answer and
+    /// keep storage, and records it. A host that fails keeps its last figure.
+    pub(crate) async fn measure_storage(&self, user: &UserName, which: Measure) {
+        let written = match which {
+            Measure::Everywhere => None,
+            Measure::WhereWritten => match self.store.storage_written_on(user.as_str()).await {
+                Ok(hosts) => Some(hosts),
+                Err(e) => {
+                    tracing::warn!(error = %e, "storage measurements cannot be read");
+                    return;
+                }
+            },
         };
         let t = now();
         let stale = self.hosts.usable().into_iter().filter(|h| {
             h.info().is_some_and(|i| i.storage_path.is_some())
-                && known.get(&h.id).is_none_or(|at| t - at >= max_age)
+                && written.as_ref().is_none_or(|w| w.contains(&h.id))
         });
         let measured = futures::future::join_all(
             stale.map(|h| async move { (h.id.clone(), h.backend.storage_usage(user).await) }),
@@ -504,6 +519,9 @@ impl Quotas {
                 Ok(b) => figures.push((host.as_str(), *b)),
                 Err(e) => tracing::warn!(host, error = %e, "a user's storage cannot be measured"),
             }
+        }
+        if figures.is_empty() {
+            return;
         }
         if let Err(e) = self
             .store
