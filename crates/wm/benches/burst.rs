@@ -226,9 +226,9 @@ async fn main() {
             ("WM_ADMIN_PASSWORD", PASSWORD.into()),
             ("WM_DATA_DIR", data.path().display().to_string()),
             ("WM_LOGIN_RATE_LIMIT", "0".into()),
-            // Both agents are this one machine: a class of 1,000 at the default limit
-            // (512 MiB) commits 500 GiB, which placement allows only this far over.
-            ("WM_MEMORY_OVERCOMMIT", "16".into()),
+            // Both agents are this one machine: a class at the default limit commits
+            // far more memory than it has, which placement allows only this far over.
+            ("WM_MEMORY_OVERCOMMIT", overcommit(n).to_string()),
         ],
     );
     let base = format!("http://127.0.0.1:{console_port}");
@@ -325,8 +325,8 @@ async fn main() {
     )
     .unwrap()
     .negotiate_version()
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let direct_instance = format!("{run}d");
     let start = Instant::now();
     let direct = join_all((0..n).map(|i| {
@@ -405,6 +405,21 @@ fn remove_run(instance: &str) {
     }
     // Volumes, and anything left.
     wm_testkit::remove_labelled("wm.instance", instance);
+}
+
+/// How far over its memory each of the two agents (this one machine) must let placement
+/// commit for a class of `n` at the default memory limit, with one more for the margin.
+fn overcommit(n: usize) -> u64 {
+    let limit = u64::try_from(wm_console::Config::default().default_limits().memory_bytes)
+        .expect("a positive limit");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    (u64::try_from(n).expect("n fits") * limit).div_ceil(2 * total_kib * 1024) + 1
 }
 
 fn uuid_byte() -> u8 {
