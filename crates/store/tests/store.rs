@@ -1091,7 +1091,9 @@ async fn storage_is_remeasured_where_containers_are_or_were() {
             .unwrap();
         assert!(hosts(s.clone()).await.is_empty(), "measured, no container");
         // A container on h1 writes there; bob's does not count for alice.
-        s.insert_container(&container("alice", "web")).await.unwrap();
+        s.insert_container(&container("alice", "web"))
+            .await
+            .unwrap();
         let mut db = container("bob", "db");
         db.host = "h2".into();
         s.insert_container(&db).await.unwrap();

@@ -325,8 +325,8 @@ async fn main() {
     )
     .unwrap()
     .negotiate_version()
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     let direct_instance = format!("{run}d");
     let start = Instant::now();
     let direct = join_all((0..n).map(|i| {

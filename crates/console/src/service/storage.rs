@@ -189,7 +189,9 @@ impl Storage {
     /// The caller's storage: its size on every host (measured now), quota and mount path.
     pub(crate) async fn overview(&self, caller: &Caller) -> Result<StorageView, Error> {
         caller.require_full_scope()?;
-        self.quotas.measure_storage(&caller.name, Measure::Everywhere).await;
+        self.quotas
+            .measure_storage(&caller.name, Measure::Everywhere)
+            .await;
         let (quota, _) = self.quotas.mine(caller).await?;
         let measured = self.store.storage_usage(caller.name.as_str()).await?;
         let default = self.host(None).ok();
@@ -271,7 +273,9 @@ impl Storage {
         let total: i64 = files.iter().map(|(_, f)| f.size() as i64).sum();
         // One user's writes one at a time, from the check until they are measured.
         let admitted = self.quotas.admit(&caller.name).await?;
-        self.quotas.measure_storage(&caller.name, Measure::Everywhere).await;
+        self.quotas
+            .measure_storage(&caller.name, Measure::Everywhere)
+            .await;
         self.quotas
             .check_storage(&admitted, &caller.name, caller.role, total)
             .await?;
@@ -350,7 +354,9 @@ impl Storage {
         user: &str,
     ) -> Result<Vec<VolumeView>, Error> {
         let name = self.person(user).await?;
-        self.quotas.measure_storage(&name, Measure::Everywhere).await;
+        self.quotas
+            .measure_storage(&name, Measure::Everywhere)
+            .await;
         Ok(self
             .store
             .storage_usage(name.as_str())
