@@ -130,6 +130,23 @@ impl Lang {
         }
     }
 
+    /// What the last line of a failed pull or build says (its `error`: `code`, `reason`,
+    /// `params`), in this language: a pull's fixed sentence by its reason, a backend's
+    /// sentence by its key (`None` in English, where the line's message says it).
+    pub(crate) fn line_error(self, error: &serde_json::Value) -> Option<String> {
+        let reason = error["reason"].as_str()?;
+        if error["code"] == "pull_failed" {
+            return self.t().pull_reason(reason).map(str::to_string);
+        }
+        let params: Vec<(&str, String)> = error["params"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?.to_string())))
+            .collect();
+        self.rule_sentence(crate::service::said::backend_code(reason)?, reason, &params)
+    }
+
     /// The sentence keyed `key` (the field at fault, else the error's code) and `reason`,
     /// with its `params` in it; `None` for English (the error's own message says it) or an
     /// unknown key.
