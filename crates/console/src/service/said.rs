@@ -243,7 +243,7 @@ pub(crate) const SAYINGS: &[Saying] = &[
     ("invalid_input", "action", "too_long", NONE),
     ("invalid_input", "target", "too_long", NONE),
     ("invalid_input", "gitlab_url", "not_http", NONE),
-    ("invalid_input", "gitlab_url", "egress", &["host", "why"]),
+    ("invalid_input", "gitlab_url", "egress", &["host", "near"]),
     ("invalid_input", "token", "runner_token", NONE),
     // Builds: the form, the Dockerfile, the context.
     ("invalid_input", "dockerfile", "none", NONE),
@@ -253,7 +253,7 @@ pub(crate) const SAYINGS: &[Saying] = &[
         "invalid_input",
         "dockerfile",
         "add_egress",
-        &["url", "host", "why"],
+        &["url", "host", "near"],
     ),
     ("invalid_input", "dockerfile", "add_unresolvable", &["url"]),
     ("invalid_input", "dockerfile", "add_url", &["url", "why"]),
@@ -320,7 +320,7 @@ pub(crate) const SAYINGS: &[Saying] = &[
     ),
     ("forbidden", "", "built_here", &["prefix"]),
     ("forbidden", "", "policy", &["why"]),
-    ("forbidden", "", "egress", &["registry", "why"]),
+    ("forbidden", "", "egress", &["registry", "near"]),
     ("forbidden", "", "storage_root", NONE),
     // Not there (or not the caller's).
     ("not_found", "", "container", NONE),

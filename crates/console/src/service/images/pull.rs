@@ -150,7 +150,10 @@ impl Images {
             Ok(()) => Ok(()),
             Err(EgressError::Forbidden { reason, .. }) => Err(Error::forbidden(
                 "egress",
-                [("registry", registry.to_string()), ("why", reason.to_string())],
+                [
+                    ("registry", registry.to_string()),
+                    ("near", reason.code().to_string()),
+                ],
                 format!(
                     "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
                 ),
