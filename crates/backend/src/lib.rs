@@ -394,6 +394,24 @@ pub enum BackendError {
     Engine(String),
 }
 
+impl BackendError {
+    /// The sentence it carries for the user, when it carries one.
+    pub fn why(&self) -> Option<&Why> {
+        match self {
+            BackendError::Unavailable(w)
+            | BackendError::NoSuchFile(w)
+            | BackendError::Exhausted(w)
+            | BackendError::Storage(w)
+            | BackendError::Policy(w)
+            | BackendError::Refused(w) => Some(w),
+            BackendError::NoSuchContainer
+            | BackendError::NoSuchImage(_)
+            | BackendError::NameTaken(_)
+            | BackendError::Engine(_) => None,
+        }
+    }
+}
+
 pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// The operations the console needs from a container host, and nothing more.

@@ -140,7 +140,8 @@ document.querySelectorAll("form[data-ndjson]").forEach((form) => {
         outcome.textContent = box.dataset.done + " " + v.image.ref;
         add(outcome.textContent, "ok");
       } else if (v.status === "error") {
-        // A failed pull is told by its reason, in the page's language.
+        // A failed pull is told by its reason, in the page's language (the API says a
+        // build's keyed failure in it already).
         const reasons = JSON.parse(box.dataset.reasons || "{}");
         fail(reasons[v.error.reason] || v.error.message);
       } else if (v.stream) {

@@ -545,3 +545,95 @@ async fn the_transports_refusals_are_said_in_japanese() {
         "このアドレスはその HTTP メソッドを受け付けません。"
     );
 }
+
+/// A build through the API in `lang`: its NDJSON lines.
+async fn build_lines(app: &TestApp, token: &str, dockerfile: &str, lang: &str) -> Vec<Value> {
+    let form = reqwest::multipart::Form::new()
+        .text("name", "big:1")
+        .text("dockerfile", dockerfile.to_string());
+    let resp = app
+        .client
+        .post(app.url("/api/v1/images/build"))
+        .bearer_auth(token)
+        .header(ACCEPT_LANGUAGE, lang)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, lines) = ndjson(resp).await;
+    assert_eq!(status, StatusCode::OK, "{lines:?}");
+    lines
+}
+
+/// A backend's keyed sentence that ends a build's stream (a result over
+/// `WM_BUILD_IMAGE_MAX_BYTES`) is said in the reader's language, in the API's last line
+/// (whose `code`, `reason` and `params` stay the same) and on the page.
+#[tokio::test]
+async fn a_build_too_large_is_said_in_the_readers_language() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(data.path());
+    config.build_image_max_bytes = 1;
+    let app = spawn_with(config, data).await;
+    let image = test_image().await;
+    let (alice, token) = app.student().await;
+    let _images = RemoveImages(vec![format!("wm/{alice}/big:1")]);
+    let dockerfile = format!("FROM {image}\n");
+    let english = "over the limit of 1 bytes for a build's result";
+    let ja = "ビルド結果の上限の1バイトを超えたため削除しました";
+
+    let en_last = build_lines(&app, &token, &dockerfile, "en")
+        .await
+        .pop()
+        .unwrap();
+    let ja_last = build_lines(&app, &token, &dockerfile, "ja")
+        .await
+        .pop()
+        .unwrap();
+    let (en, jp) = (&en_last["error"], &ja_last["error"]);
+    assert_eq!(en["code"], "build_failed", "{en_last}");
+    assert_eq!(en["reason"], "build_too_large", "{en_last}");
+    assert_eq!(en["params"]["max"], "1", "{en_last}");
+    for key in ["code", "reason", "params"] {
+        assert_eq!(en[key], jp[key], "{key}: {en} {jp}");
+    }
+    assert!(en["message"].as_str().unwrap().contains(english), "{en}");
+    assert!(jp["message"].as_str().unwrap().contains(ja), "{jp}");
+    assert!(wm_testkit::inspect("image", &format!("wm/{alice}/big:1")).is_none());
+
+    for (lang, accept) in LANGUAGES {
+        let b = Browser::start(accept).await;
+        log_in(&b, &app, &alice, "password-123").await;
+        b.goto(&app.url("/images")).await;
+        b.find(&format!("html[lang={lang}]")).await;
+        b.fill("#build-name", "big:1").await;
+        b.fill("#build-dockerfile", &dockerfile).await;
+        b.click("#build button[type=submit]").await;
+        let said = outcome(&b, "build-progress").await;
+        assert!(
+            said.contains(if lang == "en" { english } else { ja }),
+            "{said}"
+        );
+        shot(&b, &format!("build-too-large-{lang}")).await;
+    }
+
+    // Without JavaScript: the lines stream into the page, in its language.
+    let cookie = format!("wm_session={token}");
+    let csrf = page_token(&app, &cookie, "/images").await;
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
+        .text("name", "big:1")
+        .text("dockerfile", dockerfile.clone());
+    let html = app
+        .client
+        .post(app.url("/images/build"))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header(ACCEPT_LANGUAGE, "ja")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(ja), "{html}");
+}

@@ -25,12 +25,65 @@ pub const DOCKER_HUB: &str = "registry-1.docker.io";
 /// How long a name may take to resolve before it counts as unresolvable.
 const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Why the engine may not be sent to an address: what it is, on the host's own network.
+/// Its [`Near::code`] is the key by which the console says it (the param `near`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Near {
+    Loopback,
+    Unspecified,
+    LinkLocal,
+    Multicast,
+    Broadcast,
+    OwnAddress,
+    ContainerNetwork,
+}
+
+impl Near {
+    pub const ALL: [Near; 7] = [
+        Near::Loopback,
+        Near::Unspecified,
+        Near::LinkLocal,
+        Near::Multicast,
+        Near::Broadcast,
+        Near::OwnAddress,
+        Near::ContainerNetwork,
+    ];
+
+    /// Its key: `loopback`, `unspecified`, `link_local`, `multicast`, `broadcast`,
+    /// `own_address`, `container_network`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Near::Loopback => "loopback",
+            Near::Unspecified => "unspecified",
+            Near::LinkLocal => "link_local",
+            Near::Multicast => "multicast",
+            Near::Broadcast => "broadcast",
+            Near::OwnAddress => "own_address",
+            Near::ContainerNetwork => "container_network",
+        }
+    }
+}
+
+impl std::fmt::Display for Near {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Near::Loopback => "it is the host itself (loopback)",
+            Near::Unspecified => "it is the unspecified address",
+            Near::LinkLocal => "it is a link-local address",
+            Near::Multicast => "it is a multicast address",
+            Near::Broadcast => "it is the broadcast address",
+            Near::OwnAddress => "it is one of this host's own addresses",
+            Near::ContainerNetwork => "it is on one of this host's container networks",
+        })
+    }
+}
+
 /// Why a destination is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
     /// The host resolves to an address the engine must not be sent to.
     #[error("{host} is not allowed: {reason}")]
-    Forbidden { host: String, reason: String },
+    Forbidden { host: String, reason: Near },
     /// The host, port or URL cannot be read.
     #[error("invalid address: {0}")]
     Invalid(String),
@@ -105,9 +158,9 @@ impl EgressRule {
         if self.is_allowed_by_name(bare, port) {
             return Ok(());
         }
-        let forbidden = |reason: &str| EgressError::Forbidden {
+        let forbidden = |reason: Near| EgressError::Forbidden {
             host: host.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
         let host_net = HostNetwork::read();
         if let Some(ip) = literal_ip(bare)? {
@@ -124,7 +177,7 @@ impl EgressRule {
             return Err(EgressError::Invalid(format!("{host:?} is not a host name")));
         }
         if name == "localhost" || name.ends_with(".localhost") {
-            return Err(forbidden("it is the host itself (loopback)"));
+            return Err(forbidden(Near::Loopback));
         }
         let lookup = tokio::net::lookup_host((name.as_str(), port));
         let addrs: Vec<IpAddr> = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
@@ -369,17 +422,17 @@ impl HostNetwork {
     }
 
     /// Why the engine must not be sent to `ip`, or `None` if it may.
-    pub fn classify(&self, ip: IpAddr) -> Option<&'static str> {
+    pub fn classify(&self, ip: IpAddr) -> Option<Near> {
         if let Some(reason) = classify_special(ip) {
             return Some(reason);
         }
         let ip = canonical(ip);
         if self.own.iter().any(|o| canonical(*o) == ip) {
-            return Some("it is one of this host's own addresses");
+            return Some(Near::OwnAddress);
         }
         if let IpAddr::V4(v4) = ip {
             if self.on_bridge(v4) {
-                return Some("it is on one of this host's container networks");
+                return Some(Near::ContainerNetwork);
             }
         }
         None
@@ -428,7 +481,7 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
 
 /// Addresses that are never a registry, whatever the host: loopback, link-local,
 /// unspecified, "this network", multicast, broadcast.
-pub fn classify_special(ip: IpAddr) -> Option<&'static str> {
+pub fn classify_special(ip: IpAddr) -> Option<Near> {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => {
@@ -437,13 +490,13 @@ pub fn classify_special(ip: IpAddr) -> Option<&'static str> {
             }
             let first = v6.segments()[0];
             if v6.is_loopback() {
-                Some("it is the host itself (loopback)")
+                Some(Near::Loopback)
             } else if v6.is_unspecified() {
-                Some("it is the unspecified address")
+                Some(Near::Unspecified)
             } else if first & 0xffc0 == 0xfe80 {
-                Some("it is a link-local address")
+                Some(Near::LinkLocal)
             } else if v6.is_multicast() {
-                Some("it is a multicast address")
+                Some(Near::Multicast)
             } else {
                 None
             }
@@ -451,17 +504,17 @@ pub fn classify_special(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
-fn classify_v4(v4: Ipv4Addr) -> Option<&'static str> {
+fn classify_v4(v4: Ipv4Addr) -> Option<Near> {
     if v4.is_loopback() {
-        Some("it is the host itself (loopback)")
+        Some(Near::Loopback)
     } else if v4.octets()[0] == 0 {
-        Some("it is the unspecified address")
+        Some(Near::Unspecified)
     } else if v4.is_link_local() {
-        Some("it is a link-local address")
+        Some(Near::LinkLocal)
     } else if v4.is_multicast() {
-        Some("it is a multicast address")
+        Some(Near::Multicast)
     } else if v4.is_broadcast() {
-        Some("it is the broadcast address")
+        Some(Near::Broadcast)
     } else {
         None
     }

@@ -1043,7 +1043,7 @@ fn pull_refused(image: &str, e: EgressError) -> BackendError {
     match e {
         EgressError::Forbidden { host, reason } => BackendError::Policy(Why::new(
             "egress",
-            [("registry", host.clone()), ("why", reason.clone())],
+            [("registry", host.clone()), ("near", reason.code().to_string())],
             format!(
                 "pulls from {host} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
             ),

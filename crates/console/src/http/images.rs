@@ -4,6 +4,7 @@
 use super::error::ErrorBody;
 use super::extract::ApiJson;
 use super::forms::{multipart_form, read_build};
+use super::web::Lang;
 use super::{ApiError, Http};
 use crate::config::Config;
 use crate::service::accounts::Caller;
@@ -13,7 +14,7 @@ use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Extension;
@@ -41,6 +42,22 @@ pub(super) fn router(config: &Config) -> Router<Http> {
             post(build_image).layer(DefaultBodyLimit::max(build_limit)),
         )
         .route("/images/{ref}", patch(patch_image).delete(delete_image))
+}
+
+/// A long operation's lines with the sentence of a failed last line in `lang` (its
+/// `message`; the line's key stays as it is): what `localize` does for error answers.
+fn said_in(
+    lang: Lang,
+    lines: impl Stream<Item = Value> + Send + 'static,
+) -> impl Stream<Item = Value> + Send + 'static {
+    lines.map(move |mut v| {
+        if lang != Lang::En && v["status"] == "error" {
+            if let Some(said) = lang.line_error(&v["error"]) {
+                v["error"]["message"] = Value::String(said);
+            }
+        }
+        v
+    })
 }
 
 /// A long operation's lines as an `application/x-ndjson` answer, each line as it comes.
@@ -106,9 +123,11 @@ async fn delete_image(
 async fn pull_image(
     State(images): State<Arc<Images>>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<PullRequest>,
 ) -> Result<Response, ApiError> {
-    Ok(ndjson(images.pull(&caller, req).await?))
+    let lines = images.pull(&caller, req).await?;
+    Ok(ndjson(said_in(Lang::from_headers(&headers), lines)))
 }
 
 #[utoipa::path(post, path = "/api/v1/images/build",
@@ -120,6 +139,7 @@ async fn build_image(
     State(images): State<Arc<Images>>,
     State(config): State<Arc<Config>>,
     caller: Caller,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let form = multipart_form(multipart, "build")?;
@@ -130,5 +150,6 @@ async fn build_image(
         config.upload_max_files,
     )
     .await?;
-    Ok(ndjson(images.build(&caller, input).await?))
+    let lines = images.build(&caller, input).await?;
+    Ok(ndjson(said_in(Lang::from_headers(&headers), lines)))
 }

@@ -212,7 +212,7 @@ impl Ci {
             Err(EgressError::Forbidden { host, reason }) => Err(Error::broke(
                 "gitlab_url",
                 "egress",
-                [("host", host.to_string()), ("why", reason.to_string())],
+                [("host", host.to_string()), ("near", reason.code().to_string())],
                 format!(
                     "gitlab_url may not point to {host}: {reason}; an administrator can allow a GitLab on the host's own network by name (WM_EGRESS_ALLOWED)"
                 ),

@@ -58,6 +58,22 @@ pub(crate) fn backend_rule(code: &str, field: Option<&str>, why: &Why) -> Option
     Some(Rule { reason, params })
 }
 
+/// The code under which this console says the backend's sentence `reason` (the first
+/// listed with no field): how the last line of a failed build, whose code is its own
+/// (`build_failed`), finds its sentence.
+pub(crate) fn backend_code(reason: &str) -> Option<&'static str> {
+    SAYINGS
+        .iter()
+        .find(|(_, f, r, _)| f.is_empty() && *r == reason)
+        .map(|(c, _, _, _)| *c)
+}
+
+/// The rule of a backend's keyed sentence on a line of a stream (see [`backend_code`]);
+/// `None` for a sentence without a key, or one this console does not know.
+pub(crate) fn line_rule(why: &Why) -> Option<Rule> {
+    backend_rule(backend_code(&why.reason)?, None, why)
+}
+
 const V: &[&str] = &["value"];
 const NONE: &[&str] = &[];
 
@@ -227,7 +243,7 @@ pub(crate) const SAYINGS: &[Saying] = &[
     ("invalid_input", "action", "too_long", NONE),
     ("invalid_input", "target", "too_long", NONE),
     ("invalid_input", "gitlab_url", "not_http", NONE),
-    ("invalid_input", "gitlab_url", "egress", &["host", "why"]),
+    ("invalid_input", "gitlab_url", "egress", &["host", "near"]),
     ("invalid_input", "token", "runner_token", NONE),
     // Builds: the form, the Dockerfile, the context.
     ("invalid_input", "dockerfile", "none", NONE),
@@ -237,7 +253,7 @@ pub(crate) const SAYINGS: &[Saying] = &[
         "invalid_input",
         "dockerfile",
         "add_egress",
-        &["url", "host", "why"],
+        &["url", "host", "near"],
     ),
     ("invalid_input", "dockerfile", "add_unresolvable", &["url"]),
     ("invalid_input", "dockerfile", "add_url", &["url", "why"]),
@@ -304,7 +320,7 @@ pub(crate) const SAYINGS: &[Saying] = &[
     ),
     ("forbidden", "", "built_here", &["prefix"]),
     ("forbidden", "", "policy", &["why"]),
-    ("forbidden", "", "egress", &["registry", "why"]),
+    ("forbidden", "", "egress", &["registry", "near"]),
     ("forbidden", "", "storage_root", NONE),
     // Not there (or not the caller's).
     ("not_found", "", "container", NONE),
@@ -537,15 +553,30 @@ mod tests {
                         .map(|p| p.get(1).unwrap().as_str())
                         .collect();
                     names.sort_unstable();
-                    let listed = SAYINGS.iter().any(|(_, _, r, params)| {
+                    let same = |params: &[&str]| {
                         let mut want = params.to_vec();
                         want.sort_unstable();
-                        *r == reason && want == names
-                    });
+                        want == names
+                    };
+                    let listed = SAYINGS
+                        .iter()
+                        .any(|(_, _, r, params)| *r == reason && same(params));
                     assert!(
                         listed,
                         "{path}: the backend's sentence {reason:?} with the params {names:?} is not in service::said::SAYINGS"
                     );
+                    // A stream's line finds it by its reason alone: the first listed
+                    // with no field is it.
+                    if let Some(code) = backend_code(reason) {
+                        let (_, _, _, params) = SAYINGS
+                            .iter()
+                            .find(|(c, f, r, _)| *c == code && f.is_empty() && *r == reason)
+                            .unwrap();
+                        assert!(
+                            same(params),
+                            "{path}: the backend's sentence {reason:?} is first listed ({code}) with the params {params:?}, not {names:?}"
+                        );
+                    }
                 }
             }
         }

@@ -130,6 +130,23 @@ impl Lang {
         }
     }
 
+    /// What the last line of a failed pull or build says (its `error`: `code`, `reason`,
+    /// `params`), in this language: a pull's fixed sentence by its reason, a backend's
+    /// sentence by its key (`None` in English, where the line's message says it).
+    pub(crate) fn line_error(self, error: &serde_json::Value) -> Option<String> {
+        let reason = error["reason"].as_str()?;
+        if error["code"] == "pull_failed" {
+            return self.t().pull_reason(reason).map(str::to_string);
+        }
+        let params: Vec<(&str, String)> = error["params"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?.to_string())))
+            .collect();
+        self.rule_sentence(crate::service::said::backend_code(reason)?, reason, &params)
+    }
+
     /// The sentence keyed `key` (the field at fault, else the error's code) and `reason`,
     /// with its `params` in it; `None` for English (the error's own message says it) or an
     /// unknown key.
@@ -147,7 +164,7 @@ impl Lang {
             let after = &rest[open + 1..];
             let close = after.find('}').unwrap_or(after.len());
             match params.iter().find(|(n, _)| *n == &after[..close]) {
-                Some((_, value)) => out.push_str(value),
+                Some((name, value)) => out.push_str(self.word(name, value).unwrap_or(value)),
                 None => out.push_str(&format!("{{{}}}", &after[..close])),
             }
             rest = after.get(close + 1..).unwrap_or("");
@@ -155,6 +172,23 @@ impl Lang {
         out.push_str(rest);
         out.push('。');
         Some(out)
+    }
+
+    /// A value that is itself a key, in this language: `near`, why an address is on the
+    /// host's own network (`wm_docker::egress::Near`'s code).
+    fn word(self, param: &str, value: &str) -> Option<&'static str> {
+        Some(match (self, param, value) {
+            (Lang::Ja, "near", "loopback") => "ホスト自身のアドレス（ループバック）です",
+            (Lang::Ja, "near", "unspecified") => "未指定アドレスです",
+            (Lang::Ja, "near", "link_local") => "リンクローカルアドレスです",
+            (Lang::Ja, "near", "multicast") => "マルチキャストアドレスです",
+            (Lang::Ja, "near", "broadcast") => "ブロードキャストアドレスです",
+            (Lang::Ja, "near", "own_address") => "このホスト自身のアドレスの一つです",
+            (Lang::Ja, "near", "container_network") => {
+                "このホストのコンテナネットワーク上のアドレスです"
+            }
+            _ => return None,
+        })
     }
 
     pub(crate) fn t(self) -> &'static Texts {
@@ -1717,12 +1751,12 @@ pub(super) static JA: Texts = Texts {
         ("action", "too_long", "action は256文字以内にしてください"),
         ("target", "too_long", "target は256文字以内にしてください"),
         ("gitlab_url", "not_http", "GitLab の URL は https://gitlab.example.org のような http(s) のアドレスにしてください"),
-        ("gitlab_url", "egress", "GitLab の URL に {host} は使えません（{why}）。ホストのネットワーク内の GitLab は、管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
+        ("gitlab_url", "egress", "GitLab の URL に {host} は使えません（{near}）。ホストのネットワーク内の GitLab は、管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
         ("token", "runner_token", "ランナートークンは英数字・「-」「_」「.」の1〜256文字です"),
         ("dockerfile", "none", "Dockerfile かコンテキストを送ってください"),
         ("dockerfile", "empty", "Dockerfile が空です"),
         ("dockerfile", "not_an_image", "Dockerfile にある「{value}」はイメージの参照ではありません"),
-        ("dockerfile", "add_egress", "ADD {url}: ビルドから {host} には接続できません（{why}）。管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
+        ("dockerfile", "add_egress", "ADD {url}: ビルドから {host} には接続できません（{near}）。管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
         ("dockerfile", "add_unresolvable", "ADD {url}: ホスト名を解決できません"),
         ("dockerfile", "add_url", "ADD {url}: この URL は使えません（{why}）"),
         ("dockerfile", "line", "Dockerfile の{line}行目に誤りがあります（{detail}）"),
@@ -1766,7 +1800,7 @@ pub(super) static JA: Texts = Texts {
         ("forbidden", "registry_not_allowed", "このサーバーでは {registry} からは取得できません。取得できるのは {allowed} です"),
         ("forbidden", "built_here", "{prefix}/... はこのサーバーでビルドしたイメージの場所です。別の名前で取得してください"),
         ("forbidden", "policy", "このサーバーの規則で許可されていません（{why}）"),
-        ("forbidden", "egress", "{registry} からは取得できません（{why}）。ホストのネットワーク内のレジストリは、管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
+        ("forbidden", "egress", "{registry} からは取得できません（{near}）。ホストのネットワーク内のレジストリは、管理者が名前で許可できます（WM_EGRESS_ALLOWED）"),
         ("forbidden", "storage_root", "ストレージの最上位は削除できません。中身を削除してください"),
         ("not_found", "container", "コンテナが見つかりません"),
         ("not_found", "container_named", "コンテナ {name} が見つかりません"),
@@ -2095,6 +2129,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every reason an address is refused as the host's own (`near`) has its words in
+    /// every language but English, whose sentence is the error's message.
+    #[test]
+    fn every_egress_reason_is_said() {
+        for near in wm_docker::egress::Near::ALL {
+            for lang in Lang::ALL {
+                if lang != Lang::En {
+                    let said = lang.word("near", near.code());
+                    assert!(
+                        said.is_some_and(|w| !w.is_ascii()),
+                        "{near:?} in {}",
+                        lang.code()
+                    );
+                }
+            }
+        }
+        let said = Lang::Ja
+            .rule_sentence(
+                "forbidden",
+                "egress",
+                &[
+                    ("registry", "127.0.0.1:5000".into()),
+                    ("near", "loopback".into()),
+                ],
+            )
+            .unwrap();
+        assert!(
+            said.contains("ループバック") && !said.contains("loopback"),
+            "{said}"
+        );
     }
 
     /// A quota's refusal and an image's users are said in Japanese, numbers and all.

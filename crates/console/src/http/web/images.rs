@@ -5,7 +5,7 @@
 //! API and shows each line as it comes; without it, the forms post here and the same
 //! lines stream into the page as HTML.
 
-use super::i18n::Texts;
+use super::i18n::Lang;
 use super::{
     csrf_first, encode, human_size, in_use, notice, page, script, see_other, when, Ctx,
     NoticeQuery, OrPage, PageError, Posted, Refused, Session,
@@ -389,7 +389,8 @@ pub(super) async fn build(
 }
 
 /// One NDJSON progress line as a list item.
-fn line_html(t: &Texts, line: &[u8]) -> String {
+fn line_html(lang: Lang, line: &[u8]) -> String {
+    let t = lang.t();
     let Ok(v) = serde_json::from_slice::<Value>(line) else {
         return String::new();
     };
@@ -399,12 +400,11 @@ fn line_html(t: &Texts, line: &[u8]) -> String {
             html! { li.ok { (t.finished) " " code { (v["image"]["ref"].as_str().unwrap_or("")) } } }
         }
         Some("error") => {
-            // A failed pull is told by its reason, in the page's language.
-            let said = v["error"]["reason"]
-                .as_str()
-                .and_then(|r| t.pull_reason(r))
-                .or(v["error"]["message"].as_str())
-                .unwrap_or("");
+            // A failed pull or build is told by its reason, in the page's language.
+            let said = lang
+                .line_error(&v["error"])
+                .or_else(|| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or_default();
             html! { li.bad { (t.failed) " " (said) } }
         }
         _ => {
@@ -422,7 +422,7 @@ fn line_html(t: &Texts, line: &[u8]) -> String {
 /// browser without JavaScript shows the progress live too.
 fn stream_page(ctx: &Ctx, title: &str, ndjson: Response) -> Response {
     const MARK: &str = "<!--lines-->";
-    let t = ctx.t;
+    let (t, lang) = (ctx.t, ctx.lang);
     let whole = page(
         ctx,
         title,
@@ -444,7 +444,7 @@ fn stream_page(ctx: &Ctx, title: &str, ndjson: Response) -> Response {
             loop {
                 if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=pos).collect();
-                    return Some((line_html(t, &line), (body, buf, ended)));
+                    return Some((line_html(lang, &line), (body, buf, ended)));
                 }
                 if ended {
                     return None;

@@ -275,7 +275,7 @@ impl Images {
                         [
                             ("url", url.to_string()),
                             ("host", host.to_string()),
-                            ("why", reason.to_string()),
+                            ("near", reason.code().to_string()),
                         ],
                         format!(
                             "ADD {url}: builds may not fetch from {host} ({reason}); an administrator can allow it by name (WM_EGRESS_ALLOWED)"

@@ -150,7 +150,10 @@ impl Images {
             Ok(()) => Ok(()),
             Err(EgressError::Forbidden { reason, .. }) => Err(Error::forbidden(
                 "egress",
-                [("registry", registry.to_string()), ("why", reason.to_string())],
+                [
+                    ("registry", registry.to_string()),
+                    ("near", reason.code().to_string()),
+                ],
                 format!(
                     "pulls from {registry} are not allowed: {reason}; an administrator can allow a registry on the host's own network by name (WM_EGRESS_ALLOWED)"
                 ),
@@ -276,12 +279,24 @@ impl Images {
                             e.to_string()
                         };
                         let mut line = error_line(code, &message);
+                        // Which sentence it is, for readers of another language: a pull's
+                        // fixed sentence, a backend's keyed one (as an error answer
+                        // carries it).
                         if verb == "pulling" {
-                            // Which fixed sentence it is, for pages that tell it in their
-                            // own language.
                             let reason =
                                 PullFailure::recognize(&message).unwrap_or(PullFailure::Failed);
                             line["error"]["reason"] = Value::String(reason.code().into());
+                        } else if let Some(rule) = e.why().and_then(crate::service::said::line_rule)
+                        {
+                            line["error"]["reason"] = Value::String(rule.reason.into());
+                            if !rule.params.is_empty() {
+                                line["error"]["params"] = rule
+                                    .params
+                                    .into_iter()
+                                    .map(|(k, v)| (k.to_string(), Value::String(v)))
+                                    .collect::<serde_json::Map<_, _>>()
+                                    .into();
+                            }
                         }
                         failure = Some(line);
                         break;
@@ -363,7 +378,11 @@ pub(super) fn on_host(id: &str, progress: wm_backend::ProgressStream) -> HostPro
     progress
         .map(move |step| {
             step.map(|p| (id.clone(), p)).map_err(|e| match e {
-                BackendError::Refused(m) => BackendError::Refused(format!("{id}: {m}").into()),
+                // Its key stays: the host is named in English only.
+                BackendError::Refused(why) => BackendError::Refused(wm_backend::Why {
+                    text: format!("{id}: {}", why.text),
+                    ..why
+                }),
                 other => other,
             })
         })
